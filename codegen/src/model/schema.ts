@@ -1,0 +1,44 @@
+import { BUILTIN_TYPES, type BuiltinTypeName, type Member, type Schema, type TypeDef, type TypeRef } from './ir.js';
+
+const builtins: ReadonlySet<string> = new Set(BUILTIN_TYPES);
+
+export function isBuiltin(name: string): name is BuiltinTypeName {
+  return builtins.has(name);
+}
+
+export function named(name: string): TypeRef {
+  return { kind: 'named', name };
+}
+
+export function arrayOf(element: TypeRef): TypeRef {
+  return { kind: 'array', element };
+}
+
+/** `[BlockInfo]` style rendering of a type reference, as QAPI writes it. */
+export function typeRefToString(ref: TypeRef): string {
+  return ref.kind === 'named' ? ref.name : `[${typeRefToString(ref.element)}]`;
+}
+
+/** The innermost named type of a reference. */
+export function baseName(ref: TypeRef): string {
+  return ref.kind === 'named' ? ref.name : baseName(ref.element);
+}
+
+export function lookupType(schema: Schema, name: string): TypeDef | undefined {
+  return schema.types.get(name);
+}
+
+/**
+ * Members of a struct or union including its base chain, base members first — the view
+ * introspection gives. Returns `undefined` for types that have no members.
+ */
+export function allMembers(schema: Schema, name: string): readonly Member[] | undefined {
+  const def = schema.types.get(name);
+  if (!def) return undefined;
+  if (def.kind === 'struct') {
+    const inherited = def.base ? (allMembers(schema, def.base) ?? []) : [];
+    return [...inherited, ...def.members];
+  }
+  if (def.kind === 'union') return allMembers(schema, def.base) ?? [];
+  return undefined;
+}
