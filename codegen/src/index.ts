@@ -14,3 +14,7 @@ export type * from './model/ir.js';
 export { implicitNames, pascalCase } from './model/naming.js';
 export { allMembers, baseName, isBuiltin, typeRefToString } from './model/schema.js';
 export { GENERATOR_VERSION } from './version.js';
+export type { Capture, CaptureResult } from './introspection/capture.js';
+export { captureFromBinary, captureSchema, formatSchemaList } from './introspection/capture.js';
+export type { RecoveredNames } from './introspection/recover.js';
+export { recoverNames } from './introspection/recover.js';

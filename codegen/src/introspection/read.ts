@@ -388,7 +388,7 @@ export function readIntrospection(input: IntrospectionInput): Schema {
   }
   // Types not reachable from any command or event (should not happen in QEMU's output).
   for (const i of [...infos.values()].sort(byName)) {
-    if (i['meta-type'] !== 'builtin' && i['meta-type'] !== 'array')
+    if (i['meta-type'] !== 'builtin' && i['meta-type'] !== 'array' && !isEmptyObject(i.name))
       visit(i.name, `Type${i.name}`, { owner: i.name, role: 'member' });
   }
 
@@ -426,6 +426,7 @@ export function readIntrospection(input: IntrospectionInput): Schema {
     types.set(def.name, def);
   };
   for (const i of infos.values()) {
+    if (!finalName.has(i.name)) continue; // the empty object type standing for "nothing"
     switch (i['meta-type']) {
       case 'builtin':
       case 'array':

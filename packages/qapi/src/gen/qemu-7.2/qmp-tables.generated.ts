@@ -2781,10 +2781,6 @@ export const tables: SchemaTables = {
             kind: "enum",
             values: ["individual", "grouped"]
         },
-        Type0: {
-            kind: "object",
-            members: []
-        },
         Type393: {
             kind: "object",
             members: [{ name: "left-command-key", type: "bool", optional: true }, { name: "full-grab", type: "bool", optional: true }, { name: "swap-opt-cmd", type: "bool", optional: true }]

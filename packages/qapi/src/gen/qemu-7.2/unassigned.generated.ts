@@ -8099,12 +8099,6 @@ export const TransactionArgumentsPropertiesCompletionMode = {
 } as const;
 
 /**
- * QAPI struct of `0`.
- */
-export interface Type0 {
-}
-
-/**
  * QAPI struct of `393`.
  */
 export interface Type393 {

@@ -1,0 +1,106 @@
+/**
+ * pnpm bench:codegen — prints numbers, and ratios against baselines measured in the same run.
+ *
+ * 1. Wall time of QEMU 7.2 QAPI source → TypeScript (parse + check + emit), median of 5.
+ *    Needs the source cache (`pnpm schemas:source`). Goal < 2 s.
+ * 2. Wall time of the committed capture → TypeScript (introspection path), median of 5.
+ * 3. `tsc --noEmit` of a consumer importing `@qmpkit/qapi/qemu-7.2` (built .d.ts, as users
+ *    get it) and calling a few commands, against an empty consumer in the same run.
+ *    Goal: < +1.5 s.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { emitTypeScript, GENERATOR_VERSION, type NameMap, readIntrospection } from '@qmpkit/codegen';
+import { loadQapiSource } from '../../codegen/src/source/index.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
+
+function time(fn: () => void, runs: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    fn();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+const emitOptions = { runtimeImport: '@qmpkit/qapi/runtime-v1', generatorVersion: GENERATOR_VERSION, qemuVersion: '7.2', docs: true };
+
+const sourceMain = path.join(repoRoot, '.cache/qapi-source/qemu-7.2/qapi/qapi-schema.json');
+if (existsSync(sourceMain)) {
+  let files = 0;
+  const runs = time(() => {
+    files = emitTypeScript(loadQapiSource(sourceMain), { ...emitOptions, inputDescription: 'qapi-schema.json' }).size;
+  }, 5);
+  console.log(`source → TS (7.2, ${files} files):         median ${fmt(median(runs))}  runs ${runs.map(fmt).join(' ')}  (goal < 2 s)`);
+} else {
+  console.log('source → TS: skipped, no QAPI source cache (run `pnpm schemas:source`)');
+}
+
+const capture = path.join(repoRoot, 'schemas/qemu-7.2/query-qmp-schema.json');
+const captureText = readFileSync(capture, 'utf8');
+const names = JSON.parse(readFileSync(path.join(repoRoot, 'schemas/qemu-7.2/names.json'), 'utf8')) as NameMap;
+const introRuns = time(() => {
+  emitTypeScript(readIntrospection({ file: 'capture', text: captureText, names }), { ...emitOptions, inputDescription: 'capture' });
+}, 5);
+console.log(`capture → TS (7.2):                   median ${fmt(median(introRuns))}`);
+
+// --- tsc cost for a consumer -------------------------------------------------------------
+const tscBin = path.join(repoRoot, 'node_modules/typescript/bin/tsc');
+const qapiDir = path.join(repoRoot, 'packages/qapi');
+const build = spawnSync(process.execPath, [tscBin, '-p', path.join(qapiDir, 'tsconfig.build.json')], { encoding: 'utf8' });
+if (build.status !== 0) throw new Error(`building @qmpkit/qapi failed:\n${build.stdout}${build.stderr}`);
+
+const work = mkdtempSync(path.join(tmpdir(), 'qmpkit-bench-'));
+try {
+  const project = (name: string, source: string) => {
+    const dir = path.join(work, name);
+    mkdirSync(path.join(dir, 'node_modules/@qmpkit'), { recursive: true });
+    symlinkSync(qapiDir, path.join(dir, 'node_modules/@qmpkit/qapi'));
+    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, type: 'module', private: true }));
+    writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: false, types: [] }, files: ['main.ts'] }),
+    );
+    writeFileSync(path.join(dir, 'main.ts'), source);
+    return dir;
+  };
+  const empty = project('empty', 'export const answer: number = 42;\n');
+  const consumer = project(
+    'consumer',
+    `import type { Commands } from '@qmpkit/qapi/qemu-7.2';
+declare function execute<K extends keyof Commands>(name: K, ...args: Commands[K]['args'] extends undefined ? [] : [Commands[K]['args']]): Promise<Commands[K]['returns']>;
+export async function main(): Promise<string> {
+  const status = await execute('query-status');
+  await execute('blockdev-add', { driver: 'qcow2', 'node-name': 'disk0', file: { driver: 'file', filename: 'disk.qcow2' } });
+  const blocks = await execute('query-block');
+  await execute('device_add', { driver: 'virtio-blk-pci', id: 'vd0' });
+  const jobs = await execute('query-jobs');
+  return status.status + blocks.length + jobs.length;
+}
+`,
+  );
+  const tsc = (dir: string) => {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [tscBin, '-p', dir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`tsc failed in ${dir}:\n${r.stdout}${r.stderr}`);
+    return performance.now() - t0;
+  };
+  const emptyRuns: number[] = [];
+  const consumerRuns: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    emptyRuns.push(tsc(empty));
+    consumerRuns.push(tsc(consumer));
+  }
+  const e = median(emptyRuns);
+  const c = median(consumerRuns);
+  console.log(`tsc --noEmit, empty consumer:         median ${fmt(e)}`);
+  console.log(`tsc --noEmit, consumer of qemu-7.2:   median ${fmt(c)}  (+${fmt(c - e)}, ratio ${(c / e).toFixed(2)}; goal < +1.5 s)`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
