@@ -1,0 +1,881 @@
+/**
+ * The TypeScript emitter: IR → a map of file name → file text. Pure: no I/O.
+ *
+ * Code is built with the TypeScript compiler's node factory and printed by its printer, so
+ * every file is syntactically valid by construction and output is byte-identical for the
+ * same input. Definitions are sorted by name inside each file.
+ */
+import ts from 'typescript';
+import { CodegenError } from '../errors.js';
+import type {
+  AlternateDef,
+  CommandDef,
+  Condition,
+  Definition,
+  EnumDef,
+  EventDef,
+  Feature,
+  Member,
+  Schema,
+  StructDef,
+  TypeDef,
+  TypeRef,
+  UnionDef,
+} from '../model/ir.js';
+import { allMembers, isBuiltin, typeRefToString } from '../model/schema.js';
+import { buildTables } from './tables.js';
+
+const f = ts.factory;
+
+export interface EmitOptions {
+  /** Module specifier generated code imports the runtime from. */
+  readonly runtimeImport: string;
+  /** Version of the generator, written into each file's preamble. */
+  readonly generatorVersion: string;
+  /** Human description of the input (path relative to the repo, or a file name). */
+  readonly inputDescription: string;
+  /** The QEMU version the bindings describe (e.g. "7.2.22"). */
+  readonly qemuVersion: string;
+  /** Put doc comments from the input into JSDoc (default true). */
+  readonly docs?: boolean;
+}
+
+/** Names a generated type may not take: they would shadow globals the output relies on. */
+const RESERVED_TYPE_NAMES = new Set([
+  'Record',
+  'Array',
+  'Object',
+  'Promise',
+  'Partial',
+  'Readonly',
+  'unknown',
+  'never',
+]);
+
+const INTEGER_BUILTINS = new Set([
+  'int',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'size',
+]);
+const QTYPE_VALUES = ['none', 'qnull', 'qnum', 'qstring', 'qdict', 'qlist', 'qbool'];
+
+export const FILE_SUFFIX = '.generated.ts';
+const SPECIAL_FILES = ['index', 'qmp-commands', 'qmp-events', 'qmp-tables'];
+const UNASSIGNED_MODULE = 'unassigned';
+
+const isIdentifier = (name: string) => /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name);
+const propertyName = (name: string): ts.PropertyName =>
+  isIdentifier(name) ? f.createIdentifier(name) : f.createStringLiteral(name);
+const lowerFirst = (name: string) => name.charAt(0).toLowerCase() + name.slice(1);
+
+function conditionText(cond: Condition): string {
+  switch (cond.kind) {
+    case 'config':
+      return cond.name;
+    case 'not':
+      return `!${conditionText(cond.of)}`;
+    case 'all':
+      return cond.of
+        .map((c) => (c.kind === 'any' ? `(${conditionText(c)})` : conditionText(c)))
+        .join(' && ');
+    case 'any':
+      return cond.of
+        .map((c) => (c.kind === 'all' ? `(${conditionText(c)})` : conditionText(c)))
+        .join(' || ');
+  }
+}
+
+/** Builds a JSDoc block from lines; empty when there is nothing to say. */
+function jsDoc<T extends ts.Node>(node: T, lines: readonly string[]): T {
+  const body = lines
+    .flatMap((line) => line.split('\n'))
+    .map((line) => line.replace(/\*\//g, '*\u200b/').trimEnd());
+  while (body.length > 0 && body[body.length - 1] === '') body.pop();
+  if (body.length === 0) return node;
+  const text = `*\n${body.map((line) => (line ? ` * ${line}` : ' *')).join('\n')}\n `;
+  return ts.addSyntheticLeadingComment(node, ts.SyntaxKind.MultiLineCommentTrivia, text, true);
+}
+
+function featureTags(features: readonly Feature[]): string[] {
+  const lines: string[] = [];
+  for (const feature of features) {
+    if (feature.name === 'deprecated')
+      lines.push(`@deprecated${feature.doc ? ` ${feature.doc}` : ' (QAPI feature `deprecated`)'}`);
+    else if (feature.name === 'unstable')
+      lines.push(`@experimental${feature.doc ? ` ${feature.doc}` : ' (QAPI feature `unstable`)'}`);
+  }
+  const other = features.filter((x) => x.name !== 'deprecated' && x.name !== 'unstable');
+  if (other.length > 0)
+    lines.push(
+      `Features: ${other.map((x) => `\`${x.name}\`${x.doc ? ` — ${x.doc}` : ''}`).join('; ')}`,
+    );
+  return lines;
+}
+
+function getOrCreate<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  const existing = map.get(key);
+  if (existing !== undefined) return existing;
+  const created = make();
+  map.set(key, created);
+  return created;
+}
+
+class FileBuilder {
+  readonly statements: ts.Statement[] = [];
+  /** file stem → names imported as types */
+  private readonly typeImports = new Map<string, Set<string>>();
+  private readonly runtimeImports = new Set<string>();
+  private readonly runtimeValueImports = new Set<string>();
+  private readonly valueImports = new Map<string, Set<string>>();
+
+  constructor(readonly stem: string) {}
+
+  importType(stem: string, name: string): void {
+    if (stem === this.stem) return;
+    getOrCreate(this.typeImports, stem, () => new Set<string>()).add(name);
+  }
+
+  importValue(stem: string, name: string): void {
+    getOrCreate(this.valueImports, stem, () => new Set<string>()).add(name);
+  }
+
+  importRuntimeType(name: string): void {
+    this.runtimeImports.add(name);
+  }
+
+  importRuntimeValue(name: string): void {
+    this.runtimeValueImports.add(name);
+  }
+
+  imports(runtimeImport: string): ts.Statement[] {
+    const out: ts.Statement[] = [];
+    const specifiers = (names: Iterable<string>) =>
+      [...names]
+        .sort()
+        .map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n)));
+    if (this.runtimeImports.size > 0) {
+      out.push(
+        f.createImportDeclaration(
+          undefined,
+          f.createImportClause(
+            true,
+            undefined,
+            f.createNamedImports(specifiers(this.runtimeImports)),
+          ),
+          f.createStringLiteral(runtimeImport),
+        ),
+      );
+    }
+    if (this.runtimeValueImports.size > 0) {
+      out.push(
+        f.createImportDeclaration(
+          undefined,
+          f.createImportClause(
+            false,
+            undefined,
+            f.createNamedImports(specifiers(this.runtimeValueImports)),
+          ),
+          f.createStringLiteral(runtimeImport),
+        ),
+      );
+    }
+    for (const stem of [...this.valueImports.keys()].sort()) {
+      out.push(
+        f.createImportDeclaration(
+          undefined,
+          f.createImportClause(
+            false,
+            undefined,
+            f.createNamedImports(specifiers(this.valueImports.get(stem)!)),
+          ),
+          f.createStringLiteral(`./${stem}.generated.js`),
+        ),
+      );
+    }
+    for (const stem of [...this.typeImports.keys()].sort()) {
+      out.push(
+        f.createImportDeclaration(
+          undefined,
+          f.createImportClause(
+            true,
+            undefined,
+            f.createNamedImports(specifiers(this.typeImports.get(stem)!)),
+          ),
+          f.createStringLiteral(`./${stem}.generated.js`),
+        ),
+      );
+    }
+    return out;
+  }
+}
+
+/** A JSON-like value as an expression (object keys quoted only where needed). */
+function literal(value: unknown, multiLineDepth: number): ts.Expression {
+  if (value === null) return f.createNull();
+  if (typeof value === 'string') return f.createStringLiteral(value);
+  if (typeof value === 'number') {
+    return value < 0
+      ? f.createPrefixUnaryExpression(ts.SyntaxKind.MinusToken, f.createNumericLiteral(-value))
+      : f.createNumericLiteral(value);
+  }
+  if (typeof value === 'boolean') return value ? f.createTrue() : f.createFalse();
+  if (Array.isArray(value))
+    return f.createArrayLiteralExpression(
+      value.map((v) => literal(v, multiLineDepth - 1)),
+      false,
+    );
+  if (typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(
+      ([, v]) => v !== undefined,
+    );
+    return f.createObjectLiteralExpression(
+      entries.map(([k, v]) =>
+        f.createPropertyAssignment(propertyName(k), literal(v, multiLineDepth - 1)),
+      ),
+      multiLineDepth > 0,
+    );
+  }
+  throw new CodegenError(`cannot emit a literal of type ${typeof value}`);
+}
+
+class Emitter {
+  private readonly docs: boolean;
+  private readonly files = new Map<string, FileBuilder>();
+  /** type name → file stem */
+  private readonly home = new Map<string, string>();
+
+  constructor(
+    private readonly schema: Schema,
+    private readonly options: EmitOptions,
+  ) {
+    this.docs = options.docs ?? true;
+    for (const def of schema.types.values()) {
+      if (RESERVED_TYPE_NAMES.has(def.name)) {
+        throw new CodegenError(
+          `type name '${def.name}' would shadow a TypeScript global; rename it in the schema`,
+        );
+      }
+      this.home.set(def.name, this.moduleStem(def));
+    }
+    for (const stem of new Set(this.home.values())) {
+      if (SPECIAL_FILES.includes(stem))
+        throw new CodegenError(`QAPI module '${stem}' clashes with a generated file name`);
+    }
+  }
+
+  private moduleStem(def: Definition): string {
+    const module = def.module ?? UNASSIGNED_MODULE;
+    return module.replace(/[^A-Za-z0-9_-]/g, '_');
+  }
+
+  private file(stem: string): FileBuilder {
+    return getOrCreate(this.files, stem, () => new FileBuilder(stem));
+  }
+
+  private typeNode(ref: TypeRef, file: FileBuilder): ts.TypeNode {
+    if (ref.kind === 'array')
+      return f.createArrayTypeNode(this.parenthesize(this.typeNode(ref.element, file)));
+    const name = ref.name;
+    if (isBuiltin(name)) {
+      if (name === 'str') return f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword);
+      if (name === 'number' || INTEGER_BUILTINS.has(name))
+        return f.createKeywordTypeNode(ts.SyntaxKind.NumberKeyword);
+      if (name === 'bool') return f.createKeywordTypeNode(ts.SyntaxKind.BooleanKeyword);
+      if (name === 'null') return f.createLiteralTypeNode(f.createNull());
+      if (name === 'any') return f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword);
+      return f.createUnionTypeNode(
+        QTYPE_VALUES.map((v) => f.createLiteralTypeNode(f.createStringLiteral(v))),
+      );
+    }
+    const stem = this.home.get(name);
+    if (stem === undefined) throw new CodegenError(`reference to undefined type '${name}'`);
+    file.importType(stem, name);
+    return f.createTypeReferenceNode(name);
+  }
+
+  private parenthesize(node: ts.TypeNode): ts.TypeNode {
+    return ts.isUnionTypeNode(node) ? f.createParenthesizedType(node) : node;
+  }
+
+  private definitionDoc(def: Definition, what: string): string[] {
+    const lines: string[] = [];
+    if (this.docs && def.doc?.text) lines.push(def.doc.text, '');
+    if (this.docs) {
+      for (const section of def.doc?.sections ?? []) {
+        if (section.tag.toLowerCase() === 'since') continue;
+        lines.push(`${section.tag}: ${section.text}`, '');
+      }
+    }
+    const implicit = 'implicit' in def ? def.implicit : undefined;
+    const origin = implicit
+      ? `${what} of ${implicit.role === 'arguments' ? 'command' : implicit.role === 'event-data' ? 'event' : ''}${implicit.role === 'arguments' || implicit.role === 'event-data' ? ' ' : ''}\`${implicit.owner}\`${implicit.detail ? ` (${implicit.detail})` : ''}`
+      : what;
+    lines.push(`${origin}${def.module ? ` — QAPI module \`${def.module}\`` : ''}.`);
+    if (def.if) lines.push(`Only when built with: \`${conditionText(def.if)}\``);
+    if (def.doc?.since) lines.push(`@since ${def.doc.since}`);
+    lines.push(...featureTags(def.features));
+    return lines;
+  }
+
+  private memberDoc(member: {
+    doc?: string;
+    if?: Condition;
+    features: readonly Feature[];
+  }): string[] {
+    const lines: string[] = [];
+    if (this.docs && member.doc) lines.push(member.doc);
+    if (member.if) lines.push(`Only when built with: \`${conditionText(member.if)}\``);
+    lines.push(...featureTags(member.features));
+    return lines;
+  }
+
+  private exportModifiers() {
+    return [f.createModifier(ts.SyntaxKind.ExportKeyword)];
+  }
+
+  private members(list: readonly Member[], file: FileBuilder): ts.TypeElement[] {
+    return list.map((m) =>
+      jsDoc(
+        f.createPropertySignature(
+          undefined,
+          propertyName(m.name),
+          m.optional ? f.createToken(ts.SyntaxKind.QuestionToken) : undefined,
+          this.typeNode(m.type, file),
+        ),
+        this.memberDoc(m),
+      ),
+    );
+  }
+
+  private emitEnum(def: EnumDef, file: FileBuilder): void {
+    const doc = this.definitionDoc(def, 'QAPI enum');
+    const union =
+      def.values.length === 0
+        ? f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword)
+        : f.createUnionTypeNode(
+            def.values.map((v) => f.createLiteralTypeNode(f.createStringLiteral(v.name))),
+          );
+    file.statements.push(
+      jsDoc(f.createTypeAliasDeclaration(this.exportModifiers(), def.name, undefined, union), doc),
+    );
+    const object = f.createObjectLiteralExpression(
+      def.values.map((v) =>
+        jsDoc(
+          f.createPropertyAssignment(propertyName(v.name), f.createStringLiteral(v.name)),
+          this.memberDoc(v),
+        ),
+      ),
+      true,
+    );
+    file.statements.push(
+      jsDoc(
+        f.createVariableStatement(
+          this.exportModifiers(),
+          f.createVariableDeclarationList(
+            [
+              f.createVariableDeclaration(
+                def.name,
+                undefined,
+                undefined,
+                f.createAsExpression(object, f.createTypeReferenceNode('const')),
+              ),
+            ],
+            ts.NodeFlags.Const,
+          ),
+        ),
+        [`The values of {@link ${def.name}}, keyed by wire name.`],
+      ),
+    );
+  }
+
+  private emitStruct(def: StructDef, file: FileBuilder): void {
+    if (def.base) this.typeNode({ kind: 'named', name: def.base }, file); // records the import
+    const heritage = def.base
+      ? [
+          f.createHeritageClause(ts.SyntaxKind.ExtendsKeyword, [
+            f.createExpressionWithTypeArguments(f.createIdentifier(def.base), undefined),
+          ]),
+        ]
+      : undefined;
+    file.statements.push(
+      jsDoc(
+        f.createInterfaceDeclaration(
+          this.exportModifiers(),
+          def.name,
+          undefined,
+          heritage,
+          this.members(def.members, file),
+        ),
+        this.definitionDoc(def, 'QAPI struct'),
+      ),
+    );
+  }
+
+  private emitUnion(def: UnionDef, file: FileBuilder): void {
+    const baseRef = this.typeNode({ kind: 'named', name: def.base }, file);
+    const tagMember = (allMembers(this.schema, def.base) ?? []).find(
+      (m) => m.name === def.discriminator,
+    );
+    const tagType =
+      tagMember?.type.kind === 'named' ? this.schema.types.get(tagMember.type.name) : undefined;
+    if (tagType?.kind !== 'enum') {
+      throw new CodegenError(
+        `union '${def.name}': discriminator '${def.discriminator}' is not an enum member of its base`,
+      );
+    }
+    const branchOf = new Map(def.branches.map((b) => [b.case, b]));
+    const tagLiteral = (values: readonly string[]) =>
+      f.createTypeLiteralNode([
+        f.createPropertySignature(
+          undefined,
+          propertyName(def.discriminator),
+          undefined,
+          values.length === 1
+            ? f.createLiteralTypeNode(f.createStringLiteral(values[0]!))
+            : f.createUnionTypeNode(
+                values.map((v) => f.createLiteralTypeNode(f.createStringLiteral(v))),
+              ),
+        ),
+      ]);
+    const arms: ts.TypeNode[] = [];
+    for (const value of tagType.values) {
+      const branch = branchOf.get(value.name);
+      if (!branch) continue;
+      arms.push(
+        f.createIntersectionTypeNode([
+          baseRef,
+          tagLiteral([value.name]),
+          this.typeNode({ kind: 'named', name: branch.type }, file),
+        ]),
+      );
+    }
+    const empty = tagType.values.filter((v) => !branchOf.has(v.name)).map((v) => v.name);
+    if (empty.length > 0) arms.push(f.createIntersectionTypeNode([baseRef, tagLiteral(empty)]));
+    const type = arms.length === 1 ? arms[0]! : f.createUnionTypeNode(arms);
+    file.statements.push(
+      jsDoc(f.createTypeAliasDeclaration(this.exportModifiers(), def.name, undefined, type), [
+        ...this.definitionDoc(def, 'QAPI union'),
+        `Discriminated by \`${def.discriminator}\`.`,
+      ]),
+    );
+  }
+
+  private emitAlternate(def: AlternateDef, file: FileBuilder): void {
+    const alternatives = def.alternatives.map((a) => this.typeNode(a.type, file));
+    file.statements.push(
+      jsDoc(
+        f.createTypeAliasDeclaration(
+          this.exportModifiers(),
+          def.name,
+          undefined,
+          alternatives.length === 1 ? alternatives[0]! : f.createUnionTypeNode(alternatives),
+        ),
+        [
+          ...this.definitionDoc(def, 'QAPI alternate'),
+          ...(this.docs
+            ? def.alternatives.filter((a) => a.doc).map((a) => `- \`${a.name}\`: ${a.doc}`)
+            : []),
+        ],
+      ),
+    );
+    // Runtime guard: which alternative a value is, decided by JSON type as QEMU does.
+    file.importRuntimeValue('alternateBranch');
+    file.importValue('qmp-tables', 'tables');
+    const refs = def.alternatives.map((a) => typeRefToString(a.type));
+    const resultType = f.createUnionTypeNode(
+      refs.map((r) => f.createLiteralTypeNode(f.createStringLiteral(r))),
+    );
+    const body = f.createBlock(
+      [
+        f.createReturnStatement(
+          f.createAsExpression(
+            f.createCallExpression(f.createIdentifier('alternateBranch'), undefined, [
+              f.createIdentifier('tables'),
+              f.createStringLiteral(def.name),
+              f.createIdentifier('value'),
+            ]),
+            f.createUnionTypeNode([
+              resultType,
+              f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword),
+            ]),
+          ),
+        ),
+      ],
+      true,
+    );
+    file.statements.push(
+      jsDoc(
+        f.createFunctionDeclaration(
+          this.exportModifiers(),
+          undefined,
+          `${lowerFirst(def.name)}Branch`,
+          undefined,
+          [
+            f.createParameterDeclaration(
+              undefined,
+              undefined,
+              'value',
+              undefined,
+              f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword),
+            ),
+          ],
+          f.createUnionTypeNode([
+            resultType,
+            f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword),
+          ]),
+          body,
+        ),
+        [
+          `Which alternative of {@link ${def.name}} \`value\` is, decided by its JSON type as QEMU decides;`,
+          '`undefined` when no alternative accepts it.',
+        ],
+      ),
+    );
+  }
+
+  private emitType(def: TypeDef): void {
+    const file = this.file(this.home.get(def.name)!);
+    switch (def.kind) {
+      case 'enum':
+        this.emitEnum(def, file);
+        break;
+      case 'struct':
+        this.emitStruct(def, file);
+        break;
+      case 'union':
+        this.emitUnion(def, file);
+        break;
+      case 'alternate':
+        this.emitAlternate(def, file);
+        break;
+    }
+  }
+
+  private emitCommands(): FileBuilder {
+    const file = this.file('qmp-commands');
+    const emptyReturn = f.createTypeReferenceNode('Record', [
+      f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
+      f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword),
+    ]);
+    const entries = [...this.schema.commands.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((c: CommandDef) => {
+        const props: ts.TypeElement[] = [
+          f.createPropertySignature(
+            undefined,
+            'args',
+            undefined,
+            c.args !== undefined
+              ? this.typeNode({ kind: 'named', name: c.args }, file)
+              : f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword),
+          ),
+          f.createPropertySignature(
+            undefined,
+            'returns',
+            undefined,
+            c.returns ? this.typeNode(c.returns, file) : emptyReturn,
+          ),
+        ];
+        if (c.allowOob)
+          props.push(
+            f.createPropertySignature(
+              undefined,
+              'oob',
+              undefined,
+              f.createLiteralTypeNode(f.createTrue()),
+            ),
+          );
+        return jsDoc(
+          f.createPropertySignature(
+            undefined,
+            propertyName(c.name),
+            undefined,
+            f.createTypeLiteralNode(props),
+          ),
+          this.definitionDoc(c, 'QMP command'),
+        );
+      });
+    file.statements.push(
+      jsDoc(
+        f.createInterfaceDeclaration(
+          this.exportModifiers(),
+          'Commands',
+          undefined,
+          undefined,
+          entries,
+        ),
+        [
+          `Every QMP command of QEMU ${this.options.qemuVersion}, keyed by wire name: \`args\` is the`,
+          '`arguments` object (`undefined`: none), `returns` what `return` holds, `oob` marks commands',
+          'allowed with `exec-oob`.',
+        ],
+      ),
+    );
+    return file;
+  }
+
+  private emitEvents(): FileBuilder {
+    const file = this.file('qmp-events');
+    const entries = [...this.schema.events.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((e: EventDef) =>
+        jsDoc(
+          f.createPropertySignature(
+            undefined,
+            propertyName(e.name),
+            undefined,
+            f.createTypeLiteralNode([
+              f.createPropertySignature(
+                undefined,
+                'data',
+                undefined,
+                e.data !== undefined
+                  ? this.typeNode({ kind: 'named', name: e.data }, file)
+                  : f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword),
+              ),
+            ]),
+          ),
+          this.definitionDoc(e, 'QMP event'),
+        ),
+      );
+    file.statements.push(
+      jsDoc(
+        f.createInterfaceDeclaration(
+          this.exportModifiers(),
+          'Events',
+          undefined,
+          undefined,
+          entries,
+        ),
+        [
+          `Every QMP event of QEMU ${this.options.qemuVersion}, keyed by wire name; \`data\` is the`,
+          "event's `data` (`undefined`: the event carries none).",
+        ],
+      ),
+    );
+    return file;
+  }
+
+  private emitTables(): FileBuilder {
+    const file = this.file('qmp-tables');
+    file.importRuntimeType('SchemaTables');
+    const data = buildTables(this.schema, this.options.qemuVersion);
+    file.statements.push(
+      jsDoc(
+        f.createVariableStatement(
+          this.exportModifiers(),
+          f.createVariableDeclarationList(
+            [
+              f.createVariableDeclaration(
+                'tables',
+                undefined,
+                f.createTypeReferenceNode('SchemaTables'),
+                literal(data, 3),
+              ),
+            ],
+            ts.NodeFlags.Const,
+          ),
+        ),
+        [
+          `Runtime schema tables of QEMU ${this.options.qemuVersion} (format 1), read by the validator.`,
+        ],
+      ),
+    );
+    return file;
+  }
+
+  private emitIndex(moduleStems: readonly string[]): FileBuilder {
+    const file = this.file('index');
+    for (const stem of moduleStems) {
+      file.statements.push(
+        f.createExportDeclaration(
+          undefined,
+          false,
+          undefined,
+          f.createStringLiteral(`./${stem}.generated.js`),
+        ),
+      );
+    }
+    file.statements.push(
+      f.createExportDeclaration(
+        undefined,
+        true,
+        f.createNamedExports([f.createExportSpecifier(false, undefined, 'Commands')]),
+        f.createStringLiteral('./qmp-commands.generated.js'),
+      ),
+      f.createExportDeclaration(
+        undefined,
+        true,
+        f.createNamedExports([f.createExportSpecifier(false, undefined, 'Events')]),
+        f.createStringLiteral('./qmp-events.generated.js'),
+      ),
+      f.createExportDeclaration(
+        undefined,
+        false,
+        f.createNamedExports([f.createExportSpecifier(false, undefined, 'tables')]),
+        f.createStringLiteral('./qmp-tables.generated.js'),
+      ),
+    );
+    file.importValue('qmp-tables', 'tables');
+    file.importRuntimeType('ValidateOptions');
+    file.importRuntimeType('ValidationProblem');
+    file.statements.push(
+      jsDoc(
+        f.createVariableStatement(
+          this.exportModifiers(),
+          f.createVariableDeclarationList(
+            [
+              f.createVariableDeclaration(
+                'qemuVersion',
+                undefined,
+                undefined,
+                f.createStringLiteral(this.options.qemuVersion),
+              ),
+            ],
+            ts.NodeFlags.Const,
+          ),
+        ),
+        ['The QEMU version these bindings were generated for.'],
+      ),
+    );
+    const validators: [string, string, string, string][] = [
+      [
+        'validateArgs',
+        'command',
+        'Validates the `arguments` of a command against the schema.',
+        'validateArgs',
+      ],
+      [
+        'validateReturn',
+        'command',
+        'Validates what a command returned against the schema.',
+        'validateReturn',
+      ],
+      [
+        'validateEvent',
+        'event',
+        "Validates an event's `data` against the schema.",
+        'validateEvent',
+      ],
+    ];
+    for (const [name, param, doc, runtimeName] of validators) {
+      const alias = `${runtimeName}In`;
+      file.statements.unshift(
+        f.createImportDeclaration(
+          undefined,
+          f.createImportClause(
+            false,
+            undefined,
+            f.createNamedImports([
+              f.createImportSpecifier(
+                false,
+                f.createIdentifier(runtimeName),
+                f.createIdentifier(alias),
+              ),
+            ]),
+          ),
+          f.createStringLiteral(this.options.runtimeImport),
+        ),
+      );
+      file.statements.push(
+        jsDoc(
+          f.createFunctionDeclaration(
+            this.exportModifiers(),
+            undefined,
+            name,
+            undefined,
+            [
+              f.createParameterDeclaration(
+                undefined,
+                undefined,
+                param,
+                undefined,
+                f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
+              ),
+              f.createParameterDeclaration(
+                undefined,
+                undefined,
+                'value',
+                undefined,
+                f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword),
+              ),
+              f.createParameterDeclaration(
+                undefined,
+                undefined,
+                'options',
+                f.createToken(ts.SyntaxKind.QuestionToken),
+                f.createTypeReferenceNode('ValidateOptions'),
+              ),
+            ],
+            f.createArrayTypeNode(f.createTypeReferenceNode('ValidationProblem')),
+            f.createBlock(
+              [
+                f.createReturnStatement(
+                  f.createCallExpression(f.createIdentifier(alias), undefined, [
+                    f.createIdentifier('tables'),
+                    f.createIdentifier(param),
+                    f.createIdentifier('value'),
+                    f.createIdentifier('options'),
+                  ]),
+                ),
+              ],
+              true,
+            ),
+          ),
+          [
+            doc,
+            'Returns the problems found, each with a JSON path; empty when the value is valid.',
+          ],
+        ),
+      );
+    }
+    return file;
+  }
+
+  emit(): Map<string, string> {
+    const sortedTypes = [...this.schema.types.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const def of sortedTypes) this.emitType(def);
+    const moduleStems = [...this.files.keys()].sort();
+    this.emitCommands();
+    this.emitEvents();
+    this.emitTables();
+    this.emitIndex(moduleStems);
+
+    const printer = ts.createPrinter({ newLine: ts.NewLineKind.LineFeed, removeComments: false });
+    const scratch = ts.createSourceFile(
+      'out.ts',
+      '',
+      ts.ScriptTarget.Latest,
+      false,
+      ts.ScriptKind.TS,
+    );
+    const { origin } = this.schema;
+    const preamble = [
+      `// Generated by @qmpkit/codegen ${this.options.generatorVersion} — do not edit.`,
+      `// Input: ${this.options.inputDescription} (${origin.kind}${origin.sha256 ? `, sha256 ${origin.sha256}` : ''})`,
+      `// QEMU ${this.options.qemuVersion}`,
+    ].join('\n');
+    const out = new Map<string, string>();
+    for (const stem of [...this.files.keys()].sort()) {
+      const file = this.files.get(stem)!;
+      const statements = [...file.imports(this.options.runtimeImport), ...file.statements];
+      const body = statements
+        .map((s) => printer.printNode(ts.EmitHint.Unspecified, s, scratch))
+        .join('\n\n');
+      out.set(`${stem}${FILE_SUFFIX}`, `${preamble}\n\n${body}\n`);
+    }
+    return out;
+  }
+}
+
+/** Emits TypeScript bindings for one schema: `file name → text`. */
+export function emitTypeScript(schema: Schema, options: EmitOptions): Map<string, string> {
+  return new Emitter(schema, options).emit();
+}

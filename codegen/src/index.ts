@@ -1,0 +1,16 @@
+/**
+ * `@qmpkit/codegen`: read QAPI schemas (source or `query-qmp-schema` introspection) into one
+ * IR, check them, and emit TypeScript bindings.
+ */
+
+export type { TablesData } from './emit/tables.js';
+export { buildTables } from './emit/tables.js';
+export type { EmitOptions } from './emit/typescript.js';
+export { emitTypeScript, FILE_SUFFIX } from './emit/typescript.js';
+export { CodegenError, isCodegenError, isSchemaError, SchemaError } from './errors.js';
+export type { IntrospectionInput, NameMap } from './introspection/read.js';
+export { readIntrospection } from './introspection/read.js';
+export type * from './model/ir.js';
+export { implicitNames, pascalCase } from './model/naming.js';
+export { allMembers, baseName, isBuiltin, typeRefToString } from './model/schema.js';
+export { GENERATOR_VERSION } from './version.js';

@@ -1,0 +1,188 @@
+import { SchemaError } from '../errors.js';
+import type { Schema, TypeDef, TypeRef } from '../model/ir.js';
+import { allMembers, isBuiltin, named } from '../model/schema.js';
+import type { NameMap, RawInfo } from './read.js';
+import { checkSchemaInfoList, parseJson } from './read.js';
+
+export interface RecoveredNames extends NameMap {
+  /** Masked names that could not be matched to a source type (schema drift between inputs). */
+  readonly unmatched: readonly string[];
+  /** Places where the two inputs disagree, as readable sentences. */
+  readonly conflicts: readonly string[];
+}
+
+type JsonKind = 'string' | 'number' | 'boolean' | 'null' | 'object' | 'array' | 'value';
+
+function sourceJsonKind(source: Schema, ref: TypeRef): JsonKind {
+  if (ref.kind === 'array') return 'array';
+  const name = ref.name;
+  if (isBuiltin(name)) {
+    if (name === 'str' || name === 'QType') return 'string';
+    if (name === 'bool') return 'boolean';
+    if (name === 'null') return 'null';
+    if (name === 'any') return 'value';
+    return 'number';
+  }
+  const def: TypeDef | undefined = source.types.get(name);
+  if (!def) return 'value';
+  if (def.kind === 'enum') return 'string';
+  if (def.kind === 'alternate') return 'value';
+  return 'object';
+}
+
+function rawJsonKind(infos: ReadonlyMap<string, RawInfo>, ref: string): JsonKind {
+  if (ref.startsWith('[')) return 'array';
+  const info = infos.get(ref);
+  if (!info) return 'value';
+  switch (info['meta-type']) {
+    case 'builtin': {
+      const json = info['json-type'];
+      if (json === 'string' || json === 'boolean' || json === 'null') return json;
+      if (json === 'int' || json === 'number') return 'number';
+      return 'value';
+    }
+    case 'enum':
+      return 'string';
+    case 'object':
+      return 'object';
+    default:
+      return 'value';
+  }
+}
+
+/**
+ * Recovers the real names of masked introspection types by walking a `query-qmp-schema`
+ * result and the IR of the matching QAPI source side by side, from every command and event.
+ * Also records each definition's module. Both inputs stay untouched.
+ */
+export function recoverNames(
+  file: string,
+  introspectionText: string,
+  source: Schema,
+): RecoveredNames {
+  const raw = checkSchemaInfoList(file, parseJson(file, introspectionText));
+  const infos = new Map<string, RawInfo>();
+  for (const info of raw)
+    if (info['meta-type'] !== 'command' && info['meta-type'] !== 'event')
+      infos.set(info.name, info);
+  const types: Record<string, string> = {};
+  const conflicts: string[] = [];
+  const isMasked = (name: string) => /^\d+$/.test(name);
+
+  const unify = (rawRef: string, srcRef: TypeRef, where: string): void => {
+    if (rawRef.startsWith('[')) {
+      if (srcRef.kind !== 'array') {
+        conflicts.push(`${where}: introspection has a list, the source has '${srcRef.name}'`);
+        return;
+      }
+      const info = infos.get(rawRef);
+      if (info?.['meta-type'] !== 'array')
+        throw new SchemaError({ file }, `array type '${rawRef}' is not defined`);
+      unify(info['element-type'], srcRef.element, `${where}[]`);
+      return;
+    }
+    const info = infos.get(rawRef);
+    if (!info) throw new SchemaError({ file }, `type '${rawRef}' is referenced but not defined`);
+    if (info['meta-type'] === 'builtin') return;
+    if (srcRef.kind !== 'named') {
+      conflicts.push(`${where}: the source has a list, introspection does not`);
+      return;
+    }
+    const srcDef = source.types.get(srcRef.name);
+    if (!srcDef) {
+      conflicts.push(`${where}: source type '${srcRef.name}' is not a defined type`);
+      return;
+    }
+    if (isMasked(rawRef)) {
+      const known = types[rawRef];
+      if (known !== undefined) {
+        if (known !== srcRef.name)
+          conflicts.push(`${where}: masked type ${rawRef} is both '${known}' and '${srcRef.name}'`);
+        return;
+      }
+      types[rawRef] = srcRef.name;
+    } else if (rawRef !== srcRef.name) {
+      conflicts.push(`${where}: introspection names '${rawRef}', the source '${srcRef.name}'`);
+      return;
+    }
+    switch (info['meta-type']) {
+      case 'object': {
+        const members = new Map((allMembers(source, srcRef.name) ?? []).map((m) => [m.name, m]));
+        for (const m of info.members) {
+          const srcMember = members.get(m.name);
+          if (srcMember) unify(m.type, srcMember.type, `${srcRef.name}.${m.name}`);
+          else conflicts.push(`${srcRef.name}: member '${m.name}' only in introspection`);
+        }
+        if (srcDef.kind === 'union') {
+          const branches = new Map(srcDef.branches.map((b) => [b.case, b.type]));
+          for (const v of info.variants ?? []) {
+            const branch = branches.get(v.case);
+            if (branch !== undefined) unify(v.type, named(branch), `${srcRef.name}[${v.case}]`);
+          }
+        }
+        break;
+      }
+      case 'alternate': {
+        if (srcDef.kind !== 'alternate') {
+          conflicts.push(`${where}: introspection has an alternate, the source a ${srcDef.kind}`);
+          break;
+        }
+        for (const m of info.members) {
+          const kind = rawJsonKind(infos, m.type);
+          const alt = srcDef.alternatives.find((a) => {
+            const k = sourceJsonKind(source, a.type);
+            return k === kind || (k === 'number' && kind === 'number');
+          });
+          if (alt) unify(m.type, alt.type, `${srcRef.name}(${kind})`);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  };
+
+  for (const entry of raw) {
+    if (entry['meta-type'] === 'command') {
+      const cmd = source.commands.get(entry.name);
+      if (!cmd) {
+        conflicts.push(`command '${entry.name}' is not in the source`);
+        continue;
+      }
+      if (cmd.args !== undefined)
+        unify(entry['arg-type'], named(cmd.args), `${entry.name} arguments`);
+      if (cmd.returns !== undefined) unify(entry['ret-type'], cmd.returns, `${entry.name} returns`);
+    } else if (entry['meta-type'] === 'event') {
+      const event = source.events.get(entry.name);
+      if (!event) {
+        conflicts.push(`event '${entry.name}' is not in the source`);
+        continue;
+      }
+      if (event.data !== undefined)
+        unify(entry['arg-type'], named(event.data), `${entry.name} data`);
+    }
+  }
+
+  const modules: Record<string, string> = {};
+  const addModule = (name: string, module: string | undefined) => {
+    if (module !== undefined) modules[name] = module;
+  };
+  for (const name of Object.values(types)) addModule(name, source.types.get(name)?.module);
+  for (const entry of raw) {
+    if (entry['meta-type'] === 'command')
+      addModule(entry.name, source.commands.get(entry.name)?.module);
+    if (entry['meta-type'] === 'event')
+      addModule(entry.name, source.events.get(entry.name)?.module);
+  }
+  const unmatched = [...infos.values()]
+    .filter((i) => isMasked(i.name) && types[i.name] === undefined)
+    .filter(
+      (i) => !(i['meta-type'] === 'object' && i.members.length === 0 && i.variants === undefined),
+    )
+    .map((i) => i.name);
+  const sortObject = (o: Record<string, string>) =>
+    Object.fromEntries(
+      Object.entries(o).sort(([a], [b]) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)),
+    );
+  return { types: sortObject(types), modules: sortObject(modules), unmatched, conflicts };
+}

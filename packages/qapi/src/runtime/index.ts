@@ -1,0 +1,27 @@
+/**
+ * `@qmpkit/qapi/runtime-v1`: what generated bindings import at run time, and the shapes
+ * every consumer of generated `Commands`/`Events` maps relies on.
+ */
+
+export type { CommandMap, CommandSpec, EventMap, EventSpec, VersionBindings } from './maps.js';
+export type {
+  AlternateTable,
+  CommandTable,
+  EnumTable,
+  EventTable,
+  MemberTable,
+  ObjectTable,
+  SchemaTables,
+  TypeRefString,
+  TypeTable,
+} from './tables.js';
+export { BUILTIN_RANGES, QTYPE_VALUES } from './tables.js';
+export type { ProblemKind, ValidateOptions, ValidationProblem } from './validate.js';
+export {
+  alternateBranch,
+  formatProblem,
+  validateArgs,
+  validateEvent,
+  validateReturn,
+  validateValue,
+} from './validate.js';

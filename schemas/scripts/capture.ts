@@ -1,0 +1,157 @@
+/**
+ * Capture the introspection schema of a QEMU binary:
+ *   pnpm schemas:capture [--qemu qemu-system-x86_64] [--out schemas]
+ *
+ * Starts the binary with `-machine none -nodefaults -display none` and QMP on stdio
+ * (spawned with an argument array, no shell), runs query-version, query-target and
+ * query-qmp-schema, and writes `<out>/qemu-<major>.<minor>/query-qmp-schema.json` plus
+ * `manifest.json` (version, package string, target, sha256 of the schema file).
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+
+interface QmpReply {
+  return?: unknown;
+  error?: { class: string; desc: string };
+  QMP?: unknown;
+  event?: string;
+  id?: unknown;
+}
+
+export interface CaptureResult {
+  dir: string;
+  version: string;
+  entries: number;
+}
+
+/** Formats a SchemaInfo list as one entry per line: small diffs, still valid JSON. */
+export function formatSchemaList(list: readonly unknown[]): string {
+  return `[\n${list.map((entry) => JSON.stringify(entry)).join(',\n')}\n]\n`;
+}
+
+export async function captureSchema(binary: string, outRoot: string): Promise<CaptureResult> {
+  const child = spawn(
+    binary,
+    ['-machine', 'none', '-nodefaults', '-display', 'none', '-S', '-qmp', 'stdio'],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4096);
+  });
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (err) => reject(new Error(`cannot start ${binary}: ${err.message}`)));
+  });
+  await spawned;
+
+  const lines = createInterface({ input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY });
+  const iterator = lines[Symbol.asyncIterator]();
+  const exited = new Promise<never>((_, reject) => {
+    child.once('exit', (code, signal) =>
+      reject(
+        new Error(
+          `${binary} exited (code ${code}, signal ${signal}) before the capture finished: ${stderr.trim()}`,
+        ),
+      ),
+    );
+  });
+  const deadline = setTimeout(() => child.kill('SIGKILL'), 30_000);
+
+  async function next(): Promise<QmpReply> {
+    for (;;) {
+      const result = await Promise.race([iterator.next(), exited]);
+      if (result.done) throw new Error(`${binary} closed QMP early: ${stderr.trim()}`);
+      const message = JSON.parse(result.value) as QmpReply;
+      if (message.event === undefined) return message;
+    }
+  }
+  let nextId = 0;
+  async function execute(command: string): Promise<unknown> {
+    const id = `capture-${nextId++}`;
+    child.stdin.write(`${JSON.stringify({ execute: command, id })}\n`);
+    const reply = await next();
+    if (reply.id !== id)
+      throw new Error(`unexpected reply to ${command}: ${JSON.stringify(reply)}`);
+    if (reply.error)
+      throw new Error(`${command} failed: ${reply.error.class}: ${reply.error.desc}`);
+    return reply.return;
+  }
+
+  try {
+    const greeting = await next();
+    if (greeting.QMP === undefined)
+      throw new Error(`expected a QMP greeting, got ${JSON.stringify(greeting)}`);
+    await execute('qmp_capabilities');
+    const version = (await execute('query-version')) as {
+      qemu: { major: number; minor: number; micro: number };
+      package: string;
+    };
+    const target = (await execute('query-target')) as { arch: string };
+    const schema = await execute('query-qmp-schema');
+    if (!Array.isArray(schema)) throw new Error('query-qmp-schema did not return a list');
+
+    const { major, minor, micro } = version.qemu;
+    const dir = path.join(outRoot, `qemu-${major}.${minor}`);
+    await mkdir(dir, { recursive: true });
+    const schemaText = formatSchemaList(schema);
+    await writeFile(path.join(dir, 'query-qmp-schema.json'), schemaText);
+    const manifest = {
+      qemu: {
+        major,
+        minor,
+        micro,
+        version: `${major}.${minor}.${micro}`,
+        package: version.package.trim(),
+      },
+      target: target.arch,
+      source: {
+        kind: 'capture',
+        binary: path.basename(binary),
+        command: 'query-qmp-schema',
+        options: ['-machine', 'none', '-nodefaults', '-display', 'none'],
+      },
+      files: {
+        'query-qmp-schema.json': {
+          sha256: createHash('sha256').update(schemaText).digest('hex'),
+          entries: schema.length,
+        },
+      },
+    };
+    await writeFile(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    child.stdin.write(`${JSON.stringify({ execute: 'quit' })}\n`);
+    return { dir, version: manifest.qemu.version, entries: schema.length };
+  } finally {
+    clearTimeout(deadline);
+    lines.close();
+    if (child.exitCode === null) {
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+      await gone;
+    }
+  }
+}
+
+const isMain =
+  import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('capture.ts');
+if (isMain) {
+  const { values } = parseArgs({
+    options: {
+      qemu: { type: 'string', default: 'qemu-system-x86_64' },
+      out: { type: 'string', default: path.join(import.meta.dirname, '..') },
+    },
+  });
+  try {
+    const result = await captureSchema(values.qemu, values.out);
+    console.log(
+      `captured QEMU ${result.version}: ${result.entries} SchemaInfo entries → ${path.relative(process.cwd(), result.dir)}`,
+    );
+  } catch (error) {
+    console.error(`capture failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  }
+}
