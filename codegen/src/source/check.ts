@@ -172,7 +172,8 @@ function checkCondition(value: QapiValue, source: string): Condition {
     }
     return { kind: 'config', name: value.value };
   }
-  if (value.kind !== 'object') fail(value.loc, `'if' condition of ${source} must be a string or an object`);
+  if (value.kind !== 'object')
+    fail(value.loc, `'if' condition of ${source} must be a string or an object`);
   checkKeys(value, `'if' condition of ${source}`, [], ['all', 'any', 'not']);
   const [entry, extra] = value.entries;
   if (!entry || extra) {
@@ -180,7 +181,8 @@ function checkCondition(value: QapiValue, source: string): Condition {
   }
   if (entry.key === 'not') return { kind: 'not', of: checkCondition(entry.value, source) };
   const operands = entry.value;
-  if (operands.kind !== 'array') fail(operands.loc, `'${entry.key}' condition of ${source} must be an array`);
+  if (operands.kind !== 'array')
+    fail(operands.loc, `'${entry.key}' condition of ${source} must be an array`);
   if (operands.items.length === 0) fail(operands.loc, `'if' condition [] of ${source} is useless`);
   const of = operands.items.map((item) => checkCondition(item, source));
   return entry.key === 'all' ? { kind: 'all', of } : { kind: 'any', of };
@@ -203,14 +205,16 @@ function checkFeatures(entry: QapiEntry | undefined): NFeature[] {
       checkKeys(item, "'features' member", ['name'], ['if']);
       nameValue = item.byKey.get('name')?.value ?? item;
     }
-    if (nameValue.kind !== 'string') fail(nameValue.loc, "'features' member requires a string name");
+    if (nameValue.kind !== 'string')
+      fail(nameValue.loc, "'features' member requires a string name");
     const name = nameValue.value;
     const source = `feature '${name}'`;
     if (nameStem(name) === undefined) nameError(nameValue.loc, source, 'invalid');
     if (item.kind === 'object') cond = optionalIf(item, source);
     const key = cName(name);
     const previous = seen.get(key);
-    if (previous !== undefined) fail(nameValue.loc, `${source} collides with feature '${previous}'`);
+    if (previous !== undefined)
+      fail(nameValue.loc, `${source} collides with feature '${previous}'`);
     seen.set(key, name);
     return { name, ...cond, loc: nameValue.loc };
   });
@@ -287,14 +291,14 @@ function checkObjectRef(
   if (value.kind === 'array') fail(value.loc, `${source} cannot be an array`);
   if (!allowInline) fail(value.loc, `${source} should be a type name`);
   if (value.kind !== 'object') fail(value.loc, `${source} should be an object or type name`);
-  return { kind: 'inline', members: checkMembers(value, memberWhat, owner, pragmas), loc: value.loc };
+  return {
+    kind: 'inline',
+    members: checkMembers(value, memberWhat, owner, pragmas),
+    loc: value.loc,
+  };
 }
 
-function checkBranches(
-  value: QapiValue,
-  checkNames: boolean,
-  allowArray: boolean,
-): NBranch[] {
+function checkBranches(value: QapiValue, checkNames: boolean, allowArray: boolean): NBranch[] {
   if (value.kind !== 'object') fail(value.loc, "'data' must be an object");
   return value.entries.map((entry) => {
     const source = `branch '${entry.key}'`;
@@ -304,7 +308,12 @@ function checkBranches(
     }
     const { type, obj } = memberForm(entry.value, source, ['if']);
     const cond = obj ? optionalIf(obj, source) : {};
-    return { name: entry.key, type: checkTypeRef(type, source, allowArray), ...cond, loc: entry.keyLoc };
+    return {
+      name: entry.key,
+      type: checkTypeRef(type, source, allowArray),
+      ...cond,
+      loc: entry.keyLoc,
+    };
   });
 }
 
@@ -317,7 +326,12 @@ function flag(obj: QapiObject, key: string, allowed: boolean): boolean {
   return allowed;
 }
 
-function checkDefinitionName(name: string, meta: Meta, loc: SourceLocation, pragmas: Pragmas): void {
+function checkDefinitionName(
+  name: string,
+  meta: Meta,
+  loc: SourceLocation,
+  pragmas: Pragmas,
+): void {
   const source = `${meta} '${name}'`;
   let problem: NameProblem | undefined;
   if (meta === 'event') problem = checkUpperName(name);
@@ -325,7 +339,8 @@ function checkDefinitionName(name: string, meta: Meta, loc: SourceLocation, prag
     problem = checkLowerName(name, false, pragmas.commandNameExceptions.includes(name));
   } else {
     problem = checkCamelName(name);
-    if (!problem && name.endsWith('List')) fail(loc, `${meta} name '${name}' should not end in 'List'`);
+    if (!problem && name.endsWith('List'))
+      fail(loc, `${meta} name '${name}' should not end in 'List'`);
   }
   if (problem) nameError(loc, source, problem);
 }
@@ -392,7 +407,11 @@ function checkDefinition(
         const value = nameNode.value;
         const valueSource = `value '${value}'`;
         // Enum values may start with a digit.
-        const problem = checkLowerName(/^[0-9]/.test(value) ? `d${value}` : value, permissive, permissive);
+        const problem = checkLowerName(
+          /^[0-9]/.test(value) ? `d${value}` : value,
+          permissive,
+          permissive,
+        );
         if (problem) nameError(nameNode.loc, valueSource, problem);
         if (item.kind !== 'object') return { name: value, features: [], loc: nameNode.loc };
         return {
@@ -416,7 +435,9 @@ function checkDefinition(
       if (data.kind !== 'object') fail(data.loc, "'data' should be an object");
       const members = checkMembers(data, 'member', name, pragmas);
       const baseValue = get('base');
-      const base = baseValue ? checkObjectRef(baseValue, "'base'", 'member', undefined, false, pragmas) : undefined;
+      const base = baseValue
+        ? checkObjectRef(baseValue, "'base'", 'member', undefined, false, pragmas)
+        : undefined;
       return {
         meta,
         ...common(),
@@ -442,7 +463,9 @@ function checkDefinition(
         meta,
         ...common(),
         ...(base ? { base } : {}),
-        ...(discValue?.kind === 'string' ? { discriminator: { name: discValue.value, loc: discValue.loc } } : {}),
+        ...(discValue?.kind === 'string'
+          ? { discriminator: { name: discValue.value, loc: discValue.loc } }
+          : {}),
         branches,
         legacySimple,
       };
@@ -457,18 +480,23 @@ function checkDefinition(
       return { meta, ...common(), branches: checkBranches(data, true, true) };
     }
     case 'command': {
-      checkKeys(obj, source, ['command'], [
-        'data',
-        'returns',
-        'boxed',
-        'if',
-        'features',
-        'gen',
-        'success-response',
-        'allow-oob',
-        'allow-preconfig',
-        'coroutine',
-      ]);
+      checkKeys(
+        obj,
+        source,
+        ['command'],
+        [
+          'data',
+          'returns',
+          'boxed',
+          'if',
+          'features',
+          'gen',
+          'success-response',
+          'allow-oob',
+          'allow-preconfig',
+          'coroutine',
+        ],
+      );
       const boxed = flag(obj, 'boxed', true);
       const dataValue = get('data');
       if (boxed && !dataValue) fail(loc, "'boxed': true requires 'data'");

@@ -192,7 +192,8 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
       const text = member[2] ?? '';
       if (name === '') throw new SchemaError(line.loc, 'invalid parameter name');
       if (featuresLine && !featuresClosed) {
-        if (features.has(name)) throw new SchemaError(line.loc, `'${name}' feature name duplicated`);
+        if (features.has(name))
+          throw new SchemaError(line.loc, `'${name}' feature name duplicated`);
         features.add(name);
         expectFeature = false;
         start('feature', line.loc, name, text);
@@ -200,7 +201,8 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
         if (featuresLine || membersClosed) {
           throw new SchemaError(line.loc, `description of '@${name}:' follows a section`);
         }
-        if (members.has(name)) throw new SchemaError(line.loc, `'${name}' parameter name duplicated`);
+        if (members.has(name))
+          throw new SchemaError(line.loc, `'${name}' parameter name duplicated`);
         members.add(name);
         membersStarted = true;
         start('member', line.loc, name, text);

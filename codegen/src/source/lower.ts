@@ -171,7 +171,8 @@ class Lowerer {
     const previous = this.entities.get(entity.name);
     if (previous) {
       const at = entity.loc ?? { file: this.parsed.mainFile, line: 1, col: 1 };
-      if (previous.kind === 'builtin') fail(at, `'${entity.name}' is already defined as a built-in type`);
+      if (previous.kind === 'builtin')
+        fail(at, `'${entity.name}' is already defined as a built-in type`);
       const prevAt = previous.loc ? ` (${where(previous.loc)})` : '';
       const implicitInvolved =
         ('implicit' in entity && entity.implicit) || ('implicit' in previous && previous.implicit);
@@ -222,7 +223,15 @@ class Lowerer {
       const label = `${def.meta} '${def.name}'`;
       switch (def.meta) {
         case 'enum':
-          this.define({ kind: 'enum', name: def.name, label, loc: def.loc, module: def.module, values: def.values, def });
+          this.define({
+            kind: 'enum',
+            name: def.name,
+            label,
+            loc: def.loc,
+            module: def.module,
+            values: def.values,
+            def,
+          });
           break;
         case 'struct':
           this.define({
@@ -249,7 +258,14 @@ class Lowerer {
             { owner: def.name, role: 'arguments' },
             def,
           );
-          this.define({ kind: 'command', name: def.name, label, loc: def.loc, def, ...(argsName ? { argsName } : {}) });
+          this.define({
+            kind: 'command',
+            name: def.name,
+            label,
+            loc: def.loc,
+            def,
+            ...(argsName ? { argsName } : {}),
+          });
           break;
         }
         case 'event': {
@@ -259,7 +275,14 @@ class Lowerer {
             { owner: def.name, role: 'event-data' },
             def,
           );
-          this.define({ kind: 'event', name: def.name, label, loc: def.loc, def, ...(dataName ? { dataName } : {}) });
+          this.define({
+            kind: 'event',
+            name: def.name,
+            label,
+            loc: def.loc,
+            def,
+            ...(dataName ? { dataName } : {}),
+          });
           break;
         }
       }
@@ -296,7 +319,12 @@ class Lowerer {
       label: implicitLabel('enum', kindName, kindOrigin),
       loc: def.loc,
       module: def.module,
-      values: def.branches.map((b) => ({ name: b.name, ...(b.if ? { if: b.if } : {}), features: [], loc: b.loc })),
+      values: def.branches.map((b) => ({
+        name: b.name,
+        ...(b.if ? { if: b.if } : {}),
+        features: [],
+        loc: b.loc,
+      })),
       implicit: kindOrigin,
       ...(def.if ? { if: def.if } : {}),
     });
@@ -308,7 +336,14 @@ class Lowerer {
       features: [],
       loc: def.loc,
     };
-    this.implicitStruct(baseName, { owner: def.name, role: 'base' }, [typeMember], def.loc, def.module, def.if);
+    this.implicitStruct(
+      baseName,
+      { owner: def.name, role: 'base' },
+      [typeMember],
+      def.loc,
+      def.module,
+      def.if,
+    );
     const branchTypes = def.branches.map((b): NTypeRef => {
       const wrapper = this.implicitStruct(
         implicitNames.simpleUnionWrapper(def.name, b.name),
@@ -348,7 +383,8 @@ class Lowerer {
   }
 
   private resolveNamed(ref: NTypeRef | NNamedRef, what: string): TypeEntity {
-    const typeRef: NTypeRef = 'ref' in ref ? ref : { ref: { kind: 'named', name: ref.name }, loc: ref.loc };
+    const typeRef: NTypeRef =
+      'ref' in ref ? ref : { ref: { kind: 'named', name: ref.name }, loc: ref.loc };
     const entity = this.resolve(typeRef, what);
     if (!entity) fail(ref.loc, `${what} cannot be an array`);
     return entity;
@@ -363,7 +399,8 @@ class Lowerer {
     const seen = new Map<string, Seen>();
     if (entity.base) {
       const base = this.resolveNamed(entity.base, "'base'");
-      if (base.kind !== 'struct') fail(entity.base.loc, `'base' requires a struct type, ${base.label} isn't`);
+      if (base.kind !== 'struct')
+        fail(entity.base.loc, `'base' requires a struct type, ${base.label} isn't`);
       for (const [key, member] of this.membersOf(base)) seen.set(key, member);
     }
     for (const member of entity.members) {
@@ -378,14 +415,21 @@ class Lowerer {
   }
 
   private memberDescription(member: string, owner: StructEntity): string {
-    if (owner.implicit?.role === 'arguments') return `parameter '${member}' of command '${owner.implicit.owner}'`;
-    if (owner.implicit?.role === 'base') return `base member '${member}' of union '${owner.implicit.owner}'`;
+    if (owner.implicit?.role === 'arguments')
+      return `parameter '${member}' of command '${owner.implicit.owner}'`;
+    if (owner.implicit?.role === 'base')
+      return `base member '${member}' of union '${owner.implicit.owner}'`;
     if (owner.implicit) return `member '${member}' of ${owner.label}`;
     return `member '${member}' of type '${owner.name}'`;
   }
 
   /** Members of an object type (struct, or union with each branch checked separately). */
-  private checkClash(entity: TypeEntity, seen: ReadonlyMap<string, Seen>, at: SourceLocation, context: string): void {
+  private checkClash(
+    entity: TypeEntity,
+    seen: ReadonlyMap<string, Seen>,
+    at: SourceLocation,
+    context: string,
+  ): void {
     if (entity.kind === 'struct') {
       for (const [key, member] of this.membersOf(entity)) {
         const previous = seen.get(key);
@@ -434,7 +478,8 @@ class Lowerer {
     for (const value of entity.values) {
       const key = cName(value.name);
       const previous = seen.get(key);
-      if (previous !== undefined) fail(value.loc, `value '${value.name}' collides with value '${previous}'`);
+      if (previous !== undefined)
+        fail(value.loc, `value '${value.name}' collides with value '${previous}'`);
       seen.set(key, value.name);
       this.checkFeatureList(value.features);
     }
@@ -458,9 +503,14 @@ class Lowerer {
     let baseDesc = "'base'";
     if (entity.baseName) {
       const namedBase = def.base?.kind === 'named' ? def.base : undefined;
-      const base = namedBase ? this.resolveNamed(namedBase, "'base'") : this.lookupType(entity.baseName);
+      const base = namedBase
+        ? this.resolveNamed(namedBase, "'base'")
+        : this.lookupType(entity.baseName);
       if (base?.kind !== 'struct') {
-        fail(namedBase?.loc ?? def.loc, `'base' requires a struct type, ${base?.label ?? 'none'} isn't`);
+        fail(
+          namedBase?.loc ?? def.loc,
+          `'base' requires a struct type, ${base?.label ?? 'none'} isn't`,
+        );
       }
       seen = this.membersOf(base);
       if (namedBase) baseDesc = `base type '${namedBase.name}'`;
@@ -468,20 +518,33 @@ class Lowerer {
     const { discriminator } = entity;
     const tagSeen = seen.get(cName(discriminator.name));
     if (!tagSeen || tagSeen.name !== discriminator.name) {
-      fail(discriminator.loc, `discriminator '${discriminator.name}' is not a member of ${baseDesc}`);
+      fail(
+        discriminator.loc,
+        `discriminator '${discriminator.name}' is not a member of ${baseDesc}`,
+      );
     }
     const tag = this.findMember(entity.baseName ?? '', discriminator.name);
     const tagType = tag?.type.ref.kind === 'named' ? this.enumOf(tag.type.ref.name) : undefined;
     if (!tag || !tagType) {
-      fail(discriminator.loc, `discriminator member '${discriminator.name}' of ${baseDesc} must be of enum type`);
+      fail(
+        discriminator.loc,
+        `discriminator member '${discriminator.name}' of ${baseDesc} must be of enum type`,
+      );
     }
     if (tag.optional) {
-      fail(discriminator.loc, `discriminator member '${discriminator.name}' of ${baseDesc} must not be optional`);
+      fail(
+        discriminator.loc,
+        `discriminator member '${discriminator.name}' of ${baseDesc} must not be optional`,
+      );
     }
     if (tag.if) {
-      fail(discriminator.loc, `discriminator member '${discriminator.name}' of ${baseDesc} must not be conditional`);
+      fail(
+        discriminator.loc,
+        `discriminator member '${discriminator.name}' of ${baseDesc} must not be conditional`,
+      );
     }
-    if (def.branches.length === 0 && tagType.values.length === 0) fail(def.loc, `union '${def.name}' has no branches`);
+    if (def.branches.length === 0 && tagType.values.length === 0)
+      fail(def.loc, `union '${def.name}' has no branches`);
     const values = new Set(tagType.values.map((v) => v.name));
     def.branches.forEach((branch: NBranch, i: number) => {
       if (!values.has(branch.name)) {
@@ -514,7 +577,8 @@ class Lowerer {
     for (const branch of def.branches) {
       const key = cName(branch.name);
       const previous = names.get(key);
-      if (previous !== undefined) fail(branch.loc, `branch '${branch.name}' collides with branch '${previous}'`);
+      if (previous !== undefined)
+        fail(branch.loc, `branch '${branch.name}' collides with branch '${previous}'`);
       names.set(key, branch.name);
       const type = this.resolve(branch.type, `branch '${branch.name}'`);
       const conflicting = new Set<string>();
@@ -561,7 +625,8 @@ class Lowerer {
       return entity?.kind === 'struct' ? entity : undefined;
     }
     const entity = this.resolveNamed(ref, what);
-    if (entity.kind !== 'struct' && entity.kind !== 'union') fail(ref.loc, `${what} cannot take ${entity.label}`);
+    if (entity.kind !== 'struct' && entity.kind !== 'union')
+      fail(ref.loc, `${what} cannot take ${entity.label}`);
     if (entity.kind === 'union' && !boxed) {
       fail(ref.loc, `${what} can take ${entity.label} only with 'boxed': true`);
     }
@@ -638,7 +703,10 @@ class Lowerer {
     const all = [...this.features.entries()];
     const extra = all[maxFeatures];
     if (extra) {
-      fail(extra[1] ?? { file: this.parsed.mainFile, line: 1, col: 1 }, `maximum of ${maxFeatures} schema features is permitted`);
+      fail(
+        extra[1] ?? { file: this.parsed.mainFile, line: 1, col: 1 },
+        `maximum of ${maxFeatures} schema features is permitted`,
+      );
     }
     this.checkDocs();
   }
@@ -682,7 +750,8 @@ class Lowerer {
         break;
       case 'union': {
         const entity = this.entities.get(def.name);
-        if (entity?.kind === 'union') this.connectMembers(doc, this.implicitMembers(entity.baseName), used);
+        if (entity?.kind === 'union')
+          this.connectMembers(doc, this.implicitMembers(entity.baseName), used);
         if (def.legacySimple) {
           for (const branch of def.branches) used.add(`member:${branch.name}`);
           used.add('member:data');
@@ -696,7 +765,11 @@ class Lowerer {
       case 'event': {
         const entity = this.entities.get(def.name);
         const implicit =
-          entity?.kind === 'command' ? entity.argsName : entity?.kind === 'event' ? entity.dataName : undefined;
+          entity?.kind === 'command'
+            ? entity.argsName
+            : entity?.kind === 'event'
+              ? entity.dataName
+              : undefined;
         this.connectMembers(doc, this.implicitMembers(implicit), used);
         break;
       }
@@ -747,7 +820,8 @@ class Lowerer {
       }
     }
     const modules: string[] = [];
-    for (const file of this.parsed.files) if (!modules.includes(file.module)) modules.push(file.module);
+    for (const file of this.parsed.files)
+      if (!modules.includes(file.module)) modules.push(file.module);
     return {
       origin: { kind: 'qapi-source', file: this.parsed.mainFile, sha256: this.parsed.sha256 },
       types,
@@ -801,9 +875,18 @@ class Lowerer {
     });
     if (entity.def) {
       const def = entity.def;
-      return { kind: 'enum', ...this.common(def), values, ...(def.prefix !== undefined ? { prefix: def.prefix } : {}) };
+      return {
+        kind: 'enum',
+        ...this.common(def),
+        values,
+        ...(def.prefix !== undefined ? { prefix: def.prefix } : {}),
+      };
     }
-    return { kind: 'enum', ...this.implicitCommon(entity, entity.implicit ?? { owner: '', role: 'kind-enum' }), values };
+    return {
+      kind: 'enum',
+      ...this.implicitCommon(entity, entity.implicit ?? { owner: '', role: 'kind-enum' }),
+      values,
+    };
   }
 
   private structDef(entity: StructEntity): StructDef {
@@ -914,7 +997,11 @@ function memberDoc(doc: QapiDoc | undefined, name: string): string | undefined {
 function features(list: readonly NFeature[], doc: QapiDoc | undefined): Feature[] {
   return list.map((f) => {
     const text = doc?.sections.find((s) => s.kind === 'feature' && s.name === f.name)?.text;
-    return { name: f.name, ...(f.if ? { if: f.if } : {}), ...(text !== undefined ? { doc: text } : {}) };
+    return {
+      name: f.name,
+      ...(f.if ? { if: f.if } : {}),
+      ...(text !== undefined ? { doc: text } : {}),
+    };
   });
 }
 

@@ -228,14 +228,24 @@ class Reader {
       text = this.readFile(file);
     } catch (err) {
       if (includedAt) {
-        throw new SchemaError(includedAt, `can't read include file '${file}': ${describeReadError(err)}`, {
-          cause: err,
-        });
+        throw new SchemaError(
+          includedAt,
+          `can't read include file '${file}': ${describeReadError(err)}`,
+          {
+            cause: err,
+          },
+        );
       }
-      throw new SchemaError({ file }, `can't read schema file: ${describeReadError(err)}`, { cause: err });
+      throw new SchemaError({ file }, `can't read schema file: ${describeReadError(err)}`, {
+        cause: err,
+      });
     }
     this.hash.update(text);
-    this.files.push({ path: file, module: ctx.module, ...(includedAt ? { includedFrom: includedAt } : {}) });
+    this.files.push({
+      path: file,
+      module: ctx.module,
+      ...(includedAt ? { includedFrom: includedAt } : {}),
+    });
     new FileParser(this, ctx, text).parse();
   }
 
@@ -254,7 +264,8 @@ class Reader {
     for (const entry of value.entries) {
       const { key, value: v } = entry;
       if (key === 'doc-required') {
-        if (v.kind !== 'bool') throw new SchemaError(v.loc, "pragma 'doc-required' must be boolean");
+        if (v.kind !== 'bool')
+          throw new SchemaError(v.loc, "pragma 'doc-required' must be boolean");
         this.pragmas.docRequired = v.value;
         continue;
       }
@@ -438,7 +449,10 @@ class FileParser {
 
 function rejectExprDoc(doc: QapiDoc | undefined): void {
   if (doc?.symbol !== undefined) {
-    throw new SchemaError(doc.loc, `documentation for '${doc.symbol}' is not followed by the definition`);
+    throw new SchemaError(
+      doc.loc,
+      `documentation for '${doc.symbol}' is not followed by the definition`,
+    );
   }
 }
 
