@@ -167,18 +167,22 @@ class Lowerer {
 
   // ---- phase 1: definitions -------------------------------------------------------------
 
-  private define(entity: Entity): void {
-    const previous = this.entities.get(entity.name);
-    if (previous) {
-      const at = entity.loc ?? { file: this.parsed.mainFile, line: 1, col: 1 };
-      if (previous.kind === 'builtin')
-        fail(at, `'${entity.name}' is already defined as a built-in type`);
-      const prevAt = previous.loc ? ` (${where(previous.loc)})` : '';
-      const implicitInvolved =
-        ('implicit' in entity && entity.implicit) || ('implicit' in previous && previous.implicit);
-      if (implicitInvolved) fail(at, `${entity.label} clashes with ${previous.label}${prevAt}`);
-      fail(at, `'${entity.name}' is already defined${prevAt}`);
+  /** Fails when `name` is taken; `implicit` tells how to describe the newcomer. */
+  private assertFree(name: string, label: string, loc: SourceLocation, implicit: boolean): void {
+    const previous = this.entities.get(name);
+    if (!previous) return;
+    if (previous.kind === 'builtin') fail(loc, `'${name}' is already defined as a built-in type`);
+    const prevAt = previous.loc ? ` (${where(previous.loc)})` : '';
+    if (implicit || ('implicit' in previous && previous.implicit)) {
+      fail(loc, `${label} clashes with ${previous.label}${prevAt}`);
     }
+    fail(loc, `'${name}' is already defined${prevAt}`);
+  }
+
+  private define(entity: Entity): void {
+    const implicit = 'implicit' in entity && entity.implicit !== undefined;
+    const loc = entity.loc ?? { file: this.parsed.mainFile, line: 1, col: 1 };
+    this.assertFree(entity.name, entity.label, loc, implicit);
     this.entities.set(entity.name, entity);
     this.order.push(entity);
   }
@@ -221,6 +225,8 @@ class Lowerer {
   defineAll(defs: readonly NDef[]): void {
     for (const def of defs) {
       const label = `${def.meta} '${def.name}'`;
+      // Report a duplicate definition as such, before its implicit types could clash.
+      this.assertFree(def.name, label, def.loc, false);
       switch (def.meta) {
         case 'enum':
           this.define({
