@@ -88,7 +88,7 @@ class Lexer {
         this.lineStart = this.pos;
         continue;
       }
-      if (/\s/.test(ch)) continue;
+      if (ch === ' ' || ch === '\t' || /\s/.test(ch)) continue;
       const stray = /[^[\]{}:,\s']+/y;
       stray.lastIndex = start;
       const match = stray.exec(src);
@@ -98,6 +98,15 @@ class Lexer {
 
   private string(start: number): Token {
     const { src } = this;
+    // Fast path: printable ASCII up to the closing quote, no backslash.
+    for (let i = start + 1; i < src.length; i++) {
+      const code = src.charCodeAt(i);
+      if (code === 39) {
+        this.pos = i + 1;
+        return { type: 'string', value: src.slice(start + 1, i), loc: this.locAt(start) };
+      }
+      if (code < 32 || code >= 127 || code === 92) break;
+    }
     let out = '';
     let escaped = false;
     for (;;) {
