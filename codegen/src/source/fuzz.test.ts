@@ -315,4 +315,20 @@ describe('robustness against random input', () => {
       { numRuns: 300 },
     );
   });
+
+  it('bounds base chains instead of running out of stack or memory', () => {
+    let forward = "{ 'struct': 'Ta0', 'data': {} }\n";
+    let backward = '';
+    for (let i = 1; i <= 5000; i++) {
+      forward += `{ 'struct': 'Ta${i}', 'base': 'Ta${i - 1}', 'data': { 'm${i}': 'int' } }\n`;
+      backward += `{ 'struct': 'Tb${i}', 'base': 'Tb${i + 1}', 'data': { 'm${i}': 'int' } }\n`;
+    }
+    backward += "{ 'struct': 'Tb5001', 'data': {} }\n";
+    expect(() => loadQapiSource('main.json', { readFile: () => forward })).toThrow(
+      "main.json:501:1: struct 'Ta500' has more than 500 levels of base types",
+    );
+    expect(() => loadQapiSource('main.json', { readFile: () => backward })).toThrow(
+      "main.json:501:1: struct 'Tb501' nests bases and branches more than 500 levels deep",
+    );
+  });
 });

@@ -237,6 +237,7 @@ const cases: ReadonlyArray<readonly [fixture: string, message: string]> = [
     'union-branch-not-struct',
     "union-branch-not-struct.json:6:40: branch 'dot' cannot use built-in type 'int'",
   ],
+  ['union-contains-itself', 'union-contains-itself.json:3:1: object Recursion contains itself'],
   [
     'union-discriminator-conditional',
     "union-discriminator-conditional.json:5:20: discriminator member 'kind' of 'base' must not be conditional",

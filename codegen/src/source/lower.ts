@@ -113,6 +113,8 @@ type Entity = TypeEntity | CommandEntity | EventEntity;
 
 const specialFeatures: ReadonlySet<string> = new Set(['deprecated', 'unstable']);
 const maxFeatures = 64;
+/** Real schemas nest bases and union branches a few levels deep; this bounds recursion. */
+const maxNesting = 500;
 
 function fail(loc: SourceLocation, message: string): never {
   throw new SchemaError(loc, message);
@@ -148,11 +150,38 @@ interface Seen {
   readonly describe: string;
 }
 
+/** Members keyed by C name: own entries plus a shared parent chain (bases are never copied). */
+class MemberSet {
+  readonly depth: number;
+
+  constructor(
+    readonly own: Map<string, Seen> = new Map(),
+    readonly parent?: MemberSet,
+  ) {
+    this.depth = (parent?.depth ?? 0) + 1;
+  }
+
+  get(key: string): Seen | undefined {
+    for (let set: MemberSet | undefined = this; set; set = set.parent) {
+      const found = set.own.get(key);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  /** All entries, base members first. */
+  entries(): [string, Seen][] {
+    const chain: MemberSet[] = [];
+    for (let set: MemberSet | undefined = this; set; set = set.parent) chain.push(set);
+    return chain.reverse().flatMap((set) => [...set.own]);
+  }
+}
+
 class Lowerer {
   private readonly entities = new Map<string, Entity>();
   /** Definition order, builtins excluded. */
   private readonly order: Entity[] = [];
-  private readonly structMembers = new Map<string, ReadonlyMap<string, Seen>>();
+  private readonly structMembers = new Map<string, MemberSet>();
   private readonly inProgress = new Set<string>();
   /** Member and feature docs that matched something, per doc. */
   private readonly connected = new Map<QapiDoc, Set<string>>();
@@ -396,24 +425,42 @@ class Lowerer {
     return entity;
   }
 
+  /** Guards the recursion through bases and union branches against cycles and absurd depth. */
+  private enter(entity: StructEntity | UnionEntity): void {
+    if (this.inProgress.has(entity.name)) fail(entity.loc, `object ${entity.name} contains itself`);
+    if (this.inProgress.size >= maxNesting) {
+      fail(
+        entity.loc,
+        `${entity.label} nests bases and branches more than ${maxNesting} levels deep`,
+      );
+    }
+    this.inProgress.add(entity.name);
+  }
+
   /** Members of a struct including its base chain, keyed by C name. */
-  private membersOf(entity: StructEntity): ReadonlyMap<string, Seen> {
+  private membersOf(entity: StructEntity): MemberSet {
     const done = this.structMembers.get(entity.name);
     if (done) return done;
-    if (this.inProgress.has(entity.name)) fail(entity.loc, `object ${entity.name} contains itself`);
-    this.inProgress.add(entity.name);
-    const seen = new Map<string, Seen>();
+    this.enter(entity);
+    let parent: MemberSet | undefined;
     if (entity.base) {
       const base = this.resolveNamed(entity.base, "'base'");
       if (base.kind !== 'struct')
         fail(entity.base.loc, `'base' requires a struct type, ${base.label} isn't`);
-      for (const [key, member] of this.membersOf(base)) seen.set(key, member);
+      parent = this.membersOf(base);
+      if (parent.depth >= maxNesting) {
+        fail(entity.loc, `${entity.label} has more than ${maxNesting} levels of base types`);
+      }
     }
+    const seen = new MemberSet(new Map(), parent);
     for (const member of entity.members) {
       const key = cName(member.name);
       const previous = seen.get(key);
       if (previous) fail(member.loc, `member '${member.name}' collides with ${previous.describe}`);
-      seen.set(key, { name: member.name, describe: this.memberDescription(member.name, entity) });
+      seen.own.set(key, {
+        name: member.name,
+        describe: this.memberDescription(member.name, entity),
+      });
     }
     this.inProgress.delete(entity.name);
     this.structMembers.set(entity.name, seen);
@@ -432,31 +479,33 @@ class Lowerer {
   /** Members of an object type (struct, or union with each branch checked separately). */
   private checkClash(
     entity: TypeEntity,
-    seen: ReadonlyMap<string, Seen>,
+    seen: MemberSet,
     at: SourceLocation,
     context: string,
   ): void {
     if (entity.kind === 'struct') {
-      for (const [key, member] of this.membersOf(entity)) {
+      for (const [key, member] of this.membersOf(entity).entries()) {
         const previous = seen.get(key);
         if (previous) fail(at, `${context}: ${member.describe} collides with ${previous.describe}`);
       }
       return;
     }
     if (entity.kind !== 'union') return;
+    this.enter(entity);
     const base = entity.baseName ? this.lookupType(entity.baseName) : undefined;
-    const merged = new Map(seen);
+    const merged = new MemberSet(new Map(), seen);
     if (base?.kind === 'struct') {
-      for (const [key, member] of this.membersOf(base)) {
+      for (const [key, member] of this.membersOf(base).entries()) {
         const previous = merged.get(key);
         if (previous) fail(at, `${context}: ${member.describe} collides with ${previous.describe}`);
-        merged.set(key, member);
+        merged.own.set(key, member);
       }
     }
     for (const ref of entity.branchTypes) {
       const branch = this.resolveNamed(ref, 'branch');
       this.checkClash(branch, merged, at, context);
     }
+    this.inProgress.delete(entity.name);
   }
 
   private checkMember(member: NMember): void {
@@ -505,7 +554,7 @@ class Lowerer {
   private checkUnion(entity: UnionEntity): void {
     const { def } = entity;
     this.checkTypeFeatures(def.features);
-    let seen: ReadonlyMap<string, Seen> = new Map();
+    let seen = new MemberSet();
     let baseDesc = "'base'";
     if (entity.baseName) {
       const namedBase = def.base?.kind === 'named' ? def.base : undefined;
@@ -552,6 +601,7 @@ class Lowerer {
     if (def.branches.length === 0 && tagType.values.length === 0)
       fail(def.loc, `union '${def.name}' has no branches`);
     const values = new Set(tagType.values.map((v) => v.name));
+    this.enter(entity);
     def.branches.forEach((branch: NBranch, i: number) => {
       if (!values.has(branch.name)) {
         fail(branch.loc, `branch '${branch.name}' is not a value of ${tagType.label}`);
@@ -563,6 +613,7 @@ class Lowerer {
       }
       this.checkClash(type, seen, branch.loc, `branch '${branch.name}'`);
     });
+    this.inProgress.delete(entity.name);
   }
 
   /** Finds a member by name in a struct or its base chain. */

@@ -107,6 +107,13 @@ describe('QAPI JSON dialect', () => {
     expect(message(() => parse("{ 'a': 'b', }"))).toBe("t.json:1:13: expected string, got '}'");
   });
 
+  it('fails cleanly on absurdly deep nesting instead of overflowing the stack', () => {
+    const deep = `{ 'a': ${'['.repeat(100_000)}${']'.repeat(100_000)} }`;
+    expect(message(() => parse(deep))).toBe(
+      't.json:1:263: expression nests too deeply (more than 256 levels)',
+    );
+  });
+
   it('reports an unterminated string at its opening quote', () => {
     expect(message(() => parse("{ 'a': 'b }"))).toBe('t.json:1:8: missing terminating "\'"');
     expect(message(() => parse("{ 'a': 'b"))).toBe('t.json:1:8: missing terminating "\'"');

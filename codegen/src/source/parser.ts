@@ -288,9 +288,12 @@ class Reader {
   }
 }
 
+const maxDepth = 256;
+
 class FileParser {
   private readonly lexer: Lexer;
   private tok: Token;
+  private depth = 0;
 
   constructor(
     private readonly reader: Reader,
@@ -390,11 +393,15 @@ class FileParser {
     const tok = this.tok;
     switch (tok.type) {
       case '{':
+      case '[': {
+        // QEMU's recursive parser dies around this depth, too; we fail cleanly instead.
+        if (++this.depth > maxDepth)
+          this.fail(`expression nests too deeply (more than ${maxDepth} levels)`);
         this.accept();
-        return this.object(tok.loc);
-      case '[':
-        this.accept();
-        return this.array(tok.loc);
+        const value = tok.type === '{' ? this.object(tok.loc) : this.array(tok.loc);
+        this.depth--;
+        return value;
+      }
       case 'string':
         this.accept();
         return { kind: 'string', value: String(tok.value), loc: tok.loc };
