@@ -13,6 +13,16 @@ export { readIntrospection } from './introspection/read.js';
 export type * from './model/ir.js';
 export { implicitNames, pascalCase } from './model/naming.js';
 export { allMembers, baseName, isBuiltin, typeRefToString } from './model/schema.js';
+export type {
+  ParsedSchema,
+  QapiDoc,
+  QapiDocSection,
+  QapiExpression,
+  QapiSourceFile,
+  QapiValue,
+  ReadOptions,
+} from './source/index.js';
+export { checkQapiSchema, loadQapiSource, parseQapiFile } from './source/index.js';
 export { GENERATOR_VERSION } from './version.js';
 export type { Capture, CaptureResult } from './introspection/capture.js';
 export { captureFromBinary, captureSchema, formatSchemaList } from './introspection/capture.js';
