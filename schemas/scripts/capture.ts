@@ -14,7 +14,9 @@ const { values } = parseArgs({
 });
 try {
   const result = await captureSchema(values.qemu, values.out);
-  console.log(`captured QEMU ${result.version}: ${result.entries} SchemaInfo entries → ${path.relative(process.cwd(), result.dir)}`);
+  console.log(
+    `captured QEMU ${result.version}: ${result.entries} SchemaInfo entries → ${path.relative(process.cwd(), result.dir)}`,
+  );
 } catch (error) {
   console.error(`capture failed: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;

@@ -8,7 +8,17 @@
  * and are never committed.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -25,15 +35,25 @@ export function qapiSourceDir(version: string): string {
 }
 
 function run(command: string, args: readonly string[], cwd?: string): string {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const result = spawnSync(command, args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (result.error) throw new FetchError(`cannot run ${command}: ${result.error.message}`);
   if (result.status !== 0) {
-    throw new FetchError(`${command} ${args.join(' ')} failed (exit ${result.status}):\n${(result.stderr || result.stdout).trim().slice(-2000)}`);
+    throw new FetchError(
+      `${command} ${args.join(' ')} failed (exit ${result.status}):\n${(result.stderr || result.stdout).trim().slice(-2000)}`,
+    );
   }
   return result.stdout;
 }
 
-function copyQapiJson(fromTree: string, version: string, provenance: Record<string, string>): string {
+function copyQapiJson(
+  fromTree: string,
+  version: string,
+  provenance: Record<string, string>,
+): string {
   const from = path.join(fromTree, 'qapi');
   if (!existsSync(path.join(from, 'qapi-schema.json'))) {
     throw new FetchError(`${from}/qapi-schema.json not found: is ${fromTree} a QEMU source tree?`);
@@ -42,9 +62,14 @@ function copyQapiJson(fromTree: string, version: string, provenance: Record<stri
   const staging = `${target}.partial`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(path.join(staging, 'qapi'), { recursive: true });
-  const files = readdirSync(from).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(from)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   for (const file of files) cpSync(path.join(from, file), path.join(staging, 'qapi', file));
-  writeFileSync(path.join(staging, 'provenance.json'), `${JSON.stringify({ ...provenance, files: files.length }, null, 2)}\n`);
+  writeFileSync(
+    path.join(staging, 'provenance.json'),
+    `${JSON.stringify({ ...provenance, files: files.length }, null, 2)}\n`,
+  );
   rmSync(target, { recursive: true, force: true });
   renameSync(staging, target); // the cache is complete or absent, never half-written
   return target;
@@ -52,7 +77,8 @@ function copyQapiJson(fromTree: string, version: string, provenance: Record<stri
 
 function treeVersion(tree: string): string {
   const file = path.join(tree, 'VERSION');
-  if (!existsSync(file)) throw new FetchError(`${tree}/VERSION not found: is ${tree} a QEMU source tree?`);
+  if (!existsSync(file))
+    throw new FetchError(`${tree}/VERSION not found: is ${tree} a QEMU source tree?`);
   const [major, minor] = readFileSync(file, 'utf8').trim().split('.');
   return `${major}.${minor}`;
 }
@@ -69,7 +95,9 @@ function hasDebSrc(): boolean {
   const dirs = ['/etc/apt/sources.list', '/etc/apt/sources.list.d'];
   for (const entry of dirs) {
     if (!existsSync(entry)) continue;
-    const files = entry.endsWith('.d') ? readdirSync(entry).map((f) => path.join(entry, f)) : [entry];
+    const files = entry.endsWith('.d')
+      ? readdirSync(entry).map((f) => path.join(entry, f))
+      : [entry];
     for (const file of files) {
       const text = readFileSync(file, 'utf8');
       if (/^\s*deb-src\s/m.test(text) || /^Types:.*\bdeb-src\b/m.test(text)) return true;
@@ -79,14 +107,19 @@ function hasDebSrc(): boolean {
 }
 
 function fromDebian(): string {
-  if (!existsSync('/usr/bin/apt-get')) throw new FetchError('apt-get not found: use --qemu-tree DIR with a QEMU source tree');
+  if (!existsSync('/usr/bin/apt-get'))
+    throw new FetchError('apt-get not found: use --qemu-tree DIR with a QEMU source tree');
   if (!existsSync('/usr/bin/dpkg-source')) {
-    throw new FetchError('dpkg-source not found: install dpkg-dev (apt-get install -y dpkg-dev) or use --qemu-tree DIR');
+    throw new FetchError(
+      'dpkg-source not found: install dpkg-dev (apt-get install -y dpkg-dev) or use --qemu-tree DIR',
+    );
   }
   const root = process.getuid?.() === 0;
   if (!hasDebSrc()) {
     if (!root) {
-      throw new FetchError(`no deb-src entry in apt's sources; as root, write ${DEB_SRC_FILE} with:\n${DEB_SRC}and run apt-get update`);
+      throw new FetchError(
+        `no deb-src entry in apt's sources; as root, write ${DEB_SRC_FILE} with:\n${DEB_SRC}and run apt-get update`,
+      );
     }
     writeFileSync(DEB_SRC_FILE, DEB_SRC);
     run('apt-get', ['update', '-qq']);
@@ -107,10 +140,14 @@ function fromDebian(): string {
   }
 }
 
-export function fetchQapiSource(options: { qemuTree?: string; version?: string }): { dir: string; cached: boolean } {
+export function fetchQapiSource(options: { qemuTree?: string; version?: string }): {
+  dir: string;
+  cached: boolean;
+} {
   const wanted = options.version ?? '7.2';
   const cached = path.join(cacheRoot, `qemu-${wanted}`);
-  if (!options.qemuTree && existsSync(path.join(cached, 'provenance.json'))) return { dir: cached, cached: true };
+  if (!options.qemuTree && existsSync(path.join(cached, 'provenance.json')))
+    return { dir: cached, cached: true };
   if (options.qemuTree) {
     const tree = path.resolve(options.qemuTree);
     const version = treeVersion(tree);
@@ -119,7 +156,10 @@ export function fetchQapiSource(options: { qemuTree?: string; version?: string }
     }
     let commit = 'unknown';
     try {
-      commit = execFileSync('git', ['-C', tree, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      commit = execFileSync('git', ['-C', tree, 'rev-parse', 'HEAD'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
     } catch {
       // not a git checkout
     }
@@ -129,14 +169,18 @@ export function fetchQapiSource(options: { qemuTree?: string; version?: string }
 }
 
 if (process.argv[1]?.endsWith('fetch-source.ts')) {
-  const { values } = parseArgs({ options: { 'qemu-tree': { type: 'string' }, version: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { 'qemu-tree': { type: 'string' }, version: { type: 'string' } },
+  });
   try {
     const { dir, cached } = fetchQapiSource({
       ...(values['qemu-tree'] ? { qemuTree: values['qemu-tree'] } : {}),
       ...(values.version ? { version: values.version } : {}),
     });
     const count = readdirSync(path.join(dir, 'qapi')).length;
-    console.log(`${cached ? 'cached' : 'fetched'}: ${count} QAPI files in ${path.relative(process.cwd(), dir)}/qapi`);
+    console.log(
+      `${cached ? 'cached' : 'fetched'}: ${count} QAPI files in ${path.relative(process.cwd(), dir)}/qapi`,
+    );
   } catch (error) {
     console.error(`schemas:source: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;

@@ -9,10 +9,23 @@
  *    Goal: < +1.5 s.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { emitTypeScript, GENERATOR_VERSION, type NameMap, readIntrospection } from '@qmpkit/codegen';
+import {
+  emitTypeScript,
+  GENERATOR_VERSION,
+  type NameMap,
+  readIntrospection,
+} from '@qmpkit/codegen';
 import { loadQapiSource } from '../../codegen/src/source/index.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -29,32 +42,52 @@ function time(fn: () => void, runs: number): number[] {
   return out;
 }
 
-const emitOptions = { runtimeImport: '@qmpkit/qapi/runtime-v1', generatorVersion: GENERATOR_VERSION, qemuVersion: '7.2', docs: true };
+const emitOptions = {
+  runtimeImport: '@qmpkit/qapi/runtime-v1',
+  generatorVersion: GENERATOR_VERSION,
+  qemuVersion: '7.2',
+  docs: true,
+};
 
 const sourceMain = path.join(repoRoot, '.cache/qapi-source/qemu-7.2/qapi/qapi-schema.json');
 if (existsSync(sourceMain)) {
   let files = 0;
   const runs = time(() => {
-    files = emitTypeScript(loadQapiSource(sourceMain), { ...emitOptions, inputDescription: 'qapi-schema.json' }).size;
+    files = emitTypeScript(loadQapiSource(sourceMain), {
+      ...emitOptions,
+      inputDescription: 'qapi-schema.json',
+    }).size;
   }, 5);
-  console.log(`source → TS (7.2, ${files} files):         median ${fmt(median(runs))}  runs ${runs.map(fmt).join(' ')}  (goal < 2 s)`);
+  console.log(
+    `source → TS (7.2, ${files} files):         median ${fmt(median(runs))}  runs ${runs.map(fmt).join(' ')}  (goal < 2 s)`,
+  );
 } else {
   console.log('source → TS: skipped, no QAPI source cache (run `pnpm schemas:source`)');
 }
 
 const capture = path.join(repoRoot, 'schemas/qemu-7.2/query-qmp-schema.json');
 const captureText = readFileSync(capture, 'utf8');
-const names = JSON.parse(readFileSync(path.join(repoRoot, 'schemas/qemu-7.2/names.json'), 'utf8')) as NameMap;
+const names = JSON.parse(
+  readFileSync(path.join(repoRoot, 'schemas/qemu-7.2/names.json'), 'utf8'),
+) as NameMap;
 const introRuns = time(() => {
-  emitTypeScript(readIntrospection({ file: 'capture', text: captureText, names }), { ...emitOptions, inputDescription: 'capture' });
+  emitTypeScript(readIntrospection({ file: 'capture', text: captureText, names }), {
+    ...emitOptions,
+    inputDescription: 'capture',
+  });
 }, 5);
 console.log(`capture → TS (7.2):                   median ${fmt(median(introRuns))}`);
 
 // --- tsc cost for a consumer -------------------------------------------------------------
 const tscBin = path.join(repoRoot, 'node_modules/typescript/bin/tsc');
 const qapiDir = path.join(repoRoot, 'packages/qapi');
-const build = spawnSync(process.execPath, [tscBin, '-p', path.join(qapiDir, 'tsconfig.build.json')], { encoding: 'utf8' });
-if (build.status !== 0) throw new Error(`building @qmpkit/qapi failed:\n${build.stdout}${build.stderr}`);
+const build = spawnSync(
+  process.execPath,
+  [tscBin, '-p', path.join(qapiDir, 'tsconfig.build.json')],
+  { encoding: 'utf8' },
+);
+if (build.status !== 0)
+  throw new Error(`building @qmpkit/qapi failed:\n${build.stdout}${build.stderr}`);
 
 const work = mkdtempSync(path.join(tmpdir(), 'qmpkit-bench-'));
 try {
@@ -62,10 +95,24 @@ try {
     const dir = path.join(work, name);
     mkdirSync(path.join(dir, 'node_modules/@qmpkit'), { recursive: true });
     symlinkSync(qapiDir, path.join(dir, 'node_modules/@qmpkit/qapi'));
-    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, type: 'module', private: true }));
+    writeFileSync(
+      path.join(dir, 'package.json'),
+      JSON.stringify({ name, type: 'module', private: true }),
+    );
     writeFileSync(
       path.join(dir, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: false, types: [] }, files: ['main.ts'] }),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          noEmit: true,
+          skipLibCheck: false,
+          types: [],
+        },
+        files: ['main.ts'],
+      }),
     );
     writeFileSync(path.join(dir, 'main.ts'), source);
     return dir;
@@ -100,7 +147,9 @@ export async function main(): Promise<string> {
   const e = median(emptyRuns);
   const c = median(consumerRuns);
   console.log(`tsc --noEmit, empty consumer:         median ${fmt(e)}`);
-  console.log(`tsc --noEmit, consumer of qemu-7.2:   median ${fmt(c)}  (+${fmt(c - e)}, ratio ${(c / e).toFixed(2)}; goal < +1.5 s)`);
+  console.log(
+    `tsc --noEmit, consumer of qemu-7.2:   median ${fmt(c)}  (+${fmt(c - e)}, ratio ${(c / e).toFixed(2)}; goal < +1.5 s)`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -8,7 +8,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { FILE_SUFFIX, emitTypeScript } from '../emit/typescript.js';
+import { emitTypeScript, FILE_SUFFIX } from '../emit/typescript.js';
 import { isCodegenError, isSchemaError } from '../errors.js';
 import { captureFromBinary, formatSchemaList } from '../introspection/capture.js';
 import { type NameMap, readIntrospection } from '../introspection/read.js';
@@ -35,14 +35,22 @@ class UsageError extends Error {
 }
 
 async function loadInput(options: InputOptions): Promise<LoadedInput> {
-  const given = [options.fromSource, options.fromIntrospection, options.fromQemu].filter((x) => x !== undefined);
+  const given = [options.fromSource, options.fromIntrospection, options.fromQemu].filter(
+    (x) => x !== undefined,
+  );
   if (given.length !== 1) {
     throw new UsageError('give exactly one of --from-source, --from-introspection, --from-qemu');
   }
-  const names = options.names ? (JSON.parse(await readFile(options.names, 'utf8')) as NameMap) : undefined;
+  const names = options.names
+    ? (JSON.parse(await readFile(options.names, 'utf8')) as NameMap)
+    : undefined;
   if (options.fromSource) {
     const schema = loadQapiSource(options.fromSource);
-    return { schema, description: path.basename(options.fromSource), qemuVersion: options.qemuVersion ?? 'unknown' };
+    return {
+      schema,
+      description: path.basename(options.fromSource),
+      qemuVersion: options.qemuVersion ?? 'unknown',
+    };
   }
   if (options.fromIntrospection) {
     const file = options.fromIntrospection;
@@ -61,13 +69,20 @@ async function loadInput(options: InputOptions): Promise<LoadedInput> {
     qemuVersion,
     ...(names ? { names } : {}),
   });
-  return { schema, description: `${path.basename(binary)} ${qemuVersion} (${capture.version.package})`, qemuVersion };
+  return {
+    schema,
+    description: `${path.basename(binary)} ${qemuVersion} (${capture.version.package})`,
+    qemuVersion,
+  };
 }
 
 function addInputOptions(command: Command): Command {
   return command
     .option('--from-source <qapi-schema.json>', 'QAPI source: the main schema file of a QEMU tree')
-    .option('--from-introspection <file.json>', 'the output of query-qmp-schema (a SchemaInfo list or a QMP reply)')
+    .option(
+      '--from-introspection <file.json>',
+      'the output of query-qmp-schema (a SchemaInfo list or a QMP reply)',
+    )
     .option('--from-qemu <binary>', 'run a QEMU binary and read its query-qmp-schema')
     .option('--names <names.json>', 'real names for masked introspection types (see schemas/)')
     .option('--qemu-version <version>', 'QEMU version to record in the output');
@@ -76,7 +91,9 @@ function addInputOptions(command: Command): Command {
 function summarize(schema: Schema): string {
   const counts = { enum: 0, struct: 0, union: 0, alternate: 0 };
   for (const def of schema.types.values()) counts[def.kind]++;
-  const deprecated = [...schema.commands.values()].filter((c) => c.features.some((f) => f.name === 'deprecated')).length;
+  const deprecated = [...schema.commands.values()].filter((c) =>
+    c.features.some((f) => f.name === 'deprecated'),
+  ).length;
   const oob = [...schema.commands.values()].filter((c) => c.allowOob).length;
   return [
     `commands: ${schema.commands.size} (${oob} allow-oob, ${deprecated} deprecated)`,
@@ -96,37 +113,48 @@ function buildProgram(out: (text: string) => void): Command {
   addInputOptions(
     program
       .command('generate')
-      .description('write TypeScript bindings (one file per QAPI module plus an index) into a directory'),
-  )
-    .requiredOption('--out <dir>', 'output directory (stale *.generated.ts files in it are removed)')
-    .addOption(
-      new Option('--runtime-import <specifier>', 'module the generated code imports its runtime from').default(
-        '@qmpkit/qapi/runtime-v1',
+      .description(
+        'write TypeScript bindings (one file per QAPI module plus an index) into a directory',
       ),
+  )
+    .requiredOption(
+      '--out <dir>',
+      'output directory (stale *.generated.ts files in it are removed)',
+    )
+    .addOption(
+      new Option(
+        '--runtime-import <specifier>',
+        'module the generated code imports its runtime from',
+      ).default('@qmpkit/qapi/runtime-v1'),
     )
     .option('--no-docs', 'leave QAPI doc comments out of the JSDoc')
-    .action(async (options: InputOptions & { out: string; runtimeImport: string; docs: boolean }) => {
-      const started = performance.now();
-      const input = await loadInput(options);
-      const files = emitTypeScript(input.schema, {
-        runtimeImport: options.runtimeImport,
-        generatorVersion: GENERATOR_VERSION,
-        inputDescription: input.description,
-        qemuVersion: input.qemuVersion,
-        docs: options.docs,
-      });
-      await mkdir(options.out, { recursive: true });
-      for (const name of await readdir(options.out)) {
-        if (name.endsWith(FILE_SUFFIX) && !files.has(name)) await rm(path.join(options.out, name));
-      }
-      let bytes = 0;
-      for (const [name, text] of files) {
-        bytes += Buffer.byteLength(text);
-        await writeFile(path.join(options.out, name), text);
-      }
-      const ms = (performance.now() - started).toFixed(0);
-      out(`wrote ${files.size} files (${(bytes / 1024).toFixed(0)} KiB) to ${options.out} in ${ms} ms\n`);
-    });
+    .action(
+      async (options: InputOptions & { out: string; runtimeImport: string; docs: boolean }) => {
+        const started = performance.now();
+        const input = await loadInput(options);
+        const files = emitTypeScript(input.schema, {
+          runtimeImport: options.runtimeImport,
+          generatorVersion: GENERATOR_VERSION,
+          inputDescription: input.description,
+          qemuVersion: input.qemuVersion,
+          docs: options.docs,
+        });
+        await mkdir(options.out, { recursive: true });
+        for (const name of await readdir(options.out)) {
+          if (name.endsWith(FILE_SUFFIX) && !files.has(name))
+            await rm(path.join(options.out, name));
+        }
+        let bytes = 0;
+        for (const [name, text] of files) {
+          bytes += Buffer.byteLength(text);
+          await writeFile(path.join(options.out, name), text);
+        }
+        const ms = (performance.now() - started).toFixed(0);
+        out(
+          `wrote ${files.size} files (${(bytes / 1024).toFixed(0)} KiB) to ${options.out} in ${ms} ms\n`,
+        );
+      },
+    );
 
   program
     .command('check')
@@ -147,7 +175,10 @@ function buildProgram(out: (text: string) => void): Command {
 }
 
 /** Runs the CLI; resolves to the process exit code. Errors are printed, never thrown. */
-export async function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
   const program = buildProgram(out);
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -10,7 +10,10 @@ const options = {
   qemuVersion: '9.9.9',
 };
 
-function schema(types: TypeDef[], extra: Partial<Pick<Schema, 'commands' | 'events'>> = {}): Schema {
+function schema(
+  types: TypeDef[],
+  extra: Partial<Pick<Schema, 'commands' | 'events'>> = {},
+): Schema {
   return {
     origin: { kind: 'qapi-source', file: 'unit.json' },
     types: new Map(types.map((t) => [t.name, t])),
@@ -38,13 +41,25 @@ const statusInfo: TypeDef = {
   features: [],
   members: [
     { name: 'running', type: { kind: 'named', name: 'bool' }, optional: false, features: [] },
-    { name: 'status', type: { kind: 'named', name: 'RunState' }, optional: false, features: [], doc: 'the state' },
+    {
+      name: 'status',
+      type: { kind: 'named', name: 'RunState' },
+      optional: false,
+      features: [],
+      doc: 'the state',
+    },
     {
       name: 'node-names',
       type: { kind: 'array', element: { kind: 'named', name: 'str' } },
       optional: true,
       features: [{ name: 'unstable' }],
-      if: { kind: 'all', of: [{ kind: 'config', name: 'CONFIG_A' }, { kind: 'not', of: { kind: 'config', name: 'CONFIG_B' } }] },
+      if: {
+        kind: 'all',
+        of: [
+          { kind: 'config', name: 'CONFIG_A' },
+          { kind: 'not', of: { kind: 'config', name: 'CONFIG_B' } },
+        ],
+      },
     },
   ],
 };
@@ -104,7 +119,9 @@ describe('emitTypeScript', () => {
   });
 
   it('leaves docs out when asked, keeping provenance and features', () => {
-    const text = emitTypeScript(schema([runState]), { ...options, docs: false }).get('run-state.generated.ts')!;
+    const text = emitTypeScript(schema([runState]), { ...options, docs: false }).get(
+      'run-state.generated.ts',
+    )!;
     expect(text).not.toContain('The state of the VM');
     expect(text).toContain('@deprecated');
     expect(text).toContain('@since 0.14');
@@ -122,13 +139,17 @@ describe('emitTypeScript', () => {
       name: 'OptionsBase',
       features: [],
       implicit: { owner: 'Options', role: 'base' },
-      members: [{ name: 'driver', type: { kind: 'named', name: 'Driver' }, optional: false, features: [] }],
+      members: [
+        { name: 'driver', type: { kind: 'named', name: 'Driver' }, optional: false, features: [] },
+      ],
     };
     const file: TypeDef = {
       kind: 'struct',
       name: 'OptionsFile',
       features: [],
-      members: [{ name: 'filename', type: { kind: 'named', name: 'str' }, optional: false, features: [] }],
+      members: [
+        { name: 'filename', type: { kind: 'named', name: 'str' }, optional: false, features: [] },
+      ],
     };
     const union: TypeDef = {
       kind: 'union',
@@ -138,7 +159,9 @@ describe('emitTypeScript', () => {
       discriminator: 'driver',
       branches: [{ case: 'file', type: 'OptionsFile' }],
     };
-    const text = emitTypeScript(schema([driver, base, file, union]), options).get('unassigned.generated.ts')!;
+    const text = emitTypeScript(schema([driver, base, file, union]), options).get(
+      'unassigned.generated.ts',
+    )!;
     expect(text).toContain(`export type Options = (OptionsBase & {
     driver: "file";
 } & OptionsFile) | (OptionsBase & {
@@ -175,7 +198,9 @@ describe('emitTypeScript', () => {
         returns: StatusInfo;
         oob: true;
     };`);
-    expect(files.get('qmp-commands.generated.ts')).toContain('import type { StatusInfo } from "./run-state.generated.js";');
+    expect(files.get('qmp-commands.generated.ts')).toContain(
+      'import type { StatusInfo } from "./run-state.generated.js";',
+    );
     expect(files.get('qmp-events.generated.ts')).toContain(`    STOP: {
         data: undefined;
     };`);
@@ -188,13 +213,22 @@ describe('emitTypeScript', () => {
   });
 
   it('refuses type names that would shadow globals the output uses', () => {
-    expect(() => emitTypeScript(schema([{ ...statusInfo, name: 'Record' }]), options)).toThrow(CodegenError);
+    expect(() => emitTypeScript(schema([{ ...statusInfo, name: 'Record' }]), options)).toThrow(
+      CodegenError,
+    );
   });
 
   it('refuses references to undefined types', () => {
     expect(() =>
       emitTypeScript(
-        schema([{ ...statusInfo, members: [{ name: 'x', type: { kind: 'named', name: 'Nope' }, optional: false, features: [] }] }]),
+        schema([
+          {
+            ...statusInfo,
+            members: [
+              { name: 'x', type: { kind: 'named', name: 'Nope' }, optional: false, features: [] },
+            ],
+          },
+        ]),
         options,
       ),
     ).toThrow(/reference to undefined type 'Nope'/);

@@ -15,6 +15,7 @@ import type {
   EnumDef,
   EventDef,
   Feature,
+  ImplicitOrigin,
   Member,
   Schema,
   StructDef,
@@ -101,6 +102,31 @@ function jsDoc<T extends ts.Node>(node: T, lines: readonly string[]): T {
   if (body.length === 0) return node;
   const text = `*\n${body.map((line) => (line ? ` * ${line}` : ' *')).join('\n')}\n `;
   return ts.addSyntheticLeadingComment(node, ts.SyntaxKind.MultiLineCommentTrivia, text, true);
+}
+
+function implicitOrigin(origin: ImplicitOrigin): string {
+  const owner = `\`${origin.owner}\``;
+  const detail = origin.detail !== undefined ? `\`${origin.detail}\`` : '';
+  switch (origin.role) {
+    case 'arguments':
+      return `Arguments of command ${owner}`;
+    case 'returns':
+      return `Return type of command ${owner}`;
+    case 'event-data':
+      return `Data of event ${owner}`;
+    case 'base':
+      return `Base of union ${owner}`;
+    case 'branch':
+      return `Branch ${detail} of union ${owner}`;
+    case 'member':
+      return `Type of ${detail} in ${owner}`;
+    case 'element':
+      return `Element type of ${owner}`;
+    case 'wrapper':
+      return `Wrapper of branch ${detail} of union ${owner}`;
+    case 'kind-enum':
+      return `Discriminator values of union ${owner}`;
+  }
 }
 
 function featureTags(features: readonly Feature[]): string[] {
@@ -314,9 +340,7 @@ class Emitter {
       }
     }
     const implicit = 'implicit' in def ? def.implicit : undefined;
-    const origin = implicit
-      ? `${what} of ${implicit.role === 'arguments' ? 'command' : implicit.role === 'event-data' ? 'event' : ''}${implicit.role === 'arguments' || implicit.role === 'event-data' ? ' ' : ''}\`${implicit.owner}\`${implicit.detail ? ` (${implicit.detail})` : ''}`
-      : what;
+    const origin = implicit ? implicitOrigin(implicit) : what;
     lines.push(`${origin}${def.module ? ` — QAPI module \`${def.module}\`` : ''}.`);
     if (def.if) lines.push(`Only when built with: \`${conditionText(def.if)}\``);
     if (def.doc?.since) lines.push(`@since ${def.doc.since}`);

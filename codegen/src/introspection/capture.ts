@@ -100,7 +100,11 @@ export async function captureFromBinary(binary: string): Promise<Capture> {
     const schema = await execute('query-qmp-schema');
     if (!Array.isArray(schema)) throw new Error('query-qmp-schema did not return a list');
     child.stdin.write(`${JSON.stringify({ execute: 'quit' })}\n`);
-    return { schema, version: { ...version.qemu, package: version.package.trim() }, target: target.arch };
+    return {
+      schema,
+      version: { ...version.qemu, package: version.package.trim() },
+      target: target.arch,
+    };
   } finally {
     clearTimeout(deadline);
     lines.close();

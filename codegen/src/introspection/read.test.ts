@@ -5,7 +5,13 @@ import { readIntrospection } from './read.js';
 // A small SchemaInfo list in the shape QEMU produces (masked names are numbers).
 const small = [
   { name: 'query-status', 'meta-type': 'command', 'arg-type': '0', 'ret-type': '1' },
-  { name: 'blockdev-add', 'meta-type': 'command', 'arg-type': '2', 'ret-type': '0', 'allow-oob': true },
+  {
+    name: 'blockdev-add',
+    'meta-type': 'command',
+    'arg-type': '2',
+    'ret-type': '0',
+    'allow-oob': true,
+  },
   { name: 'STOP', 'meta-type': 'event', 'arg-type': '0' },
   { name: 'JOB_CHANGE', 'meta-type': 'event', 'arg-type': '5', features: ['unstable'] },
   { name: '0', 'meta-type': 'object', members: [] },
@@ -30,9 +36,21 @@ const small = [
       { case: 'raw', type: '0' },
     ],
   },
-  { name: '3', 'meta-type': 'enum', values: ['running', 'paused'], members: [{ name: 'running' }, { name: 'paused', features: ['deprecated'] }] },
+  {
+    name: '3',
+    'meta-type': 'enum',
+    values: ['running', 'paused'],
+    members: [{ name: 'running' }, { name: 'paused', features: ['deprecated'] }],
+  },
   { name: '4', 'meta-type': 'enum', values: ['file', 'raw'] },
-  { name: '5', 'meta-type': 'object', members: [{ name: 'ids', type: '[str]' }, { name: 'ref', type: '7' }] },
+  {
+    name: '5',
+    'meta-type': 'object',
+    members: [
+      { name: 'ids', type: '[str]' },
+      { name: 'ref', type: '7' },
+    ],
+  },
   { name: '6', 'meta-type': 'object', members: [{ name: 'filename', type: 'str' }] },
   { name: '7', 'meta-type': 'alternate', members: [{ type: 'str' }, { type: '2' }] },
   { name: 'str', 'meta-type': 'builtin', 'json-type': 'string' },
@@ -56,13 +74,22 @@ describe('readIntrospection', () => {
       'QueryStatusResult',
       'QueryStatusResultStatus',
     ]);
-    expect(schema.commands.get('query-status')).toMatchObject({ returns: { kind: 'named', name: 'QueryStatusResult' } });
+    expect(schema.commands.get('query-status')).toMatchObject({
+      returns: { kind: 'named', name: 'QueryStatusResult' },
+    });
     expect(schema.commands.get('query-status')?.args).toBeUndefined();
-    expect(schema.commands.get('blockdev-add')).toMatchObject({ args: 'BlockdevAddArguments', allowOob: true });
+    expect(schema.commands.get('blockdev-add')).toMatchObject({
+      args: 'BlockdevAddArguments',
+      allowOob: true,
+    });
     expect(schema.commands.get('blockdev-add')?.returns).toBeUndefined();
     const union = schema.types.get('BlockdevAddArguments');
     // `raw` has no branch: QEMU lists it with the empty type, the IR omits it.
-    expect(union).toMatchObject({ kind: 'union', discriminator: 'driver', branches: [{ case: 'file', type: 'BlockdevAddArgumentsFile' }] });
+    expect(union).toMatchObject({
+      kind: 'union',
+      discriminator: 'driver',
+      branches: [{ case: 'file', type: 'BlockdevAddArgumentsFile' }],
+    });
     expect(schema.types.get('JobChangeEventRef')).toMatchObject({ kind: 'alternate' });
     expect(schema.events.get('JOB_CHANGE')?.features).toEqual([{ name: 'unstable' }]);
     const status = schema.types.get('QueryStatusResultStatus');
@@ -74,10 +101,14 @@ describe('readIntrospection', () => {
   });
 
   it('uses recovered names and marks owner+role names as implicit', () => {
-    const schema = read(small, { types: { '1': 'StatusInfo', '3': 'RunState', '2': 'BlockdevAddArguments' } });
+    const schema = read(small, {
+      types: { '1': 'StatusInfo', '3': 'RunState', '2': 'BlockdevAddArguments' },
+    });
     expect(schema.types.get('StatusInfo')).toMatchObject({ kind: 'struct' });
     expect(schema.types.get('StatusInfo')).not.toHaveProperty('implicit');
-    expect(schema.types.get('BlockdevAddArguments')).toMatchObject({ implicit: { owner: 'blockdev-add', role: 'arguments' } });
+    expect(schema.types.get('BlockdevAddArguments')).toMatchObject({
+      implicit: { owner: 'blockdev-add', role: 'arguments' },
+    });
   });
 
   it('does not depend on entry order', () => {
@@ -93,10 +124,26 @@ describe('readIntrospection', () => {
     ['a list of numbers', '[1, 2]', /entry #0: expected an object, got 1/],
     ['entry without meta-type', '[{"name": "x"}]', /entry #0 'x': 'meta-type' must be a string/],
     ['unknown meta-type', '[{"name": "x", "meta-type": "struct"}]', /unknown meta-type 'struct'/],
-    ['command without arg-type', '[{"name": "c", "meta-type": "command", "ret-type": "0"}]', /'arg-type' must be a string/],
-    ['object with bad members', '[{"name": "1", "meta-type": "object", "members": [{"name": 3}]}]', /object member needs string name and type/],
-    ['dangling reference', '[{"name": "c", "meta-type": "command", "arg-type": "9", "ret-type": "9"}]', /type '9' is referenced but not defined/],
-    ['duplicate entry', '[{"name": "e", "meta-type": "event", "arg-type": "0"}, {"name": "e", "meta-type": "event", "arg-type": "0"}, {"name": "0", "meta-type": "object", "members": []}]', /duplicate entry/],
+    [
+      'command without arg-type',
+      '[{"name": "c", "meta-type": "command", "ret-type": "0"}]',
+      /'arg-type' must be a string/,
+    ],
+    [
+      'object with bad members',
+      '[{"name": "1", "meta-type": "object", "members": [{"name": 3}]}]',
+      /object member needs string name and type/,
+    ],
+    [
+      'dangling reference',
+      '[{"name": "c", "meta-type": "command", "arg-type": "9", "ret-type": "9"}]',
+      /type '9' is referenced but not defined/,
+    ],
+    [
+      'duplicate entry',
+      '[{"name": "e", "meta-type": "event", "arg-type": "0"}, {"name": "e", "meta-type": "event", "arg-type": "0"}, {"name": "0", "meta-type": "object", "members": []}]',
+      /duplicate entry/,
+    ],
   ];
   it.each(bad)('rejects %s with a located SchemaError', (_what, text, message) => {
     let caught: unknown;
@@ -112,6 +159,11 @@ describe('readIntrospection', () => {
   });
 
   it('accepts a whole QMP reply', () => {
-    expect(readIntrospection({ file: 'r.json', text: JSON.stringify({ return: small, id: 'libvirt-1' }) }).commands.size).toBe(2);
+    expect(
+      readIntrospection({
+        file: 'r.json',
+        text: JSON.stringify({ return: small, id: 'libvirt-1' }),
+      }).commands.size,
+    ).toBe(2);
   });
 });

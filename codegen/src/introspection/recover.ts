@@ -163,6 +163,48 @@ export function recoverNames(
     }
   }
 
+  // Types no command or event reaches (QEMU still lists a few): match by shape when exactly
+  // one unclaimed source type of the same kind has the same member or value names.
+  const claimed = new Set(Object.values(types));
+  const signature = (kind: string, names: readonly string[]) =>
+    `${kind}:${[...names].sort().join(',')}`;
+  const sourceBySignature = new Map<string, string[]>();
+  for (const def of source.types.values()) {
+    if (claimed.has(def.name)) continue;
+    let sig: string | undefined;
+    if (def.kind === 'enum')
+      sig = signature(
+        'enum',
+        def.values.map((v) => v.name),
+      );
+    else if (def.kind === 'struct')
+      sig = signature(
+        'object',
+        (allMembers(source, def.name) ?? []).map((m) => m.name),
+      );
+    if (sig === undefined) continue;
+    const list = sourceBySignature.get(sig) ?? [];
+    list.push(def.name);
+    sourceBySignature.set(sig, list);
+  }
+  for (const info of infos.values()) {
+    if (!isMasked(info.name) || types[info.name] !== undefined) continue;
+    let sig: string | undefined;
+    if (info['meta-type'] === 'enum') sig = signature('enum', info.values);
+    else if (
+      info['meta-type'] === 'object' &&
+      info.variants === undefined &&
+      info.members.length > 0
+    ) {
+      sig = signature(
+        'object',
+        info.members.map((m) => m.name),
+      );
+    }
+    const candidates = sig === undefined ? undefined : sourceBySignature.get(sig);
+    if (candidates?.length === 1) types[info.name] = candidates[0]!;
+  }
+
   const modules: Record<string, string> = {};
   const addModule = (name: string, module: string | undefined) => {
     if (module !== undefined) modules[name] = module;

@@ -12,7 +12,71 @@ import { validateReturn as validateReturnIn } from "../../runtime/index.js";
 
 import { validateArgs as validateArgsIn } from "../../runtime/index.js";
 
-export * from "./unassigned.generated.js";
+export * from "./acpi.generated.js";
+
+export * from "./authz.generated.js";
+
+export * from "./block.generated.js";
+
+export * from "./block-core.generated.js";
+
+export * from "./block-export.generated.js";
+
+export * from "./char.generated.js";
+
+export * from "./common.generated.js";
+
+export * from "./control.generated.js";
+
+export * from "./crypto.generated.js";
+
+export * from "./dump.generated.js";
+
+export * from "./introspect.generated.js";
+
+export * from "./job.generated.js";
+
+export * from "./machine.generated.js";
+
+export * from "./machine-target.generated.js";
+
+export * from "./migration.generated.js";
+
+export * from "./misc.generated.js";
+
+export * from "./misc-target.generated.js";
+
+export * from "./net.generated.js";
+
+export * from "./pci.generated.js";
+
+export * from "./qdev.generated.js";
+
+export * from "./qom.generated.js";
+
+export * from "./rdma.generated.js";
+
+export * from "./replay.generated.js";
+
+export * from "./rocker.generated.js";
+
+export * from "./run-state.generated.js";
+
+export * from "./sockets.generated.js";
+
+export * from "./stats.generated.js";
+
+export * from "./tpm.generated.js";
+
+export * from "./trace.generated.js";
+
+export * from "./transaction.generated.js";
+
+export * from "./ui.generated.js";
+
+export * from "./virtio.generated.js";
+
+export * from "./yank.generated.js";
 
 export type { Commands } from "./qmp-commands.generated.js";
 

@@ -2,7 +2,63 @@
 // Input: schemas/qemu-7.2/query-qmp-schema.json (introspection, sha256 34bb5eabea1876135b249324a4333d51f911620c047bf516ec436502fe6c1bf5)
 // QEMU 7.2.22
 
-import type { AddClientArguments, AddFdArguments, AddFdResult, AnnounceSelfArguments, BalloonArguments, BlockCommitArguments, BlockDirtyBitmapAddArguments, BlockDirtyBitmapClearArguments, BlockDirtyBitmapMergeArguments, BlockExportAddArguments, BlockExportDelArguments, BlockJobCancelArguments, BlockJobCompleteArguments, BlockJobDismissArguments, BlockJobFinalizeArguments, BlockJobPauseArguments, BlockJobResumeArguments, BlockJobSetSpeedArguments, BlockLatencyHistogramSetArguments, BlockResizeArguments, BlockSetIoThrottleArguments, BlockSetWriteThresholdArguments, BlockStreamArguments, BlockdevAddArguments, BlockdevBackupArguments, BlockdevChangeMediumArguments, BlockdevCloseTrayArguments, BlockdevCreateArguments, BlockdevDelArguments, BlockdevInsertMediumArguments, BlockdevMirrorArguments, BlockdevOpenTrayArguments, BlockdevRemoveMediumArguments, BlockdevReopenArguments, BlockdevSnapshotArguments, BlockdevSnapshotDeleteInternalSyncArguments, BlockdevSnapshotDeleteInternalSyncResult, BlockdevSnapshotInternalSyncArguments, BlockdevSnapshotSyncArguments, CalcDirtyRateArguments, CancelVcpuDirtyLimitArguments, ChangeBackingFileArguments, ChangeVncPasswordArguments, ChardevAddArguments, ChardevAddResult, ChardevChangeArguments, ChardevRemoveArguments, ChardevSendBreakArguments, ClientMigrateInfoArguments, ClosefdArguments, DeviceAddArguments, DeviceDelArguments, DeviceListPropertiesArguments, DeviceListPropertiesResult, DisplayReloadArguments, DisplayUpdateArguments, DriveBackupArguments, DriveMirrorArguments, DumpGuestMemoryArguments, DumpdtbArguments, EjectArguments, ExpirePasswordArguments, GetfdArguments, HumanMonitorCommandArguments, InputSendEventArguments, JobCancelArguments, JobCompleteArguments, JobDismissArguments, JobFinalizeArguments, JobPauseArguments, JobResumeArguments, MemsaveArguments, MigrateArguments, MigrateContinueArguments, MigrateIncomingArguments, MigrateRecoverArguments, MigrateSetCapabilitiesArguments, MigrateSetCapabilitiesArgumentsCapabilities, MigrateSetParametersArguments, NbdServerAddArguments, NbdServerRemoveArguments, NbdServerStartArguments, NetdevAddArguments, NetdevDelArguments, ObjectAddArguments, ObjectDelArguments, PmemsaveArguments, QmpCapabilitiesArguments, QomGetArguments, QomListArguments, QomListPropertiesArguments, QomListTypesArguments, QomListTypesResult, QomSetArguments, QueryAcpiOspmStatusResult, QueryBalloonResult, QueryBlockExportsResult, QueryBlockJobsResult, QueryBlockResult, QueryBlockResultInserted, QueryBlockstatsArguments, QueryBlockstatsResult, QueryChardevBackendsResult, QueryChardevResult, QueryColoStatusResult, QueryCommandLineOptionsArguments, QueryCommandLineOptionsResult, QueryCommandsResult, QueryCpuDefinitionsResult, QueryCpuModelExpansionArguments, QueryCpuModelExpansionResult, QueryCpusFastResult, QueryCurrentMachineResult, QueryDirtyRateResult, QueryDisplayOptionsResult, QueryDumpGuestMemoryCapabilityResult, QueryDumpResult, QueryFdsetsResult, QueryHotpluggableCpusResult, QueryIothreadsResult, QueryJobsResult, QueryKvmResult, QueryMachinesResult, QueryMemdevResult, QueryMemoryDevicesResult, QueryMemorySizeSummaryResult, QueryMiceResult, QueryMigrateParametersResult, QueryMigrateResult, QueryNameResult, QueryNamedBlockNodesArguments, QueryPciResult, QueryPrManagersResult, QueryQmpSchemaResult, QueryReplayResult, QueryRockerArguments, QueryRockerOfDpaFlowsArguments, QueryRockerOfDpaFlowsResult, QueryRockerOfDpaGroupsArguments, QueryRockerOfDpaGroupsResult, QueryRockerPortsArguments, QueryRockerPortsResult, QueryRockerResult, QueryRxFilterArguments, QueryRxFilterResult, QuerySevAttestationReportArguments, QuerySevAttestationReportResult, QuerySevCapabilitiesResult, QuerySevLaunchMeasureResult, QuerySevResult, QuerySgxResult, QuerySpiceResult, QueryStatsArguments, QueryStatsResult, QueryStatsSchemasArguments, QueryStatsSchemasResult, QueryStatusResult, QueryTargetResult, QueryTpmResult, QueryTpmResultModel, QueryTpmResultOptionsType, QueryUuidResult, QueryVcpuDirtyLimitResult, QueryVersionResult, QueryVmGenerationIdResult, QueryVncResult, QueryVncServersResult, QueryXenReplicationStatusResult, QueryYankResult, RemoveFdArguments, ReplayBreakArguments, ReplaySeekArguments, RingbufReadArguments, RingbufWriteArguments, ScreendumpArguments, SendKeyArguments, SetActionArguments, SetLinkArguments, SetNumaNodeArguments, SetPasswordArguments, SetVcpuDirtyLimitArguments, SevInjectLaunchSecretArguments, SnapshotDeleteArguments, SnapshotLoadArguments, SnapshotSaveArguments, TraceEventGetStateArguments, TraceEventGetStateResult, TraceEventSetStateArguments, TransactionArguments, WatchdogSetActionArguments, XBlockdevAmendArguments, XBlockdevChangeArguments, XBlockdevSetIothreadArguments, XDebugBlockDirtyBitmapSha256Result, XDebugQueryBlockGraphResult, XQueryIrqResult, XQueryVirtioQueueElementArguments, XQueryVirtioQueueElementResult, XQueryVirtioQueueStatusArguments, XQueryVirtioQueueStatusResult, XQueryVirtioResult, XQueryVirtioStatusArguments, XQueryVirtioStatusResult, XQueryVirtioVhostQueueStatusArguments, XQueryVirtioVhostQueueStatusResult, XenLoadDevicesStateArguments, XenSaveDevicesStateArguments, XenSetGlobalDirtyLogArguments, XenSetReplicationArguments, YankArguments } from "./unassigned.generated.js";
+import type { ACPIOSTInfo } from "./acpi.generated.js";
+
+import type { BlockLatencyHistogramSetArguments, BlockdevChangeMediumArguments, BlockdevCloseTrayArguments, BlockdevInsertMediumArguments, BlockdevOpenTrayArguments, BlockdevRemoveMediumArguments, EjectArguments, PRManagerInfo } from "./block.generated.js";
+
+import type { BlockCommitArguments, BlockDeviceInfo, BlockDirtyBitmap, BlockDirtyBitmapAdd, BlockDirtyBitmapMerge, BlockDirtyBitmapSha256, BlockIOThrottle, BlockInfo, BlockJobCancelArguments, BlockJobCompleteArguments, BlockJobDismissArguments, BlockJobFinalizeArguments, BlockJobInfo, BlockJobPauseArguments, BlockJobResumeArguments, BlockJobSetSpeedArguments, BlockResizeArguments, BlockSetWriteThresholdArguments, BlockStats, BlockStreamArguments, BlockdevBackup, BlockdevCreateArguments, BlockdevDelArguments, BlockdevMirrorArguments, BlockdevOptions, BlockdevReopenArguments, BlockdevSnapshot, BlockdevSnapshotDeleteInternalSyncArguments, BlockdevSnapshotInternal, BlockdevSnapshotSync, ChangeBackingFileArguments, DriveBackup, DriveMirror, QueryBlockstatsArguments, QueryNamedBlockNodesArguments, SnapshotInfo, XBlockdevAmendArguments, XBlockdevChangeArguments, XBlockdevSetIothreadArguments, XDbgBlockGraph } from "./block-core.generated.js";
+
+import type { BlockExportDelArguments, BlockExportInfo, BlockExportOptions, NbdServerAddOptions, NbdServerRemoveArguments, NbdServerStartArguments } from "./block-export.generated.js";
+
+import type { ChardevAddArguments, ChardevBackendInfo, ChardevChangeArguments, ChardevInfo, ChardevRemoveArguments, ChardevReturn, ChardevSendBreakArguments, RingbufReadArguments, RingbufWriteArguments } from "./char.generated.js";
+
+import type { HumanReadableText } from "./common.generated.js";
+
+import type { CommandInfo, QmpCapabilitiesArguments, VersionInfo } from "./control.generated.js";
+
+import type { DumpGuestMemoryArguments, DumpGuestMemoryCapability, DumpQueryResult } from "./dump.generated.js";
+
+import type { SchemaInfo } from "./introspect.generated.js";
+
+import type { JobCancelArguments, JobCompleteArguments, JobDismissArguments, JobFinalizeArguments, JobInfo, JobPauseArguments, JobResumeArguments } from "./job.generated.js";
+
+import type { BalloonArguments, BalloonInfo, CpuInfoFast, CurrentMachineParams, DumpdtbArguments, GuidInfo, HotpluggableCPU, KvmInfo, MachineInfo, Memdev, MemoryDeviceInfo, MemoryInfo, MemsaveArguments, NumaOptions, PmemsaveArguments, TargetInfo, UuidInfo } from "./machine.generated.js";
+
+import type { CpuDefinitionInfo, CpuModelExpansionInfo, QueryCpuModelExpansionArguments } from "./machine-target.generated.js";
+
+import type { COLOStatus, CalcDirtyRateArguments, CancelVcpuDirtyLimitArguments, ClientMigrateInfoArguments, DirtyLimitInfo, DirtyRateInfo, MigrateArguments, MigrateContinueArguments, MigrateIncomingArguments, MigrateRecoverArguments, MigrateSetCapabilitiesArguments, MigrateSetParameters, MigrationCapabilityStatus, MigrationInfo, MigrationParameters, ReplicationStatus, SetVcpuDirtyLimitArguments, SnapshotDeleteArguments, SnapshotLoadArguments, SnapshotSaveArguments, XenLoadDevicesStateArguments, XenSaveDevicesStateArguments, XenSetGlobalDirtyLogArguments, XenSetReplicationArguments } from "./migration.generated.js";
+
+import type { AddClientArguments, AddFdArguments, AddfdInfo, ClosefdArguments, CommandLineOptionInfo, FdsetInfo, GetfdArguments, HumanMonitorCommandArguments, IOThreadInfo, NameInfo, QueryCommandLineOptionsArguments, RemoveFdArguments } from "./misc.generated.js";
+
+import type { QuerySevAttestationReportArguments, SGXInfo, SevAttestationReport, SevCapability, SevInfo, SevInjectLaunchSecretArguments, SevLaunchMeasureInfo } from "./misc-target.generated.js";
+
+import type { AnnounceParameters, Netdev, NetdevDelArguments, QueryRxFilterArguments, RxFilterInfo, SetLinkArguments } from "./net.generated.js";
+
+import type { PciInfo } from "./pci.generated.js";
+
+import type { DeviceAddArguments, DeviceDelArguments, DeviceListPropertiesArguments } from "./qdev.generated.js";
+
+import type { ObjectDelArguments, ObjectOptions, ObjectPropertyInfo, ObjectTypeInfo, QomGetArguments, QomListArguments, QomListPropertiesArguments, QomListTypesArguments, QomSetArguments } from "./qom.generated.js";
+
+import type { ReplayBreakArguments, ReplayInfo, ReplaySeekArguments } from "./replay.generated.js";
+
+import type { QueryRockerArguments, QueryRockerOfDpaFlowsArguments, QueryRockerOfDpaGroupsArguments, QueryRockerPortsArguments, RockerOfDpaFlow, RockerOfDpaGroup, RockerPort, RockerSwitch } from "./rocker.generated.js";
+
+import type { SetActionArguments, StatusInfo, WatchdogSetActionArguments } from "./run-state.generated.js";
+
+import type { QueryStatsSchemasArguments, StatsFilter, StatsResult, StatsSchema } from "./stats.generated.js";
+
+import type { TPMInfo, TpmModel, TpmType } from "./tpm.generated.js";
+
+import type { TraceEventGetStateArguments, TraceEventInfo, TraceEventSetStateArguments } from "./trace.generated.js";
+
+import type { TransactionArguments } from "./transaction.generated.js";
+
+import type { ChangeVncPasswordArguments, DisplayOptions, DisplayReloadOptions, DisplayUpdateOptions, ExpirePasswordOptions, InputSendEventArguments, MouseInfo, ScreendumpArguments, SendKeyArguments, SetPasswordOptions, SpiceInfo, VncInfo, VncInfo2 } from "./ui.generated.js";
+
+import type { VirtQueueStatus, VirtVhostQueueStatus, VirtioInfo, VirtioQueueElement, VirtioStatus, XQueryVirtioQueueElementArguments, XQueryVirtioQueueStatusArguments, XQueryVirtioStatusArguments, XQueryVirtioVhostQueueStatusArguments } from "./virtio.generated.js";
+
+import type { YankArguments, YankInstance } from "./yank.generated.js";
 
 /**
  * Every QMP command of QEMU 7.2.22, keyed by wire name: `args` is the
@@ -11,372 +67,372 @@ import type { AddClientArguments, AddFdArguments, AddFdResult, AnnounceSelfArgum
  */
 export interface Commands {
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     "add-fd": {
         args: AddFdArguments;
-        returns: AddFdResult;
+        returns: AddfdInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     add_client: {
         args: AddClientArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `net`.
      */
     "announce-self": {
-        args: AnnounceSelfArguments;
+        args: AnnounceParameters;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     balloon: {
         args: BalloonArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-commit": {
         args: BlockCommitArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-dirty-bitmap-add": {
-        args: BlockDirtyBitmapAddArguments;
+        args: BlockDirtyBitmapAdd;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-dirty-bitmap-clear": {
-        args: BlockDirtyBitmapClearArguments;
+        args: BlockDirtyBitmap;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-dirty-bitmap-disable": {
-        args: BlockDirtyBitmapClearArguments;
+        args: BlockDirtyBitmap;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-dirty-bitmap-enable": {
-        args: BlockDirtyBitmapClearArguments;
+        args: BlockDirtyBitmap;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-dirty-bitmap-merge": {
-        args: BlockDirtyBitmapMergeArguments;
+        args: BlockDirtyBitmapMerge;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-dirty-bitmap-remove": {
-        args: BlockDirtyBitmapClearArguments;
+        args: BlockDirtyBitmap;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-export`.
      */
     "block-export-add": {
-        args: BlockExportAddArguments;
+        args: BlockExportOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-export`.
      */
     "block-export-del": {
         args: BlockExportDelArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-job-cancel": {
         args: BlockJobCancelArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-job-complete": {
         args: BlockJobCompleteArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-job-dismiss": {
         args: BlockJobDismissArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-job-finalize": {
         args: BlockJobFinalizeArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-job-pause": {
         args: BlockJobPauseArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-job-resume": {
         args: BlockJobResumeArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-job-set-speed": {
         args: BlockJobSetSpeedArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     "block-latency-histogram-set": {
         args: BlockLatencyHistogramSetArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-set-write-threshold": {
         args: BlockSetWriteThresholdArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "block-stream": {
         args: BlockStreamArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     block_resize: {
         args: BlockResizeArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     block_set_io_throttle: {
-        args: BlockSetIoThrottleArguments;
+        args: BlockIOThrottle;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-add": {
-        args: BlockdevAddArguments;
+        args: BlockdevOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-backup": {
-        args: BlockdevBackupArguments;
+        args: BlockdevBackup;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     "blockdev-change-medium": {
         args: BlockdevChangeMediumArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     "blockdev-close-tray": {
         args: BlockdevCloseTrayArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-create": {
         args: BlockdevCreateArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-del": {
         args: BlockdevDelArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     "blockdev-insert-medium": {
         args: BlockdevInsertMediumArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-mirror": {
         args: BlockdevMirrorArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     "blockdev-open-tray": {
         args: BlockdevOpenTrayArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     "blockdev-remove-medium": {
         args: BlockdevRemoveMediumArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-reopen": {
         args: BlockdevReopenArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      * Features: `allow-write-only-overlay`
      */
     "blockdev-snapshot": {
-        args: BlockdevSnapshotArguments;
+        args: BlockdevSnapshot;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-snapshot-delete-internal-sync": {
         args: BlockdevSnapshotDeleteInternalSyncArguments;
-        returns: BlockdevSnapshotDeleteInternalSyncResult;
+        returns: SnapshotInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-snapshot-internal-sync": {
-        args: BlockdevSnapshotInternalSyncArguments;
+        args: BlockdevSnapshotInternal;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "blockdev-snapshot-sync": {
-        args: BlockdevSnapshotSyncArguments;
+        args: BlockdevSnapshotSync;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "calc-dirty-rate": {
         args: CalcDirtyRateArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "cancel-vcpu-dirty-limit": {
         args: CancelVcpuDirtyLimitArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "change-backing-file": {
         args: ChangeBackingFileArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "change-vnc-password": {
         args: ChangeVncPasswordArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `char`.
      */
     "chardev-add": {
         args: ChardevAddArguments;
-        returns: ChardevAddResult;
+        returns: ChardevReturn;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `char`.
      */
     "chardev-change": {
         args: ChardevChangeArguments;
-        returns: ChardevAddResult;
+        returns: ChardevReturn;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `char`.
      */
     "chardev-remove": {
         args: ChardevRemoveArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `char`.
      */
     "chardev-send-break": {
         args: ChardevSendBreakArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     client_migrate_info: {
         args: ClientMigrateInfoArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     closefd: {
         args: ClosefdArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     cont: {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qdev`.
      */
     "device-list-properties": {
         args: DeviceListPropertiesArguments;
-        returns: DeviceListPropertiesResult[];
+        returns: ObjectPropertyInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qdev`.
      * Features: `json-cli`; `json-cli-hotplug`
      */
     device_add: {
@@ -384,78 +440,78 @@ export interface Commands {
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qdev`.
      */
     device_del: {
         args: DeviceDelArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "display-reload": {
-        args: DisplayReloadArguments;
+        args: DisplayReloadOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "display-update": {
-        args: DisplayUpdateArguments;
+        args: DisplayUpdateOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      * @deprecated (QAPI feature `deprecated`)
      */
     "drive-backup": {
-        args: DriveBackupArguments;
+        args: DriveBackup;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "drive-mirror": {
-        args: DriveMirrorArguments;
+        args: DriveMirror;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `dump`.
      */
     "dump-guest-memory": {
         args: DumpGuestMemoryArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     dumpdtb: {
         args: DumpdtbArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     eject: {
         args: EjectArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     expire_password: {
-        args: ExpirePasswordArguments;
+        args: ExpirePasswordOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     getfd: {
         args: GetfdArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      * Features: `savevm-monitor-nodes`
      */
     "human-monitor-command": {
@@ -463,91 +519,91 @@ export interface Commands {
         returns: string;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "inject-nmi": {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "input-send-event": {
         args: InputSendEventArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `job`.
      */
     "job-cancel": {
         args: JobCancelArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `job`.
      */
     "job-complete": {
         args: JobCompleteArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `job`.
      */
     "job-dismiss": {
         args: JobDismissArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `job`.
      */
     "job-finalize": {
         args: JobFinalizeArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `job`.
      */
     "job-pause": {
         args: JobPauseArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `job`.
      */
     "job-resume": {
         args: JobResumeArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     memsave: {
         args: MemsaveArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     migrate: {
         args: MigrateArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "migrate-continue": {
         args: MigrateContinueArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "migrate-incoming": {
         args: MigrateIncomingArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "migrate-pause": {
         args: undefined;
@@ -555,7 +611,7 @@ export interface Commands {
         oob: true;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "migrate-recover": {
         args: MigrateRecoverArguments;
@@ -563,43 +619,43 @@ export interface Commands {
         oob: true;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "migrate-set-capabilities": {
         args: MigrateSetCapabilitiesArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "migrate-set-parameters": {
-        args: MigrateSetParametersArguments;
+        args: MigrateSetParameters;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "migrate-start-postcopy": {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     migrate_cancel: {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-export`.
      * @deprecated (QAPI feature `deprecated`)
      */
     "nbd-server-add": {
-        args: NbdServerAddArguments;
+        args: NbdServerAddOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-export`.
      * @deprecated (QAPI feature `deprecated`)
      */
     "nbd-server-remove": {
@@ -607,743 +663,743 @@ export interface Commands {
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-export`.
      */
     "nbd-server-start": {
         args: NbdServerStartArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-export`.
      */
     "nbd-server-stop": {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `net`.
      */
     netdev_add: {
-        args: NetdevAddArguments;
+        args: Netdev;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `net`.
      */
     netdev_del: {
         args: NetdevDelArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qom`.
      */
     "object-add": {
-        args: ObjectAddArguments;
+        args: ObjectOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qom`.
      */
     "object-del": {
         args: ObjectDelArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     pmemsave: {
         args: PmemsaveArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `control`.
      */
     qmp_capabilities: {
         args: QmpCapabilitiesArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qom`.
      */
     "qom-get": {
         args: QomGetArguments;
         returns: unknown;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qom`.
      */
     "qom-list": {
         args: QomListArguments;
-        returns: DeviceListPropertiesResult[];
+        returns: ObjectPropertyInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qom`.
      */
     "qom-list-properties": {
         args: QomListPropertiesArguments;
-        returns: DeviceListPropertiesResult[];
+        returns: ObjectPropertyInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qom`.
      */
     "qom-list-types": {
         args: QomListTypesArguments;
-        returns: QomListTypesResult[];
+        returns: ObjectTypeInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `qom`.
      */
     "qom-set": {
         args: QomSetArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `acpi`.
      */
     "query-acpi-ospm-status": {
         args: undefined;
-        returns: QueryAcpiOspmStatusResult[];
+        returns: ACPIOSTInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-balloon": {
         args: undefined;
-        returns: QueryBalloonResult;
+        returns: BalloonInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "query-block": {
         args: undefined;
-        returns: QueryBlockResult[];
+        returns: BlockInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-export`.
      */
     "query-block-exports": {
         args: undefined;
-        returns: QueryBlockExportsResult[];
+        returns: BlockExportInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "query-block-jobs": {
         args: undefined;
-        returns: QueryBlockJobsResult[];
+        returns: BlockJobInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "query-blockstats": {
         args: QueryBlockstatsArguments;
-        returns: QueryBlockstatsResult[];
+        returns: BlockStats[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `char`.
      */
     "query-chardev": {
         args: undefined;
-        returns: QueryChardevResult[];
+        returns: ChardevInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `char`.
      */
     "query-chardev-backends": {
         args: undefined;
-        returns: QueryChardevBackendsResult[];
+        returns: ChardevBackendInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "query-colo-status": {
         args: undefined;
-        returns: QueryColoStatusResult;
+        returns: COLOStatus;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     "query-command-line-options": {
         args: QueryCommandLineOptionsArguments;
-        returns: QueryCommandLineOptionsResult[];
+        returns: CommandLineOptionInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `control`.
      */
     "query-commands": {
         args: undefined;
-        returns: QueryCommandsResult[];
+        returns: CommandInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine-target`.
      */
     "query-cpu-definitions": {
         args: undefined;
-        returns: QueryCpuDefinitionsResult[];
+        returns: CpuDefinitionInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine-target`.
      */
     "query-cpu-model-expansion": {
         args: QueryCpuModelExpansionArguments;
-        returns: QueryCpuModelExpansionResult;
+        returns: CpuModelExpansionInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-cpus-fast": {
         args: undefined;
-        returns: QueryCpusFastResult[];
+        returns: CpuInfoFast[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-current-machine": {
         args: undefined;
-        returns: QueryCurrentMachineResult;
+        returns: CurrentMachineParams;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "query-dirty-rate": {
         args: undefined;
-        returns: QueryDirtyRateResult;
+        returns: DirtyRateInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "query-display-options": {
         args: undefined;
-        returns: QueryDisplayOptionsResult;
+        returns: DisplayOptions;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `dump`.
      */
     "query-dump": {
         args: undefined;
-        returns: QueryDumpResult;
+        returns: DumpQueryResult;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `dump`.
      */
     "query-dump-guest-memory-capability": {
         args: undefined;
-        returns: QueryDumpGuestMemoryCapabilityResult;
+        returns: DumpGuestMemoryCapability;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     "query-fdsets": {
         args: undefined;
-        returns: QueryFdsetsResult[];
+        returns: FdsetInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-hotpluggable-cpus": {
         args: undefined;
-        returns: QueryHotpluggableCpusResult[];
+        returns: HotpluggableCPU[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     "query-iothreads": {
         args: undefined;
-        returns: QueryIothreadsResult[];
+        returns: IOThreadInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `job`.
      */
     "query-jobs": {
         args: undefined;
-        returns: QueryJobsResult[];
+        returns: JobInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-kvm": {
         args: undefined;
-        returns: QueryKvmResult;
+        returns: KvmInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-machines": {
         args: undefined;
-        returns: QueryMachinesResult[];
+        returns: MachineInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-memdev": {
         args: undefined;
-        returns: QueryMemdevResult[];
+        returns: Memdev[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-memory-devices": {
         args: undefined;
-        returns: QueryMemoryDevicesResult[];
+        returns: MemoryDeviceInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-memory-size-summary": {
         args: undefined;
-        returns: QueryMemorySizeSummaryResult;
+        returns: MemoryInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "query-mice": {
         args: undefined;
-        returns: QueryMiceResult[];
+        returns: MouseInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "query-migrate": {
         args: undefined;
-        returns: QueryMigrateResult;
+        returns: MigrationInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "query-migrate-capabilities": {
         args: undefined;
-        returns: MigrateSetCapabilitiesArgumentsCapabilities[];
+        returns: MigrationCapabilityStatus[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "query-migrate-parameters": {
         args: undefined;
-        returns: QueryMigrateParametersResult;
+        returns: MigrationParameters;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     "query-name": {
         args: undefined;
-        returns: QueryNameResult;
+        returns: NameInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      */
     "query-named-block-nodes": {
         args: QueryNamedBlockNodesArguments;
-        returns: QueryBlockResultInserted[];
+        returns: BlockDeviceInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `pci`.
      */
     "query-pci": {
         args: undefined;
-        returns: QueryPciResult[];
+        returns: PciInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block`.
      */
     "query-pr-managers": {
         args: undefined;
-        returns: QueryPrManagersResult[];
+        returns: PRManagerInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `introspect`.
      */
     "query-qmp-schema": {
         args: undefined;
-        returns: QueryQmpSchemaResult[];
+        returns: SchemaInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `replay`.
      */
     "query-replay": {
         args: undefined;
-        returns: QueryReplayResult;
+        returns: ReplayInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `rocker`.
      */
     "query-rocker": {
         args: QueryRockerArguments;
-        returns: QueryRockerResult;
+        returns: RockerSwitch;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `rocker`.
      */
     "query-rocker-of-dpa-flows": {
         args: QueryRockerOfDpaFlowsArguments;
-        returns: QueryRockerOfDpaFlowsResult[];
+        returns: RockerOfDpaFlow[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `rocker`.
      */
     "query-rocker-of-dpa-groups": {
         args: QueryRockerOfDpaGroupsArguments;
-        returns: QueryRockerOfDpaGroupsResult[];
+        returns: RockerOfDpaGroup[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `rocker`.
      */
     "query-rocker-ports": {
         args: QueryRockerPortsArguments;
-        returns: QueryRockerPortsResult[];
+        returns: RockerPort[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `net`.
      */
     "query-rx-filter": {
         args: QueryRxFilterArguments;
-        returns: QueryRxFilterResult[];
+        returns: RxFilterInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc-target`.
      */
     "query-sev": {
         args: undefined;
-        returns: QuerySevResult;
+        returns: SevInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc-target`.
      */
     "query-sev-attestation-report": {
         args: QuerySevAttestationReportArguments;
-        returns: QuerySevAttestationReportResult;
+        returns: SevAttestationReport;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc-target`.
      */
     "query-sev-capabilities": {
         args: undefined;
-        returns: QuerySevCapabilitiesResult;
+        returns: SevCapability;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc-target`.
      */
     "query-sev-launch-measure": {
         args: undefined;
-        returns: QuerySevLaunchMeasureResult;
+        returns: SevLaunchMeasureInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc-target`.
      */
     "query-sgx": {
         args: undefined;
-        returns: QuerySgxResult;
+        returns: SGXInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc-target`.
      */
     "query-sgx-capabilities": {
         args: undefined;
-        returns: QuerySgxResult;
+        returns: SGXInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "query-spice": {
         args: undefined;
-        returns: QuerySpiceResult;
+        returns: SpiceInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `stats`.
      */
     "query-stats": {
-        args: QueryStatsArguments;
-        returns: QueryStatsResult[];
+        args: StatsFilter;
+        returns: StatsResult[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `stats`.
      */
     "query-stats-schemas": {
         args: QueryStatsSchemasArguments;
-        returns: QueryStatsSchemasResult[];
+        returns: StatsSchema[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `run-state`.
      */
     "query-status": {
         args: undefined;
-        returns: QueryStatusResult;
+        returns: StatusInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-target": {
         args: undefined;
-        returns: QueryTargetResult;
+        returns: TargetInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `tpm`.
      */
     "query-tpm": {
         args: undefined;
-        returns: QueryTpmResult[];
+        returns: TPMInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `tpm`.
      */
     "query-tpm-models": {
         args: undefined;
-        returns: QueryTpmResultModel[];
+        returns: TpmModel[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `tpm`.
      */
     "query-tpm-types": {
         args: undefined;
-        returns: QueryTpmResultOptionsType[];
+        returns: TpmType[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-uuid": {
         args: undefined;
-        returns: QueryUuidResult;
+        returns: UuidInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "query-vcpu-dirty-limit": {
         args: undefined;
-        returns: QueryVcpuDirtyLimitResult[];
+        returns: DirtyLimitInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `control`.
      */
     "query-version": {
         args: undefined;
-        returns: QueryVersionResult;
+        returns: VersionInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "query-vm-generation-id": {
         args: undefined;
-        returns: QueryVmGenerationIdResult;
+        returns: GuidInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "query-vnc": {
         args: undefined;
-        returns: QueryVncResult;
+        returns: VncInfo;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "query-vnc-servers": {
         args: undefined;
-        returns: QueryVncServersResult[];
+        returns: VncInfo2[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "query-xen-replication-status": {
         args: undefined;
-        returns: QueryXenReplicationStatusResult;
+        returns: ReplicationStatus;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `yank`.
      */
     "query-yank": {
         args: undefined;
-        returns: QueryYankResult[];
+        returns: YankInstance[];
         oob: true;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `control`.
      */
     quit: {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     "remove-fd": {
         args: RemoveFdArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `replay`.
      */
     "replay-break": {
         args: ReplayBreakArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `replay`.
      */
     "replay-delete-break": {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `replay`.
      */
     "replay-seek": {
         args: ReplaySeekArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `char`.
      */
     "ringbuf-read": {
         args: RingbufReadArguments;
         returns: string;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `char`.
      */
     "ringbuf-write": {
         args: RingbufWriteArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc-target`.
      */
     "rtc-reset-reinjection": {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     screendump: {
         args: ScreendumpArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     "send-key": {
         args: SendKeyArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `run-state`.
      */
     "set-action": {
         args: SetActionArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     "set-numa-node": {
-        args: SetNumaNodeArguments;
+        args: NumaOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "set-vcpu-dirty-limit": {
         args: SetVcpuDirtyLimitArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `net`.
      */
     set_link: {
         args: SetLinkArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `ui`.
      */
     set_password: {
-        args: SetPasswordArguments;
+        args: SetPasswordOptions;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc-target`.
      */
     "sev-inject-launch-secret": {
         args: SevInjectLaunchSecretArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "snapshot-delete": {
         args: SnapshotDeleteArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "snapshot-load": {
         args: SnapshotLoadArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "snapshot-save": {
         args: SnapshotSaveArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      */
     stop: {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     system_powerdown: {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     system_reset: {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      */
     system_wakeup: {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `trace`.
      */
     "trace-event-get-state": {
         args: TraceEventGetStateArguments;
-        returns: TraceEventGetStateResult[];
+        returns: TraceEventInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `trace`.
      */
     "trace-event-set-state": {
         args: TraceEventSetStateArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `transaction`.
      */
     transaction: {
         args: TransactionArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `run-state`.
      */
     "watchdog-set-action": {
         args: WatchdogSetActionArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-blockdev-amend": {
@@ -1351,7 +1407,7 @@ export interface Commands {
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-blockdev-change": {
@@ -1359,7 +1415,7 @@ export interface Commands {
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-blockdev-set-iothread": {
@@ -1367,7 +1423,7 @@ export interface Commands {
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-colo-lost-heartbeat": {
@@ -1375,23 +1431,23 @@ export interface Commands {
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-debug-block-dirty-bitmap-sha256": {
-        args: BlockDirtyBitmapClearArguments;
-        returns: XDebugBlockDirtyBitmapSha256Result;
+        args: BlockDirtyBitmap;
+        returns: BlockDirtyBitmapSha256;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `block-core`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-debug-query-block-graph": {
         args: undefined;
-        returns: XDebugQueryBlockGraphResult;
+        returns: XDbgBlockGraph;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `misc`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-exit-preconfig": {
@@ -1399,154 +1455,154 @@ export interface Commands {
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-irq": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-jit": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-numa": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-opcount": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-profile": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-ramblock": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-rdma": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-roms": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `machine`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-usb": {
         args: undefined;
-        returns: XQueryIrqResult;
+        returns: HumanReadableText;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `virtio`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-virtio": {
         args: undefined;
-        returns: XQueryVirtioResult[];
+        returns: VirtioInfo[];
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `virtio`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-virtio-queue-element": {
         args: XQueryVirtioQueueElementArguments;
-        returns: XQueryVirtioQueueElementResult;
+        returns: VirtioQueueElement;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `virtio`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-virtio-queue-status": {
         args: XQueryVirtioQueueStatusArguments;
-        returns: XQueryVirtioQueueStatusResult;
+        returns: VirtQueueStatus;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `virtio`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-virtio-status": {
         args: XQueryVirtioStatusArguments;
-        returns: XQueryVirtioStatusResult;
+        returns: VirtioStatus;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `virtio`.
      * @experimental (QAPI feature `unstable`)
      */
     "x-query-virtio-vhost-queue-status": {
         args: XQueryVirtioVhostQueueStatusArguments;
-        returns: XQueryVirtioVhostQueueStatusResult;
+        returns: VirtVhostQueueStatus;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "xen-colo-do-checkpoint": {
         args: undefined;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "xen-load-devices-state": {
         args: XenLoadDevicesStateArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "xen-save-devices-state": {
         args: XenSaveDevicesStateArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "xen-set-global-dirty-log": {
         args: XenSetGlobalDirtyLogArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `migration`.
      */
     "xen-set-replication": {
         args: XenSetReplicationArguments;
         returns: Record<string, never>;
     };
     /**
-     * QMP command.
+     * QMP command — QAPI module `yank`.
      */
     yank: {
         args: YankArguments;

@@ -2,7 +2,35 @@
 // Input: schemas/qemu-7.2/query-qmp-schema.json (introspection, sha256 34bb5eabea1876135b249324a4333d51f911620c047bf516ec436502fe6c1bf5)
 // QEMU 7.2.22
 
-import type { AcpiDeviceOstEvent, BalloonChangeEvent, BlockExportDeletedEvent, BlockImageCorruptedEvent, BlockIoErrorEvent, BlockJobCancelledEvent, BlockJobCompletedEvent, BlockJobErrorEvent, BlockJobPendingEvent, BlockJobReadyEvent, BlockWriteThresholdEvent, ColoExitEvent, DeviceDeletedEvent, DeviceTrayMovedEvent, DeviceUnplugGuestErrorEvent, DumpCompletedEvent, FailoverNegotiatedEvent, GuestCrashloadedEvent, GuestPanickedEvent, JobStatusChangeEvent, MemUnplugErrorEvent, MemoryDeviceSizeChangeEvent, MemoryFailureEvent, MigrationEvent, MigrationPassEvent, NetdevStreamConnectedEvent, NetdevStreamDisconnectedEvent, NicRxFilterChangedEvent, PrManagerStatusChangedEvent, QuorumFailureEvent, QuorumReportBadEvent, RdmaGidStatusChangedEvent, ResetEvent, RtcChangeEvent, ShutdownEvent, SpiceConnectedEvent, SpiceDisconnectedEvent, SpiceInitializedEvent, UnplugPrimaryEvent, VfuClientHangupEvent, VncConnectedEvent, VncDisconnectedEvent, VncInitializedEvent, VserportChangeEvent, WatchdogEvent } from "./unassigned.generated.js";
+import type { AcpiDeviceOstEvent } from "./acpi.generated.js";
+
+import type { DeviceTrayMovedEvent, PrManagerStatusChangedEvent } from "./block.generated.js";
+
+import type { BlockImageCorruptedEvent, BlockIoErrorEvent, BlockJobCancelledEvent, BlockJobCompletedEvent, BlockJobErrorEvent, BlockJobPendingEvent, BlockJobReadyEvent, BlockWriteThresholdEvent, QuorumFailureEvent, QuorumReportBadEvent } from "./block-core.generated.js";
+
+import type { BlockExportDeletedEvent } from "./block-export.generated.js";
+
+import type { VserportChangeEvent } from "./char.generated.js";
+
+import type { DumpCompletedEvent } from "./dump.generated.js";
+
+import type { JobStatusChangeEvent } from "./job.generated.js";
+
+import type { BalloonChangeEvent, MemUnplugErrorEvent, MemoryDeviceSizeChangeEvent } from "./machine.generated.js";
+
+import type { ColoExitEvent, MigrationEvent, MigrationPassEvent, UnplugPrimaryEvent } from "./migration.generated.js";
+
+import type { RtcChangeEvent, VfuClientHangupEvent } from "./misc.generated.js";
+
+import type { FailoverNegotiatedEvent, NetdevStreamConnectedEvent, NetdevStreamDisconnectedEvent, NicRxFilterChangedEvent } from "./net.generated.js";
+
+import type { DeviceDeletedEvent, DeviceUnplugGuestErrorEvent } from "./qdev.generated.js";
+
+import type { RdmaGidStatusChangedEvent } from "./rdma.generated.js";
+
+import type { GuestCrashloadedEvent, GuestPanickedEvent, MemoryFailureEvent, ResetEvent, ShutdownEvent, WatchdogEvent } from "./run-state.generated.js";
+
+import type { SpiceConnectedEvent, SpiceDisconnectedEvent, SpiceInitializedEvent, VncConnectedEvent, VncDisconnectedEvent, VncInitializedEvent } from "./ui.generated.js";
 
 /**
  * Every QMP event of QEMU 7.2.22, keyed by wire name; `data` is the
@@ -10,314 +38,314 @@ import type { AcpiDeviceOstEvent, BalloonChangeEvent, BlockExportDeletedEvent, B
  */
 export interface Events {
     /**
-     * QMP event.
+     * QMP event — QAPI module `acpi`.
      */
     ACPI_DEVICE_OST: {
         data: AcpiDeviceOstEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `machine`.
      */
     BALLOON_CHANGE: {
         data: BalloonChangeEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-export`.
      */
     BLOCK_EXPORT_DELETED: {
         data: BlockExportDeletedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     BLOCK_IMAGE_CORRUPTED: {
         data: BlockImageCorruptedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     BLOCK_IO_ERROR: {
         data: BlockIoErrorEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     BLOCK_JOB_CANCELLED: {
         data: BlockJobCancelledEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     BLOCK_JOB_COMPLETED: {
         data: BlockJobCompletedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     BLOCK_JOB_ERROR: {
         data: BlockJobErrorEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     BLOCK_JOB_PENDING: {
         data: BlockJobPendingEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     BLOCK_JOB_READY: {
         data: BlockJobReadyEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     BLOCK_WRITE_THRESHOLD: {
         data: BlockWriteThresholdEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `migration`.
      */
     COLO_EXIT: {
         data: ColoExitEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `qdev`.
      */
     DEVICE_DELETED: {
         data: DeviceDeletedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block`.
      */
     DEVICE_TRAY_MOVED: {
         data: DeviceTrayMovedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `qdev`.
      */
     DEVICE_UNPLUG_GUEST_ERROR: {
         data: DeviceUnplugGuestErrorEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `dump`.
      */
     DUMP_COMPLETED: {
         data: DumpCompletedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `net`.
      */
     FAILOVER_NEGOTIATED: {
         data: FailoverNegotiatedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     GUEST_CRASHLOADED: {
         data: GuestCrashloadedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     GUEST_PANICKED: {
         data: GuestPanickedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `job`.
      */
     JOB_STATUS_CHANGE: {
         data: JobStatusChangeEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `machine`.
      */
     MEMORY_DEVICE_SIZE_CHANGE: {
         data: MemoryDeviceSizeChangeEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     MEMORY_FAILURE: {
         data: MemoryFailureEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `machine`.
      * @deprecated (QAPI feature `deprecated`)
      */
     MEM_UNPLUG_ERROR: {
         data: MemUnplugErrorEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `migration`.
      */
     MIGRATION: {
         data: MigrationEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `migration`.
      */
     MIGRATION_PASS: {
         data: MigrationPassEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `net`.
      */
     NETDEV_STREAM_CONNECTED: {
         data: NetdevStreamConnectedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `net`.
      */
     NETDEV_STREAM_DISCONNECTED: {
         data: NetdevStreamDisconnectedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `net`.
      */
     NIC_RX_FILTER_CHANGED: {
         data: NicRxFilterChangedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     POWERDOWN: {
         data: undefined;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block`.
      */
     PR_MANAGER_STATUS_CHANGED: {
         data: PrManagerStatusChangedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     QUORUM_FAILURE: {
         data: QuorumFailureEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `block-core`.
      */
     QUORUM_REPORT_BAD: {
         data: QuorumReportBadEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `rdma`.
      */
     RDMA_GID_STATUS_CHANGED: {
         data: RdmaGidStatusChangedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     RESET: {
         data: ResetEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     RESUME: {
         data: undefined;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `misc`.
      */
     RTC_CHANGE: {
         data: RtcChangeEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     SHUTDOWN: {
         data: ShutdownEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `ui`.
      */
     SPICE_CONNECTED: {
         data: SpiceConnectedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `ui`.
      */
     SPICE_DISCONNECTED: {
         data: SpiceDisconnectedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `ui`.
      */
     SPICE_INITIALIZED: {
         data: SpiceInitializedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `ui`.
      */
     SPICE_MIGRATE_COMPLETED: {
         data: undefined;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     STOP: {
         data: undefined;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     SUSPEND: {
         data: undefined;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     SUSPEND_DISK: {
         data: undefined;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `migration`.
      */
     UNPLUG_PRIMARY: {
         data: UnplugPrimaryEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `misc`.
      */
     VFU_CLIENT_HANGUP: {
         data: VfuClientHangupEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `ui`.
      */
     VNC_CONNECTED: {
         data: VncConnectedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `ui`.
      */
     VNC_DISCONNECTED: {
         data: VncDisconnectedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `ui`.
      */
     VNC_INITIALIZED: {
         data: VncInitializedEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `char`.
      */
     VSERPORT_CHANGE: {
         data: VserportChangeEvent;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     WAKEUP: {
         data: undefined;
     };
     /**
-     * QMP event.
+     * QMP event — QAPI module `run-state`.
      */
     WATCHDOG: {
         data: WatchdogEvent;

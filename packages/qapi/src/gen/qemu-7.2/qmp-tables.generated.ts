@@ -11,9 +11,29 @@ export const tables: SchemaTables = {
     format: 1,
     qemuVersion: "7.2.22",
     types: {
+        ACPIOSTInfo: {
+            kind: "object",
+            members: [{ name: "device", type: "str", optional: true }, { name: "slot", type: "str" }, { name: "slot-type", type: "ACPISlotType" }, { name: "source", type: "int" }, { name: "status", type: "int" }]
+        },
+        ACPISlotType: {
+            kind: "enum",
+            values: ["DIMM", "CPU"]
+        },
+        Abort: {
+            kind: "object",
+            members: []
+        },
+        AbortWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "Abort" }]
+        },
         AcpiDeviceOstEvent: {
             kind: "object",
-            members: [{ name: "info", type: "QueryAcpiOspmStatusResult" }]
+            members: [{ name: "info", type: "ACPIOSTInfo" }]
+        },
+        ActionCompletionMode: {
+            kind: "enum",
+            values: ["individual", "grouped"]
         },
         AddClientArguments: {
             kind: "object",
@@ -23,13 +43,33 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "fdset-id", type: "int", optional: true }, { name: "opaque", type: "str", optional: true }]
         },
-        AddFdResult: {
+        AddfdInfo: {
             kind: "object",
             members: [{ name: "fdset-id", type: "int" }, { name: "fd", type: "int" }]
         },
-        AnnounceSelfArguments: {
+        AnnounceParameters: {
             kind: "object",
             members: [{ name: "initial", type: "int" }, { name: "max", type: "int" }, { name: "rounds", type: "int" }, { name: "step", type: "int" }, { name: "interfaces", type: "[str]", optional: true }, { name: "id", type: "str", optional: true }]
+        },
+        AuthZListFileProperties: {
+            kind: "object",
+            members: [{ name: "filename", type: "str" }, { name: "refresh", type: "bool", optional: true }]
+        },
+        AuthZListProperties: {
+            kind: "object",
+            members: [{ name: "policy", type: "QAuthZListPolicy", optional: true }, { name: "rules", type: "[QAuthZListRule]", optional: true }]
+        },
+        AuthZPAMProperties: {
+            kind: "object",
+            members: [{ name: "service", type: "str" }]
+        },
+        AuthZSimpleProperties: {
+            kind: "object",
+            members: [{ name: "identity", type: "str" }]
+        },
+        BackupPerf: {
+            kind: "object",
+            members: [{ name: "use-copy-range", type: "bool", optional: true }, { name: "max-workers", type: "int", optional: true }, { name: "max-chunk", type: "int", optional: true }]
         },
         BalloonArguments: {
             kind: "object",
@@ -39,121 +79,163 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "actual", type: "int" }]
         },
+        BalloonInfo: {
+            kind: "object",
+            members: [{ name: "actual", type: "int" }]
+        },
+        BitmapMigrationBitmapAlias: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "alias", type: "str" }, { name: "transform", type: "BitmapMigrationBitmapAliasTransform", optional: true }]
+        },
+        BitmapMigrationBitmapAliasTransform: {
+            kind: "object",
+            members: [{ name: "persistent", type: "bool", optional: true }]
+        },
+        BitmapMigrationNodeAlias: {
+            kind: "object",
+            members: [{ name: "node-name", type: "str" }, { name: "alias", type: "str" }, { name: "bitmaps", type: "[BitmapMigrationBitmapAlias]" }]
+        },
+        BitmapSyncMode: {
+            kind: "enum",
+            values: ["on-success", "never", "always"]
+        },
+        BlkdebugEvent: {
+            kind: "enum",
+            values: ["l1_update", "l1_grow_alloc_table", "l1_grow_write_table", "l1_grow_activate_table", "l2_load", "l2_update", "l2_update_compressed", "l2_alloc_cow_read", "l2_alloc_write", "read_aio", "read_backing_aio", "read_compressed", "write_aio", "write_compressed", "vmstate_load", "vmstate_save", "cow_read", "cow_write", "reftable_load", "reftable_grow", "reftable_update", "refblock_load", "refblock_update", "refblock_update_part", "refblock_alloc", "refblock_alloc_hookup", "refblock_alloc_write", "refblock_alloc_write_blocks", "refblock_alloc_write_table", "refblock_alloc_switch_table", "cluster_alloc", "cluster_alloc_bytes", "cluster_free", "flush_to_os", "flush_to_disk", "pwritev_rmw_head", "pwritev_rmw_after_head", "pwritev_rmw_tail", "pwritev_rmw_after_tail", "pwritev", "pwritev_zero", "pwritev_done", "empty_image_prepare", "l1_shrink_write_table", "l1_shrink_free_l2_clusters", "cor_write", "cluster_alloc_space", "none"]
+        },
+        BlkdebugIOType: {
+            kind: "enum",
+            values: ["read", "write", "write-zeroes", "discard", "flush", "block-status"]
+        },
+        BlkdebugInjectErrorOptions: {
+            kind: "object",
+            members: [{ name: "event", type: "BlkdebugEvent" }, { name: "state", type: "int", optional: true }, { name: "iotype", type: "BlkdebugIOType", optional: true }, { name: "errno", type: "int", optional: true }, { name: "sector", type: "int", optional: true }, { name: "once", type: "bool", optional: true }, { name: "immediately", type: "bool", optional: true }]
+        },
+        BlkdebugSetStateOptions: {
+            kind: "object",
+            members: [{ name: "event", type: "BlkdebugEvent" }, { name: "state", type: "int", optional: true }, { name: "new_state", type: "int" }]
+        },
         BlockCommitArguments: {
             kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "base-node", type: "str", optional: true }, { name: "base", type: "str", optional: true, features: ["deprecated"] }, { name: "top-node", type: "str", optional: true }, { name: "top", type: "str", optional: true, features: ["deprecated"] }, { name: "backing-file", type: "str", optional: true }, { name: "speed", type: "int", optional: true }, { name: "on-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "base-node", type: "str", optional: true }, { name: "base", type: "str", optional: true, features: ["deprecated"] }, { name: "top-node", type: "str", optional: true }, { name: "top", type: "str", optional: true, features: ["deprecated"] }, { name: "backing-file", type: "str", optional: true }, { name: "speed", type: "int", optional: true }, { name: "on-error", type: "BlockdevOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
         },
-        BlockCommitArgumentsOnError: {
-            kind: "enum",
-            values: ["report", "ignore", "enospc", "stop", "auto"]
-        },
-        BlockDirtyBitmapAddArguments: {
+        BlockDeviceInfo: {
             kind: "object",
-            members: [{ name: "node", type: "str" }, { name: "name", type: "str" }, { name: "granularity", type: "int", optional: true }, { name: "persistent", type: "bool", optional: true }, { name: "disabled", type: "bool", optional: true }]
+            members: [{ name: "file", type: "str" }, { name: "node-name", type: "str", optional: true }, { name: "ro", type: "bool" }, { name: "drv", type: "str" }, { name: "backing_file", type: "str", optional: true }, { name: "backing_file_depth", type: "int" }, { name: "encrypted", type: "bool" }, { name: "detect_zeroes", type: "BlockdevDetectZeroesOptions" }, { name: "bps", type: "int" }, { name: "bps_rd", type: "int" }, { name: "bps_wr", type: "int" }, { name: "iops", type: "int" }, { name: "iops_rd", type: "int" }, { name: "iops_wr", type: "int" }, { name: "image", type: "ImageInfo" }, { name: "bps_max", type: "int", optional: true }, { name: "bps_rd_max", type: "int", optional: true }, { name: "bps_wr_max", type: "int", optional: true }, { name: "iops_max", type: "int", optional: true }, { name: "iops_rd_max", type: "int", optional: true }, { name: "iops_wr_max", type: "int", optional: true }, { name: "bps_max_length", type: "int", optional: true }, { name: "bps_rd_max_length", type: "int", optional: true }, { name: "bps_wr_max_length", type: "int", optional: true }, { name: "iops_max_length", type: "int", optional: true }, { name: "iops_rd_max_length", type: "int", optional: true }, { name: "iops_wr_max_length", type: "int", optional: true }, { name: "iops_size", type: "int", optional: true }, { name: "group", type: "str", optional: true }, { name: "cache", type: "BlockdevCacheInfo" }, { name: "write_threshold", type: "int" }, { name: "dirty-bitmaps", type: "[BlockDirtyInfo]", optional: true }]
         },
-        BlockDirtyBitmapClearArguments: {
+        BlockDeviceIoStatus: {
+            kind: "enum",
+            values: ["ok", "failed", "nospace"]
+        },
+        BlockDeviceStats: {
+            kind: "object",
+            members: [{ name: "rd_bytes", type: "int" }, { name: "wr_bytes", type: "int" }, { name: "unmap_bytes", type: "int" }, { name: "rd_operations", type: "int" }, { name: "wr_operations", type: "int" }, { name: "flush_operations", type: "int" }, { name: "unmap_operations", type: "int" }, { name: "rd_total_time_ns", type: "int" }, { name: "wr_total_time_ns", type: "int" }, { name: "flush_total_time_ns", type: "int" }, { name: "unmap_total_time_ns", type: "int" }, { name: "wr_highest_offset", type: "int" }, { name: "rd_merged", type: "int" }, { name: "wr_merged", type: "int" }, { name: "unmap_merged", type: "int" }, { name: "idle_time_ns", type: "int", optional: true }, { name: "failed_rd_operations", type: "int" }, { name: "failed_wr_operations", type: "int" }, { name: "failed_flush_operations", type: "int" }, { name: "failed_unmap_operations", type: "int" }, { name: "invalid_rd_operations", type: "int" }, { name: "invalid_wr_operations", type: "int" }, { name: "invalid_flush_operations", type: "int" }, { name: "invalid_unmap_operations", type: "int" }, { name: "account_invalid", type: "bool" }, { name: "account_failed", type: "bool" }, { name: "timed_stats", type: "[BlockDeviceTimedStats]" }, { name: "rd_latency_histogram", type: "BlockLatencyHistogramInfo", optional: true }, { name: "wr_latency_histogram", type: "BlockLatencyHistogramInfo", optional: true }, { name: "flush_latency_histogram", type: "BlockLatencyHistogramInfo", optional: true }]
+        },
+        BlockDeviceTimedStats: {
+            kind: "object",
+            members: [{ name: "interval_length", type: "int" }, { name: "min_rd_latency_ns", type: "int" }, { name: "max_rd_latency_ns", type: "int" }, { name: "avg_rd_latency_ns", type: "int" }, { name: "min_wr_latency_ns", type: "int" }, { name: "max_wr_latency_ns", type: "int" }, { name: "avg_wr_latency_ns", type: "int" }, { name: "min_flush_latency_ns", type: "int" }, { name: "max_flush_latency_ns", type: "int" }, { name: "avg_flush_latency_ns", type: "int" }, { name: "avg_rd_queue_depth", type: "number" }, { name: "avg_wr_queue_depth", type: "number" }]
+        },
+        BlockDirtyBitmap: {
             kind: "object",
             members: [{ name: "node", type: "str" }, { name: "name", type: "str" }]
         },
-        BlockDirtyBitmapMergeArguments: {
+        BlockDirtyBitmapAdd: {
             kind: "object",
-            members: [{ name: "node", type: "str" }, { name: "target", type: "str" }, { name: "bitmaps", type: "[BlockDirtyBitmapMergeArgumentsBitmaps]" }]
+            members: [{ name: "node", type: "str" }, { name: "name", type: "str" }, { name: "granularity", type: "int", optional: true }, { name: "persistent", type: "bool", optional: true }, { name: "disabled", type: "bool", optional: true }]
         },
-        BlockDirtyBitmapMergeArgumentsBitmaps: {
+        BlockDirtyBitmapAddWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "BlockDirtyBitmapAdd" }]
+        },
+        BlockDirtyBitmapMerge: {
+            kind: "object",
+            members: [{ name: "node", type: "str" }, { name: "target", type: "str" }, { name: "bitmaps", type: "[BlockDirtyBitmapOrStr]" }]
+        },
+        BlockDirtyBitmapMergeWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "BlockDirtyBitmapMerge" }]
+        },
+        BlockDirtyBitmapOrStr: {
             kind: "alternate",
-            alternatives: ["str", "BlockDirtyBitmapClearArguments"]
+            alternatives: ["str", "BlockDirtyBitmap"]
         },
-        BlockExportAddArguments: {
+        BlockDirtyBitmapSha256: {
             kind: "object",
-            members: [{ name: "type", type: "BlockExportAddArgumentsType" }, { name: "id", type: "str" }, { name: "fixed-iothread", type: "bool", optional: true }, { name: "iothread", type: "str", optional: true }, { name: "node-name", type: "str" }, { name: "writable", type: "bool", optional: true }, { name: "writethrough", type: "bool", optional: true }],
-            tag: "type",
-            variants: { nbd: "BlockExportAddArgumentsNbd", "vhost-user-blk": "BlockExportAddArgumentsVhostUserBlk", fuse: "BlockExportAddArgumentsFuse", "vduse-blk": "BlockExportAddArgumentsVduseBlk" }
+            members: [{ name: "sha256", type: "str" }]
         },
-        BlockExportAddArgumentsBase: {
+        BlockDirtyBitmapWrapper: {
             kind: "object",
-            members: [{ name: "type", type: "BlockExportAddArgumentsType" }, { name: "id", type: "str" }, { name: "fixed-iothread", type: "bool", optional: true }, { name: "iothread", type: "str", optional: true }, { name: "node-name", type: "str" }, { name: "writable", type: "bool", optional: true }, { name: "writethrough", type: "bool", optional: true }]
+            members: [{ name: "data", type: "BlockDirtyBitmap" }]
         },
-        BlockExportAddArgumentsFuse: {
+        BlockDirtyInfo: {
             kind: "object",
-            members: [{ name: "mountpoint", type: "str" }, { name: "growable", type: "bool", optional: true }, { name: "allow-other", type: "BlockExportAddArgumentsFuseAllowOther", optional: true }]
+            members: [{ name: "name", type: "str", optional: true }, { name: "count", type: "int" }, { name: "granularity", type: "int" }, { name: "recording", type: "bool" }, { name: "busy", type: "bool" }, { name: "persistent", type: "bool" }, { name: "inconsistent", type: "bool", optional: true }]
         },
-        BlockExportAddArgumentsFuseAllowOther: {
+        BlockErrorAction: {
             kind: "enum",
-            values: ["off", "on", "auto"]
-        },
-        BlockExportAddArgumentsNbd: {
-            kind: "object",
-            members: [{ name: "name", type: "str", optional: true }, { name: "description", type: "str", optional: true }, { name: "bitmaps", type: "[BlockDirtyBitmapMergeArgumentsBitmaps]", optional: true }, { name: "allocation-depth", type: "bool", optional: true }]
-        },
-        BlockExportAddArgumentsType: {
-            kind: "enum",
-            values: ["nbd", "vhost-user-blk", "fuse", "vduse-blk"]
-        },
-        BlockExportAddArgumentsVduseBlk: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "num-queues", type: "int", optional: true }, { name: "queue-size", type: "int", optional: true }, { name: "logical-block-size", type: "int", optional: true }, { name: "serial", type: "str", optional: true }]
-        },
-        BlockExportAddArgumentsVhostUserBlk: {
-            kind: "object",
-            members: [{ name: "addr", type: "BlockExportAddArgumentsVhostUserBlkAddr" }, { name: "logical-block-size", type: "int", optional: true }, { name: "num-queues", type: "int", optional: true }]
-        },
-        BlockExportAddArgumentsVhostUserBlkAddr: {
-            kind: "object",
-            members: [{ name: "type", type: "BlockExportAddArgumentsVhostUserBlkAddrType" }],
-            tag: "type",
-            variants: { inet: "BlockExportAddArgumentsVhostUserBlkAddrInet", unix: "BlockExportAddArgumentsVhostUserBlkAddrUnix", vsock: "BlockExportAddArgumentsVhostUserBlkAddrVsock", fd: "BlockExportAddArgumentsVhostUserBlkAddrFd" }
-        },
-        BlockExportAddArgumentsVhostUserBlkAddrBase: {
-            kind: "object",
-            members: [{ name: "type", type: "BlockExportAddArgumentsVhostUserBlkAddrType" }]
-        },
-        BlockExportAddArgumentsVhostUserBlkAddrFd: {
-            kind: "object",
-            members: [{ name: "str", type: "str" }]
-        },
-        BlockExportAddArgumentsVhostUserBlkAddrInet: {
-            kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "numeric", type: "bool", optional: true }, { name: "to", type: "int", optional: true }, { name: "ipv4", type: "bool", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "keep-alive", type: "bool", optional: true }, { name: "mptcp", type: "bool", optional: true }]
-        },
-        BlockExportAddArgumentsVhostUserBlkAddrType: {
-            kind: "enum",
-            values: ["inet", "unix", "vsock", "fd"]
-        },
-        BlockExportAddArgumentsVhostUserBlkAddrUnix: {
-            kind: "object",
-            members: [{ name: "path", type: "str" }, { name: "abstract", type: "bool", optional: true }, { name: "tight", type: "bool", optional: true }]
-        },
-        BlockExportAddArgumentsVhostUserBlkAddrVsock: {
-            kind: "object",
-            members: [{ name: "cid", type: "str" }, { name: "port", type: "str" }]
+            values: ["ignore", "report", "stop"]
         },
         BlockExportDelArguments: {
             kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "mode", type: "BlockExportDelArgumentsMode", optional: true }]
-        },
-        BlockExportDelArgumentsMode: {
-            kind: "enum",
-            values: ["safe", "hard"]
+            members: [{ name: "id", type: "str" }, { name: "mode", type: "BlockExportRemoveMode", optional: true }]
         },
         BlockExportDeletedEvent: {
             kind: "object",
             members: [{ name: "id", type: "str" }]
         },
+        BlockExportInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str" }, { name: "type", type: "BlockExportType" }, { name: "node-name", type: "str" }, { name: "shutting-down", type: "bool" }]
+        },
+        BlockExportOptions: {
+            kind: "object",
+            members: [{ name: "type", type: "BlockExportType" }, { name: "id", type: "str" }, { name: "fixed-iothread", type: "bool", optional: true }, { name: "iothread", type: "str", optional: true }, { name: "node-name", type: "str" }, { name: "writable", type: "bool", optional: true }, { name: "writethrough", type: "bool", optional: true }],
+            tag: "type",
+            variants: { nbd: "BlockExportOptionsNbd", "vhost-user-blk": "BlockExportOptionsVhostUserBlk", fuse: "BlockExportOptionsFuse", "vduse-blk": "BlockExportOptionsVduseBlk" }
+        },
+        BlockExportOptionsBase: {
+            kind: "object",
+            members: [{ name: "type", type: "BlockExportType" }, { name: "id", type: "str" }, { name: "fixed-iothread", type: "bool", optional: true }, { name: "iothread", type: "str", optional: true }, { name: "node-name", type: "str" }, { name: "writable", type: "bool", optional: true }, { name: "writethrough", type: "bool", optional: true }]
+        },
+        BlockExportOptionsFuse: {
+            kind: "object",
+            members: [{ name: "mountpoint", type: "str" }, { name: "growable", type: "bool", optional: true }, { name: "allow-other", type: "FuseExportAllowOther", optional: true }]
+        },
+        BlockExportOptionsNbd: {
+            kind: "object",
+            members: [{ name: "name", type: "str", optional: true }, { name: "description", type: "str", optional: true }, { name: "bitmaps", type: "[BlockDirtyBitmapOrStr]", optional: true }, { name: "allocation-depth", type: "bool", optional: true }]
+        },
+        BlockExportOptionsVduseBlk: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "num-queues", type: "int", optional: true }, { name: "queue-size", type: "int", optional: true }, { name: "logical-block-size", type: "int", optional: true }, { name: "serial", type: "str", optional: true }]
+        },
+        BlockExportOptionsVhostUserBlk: {
+            kind: "object",
+            members: [{ name: "addr", type: "SocketAddress" }, { name: "logical-block-size", type: "int", optional: true }, { name: "num-queues", type: "int", optional: true }]
+        },
+        BlockExportRemoveMode: {
+            kind: "enum",
+            values: ["safe", "hard"]
+        },
+        BlockExportType: {
+            kind: "enum",
+            values: ["nbd", "vhost-user-blk", "fuse", "vduse-blk"]
+        },
+        BlockIOThrottle: {
+            kind: "object",
+            members: [{ name: "device", type: "str", optional: true, features: ["deprecated"] }, { name: "id", type: "str", optional: true }, { name: "bps", type: "int" }, { name: "bps_rd", type: "int" }, { name: "bps_wr", type: "int" }, { name: "iops", type: "int" }, { name: "iops_rd", type: "int" }, { name: "iops_wr", type: "int" }, { name: "bps_max", type: "int", optional: true }, { name: "bps_rd_max", type: "int", optional: true }, { name: "bps_wr_max", type: "int", optional: true }, { name: "iops_max", type: "int", optional: true }, { name: "iops_rd_max", type: "int", optional: true }, { name: "iops_wr_max", type: "int", optional: true }, { name: "bps_max_length", type: "int", optional: true }, { name: "bps_rd_max_length", type: "int", optional: true }, { name: "bps_wr_max_length", type: "int", optional: true }, { name: "iops_max_length", type: "int", optional: true }, { name: "iops_rd_max_length", type: "int", optional: true }, { name: "iops_wr_max_length", type: "int", optional: true }, { name: "iops_size", type: "int", optional: true }, { name: "group", type: "str", optional: true }]
+        },
         BlockImageCorruptedEvent: {
             kind: "object",
             members: [{ name: "device", type: "str" }, { name: "node-name", type: "str", optional: true }, { name: "msg", type: "str" }, { name: "offset", type: "int", optional: true }, { name: "size", type: "int", optional: true }, { name: "fatal", type: "bool" }]
         },
+        BlockInfo: {
+            kind: "object",
+            members: [{ name: "device", type: "str" }, { name: "qdev", type: "str", optional: true }, { name: "type", type: "str" }, { name: "removable", type: "bool" }, { name: "locked", type: "bool" }, { name: "inserted", type: "BlockDeviceInfo", optional: true }, { name: "tray_open", type: "bool", optional: true }, { name: "io-status", type: "BlockDeviceIoStatus", optional: true }]
+        },
         BlockIoErrorEvent: {
             kind: "object",
-            members: [{ name: "device", type: "str" }, { name: "node-name", type: "str", optional: true }, { name: "operation", type: "BlockIoErrorEventOperation" }, { name: "action", type: "BlockIoErrorEventAction" }, { name: "nospace", type: "bool", optional: true }, { name: "reason", type: "str" }]
-        },
-        BlockIoErrorEventAction: {
-            kind: "enum",
-            values: ["ignore", "report", "stop"]
-        },
-        BlockIoErrorEventOperation: {
-            kind: "enum",
-            values: ["read", "write"]
+            members: [{ name: "device", type: "str" }, { name: "node-name", type: "str", optional: true }, { name: "operation", type: "IoOperationType" }, { name: "action", type: "BlockErrorAction" }, { name: "nospace", type: "bool", optional: true }, { name: "reason", type: "str" }]
         },
         BlockJobCancelArguments: {
             kind: "object",
@@ -161,7 +243,7 @@ export const tables: SchemaTables = {
         },
         BlockJobCancelledEvent: {
             kind: "object",
-            members: [{ name: "type", type: "QueryJobsResultType" }, { name: "device", type: "str" }, { name: "len", type: "int" }, { name: "offset", type: "int" }, { name: "speed", type: "int" }]
+            members: [{ name: "type", type: "JobType" }, { name: "device", type: "str" }, { name: "len", type: "int" }, { name: "offset", type: "int" }, { name: "speed", type: "int" }]
         },
         BlockJobCompleteArguments: {
             kind: "object",
@@ -169,7 +251,7 @@ export const tables: SchemaTables = {
         },
         BlockJobCompletedEvent: {
             kind: "object",
-            members: [{ name: "type", type: "QueryJobsResultType" }, { name: "device", type: "str" }, { name: "len", type: "int" }, { name: "offset", type: "int" }, { name: "speed", type: "int" }, { name: "error", type: "str", optional: true }]
+            members: [{ name: "type", type: "JobType" }, { name: "device", type: "str" }, { name: "len", type: "int" }, { name: "offset", type: "int" }, { name: "speed", type: "int" }, { name: "error", type: "str", optional: true }]
         },
         BlockJobDismissArguments: {
             kind: "object",
@@ -177,11 +259,15 @@ export const tables: SchemaTables = {
         },
         BlockJobErrorEvent: {
             kind: "object",
-            members: [{ name: "device", type: "str" }, { name: "operation", type: "BlockIoErrorEventOperation" }, { name: "action", type: "BlockIoErrorEventAction" }]
+            members: [{ name: "device", type: "str" }, { name: "operation", type: "IoOperationType" }, { name: "action", type: "BlockErrorAction" }]
         },
         BlockJobFinalizeArguments: {
             kind: "object",
             members: [{ name: "id", type: "str" }]
+        },
+        BlockJobInfo: {
+            kind: "object",
+            members: [{ name: "type", type: "str" }, { name: "device", type: "str" }, { name: "len", type: "int" }, { name: "offset", type: "int" }, { name: "busy", type: "bool" }, { name: "paused", type: "bool" }, { name: "speed", type: "int" }, { name: "io-status", type: "BlockDeviceIoStatus" }, { name: "ready", type: "bool" }, { name: "status", type: "JobStatus" }, { name: "auto-finalize", type: "bool" }, { name: "auto-dismiss", type: "bool" }, { name: "error", type: "str", optional: true }]
         },
         BlockJobPauseArguments: {
             kind: "object",
@@ -189,11 +275,11 @@ export const tables: SchemaTables = {
         },
         BlockJobPendingEvent: {
             kind: "object",
-            members: [{ name: "type", type: "QueryJobsResultType" }, { name: "id", type: "str" }]
+            members: [{ name: "type", type: "JobType" }, { name: "id", type: "str" }]
         },
         BlockJobReadyEvent: {
             kind: "object",
-            members: [{ name: "type", type: "QueryJobsResultType" }, { name: "device", type: "str" }, { name: "len", type: "int" }, { name: "offset", type: "int" }, { name: "speed", type: "int" }]
+            members: [{ name: "type", type: "JobType" }, { name: "device", type: "str" }, { name: "len", type: "int" }, { name: "offset", type: "int" }, { name: "speed", type: "int" }]
         },
         BlockJobResumeArguments: {
             kind: "object",
@@ -203,362 +289,99 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "device", type: "str" }, { name: "speed", type: "int" }]
         },
+        BlockLatencyHistogramInfo: {
+            kind: "object",
+            members: [{ name: "boundaries", type: "[int]" }, { name: "bins", type: "[int]" }]
+        },
         BlockLatencyHistogramSetArguments: {
             kind: "object",
             members: [{ name: "id", type: "str" }, { name: "boundaries", type: "[int]", optional: true }, { name: "boundaries-read", type: "[int]", optional: true }, { name: "boundaries-write", type: "[int]", optional: true }, { name: "boundaries-flush", type: "[int]", optional: true }]
+        },
+        BlockPermission: {
+            kind: "enum",
+            values: ["consistent-read", "write", "write-unchanged", "resize"]
         },
         BlockResizeArguments: {
             kind: "object",
             members: [{ name: "device", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "size", type: "int" }]
         },
-        BlockSetIoThrottleArguments: {
-            kind: "object",
-            members: [{ name: "device", type: "str", optional: true, features: ["deprecated"] }, { name: "id", type: "str", optional: true }, { name: "bps", type: "int" }, { name: "bps_rd", type: "int" }, { name: "bps_wr", type: "int" }, { name: "iops", type: "int" }, { name: "iops_rd", type: "int" }, { name: "iops_wr", type: "int" }, { name: "bps_max", type: "int", optional: true }, { name: "bps_rd_max", type: "int", optional: true }, { name: "bps_wr_max", type: "int", optional: true }, { name: "iops_max", type: "int", optional: true }, { name: "iops_rd_max", type: "int", optional: true }, { name: "iops_wr_max", type: "int", optional: true }, { name: "bps_max_length", type: "int", optional: true }, { name: "bps_rd_max_length", type: "int", optional: true }, { name: "bps_wr_max_length", type: "int", optional: true }, { name: "iops_max_length", type: "int", optional: true }, { name: "iops_rd_max_length", type: "int", optional: true }, { name: "iops_wr_max_length", type: "int", optional: true }, { name: "iops_size", type: "int", optional: true }, { name: "group", type: "str", optional: true }]
-        },
         BlockSetWriteThresholdArguments: {
             kind: "object",
             members: [{ name: "node-name", type: "str" }, { name: "write-threshold", type: "int" }]
         },
+        BlockStats: {
+            kind: "object",
+            members: [{ name: "device", type: "str", optional: true }, { name: "qdev", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "stats", type: "BlockDeviceStats" }, { name: "driver-specific", type: "BlockStatsSpecific", optional: true }, { name: "parent", type: "BlockStats", optional: true }, { name: "backing", type: "BlockStats", optional: true }]
+        },
+        BlockStatsSpecific: {
+            kind: "object",
+            members: [{ name: "driver", type: "BlockdevDriver" }],
+            tag: "driver",
+            variants: { file: "BlockStatsSpecificFile", host_device: "BlockStatsSpecificFile", nvme: "BlockStatsSpecificNvme" }
+        },
+        BlockStatsSpecificBase: {
+            kind: "object",
+            members: [{ name: "driver", type: "BlockdevDriver" }]
+        },
+        BlockStatsSpecificFile: {
+            kind: "object",
+            members: [{ name: "discard-nb-ok", type: "int" }, { name: "discard-nb-failed", type: "int" }, { name: "discard-bytes-ok", type: "int" }]
+        },
+        BlockStatsSpecificNvme: {
+            kind: "object",
+            members: [{ name: "completion-errors", type: "int" }, { name: "aligned-accesses", type: "int" }, { name: "unaligned-accesses", type: "int" }]
+        },
         BlockStreamArguments: {
             kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "base", type: "str", optional: true }, { name: "base-node", type: "str", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "bottom", type: "str", optional: true }, { name: "speed", type: "int", optional: true }, { name: "on-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "base", type: "str", optional: true }, { name: "base-node", type: "str", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "bottom", type: "str", optional: true }, { name: "speed", type: "int", optional: true }, { name: "on-error", type: "BlockdevOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
         },
         BlockWriteThresholdEvent: {
             kind: "object",
             members: [{ name: "node-name", type: "str" }, { name: "amount-exceeded", type: "int" }, { name: "write-threshold", type: "int" }]
         },
-        BlockdevAddArguments: {
-            kind: "object",
-            members: [{ name: "driver", type: "BlockdevAddArgumentsDriver" }, { name: "node-name", type: "str", optional: true }, { name: "discard", type: "BlockdevAddArgumentsDiscard", optional: true }, { name: "cache", type: "BlockdevAddArgumentsCache", optional: true }, { name: "read-only", type: "bool", optional: true }, { name: "auto-read-only", type: "bool", optional: true }, { name: "force-share", type: "bool", optional: true }, { name: "detect-zeroes", type: "BlockdevAddArgumentsDetectZeroes", optional: true }],
-            tag: "driver",
-            variants: { blkdebug: "BlockdevAddArgumentsBlkdebug", blklogwrites: "BlockdevAddArgumentsBlklogwrites", blkverify: "BlockdevAddArgumentsBlkverify", blkreplay: "BlockdevAddArgumentsBlkreplay", bochs: "BlockdevAddArgumentsBochs", cloop: "BlockdevAddArgumentsBochs", compress: "BlockdevAddArgumentsBochs", "copy-before-write": "BlockdevAddArgumentsCopyBeforeWrite", "copy-on-read": "BlockdevAddArgumentsCopyOnRead", dmg: "BlockdevAddArgumentsBochs", file: "BlockdevAddArgumentsFile", ftp: "BlockdevAddArgumentsFtp", ftps: "BlockdevAddArgumentsFtps", gluster: "BlockdevAddArgumentsGluster", host_cdrom: "BlockdevAddArgumentsFile", host_device: "BlockdevAddArgumentsFile", http: "BlockdevAddArgumentsHttp", https: "BlockdevAddArgumentsHttps", iscsi: "BlockdevAddArgumentsIscsi", luks: "BlockdevAddArgumentsLuks", nbd: "BlockdevAddArgumentsNbd", nfs: "BlockdevAddArgumentsNfs", "null-aio": "BlockdevAddArgumentsNullAio", "null-co": "BlockdevAddArgumentsNullAio", nvme: "BlockdevAddArgumentsNvme", parallels: "BlockdevAddArgumentsBochs", preallocate: "BlockdevAddArgumentsPreallocate", qcow2: "BlockdevAddArgumentsQcow2", qcow: "BlockdevAddArgumentsQcow", qed: "BlockdevAddArgumentsQed", quorum: "BlockdevAddArgumentsQuorum", raw: "BlockdevAddArgumentsRaw", rbd: "BlockdevAddArgumentsRbd", replication: "BlockdevAddArgumentsReplication", "snapshot-access": "BlockdevAddArgumentsBochs", ssh: "BlockdevAddArgumentsSsh", throttle: "BlockdevAddArgumentsThrottle", vdi: "BlockdevAddArgumentsBochs", vhdx: "BlockdevAddArgumentsBochs", vmdk: "BlockdevAddArgumentsQed", vpc: "BlockdevAddArgumentsBochs", vvfat: "BlockdevAddArgumentsVvfat" }
-        },
-        BlockdevAddArgumentsBase: {
-            kind: "object",
-            members: [{ name: "driver", type: "BlockdevAddArgumentsDriver" }, { name: "node-name", type: "str", optional: true }, { name: "discard", type: "BlockdevAddArgumentsDiscard", optional: true }, { name: "cache", type: "BlockdevAddArgumentsCache", optional: true }, { name: "read-only", type: "bool", optional: true }, { name: "auto-read-only", type: "bool", optional: true }, { name: "force-share", type: "bool", optional: true }, { name: "detect-zeroes", type: "BlockdevAddArgumentsDetectZeroes", optional: true }]
-        },
-        BlockdevAddArgumentsBlkdebug: {
-            kind: "object",
-            members: [{ name: "image", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "config", type: "str", optional: true }, { name: "align", type: "int", optional: true }, { name: "max-transfer", type: "int", optional: true }, { name: "opt-write-zero", type: "int", optional: true }, { name: "max-write-zero", type: "int", optional: true }, { name: "opt-discard", type: "int", optional: true }, { name: "max-discard", type: "int", optional: true }, { name: "inject-error", type: "[BlockdevAddArgumentsBlkdebugInjectError]", optional: true }, { name: "set-state", type: "[BlockdevAddArgumentsBlkdebugSetState]", optional: true }, { name: "take-child-perms", type: "[BlockdevAddArgumentsBlkdebugTakeChildPerms]", optional: true }, { name: "unshare-child-perms", type: "[BlockdevAddArgumentsBlkdebugTakeChildPerms]", optional: true }]
-        },
-        BlockdevAddArgumentsBlkdebugImage: {
-            kind: "alternate",
-            alternatives: ["BlockdevAddArguments", "str"]
-        },
-        BlockdevAddArgumentsBlkdebugInjectError: {
-            kind: "object",
-            members: [{ name: "event", type: "BlockdevAddArgumentsBlkdebugInjectErrorEvent" }, { name: "state", type: "int", optional: true }, { name: "iotype", type: "BlockdevAddArgumentsBlkdebugInjectErrorIotype", optional: true }, { name: "errno", type: "int", optional: true }, { name: "sector", type: "int", optional: true }, { name: "once", type: "bool", optional: true }, { name: "immediately", type: "bool", optional: true }]
-        },
-        BlockdevAddArgumentsBlkdebugInjectErrorEvent: {
-            kind: "enum",
-            values: ["l1_update", "l1_grow_alloc_table", "l1_grow_write_table", "l1_grow_activate_table", "l2_load", "l2_update", "l2_update_compressed", "l2_alloc_cow_read", "l2_alloc_write", "read_aio", "read_backing_aio", "read_compressed", "write_aio", "write_compressed", "vmstate_load", "vmstate_save", "cow_read", "cow_write", "reftable_load", "reftable_grow", "reftable_update", "refblock_load", "refblock_update", "refblock_update_part", "refblock_alloc", "refblock_alloc_hookup", "refblock_alloc_write", "refblock_alloc_write_blocks", "refblock_alloc_write_table", "refblock_alloc_switch_table", "cluster_alloc", "cluster_alloc_bytes", "cluster_free", "flush_to_os", "flush_to_disk", "pwritev_rmw_head", "pwritev_rmw_after_head", "pwritev_rmw_tail", "pwritev_rmw_after_tail", "pwritev", "pwritev_zero", "pwritev_done", "empty_image_prepare", "l1_shrink_write_table", "l1_shrink_free_l2_clusters", "cor_write", "cluster_alloc_space", "none"]
-        },
-        BlockdevAddArgumentsBlkdebugInjectErrorIotype: {
-            kind: "enum",
-            values: ["read", "write", "write-zeroes", "discard", "flush", "block-status"]
-        },
-        BlockdevAddArgumentsBlkdebugSetState: {
-            kind: "object",
-            members: [{ name: "event", type: "BlockdevAddArgumentsBlkdebugInjectErrorEvent" }, { name: "state", type: "int", optional: true }, { name: "new_state", type: "int" }]
-        },
-        BlockdevAddArgumentsBlkdebugTakeChildPerms: {
-            kind: "enum",
-            values: ["consistent-read", "write", "write-unchanged", "resize"]
-        },
-        BlockdevAddArgumentsBlklogwrites: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "log", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "log-sector-size", type: "int", optional: true }, { name: "log-append", type: "bool", optional: true }, { name: "log-super-update-interval", type: "int", optional: true }]
-        },
-        BlockdevAddArgumentsBlkreplay: {
-            kind: "object",
-            members: [{ name: "image", type: "BlockdevAddArgumentsBlkdebugImage" }]
-        },
-        BlockdevAddArgumentsBlkverify: {
-            kind: "object",
-            members: [{ name: "test", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "raw", type: "BlockdevAddArgumentsBlkdebugImage" }]
-        },
-        BlockdevAddArgumentsBochs: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }]
-        },
-        BlockdevAddArgumentsCache: {
-            kind: "object",
-            members: [{ name: "direct", type: "bool", optional: true }, { name: "no-flush", type: "bool", optional: true }]
-        },
-        BlockdevAddArgumentsCopyBeforeWrite: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "target", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "bitmap", type: "BlockDirtyBitmapClearArguments", optional: true }, { name: "on-cbw-error", type: "BlockdevAddArgumentsCopyBeforeWriteOnCbwError", optional: true }, { name: "cbw-timeout", type: "int", optional: true }]
-        },
-        BlockdevAddArgumentsCopyBeforeWriteOnCbwError: {
-            kind: "enum",
-            values: ["break-guest-write", "break-snapshot"]
-        },
-        BlockdevAddArgumentsCopyOnRead: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "bottom", type: "str", optional: true }]
-        },
-        BlockdevAddArgumentsDetectZeroes: {
-            kind: "enum",
-            values: ["off", "on", "unmap"]
-        },
-        BlockdevAddArgumentsDiscard: {
-            kind: "enum",
-            values: ["ignore", "unmap"]
-        },
-        BlockdevAddArgumentsDriver: {
-            kind: "enum",
-            values: ["blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write", "copy-on-read", "dmg", "file", "snapshot-access", "ftp", "ftps", "gluster", "host_cdrom", "host_device", "http", "https", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme", "parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication", "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat"]
-        },
-        BlockdevAddArgumentsFile: {
-            kind: "object",
-            members: [{ name: "filename", type: "str" }, { name: "pr-manager", type: "str", optional: true }, { name: "locking", type: "BlockdevAddArgumentsFileLocking", optional: true }, { name: "aio", type: "BlockdevAddArgumentsFileAio", optional: true }, { name: "aio-max-batch", type: "int", optional: true }, { name: "drop-cache", type: "bool", optional: true }, { name: "x-check-cache-dropped", type: "bool", optional: true, features: ["unstable"] }],
-            features: ["dynamic-auto-read-only"]
-        },
-        BlockdevAddArgumentsFileAio: {
+        BlockdevAioOptions: {
             kind: "enum",
             values: ["threads", "native", "io_uring"]
         },
-        BlockdevAddArgumentsFileLocking: {
-            kind: "enum",
-            values: ["auto", "on", "off"]
-        },
-        BlockdevAddArgumentsFtp: {
+        BlockdevAmendOptions: {
             kind: "object",
-            members: [{ name: "url", type: "str" }, { name: "readahead", type: "int", optional: true }, { name: "timeout", type: "int", optional: true }, { name: "username", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "proxy-username", type: "str", optional: true }, { name: "proxy-password-secret", type: "str", optional: true }]
+            members: [{ name: "driver", type: "BlockdevDriver" }],
+            tag: "driver",
+            variants: { luks: "BlockdevAmendOptionsLUKS", qcow2: "BlockdevAmendOptionsQcow2" }
         },
-        BlockdevAddArgumentsFtps: {
+        BlockdevAmendOptionsBase: {
             kind: "object",
-            members: [{ name: "url", type: "str" }, { name: "readahead", type: "int", optional: true }, { name: "timeout", type: "int", optional: true }, { name: "username", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "proxy-username", type: "str", optional: true }, { name: "proxy-password-secret", type: "str", optional: true }, { name: "sslverify", type: "bool", optional: true }]
+            members: [{ name: "driver", type: "BlockdevDriver" }]
         },
-        BlockdevAddArgumentsGluster: {
+        BlockdevAmendOptionsLUKS: {
             kind: "object",
-            members: [{ name: "volume", type: "str" }, { name: "path", type: "str" }, { name: "server", type: "[BlockExportAddArgumentsVhostUserBlkAddr]" }, { name: "debug", type: "int", optional: true }, { name: "logfile", type: "str", optional: true }]
+            members: [{ name: "state", type: "QCryptoBlockLUKSKeyslotState" }, { name: "new-secret", type: "str", optional: true }, { name: "old-secret", type: "str", optional: true }, { name: "keyslot", type: "int", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "secret", type: "str", optional: true }]
         },
-        BlockdevAddArgumentsHttp: {
+        BlockdevAmendOptionsQcow2: {
             kind: "object",
-            members: [{ name: "url", type: "str" }, { name: "readahead", type: "int", optional: true }, { name: "timeout", type: "int", optional: true }, { name: "username", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "proxy-username", type: "str", optional: true }, { name: "proxy-password-secret", type: "str", optional: true }, { name: "cookie", type: "str", optional: true }, { name: "cookie-secret", type: "str", optional: true }]
+            members: [{ name: "encrypt", type: "QCryptoBlockAmendOptions", optional: true }]
         },
-        BlockdevAddArgumentsHttps: {
+        BlockdevBackup: {
             kind: "object",
-            members: [{ name: "url", type: "str" }, { name: "readahead", type: "int", optional: true }, { name: "timeout", type: "int", optional: true }, { name: "username", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "proxy-username", type: "str", optional: true }, { name: "proxy-password-secret", type: "str", optional: true }, { name: "cookie", type: "str", optional: true }, { name: "sslverify", type: "bool", optional: true }, { name: "cookie-secret", type: "str", optional: true }]
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "sync", type: "MirrorSyncMode" }, { name: "speed", type: "int", optional: true }, { name: "bitmap", type: "str", optional: true }, { name: "bitmap-mode", type: "BitmapSyncMode", optional: true }, { name: "compress", type: "bool", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "x-perf", type: "BackupPerf", optional: true, features: ["unstable"] }, { name: "target", type: "str" }]
         },
-        BlockdevAddArgumentsIscsi: {
+        BlockdevBackupWrapper: {
             kind: "object",
-            members: [{ name: "transport", type: "BlockdevAddArgumentsIscsiTransport" }, { name: "portal", type: "str" }, { name: "target", type: "str" }, { name: "lun", type: "int", optional: true }, { name: "user", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "initiator-name", type: "str", optional: true }, { name: "header-digest", type: "BlockdevAddArgumentsIscsiHeaderDigest", optional: true }, { name: "timeout", type: "int", optional: true }]
+            members: [{ name: "data", type: "BlockdevBackup" }]
         },
-        BlockdevAddArgumentsIscsiHeaderDigest: {
-            kind: "enum",
-            values: ["crc32c", "none", "crc32c-none", "none-crc32c"]
-        },
-        BlockdevAddArgumentsIscsiTransport: {
-            kind: "enum",
-            values: ["tcp", "iser"]
-        },
-        BlockdevAddArgumentsLuks: {
+        BlockdevCacheInfo: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "key-secret", type: "str", optional: true }]
+            members: [{ name: "writeback", type: "bool" }, { name: "direct", type: "bool" }, { name: "no-flush", type: "bool" }]
         },
-        BlockdevAddArgumentsNbd: {
+        BlockdevCacheOptions: {
             kind: "object",
-            members: [{ name: "server", type: "BlockExportAddArgumentsVhostUserBlkAddr" }, { name: "export", type: "str", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "x-dirty-bitmap", type: "str", optional: true, features: ["unstable"] }, { name: "reconnect-delay", type: "int", optional: true }, { name: "open-timeout", type: "int", optional: true }]
-        },
-        BlockdevAddArgumentsNfs: {
-            kind: "object",
-            members: [{ name: "server", type: "BlockdevAddArgumentsNfsServer" }, { name: "path", type: "str" }, { name: "user", type: "int", optional: true }, { name: "group", type: "int", optional: true }, { name: "tcp-syn-count", type: "int", optional: true }, { name: "readahead-size", type: "int", optional: true }, { name: "page-cache-size", type: "int", optional: true }, { name: "debug", type: "int", optional: true }]
-        },
-        BlockdevAddArgumentsNfsServer: {
-            kind: "object",
-            members: [{ name: "type", type: "BlockdevAddArgumentsNfsServerType" }, { name: "host", type: "str" }]
-        },
-        BlockdevAddArgumentsNfsServerType: {
-            kind: "enum",
-            values: ["inet"]
-        },
-        BlockdevAddArgumentsNullAio: {
-            kind: "object",
-            members: [{ name: "size", type: "int", optional: true }, { name: "latency-ns", type: "int", optional: true }, { name: "read-zeroes", type: "bool", optional: true }]
-        },
-        BlockdevAddArgumentsNvme: {
-            kind: "object",
-            members: [{ name: "device", type: "str" }, { name: "namespace", type: "int" }]
-        },
-        BlockdevAddArgumentsPreallocate: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "prealloc-align", type: "int", optional: true }, { name: "prealloc-size", type: "int", optional: true }]
-        },
-        BlockdevAddArgumentsQcow: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "backing", type: "BlockdevAddArgumentsQcow2Backing", optional: true }, { name: "encrypt", type: "BlockdevAddArgumentsQcowEncrypt", optional: true }]
-        },
-        BlockdevAddArgumentsQcow2: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "backing", type: "BlockdevAddArgumentsQcow2Backing", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "pass-discard-request", type: "bool", optional: true }, { name: "pass-discard-snapshot", type: "bool", optional: true }, { name: "pass-discard-other", type: "bool", optional: true }, { name: "overlap-check", type: "BlockdevAddArgumentsQcow2OverlapCheck", optional: true }, { name: "cache-size", type: "int", optional: true }, { name: "l2-cache-size", type: "int", optional: true }, { name: "l2-cache-entry-size", type: "int", optional: true }, { name: "refcount-cache-size", type: "int", optional: true }, { name: "cache-clean-interval", type: "int", optional: true }, { name: "encrypt", type: "BlockdevAddArgumentsQcow2Encrypt", optional: true }, { name: "data-file", type: "BlockdevAddArgumentsBlkdebugImage", optional: true }]
-        },
-        BlockdevAddArgumentsQcow2Backing: {
-            kind: "alternate",
-            alternatives: ["BlockdevAddArguments", "str", "null"]
-        },
-        BlockdevAddArgumentsQcow2Encrypt: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsQcow2EncryptFormat" }],
-            tag: "format",
-            variants: { aes: "BlockdevAddArgumentsQcow2EncryptAes", luks: "BlockdevAddArgumentsQcow2EncryptLuks" }
-        },
-        BlockdevAddArgumentsQcow2EncryptAes: {
-            kind: "object",
-            members: [{ name: "key-secret", type: "str", optional: true }]
-        },
-        BlockdevAddArgumentsQcow2EncryptBase: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsQcow2EncryptFormat" }]
-        },
-        BlockdevAddArgumentsQcow2EncryptFormat: {
-            kind: "enum",
-            values: ["aes", "luks"]
-        },
-        BlockdevAddArgumentsQcow2EncryptLuks: {
-            kind: "object",
-            members: [{ name: "key-secret", type: "str", optional: true }]
-        },
-        BlockdevAddArgumentsQcow2OverlapCheck: {
-            kind: "alternate",
-            alternatives: ["BlockdevAddArgumentsQcow2OverlapCheckObject", "BlockdevAddArgumentsQcow2OverlapCheckObjectTemplate"]
-        },
-        BlockdevAddArgumentsQcow2OverlapCheckObject: {
-            kind: "object",
-            members: [{ name: "template", type: "BlockdevAddArgumentsQcow2OverlapCheckObjectTemplate", optional: true }, { name: "main-header", type: "bool", optional: true }, { name: "active-l1", type: "bool", optional: true }, { name: "active-l2", type: "bool", optional: true }, { name: "refcount-table", type: "bool", optional: true }, { name: "refcount-block", type: "bool", optional: true }, { name: "snapshot-table", type: "bool", optional: true }, { name: "inactive-l1", type: "bool", optional: true }, { name: "inactive-l2", type: "bool", optional: true }, { name: "bitmap-directory", type: "bool", optional: true }]
-        },
-        BlockdevAddArgumentsQcow2OverlapCheckObjectTemplate: {
-            kind: "enum",
-            values: ["none", "constant", "cached", "all"]
-        },
-        BlockdevAddArgumentsQcowEncrypt: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsQcowEncryptFormat" }],
-            tag: "format",
-            variants: { aes: "BlockdevAddArgumentsQcow2EncryptAes" }
-        },
-        BlockdevAddArgumentsQcowEncryptBase: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsQcowEncryptFormat" }]
-        },
-        BlockdevAddArgumentsQcowEncryptFormat: {
-            kind: "enum",
-            values: ["aes"]
-        },
-        BlockdevAddArgumentsQed: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "backing", type: "BlockdevAddArgumentsQcow2Backing", optional: true }]
-        },
-        BlockdevAddArgumentsQuorum: {
-            kind: "object",
-            members: [{ name: "blkverify", type: "bool", optional: true }, { name: "children", type: "[BlockdevAddArgumentsBlkdebugImage]" }, { name: "vote-threshold", type: "int" }, { name: "rewrite-corrupted", type: "bool", optional: true }, { name: "read-pattern", type: "BlockdevAddArgumentsQuorumReadPattern", optional: true }]
-        },
-        BlockdevAddArgumentsQuorumReadPattern: {
-            kind: "enum",
-            values: ["quorum", "fifo"]
-        },
-        BlockdevAddArgumentsRaw: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "offset", type: "int", optional: true }, { name: "size", type: "int", optional: true }]
-        },
-        BlockdevAddArgumentsRbd: {
-            kind: "object",
-            members: [{ name: "pool", type: "str" }, { name: "namespace", type: "str", optional: true }, { name: "image", type: "str" }, { name: "conf", type: "str", optional: true }, { name: "snapshot", type: "str", optional: true }, { name: "encrypt", type: "BlockdevAddArgumentsRbdEncrypt", optional: true }, { name: "user", type: "str", optional: true }, { name: "auth-client-required", type: "[BlockdevAddArgumentsRbdAuthClientRequired]", optional: true }, { name: "key-secret", type: "str", optional: true }, { name: "server", type: "[BlockdevAddArgumentsRbdServer]", optional: true }]
-        },
-        BlockdevAddArgumentsRbdAuthClientRequired: {
-            kind: "enum",
-            values: ["cephx", "none"]
-        },
-        BlockdevAddArgumentsRbdEncrypt: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsRbdEncryptFormat" }],
-            tag: "format",
-            variants: { luks: "BlockdevAddArgumentsRbdEncryptLuks", luks2: "BlockdevAddArgumentsRbdEncryptLuks2" }
-        },
-        BlockdevAddArgumentsRbdEncryptBase: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsRbdEncryptFormat" }]
-        },
-        BlockdevAddArgumentsRbdEncryptFormat: {
-            kind: "enum",
-            values: ["luks", "luks2"]
-        },
-        BlockdevAddArgumentsRbdEncryptLuks: {
-            kind: "object",
-            members: [{ name: "key-secret", type: "str" }]
-        },
-        BlockdevAddArgumentsRbdEncryptLuks2: {
-            kind: "object",
-            members: [{ name: "key-secret", type: "str" }]
-        },
-        BlockdevAddArgumentsRbdServer: {
-            kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }]
-        },
-        BlockdevAddArgumentsReplication: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "mode", type: "BlockdevAddArgumentsReplicationMode" }, { name: "top-id", type: "str", optional: true }]
-        },
-        BlockdevAddArgumentsReplicationMode: {
-            kind: "enum",
-            values: ["primary", "secondary"]
-        },
-        BlockdevAddArgumentsSsh: {
-            kind: "object",
-            members: [{ name: "server", type: "BlockExportAddArgumentsVhostUserBlkAddrInet" }, { name: "path", type: "str" }, { name: "user", type: "str", optional: true }, { name: "host-key-check", type: "BlockdevAddArgumentsSshHostKeyCheck", optional: true }]
-        },
-        BlockdevAddArgumentsSshHostKeyCheck: {
-            kind: "object",
-            members: [{ name: "mode", type: "BlockdevAddArgumentsSshHostKeyCheckMode" }],
-            tag: "mode",
-            variants: { hash: "BlockdevAddArgumentsSshHostKeyCheckHash" }
-        },
-        BlockdevAddArgumentsSshHostKeyCheckBase: {
-            kind: "object",
-            members: [{ name: "mode", type: "BlockdevAddArgumentsSshHostKeyCheckMode" }]
-        },
-        BlockdevAddArgumentsSshHostKeyCheckHash: {
-            kind: "object",
-            members: [{ name: "type", type: "BlockdevAddArgumentsSshHostKeyCheckHashType" }, { name: "hash", type: "str" }]
-        },
-        BlockdevAddArgumentsSshHostKeyCheckHashType: {
-            kind: "enum",
-            values: ["md5", "sha1", "sha256"]
-        },
-        BlockdevAddArgumentsSshHostKeyCheckMode: {
-            kind: "enum",
-            values: ["none", "hash", "known_hosts"]
-        },
-        BlockdevAddArgumentsThrottle: {
-            kind: "object",
-            members: [{ name: "throttle-group", type: "str" }, { name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }]
-        },
-        BlockdevAddArgumentsVvfat: {
-            kind: "object",
-            members: [{ name: "dir", type: "str" }, { name: "fat-type", type: "int", optional: true }, { name: "floppy", type: "bool", optional: true }, { name: "label", type: "str", optional: true }, { name: "rw", type: "bool", optional: true }]
-        },
-        BlockdevBackupArguments: {
-            kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "sync", type: "BlockdevBackupArgumentsSync" }, { name: "speed", type: "int", optional: true }, { name: "bitmap", type: "str", optional: true }, { name: "bitmap-mode", type: "BlockdevBackupArgumentsBitmapMode", optional: true }, { name: "compress", type: "bool", optional: true }, { name: "on-source-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "on-target-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "x-perf", type: "BlockdevBackupArgumentsXPerf", optional: true, features: ["unstable"] }, { name: "target", type: "str" }]
-        },
-        BlockdevBackupArgumentsBitmapMode: {
-            kind: "enum",
-            values: ["on-success", "never", "always"]
-        },
-        BlockdevBackupArgumentsSync: {
-            kind: "enum",
-            values: ["top", "full", "none", "incremental", "bitmap"]
-        },
-        BlockdevBackupArgumentsXPerf: {
-            kind: "object",
-            members: [{ name: "use-copy-range", type: "bool", optional: true }, { name: "max-workers", type: "int", optional: true }, { name: "max-chunk", type: "int", optional: true }]
+            members: [{ name: "direct", type: "bool", optional: true }, { name: "no-flush", type: "bool", optional: true }]
         },
         BlockdevChangeMediumArguments: {
             kind: "object",
-            members: [{ name: "device", type: "str", optional: true, features: ["deprecated"] }, { name: "id", type: "str", optional: true }, { name: "filename", type: "str" }, { name: "format", type: "str", optional: true }, { name: "force", type: "bool", optional: true }, { name: "read-only-mode", type: "BlockdevChangeMediumArgumentsReadOnlyMode", optional: true }]
+            members: [{ name: "device", type: "str", optional: true, features: ["deprecated"] }, { name: "id", type: "str", optional: true }, { name: "filename", type: "str" }, { name: "format", type: "str", optional: true }, { name: "force", type: "bool", optional: true }, { name: "read-only-mode", type: "BlockdevChangeReadOnlyMode", optional: true }]
         },
-        BlockdevChangeMediumArgumentsReadOnlyMode: {
+        BlockdevChangeReadOnlyMode: {
             kind: "enum",
             values: ["retain", "read-only", "read-write"]
         },
@@ -568,157 +391,89 @@ export const tables: SchemaTables = {
         },
         BlockdevCreateArguments: {
             kind: "object",
-            members: [{ name: "job-id", type: "str" }, { name: "options", type: "BlockdevCreateArgumentsOptions" }]
+            members: [{ name: "job-id", type: "str" }, { name: "options", type: "BlockdevCreateOptions" }]
         },
-        BlockdevCreateArgumentsOptions: {
+        BlockdevCreateOptions: {
             kind: "object",
-            members: [{ name: "driver", type: "BlockdevAddArgumentsDriver" }],
+            members: [{ name: "driver", type: "BlockdevDriver" }],
             tag: "driver",
-            variants: { file: "BlockdevCreateArgumentsOptionsFile", gluster: "BlockdevCreateArgumentsOptionsGluster", luks: "BlockdevCreateArgumentsOptionsLuks", nfs: "BlockdevCreateArgumentsOptionsNfs", parallels: "BlockdevCreateArgumentsOptionsParallels", qcow: "BlockdevCreateArgumentsOptionsQcow", qcow2: "BlockdevCreateArgumentsOptionsQcow2", qed: "BlockdevCreateArgumentsOptionsQed", rbd: "BlockdevCreateArgumentsOptionsRbd", ssh: "BlockdevCreateArgumentsOptionsSsh", vdi: "BlockdevCreateArgumentsOptionsVdi", vhdx: "BlockdevCreateArgumentsOptionsVhdx", vmdk: "BlockdevCreateArgumentsOptionsVmdk", vpc: "BlockdevCreateArgumentsOptionsVpc" }
+            variants: { file: "BlockdevCreateOptionsFile", gluster: "BlockdevCreateOptionsGluster", luks: "BlockdevCreateOptionsLUKS", nfs: "BlockdevCreateOptionsNfs", parallels: "BlockdevCreateOptionsParallels", qcow: "BlockdevCreateOptionsQcow", qcow2: "BlockdevCreateOptionsQcow2", qed: "BlockdevCreateOptionsQed", rbd: "BlockdevCreateOptionsRbd", ssh: "BlockdevCreateOptionsSsh", vdi: "BlockdevCreateOptionsVdi", vhdx: "BlockdevCreateOptionsVhdx", vmdk: "BlockdevCreateOptionsVmdk", vpc: "BlockdevCreateOptionsVpc" }
         },
-        BlockdevCreateArgumentsOptionsBase: {
+        BlockdevCreateOptionsBase: {
             kind: "object",
-            members: [{ name: "driver", type: "BlockdevAddArgumentsDriver" }]
+            members: [{ name: "driver", type: "BlockdevDriver" }]
         },
-        BlockdevCreateArgumentsOptionsFile: {
+        BlockdevCreateOptionsFile: {
             kind: "object",
-            members: [{ name: "filename", type: "str" }, { name: "size", type: "int" }, { name: "preallocation", type: "BlockdevCreateArgumentsOptionsFilePreallocation", optional: true }, { name: "nocow", type: "bool", optional: true }, { name: "extent-size-hint", type: "int", optional: true }]
+            members: [{ name: "filename", type: "str" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "nocow", type: "bool", optional: true }, { name: "extent-size-hint", type: "int", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsFilePreallocation: {
-            kind: "enum",
-            values: ["off", "metadata", "falloc", "full"]
-        },
-        BlockdevCreateArgumentsOptionsGluster: {
+        BlockdevCreateOptionsGluster: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevAddArgumentsGluster" }, { name: "size", type: "int" }, { name: "preallocation", type: "BlockdevCreateArgumentsOptionsFilePreallocation", optional: true }]
+            members: [{ name: "location", type: "BlockdevOptionsGluster" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsLuks: {
+        BlockdevCreateOptionsLUKS: {
             kind: "object",
-            members: [{ name: "key-secret", type: "str", optional: true }, { name: "cipher-alg", type: "BlockdevCreateArgumentsOptionsLuksCipherAlg", optional: true }, { name: "cipher-mode", type: "BlockdevCreateArgumentsOptionsLuksCipherMode", optional: true }, { name: "ivgen-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenAlg", optional: true }, { name: "ivgen-hash-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenHashAlg", optional: true }, { name: "hash-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenHashAlg", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "size", type: "int" }, { name: "preallocation", type: "BlockdevCreateArgumentsOptionsFilePreallocation", optional: true }]
+            members: [{ name: "key-secret", type: "str", optional: true }, { name: "cipher-alg", type: "QCryptoCipherAlgorithm", optional: true }, { name: "cipher-mode", type: "QCryptoCipherMode", optional: true }, { name: "ivgen-alg", type: "QCryptoIVGenAlgorithm", optional: true }, { name: "ivgen-hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsLuksCipherAlg: {
-            kind: "enum",
-            values: ["aes-128", "aes-192", "aes-256", "des", "3des", "cast5-128", "serpent-128", "serpent-192", "serpent-256", "twofish-128", "twofish-192", "twofish-256"]
-        },
-        BlockdevCreateArgumentsOptionsLuksCipherMode: {
-            kind: "enum",
-            values: ["ecb", "cbc", "xts", "ctr"]
-        },
-        BlockdevCreateArgumentsOptionsLuksIvgenAlg: {
-            kind: "enum",
-            values: ["plain", "plain64", "essiv"]
-        },
-        BlockdevCreateArgumentsOptionsLuksIvgenHashAlg: {
-            kind: "enum",
-            values: ["md5", "sha1", "sha224", "sha256", "sha384", "sha512", "ripemd160"]
-        },
-        BlockdevCreateArgumentsOptionsNfs: {
+        BlockdevCreateOptionsNfs: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevAddArgumentsNfs" }, { name: "size", type: "int" }]
+            members: [{ name: "location", type: "BlockdevOptionsNfs" }, { name: "size", type: "int" }]
         },
-        BlockdevCreateArgumentsOptionsParallels: {
+        BlockdevCreateOptionsParallels: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "size", type: "int" }, { name: "cluster-size", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "cluster-size", type: "int", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsQcow: {
+        BlockdevCreateOptionsQcow: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "size", type: "int" }, { name: "backing-file", type: "str", optional: true }, { name: "encrypt", type: "BlockdevCreateArgumentsOptionsQcowEncrypt", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "backing-file", type: "str", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsQcow2: {
+        BlockdevCreateOptionsQcow2: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "data-file", type: "BlockdevAddArgumentsBlkdebugImage", optional: true }, { name: "data-file-raw", type: "bool", optional: true }, { name: "extended-l2", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "version", type: "BlockdevCreateArgumentsOptionsQcow2Version", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevAddArgumentsDriver", optional: true }, { name: "encrypt", type: "BlockdevCreateArgumentsOptionsQcowEncrypt", optional: true }, { name: "cluster-size", type: "int", optional: true }, { name: "preallocation", type: "BlockdevCreateArgumentsOptionsFilePreallocation", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "refcount-bits", type: "int", optional: true }, { name: "compression-type", type: "BlockdevCreateArgumentsOptionsQcow2CompressionType", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "data-file", type: "BlockdevRef", optional: true }, { name: "data-file-raw", type: "bool", optional: true }, { name: "extended-l2", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "version", type: "BlockdevQcow2Version", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }, { name: "cluster-size", type: "int", optional: true }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "refcount-bits", type: "int", optional: true }, { name: "compression-type", type: "Qcow2CompressionType", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsQcow2CompressionType: {
-            kind: "enum",
-            values: ["zlib", "zstd"]
-        },
-        BlockdevCreateArgumentsOptionsQcow2Version: {
-            kind: "enum",
-            values: ["v2", "v3"]
-        },
-        BlockdevCreateArgumentsOptionsQcowEncrypt: {
+        BlockdevCreateOptionsQed: {
             kind: "object",
-            members: [{ name: "format", type: "BlockdevCreateArgumentsOptionsQcowEncryptFormat" }],
-            tag: "format",
-            variants: { qcow: "BlockdevAddArgumentsQcow2EncryptAes", luks: "BlockdevCreateArgumentsOptionsQcowEncryptLuks" }
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "cluster-size", type: "int", optional: true }, { name: "table-size", type: "int", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsQcowEncryptBase: {
+        BlockdevCreateOptionsRbd: {
             kind: "object",
-            members: [{ name: "format", type: "BlockdevCreateArgumentsOptionsQcowEncryptFormat" }]
+            members: [{ name: "location", type: "BlockdevOptionsRbd" }, { name: "size", type: "int" }, { name: "cluster-size", type: "int", optional: true }, { name: "encrypt", type: "RbdEncryptionCreateOptions", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsQcowEncryptFormat: {
-            kind: "enum",
-            values: ["qcow", "luks"]
-        },
-        BlockdevCreateArgumentsOptionsQcowEncryptLuks: {
+        BlockdevCreateOptionsSsh: {
             kind: "object",
-            members: [{ name: "key-secret", type: "str", optional: true }, { name: "cipher-alg", type: "BlockdevCreateArgumentsOptionsLuksCipherAlg", optional: true }, { name: "cipher-mode", type: "BlockdevCreateArgumentsOptionsLuksCipherMode", optional: true }, { name: "ivgen-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenAlg", optional: true }, { name: "ivgen-hash-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenHashAlg", optional: true }, { name: "hash-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenHashAlg", optional: true }, { name: "iter-time", type: "int", optional: true }]
+            members: [{ name: "location", type: "BlockdevOptionsSsh" }, { name: "size", type: "int" }]
         },
-        BlockdevCreateArgumentsOptionsQed: {
+        BlockdevCreateOptionsVdi: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "size", type: "int" }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevAddArgumentsDriver", optional: true }, { name: "cluster-size", type: "int", optional: true }, { name: "table-size", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsRbd: {
+        BlockdevCreateOptionsVhdx: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevAddArgumentsRbd" }, { name: "size", type: "int" }, { name: "cluster-size", type: "int", optional: true }, { name: "encrypt", type: "BlockdevCreateArgumentsOptionsRbdEncrypt", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "log-size", type: "int", optional: true }, { name: "block-size", type: "int", optional: true }, { name: "subformat", type: "BlockdevVhdxSubformat", optional: true }, { name: "block-state-zero", type: "bool", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsRbdEncrypt: {
+        BlockdevCreateOptionsVmdk: {
             kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsRbdEncryptFormat" }],
-            tag: "format",
-            variants: { luks: "BlockdevCreateArgumentsOptionsRbdEncryptLuks", luks2: "BlockdevCreateArgumentsOptionsRbdEncryptLuks2" }
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "extents", type: "[BlockdevRef]", optional: true }, { name: "subformat", type: "BlockdevVmdkSubformat", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "adapter-type", type: "BlockdevVmdkAdapterType", optional: true }, { name: "hwversion", type: "str", optional: true }, { name: "toolsversion", type: "str", optional: true }, { name: "zeroed-grain", type: "bool", optional: true }]
         },
-        BlockdevCreateArgumentsOptionsRbdEncryptBase: {
+        BlockdevCreateOptionsVpc: {
             kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsRbdEncryptFormat" }]
-        },
-        BlockdevCreateArgumentsOptionsRbdEncryptLuks: {
-            kind: "object",
-            members: [{ name: "key-secret", type: "str" }, { name: "cipher-alg", type: "BlockdevCreateArgumentsOptionsLuksCipherAlg", optional: true }]
-        },
-        BlockdevCreateArgumentsOptionsRbdEncryptLuks2: {
-            kind: "object",
-            members: [{ name: "key-secret", type: "str" }, { name: "cipher-alg", type: "BlockdevCreateArgumentsOptionsLuksCipherAlg", optional: true }]
-        },
-        BlockdevCreateArgumentsOptionsSsh: {
-            kind: "object",
-            members: [{ name: "location", type: "BlockdevAddArgumentsSsh" }, { name: "size", type: "int" }]
-        },
-        BlockdevCreateArgumentsOptionsVdi: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "size", type: "int" }, { name: "preallocation", type: "BlockdevCreateArgumentsOptionsFilePreallocation", optional: true }]
-        },
-        BlockdevCreateArgumentsOptionsVhdx: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "size", type: "int" }, { name: "log-size", type: "int", optional: true }, { name: "block-size", type: "int", optional: true }, { name: "subformat", type: "BlockdevCreateArgumentsOptionsVhdxSubformat", optional: true }, { name: "block-state-zero", type: "bool", optional: true }]
-        },
-        BlockdevCreateArgumentsOptionsVhdxSubformat: {
-            kind: "enum",
-            values: ["dynamic", "fixed"]
-        },
-        BlockdevCreateArgumentsOptionsVmdk: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "size", type: "int" }, { name: "extents", type: "[BlockdevAddArgumentsBlkdebugImage]", optional: true }, { name: "subformat", type: "BlockdevCreateArgumentsOptionsVmdkSubformat", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "adapter-type", type: "BlockdevCreateArgumentsOptionsVmdkAdapterType", optional: true }, { name: "hwversion", type: "str", optional: true }, { name: "toolsversion", type: "str", optional: true }, { name: "zeroed-grain", type: "bool", optional: true }]
-        },
-        BlockdevCreateArgumentsOptionsVmdkAdapterType: {
-            kind: "enum",
-            values: ["ide", "buslogic", "lsilogic", "legacyESX"]
-        },
-        BlockdevCreateArgumentsOptionsVmdkSubformat: {
-            kind: "enum",
-            values: ["monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat", "streamOptimized"]
-        },
-        BlockdevCreateArgumentsOptionsVpc: {
-            kind: "object",
-            members: [{ name: "file", type: "BlockdevAddArgumentsBlkdebugImage" }, { name: "size", type: "int" }, { name: "subformat", type: "BlockdevCreateArgumentsOptionsVpcSubformat", optional: true }, { name: "force-size", type: "bool", optional: true }]
-        },
-        BlockdevCreateArgumentsOptionsVpcSubformat: {
-            kind: "enum",
-            values: ["dynamic", "fixed"]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "subformat", type: "BlockdevVpcSubformat", optional: true }, { name: "force-size", type: "bool", optional: true }]
         },
         BlockdevDelArguments: {
             kind: "object",
             members: [{ name: "node-name", type: "str" }]
+        },
+        BlockdevDetectZeroesOptions: {
+            kind: "enum",
+            values: ["off", "on", "unmap"]
+        },
+        BlockdevDiscardOptions: {
+            kind: "enum",
+            values: ["ignore", "unmap"]
+        },
+        BlockdevDriver: {
+            kind: "enum",
+            values: ["blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write", "copy-on-read", "dmg", "file", "snapshot-access", "ftp", "ftps", "gluster", "host_cdrom", "host_device", "http", "https", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme", "parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication", "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat"]
         },
         BlockdevInsertMediumArguments: {
             kind: "object",
@@ -726,15 +481,186 @@ export const tables: SchemaTables = {
         },
         BlockdevMirrorArguments: {
             kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "BlockdevBackupArgumentsSync" }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "int", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "on-target-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "copy-mode", type: "BlockdevMirrorArgumentsCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "int", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
         },
-        BlockdevMirrorArgumentsCopyMode: {
+        BlockdevOnError: {
             kind: "enum",
-            values: ["background", "write-blocking"]
+            values: ["report", "ignore", "enospc", "stop", "auto"]
         },
         BlockdevOpenTrayArguments: {
             kind: "object",
             members: [{ name: "device", type: "str", optional: true, features: ["deprecated"] }, { name: "id", type: "str", optional: true }, { name: "force", type: "bool", optional: true }]
+        },
+        BlockdevOptions: {
+            kind: "object",
+            members: [{ name: "driver", type: "BlockdevDriver" }, { name: "node-name", type: "str", optional: true }, { name: "discard", type: "BlockdevDiscardOptions", optional: true }, { name: "cache", type: "BlockdevCacheOptions", optional: true }, { name: "read-only", type: "bool", optional: true }, { name: "auto-read-only", type: "bool", optional: true }, { name: "force-share", type: "bool", optional: true }, { name: "detect-zeroes", type: "BlockdevDetectZeroesOptions", optional: true }],
+            tag: "driver",
+            variants: { blkdebug: "BlockdevOptionsBlkdebug", blklogwrites: "BlockdevOptionsBlklogwrites", blkverify: "BlockdevOptionsBlkverify", blkreplay: "BlockdevOptionsBlkreplay", bochs: "BlockdevOptionsGenericFormat", cloop: "BlockdevOptionsGenericFormat", compress: "BlockdevOptionsGenericFormat", "copy-before-write": "BlockdevOptionsCbw", "copy-on-read": "BlockdevOptionsCor", dmg: "BlockdevOptionsGenericFormat", file: "BlockdevOptionsFile", ftp: "BlockdevOptionsCurlFtp", ftps: "BlockdevOptionsCurlFtps", gluster: "BlockdevOptionsGluster", host_cdrom: "BlockdevOptionsFile", host_device: "BlockdevOptionsFile", http: "BlockdevOptionsCurlHttp", https: "BlockdevOptionsCurlHttps", iscsi: "BlockdevOptionsIscsi", luks: "BlockdevOptionsLUKS", nbd: "BlockdevOptionsNbd", nfs: "BlockdevOptionsNfs", "null-aio": "BlockdevOptionsNull", "null-co": "BlockdevOptionsNull", nvme: "BlockdevOptionsNVMe", parallels: "BlockdevOptionsGenericFormat", preallocate: "BlockdevOptionsPreallocate", qcow2: "BlockdevOptionsQcow2", qcow: "BlockdevOptionsQcow", qed: "BlockdevOptionsGenericCOWFormat", quorum: "BlockdevOptionsQuorum", raw: "BlockdevOptionsRaw", rbd: "BlockdevOptionsRbd", replication: "BlockdevOptionsReplication", "snapshot-access": "BlockdevOptionsGenericFormat", ssh: "BlockdevOptionsSsh", throttle: "BlockdevOptionsThrottle", vdi: "BlockdevOptionsGenericFormat", vhdx: "BlockdevOptionsGenericFormat", vmdk: "BlockdevOptionsGenericCOWFormat", vpc: "BlockdevOptionsGenericFormat", vvfat: "BlockdevOptionsVVFAT" }
+        },
+        BlockdevOptionsBase: {
+            kind: "object",
+            members: [{ name: "driver", type: "BlockdevDriver" }, { name: "node-name", type: "str", optional: true }, { name: "discard", type: "BlockdevDiscardOptions", optional: true }, { name: "cache", type: "BlockdevCacheOptions", optional: true }, { name: "read-only", type: "bool", optional: true }, { name: "auto-read-only", type: "bool", optional: true }, { name: "force-share", type: "bool", optional: true }, { name: "detect-zeroes", type: "BlockdevDetectZeroesOptions", optional: true }]
+        },
+        BlockdevOptionsBlkdebug: {
+            kind: "object",
+            members: [{ name: "image", type: "BlockdevRef" }, { name: "config", type: "str", optional: true }, { name: "align", type: "int", optional: true }, { name: "max-transfer", type: "int", optional: true }, { name: "opt-write-zero", type: "int", optional: true }, { name: "max-write-zero", type: "int", optional: true }, { name: "opt-discard", type: "int", optional: true }, { name: "max-discard", type: "int", optional: true }, { name: "inject-error", type: "[BlkdebugInjectErrorOptions]", optional: true }, { name: "set-state", type: "[BlkdebugSetStateOptions]", optional: true }, { name: "take-child-perms", type: "[BlockPermission]", optional: true }, { name: "unshare-child-perms", type: "[BlockPermission]", optional: true }]
+        },
+        BlockdevOptionsBlklogwrites: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "log", type: "BlockdevRef" }, { name: "log-sector-size", type: "int", optional: true }, { name: "log-append", type: "bool", optional: true }, { name: "log-super-update-interval", type: "int", optional: true }]
+        },
+        BlockdevOptionsBlkreplay: {
+            kind: "object",
+            members: [{ name: "image", type: "BlockdevRef" }]
+        },
+        BlockdevOptionsBlkverify: {
+            kind: "object",
+            members: [{ name: "test", type: "BlockdevRef" }, { name: "raw", type: "BlockdevRef" }]
+        },
+        BlockdevOptionsCbw: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "target", type: "BlockdevRef" }, { name: "bitmap", type: "BlockDirtyBitmap", optional: true }, { name: "on-cbw-error", type: "OnCbwError", optional: true }, { name: "cbw-timeout", type: "int", optional: true }]
+        },
+        BlockdevOptionsCor: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "bottom", type: "str", optional: true }]
+        },
+        BlockdevOptionsCurlFtp: {
+            kind: "object",
+            members: [{ name: "url", type: "str" }, { name: "readahead", type: "int", optional: true }, { name: "timeout", type: "int", optional: true }, { name: "username", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "proxy-username", type: "str", optional: true }, { name: "proxy-password-secret", type: "str", optional: true }]
+        },
+        BlockdevOptionsCurlFtps: {
+            kind: "object",
+            members: [{ name: "url", type: "str" }, { name: "readahead", type: "int", optional: true }, { name: "timeout", type: "int", optional: true }, { name: "username", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "proxy-username", type: "str", optional: true }, { name: "proxy-password-secret", type: "str", optional: true }, { name: "sslverify", type: "bool", optional: true }]
+        },
+        BlockdevOptionsCurlHttp: {
+            kind: "object",
+            members: [{ name: "url", type: "str" }, { name: "readahead", type: "int", optional: true }, { name: "timeout", type: "int", optional: true }, { name: "username", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "proxy-username", type: "str", optional: true }, { name: "proxy-password-secret", type: "str", optional: true }, { name: "cookie", type: "str", optional: true }, { name: "cookie-secret", type: "str", optional: true }]
+        },
+        BlockdevOptionsCurlHttps: {
+            kind: "object",
+            members: [{ name: "url", type: "str" }, { name: "readahead", type: "int", optional: true }, { name: "timeout", type: "int", optional: true }, { name: "username", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "proxy-username", type: "str", optional: true }, { name: "proxy-password-secret", type: "str", optional: true }, { name: "cookie", type: "str", optional: true }, { name: "sslverify", type: "bool", optional: true }, { name: "cookie-secret", type: "str", optional: true }]
+        },
+        BlockdevOptionsFile: {
+            kind: "object",
+            members: [{ name: "filename", type: "str" }, { name: "pr-manager", type: "str", optional: true }, { name: "locking", type: "OnOffAuto", optional: true }, { name: "aio", type: "BlockdevAioOptions", optional: true }, { name: "aio-max-batch", type: "int", optional: true }, { name: "drop-cache", type: "bool", optional: true }, { name: "x-check-cache-dropped", type: "bool", optional: true, features: ["unstable"] }],
+            features: ["dynamic-auto-read-only"]
+        },
+        BlockdevOptionsGenericCOWFormat: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "backing", type: "BlockdevRefOrNull", optional: true }]
+        },
+        BlockdevOptionsGenericFormat: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }]
+        },
+        BlockdevOptionsGluster: {
+            kind: "object",
+            members: [{ name: "volume", type: "str" }, { name: "path", type: "str" }, { name: "server", type: "[SocketAddress]" }, { name: "debug", type: "int", optional: true }, { name: "logfile", type: "str", optional: true }]
+        },
+        BlockdevOptionsIscsi: {
+            kind: "object",
+            members: [{ name: "transport", type: "IscsiTransport" }, { name: "portal", type: "str" }, { name: "target", type: "str" }, { name: "lun", type: "int", optional: true }, { name: "user", type: "str", optional: true }, { name: "password-secret", type: "str", optional: true }, { name: "initiator-name", type: "str", optional: true }, { name: "header-digest", type: "IscsiHeaderDigest", optional: true }, { name: "timeout", type: "int", optional: true }]
+        },
+        BlockdevOptionsLUKS: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "key-secret", type: "str", optional: true }]
+        },
+        BlockdevOptionsNVMe: {
+            kind: "object",
+            members: [{ name: "device", type: "str" }, { name: "namespace", type: "int" }]
+        },
+        BlockdevOptionsNbd: {
+            kind: "object",
+            members: [{ name: "server", type: "SocketAddress" }, { name: "export", type: "str", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "x-dirty-bitmap", type: "str", optional: true, features: ["unstable"] }, { name: "reconnect-delay", type: "int", optional: true }, { name: "open-timeout", type: "int", optional: true }]
+        },
+        BlockdevOptionsNfs: {
+            kind: "object",
+            members: [{ name: "server", type: "NFSServer" }, { name: "path", type: "str" }, { name: "user", type: "int", optional: true }, { name: "group", type: "int", optional: true }, { name: "tcp-syn-count", type: "int", optional: true }, { name: "readahead-size", type: "int", optional: true }, { name: "page-cache-size", type: "int", optional: true }, { name: "debug", type: "int", optional: true }]
+        },
+        BlockdevOptionsNull: {
+            kind: "object",
+            members: [{ name: "size", type: "int", optional: true }, { name: "latency-ns", type: "int", optional: true }, { name: "read-zeroes", type: "bool", optional: true }]
+        },
+        BlockdevOptionsPreallocate: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "prealloc-align", type: "int", optional: true }, { name: "prealloc-size", type: "int", optional: true }]
+        },
+        BlockdevOptionsQcow: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "backing", type: "BlockdevRefOrNull", optional: true }, { name: "encrypt", type: "BlockdevQcowEncryption", optional: true }]
+        },
+        BlockdevOptionsQcow2: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "backing", type: "BlockdevRefOrNull", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "pass-discard-request", type: "bool", optional: true }, { name: "pass-discard-snapshot", type: "bool", optional: true }, { name: "pass-discard-other", type: "bool", optional: true }, { name: "overlap-check", type: "Qcow2OverlapChecks", optional: true }, { name: "cache-size", type: "int", optional: true }, { name: "l2-cache-size", type: "int", optional: true }, { name: "l2-cache-entry-size", type: "int", optional: true }, { name: "refcount-cache-size", type: "int", optional: true }, { name: "cache-clean-interval", type: "int", optional: true }, { name: "encrypt", type: "BlockdevQcow2Encryption", optional: true }, { name: "data-file", type: "BlockdevRef", optional: true }]
+        },
+        BlockdevOptionsQuorum: {
+            kind: "object",
+            members: [{ name: "blkverify", type: "bool", optional: true }, { name: "children", type: "[BlockdevRef]" }, { name: "vote-threshold", type: "int" }, { name: "rewrite-corrupted", type: "bool", optional: true }, { name: "read-pattern", type: "QuorumReadPattern", optional: true }]
+        },
+        BlockdevOptionsRaw: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "offset", type: "int", optional: true }, { name: "size", type: "int", optional: true }]
+        },
+        BlockdevOptionsRbd: {
+            kind: "object",
+            members: [{ name: "pool", type: "str" }, { name: "namespace", type: "str", optional: true }, { name: "image", type: "str" }, { name: "conf", type: "str", optional: true }, { name: "snapshot", type: "str", optional: true }, { name: "encrypt", type: "RbdEncryptionOptions", optional: true }, { name: "user", type: "str", optional: true }, { name: "auth-client-required", type: "[RbdAuthMode]", optional: true }, { name: "key-secret", type: "str", optional: true }, { name: "server", type: "[InetSocketAddressBase]", optional: true }]
+        },
+        BlockdevOptionsReplication: {
+            kind: "object",
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "mode", type: "ReplicationMode" }, { name: "top-id", type: "str", optional: true }]
+        },
+        BlockdevOptionsSsh: {
+            kind: "object",
+            members: [{ name: "server", type: "InetSocketAddress" }, { name: "path", type: "str" }, { name: "user", type: "str", optional: true }, { name: "host-key-check", type: "SshHostKeyCheck", optional: true }]
+        },
+        BlockdevOptionsThrottle: {
+            kind: "object",
+            members: [{ name: "throttle-group", type: "str" }, { name: "file", type: "BlockdevRef" }]
+        },
+        BlockdevOptionsVVFAT: {
+            kind: "object",
+            members: [{ name: "dir", type: "str" }, { name: "fat-type", type: "int", optional: true }, { name: "floppy", type: "bool", optional: true }, { name: "label", type: "str", optional: true }, { name: "rw", type: "bool", optional: true }]
+        },
+        BlockdevQcow2Encryption: {
+            kind: "object",
+            members: [{ name: "format", type: "BlockdevQcow2EncryptionFormat" }],
+            tag: "format",
+            variants: { aes: "QCryptoBlockOptionsQCow", luks: "QCryptoBlockOptionsLUKS" }
+        },
+        BlockdevQcow2EncryptionBase: {
+            kind: "object",
+            members: [{ name: "format", type: "BlockdevQcow2EncryptionFormat" }]
+        },
+        BlockdevQcow2EncryptionFormat: {
+            kind: "enum",
+            values: ["aes", "luks"]
+        },
+        BlockdevQcow2Version: {
+            kind: "enum",
+            values: ["v2", "v3"]
+        },
+        BlockdevQcowEncryption: {
+            kind: "object",
+            members: [{ name: "format", type: "BlockdevQcowEncryptionFormat" }],
+            tag: "format",
+            variants: { aes: "QCryptoBlockOptionsQCow" }
+        },
+        BlockdevQcowEncryptionBase: {
+            kind: "object",
+            members: [{ name: "format", type: "BlockdevQcowEncryptionFormat" }]
+        },
+        BlockdevQcowEncryptionFormat: {
+            kind: "enum",
+            values: ["aes"]
+        },
+        BlockdevRef: {
+            kind: "alternate",
+            alternatives: ["BlockdevOptions", "str"]
+        },
+        BlockdevRefOrNull: {
+            kind: "alternate",
+            alternatives: ["BlockdevOptions", "str", "null"]
         },
         BlockdevRemoveMediumArguments: {
             kind: "object",
@@ -742,9 +668,9 @@ export const tables: SchemaTables = {
         },
         BlockdevReopenArguments: {
             kind: "object",
-            members: [{ name: "options", type: "[BlockdevAddArguments]" }]
+            members: [{ name: "options", type: "[BlockdevOptions]" }]
         },
-        BlockdevSnapshotArguments: {
+        BlockdevSnapshot: {
             kind: "object",
             members: [{ name: "node", type: "str" }, { name: "overlay", type: "str" }]
         },
@@ -752,29 +678,61 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "device", type: "str" }, { name: "id", type: "str", optional: true }, { name: "name", type: "str", optional: true }]
         },
-        BlockdevSnapshotDeleteInternalSyncResult: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "name", type: "str" }, { name: "vm-state-size", type: "int" }, { name: "date-sec", type: "int" }, { name: "date-nsec", type: "int" }, { name: "vm-clock-sec", type: "int" }, { name: "vm-clock-nsec", type: "int" }, { name: "icount", type: "int", optional: true }]
-        },
-        BlockdevSnapshotInternalSyncArguments: {
+        BlockdevSnapshotInternal: {
             kind: "object",
             members: [{ name: "device", type: "str" }, { name: "name", type: "str" }]
         },
-        BlockdevSnapshotSyncArguments: {
+        BlockdevSnapshotInternalWrapper: {
             kind: "object",
-            members: [{ name: "device", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "snapshot-file", type: "str" }, { name: "snapshot-node-name", type: "str", optional: true }, { name: "format", type: "str", optional: true }, { name: "mode", type: "BlockdevSnapshotSyncArgumentsMode", optional: true }]
+            members: [{ name: "data", type: "BlockdevSnapshotInternal" }]
         },
-        BlockdevSnapshotSyncArgumentsMode: {
+        BlockdevSnapshotSync: {
+            kind: "object",
+            members: [{ name: "device", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "snapshot-file", type: "str" }, { name: "snapshot-node-name", type: "str", optional: true }, { name: "format", type: "str", optional: true }, { name: "mode", type: "NewImageMode", optional: true }]
+        },
+        BlockdevSnapshotSyncWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "BlockdevSnapshotSync" }]
+        },
+        BlockdevSnapshotWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "BlockdevSnapshot" }]
+        },
+        BlockdevVhdxSubformat: {
             kind: "enum",
-            values: ["existing", "absolute-paths"]
+            values: ["dynamic", "fixed"]
+        },
+        BlockdevVmdkAdapterType: {
+            kind: "enum",
+            values: ["ide", "buslogic", "lsilogic", "legacyESX"]
+        },
+        BlockdevVmdkSubformat: {
+            kind: "enum",
+            values: ["monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat", "streamOptimized"]
+        },
+        BlockdevVpcSubformat: {
+            kind: "enum",
+            values: ["dynamic", "fixed"]
+        },
+        COLOExitReason: {
+            kind: "enum",
+            values: ["none", "request", "error", "processing"]
+        },
+        COLOMode: {
+            kind: "enum",
+            values: ["none", "primary", "secondary"]
+        },
+        COLOStatus: {
+            kind: "object",
+            members: [{ name: "mode", type: "COLOMode" }, { name: "last-mode", type: "COLOMode" }, { name: "reason", type: "COLOExitReason" }]
         },
         CalcDirtyRateArguments: {
             kind: "object",
-            members: [{ name: "calc-time", type: "int" }, { name: "sample-pages", type: "int", optional: true }, { name: "mode", type: "CalcDirtyRateArgumentsMode", optional: true }]
+            members: [{ name: "calc-time", type: "int" }, { name: "sample-pages", type: "int", optional: true }, { name: "mode", type: "DirtyRateMeasureMode", optional: true }]
         },
-        CalcDirtyRateArgumentsMode: {
-            kind: "enum",
-            values: ["page-sampling", "dirty-ring", "dirty-bitmap"]
+        CanHostSocketcanProperties: {
+            kind: "object",
+            members: [{ name: "if", type: "str" }, { name: "canbus", type: "str" }]
         },
         CancelVcpuDirtyLimitArguments: {
             kind: "object",
@@ -790,167 +748,149 @@ export const tables: SchemaTables = {
         },
         ChardevAddArguments: {
             kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "backend", type: "ChardevAddArgumentsBackend" }]
+            members: [{ name: "id", type: "str" }, { name: "backend", type: "ChardevBackend" }]
         },
-        ChardevAddArgumentsBackend: {
+        ChardevBackend: {
             kind: "object",
-            members: [{ name: "type", type: "ChardevAddArgumentsBackendType" }],
+            members: [{ name: "type", type: "ChardevBackendKind" }],
             tag: "type",
-            variants: { file: "ChardevAddArgumentsBackendFile", serial: "ChardevAddArgumentsBackendSerial", parallel: "ChardevAddArgumentsBackendSerial", pipe: "ChardevAddArgumentsBackendSerial", socket: "ChardevAddArgumentsBackendSocket", udp: "ChardevAddArgumentsBackendUdp", pty: "ChardevAddArgumentsBackendPty", null: "ChardevAddArgumentsBackendPty", mux: "ChardevAddArgumentsBackendMux", msmouse: "ChardevAddArgumentsBackendPty", wctablet: "ChardevAddArgumentsBackendPty", braille: "ChardevAddArgumentsBackendPty", testdev: "ChardevAddArgumentsBackendPty", stdio: "ChardevAddArgumentsBackendStdio", console: "ChardevAddArgumentsBackendPty", spicevmc: "ChardevAddArgumentsBackendSpicevmc", spiceport: "ChardevAddArgumentsBackendSpiceport", "qemu-vdagent": "ChardevAddArgumentsBackendQemuVdagent", dbus: "ChardevAddArgumentsBackendDbus", vc: "ChardevAddArgumentsBackendVc", ringbuf: "ChardevAddArgumentsBackendRingbuf", memory: "ChardevAddArgumentsBackendRingbuf" }
+            variants: { file: "ChardevFileWrapper", serial: "ChardevHostdevWrapper", parallel: "ChardevHostdevWrapper", pipe: "ChardevHostdevWrapper", socket: "ChardevSocketWrapper", udp: "ChardevUdpWrapper", pty: "ChardevCommonWrapper", null: "ChardevCommonWrapper", mux: "ChardevMuxWrapper", msmouse: "ChardevCommonWrapper", wctablet: "ChardevCommonWrapper", braille: "ChardevCommonWrapper", testdev: "ChardevCommonWrapper", stdio: "ChardevStdioWrapper", console: "ChardevCommonWrapper", spicevmc: "ChardevSpiceChannelWrapper", spiceport: "ChardevSpicePortWrapper", "qemu-vdagent": "ChardevQemuVDAgentWrapper", dbus: "ChardevDBusWrapper", vc: "ChardevVCWrapper", ringbuf: "ChardevRingbufWrapper", memory: "ChardevRingbufWrapper" }
         },
-        ChardevAddArgumentsBackendBase: {
+        ChardevBackendBase: {
             kind: "object",
-            members: [{ name: "type", type: "ChardevAddArgumentsBackendType" }]
+            members: [{ name: "type", type: "ChardevBackendKind" }]
         },
-        ChardevAddArgumentsBackendDbus: {
+        ChardevBackendInfo: {
             kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendDbusData" }]
+            members: [{ name: "name", type: "str" }]
         },
-        ChardevAddArgumentsBackendDbusData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "name", type: "str" }]
-        },
-        ChardevAddArgumentsBackendFile: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendFileData" }]
-        },
-        ChardevAddArgumentsBackendFileData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "in", type: "str", optional: true }, { name: "out", type: "str" }, { name: "append", type: "bool", optional: true }]
-        },
-        ChardevAddArgumentsBackendMux: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendMuxData" }]
-        },
-        ChardevAddArgumentsBackendMuxData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "chardev", type: "str" }]
-        },
-        ChardevAddArgumentsBackendPty: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendPtyData" }]
-        },
-        ChardevAddArgumentsBackendPtyData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }]
-        },
-        ChardevAddArgumentsBackendQemuVdagent: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendQemuVdagentData" }]
-        },
-        ChardevAddArgumentsBackendQemuVdagentData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "mouse", type: "bool", optional: true }, { name: "clipboard", type: "bool", optional: true }]
-        },
-        ChardevAddArgumentsBackendRingbuf: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendRingbufData" }]
-        },
-        ChardevAddArgumentsBackendRingbufData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "size", type: "int", optional: true }]
-        },
-        ChardevAddArgumentsBackendSerial: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendSerialData" }]
-        },
-        ChardevAddArgumentsBackendSerialData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "device", type: "str" }]
-        },
-        ChardevAddArgumentsBackendSocket: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendSocketData" }]
-        },
-        ChardevAddArgumentsBackendSocketData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "addr", type: "ChardevAddArgumentsBackendSocketDataAddr" }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "server", type: "bool", optional: true }, { name: "wait", type: "bool", optional: true }, { name: "nodelay", type: "bool", optional: true }, { name: "telnet", type: "bool", optional: true }, { name: "tn3270", type: "bool", optional: true }, { name: "websocket", type: "bool", optional: true }, { name: "reconnect", type: "int", optional: true }]
-        },
-        ChardevAddArgumentsBackendSocketDataAddr: {
-            kind: "object",
-            members: [{ name: "type", type: "BlockExportAddArgumentsVhostUserBlkAddrType" }],
-            tag: "type",
-            variants: { inet: "ChardevAddArgumentsBackendSocketDataAddrInet", unix: "ChardevAddArgumentsBackendSocketDataAddrUnix", vsock: "ChardevAddArgumentsBackendSocketDataAddrVsock", fd: "ChardevAddArgumentsBackendSocketDataAddrFd" }
-        },
-        ChardevAddArgumentsBackendSocketDataAddrBase: {
-            kind: "object",
-            members: [{ name: "type", type: "BlockExportAddArgumentsVhostUserBlkAddrType" }]
-        },
-        ChardevAddArgumentsBackendSocketDataAddrFd: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockExportAddArgumentsVhostUserBlkAddrFd" }]
-        },
-        ChardevAddArgumentsBackendSocketDataAddrInet: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockExportAddArgumentsVhostUserBlkAddrInet" }]
-        },
-        ChardevAddArgumentsBackendSocketDataAddrUnix: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockExportAddArgumentsVhostUserBlkAddrUnix" }]
-        },
-        ChardevAddArgumentsBackendSocketDataAddrVsock: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockExportAddArgumentsVhostUserBlkAddrVsock" }]
-        },
-        ChardevAddArgumentsBackendSpiceport: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendSpiceportData" }]
-        },
-        ChardevAddArgumentsBackendSpiceportData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "fqdn", type: "str" }]
-        },
-        ChardevAddArgumentsBackendSpicevmc: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendSpicevmcData" }]
-        },
-        ChardevAddArgumentsBackendSpicevmcData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "type", type: "str" }]
-        },
-        ChardevAddArgumentsBackendStdio: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendStdioData" }]
-        },
-        ChardevAddArgumentsBackendStdioData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "signal", type: "bool", optional: true }]
-        },
-        ChardevAddArgumentsBackendType: {
+        ChardevBackendKind: {
             kind: "enum",
             values: ["file", "serial", "parallel", "pipe", "socket", "udp", "pty", "null", "mux", "msmouse", "wctablet", "braille", "testdev", "stdio", "console", "spicevmc", "spiceport", "qemu-vdagent", "dbus", "vc", "ringbuf", "memory"]
         },
-        ChardevAddArgumentsBackendUdp: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendUdpData" }]
-        },
-        ChardevAddArgumentsBackendUdpData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "remote", type: "ChardevAddArgumentsBackendSocketDataAddr" }, { name: "local", type: "ChardevAddArgumentsBackendSocketDataAddr", optional: true }]
-        },
-        ChardevAddArgumentsBackendVc: {
-            kind: "object",
-            members: [{ name: "data", type: "ChardevAddArgumentsBackendVcData" }]
-        },
-        ChardevAddArgumentsBackendVcData: {
-            kind: "object",
-            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "width", type: "int", optional: true }, { name: "height", type: "int", optional: true }, { name: "cols", type: "int", optional: true }, { name: "rows", type: "int", optional: true }]
-        },
-        ChardevAddResult: {
-            kind: "object",
-            members: [{ name: "pty", type: "str", optional: true }]
-        },
         ChardevChangeArguments: {
             kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "backend", type: "ChardevAddArgumentsBackend" }]
+            members: [{ name: "id", type: "str" }, { name: "backend", type: "ChardevBackend" }]
+        },
+        ChardevCommon: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }]
+        },
+        ChardevCommonWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevCommon" }]
+        },
+        ChardevDBus: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "name", type: "str" }]
+        },
+        ChardevDBusWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevDBus" }]
+        },
+        ChardevFile: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "in", type: "str", optional: true }, { name: "out", type: "str" }, { name: "append", type: "bool", optional: true }]
+        },
+        ChardevFileWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevFile" }]
+        },
+        ChardevHostdev: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "device", type: "str" }]
+        },
+        ChardevHostdevWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevHostdev" }]
+        },
+        ChardevInfo: {
+            kind: "object",
+            members: [{ name: "label", type: "str" }, { name: "filename", type: "str" }, { name: "frontend-open", type: "bool" }]
+        },
+        ChardevMux: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "chardev", type: "str" }]
+        },
+        ChardevMuxWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevMux" }]
+        },
+        ChardevQemuVDAgent: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "mouse", type: "bool", optional: true }, { name: "clipboard", type: "bool", optional: true }]
+        },
+        ChardevQemuVDAgentWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevQemuVDAgent" }]
         },
         ChardevRemoveArguments: {
             kind: "object",
             members: [{ name: "id", type: "str" }]
         },
+        ChardevReturn: {
+            kind: "object",
+            members: [{ name: "pty", type: "str", optional: true }]
+        },
+        ChardevRingbuf: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "size", type: "int", optional: true }]
+        },
+        ChardevRingbufWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevRingbuf" }]
+        },
         ChardevSendBreakArguments: {
             kind: "object",
             members: [{ name: "id", type: "str" }]
+        },
+        ChardevSocket: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "addr", type: "SocketAddressLegacy" }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "server", type: "bool", optional: true }, { name: "wait", type: "bool", optional: true }, { name: "nodelay", type: "bool", optional: true }, { name: "telnet", type: "bool", optional: true }, { name: "tn3270", type: "bool", optional: true }, { name: "websocket", type: "bool", optional: true }, { name: "reconnect", type: "int", optional: true }]
+        },
+        ChardevSocketWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevSocket" }]
+        },
+        ChardevSpiceChannel: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "type", type: "str" }]
+        },
+        ChardevSpiceChannelWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevSpiceChannel" }]
+        },
+        ChardevSpicePort: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "fqdn", type: "str" }]
+        },
+        ChardevSpicePortWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevSpicePort" }]
+        },
+        ChardevStdio: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "signal", type: "bool", optional: true }]
+        },
+        ChardevStdioWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevStdio" }]
+        },
+        ChardevUdp: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "remote", type: "SocketAddressLegacy" }, { name: "local", type: "SocketAddressLegacy", optional: true }]
+        },
+        ChardevUdpWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevUdp" }]
+        },
+        ChardevVC: {
+            kind: "object",
+            members: [{ name: "logfile", type: "str", optional: true }, { name: "logappend", type: "bool", optional: true }, { name: "width", type: "int", optional: true }, { name: "height", type: "int", optional: true }, { name: "cols", type: "int", optional: true }, { name: "rows", type: "int", optional: true }]
+        },
+        ChardevVCWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ChardevVC" }]
         },
         ClientMigrateInfoArguments: {
             kind: "object",
@@ -960,9 +900,95 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "fdname", type: "str" }]
         },
+        ColoCompareProperties: {
+            kind: "object",
+            members: [{ name: "primary_in", type: "str" }, { name: "secondary_in", type: "str" }, { name: "outdev", type: "str" }, { name: "iothread", type: "str" }, { name: "notify_dev", type: "str", optional: true }, { name: "compare_timeout", type: "int", optional: true }, { name: "expired_scan_cycle", type: "int", optional: true }, { name: "max_queue_size", type: "int", optional: true }, { name: "vnet_hdr_support", type: "bool", optional: true }]
+        },
         ColoExitEvent: {
             kind: "object",
-            members: [{ name: "mode", type: "QueryColoStatusResultMode" }, { name: "reason", type: "QueryColoStatusResultReason" }]
+            members: [{ name: "mode", type: "COLOMode" }, { name: "reason", type: "COLOExitReason" }]
+        },
+        CommandInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }]
+        },
+        CommandLineOptionInfo: {
+            kind: "object",
+            members: [{ name: "option", type: "str" }, { name: "parameters", type: "[CommandLineParameterInfo]" }]
+        },
+        CommandLineParameterInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "type", type: "CommandLineParameterType" }, { name: "help", type: "str", optional: true }, { name: "default", type: "str", optional: true }]
+        },
+        CommandLineParameterType: {
+            kind: "enum",
+            values: ["string", "boolean", "number", "size"]
+        },
+        CompressionStats: {
+            kind: "object",
+            members: [{ name: "pages", type: "int" }, { name: "busy", type: "int" }, { name: "busy-rate", type: "number" }, { name: "compressed-size", type: "int" }, { name: "compression-rate", type: "number" }]
+        },
+        CpuDefinitionInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "migration-safe", type: "bool", optional: true }, { name: "static", type: "bool" }, { name: "unavailable-features", type: "[str]", optional: true }, { name: "typename", type: "str" }, { name: "alias-of", type: "str", optional: true }, { name: "deprecated", type: "bool" }]
+        },
+        CpuInfoFast: {
+            kind: "object",
+            members: [{ name: "cpu-index", type: "int" }, { name: "qom-path", type: "str" }, { name: "thread-id", type: "int" }, { name: "props", type: "CpuInstanceProperties", optional: true }, { name: "target", type: "SysEmuTarget" }],
+            tag: "target",
+            variants: { s390x: "CpuInfoS390" }
+        },
+        CpuInfoFastBase: {
+            kind: "object",
+            members: [{ name: "cpu-index", type: "int" }, { name: "qom-path", type: "str" }, { name: "thread-id", type: "int" }, { name: "props", type: "CpuInstanceProperties", optional: true }, { name: "target", type: "SysEmuTarget" }]
+        },
+        CpuInfoS390: {
+            kind: "object",
+            members: [{ name: "cpu-state", type: "CpuS390State" }]
+        },
+        CpuInstanceProperties: {
+            kind: "object",
+            members: [{ name: "node-id", type: "int", optional: true }, { name: "socket-id", type: "int", optional: true }, { name: "die-id", type: "int", optional: true }, { name: "cluster-id", type: "int", optional: true }, { name: "core-id", type: "int", optional: true }, { name: "thread-id", type: "int", optional: true }]
+        },
+        CpuModelCompareResult: {
+            kind: "enum",
+            values: ["incompatible", "identical", "superset", "subset"]
+        },
+        CpuModelExpansionInfo: {
+            kind: "object",
+            members: [{ name: "model", type: "CpuModelInfo" }]
+        },
+        CpuModelExpansionType: {
+            kind: "enum",
+            values: ["static", "full"]
+        },
+        CpuModelInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "props", type: "any", optional: true }]
+        },
+        CpuS390State: {
+            kind: "enum",
+            values: ["uninitialized", "stopped", "check-stop", "operating", "load"]
+        },
+        CryptodevBackendProperties: {
+            kind: "object",
+            members: [{ name: "queues", type: "int", optional: true }]
+        },
+        CryptodevVhostUserProperties: {
+            kind: "object",
+            members: [{ name: "queues", type: "int", optional: true }, { name: "chardev", type: "str" }]
+        },
+        CurrentMachineParams: {
+            kind: "object",
+            members: [{ name: "wakeup-suspend-support", type: "bool" }]
+        },
+        DBusVMStateProperties: {
+            kind: "object",
+            members: [{ name: "addr", type: "str" }, { name: "id-list", type: "str", optional: true }]
+        },
+        DataFormat: {
+            kind: "enum",
+            values: ["utf8", "base64"]
         },
         DeviceAddArguments: {
             kind: "object",
@@ -980,10 +1006,6 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "typename", type: "str" }]
         },
-        DeviceListPropertiesResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "type", type: "str" }, { name: "description", type: "str", optional: true }, { name: "default-value", type: "any", optional: true }]
-        },
         DeviceTrayMovedEvent: {
             kind: "object",
             members: [{ name: "device", type: "str" }, { name: "id", type: "str" }, { name: "tray-open", type: "bool" }]
@@ -992,61 +1014,143 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "device", type: "str", optional: true }, { name: "path", type: "str" }]
         },
-        DisplayReloadArguments: {
+        DirtyLimitInfo: {
             kind: "object",
-            members: [{ name: "type", type: "DisplayReloadArgumentsType" }],
-            tag: "type",
-            variants: { vnc: "DisplayReloadArgumentsVnc" }
+            members: [{ name: "cpu-index", type: "int" }, { name: "limit-rate", type: "int" }, { name: "current-rate", type: "int" }]
         },
-        DisplayReloadArgumentsBase: {
+        DirtyRateInfo: {
             kind: "object",
-            members: [{ name: "type", type: "DisplayReloadArgumentsType" }]
+            members: [{ name: "dirty-rate", type: "int", optional: true }, { name: "status", type: "DirtyRateStatus" }, { name: "start-time", type: "int" }, { name: "calc-time", type: "int" }, { name: "sample-pages", type: "int" }, { name: "mode", type: "DirtyRateMeasureMode" }, { name: "vcpu-dirty-rate", type: "[DirtyRateVcpu]", optional: true }]
         },
-        DisplayReloadArgumentsType: {
+        DirtyRateMeasureMode: {
             kind: "enum",
-            values: ["vnc"]
+            values: ["page-sampling", "dirty-ring", "dirty-bitmap"]
         },
-        DisplayReloadArgumentsVnc: {
+        DirtyRateStatus: {
+            kind: "enum",
+            values: ["unstarted", "measuring", "measured"]
+        },
+        DirtyRateVcpu: {
+            kind: "object",
+            members: [{ name: "id", type: "int" }, { name: "dirty-rate", type: "int" }]
+        },
+        DisplayCocoa: {
+            kind: "object",
+            members: [{ name: "left-command-key", type: "bool", optional: true }, { name: "full-grab", type: "bool", optional: true }, { name: "swap-opt-cmd", type: "bool", optional: true }]
+        },
+        DisplayCurses: {
+            kind: "object",
+            members: [{ name: "charset", type: "str", optional: true }]
+        },
+        DisplayDBus: {
+            kind: "object",
+            members: [{ name: "rendernode", type: "str", optional: true }, { name: "addr", type: "str", optional: true }, { name: "p2p", type: "bool", optional: true }, { name: "audiodev", type: "str", optional: true }]
+        },
+        DisplayEGLHeadless: {
+            kind: "object",
+            members: [{ name: "rendernode", type: "str", optional: true }]
+        },
+        DisplayGLMode: {
+            kind: "enum",
+            values: ["off", "on", "core", "es"]
+        },
+        DisplayGTK: {
+            kind: "object",
+            members: [{ name: "grab-on-hover", type: "bool", optional: true }, { name: "zoom-to-fit", type: "bool", optional: true }, { name: "show-tabs", type: "bool", optional: true }, { name: "show-menubar", type: "bool", optional: true }]
+        },
+        DisplayOptions: {
+            kind: "object",
+            members: [{ name: "type", type: "DisplayType" }, { name: "full-screen", type: "bool", optional: true }, { name: "window-close", type: "bool", optional: true }, { name: "show-cursor", type: "bool", optional: true }, { name: "gl", type: "DisplayGLMode", optional: true }],
+            tag: "type",
+            variants: { gtk: "DisplayGTK", curses: "DisplayCurses", "egl-headless": "DisplayEGLHeadless", dbus: "DisplayDBus", sdl: "DisplaySDL" }
+        },
+        DisplayOptionsBase: {
+            kind: "object",
+            members: [{ name: "type", type: "DisplayType" }, { name: "full-screen", type: "bool", optional: true }, { name: "window-close", type: "bool", optional: true }, { name: "show-cursor", type: "bool", optional: true }, { name: "gl", type: "DisplayGLMode", optional: true }]
+        },
+        DisplayProtocol: {
+            kind: "enum",
+            values: ["vnc", "spice"]
+        },
+        DisplayReloadOptions: {
+            kind: "object",
+            members: [{ name: "type", type: "DisplayReloadType" }],
+            tag: "type",
+            variants: { vnc: "DisplayReloadOptionsVNC" }
+        },
+        DisplayReloadOptionsBase: {
+            kind: "object",
+            members: [{ name: "type", type: "DisplayReloadType" }]
+        },
+        DisplayReloadOptionsVNC: {
             kind: "object",
             members: [{ name: "tls-certs", type: "bool", optional: true }]
         },
-        DisplayUpdateArguments: {
-            kind: "object",
-            members: [{ name: "type", type: "DisplayUpdateArgumentsType" }],
-            tag: "type",
-            variants: { vnc: "DisplayUpdateArgumentsVnc" }
-        },
-        DisplayUpdateArgumentsBase: {
-            kind: "object",
-            members: [{ name: "type", type: "DisplayUpdateArgumentsType" }]
-        },
-        DisplayUpdateArgumentsType: {
+        DisplayReloadType: {
             kind: "enum",
             values: ["vnc"]
         },
-        DisplayUpdateArgumentsVnc: {
+        DisplaySDL: {
             kind: "object",
-            members: [{ name: "addresses", type: "[BlockExportAddArgumentsVhostUserBlkAddr]", optional: true }]
+            members: [{ name: "grab-mod", type: "HotKeyMod", optional: true }]
         },
-        DriveBackupArguments: {
-            kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "sync", type: "BlockdevBackupArgumentsSync" }, { name: "speed", type: "int", optional: true }, { name: "bitmap", type: "str", optional: true }, { name: "bitmap-mode", type: "BlockdevBackupArgumentsBitmapMode", optional: true }, { name: "compress", type: "bool", optional: true }, { name: "on-source-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "on-target-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "x-perf", type: "BlockdevBackupArgumentsXPerf", optional: true, features: ["unstable"] }, { name: "target", type: "str" }, { name: "format", type: "str", optional: true }, { name: "mode", type: "BlockdevSnapshotSyncArgumentsMode", optional: true }]
+        DisplayType: {
+            kind: "enum",
+            values: ["default", "none", "gtk", "sdl", "egl-headless", "curses", "spice-app", "dbus"]
         },
-        DriveMirrorArguments: {
+        DisplayUpdateOptions: {
             kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "format", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "BlockdevBackupArgumentsSync" }, { name: "mode", type: "BlockdevSnapshotSyncArgumentsMode", optional: true }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "int", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "on-target-error", type: "BlockCommitArgumentsOnError", optional: true }, { name: "unmap", type: "bool", optional: true }, { name: "copy-mode", type: "BlockdevMirrorArgumentsCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
+            members: [{ name: "type", type: "DisplayUpdateType" }],
+            tag: "type",
+            variants: { vnc: "DisplayUpdateOptionsVNC" }
+        },
+        DisplayUpdateOptionsBase: {
+            kind: "object",
+            members: [{ name: "type", type: "DisplayUpdateType" }]
+        },
+        DisplayUpdateOptionsVNC: {
+            kind: "object",
+            members: [{ name: "addresses", type: "[SocketAddress]", optional: true }]
+        },
+        DisplayUpdateType: {
+            kind: "enum",
+            values: ["vnc"]
+        },
+        DriveBackup: {
+            kind: "object",
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "sync", type: "MirrorSyncMode" }, { name: "speed", type: "int", optional: true }, { name: "bitmap", type: "str", optional: true }, { name: "bitmap-mode", type: "BitmapSyncMode", optional: true }, { name: "compress", type: "bool", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "x-perf", type: "BackupPerf", optional: true, features: ["unstable"] }, { name: "target", type: "str" }, { name: "format", type: "str", optional: true }, { name: "mode", type: "NewImageMode", optional: true }]
+        },
+        DriveBackupWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "DriveBackup" }]
+        },
+        DriveMirror: {
+            kind: "object",
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "format", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "mode", type: "NewImageMode", optional: true }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "int", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "unmap", type: "bool", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
         },
         DumpCompletedEvent: {
             kind: "object",
-            members: [{ name: "result", type: "QueryDumpResult" }, { name: "error", type: "str", optional: true }]
+            members: [{ name: "result", type: "DumpQueryResult" }, { name: "error", type: "str", optional: true }]
         },
         DumpGuestMemoryArguments: {
             kind: "object",
-            members: [{ name: "paging", type: "bool" }, { name: "protocol", type: "str" }, { name: "detach", type: "bool", optional: true }, { name: "begin", type: "int", optional: true }, { name: "length", type: "int", optional: true }, { name: "format", type: "DumpGuestMemoryArgumentsFormat", optional: true }]
+            members: [{ name: "paging", type: "bool" }, { name: "protocol", type: "str" }, { name: "detach", type: "bool", optional: true }, { name: "begin", type: "int", optional: true }, { name: "length", type: "int", optional: true }, { name: "format", type: "DumpGuestMemoryFormat", optional: true }]
         },
-        DumpGuestMemoryArgumentsFormat: {
+        DumpGuestMemoryCapability: {
+            kind: "object",
+            members: [{ name: "formats", type: "[DumpGuestMemoryFormat]" }]
+        },
+        DumpGuestMemoryFormat: {
             kind: "enum",
             values: ["elf", "kdump-zlib", "kdump-lzo", "kdump-snappy", "win-dmp"]
+        },
+        DumpQueryResult: {
+            kind: "object",
+            members: [{ name: "status", type: "DumpStatus" }, { name: "completed", type: "int" }, { name: "total", type: "int" }]
+        },
+        DumpStatus: {
+            kind: "enum",
+            values: ["none", "active", "completed", "failed"]
         },
         DumpdtbArguments: {
             kind: "object",
@@ -1056,21 +1160,17 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "device", type: "str", optional: true, features: ["deprecated"] }, { name: "id", type: "str", optional: true }, { name: "force", type: "bool", optional: true }]
         },
-        ExpirePasswordArguments: {
+        ExpirePasswordOptions: {
             kind: "object",
-            members: [{ name: "protocol", type: "ExpirePasswordArgumentsProtocol" }, { name: "time", type: "str" }],
+            members: [{ name: "protocol", type: "DisplayProtocol" }, { name: "time", type: "str" }],
             tag: "protocol",
-            variants: { vnc: "ExpirePasswordArgumentsVnc" }
+            variants: { vnc: "ExpirePasswordOptionsVnc" }
         },
-        ExpirePasswordArgumentsBase: {
+        ExpirePasswordOptionsBase: {
             kind: "object",
-            members: [{ name: "protocol", type: "ExpirePasswordArgumentsProtocol" }, { name: "time", type: "str" }]
+            members: [{ name: "protocol", type: "DisplayProtocol" }, { name: "time", type: "str" }]
         },
-        ExpirePasswordArgumentsProtocol: {
-            kind: "enum",
-            values: ["vnc", "spice"]
-        },
-        ExpirePasswordArgumentsVnc: {
+        ExpirePasswordOptionsVnc: {
             kind: "object",
             members: [{ name: "display", type: "str", optional: true }]
         },
@@ -1078,127 +1178,277 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "device-id", type: "str" }]
         },
+        FdsetFdInfo: {
+            kind: "object",
+            members: [{ name: "fd", type: "int" }, { name: "opaque", type: "str", optional: true }]
+        },
+        FdsetInfo: {
+            kind: "object",
+            members: [{ name: "fdset-id", type: "int" }, { name: "fds", type: "[FdsetFdInfo]" }]
+        },
+        FilterBufferProperties: {
+            kind: "object",
+            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "interval", type: "int" }]
+        },
+        FilterDumpProperties: {
+            kind: "object",
+            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "file", type: "str" }, { name: "maxlen", type: "int", optional: true }]
+        },
+        FilterMirrorProperties: {
+            kind: "object",
+            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "outdev", type: "str" }, { name: "vnet_hdr_support", type: "bool", optional: true }]
+        },
+        FilterRedirectorProperties: {
+            kind: "object",
+            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "indev", type: "str", optional: true }, { name: "outdev", type: "str", optional: true }, { name: "vnet_hdr_support", type: "bool", optional: true }]
+        },
+        FilterRewriterProperties: {
+            kind: "object",
+            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "vnet_hdr_support", type: "bool", optional: true }]
+        },
+        FuseExportAllowOther: {
+            kind: "enum",
+            values: ["off", "on", "auto"]
+        },
         GetfdArguments: {
             kind: "object",
             members: [{ name: "fdname", type: "str" }]
         },
+        GrabToggleKeys: {
+            kind: "enum",
+            values: ["ctrl-ctrl", "alt-alt", "shift-shift", "meta-meta", "scrolllock", "ctrl-scrolllock"]
+        },
         GuestCrashloadedEvent: {
             kind: "object",
-            members: [{ name: "action", type: "GuestCrashloadedEventAction" }, { name: "info", type: "GuestCrashloadedEventInfo", optional: true }]
+            members: [{ name: "action", type: "GuestPanicAction" }, { name: "info", type: "GuestPanicInformation", optional: true }]
         },
-        GuestCrashloadedEventAction: {
+        GuestPanicAction: {
             kind: "enum",
             values: ["pause", "poweroff", "run"]
         },
-        GuestCrashloadedEventInfo: {
+        GuestPanicInformation: {
             kind: "object",
-            members: [{ name: "type", type: "GuestCrashloadedEventInfoType" }],
+            members: [{ name: "type", type: "GuestPanicInformationType" }],
             tag: "type",
-            variants: { "hyper-v": "GuestCrashloadedEventInfoHyperV", s390: "GuestCrashloadedEventInfoS390" }
+            variants: { "hyper-v": "GuestPanicInformationHyperV", s390: "GuestPanicInformationS390" }
         },
-        GuestCrashloadedEventInfoBase: {
+        GuestPanicInformationBase: {
             kind: "object",
-            members: [{ name: "type", type: "GuestCrashloadedEventInfoType" }]
+            members: [{ name: "type", type: "GuestPanicInformationType" }]
         },
-        GuestCrashloadedEventInfoHyperV: {
+        GuestPanicInformationHyperV: {
             kind: "object",
             members: [{ name: "arg1", type: "int" }, { name: "arg2", type: "int" }, { name: "arg3", type: "int" }, { name: "arg4", type: "int" }, { name: "arg5", type: "int" }]
         },
-        GuestCrashloadedEventInfoS390: {
+        GuestPanicInformationS390: {
             kind: "object",
-            members: [{ name: "core", type: "int" }, { name: "psw-mask", type: "int" }, { name: "psw-addr", type: "int" }, { name: "reason", type: "GuestCrashloadedEventInfoS390Reason" }]
+            members: [{ name: "core", type: "int" }, { name: "psw-mask", type: "int" }, { name: "psw-addr", type: "int" }, { name: "reason", type: "S390CrashReason" }]
         },
-        GuestCrashloadedEventInfoS390Reason: {
-            kind: "enum",
-            values: ["unknown", "disabled-wait", "extint-loop", "pgmint-loop", "opint-loop"]
-        },
-        GuestCrashloadedEventInfoType: {
+        GuestPanicInformationType: {
             kind: "enum",
             values: ["hyper-v", "s390"]
         },
         GuestPanickedEvent: {
             kind: "object",
-            members: [{ name: "action", type: "GuestCrashloadedEventAction" }, { name: "info", type: "GuestCrashloadedEventInfo", optional: true }]
+            members: [{ name: "action", type: "GuestPanicAction" }, { name: "info", type: "GuestPanicInformation", optional: true }]
+        },
+        GuidInfo: {
+            kind: "object",
+            members: [{ name: "guid", type: "str" }]
+        },
+        HmatCacheAssociativity: {
+            kind: "enum",
+            values: ["none", "direct", "complex"]
+        },
+        HmatCacheWritePolicy: {
+            kind: "enum",
+            values: ["none", "write-back", "write-through"]
+        },
+        HmatLBDataType: {
+            kind: "enum",
+            values: ["access-latency", "read-latency", "write-latency", "access-bandwidth", "read-bandwidth", "write-bandwidth"]
+        },
+        HmatLBMemoryHierarchy: {
+            kind: "enum",
+            values: ["memory", "first-level", "second-level", "third-level"]
+        },
+        HostMemPolicy: {
+            kind: "enum",
+            values: ["default", "preferred", "bind", "interleave"]
+        },
+        HotKeyMod: {
+            kind: "enum",
+            values: ["lctrl-lalt", "lshift-lctrl-lalt", "rctrl"]
+        },
+        HotpluggableCPU: {
+            kind: "object",
+            members: [{ name: "type", type: "str" }, { name: "vcpus-count", type: "int" }, { name: "props", type: "CpuInstanceProperties" }, { name: "qom-path", type: "str", optional: true }]
         },
         HumanMonitorCommandArguments: {
             kind: "object",
             members: [{ name: "command-line", type: "str" }, { name: "cpu-index", type: "int", optional: true }]
         },
-        InputSendEventArguments: {
+        HumanReadableText: {
             kind: "object",
-            members: [{ name: "device", type: "str", optional: true }, { name: "head", type: "int", optional: true }, { name: "events", type: "[InputSendEventArgumentsEvents]" }]
+            members: [{ name: "human-readable-text", type: "str" }]
         },
-        InputSendEventArgumentsEvents: {
+        IOThreadInfo: {
             kind: "object",
-            members: [{ name: "type", type: "InputSendEventArgumentsEventsType" }],
+            members: [{ name: "id", type: "str" }, { name: "thread-id", type: "int" }, { name: "poll-max-ns", type: "int" }, { name: "poll-grow", type: "int" }, { name: "poll-shrink", type: "int" }, { name: "aio-max-batch", type: "int" }]
+        },
+        ImageFormat: {
+            kind: "enum",
+            values: ["ppm", "png"]
+        },
+        ImageInfo: {
+            kind: "object",
+            members: [{ name: "filename", type: "str" }, { name: "format", type: "str" }, { name: "dirty-flag", type: "bool", optional: true }, { name: "actual-size", type: "int", optional: true }, { name: "virtual-size", type: "int" }, { name: "cluster-size", type: "int", optional: true }, { name: "encrypted", type: "bool", optional: true }, { name: "compressed", type: "bool", optional: true }, { name: "backing-filename", type: "str", optional: true }, { name: "full-backing-filename", type: "str", optional: true }, { name: "backing-filename-format", type: "str", optional: true }, { name: "snapshots", type: "[SnapshotInfo]", optional: true }, { name: "backing-image", type: "ImageInfo", optional: true }, { name: "format-specific", type: "ImageInfoSpecific", optional: true }]
+        },
+        ImageInfoSpecific: {
+            kind: "object",
+            members: [{ name: "type", type: "ImageInfoSpecificKind" }],
             tag: "type",
-            variants: { key: "InputSendEventArgumentsEventsKey", btn: "InputSendEventArgumentsEventsBtn", rel: "InputSendEventArgumentsEventsRel", abs: "InputSendEventArgumentsEventsRel" }
+            variants: { qcow2: "ImageInfoSpecificQCow2Wrapper", vmdk: "ImageInfoSpecificVmdkWrapper", luks: "ImageInfoSpecificLUKSWrapper", rbd: "ImageInfoSpecificRbdWrapper" }
         },
-        InputSendEventArgumentsEventsBase: {
+        ImageInfoSpecificBase: {
             kind: "object",
-            members: [{ name: "type", type: "InputSendEventArgumentsEventsType" }]
+            members: [{ name: "type", type: "ImageInfoSpecificKind" }]
         },
-        InputSendEventArgumentsEventsBtn: {
-            kind: "object",
-            members: [{ name: "data", type: "InputSendEventArgumentsEventsBtnData" }]
-        },
-        InputSendEventArgumentsEventsBtnData: {
-            kind: "object",
-            members: [{ name: "button", type: "InputSendEventArgumentsEventsBtnDataButton" }, { name: "down", type: "bool" }]
-        },
-        InputSendEventArgumentsEventsBtnDataButton: {
+        ImageInfoSpecificKind: {
             kind: "enum",
-            values: ["left", "middle", "right", "wheel-up", "wheel-down", "side", "extra", "wheel-left", "wheel-right"]
+            values: ["qcow2", "vmdk", "luks", "rbd"]
         },
-        InputSendEventArgumentsEventsKey: {
+        ImageInfoSpecificLUKSWrapper: {
             kind: "object",
-            members: [{ name: "data", type: "InputSendEventArgumentsEventsKeyData" }]
+            members: [{ name: "data", type: "QCryptoBlockInfoLUKS" }]
         },
-        InputSendEventArgumentsEventsKeyData: {
+        ImageInfoSpecificQCow2: {
             kind: "object",
-            members: [{ name: "key", type: "InputSendEventArgumentsEventsKeyDataKey" }, { name: "down", type: "bool" }]
+            members: [{ name: "compat", type: "str" }, { name: "data-file", type: "str", optional: true }, { name: "data-file-raw", type: "bool", optional: true }, { name: "extended-l2", type: "bool", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "corrupt", type: "bool", optional: true }, { name: "refcount-bits", type: "int" }, { name: "encrypt", type: "ImageInfoSpecificQCow2Encryption", optional: true }, { name: "bitmaps", type: "[Qcow2BitmapInfo]", optional: true }, { name: "compression-type", type: "Qcow2CompressionType" }]
         },
-        InputSendEventArgumentsEventsKeyDataKey: {
+        ImageInfoSpecificQCow2Encryption: {
             kind: "object",
-            members: [{ name: "type", type: "InputSendEventArgumentsEventsKeyDataKeyType" }],
-            tag: "type",
-            variants: { number: "InputSendEventArgumentsEventsKeyDataKeyNumber", qcode: "InputSendEventArgumentsEventsKeyDataKeyQcode" }
+            members: [{ name: "format", type: "BlockdevQcow2EncryptionFormat" }],
+            tag: "format",
+            variants: { luks: "QCryptoBlockInfoLUKS" }
         },
-        InputSendEventArgumentsEventsKeyDataKeyBase: {
+        ImageInfoSpecificQCow2EncryptionBase: {
             kind: "object",
-            members: [{ name: "type", type: "InputSendEventArgumentsEventsKeyDataKeyType" }]
+            members: [{ name: "format", type: "BlockdevQcow2EncryptionFormat" }]
         },
-        InputSendEventArgumentsEventsKeyDataKeyNumber: {
+        ImageInfoSpecificQCow2Wrapper: {
             kind: "object",
-            members: [{ name: "data", type: "int" }]
+            members: [{ name: "data", type: "ImageInfoSpecificQCow2" }]
         },
-        InputSendEventArgumentsEventsKeyDataKeyQcode: {
+        ImageInfoSpecificRbd: {
             kind: "object",
-            members: [{ name: "data", type: "InputSendEventArgumentsEventsKeyDataKeyQcodeData" }]
+            members: [{ name: "encryption-format", type: "RbdImageEncryptionFormat", optional: true }]
         },
-        InputSendEventArgumentsEventsKeyDataKeyQcodeData: {
-            kind: "enum",
-            values: ["unmapped", "shift", "shift_r", "alt", "alt_r", "ctrl", "ctrl_r", "menu", "esc", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "minus", "equal", "backspace", "tab", "q", "w", "e", "r", "t", "y", "u", "i", "o", "p", "bracket_left", "bracket_right", "ret", "a", "s", "d", "f", "g", "h", "j", "k", "l", "semicolon", "apostrophe", "grave_accent", "backslash", "z", "x", "c", "v", "b", "n", "m", "comma", "dot", "slash", "asterisk", "spc", "caps_lock", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "num_lock", "scroll_lock", "kp_divide", "kp_multiply", "kp_subtract", "kp_add", "kp_enter", "kp_decimal", "sysrq", "kp_0", "kp_1", "kp_2", "kp_3", "kp_4", "kp_5", "kp_6", "kp_7", "kp_8", "kp_9", "less", "f11", "f12", "print", "home", "pgup", "pgdn", "end", "left", "up", "down", "right", "insert", "delete", "stop", "again", "props", "undo", "front", "copy", "open", "paste", "find", "cut", "lf", "help", "meta_l", "meta_r", "compose", "pause", "ro", "hiragana", "henkan", "yen", "muhenkan", "katakanahiragana", "kp_comma", "kp_equals", "power", "sleep", "wake", "audionext", "audioprev", "audiostop", "audioplay", "audiomute", "volumeup", "volumedown", "mediaselect", "mail", "calculator", "computer", "ac_home", "ac_back", "ac_forward", "ac_refresh", "ac_bookmarks", "lang1", "lang2"]
-        },
-        InputSendEventArgumentsEventsKeyDataKeyType: {
-            kind: "enum",
-            values: ["number", "qcode"]
-        },
-        InputSendEventArgumentsEventsRel: {
+        ImageInfoSpecificRbdWrapper: {
             kind: "object",
-            members: [{ name: "data", type: "InputSendEventArgumentsEventsRelData" }]
+            members: [{ name: "data", type: "ImageInfoSpecificRbd" }]
         },
-        InputSendEventArgumentsEventsRelData: {
+        ImageInfoSpecificVmdk: {
             kind: "object",
-            members: [{ name: "axis", type: "InputSendEventArgumentsEventsRelDataAxis" }, { name: "value", type: "int" }]
+            members: [{ name: "create-type", type: "str" }, { name: "cid", type: "int" }, { name: "parent-cid", type: "int" }, { name: "extents", type: "[ImageInfo]" }]
         },
-        InputSendEventArgumentsEventsRelDataAxis: {
+        ImageInfoSpecificVmdkWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "ImageInfoSpecificVmdk" }]
+        },
+        InetSocketAddress: {
+            kind: "object",
+            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "numeric", type: "bool", optional: true }, { name: "to", type: "int", optional: true }, { name: "ipv4", type: "bool", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "keep-alive", type: "bool", optional: true }, { name: "mptcp", type: "bool", optional: true }]
+        },
+        InetSocketAddressBase: {
+            kind: "object",
+            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }]
+        },
+        InetSocketAddressWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "InetSocketAddress" }]
+        },
+        InputAxis: {
             kind: "enum",
             values: ["x", "y"]
         },
-        InputSendEventArgumentsEventsType: {
+        InputBarrierProperties: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "server", type: "str", optional: true }, { name: "port", type: "str", optional: true }, { name: "x-origin", type: "str", optional: true }, { name: "y-origin", type: "str", optional: true }, { name: "width", type: "str", optional: true }, { name: "height", type: "str", optional: true }]
+        },
+        InputBtnEvent: {
+            kind: "object",
+            members: [{ name: "button", type: "InputButton" }, { name: "down", type: "bool" }]
+        },
+        InputBtnEventWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "InputBtnEvent" }]
+        },
+        InputButton: {
+            kind: "enum",
+            values: ["left", "middle", "right", "wheel-up", "wheel-down", "side", "extra", "wheel-left", "wheel-right"]
+        },
+        InputEvent: {
+            kind: "object",
+            members: [{ name: "type", type: "InputEventKind" }],
+            tag: "type",
+            variants: { key: "InputKeyEventWrapper", btn: "InputBtnEventWrapper", rel: "InputMoveEventWrapper", abs: "InputMoveEventWrapper" }
+        },
+        InputEventBase: {
+            kind: "object",
+            members: [{ name: "type", type: "InputEventKind" }]
+        },
+        InputEventKind: {
             kind: "enum",
             values: ["key", "btn", "rel", "abs"]
+        },
+        InputKeyEvent: {
+            kind: "object",
+            members: [{ name: "key", type: "KeyValue" }, { name: "down", type: "bool" }]
+        },
+        InputKeyEventWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "InputKeyEvent" }]
+        },
+        InputLinuxProperties: {
+            kind: "object",
+            members: [{ name: "evdev", type: "str" }, { name: "grab_all", type: "bool", optional: true }, { name: "repeat", type: "bool", optional: true }, { name: "grab-toggle", type: "GrabToggleKeys", optional: true }]
+        },
+        InputMoveEvent: {
+            kind: "object",
+            members: [{ name: "axis", type: "InputAxis" }, { name: "value", type: "int" }]
+        },
+        InputMoveEventWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "InputMoveEvent" }]
+        },
+        InputSendEventArguments: {
+            kind: "object",
+            members: [{ name: "device", type: "str", optional: true }, { name: "head", type: "int", optional: true }, { name: "events", type: "[InputEvent]" }]
+        },
+        IntWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "int" }]
+        },
+        IoOperationType: {
+            kind: "enum",
+            values: ["read", "write"]
+        },
+        IothreadProperties: {
+            kind: "object",
+            members: [{ name: "aio-max-batch", type: "int", optional: true }, { name: "thread-pool-min", type: "int", optional: true }, { name: "thread-pool-max", type: "int", optional: true }, { name: "poll-max-ns", type: "int", optional: true }, { name: "poll-grow", type: "int", optional: true }, { name: "poll-shrink", type: "int", optional: true }]
+        },
+        IscsiHeaderDigest: {
+            kind: "enum",
+            values: ["crc32c", "none", "crc32c-none", "none-crc32c"]
+        },
+        IscsiTransport: {
+            kind: "enum",
+            values: ["tcp", "iser"]
+        },
+        JSONType: {
+            kind: "enum",
+            values: ["string", "number", "int", "boolean", "null", "object", "array", "value"]
         },
         JobCancelArguments: {
             kind: "object",
@@ -1216,6 +1466,10 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "id", type: "str" }]
         },
+        JobInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str" }, { name: "type", type: "JobType" }, { name: "status", type: "JobStatus" }, { name: "current-progress", type: "int" }, { name: "total-progress", type: "int" }, { name: "error", type: "str", optional: true }]
+        },
         JobPauseArguments: {
             kind: "object",
             members: [{ name: "id", type: "str" }]
@@ -1224,33 +1478,105 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "id", type: "str" }]
         },
+        JobStatus: {
+            kind: "enum",
+            values: ["undefined", "created", "running", "paused", "ready", "standby", "waiting", "pending", "aborting", "concluded", "null"]
+        },
         JobStatusChangeEvent: {
             kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "status", type: "QueryBlockJobsResultStatus" }]
+            members: [{ name: "id", type: "str" }, { name: "status", type: "JobStatus" }]
+        },
+        JobType: {
+            kind: "enum",
+            values: ["commit", "stream", "mirror", "backup", "create", "amend", "snapshot-load", "snapshot-save", "snapshot-delete"]
+        },
+        KeyValue: {
+            kind: "object",
+            members: [{ name: "type", type: "KeyValueKind" }],
+            tag: "type",
+            variants: { number: "IntWrapper", qcode: "QKeyCodeWrapper" }
+        },
+        KeyValueBase: {
+            kind: "object",
+            members: [{ name: "type", type: "KeyValueKind" }]
+        },
+        KeyValueKind: {
+            kind: "enum",
+            values: ["number", "qcode"]
+        },
+        KvmInfo: {
+            kind: "object",
+            members: [{ name: "enabled", type: "bool" }, { name: "present", type: "bool" }]
+        },
+        MachineInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "alias", type: "str", optional: true }, { name: "is-default", type: "bool", optional: true }, { name: "cpu-max", type: "int" }, { name: "hotpluggable-cpus", type: "bool" }, { name: "numa-mem-supported", type: "bool" }, { name: "deprecated", type: "bool" }, { name: "default-cpu-type", type: "str", optional: true }, { name: "default-ram-id", type: "str", optional: true }]
+        },
+        MainLoopProperties: {
+            kind: "object",
+            members: [{ name: "aio-max-batch", type: "int", optional: true }, { name: "thread-pool-min", type: "int", optional: true }, { name: "thread-pool-max", type: "int", optional: true }]
         },
         MemUnplugErrorEvent: {
             kind: "object",
             members: [{ name: "device", type: "str" }, { name: "msg", type: "str" }]
         },
+        Memdev: {
+            kind: "object",
+            members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "int" }, { name: "merge", type: "bool" }, { name: "dump", type: "bool" }, { name: "prealloc", type: "bool" }, { name: "share", type: "bool" }, { name: "reserve", type: "bool", optional: true }, { name: "host-nodes", type: "[int]" }, { name: "policy", type: "HostMemPolicy" }]
+        },
+        MemoryBackendEpcProperties: {
+            kind: "object",
+            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }]
+        },
+        MemoryBackendFileProperties: {
+            kind: "object",
+            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }, { name: "align", type: "int", optional: true }, { name: "discard-data", type: "bool", optional: true }, { name: "mem-path", type: "str" }, { name: "pmem", type: "bool", optional: true }, { name: "readonly", type: "bool", optional: true }]
+        },
+        MemoryBackendMemfdProperties: {
+            kind: "object",
+            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }, { name: "hugetlb", type: "bool", optional: true }, { name: "hugetlbsize", type: "int", optional: true }, { name: "seal", type: "bool", optional: true }]
+        },
+        MemoryBackendProperties: {
+            kind: "object",
+            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }]
+        },
+        MemoryDeviceInfo: {
+            kind: "object",
+            members: [{ name: "type", type: "MemoryDeviceInfoKind" }],
+            tag: "type",
+            variants: { dimm: "PCDIMMDeviceInfoWrapper", nvdimm: "PCDIMMDeviceInfoWrapper", "virtio-pmem": "VirtioPMEMDeviceInfoWrapper", "virtio-mem": "VirtioMEMDeviceInfoWrapper", "sgx-epc": "SgxEPCDeviceInfoWrapper" }
+        },
+        MemoryDeviceInfoBase: {
+            kind: "object",
+            members: [{ name: "type", type: "MemoryDeviceInfoKind" }]
+        },
+        MemoryDeviceInfoKind: {
+            kind: "enum",
+            values: ["dimm", "nvdimm", "virtio-pmem", "virtio-mem", "sgx-epc"]
+        },
         MemoryDeviceSizeChangeEvent: {
             kind: "object",
             members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "int" }, { name: "qom-path", type: "str" }]
         },
-        MemoryFailureEvent: {
-            kind: "object",
-            members: [{ name: "recipient", type: "MemoryFailureEventRecipient" }, { name: "action", type: "MemoryFailureEventAction" }, { name: "flags", type: "MemoryFailureEventFlags" }]
-        },
-        MemoryFailureEventAction: {
+        MemoryFailureAction: {
             kind: "enum",
             values: ["ignore", "inject", "fatal", "reset"]
         },
-        MemoryFailureEventFlags: {
+        MemoryFailureEvent: {
+            kind: "object",
+            members: [{ name: "recipient", type: "MemoryFailureRecipient" }, { name: "action", type: "MemoryFailureAction" }, { name: "flags", type: "MemoryFailureFlags" }]
+        },
+        MemoryFailureFlags: {
             kind: "object",
             members: [{ name: "action-required", type: "bool" }, { name: "recursive", type: "bool" }]
         },
-        MemoryFailureEventRecipient: {
+        MemoryFailureRecipient: {
             kind: "enum",
             values: ["hypervisor", "guest"]
+        },
+        MemoryInfo: {
+            kind: "object",
+            members: [{ name: "base-memory", type: "int" }, { name: "plugged-memory", type: "int", optional: true }]
         },
         MemsaveArguments: {
             kind: "object",
@@ -1262,11 +1588,7 @@ export const tables: SchemaTables = {
         },
         MigrateContinueArguments: {
             kind: "object",
-            members: [{ name: "state", type: "MigrateContinueArgumentsState" }]
-        },
-        MigrateContinueArgumentsState: {
-            kind: "enum",
-            values: ["none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused", "postcopy-recover", "completed", "failed", "colo", "pre-switchover", "device", "wait-unplug"]
+            members: [{ name: "state", type: "MigrationStatus" }]
         },
         MigrateIncomingArguments: {
             kind: "object",
@@ -1278,373 +1600,447 @@ export const tables: SchemaTables = {
         },
         MigrateSetCapabilitiesArguments: {
             kind: "object",
-            members: [{ name: "capabilities", type: "[MigrateSetCapabilitiesArgumentsCapabilities]" }]
+            members: [{ name: "capabilities", type: "[MigrationCapabilityStatus]" }]
         },
-        MigrateSetCapabilitiesArgumentsCapabilities: {
+        MigrateSetParameters: {
             kind: "object",
-            members: [{ name: "capability", type: "MigrateSetCapabilitiesArgumentsCapabilitiesCapability" }, { name: "state", type: "bool" }]
+            members: [{ name: "announce-initial", type: "int", optional: true }, { name: "announce-max", type: "int", optional: true }, { name: "announce-rounds", type: "int", optional: true }, { name: "announce-step", type: "int", optional: true }, { name: "compress-level", type: "int", optional: true }, { name: "compress-threads", type: "int", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "int", optional: true }, { name: "throttle-trigger-threshold", type: "int", optional: true }, { name: "cpu-throttle-initial", type: "int", optional: true }, { name: "cpu-throttle-increment", type: "int", optional: true }, { name: "cpu-throttle-tailslow", type: "bool", optional: true }, { name: "tls-creds", type: "StrOrNull", optional: true }, { name: "tls-hostname", type: "StrOrNull", optional: true }, { name: "tls-authz", type: "StrOrNull", optional: true }, { name: "max-bandwidth", type: "int", optional: true }, { name: "downtime-limit", type: "int", optional: true }, { name: "x-checkpoint-delay", type: "int", optional: true, features: ["unstable"] }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "int", optional: true }, { name: "xbzrle-cache-size", type: "int", optional: true }, { name: "max-postcopy-bandwidth", type: "int", optional: true }, { name: "max-cpu-throttle", type: "int", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "int", optional: true }, { name: "multifd-zstd-level", type: "int", optional: true }, { name: "block-bitmap-mapping", type: "[BitmapMigrationNodeAlias]", optional: true }]
         },
-        MigrateSetCapabilitiesArgumentsCapabilitiesCapability: {
+        MigrationCapability: {
             kind: "enum",
             values: ["xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime", "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot", "zero-copy-send", "postcopy-preempt"],
             valueFeatures: { "x-colo": ["unstable"], "x-ignore-shared": ["unstable"] }
         },
-        MigrateSetParametersArguments: {
+        MigrationCapabilityStatus: {
             kind: "object",
-            members: [{ name: "announce-initial", type: "int", optional: true }, { name: "announce-max", type: "int", optional: true }, { name: "announce-rounds", type: "int", optional: true }, { name: "announce-step", type: "int", optional: true }, { name: "compress-level", type: "int", optional: true }, { name: "compress-threads", type: "int", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "int", optional: true }, { name: "throttle-trigger-threshold", type: "int", optional: true }, { name: "cpu-throttle-initial", type: "int", optional: true }, { name: "cpu-throttle-increment", type: "int", optional: true }, { name: "cpu-throttle-tailslow", type: "bool", optional: true }, { name: "tls-creds", type: "MigrateSetParametersArgumentsTlsCreds", optional: true }, { name: "tls-hostname", type: "MigrateSetParametersArgumentsTlsCreds", optional: true }, { name: "tls-authz", type: "MigrateSetParametersArgumentsTlsCreds", optional: true }, { name: "max-bandwidth", type: "int", optional: true }, { name: "downtime-limit", type: "int", optional: true }, { name: "x-checkpoint-delay", type: "int", optional: true, features: ["unstable"] }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "int", optional: true }, { name: "xbzrle-cache-size", type: "int", optional: true }, { name: "max-postcopy-bandwidth", type: "int", optional: true }, { name: "max-cpu-throttle", type: "int", optional: true }, { name: "multifd-compression", type: "MigrateSetParametersArgumentsMultifdCompression", optional: true }, { name: "multifd-zlib-level", type: "int", optional: true }, { name: "multifd-zstd-level", type: "int", optional: true }, { name: "block-bitmap-mapping", type: "[MigrateSetParametersArgumentsBlockBitmapMapping]", optional: true }]
-        },
-        MigrateSetParametersArgumentsBlockBitmapMapping: {
-            kind: "object",
-            members: [{ name: "node-name", type: "str" }, { name: "alias", type: "str" }, { name: "bitmaps", type: "[MigrateSetParametersArgumentsBlockBitmapMappingBitmaps]" }]
-        },
-        MigrateSetParametersArgumentsBlockBitmapMappingBitmaps: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "alias", type: "str" }, { name: "transform", type: "MigrateSetParametersArgumentsBlockBitmapMappingBitmapsTransform", optional: true }]
-        },
-        MigrateSetParametersArgumentsBlockBitmapMappingBitmapsTransform: {
-            kind: "object",
-            members: [{ name: "persistent", type: "bool", optional: true }]
-        },
-        MigrateSetParametersArgumentsMultifdCompression: {
-            kind: "enum",
-            values: ["none", "zlib", "zstd"]
-        },
-        MigrateSetParametersArgumentsTlsCreds: {
-            kind: "alternate",
-            alternatives: ["str", "null"]
+            members: [{ name: "capability", type: "MigrationCapability" }, { name: "state", type: "bool" }]
         },
         MigrationEvent: {
             kind: "object",
-            members: [{ name: "status", type: "MigrateContinueArgumentsState" }]
+            members: [{ name: "status", type: "MigrationStatus" }]
+        },
+        MigrationInfo: {
+            kind: "object",
+            members: [{ name: "status", type: "MigrationStatus", optional: true }, { name: "ram", type: "MigrationStats", optional: true }, { name: "disk", type: "MigrationStats", optional: true }, { name: "vfio", type: "VfioStats", optional: true }, { name: "xbzrle-cache", type: "XBZRLECacheStats", optional: true }, { name: "total-time", type: "int", optional: true }, { name: "expected-downtime", type: "int", optional: true }, { name: "downtime", type: "int", optional: true }, { name: "setup-time", type: "int", optional: true }, { name: "cpu-throttle-percentage", type: "int", optional: true }, { name: "error-desc", type: "str", optional: true }, { name: "blocked-reasons", type: "[str]", optional: true }, { name: "postcopy-blocktime", type: "int", optional: true }, { name: "postcopy-vcpu-blocktime", type: "[int]", optional: true }, { name: "compression", type: "CompressionStats", optional: true }, { name: "socket-address", type: "[SocketAddress]", optional: true }]
+        },
+        MigrationParameters: {
+            kind: "object",
+            members: [{ name: "announce-initial", type: "int", optional: true }, { name: "announce-max", type: "int", optional: true }, { name: "announce-rounds", type: "int", optional: true }, { name: "announce-step", type: "int", optional: true }, { name: "compress-level", type: "int", optional: true }, { name: "compress-threads", type: "int", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "int", optional: true }, { name: "throttle-trigger-threshold", type: "int", optional: true }, { name: "cpu-throttle-initial", type: "int", optional: true }, { name: "cpu-throttle-increment", type: "int", optional: true }, { name: "cpu-throttle-tailslow", type: "bool", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-bandwidth", type: "int", optional: true }, { name: "downtime-limit", type: "int", optional: true }, { name: "x-checkpoint-delay", type: "int", optional: true, features: ["unstable"] }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "int", optional: true }, { name: "xbzrle-cache-size", type: "int", optional: true }, { name: "max-postcopy-bandwidth", type: "int", optional: true }, { name: "max-cpu-throttle", type: "int", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "int", optional: true }, { name: "multifd-zstd-level", type: "int", optional: true }, { name: "block-bitmap-mapping", type: "[BitmapMigrationNodeAlias]", optional: true }]
         },
         MigrationPassEvent: {
             kind: "object",
             members: [{ name: "pass", type: "int" }]
         },
-        NbdServerAddArguments: {
+        MigrationStats: {
+            kind: "object",
+            members: [{ name: "transferred", type: "int" }, { name: "remaining", type: "int" }, { name: "total", type: "int" }, { name: "duplicate", type: "int" }, { name: "skipped", type: "int" }, { name: "normal", type: "int" }, { name: "normal-bytes", type: "int" }, { name: "dirty-pages-rate", type: "int" }, { name: "mbps", type: "number" }, { name: "dirty-sync-count", type: "int" }, { name: "postcopy-requests", type: "int" }, { name: "page-size", type: "int" }, { name: "multifd-bytes", type: "int" }, { name: "pages-per-second", type: "int" }, { name: "precopy-bytes", type: "int" }, { name: "downtime-bytes", type: "int" }, { name: "postcopy-bytes", type: "int" }, { name: "dirty-sync-missed-zero-copy", type: "int" }]
+        },
+        MigrationStatus: {
+            kind: "enum",
+            values: ["none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused", "postcopy-recover", "completed", "failed", "colo", "pre-switchover", "device", "wait-unplug"]
+        },
+        MirrorCopyMode: {
+            kind: "enum",
+            values: ["background", "write-blocking"]
+        },
+        MirrorSyncMode: {
+            kind: "enum",
+            values: ["top", "full", "none", "incremental", "bitmap"]
+        },
+        MouseInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "index", type: "int" }, { name: "current", type: "bool" }, { name: "absolute", type: "bool" }]
+        },
+        MultiFDCompression: {
+            kind: "enum",
+            values: ["none", "zlib", "zstd"]
+        },
+        NFSServer: {
+            kind: "object",
+            members: [{ name: "type", type: "NFSTransport" }, { name: "host", type: "str" }]
+        },
+        NFSTransport: {
+            kind: "enum",
+            values: ["inet"]
+        },
+        NameInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str", optional: true }]
+        },
+        NbdServerAddOptions: {
             kind: "object",
             members: [{ name: "name", type: "str", optional: true }, { name: "description", type: "str", optional: true }, { name: "device", type: "str" }, { name: "writable", type: "bool", optional: true }, { name: "bitmap", type: "str", optional: true }]
         },
         NbdServerRemoveArguments: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "mode", type: "BlockExportDelArgumentsMode", optional: true }]
+            members: [{ name: "name", type: "str" }, { name: "mode", type: "BlockExportRemoveMode", optional: true }]
         },
         NbdServerStartArguments: {
             kind: "object",
-            members: [{ name: "addr", type: "ChardevAddArgumentsBackendSocketDataAddr" }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-connections", type: "int", optional: true }]
+            members: [{ name: "addr", type: "SocketAddressLegacy" }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-connections", type: "int", optional: true }]
         },
-        NetdevAddArguments: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "type", type: "NetdevAddArgumentsType" }],
-            tag: "type",
-            variants: { nic: "NetdevAddArgumentsNic", user: "NetdevAddArgumentsUser", tap: "NetdevAddArgumentsTap", l2tpv3: "NetdevAddArgumentsL2tpv3", socket: "NetdevAddArgumentsSocket", stream: "NetdevAddArgumentsStream", dgram: "NetdevAddArgumentsDgram", vde: "NetdevAddArgumentsVde", bridge: "NetdevAddArgumentsBridge", hubport: "NetdevAddArgumentsHubport", netmap: "NetdevAddArgumentsNetmap", "vhost-user": "NetdevAddArgumentsVhostUser", "vhost-vdpa": "NetdevAddArgumentsVhostVdpa" }
-        },
-        NetdevAddArgumentsBase: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "type", type: "NetdevAddArgumentsType" }]
-        },
-        NetdevAddArgumentsBridge: {
-            kind: "object",
-            members: [{ name: "br", type: "str", optional: true }, { name: "helper", type: "str", optional: true }]
-        },
-        NetdevAddArgumentsDgram: {
-            kind: "object",
-            members: [{ name: "local", type: "BlockExportAddArgumentsVhostUserBlkAddr", optional: true }, { name: "remote", type: "BlockExportAddArgumentsVhostUserBlkAddr", optional: true }]
-        },
-        NetdevAddArgumentsHubport: {
-            kind: "object",
-            members: [{ name: "hubid", type: "int" }, { name: "netdev", type: "str", optional: true }]
-        },
-        NetdevAddArgumentsL2tpv3: {
-            kind: "object",
-            members: [{ name: "src", type: "str" }, { name: "dst", type: "str" }, { name: "srcport", type: "str", optional: true }, { name: "dstport", type: "str", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "udp", type: "bool", optional: true }, { name: "cookie64", type: "bool", optional: true }, { name: "counter", type: "bool", optional: true }, { name: "pincounter", type: "bool", optional: true }, { name: "txcookie", type: "int", optional: true }, { name: "rxcookie", type: "int", optional: true }, { name: "txsession", type: "int" }, { name: "rxsession", type: "int", optional: true }, { name: "offset", type: "int", optional: true }]
-        },
-        NetdevAddArgumentsNetmap: {
-            kind: "object",
-            members: [{ name: "ifname", type: "str" }, { name: "devname", type: "str", optional: true }]
-        },
-        NetdevAddArgumentsNic: {
-            kind: "object",
-            members: [{ name: "netdev", type: "str", optional: true }, { name: "macaddr", type: "str", optional: true }, { name: "model", type: "str", optional: true }, { name: "addr", type: "str", optional: true }, { name: "vectors", type: "int", optional: true }]
-        },
-        NetdevAddArgumentsSocket: {
-            kind: "object",
-            members: [{ name: "fd", type: "str", optional: true }, { name: "listen", type: "str", optional: true }, { name: "connect", type: "str", optional: true }, { name: "mcast", type: "str", optional: true }, { name: "localaddr", type: "str", optional: true }, { name: "udp", type: "str", optional: true }]
-        },
-        NetdevAddArgumentsStream: {
-            kind: "object",
-            members: [{ name: "addr", type: "BlockExportAddArgumentsVhostUserBlkAddr" }, { name: "server", type: "bool", optional: true }]
-        },
-        NetdevAddArgumentsTap: {
-            kind: "object",
-            members: [{ name: "ifname", type: "str", optional: true }, { name: "fd", type: "str", optional: true }, { name: "fds", type: "str", optional: true }, { name: "script", type: "str", optional: true }, { name: "downscript", type: "str", optional: true }, { name: "br", type: "str", optional: true }, { name: "helper", type: "str", optional: true }, { name: "sndbuf", type: "int", optional: true }, { name: "vnet_hdr", type: "bool", optional: true }, { name: "vhost", type: "bool", optional: true }, { name: "vhostfd", type: "str", optional: true }, { name: "vhostfds", type: "str", optional: true }, { name: "vhostforce", type: "bool", optional: true }, { name: "queues", type: "int", optional: true }, { name: "poll-us", type: "int", optional: true }]
-        },
-        NetdevAddArgumentsType: {
+        NetClientDriver: {
             kind: "enum",
             values: ["none", "nic", "user", "tap", "l2tpv3", "socket", "stream", "dgram", "vde", "bridge", "hubport", "netmap", "vhost-user", "vhost-vdpa"]
         },
-        NetdevAddArgumentsUser: {
-            kind: "object",
-            members: [{ name: "hostname", type: "str", optional: true }, { name: "restrict", type: "bool", optional: true }, { name: "ipv4", type: "bool", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "ip", type: "str", optional: true }, { name: "net", type: "str", optional: true }, { name: "host", type: "str", optional: true }, { name: "tftp", type: "str", optional: true }, { name: "bootfile", type: "str", optional: true }, { name: "dhcpstart", type: "str", optional: true }, { name: "dns", type: "str", optional: true }, { name: "dnssearch", type: "[BlockExportAddArgumentsVhostUserBlkAddrFd]", optional: true }, { name: "domainname", type: "str", optional: true }, { name: "ipv6-prefix", type: "str", optional: true }, { name: "ipv6-prefixlen", type: "int", optional: true }, { name: "ipv6-host", type: "str", optional: true }, { name: "ipv6-dns", type: "str", optional: true }, { name: "smb", type: "str", optional: true }, { name: "smbserver", type: "str", optional: true }, { name: "hostfwd", type: "[BlockExportAddArgumentsVhostUserBlkAddrFd]", optional: true }, { name: "guestfwd", type: "[BlockExportAddArgumentsVhostUserBlkAddrFd]", optional: true }, { name: "tftp-server-name", type: "str", optional: true }]
+        NetFilterDirection: {
+            kind: "enum",
+            values: ["all", "rx", "tx"]
         },
-        NetdevAddArgumentsVde: {
+        NetLegacyNicOptions: {
             kind: "object",
-            members: [{ name: "sock", type: "str", optional: true }, { name: "port", type: "int", optional: true }, { name: "group", type: "str", optional: true }, { name: "mode", type: "int", optional: true }]
+            members: [{ name: "netdev", type: "str", optional: true }, { name: "macaddr", type: "str", optional: true }, { name: "model", type: "str", optional: true }, { name: "addr", type: "str", optional: true }, { name: "vectors", type: "int", optional: true }]
         },
-        NetdevAddArgumentsVhostUser: {
+        Netdev: {
             kind: "object",
-            members: [{ name: "chardev", type: "str" }, { name: "vhostforce", type: "bool", optional: true }, { name: "queues", type: "int", optional: true }]
+            members: [{ name: "id", type: "str" }, { name: "type", type: "NetClientDriver" }],
+            tag: "type",
+            variants: { nic: "NetLegacyNicOptions", user: "NetdevUserOptions", tap: "NetdevTapOptions", l2tpv3: "NetdevL2TPv3Options", socket: "NetdevSocketOptions", stream: "NetdevStreamOptions", dgram: "NetdevDgramOptions", vde: "NetdevVdeOptions", bridge: "NetdevBridgeOptions", hubport: "NetdevHubPortOptions", netmap: "NetdevNetmapOptions", "vhost-user": "NetdevVhostUserOptions", "vhost-vdpa": "NetdevVhostVDPAOptions" }
         },
-        NetdevAddArgumentsVhostVdpa: {
+        NetdevBase: {
             kind: "object",
-            members: [{ name: "vhostdev", type: "str", optional: true }, { name: "vhostfd", type: "str", optional: true }, { name: "queues", type: "int", optional: true }, { name: "x-svq", type: "bool", optional: true, features: ["unstable"] }]
+            members: [{ name: "id", type: "str" }, { name: "type", type: "NetClientDriver" }]
+        },
+        NetdevBridgeOptions: {
+            kind: "object",
+            members: [{ name: "br", type: "str", optional: true }, { name: "helper", type: "str", optional: true }]
         },
         NetdevDelArguments: {
             kind: "object",
             members: [{ name: "id", type: "str" }]
         },
+        NetdevDgramOptions: {
+            kind: "object",
+            members: [{ name: "local", type: "SocketAddress", optional: true }, { name: "remote", type: "SocketAddress", optional: true }]
+        },
+        NetdevHubPortOptions: {
+            kind: "object",
+            members: [{ name: "hubid", type: "int" }, { name: "netdev", type: "str", optional: true }]
+        },
+        NetdevL2TPv3Options: {
+            kind: "object",
+            members: [{ name: "src", type: "str" }, { name: "dst", type: "str" }, { name: "srcport", type: "str", optional: true }, { name: "dstport", type: "str", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "udp", type: "bool", optional: true }, { name: "cookie64", type: "bool", optional: true }, { name: "counter", type: "bool", optional: true }, { name: "pincounter", type: "bool", optional: true }, { name: "txcookie", type: "int", optional: true }, { name: "rxcookie", type: "int", optional: true }, { name: "txsession", type: "int" }, { name: "rxsession", type: "int", optional: true }, { name: "offset", type: "int", optional: true }]
+        },
+        NetdevNetmapOptions: {
+            kind: "object",
+            members: [{ name: "ifname", type: "str" }, { name: "devname", type: "str", optional: true }]
+        },
+        NetdevSocketOptions: {
+            kind: "object",
+            members: [{ name: "fd", type: "str", optional: true }, { name: "listen", type: "str", optional: true }, { name: "connect", type: "str", optional: true }, { name: "mcast", type: "str", optional: true }, { name: "localaddr", type: "str", optional: true }, { name: "udp", type: "str", optional: true }]
+        },
         NetdevStreamConnectedEvent: {
             kind: "object",
-            members: [{ name: "netdev-id", type: "str" }, { name: "addr", type: "BlockExportAddArgumentsVhostUserBlkAddr" }]
+            members: [{ name: "netdev-id", type: "str" }, { name: "addr", type: "SocketAddress" }]
         },
         NetdevStreamDisconnectedEvent: {
             kind: "object",
             members: [{ name: "netdev-id", type: "str" }]
         },
+        NetdevStreamOptions: {
+            kind: "object",
+            members: [{ name: "addr", type: "SocketAddress" }, { name: "server", type: "bool", optional: true }]
+        },
+        NetdevTapOptions: {
+            kind: "object",
+            members: [{ name: "ifname", type: "str", optional: true }, { name: "fd", type: "str", optional: true }, { name: "fds", type: "str", optional: true }, { name: "script", type: "str", optional: true }, { name: "downscript", type: "str", optional: true }, { name: "br", type: "str", optional: true }, { name: "helper", type: "str", optional: true }, { name: "sndbuf", type: "int", optional: true }, { name: "vnet_hdr", type: "bool", optional: true }, { name: "vhost", type: "bool", optional: true }, { name: "vhostfd", type: "str", optional: true }, { name: "vhostfds", type: "str", optional: true }, { name: "vhostforce", type: "bool", optional: true }, { name: "queues", type: "int", optional: true }, { name: "poll-us", type: "int", optional: true }]
+        },
+        NetdevUserOptions: {
+            kind: "object",
+            members: [{ name: "hostname", type: "str", optional: true }, { name: "restrict", type: "bool", optional: true }, { name: "ipv4", type: "bool", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "ip", type: "str", optional: true }, { name: "net", type: "str", optional: true }, { name: "host", type: "str", optional: true }, { name: "tftp", type: "str", optional: true }, { name: "bootfile", type: "str", optional: true }, { name: "dhcpstart", type: "str", optional: true }, { name: "dns", type: "str", optional: true }, { name: "dnssearch", type: "[String]", optional: true }, { name: "domainname", type: "str", optional: true }, { name: "ipv6-prefix", type: "str", optional: true }, { name: "ipv6-prefixlen", type: "int", optional: true }, { name: "ipv6-host", type: "str", optional: true }, { name: "ipv6-dns", type: "str", optional: true }, { name: "smb", type: "str", optional: true }, { name: "smbserver", type: "str", optional: true }, { name: "hostfwd", type: "[String]", optional: true }, { name: "guestfwd", type: "[String]", optional: true }, { name: "tftp-server-name", type: "str", optional: true }]
+        },
+        NetdevVdeOptions: {
+            kind: "object",
+            members: [{ name: "sock", type: "str", optional: true }, { name: "port", type: "int", optional: true }, { name: "group", type: "str", optional: true }, { name: "mode", type: "int", optional: true }]
+        },
+        NetdevVhostUserOptions: {
+            kind: "object",
+            members: [{ name: "chardev", type: "str" }, { name: "vhostforce", type: "bool", optional: true }, { name: "queues", type: "int", optional: true }]
+        },
+        NetdevVhostVDPAOptions: {
+            kind: "object",
+            members: [{ name: "vhostdev", type: "str", optional: true }, { name: "vhostfd", type: "str", optional: true }, { name: "queues", type: "int", optional: true }, { name: "x-svq", type: "bool", optional: true, features: ["unstable"] }]
+        },
+        NetfilterInsert: {
+            kind: "enum",
+            values: ["before", "behind"]
+        },
+        NetfilterProperties: {
+            kind: "object",
+            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }]
+        },
+        NetworkAddressFamily: {
+            kind: "enum",
+            values: ["ipv4", "ipv6", "unix", "vsock", "unknown"]
+        },
+        NewImageMode: {
+            kind: "enum",
+            values: ["existing", "absolute-paths"]
+        },
         NicRxFilterChangedEvent: {
             kind: "object",
             members: [{ name: "name", type: "str", optional: true }, { name: "path", type: "str" }]
         },
-        ObjectAddArguments: {
+        NumaCpuOptions: {
             kind: "object",
-            members: [{ name: "qom-type", type: "ObjectAddArgumentsQomType" }, { name: "id", type: "str" }],
-            tag: "qom-type",
-            variants: { "authz-list": "ObjectAddArgumentsAuthzList", "authz-listfile": "ObjectAddArgumentsAuthzListfile", "authz-pam": "ObjectAddArgumentsAuthzPam", "authz-simple": "ObjectAddArgumentsAuthzSimple", "can-host-socketcan": "ObjectAddArgumentsCanHostSocketcan", "colo-compare": "ObjectAddArgumentsColoCompare", "cryptodev-backend": "ObjectAddArgumentsCryptodevBackend", "cryptodev-backend-builtin": "ObjectAddArgumentsCryptodevBackend", "cryptodev-backend-lkcf": "ObjectAddArgumentsCryptodevBackend", "cryptodev-vhost-user": "ObjectAddArgumentsCryptodevVhostUser", "dbus-vmstate": "ObjectAddArgumentsDbusVmstate", "filter-buffer": "ObjectAddArgumentsFilterBuffer", "filter-dump": "ObjectAddArgumentsFilterDump", "filter-mirror": "ObjectAddArgumentsFilterMirror", "filter-redirector": "ObjectAddArgumentsFilterRedirector", "filter-replay": "ObjectAddArgumentsFilterReplay", "filter-rewriter": "ObjectAddArgumentsFilterRewriter", "input-barrier": "ObjectAddArgumentsInputBarrier", "input-linux": "ObjectAddArgumentsInputLinux", iothread: "ObjectAddArgumentsIothread", "main-loop": "ObjectAddArgumentsMainLoop", "memory-backend-epc": "ObjectAddArgumentsMemoryBackendEpc", "memory-backend-file": "ObjectAddArgumentsMemoryBackendFile", "memory-backend-memfd": "ObjectAddArgumentsMemoryBackendMemfd", "memory-backend-ram": "ObjectAddArgumentsMemoryBackendRam", "pr-manager-helper": "ObjectAddArgumentsPrManagerHelper", qtest: "ObjectAddArgumentsQtest", "rng-builtin": "ObjectAddArgumentsRngBuiltin", "rng-egd": "ObjectAddArgumentsRngEgd", "rng-random": "ObjectAddArgumentsRngRandom", secret: "ObjectAddArgumentsSecret", secret_keyring: "ObjectAddArgumentsSecretKeyring", "sev-guest": "ObjectAddArgumentsSevGuest", "thread-context": "ObjectAddArgumentsThreadContext", "throttle-group": "ObjectAddArgumentsThrottleGroup", "tls-creds-anon": "ObjectAddArgumentsTlsCredsAnon", "tls-creds-psk": "ObjectAddArgumentsTlsCredsPsk", "tls-creds-x509": "ObjectAddArgumentsTlsCredsX509", "tls-cipher-suites": "ObjectAddArgumentsTlsCipherSuites", "x-remote-object": "ObjectAddArgumentsXRemoteObject", "x-vfio-user-server": "ObjectAddArgumentsXVfioUserServer" }
+            members: [{ name: "node-id", type: "int", optional: true }, { name: "socket-id", type: "int", optional: true }, { name: "die-id", type: "int", optional: true }, { name: "cluster-id", type: "int", optional: true }, { name: "core-id", type: "int", optional: true }, { name: "thread-id", type: "int", optional: true }]
         },
-        ObjectAddArgumentsAuthzList: {
+        NumaDistOptions: {
             kind: "object",
-            members: [{ name: "policy", type: "ObjectAddArgumentsAuthzListPolicy", optional: true }, { name: "rules", type: "[ObjectAddArgumentsAuthzListRules]", optional: true }]
+            members: [{ name: "src", type: "int" }, { name: "dst", type: "int" }, { name: "val", type: "int" }]
         },
-        ObjectAddArgumentsAuthzListPolicy: {
+        NumaHmatCacheOptions: {
+            kind: "object",
+            members: [{ name: "node-id", type: "int" }, { name: "size", type: "int" }, { name: "level", type: "int" }, { name: "associativity", type: "HmatCacheAssociativity" }, { name: "policy", type: "HmatCacheWritePolicy" }, { name: "line", type: "int" }]
+        },
+        NumaHmatLBOptions: {
+            kind: "object",
+            members: [{ name: "initiator", type: "int" }, { name: "target", type: "int" }, { name: "hierarchy", type: "HmatLBMemoryHierarchy" }, { name: "data-type", type: "HmatLBDataType" }, { name: "latency", type: "int", optional: true }, { name: "bandwidth", type: "int", optional: true }]
+        },
+        NumaNodeOptions: {
+            kind: "object",
+            members: [{ name: "nodeid", type: "int", optional: true }, { name: "cpus", type: "[int]", optional: true }, { name: "mem", type: "int", optional: true }, { name: "memdev", type: "str", optional: true }, { name: "initiator", type: "int", optional: true }]
+        },
+        NumaOptions: {
+            kind: "object",
+            members: [{ name: "type", type: "NumaOptionsType" }],
+            tag: "type",
+            variants: { node: "NumaNodeOptions", dist: "NumaDistOptions", cpu: "NumaCpuOptions", "hmat-lb": "NumaHmatLBOptions", "hmat-cache": "NumaHmatCacheOptions" }
+        },
+        NumaOptionsBase: {
+            kind: "object",
+            members: [{ name: "type", type: "NumaOptionsType" }]
+        },
+        NumaOptionsType: {
             kind: "enum",
-            values: ["deny", "allow"]
-        },
-        ObjectAddArgumentsAuthzListRules: {
-            kind: "object",
-            members: [{ name: "match", type: "str" }, { name: "policy", type: "ObjectAddArgumentsAuthzListPolicy" }, { name: "format", type: "ObjectAddArgumentsAuthzListRulesFormat", optional: true }]
-        },
-        ObjectAddArgumentsAuthzListRulesFormat: {
-            kind: "enum",
-            values: ["exact", "glob"]
-        },
-        ObjectAddArgumentsAuthzListfile: {
-            kind: "object",
-            members: [{ name: "filename", type: "str" }, { name: "refresh", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsAuthzPam: {
-            kind: "object",
-            members: [{ name: "service", type: "str" }]
-        },
-        ObjectAddArgumentsAuthzSimple: {
-            kind: "object",
-            members: [{ name: "identity", type: "str" }]
-        },
-        ObjectAddArgumentsBase: {
-            kind: "object",
-            members: [{ name: "qom-type", type: "ObjectAddArgumentsQomType" }, { name: "id", type: "str" }]
-        },
-        ObjectAddArgumentsCanHostSocketcan: {
-            kind: "object",
-            members: [{ name: "if", type: "str" }, { name: "canbus", type: "str" }]
-        },
-        ObjectAddArgumentsColoCompare: {
-            kind: "object",
-            members: [{ name: "primary_in", type: "str" }, { name: "secondary_in", type: "str" }, { name: "outdev", type: "str" }, { name: "iothread", type: "str" }, { name: "notify_dev", type: "str", optional: true }, { name: "compare_timeout", type: "int", optional: true }, { name: "expired_scan_cycle", type: "int", optional: true }, { name: "max_queue_size", type: "int", optional: true }, { name: "vnet_hdr_support", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsCryptodevBackend: {
-            kind: "object",
-            members: [{ name: "queues", type: "int", optional: true }]
-        },
-        ObjectAddArgumentsCryptodevVhostUser: {
-            kind: "object",
-            members: [{ name: "queues", type: "int", optional: true }, { name: "chardev", type: "str" }]
-        },
-        ObjectAddArgumentsDbusVmstate: {
-            kind: "object",
-            members: [{ name: "addr", type: "str" }, { name: "id-list", type: "str", optional: true }]
-        },
-        ObjectAddArgumentsFilterBuffer: {
-            kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "ObjectAddArgumentsFilterBufferQueue", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "ObjectAddArgumentsFilterBufferInsert", optional: true }, { name: "interval", type: "int" }]
-        },
-        ObjectAddArgumentsFilterBufferInsert: {
-            kind: "enum",
-            values: ["before", "behind"]
-        },
-        ObjectAddArgumentsFilterBufferQueue: {
-            kind: "enum",
-            values: ["all", "rx", "tx"]
-        },
-        ObjectAddArgumentsFilterDump: {
-            kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "ObjectAddArgumentsFilterBufferQueue", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "ObjectAddArgumentsFilterBufferInsert", optional: true }, { name: "file", type: "str" }, { name: "maxlen", type: "int", optional: true }]
-        },
-        ObjectAddArgumentsFilterMirror: {
-            kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "ObjectAddArgumentsFilterBufferQueue", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "ObjectAddArgumentsFilterBufferInsert", optional: true }, { name: "outdev", type: "str" }, { name: "vnet_hdr_support", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsFilterRedirector: {
-            kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "ObjectAddArgumentsFilterBufferQueue", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "ObjectAddArgumentsFilterBufferInsert", optional: true }, { name: "indev", type: "str", optional: true }, { name: "outdev", type: "str", optional: true }, { name: "vnet_hdr_support", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsFilterReplay: {
-            kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "ObjectAddArgumentsFilterBufferQueue", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "ObjectAddArgumentsFilterBufferInsert", optional: true }]
-        },
-        ObjectAddArgumentsFilterRewriter: {
-            kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "ObjectAddArgumentsFilterBufferQueue", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "ObjectAddArgumentsFilterBufferInsert", optional: true }, { name: "vnet_hdr_support", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsInputBarrier: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "server", type: "str", optional: true }, { name: "port", type: "str", optional: true }, { name: "x-origin", type: "str", optional: true }, { name: "y-origin", type: "str", optional: true }, { name: "width", type: "str", optional: true }, { name: "height", type: "str", optional: true }]
-        },
-        ObjectAddArgumentsInputLinux: {
-            kind: "object",
-            members: [{ name: "evdev", type: "str" }, { name: "grab_all", type: "bool", optional: true }, { name: "repeat", type: "bool", optional: true }, { name: "grab-toggle", type: "ObjectAddArgumentsInputLinuxGrabToggle", optional: true }]
-        },
-        ObjectAddArgumentsInputLinuxGrabToggle: {
-            kind: "enum",
-            values: ["ctrl-ctrl", "alt-alt", "shift-shift", "meta-meta", "scrolllock", "ctrl-scrolllock"]
-        },
-        ObjectAddArgumentsIothread: {
-            kind: "object",
-            members: [{ name: "aio-max-batch", type: "int", optional: true }, { name: "thread-pool-min", type: "int", optional: true }, { name: "thread-pool-max", type: "int", optional: true }, { name: "poll-max-ns", type: "int", optional: true }, { name: "poll-grow", type: "int", optional: true }, { name: "poll-shrink", type: "int", optional: true }]
-        },
-        ObjectAddArgumentsMainLoop: {
-            kind: "object",
-            members: [{ name: "aio-max-batch", type: "int", optional: true }, { name: "thread-pool-min", type: "int", optional: true }, { name: "thread-pool-max", type: "int", optional: true }]
-        },
-        ObjectAddArgumentsMemoryBackendEpc: {
-            kind: "object",
-            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "ObjectAddArgumentsMemoryBackendEpcPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsMemoryBackendEpcPolicy: {
-            kind: "enum",
-            values: ["default", "preferred", "bind", "interleave"]
-        },
-        ObjectAddArgumentsMemoryBackendFile: {
-            kind: "object",
-            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "ObjectAddArgumentsMemoryBackendEpcPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }, { name: "align", type: "int", optional: true }, { name: "discard-data", type: "bool", optional: true }, { name: "mem-path", type: "str" }, { name: "pmem", type: "bool", optional: true }, { name: "readonly", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsMemoryBackendMemfd: {
-            kind: "object",
-            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "ObjectAddArgumentsMemoryBackendEpcPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }, { name: "hugetlb", type: "bool", optional: true }, { name: "hugetlbsize", type: "int", optional: true }, { name: "seal", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsMemoryBackendRam: {
-            kind: "object",
-            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "ObjectAddArgumentsMemoryBackendEpcPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsPrManagerHelper: {
-            kind: "object",
-            members: [{ name: "path", type: "str" }]
-        },
-        ObjectAddArgumentsQomType: {
-            kind: "enum",
-            values: ["authz-list", "authz-listfile", "authz-pam", "authz-simple", "can-bus", "can-host-socketcan", "colo-compare", "cryptodev-backend", "cryptodev-backend-builtin", "cryptodev-backend-lkcf", "cryptodev-vhost-user", "dbus-vmstate", "filter-buffer", "filter-dump", "filter-mirror", "filter-redirector", "filter-replay", "filter-rewriter", "input-barrier", "input-linux", "iothread", "main-loop", "memory-backend-epc", "memory-backend-file", "memory-backend-memfd", "memory-backend-ram", "pef-guest", "pr-manager-helper", "qtest", "rng-builtin", "rng-egd", "rng-random", "secret", "secret_keyring", "sev-guest", "thread-context", "s390-pv-guest", "throttle-group", "tls-creds-anon", "tls-creds-psk", "tls-creds-x509", "tls-cipher-suites", "x-remote-object", "x-vfio-user-server"],
-            valueFeatures: { "x-remote-object": ["unstable"], "x-vfio-user-server": ["unstable"] }
-        },
-        ObjectAddArgumentsQtest: {
-            kind: "object",
-            members: [{ name: "chardev", type: "str" }, { name: "log", type: "str", optional: true }]
-        },
-        ObjectAddArgumentsRngBuiltin: {
-            kind: "object",
-            members: [{ name: "opened", type: "bool", optional: true, features: ["deprecated"] }]
-        },
-        ObjectAddArgumentsRngEgd: {
-            kind: "object",
-            members: [{ name: "opened", type: "bool", optional: true, features: ["deprecated"] }, { name: "chardev", type: "str" }]
-        },
-        ObjectAddArgumentsRngRandom: {
-            kind: "object",
-            members: [{ name: "opened", type: "bool", optional: true, features: ["deprecated"] }, { name: "filename", type: "str", optional: true }]
-        },
-        ObjectAddArgumentsSecret: {
-            kind: "object",
-            members: [{ name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "format", type: "ObjectAddArgumentsSecretFormat", optional: true }, { name: "keyid", type: "str", optional: true }, { name: "iv", type: "str", optional: true }, { name: "data", type: "str", optional: true }, { name: "file", type: "str", optional: true }]
-        },
-        ObjectAddArgumentsSecretFormat: {
-            kind: "enum",
-            values: ["raw", "base64"]
-        },
-        ObjectAddArgumentsSecretKeyring: {
-            kind: "object",
-            members: [{ name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "format", type: "ObjectAddArgumentsSecretFormat", optional: true }, { name: "keyid", type: "str", optional: true }, { name: "iv", type: "str", optional: true }, { name: "serial", type: "int" }]
-        },
-        ObjectAddArgumentsSevGuest: {
-            kind: "object",
-            members: [{ name: "sev-device", type: "str", optional: true }, { name: "dh-cert-file", type: "str", optional: true }, { name: "session-file", type: "str", optional: true }, { name: "policy", type: "int", optional: true }, { name: "handle", type: "int", optional: true }, { name: "cbitpos", type: "int", optional: true }, { name: "reduced-phys-bits", type: "int" }, { name: "kernel-hashes", type: "bool", optional: true }]
-        },
-        ObjectAddArgumentsThreadContext: {
-            kind: "object",
-            members: [{ name: "cpu-affinity", type: "[int]", optional: true }, { name: "node-affinity", type: "[int]", optional: true }]
-        },
-        ObjectAddArgumentsThrottleGroup: {
-            kind: "object",
-            members: [{ name: "limits", type: "ObjectAddArgumentsThrottleGroupLimits", optional: true }, { name: "x-iops-total", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-total-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-total-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-read", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-read-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-read-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-write", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-write-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-write-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-total", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-total-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-total-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-read", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-read-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-read-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-write", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-write-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-write-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-size", type: "int", optional: true, features: ["unstable"] }]
-        },
-        ObjectAddArgumentsThrottleGroupLimits: {
-            kind: "object",
-            members: [{ name: "iops-total", type: "int", optional: true }, { name: "iops-total-max", type: "int", optional: true }, { name: "iops-total-max-length", type: "int", optional: true }, { name: "iops-read", type: "int", optional: true }, { name: "iops-read-max", type: "int", optional: true }, { name: "iops-read-max-length", type: "int", optional: true }, { name: "iops-write", type: "int", optional: true }, { name: "iops-write-max", type: "int", optional: true }, { name: "iops-write-max-length", type: "int", optional: true }, { name: "bps-total", type: "int", optional: true }, { name: "bps-total-max", type: "int", optional: true }, { name: "bps-total-max-length", type: "int", optional: true }, { name: "bps-read", type: "int", optional: true }, { name: "bps-read-max", type: "int", optional: true }, { name: "bps-read-max-length", type: "int", optional: true }, { name: "bps-write", type: "int", optional: true }, { name: "bps-write-max", type: "int", optional: true }, { name: "bps-write-max-length", type: "int", optional: true }, { name: "iops-size", type: "int", optional: true }]
-        },
-        ObjectAddArgumentsTlsCipherSuites: {
-            kind: "object",
-            members: [{ name: "verify-peer", type: "bool", optional: true }, { name: "dir", type: "str", optional: true }, { name: "endpoint", type: "ObjectAddArgumentsTlsCredsAnonEndpoint", optional: true }, { name: "priority", type: "str", optional: true }]
-        },
-        ObjectAddArgumentsTlsCredsAnon: {
-            kind: "object",
-            members: [{ name: "verify-peer", type: "bool", optional: true }, { name: "dir", type: "str", optional: true }, { name: "endpoint", type: "ObjectAddArgumentsTlsCredsAnonEndpoint", optional: true }, { name: "priority", type: "str", optional: true }, { name: "loaded", type: "bool", optional: true, features: ["deprecated"] }]
-        },
-        ObjectAddArgumentsTlsCredsAnonEndpoint: {
-            kind: "enum",
-            values: ["client", "server"]
-        },
-        ObjectAddArgumentsTlsCredsPsk: {
-            kind: "object",
-            members: [{ name: "verify-peer", type: "bool", optional: true }, { name: "dir", type: "str", optional: true }, { name: "endpoint", type: "ObjectAddArgumentsTlsCredsAnonEndpoint", optional: true }, { name: "priority", type: "str", optional: true }, { name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "username", type: "str", optional: true }]
-        },
-        ObjectAddArgumentsTlsCredsX509: {
-            kind: "object",
-            members: [{ name: "verify-peer", type: "bool", optional: true }, { name: "dir", type: "str", optional: true }, { name: "endpoint", type: "ObjectAddArgumentsTlsCredsAnonEndpoint", optional: true }, { name: "priority", type: "str", optional: true }, { name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "sanity-check", type: "bool", optional: true }, { name: "passwordid", type: "str", optional: true }]
-        },
-        ObjectAddArgumentsXRemoteObject: {
-            kind: "object",
-            members: [{ name: "fd", type: "str" }, { name: "devid", type: "str" }]
-        },
-        ObjectAddArgumentsXVfioUserServer: {
-            kind: "object",
-            members: [{ name: "socket", type: "BlockExportAddArgumentsVhostUserBlkAddr" }, { name: "device", type: "str" }]
+            values: ["node", "dist", "cpu", "hmat-lb", "hmat-cache"]
         },
         ObjectDelArguments: {
             kind: "object",
             members: [{ name: "id", type: "str" }]
         },
+        ObjectOptions: {
+            kind: "object",
+            members: [{ name: "qom-type", type: "ObjectType" }, { name: "id", type: "str" }],
+            tag: "qom-type",
+            variants: { "authz-list": "AuthZListProperties", "authz-listfile": "AuthZListFileProperties", "authz-pam": "AuthZPAMProperties", "authz-simple": "AuthZSimpleProperties", "can-host-socketcan": "CanHostSocketcanProperties", "colo-compare": "ColoCompareProperties", "cryptodev-backend": "CryptodevBackendProperties", "cryptodev-backend-builtin": "CryptodevBackendProperties", "cryptodev-backend-lkcf": "CryptodevBackendProperties", "cryptodev-vhost-user": "CryptodevVhostUserProperties", "dbus-vmstate": "DBusVMStateProperties", "filter-buffer": "FilterBufferProperties", "filter-dump": "FilterDumpProperties", "filter-mirror": "FilterMirrorProperties", "filter-redirector": "FilterRedirectorProperties", "filter-replay": "NetfilterProperties", "filter-rewriter": "FilterRewriterProperties", "input-barrier": "InputBarrierProperties", "input-linux": "InputLinuxProperties", iothread: "IothreadProperties", "main-loop": "MainLoopProperties", "memory-backend-epc": "MemoryBackendEpcProperties", "memory-backend-file": "MemoryBackendFileProperties", "memory-backend-memfd": "MemoryBackendMemfdProperties", "memory-backend-ram": "MemoryBackendProperties", "pr-manager-helper": "PrManagerHelperProperties", qtest: "QtestProperties", "rng-builtin": "RngProperties", "rng-egd": "RngEgdProperties", "rng-random": "RngRandomProperties", secret: "SecretProperties", secret_keyring: "SecretKeyringProperties", "sev-guest": "SevGuestProperties", "thread-context": "ThreadContextProperties", "throttle-group": "ThrottleGroupProperties", "tls-creds-anon": "TlsCredsAnonProperties", "tls-creds-psk": "TlsCredsPskProperties", "tls-creds-x509": "TlsCredsX509Properties", "tls-cipher-suites": "TlsCredsProperties", "x-remote-object": "RemoteObjectProperties", "x-vfio-user-server": "VfioUserServerProperties" }
+        },
+        ObjectOptionsBase: {
+            kind: "object",
+            members: [{ name: "qom-type", type: "ObjectType" }, { name: "id", type: "str" }]
+        },
+        ObjectPropertyInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "type", type: "str" }, { name: "description", type: "str", optional: true }, { name: "default-value", type: "any", optional: true }]
+        },
+        ObjectType: {
+            kind: "enum",
+            values: ["authz-list", "authz-listfile", "authz-pam", "authz-simple", "can-bus", "can-host-socketcan", "colo-compare", "cryptodev-backend", "cryptodev-backend-builtin", "cryptodev-backend-lkcf", "cryptodev-vhost-user", "dbus-vmstate", "filter-buffer", "filter-dump", "filter-mirror", "filter-redirector", "filter-replay", "filter-rewriter", "input-barrier", "input-linux", "iothread", "main-loop", "memory-backend-epc", "memory-backend-file", "memory-backend-memfd", "memory-backend-ram", "pef-guest", "pr-manager-helper", "qtest", "rng-builtin", "rng-egd", "rng-random", "secret", "secret_keyring", "sev-guest", "thread-context", "s390-pv-guest", "throttle-group", "tls-creds-anon", "tls-creds-psk", "tls-creds-x509", "tls-cipher-suites", "x-remote-object", "x-vfio-user-server"],
+            valueFeatures: { "x-remote-object": ["unstable"], "x-vfio-user-server": ["unstable"] }
+        },
+        ObjectTypeInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "abstract", type: "bool", optional: true }, { name: "parent", type: "str", optional: true }]
+        },
+        OnCbwError: {
+            kind: "enum",
+            values: ["break-guest-write", "break-snapshot"]
+        },
+        OnOffAuto: {
+            kind: "enum",
+            values: ["auto", "on", "off"]
+        },
+        PCDIMMDeviceInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str", optional: true }, { name: "addr", type: "int" }, { name: "size", type: "int" }, { name: "slot", type: "int" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }, { name: "hotplugged", type: "bool" }, { name: "hotpluggable", type: "bool" }]
+        },
+        PCDIMMDeviceInfoWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "PCDIMMDeviceInfo" }]
+        },
+        PRManagerInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str" }, { name: "connected", type: "bool" }]
+        },
+        PanicAction: {
+            kind: "enum",
+            values: ["pause", "shutdown", "exit-failure", "none"]
+        },
+        PciBridgeInfo: {
+            kind: "object",
+            members: [{ name: "bus", type: "PciBusInfo" }, { name: "devices", type: "[PciDeviceInfo]", optional: true }]
+        },
+        PciBusInfo: {
+            kind: "object",
+            members: [{ name: "number", type: "int" }, { name: "secondary", type: "int" }, { name: "subordinate", type: "int" }, { name: "io_range", type: "PciMemoryRange" }, { name: "memory_range", type: "PciMemoryRange" }, { name: "prefetchable_range", type: "PciMemoryRange" }]
+        },
+        PciDeviceClass: {
+            kind: "object",
+            members: [{ name: "desc", type: "str", optional: true }, { name: "class", type: "int" }]
+        },
+        PciDeviceId: {
+            kind: "object",
+            members: [{ name: "device", type: "int" }, { name: "vendor", type: "int" }, { name: "subsystem", type: "int", optional: true }, { name: "subsystem-vendor", type: "int", optional: true }]
+        },
+        PciDeviceInfo: {
+            kind: "object",
+            members: [{ name: "bus", type: "int" }, { name: "slot", type: "int" }, { name: "function", type: "int" }, { name: "class_info", type: "PciDeviceClass" }, { name: "id", type: "PciDeviceId" }, { name: "irq", type: "int", optional: true }, { name: "irq_pin", type: "int" }, { name: "qdev_id", type: "str" }, { name: "pci_bridge", type: "PciBridgeInfo", optional: true }, { name: "regions", type: "[PciMemoryRegion]" }]
+        },
+        PciInfo: {
+            kind: "object",
+            members: [{ name: "bus", type: "int" }, { name: "devices", type: "[PciDeviceInfo]" }]
+        },
+        PciMemoryRange: {
+            kind: "object",
+            members: [{ name: "base", type: "int" }, { name: "limit", type: "int" }]
+        },
+        PciMemoryRegion: {
+            kind: "object",
+            members: [{ name: "bar", type: "int" }, { name: "type", type: "str" }, { name: "address", type: "int" }, { name: "size", type: "int" }, { name: "prefetch", type: "bool", optional: true }, { name: "mem_type_64", type: "bool", optional: true }]
+        },
         PmemsaveArguments: {
             kind: "object",
             members: [{ name: "val", type: "int" }, { name: "size", type: "int" }, { name: "filename", type: "str" }]
+        },
+        PrManagerHelperProperties: {
+            kind: "object",
+            members: [{ name: "path", type: "str" }]
         },
         PrManagerStatusChangedEvent: {
             kind: "object",
             members: [{ name: "id", type: "str" }, { name: "connected", type: "bool" }]
         },
-        QmpCapabilitiesArguments: {
-            kind: "object",
-            members: [{ name: "enable", type: "[QmpCapabilitiesArgumentsEnable]", optional: true }]
+        PreallocMode: {
+            kind: "enum",
+            values: ["off", "metadata", "falloc", "full"]
         },
-        QmpCapabilitiesArgumentsEnable: {
+        QAuthZListFormat: {
+            kind: "enum",
+            values: ["exact", "glob"]
+        },
+        QAuthZListPolicy: {
+            kind: "enum",
+            values: ["deny", "allow"]
+        },
+        QAuthZListRule: {
+            kind: "object",
+            members: [{ name: "match", type: "str" }, { name: "policy", type: "QAuthZListPolicy" }, { name: "format", type: "QAuthZListFormat", optional: true }]
+        },
+        QCryptoBlockAmendOptions: {
+            kind: "object",
+            members: [{ name: "format", type: "QCryptoBlockFormat" }],
+            tag: "format",
+            variants: { luks: "QCryptoBlockAmendOptionsLUKS" }
+        },
+        QCryptoBlockAmendOptionsBase: {
+            kind: "object",
+            members: [{ name: "format", type: "QCryptoBlockFormat" }]
+        },
+        QCryptoBlockAmendOptionsLUKS: {
+            kind: "object",
+            members: [{ name: "state", type: "QCryptoBlockLUKSKeyslotState" }, { name: "new-secret", type: "str", optional: true }, { name: "old-secret", type: "str", optional: true }, { name: "keyslot", type: "int", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "secret", type: "str", optional: true }]
+        },
+        QCryptoBlockCreateOptions: {
+            kind: "object",
+            members: [{ name: "format", type: "QCryptoBlockFormat" }],
+            tag: "format",
+            variants: { qcow: "QCryptoBlockOptionsQCow", luks: "QCryptoBlockCreateOptionsLUKS" }
+        },
+        QCryptoBlockCreateOptionsBase: {
+            kind: "object",
+            members: [{ name: "format", type: "QCryptoBlockFormat" }]
+        },
+        QCryptoBlockCreateOptionsLUKS: {
+            kind: "object",
+            members: [{ name: "key-secret", type: "str", optional: true }, { name: "cipher-alg", type: "QCryptoCipherAlgorithm", optional: true }, { name: "cipher-mode", type: "QCryptoCipherMode", optional: true }, { name: "ivgen-alg", type: "QCryptoIVGenAlgorithm", optional: true }, { name: "ivgen-hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "iter-time", type: "int", optional: true }]
+        },
+        QCryptoBlockFormat: {
+            kind: "enum",
+            values: ["qcow", "luks"]
+        },
+        QCryptoBlockInfoLUKS: {
+            kind: "object",
+            members: [{ name: "cipher-alg", type: "QCryptoCipherAlgorithm" }, { name: "cipher-mode", type: "QCryptoCipherMode" }, { name: "ivgen-alg", type: "QCryptoIVGenAlgorithm" }, { name: "ivgen-hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "hash-alg", type: "QCryptoHashAlgorithm" }, { name: "payload-offset", type: "int" }, { name: "master-key-iters", type: "int" }, { name: "uuid", type: "str" }, { name: "slots", type: "[QCryptoBlockInfoLUKSSlot]" }]
+        },
+        QCryptoBlockInfoLUKSSlot: {
+            kind: "object",
+            members: [{ name: "active", type: "bool" }, { name: "iters", type: "int", optional: true }, { name: "stripes", type: "int", optional: true }, { name: "key-offset", type: "int" }]
+        },
+        QCryptoBlockLUKSKeyslotState: {
+            kind: "enum",
+            values: ["active", "inactive"]
+        },
+        QCryptoBlockOptionsLUKS: {
+            kind: "object",
+            members: [{ name: "key-secret", type: "str", optional: true }]
+        },
+        QCryptoBlockOptionsQCow: {
+            kind: "object",
+            members: [{ name: "key-secret", type: "str", optional: true }]
+        },
+        QCryptoCipherAlgorithm: {
+            kind: "enum",
+            values: ["aes-128", "aes-192", "aes-256", "des", "3des", "cast5-128", "serpent-128", "serpent-192", "serpent-256", "twofish-128", "twofish-192", "twofish-256"]
+        },
+        QCryptoCipherMode: {
+            kind: "enum",
+            values: ["ecb", "cbc", "xts", "ctr"]
+        },
+        QCryptoHashAlgorithm: {
+            kind: "enum",
+            values: ["md5", "sha1", "sha224", "sha256", "sha384", "sha512", "ripemd160"]
+        },
+        QCryptoIVGenAlgorithm: {
+            kind: "enum",
+            values: ["plain", "plain64", "essiv"]
+        },
+        QCryptoSecretFormat: {
+            kind: "enum",
+            values: ["raw", "base64"]
+        },
+        QCryptoTLSCredsEndpoint: {
+            kind: "enum",
+            values: ["client", "server"]
+        },
+        QKeyCode: {
+            kind: "enum",
+            values: ["unmapped", "shift", "shift_r", "alt", "alt_r", "ctrl", "ctrl_r", "menu", "esc", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "minus", "equal", "backspace", "tab", "q", "w", "e", "r", "t", "y", "u", "i", "o", "p", "bracket_left", "bracket_right", "ret", "a", "s", "d", "f", "g", "h", "j", "k", "l", "semicolon", "apostrophe", "grave_accent", "backslash", "z", "x", "c", "v", "b", "n", "m", "comma", "dot", "slash", "asterisk", "spc", "caps_lock", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "num_lock", "scroll_lock", "kp_divide", "kp_multiply", "kp_subtract", "kp_add", "kp_enter", "kp_decimal", "sysrq", "kp_0", "kp_1", "kp_2", "kp_3", "kp_4", "kp_5", "kp_6", "kp_7", "kp_8", "kp_9", "less", "f11", "f12", "print", "home", "pgup", "pgdn", "end", "left", "up", "down", "right", "insert", "delete", "stop", "again", "props", "undo", "front", "copy", "open", "paste", "find", "cut", "lf", "help", "meta_l", "meta_r", "compose", "pause", "ro", "hiragana", "henkan", "yen", "muhenkan", "katakanahiragana", "kp_comma", "kp_equals", "power", "sleep", "wake", "audionext", "audioprev", "audiostop", "audioplay", "audiomute", "volumeup", "volumedown", "mediaselect", "mail", "calculator", "computer", "ac_home", "ac_back", "ac_forward", "ac_refresh", "ac_bookmarks", "lang1", "lang2"]
+        },
+        QKeyCodeWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "QKeyCode" }]
+        },
+        QMPCapability: {
             kind: "enum",
             values: ["oob"]
+        },
+        Qcow2BitmapInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "granularity", type: "int" }, { name: "flags", type: "[Qcow2BitmapInfoFlags]" }]
+        },
+        Qcow2BitmapInfoFlags: {
+            kind: "enum",
+            values: ["in-use", "auto"]
+        },
+        Qcow2CompressionType: {
+            kind: "enum",
+            values: ["zlib", "zstd"]
+        },
+        Qcow2OverlapCheckFlags: {
+            kind: "object",
+            members: [{ name: "template", type: "Qcow2OverlapCheckMode", optional: true }, { name: "main-header", type: "bool", optional: true }, { name: "active-l1", type: "bool", optional: true }, { name: "active-l2", type: "bool", optional: true }, { name: "refcount-table", type: "bool", optional: true }, { name: "refcount-block", type: "bool", optional: true }, { name: "snapshot-table", type: "bool", optional: true }, { name: "inactive-l1", type: "bool", optional: true }, { name: "inactive-l2", type: "bool", optional: true }, { name: "bitmap-directory", type: "bool", optional: true }]
+        },
+        Qcow2OverlapCheckMode: {
+            kind: "enum",
+            values: ["none", "constant", "cached", "all"]
+        },
+        Qcow2OverlapChecks: {
+            kind: "alternate",
+            alternatives: ["Qcow2OverlapCheckFlags", "Qcow2OverlapCheckMode"]
+        },
+        QmpCapabilitiesArguments: {
+            kind: "object",
+            members: [{ name: "enable", type: "[QMPCapability]", optional: true }]
         },
         QomGetArguments: {
             kind: "object",
@@ -1662,551 +2058,29 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "implements", type: "str", optional: true }, { name: "abstract", type: "bool", optional: true }]
         },
-        QomListTypesResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "abstract", type: "bool", optional: true }, { name: "parent", type: "str", optional: true }]
-        },
         QomSetArguments: {
             kind: "object",
             members: [{ name: "path", type: "str" }, { name: "property", type: "str" }, { name: "value", type: "any" }]
         },
-        QueryAcpiOspmStatusResult: {
+        QtestProperties: {
             kind: "object",
-            members: [{ name: "device", type: "str", optional: true }, { name: "slot", type: "str" }, { name: "slot-type", type: "QueryAcpiOspmStatusResultSlotType" }, { name: "source", type: "int" }, { name: "status", type: "int" }]
-        },
-        QueryAcpiOspmStatusResultSlotType: {
-            kind: "enum",
-            values: ["DIMM", "CPU"]
-        },
-        QueryBalloonResult: {
-            kind: "object",
-            members: [{ name: "actual", type: "int" }]
-        },
-        QueryBlockExportsResult: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "type", type: "BlockExportAddArgumentsType" }, { name: "node-name", type: "str" }, { name: "shutting-down", type: "bool" }]
-        },
-        QueryBlockJobsResult: {
-            kind: "object",
-            members: [{ name: "type", type: "str" }, { name: "device", type: "str" }, { name: "len", type: "int" }, { name: "offset", type: "int" }, { name: "busy", type: "bool" }, { name: "paused", type: "bool" }, { name: "speed", type: "int" }, { name: "io-status", type: "QueryBlockResultIoStatus" }, { name: "ready", type: "bool" }, { name: "status", type: "QueryBlockJobsResultStatus" }, { name: "auto-finalize", type: "bool" }, { name: "auto-dismiss", type: "bool" }, { name: "error", type: "str", optional: true }]
-        },
-        QueryBlockJobsResultStatus: {
-            kind: "enum",
-            values: ["undefined", "created", "running", "paused", "ready", "standby", "waiting", "pending", "aborting", "concluded", "null"]
-        },
-        QueryBlockResult: {
-            kind: "object",
-            members: [{ name: "device", type: "str" }, { name: "qdev", type: "str", optional: true }, { name: "type", type: "str" }, { name: "removable", type: "bool" }, { name: "locked", type: "bool" }, { name: "inserted", type: "QueryBlockResultInserted", optional: true }, { name: "tray_open", type: "bool", optional: true }, { name: "io-status", type: "QueryBlockResultIoStatus", optional: true }]
-        },
-        QueryBlockResultInserted: {
-            kind: "object",
-            members: [{ name: "file", type: "str" }, { name: "node-name", type: "str", optional: true }, { name: "ro", type: "bool" }, { name: "drv", type: "str" }, { name: "backing_file", type: "str", optional: true }, { name: "backing_file_depth", type: "int" }, { name: "encrypted", type: "bool" }, { name: "detect_zeroes", type: "BlockdevAddArgumentsDetectZeroes" }, { name: "bps", type: "int" }, { name: "bps_rd", type: "int" }, { name: "bps_wr", type: "int" }, { name: "iops", type: "int" }, { name: "iops_rd", type: "int" }, { name: "iops_wr", type: "int" }, { name: "image", type: "QueryBlockResultInsertedImage" }, { name: "bps_max", type: "int", optional: true }, { name: "bps_rd_max", type: "int", optional: true }, { name: "bps_wr_max", type: "int", optional: true }, { name: "iops_max", type: "int", optional: true }, { name: "iops_rd_max", type: "int", optional: true }, { name: "iops_wr_max", type: "int", optional: true }, { name: "bps_max_length", type: "int", optional: true }, { name: "bps_rd_max_length", type: "int", optional: true }, { name: "bps_wr_max_length", type: "int", optional: true }, { name: "iops_max_length", type: "int", optional: true }, { name: "iops_rd_max_length", type: "int", optional: true }, { name: "iops_wr_max_length", type: "int", optional: true }, { name: "iops_size", type: "int", optional: true }, { name: "group", type: "str", optional: true }, { name: "cache", type: "QueryBlockResultInsertedCache" }, { name: "write_threshold", type: "int" }, { name: "dirty-bitmaps", type: "[QueryBlockResultInsertedDirtyBitmaps]", optional: true }]
-        },
-        QueryBlockResultInsertedCache: {
-            kind: "object",
-            members: [{ name: "writeback", type: "bool" }, { name: "direct", type: "bool" }, { name: "no-flush", type: "bool" }]
-        },
-        QueryBlockResultInsertedDirtyBitmaps: {
-            kind: "object",
-            members: [{ name: "name", type: "str", optional: true }, { name: "count", type: "int" }, { name: "granularity", type: "int" }, { name: "recording", type: "bool" }, { name: "busy", type: "bool" }, { name: "persistent", type: "bool" }, { name: "inconsistent", type: "bool", optional: true }]
-        },
-        QueryBlockResultInsertedImage: {
-            kind: "object",
-            members: [{ name: "filename", type: "str" }, { name: "format", type: "str" }, { name: "dirty-flag", type: "bool", optional: true }, { name: "actual-size", type: "int", optional: true }, { name: "virtual-size", type: "int" }, { name: "cluster-size", type: "int", optional: true }, { name: "encrypted", type: "bool", optional: true }, { name: "compressed", type: "bool", optional: true }, { name: "backing-filename", type: "str", optional: true }, { name: "full-backing-filename", type: "str", optional: true }, { name: "backing-filename-format", type: "str", optional: true }, { name: "snapshots", type: "[BlockdevSnapshotDeleteInternalSyncResult]", optional: true }, { name: "backing-image", type: "QueryBlockResultInsertedImage", optional: true }, { name: "format-specific", type: "QueryBlockResultInsertedImageFormatSpecific", optional: true }]
-        },
-        QueryBlockResultInsertedImageFormatSpecific: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryBlockResultInsertedImageFormatSpecificType" }],
-            tag: "type",
-            variants: { qcow2: "QueryBlockResultInsertedImageFormatSpecificQcow2", vmdk: "QueryBlockResultInsertedImageFormatSpecificVmdk", luks: "QueryBlockResultInsertedImageFormatSpecificLuks", rbd: "QueryBlockResultInsertedImageFormatSpecificRbd" }
-        },
-        QueryBlockResultInsertedImageFormatSpecificBase: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryBlockResultInsertedImageFormatSpecificType" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificLuks: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryBlockResultInsertedImageFormatSpecificQcow2DataEncryptLuks" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificQcow2: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryBlockResultInsertedImageFormatSpecificQcow2Data" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificQcow2Data: {
-            kind: "object",
-            members: [{ name: "compat", type: "str" }, { name: "data-file", type: "str", optional: true }, { name: "data-file-raw", type: "bool", optional: true }, { name: "extended-l2", type: "bool", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "corrupt", type: "bool", optional: true }, { name: "refcount-bits", type: "int" }, { name: "encrypt", type: "QueryBlockResultInsertedImageFormatSpecificQcow2DataEncrypt", optional: true }, { name: "bitmaps", type: "[QueryBlockResultInsertedImageFormatSpecificQcow2DataBitmaps]", optional: true }, { name: "compression-type", type: "BlockdevCreateArgumentsOptionsQcow2CompressionType" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificQcow2DataBitmaps: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "granularity", type: "int" }, { name: "flags", type: "[QueryBlockResultInsertedImageFormatSpecificQcow2DataBitmapsFlags]" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificQcow2DataBitmapsFlags: {
-            kind: "enum",
-            values: ["in-use", "auto"]
-        },
-        QueryBlockResultInsertedImageFormatSpecificQcow2DataEncrypt: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsQcow2EncryptFormat" }],
-            tag: "format",
-            variants: { luks: "QueryBlockResultInsertedImageFormatSpecificQcow2DataEncryptLuks" }
-        },
-        QueryBlockResultInsertedImageFormatSpecificQcow2DataEncryptBase: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevAddArgumentsQcow2EncryptFormat" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificQcow2DataEncryptLuks: {
-            kind: "object",
-            members: [{ name: "cipher-alg", type: "BlockdevCreateArgumentsOptionsLuksCipherAlg" }, { name: "cipher-mode", type: "BlockdevCreateArgumentsOptionsLuksCipherMode" }, { name: "ivgen-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenAlg" }, { name: "ivgen-hash-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenHashAlg", optional: true }, { name: "hash-alg", type: "BlockdevCreateArgumentsOptionsLuksIvgenHashAlg" }, { name: "payload-offset", type: "int" }, { name: "master-key-iters", type: "int" }, { name: "uuid", type: "str" }, { name: "slots", type: "[QueryBlockResultInsertedImageFormatSpecificQcow2DataEncryptLuksSlots]" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificQcow2DataEncryptLuksSlots: {
-            kind: "object",
-            members: [{ name: "active", type: "bool" }, { name: "iters", type: "int", optional: true }, { name: "stripes", type: "int", optional: true }, { name: "key-offset", type: "int" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificRbd: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryBlockResultInsertedImageFormatSpecificRbdData" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificRbdData: {
-            kind: "object",
-            members: [{ name: "encryption-format", type: "BlockdevAddArgumentsRbdEncryptFormat", optional: true }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificType: {
-            kind: "enum",
-            values: ["qcow2", "vmdk", "luks", "rbd"]
-        },
-        QueryBlockResultInsertedImageFormatSpecificVmdk: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryBlockResultInsertedImageFormatSpecificVmdkData" }]
-        },
-        QueryBlockResultInsertedImageFormatSpecificVmdkData: {
-            kind: "object",
-            members: [{ name: "create-type", type: "str" }, { name: "cid", type: "int" }, { name: "parent-cid", type: "int" }, { name: "extents", type: "[QueryBlockResultInsertedImage]" }]
-        },
-        QueryBlockResultIoStatus: {
-            kind: "enum",
-            values: ["ok", "failed", "nospace"]
+            members: [{ name: "chardev", type: "str" }, { name: "log", type: "str", optional: true }]
         },
         QueryBlockstatsArguments: {
             kind: "object",
             members: [{ name: "query-nodes", type: "bool", optional: true }]
         },
-        QueryBlockstatsResult: {
-            kind: "object",
-            members: [{ name: "device", type: "str", optional: true }, { name: "qdev", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "stats", type: "QueryBlockstatsResultStats" }, { name: "driver-specific", type: "QueryBlockstatsResultDriverSpecific", optional: true }, { name: "parent", type: "QueryBlockstatsResult", optional: true }, { name: "backing", type: "QueryBlockstatsResult", optional: true }]
-        },
-        QueryBlockstatsResultDriverSpecific: {
-            kind: "object",
-            members: [{ name: "driver", type: "BlockdevAddArgumentsDriver" }],
-            tag: "driver",
-            variants: { file: "QueryBlockstatsResultDriverSpecificFile", host_device: "QueryBlockstatsResultDriverSpecificFile", nvme: "QueryBlockstatsResultDriverSpecificNvme" }
-        },
-        QueryBlockstatsResultDriverSpecificBase: {
-            kind: "object",
-            members: [{ name: "driver", type: "BlockdevAddArgumentsDriver" }]
-        },
-        QueryBlockstatsResultDriverSpecificFile: {
-            kind: "object",
-            members: [{ name: "discard-nb-ok", type: "int" }, { name: "discard-nb-failed", type: "int" }, { name: "discard-bytes-ok", type: "int" }]
-        },
-        QueryBlockstatsResultDriverSpecificNvme: {
-            kind: "object",
-            members: [{ name: "completion-errors", type: "int" }, { name: "aligned-accesses", type: "int" }, { name: "unaligned-accesses", type: "int" }]
-        },
-        QueryBlockstatsResultStats: {
-            kind: "object",
-            members: [{ name: "rd_bytes", type: "int" }, { name: "wr_bytes", type: "int" }, { name: "unmap_bytes", type: "int" }, { name: "rd_operations", type: "int" }, { name: "wr_operations", type: "int" }, { name: "flush_operations", type: "int" }, { name: "unmap_operations", type: "int" }, { name: "rd_total_time_ns", type: "int" }, { name: "wr_total_time_ns", type: "int" }, { name: "flush_total_time_ns", type: "int" }, { name: "unmap_total_time_ns", type: "int" }, { name: "wr_highest_offset", type: "int" }, { name: "rd_merged", type: "int" }, { name: "wr_merged", type: "int" }, { name: "unmap_merged", type: "int" }, { name: "idle_time_ns", type: "int", optional: true }, { name: "failed_rd_operations", type: "int" }, { name: "failed_wr_operations", type: "int" }, { name: "failed_flush_operations", type: "int" }, { name: "failed_unmap_operations", type: "int" }, { name: "invalid_rd_operations", type: "int" }, { name: "invalid_wr_operations", type: "int" }, { name: "invalid_flush_operations", type: "int" }, { name: "invalid_unmap_operations", type: "int" }, { name: "account_invalid", type: "bool" }, { name: "account_failed", type: "bool" }, { name: "timed_stats", type: "[QueryBlockstatsResultStatsTimedStats]" }, { name: "rd_latency_histogram", type: "QueryBlockstatsResultStatsRdLatencyHistogram", optional: true }, { name: "wr_latency_histogram", type: "QueryBlockstatsResultStatsRdLatencyHistogram", optional: true }, { name: "flush_latency_histogram", type: "QueryBlockstatsResultStatsRdLatencyHistogram", optional: true }]
-        },
-        QueryBlockstatsResultStatsRdLatencyHistogram: {
-            kind: "object",
-            members: [{ name: "boundaries", type: "[int]" }, { name: "bins", type: "[int]" }]
-        },
-        QueryBlockstatsResultStatsTimedStats: {
-            kind: "object",
-            members: [{ name: "interval_length", type: "int" }, { name: "min_rd_latency_ns", type: "int" }, { name: "max_rd_latency_ns", type: "int" }, { name: "avg_rd_latency_ns", type: "int" }, { name: "min_wr_latency_ns", type: "int" }, { name: "max_wr_latency_ns", type: "int" }, { name: "avg_wr_latency_ns", type: "int" }, { name: "min_flush_latency_ns", type: "int" }, { name: "max_flush_latency_ns", type: "int" }, { name: "avg_flush_latency_ns", type: "int" }, { name: "avg_rd_queue_depth", type: "number" }, { name: "avg_wr_queue_depth", type: "number" }]
-        },
-        QueryChardevBackendsResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }]
-        },
-        QueryChardevResult: {
-            kind: "object",
-            members: [{ name: "label", type: "str" }, { name: "filename", type: "str" }, { name: "frontend-open", type: "bool" }]
-        },
-        QueryColoStatusResult: {
-            kind: "object",
-            members: [{ name: "mode", type: "QueryColoStatusResultMode" }, { name: "last-mode", type: "QueryColoStatusResultMode" }, { name: "reason", type: "QueryColoStatusResultReason" }]
-        },
-        QueryColoStatusResultMode: {
-            kind: "enum",
-            values: ["none", "primary", "secondary"]
-        },
-        QueryColoStatusResultReason: {
-            kind: "enum",
-            values: ["none", "request", "error", "processing"]
-        },
         QueryCommandLineOptionsArguments: {
             kind: "object",
             members: [{ name: "option", type: "str", optional: true }]
         },
-        QueryCommandLineOptionsResult: {
-            kind: "object",
-            members: [{ name: "option", type: "str" }, { name: "parameters", type: "[QueryCommandLineOptionsResultParameters]" }]
-        },
-        QueryCommandLineOptionsResultParameters: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "type", type: "QueryCommandLineOptionsResultParametersType" }, { name: "help", type: "str", optional: true }, { name: "default", type: "str", optional: true }]
-        },
-        QueryCommandLineOptionsResultParametersType: {
-            kind: "enum",
-            values: ["string", "boolean", "number", "size"]
-        },
-        QueryCommandsResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }]
-        },
-        QueryCpuDefinitionsResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "migration-safe", type: "bool", optional: true }, { name: "static", type: "bool" }, { name: "unavailable-features", type: "[str]", optional: true }, { name: "typename", type: "str" }, { name: "alias-of", type: "str", optional: true }, { name: "deprecated", type: "bool" }]
-        },
         QueryCpuModelExpansionArguments: {
             kind: "object",
-            members: [{ name: "type", type: "QueryCpuModelExpansionArgumentsType" }, { name: "model", type: "QueryCpuModelExpansionArgumentsModel" }]
-        },
-        QueryCpuModelExpansionArgumentsModel: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "props", type: "any", optional: true }]
-        },
-        QueryCpuModelExpansionArgumentsType: {
-            kind: "enum",
-            values: ["static", "full"]
-        },
-        QueryCpuModelExpansionResult: {
-            kind: "object",
-            members: [{ name: "model", type: "QueryCpuModelExpansionArgumentsModel" }]
-        },
-        QueryCpusFastResult: {
-            kind: "object",
-            members: [{ name: "cpu-index", type: "int" }, { name: "qom-path", type: "str" }, { name: "thread-id", type: "int" }, { name: "props", type: "QueryCpusFastResultProps", optional: true }, { name: "target", type: "QueryCpusFastResultTarget" }],
-            tag: "target",
-            variants: { s390x: "QueryCpusFastResultS390x" }
-        },
-        QueryCpusFastResultBase: {
-            kind: "object",
-            members: [{ name: "cpu-index", type: "int" }, { name: "qom-path", type: "str" }, { name: "thread-id", type: "int" }, { name: "props", type: "QueryCpusFastResultProps", optional: true }, { name: "target", type: "QueryCpusFastResultTarget" }]
-        },
-        QueryCpusFastResultProps: {
-            kind: "object",
-            members: [{ name: "node-id", type: "int", optional: true }, { name: "socket-id", type: "int", optional: true }, { name: "die-id", type: "int", optional: true }, { name: "cluster-id", type: "int", optional: true }, { name: "core-id", type: "int", optional: true }, { name: "thread-id", type: "int", optional: true }]
-        },
-        QueryCpusFastResultS390x: {
-            kind: "object",
-            members: [{ name: "cpu-state", type: "QueryCpusFastResultS390xCpuState" }]
-        },
-        QueryCpusFastResultS390xCpuState: {
-            kind: "enum",
-            values: ["uninitialized", "stopped", "check-stop", "operating", "load"]
-        },
-        QueryCpusFastResultTarget: {
-            kind: "enum",
-            values: ["aarch64", "alpha", "arm", "avr", "cris", "hppa", "i386", "loongarch64", "m68k", "microblaze", "microblazeel", "mips", "mips64", "mips64el", "mipsel", "nios2", "or1k", "ppc", "ppc64", "riscv32", "riscv64", "rx", "s390x", "sh4", "sh4eb", "sparc", "sparc64", "tricore", "x86_64", "xtensa", "xtensaeb"]
-        },
-        QueryCurrentMachineResult: {
-            kind: "object",
-            members: [{ name: "wakeup-suspend-support", type: "bool" }]
-        },
-        QueryDirtyRateResult: {
-            kind: "object",
-            members: [{ name: "dirty-rate", type: "int", optional: true }, { name: "status", type: "QueryDirtyRateResultStatus" }, { name: "start-time", type: "int" }, { name: "calc-time", type: "int" }, { name: "sample-pages", type: "int" }, { name: "mode", type: "CalcDirtyRateArgumentsMode" }, { name: "vcpu-dirty-rate", type: "[QueryDirtyRateResultVcpuDirtyRate]", optional: true }]
-        },
-        QueryDirtyRateResultStatus: {
-            kind: "enum",
-            values: ["unstarted", "measuring", "measured"]
-        },
-        QueryDirtyRateResultVcpuDirtyRate: {
-            kind: "object",
-            members: [{ name: "id", type: "int" }, { name: "dirty-rate", type: "int" }]
-        },
-        QueryDisplayOptionsResult: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryDisplayOptionsResultType" }, { name: "full-screen", type: "bool", optional: true }, { name: "window-close", type: "bool", optional: true }, { name: "show-cursor", type: "bool", optional: true }, { name: "gl", type: "QueryDisplayOptionsResultGl", optional: true }],
-            tag: "type",
-            variants: { gtk: "QueryDisplayOptionsResultGtk", curses: "QueryDisplayOptionsResultCurses", "egl-headless": "QueryDisplayOptionsResultEglHeadless", dbus: "QueryDisplayOptionsResultDbus", sdl: "QueryDisplayOptionsResultSdl" }
-        },
-        QueryDisplayOptionsResultBase: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryDisplayOptionsResultType" }, { name: "full-screen", type: "bool", optional: true }, { name: "window-close", type: "bool", optional: true }, { name: "show-cursor", type: "bool", optional: true }, { name: "gl", type: "QueryDisplayOptionsResultGl", optional: true }]
-        },
-        QueryDisplayOptionsResultCurses: {
-            kind: "object",
-            members: [{ name: "charset", type: "str", optional: true }]
-        },
-        QueryDisplayOptionsResultDbus: {
-            kind: "object",
-            members: [{ name: "rendernode", type: "str", optional: true }, { name: "addr", type: "str", optional: true }, { name: "p2p", type: "bool", optional: true }, { name: "audiodev", type: "str", optional: true }]
-        },
-        QueryDisplayOptionsResultEglHeadless: {
-            kind: "object",
-            members: [{ name: "rendernode", type: "str", optional: true }]
-        },
-        QueryDisplayOptionsResultGl: {
-            kind: "enum",
-            values: ["off", "on", "core", "es"]
-        },
-        QueryDisplayOptionsResultGtk: {
-            kind: "object",
-            members: [{ name: "grab-on-hover", type: "bool", optional: true }, { name: "zoom-to-fit", type: "bool", optional: true }, { name: "show-tabs", type: "bool", optional: true }, { name: "show-menubar", type: "bool", optional: true }]
-        },
-        QueryDisplayOptionsResultSdl: {
-            kind: "object",
-            members: [{ name: "grab-mod", type: "QueryDisplayOptionsResultSdlGrabMod", optional: true }]
-        },
-        QueryDisplayOptionsResultSdlGrabMod: {
-            kind: "enum",
-            values: ["lctrl-lalt", "lshift-lctrl-lalt", "rctrl"]
-        },
-        QueryDisplayOptionsResultType: {
-            kind: "enum",
-            values: ["default", "none", "gtk", "sdl", "egl-headless", "curses", "spice-app", "dbus"]
-        },
-        QueryDumpGuestMemoryCapabilityResult: {
-            kind: "object",
-            members: [{ name: "formats", type: "[DumpGuestMemoryArgumentsFormat]" }]
-        },
-        QueryDumpResult: {
-            kind: "object",
-            members: [{ name: "status", type: "QueryDumpResultStatus" }, { name: "completed", type: "int" }, { name: "total", type: "int" }]
-        },
-        QueryDumpResultStatus: {
-            kind: "enum",
-            values: ["none", "active", "completed", "failed"]
-        },
-        QueryFdsetsResult: {
-            kind: "object",
-            members: [{ name: "fdset-id", type: "int" }, { name: "fds", type: "[QueryFdsetsResultFds]" }]
-        },
-        QueryFdsetsResultFds: {
-            kind: "object",
-            members: [{ name: "fd", type: "int" }, { name: "opaque", type: "str", optional: true }]
-        },
-        QueryHotpluggableCpusResult: {
-            kind: "object",
-            members: [{ name: "type", type: "str" }, { name: "vcpus-count", type: "int" }, { name: "props", type: "QueryCpusFastResultProps" }, { name: "qom-path", type: "str", optional: true }]
-        },
-        QueryIothreadsResult: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "thread-id", type: "int" }, { name: "poll-max-ns", type: "int" }, { name: "poll-grow", type: "int" }, { name: "poll-shrink", type: "int" }, { name: "aio-max-batch", type: "int" }]
-        },
-        QueryJobsResult: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "type", type: "QueryJobsResultType" }, { name: "status", type: "QueryBlockJobsResultStatus" }, { name: "current-progress", type: "int" }, { name: "total-progress", type: "int" }, { name: "error", type: "str", optional: true }]
-        },
-        QueryJobsResultType: {
-            kind: "enum",
-            values: ["commit", "stream", "mirror", "backup", "create", "amend", "snapshot-load", "snapshot-save", "snapshot-delete"]
-        },
-        QueryKvmResult: {
-            kind: "object",
-            members: [{ name: "enabled", type: "bool" }, { name: "present", type: "bool" }]
-        },
-        QueryMachinesResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "alias", type: "str", optional: true }, { name: "is-default", type: "bool", optional: true }, { name: "cpu-max", type: "int" }, { name: "hotpluggable-cpus", type: "bool" }, { name: "numa-mem-supported", type: "bool" }, { name: "deprecated", type: "bool" }, { name: "default-cpu-type", type: "str", optional: true }, { name: "default-ram-id", type: "str", optional: true }]
-        },
-        QueryMemdevResult: {
-            kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "int" }, { name: "merge", type: "bool" }, { name: "dump", type: "bool" }, { name: "prealloc", type: "bool" }, { name: "share", type: "bool" }, { name: "reserve", type: "bool", optional: true }, { name: "host-nodes", type: "[int]" }, { name: "policy", type: "ObjectAddArgumentsMemoryBackendEpcPolicy" }]
-        },
-        QueryMemoryDevicesResult: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryMemoryDevicesResultType" }],
-            tag: "type",
-            variants: { dimm: "QueryMemoryDevicesResultDimm", nvdimm: "QueryMemoryDevicesResultDimm", "virtio-pmem": "QueryMemoryDevicesResultVirtioPmem", "virtio-mem": "QueryMemoryDevicesResultVirtioMem", "sgx-epc": "QueryMemoryDevicesResultSgxEpc" }
-        },
-        QueryMemoryDevicesResultBase: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryMemoryDevicesResultType" }]
-        },
-        QueryMemoryDevicesResultDimm: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryMemoryDevicesResultDimmData" }]
-        },
-        QueryMemoryDevicesResultDimmData: {
-            kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "addr", type: "int" }, { name: "size", type: "int" }, { name: "slot", type: "int" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }, { name: "hotplugged", type: "bool" }, { name: "hotpluggable", type: "bool" }]
-        },
-        QueryMemoryDevicesResultSgxEpc: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryMemoryDevicesResultSgxEpcData" }]
-        },
-        QueryMemoryDevicesResultSgxEpcData: {
-            kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "size", type: "int" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }]
-        },
-        QueryMemoryDevicesResultType: {
-            kind: "enum",
-            values: ["dimm", "nvdimm", "virtio-pmem", "virtio-mem", "sgx-epc"]
-        },
-        QueryMemoryDevicesResultVirtioMem: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryMemoryDevicesResultVirtioMemData" }]
-        },
-        QueryMemoryDevicesResultVirtioMemData: {
-            kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "requested-size", type: "int" }, { name: "size", type: "int" }, { name: "max-size", type: "int" }, { name: "block-size", type: "int" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }]
-        },
-        QueryMemoryDevicesResultVirtioPmem: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryMemoryDevicesResultVirtioPmemData" }]
-        },
-        QueryMemoryDevicesResultVirtioPmemData: {
-            kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "size", type: "int" }, { name: "memdev", type: "str" }]
-        },
-        QueryMemorySizeSummaryResult: {
-            kind: "object",
-            members: [{ name: "base-memory", type: "int" }, { name: "plugged-memory", type: "int", optional: true }]
-        },
-        QueryMiceResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "index", type: "int" }, { name: "current", type: "bool" }, { name: "absolute", type: "bool" }]
-        },
-        QueryMigrateParametersResult: {
-            kind: "object",
-            members: [{ name: "announce-initial", type: "int", optional: true }, { name: "announce-max", type: "int", optional: true }, { name: "announce-rounds", type: "int", optional: true }, { name: "announce-step", type: "int", optional: true }, { name: "compress-level", type: "int", optional: true }, { name: "compress-threads", type: "int", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "int", optional: true }, { name: "throttle-trigger-threshold", type: "int", optional: true }, { name: "cpu-throttle-initial", type: "int", optional: true }, { name: "cpu-throttle-increment", type: "int", optional: true }, { name: "cpu-throttle-tailslow", type: "bool", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-bandwidth", type: "int", optional: true }, { name: "downtime-limit", type: "int", optional: true }, { name: "x-checkpoint-delay", type: "int", optional: true, features: ["unstable"] }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "int", optional: true }, { name: "xbzrle-cache-size", type: "int", optional: true }, { name: "max-postcopy-bandwidth", type: "int", optional: true }, { name: "max-cpu-throttle", type: "int", optional: true }, { name: "multifd-compression", type: "MigrateSetParametersArgumentsMultifdCompression", optional: true }, { name: "multifd-zlib-level", type: "int", optional: true }, { name: "multifd-zstd-level", type: "int", optional: true }, { name: "block-bitmap-mapping", type: "[MigrateSetParametersArgumentsBlockBitmapMapping]", optional: true }]
-        },
-        QueryMigrateResult: {
-            kind: "object",
-            members: [{ name: "status", type: "MigrateContinueArgumentsState", optional: true }, { name: "ram", type: "QueryMigrateResultRam", optional: true }, { name: "disk", type: "QueryMigrateResultRam", optional: true }, { name: "vfio", type: "QueryMigrateResultVfio", optional: true }, { name: "xbzrle-cache", type: "QueryMigrateResultXbzrleCache", optional: true }, { name: "total-time", type: "int", optional: true }, { name: "expected-downtime", type: "int", optional: true }, { name: "downtime", type: "int", optional: true }, { name: "setup-time", type: "int", optional: true }, { name: "cpu-throttle-percentage", type: "int", optional: true }, { name: "error-desc", type: "str", optional: true }, { name: "blocked-reasons", type: "[str]", optional: true }, { name: "postcopy-blocktime", type: "int", optional: true }, { name: "postcopy-vcpu-blocktime", type: "[int]", optional: true }, { name: "compression", type: "QueryMigrateResultCompression", optional: true }, { name: "socket-address", type: "[BlockExportAddArgumentsVhostUserBlkAddr]", optional: true }]
-        },
-        QueryMigrateResultCompression: {
-            kind: "object",
-            members: [{ name: "pages", type: "int" }, { name: "busy", type: "int" }, { name: "busy-rate", type: "number" }, { name: "compressed-size", type: "int" }, { name: "compression-rate", type: "number" }]
-        },
-        QueryMigrateResultRam: {
-            kind: "object",
-            members: [{ name: "transferred", type: "int" }, { name: "remaining", type: "int" }, { name: "total", type: "int" }, { name: "duplicate", type: "int" }, { name: "skipped", type: "int" }, { name: "normal", type: "int" }, { name: "normal-bytes", type: "int" }, { name: "dirty-pages-rate", type: "int" }, { name: "mbps", type: "number" }, { name: "dirty-sync-count", type: "int" }, { name: "postcopy-requests", type: "int" }, { name: "page-size", type: "int" }, { name: "multifd-bytes", type: "int" }, { name: "pages-per-second", type: "int" }, { name: "precopy-bytes", type: "int" }, { name: "downtime-bytes", type: "int" }, { name: "postcopy-bytes", type: "int" }, { name: "dirty-sync-missed-zero-copy", type: "int" }]
-        },
-        QueryMigrateResultVfio: {
-            kind: "object",
-            members: [{ name: "transferred", type: "int" }]
-        },
-        QueryMigrateResultXbzrleCache: {
-            kind: "object",
-            members: [{ name: "cache-size", type: "int" }, { name: "bytes", type: "int" }, { name: "pages", type: "int" }, { name: "cache-miss", type: "int" }, { name: "cache-miss-rate", type: "number" }, { name: "encoding-rate", type: "number" }, { name: "overflow", type: "int" }]
-        },
-        QueryNameResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str", optional: true }]
+            members: [{ name: "type", type: "CpuModelExpansionType" }, { name: "model", type: "CpuModelInfo" }]
         },
         QueryNamedBlockNodesArguments: {
             kind: "object",
             members: [{ name: "flat", type: "bool", optional: true }]
-        },
-        QueryPciResult: {
-            kind: "object",
-            members: [{ name: "bus", type: "int" }, { name: "devices", type: "[QueryPciResultDevices]" }]
-        },
-        QueryPciResultDevices: {
-            kind: "object",
-            members: [{ name: "bus", type: "int" }, { name: "slot", type: "int" }, { name: "function", type: "int" }, { name: "class_info", type: "QueryPciResultDevicesClassInfo" }, { name: "id", type: "QueryPciResultDevicesId" }, { name: "irq", type: "int", optional: true }, { name: "irq_pin", type: "int" }, { name: "qdev_id", type: "str" }, { name: "pci_bridge", type: "QueryPciResultDevicesPciBridge", optional: true }, { name: "regions", type: "[QueryPciResultDevicesRegions]" }]
-        },
-        QueryPciResultDevicesClassInfo: {
-            kind: "object",
-            members: [{ name: "desc", type: "str", optional: true }, { name: "class", type: "int" }]
-        },
-        QueryPciResultDevicesId: {
-            kind: "object",
-            members: [{ name: "device", type: "int" }, { name: "vendor", type: "int" }, { name: "subsystem", type: "int", optional: true }, { name: "subsystem-vendor", type: "int", optional: true }]
-        },
-        QueryPciResultDevicesPciBridge: {
-            kind: "object",
-            members: [{ name: "bus", type: "QueryPciResultDevicesPciBridgeBus" }, { name: "devices", type: "[QueryPciResultDevices]", optional: true }]
-        },
-        QueryPciResultDevicesPciBridgeBus: {
-            kind: "object",
-            members: [{ name: "number", type: "int" }, { name: "secondary", type: "int" }, { name: "subordinate", type: "int" }, { name: "io_range", type: "QueryPciResultDevicesPciBridgeBusIoRange" }, { name: "memory_range", type: "QueryPciResultDevicesPciBridgeBusIoRange" }, { name: "prefetchable_range", type: "QueryPciResultDevicesPciBridgeBusIoRange" }]
-        },
-        QueryPciResultDevicesPciBridgeBusIoRange: {
-            kind: "object",
-            members: [{ name: "base", type: "int" }, { name: "limit", type: "int" }]
-        },
-        QueryPciResultDevicesRegions: {
-            kind: "object",
-            members: [{ name: "bar", type: "int" }, { name: "type", type: "str" }, { name: "address", type: "int" }, { name: "size", type: "int" }, { name: "prefetch", type: "bool", optional: true }, { name: "mem_type_64", type: "bool", optional: true }]
-        },
-        QueryPrManagersResult: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "connected", type: "bool" }]
-        },
-        QueryQmpSchemaResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "meta-type", type: "QueryQmpSchemaResultMetaType" }, { name: "features", type: "[str]", optional: true }],
-            tag: "meta-type",
-            variants: { builtin: "QueryQmpSchemaResultBuiltin", enum: "QueryQmpSchemaResultEnum", array: "QueryQmpSchemaResultArray", object: "QueryQmpSchemaResultObject", alternate: "QueryQmpSchemaResultAlternate", command: "QueryQmpSchemaResultCommand", event: "QueryQmpSchemaResultEvent" }
-        },
-        QueryQmpSchemaResultAlternate: {
-            kind: "object",
-            members: [{ name: "members", type: "[QueryQmpSchemaResultAlternateMembers]" }]
-        },
-        QueryQmpSchemaResultAlternateMembers: {
-            kind: "object",
-            members: [{ name: "type", type: "str" }]
-        },
-        QueryQmpSchemaResultArray: {
-            kind: "object",
-            members: [{ name: "element-type", type: "str" }]
-        },
-        QueryQmpSchemaResultBase: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "meta-type", type: "QueryQmpSchemaResultMetaType" }, { name: "features", type: "[str]", optional: true }]
-        },
-        QueryQmpSchemaResultBuiltin: {
-            kind: "object",
-            members: [{ name: "json-type", type: "QueryQmpSchemaResultBuiltinJsonType" }]
-        },
-        QueryQmpSchemaResultBuiltinJsonType: {
-            kind: "enum",
-            values: ["string", "number", "int", "boolean", "null", "object", "array", "value"]
-        },
-        QueryQmpSchemaResultCommand: {
-            kind: "object",
-            members: [{ name: "arg-type", type: "str" }, { name: "ret-type", type: "str" }, { name: "allow-oob", type: "bool", optional: true }]
-        },
-        QueryQmpSchemaResultEnum: {
-            kind: "object",
-            members: [{ name: "members", type: "[QueryQmpSchemaResultEnumMembers]" }, { name: "values", type: "[str]", features: ["deprecated"] }]
-        },
-        QueryQmpSchemaResultEnumMembers: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "features", type: "[str]", optional: true }]
-        },
-        QueryQmpSchemaResultEvent: {
-            kind: "object",
-            members: [{ name: "arg-type", type: "str" }]
-        },
-        QueryQmpSchemaResultMetaType: {
-            kind: "enum",
-            values: ["builtin", "enum", "array", "object", "alternate", "command", "event"]
-        },
-        QueryQmpSchemaResultObject: {
-            kind: "object",
-            members: [{ name: "members", type: "[QueryQmpSchemaResultObjectMembers]" }, { name: "tag", type: "str", optional: true }, { name: "variants", type: "[QueryQmpSchemaResultObjectVariants]", optional: true }]
-        },
-        QueryQmpSchemaResultObjectMembers: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "type", type: "str" }, { name: "default", type: "any", optional: true }, { name: "features", type: "[str]", optional: true }]
-        },
-        QueryQmpSchemaResultObjectVariants: {
-            kind: "object",
-            members: [{ name: "case", type: "str" }, { name: "type", type: "str" }]
-        },
-        QueryReplayResult: {
-            kind: "object",
-            members: [{ name: "mode", type: "QueryReplayResultMode" }, { name: "filename", type: "str", optional: true }, { name: "icount", type: "int" }]
-        },
-        QueryReplayResultMode: {
-            kind: "enum",
-            values: ["none", "record", "play"]
         },
         QueryRockerArguments: {
             kind: "object",
@@ -2216,303 +2090,97 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "name", type: "str" }, { name: "tbl-id", type: "int", optional: true }]
         },
-        QueryRockerOfDpaFlowsResult: {
-            kind: "object",
-            members: [{ name: "cookie", type: "int" }, { name: "hits", type: "int" }, { name: "key", type: "QueryRockerOfDpaFlowsResultKey" }, { name: "mask", type: "QueryRockerOfDpaFlowsResultMask" }, { name: "action", type: "QueryRockerOfDpaFlowsResultAction" }]
-        },
-        QueryRockerOfDpaFlowsResultAction: {
-            kind: "object",
-            members: [{ name: "goto-tbl", type: "int", optional: true }, { name: "group-id", type: "int", optional: true }, { name: "tunnel-lport", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "new-vlan-id", type: "int", optional: true }, { name: "out-pport", type: "int", optional: true }]
-        },
-        QueryRockerOfDpaFlowsResultKey: {
-            kind: "object",
-            members: [{ name: "priority", type: "int" }, { name: "tbl-id", type: "int" }, { name: "in-pport", type: "int", optional: true }, { name: "tunnel-id", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "eth-type", type: "int", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "int", optional: true }, { name: "ip-tos", type: "int", optional: true }, { name: "ip-dst", type: "str", optional: true }]
-        },
-        QueryRockerOfDpaFlowsResultMask: {
-            kind: "object",
-            members: [{ name: "in-pport", type: "int", optional: true }, { name: "tunnel-id", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "int", optional: true }, { name: "ip-tos", type: "int", optional: true }]
-        },
         QueryRockerOfDpaGroupsArguments: {
             kind: "object",
             members: [{ name: "name", type: "str" }, { name: "type", type: "int", optional: true }]
-        },
-        QueryRockerOfDpaGroupsResult: {
-            kind: "object",
-            members: [{ name: "id", type: "int" }, { name: "type", type: "int" }, { name: "vlan-id", type: "int", optional: true }, { name: "pport", type: "int", optional: true }, { name: "index", type: "int", optional: true }, { name: "out-pport", type: "int", optional: true }, { name: "group-id", type: "int", optional: true }, { name: "set-vlan-id", type: "int", optional: true }, { name: "pop-vlan", type: "int", optional: true }, { name: "group-ids", type: "[int]", optional: true }, { name: "set-eth-src", type: "str", optional: true }, { name: "set-eth-dst", type: "str", optional: true }, { name: "ttl-check", type: "int", optional: true }]
         },
         QueryRockerPortsArguments: {
             kind: "object",
             members: [{ name: "name", type: "str" }]
         },
-        QueryRockerPortsResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "enabled", type: "bool" }, { name: "link-up", type: "bool" }, { name: "speed", type: "int" }, { name: "duplex", type: "QueryRockerPortsResultDuplex" }, { name: "autoneg", type: "QueryRockerPortsResultAutoneg" }]
-        },
-        QueryRockerPortsResultAutoneg: {
-            kind: "enum",
-            values: ["off", "on"]
-        },
-        QueryRockerPortsResultDuplex: {
-            kind: "enum",
-            values: ["half", "full"]
-        },
-        QueryRockerResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "id", type: "int" }, { name: "ports", type: "int" }]
-        },
         QueryRxFilterArguments: {
             kind: "object",
             members: [{ name: "name", type: "str", optional: true }]
-        },
-        QueryRxFilterResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "promiscuous", type: "bool" }, { name: "multicast", type: "QueryRxFilterResultMulticast" }, { name: "unicast", type: "QueryRxFilterResultMulticast" }, { name: "vlan", type: "QueryRxFilterResultMulticast" }, { name: "broadcast-allowed", type: "bool" }, { name: "multicast-overflow", type: "bool" }, { name: "unicast-overflow", type: "bool" }, { name: "main-mac", type: "str" }, { name: "vlan-table", type: "[int]" }, { name: "unicast-table", type: "[str]" }, { name: "multicast-table", type: "[str]" }]
-        },
-        QueryRxFilterResultMulticast: {
-            kind: "enum",
-            values: ["normal", "none", "all"]
         },
         QuerySevAttestationReportArguments: {
             kind: "object",
             members: [{ name: "mnonce", type: "str" }]
         },
-        QuerySevAttestationReportResult: {
-            kind: "object",
-            members: [{ name: "data", type: "str" }]
-        },
-        QuerySevCapabilitiesResult: {
-            kind: "object",
-            members: [{ name: "pdh", type: "str" }, { name: "cert-chain", type: "str" }, { name: "cpu0-id", type: "str" }, { name: "cbitpos", type: "int" }, { name: "reduced-phys-bits", type: "int" }]
-        },
-        QuerySevLaunchMeasureResult: {
-            kind: "object",
-            members: [{ name: "data", type: "str" }]
-        },
-        QuerySevResult: {
-            kind: "object",
-            members: [{ name: "enabled", type: "bool" }, { name: "api-major", type: "int" }, { name: "api-minor", type: "int" }, { name: "build-id", type: "int" }, { name: "policy", type: "int" }, { name: "state", type: "QuerySevResultState" }, { name: "handle", type: "int" }]
-        },
-        QuerySevResultState: {
-            kind: "enum",
-            values: ["uninit", "launch-update", "launch-secret", "running", "send-update", "receive-update"]
-        },
-        QuerySgxResult: {
-            kind: "object",
-            members: [{ name: "sgx", type: "bool" }, { name: "sgx1", type: "bool" }, { name: "sgx2", type: "bool" }, { name: "flc", type: "bool" }, { name: "section-size", type: "int", features: ["deprecated"] }, { name: "sections", type: "[QuerySgxResultSections]" }]
-        },
-        QuerySgxResultSections: {
-            kind: "object",
-            members: [{ name: "node", type: "int" }, { name: "size", type: "int" }]
-        },
-        QuerySpiceResult: {
-            kind: "object",
-            members: [{ name: "enabled", type: "bool" }, { name: "migrated", type: "bool" }, { name: "host", type: "str", optional: true }, { name: "port", type: "int", optional: true }, { name: "tls-port", type: "int", optional: true }, { name: "auth", type: "str", optional: true }, { name: "compiled-version", type: "str", optional: true }, { name: "mouse-mode", type: "QuerySpiceResultMouseMode" }, { name: "channels", type: "[QuerySpiceResultChannels]", optional: true }]
-        },
-        QuerySpiceResultChannels: {
-            kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "family", type: "QuerySpiceResultChannelsFamily" }, { name: "connection-id", type: "int" }, { name: "channel-type", type: "int" }, { name: "channel-id", type: "int" }, { name: "tls", type: "bool" }]
-        },
-        QuerySpiceResultChannelsFamily: {
-            kind: "enum",
-            values: ["ipv4", "ipv6", "unix", "vsock", "unknown"]
-        },
-        QuerySpiceResultMouseMode: {
-            kind: "enum",
-            values: ["client", "server", "unknown"]
-        },
-        QueryStatsArguments: {
-            kind: "object",
-            members: [{ name: "target", type: "QueryStatsArgumentsTarget" }, { name: "providers", type: "[QueryStatsArgumentsProviders]", optional: true }],
-            tag: "target",
-            variants: { vcpu: "QueryStatsArgumentsVcpu" }
-        },
-        QueryStatsArgumentsBase: {
-            kind: "object",
-            members: [{ name: "target", type: "QueryStatsArgumentsTarget" }, { name: "providers", type: "[QueryStatsArgumentsProviders]", optional: true }]
-        },
-        QueryStatsArgumentsProviders: {
-            kind: "object",
-            members: [{ name: "provider", type: "QueryStatsArgumentsProvidersProvider" }, { name: "names", type: "[str]", optional: true }]
-        },
-        QueryStatsArgumentsProvidersProvider: {
-            kind: "enum",
-            values: ["kvm"]
-        },
-        QueryStatsArgumentsTarget: {
-            kind: "enum",
-            values: ["vm", "vcpu"]
-        },
-        QueryStatsArgumentsVcpu: {
-            kind: "object",
-            members: [{ name: "vcpus", type: "[str]", optional: true }]
-        },
-        QueryStatsResult: {
-            kind: "object",
-            members: [{ name: "provider", type: "QueryStatsArgumentsProvidersProvider" }, { name: "qom-path", type: "str", optional: true }, { name: "stats", type: "[QueryStatsResultStats]" }]
-        },
-        QueryStatsResultStats: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "value", type: "QueryStatsResultStatsValue" }]
-        },
-        QueryStatsResultStatsValue: {
-            kind: "alternate",
-            alternatives: ["int", "bool", "[int]"]
-        },
         QueryStatsSchemasArguments: {
             kind: "object",
-            members: [{ name: "provider", type: "QueryStatsArgumentsProvidersProvider", optional: true }]
-        },
-        QueryStatsSchemasResult: {
-            kind: "object",
-            members: [{ name: "provider", type: "QueryStatsArgumentsProvidersProvider" }, { name: "target", type: "QueryStatsArgumentsTarget" }, { name: "stats", type: "[QueryStatsSchemasResultStats]" }]
-        },
-        QueryStatsSchemasResultStats: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "type", type: "QueryStatsSchemasResultStatsType" }, { name: "unit", type: "QueryStatsSchemasResultStatsUnit", optional: true }, { name: "base", type: "int", optional: true }, { name: "exponent", type: "int" }, { name: "bucket-size", type: "int", optional: true }]
-        },
-        QueryStatsSchemasResultStatsType: {
-            kind: "enum",
-            values: ["cumulative", "instant", "peak", "linear-histogram", "log2-histogram"]
-        },
-        QueryStatsSchemasResultStatsUnit: {
-            kind: "enum",
-            values: ["bytes", "seconds", "cycles", "boolean"]
-        },
-        QueryStatusResult: {
-            kind: "object",
-            members: [{ name: "running", type: "bool" }, { name: "singlestep", type: "bool" }, { name: "status", type: "QueryStatusResultStatus" }]
-        },
-        QueryStatusResultStatus: {
-            kind: "enum",
-            values: ["debug", "inmigrate", "internal-error", "io-error", "paused", "postmigrate", "prelaunch", "finish-migrate", "restore-vm", "running", "save-vm", "shutdown", "suspended", "watchdog", "guest-panicked", "colo"]
-        },
-        QueryTargetResult: {
-            kind: "object",
-            members: [{ name: "arch", type: "QueryCpusFastResultTarget" }]
-        },
-        QueryTpmResult: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "model", type: "QueryTpmResultModel" }, { name: "options", type: "QueryTpmResultOptions" }]
-        },
-        QueryTpmResultModel: {
-            kind: "enum",
-            values: ["tpm-tis", "tpm-crb", "tpm-spapr"]
-        },
-        QueryTpmResultOptions: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryTpmResultOptionsType" }],
-            tag: "type",
-            variants: { passthrough: "QueryTpmResultOptionsPassthrough", emulator: "QueryTpmResultOptionsEmulator" }
-        },
-        QueryTpmResultOptionsBase: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryTpmResultOptionsType" }]
-        },
-        QueryTpmResultOptionsEmulator: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryTpmResultOptionsEmulatorData" }]
-        },
-        QueryTpmResultOptionsEmulatorData: {
-            kind: "object",
-            members: [{ name: "chardev", type: "str" }]
-        },
-        QueryTpmResultOptionsPassthrough: {
-            kind: "object",
-            members: [{ name: "data", type: "QueryTpmResultOptionsPassthroughData" }]
-        },
-        QueryTpmResultOptionsPassthroughData: {
-            kind: "object",
-            members: [{ name: "path", type: "str", optional: true }, { name: "cancel-path", type: "str", optional: true }]
-        },
-        QueryTpmResultOptionsType: {
-            kind: "enum",
-            values: ["passthrough", "emulator"]
-        },
-        QueryUuidResult: {
-            kind: "object",
-            members: [{ name: "UUID", type: "str" }]
-        },
-        QueryVcpuDirtyLimitResult: {
-            kind: "object",
-            members: [{ name: "cpu-index", type: "int" }, { name: "limit-rate", type: "int" }, { name: "current-rate", type: "int" }]
-        },
-        QueryVersionResult: {
-            kind: "object",
-            members: [{ name: "qemu", type: "QueryVersionResultQemu" }, { name: "package", type: "str" }]
-        },
-        QueryVersionResultQemu: {
-            kind: "object",
-            members: [{ name: "major", type: "int" }, { name: "minor", type: "int" }, { name: "micro", type: "int" }]
-        },
-        QueryVmGenerationIdResult: {
-            kind: "object",
-            members: [{ name: "guid", type: "str" }]
-        },
-        QueryVncResult: {
-            kind: "object",
-            members: [{ name: "enabled", type: "bool" }, { name: "host", type: "str", optional: true }, { name: "family", type: "QuerySpiceResultChannelsFamily", optional: true }, { name: "service", type: "str", optional: true }, { name: "auth", type: "str", optional: true }, { name: "clients", type: "[QueryVncResultClients]", optional: true }]
-        },
-        QueryVncResultClients: {
-            kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "service", type: "str" }, { name: "family", type: "QuerySpiceResultChannelsFamily" }, { name: "websocket", type: "bool" }, { name: "x509_dname", type: "str", optional: true }, { name: "sasl_username", type: "str", optional: true }]
-        },
-        QueryVncServersResult: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "server", type: "[QueryVncServersResultServer]" }, { name: "clients", type: "[QueryVncResultClients]" }, { name: "auth", type: "QueryVncServersResultServerAuth" }, { name: "vencrypt", type: "QueryVncServersResultServerVencrypt", optional: true }, { name: "display", type: "str", optional: true }]
-        },
-        QueryVncServersResultServer: {
-            kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "service", type: "str" }, { name: "family", type: "QuerySpiceResultChannelsFamily" }, { name: "websocket", type: "bool" }, { name: "auth", type: "QueryVncServersResultServerAuth" }, { name: "vencrypt", type: "QueryVncServersResultServerVencrypt", optional: true }]
-        },
-        QueryVncServersResultServerAuth: {
-            kind: "enum",
-            values: ["none", "vnc", "ra2", "ra2ne", "tight", "ultra", "tls", "vencrypt", "sasl"]
-        },
-        QueryVncServersResultServerVencrypt: {
-            kind: "enum",
-            values: ["plain", "tls-none", "x509-none", "tls-vnc", "x509-vnc", "tls-plain", "x509-plain", "tls-sasl", "x509-sasl"]
-        },
-        QueryXenReplicationStatusResult: {
-            kind: "object",
-            members: [{ name: "error", type: "bool" }, { name: "desc", type: "str", optional: true }]
-        },
-        QueryYankResult: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryYankResultType" }],
-            tag: "type",
-            variants: { "block-node": "QueryYankResultBlockNode", chardev: "QueryYankResultChardev" }
-        },
-        QueryYankResultBase: {
-            kind: "object",
-            members: [{ name: "type", type: "QueryYankResultType" }]
-        },
-        QueryYankResultBlockNode: {
-            kind: "object",
-            members: [{ name: "node-name", type: "str" }]
-        },
-        QueryYankResultChardev: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }]
-        },
-        QueryYankResultType: {
-            kind: "enum",
-            values: ["block-node", "chardev", "migration"]
+            members: [{ name: "provider", type: "StatsProvider", optional: true }]
         },
         QuorumFailureEvent: {
             kind: "object",
             members: [{ name: "reference", type: "str" }, { name: "sector-num", type: "int" }, { name: "sectors-count", type: "int" }]
         },
-        QuorumReportBadEvent: {
-            kind: "object",
-            members: [{ name: "type", type: "QuorumReportBadEventType" }, { name: "error", type: "str", optional: true }, { name: "node-name", type: "str" }, { name: "sector-num", type: "int" }, { name: "sectors-count", type: "int" }]
-        },
-        QuorumReportBadEventType: {
+        QuorumOpType: {
             kind: "enum",
             values: ["read", "write", "flush"]
+        },
+        QuorumReadPattern: {
+            kind: "enum",
+            values: ["quorum", "fifo"]
+        },
+        QuorumReportBadEvent: {
+            kind: "object",
+            members: [{ name: "type", type: "QuorumOpType" }, { name: "error", type: "str", optional: true }, { name: "node-name", type: "str" }, { name: "sector-num", type: "int" }, { name: "sectors-count", type: "int" }]
+        },
+        RbdAuthMode: {
+            kind: "enum",
+            values: ["cephx", "none"]
+        },
+        RbdEncryptionCreateOptions: {
+            kind: "object",
+            members: [{ name: "format", type: "RbdImageEncryptionFormat" }],
+            tag: "format",
+            variants: { luks: "RbdEncryptionCreateOptionsLUKS", luks2: "RbdEncryptionCreateOptionsLUKS2" }
+        },
+        RbdEncryptionCreateOptionsBase: {
+            kind: "object",
+            members: [{ name: "format", type: "RbdImageEncryptionFormat" }]
+        },
+        RbdEncryptionCreateOptionsLUKS: {
+            kind: "object",
+            members: [{ name: "key-secret", type: "str" }, { name: "cipher-alg", type: "QCryptoCipherAlgorithm", optional: true }]
+        },
+        RbdEncryptionCreateOptionsLUKS2: {
+            kind: "object",
+            members: [{ name: "key-secret", type: "str" }, { name: "cipher-alg", type: "QCryptoCipherAlgorithm", optional: true }]
+        },
+        RbdEncryptionOptions: {
+            kind: "object",
+            members: [{ name: "format", type: "RbdImageEncryptionFormat" }],
+            tag: "format",
+            variants: { luks: "RbdEncryptionOptionsLUKS", luks2: "RbdEncryptionOptionsLUKS2" }
+        },
+        RbdEncryptionOptionsBase: {
+            kind: "object",
+            members: [{ name: "format", type: "RbdImageEncryptionFormat" }]
+        },
+        RbdEncryptionOptionsLUKS: {
+            kind: "object",
+            members: [{ name: "key-secret", type: "str" }]
+        },
+        RbdEncryptionOptionsLUKS2: {
+            kind: "object",
+            members: [{ name: "key-secret", type: "str" }]
+        },
+        RbdImageEncryptionFormat: {
+            kind: "enum",
+            values: ["luks", "luks2"]
         },
         RdmaGidStatusChangedEvent: {
             kind: "object",
             members: [{ name: "netdev", type: "str" }, { name: "gid-status", type: "bool" }, { name: "subnet-prefix", type: "int" }, { name: "interface-id", type: "int" }]
+        },
+        RebootAction: {
+            kind: "enum",
+            values: ["reset", "shutdown"]
+        },
+        RemoteObjectProperties: {
+            kind: "object",
+            members: [{ name: "fd", type: "str" }, { name: "devid", type: "str" }]
         },
         RemoveFdArguments: {
             kind: "object",
@@ -2522,135 +2190,211 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "icount", type: "int" }]
         },
+        ReplayInfo: {
+            kind: "object",
+            members: [{ name: "mode", type: "ReplayMode" }, { name: "filename", type: "str", optional: true }, { name: "icount", type: "int" }]
+        },
+        ReplayMode: {
+            kind: "enum",
+            values: ["none", "record", "play"]
+        },
         ReplaySeekArguments: {
             kind: "object",
             members: [{ name: "icount", type: "int" }]
         },
+        ReplicationMode: {
+            kind: "enum",
+            values: ["primary", "secondary"]
+        },
+        ReplicationStatus: {
+            kind: "object",
+            members: [{ name: "error", type: "bool" }, { name: "desc", type: "str", optional: true }]
+        },
         ResetEvent: {
             kind: "object",
-            members: [{ name: "guest", type: "bool" }, { name: "reason", type: "ResetEventReason" }]
-        },
-        ResetEventReason: {
-            kind: "enum",
-            values: ["none", "host-error", "host-qmp-quit", "host-qmp-system-reset", "host-signal", "host-ui", "guest-shutdown", "guest-reset", "guest-panic", "subsystem-reset", "snapshot-load"]
+            members: [{ name: "guest", type: "bool" }, { name: "reason", type: "ShutdownCause" }]
         },
         RingbufReadArguments: {
             kind: "object",
-            members: [{ name: "device", type: "str" }, { name: "size", type: "int" }, { name: "format", type: "RingbufReadArgumentsFormat", optional: true }]
-        },
-        RingbufReadArgumentsFormat: {
-            kind: "enum",
-            values: ["utf8", "base64"]
+            members: [{ name: "device", type: "str" }, { name: "size", type: "int" }, { name: "format", type: "DataFormat", optional: true }]
         },
         RingbufWriteArguments: {
             kind: "object",
-            members: [{ name: "device", type: "str" }, { name: "data", type: "str" }, { name: "format", type: "RingbufReadArgumentsFormat", optional: true }]
+            members: [{ name: "device", type: "str" }, { name: "data", type: "str" }, { name: "format", type: "DataFormat", optional: true }]
+        },
+        RngEgdProperties: {
+            kind: "object",
+            members: [{ name: "opened", type: "bool", optional: true, features: ["deprecated"] }, { name: "chardev", type: "str" }]
+        },
+        RngProperties: {
+            kind: "object",
+            members: [{ name: "opened", type: "bool", optional: true, features: ["deprecated"] }]
+        },
+        RngRandomProperties: {
+            kind: "object",
+            members: [{ name: "opened", type: "bool", optional: true, features: ["deprecated"] }, { name: "filename", type: "str", optional: true }]
+        },
+        RockerOfDpaFlow: {
+            kind: "object",
+            members: [{ name: "cookie", type: "int" }, { name: "hits", type: "int" }, { name: "key", type: "RockerOfDpaFlowKey" }, { name: "mask", type: "RockerOfDpaFlowMask" }, { name: "action", type: "RockerOfDpaFlowAction" }]
+        },
+        RockerOfDpaFlowAction: {
+            kind: "object",
+            members: [{ name: "goto-tbl", type: "int", optional: true }, { name: "group-id", type: "int", optional: true }, { name: "tunnel-lport", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "new-vlan-id", type: "int", optional: true }, { name: "out-pport", type: "int", optional: true }]
+        },
+        RockerOfDpaFlowKey: {
+            kind: "object",
+            members: [{ name: "priority", type: "int" }, { name: "tbl-id", type: "int" }, { name: "in-pport", type: "int", optional: true }, { name: "tunnel-id", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "eth-type", type: "int", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "int", optional: true }, { name: "ip-tos", type: "int", optional: true }, { name: "ip-dst", type: "str", optional: true }]
+        },
+        RockerOfDpaFlowMask: {
+            kind: "object",
+            members: [{ name: "in-pport", type: "int", optional: true }, { name: "tunnel-id", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "int", optional: true }, { name: "ip-tos", type: "int", optional: true }]
+        },
+        RockerOfDpaGroup: {
+            kind: "object",
+            members: [{ name: "id", type: "int" }, { name: "type", type: "int" }, { name: "vlan-id", type: "int", optional: true }, { name: "pport", type: "int", optional: true }, { name: "index", type: "int", optional: true }, { name: "out-pport", type: "int", optional: true }, { name: "group-id", type: "int", optional: true }, { name: "set-vlan-id", type: "int", optional: true }, { name: "pop-vlan", type: "int", optional: true }, { name: "group-ids", type: "[int]", optional: true }, { name: "set-eth-src", type: "str", optional: true }, { name: "set-eth-dst", type: "str", optional: true }, { name: "ttl-check", type: "int", optional: true }]
+        },
+        RockerPort: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "enabled", type: "bool" }, { name: "link-up", type: "bool" }, { name: "speed", type: "int" }, { name: "duplex", type: "RockerPortDuplex" }, { name: "autoneg", type: "RockerPortAutoneg" }]
+        },
+        RockerPortAutoneg: {
+            kind: "enum",
+            values: ["off", "on"]
+        },
+        RockerPortDuplex: {
+            kind: "enum",
+            values: ["half", "full"]
+        },
+        RockerSwitch: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "id", type: "int" }, { name: "ports", type: "int" }]
         },
         RtcChangeEvent: {
             kind: "object",
             members: [{ name: "offset", type: "int" }, { name: "qom-path", type: "str" }]
         },
+        RunState: {
+            kind: "enum",
+            values: ["debug", "inmigrate", "internal-error", "io-error", "paused", "postmigrate", "prelaunch", "finish-migrate", "restore-vm", "running", "save-vm", "shutdown", "suspended", "watchdog", "guest-panicked", "colo"]
+        },
+        RxFilterInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "promiscuous", type: "bool" }, { name: "multicast", type: "RxState" }, { name: "unicast", type: "RxState" }, { name: "vlan", type: "RxState" }, { name: "broadcast-allowed", type: "bool" }, { name: "multicast-overflow", type: "bool" }, { name: "unicast-overflow", type: "bool" }, { name: "main-mac", type: "str" }, { name: "vlan-table", type: "[int]" }, { name: "unicast-table", type: "[str]" }, { name: "multicast-table", type: "[str]" }]
+        },
+        RxState: {
+            kind: "enum",
+            values: ["normal", "none", "all"]
+        },
+        S390CrashReason: {
+            kind: "enum",
+            values: ["unknown", "disabled-wait", "extint-loop", "pgmint-loop", "opint-loop"]
+        },
+        SGXEPCSection: {
+            kind: "object",
+            members: [{ name: "node", type: "int" }, { name: "size", type: "int" }]
+        },
+        SGXInfo: {
+            kind: "object",
+            members: [{ name: "sgx", type: "bool" }, { name: "sgx1", type: "bool" }, { name: "sgx2", type: "bool" }, { name: "flc", type: "bool" }, { name: "section-size", type: "int", features: ["deprecated"] }, { name: "sections", type: "[SGXEPCSection]" }]
+        },
+        SchemaInfo: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "meta-type", type: "SchemaMetaType" }, { name: "features", type: "[str]", optional: true }],
+            tag: "meta-type",
+            variants: { builtin: "SchemaInfoBuiltin", enum: "SchemaInfoEnum", array: "SchemaInfoArray", object: "SchemaInfoObject", alternate: "SchemaInfoAlternate", command: "SchemaInfoCommand", event: "SchemaInfoEvent" }
+        },
+        SchemaInfoAlternate: {
+            kind: "object",
+            members: [{ name: "members", type: "[SchemaInfoAlternateMember]" }]
+        },
+        SchemaInfoAlternateMember: {
+            kind: "object",
+            members: [{ name: "type", type: "str" }]
+        },
+        SchemaInfoArray: {
+            kind: "object",
+            members: [{ name: "element-type", type: "str" }]
+        },
+        SchemaInfoBase: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "meta-type", type: "SchemaMetaType" }, { name: "features", type: "[str]", optional: true }]
+        },
+        SchemaInfoBuiltin: {
+            kind: "object",
+            members: [{ name: "json-type", type: "JSONType" }]
+        },
+        SchemaInfoCommand: {
+            kind: "object",
+            members: [{ name: "arg-type", type: "str" }, { name: "ret-type", type: "str" }, { name: "allow-oob", type: "bool", optional: true }]
+        },
+        SchemaInfoEnum: {
+            kind: "object",
+            members: [{ name: "members", type: "[SchemaInfoEnumMember]" }, { name: "values", type: "[str]", features: ["deprecated"] }]
+        },
+        SchemaInfoEnumMember: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "features", type: "[str]", optional: true }]
+        },
+        SchemaInfoEvent: {
+            kind: "object",
+            members: [{ name: "arg-type", type: "str" }]
+        },
+        SchemaInfoObject: {
+            kind: "object",
+            members: [{ name: "members", type: "[SchemaInfoObjectMember]" }, { name: "tag", type: "str", optional: true }, { name: "variants", type: "[SchemaInfoObjectVariant]", optional: true }]
+        },
+        SchemaInfoObjectMember: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "type", type: "str" }, { name: "default", type: "any", optional: true }, { name: "features", type: "[str]", optional: true }]
+        },
+        SchemaInfoObjectVariant: {
+            kind: "object",
+            members: [{ name: "case", type: "str" }, { name: "type", type: "str" }]
+        },
+        SchemaMetaType: {
+            kind: "enum",
+            values: ["builtin", "enum", "array", "object", "alternate", "command", "event"]
+        },
         ScreendumpArguments: {
             kind: "object",
-            members: [{ name: "filename", type: "str" }, { name: "device", type: "str", optional: true }, { name: "head", type: "int", optional: true }, { name: "format", type: "ScreendumpArgumentsFormat", optional: true }]
+            members: [{ name: "filename", type: "str" }, { name: "device", type: "str", optional: true }, { name: "head", type: "int", optional: true }, { name: "format", type: "ImageFormat", optional: true }]
         },
-        ScreendumpArgumentsFormat: {
-            kind: "enum",
-            values: ["ppm", "png"]
+        SecretKeyringProperties: {
+            kind: "object",
+            members: [{ name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "format", type: "QCryptoSecretFormat", optional: true }, { name: "keyid", type: "str", optional: true }, { name: "iv", type: "str", optional: true }, { name: "serial", type: "int" }]
+        },
+        SecretProperties: {
+            kind: "object",
+            members: [{ name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "format", type: "QCryptoSecretFormat", optional: true }, { name: "keyid", type: "str", optional: true }, { name: "iv", type: "str", optional: true }, { name: "data", type: "str", optional: true }, { name: "file", type: "str", optional: true }]
         },
         SendKeyArguments: {
             kind: "object",
-            members: [{ name: "keys", type: "[InputSendEventArgumentsEventsKeyDataKey]" }, { name: "hold-time", type: "int", optional: true }]
+            members: [{ name: "keys", type: "[KeyValue]" }, { name: "hold-time", type: "int", optional: true }]
         },
         SetActionArguments: {
             kind: "object",
-            members: [{ name: "reboot", type: "SetActionArgumentsReboot", optional: true }, { name: "shutdown", type: "SetActionArgumentsShutdown", optional: true }, { name: "panic", type: "SetActionArgumentsPanic", optional: true }, { name: "watchdog", type: "SetActionArgumentsWatchdog", optional: true }]
-        },
-        SetActionArgumentsPanic: {
-            kind: "enum",
-            values: ["pause", "shutdown", "exit-failure", "none"]
-        },
-        SetActionArgumentsReboot: {
-            kind: "enum",
-            values: ["reset", "shutdown"]
-        },
-        SetActionArgumentsShutdown: {
-            kind: "enum",
-            values: ["poweroff", "pause"]
-        },
-        SetActionArgumentsWatchdog: {
-            kind: "enum",
-            values: ["reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi"]
+            members: [{ name: "reboot", type: "RebootAction", optional: true }, { name: "shutdown", type: "ShutdownAction", optional: true }, { name: "panic", type: "PanicAction", optional: true }, { name: "watchdog", type: "WatchdogAction", optional: true }]
         },
         SetLinkArguments: {
             kind: "object",
             members: [{ name: "name", type: "str" }, { name: "up", type: "bool" }]
         },
-        SetNumaNodeArguments: {
-            kind: "object",
-            members: [{ name: "type", type: "SetNumaNodeArgumentsType" }],
-            tag: "type",
-            variants: { node: "SetNumaNodeArgumentsNode", dist: "SetNumaNodeArgumentsDist", cpu: "SetNumaNodeArgumentsCpu", "hmat-lb": "SetNumaNodeArgumentsHmatLb", "hmat-cache": "SetNumaNodeArgumentsHmatCache" }
-        },
-        SetNumaNodeArgumentsBase: {
-            kind: "object",
-            members: [{ name: "type", type: "SetNumaNodeArgumentsType" }]
-        },
-        SetNumaNodeArgumentsCpu: {
-            kind: "object",
-            members: [{ name: "node-id", type: "int", optional: true }, { name: "socket-id", type: "int", optional: true }, { name: "die-id", type: "int", optional: true }, { name: "cluster-id", type: "int", optional: true }, { name: "core-id", type: "int", optional: true }, { name: "thread-id", type: "int", optional: true }]
-        },
-        SetNumaNodeArgumentsDist: {
-            kind: "object",
-            members: [{ name: "src", type: "int" }, { name: "dst", type: "int" }, { name: "val", type: "int" }]
-        },
-        SetNumaNodeArgumentsHmatCache: {
-            kind: "object",
-            members: [{ name: "node-id", type: "int" }, { name: "size", type: "int" }, { name: "level", type: "int" }, { name: "associativity", type: "SetNumaNodeArgumentsHmatCacheAssociativity" }, { name: "policy", type: "SetNumaNodeArgumentsHmatCachePolicy" }, { name: "line", type: "int" }]
-        },
-        SetNumaNodeArgumentsHmatCacheAssociativity: {
-            kind: "enum",
-            values: ["none", "direct", "complex"]
-        },
-        SetNumaNodeArgumentsHmatCachePolicy: {
-            kind: "enum",
-            values: ["none", "write-back", "write-through"]
-        },
-        SetNumaNodeArgumentsHmatLb: {
-            kind: "object",
-            members: [{ name: "initiator", type: "int" }, { name: "target", type: "int" }, { name: "hierarchy", type: "SetNumaNodeArgumentsHmatLbHierarchy" }, { name: "data-type", type: "SetNumaNodeArgumentsHmatLbDataType" }, { name: "latency", type: "int", optional: true }, { name: "bandwidth", type: "int", optional: true }]
-        },
-        SetNumaNodeArgumentsHmatLbDataType: {
-            kind: "enum",
-            values: ["access-latency", "read-latency", "write-latency", "access-bandwidth", "read-bandwidth", "write-bandwidth"]
-        },
-        SetNumaNodeArgumentsHmatLbHierarchy: {
-            kind: "enum",
-            values: ["memory", "first-level", "second-level", "third-level"]
-        },
-        SetNumaNodeArgumentsNode: {
-            kind: "object",
-            members: [{ name: "nodeid", type: "int", optional: true }, { name: "cpus", type: "[int]", optional: true }, { name: "mem", type: "int", optional: true }, { name: "memdev", type: "str", optional: true }, { name: "initiator", type: "int", optional: true }]
-        },
-        SetNumaNodeArgumentsType: {
-            kind: "enum",
-            values: ["node", "dist", "cpu", "hmat-lb", "hmat-cache"]
-        },
-        SetPasswordArguments: {
-            kind: "object",
-            members: [{ name: "protocol", type: "ExpirePasswordArgumentsProtocol" }, { name: "password", type: "str" }, { name: "connected", type: "SetPasswordArgumentsConnected", optional: true }],
-            tag: "protocol",
-            variants: { vnc: "SetPasswordArgumentsVnc" }
-        },
-        SetPasswordArgumentsBase: {
-            kind: "object",
-            members: [{ name: "protocol", type: "ExpirePasswordArgumentsProtocol" }, { name: "password", type: "str" }, { name: "connected", type: "SetPasswordArgumentsConnected", optional: true }]
-        },
-        SetPasswordArgumentsConnected: {
+        SetPasswordAction: {
             kind: "enum",
             values: ["keep", "fail", "disconnect"]
         },
-        SetPasswordArgumentsVnc: {
+        SetPasswordOptions: {
+            kind: "object",
+            members: [{ name: "protocol", type: "DisplayProtocol" }, { name: "password", type: "str" }, { name: "connected", type: "SetPasswordAction", optional: true }],
+            tag: "protocol",
+            variants: { vnc: "SetPasswordOptionsVnc" }
+        },
+        SetPasswordOptionsBase: {
+            kind: "object",
+            members: [{ name: "protocol", type: "DisplayProtocol" }, { name: "password", type: "str" }, { name: "connected", type: "SetPasswordAction", optional: true }]
+        },
+        SetPasswordOptionsVnc: {
             kind: "object",
             members: [{ name: "display", type: "str", optional: true }]
         },
@@ -2658,17 +2402,61 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "cpu-index", type: "int", optional: true }, { name: "dirty-rate", type: "int" }]
         },
+        SevAttestationReport: {
+            kind: "object",
+            members: [{ name: "data", type: "str" }]
+        },
+        SevCapability: {
+            kind: "object",
+            members: [{ name: "pdh", type: "str" }, { name: "cert-chain", type: "str" }, { name: "cpu0-id", type: "str" }, { name: "cbitpos", type: "int" }, { name: "reduced-phys-bits", type: "int" }]
+        },
+        SevGuestProperties: {
+            kind: "object",
+            members: [{ name: "sev-device", type: "str", optional: true }, { name: "dh-cert-file", type: "str", optional: true }, { name: "session-file", type: "str", optional: true }, { name: "policy", type: "int", optional: true }, { name: "handle", type: "int", optional: true }, { name: "cbitpos", type: "int", optional: true }, { name: "reduced-phys-bits", type: "int" }, { name: "kernel-hashes", type: "bool", optional: true }]
+        },
+        SevInfo: {
+            kind: "object",
+            members: [{ name: "enabled", type: "bool" }, { name: "api-major", type: "int" }, { name: "api-minor", type: "int" }, { name: "build-id", type: "int" }, { name: "policy", type: "int" }, { name: "state", type: "SevState" }, { name: "handle", type: "int" }]
+        },
         SevInjectLaunchSecretArguments: {
             kind: "object",
             members: [{ name: "packet-header", type: "str" }, { name: "secret", type: "str" }, { name: "gpa", type: "int", optional: true }]
         },
+        SevLaunchMeasureInfo: {
+            kind: "object",
+            members: [{ name: "data", type: "str" }]
+        },
+        SevState: {
+            kind: "enum",
+            values: ["uninit", "launch-update", "launch-secret", "running", "send-update", "receive-update"]
+        },
+        SgxEPCDeviceInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "size", type: "int" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }]
+        },
+        SgxEPCDeviceInfoWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "SgxEPCDeviceInfo" }]
+        },
+        ShutdownAction: {
+            kind: "enum",
+            values: ["poweroff", "pause"]
+        },
+        ShutdownCause: {
+            kind: "enum",
+            values: ["none", "host-error", "host-qmp-quit", "host-qmp-system-reset", "host-signal", "host-ui", "guest-shutdown", "guest-reset", "guest-panic", "subsystem-reset", "snapshot-load"]
+        },
         ShutdownEvent: {
             kind: "object",
-            members: [{ name: "guest", type: "bool" }, { name: "reason", type: "ResetEventReason" }]
+            members: [{ name: "guest", type: "bool" }, { name: "reason", type: "ShutdownCause" }]
         },
         SnapshotDeleteArguments: {
             kind: "object",
             members: [{ name: "job-id", type: "str" }, { name: "tag", type: "str" }, { name: "devices", type: "[str]" }]
+        },
+        SnapshotInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str" }, { name: "name", type: "str" }, { name: "vm-state-size", type: "int" }, { name: "date-sec", type: "int" }, { name: "date-nsec", type: "int" }, { name: "vm-clock-sec", type: "int" }, { name: "vm-clock-nsec", type: "int" }, { name: "icount", type: "int", optional: true }]
         },
         SnapshotLoadArguments: {
             kind: "object",
@@ -2678,196 +2466,442 @@ export const tables: SchemaTables = {
             kind: "object",
             members: [{ name: "job-id", type: "str" }, { name: "tag", type: "str" }, { name: "vmstate", type: "str" }, { name: "devices", type: "[str]" }]
         },
+        SocketAddress: {
+            kind: "object",
+            members: [{ name: "type", type: "SocketAddressType" }],
+            tag: "type",
+            variants: { inet: "InetSocketAddress", unix: "UnixSocketAddress", vsock: "VsockSocketAddress", fd: "String" }
+        },
+        SocketAddressBase: {
+            kind: "object",
+            members: [{ name: "type", type: "SocketAddressType" }]
+        },
+        SocketAddressLegacy: {
+            kind: "object",
+            members: [{ name: "type", type: "SocketAddressType" }],
+            tag: "type",
+            variants: { inet: "InetSocketAddressWrapper", unix: "UnixSocketAddressWrapper", vsock: "VsockSocketAddressWrapper", fd: "StringWrapper" }
+        },
+        SocketAddressLegacyBase: {
+            kind: "object",
+            members: [{ name: "type", type: "SocketAddressType" }]
+        },
+        SocketAddressType: {
+            kind: "enum",
+            values: ["inet", "unix", "vsock", "fd"]
+        },
+        SpiceBasicInfo: {
+            kind: "object",
+            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "family", type: "NetworkAddressFamily" }]
+        },
+        SpiceChannel: {
+            kind: "object",
+            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "family", type: "NetworkAddressFamily" }, { name: "connection-id", type: "int" }, { name: "channel-type", type: "int" }, { name: "channel-id", type: "int" }, { name: "tls", type: "bool" }]
+        },
         SpiceConnectedEvent: {
             kind: "object",
-            members: [{ name: "server", type: "SpiceConnectedEventServer" }, { name: "client", type: "SpiceConnectedEventServer" }]
-        },
-        SpiceConnectedEventServer: {
-            kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "family", type: "QuerySpiceResultChannelsFamily" }]
+            members: [{ name: "server", type: "SpiceBasicInfo" }, { name: "client", type: "SpiceBasicInfo" }]
         },
         SpiceDisconnectedEvent: {
             kind: "object",
-            members: [{ name: "server", type: "SpiceConnectedEventServer" }, { name: "client", type: "SpiceConnectedEventServer" }]
+            members: [{ name: "server", type: "SpiceBasicInfo" }, { name: "client", type: "SpiceBasicInfo" }]
+        },
+        SpiceInfo: {
+            kind: "object",
+            members: [{ name: "enabled", type: "bool" }, { name: "migrated", type: "bool" }, { name: "host", type: "str", optional: true }, { name: "port", type: "int", optional: true }, { name: "tls-port", type: "int", optional: true }, { name: "auth", type: "str", optional: true }, { name: "compiled-version", type: "str", optional: true }, { name: "mouse-mode", type: "SpiceQueryMouseMode" }, { name: "channels", type: "[SpiceChannel]", optional: true }]
         },
         SpiceInitializedEvent: {
             kind: "object",
-            members: [{ name: "server", type: "SpiceInitializedEventServer" }, { name: "client", type: "QuerySpiceResultChannels" }]
+            members: [{ name: "server", type: "SpiceServerInfo" }, { name: "client", type: "SpiceChannel" }]
         },
-        SpiceInitializedEventServer: {
+        SpiceQueryMouseMode: {
+            kind: "enum",
+            values: ["client", "server", "unknown"]
+        },
+        SpiceServerInfo: {
             kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "family", type: "QuerySpiceResultChannelsFamily" }, { name: "auth", type: "str", optional: true }]
+            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "family", type: "NetworkAddressFamily" }, { name: "auth", type: "str", optional: true }]
+        },
+        SshHostKeyCheck: {
+            kind: "object",
+            members: [{ name: "mode", type: "SshHostKeyCheckMode" }],
+            tag: "mode",
+            variants: { hash: "SshHostKeyHash" }
+        },
+        SshHostKeyCheckBase: {
+            kind: "object",
+            members: [{ name: "mode", type: "SshHostKeyCheckMode" }]
+        },
+        SshHostKeyCheckHashType: {
+            kind: "enum",
+            values: ["md5", "sha1", "sha256"]
+        },
+        SshHostKeyCheckMode: {
+            kind: "enum",
+            values: ["none", "hash", "known_hosts"]
+        },
+        SshHostKeyHash: {
+            kind: "object",
+            members: [{ name: "type", type: "SshHostKeyCheckHashType" }, { name: "hash", type: "str" }]
+        },
+        Stats: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "value", type: "StatsValue" }]
+        },
+        StatsFilter: {
+            kind: "object",
+            members: [{ name: "target", type: "StatsTarget" }, { name: "providers", type: "[StatsRequest]", optional: true }],
+            tag: "target",
+            variants: { vcpu: "StatsVCPUFilter" }
+        },
+        StatsFilterBase: {
+            kind: "object",
+            members: [{ name: "target", type: "StatsTarget" }, { name: "providers", type: "[StatsRequest]", optional: true }]
+        },
+        StatsProvider: {
+            kind: "enum",
+            values: ["kvm"]
+        },
+        StatsRequest: {
+            kind: "object",
+            members: [{ name: "provider", type: "StatsProvider" }, { name: "names", type: "[str]", optional: true }]
+        },
+        StatsResult: {
+            kind: "object",
+            members: [{ name: "provider", type: "StatsProvider" }, { name: "qom-path", type: "str", optional: true }, { name: "stats", type: "[Stats]" }]
+        },
+        StatsSchema: {
+            kind: "object",
+            members: [{ name: "provider", type: "StatsProvider" }, { name: "target", type: "StatsTarget" }, { name: "stats", type: "[StatsSchemaValue]" }]
+        },
+        StatsSchemaValue: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "type", type: "StatsType" }, { name: "unit", type: "StatsUnit", optional: true }, { name: "base", type: "int", optional: true }, { name: "exponent", type: "int" }, { name: "bucket-size", type: "int", optional: true }]
+        },
+        StatsTarget: {
+            kind: "enum",
+            values: ["vm", "vcpu"]
+        },
+        StatsType: {
+            kind: "enum",
+            values: ["cumulative", "instant", "peak", "linear-histogram", "log2-histogram"]
+        },
+        StatsUnit: {
+            kind: "enum",
+            values: ["bytes", "seconds", "cycles", "boolean"]
+        },
+        StatsVCPUFilter: {
+            kind: "object",
+            members: [{ name: "vcpus", type: "[str]", optional: true }]
+        },
+        StatsValue: {
+            kind: "alternate",
+            alternatives: ["int", "bool", "[int]"]
+        },
+        StatusInfo: {
+            kind: "object",
+            members: [{ name: "running", type: "bool" }, { name: "singlestep", type: "bool" }, { name: "status", type: "RunState" }]
+        },
+        StrOrNull: {
+            kind: "alternate",
+            alternatives: ["str", "null"]
+        },
+        String: {
+            kind: "object",
+            members: [{ name: "str", type: "str" }]
+        },
+        StringWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "String" }]
+        },
+        SysEmuTarget: {
+            kind: "enum",
+            values: ["aarch64", "alpha", "arm", "avr", "cris", "hppa", "i386", "loongarch64", "m68k", "microblaze", "microblazeel", "mips", "mips64", "mips64el", "mipsel", "nios2", "or1k", "ppc", "ppc64", "riscv32", "riscv64", "rx", "s390x", "sh4", "sh4eb", "sparc", "sparc64", "tricore", "x86_64", "xtensa", "xtensaeb"]
+        },
+        TPMEmulatorOptions: {
+            kind: "object",
+            members: [{ name: "chardev", type: "str" }]
+        },
+        TPMEmulatorOptionsWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "TPMEmulatorOptions" }]
+        },
+        TPMInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str" }, { name: "model", type: "TpmModel" }, { name: "options", type: "TpmTypeOptions" }]
+        },
+        TPMPassthroughOptions: {
+            kind: "object",
+            members: [{ name: "path", type: "str", optional: true }, { name: "cancel-path", type: "str", optional: true }]
+        },
+        TPMPassthroughOptionsWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "TPMPassthroughOptions" }]
+        },
+        TargetInfo: {
+            kind: "object",
+            members: [{ name: "arch", type: "SysEmuTarget" }]
+        },
+        ThreadContextProperties: {
+            kind: "object",
+            members: [{ name: "cpu-affinity", type: "[int]", optional: true }, { name: "node-affinity", type: "[int]", optional: true }]
+        },
+        ThrottleGroupProperties: {
+            kind: "object",
+            members: [{ name: "limits", type: "ThrottleLimits", optional: true }, { name: "x-iops-total", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-total-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-total-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-read", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-read-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-read-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-write", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-write-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-write-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-total", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-total-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-total-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-read", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-read-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-read-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-write", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-write-max", type: "int", optional: true, features: ["unstable"] }, { name: "x-bps-write-max-length", type: "int", optional: true, features: ["unstable"] }, { name: "x-iops-size", type: "int", optional: true, features: ["unstable"] }]
+        },
+        ThrottleLimits: {
+            kind: "object",
+            members: [{ name: "iops-total", type: "int", optional: true }, { name: "iops-total-max", type: "int", optional: true }, { name: "iops-total-max-length", type: "int", optional: true }, { name: "iops-read", type: "int", optional: true }, { name: "iops-read-max", type: "int", optional: true }, { name: "iops-read-max-length", type: "int", optional: true }, { name: "iops-write", type: "int", optional: true }, { name: "iops-write-max", type: "int", optional: true }, { name: "iops-write-max-length", type: "int", optional: true }, { name: "bps-total", type: "int", optional: true }, { name: "bps-total-max", type: "int", optional: true }, { name: "bps-total-max-length", type: "int", optional: true }, { name: "bps-read", type: "int", optional: true }, { name: "bps-read-max", type: "int", optional: true }, { name: "bps-read-max-length", type: "int", optional: true }, { name: "bps-write", type: "int", optional: true }, { name: "bps-write-max", type: "int", optional: true }, { name: "bps-write-max-length", type: "int", optional: true }, { name: "iops-size", type: "int", optional: true }]
+        },
+        TlsCredsAnonProperties: {
+            kind: "object",
+            members: [{ name: "verify-peer", type: "bool", optional: true }, { name: "dir", type: "str", optional: true }, { name: "endpoint", type: "QCryptoTLSCredsEndpoint", optional: true }, { name: "priority", type: "str", optional: true }, { name: "loaded", type: "bool", optional: true, features: ["deprecated"] }]
+        },
+        TlsCredsProperties: {
+            kind: "object",
+            members: [{ name: "verify-peer", type: "bool", optional: true }, { name: "dir", type: "str", optional: true }, { name: "endpoint", type: "QCryptoTLSCredsEndpoint", optional: true }, { name: "priority", type: "str", optional: true }]
+        },
+        TlsCredsPskProperties: {
+            kind: "object",
+            members: [{ name: "verify-peer", type: "bool", optional: true }, { name: "dir", type: "str", optional: true }, { name: "endpoint", type: "QCryptoTLSCredsEndpoint", optional: true }, { name: "priority", type: "str", optional: true }, { name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "username", type: "str", optional: true }]
+        },
+        TlsCredsX509Properties: {
+            kind: "object",
+            members: [{ name: "verify-peer", type: "bool", optional: true }, { name: "dir", type: "str", optional: true }, { name: "endpoint", type: "QCryptoTLSCredsEndpoint", optional: true }, { name: "priority", type: "str", optional: true }, { name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "sanity-check", type: "bool", optional: true }, { name: "passwordid", type: "str", optional: true }]
+        },
+        TpmModel: {
+            kind: "enum",
+            values: ["tpm-tis", "tpm-crb", "tpm-spapr"]
+        },
+        TpmType: {
+            kind: "enum",
+            values: ["passthrough", "emulator"]
+        },
+        TpmTypeOptions: {
+            kind: "object",
+            members: [{ name: "type", type: "TpmType" }],
+            tag: "type",
+            variants: { passthrough: "TPMPassthroughOptionsWrapper", emulator: "TPMEmulatorOptionsWrapper" }
+        },
+        TpmTypeOptionsBase: {
+            kind: "object",
+            members: [{ name: "type", type: "TpmType" }]
         },
         TraceEventGetStateArguments: {
             kind: "object",
             members: [{ name: "name", type: "str" }, { name: "vcpu", type: "int", optional: true }]
         },
-        TraceEventGetStateResult: {
+        TraceEventInfo: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "state", type: "TraceEventGetStateResultState" }, { name: "vcpu", type: "bool" }]
-        },
-        TraceEventGetStateResultState: {
-            kind: "enum",
-            values: ["unavailable", "disabled", "enabled"]
+            members: [{ name: "name", type: "str" }, { name: "state", type: "TraceEventState" }, { name: "vcpu", type: "bool" }]
         },
         TraceEventSetStateArguments: {
             kind: "object",
             members: [{ name: "name", type: "str" }, { name: "enable", type: "bool" }, { name: "ignore-unavailable", type: "bool", optional: true }, { name: "vcpu", type: "int", optional: true }]
         },
-        TransactionArguments: {
-            kind: "object",
-            members: [{ name: "actions", type: "[TransactionArgumentsActions]" }, { name: "properties", type: "TransactionArgumentsProperties", optional: true }]
+        TraceEventState: {
+            kind: "enum",
+            values: ["unavailable", "disabled", "enabled"]
         },
-        TransactionArgumentsActions: {
+        TransactionAction: {
             kind: "object",
-            members: [{ name: "type", type: "TransactionArgumentsActionsType" }],
+            members: [{ name: "type", type: "TransactionActionKind" }],
             tag: "type",
-            variants: { abort: "TransactionArgumentsActionsAbort", "block-dirty-bitmap-add": "TransactionArgumentsActionsBlockDirtyBitmapAdd", "block-dirty-bitmap-remove": "TransactionArgumentsActionsBlockDirtyBitmapRemove", "block-dirty-bitmap-clear": "TransactionArgumentsActionsBlockDirtyBitmapRemove", "block-dirty-bitmap-enable": "TransactionArgumentsActionsBlockDirtyBitmapRemove", "block-dirty-bitmap-disable": "TransactionArgumentsActionsBlockDirtyBitmapRemove", "block-dirty-bitmap-merge": "TransactionArgumentsActionsBlockDirtyBitmapMerge", "blockdev-backup": "TransactionArgumentsActionsBlockdevBackup", "blockdev-snapshot": "TransactionArgumentsActionsBlockdevSnapshot", "blockdev-snapshot-internal-sync": "TransactionArgumentsActionsBlockdevSnapshotInternalSync", "blockdev-snapshot-sync": "TransactionArgumentsActionsBlockdevSnapshotSync", "drive-backup": "TransactionArgumentsActionsDriveBackup" }
+            variants: { abort: "AbortWrapper", "block-dirty-bitmap-add": "BlockDirtyBitmapAddWrapper", "block-dirty-bitmap-remove": "BlockDirtyBitmapWrapper", "block-dirty-bitmap-clear": "BlockDirtyBitmapWrapper", "block-dirty-bitmap-enable": "BlockDirtyBitmapWrapper", "block-dirty-bitmap-disable": "BlockDirtyBitmapWrapper", "block-dirty-bitmap-merge": "BlockDirtyBitmapMergeWrapper", "blockdev-backup": "BlockdevBackupWrapper", "blockdev-snapshot": "BlockdevSnapshotWrapper", "blockdev-snapshot-internal-sync": "BlockdevSnapshotInternalWrapper", "blockdev-snapshot-sync": "BlockdevSnapshotSyncWrapper", "drive-backup": "DriveBackupWrapper" }
         },
-        TransactionArgumentsActionsAbort: {
+        TransactionActionBase: {
             kind: "object",
-            members: [{ name: "data", type: "TransactionArgumentsActionsAbortData" }]
+            members: [{ name: "type", type: "TransactionActionKind" }]
         },
-        TransactionArgumentsActionsAbortData: {
-            kind: "object",
-            members: []
-        },
-        TransactionArgumentsActionsBase: {
-            kind: "object",
-            members: [{ name: "type", type: "TransactionArgumentsActionsType" }]
-        },
-        TransactionArgumentsActionsBlockDirtyBitmapAdd: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockDirtyBitmapAddArguments" }]
-        },
-        TransactionArgumentsActionsBlockDirtyBitmapMerge: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockDirtyBitmapMergeArguments" }]
-        },
-        TransactionArgumentsActionsBlockDirtyBitmapRemove: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockDirtyBitmapClearArguments" }]
-        },
-        TransactionArgumentsActionsBlockdevBackup: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockdevBackupArguments" }]
-        },
-        TransactionArgumentsActionsBlockdevSnapshot: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockdevSnapshotArguments" }]
-        },
-        TransactionArgumentsActionsBlockdevSnapshotInternalSync: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockdevSnapshotInternalSyncArguments" }]
-        },
-        TransactionArgumentsActionsBlockdevSnapshotSync: {
-            kind: "object",
-            members: [{ name: "data", type: "BlockdevSnapshotSyncArguments" }]
-        },
-        TransactionArgumentsActionsDriveBackup: {
-            kind: "object",
-            members: [{ name: "data", type: "DriveBackupArguments" }]
-        },
-        TransactionArgumentsActionsType: {
+        TransactionActionKind: {
             kind: "enum",
             values: ["abort", "block-dirty-bitmap-add", "block-dirty-bitmap-remove", "block-dirty-bitmap-clear", "block-dirty-bitmap-enable", "block-dirty-bitmap-disable", "block-dirty-bitmap-merge", "blockdev-backup", "blockdev-snapshot", "blockdev-snapshot-internal-sync", "blockdev-snapshot-sync", "drive-backup"],
             valueFeatures: { "drive-backup": ["deprecated"] }
         },
-        TransactionArgumentsProperties: {
+        TransactionArguments: {
             kind: "object",
-            members: [{ name: "completion-mode", type: "TransactionArgumentsPropertiesCompletionMode", optional: true }]
+            members: [{ name: "actions", type: "[TransactionAction]" }, { name: "properties", type: "TransactionProperties", optional: true }]
         },
-        TransactionArgumentsPropertiesCompletionMode: {
-            kind: "enum",
-            values: ["individual", "grouped"]
-        },
-        Type393: {
+        TransactionProperties: {
             kind: "object",
-            members: [{ name: "left-command-key", type: "bool", optional: true }, { name: "full-grab", type: "bool", optional: true }, { name: "swap-opt-cmd", type: "bool", optional: true }]
+            members: [{ name: "completion-mode", type: "ActionCompletionMode", optional: true }]
         },
-        Type484: {
-            kind: "enum",
-            values: ["incompatible", "identical", "superset", "subset"]
+        UnixSocketAddress: {
+            kind: "object",
+            members: [{ name: "path", type: "str" }, { name: "abstract", type: "bool", optional: true }, { name: "tight", type: "bool", optional: true }]
+        },
+        UnixSocketAddressWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "UnixSocketAddress" }]
         },
         UnplugPrimaryEvent: {
             kind: "object",
             members: [{ name: "device-id", type: "str" }]
         },
+        UuidInfo: {
+            kind: "object",
+            members: [{ name: "UUID", type: "str" }]
+        },
+        VersionInfo: {
+            kind: "object",
+            members: [{ name: "qemu", type: "VersionTriple" }, { name: "package", type: "str" }]
+        },
+        VersionTriple: {
+            kind: "object",
+            members: [{ name: "major", type: "int" }, { name: "minor", type: "int" }, { name: "micro", type: "int" }]
+        },
+        VfioStats: {
+            kind: "object",
+            members: [{ name: "transferred", type: "int" }]
+        },
+        VfioUserServerProperties: {
+            kind: "object",
+            members: [{ name: "socket", type: "SocketAddress" }, { name: "device", type: "str" }]
+        },
         VfuClientHangupEvent: {
             kind: "object",
             members: [{ name: "vfu-id", type: "str" }, { name: "vfu-qom-path", type: "str" }, { name: "dev-id", type: "str" }, { name: "dev-qom-path", type: "str" }]
         },
+        VhostDeviceProtocols: {
+            kind: "object",
+            members: [{ name: "protocols", type: "[str]" }, { name: "unknown-protocols", type: "int", optional: true }]
+        },
+        VhostStatus: {
+            kind: "object",
+            members: [{ name: "n-mem-sections", type: "int" }, { name: "n-tmp-sections", type: "int" }, { name: "nvqs", type: "int" }, { name: "vq-index", type: "int" }, { name: "features", type: "VirtioDeviceFeatures" }, { name: "acked-features", type: "VirtioDeviceFeatures" }, { name: "backend-features", type: "VirtioDeviceFeatures" }, { name: "protocol-features", type: "VhostDeviceProtocols" }, { name: "max-queues", type: "int" }, { name: "backend-cap", type: "int" }, { name: "log-enabled", type: "bool" }, { name: "log-size", type: "int" }]
+        },
+        VirtQueueStatus: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "queue-index", type: "int" }, { name: "inuse", type: "int" }, { name: "vring-num", type: "int" }, { name: "vring-num-default", type: "int" }, { name: "vring-align", type: "int" }, { name: "vring-desc", type: "int" }, { name: "vring-avail", type: "int" }, { name: "vring-used", type: "int" }, { name: "last-avail-idx", type: "int", optional: true }, { name: "shadow-avail-idx", type: "int", optional: true }, { name: "used-idx", type: "int" }, { name: "signalled-used", type: "int" }, { name: "signalled-used-valid", type: "bool" }]
+        },
+        VirtVhostQueueStatus: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "kick", type: "int" }, { name: "call", type: "int" }, { name: "desc", type: "int" }, { name: "avail", type: "int" }, { name: "used", type: "int" }, { name: "num", type: "int" }, { name: "desc-phys", type: "int" }, { name: "desc-size", type: "int" }, { name: "avail-phys", type: "int" }, { name: "avail-size", type: "int" }, { name: "used-phys", type: "int" }, { name: "used-size", type: "int" }]
+        },
+        VirtioDeviceFeatures: {
+            kind: "object",
+            members: [{ name: "transports", type: "[str]" }, { name: "dev-features", type: "[str]", optional: true }, { name: "unknown-dev-features", type: "int", optional: true }]
+        },
+        VirtioDeviceStatus: {
+            kind: "object",
+            members: [{ name: "statuses", type: "[str]" }, { name: "unknown-statuses", type: "int", optional: true }]
+        },
+        VirtioInfo: {
+            kind: "object",
+            members: [{ name: "path", type: "str" }, { name: "name", type: "str" }]
+        },
+        VirtioMEMDeviceInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "requested-size", type: "int" }, { name: "size", type: "int" }, { name: "max-size", type: "int" }, { name: "block-size", type: "int" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }]
+        },
+        VirtioMEMDeviceInfoWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "VirtioMEMDeviceInfo" }]
+        },
+        VirtioPMEMDeviceInfo: {
+            kind: "object",
+            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "size", type: "int" }, { name: "memdev", type: "str" }]
+        },
+        VirtioPMEMDeviceInfoWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "VirtioPMEMDeviceInfo" }]
+        },
+        VirtioQueueElement: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "index", type: "int" }, { name: "descs", type: "[VirtioRingDesc]" }, { name: "avail", type: "VirtioRingAvail" }, { name: "used", type: "VirtioRingUsed" }]
+        },
+        VirtioRingAvail: {
+            kind: "object",
+            members: [{ name: "flags", type: "int" }, { name: "idx", type: "int" }, { name: "ring", type: "int" }]
+        },
+        VirtioRingDesc: {
+            kind: "object",
+            members: [{ name: "addr", type: "int" }, { name: "len", type: "int" }, { name: "flags", type: "[str]" }]
+        },
+        VirtioRingUsed: {
+            kind: "object",
+            members: [{ name: "flags", type: "int" }, { name: "idx", type: "int" }]
+        },
+        VirtioStatus: {
+            kind: "object",
+            members: [{ name: "name", type: "str" }, { name: "device-id", type: "int" }, { name: "vhost-started", type: "bool" }, { name: "device-endian", type: "str" }, { name: "guest-features", type: "VirtioDeviceFeatures" }, { name: "host-features", type: "VirtioDeviceFeatures" }, { name: "backend-features", type: "VirtioDeviceFeatures" }, { name: "num-vqs", type: "int" }, { name: "status", type: "VirtioDeviceStatus" }, { name: "isr", type: "int" }, { name: "queue-sel", type: "int" }, { name: "vm-running", type: "bool" }, { name: "broken", type: "bool" }, { name: "disabled", type: "bool" }, { name: "use-started", type: "bool" }, { name: "started", type: "bool" }, { name: "start-on-kick", type: "bool" }, { name: "disable-legacy-check", type: "bool" }, { name: "bus-name", type: "str" }, { name: "use-guest-notifier-mask", type: "bool" }, { name: "vhost-dev", type: "VhostStatus", optional: true }]
+        },
+        VncBasicInfo: {
+            kind: "object",
+            members: [{ name: "host", type: "str" }, { name: "service", type: "str" }, { name: "family", type: "NetworkAddressFamily" }, { name: "websocket", type: "bool" }]
+        },
+        VncClientInfo: {
+            kind: "object",
+            members: [{ name: "host", type: "str" }, { name: "service", type: "str" }, { name: "family", type: "NetworkAddressFamily" }, { name: "websocket", type: "bool" }, { name: "x509_dname", type: "str", optional: true }, { name: "sasl_username", type: "str", optional: true }]
+        },
         VncConnectedEvent: {
             kind: "object",
-            members: [{ name: "server", type: "VncConnectedEventServer" }, { name: "client", type: "VncConnectedEventClient" }]
-        },
-        VncConnectedEventClient: {
-            kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "service", type: "str" }, { name: "family", type: "QuerySpiceResultChannelsFamily" }, { name: "websocket", type: "bool" }]
-        },
-        VncConnectedEventServer: {
-            kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "service", type: "str" }, { name: "family", type: "QuerySpiceResultChannelsFamily" }, { name: "websocket", type: "bool" }, { name: "auth", type: "str", optional: true }]
+            members: [{ name: "server", type: "VncServerInfo" }, { name: "client", type: "VncBasicInfo" }]
         },
         VncDisconnectedEvent: {
             kind: "object",
-            members: [{ name: "server", type: "VncConnectedEventServer" }, { name: "client", type: "QueryVncResultClients" }]
+            members: [{ name: "server", type: "VncServerInfo" }, { name: "client", type: "VncClientInfo" }]
+        },
+        VncInfo: {
+            kind: "object",
+            members: [{ name: "enabled", type: "bool" }, { name: "host", type: "str", optional: true }, { name: "family", type: "NetworkAddressFamily", optional: true }, { name: "service", type: "str", optional: true }, { name: "auth", type: "str", optional: true }, { name: "clients", type: "[VncClientInfo]", optional: true }]
+        },
+        VncInfo2: {
+            kind: "object",
+            members: [{ name: "id", type: "str" }, { name: "server", type: "[VncServerInfo2]" }, { name: "clients", type: "[VncClientInfo]" }, { name: "auth", type: "VncPrimaryAuth" }, { name: "vencrypt", type: "VncVencryptSubAuth", optional: true }, { name: "display", type: "str", optional: true }]
         },
         VncInitializedEvent: {
             kind: "object",
-            members: [{ name: "server", type: "VncConnectedEventServer" }, { name: "client", type: "QueryVncResultClients" }]
+            members: [{ name: "server", type: "VncServerInfo" }, { name: "client", type: "VncClientInfo" }]
+        },
+        VncPrimaryAuth: {
+            kind: "enum",
+            values: ["none", "vnc", "ra2", "ra2ne", "tight", "ultra", "tls", "vencrypt", "sasl"]
+        },
+        VncServerInfo: {
+            kind: "object",
+            members: [{ name: "host", type: "str" }, { name: "service", type: "str" }, { name: "family", type: "NetworkAddressFamily" }, { name: "websocket", type: "bool" }, { name: "auth", type: "str", optional: true }]
+        },
+        VncServerInfo2: {
+            kind: "object",
+            members: [{ name: "host", type: "str" }, { name: "service", type: "str" }, { name: "family", type: "NetworkAddressFamily" }, { name: "websocket", type: "bool" }, { name: "auth", type: "VncPrimaryAuth" }, { name: "vencrypt", type: "VncVencryptSubAuth", optional: true }]
+        },
+        VncVencryptSubAuth: {
+            kind: "enum",
+            values: ["plain", "tls-none", "x509-none", "tls-vnc", "x509-vnc", "tls-plain", "x509-plain", "tls-sasl", "x509-sasl"]
         },
         VserportChangeEvent: {
             kind: "object",
             members: [{ name: "id", type: "str" }, { name: "open", type: "bool" }]
         },
+        VsockSocketAddress: {
+            kind: "object",
+            members: [{ name: "cid", type: "str" }, { name: "port", type: "str" }]
+        },
+        VsockSocketAddressWrapper: {
+            kind: "object",
+            members: [{ name: "data", type: "VsockSocketAddress" }]
+        },
+        WatchdogAction: {
+            kind: "enum",
+            values: ["reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi"]
+        },
         WatchdogEvent: {
             kind: "object",
-            members: [{ name: "action", type: "SetActionArgumentsWatchdog" }]
+            members: [{ name: "action", type: "WatchdogAction" }]
         },
         WatchdogSetActionArguments: {
             kind: "object",
-            members: [{ name: "action", type: "SetActionArgumentsWatchdog" }]
+            members: [{ name: "action", type: "WatchdogAction" }]
+        },
+        XBZRLECacheStats: {
+            kind: "object",
+            members: [{ name: "cache-size", type: "int" }, { name: "bytes", type: "int" }, { name: "pages", type: "int" }, { name: "cache-miss", type: "int" }, { name: "cache-miss-rate", type: "number" }, { name: "encoding-rate", type: "number" }, { name: "overflow", type: "int" }]
         },
         XBlockdevAmendArguments: {
             kind: "object",
-            members: [{ name: "job-id", type: "str" }, { name: "node-name", type: "str" }, { name: "options", type: "XBlockdevAmendArgumentsOptions" }, { name: "force", type: "bool", optional: true }]
-        },
-        XBlockdevAmendArgumentsOptions: {
-            kind: "object",
-            members: [{ name: "driver", type: "BlockdevAddArgumentsDriver" }],
-            tag: "driver",
-            variants: { luks: "XBlockdevAmendArgumentsOptionsLuks", qcow2: "XBlockdevAmendArgumentsOptionsQcow2" }
-        },
-        XBlockdevAmendArgumentsOptionsBase: {
-            kind: "object",
-            members: [{ name: "driver", type: "BlockdevAddArgumentsDriver" }]
-        },
-        XBlockdevAmendArgumentsOptionsLuks: {
-            kind: "object",
-            members: [{ name: "state", type: "XBlockdevAmendArgumentsOptionsLuksState" }, { name: "new-secret", type: "str", optional: true }, { name: "old-secret", type: "str", optional: true }, { name: "keyslot", type: "int", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "secret", type: "str", optional: true }]
-        },
-        XBlockdevAmendArgumentsOptionsLuksState: {
-            kind: "enum",
-            values: ["active", "inactive"]
-        },
-        XBlockdevAmendArgumentsOptionsQcow2: {
-            kind: "object",
-            members: [{ name: "encrypt", type: "XBlockdevAmendArgumentsOptionsQcow2Encrypt", optional: true }]
-        },
-        XBlockdevAmendArgumentsOptionsQcow2Encrypt: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevCreateArgumentsOptionsQcowEncryptFormat" }],
-            tag: "format",
-            variants: { luks: "XBlockdevAmendArgumentsOptionsQcow2EncryptLuks" }
-        },
-        XBlockdevAmendArgumentsOptionsQcow2EncryptBase: {
-            kind: "object",
-            members: [{ name: "format", type: "BlockdevCreateArgumentsOptionsQcowEncryptFormat" }]
-        },
-        XBlockdevAmendArgumentsOptionsQcow2EncryptLuks: {
-            kind: "object",
-            members: [{ name: "state", type: "XBlockdevAmendArgumentsOptionsLuksState" }, { name: "new-secret", type: "str", optional: true }, { name: "old-secret", type: "str", optional: true }, { name: "keyslot", type: "int", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "secret", type: "str", optional: true }]
+            members: [{ name: "job-id", type: "str" }, { name: "node-name", type: "str" }, { name: "options", type: "BlockdevAmendOptions" }, { name: "force", type: "bool", optional: true }]
         },
         XBlockdevChangeArguments: {
             kind: "object",
@@ -2875,95 +2909,39 @@ export const tables: SchemaTables = {
         },
         XBlockdevSetIothreadArguments: {
             kind: "object",
-            members: [{ name: "node-name", type: "str" }, { name: "iothread", type: "MigrateSetParametersArgumentsTlsCreds" }, { name: "force", type: "bool", optional: true }]
+            members: [{ name: "node-name", type: "str" }, { name: "iothread", type: "StrOrNull" }, { name: "force", type: "bool", optional: true }]
         },
-        XDebugBlockDirtyBitmapSha256Result: {
+        XDbgBlockGraph: {
             kind: "object",
-            members: [{ name: "sha256", type: "str" }]
+            members: [{ name: "nodes", type: "[XDbgBlockGraphNode]" }, { name: "edges", type: "[XDbgBlockGraphEdge]" }]
         },
-        XDebugQueryBlockGraphResult: {
+        XDbgBlockGraphEdge: {
             kind: "object",
-            members: [{ name: "nodes", type: "[XDebugQueryBlockGraphResultNodes]" }, { name: "edges", type: "[XDebugQueryBlockGraphResultEdges]" }]
+            members: [{ name: "parent", type: "int" }, { name: "child", type: "int" }, { name: "name", type: "str" }, { name: "perm", type: "[BlockPermission]" }, { name: "shared-perm", type: "[BlockPermission]" }]
         },
-        XDebugQueryBlockGraphResultEdges: {
+        XDbgBlockGraphNode: {
             kind: "object",
-            members: [{ name: "parent", type: "int" }, { name: "child", type: "int" }, { name: "name", type: "str" }, { name: "perm", type: "[BlockdevAddArgumentsBlkdebugTakeChildPerms]" }, { name: "shared-perm", type: "[BlockdevAddArgumentsBlkdebugTakeChildPerms]" }]
+            members: [{ name: "id", type: "int" }, { name: "type", type: "XDbgBlockGraphNodeType" }, { name: "name", type: "str" }]
         },
-        XDebugQueryBlockGraphResultNodes: {
-            kind: "object",
-            members: [{ name: "id", type: "int" }, { name: "type", type: "XDebugQueryBlockGraphResultNodesType" }, { name: "name", type: "str" }]
-        },
-        XDebugQueryBlockGraphResultNodesType: {
+        XDbgBlockGraphNodeType: {
             kind: "enum",
             values: ["block-backend", "block-job", "block-driver"]
-        },
-        XQueryIrqResult: {
-            kind: "object",
-            members: [{ name: "human-readable-text", type: "str" }]
         },
         XQueryVirtioQueueElementArguments: {
             kind: "object",
             members: [{ name: "path", type: "str" }, { name: "queue", type: "int" }, { name: "index", type: "int", optional: true }]
         },
-        XQueryVirtioQueueElementResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "index", type: "int" }, { name: "descs", type: "[XQueryVirtioQueueElementResultDescs]" }, { name: "avail", type: "XQueryVirtioQueueElementResultAvail" }, { name: "used", type: "XQueryVirtioQueueElementResultUsed" }]
-        },
-        XQueryVirtioQueueElementResultAvail: {
-            kind: "object",
-            members: [{ name: "flags", type: "int" }, { name: "idx", type: "int" }, { name: "ring", type: "int" }]
-        },
-        XQueryVirtioQueueElementResultDescs: {
-            kind: "object",
-            members: [{ name: "addr", type: "int" }, { name: "len", type: "int" }, { name: "flags", type: "[str]" }]
-        },
-        XQueryVirtioQueueElementResultUsed: {
-            kind: "object",
-            members: [{ name: "flags", type: "int" }, { name: "idx", type: "int" }]
-        },
         XQueryVirtioQueueStatusArguments: {
             kind: "object",
             members: [{ name: "path", type: "str" }, { name: "queue", type: "int" }]
-        },
-        XQueryVirtioQueueStatusResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "queue-index", type: "int" }, { name: "inuse", type: "int" }, { name: "vring-num", type: "int" }, { name: "vring-num-default", type: "int" }, { name: "vring-align", type: "int" }, { name: "vring-desc", type: "int" }, { name: "vring-avail", type: "int" }, { name: "vring-used", type: "int" }, { name: "last-avail-idx", type: "int", optional: true }, { name: "shadow-avail-idx", type: "int", optional: true }, { name: "used-idx", type: "int" }, { name: "signalled-used", type: "int" }, { name: "signalled-used-valid", type: "bool" }]
-        },
-        XQueryVirtioResult: {
-            kind: "object",
-            members: [{ name: "path", type: "str" }, { name: "name", type: "str" }]
         },
         XQueryVirtioStatusArguments: {
             kind: "object",
             members: [{ name: "path", type: "str" }]
         },
-        XQueryVirtioStatusResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "device-id", type: "int" }, { name: "vhost-started", type: "bool" }, { name: "device-endian", type: "str" }, { name: "guest-features", type: "XQueryVirtioStatusResultGuestFeatures" }, { name: "host-features", type: "XQueryVirtioStatusResultGuestFeatures" }, { name: "backend-features", type: "XQueryVirtioStatusResultGuestFeatures" }, { name: "num-vqs", type: "int" }, { name: "status", type: "XQueryVirtioStatusResultStatus" }, { name: "isr", type: "int" }, { name: "queue-sel", type: "int" }, { name: "vm-running", type: "bool" }, { name: "broken", type: "bool" }, { name: "disabled", type: "bool" }, { name: "use-started", type: "bool" }, { name: "started", type: "bool" }, { name: "start-on-kick", type: "bool" }, { name: "disable-legacy-check", type: "bool" }, { name: "bus-name", type: "str" }, { name: "use-guest-notifier-mask", type: "bool" }, { name: "vhost-dev", type: "XQueryVirtioStatusResultVhostDev", optional: true }]
-        },
-        XQueryVirtioStatusResultGuestFeatures: {
-            kind: "object",
-            members: [{ name: "transports", type: "[str]" }, { name: "dev-features", type: "[str]", optional: true }, { name: "unknown-dev-features", type: "int", optional: true }]
-        },
-        XQueryVirtioStatusResultStatus: {
-            kind: "object",
-            members: [{ name: "statuses", type: "[str]" }, { name: "unknown-statuses", type: "int", optional: true }]
-        },
-        XQueryVirtioStatusResultVhostDev: {
-            kind: "object",
-            members: [{ name: "n-mem-sections", type: "int" }, { name: "n-tmp-sections", type: "int" }, { name: "nvqs", type: "int" }, { name: "vq-index", type: "int" }, { name: "features", type: "XQueryVirtioStatusResultGuestFeatures" }, { name: "acked-features", type: "XQueryVirtioStatusResultGuestFeatures" }, { name: "backend-features", type: "XQueryVirtioStatusResultGuestFeatures" }, { name: "protocol-features", type: "XQueryVirtioStatusResultVhostDevProtocolFeatures" }, { name: "max-queues", type: "int" }, { name: "backend-cap", type: "int" }, { name: "log-enabled", type: "bool" }, { name: "log-size", type: "int" }]
-        },
-        XQueryVirtioStatusResultVhostDevProtocolFeatures: {
-            kind: "object",
-            members: [{ name: "protocols", type: "[str]" }, { name: "unknown-protocols", type: "int", optional: true }]
-        },
         XQueryVirtioVhostQueueStatusArguments: {
             kind: "object",
             members: [{ name: "path", type: "str" }, { name: "queue", type: "int" }]
-        },
-        XQueryVirtioVhostQueueStatusResult: {
-            kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "kick", type: "int" }, { name: "call", type: "int" }, { name: "desc", type: "int" }, { name: "avail", type: "int" }, { name: "used", type: "int" }, { name: "num", type: "int" }, { name: "desc-phys", type: "int" }, { name: "desc-size", type: "int" }, { name: "avail-phys", type: "int" }, { name: "avail-size", type: "int" }, { name: "used-phys", type: "int" }, { name: "used-size", type: "int" }]
         },
         XenLoadDevicesStateArguments: {
             kind: "object",
@@ -2983,19 +2961,41 @@ export const tables: SchemaTables = {
         },
         YankArguments: {
             kind: "object",
-            members: [{ name: "instances", type: "[QueryYankResult]" }]
+            members: [{ name: "instances", type: "[YankInstance]" }]
+        },
+        YankInstance: {
+            kind: "object",
+            members: [{ name: "type", type: "YankInstanceType" }],
+            tag: "type",
+            variants: { "block-node": "YankInstanceBlockNode", chardev: "YankInstanceChardev" }
+        },
+        YankInstanceBase: {
+            kind: "object",
+            members: [{ name: "type", type: "YankInstanceType" }]
+        },
+        YankInstanceBlockNode: {
+            kind: "object",
+            members: [{ name: "node-name", type: "str" }]
+        },
+        YankInstanceChardev: {
+            kind: "object",
+            members: [{ name: "id", type: "str" }]
+        },
+        YankInstanceType: {
+            kind: "enum",
+            values: ["block-node", "chardev", "migration"]
         }
     },
     commands: {
         "add-fd": {
             args: "AddFdArguments",
-            returns: "AddFdResult"
+            returns: "AddfdInfo"
         },
         add_client: {
             args: "AddClientArguments"
         },
         "announce-self": {
-            args: "AnnounceSelfArguments"
+            args: "AnnounceParameters"
         },
         balloon: {
             args: "BalloonArguments"
@@ -3004,25 +3004,25 @@ export const tables: SchemaTables = {
             args: "BlockCommitArguments"
         },
         "block-dirty-bitmap-add": {
-            args: "BlockDirtyBitmapAddArguments"
+            args: "BlockDirtyBitmapAdd"
         },
         "block-dirty-bitmap-clear": {
-            args: "BlockDirtyBitmapClearArguments"
+            args: "BlockDirtyBitmap"
         },
         "block-dirty-bitmap-disable": {
-            args: "BlockDirtyBitmapClearArguments"
+            args: "BlockDirtyBitmap"
         },
         "block-dirty-bitmap-enable": {
-            args: "BlockDirtyBitmapClearArguments"
+            args: "BlockDirtyBitmap"
         },
         "block-dirty-bitmap-merge": {
-            args: "BlockDirtyBitmapMergeArguments"
+            args: "BlockDirtyBitmapMerge"
         },
         "block-dirty-bitmap-remove": {
-            args: "BlockDirtyBitmapClearArguments"
+            args: "BlockDirtyBitmap"
         },
         "block-export-add": {
-            args: "BlockExportAddArguments"
+            args: "BlockExportOptions"
         },
         "block-export-del": {
             args: "BlockExportDelArguments"
@@ -3061,13 +3061,13 @@ export const tables: SchemaTables = {
             args: "BlockResizeArguments"
         },
         block_set_io_throttle: {
-            args: "BlockSetIoThrottleArguments"
+            args: "BlockIOThrottle"
         },
         "blockdev-add": {
-            args: "BlockdevAddArguments"
+            args: "BlockdevOptions"
         },
         "blockdev-backup": {
-            args: "BlockdevBackupArguments"
+            args: "BlockdevBackup"
         },
         "blockdev-change-medium": {
             args: "BlockdevChangeMediumArguments"
@@ -3097,18 +3097,18 @@ export const tables: SchemaTables = {
             args: "BlockdevReopenArguments"
         },
         "blockdev-snapshot": {
-            args: "BlockdevSnapshotArguments",
+            args: "BlockdevSnapshot",
             features: ["allow-write-only-overlay"]
         },
         "blockdev-snapshot-delete-internal-sync": {
             args: "BlockdevSnapshotDeleteInternalSyncArguments",
-            returns: "BlockdevSnapshotDeleteInternalSyncResult"
+            returns: "SnapshotInfo"
         },
         "blockdev-snapshot-internal-sync": {
-            args: "BlockdevSnapshotInternalSyncArguments"
+            args: "BlockdevSnapshotInternal"
         },
         "blockdev-snapshot-sync": {
-            args: "BlockdevSnapshotSyncArguments"
+            args: "BlockdevSnapshotSync"
         },
         "calc-dirty-rate": {
             args: "CalcDirtyRateArguments"
@@ -3124,11 +3124,11 @@ export const tables: SchemaTables = {
         },
         "chardev-add": {
             args: "ChardevAddArguments",
-            returns: "ChardevAddResult"
+            returns: "ChardevReturn"
         },
         "chardev-change": {
             args: "ChardevChangeArguments",
-            returns: "ChardevAddResult"
+            returns: "ChardevReturn"
         },
         "chardev-remove": {
             args: "ChardevRemoveArguments"
@@ -3145,7 +3145,7 @@ export const tables: SchemaTables = {
         cont: {},
         "device-list-properties": {
             args: "DeviceListPropertiesArguments",
-            returns: "[DeviceListPropertiesResult]"
+            returns: "[ObjectPropertyInfo]"
         },
         device_add: {
             args: "DeviceAddArguments",
@@ -3155,17 +3155,17 @@ export const tables: SchemaTables = {
             args: "DeviceDelArguments"
         },
         "display-reload": {
-            args: "DisplayReloadArguments"
+            args: "DisplayReloadOptions"
         },
         "display-update": {
-            args: "DisplayUpdateArguments"
+            args: "DisplayUpdateOptions"
         },
         "drive-backup": {
-            args: "DriveBackupArguments",
+            args: "DriveBackup",
             features: ["deprecated"]
         },
         "drive-mirror": {
-            args: "DriveMirrorArguments"
+            args: "DriveMirror"
         },
         "dump-guest-memory": {
             args: "DumpGuestMemoryArguments"
@@ -3177,7 +3177,7 @@ export const tables: SchemaTables = {
             args: "EjectArguments"
         },
         expire_password: {
-            args: "ExpirePasswordArguments"
+            args: "ExpirePasswordOptions"
         },
         getfd: {
             args: "GetfdArguments"
@@ -3232,12 +3232,12 @@ export const tables: SchemaTables = {
             args: "MigrateSetCapabilitiesArguments"
         },
         "migrate-set-parameters": {
-            args: "MigrateSetParametersArguments"
+            args: "MigrateSetParameters"
         },
         "migrate-start-postcopy": {},
         migrate_cancel: {},
         "nbd-server-add": {
-            args: "NbdServerAddArguments",
+            args: "NbdServerAddOptions",
             features: ["deprecated"]
         },
         "nbd-server-remove": {
@@ -3249,13 +3249,13 @@ export const tables: SchemaTables = {
         },
         "nbd-server-stop": {},
         netdev_add: {
-            args: "NetdevAddArguments"
+            args: "Netdev"
         },
         netdev_del: {
             args: "NetdevDelArguments"
         },
         "object-add": {
-            args: "ObjectAddArguments"
+            args: "ObjectOptions"
         },
         "object-del": {
             args: "ObjectDelArguments"
@@ -3272,225 +3272,225 @@ export const tables: SchemaTables = {
         },
         "qom-list": {
             args: "QomListArguments",
-            returns: "[DeviceListPropertiesResult]"
+            returns: "[ObjectPropertyInfo]"
         },
         "qom-list-properties": {
             args: "QomListPropertiesArguments",
-            returns: "[DeviceListPropertiesResult]"
+            returns: "[ObjectPropertyInfo]"
         },
         "qom-list-types": {
             args: "QomListTypesArguments",
-            returns: "[QomListTypesResult]"
+            returns: "[ObjectTypeInfo]"
         },
         "qom-set": {
             args: "QomSetArguments"
         },
         "query-acpi-ospm-status": {
-            returns: "[QueryAcpiOspmStatusResult]"
+            returns: "[ACPIOSTInfo]"
         },
         "query-balloon": {
-            returns: "QueryBalloonResult"
+            returns: "BalloonInfo"
         },
         "query-block": {
-            returns: "[QueryBlockResult]"
+            returns: "[BlockInfo]"
         },
         "query-block-exports": {
-            returns: "[QueryBlockExportsResult]"
+            returns: "[BlockExportInfo]"
         },
         "query-block-jobs": {
-            returns: "[QueryBlockJobsResult]"
+            returns: "[BlockJobInfo]"
         },
         "query-blockstats": {
             args: "QueryBlockstatsArguments",
-            returns: "[QueryBlockstatsResult]"
+            returns: "[BlockStats]"
         },
         "query-chardev": {
-            returns: "[QueryChardevResult]"
+            returns: "[ChardevInfo]"
         },
         "query-chardev-backends": {
-            returns: "[QueryChardevBackendsResult]"
+            returns: "[ChardevBackendInfo]"
         },
         "query-colo-status": {
-            returns: "QueryColoStatusResult"
+            returns: "COLOStatus"
         },
         "query-command-line-options": {
             args: "QueryCommandLineOptionsArguments",
-            returns: "[QueryCommandLineOptionsResult]"
+            returns: "[CommandLineOptionInfo]"
         },
         "query-commands": {
-            returns: "[QueryCommandsResult]"
+            returns: "[CommandInfo]"
         },
         "query-cpu-definitions": {
-            returns: "[QueryCpuDefinitionsResult]"
+            returns: "[CpuDefinitionInfo]"
         },
         "query-cpu-model-expansion": {
             args: "QueryCpuModelExpansionArguments",
-            returns: "QueryCpuModelExpansionResult"
+            returns: "CpuModelExpansionInfo"
         },
         "query-cpus-fast": {
-            returns: "[QueryCpusFastResult]"
+            returns: "[CpuInfoFast]"
         },
         "query-current-machine": {
-            returns: "QueryCurrentMachineResult"
+            returns: "CurrentMachineParams"
         },
         "query-dirty-rate": {
-            returns: "QueryDirtyRateResult"
+            returns: "DirtyRateInfo"
         },
         "query-display-options": {
-            returns: "QueryDisplayOptionsResult"
+            returns: "DisplayOptions"
         },
         "query-dump": {
-            returns: "QueryDumpResult"
+            returns: "DumpQueryResult"
         },
         "query-dump-guest-memory-capability": {
-            returns: "QueryDumpGuestMemoryCapabilityResult"
+            returns: "DumpGuestMemoryCapability"
         },
         "query-fdsets": {
-            returns: "[QueryFdsetsResult]"
+            returns: "[FdsetInfo]"
         },
         "query-hotpluggable-cpus": {
-            returns: "[QueryHotpluggableCpusResult]"
+            returns: "[HotpluggableCPU]"
         },
         "query-iothreads": {
-            returns: "[QueryIothreadsResult]"
+            returns: "[IOThreadInfo]"
         },
         "query-jobs": {
-            returns: "[QueryJobsResult]"
+            returns: "[JobInfo]"
         },
         "query-kvm": {
-            returns: "QueryKvmResult"
+            returns: "KvmInfo"
         },
         "query-machines": {
-            returns: "[QueryMachinesResult]"
+            returns: "[MachineInfo]"
         },
         "query-memdev": {
-            returns: "[QueryMemdevResult]"
+            returns: "[Memdev]"
         },
         "query-memory-devices": {
-            returns: "[QueryMemoryDevicesResult]"
+            returns: "[MemoryDeviceInfo]"
         },
         "query-memory-size-summary": {
-            returns: "QueryMemorySizeSummaryResult"
+            returns: "MemoryInfo"
         },
         "query-mice": {
-            returns: "[QueryMiceResult]"
+            returns: "[MouseInfo]"
         },
         "query-migrate": {
-            returns: "QueryMigrateResult"
+            returns: "MigrationInfo"
         },
         "query-migrate-capabilities": {
-            returns: "[MigrateSetCapabilitiesArgumentsCapabilities]"
+            returns: "[MigrationCapabilityStatus]"
         },
         "query-migrate-parameters": {
-            returns: "QueryMigrateParametersResult"
+            returns: "MigrationParameters"
         },
         "query-name": {
-            returns: "QueryNameResult"
+            returns: "NameInfo"
         },
         "query-named-block-nodes": {
             args: "QueryNamedBlockNodesArguments",
-            returns: "[QueryBlockResultInserted]"
+            returns: "[BlockDeviceInfo]"
         },
         "query-pci": {
-            returns: "[QueryPciResult]"
+            returns: "[PciInfo]"
         },
         "query-pr-managers": {
-            returns: "[QueryPrManagersResult]"
+            returns: "[PRManagerInfo]"
         },
         "query-qmp-schema": {
-            returns: "[QueryQmpSchemaResult]"
+            returns: "[SchemaInfo]"
         },
         "query-replay": {
-            returns: "QueryReplayResult"
+            returns: "ReplayInfo"
         },
         "query-rocker": {
             args: "QueryRockerArguments",
-            returns: "QueryRockerResult"
+            returns: "RockerSwitch"
         },
         "query-rocker-of-dpa-flows": {
             args: "QueryRockerOfDpaFlowsArguments",
-            returns: "[QueryRockerOfDpaFlowsResult]"
+            returns: "[RockerOfDpaFlow]"
         },
         "query-rocker-of-dpa-groups": {
             args: "QueryRockerOfDpaGroupsArguments",
-            returns: "[QueryRockerOfDpaGroupsResult]"
+            returns: "[RockerOfDpaGroup]"
         },
         "query-rocker-ports": {
             args: "QueryRockerPortsArguments",
-            returns: "[QueryRockerPortsResult]"
+            returns: "[RockerPort]"
         },
         "query-rx-filter": {
             args: "QueryRxFilterArguments",
-            returns: "[QueryRxFilterResult]"
+            returns: "[RxFilterInfo]"
         },
         "query-sev": {
-            returns: "QuerySevResult"
+            returns: "SevInfo"
         },
         "query-sev-attestation-report": {
             args: "QuerySevAttestationReportArguments",
-            returns: "QuerySevAttestationReportResult"
+            returns: "SevAttestationReport"
         },
         "query-sev-capabilities": {
-            returns: "QuerySevCapabilitiesResult"
+            returns: "SevCapability"
         },
         "query-sev-launch-measure": {
-            returns: "QuerySevLaunchMeasureResult"
+            returns: "SevLaunchMeasureInfo"
         },
         "query-sgx": {
-            returns: "QuerySgxResult"
+            returns: "SGXInfo"
         },
         "query-sgx-capabilities": {
-            returns: "QuerySgxResult"
+            returns: "SGXInfo"
         },
         "query-spice": {
-            returns: "QuerySpiceResult"
+            returns: "SpiceInfo"
         },
         "query-stats": {
-            args: "QueryStatsArguments",
-            returns: "[QueryStatsResult]"
+            args: "StatsFilter",
+            returns: "[StatsResult]"
         },
         "query-stats-schemas": {
             args: "QueryStatsSchemasArguments",
-            returns: "[QueryStatsSchemasResult]"
+            returns: "[StatsSchema]"
         },
         "query-status": {
-            returns: "QueryStatusResult"
+            returns: "StatusInfo"
         },
         "query-target": {
-            returns: "QueryTargetResult"
+            returns: "TargetInfo"
         },
         "query-tpm": {
-            returns: "[QueryTpmResult]"
+            returns: "[TPMInfo]"
         },
         "query-tpm-models": {
-            returns: "[QueryTpmResultModel]"
+            returns: "[TpmModel]"
         },
         "query-tpm-types": {
-            returns: "[QueryTpmResultOptionsType]"
+            returns: "[TpmType]"
         },
         "query-uuid": {
-            returns: "QueryUuidResult"
+            returns: "UuidInfo"
         },
         "query-vcpu-dirty-limit": {
-            returns: "[QueryVcpuDirtyLimitResult]"
+            returns: "[DirtyLimitInfo]"
         },
         "query-version": {
-            returns: "QueryVersionResult"
+            returns: "VersionInfo"
         },
         "query-vm-generation-id": {
-            returns: "QueryVmGenerationIdResult"
+            returns: "GuidInfo"
         },
         "query-vnc": {
-            returns: "QueryVncResult"
+            returns: "VncInfo"
         },
         "query-vnc-servers": {
-            returns: "[QueryVncServersResult]"
+            returns: "[VncInfo2]"
         },
         "query-xen-replication-status": {
-            returns: "QueryXenReplicationStatusResult"
+            returns: "ReplicationStatus"
         },
         "query-yank": {
-            returns: "[QueryYankResult]",
+            returns: "[YankInstance]",
             allowOob: true
         },
         quit: {},
@@ -3522,7 +3522,7 @@ export const tables: SchemaTables = {
             args: "SetActionArguments"
         },
         "set-numa-node": {
-            args: "SetNumaNodeArguments"
+            args: "NumaOptions"
         },
         "set-vcpu-dirty-limit": {
             args: "SetVcpuDirtyLimitArguments"
@@ -3531,7 +3531,7 @@ export const tables: SchemaTables = {
             args: "SetLinkArguments"
         },
         set_password: {
-            args: "SetPasswordArguments"
+            args: "SetPasswordOptions"
         },
         "sev-inject-launch-secret": {
             args: "SevInjectLaunchSecretArguments"
@@ -3551,7 +3551,7 @@ export const tables: SchemaTables = {
         system_wakeup: {},
         "trace-event-get-state": {
             args: "TraceEventGetStateArguments",
-            returns: "[TraceEventGetStateResult]"
+            returns: "[TraceEventInfo]"
         },
         "trace-event-set-state": {
             args: "TraceEventSetStateArguments"
@@ -3578,75 +3578,75 @@ export const tables: SchemaTables = {
             features: ["unstable"]
         },
         "x-debug-block-dirty-bitmap-sha256": {
-            args: "BlockDirtyBitmapClearArguments",
-            returns: "XDebugBlockDirtyBitmapSha256Result",
+            args: "BlockDirtyBitmap",
+            returns: "BlockDirtyBitmapSha256",
             features: ["unstable"]
         },
         "x-debug-query-block-graph": {
-            returns: "XDebugQueryBlockGraphResult",
+            returns: "XDbgBlockGraph",
             features: ["unstable"]
         },
         "x-exit-preconfig": {
             features: ["unstable"]
         },
         "x-query-irq": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-jit": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-numa": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-opcount": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-profile": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-ramblock": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-rdma": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-roms": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-usb": {
-            returns: "XQueryIrqResult",
+            returns: "HumanReadableText",
             features: ["unstable"]
         },
         "x-query-virtio": {
-            returns: "[XQueryVirtioResult]",
+            returns: "[VirtioInfo]",
             features: ["unstable"]
         },
         "x-query-virtio-queue-element": {
             args: "XQueryVirtioQueueElementArguments",
-            returns: "XQueryVirtioQueueElementResult",
+            returns: "VirtioQueueElement",
             features: ["unstable"]
         },
         "x-query-virtio-queue-status": {
             args: "XQueryVirtioQueueStatusArguments",
-            returns: "XQueryVirtioQueueStatusResult",
+            returns: "VirtQueueStatus",
             features: ["unstable"]
         },
         "x-query-virtio-status": {
             args: "XQueryVirtioStatusArguments",
-            returns: "XQueryVirtioStatusResult",
+            returns: "VirtioStatus",
             features: ["unstable"]
         },
         "x-query-virtio-vhost-queue-status": {
             args: "XQueryVirtioVhostQueueStatusArguments",
-            returns: "XQueryVirtioVhostQueueStatusResult",
+            returns: "VirtVhostQueueStatus",
             features: ["unstable"]
         },
         "xen-colo-do-checkpoint": {},

@@ -1,0 +1,53 @@
+/**
+ * Recover real names of masked introspection types from QAPI source of the same version:
+ *   pnpm schemas:names [--version 7.2]
+ * Reads schemas/qemu-<ver>/query-qmp-schema.json and the source cache
+ * (.cache/qapi-source/qemu-<ver>, see `pnpm schemas:source`), writes schemas/qemu-<ver>/names.json
+ * (identifiers and module names only — no QEMU prose).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadQapiSource, recoverNames } from '@qmpkit/codegen';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+export function namesFor(version: string): {
+  text: string;
+  unmatched: readonly string[];
+  conflicts: readonly string[];
+} {
+  const capture = path.join(repoRoot, `schemas/qemu-${version}/query-qmp-schema.json`);
+  const sourceMain = path.join(
+    repoRoot,
+    `.cache/qapi-source/qemu-${version}/qapi/qapi-schema.json`,
+  );
+  if (!existsSync(sourceMain))
+    throw new Error(`no QAPI source for ${version}: run \`pnpm schemas:source\` first`);
+  const source = loadQapiSource(sourceMain);
+  const recovered = recoverNames(
+    path.relative(repoRoot, capture),
+    readFileSync(capture, 'utf8'),
+    source,
+  );
+  const text = `${JSON.stringify({ types: recovered.types, modules: recovered.modules }, null, 1)}\n`;
+  return { text, unmatched: recovered.unmatched, conflicts: recovered.conflicts };
+}
+
+if (process.argv[1]?.endsWith('recover-names.ts')) {
+  const { values } = parseArgs({ options: { version: { type: 'string', default: '7.2' } } });
+  try {
+    const { text, unmatched, conflicts } = namesFor(values.version);
+    const out = path.join(repoRoot, `schemas/qemu-${values.version}/names.json`);
+    writeFileSync(out, text);
+    const count = Object.keys((JSON.parse(text) as { types: object }).types).length;
+    console.log(
+      `${path.relative(process.cwd(), out)}: ${count} names recovered, ${unmatched.length} unmatched, ${conflicts.length} conflicts`,
+    );
+    for (const c of conflicts) console.log(`  conflict: ${c}`);
+    if (unmatched.length > 0) console.log(`  unmatched masked types: ${unmatched.join(', ')}`);
+  } catch (error) {
+    console.error(`schemas:names: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  }
+}
