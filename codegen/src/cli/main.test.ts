@@ -1,0 +1,98 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from './main.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '../../..');
+const fixture = (p: string) => path.join(repoRoot, 'test/fixtures', p);
+const capture = path.join(repoRoot, 'schemas/qemu-7.2/query-qmp-schema.json');
+const names = path.join(repoRoot, 'schemas/qemu-7.2/names.json');
+
+let stderr: string[];
+beforeEach(() => {
+  stderr = [];
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr.push(String(chunk));
+    return true;
+  });
+});
+afterEach(() => vi.restoreAllMocks());
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const code = await main(argv, (t) => out.push(t));
+  return { code, out: out.join(''), err: stderr.join('') };
+}
+
+describe('qmpkit-codegen', () => {
+  it('check: exit 0 and a summary for a valid schema', async () => {
+    const r = await run('check', fixture('qapi/valid/schema/main.json'));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/main\.json: ok\ncommands: \d+/);
+  });
+
+  it('check: exit 1 with file:line:col and no stack trace for an invalid schema', async () => {
+    const r = await run('check', fixture('qapi/invalid/include-cycle.json'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /^\S+include-cycle-b\.json:3:1: inclusion loop for include-cycle\.json\n$/,
+    );
+    expect(r.err).not.toMatch(/\bat \S+:\d+:\d+\)/);
+  });
+
+  it('check: a missing file is a clear error', async () => {
+    const r = await run('check', fixture('qapi/nope.json'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/nope\.json/);
+  });
+
+  it('generate: writes one file per module plus the maps, removing stale files', async () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'qmpkit-codegen-'));
+    try {
+      const stale = path.join(out, 'old.generated.ts');
+      await import('node:fs').then((fs) => fs.writeFileSync(stale, '// stale'));
+      const r = await run(
+        'generate',
+        '--from-introspection',
+        capture,
+        '--names',
+        names,
+        '--qemu-version',
+        '7.2.22',
+        '--out',
+        out,
+      );
+      expect(r.code).toBe(0);
+      const files = readdirSync(out);
+      expect(files).toContain('run-state.generated.ts');
+      expect(files).toContain('qmp-commands.generated.ts');
+      expect(files).not.toContain('old.generated.ts');
+      expect(readFileSync(path.join(out, 'index.generated.ts'), 'utf8')).toContain(
+        'from "@qmpkit/qapi/runtime-v1"',
+      );
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('generate: more than one input is a usage error (exit 2)', async () => {
+    const r = await run(
+      'generate',
+      '--from-introspection',
+      capture,
+      '--from-source',
+      'x.json',
+      '--out',
+      'x',
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/exactly one of/);
+  });
+
+  it('summary: introspection that is not a SchemaInfo list fails with a located error', async () => {
+    const r = await run('summary', '--from-introspection', fixture('qapi/valid/schema/main.json'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/main\.json:\d+:\d+: invalid JSON/);
+  });
+});
