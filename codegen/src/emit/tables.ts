@@ -82,6 +82,7 @@ export function buildTables(schema: Schema, qemuVersion: string): TablesData {
       ...(c.allowOob ? { allowOob: true } : {}),
       ...(c.allowPreconfig ? { allowPreconfig: true } : {}),
       ...(c.successResponse ? {} : { noSuccessResponse: true }),
+      ...(c.gen ? {} : { openArgs: true }),
       ...featureNames(c.features),
     };
   }

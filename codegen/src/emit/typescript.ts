@@ -596,9 +596,29 @@ class Emitter {
             undefined,
             'args',
             undefined,
-            c.args !== undefined
-              ? this.typeNode({ kind: 'named', name: c.args }, file)
-              : f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword),
+            c.args === undefined
+              ? f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword)
+              : c.gen
+                ? this.typeNode({ kind: 'named', name: c.args }, file)
+                : // `'gen': false`: QEMU passes further members through unchecked (device properties).
+                  f.createIntersectionTypeNode([
+                    this.typeNode({ kind: 'named', name: c.args }, file),
+                    f.createTypeLiteralNode([
+                      f.createIndexSignature(
+                        undefined,
+                        [
+                          f.createParameterDeclaration(
+                            undefined,
+                            undefined,
+                            'property',
+                            undefined,
+                            f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
+                          ),
+                        ],
+                        f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword),
+                      ),
+                    ]),
+                  ]),
           ),
           f.createPropertySignature(
             undefined,

@@ -28,6 +28,11 @@ export interface NameMap {
   readonly types: Readonly<Record<string, string>>;
   /** Definition name (type, command or event) → QAPI module (e.g. `"run-state"`). */
   readonly modules?: Readonly<Record<string, string>>;
+  /**
+   * Commands declared `'gen': false` in the source (QEMU does not check their arguments
+   * against the schema, e.g. `device_add` takes any device property).
+   */
+  readonly openArguments?: readonly string[];
 }
 
 export interface IntrospectionInput {
@@ -508,7 +513,7 @@ export function readIntrospection(input: IntrospectionInput): Schema {
       ...(returns ? { returns } : {}),
       boxed: false,
       successResponse: true,
-      gen: true,
+      gen: !(input.names?.openArguments ?? []).includes(c.name),
       allowOob: c['allow-oob'] === true,
       allowPreconfig: false,
       coroutine: false,

@@ -226,5 +226,15 @@ export function recoverNames(
     Object.fromEntries(
       Object.entries(o).sort(([a], [b]) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)),
     );
-  return { types: sortObject(types), modules: sortObject(modules), unmatched, conflicts };
+  const openArguments = raw
+    .filter((e) => e['meta-type'] === 'command' && source.commands.get(e.name)?.gen === false)
+    .map((e) => e.name)
+    .sort();
+  return {
+    types: sortObject(types),
+    modules: sortObject(modules),
+    openArguments,
+    unmatched,
+    conflicts,
+  };
 }

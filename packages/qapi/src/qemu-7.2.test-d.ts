@@ -31,7 +31,7 @@ describe('@qmpkit/qapi/qemu-7.2 types', () => {
         return options['lazy-refcounts'];
       }
       if (options.driver === 'file') {
-        expectTypeOf(options.filename).toEqualTypeOf<Record<string, never>>();
+        expectTypeOf(options.filename).toEqualTypeOf<string>();
       }
       return undefined;
     };
@@ -60,15 +60,25 @@ describe('@qmpkit/qapi/qemu-7.2 types', () => {
   it('commands without a return type return an empty object; lists stay lists', () => {
     expectTypeOf<Commands['stop']['returns']>().toEqualTypeOf<Record<string, never>>();
     expectTypeOf<Commands['query-block']['returns']>().toBeArray();
-    expectTypeOf<Commands['query-block']['returns'][number]['device']>().toEqualTypeOf<
-      Record<string, never>
-    >();
+    expectTypeOf<Commands['query-block']['returns'][number]['device']>().toEqualTypeOf<string>();
   });
 
   it('events map wire names to their data', () => {
     expectTypeOf<Events['BLOCK_JOB_COMPLETED']['data']>().toEqualTypeOf<BlockJobCompletedEvent>();
     expectTypeOf<Events['STOP']['data']>().toEqualTypeOf<undefined>();
     expectTypeOf<Events['JOB_STATUS_CHANGE']['data']['status']>().toExtend<string>();
+  });
+
+  it('device_add takes any device property besides driver/bus/id', () => {
+    const args: Commands['device_add']['args'] = {
+      driver: 'virtio-blk-pci',
+      id: 'vd0',
+      drive: 'disk0',
+      'num-queues': 2,
+    };
+    // @ts-expect-error -- driver is still required
+    const noDriver: Commands['device_add']['args'] = { id: 'vd0' };
+    expectTypeOf([args, noDriver]).toBeArray();
   });
 
   it('marks commands allowed out of band', () => {

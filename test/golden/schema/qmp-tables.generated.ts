@@ -86,7 +86,8 @@ export const tables: SchemaTables = {
             args: "Shape"
         },
         "get-count": {
-            returns: "int"
+            returns: "int",
+            openArgs: true
         },
         legacy_reset: {
             allowOob: true,

@@ -51,6 +51,8 @@ export interface CommandTable {
   readonly allowOob?: true;
   readonly allowPreconfig?: true;
   readonly noSuccessResponse?: true;
+  /** QEMU does not check the arguments against the schema (`'gen': false`, e.g. `device_add`). */
+  readonly openArgs?: true;
   readonly features?: readonly string[];
 }
 

@@ -53,6 +53,7 @@ const tables: SchemaTables = {
   },
   commands: {
     add: { args: 'Args' },
+    device_add: { args: 'Status', openArgs: true },
     'query-status': { returns: 'Status' },
     'query-list': { returns: '[Status]' },
   },
@@ -104,6 +105,15 @@ describe('validateArgs', () => {
 
   it('treats undefined members as absent, like JSON.stringify does', () => {
     expect(add({ options: { driver: 'raw', 'node-name': undefined } })).toEqual([]);
+  });
+
+  it('lets commands QEMU does not check (gen: false) take extra top-level members', () => {
+    expect(
+      validateArgs(tables, 'device_add', { running: true, drive: 'disk0', 'num-queues': 2 }),
+    ).toEqual([]);
+    expect(validateArgs(tables, 'device_add', { running: 'no' }).map(formatProblem)).toEqual([
+      '$.running: expected a boolean, got "no"',
+    ]);
   });
 
   it('knows unknown commands and argument-less commands', () => {

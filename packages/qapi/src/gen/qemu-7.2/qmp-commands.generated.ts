@@ -436,7 +436,9 @@ export interface Commands {
      * Features: `json-cli`; `json-cli-hotplug`
      */
     device_add: {
-        args: DeviceAddArguments;
+        args: DeviceAddArguments & {
+            [property: string]: unknown;
+        };
         returns: Record<string, never>;
     };
     /**

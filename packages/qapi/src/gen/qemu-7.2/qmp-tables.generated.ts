@@ -3149,6 +3149,7 @@ export const tables: SchemaTables = {
         },
         device_add: {
             args: "DeviceAddArguments",
+            openArgs: true,
             features: ["json-cli", "json-cli-hotplug"]
         },
         device_del: {
