@@ -23,10 +23,10 @@ import path from 'node:path';
 import {
   emitTypeScript,
   GENERATOR_VERSION,
+  loadQapiSource,
   type NameMap,
   readIntrospection,
 } from '@qmpkit/codegen';
-import { loadQapiSource } from '../../codegen/src/source/index.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
