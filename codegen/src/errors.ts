@@ -12,9 +12,12 @@ export class SchemaError extends Error {
   /** The message without the location prefix. */
   readonly reason: string;
 
-  constructor(loc: SourceLocation | { file: string }, reason: string, options?: { cause?: unknown }) {
-    const at =
-      'line' in loc ? `${loc.file}:${loc.line}:${loc.col}` : loc.file;
+  constructor(
+    loc: SourceLocation | { file: string },
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    const at = 'line' in loc ? `${loc.file}:${loc.line}:${loc.col}` : loc.file;
     super(`${at}: ${reason}`, options);
     this.file = loc.file;
     this.line = 'line' in loc ? loc.line : undefined;

@@ -88,7 +88,16 @@ interface DefinitionCommon {
 export interface ImplicitOrigin {
   /** Name of the definition this type was written inside (command, event, union, type). */
   readonly owner: string;
-  readonly role: 'arguments' | 'returns' | 'event-data' | 'base' | 'branch' | 'member' | 'element' | 'wrapper' | 'kind-enum';
+  readonly role:
+    | 'arguments'
+    | 'returns'
+    | 'event-data'
+    | 'base'
+    | 'branch'
+    | 'member'
+    | 'element'
+    | 'wrapper'
+    | 'kind-enum';
   /** Branch case, member name or alternative, where the role needs one. */
   readonly detail?: string;
 }

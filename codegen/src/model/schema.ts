@@ -1,4 +1,11 @@
-import { BUILTIN_TYPES, type BuiltinTypeName, type Member, type Schema, type TypeDef, type TypeRef } from './ir.js';
+import {
+  BUILTIN_TYPES,
+  type BuiltinTypeName,
+  type Member,
+  type Schema,
+  type TypeDef,
+  type TypeRef,
+} from './ir.js';
 
 const builtins: ReadonlySet<string> = new Set(BUILTIN_TYPES);
 
