@@ -70,6 +70,39 @@ export class QemuImgError extends Error {
   }
 }
 
+/** A guest started with `startGuest` did not print what was waited for. */
+export class GuestProcessError extends Error {
+  override readonly name = 'GuestProcessError' as const;
+  /** `timeout`: nothing matched in time; `exited`: QEMU exited first. */
+  readonly reason: 'timeout' | 'exited';
+  /** Pid of the QEMU process. */
+  readonly pid: number;
+  /** The last few serial lines received. */
+  readonly lastLines: readonly string[];
+  /** QEMU's stderr so far. */
+  readonly stderr: string;
+  /** How QEMU exited, if it has. */
+  readonly exit: { readonly code: number | null; readonly signal: string | null } | undefined;
+
+  constructor(init: {
+    reason: 'timeout' | 'exited';
+    message: string;
+    pid: number;
+    lastLines: readonly string[];
+    stderr: string;
+    exit: { readonly code: number | null; readonly signal: string | null } | undefined;
+  }) {
+    const tail = init.lastLines.length ? `; last lines: ${JSON.stringify(init.lastLines)}` : '';
+    const err = init.stderr ? `; stderr: ${init.stderr.slice(-500)}` : '';
+    super(`guest pid ${init.pid}: ${init.message}${tail}${err}`);
+    this.reason = init.reason;
+    this.pid = init.pid;
+    this.lastLines = init.lastLines;
+    this.stderr = init.stderr;
+    this.exit = init.exit;
+  }
+}
+
 function hasName(error: unknown, name: string): boolean {
   return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === name;
 }
@@ -85,4 +118,7 @@ export function isGuestImageError(error: unknown): error is GuestImageError {
 }
 export function isQemuImgError(error: unknown): error is QemuImgError {
   return hasName(error, 'QemuImgError');
+}
+export function isGuestProcessError(error: unknown): error is GuestProcessError {
+  return hasName(error, 'GuestProcessError');
 }

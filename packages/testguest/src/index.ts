@@ -2,9 +2,11 @@ export {
   AssemblerError,
   GuestImageError,
   GuestOptionsError,
+  GuestProcessError,
   isAssemblerError,
   isGuestImageError,
   isGuestOptionsError,
+  isGuestProcessError,
   isQemuImgError,
   QemuImgError,
 } from './errors.js';
@@ -40,6 +42,13 @@ export {
   runQemuImg,
   writeGuestImage,
 } from './node.js';
+export {
+  type GuestExit,
+  type GuestLine,
+  GuestProcess,
+  type StartGuestOptions,
+  startGuest,
+} from './process.js';
 export {
   formatCounterLine,
   parseCounterLine,
