@@ -45,7 +45,26 @@ async function boot(
   });
   const entry: { guest: GuestProcess; qmp: MiniQmp | undefined } = { guest, qmp: undefined };
   running.push(entry);
-  const qmp = await MiniQmp.connect(socket);
+  const qmp = await new Promise<MiniQmp>((resolve, reject) => {
+    let settled = false;
+    MiniQmp.connect(socket).then(
+      (q) => {
+        settled = true;
+        resolve(q);
+      },
+      (error: unknown) => {
+        settled = true;
+        reject(error);
+      },
+    );
+    void guest.exited.then((exit) => {
+      if (!settled) {
+        reject(
+          new Error(`QEMU exited before QMP came up (${JSON.stringify(exit)}): ${guest.stderr}`),
+        );
+      }
+    });
+  });
   entry.qmp = qmp;
   const kvm = (await qmp.execute('query-kvm')) as { enabled: boolean };
   return { guest, qmp, accel: kvm.enabled ? 'kvm' : 'tcg' };

@@ -199,7 +199,8 @@ export class GuestProcess {
 }
 
 function describeExit(exit: GuestExit): string {
-  return exit.code !== null ? `code ${exit.code}` : `signal ${exit.signal ?? 'none'}`;
+  if (exit.code !== null) return `code ${exit.code}`;
+  return exit.signal !== null ? `signal ${exit.signal}` : 'it could not be started';
 }
 
 /**
