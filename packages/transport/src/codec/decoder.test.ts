@@ -69,7 +69,7 @@ describe('QmpDecoder on a recorded QEMU 7.2 stream', () => {
       (m) => m.kind === 'return' && Array.isArray(m.message.return) && m.message.id === 7,
     );
     expect(schema).toBeDefined();
-    expect((schema?.message as { return: unknown[] }).return.length).toBeGreaterThan(1000);
+    expect((schema!.message as { return: unknown[] }).return.length).toBeGreaterThan(1000);
   });
 
   it('decodes the same messages for every chunking (property)', () => {

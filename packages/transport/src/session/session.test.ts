@@ -206,7 +206,7 @@ describe('bad input: typed error, session closed, nothing pending', () => {
   });
 
   it('a peer that closes mid-message', async () => {
-    const { a, b, reason } = await afterHandshake((s, id) => s.end(`{"return": {"status": "run`));
+    const { a, b, reason } = await afterHandshake((s) => s.end(`{"return": {"status": "run`));
     expect(a).toBeInstanceOf(QmpDisconnectedError);
     expect(b).toBeInstanceOf(QmpDisconnectedError);
     expect((reason.error as QmpProtocolError).code).toBe('truncated');
