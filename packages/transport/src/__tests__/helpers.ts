@@ -147,8 +147,9 @@ export async function spawnQemu(
 ): Promise<SpawnedQemu> {
   const fds = options.fds ?? new InheritedFds();
   const monitor = fds.socketpair();
-  const machineArgs =
-    options.machine === 'pc'
+  const machineArgs = options.extraArgs?.includes('-machine')
+    ? []
+    : options.machine === 'pc'
       ? ['-machine', 'pc', '-m', '16', '-accel', 'kvm', '-accel', 'tcg', '-S']
       : ['-machine', 'none'];
   const args = [
