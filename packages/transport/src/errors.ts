@@ -159,12 +159,14 @@ export class QmpJobError extends Error {
 /** An event iterator's buffer overflowed (the consumer was slower than QEMU). */
 export class QmpEventOverflowError extends Error {
   override readonly name = 'QmpEventOverflowError' as const;
-  /** How many events were not delivered. */
+  /** Events dropped when the buffer was full (the stream stops listening at the first). */
   readonly dropped: number;
   readonly capacity: number;
 
   constructor(dropped: number, capacity: number) {
-    super(`event buffer overflowed (capacity ${capacity}): ${dropped} event(s) dropped`);
+    super(
+      `event buffer of ${capacity} overflowed (${dropped} event(s) dropped): the consumer was too slow and the stream stopped`,
+    );
     this.dropped = dropped;
     this.capacity = capacity;
   }
