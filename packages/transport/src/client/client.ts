@@ -78,6 +78,8 @@ export interface ConnectOptions<C, E> extends DialOptions {
   readonly validate?: ValidateMode;
   /** Where `warn` reports go (default: `logger.warn`). */
   readonly onValidation?: (report: ValidationReport) => void;
+  /** Reply matching, `id` (default) or `order`: see `SessionOptions.correlate`. */
+  readonly correlate?: 'id' | 'order';
   /** See `SessionOptions.onUnknownId` (default `close`). */
   readonly onUnknownId?: 'close' | 'drop';
   /** Reconnect after an unexpected disconnect (never for `duplex` addresses). */
@@ -193,6 +195,7 @@ export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<
       ...(o.oob === undefined ? {} : { oob: o.oob }),
       ...(o.maxLineBytes === undefined ? {} : { maxLineBytes: o.maxLineBytes }),
       ...(o.onUnknownId === undefined ? {} : { onUnknownId: o.onUnknownId }),
+      ...(o.correlate === undefined ? {} : { correlate: o.correlate }),
       ...(o.signal ? { signal: o.signal } : {}),
     });
     opened = session;

@@ -55,6 +55,17 @@ export interface SessionOptions {
    * Late replies to commands that timed out or were aborted are always dropped silently.
    */
   readonly onUnknownId?: 'close' | 'drop';
+  /**
+   * How replies are matched to commands:
+   * - `id` (default): every command carries an `id`; replies are matched by it. An error
+   *   without id (QEMU's answer to input it could not parse) cannot be attributed and closes
+   *   the session.
+   * - `order`: in-band commands are sent without `id` and matched in issue order, which
+   *   QEMU guarantees for in-band commands (qmp-spec, "Out-of-band execution"); `exec-oob`
+   *   commands still carry ids. QEMU 7.2 answers id-less commands about 20% faster (see the
+   *   transport benchmark). An id-less error is then the answer to the oldest in-band command.
+   */
+  readonly correlate?: 'id' | 'order';
   readonly logger?: Logger;
   /** Called for every event, including events that arrive before `ready`. */
   readonly onEvent?: (event: WireEvent) => void;
@@ -102,6 +113,10 @@ export class QmpSession {
   private readonly channel: QmpChannel;
   private readonly decoder: QmpDecoder;
   private readonly pending = new Map<number, Pending>();
+  /** In-band commands sent without id (`correlate: 'order'`), oldest first from `fifoHead`. */
+  private fifo: Pending[] = [];
+  private fifoHead = 0;
+  private readonly byOrder: boolean;
   /** Commands still awaiting a reply (tombstones excluded). */
   private live = 0;
   private nextId = 1;
@@ -118,6 +133,7 @@ export class QmpSession {
     this.channel = channel;
     this.options = options;
     this.logger = options.logger ?? defaultLogger;
+    this.byOrder = options.correlate === 'order';
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -268,7 +284,8 @@ export class QmpSession {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.nextId++;
-    const line = encodeCommand(command, args, id, oob);
+    const inOrder = this.byOrder && !oob;
+    const line = encodeCommand(command, args, inOrder ? undefined : id, oob);
     return new Promise((resolve, reject) => {
       const entry: Pending = {
         command,
@@ -291,7 +308,8 @@ export class QmpSession {
         entry.onAbort = () => this.abandon(entry, signal.reason);
         signal.addEventListener('abort', entry.onAbort, { once: true });
       }
-      this.pending.set(id, entry);
+      if (inOrder) this.fifo.push(entry);
+      else this.pending.set(id, entry);
       this.live++;
       this.channel.write(line);
     });
@@ -315,6 +333,21 @@ export class QmpSession {
 
   /** Looks up the pending entry for a reply id; handles unknown ids. */
   private take(id: unknown, raw: () => string): Pending | undefined {
+    if (id === undefined && this.byOrder) {
+      const next = this.fifo[this.fifoHead];
+      if (next !== undefined) {
+        this.fifo[this.fifoHead] = undefined as unknown as Pending;
+        this.fifoHead++;
+        if (this.fifoHead === this.fifo.length) {
+          this.fifo = [];
+          this.fifoHead = 0;
+        } else if (this.fifoHead > 1024 && this.fifoHead * 2 > this.fifo.length) {
+          this.fifo = this.fifo.slice(this.fifoHead);
+          this.fifoHead = 0;
+        }
+        return next;
+      }
+    }
     const entry = typeof id === 'number' ? this.pending.get(id) : undefined;
     if (entry !== undefined) {
       this.pending.delete(id as number);
@@ -348,7 +381,7 @@ export class QmpSession {
   }
 
   private handleError(message: WireError): void {
-    if (message.id === undefined) {
+    if (message.id === undefined && !this.byOrder) {
       // QEMU could not parse what it read, so it could not read an id either (qmp-spec
       // "Error"). We never send invalid JSON, so the byte stream is out of sync: which
       // command failed is unknowable and later commands may have been eaten. Close.
@@ -438,6 +471,17 @@ export class QmpSession {
     this.finish({ byClient: false, error: cause });
   }
 
+  /** Removes and returns every entry (live and tombstones) in issue order. */
+  private drainPending(): Pending[] {
+    const entries = [...this.fifo.slice(this.fifoHead), ...this.pending.values()].sort(
+      (a, b) => a.id - b.id,
+    );
+    this.pending.clear();
+    this.fifo = [];
+    this.fifoHead = 0;
+    return entries;
+  }
+
   private isClosed(): boolean {
     return this.stateValue === 'closed';
   }
@@ -454,8 +498,7 @@ export class QmpSession {
     this.closeReason = reason;
     this.decoder.stop();
     this.channel.destroy();
-    const entries = [...this.pending.values()];
-    this.pending.clear();
+    const entries = this.drainPending();
     for (const entry of entries) {
       const reject = entry.reject;
       if (!reject) continue;
@@ -478,14 +521,13 @@ export class QmpSession {
    */
   async close(graceMs = 1000): Promise<CloseReason> {
     if (this.stateValue === 'closed') return this.closed;
-    const entries = [...this.pending.values()];
+    const entries = this.drainPending();
     for (const entry of entries) {
       const reject = entry.reject;
       if (!reject) continue;
       this.settle(entry);
       reject(new QmpDisconnectedError(entry.command, { cause: new Error('closed by the client') }));
     }
-    this.pending.clear();
     this.stateValue = 'closing';
     this.channel.end();
     const timer = setTimeout(() => this.finish({ byClient: true, error: undefined }), graceMs);
