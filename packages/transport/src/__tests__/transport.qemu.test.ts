@@ -211,6 +211,45 @@ describe.skipIf(skipQemu)(`QMP over a socketpair with QEMU 7.2 -machine none${SK
   });
 });
 
+describe.skipIf(skipQemu)(`correlate: order (in-band commands without id)${SKIP_REASON}`, () => {
+  it('pipelines, times out, drops late replies and mixes exec-oob with ids', async () => {
+    const vm = await spawnQemu({ connect: { correlate: 'order' } });
+    try {
+      const q = vm.qmp;
+      const order: number[] = [];
+      const calls = Array.from({ length: 1000 }, (_, i) =>
+        q.execute('query-status').then(() => order.push(i)),
+      );
+      await Promise.all(calls);
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+      const slow = Array.from({ length: 8 }, () => q.execute('query-qmp-schema'));
+      const oob = q.executeOob('query-yank'); // overtakes the queue, matched by id
+      const timedOut = await q
+        .execute('query-name', undefined, { timeout: 20 })
+        .catch((e: unknown) => e);
+      expect(timedOut).toBeInstanceOf(QmpTimeoutError);
+      await expect(oob).resolves.toEqual(expect.any(Array));
+      const schemas = await Promise.all(slow);
+      expect(schemas.every((s) => Array.isArray(s) && s.length > 1000)).toBe(true);
+      const after = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          i % 3 === 0
+            ? q.executeUnchecked('nope').catch((e: unknown) => e)
+            : q.execute('query-status'),
+        ),
+      );
+      after.forEach((r, i) => {
+        if (i % 3 === 0)
+          expect(r).toMatchObject({ errorClass: 'CommandNotFound', command: 'nope' });
+        else expect(r).toMatchObject({ status: 'running' });
+      });
+      expect(q.pendingCount).toBe(0);
+    } finally {
+      await vm.kill();
+    }
+  });
+});
+
 describe.skipIf(skipQemu)(`events from a runnable VM${SKIP_REASON}`, () => {
   it('emits RESUME/STOP for cont/stop, timestamped, to listeners, iterators and expectations', async () => {
     const vm = await spawnQemu({ machine: 'pc' });

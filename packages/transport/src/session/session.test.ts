@@ -350,3 +350,46 @@ describe('reconnect', () => {
     expect(isQmpConnectionError(reason.error)).toBe(true);
   });
 });
+
+describe("correlate: 'order'", () => {
+  it('sends in-band commands without id, matches replies in order, attributes id-less errors', async () => {
+    const server = await fake((cmd) =>
+      cmd.execute === 'bad'
+        ? { error: ['GenericError', 'JSON parse error, expecting value'] }
+        : undefined,
+    );
+    const qmp = await connect(server.address, { correlate: 'order' });
+    const [a, b, c] = await Promise.all([
+      qmp.execute('query-status'),
+      qmp.executeUnchecked('bad').catch((e: unknown) => e),
+      qmp.execute('query-status'),
+    ]);
+    expect(a).toMatchObject({ running: true });
+    expect(b).toMatchObject({ errorClass: 'GenericError', command: 'bad' });
+    expect(c).toMatchObject({ running: true });
+    expect(server.commands.every((cmd) => cmd.id === undefined)).toBe(true);
+    await qmp.close();
+  });
+
+  it('still treats a reply with an id it never issued as a protocol error', async () => {
+    const server = await fake((cmd, conn) => {
+      if (cmd.execute === 'query-version') conn.send(encodeReturn({}, 77));
+      return cmd.execute === 'query-version' ? 'no-reply' : undefined;
+    });
+    const qmp = await connect(server.address, { correlate: 'order' });
+    await expect(qmp.execute('query-version')).rejects.toBeInstanceOf(QmpDisconnectedError);
+    expect(((await qmp.closed).error as QmpProtocolError).code).toBe('unknown-id');
+  });
+
+  it('treats a reply when nothing is pending as a protocol error', async () => {
+    let socket: net.Socket | undefined;
+    const server = await fake((_cmd, conn) => {
+      socket = conn.socket;
+      return undefined;
+    });
+    const qmp = await connect(server.address, { correlate: 'order' });
+    socket?.write(encodeReturn({}));
+    const reason = await qmp.closed;
+    expect((reason.error as QmpProtocolError).code).toBe('unknown-id');
+  });
+});
