@@ -316,6 +316,61 @@ describe.skipIf(skipQemu)(`disconnects${SKIP_REASON}`, () => {
   });
 });
 
+describe.skipIf(skipQemu)(`reconnect to a restarted QEMU${SKIP_REASON}`, () => {
+  it('re-dials the same unix socket with backoff after QEMU dies and comes back', async () => {
+    const tmp = tempDir();
+    const socketPath = path.join(tmp.dir, 'qmp.sock');
+    const start = async () => {
+      const child = spawn(
+        QEMU_BINARY,
+        [
+          '-machine',
+          'none',
+          '-nodefaults',
+          '-display',
+          'none',
+          '-qmp',
+          `unix:${socketPath},server=on,wait=off`,
+        ],
+        { stdio: 'ignore' },
+      );
+      const deadline = Date.now() + 5000;
+      while (!existsSync(socketPath) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 5));
+      return child;
+    };
+    const stop = async (child: ReturnType<typeof spawn>) => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    };
+    let first = await start();
+    const reconnects: number[] = [];
+    const qmp = await connect(`unix:${socketPath}`, {
+      reconnect: { initialDelay: 20, maxDelay: 100, onReconnect: (n) => reconnects.push(n) },
+      logger: { warn: () => {} },
+    });
+    try {
+      const events = qmp.events({ names: ['STOP'] });
+      expect(await qmp.execute('query-status')).toMatchObject({ running: true });
+      const pending = qmp.execute('query-qmp-schema').catch((e: unknown) => e);
+      await stop(first);
+      expect(await pending).toBeInstanceOf(QmpDisconnectedError);
+      first = await start();
+      // Issued while reconnecting: waits for the new session.
+      expect(await qmp.execute('query-status')).toMatchObject({ running: true });
+      expect(reconnects.length).toBe(1);
+      expect(qmp.state).toBe('ready');
+      expect(events.buffered).toBe(0); // the iterator survived the reconnect
+      await events.return();
+    } finally {
+      await qmp.close();
+      await stop(first);
+      tmp.remove();
+    }
+  });
+});
+
 describe.skipIf(skipQemu)(`unix, tcp and WebSocket transports${SKIP_REASON}`, () => {
   const tmp = tempDir();
   let child: ReturnType<typeof spawn> | undefined;
