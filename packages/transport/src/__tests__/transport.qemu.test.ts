@@ -222,8 +222,18 @@ describe.skipIf(skipQemu)(`correlate: order (in-band commands without id)${SKIP_
       );
       await Promise.all(calls);
       expect(order).toEqual([...order].sort((a, b) => a - b));
-      const slow = Array.from({ length: 8 }, () => q.execute('query-qmp-schema'));
-      const oob = q.executeOob('query-yank'); // overtakes the queue, matched by id
+      const finished: string[] = [];
+      const slow = Array.from({ length: 8 }, () =>
+        q.execute('query-qmp-schema').then((r) => {
+          finished.push('schema');
+          return r;
+        }),
+      );
+      // exec-oob overtakes the queued in-band commands; its reply is matched by id.
+      const oob = q.executeOob('query-yank').then((r) => {
+        finished.push('oob');
+        return r;
+      });
       const timedOut = await q
         .execute('query-name', undefined, { timeout: 20 })
         .catch((e: unknown) => e);
@@ -231,6 +241,7 @@ describe.skipIf(skipQemu)(`correlate: order (in-band commands without id)${SKIP_
       await expect(oob).resolves.toEqual(expect.any(Array));
       const schemas = await Promise.all(slow);
       expect(schemas.every((s) => Array.isArray(s) && s.length > 1000)).toBe(true);
+      expect(finished.indexOf('oob')).toBeLessThan(finished.lastIndexOf('schema'));
       const after = await Promise.all(
         Array.from({ length: 100 }, (_, i) =>
           i % 3 === 0
