@@ -55,6 +55,19 @@ describe('events', () => {
     expect(got).toEqual([1, 1]);
   });
 
+  it('events without a timestamp get -1/-1 (QEMU always sends one; other peers may not)', async () => {
+    const server = await fakeQmp((cmd, conn) => {
+      if (cmd.execute === 'x-emit') conn.send('{"event": "STOP"}\r\n');
+      return cmd.execute === 'x-emit' ? { return: {} } : undefined;
+    });
+    cleanups.push(server.close);
+    const qmp = await connect(server.address);
+    const stopped = qmp.expectEvent('STOP');
+    await qmp.executeUnchecked('x-emit');
+    expect((await stopped.wait()).timestamp).toEqual({ seconds: -1, microseconds: -1 });
+    await qmp.close();
+  });
+
   it('a throwing listener does not break the reader', async () => {
     const warnings: string[] = [];
     const server = await fakeQmp((cmd, conn) => {

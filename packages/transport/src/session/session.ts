@@ -1,6 +1,7 @@
 import { QmpDecoder } from '../codec/decoder.js';
 import { encodeCommand } from '../codec/encoder.js';
 import type {
+  QmpTimestamp,
   QmpVersionInfo,
   WireCommand,
   WireError,
@@ -95,6 +96,7 @@ interface Pending {
 }
 
 const noop = (): void => {};
+const NO_TIMESTAMP: QmpTimestamp = Object.freeze({ seconds: -1, microseconds: -1 });
 const defaultLogger: Logger = {
   warn: (message, detail) => {
     if (detail === undefined) console.warn(`[qmpkit] ${message}`);
@@ -425,6 +427,10 @@ export class QmpSession {
   private handleEvent(message: WireEvent): void {
     const onEvent = this.options.onEvent;
     if (!onEvent) return;
+    if (typeof message.timestamp !== 'object' || message.timestamp === null) {
+      // QEMU always sends one; other peers may not. -1/-1 is QEMU's own "unknown time".
+      (message as { timestamp: QmpTimestamp }).timestamp = NO_TIMESTAMP;
+    }
     try {
       onEvent(message);
     } catch (error) {
