@@ -135,6 +135,12 @@ describe.skipIf(skipQemu)(`QMP over a socketpair with QEMU 7.2 -machine none${SK
     expect(await q.has('qmp_capabilities', { member: 'enable', value: 'oob' })).toBe(true);
     expect(await q.has('JOB_STATUS_CHANGE', { member: 'status', value: 'concluded' })).toBe(true);
     expect(await q.has('x-query-irq', { feature: 'unstable' })).toBe(true);
+    expect(
+      await q.has('migrate-set-capabilities', {
+        member: 'capabilities',
+        inner: { member: 'capability', value: 'background-snapshot' },
+      }),
+    ).toBe(true);
     // Every command the 7.2 bindings know is in this binary's schema.
     const missing = Object.keys(tables.commands).filter((c) => !index.query(c));
     expect(missing).toEqual([]);

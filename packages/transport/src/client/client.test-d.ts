@@ -96,6 +96,19 @@ describe('capability queries', () => {
     qmp.has('blockdev-add', { when: { driver: 'qcow2' }, member: 'data-file' });
     qmp.has('block-commit', { member: 'base', feature: 'deprecated' });
     qmp.has('x-query-irq', { feature: 'unstable' });
+    qmp.has('migrate-set-capabilities', {
+      member: 'capabilities',
+      inner: { member: 'capability', value: 'background-snapshot' },
+    });
+    qmp.has('blockdev-create', {
+      member: 'options',
+      inner: { when: { driver: 'qcow2' }, member: 'data-file' },
+    });
+    qmp.has('migrate-set-capabilities', {
+      member: 'capabilities',
+      // @ts-expect-error mapped-ram is not a 7.2 migration capability
+      inner: { member: 'capability', value: 'mapped-ram' },
+    });
     // @ts-expect-error typo in a command name
     qmp.has('snapshot-sav');
     // @ts-expect-error typo in a member

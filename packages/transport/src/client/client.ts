@@ -27,7 +27,7 @@ import {
   type WaitOptions,
 } from './events.js';
 import { type JobOptions, type JobResult, runJob } from './jobs.js';
-import { SchemaIndex, type SchemaQuery } from './schema.js';
+import { SchemaIndex, type SchemaQuery, type UntypedSchemaQuery } from './schema.js';
 import type {
   ArgsOf,
   CommandMap,
@@ -518,7 +518,8 @@ export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<
     >,
   ): Promise<boolean> {
     const schema = await this.schema();
-    return schema.query(name, query);
+    // The typed query is a (recursive) refinement of the untyped shape.
+    return schema.query(name, query as unknown as UntypedSchemaQuery | undefined);
   }
 
   /** Closes the connection (pending commands reject with `QmpDisconnectedError`). */

@@ -36,6 +36,27 @@ describe('SchemaIndex on the captured QEMU 7.2 introspection', () => {
     expect(index.query('block-commit', { member: 'top', feature: 'deprecated' })).toBe(true);
     expect(index.query('block-commit', { feature: 'deprecated' })).toBe(false);
     expect(index.query('migrate-set-capabilities', { member: 'capabilities' })).toBe(true);
+    const capability = (value: string) =>
+      index.query('migrate-set-capabilities', {
+        member: 'capabilities',
+        inner: { member: 'capability', value },
+      });
+    expect(capability('background-snapshot')).toBe(true);
+    expect(capability('mapped-ram')).toBe(false); // QEMU >= 9.0
+    expect(
+      index.query('blockdev-create', {
+        member: 'options',
+        inner: { when: { driver: 'qcow2' }, member: 'data-file' },
+      }),
+    ).toBe(true);
+    expect(
+      index.query('blockdev-add', {
+        when: { driver: 'qcow2' },
+        member: 'file',
+        inner: { when: { driver: 'file' }, member: 'filename' },
+      }),
+    ).toBe(true);
+    expect(index.query('query-status', { member: 'x', inner: { member: 'y' } })).toBe(false);
     expect(index.query('query-status', { member: 'x' })).toBe(false); // no arguments
     expect(index.allowsOob('migrate-recover')).toBe(true);
     expect(index.allowsOob('query-status')).toBe(false);

@@ -66,6 +66,19 @@ type DiscriminatorKeys<T> = {
 }[keyof T] &
   string;
 
+/** The object type(s) inside a member: arrays unwrapped, scalars and strings dropped. */
+type InnerObject<T, M extends string> = T extends unknown
+  ? M extends keyof T
+    ? Elem<NonNullable<T[M]>> extends infer X
+      ? X extends readonly unknown[]
+        ? never
+        : X extends object
+          ? X
+          : never
+      : never
+    : never
+  : never;
+
 type MemberQueries<T> = {
   [M in KeysOfUnion<T>]: {
     /** An argument (command) or data (event) member, anywhere in the union's branches. */
@@ -74,6 +87,11 @@ type MemberQueries<T> = {
     readonly value?: LiteralValues<T, M>;
     /** Does the member (or, with `value`, that enum value) carry this feature? */
     readonly feature?: QapiFeature;
+    /**
+     * A question about the member's own type (its elements, for arrays), e.g.
+     * `{ member: 'capabilities', inner: { member: 'capability', value: 'background-snapshot' } }`.
+     */
+    readonly inner?: SchemaQuery<InnerObject<T, M>>;
     readonly when?: never;
   };
 }[KeysOfUnion<T>];
@@ -86,6 +104,7 @@ type BranchQueries<T> = T extends unknown
       readonly member?: keyof T & string;
       readonly feature?: QapiFeature;
       readonly value?: never;
+      readonly inner?: never;
     }
   : never;
 
@@ -96,11 +115,18 @@ type BranchQueries<T> = T extends unknown
  * - `{ member: 'driver', value: 'qcow2' }` — is `qcow2` an accepted value (a union branch)?
  * - `{ when: { driver: 'qcow2' }, member: 'data-file' }` — a member of one branch
  * - `{ member: 'base', feature: 'deprecated' }`, `{ feature: 'deprecated' }` — features
+ * - `{ member: 'capabilities', inner: { member: 'capability', value: 'background-snapshot' } }`
+ *   — a question about a member's own type (array elements, nested objects, alternates)
  */
 export type SchemaQuery<T> =
   | MemberQueries<Exclude<T, undefined>>
   | BranchQueries<Exclude<T, undefined>>
-  | { readonly feature: QapiFeature; readonly member?: never; readonly when?: never };
+  | {
+      readonly feature: QapiFeature;
+      readonly member?: never;
+      readonly when?: never;
+      readonly inner?: never;
+    };
 
 /** The runtime shape of any `SchemaQuery`. */
 export interface UntypedSchemaQuery {
@@ -108,6 +134,7 @@ export interface UntypedSchemaQuery {
   readonly value?: string;
   readonly feature?: string;
   readonly when?: Readonly<Record<string, unknown>>;
+  readonly inner?: UntypedSchemaQuery;
 }
 
 /** Index over a `query-qmp-schema` result (names there are masked; we follow references). */
@@ -171,17 +198,25 @@ export class SchemaIndex {
     const entry = this.commands.get(name) ?? this.events.get(name);
     if (entry === undefined) return false;
     if (query === undefined) return true;
-    const { member, value, feature, when } = query;
-    if (member === undefined && when === undefined) {
-      return feature === undefined || (entry.features ?? []).includes(feature);
+    if (query.member === undefined && query.when === undefined) {
+      return query.feature === undefined || (entry.features ?? []).includes(query.feature);
     }
     const argType = entry['arg-type'];
-    if (argType === undefined) return false;
-    const found = this.findMember(argType, member, when);
+    return argType !== undefined && this.evaluate(argType, query);
+  }
+
+  /** Evaluates a query against an object type. */
+  private evaluate(typeName: string, query: UntypedSchemaQuery): boolean {
+    const { member, value, feature, when, inner } = query;
+    if (member === undefined && when === undefined) {
+      return feature === undefined || (this.types.get(typeName)?.features ?? []).includes(feature);
+    }
+    const found = this.findMember(typeName, member, when);
     if (found === false) return false;
-    if (found === true) {
-      // `when` alone: the branch exists
-      return feature === undefined;
+    if (found === true) return feature === undefined; // `when` alone: the branch exists
+    if (inner !== undefined) {
+      const object = this.objectOf(found.type);
+      if (object === undefined || !this.evaluate(object, inner)) return false;
     }
     if (value !== undefined) {
       const enumEntry = this.enumOf(found.type);
@@ -192,6 +227,22 @@ export class SchemaIndex {
       return (valueMember?.features ?? []).includes(feature);
     }
     return feature === undefined || (found.features ?? []).includes(feature);
+  }
+
+  /** The object type behind a type reference, looking through arrays and alternates. */
+  private objectOf(typeName: string, depth = 0): string | undefined {
+    const type = this.types.get(typeName);
+    if (type === undefined || depth > 8) return undefined;
+    if (type['meta-type'] === 'object') return typeName;
+    if (type['meta-type'] === 'array' && type['element-type'] !== undefined)
+      return this.objectOf(type['element-type'], depth + 1);
+    if (type['meta-type'] === 'alternate') {
+      for (const alt of type.members ?? []) {
+        const found = this.objectOf(alt.type, depth + 1);
+        if (found) return found;
+      }
+    }
+    return undefined;
   }
 
   /** The enum behind a type reference, looking through arrays and alternates. */
