@@ -24,7 +24,7 @@ const small = Buffer.from(
   'latin1',
 );
 
-function collector(options: { maxLineBytes?: number } = {}) {
+function collector(options: { maxLineBytes?: number; chunksAreImmutable?: boolean } = {}) {
   const messages: QmpMessage[] = [];
   const errors: QmpProtocolError[] = [];
   const handler: QmpMessageHandler = {
@@ -39,7 +39,10 @@ function collector(options: { maxLineBytes?: number } = {}) {
   return { decoder, messages, errors };
 }
 
-function decodeChunks(chunks: readonly Uint8Array[], options: { maxLineBytes?: number } = {}) {
+function decodeChunks(
+  chunks: readonly Uint8Array[],
+  options: { maxLineBytes?: number; chunksAreImmutable?: boolean } = {},
+) {
   const c = collector(options);
   for (const chunk of chunks) c.decoder.push(chunk);
   c.decoder.end();
@@ -75,11 +78,17 @@ describe('QmpDecoder on a recorded QEMU 7.2 stream', () => {
   it('decodes the same messages for every chunking (property)', () => {
     const expected = decodeAll(small);
     fc.assert(
-      fc.property(fc.array(fc.nat({ max: small.length }), { maxLength: 40 }), (cuts) => {
-        const { messages, errors } = decodeChunks(splitAt(small, cuts));
-        expect(errors).toEqual([]);
-        expect(messages).toEqual(expected);
-      }),
+      fc.property(
+        fc.array(fc.nat({ max: small.length }), { maxLength: 40 }),
+        fc.boolean(),
+        (cuts, immutable) => {
+          const { messages, errors } = decodeChunks(splitAt(small, cuts), {
+            chunksAreImmutable: immutable,
+          });
+          expect(errors).toEqual([]);
+          expect(messages).toEqual(expected);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -87,11 +96,17 @@ describe('QmpDecoder on a recorded QEMU 7.2 stream', () => {
   it('decodes the 200 KB schema line across random chunkings (property)', () => {
     const expected = decodeAll(recorded);
     fc.assert(
-      fc.property(fc.array(fc.nat({ max: recorded.length }), { maxLength: 200 }), (cuts) => {
-        const { messages, errors } = decodeChunks(splitAt(recorded, cuts));
-        expect(errors).toEqual([]);
-        expect(messages).toEqual(expected);
-      }),
+      fc.property(
+        fc.array(fc.nat({ max: recorded.length }), { maxLength: 200 }),
+        fc.boolean(),
+        (cuts, immutable) => {
+          const { messages, errors } = decodeChunks(splitAt(recorded, cuts), {
+            chunksAreImmutable: immutable,
+          });
+          expect(errors).toEqual([]);
+          expect(messages).toEqual(expected);
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -225,6 +240,15 @@ describe('QmpDecoder edge cases', () => {
 
   it('ignores blank lines and CRLF', () => {
     expect(decodeAll('\r\n  \n{"return":{},"id":1}\r\n\n')).toHaveLength(1);
+  });
+
+  it('copies partial lines unless chunks are declared immutable', () => {
+    const chunk = Buffer.from('{"return": 1, "id": 1');
+    const copying = collector();
+    copying.decoder.push(chunk);
+    chunk.fill(0x20); // the caller reuses its buffer
+    copying.decoder.push(Buffer.from('}\n'));
+    expect(copying.messages).toEqual([{ kind: 'return', message: { return: 1, id: 1 } }]);
   });
 
   it('stop() ignores the rest', () => {

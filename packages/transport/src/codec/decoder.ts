@@ -39,12 +39,19 @@ export interface QmpDecoderOptions {
    * `line-too-long` as soon as the limit is passed and then skipped without buffering.
    */
   readonly maxLineBytes?: number;
+  /**
+   * The caller never modifies a chunk after `push` (true for Node socket reads): the
+   * pieces of an incomplete line are kept by reference instead of copied. Default false.
+   */
+  readonly chunksAreImmutable?: boolean;
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 const NEWLINE = 0x0a;
 const CR = 0x0d;
+/** JSON whitespace only (what QMP may put between messages). */
+const BLANK = /^[ \t\r\n]*$/;
 
 /**
  * Incremental, allocation-light decoder for the QMP byte stream (newline-delimited JSON).
@@ -60,12 +67,14 @@ export class QmpDecoder {
   /** Inside an over-long line: drop bytes until the next newline. */
   private discarding = false;
   private stopped = false;
+  private readonly copyPartial: boolean;
 
   constructor(handler: QmpMessageHandler, options: QmpDecoderOptions = {}) {
     this.handler = handler;
     const max = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     if (!Number.isInteger(max) || max < 1) throw new RangeError('maxLineBytes must be ≥ 1');
     this.maxLineBytes = max;
+    this.copyPartial = options.chunksAreImmutable !== true;
   }
 
   /** Bytes held for an incomplete line. */
@@ -118,6 +127,23 @@ export class QmpDecoder {
       }
       start = nl + 1;
     }
+    if (start >= length || this.stopped) return;
+    const last = buf.lastIndexOf(NEWLINE);
+    if (last < start) {
+      this.appendPartial(buf, start, length);
+      return;
+    }
+    if (last - start <= this.maxLineBytes) {
+      // Fast path: all complete lines of the chunk become one string (one native call);
+      // the region is within the limit, so every line in it is too.
+      const text = buf.toString('utf8', start, last);
+      if (text.indexOf('\uFFFD') < 0) {
+        this.lines(text);
+        if (last + 1 < length && !this.stopped) this.appendPartial(buf, last + 1, length);
+        return;
+      }
+      // U+FFFD: maybe invalid UTF-8; check line by line below.
+    }
     while (start < length && !this.stopped) {
       const nl = buf.indexOf(NEWLINE, start);
       if (nl < 0) {
@@ -161,8 +187,9 @@ export class QmpDecoder {
       this.tooLong(total);
       return;
     }
-    // Copy: the caller owns `buf` and may reuse it.
-    this.parts.push(Buffer.from(buf.subarray(start, end)));
+    // Copy unless told the caller never reuses its chunks.
+    const piece = buf.subarray(start, end);
+    this.parts.push(this.copyPartial ? Buffer.from(piece) : piece);
     this.partsLength = total;
   }
 
@@ -175,6 +202,21 @@ export class QmpDecoder {
     );
   }
 
+  /** Decodes the newline-separated lines of `text` (valid UTF-8, no final newline). */
+  private lines(text: string): void {
+    const n = text.length;
+    let i = 0;
+    while (i <= n && !this.stopped) {
+      let j = text.indexOf('\n', i);
+      if (j < 0) j = n;
+      let end = j;
+      if (end > i && text.charCodeAt(end - 1) === CR) end--;
+      if (end > i) this.parse(i === 0 && end === n ? text : text.slice(i, end));
+      i = j + 1;
+    }
+  }
+
+  /** Slow path for one line: checks its bytes for invalid UTF-8. */
   private line(buf: Buffer, start: number, end: number): void {
     if (end > start && buf[end - 1] === CR) end--;
     if (end <= start) return;
@@ -186,11 +228,15 @@ export class QmpDecoder {
       );
       return;
     }
+    this.parse(text);
+  }
+
+  private parse(text: string): void {
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (error) {
-      if (isBlank(buf, start, end)) return;
+      if (BLANK.test(text)) return;
       this.handler.protocolError(
         new QmpProtocolError('invalid-json', 'QMP line is not valid JSON', text, { cause: error }),
       );

@@ -148,7 +148,10 @@ export class QmpSession {
         command: (m) => this.handleCommand(m),
         protocolError: (e) => this.fail(e),
       },
-      options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes },
+      // Socket reads and WebSocket messages arrive in fresh buffers that nobody reuses.
+      options.maxLineBytes === undefined
+        ? { chunksAreImmutable: true }
+        : { maxLineBytes: options.maxLineBytes, chunksAreImmutable: true },
     );
   }
 
