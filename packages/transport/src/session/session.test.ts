@@ -13,6 +13,9 @@ import {
   QmpProtocolError,
   QmpTimeoutError,
 } from '../errors.js';
+import { parseAddress } from '../transports/address.js';
+import { dial } from '../transports/channel.js';
+import { QmpSession } from './session.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -118,6 +121,17 @@ describe('bad input: typed error, session closed, nothing pending', () => {
     expect(isQmpProtocolError(error)).toBe(true);
     expect((error as QmpProtocolError).code).toBe(code);
     await closedOnPeer(socket);
+  });
+
+  it('a greeting followed by garbage in the same chunk', async () => {
+    const closes: unknown[] = [];
+    const server = await peer((s) => s.write(`${GREETING}garbage\r\n`));
+    const channel = await dial(parseAddress(server.address));
+    const error = await QmpSession.open(channel, { onClose: (r) => closes.push(r) }).catch(
+      (e: unknown) => e,
+    );
+    expect((error as QmpProtocolError).code).toBe('invalid-json');
+    expect(closes).toHaveLength(1);
   });
 
   it('a peer that accepts and never speaks: connect timeout', async () => {

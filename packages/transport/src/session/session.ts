@@ -222,6 +222,8 @@ export class QmpSession {
         close: (error) => this.channelClosed(error),
       });
       const greeting = await Promise.race([greeted, failed]);
+      // The greeting and a fatal error may arrive in the same chunk.
+      this.throwIfClosed();
       this.greetingValue = {
         version: greeting.QMP.version,
         capabilities: greeting.QMP.capabilities,
@@ -253,6 +255,7 @@ export class QmpSession {
         }
         throw error;
       }
+      this.throwIfClosed();
       this.enabled = enable;
       this.stateValue = 'ready';
     } catch (error) {
@@ -489,6 +492,10 @@ export class QmpSession {
     this.fifo = [];
     this.fifoHead = 0;
     return entries;
+  }
+
+  private throwIfClosed(): void {
+    if (this.isClosed()) throw this.closeReason?.error ?? new QmpDisconnectedError(undefined);
   }
 
   private isClosed(): boolean {
