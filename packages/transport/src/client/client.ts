@@ -147,6 +147,8 @@ export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<
   private resolveClosed: (reason: CloseReason) => void = () => {};
   private closing = false;
   private reconnecting: Promise<QmpSession> | undefined;
+  /** Ends the reconnect backoff sleep early (used by `close()`). */
+  private wakeReconnect: (() => void) | undefined;
   private readonly validateEvents: boolean;
 
   /** @internal Use `connect()`. */
@@ -238,7 +240,14 @@ export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<
     const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
     let lastError: unknown = lastReason.error;
     for (let attempt = 1; attempt <= maxAttempts && !this.closing; attempt++) {
-      await new Promise((r) => setTimeout(r, delay));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wakeReconnect = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeReconnect = undefined;
       if (this.closing) break;
       try {
         const session = await this.open();
@@ -348,30 +357,38 @@ export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<
     args: unknown,
     send: SendOptions | undefined,
   ): Promise<unknown> {
-    if (this.reconnecting) {
-      const signal = send?.signal;
-      const ready = this.reconnecting;
-      return (
-        signal
-          ? Promise.race([
-              ready,
-              new Promise<never>((_, reject) => {
-                if (signal.aborted) reject(signal.reason);
-                signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-              }),
-            ])
-          : ready
-      ).then(
-        (s) => s.send(command, args, send),
-        (error) =>
-          Promise.reject(
-            error instanceof QmpDisconnectedError
-              ? error
-              : new QmpDisconnectedError(command, { cause: error }),
-          ),
-      );
-    }
+    if (this.reconnecting) return this.sendAfterReconnect(this.reconnecting, command, args, send);
     if (session === undefined) return Promise.reject(new QmpDisconnectedError(command));
+    return session.send(command, args, send);
+  }
+
+  /** A call made while reconnecting waits for the new session (or its own abort). */
+  private async sendAfterReconnect(
+    ready: Promise<QmpSession>,
+    command: string,
+    args: unknown,
+    send: SendOptions | undefined,
+  ): Promise<unknown> {
+    const signal = send?.signal;
+    if (signal?.aborted) throw signal.reason;
+    let onAbort: (() => void) | undefined;
+    let session: QmpSession;
+    try {
+      session = await (signal
+        ? Promise.race([
+            ready,
+            new Promise<never>((_, reject) => {
+              onAbort = () => reject(signal.reason);
+              signal.addEventListener('abort', onAbort, { once: true });
+            }),
+          ])
+        : ready);
+    } catch (error) {
+      if (signal?.aborted && error === signal.reason) throw error;
+      throw new QmpDisconnectedError(command, { cause: error });
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
     return session.send(command, args, send);
   }
 
@@ -525,6 +542,7 @@ export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<
   /** Closes the connection (pending commands reject with `QmpDisconnectedError`). */
   async close(): Promise<CloseReason> {
     this.closing = true;
+    this.wakeReconnect?.();
     const session = this.session;
     if (this.reconnecting) {
       await this.reconnecting.then(

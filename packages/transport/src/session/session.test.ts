@@ -344,6 +344,30 @@ describe('reconnect', () => {
     expect(reason.byClient).toBe(true);
   });
 
+  it('close() during the backoff returns at once; aborts of waiting calls keep their reason', async () => {
+    const server = await fake((cmd, conn) => {
+      if (cmd.execute === 'query-version') {
+        conn.socket.destroy();
+        return 'no-reply';
+      }
+      return undefined;
+    });
+    const qmp = await connect(server.address, {
+      reconnect: { initialDelay: 5000 },
+      logger: { warn: () => {} },
+    });
+    await qmp.execute('query-version').catch(() => undefined);
+    expect(qmp.state).toBe('reconnecting');
+    const controller = new AbortController();
+    const waiting = qmp.execute('query-status', undefined, { signal: controller.signal });
+    controller.abort(new Error('not any more'));
+    await expect(waiting).rejects.toThrow('not any more');
+    const t0 = performance.now();
+    const reason = await qmp.close();
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(reason.byClient).toBe(true);
+  });
+
   it('gives up after maxAttempts and resolves closed with the error', async () => {
     const server = await fake((cmd, conn) => {
       if (cmd.execute === 'query-version') {
