@@ -140,6 +140,14 @@ describe('events', () => {
     const next = stream.next();
     controller.abort(new Error('enough'));
     await expect(next).rejects.toThrow('enough');
+    // with events buffered, abort still ends it at once
+    const c2 = new AbortController();
+    const buffered = qmp.events({ signal: c2.signal });
+    await qmp.executeUnchecked('x-emit', { name: 'STOP', count: 3 });
+    expect(buffered.buffered).toBe(3);
+    c2.abort(new Error('now'));
+    await expect(buffered.next()).rejects.toThrow('now');
+    expect((await buffered.next()).done).toBe(true);
   });
 
   it('iterators end and expectations reject when the connection drops', async () => {

@@ -121,7 +121,12 @@ export class EventStream<Ev> implements AsyncIterableIterator<Ev> {
     });
     const signal = options.signal;
     if (signal) {
-      this.onAbort = () => this.finish(signal.reason ?? new Error('aborted'));
+      this.onAbort = () => {
+        // Abort means stop now: buffered events are not delivered.
+        this.buffer = [];
+        this.head = 0;
+        this.finish(signal.reason ?? new Error('aborted'));
+      };
       if (signal.aborted) this.onAbort();
       else signal.addEventListener('abort', this.onAbort, { once: true });
     }

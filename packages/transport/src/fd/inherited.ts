@@ -107,7 +107,11 @@ export class InheritedFds {
   private readonly entries: StdioEntry[];
   private readonly files: InheritedFile[] = [];
 
-  /** `base` is stdin/stdout/stderr (default: ignore stdin, pipe stdout and stderr). */
+  /**
+   * `base` is stdin/stdout/stderr (default: ignore stdin, pipe stdout and stderr — read or
+   * `resume()` them, or QEMU blocks once a pipe is full; stderr is where QEMU reports
+   * failed incoming migrations).
+   */
   constructor(base: readonly [StdioEntry, StdioEntry, StdioEntry] = ['ignore', 'pipe', 'pipe']) {
     this.entries = [...base];
   }
