@@ -2,7 +2,7 @@
  * The transport against a real QEMU 7.2 (`qemu-system-x86_64`), spawned by these tests with
  * argument arrays; QMP runs over a socketpair inherited at spawn unless a test says otherwise.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -295,6 +295,51 @@ describe.skipIf(skipQemu)(`events from a runnable VM${SKIP_REASON}`, () => {
       console.info(`[qmpkit] accelerator for the runnable VM: ${kvm.enabled ? 'kvm' : 'tcg'}`);
     } finally {
       await vm.kill();
+    }
+  });
+});
+
+describe.skipIf(skipQemu)(`snapshot-save as a job${SKIP_REASON}`, () => {
+  it('follows JOB_STATUS_CHANGE (sent before the reply), reads errors before dismissing', async () => {
+    const tmp = tempDir();
+    const disk = path.join(tmp.dir, 'disk.qcow2');
+    const made = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M']);
+    expect(made.status).toBe(0);
+    const vm = await spawnQemu({
+      machine: 'pc',
+      extraArgs: [
+        '-blockdev',
+        JSON.stringify({ driver: 'file', filename: disk, 'node-name': 'disk0-file' }),
+        '-blockdev',
+        JSON.stringify({ driver: 'qcow2', file: 'disk0-file', 'node-name': 'disk0' }),
+      ],
+    });
+    try {
+      const args = { tag: 'snap1', vmstate: 'disk0', devices: ['disk0'] };
+      const seen: string[] = [];
+      const saved = await vm.qmp.runJob('snapshot-save', args, { onStatus: (s) => seen.push(s) });
+      expect(saved.statuses.slice(0, 2)).toEqual(['created', 'running']);
+      expect(saved.statuses).toContain('concluded');
+      expect(saved.returned).toEqual({});
+      const again = await vm.qmp
+        .runJob('snapshot-save', { ...args, 'job-id': 'again' })
+        .catch((e: unknown) => e);
+      expect(again).toBeInstanceOf(QmpJobError);
+      expect((again as QmpJobError).desc).toBe(
+        "Snapshot 'snap1' already exists in one or more devices",
+      );
+      expect(await vm.qmp.execute('query-jobs')).toEqual([]);
+      const loaded = await vm.qmp.runJob('snapshot-load', args);
+      expect(loaded.statuses).toContain('concluded');
+      const missing = await vm.qmp
+        .runJob('snapshot-load', { ...args, tag: 'nope' })
+        .catch((e: unknown) => e);
+      expect((missing as QmpJobError).desc).toBe(
+        "Snapshot 'nope' does not exist in one or more devices",
+      );
+    } finally {
+      await vm.kill();
+      tmp.remove();
     }
   });
 });
