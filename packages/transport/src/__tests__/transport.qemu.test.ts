@@ -110,6 +110,16 @@ describe.skipIf(skipQemu)(`QMP over a socketpair with QEMU 7.2 -machine none${SK
     });
   });
 
+  it('keeps exec-oob responsive behind 500 queued in-band commands (window of 8)', async () => {
+    const order: string[] = [];
+    const inBand = Array.from({ length: 500 }, () =>
+      vm.qmp.execute('query-status').then(() => order.push('in-band')),
+    );
+    const oob = vm.qmp.executeOob('query-yank').then(() => order.push('oob'));
+    await Promise.all([...inBand, oob]);
+    expect(order.indexOf('oob')).toBeLessThan(50);
+  });
+
   it('runs HMP commands', async () => {
     expect(await vm.qmp.hmp('info status')).toBe('VM status: running\r\n');
   });

@@ -78,6 +78,8 @@ export interface ConnectOptions<C, E> extends DialOptions {
   readonly validate?: ValidateMode;
   /** Where `warn` reports go (default: `logger.warn`). */
   readonly onValidation?: (report: ValidationReport) => void;
+  /** In-band commands in flight before the client queues: see `SessionOptions.maxInFlight`. */
+  readonly maxInFlight?: number;
   /** Reply matching, `id` (default) or `order`: see `SessionOptions.correlate`. */
   readonly correlate?: 'id' | 'order';
   /** See `SessionOptions.onUnknownId` (default `close`). */
@@ -211,6 +213,7 @@ export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<
       ...(o.maxLineBytes === undefined ? {} : { maxLineBytes: o.maxLineBytes }),
       ...(o.onUnknownId === undefined ? {} : { onUnknownId: o.onUnknownId }),
       ...(o.correlate === undefined ? {} : { correlate: o.correlate }),
+      ...(o.maxInFlight === undefined ? {} : { maxInFlight: o.maxInFlight }),
       ...(o.signal ? { signal: o.signal } : {}),
     });
     opened = session;

@@ -431,3 +431,77 @@ describe("correlate: 'order'", () => {
     expect((reason.error as QmpProtocolError).code).toBe('unknown-id');
   });
 });
+
+describe('maxInFlight', () => {
+  it('queues in-band commands beyond the window; a timed-out waiting command is never sent', async () => {
+    let outstanding = 0;
+    let maxOutstanding = 0;
+    const server = await fake((cmd, conn) => {
+      if (cmd.execute !== 'query-name') return undefined;
+      outstanding++;
+      maxOutstanding = Math.max(maxOutstanding, outstanding);
+      setTimeout(() => {
+        outstanding--;
+        conn.send(encodeReturn({ name: (cmd.arguments as { n?: number } | undefined)?.n }, cmd.id));
+      }, 15);
+      return 'no-reply';
+    });
+    const qmp = await connect(server.address, { maxInFlight: 2 });
+    const name = (n: number, timeout?: number) =>
+      qmp.executeUnchecked('query-name', { n }, timeout === undefined ? {} : { timeout });
+    const calls = [name(1), name(2), name(3, 5).catch((e: unknown) => e), name(4), name(5)];
+    expect(qmp.pendingCount).toBe(5);
+    const results = await Promise.all(calls);
+    expect(results[2]).toBeInstanceOf(QmpTimeoutError);
+    expect(results.filter((_r, i) => i !== 2)).toEqual([1, 2, 4, 5].map((n) => ({ name: n })));
+    expect(maxOutstanding).toBe(2);
+    const sent = server.commands
+      .filter((c) => c.execute === 'query-name')
+      .map((c) => (c.arguments as { n: number }).n);
+    expect(sent).toEqual([1, 2, 4, 5]); // 3 timed out while waiting: QEMU never saw it
+    expect(qmp.pendingCount).toBe(0);
+    await qmp.close();
+  });
+
+  it('defaults to 8 with oob, so exec-oob commands are always written at once', async () => {
+    let maxOutstanding = 0;
+    let outstanding = 0;
+    const server = await fake((cmd, conn) => {
+      if (cmd['exec-oob']) return { return: [] };
+      if (cmd.execute !== 'query-name') return undefined;
+      outstanding++;
+      maxOutstanding = Math.max(maxOutstanding, outstanding);
+      setTimeout(() => {
+        outstanding--;
+        conn.send(encodeReturn({}, cmd.id));
+      }, 2);
+      return 'no-reply';
+    });
+    const qmp = await connect(server.address);
+    const order: string[] = [];
+    const inBand = Array.from({ length: 30 }, () =>
+      qmp.execute('query-name').then(() => order.push('in-band')),
+    );
+    const oob = qmp.executeOob('query-yank').then(() => order.push('oob'));
+    await Promise.all([...inBand, oob]);
+    expect(maxOutstanding).toBe(8);
+    expect(order.indexOf('oob')).toBeLessThan(10);
+    await qmp.close();
+  });
+
+  it('rejects waiting commands with QmpDisconnectedError when the connection drops', async () => {
+    const server = await fake((cmd, conn) => {
+      if (cmd.execute === 'query-name') {
+        setTimeout(() => conn.socket.destroy(), 10);
+        return 'no-reply';
+      }
+      return undefined;
+    });
+    const qmp = await connect(server.address, { maxInFlight: 1 });
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => qmp.execute('query-name').catch((e: unknown) => e)),
+    );
+    expect(results.every((r) => r instanceof QmpDisconnectedError)).toBe(true);
+    expect(qmp.pendingCount).toBe(0);
+  });
+});

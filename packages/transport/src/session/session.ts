@@ -67,6 +67,14 @@ export interface SessionOptions {
    *   transport benchmark). An id-less error is then the answer to the oldest in-band command.
    */
   readonly correlate?: 'id' | 'order';
+  /**
+   * In-band commands written before their replies arrive; later ones wait in the client
+   * (a timeout or abort removes a waiting command before it is ever sent). Default 8 when
+   * `oob` is enabled — QEMU stops reading at 8 queued commands, so an `exec-oob` behind
+   * more would not be read (qmp-spec: "at most eight in-band commands in flight") — and
+   * unlimited otherwise. `exec-oob` commands are always written at once.
+   */
+  readonly maxInFlight?: number;
   readonly logger?: Logger;
   /** Called for every event, including events that arrive before `ready`. */
   readonly onEvent?: (event: WireEvent) => void;
@@ -93,6 +101,9 @@ interface Pending {
   timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  readonly inBand: boolean;
+  /** The encoded command while it waits for a free in-flight slot; undefined once sent. */
+  line: string | undefined;
 }
 
 const noop = (): void => {};
@@ -119,6 +130,12 @@ export class QmpSession {
   private fifo: Pending[] = [];
   private fifoHead = 0;
   private readonly byOrder: boolean;
+  /** In-band commands waiting for a free slot (`maxInFlight`), oldest first from the head. */
+  private waiting: Pending[] = [];
+  private waitingHead = 0;
+  /** In-band commands written whose reply has not arrived (tombstones included). */
+  private inBandSent = 0;
+  private window = Number.POSITIVE_INFINITY;
   /** Commands still awaiting a reply (tombstones excluded). */
   private live = 0;
   private nextId = 1;
@@ -229,6 +246,7 @@ export class QmpSession {
         capabilities: greeting.QMP.capabilities,
       };
       if (this.options.negotiate === false) {
+        this.window = this.options.maxInFlight ?? Number.POSITIVE_INFINITY;
         this.stateValue = 'ready';
         return;
       }
@@ -257,6 +275,8 @@ export class QmpSession {
       }
       this.throwIfClosed();
       this.enabled = enable;
+      this.window =
+        this.options.maxInFlight ?? (enable.includes('oob') ? 8 : Number.POSITIVE_INFINITY);
       this.stateValue = 'ready';
     } catch (error) {
       const reason = this.closeReason?.error ?? error;
@@ -304,6 +324,8 @@ export class QmpSession {
         timer: undefined,
         signal: undefined,
         onAbort: undefined,
+        inBand: !oob,
+        line: undefined,
       };
       const timeout = options?.timeout;
       if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY) {
@@ -316,17 +338,54 @@ export class QmpSession {
         entry.onAbort = () => this.abandon(entry, signal.reason);
         signal.addEventListener('abort', entry.onAbort, { once: true });
       }
-      if (inOrder) this.fifo.push(entry);
-      else this.pending.set(id, entry);
+      if (!inOrder) this.pending.set(id, entry);
       this.live++;
-      this.channel.write(line);
+      if (!oob && this.inBandSent >= this.window) {
+        entry.line = line;
+        this.waiting.push(entry);
+      } else this.transmit(entry, line);
     });
+  }
+
+  private transmit(entry: Pending, line: string): void {
+    if (entry.inBand) {
+      this.inBandSent++;
+      if (this.byOrder) this.fifo.push(entry);
+    }
+    this.channel.write(line);
+  }
+
+  /** A reply to an in-band command arrived: a slot is free for a waiting command. */
+  private replied(entry: Pending): void {
+    if (!entry.inBand) return;
+    this.inBandSent--;
+    const waiting = this.waiting;
+    while (this.inBandSent < this.window && this.waitingHead < waiting.length) {
+      const next = waiting[this.waitingHead]!;
+      waiting[this.waitingHead] = undefined as unknown as Pending;
+      this.waitingHead++;
+      const line = next.line;
+      next.line = undefined;
+      if (line !== undefined && next.resolve !== undefined) this.transmit(next, line);
+    }
+    if (this.waitingHead === waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
+    } else if (this.waitingHead > 1024 && this.waitingHead * 2 > waiting.length) {
+      this.waiting = waiting.slice(this.waitingHead);
+      this.waitingHead = 0;
+    }
   }
 
   /** Timeout/abort: reject now, keep the id as a tombstone so the late reply is dropped. */
   private abandon(entry: Pending, error: unknown): void {
     const reject = entry.reject;
     if (!reject) return;
+    if (entry.line !== undefined) {
+      // Never sent: no tombstone needed, QEMU never sees it.
+      entry.line = undefined;
+      this.pending.delete(entry.id);
+    }
     this.settle(entry);
     reject(error instanceof Error ? error : new Error(String(error)));
   }
@@ -382,6 +441,7 @@ export class QmpSession {
   private handleReturn(message: WireReturn): void {
     const entry = this.take(message.id, () => JSON.stringify(message));
     if (entry === undefined) return;
+    this.replied(entry);
     const resolve = entry.resolve;
     if (resolve === undefined) return; // tombstone: timed out or aborted earlier
     this.settle(entry);
@@ -404,6 +464,7 @@ export class QmpSession {
     }
     const entry = this.take(message.id, () => JSON.stringify(message));
     if (entry === undefined) return;
+    this.replied(entry);
     const reject = entry.reject;
     if (reject === undefined) return;
     this.settle(entry);
@@ -485,13 +546,18 @@ export class QmpSession {
 
   /** Removes and returns every entry (live and tombstones) in issue order. */
   private drainPending(): Pending[] {
-    const entries = [...this.fifo.slice(this.fifoHead), ...this.pending.values()].sort(
-      (a, b) => a.id - b.id,
-    );
+    const all = new Set<Pending>([
+      ...this.fifo.slice(this.fifoHead),
+      ...this.waiting.slice(this.waitingHead),
+      ...this.pending.values(),
+    ]);
     this.pending.clear();
     this.fifo = [];
     this.fifoHead = 0;
-    return entries;
+    this.waiting = [];
+    this.waitingHead = 0;
+    this.inBandSent = 0;
+    return [...all].sort((a, b) => a.id - b.id);
   }
 
   private throwIfClosed(): void {
