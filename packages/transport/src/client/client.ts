@@ -205,7 +205,13 @@ export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<
       logger: this.logger,
       onEvent: (event) => {
         if (this.validateEvents) this.checkEvent(event);
-        if (onEvent) onEvent(event as unknown as QmpEvent<E>);
+        if (onEvent) {
+          try {
+            onEvent(event as unknown as QmpEvent<E>);
+          } catch (error) {
+            this.logger.warn(`onEvent threw for ${event.event}`, error);
+          }
+        }
         this.hub.dispatch(event);
       },
       onClose: (reason) => this.sessionClosed(opened, reason),
