@@ -13,7 +13,7 @@ afterEach(async () => {
  * A scripted job server imitating QEMU 7.2's snapshot-save (trace in
  * shared/notes/snapshots-on-qemu-7.2.md §2): created/running before the reply, the rest after.
  */
-async function jobServer(mode: 'ok' | 'fail' | 'hang' | 'refuse') {
+async function jobServer(mode: 'ok' | 'fail' | 'hang' | 'refuse' | 'auto-dismiss') {
   const log: string[] = [];
   let conn: FakeConnection | undefined;
   let jobId = '';
@@ -38,6 +38,10 @@ async function jobServer(mode: 'ok' | 'fail' | 'hang' | 'refuse') {
               status('aborting');
             } else status('pending');
             status('concluded');
+            if (mode === 'auto-dismiss') {
+              status('null');
+              jobId = '';
+            }
           }, 5);
         }
         return { return: {} };
@@ -49,6 +53,7 @@ async function jobServer(mode: 'ok' | 'fail' | 'hang' | 'refuse') {
         }, 5);
         return { return: {} };
       case 'query-jobs':
+        if (jobId === '') return { return: [] };
         return {
           return: [
             {
@@ -62,6 +67,7 @@ async function jobServer(mode: 'ok' | 'fail' | 'hang' | 'refuse') {
           ],
         };
       case 'job-dismiss':
+        if (jobId === '') return { error: ['GenericError', `Job not found`] };
         status('null');
         return { return: {} };
     }
@@ -93,6 +99,13 @@ describe('runJob', () => {
     });
     expect(statuses).toEqual(result.statuses);
     expect(log).toEqual(['snapshot-save', 'query-jobs', 'job-dismiss']);
+  });
+
+  it('copes with a job that dismissed itself (auto-dismiss)', async () => {
+    const { qmp, log } = await jobServer('auto-dismiss');
+    const result = await qmp.runJob('snapshot-save', { ...ARGS, 'job-id': 'auto' });
+    expect(result.statuses.at(-1)).toBe('null');
+    expect(log.slice(0, 2)).toEqual(['snapshot-save', 'query-jobs']);
   });
 
   it('generates a job id when none is given', async () => {

@@ -101,13 +101,18 @@ export async function runJob<R>(
     const last = await concluded.wait();
     let failure: string | undefined;
     if (jobData(last).status === 'concluded') {
+      // The event carries no error text: read it before job-dismiss destroys it.
+      let info: JobInfo | undefined;
       try {
-        // The event carries no error text: read it before job-dismiss destroys it.
         const jobs = (await deps.send('query-jobs', undefined)) as readonly JobInfo[];
-        const info = jobs.find((j) => j.id === jobId);
+        info = jobs.find((j) => j.id === jobId);
         if (typeof info?.error === 'string') failure = info.error;
       } finally {
-        await deps.send('job-dismiss', { id: jobId });
+        // A job created with auto-dismiss (block jobs' default) may already be gone.
+        if (info === undefined || info.status === 'concluded')
+          await deps.send('job-dismiss', { id: jobId }).catch((error: unknown) => {
+            if (info !== undefined) throw error;
+          });
       }
     }
     if (stopReason !== undefined) throw stopReason;
