@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
 import type { ConnectOptions } from '../client/client.js';
 import { connect, type QmpClient } from '../client/client.js';
 import { QmpDecoder } from '../codec/decoder.js';
@@ -141,7 +142,7 @@ export async function spawnQemu(
   options: {
     machine?: 'none' | 'pc';
     extraArgs?: readonly string[];
-    connect?: ConnectOptions<never, never>;
+    connect?: ConnectOptions<Commands, Events>;
     fds?: InheritedFds;
   } = {},
 ): Promise<SpawnedQemu> {
