@@ -1,0 +1,573 @@
+import type { Commands as Commands72, Events as Events72 } from '@qmpkit/qapi/qemu-7.2';
+import {
+  type SchemaTables,
+  type ValidationProblem,
+  validateArgs,
+  validateEvent,
+  validateReturn,
+} from '@qmpkit/qapi/runtime-v1';
+import type { WireEvent } from '../codec/messages.js';
+import { QmpConnectionError, QmpDisconnectedError, QmpValidationError } from '../errors.js';
+import {
+  type CloseReason,
+  type Logger,
+  type QmpGreeting,
+  QmpSession,
+  type SendOptions,
+  type SessionState,
+} from '../session/session.js';
+import { formatAddress, parseAddress, type QmpAddress } from '../transports/address.js';
+import { type DialOptions, dial } from '../transports/channel.js';
+import {
+  EventExpectation,
+  EventHub,
+  EventStream,
+  type EventStreamOptions,
+  listener,
+  type WaitOptions,
+} from './events.js';
+import { type JobOptions, type JobResult, runJob } from './jobs.js';
+import { SchemaIndex, type SchemaQuery, type UntypedSchemaQuery } from './schema.js';
+import type {
+  ArgsOf,
+  CommandMap,
+  CommandName,
+  DataOf,
+  EventMap,
+  EventName,
+  ExecuteOptions,
+  ExecuteRest,
+  JobCommandName,
+  OobCommandName,
+  QmpBindings,
+  QmpEvent,
+  ReturnOf,
+} from './types.js';
+
+export type ValidateMode = 'off' | 'warn' | 'strict';
+
+/** What `warn` mode reports (and `strict` mode reports for events). */
+export interface ValidationReport {
+  readonly direction: 'arguments' | 'return' | 'event';
+  /** Command or event name. */
+  readonly name: string;
+  readonly problems: readonly ValidationProblem[];
+}
+
+export interface ReconnectOptions {
+  /** First delay in ms (default 100), multiplied by `factor` (default 2) up to `maxDelay` (5000). */
+  readonly initialDelay?: number;
+  readonly maxDelay?: number;
+  readonly factor?: number;
+  /** Give up after this many failed attempts in a row (default: never). */
+  readonly maxAttempts?: number;
+  /** Called after every successful reconnect. */
+  readonly onReconnect?: (attempt: number) => void;
+}
+
+export interface ConnectOptions<C, E> extends DialOptions {
+  /** The QEMU version's bindings (types, and tables for validation). Default: QEMU 7.2. */
+  readonly bindings?: QmpBindings<C, E>;
+  /** Deadline for connect + greeting + negotiation in ms (default 10 000). */
+  readonly connectTimeout?: number;
+  /** Enable `oob` when offered (default true). */
+  readonly oob?: boolean;
+  /** Longest accepted QMP line in bytes (default 64 MiB). */
+  readonly maxLineBytes?: number;
+  /** Check arguments, replies and events against the bindings' tables (default `off`). */
+  readonly validate?: ValidateMode;
+  /** Where `warn` reports go (default: `logger.warn`). */
+  readonly onValidation?: (report: ValidationReport) => void;
+  /** In-band commands in flight before the client queues: see `SessionOptions.maxInFlight`. */
+  readonly maxInFlight?: number;
+  /** Reply matching, `id` (default) or `order`: see `SessionOptions.correlate`. */
+  readonly correlate?: 'id' | 'order';
+  /** See `SessionOptions.onUnknownId` (default `close`). */
+  readonly onUnknownId?: 'close' | 'drop';
+  /** Reconnect after an unexpected disconnect (never for `duplex` addresses). */
+  readonly reconnect?: boolean | ReconnectOptions;
+  readonly logger?: Logger;
+  /** Called for every event, also those that arrive during the handshake. */
+  readonly onEvent?: (event: QmpEvent<E>) => void;
+}
+
+/**
+ * Connects to QMP and returns a ready, typed client.
+ *
+ * ```ts
+ * const qmp = await connect('unix:/run/vm/qmp.sock');
+ * const status = await qmp.execute('query-status'); // typed as QEMU 7.2's reply
+ * ```
+ */
+export async function connect<
+  C extends CommandMap<C> = Commands72,
+  E extends EventMap<E> = Events72,
+>(address: string | QmpAddress, options: ConnectOptions<C, E> = {}): Promise<QmpClient<C, E>> {
+  const parsed = typeof address === 'string' ? parseAddress(address) : address;
+  const mode = options.validate ?? 'off';
+  let tables = options.bindings?.tables;
+  if (mode !== 'off' && tables === undefined) {
+    tables = (await import('@qmpkit/qapi/qemu-7.2')).tables;
+  }
+  const logger = options.logger ?? {
+    warn: (message: string, detail?: unknown) =>
+      detail === undefined
+        ? console.warn(`[qmpkit] ${message}`)
+        : console.warn(`[qmpkit] ${message}`, detail),
+  };
+  const client = new QmpClient<C, E>(parsed, options, logger, mode, tables);
+  await client.start();
+  return client;
+}
+
+/** `AbortSignal.any` for two signals (that API needs Node ≥ 20.3). */
+function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  const controller = new AbortController();
+  const forward = (from: AbortSignal) => () => controller.abort(from.reason);
+  if (a.aborted) controller.abort(a.reason);
+  else if (b.aborted) controller.abort(b.reason);
+  else {
+    a.addEventListener('abort', forward(a), { once: true, signal: controller.signal });
+    b.addEventListener('abort', forward(b), { once: true, signal: controller.signal });
+  }
+  return controller.signal;
+}
+
+/** Counts job ids generated by `runJob` (per process). */
+let jobCounter = 0;
+
+/**
+ * A typed QMP client. `C`/`E` are a QEMU version's `Commands`/`Events` maps (default 7.2).
+ */
+export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<E> = Events72> {
+  readonly address: QmpAddress;
+  /** Resolves once, when the client is closed for good (after any reconnect attempts). */
+  readonly closed: Promise<CloseReason>;
+  private session: QmpSession | undefined;
+  private readonly hub: EventHub;
+  private schemaPromise: Promise<SchemaIndex> | undefined;
+  private resolveClosed: (reason: CloseReason) => void = () => {};
+  private closing = false;
+  private reconnecting: Promise<QmpSession> | undefined;
+  /** Ends the reconnect backoff sleep early (used by `close()`). */
+  private wakeReconnect: (() => void) | undefined;
+  private readonly validateEvents: boolean;
+
+  /** @internal Use `connect()`. */
+  constructor(
+    address: QmpAddress,
+    private readonly options: ConnectOptions<C, E>,
+    private readonly logger: Logger,
+    private readonly mode: ValidateMode,
+    private readonly tables: SchemaTables | undefined,
+  ) {
+    this.address = address;
+    this.hub = new EventHub(logger);
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    this.validateEvents = mode !== 'off' && tables !== undefined;
+  }
+
+  /** @internal */
+  async start(): Promise<void> {
+    this.session = await this.open();
+  }
+
+  private async open(): Promise<QmpSession> {
+    const o = this.options;
+    const timeout = o.connectTimeout ?? 10_000;
+    const dialSignal = AbortSignal.timeout(timeout);
+    const signal = o.signal ? anySignal(o.signal, dialSignal) : dialSignal;
+    let channel: Awaited<ReturnType<typeof dial>>;
+    try {
+      channel = await dial(this.address, {
+        signal,
+        ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
+        ...(o.wsFraming ? { wsFraming: o.wsFraming } : {}),
+        ...(o.wsProtocols ? { wsProtocols: o.wsProtocols } : {}),
+      });
+    } catch (error) {
+      if (dialSignal.aborted && !o.signal?.aborted) {
+        throw new QmpConnectionError(
+          formatAddress(this.address),
+          'ETIMEDOUT',
+          `connect timed out after ${timeout} ms`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    const onEvent = o.onEvent;
+    let opened: QmpSession | undefined;
+    const session = await QmpSession.open(channel, {
+      connectTimeout: timeout,
+      logger: this.logger,
+      onEvent: (event) => {
+        if (this.validateEvents) this.checkEvent(event);
+        if (onEvent) {
+          try {
+            onEvent(event as unknown as QmpEvent<E>);
+          } catch (error) {
+            this.logger.warn(`onEvent threw for ${event.event}`, error);
+          }
+        }
+        this.hub.dispatch(event);
+      },
+      onClose: (reason) => this.sessionClosed(opened, reason),
+      ...(o.oob === undefined ? {} : { oob: o.oob }),
+      ...(o.maxLineBytes === undefined ? {} : { maxLineBytes: o.maxLineBytes }),
+      ...(o.onUnknownId === undefined ? {} : { onUnknownId: o.onUnknownId }),
+      ...(o.correlate === undefined ? {} : { correlate: o.correlate }),
+      ...(o.maxInFlight === undefined ? {} : { maxInFlight: o.maxInFlight }),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    opened = session;
+    return session;
+  }
+
+  private sessionClosed(session: QmpSession | undefined, reason: CloseReason): void {
+    // `session` is undefined while `open` has not returned: handshake failures are thrown.
+    if (session === undefined || session !== this.session) return;
+    this.schemaPromise = undefined;
+    const reconnect = this.options.reconnect;
+    if (this.closing || reason.byClient || !reconnect || this.address.kind === 'duplex') {
+      this.finalClose(reason);
+      return;
+    }
+    this.reconnecting = this.reconnectLoop(reconnect === true ? {} : reconnect, reason);
+    this.reconnecting.catch(() => {});
+  }
+
+  private async reconnectLoop(
+    options: ReconnectOptions,
+    lastReason: CloseReason,
+  ): Promise<QmpSession> {
+    let delay = options.initialDelay ?? 100;
+    const maxDelay = options.maxDelay ?? 5000;
+    const factor = options.factor ?? 2;
+    const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
+    let lastError: unknown = lastReason.error;
+    for (let attempt = 1; attempt <= maxAttempts && !this.closing; attempt++) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wakeReconnect = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeReconnect = undefined;
+      if (this.closing) break;
+      try {
+        const session = await this.open();
+        if (this.closing) {
+          await session.close();
+          break;
+        }
+        this.session = session;
+        this.reconnecting = undefined;
+        options.onReconnect?.(attempt);
+        return session;
+      } catch (error) {
+        lastError = error;
+        this.logger.warn(`reconnect attempt ${attempt} failed`, error);
+        delay = Math.min(delay * factor, maxDelay);
+      }
+    }
+    const error =
+      lastError instanceof Error
+        ? lastError
+        : new QmpDisconnectedError(undefined, { cause: lastError });
+    this.reconnecting = undefined;
+    this.finalClose({ byClient: this.closing, error: this.closing ? undefined : error });
+    throw error;
+  }
+
+  private finalClose(reason: CloseReason): void {
+    this.hub.end(reason.error);
+    this.resolveClosed(reason);
+  }
+
+  /** `ready`, …, `closed`; `reconnecting` while a reconnect is under way. */
+  get state(): SessionState | 'reconnecting' {
+    if (this.reconnecting) return 'reconnecting';
+    return this.session?.state ?? 'connecting';
+  }
+  /** The greeting of the current connection. */
+  get greeting(): QmpGreeting {
+    return this.session!.greeting!;
+  }
+  /** Capabilities enabled on the current connection (e.g. `['oob']`). */
+  get capabilities(): readonly string[] {
+    return this.session?.capabilities ?? [];
+  }
+  /** Commands awaiting a reply. */
+  get pendingCount(): number {
+    return this.session?.pendingCount ?? 0;
+  }
+
+  /**
+   * Runs a command. Arguments and result are typed by the bindings:
+   * `execute('stop')`, `execute('query-block')`, `execute('blockdev-add', { … })`.
+   */
+  execute<K extends CommandName<C>>(
+    command: K,
+    ...rest: ExecuteRest<ArgsOf<C, K>>
+  ): Promise<ReturnOf<C, K>> {
+    return this.run(command, rest[0], rest[1], false) as Promise<ReturnOf<C, K>>;
+  }
+
+  /** Runs an OOB-capable command with `exec-oob` (it may overtake queued commands). */
+  executeOob<K extends OobCommandName<C>>(
+    command: K,
+    ...rest: ExecuteRest<ArgsOf<C, K>>
+  ): Promise<ReturnOf<C, K>> {
+    return this.run(command, rest[0], rest[1], true) as Promise<ReturnOf<C, K>>;
+  }
+
+  /**
+   * Runs any command by name, unchecked at compile time (for commands newer than the
+   * bindings, `x-` commands, downstream `__` commands). Validation still applies.
+   */
+  executeUnchecked(
+    command: string,
+    args?: unknown,
+    options?: ExecuteOptions & { oob?: boolean },
+  ): Promise<unknown> {
+    return this.run(command, args, options, options?.oob === true);
+  }
+
+  private run(
+    command: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+    oob: boolean,
+  ): Promise<unknown> {
+    const session = this.session;
+    const send: SendOptions | undefined =
+      oob || options !== undefined ? { ...options, ...(oob ? { oob } : {}) } : undefined;
+    if (this.mode !== 'off' && this.tables !== undefined) {
+      const problems = validateArgs(this.tables, command, args);
+      if (problems.length > 0) {
+        if (this.mode === 'strict')
+          return Promise.reject(new QmpValidationError(command, 'arguments', problems));
+        this.report({ direction: 'arguments', name: command, problems });
+      }
+      return this.sendVia(session, command, args, send).then((value) =>
+        this.checkReturn(command, value),
+      );
+    }
+    return this.sendVia(session, command, args, send);
+  }
+
+  private sendVia(
+    session: QmpSession | undefined,
+    command: string,
+    args: unknown,
+    send: SendOptions | undefined,
+  ): Promise<unknown> {
+    if (this.reconnecting) return this.sendAfterReconnect(this.reconnecting, command, args, send);
+    if (session === undefined) return Promise.reject(new QmpDisconnectedError(command));
+    return session.send(command, args, send);
+  }
+
+  /** A call made while reconnecting waits for the new session (or its own abort). */
+  private async sendAfterReconnect(
+    ready: Promise<QmpSession>,
+    command: string,
+    args: unknown,
+    send: SendOptions | undefined,
+  ): Promise<unknown> {
+    const signal = send?.signal;
+    if (signal?.aborted) throw signal.reason;
+    let onAbort: (() => void) | undefined;
+    let session: QmpSession;
+    try {
+      session = await (signal
+        ? Promise.race([
+            ready,
+            new Promise<never>((_, reject) => {
+              onAbort = () => reject(signal.reason);
+              signal.addEventListener('abort', onAbort, { once: true });
+            }),
+          ])
+        : ready);
+    } catch (error) {
+      if (signal?.aborted && error === signal.reason) throw error;
+      throw new QmpDisconnectedError(command, { cause: error });
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+    return session.send(command, args, send);
+  }
+
+  private checkReturn(command: string, value: unknown): unknown {
+    // Unknown commands were reported (or refused) when sent; nothing to check against.
+    if (this.tables!.commands[command] === undefined) return value;
+    const problems = validateReturn(this.tables!, command, value, { open: true });
+    if (problems.length > 0) {
+      if (this.mode === 'strict') throw new QmpValidationError(command, 'return', problems);
+      this.report({ direction: 'return', name: command, problems });
+    }
+    return value;
+  }
+
+  private checkEvent(event: WireEvent): void {
+    const problems = validateEvent(this.tables!, event.event, event.data, { open: true });
+    if (problems.length > 0) this.report({ direction: 'event', name: event.event, problems });
+  }
+
+  private report(report: ValidationReport): void {
+    if (this.options.onValidation) this.options.onValidation(report);
+    else
+      this.logger.warn(
+        `${report.direction} of ${report.name} do not match the schema: ${report.problems
+          .map((p) => `${p.path}: ${p.message}`)
+          .join('; ')}`,
+      );
+  }
+
+  /** Runs an HMP command line through `human-monitor-command` and returns its output. */
+  hmp(commandLine: string, options: ExecuteOptions & { cpuIndex?: number } = {}): Promise<string> {
+    const { cpuIndex, ...rest } = options;
+    const args =
+      cpuIndex === undefined
+        ? { 'command-line': commandLine }
+        : { 'command-line': commandLine, 'cpu-index': cpuIndex };
+    return this.run('human-monitor-command', args, rest, false) as Promise<string>;
+  }
+
+  /** Calls `fn` for every `name` event; returns the unsubscribe function. */
+  on<K extends EventName<E>>(name: K, fn: (event: QmpEvent<E, K>) => void): () => void {
+    return listener(this.hub, [name], fn as unknown as (event: WireEvent) => void);
+  }
+
+  /** Calls `fn` for every event; returns the unsubscribe function. */
+  onAny(fn: (event: QmpEvent<E>) => void): () => void {
+    return listener(this.hub, undefined, fn as unknown as (event: WireEvent) => void);
+  }
+
+  /**
+   * A bounded async iterator of events:
+   * `for await (const e of qmp.events({ names: ['STOP', 'RESUME'] })) …`
+   * The reader never waits for the consumer; overflow is reported (see `overflow`).
+   */
+  events<K extends EventName<E> = EventName<E>>(
+    options: Omit<EventStreamOptions<QmpEvent<E, K>>, 'names'> & {
+      readonly names?: readonly K[];
+    } = {},
+  ): EventStream<QmpEvent<E, K>> {
+    return new EventStream<QmpEvent<E, K>>(this.hub, options);
+  }
+
+  /**
+   * Arms a wait for an event *now*; call it before `execute` and await `.wait()` after:
+   * ```ts
+   * const stopped = qmp.expectEvent('STOP');
+   * await qmp.execute('stop');
+   * const e = await stopped.wait({ timeout: 5000 });
+   * ```
+   */
+  expectEvent<K extends EventName<E>>(
+    name: K | readonly K[],
+    predicate?: (event: QmpEvent<E, K>) => boolean,
+  ): EventExpectation<QmpEvent<E, K>> {
+    return new EventExpectation<QmpEvent<E, K>>(
+      this.hub,
+      typeof name === 'string' ? [name] : name,
+      predicate,
+    );
+  }
+
+  /**
+   * Waits for the next matching event from now on. Only for events not caused by a command
+   * you are about to send; otherwise use `expectEvent` before sending.
+   */
+  waitFor<K extends EventName<E>>(
+    name: K | readonly K[],
+    predicate?: (event: QmpEvent<E, K>) => boolean,
+    options?: WaitOptions,
+  ): Promise<QmpEvent<E, K>> {
+    const expectation = this.expectEvent(name, predicate);
+    return expectation.wait(options).finally(() => expectation.cancel());
+  }
+
+  /**
+   * Runs a job command (`snapshot-save`, `blockdev-create`, …) to the end: listens for
+   * `JOB_STATUS_CHANGE` before sending, waits for `concluded`, reads the job's error with
+   * `query-jobs` *before* `job-dismiss`, always dismisses, and cancels with `job-cancel`
+   * when `signal` aborts. Throws `QmpJobError` with QEMU's message when the job failed.
+   * A missing `job-id` is generated.
+   */
+  runJob<K extends JobCommandName<C>>(
+    command: K,
+    args: DistributiveOmitJobId<ArgsOf<C, K>> & { readonly 'job-id'?: string },
+    options: JobOptions = {},
+  ): Promise<JobResult<ReturnOf<C, K>>> {
+    const given = (args as { 'job-id'?: string })['job-id'];
+    const jobId = given ?? `qmpkit-job-${process.pid}-${++jobCounter}`;
+    return runJob<ReturnOf<C, K>>(
+      {
+        expect: (predicate) =>
+          new EventExpectation<WireEvent>(this.hub, ['JOB_STATUS_CHANGE'], predicate),
+        listen: (fn) => listener(this.hub, ['JOB_STATUS_CHANGE'], fn),
+        send: (cmd, a, o) => this.run(cmd, a, o, false),
+      },
+      command,
+      { ...(args as object), 'job-id': jobId },
+      jobId,
+      options,
+    );
+  }
+
+  /** The connection's `query-qmp-schema`, loaded once per connection. */
+  schema(options: ExecuteOptions = {}): Promise<SchemaIndex> {
+    if (!this.schemaPromise) {
+      const loading = this.run('query-qmp-schema', undefined, options, false).then((value) =>
+        SchemaIndex.from(value),
+      );
+      this.schemaPromise = loading;
+      loading.catch(() => {
+        if (this.schemaPromise === loading) this.schemaPromise = undefined;
+      });
+    }
+    return this.schemaPromise;
+  }
+
+  /**
+   * Does *this* QEMU have a command/event (and a member, enum value, branch, feature)?
+   * Names are checked against the bindings at compile time:
+   * `has('snapshot-save')`, `has('blockdev-add', { when: { driver: 'qcow2' }, member: 'data-file' })`.
+   */
+  async has<K extends CommandName<C> | EventName<E>>(
+    name: K,
+    query?: SchemaQuery<
+      K extends CommandName<C> ? ArgsOf<C, K> : K extends EventName<E> ? DataOf<E, K> : never
+    >,
+  ): Promise<boolean> {
+    const schema = await this.schema();
+    // The typed query is a (recursive) refinement of the untyped shape.
+    return schema.query(name, query as unknown as UntypedSchemaQuery | undefined);
+  }
+
+  /** Closes the connection (pending commands reject with `QmpDisconnectedError`). */
+  async close(): Promise<CloseReason> {
+    this.closing = true;
+    this.wakeReconnect?.();
+    const session = this.session;
+    if (this.reconnecting) {
+      await this.reconnecting.then(
+        (s) => s.close(),
+        () => undefined,
+      );
+    } else if (session) {
+      await session.close();
+    }
+    if (session?.state === 'closed' || !session)
+      this.finalClose({ byClient: true, error: undefined });
+    return this.closed;
+  }
+}
+
+/** `Omit<A, 'job-id'>` for each branch of a union. */
+export type DistributiveOmitJobId<A> = A extends unknown ? Omit<A, 'job-id'> : never;

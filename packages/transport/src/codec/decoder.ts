@@ -1,0 +1,351 @@
+import { isUtf8 } from 'node:buffer';
+import { QmpProtocolError } from '../errors.js';
+import type {
+  QmpMessage,
+  WireCommand,
+  WireError,
+  WireEvent,
+  WireGreeting,
+  WireReturn,
+} from './messages.js';
+
+/**
+ * What the decoder calls for each message. Messages are classified by shape only (never by
+ * position): an event before the greeting, or between `qmp_capabilities` and its reply, is
+ * an event like any other.
+ */
+export interface QmpMessageHandler {
+  greeting(message: WireGreeting): void;
+  return(message: WireReturn): void;
+  error(message: WireError): void;
+  event(message: WireEvent): void;
+  /** Client commands (`execute` / `exec-oob`): what a server decodes. */
+  command(message: WireCommand): void;
+  /**
+   * A line that could not be decoded. Decoding goes on with the next line unless the
+   * handler calls `decoder.stop()`; a client should treat any of these as fatal.
+   */
+  protocolError(error: QmpProtocolError): void;
+  /**
+   * A JSON object of none of the five shapes. Optional: servers use it to answer like QEMU
+   * ("QMP input lacks member 'execute'"); without it such a line is a protocol error.
+   */
+  other?(value: object): void;
+}
+
+export interface QmpDecoderOptions {
+  /**
+   * Longest accepted line in bytes (default 64 MiB). Longer lines are reported as
+   * `line-too-long` as soon as the limit is passed and then skipped without buffering.
+   */
+  readonly maxLineBytes?: number;
+  /**
+   * The caller never modifies a chunk after `push` (true for Node socket reads): the
+   * pieces of an incomplete line are kept by reference instead of copied. Default false.
+   */
+  readonly chunksAreImmutable?: boolean;
+}
+
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+const NEWLINE = 0x0a;
+const CR = 0x0d;
+/** JSON whitespace only (what QMP may put between messages). */
+const BLANK = /^[ \t\r\n]*$/;
+
+/**
+ * Incremental, allocation-light decoder for the QMP byte stream (newline-delimited JSON).
+ * Chunks may split or coalesce messages anywhere, including inside a multi-byte UTF-8
+ * character. Memory is bounded by `maxLineBytes` plus one chunk.
+ */
+export class QmpDecoder {
+  private readonly handler: QmpMessageHandler;
+  private readonly maxLineBytes: number;
+  /** Pieces of the current, incomplete line (copies; the caller may reuse its chunks). */
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+  /** Inside an over-long line: drop bytes until the next newline. */
+  private discarding = false;
+  private stopped = false;
+  private readonly copyPartial: boolean;
+
+  constructor(handler: QmpMessageHandler, options: QmpDecoderOptions = {}) {
+    this.handler = handler;
+    const max = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    if (!Number.isInteger(max) || max < 1) throw new RangeError('maxLineBytes must be ≥ 1');
+    this.maxLineBytes = max;
+    this.copyPartial = options.chunksAreImmutable !== true;
+  }
+
+  /** Bytes held for an incomplete line. */
+  get bufferedBytes(): number {
+    return this.partsLength;
+  }
+
+  /** Stop decoding: the rest of the current chunk and later chunks are ignored. */
+  stop(): void {
+    this.stopped = true;
+    this.parts = [];
+    this.partsLength = 0;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Feeds bytes; calls the handler once per complete message, in order. */
+  push(chunk: Uint8Array): void {
+    if (this.stopped) return;
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const length = buf.length;
+    let start = 0;
+    if (this.discarding) {
+      const nl = buf.indexOf(NEWLINE);
+      if (nl < 0) return;
+      this.discarding = false;
+      start = nl + 1;
+    }
+    if (this.partsLength > 0 && start < length) {
+      const nl = buf.indexOf(NEWLINE, start);
+      if (nl < 0) {
+        this.appendPartial(buf, start, length);
+        return;
+      }
+      const total = this.partsLength + (nl - start);
+      if (total > this.maxLineBytes) {
+        this.parts = [];
+        this.partsLength = 0;
+        this.tooLong(total);
+      } else {
+        this.parts.push(buf.subarray(start, nl));
+        const line = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, total);
+        this.parts = [];
+        this.partsLength = 0;
+        this.line(line, 0, line.length);
+      }
+      start = nl + 1;
+    }
+    if (start >= length || this.stopped) return;
+    const last = buf.lastIndexOf(NEWLINE);
+    if (last < start) {
+      this.appendPartial(buf, start, length);
+      return;
+    }
+    if (last - start <= this.maxLineBytes) {
+      // Fast path: all complete lines of the chunk become one string (one native call);
+      // the region is within the limit, so every line in it is too.
+      const text = buf.toString('utf8', start, last);
+      if (text.indexOf('\uFFFD') < 0) {
+        this.lines(text);
+        if (last + 1 < length && !this.stopped) this.appendPartial(buf, last + 1, length);
+        return;
+      }
+      // U+FFFD: maybe invalid UTF-8; check line by line below.
+    }
+    while (start < length && !this.stopped) {
+      const nl = buf.indexOf(NEWLINE, start);
+      if (nl < 0) {
+        this.appendPartial(buf, start, length);
+        return;
+      }
+      if (nl - start > this.maxLineBytes) this.tooLong(nl - start);
+      else this.line(buf, start, nl);
+      start = nl + 1;
+    }
+  }
+
+  /**
+   * The stream ended. A non-empty incomplete line is a `truncated` protocol error (the peer
+   * closed mid-message); returns true when the stream ended cleanly.
+   */
+  end(): boolean {
+    if (this.stopped) return true;
+    const pending = this.partsLength;
+    const partial = pending > 0 ? Buffer.concat(this.parts, pending) : undefined;
+    this.parts = [];
+    this.partsLength = 0;
+    this.discarding = false;
+    if (partial === undefined || isBlank(partial, 0, partial.length)) return true;
+    this.handler.protocolError(
+      new QmpProtocolError(
+        'truncated',
+        `stream ended inside a message (${pending} bytes without a newline)`,
+        partial.toString('utf8', 0, Math.min(partial.length, 512)),
+      ),
+    );
+    return false;
+  }
+
+  private appendPartial(buf: Buffer, start: number, end: number): void {
+    const total = this.partsLength + (end - start);
+    if (total > this.maxLineBytes) {
+      this.parts = [];
+      this.partsLength = 0;
+      this.discarding = true;
+      this.tooLong(total);
+      return;
+    }
+    // Copy unless told the caller never reuses its chunks.
+    const piece = buf.subarray(start, end);
+    this.parts.push(this.copyPartial ? Buffer.from(piece) : piece);
+    this.partsLength = total;
+  }
+
+  private tooLong(atLeast: number): void {
+    this.handler.protocolError(
+      new QmpProtocolError(
+        'line-too-long',
+        `a QMP line exceeded the limit of ${this.maxLineBytes} bytes (≥ ${atLeast})`,
+      ),
+    );
+  }
+
+  /** Decodes the newline-separated lines of `text` (valid UTF-8, no final newline). */
+  private lines(text: string): void {
+    const n = text.length;
+    let i = 0;
+    while (i <= n && !this.stopped) {
+      let j = text.indexOf('\n', i);
+      if (j < 0) j = n;
+      let end = j;
+      if (end > i && text.charCodeAt(end - 1) === CR) end--;
+      if (end > i) this.parse(i === 0 && end === n ? text : text.slice(i, end));
+      i = j + 1;
+    }
+  }
+
+  /** Slow path for one line: checks its bytes for invalid UTF-8. */
+  private line(buf: Buffer, start: number, end: number): void {
+    if (end > start && buf[end - 1] === CR) end--;
+    if (end <= start) return;
+    const text = buf.toString('utf8', start, end);
+    // toString maps invalid UTF-8 to U+FFFD; only then pay for a strict check.
+    if (text.indexOf('\uFFFD') >= 0 && !isUtf8(buf.subarray(start, end))) {
+      this.handler.protocolError(
+        new QmpProtocolError('invalid-utf8', 'QMP line is not valid UTF-8', text),
+      );
+      return;
+    }
+    this.parse(text);
+  }
+
+  private parse(text: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      if (BLANK.test(text)) return;
+      this.handler.protocolError(
+        new QmpProtocolError('invalid-json', 'QMP line is not valid JSON', text, { cause: error }),
+      );
+      return;
+    }
+    this.classify(value, text);
+  }
+
+  private classify(value: unknown, text: string): void {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.handler.protocolError(
+        new QmpProtocolError('not-an-object', 'QMP message is not a JSON object', text),
+      );
+      return;
+    }
+    const v = value as Record<string, unknown>;
+    if (v.return !== undefined) {
+      this.handler.return(v as unknown as WireReturn);
+      return;
+    }
+    const error = v.error;
+    if (error !== undefined) {
+      if (
+        typeof error === 'object' &&
+        error !== null &&
+        typeof (error as Record<string, unknown>).class === 'string' &&
+        typeof (error as Record<string, unknown>).desc === 'string'
+      ) {
+        this.handler.error(v as unknown as WireError);
+      } else {
+        this.handler.protocolError(
+          new QmpProtocolError('unknown-shape', 'QMP error without class/desc strings', text),
+        );
+      }
+      return;
+    }
+    if (typeof v.event === 'string') {
+      this.handler.event(v as unknown as WireEvent);
+      return;
+    }
+    const qmp = v.QMP;
+    if (qmp !== undefined) {
+      const q = qmp as Record<string, unknown> | null;
+      if (
+        typeof q === 'object' &&
+        q !== null &&
+        typeof q.version === 'object' &&
+        q.version !== null &&
+        Array.isArray(q.capabilities)
+      ) {
+        this.handler.greeting(v as unknown as WireGreeting);
+      } else {
+        this.handler.protocolError(
+          new QmpProtocolError('bad-greeting', 'QMP greeting without version/capabilities', text),
+        );
+      }
+      return;
+    }
+    if (typeof v.execute === 'string' || typeof v['exec-oob'] === 'string') {
+      this.handler.command(v as WireCommand);
+      return;
+    }
+    if (this.handler.other) {
+      this.handler.other(v);
+      return;
+    }
+    this.handler.protocolError(
+      new QmpProtocolError(
+        'unknown-shape',
+        'JSON object is not a QMP greeting, return, error, event or command',
+        text,
+      ),
+    );
+  }
+}
+
+function isBlank(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c !== 0x20 && c !== 0x09 && c !== CR && c !== NEWLINE) return false;
+  }
+  return true;
+}
+
+/**
+ * Decodes a whole recorded stream at once (tests, tools). Throws the first protocol error
+ * unless `collectErrors` is given, in which case errors are pushed there and decoding goes on.
+ */
+export function decodeAll(
+  input: Uint8Array | string,
+  options: QmpDecoderOptions & { collectErrors?: QmpProtocolError[] } = {},
+): QmpMessage[] {
+  const out: QmpMessage[] = [];
+  const errors = options.collectErrors;
+  const decoder = new QmpDecoder(
+    {
+      greeting: (message) => out.push({ kind: 'greeting', message }),
+      return: (message) => out.push({ kind: 'return', message }),
+      error: (message) => out.push({ kind: 'error', message }),
+      event: (message) => out.push({ kind: 'event', message }),
+      command: (message) => out.push({ kind: 'command', message }),
+      protocolError: (error) => {
+        if (!errors) throw error;
+        errors.push(error);
+      },
+    },
+    options,
+  );
+  decoder.push(typeof input === 'string' ? Buffer.from(input, 'utf8') : input);
+  decoder.end();
+  return out;
+}

@@ -1,0 +1,78 @@
+/**
+ * `@qmpkit/transport`: a typed QMP client for QEMU.
+ * Codec: `@qmpkit/transport/codec`; fd helpers: `@qmpkit/transport/fd`.
+ */
+export type {
+  ConnectOptions,
+  DistributiveOmitJobId,
+  ReconnectOptions,
+  ValidateMode,
+  ValidationReport,
+} from './client/client.js';
+export { connect, QmpClient } from './client/client.js';
+export type { EventStreamOptions, WaitOptions } from './client/events.js';
+export { EventExpectation, EventStream } from './client/events.js';
+export type { JobOptions, JobResult } from './client/jobs.js';
+export type {
+  QapiFeature,
+  SchemaInfo,
+  SchemaMember,
+  SchemaQuery,
+  UntypedSchemaQuery,
+} from './client/schema.js';
+export { SchemaIndex } from './client/schema.js';
+export type {
+  ArgsOf,
+  CommandMap,
+  CommandName,
+  DataOf,
+  EventMap,
+  EventName,
+  ExecuteOptions,
+  ExecuteRest,
+  JobCommandName,
+  OobCommandName,
+  QmpBindings,
+  QmpEvent,
+  ReturnOf,
+} from './client/types.js';
+export { defineBindings } from './client/types.js';
+export type { QmpTimestamp, QmpVersionInfo } from './codec/messages.js';
+export type { QmpProtocolErrorCode } from './errors.js';
+export {
+  isQmpCommandError,
+  isQmpConnectionError,
+  isQmpDisconnectedError,
+  isQmpEventOverflowError,
+  isQmpJobError,
+  isQmpProtocolError,
+  isQmpTimeoutError,
+  isQmpValidationError,
+  QmpCommandError,
+  QmpConnectionError,
+  QmpDisconnectedError,
+  QmpEventOverflowError,
+  QmpJobError,
+  QmpProtocolError,
+  QmpTimeoutError,
+  QmpValidationError,
+} from './errors.js';
+export type {
+  CloseReason,
+  Logger,
+  QmpGreeting,
+  SendOptions,
+  SessionOptions,
+  SessionState,
+} from './session/session.js';
+export { QmpSession } from './session/session.js';
+export type { QmpAddress } from './transports/address.js';
+export { formatAddress, parseAddress } from './transports/address.js';
+export type {
+  DialOptions,
+  QmpChannel,
+  QmpChannelHandlers,
+  WebSocketConstructor,
+  WebSocketFraming,
+} from './transports/channel.js';
+export { dial, StreamChannel, WebSocketChannel } from './transports/channel.js';
