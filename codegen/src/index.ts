@@ -16,6 +16,7 @@ export type { RecoveredNames } from './introspection/recover.js';
 export { recoverNames } from './introspection/recover.js';
 export type { ChangeKind, ChangeTarget, DiffOptions, SchemaChange } from './model/diff.js';
 export { diffSchemas, formatChange } from './model/diff.js';
+export { withSourceDocs } from './model/enrich.js';
 export type * from './model/ir.js';
 export { implicitNames, pascalCase } from './model/naming.js';
 export { allMembers, baseName, isBuiltin, typeRefToString } from './model/schema.js';

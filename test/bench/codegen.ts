@@ -83,8 +83,10 @@ const tscBin = path.join(repoRoot, 'node_modules/typescript/bin/tsc');
 const qapiDir = path.join(repoRoot, 'packages/qapi');
 const build = spawnSync(
   process.execPath,
-  [tscBin, '-p', path.join(qapiDir, 'tsconfig.build.json')],
-  { encoding: 'utf8' },
+  ['--conditions=@qmpkit/source', '--import', 'tsx', path.join(qapiDir, 'scripts/build.ts')],
+  {
+    encoding: 'utf8',
+  },
 );
 if (build.status !== 0)
   throw new Error(`building @qmpkit/qapi failed:\n${build.stdout}${build.stderr}`);
