@@ -140,7 +140,13 @@ export const DRIVERS = {
   },
   'virtio-balloon-pci': {
     bus: 'pci',
-    props: { ...virtioPci, 'deflate-on-oom': bool, 'free-page-reporting': bool },
+    props: {
+      ...pci,
+      'disable-legacy': onOffAuto,
+      'disable-modern': bool,
+      'deflate-on-oom': bool,
+      'free-page-reporting': bool,
+    },
   },
   'isa-serial': {
     bus: 'isa',
