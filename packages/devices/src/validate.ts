@@ -187,7 +187,7 @@ export function validate(config: VmConfig, options: ValidateOptions = {}): Confi
           subject,
           ref.field,
           ref.path,
-          `'${ref.name}' is a ${qomType} object, not ${qomTypes.length === 1 ? `a ${qomTypes[0]}` : `one of ${qomTypes.join(', ')}`}`,
+          `'${ref.name}' is a ${qomType} object, expected qom-type ${qomTypes.join(' or ')}`,
         ),
       );
     }
@@ -311,7 +311,7 @@ function checkDevices(config: VmConfig, items: readonly Item[], problems: Config
             subject,
             'bus',
             `${device.path}.bus`,
-            `'${busName}' is a ${busKind} bus, but ${driver} plugs into a ${spec.bus} bus`,
+            `'${busName}' is ${article(busKind)} ${busKind} bus, but ${driver} plugs into ${article(spec.bus)} ${spec.bus} bus`,
           ),
         );
       }
@@ -391,6 +391,10 @@ function checkDevices(config: VmConfig, items: readonly Item[], problems: Config
         ),
       );
   }
+}
+
+function article(word: string): string {
+  return /^[aeiou]/.test(word) ? 'an' : 'a';
 }
 
 function normalizePciAddr(addr: string): string {
