@@ -25,7 +25,7 @@ export function formatScalar(value: Scalar): string {
   if (typeof value === 'boolean') return value ? 'on' : 'off';
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new RangeError(`cannot write ${value} as an option value`);
-    return Number.isInteger(value) ? value.toFixed(0) : String(value);
+    return Number.isInteger(value) ? BigInt(value).toString() : String(value);
   }
   return value;
 }
@@ -87,7 +87,7 @@ export function formatSize(bytes: number): string {
     ['K', 2 ** 10],
   ];
   for (const [suffix, factor] of units) {
-    if (bytes >= factor && bytes % factor === 0) return `${(bytes / factor).toFixed(0)}${suffix}`;
+    if (bytes >= factor && bytes % factor === 0) return `${BigInt(bytes / factor)}${suffix}`;
   }
-  return `${bytes.toFixed(0)}B`;
+  return `${BigInt(Math.trunc(bytes))}B`;
 }
