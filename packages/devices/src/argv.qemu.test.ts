@@ -10,7 +10,6 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
-  readFileSync,
   rmSync,
   writeSync,
 } from 'node:fs';
@@ -550,6 +549,5 @@ describe('a complex configuration in QEMU 7.2', () => {
       .split('\n')
       .filter((l) => l.trim() !== '' && !l.includes("host doesn't support requested feature"));
     expect(lines).toEqual([]);
-    expect(readFileSync(path.join(dir, 'serial,0=1.log')).length).toBeGreaterThanOrEqual(0);
   });
 });

@@ -350,6 +350,41 @@ export function checkStructure(config: unknown, root = '$'): ConfigProblem[] {
         'a generic device ({ driver, id, bus, props })',
       );
       c.scalarRecord(subject, o, 'props', `${path}.props`);
+      if (!isRecord(o.props)) return;
+      for (const key of ['driver', 'id', 'bus']) {
+        if (o.props[key] !== undefined)
+          c.fail(
+            subject,
+            `props.${key}`,
+            `${path}.props.${key}`,
+            `belongs next to props, not inside them`,
+          );
+      }
+      // A typed driver written in the generic form: its known properties are still typed.
+      const known = hasDriver ? driverSpec(o.driver as string) : undefined;
+      if (known) {
+        for (const [key, prop] of Object.entries(known.props)) {
+          const value = o.props[key];
+          if (value === undefined) {
+            if (prop.required)
+              c.fail(
+                subject,
+                `props.${key}`,
+                `${path}.props.${key}`,
+                `is required by ${o.driver as string} (${propKindWords(prop.kind)})`,
+                'property-type',
+              );
+          } else if (hasKind(value, 'scalar') && !propKindOk(prop.kind, value)) {
+            c.fail(
+              subject,
+              `props.${key}`,
+              `${path}.props.${key}`,
+              `must be ${propKindWords(prop.kind)}, not ${describe(value)}`,
+              'property-type',
+            );
+          }
+        }
+      }
       return;
     }
     if (!hasDriver) return;

@@ -379,6 +379,31 @@ describe('validate', () => {
         "unknown-property $.devices[2].driver: device 'x0': driver 'no-such-driver' is not a driver this model types; write the device as { driver, id, bus?, props: { … } }",
       ]);
     });
+
+    it('the generic form: typed drivers keep their property types, identity stays outside props', () => {
+      const p = validateUntyped({
+        ...base(),
+        devices: [
+          {
+            driver: 'virtio-blk-pci',
+            id: 'vd0',
+            props: { drive: 'disk0', bootindex: '1', 'x-extra': true },
+          },
+          { driver: 'virtio-net-pci', id: 'nic0', props: {} },
+          {
+            driver: 'e1000',
+            id: 'e0',
+            props: { id: 'other', bus: 'pci.0', mac: '52:54:00:00:00:01' },
+          },
+        ],
+      });
+      expect(brief(p)).toEqual([
+        'property-type $.devices[0].props.bootindex: device \'vd0\': props.bootindex must be an integer in -2147483648..2147483647 (int32), not "1"',
+        "property-type $.devices[1].props.netdev: device 'nic0': props.netdev is required by virtio-net-pci (a string)",
+        "format $.devices[2].props.id: device 'e0': props.id belongs next to props, not inside them",
+        "format $.devices[2].props.bus: device 'e0': props.bus belongs next to props, not inside them",
+      ]);
+    });
   });
 
   describe('values the schema rejects', () => {
