@@ -119,7 +119,9 @@ class StdioQmp {
         const { event, match } = step.awaitEvent;
         const deleted = this.nextEvent(
           (e) => e.event === event && (e.data as Json | undefined)?.device === match.device,
-          20_000,
+          // The first one waits for the guest to boot into its eject loop (seconds under KVM
+          // with SeaBIOS in pflash).
+          40_000,
         );
         await this.execute(step.execute, step.arguments);
         await deleted;
@@ -473,7 +475,9 @@ describe('a complex configuration in QEMU 7.2', () => {
     expect(blockers).toContain(named);
   });
 
-  it('hot-plugs a qcow2 disk, a virtio-blk-pci, a netdev and a NIC with the model steps, and unplugs them in order', async (ctx) => {
+  it('hot-plugs a qcow2 disk, a virtio-blk-pci, a netdev and a NIC with the model steps, and unplugs them in order', {
+    timeout: 120_000,
+  }, async (ctx) => {
     skipWithoutQemu(ctx);
     const before = { nodes: await nodeNames(), devices: await peripherals() };
     const added = plug(config, {
