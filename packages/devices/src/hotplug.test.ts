@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isConfigValidationError, isModelError } from './errors.js';
-import { type PlugStep, plug, type UnplugStep, unplug, withParts } from './hotplug.js';
+import { type PlugStep, plug, type UnplugStep, undoPlug, unplug, withParts } from './hotplug.js';
 import { MiB, type VmConfig } from './model.js';
 import { sampleConfig } from './sample.test-helper.js';
 
@@ -236,5 +236,31 @@ describe('unplug', () => {
     expect(String(thrown(() => unplug(sampleConfig(), { devices: ['ide0'] })))).toContain(
       'ide-hd cannot be hot-unplugged',
     );
+  });
+});
+
+describe('undoPlug', () => {
+  it('inverts executed plug steps, last first', () => {
+    const { steps } = plug(sampleConfig(), {
+      objects: [{ 'qom-type': 'iothread', id: 'io1' }],
+      chardevs: [{ id: 'c1', backend: { type: 'null', data: {} } }],
+      netdevs: [{ id: 'net1', type: 'user' }],
+      blockdevs: [{ driver: 'null-co', 'node-name': 'n1' }],
+      devices: [{ driver: 'virtio-blk-pci', id: 'vd1', drive: 'n1', iothread: 'io1' }],
+    });
+    expect(undoPlug(steps).map(label)).toEqual([
+      'device_del vd1',
+      'blockdev-del n1',
+      'netdev_del net1',
+      'chardev-remove c1',
+      'object-del io1',
+    ]);
+    // Step 3 failed: undo the two that ran.
+    expect(undoPlug(steps.slice(0, 2)).map(label)).toEqual(['chardev-remove c1', 'object-del io1']);
+    expect(undoPlug(steps)[0]).toEqual({
+      execute: 'device_del',
+      arguments: { id: 'vd1' },
+      awaitEvent: { event: 'DEVICE_DELETED', match: { device: 'vd1' } },
+    });
   });
 });

@@ -252,3 +252,41 @@ export function unplug(
     },
   };
 }
+
+/**
+ * The steps that undo already executed plug steps, last first: what to run when step k of
+ * `plug(...).steps` fails (`undoPlug(steps.slice(0, k))`), before keeping the old config.
+ */
+export function undoPlug(executed: readonly PlugStep[]): UnplugStep[] {
+  const undo: UnplugStep[] = [];
+  for (const step of [...executed].reverse()) {
+    switch (step.execute) {
+      case 'device_add': {
+        const id = step.arguments.id;
+        if (id === undefined) break;
+        undo.push({
+          execute: 'device_del',
+          arguments: { id },
+          awaitEvent: { event: 'DEVICE_DELETED', match: { device: id } },
+        });
+        break;
+      }
+      case 'blockdev-add': {
+        const name = step.arguments['node-name'];
+        if (name !== undefined)
+          undo.push({ execute: 'blockdev-del', arguments: { 'node-name': name } });
+        break;
+      }
+      case 'netdev_add':
+        undo.push({ execute: 'netdev_del', arguments: { id: step.arguments.id } });
+        break;
+      case 'chardev-add':
+        undo.push({ execute: 'chardev-remove', arguments: { id: step.arguments.id } });
+        break;
+      case 'object-add':
+        undo.push({ execute: 'object-del', arguments: { id: step.arguments.id } });
+        break;
+    }
+  }
+  return undo;
+}

@@ -58,7 +58,7 @@ export type {
   UnplugResult,
   UnplugStep,
 } from './hotplug.js';
-export { plug, unplug, withParts } from './hotplug.js';
+export { plug, undoPlug, unplug, withParts } from './hotplug.js';
 export type { ConfigDocument, ReadOptions } from './json.js';
 export {
   CONFIG_FORMAT,
