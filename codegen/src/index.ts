@@ -19,6 +19,7 @@ export { diffSchemas, formatChange } from './model/diff.js';
 export { withSourceDocs } from './model/enrich.js';
 export type * from './model/ir.js';
 export { implicitNames, pascalCase } from './model/naming.js';
+export { assertSameVersion, conditionOf } from './model/same-version.js';
 export { allMembers, baseName, isBuiltin, typeRefToString } from './model/schema.js';
 export type { RecordedExchange, RecordedSchema } from './recordings/replies.js';
 export { parseReplies, schemaFromReplies } from './recordings/replies.js';

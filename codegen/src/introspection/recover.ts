@@ -5,6 +5,8 @@ import type { NameMap, RawInfo } from './read.js';
 import { checkSchemaInfoList, parseJson } from './read.js';
 
 export interface RecoveredNames extends NameMap {
+  readonly modules: Readonly<Record<string, string>>;
+  readonly openArguments: readonly string[];
   /** Masked names that could not be matched to a source type (schema drift between inputs). */
   readonly unmatched: readonly string[];
   /** Places where the two inputs disagree, as readable sentences. */
@@ -66,6 +68,7 @@ export function recoverNames(
     if (info['meta-type'] !== 'command' && info['meta-type'] !== 'event')
       infos.set(info.name, info);
   const types: Record<string, string> = {};
+  const claimedBy = new Map<string, string>();
   const conflicts: string[] = [];
   const isMasked = (name: string) => /^\d+$/.test(name);
 
@@ -93,6 +96,16 @@ export function recoverNames(
       conflicts.push(`${where}: source type '${srcRef.name}' is not a defined type`);
       return;
     }
+    if (
+      info['meta-type'] === 'object' &&
+      info.members.length === 0 &&
+      info.variants === undefined &&
+      (srcDef.kind !== 'struct' || (allMembers(source, srcDef.name) ?? []).length > 0)
+    ) {
+      // An empty object matched to a type with members: a newer source added arguments to a
+      // command that had none. The empty object keeps meaning "nothing" (it is not named).
+      return;
+    }
     if (isMasked(rawRef)) {
       const known = types[rawRef];
       if (known !== undefined) {
@@ -100,7 +113,17 @@ export function recoverNames(
           conflicts.push(`${where}: masked type ${rawRef} is both '${known}' and '${srcRef.name}'`);
         return;
       }
+      const owner = claimedBy.get(srcRef.name);
+      if (owner !== undefined) {
+        // Two masked types matched one source type: older schemas had separate types where
+        // newer ones share one (e.g. a simple union's implicit kind enum). Keep the first.
+        conflicts.push(
+          `${where}: masked types ${owner} and ${rawRef} both look like '${srcRef.name}'`,
+        );
+        return;
+      }
       types[rawRef] = srcRef.name;
+      claimedBy.set(srcRef.name, rawRef);
     } else if (rawRef !== srcRef.name) {
       conflicts.push(`${where}: introspection names '${rawRef}', the source '${srcRef.name}'`);
       return;

@@ -57,6 +57,21 @@ export function generateAll(): VersionOutput[] {
   return outputs;
 }
 
+/** The `exports` map of package.json: `.`, `./qemu-<ver>` for every version, runtime, package.json. */
+export function exportsFor(dirNames: readonly string[]): Record<string, unknown> {
+  const entry = (src: string, dist: string) => ({
+    '@qmpkit/source': `./src/${src}.ts`,
+    types: `./dist/${dist}.d.ts`,
+    default: `./dist/${dist}.js`,
+  });
+  const out: Record<string, unknown> = { '.': entry('index', 'index') };
+  for (const dir of dirNames)
+    out[`./${dir}`] = entry(`gen/${dir}/index.generated`, `gen/${dir}/index.generated`);
+  out['./runtime-v1'] = entry('runtime/index', 'runtime/index');
+  out['./package.json'] = './package.json';
+  return out;
+}
+
 function main(): number {
   const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
   const started = performance.now();
@@ -84,6 +99,27 @@ function main(): number {
     }
     const bytes = [...files.values()].reduce((n, t) => n + Buffer.byteLength(t), 0);
     console.log(`${dirName}: ${files.size} files, ${(bytes / 1024).toFixed(0)} KiB`);
+  }
+  // package.json exports follow the generated versions; the root export is the newest.
+  const pkgFile = path.join(repoRoot, 'packages/qapi/package.json');
+  const pkgText = readFileSync(pkgFile, 'utf8');
+  const pkg = JSON.parse(pkgText) as Record<string, unknown>;
+  pkg.exports = exportsFor(outputs.map((o) => o.dirName));
+  const wanted = `${JSON.stringify(pkg, null, 2)}\n`;
+  const newest = outputs.at(-1)?.dirName;
+  const indexFile = path.join(repoRoot, 'packages/qapi/src/index.ts');
+  const indexText = readFileSync(indexFile, 'utf8');
+  const wantedIndex = indexText.replace(
+    /from '\.\/gen\/qemu-[\d.]+\/index\.generated\.js'/,
+    `from './gen/${newest}/index.generated.js'`,
+  );
+  for (const [file, now, want] of [
+    [pkgFile, pkgText, wanted],
+    [indexFile, indexText, wantedIndex],
+  ] as const) {
+    if (now === want) continue;
+    if (values.check) problems.push(`differs: ${path.relative(repoRoot, file)}`);
+    else writeFileSync(file, want);
   }
   console.log(
     `${values.check ? 'checked' : 'generated'} in ${((performance.now() - started) / 1000).toFixed(2)} s`,

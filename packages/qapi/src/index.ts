@@ -5,4 +5,4 @@
  * with `@qmpkit/qapi/qemu-7.2`, and the runtime (validator, table types, map constraints) with
  * `@qmpkit/qapi/runtime-v1`.
  */
-export * from './gen/qemu-7.2/index.generated.js';
+export * from './gen/qemu-8.0/index.generated.js';
