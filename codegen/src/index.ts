@@ -3,6 +3,8 @@
  * IR, check them, and emit TypeScript bindings.
  */
 
+export type { MergedEmitOptions, VersionInput } from './emit/merged.js';
+export { emitMerged } from './emit/merged.js';
 export type { TablesData } from './emit/tables.js';
 export { buildTables } from './emit/tables.js';
 export type { EmitOptions } from './emit/typescript.js';

@@ -7,10 +7,12 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  emitMerged,
   emitTypeScript,
   GENERATOR_VERSION,
   type NameMap,
   readIntrospection,
+  type VersionInput,
 } from '@qmpkit/codegen';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
@@ -29,9 +31,11 @@ export interface VersionOutput {
 /** Generated files for every capture under schemas/ (`qemu-<major>.<minor>` directories). */
 export function generateAll(): VersionOutput[] {
   const outputs: VersionOutput[] = [];
+  const merged: VersionInput[] = [];
+  const numeric = (d: string) => d.slice('qemu-'.length).split('.').map(Number) as [number, number];
   for (const dirName of readdirSync(schemasDir)
     .filter((d) => /^qemu-\d+\.\d+$/.test(d))
-    .sort()) {
+    .sort((a, b) => numeric(a)[0] - numeric(b)[0] || numeric(a)[1] - numeric(b)[1])) {
     const dir = path.join(schemasDir, dirName);
     const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
     const namesFile = path.join(dir, 'names.json');
@@ -53,7 +57,15 @@ export function generateAll(): VersionOutput[] {
       docs: false,
     });
     outputs.push({ dirName, files });
+    merged.push({ version: dirName.slice('qemu-'.length), schema });
   }
+  outputs.push({
+    dirName: 'merged',
+    files: emitMerged(merged, {
+      runtimeImport: '../../runtime/index.js',
+      generatorVersion: GENERATOR_VERSION,
+    }),
+  });
   return outputs;
 }
 
@@ -106,7 +118,7 @@ function main(): number {
   const pkg = JSON.parse(pkgText) as Record<string, unknown>;
   pkg.exports = exportsFor(outputs.map((o) => o.dirName));
   const wanted = `${JSON.stringify(pkg, null, 2)}\n`;
-  const newest = outputs.at(-1)?.dirName;
+  const newest = outputs.filter((o) => o.dirName !== 'merged').at(-1)?.dirName;
   const indexFile = path.join(repoRoot, 'packages/qapi/src/index.ts');
   const indexText = readFileSync(indexFile, 'utf8');
   const wantedIndex = indexText.replace(

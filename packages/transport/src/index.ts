@@ -37,6 +37,19 @@ export type {
   ReturnOf,
 } from './client/types.js';
 export { defineBindings } from './client/types.js';
+export type {
+  AnyCommandName,
+  AnyEventName,
+  ArgumentKey,
+  ArgumentValueKey,
+  CommandsFor,
+  EventsFor,
+  NarrowVersions,
+  QemuVersion,
+  QmpClientFor,
+  VersionedClient,
+} from './client/versions.js';
+export { supports, supportsValue } from './client/versions.js';
 export type { QmpTimestamp, QmpVersionInfo } from './codec/messages.js';
 export type { QmpProtocolErrorCode } from './errors.js';
 export {

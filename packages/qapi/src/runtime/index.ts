@@ -3,7 +3,19 @@
  * every consumer of generated `Commands`/`Events` maps relies on.
  */
 
+export type { AvailabilityKind, AvailabilityTables, ElementAvailability } from './availability.js';
+export { availabilityOf, describeAvailability } from './availability.js';
 export type { CommandMap, CommandSpec, EventMap, EventSpec, VersionBindings } from './maps.js';
+export type {
+  IsSingleVersion,
+  MeetAlternate,
+  MeetEnum,
+  MeetObject,
+  MeetUnion,
+  MergedBranch,
+  MergedMember,
+  ValuesOf,
+} from './merge.js';
 export type {
   AlternateTable,
   CommandTable,

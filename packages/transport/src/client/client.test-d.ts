@@ -152,7 +152,7 @@ describe('bindings', () => {
     const client = await connect('unix:/tmp/x', {
       bindings: defineBindings<MyCommands, MyEvents>(),
     });
-    expectTypeOf(client).toEqualTypeOf<QmpClient<MyCommands, MyEvents>>();
+    expectTypeOf(client).toEqualTypeOf<QmpClient<MyCommands, MyEvents, never>>();
     expectTypeOf(client.execute('x-hello', { name: 'a' })).resolves.toEqualTypeOf<{
       greeting: string;
     }>();

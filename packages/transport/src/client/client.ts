@@ -43,6 +43,7 @@ import type {
   QmpEvent,
   ReturnOf,
 } from './types.js';
+import type { CommandsFor, EventsFor, QemuVersion } from './versions.js';
 
 export type ValidateMode = 'off' | 'warn' | 'strict';
 
@@ -99,10 +100,18 @@ export interface ConnectOptions<C, E> extends DialOptions {
  * const status = await qmp.execute('query-status'); // typed as QEMU 7.2's reply
  * ```
  */
-export async function connect<
-  C extends CommandMap<C> = Commands72,
-  E extends EventMap<E> = Events72,
->(address: string | QmpAddress, options: ConnectOptions<C, E> = {}): Promise<QmpClient<C, E>> {
+export function connect<V extends QemuVersion = '7.2'>(
+  address: string | QmpAddress,
+  options?: ConnectOptions<CommandsFor<V>, EventsFor<V>>,
+): Promise<QmpClient<CommandsFor<V>, EventsFor<V>, V>>;
+export function connect<C extends CommandMap<C>, E extends EventMap<E>>(
+  address: string | QmpAddress,
+  options: ConnectOptions<C, E> & { readonly bindings: QmpBindings<C, E> },
+): Promise<QmpClient<C, E, never>>;
+export async function connect(
+  address: string | QmpAddress,
+  options: ConnectOptions<Commands72, Events72> = {},
+): Promise<QmpClient<Commands72, Events72>> {
   const parsed = typeof address === 'string' ? parseAddress(address) : address;
   const mode = options.validate ?? 'off';
   let tables = options.bindings?.tables;
@@ -115,7 +124,7 @@ export async function connect<
         ? console.warn(`[qmpkit] ${message}`)
         : console.warn(`[qmpkit] ${message}`, detail),
   };
-  const client = new QmpClient<C, E>(parsed, options, logger, mode, tables);
+  const client = new QmpClient<Commands72, Events72>(parsed, options, logger, mode, tables);
   await client.start();
   return client;
 }
@@ -139,8 +148,17 @@ let jobCounter = 0;
 /**
  * A typed QMP client. `C`/`E` are a QEMU version's `Commands`/`Events` maps (default 7.2).
  */
-export class QmpClient<C extends CommandMap<C> = Commands72, E extends EventMap<E> = Events72> {
+// Explicit variance: measuring it would instantiate every method's types over the maps
+// (thousands of conditional types for the merged multi-version maps).
+export class QmpClient<
+  in out C = Commands72,
+  in out E = Events72,
+  /** The QEMU versions the client is typed for (`never` for custom bindings); see `supports`. */
+  out V extends QemuVersion = '7.2',
+> {
   readonly address: QmpAddress;
+  /** Type-level only: the QEMU versions this client is typed for. Never set. */
+  declare readonly qemuVersions?: V;
   /** Resolves once, when the client is closed for good (after any reconnect attempts). */
   readonly closed: Promise<CloseReason>;
   private session: QmpSession | undefined;

@@ -185,6 +185,12 @@ export class SchemaIndex {
     return this.types.get(name);
   }
 
+  /** The discriminator of a command's arguments when they are a union (`driver` of `blockdev-add`). */
+  argumentTag(command: string): string | undefined {
+    const argType = this.commands.get(command)?.['arg-type'];
+    return argType === undefined ? undefined : this.types.get(argType)?.tag;
+  }
+
   /** Whether `exec-oob` is allowed for a command. */
   allowsOob(command: string): boolean {
     return this.commands.get(command)?.['allow-oob'] === true;

@@ -1,0 +1,65 @@
+import type { StatusInfo } from '@qmpkit/qapi/qemu-7.2';
+import { describe, expectTypeOf, test } from 'vitest';
+import { connect, type QmpClient, type QmpClientFor, supports, supportsValue } from '../index.js';
+
+describe('a client typed for a range of QEMU versions', () => {
+  test('compiles only what every version of the range accepts', async () => {
+    const qmp = await connect<'5.2' | '7.2'>('unix:/tmp/x');
+    expectTypeOf(qmp).toEqualTypeOf<QmpClientFor<'5.2' | '7.2'>>();
+    const status = await qmp.execute('query-status');
+    expectTypeOf(status.running).toBeBoolean();
+    // @ts-expect-error -- snapshot-save is 6.0+, QEMU 5.2 lacks it
+    await qmp.execute('snapshot-save', { 'job-id': 'j', tag: 't', vmstate: 'd', devices: ['d'] });
+    // @ts-expect-error -- the preallocate driver is 6.0+
+    await qmp.execute('blockdev-add', { driver: 'preallocate', 'node-name': 'p', file: 'f' });
+    await qmp.execute('blockdev-add', { driver: 'null-co', 'node-name': 'n0' });
+  });
+
+  test('a capability check narrows the range', async () => {
+    const qmp = await connect<'5.2' | '7.2'>('unix:/tmp/x');
+    const jobs = await supports(qmp, 'snapshot-save');
+    if (jobs) {
+      expectTypeOf(jobs).toEqualTypeOf<QmpClientFor<'7.2'>>();
+      await jobs.execute('snapshot-save', {
+        'job-id': 'j',
+        tag: 't',
+        vmstate: 'd',
+        devices: ['d'],
+      });
+    }
+    const prealloc = await supportsValue(qmp, 'blockdev-add.driver=preallocate');
+    if (prealloc)
+      await prealloc.execute('blockdev-add', {
+        driver: 'preallocate',
+        'node-name': 'p',
+        file: 'f',
+      });
+    const old = await supports(qmp, 'query-cpus'); // only 5.2 of the range has it
+    expectTypeOf(old).toEqualTypeOf<QmpClientFor<'5.2'> | undefined>();
+  });
+
+  test('branch members narrow too', async () => {
+    const qmp = await connect<'6.2' | '7.2'>('unix:/tmp/x');
+    const nbd = { driver: 'nbd', 'node-name': 'n', server: { type: 'unix', path: '/s' } } as const;
+    // @ts-expect-error -- open-timeout of nbd is 7.0+
+    await qmp.execute('blockdev-add', { ...nbd, 'open-timeout': 5 });
+    const q = await supports(qmp, 'blockdev-add', 'nbd.open-timeout');
+    if (q) await q.execute('blockdev-add', { ...nbd, 'open-timeout': 5 });
+  });
+
+  test('typos in capability checks do not compile', async () => {
+    const qmp = await connect<'6.2' | '7.2'>('unix:/tmp/x');
+    // @ts-expect-error -- no such command in any version
+    await supports(qmp, 'snapshot-sav');
+    // @ts-expect-error -- no such argument
+    await supports(qmp, 'blockdev-add', 'nbd.open-timout');
+    // @ts-expect-error -- no such driver
+    await supportsValue(qmp, 'blockdev-add.driver=qcow3');
+  });
+
+  test('one version keeps its exact named types', async () => {
+    const qmp = await connect<'7.2'>('unix:/tmp/x');
+    expectTypeOf(await qmp.execute('query-status')).toEqualTypeOf<StatusInfo>();
+    expectTypeOf(qmp).toEqualTypeOf<QmpClient>();
+  });
+});

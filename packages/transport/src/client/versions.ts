@@ -1,0 +1,151 @@
+/**
+ * Version-range typing: a client typed for several QEMU versions (`connect<'6.2' | '7.2'>()`)
+ * compiles only what all of them accept; a typed capability check (`supports`) narrows the
+ * version set to those that have the command, argument or value — so the narrowed client
+ * compiles what those versions accept. Availability comes from the merged view of
+ * `@qmpkit/qapi/merged`, computed by diffing the versions' schemas.
+ */
+
+import type {
+  ArgumentValueVersions,
+  ArgumentVersions,
+  CommandsFor,
+  CommandVersions,
+  EventsFor,
+  EventVersions,
+  QemuVersion,
+} from '@qmpkit/qapi/merged';
+import type { QmpClient } from './client.js';
+import type { SchemaIndex, UntypedSchemaQuery } from './schema.js';
+
+export type { CommandsFor, EventsFor, QemuVersion } from '@qmpkit/qapi/merged';
+
+/** Commands at least one version of `V` has. */
+export type AnyCommandName<V> = {
+  [K in keyof CommandVersions]: [Extract<V, CommandVersions[K]>] extends [never] ? never : K;
+}[keyof CommandVersions] &
+  string;
+
+/** Events at least one version of `V` has. */
+export type AnyEventName<V> = {
+  [K in keyof EventVersions]: [Extract<V, EventVersions[K]>] extends [never] ? never : K;
+}[keyof EventVersions] &
+  string;
+
+/** Arguments of a command: `member`, or `case.member` for a member of one union branch. */
+export type ArgumentKey<K> = K extends keyof ArgumentVersions
+  ? keyof ArgumentVersions[K] & string
+  : never;
+
+type VersionsOfName<K> = K extends keyof CommandVersions
+  ? CommandVersions[K]
+  : K extends keyof EventVersions
+    ? EventVersions[K]
+    : never;
+
+type VersionsOfMember<K, M> = [M] extends [never]
+  ? QemuVersion
+  : K extends keyof ArgumentVersions
+    ? M extends keyof ArgumentVersions[K]
+      ? ArgumentVersions[K][M]
+      : never
+    : never;
+
+/** The versions of `V` that have command/event `K` (and argument `M` of it). */
+export type NarrowVersions<V, K, M = never> = Extract<
+  V,
+  VersionsOfName<K> & VersionsOfMember<K, M>
+> &
+  QemuVersion;
+
+/** A value of an enum-typed argument: `command.member=value`, e.g. `blockdev-add.driver=qcow2`. */
+export type ArgumentValueKey = keyof ArgumentValueVersions & string;
+
+/** What `supports` needs of a client: its version set (type level) and its live schema. */
+export interface VersionedClient<V extends QemuVersion> {
+  readonly qemuVersions?: V;
+  schema(): Promise<SchemaIndex>;
+}
+
+/** A client typed for the versions `V` (what `connect<V>()` returns). */
+export type QmpClientFor<V extends QemuVersion> = QmpClient<CommandsFor<V>, EventsFor<V>, V>;
+
+/**
+ * A typed capability check that narrows a client typed for a range of versions
+ * (`connect<'5.2' | '7.2'>()`): resolves to the same client, typed for the versions of the
+ * range that have the command or event — and the argument (`'member'`, or `'case.member'`
+ * for a member of one union branch) and enum value when given — or `undefined` when the
+ * connected QEMU lacks it. Names are checked at compile time against the range's versions.
+ *
+ * ```ts
+ * const qmp = await connect<'5.2' | '7.2'>(address);
+ * const jobs = await supports(qmp, 'snapshot-save'); // 6.0+: typed for '7.2'
+ * if (jobs) await jobs.runJob('snapshot-save', { tag: 's1', vmstate: 'disk0', devices: ['disk0'] });
+ * await supports(qmp, 'blockdev-add', 'nbd.open-timeout'); // 7.0+
+ * await supports(qmp, 'blockdev-add', 'driver', 'preallocate'); // 6.0+
+ * ```
+ */
+export async function supports<
+  V extends QemuVersion,
+  K extends AnyCommandName<V> | AnyEventName<V>,
+  M extends ArgumentKey<K> = never,
+>(
+  qmp: VersionedClient<V>,
+  name: K,
+  member?: M,
+): Promise<QmpClientFor<NarrowVersions<V, K, M>> | undefined> {
+  const schema = await qmp.schema();
+  // String(): a template literal of the generic K/M makes TypeScript 5.9 relate them to its
+  // primitives, which blows up over the merged maps.
+  if (
+    !schema.query(
+      String(name),
+      memberQuery(schema, String(name), member === undefined ? undefined : String(member)),
+    )
+  ) {
+    return undefined;
+  }
+  // The same connection, typed for the narrower version set.
+  return qmp as unknown as QmpClientFor<NarrowVersions<V, K, M>>;
+}
+
+/**
+ * `supports` for a value of an enum-typed argument, named `command.member=value`:
+ * `await supportsValue(qmp, 'blockdev-add.driver=preallocate')` narrows to the versions that
+ * accept that driver (6.0+). A key no known version has does not compile.
+ */
+export async function supportsValue<V extends QemuVersion, Q extends ArgumentValueKey>(
+  qmp: VersionedClient<V>,
+  key: Q,
+): Promise<QmpClientFor<Extract<V, ArgumentValueVersions[Q]> & QemuVersion> | undefined> {
+  const text = String(key);
+  const dot = text.indexOf('.');
+  const eq = text.lastIndexOf('=');
+  if (dot < 0 || eq < dot) throw new TypeError(`'${text}' is not of the form command.member=value`);
+  const command = text.slice(0, dot);
+  const schema = await qmp.schema();
+  const query = memberQuery(schema, command, text.slice(dot + 1, eq));
+  if (
+    !schema.query(
+      command,
+      query === undefined ? undefined : { ...query, value: text.slice(eq + 1) },
+    )
+  )
+    return undefined;
+  return qmp as unknown as QmpClientFor<Extract<V, ArgumentValueVersions[Q]> & QemuVersion>;
+}
+
+/** The schema question for an argument key: `member`, or `case.member` of a union branch. */
+function memberQuery(
+  schema: SchemaIndex,
+  command: string,
+  key: string | undefined,
+): UntypedSchemaQuery | undefined {
+  if (key === undefined) return undefined;
+  const dot = key.indexOf('.');
+  if (dot < 0) return { member: key };
+  const tag = schema.argumentTag(command);
+  // Arguments that are not a union here cannot have the branch.
+  if (tag === undefined) return { member: '\u0000' };
+  return { when: { [tag]: key.slice(0, dot) }, member: key.slice(dot + 1) };
+}
