@@ -1,0 +1,69 @@
+/** Process helpers: finding the QEMU binary, identifying a process, waiting for it to go. */
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Resolves a binary name on `PATH` (a name with a slash is taken as a path). */
+export async function resolveBinary(
+  binary: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
+  const candidates = binary.includes('/')
+    ? [path.resolve(binary)]
+    : (env.PATH ?? '')
+        .split(path.delimiter)
+        .filter((dir) => dir !== '')
+        .map((dir) => path.join(dir, binary));
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A process's start time in clock ticks after boot (`/proc/<pid>/stat` field 22), or
+ * `undefined` when it is gone or there is no `/proc`. Together with the pid it identifies a
+ * process: a reused pid has another start time.
+ */
+export async function processStartTime(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Field 2 (comm) is in parentheses and may contain spaces: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const value = Number(fields[19]);
+    return Number.isSafeInteger(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True while a process with this pid exists (zombies included). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Waits until `pid` is gone (or a zombie that is not ours to reap), up to `timeout` ms. */
+export async function waitForProcessGone(pid: number, timeout: number): Promise<boolean> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (!processExists(pid)) return true;
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true;
+    } catch {
+      return true;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
