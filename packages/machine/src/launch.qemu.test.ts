@@ -10,7 +10,7 @@ import { parseCounterLine } from '@qmpkit/testguest';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isMachineOptionsError, isQemuLaunchError, isRunDirError } from './errors.js';
 import { launch } from './machine.js';
-import { processExists } from './proc.js';
+import { processAlive } from './proc.js';
 import { guestConfig, privateDir, qemuSkipReason, Started } from './qemu.test-support.js';
 import { readState } from './state.js';
 
@@ -36,7 +36,7 @@ describe('launch', () => {
     expect(m.status).toBe('running');
     expect(m.accel).toBe('tcg');
     expect(m.qemuVersion).toMatchObject({ major: 7, minor: 2 });
-    expect(processExists(m.pid)).toBe(true);
+    expect(processAlive(m.pid)).toBe(true);
     // Ready means negotiated: commands work at once.
     expect((await m.qmp.execute('query-status')).status).toBe('running');
 
@@ -81,7 +81,7 @@ describe('launch', () => {
     const exit = await m.stop();
     expect(exit.code).toBe(0);
     expect(m.status).toBe('stopped');
-    expect(processExists(m.pid)).toBe(false);
+    expect(processAlive(m.pid)).toBe(false);
     expect(existsSync(runDir)).toBe(false);
   });
 
@@ -244,6 +244,6 @@ describe('launch failures', () => {
     expect(took).toBeLessThan(10_000);
     const pid = Number(/fake qemu (\d+)/.exec(error.stderr)?.[1]);
     expect(pid).toBeGreaterThan(0);
-    expect(processExists(pid)).toBe(false);
+    expect(processAlive(pid)).toBe(false);
   });
 });

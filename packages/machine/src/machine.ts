@@ -247,11 +247,11 @@ export class Machine {
         : path.resolve(options.stateFile ?? path.join(runDir.path, 'state.json'));
     return Machine.#create(model, launch, settings, {
       runDir: runDir.path,
-      ownsRunDir: runDir.created,
+      ownsRunDir: runDir.temporary,
       stateFile,
       perProcess: options,
     }).catch(async (error: unknown) => {
-      if (runDir.created) await rm(runDir.path, { recursive: true, force: true });
+      if (runDir.temporary) await rm(runDir.path, { recursive: true, force: true });
       throw error;
     });
   }
@@ -295,7 +295,7 @@ export class Machine {
     const runDir = await prepareRunDir({ runDir: state.runtime.runDir });
     return Machine.#create(state.config, state.launch, settings, {
       runDir: runDir.path,
-      ownsRunDir: state.runtime.ownsRunDir || runDir.created,
+      ownsRunDir: state.runtime.ownsRunDir || runDir.temporary,
       stateFile,
       perProcess: options,
     });

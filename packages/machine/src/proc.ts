@@ -1,5 +1,5 @@
 /** Process helpers: finding the QEMU binary, identifying a process, waiting for it to go. */
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -49,6 +49,17 @@ export function processExists(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** True while a process with this pid runs (a zombie, which only waits to be reaped, is not). */
+export function processAlive(pid: number): boolean {
+  if (!processExists(pid)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
   }
 }
 

@@ -19,8 +19,11 @@ export interface RunDirOptions {
 
 export interface RunDir {
   readonly path: string;
-  /** True when this call created the directory (it is then removed with the machine). */
-  readonly created: boolean;
+  /**
+   * True for a fresh temporary directory (no `runDir` given): it is removed with the
+   * machine. A directory the caller named is never removed.
+   */
+  readonly temporary: boolean;
 }
 
 function code(error: unknown): string | undefined {
@@ -77,13 +80,11 @@ export async function prepareRunDir(options: RunDirOptions): Promise<RunDir> {
       );
     }
     await probeWritable(dir);
-    return { path: dir, created: true };
+    return { path: dir, temporary: true };
   }
   const dir = path.resolve(options.runDir);
-  let created = false;
   try {
     await mkdir(dir, { mode: 0o700 });
-    created = true;
   } catch (error) {
     const c = code(error);
     if (c !== 'EEXIST') {
@@ -109,5 +110,5 @@ export async function prepareRunDir(options: RunDirOptions): Promise<RunDir> {
   if (typeof process.getuid === 'function' && info.uid !== process.getuid()) {
     throw new RunDirError(dir, 'insecure-mode', `belongs to uid ${info.uid}, not to this process`);
   }
-  return { path: dir, created };
+  return { path: dir, temporary: false };
 }
