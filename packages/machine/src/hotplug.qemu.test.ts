@@ -173,4 +173,31 @@ describe('hot-plug', () => {
       .poll(async () => (await storedConfig(m)).devices?.map((d) => d.id), { timeout: 5_000 })
       .toEqual(['boot0', 'com1', 'vda']);
   });
+
+  it('records DEVICE_TRAY_MOVED of a CD-ROM in the runtime facts and the state file', async () => {
+    const config = await guestConfig(tmp.dir, { name: 'tray' });
+    const m = started.add(
+      await launch(
+        {
+          ...config,
+          // Paused: the firmware would lock the tray and move it with ATAPI commands, which
+          // QEMU does not report as events.
+          paused: true,
+          devices: [...(config.devices ?? []), { driver: 'ide-cd', id: 'cd0', bus: 'ide.1' }],
+        },
+        { runDirParent: tmp.dir },
+      ),
+    );
+    const moved = m.qmp.expectEvent('DEVICE_TRAY_MOVED', (e) => e.data.id === 'cd0');
+    await m.qmp.execute('blockdev-open-tray', { id: 'cd0' });
+    await moved.wait({ timeout: 10_000 });
+    expect(m.trays).toEqual({ cd0: 'open' });
+    await expect
+      .poll(async () => (await readState(m.stateFile ?? '')).runtime.trays, { timeout: 5_000 })
+      .toEqual({ cd0: 'open' });
+    const closed = m.qmp.expectEvent('DEVICE_TRAY_MOVED', (e) => e.data.id === 'cd0');
+    await m.qmp.execute('blockdev-close-tray', { id: 'cd0' });
+    await closed.wait({ timeout: 10_000 });
+    expect(m.trays).toEqual({ cd0: 'closed' });
+  });
 });

@@ -170,7 +170,9 @@ function modelConfig(config: VmConfig, accel: readonly AccelConfig[]): VmConfig 
   };
 }
 
+/** The device id in `query-block`'s `qdev`: a QOM path, or (e.g. for `ide-cd`) the id itself. */
 function qdevId(qdev: string): string | undefined {
+  if (!qdev.startsWith('/')) return qdev === '' ? undefined : qdev;
   return /^\/machine\/peripheral\/([^/]+)/.exec(qdev)?.[1];
 }
 
