@@ -54,6 +54,13 @@ describe('restart', () => {
     const state = await readState(m.stateFile ?? '');
     expect(state.config.memory.size).toBe(64 * MiB);
     expect(state.runtime.pid).toBe(m.pid);
+    // After stop() (which removed the temporary run directory) it starts again.
+    await m.stop();
+    expect(m.status).toBe('stopped');
+    await m.restart();
+    expect(m.status).toBe('running');
+    await serial.expect('G=00000001', { timeout: 20_000 });
+    expect((await readState(m.stateFile ?? '')).runtime.status).toBe('running');
   });
 
   it('restarts with -incoming defer and an inherited file, and restores the console buffer', async () => {
@@ -79,14 +86,14 @@ describe('restart', () => {
     serial.read();
 
     // …then restores: QEMU again, waiting for the state on an inherited fd.
-    await m.restart(m.config, {
+    const [file] = await m.restart(m.config, {
       incoming: true,
       inheritFiles: [{ path: stateBin }],
       consoleState: saved,
     });
     expect(m.argv.join(' ')).toContain('-incoming defer');
     expect((await m.qmp.execute('query-status')).status).toBe('inmigrate');
-    const file = m.inheritedFiles[0];
+    expect(m.inheritedFiles[0]).toBe(file);
     expect(file?.uri).toMatch(/^fd:\d+$/);
     await m.qmp.execute('migrate-set-capabilities', {
       capabilities: [{ capability: 'events', state: true }],

@@ -170,6 +170,18 @@ function modelConfig(config: VmConfig, accel: readonly AccelConfig[]): VmConfig 
   };
 }
 
+function settingsFrom(options: RelaunchOptions): Settings {
+  return {
+    env: options.env ?? process.env,
+    validate: options.validate ?? 'off',
+    logger: options.logger ?? {
+      warn: (message, detail) => console.warn(`[qmpkit/machine] ${message}`, detail ?? ''),
+    },
+    stderrBytes: options.stderrBytes ?? 64 * 1024,
+    consoleCapacity: options.consoleCapacity ?? 1024 * 1024,
+  };
+}
+
 /** The device id in `query-block`'s `qdev`: a QOM path, or (e.g. for `ide-cd`) the id itself. */
 function qdevId(qdev: string): string | undefined {
   if (!qdev.startsWith('/')) return qdev === '' ? undefined : qdev;
@@ -230,13 +242,7 @@ export class Machine {
       extraArgs: [...(options.extraArgs ?? [])],
       launchTimeout: options.launchTimeout ?? 30_000,
     };
-    const settings: Settings = {
-      env: options.env ?? process.env,
-      validate: options.validate ?? 'off',
-      logger: options.logger ?? { warn: (m, d) => console.warn(`[qmpkit/machine] ${m}`, d ?? '') },
-      stderrBytes: options.stderrBytes ?? 64 * 1024,
-      consoleCapacity: options.consoleCapacity ?? 1024 * 1024,
-    };
+    const settings = settingsFrom(options);
     // Everything that can be checked without side effects first.
     planProcess(model, launch, options, { qmp: 3, consoles: dummyConsoleFds(launch) });
     const runDir = await prepareRunDir({
@@ -283,13 +289,7 @@ export class Machine {
     if (options.useBackup) {
       await rename(stateFile, `${stateFile}.corrupt-${Date.now()}`).catch(() => {});
     }
-    const settings: Settings = {
-      env: options.env ?? process.env,
-      validate: options.validate ?? 'off',
-      logger: options.logger ?? { warn: (m, d) => console.warn(`[qmpkit/machine] ${m}`, d ?? '') },
-      stderrBytes: options.stderrBytes ?? 64 * 1024,
-      consoleCapacity: options.consoleCapacity ?? 1024 * 1024,
-    };
+    const settings = settingsFrom(options);
     planProcess(state.config, state.launch, options, {
       qmp: 3,
       consoles: dummyConsoleFds(state.launch),
@@ -617,34 +617,47 @@ export class Machine {
    * fds, which is how an external snapshot is restored (`migrate-incoming uri=fd:N`). The
    * new configuration is validated before the running QEMU is touched.
    */
-  async restart(config: VmConfig = this.#config, options: RestartOptions = {}): Promise<void> {
+  async restart(
+    config: VmConfig = this.#config,
+    options: RestartOptions = {},
+  ): Promise<readonly InheritedFileInfo[]> {
     const model = modelConfig(config, this.#config.accel ?? DEFAULT_ACCEL);
     planProcess(model, this.#launch, options, {
       qmp: 3,
       consoles: dummyConsoleFds(this.#launch),
     });
     await this.#end(this.#proc, options);
+    this.#status = 'stopped';
     for (const console of this.#consoles.values()) {
       console.detach();
       if (options.keepConsoleBuffers !== true) console.read();
     }
     for (const saved of options.consoleState ?? [])
       this.console(saved.chardev).restore(saved.unread);
-    const proc = await startProcess(
-      this.#binary,
-      true,
-      model,
-      this.#launch,
-      this.#settings,
-      this.#consoles,
-      options,
-    );
+    let proc: Proc;
+    try {
+      // After stop() a temporary run directory is gone: make it again.
+      await prepareRunDir({ runDir: this.#runDir });
+      proc = await startProcess(
+        this.#binary,
+        true,
+        model,
+        this.#launch,
+        this.#settings,
+        this.#consoles,
+        options,
+      );
+    } catch (error) {
+      this.#persistInBackground('restart failed');
+      throw error;
+    }
     this.#proc = proc;
     this.#config = model;
     this.#status = 'running';
     this.#trays = {};
     this.#watch(proc);
     await this.#persist();
+    return proc.inherited;
   }
 
   // ---- internals ---------------------------------------------------------------------------

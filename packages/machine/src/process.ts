@@ -230,6 +230,10 @@ export async function startProcess(
     fds.closeParentCopies();
     throw error;
   }
+  if (perProcess.signal?.aborted) {
+    fds.closeParentCopies();
+    throw perProcess.signal.reason;
+  }
   let child: ChildProcess;
   try {
     // An argument array and no shell: nothing in the configuration is ever interpreted.
