@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/testguest';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isStateFileError } from './errors.js';
+import { isMachineOptionsError, isStateFileError } from './errors.js';
 import { launch, Machine } from './machine.js';
 import { processAlive } from './proc.js';
 import {
@@ -144,6 +144,10 @@ describe('crash recovery', () => {
     });
     const before = { nodes: await namedNodes(m), devices: await peripherals(m) };
     const stateFile = m.stateFile ?? '';
+    // While the process that started it (this one) runs, its QEMU is not a leftover.
+    const refused = await Machine.relaunch(stateFile).catch((e: unknown) => e);
+    expect(isMachineOptionsError(refused) && refused.option).toBe('force');
+    expect(m.status).toBe('running');
 
     process.kill(m.pid, 'SIGKILL');
     const exit = await m.exited;

@@ -35,7 +35,7 @@ import type { Logger, ValidateMode } from '@qmpkit/transport';
 import type { ConsoleState } from './console.js';
 import { Console, type ConsoleEncoding, type ConsoleSpec } from './console.js';
 import { MachineNotRunningError, MachineOptionsError, MachinePlugError } from './errors.js';
-import { processStartTime, resolveBinary, waitForProcessGone } from './proc.js';
+import { processAlive, processStat, resolveBinary, waitForProcessGone } from './proc.js';
 import {
   DEFAULT_QMP_CHARDEV,
   dummyConsoleFds,
@@ -119,6 +119,11 @@ export interface RestartOptions extends ProcessOptions, StopOptions {
 }
 
 export interface RelaunchOptions extends ProcessOptions {
+  /**
+   * Kill the state's QEMU even when the process that started it still runs and is still its
+   * parent (by default that is refused: the VM is someone's, not a leftover).
+   */
+  readonly force?: boolean;
   /**
    * Start from `<file>.bak` (the previous good version) when `<file>` is corrupt; the corrupt
    * file is kept beside it as `<file>.corrupt-<time>`.
@@ -274,10 +279,21 @@ export class Machine {
   static async relaunch(file: string, options: RelaunchOptions = {}): Promise<Machine> {
     const stateFile = path.resolve(file);
     const state = await readState(options.useBackup ? backupPath(stateFile) : stateFile);
-    const { pid, pidStartTime, status } = state.runtime;
+    const settings = settingsFrom(options);
+    planProcess(state.config, state.launch, options, {
+      qmp: 3,
+      consoles: dummyConsoleFds(state.launch),
+    });
+    const { pid, pidStartTime, parentPid, status } = state.runtime;
     if (pid !== null && pidStartTime !== null && status === 'running') {
-      const start = await processStartTime(pid);
-      if (start === pidStartTime) {
+      const stat = await processStat(pid);
+      if (stat !== undefined && stat.startTime === pidStartTime && stat.state !== 'Z') {
+        if (stat.ppid === parentPid && processAlive(stat.ppid) && options.force !== true) {
+          throw new MachineOptionsError(
+            'force',
+            `QEMU (pid ${pid}) of ${stateFile} still runs under the process that started it (pid ${stat.ppid}); stop it there, or pass force: true to kill it`,
+          );
+        }
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -289,11 +305,6 @@ export class Machine {
     if (options.useBackup) {
       await rename(stateFile, `${stateFile}.corrupt-${Date.now()}`).catch(() => {});
     }
-    const settings = settingsFrom(options);
-    planProcess(state.config, state.launch, options, {
-      qmp: 3,
-      consoles: dummyConsoleFds(state.launch),
-    });
     const runDir = await prepareRunDir({ runDir: state.runtime.runDir });
     return Machine.#create(state.config, state.launch, settings, {
       runDir: runDir.path,
@@ -735,6 +746,7 @@ export class Machine {
       status: this.#status,
       pid: proc.pid,
       pidStartTime: proc.startTime,
+      parentPid: process.pid,
       qemuBinary: this.#binary,
       qemuVersion: proc.version,
       accel: proc.accel,

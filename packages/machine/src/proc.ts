@@ -25,21 +25,35 @@ export async function resolveBinary(
   return undefined;
 }
 
-/**
- * A process's start time in clock ticks after boot (`/proc/<pid>/stat` field 22), or
- * `undefined` when it is gone or there is no `/proc`. Together with the pid it identifies a
- * process: a reused pid has another start time.
- */
-export async function processStartTime(pid: number): Promise<number | undefined> {
+/** Fields of `/proc/<pid>/stat` (Linux): state letter, parent pid, start time in clock ticks. */
+export interface ProcStat {
+  readonly state: string;
+  readonly ppid: number;
+  readonly startTime: number;
+}
+
+/** `/proc/<pid>/stat` of a process, or `undefined` when it is gone or there is no `/proc`. */
+export async function processStat(pid: number): Promise<ProcStat | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // Field 2 (comm) is in parentheses and may contain spaces: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const value = Number(fields[19]);
-    return Number.isSafeInteger(value) ? value : undefined;
+    const ppid = Number(fields[1]);
+    const startTime = Number(fields[19]);
+    if (!Number.isSafeInteger(ppid) || !Number.isSafeInteger(startTime)) return undefined;
+    return { state: fields[0] ?? '', ppid, startTime };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A process's start time (`/proc/<pid>/stat` field 22, clock ticks after boot), or
+ * `undefined`. Together with the pid it identifies a process: a reused pid has another
+ * start time.
+ */
+export async function processStartTime(pid: number): Promise<number | undefined> {
+  return (await processStat(pid))?.startTime;
 }
 
 /** True while a process with this pid exists (zombies included). */

@@ -52,6 +52,7 @@ const runtime: RuntimeFacts = {
   status: 'running',
   pid: 1234,
   pidStartTime: 5678,
+  parentPid: 1000,
   qemuBinary: '/usr/bin/qemu-system-x86_64',
   qemuVersion: { major: 7, minor: 2, micro: 22, package: 'Debian' },
   accel: 'kvm',

@@ -69,6 +69,11 @@ export interface RuntimeFacts {
    * so a relaunch only kills a leftover QEMU that really is this one, never a reused pid.
    */
   readonly pidStartTime: number | null;
+  /**
+   * The process that started QEMU (this Node process). A relaunch leaves a QEMU alone while
+   * that process is still its parent, unless forced.
+   */
+  readonly parentPid: number | null;
   /** The binary actually executed (resolved on `PATH`). */
   readonly qemuBinary: string;
   readonly qemuVersion: QemuVersion | null;
@@ -265,6 +270,7 @@ function readRuntime(value: unknown, issues: Issues): RuntimeFacts {
       'status',
       'pid',
       'pidStartTime',
+      'parentPid',
       'qemuBinary',
       'qemuVersion',
       'accel',
@@ -287,6 +293,7 @@ function readRuntime(value: unknown, issues: Issues): RuntimeFacts {
     );
   const pid = issues.intOrNull(r, 'pid', at);
   const pidStartTime = issues.intOrNull(r, 'pidStartTime', at);
+  const parentPid = issues.intOrNull(r, 'parentPid', at);
   const qemuBinary = issues.string(r, 'qemuBinary', at);
   let qemuVersion: QemuVersion | null = null;
   if (r.qemuVersion !== null) {
@@ -330,6 +337,7 @@ function readRuntime(value: unknown, issues: Issues): RuntimeFacts {
     status: status === 'stopped' || status === 'exited' ? status : 'running',
     pid,
     pidStartTime,
+    parentPid,
     qemuBinary,
     qemuVersion,
     accel: typeof accel === 'string' ? accel : null,
