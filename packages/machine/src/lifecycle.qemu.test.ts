@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { MiB, type VmConfig } from '@qmpkit/devices';
+import { isConfigValidationError, MiB, type VmConfig } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/testguest';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isMachineOptionsError, isStateFileError } from './errors.js';
@@ -41,6 +41,18 @@ describe('restart', () => {
     const firstPid = m.pid;
     const serial = m.console('ser0');
     expect((await m.qmp.execute('query-memory-size-summary'))['base-memory']).toBe(32 * MiB);
+
+    // What cannot work is refused before the running QEMU is touched.
+    const bad = await m
+      .restart({ ...config, devices: [{ driver: 'virtio-blk-pci', id: 'x', drive: 'nope' }] })
+      .catch((e: unknown) => e);
+    expect(isConfigValidationError(bad)).toBe(true);
+    const missing = await m
+      .restart(config, { inheritFiles: [{ path: path.join(tmp.dir, 'missing.state') }] })
+      .catch((e: unknown) => e);
+    expect((missing as { code?: string }).code).toBe('ENOENT');
+    expect(m.pid).toBe(firstPid);
+    expect(m.status).toBe('running');
 
     await m.restart({ ...config, memory: { size: 64 * MiB } });
     expect(m.pid).not.toBe(firstPid);

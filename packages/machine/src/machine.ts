@@ -11,7 +11,7 @@
  * - The state file (`qmpkit-machine/state` v1) is rewritten atomically on every change;
  *   `Machine.relaunch(file)` starts the VM again after a crash of QEMU or of this process.
  */
-import { rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type AccelConfig,
@@ -637,6 +637,11 @@ export class Machine {
       qmp: 3,
       consoles: dummyConsoleFds(this.#launch),
     });
+    // Files to inherit must open before the running QEMU is touched.
+    for (const file of options.inheritFiles ?? []) {
+      const handle = await open(file.path, file.flags ?? 'r', file.mode ?? 0o600);
+      await handle.close();
+    }
     await this.#end(this.#proc, options);
     this.#status = 'stopped';
     for (const console of this.#consoles.values()) {
