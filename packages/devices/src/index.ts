@@ -19,6 +19,8 @@ export {
   qmpMonitorArgs,
   toArgv,
 } from './argv.js';
+export type { AssemblyOptions, AssemblyPlan } from './assembly.js';
+export { assemblyPlan } from './assembly.js';
 export type { ChardevCliResult, CliUnsupported } from './chardev-cli.js';
 export { chardevCli } from './chardev-cli.js';
 export type {

@@ -150,6 +150,29 @@ describe('test guest under qemu-system-x86_64', () => {
     await expectDiskHoldsLastCounter(ctx, guest, image, 'raw');
   });
 
+  it('acknowledges ACPI PCI eject requests on pc, so device_del of a hot-plugged device completes', async (ctx) => {
+    const image = await writeGuestImage(join(tmp.dir, 'eject.raw'), { intervalMs: 10 });
+    const { guest, qmp } = await boot({ image, accel: ['tcg'] });
+    await guest.waitForCounters(2, { timeoutMs: 20_000 });
+    const peripherals = async () =>
+      ((await qmp.execute('qom-list', { path: '/machine/peripheral' })) as { name: string }[])
+        .map((p) => p.name)
+        .filter((name) => name !== 'type');
+    await qmp.execute('device_add', { driver: 'virtio-balloon-pci', id: 'hot0' });
+    expect(await peripherals()).toEqual(['hot0']);
+    const started = performance.now();
+    await qmp.execute('device_del', { id: 'hot0' });
+    while ((await peripherals()).length > 0) {
+      if (performance.now() - started > 10_000) throw new Error('device_del did not complete');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await ctx.annotate(`removed ${Math.round(performance.now() - started)} ms after device_del`);
+    // The loop goes on counting.
+    const seen = guest.counters().length;
+    await guest.waitForCounters(seen + 2, { timeoutMs: 10_000 });
+    expectConsecutive(guest.counters());
+  });
+
   it('fills RAM above 1 MiB under -accel tcg (-m 128) with the per-page pattern', async (ctx) => {
     const image = await writeGuestImage(join(tmp.dir, 'fill-tcg.raw'), { fillRam: true });
     const memoryMiB = 128;

@@ -45,6 +45,16 @@ export const RECORD_COUNTER_OFFSET = 4;
 /** COM1 base I/O port. */
 export const COM1_PORT = 0x3f8;
 
+/**
+ * i440fx (`-machine pc`) ACPI PCI hot-plug registers (QEMU's PIIX4 `acpi-pci-hotplug`):
+ * a read of the "down" register gives the slots QEMU asks the OS to eject (a `device_del`
+ * in progress), a write of a slot mask to the "eject" register completes the removal. The
+ * guest polls them every iteration, so `device_del` of a PCI device completes without an OS.
+ * Bus select (0xAE10) stays at its reset value 0, the root bus.
+ */
+export const ACPI_PCIHP_DOWN_PORT = 0xae04;
+export const ACPI_PCIHP_EJECT_PORT = 0xae08;
+
 /** Value printed on the `G=` line at boot; bumped when the layout above changes. */
 export const GUEST_FORMAT_VERSION = 1;
 
@@ -87,6 +97,8 @@ export const GUEST_LAYOUT = {
   recordMagic: RECORD_MAGIC,
   recordCounterOffset: RECORD_COUNTER_OFFSET,
   com1Port: COM1_PORT,
+  acpiPciHotplugDownPort: ACPI_PCIHP_DOWN_PORT,
+  acpiPciHotplugEjectPort: ACPI_PCIHP_EJECT_PORT,
   formatVersion: GUEST_FORMAT_VERSION,
   fillMultiplier: FILL_MULTIPLIER,
   fillPageSize: FILL_PAGE_SIZE,

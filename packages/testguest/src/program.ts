@@ -7,7 +7,8 @@
  *  3. if the config flag says so, fills every whole 4 KiB page of every E820 type-1 region
  *     above 1 MiB (below 4 GiB) with `fillPatternAt(address)` (one value per page) using
  *     unreal mode and `rep a32 stosd`, then prints `F=<bytes filled>`;
- *  4. loops forever: echo every byte waiting in the COM1 receiver as `E=<byte>`; increment
+ *  4. loops forever: echo every byte waiting in the COM1 receiver as `E=<byte>`; acknowledge
+ *     pending ACPI PCI eject requests (i440fx), so `device_del` completes; increment
  *     the dword at COUNTER_ADDRESS; write "SNAP"+counter to disk LBA 1 (int 13h/43h; on
  *     failure print `D=<status>`); print `C=<counter>`; sleep CX:DX microseconds
  *     (int 15h/86h; if that fails, `hlt` until the next timer tick).
@@ -17,6 +18,8 @@
  */
 import { Assembler } from './asm/assembler.js';
 import {
+  ACPI_PCIHP_DOWN_PORT,
+  ACPI_PCIHP_EJECT_PORT,
   BOOT_DRIVE_ADDRESS,
   COM1_PORT,
   CONFIG_FLAGS_OFFSET,
@@ -139,6 +142,13 @@ export function emitProgram(config: ProgramConfig): Assembler {
   a.jmp('main_loop', 'drain the receiver before counting');
 
   a.label('tick');
+  a.movImm('dx', ACPI_PCIHP_DOWN_PORT, 'DX = ACPI PCI hot-plug "down" register (i440fx)');
+  a.inEaxDx('EAX = slots QEMU wants ejected (device_del in progress)');
+  a.testReg('eax', 'eax', 'any?');
+  a.jcc('z', 'count', 'no: go count');
+  a.movImm('dl', ACPI_PCIHP_EJECT_PORT & 0xff, 'DX = eject register (same high byte)');
+  a.outDxEax('eject them: QEMU removes the device and emits DEVICE_DELETED');
+  a.label('count');
   a.incMem(32, COUNTER_ADDRESS, 'counter += 1');
   a.movLoad('eax', COUNTER_ADDRESS, 'EAX = counter');
   a.movStore(RECORD_BUFFER_ADDRESS + RECORD_COUNTER_OFFSET, 'eax', 'record.counter = counter');

@@ -607,6 +607,16 @@ export class Assembler {
     return this.emit([0xee], () => 'out dx,al', comment);
   }
 
+  /** `in eax, dx` (66 ED). */
+  inEaxDx(comment: string): this {
+    return this.emit([OPERAND_SIZE, 0xed], () => 'in eax,dx', comment);
+  }
+
+  /** `out dx, eax` (66 EF). */
+  outDxEax(comment: string): this {
+    return this.emit([OPERAND_SIZE, 0xef], () => 'out dx,eax', comment);
+  }
+
   /** `in al, imm8` (E4 ib). */
   inAlImm(port: number, comment: string): this {
     checkImm(port, 8, 'in port');

@@ -1,0 +1,271 @@
+/**
+ * Error classes of `@qmpkit/machine`. Each has a literal `name`, the fields a caller can act
+ * on, and `cause` where there is one; the guards check `name`, so errors from a second copy
+ * of the package are recognised too.
+ */
+
+/** Why QEMU did not come up. */
+export type LaunchFailure =
+  /** The QEMU binary does not exist (or is not on `PATH`). */
+  | 'not-found'
+  /** `spawn` failed for another reason (permissions, resources). */
+  | 'spawn-failed'
+  /** QEMU exited before the QMP session was ready (bad option, unknown device, …). */
+  | 'exited'
+  /** No QMP greeting within `launchTimeout`; the process was killed. */
+  | 'timeout'
+  /** The QMP handshake failed although the process was still running; it was killed. */
+  | 'handshake'
+  /** A cold-plug step (`assemble: 'qmp'`) was refused; the process was killed. */
+  | 'assembly';
+
+/**
+ * QEMU could not be started. `argv` is the full command (binary first), `stderr` the tail of
+ * QEMU's standard error (where it explains a refused option), `exitCode`/`signal` how it
+ * ended when it did.
+ */
+export class QemuLaunchError extends Error {
+  override readonly name = 'QemuLaunchError' as const;
+  readonly reason: LaunchFailure;
+  readonly argv: readonly string[];
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+
+  constructor(
+    reason: LaunchFailure,
+    detail: string,
+    fields: {
+      readonly argv: readonly string[];
+      readonly exitCode?: number | null;
+      readonly signal?: NodeJS.Signals | null;
+      readonly stderr?: string;
+    },
+    options?: { cause?: unknown },
+  ) {
+    const stderr = fields.stderr ?? '';
+    const tail = stderr.trim() === '' ? '' : `\nQEMU's stderr:\n${indent(stderr.trimEnd())}`;
+    super(`${detail}${tail}`, options);
+    this.reason = reason;
+    this.argv = fields.argv;
+    this.exitCode = fields.exitCode ?? null;
+    this.signal = fields.signal ?? null;
+    this.stderr = stderr;
+  }
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n');
+}
+
+export function isQemuLaunchError(value: unknown): value is QemuLaunchError {
+  return value instanceof Error && value.name === 'QemuLaunchError';
+}
+
+/** Why a run directory cannot be used. */
+export type RunDirProblem = 'create-failed' | 'not-a-directory' | 'not-writable' | 'insecure-mode';
+
+/**
+ * The run directory (private files of one VM: state file, sockets of stream sinks, logs) is
+ * unusable: it cannot be created, is not a directory, cannot be written, or is open to
+ * other users (it must be mode 0700).
+ */
+export class RunDirError extends Error {
+  override readonly name = 'RunDirError' as const;
+  readonly path: string;
+  readonly problem: RunDirProblem;
+
+  constructor(path: string, problem: RunDirProblem, detail: string, options?: { cause?: unknown }) {
+    super(`run directory ${path}: ${detail}`, options);
+    this.path = path;
+    this.problem = problem;
+  }
+}
+
+export function isRunDirError(value: unknown): value is RunDirError {
+  return value instanceof Error && value.name === 'RunDirError';
+}
+
+/** What is wrong with a state file. */
+export type StateFileProblem =
+  /** It could not be read (missing, permissions). */
+  | 'unreadable'
+  /** It is not JSON (e.g. truncated). */
+  | 'not-json'
+  /** It is JSON but not a `qmpkit-machine/state` document of a version we read. */
+  | 'format'
+  /** The stored VM configuration is malformed or invalid. */
+  | 'config'
+  /** Writing a new version failed; the previous file is untouched. */
+  | 'write-failed';
+
+/**
+ * A state file cannot be read or written. `issues` name each problem by JSON path
+ * (`$.runtime.pid: expected an integer or null`). Nothing was overwritten: `backup` is the
+ * previous good version (`<file>.bak`) when one exists and reads cleanly.
+ */
+export class StateFileError extends Error {
+  override readonly name = 'StateFileError' as const;
+  readonly path: string;
+  readonly problem: StateFileProblem;
+  readonly issues: readonly string[];
+  readonly backup: string | undefined;
+
+  constructor(
+    path: string,
+    problem: StateFileProblem,
+    issues: readonly string[],
+    options?: { cause?: unknown; backup?: string | undefined },
+  ) {
+    const shown = issues.slice(0, 10).map((i) => `  - ${i}`);
+    if (issues.length > shown.length) shown.push(`  - … and ${issues.length - shown.length} more`);
+    const backup =
+      options?.backup === undefined ? '' : `\nthe previous good state is kept in ${options.backup}`;
+    super(
+      `state file ${path}: ${DESCRIPTIONS[problem]}${shown.length > 0 ? `:\n${shown.join('\n')}` : ''}${backup}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.path = path;
+    this.problem = problem;
+    this.issues = issues;
+    this.backup = options?.backup;
+  }
+}
+
+const DESCRIPTIONS: Record<StateFileProblem, string> = {
+  unreadable: 'cannot be read',
+  'not-json': 'is not valid JSON (truncated or corrupt)',
+  format: 'is not a qmpkit-machine/state document this version reads',
+  config: 'holds a VM configuration that does not read back',
+  'write-failed': 'could not be written (the previous version is untouched)',
+};
+
+export function isStateFileError(value: unknown): value is StateFileError {
+  return value instanceof Error && value.name === 'StateFileError';
+}
+
+/**
+ * A hot-plug or unplug step failed. `completed` are the steps QEMU carried out before;
+ * for `plug`, `rolledBack` says whether undoing them worked (`undoErrors` otherwise) and
+ * the model is unchanged; for `unplug`, the model drops what was removed before the failure.
+ */
+export class MachinePlugError extends Error {
+  override readonly name = 'MachinePlugError' as const;
+  readonly operation: 'plug' | 'unplug';
+  readonly step: { readonly execute: string; readonly arguments: unknown };
+  readonly completed: readonly { readonly execute: string; readonly arguments: unknown }[];
+  readonly rolledBack: boolean;
+  readonly undoErrors: readonly unknown[];
+
+  constructor(
+    operation: 'plug' | 'unplug',
+    step: { readonly execute: string; readonly arguments: unknown },
+    fields: {
+      readonly completed: readonly { readonly execute: string; readonly arguments: unknown }[];
+      readonly rolledBack: boolean;
+      readonly undoErrors?: readonly unknown[];
+    },
+    options: { cause: unknown },
+  ) {
+    const reason = options.cause instanceof Error ? options.cause.message : String(options.cause);
+    const after =
+      operation === 'plug'
+        ? fields.rolledBack
+          ? `; the ${fields.completed.length} step(s) before it were undone`
+          : `; undoing the ${fields.completed.length} step(s) before it failed too`
+        : `; ${fields.completed.length} step(s) before it were carried out`;
+    super(
+      `${operation}: ${step.execute} ${JSON.stringify(step.arguments)} failed: ${reason}${after}`,
+      {
+        cause: options.cause,
+      },
+    );
+    this.operation = operation;
+    this.step = step;
+    this.completed = fields.completed;
+    this.rolledBack = fields.rolledBack;
+    this.undoErrors = fields.undoErrors ?? [];
+  }
+}
+
+export function isMachinePlugError(value: unknown): value is MachinePlugError {
+  return value instanceof Error && value.name === 'MachinePlugError';
+}
+
+/** An operation needs a running QEMU, but it has exited (or was stopped). */
+export class MachineNotRunningError extends Error {
+  override readonly name = 'MachineNotRunningError' as const;
+  readonly operation: string;
+
+  constructor(operation: string) {
+    super(`${operation}: QEMU is not running`);
+    this.operation = operation;
+  }
+}
+
+export function isMachineNotRunningError(value: unknown): value is MachineNotRunningError {
+  return value instanceof Error && value.name === 'MachineNotRunningError';
+}
+
+/** A launch option does not fit the configuration (e.g. a console naming no chardev). */
+export class MachineOptionsError extends Error {
+  override readonly name = 'MachineOptionsError' as const;
+  readonly option: string;
+
+  constructor(option: string, detail: string) {
+    super(`option ${option}: ${detail}`);
+    this.option = option;
+  }
+}
+
+export function isMachineOptionsError(value: unknown): value is MachineOptionsError {
+  return value instanceof Error && value.name === 'MachineOptionsError';
+}
+
+/** `expect` saw no match in time. `unread` is the tail of what the console holds. */
+export class ConsoleTimeoutError extends Error {
+  override readonly name = 'ConsoleTimeoutError' as const;
+  readonly console: string;
+  readonly pattern: string;
+  readonly timeout: number;
+  readonly unread: string;
+
+  constructor(console: string, pattern: string, timeout: number, unread: string) {
+    const tail = unread.length > 200 ? `…${unread.slice(-200)}` : unread;
+    super(
+      `console ${console}: no match for ${pattern} within ${timeout} ms; unread: ${JSON.stringify(tail)}`,
+    );
+    this.console = console;
+    this.pattern = pattern;
+    this.timeout = timeout;
+    this.unread = unread;
+  }
+}
+
+export function isConsoleTimeoutError(value: unknown): value is ConsoleTimeoutError {
+  return value instanceof Error && value.name === 'ConsoleTimeoutError';
+}
+
+/** The console's connection ended (QEMU exited or was restarted) before a match. */
+export class ConsoleClosedError extends Error {
+  override readonly name = 'ConsoleClosedError' as const;
+  readonly console: string;
+  readonly pattern: string | undefined;
+
+  constructor(console: string, pattern?: string) {
+    super(
+      pattern === undefined
+        ? `console ${console} is closed`
+        : `console ${console} closed before a match for ${pattern}`,
+    );
+    this.console = console;
+    this.pattern = pattern;
+  }
+}
+
+export function isConsoleClosedError(value: unknown): value is ConsoleClosedError {
+  return value instanceof Error && value.name === 'ConsoleClosedError';
+}

@@ -1,0 +1,150 @@
+/**
+ * Paths a real QEMU rarely takes, against fake "QEMU" processes: small Node scripts that
+ * speak just enough QMP on the inherited fd 3 and misbehave on purpose — stop()'s escalation
+ * (quit → SIGTERM → SIGKILL) and hot-plug steps that fail half-way. No real QEMU needed;
+ * every process here is started by the test and ended by its pid.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { MiB, type VmConfig } from '@qmpkit/devices';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isMachineNotRunningError, isMachinePlugError } from './errors.js';
+import { launch } from './machine.js';
+import { processAlive } from './proc.js';
+import { readState } from './state.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-machine-stop-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * A fake QEMU: greets on fd 3, answers `qmp_capabilities` and `query-kvm`; on `quit` it
+ * exits, or (`--ignore-quit`) replies and keeps running; `--ignore-term` ignores SIGTERM;
+ * `--fail=<command>` answers that command with a GenericError; `device_del` is followed by
+ * `DEVICE_DELETED`; every other command gets `{}`.
+ */
+const FAKE = `#!${process.execPath}
+const net = require('node:net');
+const ignoreQuit = process.argv.includes('--ignore-quit');
+if (process.argv.includes('--ignore-term')) process.on('SIGTERM', () => {});
+const qmp = new net.Socket({ fd: 3, readable: true, writable: true });
+const send = (m) => qmp.write(JSON.stringify(m) + '\\n');
+send({ QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'fake' }, capabilities: [] } });
+let buf = '';
+qmp.on('data', (chunk) => {
+  buf += chunk;
+  for (let i; (i = buf.indexOf('\\n')) >= 0; ) {
+    const cmd = JSON.parse(buf.slice(0, i));
+    buf = buf.slice(i + 1);
+    const id = cmd.id;
+    if (process.argv.includes('--fail=' + cmd.execute)) {
+      send({ error: { class: 'GenericError', desc: 'refused by the fake' }, id });
+      continue;
+    }
+    if (cmd.execute === 'query-kvm') send({ return: { enabled: false, present: false }, id });
+    else send({ return: {}, id });
+    if (cmd.execute === 'device_del') {
+      const device = cmd.arguments.id;
+      send({ event: 'DEVICE_DELETED', data: { device, path: '/machine/peripheral/' + device }, timestamp: { seconds: 0, microseconds: 0 } });
+    }
+    if (cmd.execute === 'quit' && !ignoreQuit) setTimeout(() => process.exit(0), 10);
+  }
+});
+qmp.on('error', () => {});
+setInterval(() => {}, 1000);
+`;
+const fake = path.join(dir, 'fake-qemu');
+writeFileSync(fake, FAKE, { mode: 0o700 });
+
+const config: VmConfig = {
+  machine: { type: 'pc' },
+  accel: ['tcg'],
+  memory: { size: 32 * MiB },
+  blockdevs: [{ driver: 'null-co', 'node-name': 'n0' }],
+  devices: [{ driver: 'virtio-blk-pci', id: 'vd0', drive: 'n0' }],
+};
+
+async function start(flags: string[]) {
+  return launch(config, {
+    qemu: fake,
+    extraArgs: flags,
+    runDirParent: dir,
+    logger: { warn: () => {} },
+  });
+}
+
+describe('stop', () => {
+  it('ends a QEMU that obeys quit with quit', async () => {
+    const m = await start([]);
+    expect(m.qemuVersion.package).toBe('fake');
+    const exit = await m.stop({ quitTimeout: 2000, termTimeout: 2000 });
+    expect(exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('sends SIGTERM when quit does not end it in time', async () => {
+    const m = await start(['--ignore-quit']);
+    const started = performance.now();
+    const exit = await m.stop({ quitTimeout: 300, termTimeout: 2000 });
+    expect(exit.signal).toBe('SIGTERM');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(processAlive(m.pid)).toBe(false);
+  });
+
+  it('sends SIGKILL when SIGTERM does not end it either', async () => {
+    const m = await start(['--ignore-quit', '--ignore-term']);
+    const exit = await m.stop({ quitTimeout: 200, termTimeout: 200 });
+    expect(exit.signal).toBe('SIGKILL');
+    expect(m.status).toBe('stopped');
+    expect(processAlive(m.pid)).toBe(false);
+  });
+});
+
+describe('hot-plug steps that fail', () => {
+  it('unplug: the model drops what was removed before the failing step, and says so', async () => {
+    const m = await start(['--fail=blockdev-del']);
+    try {
+      const error = await m.unplug({ devices: ['vd0'] }).catch((e: unknown) => e);
+      expect(isMachinePlugError(error)).toBe(true);
+      if (!isMachinePlugError(error)) return;
+      expect(error.operation).toBe('unplug');
+      expect(error.step).toEqual({ execute: 'blockdev-del', arguments: { 'node-name': 'n0' } });
+      expect(error.completed.map((s) => s.execute)).toEqual(['device_del']);
+      expect(error.message).toContain('refused by the fake');
+      // vd0 is gone in QEMU, n0 is not: the model says the same, and so does the file.
+      expect(m.config.devices).toEqual([]);
+      expect(m.config.blockdevs?.map((n) => n['node-name'])).toEqual(['n0']);
+      expect((await readState(m.stateFile ?? '')).config).toEqual(m.config);
+    } finally {
+      await m.kill();
+    }
+  });
+
+  it('plug: when the undo fails too, the error says the rollback failed', async () => {
+    const m = await start(['--fail=device_add', '--fail=blockdev-del']);
+    try {
+      const before = m.config;
+      const error = await m
+        .plug({
+          blockdevs: [{ driver: 'null-co', 'node-name': 'n1' }],
+          devices: [{ driver: 'virtio-blk-pci', id: 'vd1', drive: 'n1' }],
+        })
+        .catch((e: unknown) => e);
+      expect(isMachinePlugError(error)).toBe(true);
+      if (!isMachinePlugError(error)) return;
+      expect(error.step.execute).toBe('device_add');
+      expect(error.rolledBack).toBe(false);
+      expect(error.undoErrors).toHaveLength(1);
+      expect(error.message).toContain('undoing the 1 step(s) before it failed too');
+      expect(m.config).toBe(before);
+    } finally {
+      await m.kill();
+    }
+  });
+
+  it('refuses QMP work once QEMU is gone', async () => {
+    const m = await start([]);
+    await m.stop();
+    const error = await m.plug({ netdevs: [{ id: 'x', type: 'user' }] }).catch((e: unknown) => e);
+    expect(isMachineNotRunningError(error)).toBe(true);
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * `@qmpkit/machine`: a QEMU process with its QMP session, consoles, configuration model
+ * (`@qmpkit/devices`) and a crash-safe state file.
+ *
+ * - `launch(config, options)` → `Machine`; `Machine.relaunch(stateFile)` after a crash.
+ * - `machine.qmp` (typed client), `machine.console(id)`, `machine.plug/unplug`,
+ *   `machine.stop/kill/restart`, `machine.consoleState/restoreConsoleState`.
+ */
+export type {
+  ConsoleEncoding,
+  ConsoleMatch,
+  ConsoleSpec,
+  ConsoleState,
+  ExpectOptions,
+} from './console.js';
+export { Console } from './console.js';
+export type { LaunchFailure, RunDirProblem, StateFileProblem } from './errors.js';
+export {
+  ConsoleClosedError,
+  ConsoleTimeoutError,
+  isConsoleClosedError,
+  isConsoleTimeoutError,
+  isMachineNotRunningError,
+  isMachineOptionsError,
+  isMachinePlugError,
+  isQemuLaunchError,
+  isRunDirError,
+  isStateFileError,
+  MachineNotRunningError,
+  MachineOptionsError,
+  MachinePlugError,
+  QemuLaunchError,
+  RunDirError,
+  StateFileError,
+} from './errors.js';
+export type {
+  ExitInfo,
+  HotplugOptions,
+  InheritedFileInfo,
+  InheritFile,
+  LaunchOptions,
+  MachinePlugResult,
+  MachineQmp,
+  MachineUnplugResult,
+  ProcessOptions,
+  RelaunchOptions,
+  RestartOptions,
+  StopOptions,
+} from './machine.js';
+export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
+export type {
+  LoadedState,
+  MachineState,
+  MachineStatus,
+  QemuVersion,
+  RuntimeFacts,
+  StoredConsole,
+  StoredLaunch,
+} from './state.js';
+export { readState, STATE_FORMAT, STATE_VERSION, writeFileAtomic } from './state.js';

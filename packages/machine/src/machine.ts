@@ -1,0 +1,853 @@
+/**
+ * A QEMU virtual machine: the process, its QMP session, its consoles and its configuration
+ * model, kept in step with each other and with a state file.
+ *
+ * - QEMU is spawned with an argument array (never a shell). QMP and the consoles are
+ *   socketpairs QEMU inherits (`@qmpkit/transport/fd`): no socket file, no connect race.
+ *   Ready means: greeting received and capabilities negotiated.
+ * - The configuration is a `@qmpkit/devices` `VmConfig`; hot-plug goes through the model's
+ *   steps so the model, the VM and the state file agree; QMP events (DEVICE_DELETED,
+ *   DEVICE_TRAY_MOVED, BLOCK_JOB_COMPLETED) update the model too.
+ * - The state file (`qmpkit-machine/state` v1) is rewritten atomically on every change;
+ *   `Machine.relaunch(file)` starts the VM again after a crash of QEMU or of this process.
+ */
+import { open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  type AccelConfig,
+  assertValid,
+  type BlockNode,
+  type ConfigParts,
+  type ConfigSelection,
+  type DeviceConfig,
+  deviceProps,
+  isGenericDevice,
+  type PlugStep,
+  plug as planPlug,
+  unplug as planUnplug,
+  type UnplugOptions,
+  type UnplugStep,
+  undoPlug,
+  type VmConfig,
+  validate,
+} from '@qmpkit/devices';
+import type { Logger, ValidateMode } from '@qmpkit/transport';
+import type { ConsoleState } from './console.js';
+import { Console, type ConsoleEncoding, type ConsoleSpec } from './console.js';
+import { MachineNotRunningError, MachineOptionsError, MachinePlugError } from './errors.js';
+import { processAlive, processStat, resolveBinary, waitForProcessGone } from './proc.js';
+import {
+  DEFAULT_QMP_CHARDEV,
+  dummyConsoleFds,
+  type ExitInfo,
+  type InheritedFileInfo,
+  type MachineQmp,
+  type Proc,
+  type ProcessOptions,
+  planProcess,
+  type Settings,
+  startProcess,
+  within,
+} from './process.js';
+import { prepareRunDir } from './rundir.js';
+import {
+  backupPath,
+  type MachineStatus,
+  type QemuVersion,
+  type RuntimeFacts,
+  readState,
+  type StoredConsole,
+  type StoredLaunch,
+  stateDocument,
+  writeState,
+} from './state.js';
+
+export type {
+  ExitInfo,
+  InheritedFileInfo,
+  InheritFile,
+  MachineQmp,
+  ProcessOptions,
+} from './process.js';
+export { DEFAULT_QMP_CHARDEV } from './process.js';
+
+export interface LaunchOptions extends ProcessOptions {
+  /** QEMU binary, a name on `PATH` or a path (default `qemu-system-x86_64`). */
+  readonly qemu?: string;
+  /** Use this run directory (created 0700 if missing; an existing one must be 0700 and ours). */
+  readonly runDir?: string;
+  /** Otherwise create `qmpkit-machine-XXXXXX` here (default `os.tmpdir()`); removed by `stop()`. */
+  readonly runDirParent?: string;
+  /** The state file (default `<runDir>/state.json`); `false` for none. */
+  readonly stateFile?: string | false;
+  /** Chardev ids to connect to Node (their backend is replaced by an inherited socketpair). */
+  readonly consoles?: readonly ConsoleSpec[];
+  /**
+   * `argv` (default): everything on the command line. `qmp`: start with `-S`, only what
+   * cannot be hot-plugged on the command line (see `assemblyPlan`), add the rest with QMP,
+   * then `cont`.
+   */
+  readonly assemble?: 'argv' | 'qmp';
+  /** Accelerators when the configuration names none (default `['kvm', 'tcg']`: KVM, else TCG). */
+  readonly accel?: readonly AccelConfig[];
+  /** Milliseconds from spawn to a negotiated QMP session (default 30 000); QEMU is then killed. */
+  readonly launchTimeout?: number;
+  /** Arguments after the configuration's (stored, reused by `restart` and `relaunch`). */
+  readonly extraArgs?: readonly string[];
+  /** Bytes of QEMU's stderr (and stdout) kept for errors and `stderr()` (default 64 KiB). */
+  readonly stderrBytes?: number;
+  /** Unread characters kept per console (default 1 Mi); older ones are dropped. */
+  readonly consoleCapacity?: number;
+  /** QEMU's environment (default `process.env`). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** QMP argument/reply validation against the 7.2 tables (default `off`). */
+  readonly validate?: ValidateMode;
+  /** Where warnings go (state writes that failed after a change, model updates refused). */
+  readonly logger?: Logger;
+}
+
+export interface StopOptions {
+  /** Milliseconds to wait for QEMU to exit after `quit` (default 10 000), then SIGTERM. */
+  readonly quitTimeout?: number;
+  /** Milliseconds to wait after SIGTERM (default 5 000), then SIGKILL. */
+  readonly termTimeout?: number;
+}
+
+export interface RestartOptions extends ProcessOptions, StopOptions {
+  /** Keep the consoles' unread text (default: cleared, a fresh QEMU prints afresh). */
+  readonly keepConsoleBuffers?: boolean;
+}
+
+export interface RelaunchOptions extends ProcessOptions {
+  /**
+   * Kill the state's QEMU even when the process that started it still runs and is still its
+   * parent (by default that is refused: the VM is someone's, not a leftover).
+   */
+  readonly force?: boolean;
+  /**
+   * Start from `<file>.bak` (the previous good version) when `<file>` is corrupt; the corrupt
+   * file is kept beside it as `<file>.corrupt-<time>`.
+   */
+  readonly useBackup?: boolean;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly validate?: ValidateMode;
+  readonly logger?: Logger;
+  readonly stderrBytes?: number;
+  readonly consoleCapacity?: number;
+}
+
+export interface HotplugOptions {
+  /** Milliseconds to wait for each `DEVICE_DELETED` (default 30 000). */
+  readonly deviceDeletedTimeout?: number;
+}
+
+export interface MachinePlugResult {
+  /** The new configuration (also `machine.config`). */
+  readonly config: VmConfig;
+  /** The QMP commands that ran. */
+  readonly steps: readonly PlugStep[];
+}
+
+export interface MachineUnplugResult {
+  readonly config: VmConfig;
+  readonly steps: readonly UnplugStep[];
+  /** Everything removed, including what `cascade` added. */
+  readonly removed: Required<ConfigSelection>;
+}
+
+const DEFAULT_ACCEL: readonly AccelConfig[] = ['kvm', 'tcg'];
+
+function normalizeConsoles(specs: readonly ConsoleSpec[]): StoredConsole[] {
+  return specs.map((spec) =>
+    typeof spec === 'string'
+      ? { chardev: spec, encoding: 'utf8' as ConsoleEncoding }
+      : { chardev: spec.chardev, encoding: spec.encoding ?? 'utf8' },
+  );
+}
+
+/** The stored model: the configuration with the defaults the launch filled in. */
+function modelConfig(config: VmConfig, accel: readonly AccelConfig[]): VmConfig {
+  const { incoming: _incoming, ...rest } = config;
+  return {
+    ...rest,
+    accel: config.accel ?? accel,
+    qmp: config.qmp ?? { chardev: DEFAULT_QMP_CHARDEV },
+  };
+}
+
+function settingsFrom(options: RelaunchOptions): Settings {
+  return {
+    env: options.env ?? process.env,
+    validate: options.validate ?? 'off',
+    logger: options.logger ?? {
+      warn: (message, detail) => console.warn(`[qmpkit/machine] ${message}`, detail ?? ''),
+    },
+    stderrBytes: options.stderrBytes ?? 64 * 1024,
+    consoleCapacity: options.consoleCapacity ?? 1024 * 1024,
+  };
+}
+
+/** The device id in `query-block`'s `qdev`: a QOM path, or (e.g. for `ide-cd`) the id itself. */
+function qdevId(qdev: string): string | undefined {
+  if (!qdev.startsWith('/')) return qdev === '' ? undefined : qdev;
+  return /^\/machine\/peripheral\/([^/]+)/.exec(qdev)?.[1];
+}
+
+/** A running (or stopped) QEMU virtual machine. Create one with `launch` or `Machine.relaunch`. */
+export class Machine {
+  #config: VmConfig;
+  #launch: StoredLaunch;
+  readonly #settings: Settings;
+  readonly #runDir: string;
+  readonly #ownsRunDir: boolean;
+  readonly #stateFile: string | undefined;
+  readonly #binary: string;
+  #proc: Proc;
+  #status: MachineStatus = 'running';
+  #trays: Record<string, 'open' | 'closed'> = {};
+  readonly #consoles: Map<string, Console>;
+  #writes: Promise<void> = Promise.resolve();
+  readonly #expectedDeletions = new Set<string>();
+
+  private constructor(init: {
+    config: VmConfig;
+    launch: StoredLaunch;
+    settings: Settings;
+    runDir: string;
+    ownsRunDir: boolean;
+    stateFile: string | undefined;
+    binary: string;
+    proc: Proc;
+    consoles: Map<string, Console>;
+  }) {
+    this.#config = init.config;
+    this.#launch = init.launch;
+    this.#settings = init.settings;
+    this.#runDir = init.runDir;
+    this.#ownsRunDir = init.ownsRunDir;
+    this.#stateFile = init.stateFile;
+    this.#binary = init.binary;
+    this.#proc = init.proc;
+    this.#consoles = init.consoles;
+    this.#watch(init.proc);
+  }
+
+  /**
+   * Starts QEMU for `config` and resolves once QMP is ready (and, with `assemble: 'qmp'`,
+   * the devices are plugged and the CPUs running). Validates before anything is spawned
+   * (`ConfigValidationError`, `MachineOptionsError`); `RunDirError`; `QemuLaunchError`
+   * with exit status, argv and stderr when QEMU does not come up.
+   */
+  static async launch(config: VmConfig, options: LaunchOptions = {}): Promise<Machine> {
+    const model = modelConfig(config, options.accel ?? DEFAULT_ACCEL);
+    const launch: StoredLaunch = {
+      qemu: options.qemu ?? 'qemu-system-x86_64',
+      consoles: normalizeConsoles(options.consoles ?? []),
+      assemble: options.assemble ?? 'argv',
+      extraArgs: [...(options.extraArgs ?? [])],
+      launchTimeout: options.launchTimeout ?? 30_000,
+    };
+    const settings = settingsFrom(options);
+    // Everything that can be checked without side effects first.
+    planProcess(model, launch, options, { qmp: 3, consoles: dummyConsoleFds(launch) });
+    const runDir = await prepareRunDir({
+      runDir: options.runDir,
+      runDirParent: options.runDirParent,
+    });
+    const stateFile =
+      options.stateFile === false
+        ? undefined
+        : path.resolve(options.stateFile ?? path.join(runDir.path, 'state.json'));
+    return Machine.#create(model, launch, settings, {
+      runDir: runDir.path,
+      ownsRunDir: runDir.temporary,
+      stateFile,
+      perProcess: options,
+    }).catch(async (error: unknown) => {
+      if (runDir.temporary) await rm(runDir.path, { recursive: true, force: true });
+      throw error;
+    });
+  }
+
+  /**
+   * Starts the VM described by a state file again, e.g. after QEMU or this process was
+   * killed: the stored configuration (with every hot-plug and event applied), consoles and
+   * launch options. A QEMU of that state that still runs (same pid and start time) is
+   * killed first, because it holds the disk locks and its monitor died with its parent.
+   * Throws `StateFileError` for a corrupt or truncated file, and writes nothing then.
+   */
+  static async relaunch(file: string, options: RelaunchOptions = {}): Promise<Machine> {
+    const stateFile = path.resolve(file);
+    const state = await readState(options.useBackup ? backupPath(stateFile) : stateFile);
+    const settings = settingsFrom(options);
+    planProcess(state.config, state.launch, options, {
+      qmp: 3,
+      consoles: dummyConsoleFds(state.launch),
+    });
+    const { pid, pidStartTime, parentPid, status } = state.runtime;
+    if (pid !== null && pidStartTime !== null && status === 'running') {
+      const stat = await processStat(pid);
+      if (stat !== undefined && stat.startTime === pidStartTime && stat.state !== 'Z') {
+        if (stat.ppid === parentPid && processAlive(stat.ppid) && options.force !== true) {
+          throw new MachineOptionsError(
+            'force',
+            `QEMU (pid ${pid}) of ${stateFile} still runs under the process that started it (pid ${stat.ppid}); stop it there, or pass force: true to kill it`,
+          );
+        }
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+        await waitForProcessGone(pid, 10_000);
+      }
+    }
+    if (options.useBackup) {
+      await rename(stateFile, `${stateFile}.corrupt-${Date.now()}`).catch(() => {});
+    }
+    const runDir = await prepareRunDir({ runDir: state.runtime.runDir });
+    return Machine.#create(state.config, state.launch, settings, {
+      runDir: runDir.path,
+      ownsRunDir: state.runtime.ownsRunDir || runDir.temporary,
+      stateFile,
+      perProcess: options,
+    });
+  }
+
+  static async #create(
+    model: VmConfig,
+    launch: StoredLaunch,
+    settings: Settings,
+    where: {
+      runDir: string;
+      ownsRunDir: boolean;
+      stateFile: string | undefined;
+      perProcess: ProcessOptions;
+    },
+  ): Promise<Machine> {
+    const binary = await resolveBinary(launch.qemu, settings.env);
+    const consoles = new Map<string, Console>();
+    for (const c of launch.consoles)
+      consoles.set(c.chardev, new Console(c.chardev, c.encoding, settings.consoleCapacity));
+    for (const saved of where.perProcess.consoleState ?? [])
+      consoles.get(saved.chardev)?.restore(saved.unread);
+    const proc = await startProcess(
+      binary ?? launch.qemu,
+      binary !== undefined,
+      model,
+      launch,
+      settings,
+      consoles,
+      where.perProcess,
+    );
+    const machine = new Machine({
+      config: model,
+      launch,
+      settings,
+      runDir: where.runDir,
+      ownsRunDir: where.ownsRunDir,
+      stateFile: where.stateFile,
+      binary: binary ?? launch.qemu,
+      proc,
+      consoles,
+    });
+    try {
+      await machine.#persist();
+    } catch (error) {
+      await machine.kill();
+      throw error;
+    }
+    return machine;
+  }
+
+  // ---- what it is ----------------------------------------------------------------------
+
+  /** The current configuration model (what QEMU runs, as far as the model knows). */
+  get config(): VmConfig {
+    return this.#config;
+  }
+  /** The typed QMP client of the current QEMU process (a new one after `restart`). */
+  get qmp(): MachineQmp {
+    return this.#proc.qmp;
+  }
+  get pid(): number {
+    return this.#proc.pid;
+  }
+  /** Resolves when the current QEMU process exits. */
+  get exited(): Promise<ExitInfo> {
+    return this.#proc.exited;
+  }
+  get status(): MachineStatus {
+    return this.#status;
+  }
+  get runDir(): string {
+    return this.#runDir;
+  }
+  get stateFile(): string | undefined {
+    return this.#stateFile;
+  }
+  /** The full command of the current process, binary first. */
+  get argv(): readonly string[] {
+    return this.#proc.argv;
+  }
+  /** The accelerator QEMU is using (`kvm`, or the fallback `tcg`). */
+  get accel(): string {
+    return this.#proc.accel;
+  }
+  get qemuVersion(): QemuVersion {
+    return this.#proc.version;
+  }
+  /** Files the current process inherited (`inheritFiles`), with their `fd:N` URIs. */
+  get inheritedFiles(): readonly InheritedFileInfo[] {
+    return this.#proc.inherited;
+  }
+  /** Tray state of removable-media devices, as reported by `DEVICE_TRAY_MOVED`. */
+  get trays(): Readonly<Record<string, 'open' | 'closed'>> {
+    return { ...this.#trays };
+  }
+  /** The tail of QEMU's stderr (bounded by `stderrBytes`). */
+  stderr(): string {
+    return this.#proc.stderr.text();
+  }
+  /** The tail of QEMU's stdout. */
+  stdout(): string {
+    return this.#proc.stdout.text();
+  }
+
+  // ---- consoles ------------------------------------------------------------------------
+
+  /** The console on chardev `chardev` (one of the `consoles` launch option). */
+  console(chardev: string): Console {
+    const console = this.#consoles.get(chardev);
+    if (console === undefined)
+      throw new MachineOptionsError(
+        'consoles',
+        `'${chardev}' is not a console of this machine (consoles: ${[...this.#consoles.keys()].join(', ') || 'none'})`,
+      );
+    return console;
+  }
+
+  /** The consoles' unread text, to save with a snapshot. */
+  consoleState(): ConsoleState[] {
+    return [...this.#consoles.values()].map((c) => c.state());
+  }
+
+  /**
+   * Replaces the consoles' unread text (restoring a snapshot: output the guest printed
+   * before the snapshot and nobody consumed must be seen again). Call it while the guest
+   * is paused; consoles not listed keep their text.
+   */
+  restoreConsoleState(states: readonly ConsoleState[]): void {
+    for (const s of states) this.console(s.chardev).restore(s.unread);
+  }
+
+  // ---- configuration changes -------------------------------------------------------------
+
+  /**
+   * Hot-plugs `parts` with the model's steps (dependency order). When a step fails, the
+   * steps before it are undone (`undoPlug`) and `MachinePlugError` is thrown; the model is
+   * unchanged. On success the model and the state file include the parts.
+   */
+  async plug(parts: ConfigParts, options: HotplugOptions = {}): Promise<MachinePlugResult> {
+    const qmp = this.#running('plug');
+    const { config, steps } = planPlug(this.#config, parts);
+    const done: PlugStep[] = [];
+    for (const step of steps) {
+      try {
+        await this.#runStep(qmp, step, options);
+        done.push(step);
+      } catch (cause) {
+        const undoErrors: unknown[] = [];
+        for (const undo of undoPlug(done)) {
+          try {
+            await this.#runStep(qmp, undo, options);
+          } catch (error) {
+            undoErrors.push(error);
+          }
+        }
+        throw new MachinePlugError(
+          'plug',
+          step,
+          { completed: done, rolledBack: undoErrors.length === 0, undoErrors },
+          { cause },
+        );
+      }
+    }
+    this.#config = config;
+    await this.#persist();
+    return { config, steps };
+  }
+
+  /**
+   * Unplugs the selected items (with `cascade`, default on, also what only they used).
+   * `device_del` steps wait for `DEVICE_DELETED` (PCI removal needs the guest to answer).
+   * When a step fails, the model keeps what is still there and `MachinePlugError` is thrown.
+   */
+  async unplug(
+    selection: ConfigSelection,
+    options: UnplugOptions & HotplugOptions = {},
+  ): Promise<MachineUnplugResult> {
+    const qmp = this.#running('unplug');
+    const result = planUnplug(this.#config, selection, options);
+    const done: UnplugStep[] = [];
+    for (const step of result.steps) {
+      try {
+        await this.#runStep(qmp, step, options);
+        done.push(step);
+      } catch (cause) {
+        this.#config = removeDone(this.#config, done);
+        await this.#persist().catch((error: unknown) =>
+          this.#settings.logger.warn('state file not written after a failed unplug', error),
+        );
+        throw new MachinePlugError(
+          'unplug',
+          step,
+          { completed: done, rolledBack: false },
+          { cause },
+        );
+      }
+    }
+    this.#config = result.config;
+    await this.#persist();
+    return { config: result.config, steps: result.steps, removed: result.removed };
+  }
+
+  /**
+   * Records a configuration change the caller made in QEMU itself (e.g. an external
+   * snapshot with `blockdev-snapshot`, see `insertOverlay`): validates `config`
+   * (`ConfigValidationError`), makes it the model and writes the state file.
+   */
+  async adopt(config: VmConfig): Promise<void> {
+    const model = modelConfig(config, this.#config.accel ?? DEFAULT_ACCEL);
+    assertValid(model);
+    planProcess(model, this.#launch, {}, { qmp: 3, consoles: dummyConsoleFds(this.#launch) });
+    this.#config = model;
+    await this.#persist();
+  }
+
+  /**
+   * Re-reads which node each device uses (`query-block`) and each node's `file`/`backing`
+   * child (`x-debug-query-block-graph`) and updates the model where QEMU differs, for nodes
+   * and devices the model knows (a mirror that pivoted, a commit or stream that shortened a
+   * chain). Runs by itself after `BLOCK_JOB_COMPLETED`. Returns whether the model changed.
+   */
+  async syncBlockGraph(): Promise<boolean> {
+    const qmp = this.#running('syncBlockGraph');
+    const model = this.#config;
+    const names = new Set((model.blockdevs ?? []).map((n) => n['node-name']));
+    const blocks = await qmp.execute('query-block');
+    let changed = false;
+    const devices = (model.devices ?? []).map((device): DeviceConfig => {
+      const entry = blocks.find((b) => qdevId(b.qdev ?? '') === device.id);
+      const top = entry?.inserted?.['node-name'];
+      const drive = deviceProps(device).drive;
+      if (top === undefined || !names.has(top) || drive === undefined || drive === top)
+        return device;
+      changed = true;
+      return isGenericDevice(device)
+        ? { ...device, props: { ...device.props, drive: top } }
+        : ({ ...device, drive: top } as DeviceConfig);
+    });
+    const children = new Map<string, Map<string, string>>();
+    try {
+      const graph = await qmp.execute('x-debug-query-block-graph');
+      const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+      for (const edge of graph.edges) {
+        const parent = byId.get(edge.parent);
+        const child = byId.get(edge.child);
+        if (parent?.type !== 'block-driver' || child?.type !== 'block-driver') continue;
+        const map = children.get(parent.name) ?? new Map<string, string>();
+        map.set(edge.name, child.name);
+        children.set(parent.name, map);
+      }
+      for (const n of graph.nodes)
+        if (n.type === 'block-driver' && !children.has(n.name)) children.set(n.name, new Map());
+    } catch (error) {
+      this.#settings.logger.warn('x-debug-query-block-graph failed; node edges not synced', error);
+    }
+    const blockdevs = (model.blockdevs ?? []).map((node): BlockNode => {
+      const actual = children.get(node['node-name']);
+      if (actual === undefined) return node;
+      const record = node as unknown as Record<string, unknown>;
+      let next: Record<string, unknown> = record;
+      for (const role of ['file', 'backing'] as const) {
+        const have = record[role];
+        const want = actual.get(role);
+        if (want !== undefined && names.has(want) && have !== want) {
+          next = { ...next, [role]: want };
+          changed = true;
+        } else if (want === undefined && role === 'backing' && typeof have === 'string') {
+          next = { ...next, backing: null };
+          changed = true;
+        }
+      }
+      return next as unknown as BlockNode;
+    });
+    if (!changed) return false;
+    const candidate: VmConfig = { ...model, devices, blockdevs };
+    const problems = validate(candidate);
+    if (problems.length > 0) {
+      this.#settings.logger.warn(
+        'the block graph QEMU reports does not make a valid model; model left as it was',
+        problems,
+      );
+      return false;
+    }
+    this.#config = candidate;
+    await this.#persist();
+    return true;
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  /**
+   * Ends QEMU: `quit`, then SIGTERM, then SIGKILL, each after its deadline. Removes the run
+   * directory when the machine created it; otherwise the state file says `stopped`.
+   */
+  async stop(options: StopOptions = {}): Promise<ExitInfo> {
+    const exit = await this.#end(this.#proc, options);
+    await this.#finish(exit);
+    return exit;
+  }
+
+  /** SIGKILL, no questions asked. Otherwise like `stop`. */
+  async kill(): Promise<ExitInfo> {
+    const proc = this.#proc;
+    proc.ending = true;
+    if (proc.exit === undefined) proc.child.kill('SIGKILL');
+    const exit = await proc.exited;
+    await proc.qmp.close().catch(() => {});
+    await this.#finish(exit);
+    return exit;
+  }
+
+  /**
+   * Stops QEMU (like `stop`) and starts it again with `config` (default: the current model)
+   * and the stored launch options; the run directory, state file and console objects stay.
+   * `incoming: true` starts with `-incoming defer` and `inheritFiles` hands files over as
+   * fds, which is how an external snapshot is restored (`migrate-incoming uri=fd:N`). The
+   * new configuration is validated before the running QEMU is touched.
+   */
+  async restart(
+    config: VmConfig = this.#config,
+    options: RestartOptions = {},
+  ): Promise<readonly InheritedFileInfo[]> {
+    const model = modelConfig(config, this.#config.accel ?? DEFAULT_ACCEL);
+    planProcess(model, this.#launch, options, {
+      qmp: 3,
+      consoles: dummyConsoleFds(this.#launch),
+    });
+    // Files to inherit must open before the running QEMU is touched.
+    for (const file of options.inheritFiles ?? []) {
+      const handle = await open(file.path, file.flags ?? 'r', file.mode ?? 0o600);
+      await handle.close();
+    }
+    await this.#end(this.#proc, options);
+    this.#status = 'stopped';
+    for (const console of this.#consoles.values()) {
+      console.detach();
+      if (options.keepConsoleBuffers !== true) console.read();
+    }
+    for (const saved of options.consoleState ?? [])
+      this.console(saved.chardev).restore(saved.unread);
+    let proc: Proc;
+    try {
+      // After stop() a temporary run directory is gone: make it again.
+      await prepareRunDir({ runDir: this.#runDir });
+      proc = await startProcess(
+        this.#binary,
+        true,
+        model,
+        this.#launch,
+        this.#settings,
+        this.#consoles,
+        options,
+      );
+    } catch (error) {
+      this.#persistInBackground('restart failed');
+      throw error;
+    }
+    this.#proc = proc;
+    this.#config = model;
+    this.#status = 'running';
+    this.#trays = {};
+    this.#watch(proc);
+    await this.#persist();
+    return proc.inherited;
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  #running(operation: string): MachineQmp {
+    if (this.#proc.exit !== undefined || this.#status !== 'running')
+      throw new MachineNotRunningError(operation);
+    return this.#proc.qmp;
+  }
+
+  async #runStep(
+    qmp: MachineQmp,
+    step: PlugStep | UnplugStep,
+    options: HotplugOptions,
+  ): Promise<void> {
+    if (!('awaitEvent' in step)) {
+      await qmp.executeUnchecked(step.execute, step.arguments);
+      return;
+    }
+    const id = step.awaitEvent.match.device;
+    this.#expectedDeletions.add(id);
+    const deleted = qmp.expectEvent('DEVICE_DELETED', (e) => e.data.device === id);
+    try {
+      await qmp.executeUnchecked(step.execute, step.arguments);
+      await deleted.wait({ timeout: options.deviceDeletedTimeout ?? 30_000 });
+    } finally {
+      deleted.cancel();
+      this.#expectedDeletions.delete(id);
+    }
+  }
+
+  #watch(proc: Proc): void {
+    const qmp = proc.qmp;
+    qmp.on('DEVICE_DELETED', (event) => {
+      const id = event.data.device;
+      if (id === undefined || this.#expectedDeletions.has(id) || proc !== this.#proc) return;
+      if (!(this.#config.devices ?? []).some((d) => d.id === id)) return;
+      try {
+        this.#config = planUnplug(this.#config, { devices: [id] }, { cascade: false }).config;
+      } catch (error) {
+        this.#settings.logger.warn(`DEVICE_DELETED ${id}: the model cannot drop it`, error);
+        return;
+      }
+      this.#persistInBackground(`DEVICE_DELETED ${id}`);
+    });
+    qmp.on('DEVICE_TRAY_MOVED', (event) => {
+      if (proc !== this.#proc) return;
+      this.#trays = {
+        ...this.#trays,
+        [event.data.id]: event.data['tray-open'] ? 'open' : 'closed',
+      };
+      this.#persistInBackground(`DEVICE_TRAY_MOVED ${event.data.id}`);
+    });
+    qmp.on('BLOCK_JOB_COMPLETED', (event) => {
+      if (proc !== this.#proc || proc.exit !== undefined) return;
+      this.syncBlockGraph().catch((error: unknown) =>
+        this.#settings.logger.warn(
+          `BLOCK_JOB_COMPLETED ${event.data.device}: block graph not synced`,
+          error,
+        ),
+      );
+    });
+    void proc.exited.then((exit) => {
+      if (proc !== this.#proc || proc.ending) return;
+      this.#status = 'exited';
+      this.#persistInBackground(`QEMU exited (${exit.signal ?? exit.code})`);
+    });
+  }
+
+  #runtime(): RuntimeFacts {
+    const proc = this.#proc;
+    return {
+      runDir: this.#runDir,
+      ownsRunDir: this.#ownsRunDir,
+      status: this.#status,
+      pid: proc.pid,
+      pidStartTime: proc.startTime,
+      parentPid: process.pid,
+      qemuBinary: this.#binary,
+      qemuVersion: proc.version,
+      accel: proc.accel,
+      exit: proc.exit === undefined ? null : { code: proc.exit.code, signal: proc.exit.signal },
+      trays: { ...this.#trays },
+      updatedAt: new Date().toISOString(),
+    };
+  }
+
+  /** Writes the state file (in order with earlier writes). */
+  #persist(): Promise<void> {
+    const file = this.#stateFile;
+    if (file === undefined) return Promise.resolve();
+    const doc = stateDocument(this.#config, this.#launch, this.#runtime());
+    const next = this.#writes.catch(() => {}).then(() => writeState(file, doc));
+    this.#writes = next;
+    return next;
+  }
+
+  #persistInBackground(why: string): void {
+    this.#persist().catch((error: unknown) =>
+      this.#settings.logger.warn(`${why}: state file not written`, error),
+    );
+  }
+
+  async #end(proc: Proc, options: StopOptions): Promise<ExitInfo> {
+    proc.ending = true;
+    if (proc.exit !== undefined) return proc.exit;
+    const quitTimeout = options.quitTimeout ?? 10_000;
+    try {
+      await proc.qmp.execute('quit', undefined, { timeout: quitTimeout });
+    } catch {
+      // The connection may close before the reply; the exit is what counts.
+    }
+    let exit = await within(proc.exited, quitTimeout);
+    if (exit === undefined) {
+      proc.child.kill('SIGTERM');
+      exit = await within(proc.exited, options.termTimeout ?? 5_000);
+    }
+    if (exit === undefined) {
+      proc.child.kill('SIGKILL');
+      exit = await proc.exited;
+    }
+    await proc.qmp.close().catch(() => {});
+    return exit;
+  }
+
+  async #finish(_exit: ExitInfo): Promise<void> {
+    this.#status = 'stopped';
+    for (const console of this.#consoles.values()) console.detach();
+    const inRunDir =
+      this.#stateFile !== undefined && path.dirname(this.#stateFile) === this.#runDir;
+    if (this.#ownsRunDir) {
+      await this.#writes.catch(() => {});
+      if (inRunDir || this.#stateFile === undefined) {
+        await rm(this.#runDir, { recursive: true, force: true });
+        return;
+      }
+    }
+    await this.#persist();
+    if (this.#ownsRunDir) await rm(this.#runDir, { recursive: true, force: true });
+  }
+}
+
+/** The configuration without the items whose unplug steps ran. */
+function removeDone(config: VmConfig, done: readonly UnplugStep[]): VmConfig {
+  const selection = {
+    devices: [] as string[],
+    blockdevs: [] as string[],
+    netdevs: [] as string[],
+    chardevs: [] as string[],
+    objects: [] as string[],
+  };
+  for (const step of done) {
+    switch (step.execute) {
+      case 'device_del':
+        selection.devices.push(step.arguments.id);
+        break;
+      case 'blockdev-del':
+        selection.blockdevs.push(step.arguments['node-name']);
+        break;
+      case 'netdev_del':
+        selection.netdevs.push(step.arguments.id);
+        break;
+      case 'chardev-remove':
+        selection.chardevs.push(step.arguments.id);
+        break;
+      case 'object-del':
+        selection.objects.push(step.arguments.id);
+        break;
+    }
+  }
+  return planUnplug(config, selection, { cascade: false }).config;
+}
+
+/** Starts QEMU for `config`; see `Machine.launch`. */
+export function launch(config: VmConfig, options: LaunchOptions = {}): Promise<Machine> {
+  return Machine.launch(config, options);
+}

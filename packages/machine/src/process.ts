@@ -1,0 +1,408 @@
+/**
+ * One QEMU process: the command line for it (validated before anything is spawned), the
+ * spawn with an argument array, QMP and consoles on inherited socketpairs, readiness
+ * (greeting + negotiation), and cold-plug over QMP for `assemble: 'qmp'`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  assemblyPlan,
+  assertValid,
+  type ChardevConfig,
+  deviceProps,
+  type PlugStep,
+  toArgv,
+  type VmConfig,
+} from '@qmpkit/devices';
+import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import {
+  connect,
+  isQmpConnectionError,
+  type Logger,
+  type QmpClient,
+  type ValidateMode,
+} from '@qmpkit/transport';
+import { InheritedFds } from '@qmpkit/transport/fd';
+import type { Console, ConsoleState } from './console.js';
+import { MachineOptionsError, QemuLaunchError } from './errors.js';
+import { processStartTime } from './proc.js';
+import { ByteRing } from './ring.js';
+import type { QemuVersion, StoredLaunch } from './state.js';
+
+/** The typed QMP client of a machine (QEMU 7.2 bindings). */
+export type MachineQmp = QmpClient<Commands, Events>;
+
+/** How a QEMU process ended. */
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** A file QEMU inherits as an fd, e.g. a saved state for `migrate-incoming uri=fd:N`. */
+export interface InheritFile {
+  readonly path: string;
+  /** As for `fs.open` (default `'r'`). */
+  readonly flags?: string | number;
+  /** Mode when the file is created (default 0600). */
+  readonly mode?: number;
+}
+
+/** An inherited file of the current QEMU process. */
+export interface InheritedFileInfo {
+  readonly path: string;
+  /** Its fd number inside QEMU. */
+  readonly fd: number;
+  /** `fd:N`, for `migrate-incoming` / `-incoming`. */
+  readonly uri: string;
+  /** `-add-fd fd=N,set=S` arguments, should the caller need an fd set instead. */
+  addFdArgs(set: number, opaque?: string): string[];
+}
+
+/** Options that apply to one QEMU process only (never stored in the state file). */
+export interface ProcessOptions {
+  /** Start with `-incoming defer` (restore a saved state with `migrate-incoming`). */
+  readonly incoming?: boolean;
+  /** Leave the CPUs stopped (`-S`; with `assemble: 'qmp'`, no `cont` after assembly). */
+  readonly paused?: boolean;
+  /** Files QEMU inherits; their `fd:N` URIs are `machine.inheritedFiles`. */
+  readonly inheritFiles?: readonly InheritFile[];
+  /** Unread console text to start with (e.g. saved with a snapshot). */
+  readonly consoleState?: readonly ConsoleState[];
+  /** Aborts the launch (QEMU is killed). */
+  readonly signal?: AbortSignal;
+}
+
+/** The QMP chardev id used when the configuration reserves none. */
+export const DEFAULT_QMP_CHARDEV = 'qmpkit-qmp';
+export interface Proc {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly argv: readonly string[];
+  readonly exited: Promise<ExitInfo>;
+  exit: ExitInfo | undefined;
+  /** Resolves when every stdio stream of the child has closed (stderr fully read). */
+  readonly drained: Promise<void>;
+  readonly stderr: ByteRing;
+  readonly stdout: ByteRing;
+  readonly qmp: MachineQmp;
+  readonly inherited: readonly InheritedFileInfo[];
+  readonly accel: string;
+  readonly version: QemuVersion;
+  readonly startTime: number | null;
+  /** Set when this side ended the process (stop, kill, restart). */
+  ending: boolean;
+}
+
+export interface Settings {
+  readonly env: NodeJS.ProcessEnv;
+  readonly validate: ValidateMode;
+  readonly logger: Logger;
+  readonly stderrBytes: number;
+  readonly consoleCapacity: number;
+}
+
+export function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** A chardev backend on an inherited socket (`-chardev socket,id=…,fd=N,server=off`). */
+function fdBackend(fd: number): ChardevConfig['backend'] {
+  return {
+    type: 'socket',
+    data: { addr: { type: 'fd', data: { str: String(fd) } }, server: false },
+  };
+}
+
+export interface Plan {
+  readonly args: string[];
+  readonly steps: readonly PlugStep[];
+  /** Whether a plugged device has a bootindex (then the firmware needs a reset to see it). */
+  readonly bootDevicePlugged: boolean;
+  readonly cont: boolean;
+}
+
+/**
+ * The command line (without the binary) and the QMP steps for one process. Pure: the fd
+ * numbers are passed in, so this also validates everything before anything is spawned.
+ */
+export function planProcess(
+  model: VmConfig,
+  launch: StoredLaunch,
+  perProcess: ProcessOptions,
+  fds: { readonly qmp: number; readonly consoles: ReadonlyMap<string, number> },
+): Plan {
+  assertValid(model);
+  const chardevIds = new Set((model.chardevs ?? []).map((c) => c.id));
+  for (const c of launch.consoles) {
+    if (!chardevIds.has(c.chardev))
+      throw new MachineOptionsError(
+        'consoles',
+        `the configuration has no chardev '${c.chardev}' to connect a console to`,
+      );
+  }
+  const qmpChardev = model.qmp?.chardev ?? DEFAULT_QMP_CHARDEV;
+  const qmpArgs = [
+    '-chardev',
+    `socket,id=${qmpChardev},fd=${fds.qmp}`,
+    '-mon',
+    `chardev=${qmpChardev},mode=control`,
+  ];
+  const qmpAssembly = launch.assemble === 'qmp';
+  const paused = perProcess.paused === true || model.paused === true;
+  const incoming = perProcess.incoming === true;
+  const processConfig: VmConfig = {
+    ...model,
+    paused: paused || qmpAssembly,
+    ...(incoming ? { incoming: 'defer' as const } : {}),
+    chardevs: (model.chardevs ?? []).map((c) => {
+      const fd = fds.consoles.get(c.id);
+      return fd === undefined ? c : { id: c.id, backend: fdBackend(fd) };
+    }),
+  };
+  if (!qmpAssembly) {
+    return {
+      args: [...toArgv(processConfig, { qmp: { args: qmpArgs } }), ...launch.extraArgs],
+      steps: [],
+      bootDevicePlugged: false,
+      cont: false,
+    };
+  }
+  const plan = assemblyPlan(processConfig, {
+    keep: { chardevs: launch.consoles.map((c) => c.chardev) },
+  });
+  return {
+    args: [...toArgv(plan.base, { qmp: { args: qmpArgs } }), ...launch.extraArgs],
+    steps: plan.steps,
+    bootDevicePlugged: (plan.parts.devices ?? []).some(
+      (d) => deviceProps(d).bootindex !== undefined,
+    ),
+    cont: !paused && !incoming,
+  };
+}
+
+export function dummyConsoleFds(launch: StoredLaunch): Map<string, number> {
+  return new Map(launch.consoles.map((c, i) => [c.chardev, 4 + i]));
+}
+
+/**
+ * Spawns QEMU, connects QMP over the inherited socketpair, attaches the consoles and, for
+ * `assemble: 'qmp'`, plugs the devices and starts the CPUs.
+ */
+export async function startProcess(
+  binary: string,
+  found: boolean,
+  model: VmConfig,
+  launch: StoredLaunch,
+  settings: Settings,
+  consoles: ReadonlyMap<string, Console>,
+  perProcess: ProcessOptions,
+): Promise<Proc> {
+  const fds = new InheritedFds(['ignore', 'pipe', 'pipe']);
+  const qmpPair = fds.socketpair();
+  const consolePairs = new Map(launch.consoles.map((c) => [c.chardev, fds.socketpair()]));
+  const plan = planProcess(model, launch, perProcess, {
+    qmp: qmpPair.fd,
+    consoles: new Map([...consolePairs].map(([id, pair]) => [id, pair.fd])),
+  });
+  const argv = [binary, ...plan.args];
+  if (!found) {
+    throw new QemuLaunchError('not-found', `QEMU binary '${binary}' not found (ENOENT)`, {
+      argv,
+    });
+  }
+  const inherited: InheritedFileInfo[] = [];
+  try {
+    for (const file of perProcess.inheritFiles ?? []) {
+      const f = fds.openFile(file.path, file.flags ?? 'r', file.mode ?? 0o600);
+      inherited.push({
+        path: file.path,
+        fd: f.fd,
+        uri: f.uri,
+        addFdArgs: (set, opaque) => f.addFdArgs(set, opaque),
+      });
+    }
+  } catch (error) {
+    fds.closeParentCopies();
+    throw error;
+  }
+  if (perProcess.signal?.aborted) {
+    fds.closeParentCopies();
+    throw perProcess.signal.reason;
+  }
+  let child: ChildProcess;
+  try {
+    // An argument array and no shell: nothing in the configuration is ever interpreted.
+    child = spawn(binary, plan.args, {
+      stdio: fds.stdio,
+      env: settings.env,
+      shell: false,
+      windowsHide: true,
+    });
+  } catch (error) {
+    throw new QemuLaunchError(
+      'spawn-failed',
+      `cannot start ${binary}: ${String(error)}`,
+      { argv },
+      {
+        cause: error,
+      },
+    );
+  } finally {
+    fds.closeParentCopies();
+  }
+  const stderr = new ByteRing(settings.stderrBytes);
+  const stdout = new ByteRing(settings.stderrBytes);
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+  let exitInfo: ExitInfo | undefined;
+  const exited = new Promise<ExitInfo>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitInfo = { code, signal };
+      resolve(exitInfo);
+    });
+  });
+  const drained = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+  const spawned = await Promise.race([
+    new Promise<true>((resolve) => child.once('spawn', () => resolve(true))),
+    spawnError,
+  ]);
+  if (spawned !== true) {
+    const code = (spawned as { code?: string }).code;
+    throw new QemuLaunchError(
+      code === 'ENOENT' ? 'not-found' : 'spawn-failed',
+      `cannot start ${binary} (${code ?? spawned.message})`,
+      { argv },
+      { cause: spawned },
+    );
+  }
+  const pid = child.pid as number;
+  for (const [id, pair] of consolePairs) consoles.get(id)?.attach(pair.socket(child));
+  const startTime = (await processStartTime(pid)) ?? null;
+
+  const killNow = async () => {
+    if (exitInfo === undefined) child.kill('SIGKILL');
+    const exit = await exited;
+    await within(drained, 1000);
+    return exit;
+  };
+  const failure = (
+    reason: 'exited' | 'timeout' | 'handshake' | 'assembly',
+    detail: string,
+    exit: ExitInfo | undefined,
+    cause: unknown,
+  ) =>
+    new QemuLaunchError(
+      reason,
+      detail,
+      { argv, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, stderr: stderr.text() },
+      { cause },
+    );
+  const describeExit = (exit: ExitInfo) =>
+    exit.signal === null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
+
+  let qmp: MachineQmp;
+  try {
+    const abort = perProcess.signal;
+    qmp = await connect<Commands, Events>(qmpPair.address(child), {
+      connectTimeout: launch.launchTimeout,
+      validate: settings.validate,
+      logger: settings.logger,
+      ...(abort ? { signal: abort } : {}),
+    });
+  } catch (error) {
+    // A connection that breaks usually means QEMU is exiting: give the exit status a moment
+    // (a timeout or an abort needs no waiting).
+    const timedOut = isQmpConnectionError(error) && error.code === 'ETIMEDOUT';
+    const exit =
+      exitInfo ?? (timedOut || perProcess.signal?.aborted ? undefined : await within(exited, 2000));
+    if (exit !== undefined) {
+      await within(drained, 1000);
+      throw failure(
+        'exited',
+        `QEMU exited before QMP was ready (${describeExit(exit)})`,
+        exit,
+        error,
+      );
+    }
+    const killed = await killNow();
+    throw failure(
+      timedOut ? 'timeout' : 'handshake',
+      timedOut
+        ? `no QMP greeting from QEMU (pid ${pid}) within ${launch.launchTimeout} ms; it was killed`
+        : `QMP handshake with QEMU (pid ${pid}) failed: ${error instanceof Error ? error.message : String(error)}; it was killed`,
+      killed,
+      error,
+    );
+  }
+
+  let accel = 'tcg';
+  let version: QemuVersion;
+  try {
+    const kvm = await qmp.execute('query-kvm');
+    const listed = (model.accel ?? []).map((a) => (typeof a === 'string' ? a : a.type));
+    accel = kvm.enabled ? 'kvm' : listed.includes('tcg') || listed.length === 0 ? 'tcg' : 'unknown';
+    const v = qmp.greeting.version;
+    version = {
+      major: v.qemu.major,
+      minor: v.qemu.minor,
+      micro: v.qemu.micro,
+      package: v.package,
+    };
+    for (const step of plan.steps) {
+      try {
+        await qmp.executeUnchecked(step.execute, step.arguments);
+      } catch (error) {
+        const label = `${step.execute} ${JSON.stringify(step.arguments)}`;
+        throw Object.assign(new Error(`cold-plug step ${label} failed: ${String(error)}`), {
+          cause: error,
+          assembly: true,
+        });
+      }
+    }
+    if (plan.bootDevicePlugged) {
+      // The firmware's boot order (fw_cfg "bootorder") is built at reset: reset once so
+      // devices plugged before `cont` are in it.
+      const reset = qmp.expectEvent('RESET');
+      await qmp.execute('system_reset');
+      await reset.wait({ timeout: launch.launchTimeout });
+    }
+    if (plan.cont) await qmp.execute('cont');
+  } catch (error) {
+    await qmp.close().catch(() => {});
+    const exit = exitInfo ?? (await killNow());
+    const assembly = (error as { assembly?: boolean }).assembly === true;
+    throw failure(
+      exitInfo !== undefined && !assembly ? 'exited' : assembly ? 'assembly' : 'handshake',
+      error instanceof Error ? error.message : String(error),
+      exit,
+      error,
+    );
+  }
+  return {
+    child,
+    pid,
+    argv,
+    exited,
+    get exit() {
+      return exitInfo;
+    },
+    set exit(value: ExitInfo | undefined) {
+      exitInfo = value;
+    },
+    drained,
+    stderr,
+    stdout,
+    qmp,
+    inherited,
+    accel,
+    version,
+    startTime,
+    ending: false,
+  };
+}
