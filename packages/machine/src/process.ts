@@ -309,7 +309,7 @@ export async function startProcess(
   let qmp: MachineQmp;
   try {
     const abort = perProcess.signal;
-    qmp = await connect<Commands, Events>(qmpPair.address(child), {
+    qmp = await connect<'7.2'>(qmpPair.address(child), {
       connectTimeout: launch.launchTimeout,
       validate: settings.validate,
       logger: settings.logger,
