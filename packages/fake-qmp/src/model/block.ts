@@ -5,6 +5,7 @@
  * null-aio; others are refused with a GenericError naming the fake.
  */
 import { qmpError } from '../errors.js';
+import { writeQemuJson } from '../json/writer.js';
 import { type HandlerTable, handler, idWellformed, type ModelHost } from './host.js';
 import { createQcow2Image, readQcow2Header } from './storage.js';
 
@@ -30,9 +31,9 @@ export class BlockNode {
   constructor(
     public nodeName: string,
     readonly driver: string,
-    readonly filename: string,
+    private readonly plainFilename: string,
     public virtualSize: number,
-    readonly readOnly: boolean,
+    public readOnly: boolean,
     readonly autoName: boolean,
     readonly extra: {
       backingFile?: string;
@@ -40,8 +41,48 @@ export class BlockNode {
       clusterSize?: number;
       /** Host file (file driver): the path whose size is the virtual size. */
       path?: string;
+      /** Options that change what the node reads (QEMU's "strong" options), e.g. null's size. */
+      strong?: Record<string, unknown>;
     } = {},
   ) {}
+
+  /**
+   * QEMU's `bdrv_refresh_filename`: the plain file name when the node's options can be
+   * derived from it, else a `json:{…}` pseudo-filename with the options that matter.
+   */
+  get filename(): string {
+    return this.needsJson() ? `json:${writeQemuJson(this.openOptions())}` : this.plainName();
+  }
+
+  private plainName(): string {
+    if (this.driver === 'file' || this.driver.startsWith('null')) return this.plainFilename;
+    return this.child('file')?.plainName() ?? this.plainFilename;
+  }
+
+  /** The backing child differs from what the image header names. */
+  private backingMismatch(): boolean {
+    if (this.driver !== 'qcow2') return false;
+    const backing = this.backing;
+    if (!backing) return false;
+    return this.extra.backingFile === undefined || this.extra.backingFile !== backing.filename;
+  }
+
+  private needsJson(): boolean {
+    if (this.extra.strong && Object.keys(this.extra.strong).length > 0) return true;
+    if (this.backingMismatch()) return true;
+    const file = this.child('file');
+    return file !== undefined && file.needsJson();
+  }
+
+  openOptions(): Record<string, unknown> {
+    if (this.driver === 'file') return { driver: 'file', filename: this.plainFilename };
+    if (this.driver.startsWith('null')) return { driver: this.driver, ...this.extra.strong };
+    const out: Record<string, unknown> = { driver: this.driver };
+    const file = this.child('file');
+    if (file) out.file = file.openOptions();
+    if (this.backingMismatch() && this.backing) out.backing = this.backing.openOptions();
+    return out;
+  }
 
   child(role: string): BlockNode | undefined {
     return this.children.find((c) => c.role === role)?.node;
@@ -168,6 +209,9 @@ export class BlockGraph {
       case 'null-co':
       case 'null-aio': {
         const size = typeof args.size === 'number' ? args.size : 1 << 30;
+        const strong: Record<string, unknown> = {};
+        for (const key of ['size', 'latency-ns', 'read-zeroes'])
+          if (args[key] !== undefined) strong[key] = args[key];
         const node = new BlockNode(
           '',
           driver,
@@ -175,6 +219,7 @@ export class BlockGraph {
           size,
           readOnly,
           requested === undefined,
+          { strong },
         );
         this.assignName(node, requested, created);
         return node;
@@ -190,6 +235,15 @@ export class BlockGraph {
             : undefined;
           if (!header) throw qmpError('Image is not in qcow2 format');
           size = header.size;
+          // Opening read-write, QEMU rewrites the L1 table as whole sectors: an image from
+          // qemu-img (file size 0x30008) grows to the next 512-byte boundary.
+          const path = file.extra.path;
+          const stat = path ? this.host.storage.stat(path) : undefined;
+          if (!readOnly && path && stat && stat.size % 512 !== 0) {
+            const padded = Math.ceil(stat.size / 512) * 512;
+            this.host.storage.resize(path, padded);
+            file.virtualSize = padded;
+          }
           extra = {
             clusterSize: 1 << header.clusterBits,
             ...(header.backingFile !== undefined ? { backingFile: header.backingFile } : {}),
@@ -239,6 +293,11 @@ export class BlockGraph {
     const node = this.find(name);
     if (!node) throw qmpError(`Failed to find node with node-name='${name}'`);
     if (node.attachedTo !== undefined) throw qmpError(`Node ${name} is in use`);
+    const asBacking = [...node.parents].find((p) => p.backing === node);
+    if (asBacking)
+      throw qmpError(
+        `Node '${name}' is busy: node is used as backing hd of '${asBacking.nodeName}'`,
+      );
     if (!node.monitorOwned) throw qmpError(`Node ${name} is not owned by the monitor`);
     if (node.parents.size > 0) throw qmpError(`Block device ${name} is in use`);
     this.release(node);
@@ -374,7 +433,7 @@ export class BlockGraph {
       this.checkOverlay(overlay);
       this.append(overlay, base);
       return {
-        commit: () => {},
+        commit: () => this.commitSnapshot(overlay, base),
         abort: () => this.undoAppend(overlay, base),
       };
     }
@@ -413,12 +472,31 @@ export class BlockGraph {
     this.checkOverlay(overlay);
     this.append(overlay, base);
     return {
-      commit: () => {},
+      commit: () => this.commitSnapshot(overlay, base),
       abort: () => {
         this.undoAppend(overlay, base);
         for (const node of created) this.forget(node);
       },
     };
+  }
+
+  /**
+   * `external_snapshot_commit` + clean: the old top is reopened read-only (with the children
+   * it opened itself), and the transaction drops its reference to the overlay — which frees
+   * an overlay nobody else holds (a `blockdev-snapshot-sync` on a node without a device).
+   */
+  private commitSnapshot(overlay: BlockNode, base: BlockNode): void {
+    const readOnly = (node: BlockNode) => {
+      node.readOnly = true;
+      for (const { node: child } of node.children) if (!child.monitorOwned) readOnly(child);
+    };
+    readOnly(base);
+    if (overlay.parents.size === 0 && overlay.attachedTo === undefined && !overlay.monitorOwned) {
+      const i = overlay.children.findIndex((c) => c.node === base);
+      if (i >= 0) overlay.children.splice(i, 1);
+      base.parents.delete(overlay);
+      this.release(overlay);
+    }
   }
 
   private undoAppend(overlay: BlockNode, base: BlockNode): void {
@@ -485,19 +563,19 @@ export class BlockGraph {
     table.set(
       'blockdev-snapshot',
       handler<Record<string, unknown>>((args) => {
-        this.snapshotAction('blockdev-snapshot', args);
+        this.snapshotAction('blockdev-snapshot', args).commit();
       }),
     );
     table.set(
       'blockdev-snapshot-sync',
       handler<Record<string, unknown>>((args) => {
-        this.snapshotAction('blockdev-snapshot-sync', args);
+        this.snapshotAction('blockdev-snapshot-sync', args).commit();
       }),
     );
     table.set(
       'transaction',
       handler<{ actions: { type: string; data: Record<string, unknown> }[] }>((args) => {
-        const done: { abort(): void }[] = [];
+        const done: { commit(): void; abort(): void }[] = [];
         try {
           for (const action of args.actions) {
             if (action.type === 'abort') throw qmpError('Transaction aborted using Abort action');
@@ -509,6 +587,7 @@ export class BlockGraph {
           for (const d of done.reverse()) d.abort();
           throw error;
         }
+        for (const d of done) d.commit();
       }),
     );
   }

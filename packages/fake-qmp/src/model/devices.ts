@@ -76,8 +76,9 @@ export class Devices {
   ) {
     if (machine === 'pc') {
       this.buses.push({ name: 'pci.0', type: 'PCI', hotpluggable: true, owner: undefined });
-      this.buses.push({ name: 'ide.0', type: 'IDE', hotpluggable: false, owner: undefined });
+      // QEMU finds ide.1 first when it searches the bus tree for an IDE bus.
       this.buses.push({ name: 'ide.1', type: 'IDE', hotpluggable: false, owner: undefined });
+      this.buses.push({ name: 'ide.0', type: 'IDE', hotpluggable: false, owner: undefined });
     }
   }
 
@@ -164,7 +165,8 @@ export class Devices {
       if (ms !== 'never') this.host.later(ms, () => this.remove(device));
       return;
     }
-    this.remove(device);
+    // QEMU finishes a USB/virtio-serial unplug after the command returned.
+    this.host.later(0, () => this.remove(device));
   }
 
   /** `query-block`: one entry per device that uses a block node. */
@@ -190,7 +192,9 @@ export class Devices {
         const device = this.devices.find((d) => d.path === full);
         return { name, type: `child<${device?.driver ?? 'device'}>` };
       });
-      return [...children, { name: 'type', type: 'string' }];
+      // QEMU lists object properties (GLib hash order), then class properties, and
+      // prepends each to its reply: the whole list comes out reversed.
+      return [...children, { name: 'type', type: 'string' }].reverse();
     }
     const device = this.devices.find((d) => d.path === path);
     if (device) return [{ name: 'type', type: 'string' }];

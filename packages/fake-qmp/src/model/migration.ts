@@ -255,15 +255,22 @@ export class Migration {
       throw qmpError('Guest is waiting for an incoming migration');
     if (this.run.status === 'postmigrate')
       throw qmpError("Can't migrate the vm that was paused due to previous migration");
-    const invalid = this.uriError(uri);
-    if (invalid !== undefined) throw qmpError(invalid);
-    if (uri.startsWith('fd:'))
-      throw qmpError(`File descriptor named '${uri.slice(3)}' has not been found`);
     this.errorDesc = undefined;
     this.cancelRequested = false;
     this.started = Date.now();
     this.bytes = 0;
     this.setStatus('setup');
+    // QEMU reads the URI after entering 'setup': a bad one fails the migration too.
+    const invalid =
+      this.uriError(uri) ??
+      (uri.startsWith('fd:')
+        ? `File descriptor named '${uri.slice(3)}' has not been found`
+        : undefined);
+    if (invalid !== undefined) {
+      this.totalTime = Date.now() - this.started;
+      this.setStatus('failed');
+      throw qmpError(invalid);
+    }
     this.host.later(0, () => this.connectAndSend(uri));
   }
 
@@ -400,6 +407,8 @@ export class Migration {
     table.set(
       'migrate-set-parameters',
       handler<Record<string, unknown>>((args) => {
+        const problem = checkParameters(args, this.parameters);
+        if (problem !== undefined) throw qmpError(problem);
         for (const [key, value] of Object.entries(args)) {
           if (value === undefined) continue;
           this.parameters[key] = key.startsWith('tls-') && value === null ? '' : value;
@@ -421,11 +430,20 @@ export class Migration {
         if (this.incomingStarted) throw qmpError('The incoming migration has already been started');
         if (this.incoming === undefined || this.run.status !== 'inmigrate')
           throw qmpError("'-incoming' was not specified on the command line");
-        const invalid = this.uriError(args.uri);
-        if (invalid !== undefined) throw qmpError(invalid);
+        if (!/^(tcp|unix|vsock|rdma|exec|fd):/.test(args.uri)) {
+          this.setStatus('setup');
+          this.status = 'none';
+          throw qmpError(`unknown migration protocol: ${args.uri}`);
+        }
         this.startIncoming(args.uri);
       }),
     );
+    table.set('migrate-recover', () => {
+      throw qmpError('Migrate recover can only be run when postcopy is paused.');
+    });
+    table.set('migrate-pause', () => {
+      throw qmpError('migrate-pause is currently only supported during postcopy-active state');
+    });
     table.set('getfd', () => {
       throw qmpError('No file descriptor supplied via SCM_RIGHTS');
     });
@@ -433,4 +451,78 @@ export class Migration {
       throw qmpError('No file descriptor supplied via SCM_RIGHTS');
     });
   }
+}
+
+/** QEMU 7.2's `migrate_params_check` (values as the unsigned integers QEMU stores). */
+function checkParameters(
+  args: Record<string, unknown>,
+  current: Record<string, unknown>,
+): string | undefined {
+  const u = (key: string): number | undefined => {
+    const v = args[key];
+    if (typeof v !== 'number') return undefined;
+    return v < 0 ? Number.POSITIVE_INFINITY : v;
+  };
+  const expects = (name: string, what: string) => `Parameter '${name}' expects ${what}`;
+  const range = (key: string, name: string, lo: number, hi: number, what: string) => {
+    const v = u(key);
+    return v !== undefined && (v < lo || v > hi) ? expects(name, what) : undefined;
+  };
+  const initial = u('cpu-throttle-initial') ?? (current['cpu-throttle-initial'] as number);
+  const maxThrottle = u('max-cpu-throttle');
+  const xbzrle = u('xbzrle-cache-size');
+  return (
+    range('compress-level', 'compress_level', 0, 9, 'a value between 0 and 9') ??
+    range('compress-threads', 'compress_threads', 1, 255, 'a value between 1 and 255') ??
+    range('decompress-threads', 'decompress_threads', 1, 255, 'a value between 1 and 255') ??
+    range(
+      'throttle-trigger-threshold',
+      'throttle_trigger_threshold',
+      1,
+      100,
+      'an integer in the range of 1 to 100',
+    ) ??
+    range(
+      'cpu-throttle-initial',
+      'cpu_throttle_initial',
+      1,
+      99,
+      'an integer in the range of 1 to 99',
+    ) ??
+    range(
+      'cpu-throttle-increment',
+      'cpu_throttle_increment',
+      1,
+      99,
+      'an integer in the range of 1 to 99',
+    ) ??
+    range(
+      'max-bandwidth',
+      'max_bandwidth',
+      0,
+      2 ** 64 - 1,
+      'an integer in the range of 0 to SIZE_MAX bytes/second',
+    ) ??
+    range(
+      'downtime-limit',
+      'downtime_limit',
+      0,
+      2000 * 1000,
+      'an integer in the range of 0 to (2000 * 1000) ms',
+    ) ??
+    range('multifd-channels', 'multifd_channels', 1, 255, 'a value between 1 and 255') ??
+    range('multifd-zlib-level', 'multifd_zlib_level', 0, 9, 'a value between 0 and 9') ??
+    range('multifd-zstd-level', 'multifd_zstd_level', 0, 20, 'a value between 0 and 20') ??
+    (xbzrle !== undefined &&
+    (xbzrle < 4096 || (xbzrle & (xbzrle - 1)) !== 0 || !Number.isFinite(xbzrle))
+      ? expects('xbzrle_cache_size', 'a power of two no less than the target page size')
+      : undefined) ??
+    (maxThrottle !== undefined && (maxThrottle < initial || maxThrottle > 99)
+      ? expects('max_cpu_throttle', 'an integer in the range of cpu_throttle_initial to 99')
+      : undefined) ??
+    range('announce-initial', 'announce_initial', 0, 100000, 'a value between 0 and 100000') ??
+    range('announce-max', 'announce_max', 0, 100000, 'a value between 0 and 100000') ??
+    range('announce-rounds', 'announce_rounds', 0, 1000, 'a value between 0 and 1000') ??
+    range('announce-step', 'announce_step', 1, 10000, 'a value between 0 and 10000')
+  );
 }

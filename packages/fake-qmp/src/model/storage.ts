@@ -28,6 +28,8 @@ export interface Storage {
   /** Creates or truncates the file to `size` bytes. */
   create(path: string, size: number): void;
   write(path: string, offset: number, data: Buffer): void;
+  /** Grows or shrinks the file to `size` bytes. */
+  resize(path: string, size: number): void;
   /** Why the file cannot be opened (`No such file or directory`), or undefined. */
   openError(path: string): string | undefined;
 }
@@ -73,6 +75,15 @@ export class HostStorage implements Storage {
     const fd = openSync(path, 'r+');
     try {
       writeSync(fd, data, 0, data.length, offset);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  resize(path: string, size: number): void {
+    const fd = openSync(path, 'r+');
+    try {
+      ftruncateSync(fd, size);
     } finally {
       closeSync(fd);
     }
@@ -140,6 +151,12 @@ export class MemoryStorage implements Storage {
       pos += take;
     }
     f.size = Math.max(f.size, offset + data.length);
+  }
+
+  resize(path: string, size: number): void {
+    const f = this.files.get(path);
+    if (!f) throw new Error(`${path}: No such file or directory`);
+    f.size = size;
   }
 
   openError(path: string): string | undefined {

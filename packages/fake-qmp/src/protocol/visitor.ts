@@ -42,10 +42,16 @@ function isQnum(value: unknown): boolean {
   return typeof value === 'number' || typeof value === 'bigint' || value instanceof QemuFloat;
 }
 
+/** Real integer builtins of members the tables (from introspection) only know as `int`. */
+export type IntegerMembers = Readonly<Record<string, Readonly<Record<string, string>>>>;
+
 class Visitor {
   private readonly stack: Frame[] = [];
 
-  constructor(private readonly tables: SchemaTables) {}
+  constructor(
+    private readonly tables: SchemaTables,
+    private readonly integers: IntegerMembers,
+  ) {}
 
   /** QEMU's `full_name()`: the path of what is visited under `name`. */
   fullName(name: string | null): string {
@@ -118,9 +124,10 @@ class Visitor {
     const def = this.tables.types[type];
     if (def?.kind !== 'object') return;
     const top = this.stack[this.stack.length - 1]! as Extract<Frame, { kind: 'dict' }>;
+    const sized = this.integers[type];
     for (const member of def.members) {
       if (member.optional && top.dict[member.name] === undefined) continue;
-      this.visitValue(member.name, member.type);
+      this.visitValue(member.name, sized?.[member.name] ?? member.type);
     }
     if (def.tag !== undefined && def.variants) {
       const tag = top.dict[def.tag];
@@ -306,13 +313,14 @@ export function checkArguments(
   tables: SchemaTables,
   argsType: TypeRefString | undefined,
   args: QemuDict,
+  integers: IntegerMembers = {},
 ): string | undefined {
   if (argsType === undefined) {
     const [key] = new GHashTableOrder(qdictKeys(args)).keysInOrder();
     return key !== undefined ? `Parameter '${key}' is unexpected` : undefined;
   }
   try {
-    new Visitor(tables).visitRoot(argsType, args);
+    new Visitor(tables, integers).visitRoot(argsType, args);
     return undefined;
   } catch (error) {
     if (error instanceof VisitError) return error.message;

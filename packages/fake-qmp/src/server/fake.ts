@@ -33,7 +33,7 @@ import type { FakeTiming, HandlerTable, ModelHost } from '../model/host.js';
 import { HostStorage, MemoryStorage, type Storage } from '../model/storage.js';
 import { VmModel, type VmOptions } from '../model/vm.js';
 import { canonicalize } from '../protocol/canonical.js';
-import { checkArguments } from '../protocol/visitor.js';
+import { checkArguments, type IntegerMembers } from '../protocol/visitor.js';
 import type { Conversation } from '../replay/conversation.js';
 import { ReplayPlayer } from '../replay/player.js';
 import {
@@ -93,6 +93,7 @@ type EventName = keyof Events & string;
 
 interface VersionData {
   readonly tables: SchemaTables;
+  readonly integers: IntegerMembers;
   readonly version: QmpVersionInfo;
   readonly schemaWire: string;
   readonly commandNames: readonly string[];
@@ -102,6 +103,7 @@ interface VersionData {
 const VERSIONS: Record<string, VersionData> = {
   '7.2': {
     tables: tables72,
+    integers: data72.integerMembers,
     version: data72.version,
     schemaWire: data72.schemaWire,
     commandNames: data72.commandNames,
@@ -493,7 +495,7 @@ export class FakeQmp {
         const spec = this.data.tables.commands[command];
         // 'gen': false commands (device_add) check their own arguments.
         if (!spec || spec.openArgs) return undefined;
-        return checkArguments(this.data.tables, spec.args, args);
+        return checkArguments(this.data.tables, spec.args, args, this.data.integers);
       },
       resolve: (command, args) => this.resolve(command, args),
       emit: (event, payload) => this.emit(event, payload),
