@@ -43,8 +43,10 @@ for (const [typeName, table] of Object.entries(tables.types)) {
   }
   for (const m of members) {
     const s = sized(m.type);
-    if (s !== undefined && table.members.some((x) => x.name === m.name))
-      (out[typeName] ??= {})[m.name] = s;
+    if (s === undefined || !table.members.some((x) => x.name === m.name)) continue;
+    const entry = out[typeName] ?? {};
+    entry[m.name] = s;
+    out[typeName] = entry;
   }
 }
 const sorted = Object.fromEntries(

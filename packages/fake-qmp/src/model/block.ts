@@ -71,7 +71,7 @@ export class BlockNode {
     if (this.extra.strong && Object.keys(this.extra.strong).length > 0) return true;
     if (this.backingMismatch()) return true;
     const file = this.child('file');
-    return file !== undefined && file.needsJson();
+    return file?.needsJson() === true;
   }
 
   openOptions(): Record<string, unknown> {
