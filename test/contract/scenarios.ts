@@ -249,6 +249,10 @@ export const scenarios: Scenario[] = [
       { send: '{"execute":"query-status"}{"execute":"query-status","id":9}', replies: 2 },
       { raw: '{"execute":\n"query-status",\n"id":"split"}\n', replies: 1 },
       { send: '[[[[[[[[[[1]]]]]]]]]]' },
+      {
+        send: '\u0000\u00ff garbage }{ [1,,] "unterminated\n{"execute":"query-status","id":"ok"}',
+        replies: 4,
+      },
     ],
   },
   {
@@ -765,6 +769,11 @@ export const scenarios: Scenario[] = [
       { send: exec('query-migrate') },
       { send: exec('migrate-incoming', { uri: 'unix:$DIR/in2.sock' }) },
     ],
+  },
+  {
+    name: 'query-commands lists every command in QEMU order',
+    setup: { machine: 'none' },
+    steps: [NEGOTIATE, { send: exec('query-commands') }],
   },
   {
     name: 'query-qmp-schema is served byte for byte; query-version',

@@ -219,7 +219,9 @@ export class QemuJsonReader {
 
   private stray(text: string): void {
     this.resetMessage();
-    this.sink.error(`JSON parse error, stray '${text}'`);
+    // QEMU formats the token as a C string: it ends at the first NUL byte.
+    const nul = text.indexOf('\u0000');
+    this.sink.error(`JSON parse error, stray '${nul < 0 ? text : text.slice(0, nul)}'`);
   }
 
   private process(type: Tok, text: string): void {

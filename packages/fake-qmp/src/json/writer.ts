@@ -176,3 +176,20 @@ export function writeQemuJson(value: unknown): string {
 export function qemuLine(value: unknown): string {
   return `${writeQemuJson(value)}\r\n`;
 }
+
+/**
+ * QEMU's formatting with the keys in the order given — for text that already is in wire
+ * order (captured replies, libvirt recordings), where re-deriving QDict order could swap keys
+ * that share a hash bucket.
+ */
+export function writeOrderedJson(value: unknown): string {
+  if (Array.isArray(value)) {
+    return value.length === 0 ? '[]' : `[${value.map(writeOrderedJson).join(', ')}]`;
+  }
+  if (isDict(value)) {
+    const keys = Object.keys(value).filter((k) => value[k] !== undefined);
+    if (keys.length === 0) return '{}';
+    return `{${keys.map((k) => `${quoteString(k)}: ${writeOrderedJson(value[k])}`).join(', ')}}`;
+  }
+  return writeQemuJson(value);
+}

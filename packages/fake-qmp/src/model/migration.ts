@@ -219,7 +219,7 @@ export class Migration {
       state,
     );
     parts.push(u8(0x7e), u32(4));
-    parts.push(u8(0x1f)); // EOF
+    parts.push(u8(0x00)); // QEMU_VM_EOF
     const vmdesc = Buffer.from(
       JSON.stringify({ page_size: 4096, devices: [], 'qmpkit-fake-qmp': { runstate } }),
       'latin1',

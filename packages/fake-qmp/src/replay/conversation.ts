@@ -14,7 +14,8 @@
  * wire format and the greeting is built from the recorded `query-version`.
  */
 import { ConversationFileError } from '../errors.js';
-import { writeQemuJson } from '../json/writer.js';
+import { RawJson } from '../json/values.js';
+import { writeOrderedJson, writeQemuJson } from '../json/writer.js';
 
 export interface ConversationRecord {
   readonly dir: 'in' | 'out';
@@ -146,14 +147,20 @@ export async function importReplies(
   const version =
     isRecord(versionReply) && isRecord(versionReply.qemu) ? versionReply : fallbackVersion;
   const records: ConversationRecord[] = [
-    { dir: 'out', line: writeQemuJson({ QMP: { version, capabilities: ['oob'] } }) },
+    // libvirt keeps QEMU's wire order of keys: keep it (only the greeting's frame is rebuilt).
+    {
+      dir: 'out',
+      line: writeQemuJson({
+        QMP: { version: new RawJson(writeOrderedJson(version)), capabilities: ['oob'] },
+      }),
+    },
   ];
   for (const exchange of exchanges) {
     const command: Record<string, unknown> = { execute: exchange.command.execute };
     if (exchange.command.arguments !== undefined) command.arguments = exchange.command.arguments;
     if (exchange.command.id !== undefined) command.id = exchange.command.id;
     records.push({ dir: 'in', line: JSON.stringify(command) });
-    records.push({ dir: 'out', line: writeQemuJson(exchange.reply) });
+    records.push({ dir: 'out', line: writeOrderedJson(exchange.reply) });
   }
   const qemu = isRecord(version.qemu)
     ? (version.qemu as { major: number; minor: number; micro: number })
