@@ -2,11 +2,14 @@
  * Contract scenarios: each is run against a real QEMU 7.2 and against the fake; the
  * normalised transcripts must be identical (see runner.ts and README.md here).
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Scenario, Step } from './runner.js';
+import { connect } from '@qmpkit/transport';
+import { InheritedFds } from '@qmpkit/transport/fd';
+import { QEMU, type Scenario, type Step } from './runner.js';
 
 const NEGOTIATE: Step = { send: '{"execute":"qmp_capabilities"}' };
 const NEGOTIATE_OOB: Step = {
@@ -269,7 +272,7 @@ export const scenarios: Scenario[] = [
     ],
   },
   {
-    name: 'run state: stop/cont events and errors-free repeats, HMP info status',
+    name: 'run state: stop/cont events, repeated stop/cont without events, HMP info status',
     setup: { machine: 'none' },
     steps: [
       NEGOTIATE,
@@ -654,6 +657,56 @@ export const scenarios: Scenario[] = [
     ],
   },
   {
+    name: 'block devices: virtio-blk-pci on a qcow2 node, query-block, nodes in use, non-qcow2 images',
+    setup: {
+      machine: 'pc',
+      paused: true,
+      prepare: (dir) => {
+        qcow2('disk.qcow2')(dir);
+        execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(dir, 'raw.img'), '1M']);
+      },
+    },
+    normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
+    steps: [
+      NEGOTIATE,
+      ...qcow2Node('disk0', 'disk.qcow2').map((send) => ({ send })),
+      {
+        send: exec('blockdev-add', {
+          driver: 'file',
+          filename: '$DIR/raw.img',
+          'node-name': 'raw-file',
+        }),
+      },
+      { send: exec('blockdev-add', { driver: 'qcow2', file: 'raw-file', 'node-name': 'notq' }) },
+      { send: exec('device_add', { driver: 'virtio-blk-pci', id: 'vd0', drive: 'nope' }) },
+      { send: exec('device_add', { driver: 'virtio-blk-pci', id: 'vd0', drive: 'disk0' }) },
+      { send: exec('query-block') },
+      { send: exec('blockdev-del', { 'node-name': 'disk0' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+    ],
+  },
+  {
+    name: 'jobs: verbs refused in the wrong state, unknown jobs',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      {
+        send: exec('blockdev-create', {
+          'job-id': 'c1',
+          options: { driver: 'file', filename: '$DIR/a', size: 0 },
+        }),
+        until: ['"concluded"'],
+      },
+      { send: exec('job-cancel', { id: 'c1' }) },
+      { send: exec('job-finalize', { id: 'c1' }) },
+      { send: exec('job-complete', { id: 'c1' }) },
+      { send: exec('job-dismiss', { id: 'c2' }) },
+      { send: exec('job-cancel', { id: 'c2' }) },
+      { send: exec('job-dismiss', { id: 'c1' }), until: ['"null"'] },
+      { send: exec('query-jobs') },
+    ],
+  },
+  {
     name: 'devices on -machine none: no bus for anything',
     setup: { machine: 'none' },
     steps: [
@@ -746,7 +799,7 @@ export const scenarios: Scenario[] = [
     ],
   },
   {
-    name: 'incoming migration: -incoming defer, inmigrate, migrate-incoming from a saved -machine none stream',
+    name: 'incoming migration: -incoming defer, inmigrate, migrate-incoming of a real QEMU -machine none stream',
     setup: { machine: 'none', incoming: 'defer' },
     steps: [
       NEGOTIATE,
@@ -817,12 +870,53 @@ async function checkStream(state: Map<string, unknown>): Promise<void> {
     );
 }
 
-/** A stream saved from QEMU 7.2 `-machine none` (running), kept with the tests. */
-const SAVED_STREAM = path.join(import.meta.dirname, 'fixtures', 'machine-none-running.qevm');
+let savedStream: Promise<Buffer> | undefined;
 
-function feedStream(socketPath: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(socketPath, () => s.end(readFileSync(SAVED_STREAM), () => resolve()));
+/**
+ * A migration stream from a real QEMU 7.2 `-machine none` (running), made once per run: both
+ * peers load what a real source sends.
+ */
+function realStream(): Promise<Buffer> {
+  savedStream ??= (async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-stream-'));
+    const fds = new InheritedFds(['ignore', 'ignore', 'ignore']);
+    const monitor = fds.socketpair();
+    const child = spawn(
+      QEMU,
+      [
+        '-machine',
+        'none',
+        '-nodefaults',
+        '-display',
+        'none',
+        '-accel',
+        'tcg',
+        ...monitor.monitorArgs(),
+      ],
+      {
+        stdio: fds.stdio,
+      },
+    );
+    try {
+      const state = new Map<string, unknown>();
+      await startSink(dir, state);
+      const qmp = await connect(monitor.address(child));
+      await qmp.execute('migrate', { uri: `unix:${path.join(dir, 'mig.sock')}` });
+      const data = await waitStream(state);
+      await qmp.close();
+      return data;
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  return savedStream;
+}
+
+async function feedStream(socketPath: string): Promise<void> {
+  const data = await realStream();
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect(socketPath, () => s.end(data, () => resolve()));
     s.on('error', reject);
   });
 }
