@@ -1,11 +1,11 @@
 import { tables } from '@qmpkit/qapi/qemu-7.2';
 import { describe, expect, it } from 'vitest';
 import { integerMembers } from '../data/qemu-7.2.generated.js';
-import { QemuFloat } from '../json/values.js';
+import { type QemuDict, QemuFloat } from '../json/values.js';
 import { checkArguments } from './visitor.js';
 
 const check = (command: string, args: Record<string, unknown>) =>
-  checkArguments(tables, tables.commands[command]?.args, args as never, integerMembers);
+  checkArguments(tables, tables.commands[command]?.args, args as QemuDict, integerMembers);
 
 describe("argument checks in QEMU's words", () => {
   it.each([

@@ -182,7 +182,12 @@ export class Connection implements FakeClient {
     let result: unknown;
     try {
       result = task();
-    } catch {
+    } catch (error) {
+      // Handler errors become QMP errors in dispatch(); anything else is a bug in the fake:
+      // keep serving this client, but fail loudly.
+      queueMicrotask(() => {
+        throw error;
+      });
       result = undefined;
     }
     if (isPromise(result)) {
