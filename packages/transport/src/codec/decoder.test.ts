@@ -318,3 +318,28 @@ describe('QmpDecoder on random bytes (property)', () => {
     );
   });
 });
+
+describe('line text for servers', () => {
+  it('hands every callback the decoded line (CR stripped), also across chunks and for errors', () => {
+    const lines: string[] = [];
+    const decoder = new QmpDecoder({
+      greeting: (_m, line) => lines.push(`greeting ${line}`),
+      return: (_m, line) => lines.push(`return ${line}`),
+      error: (_m, line) => lines.push(`error ${line}`),
+      event: (_m, line) => lines.push(`event ${line}`),
+      command: (_m, line) => lines.push(`command ${line}`),
+      other: (_v, line) => lines.push(`other ${line}`),
+      protocolError: (e, line) => lines.push(`${e.code} ${line ?? '-'}`),
+    });
+    decoder.push(Buffer.from('{"execute": "a"}\r\n{"foo":1}\n[1]\n{"exec'));
+    decoder.push(Buffer.from('ute":"b", "id":1}\n{bad\n{"return": {}}\n'));
+    expect(lines).toEqual([
+      'command {"execute": "a"}',
+      'other {"foo":1}',
+      'not-an-object [1]',
+      'command {"execute":"b", "id":1}',
+      'invalid-json {bad',
+      'return {"return": {}}',
+    ]);
+  });
+});

@@ -15,22 +15,25 @@ import type {
  * an event like any other.
  */
 export interface QmpMessageHandler {
-  greeting(message: WireGreeting): void;
-  return(message: WireReturn): void;
-  error(message: WireError): void;
-  event(message: WireEvent): void;
+  // Every callback also receives the decoded line (without its line ending), for servers
+  // that must re-read the exact text (e.g. a fake QEMU reproducing QEMU's own parser).
+  greeting(message: WireGreeting, line: string): void;
+  return(message: WireReturn, line: string): void;
+  error(message: WireError, line: string): void;
+  event(message: WireEvent, line: string): void;
   /** Client commands (`execute` / `exec-oob`): what a server decodes. */
-  command(message: WireCommand): void;
+  command(message: WireCommand, line: string): void;
   /**
    * A line that could not be decoded. Decoding goes on with the next line unless the
-   * handler calls `decoder.stop()`; a client should treat any of these as fatal.
+   * handler calls `decoder.stop()`; a client should treat any of these as fatal. `line` is
+   * the whole decoded line when there is one (absent for over-long lines and truncation).
    */
-  protocolError(error: QmpProtocolError): void;
+  protocolError(error: QmpProtocolError, line?: string): void;
   /**
    * A JSON object of none of the five shapes. Optional: servers use it to answer like QEMU
    * ("QMP input lacks member 'execute'"); without it such a line is a protocol error.
    */
-  other?(value: object): void;
+  other?(value: object, line: string): void;
 }
 
 export interface QmpDecoderOptions {
@@ -225,6 +228,7 @@ export class QmpDecoder {
     if (text.indexOf('\uFFFD') >= 0 && !isUtf8(buf.subarray(start, end))) {
       this.handler.protocolError(
         new QmpProtocolError('invalid-utf8', 'QMP line is not valid UTF-8', text),
+        text,
       );
       return;
     }
@@ -239,6 +243,7 @@ export class QmpDecoder {
       if (BLANK.test(text)) return;
       this.handler.protocolError(
         new QmpProtocolError('invalid-json', 'QMP line is not valid JSON', text, { cause: error }),
+        text,
       );
       return;
     }
@@ -249,12 +254,13 @@ export class QmpDecoder {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       this.handler.protocolError(
         new QmpProtocolError('not-an-object', 'QMP message is not a JSON object', text),
+        text,
       );
       return;
     }
     const v = value as Record<string, unknown>;
     if (v.return !== undefined) {
-      this.handler.return(v as unknown as WireReturn);
+      this.handler.return(v as unknown as WireReturn, text);
       return;
     }
     const error = v.error;
@@ -265,16 +271,17 @@ export class QmpDecoder {
         typeof (error as Record<string, unknown>).class === 'string' &&
         typeof (error as Record<string, unknown>).desc === 'string'
       ) {
-        this.handler.error(v as unknown as WireError);
+        this.handler.error(v as unknown as WireError, text);
       } else {
         this.handler.protocolError(
           new QmpProtocolError('unknown-shape', 'QMP error without class/desc strings', text),
+          text,
         );
       }
       return;
     }
     if (typeof v.event === 'string') {
-      this.handler.event(v as unknown as WireEvent);
+      this.handler.event(v as unknown as WireEvent, text);
       return;
     }
     const qmp = v.QMP;
@@ -287,20 +294,21 @@ export class QmpDecoder {
         q.version !== null &&
         Array.isArray(q.capabilities)
       ) {
-        this.handler.greeting(v as unknown as WireGreeting);
+        this.handler.greeting(v as unknown as WireGreeting, text);
       } else {
         this.handler.protocolError(
           new QmpProtocolError('bad-greeting', 'QMP greeting without version/capabilities', text),
+          text,
         );
       }
       return;
     }
     if (typeof v.execute === 'string' || typeof v['exec-oob'] === 'string') {
-      this.handler.command(v as WireCommand);
+      this.handler.command(v as WireCommand, text);
       return;
     }
     if (this.handler.other) {
-      this.handler.other(v);
+      this.handler.other(v, text);
       return;
     }
     this.handler.protocolError(
@@ -309,6 +317,7 @@ export class QmpDecoder {
         'JSON object is not a QMP greeting, return, error, event or command',
         text,
       ),
+      text,
     );
   }
 }

@@ -127,7 +127,13 @@ export class WebSocketChannel implements QmpChannel {
   private error: Error | undefined;
   private handlers: QmpChannelHandlers | undefined;
 
-  constructor(socket: object, label: string, framing: WebSocketFraming = 'message') {
+  constructor(
+    socket: object,
+    label: string,
+    framing: WebSocketFraming = 'message',
+    /** Messages that arrived before `start` (a server may greet in the handshake's tick). */
+    private readonly early: { data: unknown }[] = [],
+  ) {
     this.socket = socket as WebSocketInstance;
     this.label = label;
     this.framing = framing;
@@ -136,7 +142,7 @@ export class WebSocketChannel implements QmpChannel {
   start(handlers: QmpChannelHandlers): void {
     this.handlers = handlers;
     const ws = this.socket;
-    ws.onmessage = (ev) => {
+    const onMessage = (ev: { data: unknown }) => {
       const bytes = toBytes(ev.data);
       if (bytes === undefined) {
         this.error ??= new Error('WebSocket delivered a message of an unsupported type');
@@ -146,6 +152,8 @@ export class WebSocketChannel implements QmpChannel {
       handlers.data(bytes);
       if (this.framing === 'message' && bytes[bytes.length - 1] !== 0x0a) handlers.data(NL);
     };
+    ws.onmessage = onMessage;
+    for (const ev of this.early.splice(0)) onMessage(ev);
     ws.onerror = (ev) => {
       this.error ??= new Error(`WebSocket error${ev?.message ? `: ${ev.message}` : ''}`, {
         cause: ev?.error,
@@ -240,6 +248,12 @@ export async function dial(address: QmpAddress, options: DialOptions = {}): Prom
       ) => WebSocketInstance;
       const ws = new Ctor(address.url, options.wsProtocols);
       ws.binaryType = 'arraybuffer';
+      // A server may send its greeting in the same tick as the handshake completes; keep
+      // what arrives before the channel takes over (regression: the greeting was lost).
+      const early: { data: unknown }[] = [];
+      ws.onmessage = (ev) => {
+        early.push(ev);
+      };
       await new Promise<void>((resolve, reject) => {
         const onAbort = (): void => {
           ws.close();
@@ -274,7 +288,7 @@ export async function dial(address: QmpAddress, options: DialOptions = {}): Prom
           );
         };
       });
-      return new WebSocketChannel(ws, label, options.wsFraming);
+      return new WebSocketChannel(ws, label, options.wsFraming, early);
     }
   }
 }

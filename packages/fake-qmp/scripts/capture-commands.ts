@@ -1,0 +1,46 @@
+/**
+ * `query-commands` lists commands in QEMU's registration order (reversed), which the
+ * introspection data does not give. This captures it from a QEMU binary into
+ * `schemas/qemu-<ver>/query-commands.json` (command names only), which generate-data.ts reads.
+ *
+ *   node --conditions=@qmpkit/source --import tsx packages/fake-qmp/scripts/capture-commands.ts [--qemu BIN] [--version 7.2]
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { connect } from '@qmpkit/transport';
+import { InheritedFds } from '@qmpkit/transport/fd';
+
+const { values } = parseArgs({
+  options: {
+    qemu: { type: 'string', default: 'qemu-system-x86_64' },
+    version: { type: 'string', default: '7.2' },
+  },
+});
+const fds = new InheritedFds(['ignore', 'ignore', 'inherit']);
+const monitor = fds.socketpair();
+const child = spawn(
+  values.qemu,
+  ['-machine', 'none', '-nodefaults', '-display', 'none', ...monitor.monitorArgs()],
+  { stdio: fds.stdio },
+);
+try {
+  const qmp = await connect(monitor.address(child));
+  const version = (await qmp.execute('query-version')).qemu;
+  if (`${version.major}.${version.minor}` !== values.version)
+    throw new Error(
+      `${values.qemu} is QEMU ${version.major}.${version.minor}, not ${values.version}`,
+    );
+  const names = (await qmp.execute('query-commands')).map((c) => c.name);
+  await qmp.execute('quit');
+  const file = path.join(
+    import.meta.dirname,
+    '../../..',
+    `schemas/qemu-${values.version}/query-commands.json`,
+  );
+  writeFileSync(file, `${JSON.stringify(names, null, 1)}\n`);
+  console.log(`${file}: ${names.length} commands`);
+} finally {
+  if (child.exitCode === null) child.kill('SIGKILL');
+}

@@ -1,0 +1,27 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dataPath, generateData, VERSIONS } from '../../scripts/generate-data.js';
+
+const root = path.join(import.meta.dirname, '../..');
+
+describe('package', () => {
+  it('the README example is examples/basic.ts verbatim (which tsc checks)', () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const example = readFileSync(path.join(root, 'examples/basic.ts'), 'utf8');
+    const block = /## Example[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBe(example);
+  });
+
+  it.each(VERSIONS)(
+    'the data module for QEMU %s is generated from schemas/ (run scripts/generate-data.ts)',
+    (v) => {
+      expect(readFileSync(dataPath(v), 'utf8')).toBe(generateData(v));
+    },
+  );
+
+  it('keeps the runtime free of repository paths', () => {
+    const src = readFileSync(path.join(root, 'src/server/fake.ts'), 'utf8');
+    expect(src).not.toMatch(/schemas\//);
+  });
+});

@@ -1,0 +1,53 @@
+import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
+import type { QmpVersionInfo } from '@qmpkit/transport/codec';
+import type { CommandContext, CommandHandler } from '../server/types.js';
+import type { Storage } from './storage.js';
+
+/** How long simulated work takes, in milliseconds (0 = next turn of the event loop). */
+export interface FakeTiming {
+  /** A job's run phase (blockdev-create, snapshot-save/load/delete). Default 1. */
+  readonly jobMs?: number;
+  /** One migration pass; a migration has a setup, two passes and completion. Default 2. */
+  readonly migrationMs?: number;
+  /**
+   * Time a cooperative guest takes to release a PCI device after `device_del`, or 'never'
+   * for a guest that ignores the request (firmware only). Default 10.
+   */
+  readonly pciUnplugMs?: number | 'never';
+  /**
+   * What the guest does on `system_powerdown`: shut down after this many ms, or 'ignore'
+   * (no ACPI-aware OS, like QEMU with `-machine none` or the tiny test guest). Default
+   * 'ignore'.
+   */
+  readonly powerdownShutdownMs?: number | 'ignore';
+}
+
+/** What every part of the VM model can use. */
+export interface ModelHost {
+  readonly tables: SchemaTables;
+  readonly version: QmpVersionInfo;
+  readonly storage: Storage;
+  readonly timing: Required<FakeTiming>;
+  /** Broadcasts an event to every negotiated client. */
+  emit(event: string, data?: unknown): void;
+  /** Runs `fn` after `ms` (tracked, cancelled when the fake closes). */
+  later(ms: number, fn: () => void): void;
+  /** Resolves after `ms` (tracked like `later`). */
+  sleep(ms: number): Promise<void>;
+  /** The simulated QEMU process exits (closes every connection and listener). */
+  exit(code: number): void;
+  /** Monotonic nanoseconds since the fake started (QEMU's vm clock while running). */
+  uptimeNs(): bigint;
+}
+
+export type HandlerTable = Map<string, CommandHandler>;
+
+/** A handler that reads its arguments as a typed record. */
+export function handler<A>(fn: (args: A, ctx: CommandContext) => unknown): CommandHandler {
+  return fn as CommandHandler;
+}
+
+/** QEMU's `id_wellformed`: a letter, then letters, digits, '-', '.', '_'. */
+export function idWellformed(id: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9._-]*$/.test(id);
+}

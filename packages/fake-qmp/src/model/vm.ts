@@ -1,0 +1,121 @@
+/**
+ * The simulated QEMU: run state, block graph, devices, jobs, snapshots, migration and HMP,
+ * composed into one table of command handlers.
+ */
+import { qmpError } from '../errors.js';
+import { RawJson } from '../json/values.js';
+import { BlockGraph } from './block.js';
+import { Devices, type MachineKind } from './devices.js';
+import { Hmp } from './hmp.js';
+import type { HandlerTable, ModelHost } from './host.js';
+import { Jobs } from './jobs.js';
+import { Migration } from './migration.js';
+import { RunState } from './runstate.js';
+import { Snapshots } from './snapshots.js';
+
+export interface VmOptions {
+  /** `-machine none` (no buses, no devices) or a PC (`pci.0`, `ide.0`/`ide.1`). Default 'pc'. */
+  readonly machine?: MachineKind;
+  /** Machine type written into migration streams. Default 'none' / 'pc-i440fx-7.2'. */
+  readonly machineType?: string;
+  /** Started with `-S`: run state 'prelaunch' until `cont`. */
+  readonly paused?: boolean;
+  /** Started with `-incoming defer` ('defer') or `-incoming unix:PATH` / `tcp:HOST:PORT`. */
+  readonly incoming?: string;
+  /** Block nodes present at start (like `-blockdev`), in order. */
+  readonly blockdev?: readonly Record<string, unknown>[];
+  /** Devices present at start (like `-device`), in order. */
+  readonly device?: readonly Record<string, unknown>[];
+  /** Size of a saved VM state in internal snapshots. Default 765 (`-machine none`). */
+  readonly vmStateSize?: number;
+}
+
+export class VmModel {
+  readonly run: RunState;
+  readonly block: BlockGraph;
+  readonly devices: Devices;
+  readonly snapshots: Snapshots;
+  readonly jobs: Jobs;
+  readonly migration: Migration;
+  readonly hmp: Hmp;
+
+  constructor(
+    private readonly host: ModelHost,
+    options: VmOptions,
+    private readonly data: { schemaWire: string; commandNames: readonly string[]; target: string },
+  ) {
+    const machine = options.machine ?? 'pc';
+    const initial =
+      options.incoming !== undefined ? 'inmigrate' : options.paused ? 'prelaunch' : 'running';
+    this.run = new RunState(host, initial, options.paused !== true);
+    this.block = new BlockGraph(host);
+    this.devices = new Devices(host, this.block, machine);
+    this.snapshots = new Snapshots(host, this.block, this.run, {
+      ...(options.vmStateSize !== undefined ? { vmStateSize: options.vmStateSize } : {}),
+    });
+    this.jobs = new Jobs(host, this.block, this.run, this.snapshots);
+    this.migration = new Migration(host, this.run, this.block, {
+      ...(options.incoming !== undefined ? { incoming: options.incoming } : {}),
+      machineType: options.machineType ?? (machine === 'none' ? 'none' : 'pc-i440fx-7.2'),
+    });
+    this.hmp = new Hmp(this.run, this.snapshots);
+    for (const args of options.blockdev ?? []) this.block.add(args as { driver: string });
+    for (const args of options.device ?? []) this.devices.add(args, true);
+    // After an outgoing migration the block nodes are inactive until `cont`.
+    this.run.onStart.push(() => {
+      for (const node of this.block.all()) node.inactive = false;
+      return undefined;
+    });
+  }
+
+  start(): void {
+    this.migration.startIncomingFromCommandLine();
+  }
+
+  close(): void {
+    this.migration.close();
+  }
+
+  handlers(): HandlerTable {
+    const table: HandlerTable = new Map();
+    this.run.handlers(table);
+    this.block.handlers(table);
+    this.devices.handlers(table);
+    this.jobs.handlers(table);
+    this.migration.handlers(table);
+    this.hmp.handlers(table);
+    const { version } = this.host;
+    table.set('query-version', () => ({ qemu: { ...version.qemu }, package: version.package }));
+    let schema: RawJson | undefined;
+    table.set('query-qmp-schema', () => {
+      schema ??= new RawJson(this.data.schemaWire);
+      return schema;
+    });
+    table.set('query-commands', () => this.data.commandNames.map((name) => ({ name })));
+    table.set('query-name', () => ({}));
+    table.set('query-uuid', () => ({ UUID: '00000000-0000-0000-0000-000000000000' }));
+    table.set('query-target', () => ({ arch: this.data.target }));
+    table.set('query-kvm', () => ({ enabled: false, present: true }));
+    table.set('query-yank', () => [{ type: 'migration' }]);
+    table.set('query-iothreads', () => []);
+    table.set('query-fdsets', () => []);
+    table.set('query-mice', () => []);
+    table.set('query-cpus-fast', () =>
+      this.devices.machine === 'none'
+        ? []
+        : [
+            {
+              'cpu-index': 0,
+              'qom-path': '/machine/unattached/device[0]',
+              'thread-id': process.pid,
+              props: { 'core-id': 0, 'thread-id': 0, 'socket-id': 0 },
+              target: 'x86_64',
+            },
+          ],
+    );
+    table.set('qom-get', () => {
+      throw qmpError('qmpkit fake-qmp does not model qom-get');
+    });
+    return table;
+  }
+}

@@ -1,0 +1,581 @@
+/**
+ * `createFakeQmp`: a QMP server that answers like QEMU 7.2, on a UNIX socket, TCP,
+ * WebSocket, or in-memory duplex pairs.
+ */
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
+import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
+import type { QmpAddress } from '@qmpkit/transport';
+import type { QmpVersionInfo } from '@qmpkit/transport/codec';
+import * as data72 from '../data/qemu-7.2.generated.js';
+import {
+  FakeQmpUsageError,
+  qmpError,
+  type ReplayDivergence,
+  ReplayDivergenceError,
+} from '../errors.js';
+import type { QemuDict } from '../json/values.js';
+import { qemuLine } from '../json/writer.js';
+import type { FakeTiming, HandlerTable, ModelHost } from '../model/host.js';
+import { HostStorage, MemoryStorage, type Storage } from '../model/storage.js';
+import { VmModel, type VmOptions } from '../model/vm.js';
+import { canonicalize } from '../protocol/canonical.js';
+import { checkArguments, type IntegerMembers } from '../protocol/visitor.js';
+import type { Conversation } from '../replay/conversation.js';
+import { ReplayPlayer } from '../replay/player.js';
+import {
+  type ArgumentsMatcher,
+  type Expectation,
+  ExpectationQueue,
+} from '../script/expectations.js';
+import { type FaultHandle, type FaultSpec, Faults } from '../script/faults.js';
+import { Connection, type ConnectionHost, type ConnectionIO } from './connection.js';
+import { createDuplexPair } from './duplex.js';
+import type { CommandContext, CommandHandler, ExchangeRecord, FakeClient } from './types.js';
+
+/** Where the fake listens. Omitted paths/ports are chosen for you (a fresh 0700 directory, a free port). */
+export type ListenOption =
+  | { readonly unix: string | true }
+  | { readonly tcp: string | { readonly host?: string; readonly port?: number } }
+  | {
+      readonly ws:
+        | string
+        | { readonly host?: string; readonly port?: number; readonly path?: string };
+      /** `message` (default): one QMP message per WebSocket message; `stream`: arbitrary slices. */
+      readonly framing?: 'message' | 'stream';
+    };
+
+export interface FakeAddress {
+  readonly kind: 'unix' | 'tcp' | 'ws';
+  /** As `connect()` of `@qmpkit/transport` takes it: `unix:/…`, `tcp:127.0.0.1:4444`, `ws://…`. */
+  readonly address: string;
+}
+
+export interface FakeQmpOptions extends VmOptions {
+  /** The QEMU the fake imitates. Only '7.2' (the default) exists. */
+  readonly qemuVersion?: '7.2';
+  readonly listen?: ListenOption | readonly ListenOption[];
+  /** Capabilities offered in the greeting (default `['oob']`, like QEMU on a socket). */
+  readonly capabilities?: readonly string[];
+  /** Image files: 'host' (default) uses the real filesystem, 'memory' a private map. */
+  readonly storage?: 'host' | 'memory' | Storage;
+  readonly timing?: FakeTiming;
+  /** Longest accepted message in bytes (default 64 MiB, QEMU's limit); longer ones drop the client. */
+  readonly maxLineBytes?: number;
+  /** Exchanges kept in `history` (default 1000; 0 keeps none). */
+  readonly history?: number;
+  /** Strict mode from the start: every command must be expected (`fake.expect`). */
+  readonly strict?: boolean;
+  /** Serve a recorded conversation instead of the simulated VM. */
+  readonly replay?: Conversation;
+  /** Replay timing: as fast as possible (default) or with the recorded delays. */
+  readonly replayTiming?: 'asap' | 'recorded';
+}
+
+type CommandName = keyof Commands & string;
+type ArgsOf<K extends CommandName> = Commands[K]['args'] extends undefined
+  ? Record<string, never>
+  : Commands[K]['args'];
+type EventName = keyof Events & string;
+
+interface VersionData {
+  readonly tables: SchemaTables;
+  readonly integers: IntegerMembers;
+  readonly version: QmpVersionInfo;
+  readonly schemaWire: string;
+  readonly commandNames: readonly string[];
+  readonly target: string;
+}
+
+const VERSIONS: Record<string, VersionData> = {
+  '7.2': {
+    tables: tables72,
+    integers: data72.integerMembers,
+    version: data72.version,
+    schemaWire: data72.schemaWire,
+    commandNames: data72.commandNames,
+    target: data72.target,
+  },
+};
+
+function now(): { seconds: number; microseconds: number } {
+  const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return { seconds: Math.floor(us / 1_000_000), microseconds: us % 1_000_000 };
+}
+
+/** Lines of a WebSocket or stream client. */
+class WsIO implements ConnectionIO {
+  constructor(
+    private readonly socket: { send(d: string): void; close(): void; readyState: number },
+  ) {}
+  write(text: string): void {
+    if (this.socket.readyState === 1) this.socket.send(text);
+  }
+  close(): void {
+    this.socket.close();
+  }
+}
+
+class StreamIO implements ConnectionIO {
+  constructor(private readonly stream: Duplex) {}
+  write(text: string): void {
+    if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.write(text);
+  }
+  close(): void {
+    if (!this.stream.destroyed) this.stream.end(() => this.stream.destroy());
+  }
+}
+
+export class FakeQmp {
+  /** The simulated VM (run state, block graph, devices, jobs, migration), for setup and assertions. */
+  readonly model: VmModel;
+  /** Resolves with the exit code when the simulated QEMU exits (`quit`, guest shutdown, failed incoming migration). */
+  readonly exited: Promise<number>;
+  private resolveExit!: (code: number) => void;
+  private readonly data: VersionData;
+  private readonly overrides = new Map<string, CommandHandler>();
+  private readonly modelHandlers: HandlerTable;
+  private readonly expectations = new ExpectationQueue();
+  private readonly faults = new Faults();
+  private readonly connections = new Set<Connection>();
+  private readonly servers: { close(cb: () => void): void }[] = [];
+  private readonly cleanup: (() => void)[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly historyLimit: number;
+  private readonly historyList: ExchangeRecord[] = [];
+  private readonly divergences: ReplayDivergence[] = [];
+  private readonly players = new Set<ReplayPlayer>();
+  private readonly waiters: { command: string; resolve(e: ExchangeRecord): void }[] = [];
+  private nextClient = 1;
+  private started = process.hrtime.bigint();
+  private dead = false;
+  readonly addresses: FakeAddress[] = [];
+  readonly capabilities: readonly string[];
+  readonly maxLineBytes: number;
+
+  /** Use `createFakeQmp`. */
+  constructor(private readonly options: FakeQmpOptions = {}) {
+    const version = options.qemuVersion ?? '7.2';
+    const data = VERSIONS[version];
+    if (!data)
+      throw new FakeQmpUsageError(
+        `qmpkit fake-qmp imitates QEMU 7.2 only, not '${String(version)}'`,
+      );
+    this.data = data;
+    this.capabilities = options.capabilities ?? ['oob'];
+    this.maxLineBytes = options.maxLineBytes ?? 64 * 1024 * 1024;
+    this.historyLimit = options.history ?? 1000;
+    this.expectations.active = options.strict === true;
+    this.exited = new Promise((resolve) => {
+      this.resolveExit = resolve;
+    });
+    const storage =
+      options.storage === 'memory'
+        ? new MemoryStorage()
+        : options.storage === 'host' || options.storage === undefined
+          ? new HostStorage()
+          : options.storage;
+    const timing = {
+      jobMs: options.timing?.jobMs ?? 1,
+      migrationMs: options.timing?.migrationMs ?? 2,
+      pciUnplugMs: options.timing?.pciUnplugMs ?? 10,
+      powerdownShutdownMs: options.timing?.powerdownShutdownMs ?? 'ignore',
+    };
+    const host: ModelHost = {
+      tables: data.tables,
+      version: data.version,
+      storage,
+      timing,
+      emit: (event, payload) => this.emit(event as EventName, payload),
+      later: (ms, fn) => {
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          fn();
+        }, ms);
+        this.timers.add(t);
+      },
+      sleep: (ms) => new Promise<void>((resolve) => host.later(ms, resolve)),
+      exit: (code) => this.exit(code),
+      uptimeNs: () => process.hrtime.bigint() - this.started,
+    };
+    this.model = new VmModel(host, options, data);
+    this.modelHandlers = this.model.handlers();
+  }
+
+  /** The first listening address (`unix:…`, `tcp:…` or `ws://…`). */
+  get address(): string {
+    const first = this.addresses[0];
+    if (!first)
+      throw new FakeQmpUsageError('the fake listens nowhere; pass `listen` or use connectPair()');
+    return first.address;
+  }
+
+  /** Connected clients. */
+  get clients(): readonly FakeClient[] {
+    return [...this.connections];
+  }
+
+  /** The last exchanges (see the `history` option), oldest first. */
+  get history(): readonly ExchangeRecord[] {
+    return this.historyList;
+  }
+
+  /** Received commands with this name (all when omitted), from `history`. */
+  received(command?: string): ExchangeRecord[] {
+    return command === undefined
+      ? [...this.historyList]
+      : this.historyList.filter((e) => e.command === command);
+  }
+
+  /** Resolves when the next command with this name arrives. */
+  nextCommand(command: string): Promise<ExchangeRecord> {
+    return new Promise((resolve) => this.waiters.push({ command, resolve }));
+  }
+
+  /** Starts the listeners (called by `createFakeQmp`). */
+  async listen(): Promise<void> {
+    const list =
+      this.options.listen === undefined
+        ? []
+        : Array.isArray(this.options.listen)
+          ? this.options.listen
+          : [this.options.listen];
+    for (const spec of list as ListenOption[]) await this.listenOne(spec);
+    this.model.start();
+  }
+
+  private async listenOne(spec: ListenOption): Promise<void> {
+    if ('unix' in spec) {
+      let file: string;
+      if (spec.unix === true) {
+        const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-fake-'));
+        chmodSync(dir, 0o700);
+        this.cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+        file = path.join(dir, 'qmp.sock');
+      } else {
+        file = path.resolve(spec.unix);
+        const dir = path.dirname(file);
+        if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+        if (existsSync(file) && lstatSync(file).isSocket()) unlinkSync(file);
+        this.cleanup.push(() => rmSync(file, { force: true }));
+      }
+      const server = net.createServer((socket) => this.acceptSocket(socket, 'unix'));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(file, () => resolve());
+      });
+      this.servers.push(server);
+      this.addresses.push({ kind: 'unix', address: `unix:${file}` });
+      return;
+    }
+    if ('tcp' in spec) {
+      const { host, port } = typeof spec.tcp === 'string' ? splitHostPort(spec.tcp) : spec.tcp;
+      const server = net.createServer((socket) => this.acceptSocket(socket, 'tcp'));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: host ?? '127.0.0.1', port: port ?? 0 }, () => resolve());
+      });
+      this.servers.push(server);
+      const info = server.address() as net.AddressInfo;
+      const shown = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+      this.addresses.push({ kind: 'tcp', address: `tcp:${shown}:${info.port}` });
+      return;
+    }
+    const ws = typeof spec.ws === 'string' ? { ...splitHostPort(spec.ws), path: '/' } : spec.ws;
+    const { WebSocketServer } = await import('ws');
+    const server = new WebSocketServer({
+      host: ws.host ?? '127.0.0.1',
+      port: ws.port ?? 0,
+      path: ws.path ?? '/',
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.once('listening', () => resolve());
+    });
+    const framing = spec.framing ?? 'message';
+    server.on('connection', (socket) => {
+      const connection = this.attach('ws', new WsIO(socket));
+      socket.on('message', (message: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+        const buf = Array.isArray(message)
+          ? Buffer.concat(message)
+          : Buffer.from(message as ArrayBuffer);
+        void isBinary;
+        connection.data(
+          framing === 'message' && buf[buf.length - 1] !== 0x0a
+            ? Buffer.concat([buf, Buffer.from('\n')])
+            : buf,
+        );
+      });
+      socket.on('close', () => connection.ended());
+      socket.on('error', () => connection.ended());
+    });
+    this.servers.push({ close: (cb) => server.close(() => cb()) });
+    const info = server.address() as net.AddressInfo;
+    const shown = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+    this.addresses.push({ kind: 'ws', address: `ws://${shown}:${info.port}${ws.path ?? '/'}` });
+  }
+
+  private acceptSocket(socket: net.Socket, kind: 'unix' | 'tcp'): void {
+    if (this.dead) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay?.(true);
+    const connection = this.attach(kind, new StreamIO(socket));
+    socket.on('data', (d: Buffer) => connection.data(d));
+    socket.on('end', () => connection.ended());
+    socket.on('close', () => connection.ended());
+    socket.on('error', () => connection.ended());
+  }
+
+  /** Attaches a client over any transport: returns the connection to feed bytes into. */
+  attach(kind: FakeClient['transport'], io: ConnectionIO): Connection {
+    const connection = new Connection(this.nextClient++, kind, this.connectionHost, io);
+    this.connections.add(connection);
+    queueMicrotask(() => connection.start());
+    return connection;
+  }
+
+  /**
+   * A new in-memory client: returns the client's end of a duplex pair, already attached.
+   * Pass `{ kind: 'duplex', stream }` (see `pair()`) to `@qmpkit/transport`'s `connect`.
+   */
+  connectStream(): Duplex {
+    const [client, server] = createDuplexPair();
+    const connection = this.attach('memory', new StreamIO(server));
+    server.on('data', (d: Buffer) => connection.data(d));
+    server.on('end', () => connection.ended());
+    server.on('close', () => connection.ended());
+    return client;
+  }
+
+  /** `connectStream()` as a transport address. */
+  pair(): Extract<QmpAddress, { kind: 'duplex' }> {
+    return { kind: 'duplex', stream: this.connectStream(), label: 'fake-qmp:memory' };
+  }
+
+  // ---- scripting ----------------------------------------------------------------------
+
+  /** Replaces the fake's behaviour for a command (pass `undefined` to restore it). */
+  handle<K extends CommandName>(command: K, handler: CommandHandler<ArgsOf<K>> | undefined): this;
+  handle(command: string, handler: CommandHandler | undefined): this;
+  handle(command: string, handler: CommandHandler | undefined): this {
+    if (!this.data.tables.commands[command])
+      throw new FakeQmpUsageError(
+        `QEMU ${this.data.tables.qemuVersion} has no command '${command}'`,
+      );
+    if (handler) this.overrides.set(command, handler);
+    else this.overrides.delete(command);
+    return this;
+  }
+
+  /** Sends an event to every negotiated client now (QEMU's event emission). */
+  emit<K extends EventName>(event: K, data?: Events[K]['data']): void;
+  emit(event: string, data?: unknown): void;
+  emit(event: string, data?: unknown): void {
+    if (this.connections.size === 0) return;
+    const line = this.eventLine(event, data);
+    for (const c of this.connections) if (c.negotiated && c.isOpen) c.write(line);
+  }
+
+  /** Strict mode: expect `command` next (arguments compared when given). */
+  expect<K extends CommandName>(
+    command: K,
+    args?: Partial<ArgsOf<K>> | ((args: ArgsOf<K>) => boolean),
+  ): Expectation;
+  expect(command: string, args?: ArgumentsMatcher): Expectation;
+  expect(command: string, args?: ArgumentsMatcher): Expectation {
+    if (!this.data.tables.commands[command])
+      throw new FakeQmpUsageError(
+        `QEMU ${this.data.tables.qemuVersion} has no command '${command}'`,
+      );
+    return this.expectations.add(command, args);
+  }
+
+  /** Expected commands not received yet. */
+  get pendingExpectations(): readonly Expectation[] {
+    return this.expectations.pending;
+  }
+
+  /** Adds a fault (see `FaultSpec`); returns a handle to remove it. */
+  inject(fault: FaultSpec): FaultHandle {
+    return this.faults.add(fault);
+  }
+
+  /**
+   * Throws when strict expectations were not met (`ExpectationError`, with a diff) or a
+   * replay diverged from its recording (`ReplayDivergenceError`).
+   */
+  verify(): void {
+    if (this.expectations.active) this.expectations.verify();
+    if (this.options.replay) {
+      const leftover = [...this.players].reduce(
+        (n, p) => Math.min(n, p.leftover),
+        Number.POSITIVE_INFINITY,
+      );
+      const left = Number.isFinite(leftover)
+        ? leftover
+        : this.options.replay.records.filter((r) => r.dir === 'in').length;
+      if (this.divergences.length > 0 || left > 0)
+        throw new ReplayDivergenceError(this.divergences, left);
+    }
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  private exit(code: number): void {
+    if (this.dead) return;
+    this.dead = true;
+    for (const c of [...this.connections]) c.close();
+    void this.closeServers();
+    this.resolveExit(code);
+  }
+
+  private async closeServers(): Promise<void> {
+    const servers = this.servers.splice(0);
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.model.close();
+    for (const fn of this.cleanup.splice(0)) fn();
+  }
+
+  /** Closes every connection and listener (the simulated QEMU is killed). */
+  async close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.dead = true;
+    for (const c of [...this.connections]) c.close();
+    await this.closeServers();
+    this.resolveExit(-1);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---- wire -----------------------------------------------------------------------------
+
+  eventLine(event: string, data: unknown): string {
+    const spec = this.data.tables.events[event];
+    const body: Record<string, unknown> = { event, timestamp: now() };
+    if (data !== undefined) body.data = canonicalize(this.data.tables, spec?.data, data);
+    return qemuLine(body);
+  }
+
+  private readonly connectionHost: ConnectionHost = this.makeHost();
+
+  private makeHost(): ConnectionHost {
+    const fake = this;
+    return {
+      get maxLineBytes() {
+        return fake.maxLineBytes;
+      },
+      get capabilities() {
+        return fake.capabilities;
+      },
+      greetingLine: () =>
+        qemuLine({ QMP: { version: this.data.version, capabilities: this.capabilities } }),
+      command: (name) => {
+        const spec = this.data.tables.commands[name];
+        return spec ? { args: spec.args, allowOob: spec.allowOob === true } : undefined;
+      },
+      checkArgs: (command, args: QemuDict) => {
+        const spec = this.data.tables.commands[command];
+        // 'gen': false commands (device_add) check their own arguments.
+        if (!spec || spec.openArgs) return undefined;
+        return checkArguments(this.data.tables, spec.args, args, this.data.integers);
+      },
+      resolve: (command, args) => this.resolve(command, args),
+      emit: (event, payload) => this.emit(event, payload),
+      eventLine: (event, payload) => this.eventLine(event, payload),
+      replyLine: (command, value, id) => {
+        const spec = command === undefined ? undefined : this.data.tables.commands[command];
+        const ret = canonicalize(this.data.tables, spec?.returns, value);
+        return qemuLine(id === undefined ? { return: ret } : { return: ret, id });
+      },
+      faultsForGreeting: (client) => this.faults.greeting(client),
+      faultsForReply: (client, command) =>
+        this.faults.empty ? [] : this.faults.reply(client, command),
+      dropAfter: (client) => (this.faults.empty ? undefined : this.faults.dropAfter(client)),
+      record: (entry) => {
+        if (this.historyLimit > 0) {
+          this.historyList.push(entry);
+          if (this.historyList.length > this.historyLimit) this.historyList.shift();
+        }
+        if (this.waiters.length > 0 && entry.command !== undefined) {
+          for (let i = 0; i < this.waiters.length; i++) {
+            const w = this.waiters[i]!;
+            if (w.command === entry.command) {
+              this.waiters.splice(i--, 1);
+              w.resolve(entry);
+            }
+          }
+        }
+      },
+      replayPlayer: (connection) => {
+        const conversation = this.options.replay;
+        if (!conversation) return undefined;
+        const player = new ReplayPlayer(
+          conversation,
+          (line, delay) => {
+            if (delay > 0) setTimeout(() => connection.write(line), delay);
+            else connection.write(line);
+          },
+          (d) => this.divergences.push(d),
+          this.options.replayTiming ?? 'asap',
+        );
+        this.players.add(player);
+        return player;
+      },
+      closed: (connection) => {
+        this.connections.delete(connection);
+      },
+    };
+  }
+
+  private resolve(command: string, args: Record<string, unknown>): CommandHandler {
+    const model = this.modelHandlers.get(command);
+    const base: CommandHandler =
+      model ??
+      (() => {
+        throw qmpError(
+          `qmpkit fake-qmp does not model '${command}' (QEMU ${this.data.tables.qemuVersion} has it)`,
+        );
+      });
+    const override = this.overrides.get(command);
+    const withFallback =
+      (handler: CommandHandler): CommandHandler =>
+      (a, ctx: CommandContext) =>
+        handler(a, { ...ctx, fallback: () => base(a, ctx) });
+    if (this.expectations.active) {
+      return withFallback(this.expectations.take(command, args, override ?? base));
+    }
+    return override ? withFallback(override) : base;
+  }
+}
+
+function splitHostPort(text: string): { host?: string; port?: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  if (!m) throw new FakeQmpUsageError(`expected HOST:PORT, got '${text}'`);
+  const host = m[1] ?? m[2];
+  return { ...(host ? { host } : {}), port: Number(m[3]) };
+}
+
+/** Creates a fake QMP server and starts its listeners. */
+export async function createFakeQmp(options: FakeQmpOptions = {}): Promise<FakeQmp> {
+  const fake = new FakeQmp(options);
+  await fake.listen();
+  return fake;
+}

@@ -1,0 +1,922 @@
+/**
+ * Contract scenarios: each is run against a real QEMU 7.2 and against the fake; the
+ * normalised transcripts must be identical (see runner.ts and README.md here).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect } from '@qmpkit/transport';
+import { InheritedFds } from '@qmpkit/transport/fd';
+import { QEMU, type Scenario, type Step } from './runner.js';
+
+const NEGOTIATE: Step = { send: '{"execute":"qmp_capabilities"}' };
+const NEGOTIATE_OOB: Step = {
+  send: '{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}',
+};
+
+const exec = (command: string, args?: unknown, id?: unknown): string =>
+  JSON.stringify({
+    execute: command,
+    ...(args === undefined ? {} : { arguments: args }),
+    ...(id === undefined ? {} : { id }),
+  });
+
+const hmp = (line: string): string => exec('human-monitor-command', { 'command-line': line });
+
+/** Volatile numbers in query-migrate (times, rates) and snapshot dates/clocks/sizes. */
+const MIGRATION_NUMBERS: readonly (readonly [RegExp, string])[] = [
+  [/"(total-time|setup-time|downtime|expected-downtime)": \d+/g, '"$1": N'],
+  [/"mbps": [\d.e+-]+/g, '"mbps": N'],
+];
+const SNAPSHOT_VOLATILE: readonly (readonly [RegExp, string])[] = [
+  [/"(date-sec|date-nsec|vm-clock-sec|vm-clock-nsec|actual-size)": \d+/g, '"$1": N'],
+  [/ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d\d:\d\d:\d\d\.\d{3}/g, ' DATE CLOCK'],
+  // The qcow2 file grows by the saved VM state; its host size depends on QEMU's data.
+  [
+    /"virtual-size": \d+, "filename": "([^"]*)", "format": "file"/g,
+    '"virtual-size": N, "filename": "$1", "format": "file"',
+  ],
+];
+
+/** Creates an empty qcow2 image with qemu-img in the peer's directory. */
+function qcow2(name: string, size = '16M') {
+  return (dir: string) => {
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, name), size]);
+  };
+}
+
+const qcow2Node = (name: string, file: string): string[] => [
+  exec('blockdev-add', { driver: 'file', filename: `$DIR/${file}`, 'node-name': `${name}-file` }),
+  exec('blockdev-add', { driver: 'qcow2', file: `${name}-file`, 'node-name': name }),
+];
+
+export const scenarios: Scenario[] = [
+  {
+    name: 'greeting and negotiation: only qmp_capabilities before it, oob enabled, no second time',
+    setup: { machine: 'none' },
+    steps: [
+      { send: exec('query-status') },
+      { send: exec('query-status', undefined, 1) },
+      { send: exec('nope', undefined, 'x') },
+      { send: exec('qmp_capabilities', { enable: ['bogus'] }) },
+      { send: exec('qmp_capabilities', { enable: 'oob' }) },
+      { send: exec('qmp_capabilities', { enable: ['oob'] }, 'neg') },
+      { send: exec('qmp_capabilities') },
+      { send: exec('qmp_capabilities', undefined, 7) },
+      { send: exec('query-status') },
+    ],
+  },
+  {
+    name: 'negotiation without oob: exec-oob is an unexpected member',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: '{"exec-oob":"migrate-recover","arguments":{"uri":"x"},"id":1}' },
+      { send: exec('query-version') },
+    ],
+  },
+  {
+    name: 'id echoed for any JSON value',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: '{"execute":"query-status","id":1}' },
+      { send: '{"execute":"query-status","id":"a string"}' },
+      { send: '{"execute":"query-status","id":{"x":[1,2.5,null,true],"y":{"z":"w"}}}' },
+      { send: '{"execute":"query-status","id":[]}' },
+      { send: '{"execute":"query-status","id":null}' },
+      { send: '{"execute":"query-status","id":false}' },
+      { send: '{"execute":"query-status","id":0.1}' },
+      { send: '{"execute":"query-status","id":-7}' },
+      { send: '{"execute":"query-status","id":12345678901234567890}' },
+      { send: '{"execute":"query-status","id":1e400}' },
+      { send: '{"execute":"query-status","id":-0.0}' },
+      { send: '{"execute":"query-status","id":"\\u00e9\\u20ac\\ud83d\\ude00/\\t\\u007f\\u0000"}' },
+      { send: '{"execute":"query-status","id":"é"}' },
+      { send: '{"id":"first","execute":"query-status"}' },
+    ],
+  },
+  {
+    name: 'unknown command and command structure errors',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('nope') },
+      { send: exec('nope', undefined, 2) },
+      { send: '{"execute":1}' },
+      { send: '{"execute":"query-status","arguments":[]}' },
+      { send: '{"exec":"x"}' },
+      { send: '{"execute":"query-status","foo":1,"id":3}' },
+      { send: '{"execute":"query-status","a":1,"b":2,"c":3}' },
+      { send: '{"arguments":{}}' },
+      { send: '{"return":{}}' },
+      { send: '[1]' },
+      { send: '1' },
+      { send: '"str"' },
+    ],
+  },
+  {
+    name: 'missing parameters, top level and nested (file.driver, list element)',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('blockdev-add', { driver: 'qcow2' }) },
+      { send: exec('blockdev-add', { 'node-name': 'x' }) },
+      {
+        send: exec('blockdev-add', { driver: 'qcow2', 'node-name': 'q', file: { filename: '/x' } }),
+      },
+      { send: exec('migrate-set-capabilities', { capabilities: [{ state: true }] }) },
+      { send: exec('snapshot-save', { 'job-id': 'j', tag: 't', vmstate: 'd' }) },
+      { send: exec('device_add', {}) },
+      { send: exec('blockdev-del', {}, 5) },
+    ],
+  },
+  {
+    name: 'unexpected parameters, top level, nested, several, and for commands without arguments',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-status', { x: 1 }) },
+      { send: exec('query-status', { a: 1, b: 2, c: 3, d: 4, e: 5 }) },
+      { send: exec('blockdev-add', { driver: 'qcow2', 'node-name': 'q', file: 'x', bogus: 1 }) },
+      {
+        send: exec('blockdev-add', {
+          driver: 'qcow2',
+          'node-name': 'q',
+          file: { driver: 'file', filename: '/x', bogus: 1 },
+        }),
+      },
+      {
+        send: exec('blockdev-add', {
+          driver: 'null-co',
+          'node-name': 'q',
+          zzz: 1,
+          aaa: 2,
+          mmm: 3,
+          qqq: 4,
+          bbb: 5,
+          yyy: 6,
+          kkk: 7,
+          ccc: 8,
+          ddd: 9,
+        }),
+      },
+      { send: exec('stop', { force: true }) },
+    ],
+  },
+  {
+    name: 'wrongly typed parameters: string, integer, boolean, array, object, alternate, list element',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('blockdev-add', { driver: 'qcow2', 'node-name': 5, file: 'x' }) },
+      { send: exec('blockdev-add', { driver: 'qcow2', 'node-name': 'q', file: 5 }) },
+      {
+        send: exec('blockdev-add', {
+          driver: 'qcow2',
+          'node-name': 'q',
+          file: { driver: 'raw', file: 5 },
+        }),
+      },
+      {
+        send: exec('blockdev-add', {
+          driver: 'qcow2',
+          'node-name': 'q',
+          file: { driver: 'raw', file: { driver: 'file', filename: 5 } },
+        }),
+      },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'q', 'read-only': 'yes' }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'q', size: '1M' }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'q', size: 1.5 }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'q', cache: 5 }) },
+      { send: exec('snapshot-save', { 'job-id': 'j', tag: 't', vmstate: 'd', devices: 'x' }) },
+      { send: exec('snapshot-save', { 'job-id': 'j', tag: 't', vmstate: 'd', devices: [1] }) },
+      { send: exec('migrate-set-parameters', { 'max-bandwidth': 'x' }) },
+      { send: exec('migrate-set-parameters', { 'max-bandwidth': 1.5 }) },
+      { send: exec('migrate-set-parameters', { 'compress-level': 300 }) },
+      { send: exec('migrate-set-parameters', { 'compress-level': -1 }) },
+      { send: exec('migrate-set-parameters', { 'downtime-limit': -1 }) },
+      { send: exec('migrate-set-parameters', { 'cpu-throttle-initial': 1.0 }) },
+    ],
+  },
+  {
+    name: 'invalid enum values: top level, nested union tag, list element (QEMU names it null)',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('blockdev-add', { driver: 'qcow3', 'node-name': 'q' }) },
+      {
+        send: exec('blockdev-add', { driver: 'qcow2', 'node-name': 'q', file: { driver: 'foo' } }),
+      },
+      {
+        send: exec('blockdev-add', {
+          driver: 'file',
+          'node-name': 'q',
+          filename: '/x',
+          aio: 'bad',
+        }),
+      },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [{ capability: 'evnts', state: true }],
+        }),
+      },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'q', 'detect-zeroes': 5 }) },
+    ],
+  },
+  {
+    name: 'malformed JSON answered like QEMU: keywords, strays, separators, quotes, escapes, duplicates',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: 'garbage' },
+      { send: '}' },
+      { send: ']' },
+      { send: '{"execute":"query-status",}' },
+      { send: '{"execute" "query-status"}' },
+      { send: '{1:2}' },
+      { send: '[1 2]' },
+      { send: '{"a":1 "b":2}' },
+      { send: "{'execute':'query-status','id':'sq'}" },
+      { send: '{"execute":"query-status","id":"x","id":"y"}' },
+      { send: '{"execute":"query-status","id":"\\ud800"}' },
+      { send: '{"execute":"query-status","id":"\\uffff"}' },
+      { send: '{"execute":"query-status","id":"\\q"}' },
+      { send: '{"execute":"query-status","id":"\\u12"}' },
+      { send: '01', replies: 1 },
+      { send: '@', replies: 1 },
+      { send: 'tru€ {"execute":"query-status","id":"after"}', replies: 3 },
+      { send: '{"execute":"query-status","id":"tab\there"}', replies: 2 },
+      { send: '{"execute":"query-status"}{"execute":"query-status","id":9}', replies: 2 },
+      { raw: '{"execute":\n"query-status",\n"id":"split"}\n', replies: 1 },
+      { send: '[[[[[[[[[[1]]]]]]]]]]' },
+      {
+        send: '\u0000\u00ff garbage }{ [1,,] "unterminated\n{"execute":"query-status","id":"ok"}',
+        replies: 4,
+      },
+    ],
+  },
+  {
+    name: 'exec-oob rules after oob negotiation',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE_OOB,
+      { send: '{"exec-oob":"query-status","id":3}' },
+      { send: '{"exec-oob":"migrate-recover","arguments":{"uri":"x"},"id":4}' },
+      { send: '{"exec-oob":"x-oob-test"}' },
+      { send: '{"execute":"x","exec-oob":"y"}' },
+      { send: '{"exec-oob":"qmp_capabilities","id":5}' },
+      { send: '{"exec-oob":1}' },
+    ],
+  },
+  {
+    name: 'run state: stop/cont events, repeated stop/cont without events, HMP info status',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-status') },
+      { send: hmp('info status') },
+      { send: exec('stop'), until: ['STOP'] },
+      { send: exec('query-status') },
+      { send: hmp('info status') },
+      { send: exec('stop') },
+      { send: exec('cont'), until: ['RESUME'] },
+      { send: exec('cont') },
+      { send: exec('query-status') },
+    ],
+  },
+  {
+    name: 'run state from -S: prelaunch, stop keeps it, cont resumes',
+    setup: { machine: 'none', paused: true },
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-status') },
+      { send: hmp('info status') },
+      { send: exec('stop') },
+      { send: exec('query-status') },
+      { send: exec('cont'), until: ['RESUME'] },
+      { send: exec('query-status') },
+    ],
+  },
+  {
+    name: 'system_reset and system_powerdown events',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('system_reset'), until: ['RESET'] },
+      { send: exec('system_powerdown'), until: ['POWERDOWN'] },
+      { send: exec('query-status') },
+    ],
+  },
+  {
+    name: 'quit: SHUTDOWN, reply, connection closed',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('quit', undefined, 'bye'), until: ['SHUTDOWN'] },
+      { expectClose: true },
+    ],
+  },
+  {
+    name: 'HMP: unknown command, info snapshots without a vmstate node, savevm refused',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: hmp('nosuch') },
+      { send: hmp('info snapshots') },
+      { send: hmp('savevm x') },
+      { send: hmp('delvm x') },
+      { send: exec('human-monitor-command', {}) },
+    ],
+  },
+  {
+    name: 'block graph: null-co nodes, duplicates, query-named-block-nodes, blockdev-del',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-named-block-nodes') },
+      { send: exec('query-block') },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'n0' }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'n0' }) },
+      {
+        send: exec('blockdev-add', {
+          driver: 'null-aio',
+          'node-name': 'n1',
+          size: 4096,
+          'read-only': true,
+        }),
+      },
+      { send: exec('blockdev-add', { driver: 'null-co' }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': '1bad' }) },
+      { send: exec('query-named-block-nodes') },
+      { send: exec('query-named-block-nodes', { flat: true }) },
+      { send: exec('blockdev-del', { 'node-name': 'nope' }) },
+      { send: exec('blockdev-del', { 'node-name': 'n0' }) },
+      { send: exec('query-named-block-nodes') },
+    ],
+  },
+  {
+    name: 'block graph: file + qcow2 nodes over a qemu-img image, refusals, deletion order',
+    setup: { machine: 'none', prepare: qcow2('disk.qcow2') },
+    normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
+    steps: [
+      NEGOTIATE,
+      {
+        send: exec('blockdev-add', {
+          driver: 'file',
+          filename: '$DIR/missing.img',
+          'node-name': 'm',
+        }),
+      },
+      ...qcow2Node('disk0', 'disk.qcow2').map((send) => ({ send })),
+      { send: exec('query-named-block-nodes') },
+      { send: exec('blockdev-add', { driver: 'qcow2', file: 'nope', 'node-name': 'x' }) },
+      { send: exec('blockdev-del', { 'node-name': 'disk0-file' }) },
+      { send: exec('blockdev-add', { driver: 'raw', file: 'disk0-file', 'node-name': 'r' }) },
+      { send: exec('blockdev-del', { 'node-name': 'disk0' }) },
+      { send: exec('blockdev-del', { 'node-name': 'disk0-file' }) },
+      { send: exec('query-named-block-nodes') },
+    ],
+  },
+  {
+    name: 'block graph: inline children get generated names; external snapshot with blockdev-snapshot-sync',
+    setup: { machine: 'none', prepare: qcow2('base.qcow2') },
+    normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
+    steps: [
+      NEGOTIATE,
+      {
+        send: exec('blockdev-add', {
+          driver: 'qcow2',
+          'node-name': 'base',
+          file: { driver: 'file', filename: '$DIR/base.qcow2' },
+        }),
+      },
+      { send: exec('query-named-block-nodes', { flat: true }) },
+      {
+        send: exec('blockdev-snapshot-sync', {
+          'node-name': 'base',
+          'snapshot-file': '$DIR/overlay.qcow2',
+          'snapshot-node-name': 'ovl',
+          format: 'qcow2',
+        }),
+      },
+      { send: exec('query-named-block-nodes') },
+      {
+        send: exec('blockdev-snapshot-sync', {
+          'node-name': 'base',
+          'snapshot-file': '$DIR/o2.qcow2',
+        }),
+      },
+      {
+        send: exec('blockdev-snapshot-sync', {
+          'node-name': 'ovl',
+          'snapshot-file': '$DIR/o3.qcow2',
+          'snapshot-node-name': 'ovl',
+        }),
+      },
+      { send: exec('blockdev-snapshot', { node: 'nope', overlay: 'ovl' }) },
+    ],
+  },
+  {
+    name: 'transaction: blockdev-snapshot of a node onto an overlay added with backing null; abort rolls back',
+    setup: {
+      machine: 'none',
+      prepare: (dir) => {
+        qcow2('base.qcow2')(dir);
+        qcow2('ovl.qcow2')(dir);
+        qcow2('ovl2.qcow2')(dir);
+      },
+    },
+    normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
+    steps: [
+      NEGOTIATE,
+      ...qcow2Node('base', 'base.qcow2').map((send) => ({ send })),
+      {
+        send: exec('blockdev-add', {
+          driver: 'file',
+          filename: '$DIR/ovl.qcow2',
+          'node-name': 'ovl-file',
+        }),
+      },
+      {
+        send: exec('blockdev-add', {
+          driver: 'qcow2',
+          file: 'ovl-file',
+          'node-name': 'ovl',
+          backing: null,
+        }),
+      },
+      {
+        send: exec('blockdev-add', {
+          driver: 'file',
+          filename: '$DIR/ovl2.qcow2',
+          'node-name': 'ovl2-file',
+        }),
+      },
+      {
+        send: exec('blockdev-add', {
+          driver: 'qcow2',
+          file: 'ovl2-file',
+          'node-name': 'ovl2',
+          backing: null,
+        }),
+      },
+      {
+        send: exec('transaction', {
+          actions: [
+            { type: 'blockdev-snapshot', data: { node: 'base', overlay: 'ovl2' } },
+            { type: 'abort', data: {} },
+          ],
+        }),
+      },
+      {
+        send: exec('transaction', {
+          actions: [{ type: 'blockdev-snapshot', data: { node: 'base', overlay: 'ovl' } }],
+        }),
+      },
+      { send: exec('query-named-block-nodes') },
+      { send: exec('blockdev-snapshot', { node: 'ovl', overlay: 'ovl' }) },
+      { send: exec('blockdev-del', { 'node-name': 'base' }) },
+    ],
+  },
+  {
+    name: 'jobs: blockdev-create file and qcow2, JOB_STATUS_CHANGE sequence, query-jobs, job-dismiss',
+    setup: { machine: 'none' },
+    normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
+    steps: [
+      NEGOTIATE,
+      {
+        send: exec('blockdev-create', {
+          'job-id': 'c1',
+          options: { driver: 'file', filename: '$DIR/new.qcow2', size: 0 },
+        }),
+        until: ['"concluded"'],
+      },
+      { send: exec('query-jobs') },
+      {
+        send: exec('blockdev-create', {
+          'job-id': 'c1',
+          options: { driver: 'file', filename: '$DIR/x', size: 0 },
+        }),
+      },
+      { send: exec('job-dismiss', { id: 'c1' }), until: ['"null"'] },
+      { send: exec('job-dismiss', { id: 'c1' }) },
+      {
+        send: exec('blockdev-add', {
+          driver: 'file',
+          filename: '$DIR/new.qcow2',
+          'node-name': 'f',
+        }),
+      },
+      {
+        send: exec('blockdev-create', {
+          'job-id': 'c2',
+          options: { driver: 'qcow2', file: 'f', size: 16777216 },
+        }),
+        until: ['"concluded"'],
+      },
+      { send: exec('query-jobs') },
+      { send: exec('job-dismiss', { id: 'c2' }), until: ['"null"'] },
+      { send: exec('blockdev-add', { driver: 'qcow2', file: 'f', 'node-name': 'q' }) },
+      { send: exec('query-named-block-nodes') },
+      {
+        send: exec('blockdev-create', {
+          'job-id': '1bad',
+          options: { driver: 'file', filename: '$DIR/y', size: 0 },
+        }),
+      },
+    ],
+  },
+  {
+    name: 'jobs: snapshot-save, a failing snapshot-load (missing tag), snapshot-delete of a missing tag',
+    setup: { machine: 'none', prepare: qcow2('disk.qcow2') },
+    normalize: SNAPSHOT_VOLATILE,
+    steps: [
+      NEGOTIATE,
+      ...qcow2Node('disk0', 'disk.qcow2').map((send) => ({ send })),
+      {
+        send: exec('snapshot-save', {
+          'job-id': 's1',
+          tag: 'snap1',
+          vmstate: 'disk0',
+          devices: ['disk0'],
+        }),
+        until: ['"concluded"'],
+      },
+      { send: exec('query-jobs') },
+      { send: exec('job-dismiss', { id: 's1' }), until: ['"null"'] },
+      {
+        send: exec('snapshot-load', {
+          'job-id': 's2',
+          tag: 'nope',
+          vmstate: 'disk0',
+          devices: ['disk0'],
+        }),
+        until: ['"concluded"'],
+      },
+      { send: exec('query-jobs') },
+      { send: exec('query-status') },
+      { send: exec('job-dismiss', { id: 's2' }), until: ['"null"'] },
+      {
+        send: exec('snapshot-delete', { 'job-id': 's3', tag: 'nope', devices: ['disk0'] }),
+        until: ['"concluded"'],
+      },
+      { send: exec('query-jobs') },
+      { send: exec('job-dismiss', { id: 's3' }), until: ['"null"'] },
+      { send: exec('query-named-block-nodes', { flat: true }) },
+    ],
+  },
+  {
+    name: 'jobs: snapshot-save errors (existing tag, raw node, unknown node, no devices, vmstate outside devices)',
+    setup: {
+      machine: 'none',
+      prepare: (dir) => {
+        qcow2('disk.qcow2')(dir);
+        execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(dir, 'raw.img'), '1M']);
+      },
+    },
+    normalize: SNAPSHOT_VOLATILE,
+    steps: [
+      NEGOTIATE,
+      { send: exec('stop'), until: ['STOP'] },
+      ...qcow2Node('disk0', 'disk.qcow2').map((send) => ({ send })),
+      {
+        send: exec('blockdev-add', {
+          driver: 'file',
+          filename: '$DIR/raw.img',
+          'node-name': 'raw1-file',
+        }),
+      },
+      { send: exec('blockdev-add', { driver: 'raw', file: 'raw1-file', 'node-name': 'raw1' }) },
+      ...(
+        [
+          ['a', { tag: 't', vmstate: 'disk0', devices: ['disk0'] }],
+          ['b', { tag: 't', vmstate: 'disk0', devices: ['disk0'] }],
+          ['c', { tag: 'u', vmstate: 'disk0', devices: ['disk0', 'raw1'] }],
+          ['d', { tag: 'u', vmstate: 'nonode', devices: ['nonode'] }],
+          ['e', { tag: 'u', vmstate: 'disk0', devices: [] }],
+          ['f', { tag: 'u', vmstate: 'raw1', devices: ['disk0'] }],
+        ] as const
+      ).flatMap(([job, args]): Step[] => [
+        { send: exec('snapshot-save', { 'job-id': job, ...args }), until: ['"concluded"'] },
+        { send: exec('query-jobs') },
+        { send: exec('job-dismiss', { id: job }), until: ['"null"'] },
+      ]),
+      { send: hmp('savevm x') },
+    ],
+  },
+  {
+    name: 'HMP savevm / info snapshots / loadvm / delvm on a qcow2 node, savevm overwriting',
+    setup: { machine: 'none', prepare: qcow2('disk.qcow2') },
+    normalize: SNAPSHOT_VOLATILE,
+    steps: [
+      NEGOTIATE,
+      ...qcow2Node('disk0', 'disk.qcow2').map((send) => ({ send })),
+      { send: hmp('info snapshots') },
+      { send: hmp('savevm snapA'), until: ['RESUME'] },
+      { send: hmp('info snapshots') },
+      { send: hmp('savevm snapA'), until: ['RESUME'] },
+      { send: hmp('savevm snapB'), until: ['RESUME'] },
+      { send: hmp('info snapshots') },
+      { send: exec('stop'), until: ['STOP'] },
+      { send: hmp('loadvm snapA') },
+      { send: hmp('loadvm nope') },
+      { send: exec('query-status') },
+      { send: hmp('delvm nope') },
+      { send: hmp('delvm snapA') },
+      { send: hmp('info snapshots') },
+      { send: exec('query-named-block-nodes', { flat: true }) },
+    ],
+  },
+  {
+    name: 'devices: device_add needs a bus, USB hotplug, qom-list /machine/peripheral, device_del with DEVICE_DELETED',
+    setup: {
+      machine: 'pc',
+      paused: true,
+      qemuArgs: () => ['-device', 'qemu-xhci,id=usb'],
+      fake: () => ({ device: [{ driver: 'qemu-xhci', id: 'usb' }] }),
+    },
+    steps: [
+      NEGOTIATE,
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+      { send: exec('device_add', { driver: 'nosuch' }) },
+      { send: exec('device_add', { driver: 5 }) },
+      { send: exec('device_add', { driver: 'usb-tablet', id: 'tab1' }) },
+      { send: exec('device_add', { driver: 'usb-tablet', id: 'tab1' }) },
+      { send: exec('device_add', { driver: 'usb-kbd', id: 'kbd1' }) },
+      { send: exec('device_add', { driver: 'usb-mouse', id: 'mouse1' }) },
+      { send: exec('device_add', { driver: 'virtio-net-pci', id: 'net1' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+      { send: exec('device_del', { id: 'kbd1' }), until: ['DEVICE_DELETED'] },
+      { send: exec('device_del', { id: 'kbd1' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+      { send: exec('device_add', { driver: 'ide-hd', id: 'd1', drive: 'x' }) },
+      { send: exec('qom-list', { path: '/machine/nope' }) },
+    ],
+  },
+  {
+    name: 'block devices: virtio-blk-pci on a qcow2 node, query-block, nodes in use, non-qcow2 images',
+    setup: {
+      machine: 'pc',
+      paused: true,
+      prepare: (dir) => {
+        qcow2('disk.qcow2')(dir);
+        execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(dir, 'raw.img'), '1M']);
+      },
+    },
+    normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
+    steps: [
+      NEGOTIATE,
+      ...qcow2Node('disk0', 'disk.qcow2').map((send) => ({ send })),
+      {
+        send: exec('blockdev-add', {
+          driver: 'file',
+          filename: '$DIR/raw.img',
+          'node-name': 'raw-file',
+        }),
+      },
+      { send: exec('blockdev-add', { driver: 'qcow2', file: 'raw-file', 'node-name': 'notq' }) },
+      { send: exec('device_add', { driver: 'virtio-blk-pci', id: 'vd0', drive: 'nope' }) },
+      { send: exec('device_add', { driver: 'virtio-blk-pci', id: 'vd0', drive: 'disk0' }) },
+      { send: exec('query-block') },
+      { send: exec('blockdev-del', { 'node-name': 'disk0' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+    ],
+  },
+  {
+    name: 'jobs: verbs refused in the wrong state, unknown jobs',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      {
+        send: exec('blockdev-create', {
+          'job-id': 'c1',
+          options: { driver: 'file', filename: '$DIR/a', size: 0 },
+        }),
+        until: ['"concluded"'],
+      },
+      { send: exec('job-cancel', { id: 'c1' }) },
+      { send: exec('job-finalize', { id: 'c1' }) },
+      { send: exec('job-complete', { id: 'c1' }) },
+      { send: exec('job-dismiss', { id: 'c2' }) },
+      { send: exec('job-cancel', { id: 'c2' }) },
+      { send: exec('job-dismiss', { id: 'c1' }), until: ['"null"'] },
+      { send: exec('query-jobs') },
+    ],
+  },
+  {
+    name: 'devices on -machine none: no bus for anything',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('device_add', { driver: 'virtio-net-pci', id: 'n1' }) },
+      { send: exec('device_add', { driver: 'usb-tablet', id: 't1' }) },
+      { send: exec('device_del', { id: 'nosuch' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+    ],
+  },
+  {
+    name: 'migration capabilities and parameters: defaults, setting, errors',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-migrate') },
+      { send: exec('query-migrate-capabilities') },
+      { send: exec('query-migrate-parameters') },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [{ capability: 'events', state: true }],
+        }),
+      },
+      {
+        send: exec('migrate-set-parameters', {
+          'max-bandwidth': 1099511627776,
+          'downtime-limit': 100,
+        }),
+      },
+      { send: exec('query-migrate-capabilities') },
+      { send: exec('query-migrate-parameters') },
+      { send: exec('migrate', { uri: 'file:/tmp/x' }) },
+      { send: exec('migrate-incoming', { uri: 'unix:$DIR/in.sock' }) },
+    ],
+  },
+  {
+    name: 'migration to a unix socket with events: stream starts with QEVM v3, VM ends in postmigrate',
+    setup: { machine: 'none' },
+    normalize: MIGRATION_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { run: (ctx) => startSink(ctx.dir, ctx.state) },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [{ capability: 'events', state: true }],
+        }),
+      },
+      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }), until: ['"completed"'] },
+      { run: (ctx) => checkStream(ctx.state) },
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }) },
+      { send: hmp('info status') },
+      { send: exec('cont'), until: ['RESUME'] },
+      { send: exec('query-status') },
+    ],
+  },
+  {
+    name: 'migration without the events capability: no events; failures reported by query-migrate',
+    setup: { machine: 'none' },
+    normalize: MIGRATION_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { send: exec('stop'), until: ['STOP'] },
+      { send: exec('migrate', { uri: 'unix:$DIR/nobody.sock' }) },
+      { run: () => new Promise((r) => setTimeout(r, 300)) },
+      { send: exec('query-migrate') },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [{ capability: 'events', state: true }],
+        }),
+      },
+      { send: exec('migrate', { uri: 'unix:$DIR/nobody.sock' }), until: ['"failed"'] },
+      { send: exec('query-migrate') },
+      { run: (ctx) => startSink(ctx.dir, ctx.state) },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [{ capability: 'events', state: false }],
+        }),
+      },
+      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }) },
+      {
+        run: async (ctx) => {
+          await waitStream(ctx.state);
+        },
+      },
+      { run: () => new Promise((r) => setTimeout(r, 200)) },
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+    ],
+  },
+  {
+    name: 'incoming migration: -incoming defer, inmigrate, migrate-incoming of a real QEMU -machine none stream',
+    setup: { machine: 'none', incoming: 'defer' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-status') },
+      { send: exec('migrate', { uri: 'unix:$DIR/x.sock' }) },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [{ capability: 'events', state: true }],
+        }),
+      },
+      { send: exec('stop') },
+      { send: exec('cont') },
+      { send: exec('migrate-incoming', { uri: 'file:/x' }) },
+      { send: exec('migrate-incoming', { uri: 'unix:$DIR/in.sock' }), until: ['"setup"'] },
+      { send: exec('query-migrate') },
+      { run: (ctx) => feedStream(path.join(ctx.dir, 'in.sock')) },
+      // Let the destination read the whole stream before asking (QEMU reads it in its main loop).
+      { run: () => new Promise((r) => setTimeout(r, 200)) },
+      { send: exec('query-status'), until: ['"completed"'] },
+      { send: exec('query-migrate') },
+      { send: exec('migrate-incoming', { uri: 'unix:$DIR/in2.sock' }) },
+    ],
+  },
+  {
+    name: 'query-commands lists every command in QEMU order',
+    setup: { machine: 'none' },
+    steps: [NEGOTIATE, { send: exec('query-commands') }],
+  },
+  {
+    name: 'query-qmp-schema is served byte for byte; query-version',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-version', undefined, 'v') },
+      { send: exec('query-qmp-schema', undefined, 's') },
+    ],
+  },
+];
+
+// ---- helpers for migration scenarios ---------------------------------------------------
+
+function startSink(dir: string, state: Map<string, unknown>): Promise<void> {
+  const file = path.join(dir, 'mig.sock');
+  const chunks: Buffer[] = [];
+  const done = new Promise<Buffer>((resolve) => {
+    const server = net.createServer((socket) => {
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.on('end', () => {
+        server.close();
+        resolve(Buffer.concat(chunks));
+      });
+    });
+    server.listen(file);
+  });
+  state.set('stream', done);
+  return new Promise((r) => setTimeout(r, 20));
+}
+
+async function waitStream(state: Map<string, unknown>): Promise<Buffer> {
+  return (await state.get('stream')) as Buffer;
+}
+
+async function checkStream(state: Map<string, unknown>): Promise<void> {
+  const data = await waitStream(state);
+  if (data.toString('latin1', 0, 4) !== 'QEVM' || data.readUInt32BE(4) !== 3)
+    throw new Error(
+      `migration stream does not start with QEVM v3: ${data.subarray(0, 8).toString('hex')}`,
+    );
+}
+
+let savedStream: Promise<Buffer> | undefined;
+
+/**
+ * A migration stream from a real QEMU 7.2 `-machine none` (running), made once per run: both
+ * peers load what a real source sends.
+ */
+function realStream(): Promise<Buffer> {
+  savedStream ??= (async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-stream-'));
+    const fds = new InheritedFds(['ignore', 'ignore', 'ignore']);
+    const monitor = fds.socketpair();
+    const child = spawn(
+      QEMU,
+      [
+        '-machine',
+        'none',
+        '-nodefaults',
+        '-display',
+        'none',
+        '-accel',
+        'tcg',
+        ...monitor.monitorArgs(),
+      ],
+      {
+        stdio: fds.stdio,
+      },
+    );
+    try {
+      const state = new Map<string, unknown>();
+      await startSink(dir, state);
+      const qmp = await connect(monitor.address(child));
+      await qmp.execute('migrate', { uri: `unix:${path.join(dir, 'mig.sock')}` });
+      const data = await waitStream(state);
+      await qmp.close();
+      return data;
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  return savedStream;
+}
+
+async function feedStream(socketPath: string): Promise<void> {
+  const data = await realStream();
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect(socketPath, () => s.end(data, () => resolve()));
+    s.on('error', reject);
+  });
+}
