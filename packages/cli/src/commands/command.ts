@@ -3,7 +3,7 @@
  * and `commands/index.ts` lists them. `register` adds the subcommand (with its options) to
  * the commander program; its action reports the exit code through `context.exit`.
  */
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { CliIo } from '../io.js';
 
 export interface CommandContext {
@@ -23,7 +23,7 @@ export function positiveInt(label: string) {
   return (text: string): number => {
     const n = Number(text);
     if (!Number.isInteger(n) || n <= 0)
-      throw new Error(`${label} must be a positive integer, got '${text}'`);
+      throw new InvalidArgumentError(`${label} must be a positive integer.`);
     return n;
   };
 }

@@ -48,14 +48,19 @@ export function formatDiff(
   const lines = [paint('bold', `--- ${describeSide(a)}`), paint('bold', `+++ ${describeSide(b)}`)];
   if (changes.length === 0) return [...lines, 'no changes'].join('\n');
   for (const [target, title] of GROUPS) {
-    const group = changes.filter((c) => c.target === target);
+    const group = changes
+      .filter((c) => c.target === target)
+      .sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
     if (group.length === 0) continue;
     lines.push('', paint('bold', `${title} (${group.length})`));
     for (const change of group)
       lines.push(`  ${paint(KIND_STYLE[change.kind], formatChange(change))}`);
   }
-  const counts = new Map<ChangeKind, number>();
+  const counts = new Map<ChangeKind, number>(
+    (Object.keys(KIND_STYLE) as ChangeKind[]).map((kind) => [kind, 0]),
+  );
   for (const c of changes) counts.set(c.kind, (counts.get(c.kind) ?? 0) + 1);
+  for (const [kind, n] of counts) if (n === 0) counts.delete(kind);
   lines.push(
     '',
     `${changes.length} change${changes.length === 1 ? '' : 's'}: ${[...counts]
@@ -63,6 +68,25 @@ export function formatDiff(
       .join(', ')}`,
   );
   return lines.join('\n');
+}
+
+/**
+ * `diffSchemas` also compares the implicit types behind command arguments, event data and
+ * returns as types, so a new argument shows up twice (`argument blockdev-del.force` and
+ * `member BlockdevDelArguments.force`). Keep the first, which names the command.
+ */
+export function withoutImplicitDuplicates(
+  changes: readonly SchemaChange[],
+  ...sides: readonly LoadedSchema[]
+): SchemaChange[] {
+  const covered = new Set(['arguments', 'event-data', 'returns']);
+  return changes.filter((change) => {
+    if (change.target !== 'member') return true;
+    const typeName = change.path.slice(0, change.path.indexOf('.'));
+    return !sides.some((side) =>
+      covered.has(side.schema.types.get(typeName)?.implicit?.role ?? ''),
+    );
+  });
 }
 
 export const schemaCommand: CliCommand = {
@@ -93,7 +117,11 @@ export const schemaCommand: CliCommand = {
         const rawB = await readSchemaInput(b, io, connect);
         const [left, right] = await loadSchemaPair(rawA, rawB);
         const { diffSchemas, formatChange } = await import('@qmpkit/codegen/schema');
-        const changes = diffSchemas(left.schema, right.schema);
+        const changes = withoutImplicitDuplicates(
+          diffSchemas(left.schema, right.schema),
+          left,
+          right,
+        );
         if (flags.json) {
           const side = (s: LoadedSchema) => ({
             input: s.input,
