@@ -18,6 +18,8 @@ it('suggests close names, treating _ and - alike, and nothing for far-off words'
   ];
   expect(suggest('qeury-status', names)[0]).toBe('query-status');
   expect(suggest('device-add', names)[0]).toBe('device_add');
+  // Equally far from query-stats (one deletion) and query-status (one swap): same length wins.
+  expect(suggest('query-stauts', names)).toEqual(['query-status', 'query-stats']);
   expect(suggest('xyzzy', names)).toEqual([]);
   expect(didYouMean('query-versoin', names)).toBe('did you mean query-version?');
   expect(didYouMean('zzz', names)).toBe('');

@@ -49,8 +49,14 @@ export function suggest(word: string, candidates: Iterable<string>, max = 3): st
     else if (w.length >= 3 && n.startsWith(w)) scored.push({ name, score: limit + 0.5 });
     else if (w.length >= 4 && n.includes(w)) scored.push({ name, score: limit + 0.75 });
   }
+  // Ties: a name as long as the word first (swapped letters keep the length), then shorter.
+  const gap = (name: string) => Math.abs(name.length - word.length);
   scored.sort(
-    (x, y) => x.score - y.score || x.name.length - y.name.length || (x.name < y.name ? -1 : 1),
+    (x, y) =>
+      x.score - y.score ||
+      gap(x.name) - gap(y.name) ||
+      x.name.length - y.name.length ||
+      (x.name < y.name ? -1 : 1),
   );
   return scored.slice(0, max).map((s) => s.name);
 }

@@ -1,5 +1,5 @@
 import { validateArgs } from '@qmpkit/qapi/runtime-v1';
-import { isQmpCommandError, type QmpClient } from '@qmpkit/transport';
+import { isQmpCommandError, isQmpJobError, type QmpClient } from '@qmpkit/transport';
 import { Option } from 'commander';
 import { buildArguments } from '../args/build.js';
 import { connectCli } from '../connect.js';
@@ -113,6 +113,10 @@ async function runExec(
             ? didYouMean(command, model.commandNames())
             : '';
         io.stderr.write(`qmpkit: ${error.errorClass}: ${error.desc}${hint ? ` (${hint})` : ''}\n`);
+        return 1;
+      }
+      if (isQmpJobError(error)) {
+        io.stderr.write(`qmpkit: job ${error.jobId} (${error.command}) failed: ${error.desc}\n`);
         return 1;
       }
       throw error;

@@ -94,7 +94,7 @@ describe('qmpkit schema diff', () => {
     const { code, out, err } = await run('schema', 'diff', CAPTURE_DIR, modified);
     expect(err).toBe('');
     expect(code).toBe(0);
-    expect(out).toContain('--- ' + CAPTURE_DIR + ' (directory, QEMU 7.2.22)');
+    expect(out).toContain(`--- ${CAPTURE_DIR} (directory, QEMU 7.2.22)`);
     expect(out).toContain(
       'Commands (3)\n  - command query-uuid\n  ! command query-version deprecated\n  + command x-hello\n',
     );
@@ -120,7 +120,7 @@ describe('qmpkit schema diff', () => {
       [
         'added argument blockdev-del.force',
         'added command x-hello',
-        'added enum-value ' + report.changes.find((c) => c.target === 'enum-value')!.path,
+        `added enum-value ${report.changes.find((c) => c.target === 'enum-value')!.path}`,
         'deprecated command query-version',
         'removed command query-uuid',
         'removed event SUSPEND_DISK',

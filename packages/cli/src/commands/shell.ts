@@ -8,7 +8,7 @@ interface ShellFlags {
   verbose?: boolean;
   validate: boolean;
   logfile?: string;
-  history: string | boolean;
+  history?: string | boolean;
   historySize?: number;
   timeout?: number;
 }
@@ -38,8 +38,13 @@ export const shellCommand: CliCommand = {
         new Option('--timeout <ms>', 'connect timeout').argParser(positiveInt('--timeout')),
       )
       .action(async (address: string, flags: ShellFlags) => {
+        // --history FILE gives a string, --no-history false, neither undefined (the default file).
         const history =
-          typeof flags.history === 'string' ? flags.history : flags.history ? undefined : false;
+          flags.history === false
+            ? false
+            : typeof flags.history === 'string'
+              ? flags.history
+              : undefined;
         const code = await runShell(context.io, address, {
           mode: flags.hmp ? 'hmp' : 'qmp',
           pretty: flags.pretty === true,

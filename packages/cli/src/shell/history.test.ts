@@ -28,4 +28,6 @@ it('is bounded, oldest line first on disk, newest first in memory, private (0600
   expect(statSync(file).mode & 0o777).toBe(0o600);
   expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
   expect(loadHistory(path.join(dir, 'missing'))).toEqual([]);
+  saveHistory(file, ['query-status ', 'cont', 'query-status'], 10);
+  expect(loadHistory(file)).toEqual(['query-status', 'cont']);
 });

@@ -45,7 +45,13 @@ export function saveHistory(
   size = DEFAULT_HISTORY_SIZE,
 ): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const kept = lines.slice(0, size).reverse();
+  // Completion leaves a trailing space; `a ` and `a` are one entry on disk.
+  const seen = new Set<string>();
+  const kept = lines
+    .map((line) => line.trimEnd())
+    .filter((line) => line !== '' && !seen.has(line) && seen.add(line))
+    .slice(0, size)
+    .reverse();
   const temp = `${file}.${process.pid}.tmp`;
   writeFileSync(temp, kept.length > 0 ? `${kept.join('\n')}\n` : '', { mode: 0o600 });
   renameSync(temp, file);
