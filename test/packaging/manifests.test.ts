@@ -12,7 +12,9 @@ const packages = publishedPackages();
 
 it('finds the published packages from pnpm-workspace.yaml', () => {
   const names = packages.map((p) => p.manifest.name);
-  expect(names).toEqual(expect.arrayContaining(['@qmpkit/cli', '@qmpkit/codegen', '@qmpkit/qapi', '@qmpkit/transport']));
+  expect(names).toEqual(
+    expect.arrayContaining(['@qmpkit/cli', '@qmpkit/codegen', '@qmpkit/qapi', '@qmpkit/transport']),
+  );
   expect(names).not.toContain('@qmpkit/tests');
 });
 
@@ -27,7 +29,11 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s', (_name, 
   it('every export has @qmpkit/source first, then types, then default, into dist/', () => {
     for (const [subpath, target] of Object.entries(m.exports ?? {})) {
       if (subpath === './package.json') continue;
-      expect(Object.keys(target as object), subpath).toEqual(['@qmpkit/source', 'types', 'default']);
+      expect(Object.keys(target as object), subpath).toEqual([
+        '@qmpkit/source',
+        'types',
+        'default',
+      ]);
       const t = target as Record<string, string>;
       expect(t['@qmpkit/source'], subpath).toMatch(/^\.\/src\/.*\.ts$/);
       expect(t.types, subpath).toMatch(/^\.\/dist\/.*\.d\.ts$/);
