@@ -147,7 +147,7 @@ describe('a consumer project with the tarballs installed by npm', () => {
           "out.on('data', (c: Buffer) => { printed += c.toString(); });",
           'const io: CliIo = { stdin: new PassThrough(), stdout: out, stderr: out, env: {}, onInterrupt: () => () => {} };',
           "const code: number = await main(['--version'], io);",
-          'console.log(`qmpkit --version -> ${code} ${printed.trim()}`);',
+          "console.log('qmpkit --version ->', code, printed.trim());",
         ].join('\n')
       : '';
     writeFileSync(
