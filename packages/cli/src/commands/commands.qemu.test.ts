@@ -1,11 +1,11 @@
 /** `qmpkit exec`, `qmpkit events` and the shell engine's transactions against a real QEMU. */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type QmpClient } from '@qmpkit/transport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordingIo } from '../cli.test-support.js';
+import { CAPTURE_DIR, recordingIo } from '../cli.test-support.js';
 import { painter } from '../io.js';
 import { main } from '../main.js';
 import { skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
@@ -144,10 +144,11 @@ describe.skipIf(skipQemu)('exec, events and transactions against real QEMU', () 
     try {
       const model = await loadModel(client, qemu.address, () => {});
       const printed: string[] = [];
+      const logfile = path.join(qemu.dir, 'shell.log');
       const engine = new ShellEngine(
         client,
         model,
-        { mode: 'qmp', pretty: false, verbose: false, validate: true },
+        { mode: 'qmp', pretty: false, verbose: false, validate: true, logfile },
         (text) => printed.push(text),
         painter(false),
       );
@@ -170,9 +171,35 @@ describe.skipIf(skipQemu)('exec, events and transactions against real QEMU', () 
 
       await engine.run('help blockdev-add driver=null-co');
       expect(printed.at(-1)).toContain('read-zeroes?: bool');
+
+      // The logfile has the sent transaction and QEMU's reply, one JSON value per line.
+      const log = readFileSync(logfile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(log).toEqual([
+        {
+          execute: 'transaction',
+          arguments: {
+            actions: [
+              { type: 'block-dirty-bitmap-add', data: { node: 'e0', name: 'b0' } },
+              { type: 'block-dirty-bitmap-add', data: { node: 'e0', name: 'b3' } },
+            ],
+          },
+        },
+        { return: {} },
+      ]);
+      expect(statSync(logfile).mode & 0o777).toBe(0o600);
     } finally {
       await client.close();
     }
+  });
+
+  it('schema diff against the live QEMU: the committed 7.2 capture has no changes', async () => {
+    const { code, out } = await run('schema', 'diff', CAPTURE_DIR, qemu.address);
+    expect(code).toBe(0);
+    expect(out).toContain('(live, QEMU 7.2.');
+    expect(out).toContain('no changes');
   });
 
   it('the qmpkit binary: exit codes 0, 1 and 2 as a real process', () => {
@@ -191,6 +218,27 @@ describe.skipIf(skipQemu)('exec, events and transactions against real QEMU', () 
     const failed = exec('exec', qemu.address, 'blockdev-del', 'node-name=missing');
     expect(failed.status).toBe(1);
     expect(failed.stderr).toMatch(/^qmpkit: GenericError: /);
+    const piped = spawnSync(
+      process.execPath,
+      [
+        '--conditions=@qmpkit/source',
+        '--import',
+        'tsx',
+        BIN,
+        'shell',
+        '--no-history',
+        qemu.address,
+      ],
+      {
+        encoding: 'utf8',
+        cwd: path.join(import.meta.dirname, '..', '..'),
+        input: 'query-status\nquery-stauts\n',
+      },
+    );
+    expect(piped.status).toBe(0);
+    expect(piped.stdout).toMatch(/^\{"status":"\w+","singlestep":false,"running":(true|false)\}\n/);
+    expect(piped.stdout).toContain("has no command 'query-stauts'");
+    expect(piped.stdout).not.toContain('(QEMU)'); // no prompts without a terminal
     const unreachable = exec('exec', `unix:${path.join(qemu.dir, 'none.sock')}`, 'query-status');
     expect(unreachable.status).toBe(2);
     expect(unreachable.stderr).toContain('no such socket file (ENOENT)');
