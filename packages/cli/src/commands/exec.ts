@@ -1,0 +1,182 @@
+import { validateArgs } from '@qmpkit/qapi/runtime-v1';
+import { isQmpCommandError, isQmpJobError, type QmpClient } from '@qmpkit/transport';
+import { Option } from 'commander';
+import { buildArguments } from '../args/build.js';
+import { connectCli } from '../connect.js';
+import { CliUsageError } from '../errors.js';
+import { formatJson, formatProblems } from '../format.js';
+import { painter, wantsColor } from '../io.js';
+import { createProgress } from '../progress.js';
+import type { ArgumentModel } from '../schema/model.js';
+import { loadModel } from '../shell/repl.js';
+import { didYouMean } from '../suggest.js';
+import { type CliCommand, type CommandContext, positiveInt } from './command.js';
+
+interface ExecFlags {
+  pretty?: boolean;
+  validate: boolean;
+  hmp?: boolean;
+  wait?: boolean;
+  timeout?: number;
+  connectTimeout?: number;
+}
+
+export const execCommand: CliCommand = {
+  name: 'exec',
+  register(program, context) {
+    program
+      .command('exec')
+      .description(
+        'run one QMP command and print its return as JSON (exit 1 on a QMP error, 2 if nothing was sent)',
+      )
+      .argument('<address>', 'unix:/path, tcp:host:port or ws://…')
+      .argument('<command>', 'QMP command name (with --hmp: the HMP command line)')
+      .argument('[args...]', 'key=value words (nested a.b=1, lists a,b) or one JSON object')
+      .option('-p, --pretty', 'pretty-print the JSON (default when stdout is a terminal)')
+      .option('--no-pretty', 'one line of JSON even on a terminal')
+      .option('--no-validate', 'send without checking the arguments against the live schema')
+      .option('-H, --hmp', 'run an HMP command line through human-monitor-command, print its text')
+      .option(
+        '-w, --wait',
+        'for job commands: wait until the job concludes (progress bar on stderr)',
+      )
+      .addOption(
+        new Option('--timeout <ms>', 'reply (and --wait) deadline').argParser(
+          positiveInt('--timeout'),
+        ),
+      )
+      .addOption(
+        new Option('--connect-timeout <ms>', 'connect deadline').argParser(
+          positiveInt('--connect-timeout'),
+        ),
+      )
+      .action(async (address: string, command: string, words: string[], flags: ExecFlags) => {
+        context.exit(await runExec(context, address, command, words, flags));
+      });
+  },
+};
+
+async function runExec(
+  context: CommandContext,
+  address: string,
+  command: string,
+  words: string[],
+  flags: ExecFlags,
+): Promise<number> {
+  const { io } = context;
+  const pretty = flags.pretty ?? io.stdout.isTTY === true;
+  const paint = painter(wantsColor(io.stderr, io.env));
+  const client = await connectCli(
+    address,
+    io,
+    flags.connectTimeout !== undefined ? { timeout: flags.connectTimeout } : {},
+  );
+  const stop = new AbortController();
+  const unsubscribe = io.onInterrupt(() => stop.abort(new Error('interrupted')));
+  const options = {
+    signal: stop.signal,
+    ...(flags.timeout !== undefined ? { timeout: flags.timeout } : {}),
+  };
+  try {
+    if (flags.hmp) {
+      const output = await client.hmp([command, ...words].join(' '), options);
+      io.stdout.write(output.replace(/\r\n/g, '\n'));
+      return 0;
+    }
+    const model = await loadModel(client, address, (text) => io.stderr.write(`qmpkit: ${text}\n`));
+    if (model && flags.validate && !model.hasCommand(command)) {
+      const hint = didYouMean(command, model.commandNames());
+      throw new CliUsageError(
+        `QEMU ${model.qemuVersion} has no command '${command}'${hint ? `; ${hint}` : ''}`,
+      );
+    }
+    const argType = model?.argType(command);
+    const args = buildArguments(words, model, argType);
+    if (model && flags.validate) {
+      const problems = validateArgs(model.tables, command, args);
+      if (problems.length > 0) {
+        throw new CliUsageError(
+          `${command}: invalid arguments, nothing sent\n${formatProblems(problems, { model, argType, args }, paint)}`,
+        );
+      }
+    }
+    try {
+      const result = flags.wait
+        ? await runWaiting(client, model, command, args, options, io)
+        : await client.executeUnchecked(command, args, options);
+      io.stdout.write(`${formatJson(result, pretty)}\n`);
+      return 0;
+    } catch (error) {
+      if (isQmpCommandError(error)) {
+        const hint =
+          error.errorClass === 'CommandNotFound' && model
+            ? didYouMean(command, model.commandNames())
+            : '';
+        io.stderr.write(`qmpkit: ${error.errorClass}: ${error.desc}${hint ? ` (${hint})` : ''}\n`);
+        return 1;
+      }
+      if (isQmpJobError(error)) {
+        io.stderr.write(`qmpkit: job ${error.jobId} (${error.command}) failed: ${error.desc}\n`);
+        return 1;
+      }
+      throw error;
+    }
+  } finally {
+    unsubscribe();
+    await client.close();
+  }
+}
+
+/**
+ * `exec --wait`: runs a job command (`snapshot-save`, `blockdev-create`, …) to its end
+ * through the transport's `runJob` (events armed before sending, error read from
+ * `query-jobs`, job dismissed), with a progress bar fed by `query-jobs` while it runs.
+ */
+async function runWaiting(
+  client: QmpClient,
+  model: ArgumentModel | undefined,
+  command: string,
+  args: Record<string, unknown> | undefined,
+  options: { signal: AbortSignal; timeout?: number },
+  io: CommandContext['io'],
+): Promise<unknown> {
+  const argType = model?.argType(command);
+  if (model && !model.members(argType, args).members.some((m) => m.name === 'job-id')) {
+    throw new CliUsageError(
+      `--wait: '${command}' does not start a job (it has no job-id argument)`,
+    );
+  }
+  const progress = createProgress(io, { label: command });
+  const jobId = typeof args?.['job-id'] === 'string' ? args['job-id'] : undefined;
+  let polling = true;
+  const poll = async () => {
+    while (polling) {
+      try {
+        const jobs = (await client.executeUnchecked('query-jobs')) as {
+          id: string;
+          'current-progress': number;
+          'total-progress': number;
+        }[];
+        const job = jobs.find((j) => jobId === undefined || j.id === jobId);
+        if (job) progress.update(job['current-progress'], job['total-progress']);
+      } catch {
+        // A closing connection ends the job wait anyway.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  };
+  const polled = poll();
+  try {
+    // The command name is checked against the live schema, not the bindings' types.
+    const result = await client.runJob(
+      command as Parameters<QmpClient['runJob']>[0],
+      (args ?? {}) as Parameters<QmpClient['runJob']>[1],
+      { ...options, onStatus: (status) => progress.status(status) },
+    );
+    return { 'job-id': result.jobId, statuses: result.statuses, return: result.returned };
+  } finally {
+    polling = false;
+    await polled;
+    progress.stop();
+  }
+}

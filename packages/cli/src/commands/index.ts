@@ -1,0 +1,16 @@
+/**
+ * Every subcommand, in `--help` order. Add a subcommand by writing one module that exports
+ * a `CliCommand` (see `command.ts`) and listing it here; nothing else needs to change.
+ */
+import type { CliCommand } from './command.js';
+import { eventsCommand } from './events.js';
+import { execCommand } from './exec.js';
+import { schemaCommand } from './schema.js';
+import { shellCommand } from './shell.js';
+
+export const COMMANDS: readonly CliCommand[] = [
+  shellCommand,
+  execCommand,
+  eventsCommand,
+  schemaCommand,
+];

@@ -1,0 +1,72 @@
+/**
+ * Connecting from the command line: the address syntax of `@qmpkit/transport`, and every
+ * way of not getting a QMP session turned into a `CliConnectError` (exit code 2) that says
+ * what to check.
+ */
+import {
+  connect,
+  isQmpConnectionError,
+  isQmpProtocolError,
+  isQmpTimeoutError,
+  parseAddress,
+  type QmpClient,
+  type WebSocketConstructor,
+} from '@qmpkit/transport';
+import { CliConnectError, CliUsageError } from './errors.js';
+import type { CliIo } from './io.js';
+
+export interface CliConnectOptions {
+  /** Deadline for connect + greeting + negotiation, ms. */
+  readonly timeout?: number;
+}
+
+const HINTS: Record<string, string> = {
+  ENOENT: 'no such socket file',
+  ECONNREFUSED: 'nothing is listening there',
+  EACCES: 'permission denied',
+  ENOTSOCK: 'not a socket',
+  EHOSTUNREACH: 'host unreachable',
+  ENOTFOUND: 'unknown host',
+};
+
+export async function connectCli(
+  address: string,
+  io: CliIo,
+  options: CliConnectOptions = {},
+): Promise<QmpClient> {
+  let parsed: ReturnType<typeof parseAddress>;
+  try {
+    parsed = parseAddress(address);
+  } catch (error) {
+    throw new CliUsageError(error instanceof Error ? error.message : String(error));
+  }
+  const timeout = options.timeout ?? 10_000;
+  try {
+    return await connect(parsed, {
+      connectTimeout: timeout,
+      logger: { warn: (message: string) => io.stderr.write(`qmpkit: ${message}\n`) },
+      ...(parsed.kind === 'ws' ? { WebSocket: await webSocketClass() } : {}),
+    });
+  } catch (error) {
+    const code = isQmpConnectionError(error) ? error.code : undefined;
+    let reason: string;
+    if (code === 'ETIMEDOUT' || isQmpTimeoutError(error)) {
+      reason = `no QMP greeting within ${timeout} ms (QEMU serves one client per QMP monitor: is another client connected?)`;
+    } else if (isQmpProtocolError(error)) {
+      reason = `not a QMP server (${error.message})`;
+    } else {
+      const message = error instanceof Error ? error.message : String(error);
+      const hint = code !== undefined ? HINTS[code] : undefined;
+      reason = hint ? `${hint} (${code})` : message.replace(`${address}: `, '');
+    }
+    throw new CliConnectError(address, code, `cannot connect to ${address}: ${reason}`, {
+      cause: error,
+    });
+  }
+}
+
+/** The `ws` package (a dependency of the CLI; Node 20 has no global WebSocket). */
+async function webSocketClass(): Promise<WebSocketConstructor> {
+  const { WebSocket } = await import('ws');
+  return WebSocket;
+}

@@ -1,0 +1,87 @@
+/**
+ * Error classes of `@qmpkit/cli`. Each has a literal `name` and the exit code the CLI uses
+ * for it; guards check `name`, so errors from another copy of the package are recognised.
+ *
+ * Exit codes: 0 success; 1 QEMU answered with an error (or a job failed); 2 the request never
+ * reached QEMU — usage errors, invalid arguments (checked against the live schema), an
+ * unreachable address, an unreadable schema input.
+ */
+
+interface Named {
+  readonly name?: unknown;
+}
+
+function hasName(value: unknown, name: string): boolean {
+  return typeof value === 'object' && value !== null && (value as Named).name === name;
+}
+
+/** Wrong command line: unknown option, missing operand, malformed `key=value`. Exit 2. */
+export class CliUsageError extends Error {
+  override readonly name = 'CliUsageError' as const;
+  readonly exitCode = 2 as const;
+}
+
+/** The address could not be reached (refused, no socket, no greeting in time). Exit 2. */
+export class CliConnectError extends Error {
+  override readonly name = 'CliConnectError' as const;
+  readonly exitCode = 2 as const;
+  /** The address as given. */
+  readonly address: string;
+  /** OS error code (`ENOENT`, `ECONNREFUSED`, …) or `ETIMEDOUT`, when known. */
+  readonly code: string | undefined;
+
+  constructor(address: string, code: string | undefined, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.address = address;
+    this.code = code;
+  }
+}
+
+/** A malformed argument in `key=value` or JSON form; `token` is the offending word. Exit 2. */
+export class ArgumentSyntaxError extends Error {
+  override readonly name = 'ArgumentSyntaxError' as const;
+  readonly exitCode = 2 as const;
+  readonly token: string;
+
+  constructor(token: string, message: string) {
+    super(message);
+    this.token = token;
+  }
+}
+
+/** A schema input for `schema diff` could not be read or understood. Exit 2. */
+export class SchemaInputError extends Error {
+  override readonly name = 'SchemaInputError' as const;
+  readonly exitCode = 2 as const;
+  /** The input as given on the command line. */
+  readonly input: string;
+
+  constructor(input: string, message: string, options?: ErrorOptions) {
+    super(`${input}: ${message}`, options);
+    this.input = input;
+  }
+}
+
+export type CliError = CliUsageError | CliConnectError | ArgumentSyntaxError | SchemaInputError;
+
+export function isCliUsageError(value: unknown): value is CliUsageError {
+  return hasName(value, 'CliUsageError');
+}
+export function isCliConnectError(value: unknown): value is CliConnectError {
+  return hasName(value, 'CliConnectError');
+}
+export function isArgumentSyntaxError(value: unknown): value is ArgumentSyntaxError {
+  return hasName(value, 'ArgumentSyntaxError');
+}
+export function isSchemaInputError(value: unknown): value is SchemaInputError {
+  return hasName(value, 'SchemaInputError');
+}
+/** Any error of this package (all carry `exitCode`). */
+export function isCliError(value: unknown): value is CliError {
+  return (
+    isCliUsageError(value) ||
+    isCliConnectError(value) ||
+    isArgumentSyntaxError(value) ||
+    isSchemaInputError(value)
+  );
+}

@@ -1,0 +1,57 @@
+/**
+ * Runtime schema tables built from a connected QEMU's own `query-qmp-schema`, so the shell
+ * completes and validates against exactly what that binary accepts, whatever its version.
+ * The tables have the format of the generated bindings (`@qmpkit/qapi/runtime-v1`), so the
+ * same `validateArgs` checks them and reports JSON paths.
+ */
+import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
+
+/**
+ * Commands declared `'gen': false` in some QEMU version: QEMU does not check their arguments
+ * against the schema (device properties go straight to the device). Introspection does not
+ * say so, hence the list. A command counts as open only while its argument type is a plain
+ * object: once QEMU typed it as a union (`netdev_add` since 5.2-ish `Netdev`, `object-add`
+ * since 6.0 `ObjectOptions`), QEMU checks it and so do we.
+ */
+export const OPEN_ARGUMENT_COMMANDS: readonly string[] = ['device_add', 'netdev_add', 'object-add'];
+
+interface RawEntry {
+  readonly name?: unknown;
+  readonly 'meta-type'?: unknown;
+  readonly 'arg-type'?: unknown;
+  readonly variants?: unknown;
+}
+
+/** Which of `OPEN_ARGUMENT_COMMANDS` this schema leaves open (argument type not a union). */
+export function openCommands(list: readonly unknown[]): string[] {
+  const entries = list as readonly RawEntry[];
+  const types = new Map<unknown, RawEntry>();
+  for (const e of entries)
+    if (e['meta-type'] !== 'command' && e['meta-type'] !== 'event') types.set(e.name, e);
+  return entries
+    .filter((e) => e['meta-type'] === 'command' && OPEN_ARGUMENT_COMMANDS.includes(String(e.name)))
+    .filter((e) => types.get(e['arg-type'])?.variants === undefined)
+    .map((e) => String(e.name));
+}
+
+/**
+ * Builds validation tables from a `query-qmp-schema` result. `label` names the source in
+ * errors (`unix:/run/qmp.sock (query-qmp-schema)`).
+ */
+export async function tablesFromSchemaList(
+  list: unknown,
+  qemuVersion: string,
+  label: string,
+): Promise<SchemaTables> {
+  // The schema subpath does not load the TypeScript compiler.
+  const { buildTables, readIntrospection } = await import('@qmpkit/codegen/schema');
+  const schema = readIntrospection({
+    file: label,
+    text: JSON.stringify(list),
+    qemuVersion,
+    names: { types: {}, openArguments: Array.isArray(list) ? openCommands(list) : [] },
+  });
+  // `TablesData` is the plain-data form of `SchemaTables` (the generated bindings annotate
+  // the same literal with `SchemaTables`, so tsc keeps the two shapes in step).
+  return buildTables(schema, qemuVersion) as unknown as SchemaTables;
+}

@@ -1,0 +1,222 @@
+/**
+ * Slow (runs in the `qemu` vitest project, though it needs no QEMU): builds every published
+ * package (`tsc -p tsconfig.build.json`), packs it with `pnpm pack`, lints the tarball with
+ * publint and @arethetypeswrong/cli, installs all tarballs into a scratch consumer project
+ * with npm (no workspace links), type-checks an example under `moduleResolution: nodenext`
+ * and `bundler`, runs it, and runs every bin with `--version`. Packages are found from
+ * pnpm-workspace.yaml, so new ones are covered without editing this file.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publishedPackages, ROOT, type WorkspacePackage } from './workspace.js';
+
+const require = createRequire(import.meta.url);
+const packages = publishedPackages();
+const TSC = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+const BIN = path.join(ROOT, 'node_modules/.bin');
+const versionOf = (name: string) =>
+  (
+    JSON.parse(readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+
+function run(command: string, args: readonly string[], cwd: string, timeout = 300_000): string {
+  const result = spawnSync(command, [...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout,
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+  });
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  if (result.status !== 0)
+    throw new Error(
+      `${command} ${args.join(' ')} (in ${cwd}) exited ${result.status ?? result.signal}:\n${output}`,
+    );
+  return output;
+}
+
+let scratch: string;
+const tarballs = new Map<string, string>();
+
+beforeAll(() => {
+  scratch = mkdtempSync(path.join(tmpdir(), 'qmpkit-packaging-'));
+  const out = path.join(scratch, 'tarballs');
+  mkdirSync(out);
+  for (const pkg of packages) {
+    run(process.execPath, [TSC, '-p', 'tsconfig.build.json'], pkg.dir);
+    run('npx', ['-y', 'pnpm@10.34.9', 'pack', '--pack-destination', out], pkg.dir);
+    const file = `${pkg.manifest.name.replace(/^@/, '').replace('/', '-')}-${pkg.manifest.version}.tgz`;
+    tarballs.set(pkg.manifest.name, path.join(out, file));
+  }
+}, 600_000);
+
+afterAll(() => {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+function unpack(pkg: WorkspacePackage): { dir: string; files: string[] } {
+  const dir = path.join(scratch, 'unpacked', pkg.rel);
+  mkdirSync(dir, { recursive: true });
+  const tgz = tarballs.get(pkg.manifest.name)!;
+  run('tar', ['-xzf', tgz, '-C', dir], scratch);
+  const files = run('tar', ['-tzf', tgz], scratch).trim().split('\n');
+  return { dir: path.join(dir, 'package'), files };
+}
+
+describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s tarball', (name, pkg) => {
+  it('has no source condition, no workspace:/catalog: specifiers, no src/', () => {
+    const { dir, files } = unpack(pkg);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(JSON.stringify(manifest.exports)).not.toContain('@qmpkit/source');
+    expect(manifest.publishConfig).toBeUndefined();
+    for (const field of ['dependencies', 'peerDependencies', 'optionalDependencies'])
+      expect(JSON.stringify(manifest[field] ?? {}), field).not.toMatch(/"(workspace|catalog):/);
+    expect(files.filter((f) => f.startsWith('package/src/'))).toEqual([]);
+    expect(files).toContain('package/package.json');
+  });
+
+  it('passes publint --strict', () => {
+    const output = run(
+      path.join(BIN, 'publint'),
+      ['run', '--strict', tarballs.get(name)!],
+      scratch,
+    );
+    console.log(`publint ${name}: ${output.trim().split('\n').at(-1)}`);
+    expect(output).toContain('All good!');
+  });
+
+  it('passes attw (profile esm-only: the packages are ESM-only by design)', () => {
+    const output = run(
+      path.join(BIN, 'attw'),
+      [tarballs.get(name)!, '--profile', 'esm-only', '--format', 'ascii', '--no-emoji'],
+      scratch,
+    );
+    console.log(`attw ${name}:\n${output.trim()}`);
+    // attw exits non-zero on any problem the profile does not ignore (run() throws then).
+    expect(output).toContain('node16 (from ESM)');
+  });
+});
+
+describe('a consumer project with the tarballs installed by npm', () => {
+  let consumer: string;
+  const subpaths = packages.flatMap((pkg) =>
+    Object.keys(pkg.manifest.exports ?? { '.': null })
+      .filter((s) => s !== './package.json' && !s.includes('*'))
+      .map((s) => (s === '.' ? pkg.manifest.name : `${pkg.manifest.name}/${s.slice(2)}`)),
+  );
+
+  beforeAll(() => {
+    consumer = path.join(scratch, 'consumer');
+    mkdirSync(consumer);
+    writeFileSync(
+      path.join(consumer, 'package.json'),
+      JSON.stringify(
+        {
+          name: 'qmpkit-consumer',
+          private: true,
+          type: 'module',
+          dependencies: Object.fromEntries(
+            packages.map((p) => [p.manifest.name, `file:${tarballs.get(p.manifest.name)}`]),
+          ),
+          devDependencies: {
+            typescript: versionOf('typescript'),
+            '@types/node': versionOf('@types/node'),
+          },
+        },
+        null,
+        2,
+      ),
+    );
+    run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], consumer, 600_000);
+    const imports = subpaths.map((s, i) => `import * as m${i} from '${s}';`).join('\n');
+    const table = subpaths.map((s, i) => `  ['${s}', m${i}],`).join('\n');
+    const extra = packages.some((p) => p.manifest.name === '@qmpkit/cli')
+      ? [
+          "import { main, type CliIo } from '@qmpkit/cli';",
+          "import { PassThrough } from 'node:stream';",
+          'const out = new PassThrough();',
+          "let printed = '';",
+          "out.on('data', (c: Buffer) => { printed += c.toString(); });",
+          'const io: CliIo = { stdin: new PassThrough(), stdout: out, stderr: out, env: {}, onInterrupt: () => () => {} };',
+          "const code: number = await main(['--version'], io);",
+          "console.log('qmpkit --version ->', code, printed.trim());",
+        ].join('\n')
+      : '';
+    writeFileSync(
+      path.join(consumer, 'example.ts'),
+      `${imports}\n${extra}\nconst modules: [string, object][] = [\n${table}\n];\nfor (const [name, m] of modules) console.log(\`\${name}: \${Object.keys(m).length} exports\`);\n`,
+    );
+    const base = {
+      strict: true,
+      target: 'ES2022',
+      types: ['node'],
+      skipLibCheck: false,
+      exactOptionalPropertyTypes: true,
+      noUncheckedIndexedAccess: true,
+    };
+    writeFileSync(
+      path.join(consumer, 'tsconfig.nodenext.json'),
+      JSON.stringify({
+        compilerOptions: {
+          ...base,
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          outDir: 'out',
+        },
+        files: ['example.ts'],
+      }),
+    );
+    writeFileSync(
+      path.join(consumer, 'tsconfig.bundler.json'),
+      JSON.stringify({
+        compilerOptions: { ...base, module: 'esnext', moduleResolution: 'bundler', noEmit: true },
+        files: ['example.ts'],
+      }),
+    );
+  }, 600_000);
+
+  it('installs without workspace links (real folders in node_modules)', () => {
+    for (const pkg of packages) {
+      const resolved = require.resolve(`${pkg.manifest.name}/package.json`, { paths: [consumer] });
+      expect(resolved.startsWith(path.join(consumer, 'node_modules'))).toBe(true);
+    }
+  });
+
+  it('type-checks under moduleResolution nodenext (with skipLibCheck off) and runs', () => {
+    run(
+      process.execPath,
+      [path.join(consumer, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.nodenext.json'],
+      consumer,
+    );
+    const output = run(process.execPath, ['out/example.js'], consumer);
+    console.log(output.trim());
+    for (const s of subpaths) expect(output).toMatch(new RegExp(`^${s}: \\d+ exports$`, 'm'));
+    if (tarballs.has('@qmpkit/cli'))
+      expect(output).toMatch(/^qmpkit --version -> 0 \d+\.\d+\.\d+$/m);
+  });
+
+  it('type-checks under moduleResolution bundler', () => {
+    run(
+      process.execPath,
+      [path.join(consumer, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.bundler.json'],
+      consumer,
+    );
+  });
+
+  it('every bin runs (--version)', () => {
+    for (const pkg of packages) {
+      for (const bin of Object.keys(pkg.manifest.bin ?? {})) {
+        const output = run(path.join(consumer, 'node_modules/.bin', bin), ['--version'], consumer);
+        expect(output.trim(), bin).toBe(pkg.manifest.version);
+      }
+    }
+  });
+});
