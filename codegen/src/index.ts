@@ -1,38 +1,11 @@
 /**
  * `@qmpkit/codegen`: read QAPI schemas (source or `query-qmp-schema` introspection) into one
- * IR, check them, and emit TypeScript bindings.
+ * IR, check them, and emit TypeScript bindings. `@qmpkit/codegen/schema` is the same without
+ * the emitters (it does not load the TypeScript compiler).
  */
 
 export type { MergedEmitOptions, VersionInput } from './emit/merged.js';
 export { emitMerged } from './emit/merged.js';
-export type { TablesData } from './emit/tables.js';
-export { buildTables } from './emit/tables.js';
 export type { EmitOptions } from './emit/typescript.js';
 export { emitTypeScript, FILE_SUFFIX } from './emit/typescript.js';
-export { CodegenError, isCodegenError, isSchemaError, SchemaError } from './errors.js';
-export type { Capture, CaptureResult } from './introspection/capture.js';
-export { captureFromBinary, captureSchema, formatSchemaList } from './introspection/capture.js';
-export type { IntrospectionInput, NameMap } from './introspection/read.js';
-export { readIntrospection } from './introspection/read.js';
-export type { RecoveredNames } from './introspection/recover.js';
-export { recoverNames } from './introspection/recover.js';
-export type { ChangeKind, ChangeTarget, DiffOptions, SchemaChange } from './model/diff.js';
-export { diffSchemas, formatChange } from './model/diff.js';
-export { withSourceDocs } from './model/enrich.js';
-export type * from './model/ir.js';
-export { implicitNames, pascalCase } from './model/naming.js';
-export { assertSameVersion, conditionOf } from './model/same-version.js';
-export { allMembers, baseName, isBuiltin, typeRefToString } from './model/schema.js';
-export type { RecordedExchange, RecordedSchema } from './recordings/replies.js';
-export { parseReplies, schemaFromReplies } from './recordings/replies.js';
-export type {
-  ParsedSchema,
-  QapiDoc,
-  QapiDocSection,
-  QapiExpression,
-  QapiSourceFile,
-  QapiValue,
-  ReadOptions,
-} from './source/index.js';
-export { checkQapiSchema, loadQapiSource, parseQapiFile } from './source/index.js';
-export { GENERATOR_VERSION } from './version.js';
+export * from './schema.js';

@@ -117,6 +117,15 @@ function main(): number {
   const pkgText = readFileSync(pkgFile, 'utf8');
   const pkg = JSON.parse(pkgText) as Record<string, unknown>;
   pkg.exports = exportsFor(outputs.map((o) => o.dirName));
+  // What `pnpm pack` publishes: the same map without the source condition (src/ is not shipped).
+  pkg.publishConfig = {
+    ...(pkg.publishConfig as Record<string, unknown> | undefined),
+    exports: JSON.parse(
+      JSON.stringify(pkg.exports, (key, value: unknown) =>
+        key === '@qmpkit/source' ? undefined : value,
+      ),
+    ),
+  };
   const wanted = `${JSON.stringify(pkg, null, 2)}\n`;
   const newest = outputs.filter((o) => o.dirName !== 'merged').at(-1)?.dirName;
   const indexFile = path.join(repoRoot, 'packages/qapi/src/index.ts');
