@@ -9,6 +9,7 @@
  * maps signals to its AbortSignal and its result to the exit code.
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { isConversationFileError } from './errors.js';
 import { type Conversation, importReplies, parseConversation } from './replay/conversation.js';
@@ -47,6 +48,7 @@ export async function runCli(
 ): Promise<number> {
   const program = new Command('qmpkit-fake-qmp')
     .description('A fake QMP server that answers like QEMU 7.2')
+    .version(packageVersion())
     .option('--unix <path>', 'listen on a UNIX socket (its directory is created 0700)')
     .option('--tcp <host:port>', 'listen on TCP (use 127.0.0.1 unless you mean it)')
     .option(
@@ -123,4 +125,10 @@ export async function runCli(
   });
   await fake.close();
   return code;
+}
+
+/** The package's version (src/ and dist/ both sit next to package.json). */
+function packageVersion(): string {
+  const manifest = createRequire(import.meta.url)('../package.json') as { version: string };
+  return manifest.version;
 }
