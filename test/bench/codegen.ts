@@ -155,3 +155,46 @@ export async function main(): Promise<string> {
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
+
+// --- size of the published @qmpkit/qapi ----------------------------------------------------
+{
+  const { gzipSync } = await import('node:zlib');
+  const { readdirSync, statSync } = await import('node:fs');
+  const dist = path.join(qapiDir, 'dist/gen');
+  const sizeOf = (dir: string) => {
+    let raw = 0;
+    let gz = 0;
+    for (const file of readdirSync(dir)) {
+      const full = path.join(dir, file);
+      if (statSync(full).isDirectory()) continue;
+      const bytes = readFileSync(full);
+      raw += bytes.length;
+      gz += gzipSync(bytes).length;
+    }
+    return { raw, gz };
+  };
+  const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+  console.log('\n@qmpkit/qapi dist per version (.js + .d.ts): raw / gzip');
+  let total = 0;
+  for (const dir of readdirSync(dist).sort()) {
+    const { raw, gz } = sizeOf(path.join(dist, dir));
+    total += gz;
+    console.log(`  ${dir.padEnd(10)} ${kib(raw).padStart(9)} / ${kib(gz).padStart(8)}`);
+  }
+  console.log(`  sum of gzip sizes: ${kib(total)}`);
+  const pack = spawnSync('npm', ['pack', '--dry-run', '--json'], {
+    cwd: qapiDir,
+    encoding: 'utf8',
+  });
+  if (pack.status === 0) {
+    const [info] = JSON.parse(pack.stdout) as {
+      size: number;
+      unpackedSize: number;
+      entryCount: number;
+    }[];
+    if (info)
+      console.log(
+        `  npm pack: ${kib(info.size)} packed, ${kib(info.unpackedSize)} unpacked, ${info.entryCount} files`,
+      );
+  }
+}

@@ -95,4 +95,27 @@ describe('qmpkit-codegen', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/main\.json:\d+:\d+: invalid JSON/);
   });
+
+  it('diff: lists what 6.2 → 7.2 added, as text and as JSON', async () => {
+    const dir = (v: string) => path.join(repoRoot, `schemas/qemu-${v}`);
+    const text = await run('diff', dir('6.2'), dir('7.2'));
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/^\+ command query-stats$/m);
+    expect(text.out).toMatch(/^\+ argument blockdev-change-medium\.force \(bool\)$/m);
+    const json = await run('diff', dir('6.2'), dir('7.2'), '--json');
+    const parsed = JSON.parse(json.out) as {
+      changes: { kind: string; target: string; path: string }[];
+    };
+    expect(parsed.changes).toContainEqual(
+      expect.objectContaining({ kind: 'added', target: 'command', path: 'query-stats' }),
+    );
+    const same = await run('diff', dir('7.2'), dir('7.2'));
+    expect(same.out).toMatch(/: 0 changes\n$/);
+  });
+
+  it('diff: a missing input is a usage error', async () => {
+    const r = await run('diff', 'nope/qemu-1.0', path.join(repoRoot, 'schemas/qemu-7.2'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/nope\/qemu-1\.0: no such file or directory/);
+  });
 });

@@ -5,14 +5,16 @@
  *   qmpkit-codegen check <qapi-schema.json>
  *   qmpkit-codegen summary (--from-source F | --from-introspection F | --from-qemu BIN)
  */
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { emitTypeScript, FILE_SUFFIX } from '../emit/typescript.js';
 import { isCodegenError, isSchemaError } from '../errors.js';
 import { captureFromBinary, formatSchemaList } from '../introspection/capture.js';
 import { type NameMap, readIntrospection } from '../introspection/read.js';
+import { diffSchemas, formatChange } from '../model/diff.js';
 import type { Schema } from '../model/ir.js';
+import { schemaFromReplies } from '../recordings/replies.js';
 import { loadQapiSource } from '../source/index.js';
 import { GENERATOR_VERSION } from '../version.js';
 
@@ -74,6 +76,42 @@ async function loadInput(options: InputOptions): Promise<LoadedInput> {
     description: `${path.basename(binary)} ${qemuVersion} (${capture.version.package})`,
     qemuVersion,
   };
+}
+
+/**
+ * One side of a diff: a `schemas/qemu-X.Y` directory (capture + names.json), a
+ * `query-qmp-schema` JSON file (list or QMP reply), a libvirt `.replies` recording, or a QAPI
+ * source main file (anything else that is not JSON).
+ */
+async function loadDiffInput(input: string): Promise<Schema> {
+  const info = await stat(input).catch(() => undefined);
+  if (!info) throw new UsageError(`${input}: no such file or directory`);
+  if (info.isDirectory()) {
+    const file = path.join(input, 'query-qmp-schema.json');
+    const namesFile = path.join(input, 'names.json');
+    const names = await readFile(namesFile, 'utf8').then(
+      (t) => JSON.parse(t) as NameMap,
+      () => undefined,
+    );
+    return readIntrospection({
+      file,
+      text: await readFile(file, 'utf8'),
+      ...(names ? { names } : {}),
+    });
+  }
+  const text = await readFile(input, 'utf8');
+  if (input.endsWith('.replies')) {
+    return readIntrospection({
+      file: input,
+      text: formatSchemaList(schemaFromReplies(input, text).schema),
+    });
+  }
+  try {
+    JSON.parse(text);
+  } catch {
+    return loadQapiSource(input); // QAPI source is not strict JSON
+  }
+  return readIntrospection({ file: input, text });
 }
 
 function addInputOptions(command: Command): Command {
@@ -163,6 +201,29 @@ function buildProgram(out: (text: string) => void): Command {
     .action((file: string) => {
       const schema = loadQapiSource(file);
       out(`${file}: ok\n${summarize(schema)}\n`);
+    });
+
+  program
+    .command('diff')
+    .description(
+      'commands, arguments, return members, events, enum values and branches added / removed / made optional / deprecated between two schemas',
+    )
+    .argument(
+      '<a>',
+      'before: a schemas/qemu-X.Y directory, a query-qmp-schema JSON file, a libvirt .replies file, or a QAPI source main file',
+    )
+    .argument('<b>', 'after: the same kinds')
+    .option('--json', 'print the changes as JSON')
+    .action(async (a: string, b: string, options: { json?: boolean }) => {
+      const before = await loadDiffInput(a);
+      const after = await loadDiffInput(b);
+      const changes = diffSchemas(before, after);
+      if (options.json) {
+        out(`${JSON.stringify({ a, b, changes }, null, 2)}\n`);
+        return;
+      }
+      out(`${a} → ${b}: ${changes.length} change${changes.length === 1 ? '' : 's'}\n`);
+      for (const change of changes) out(`${formatChange(change)}\n`);
     });
 
   addInputOptions(program.command('summary').description('print what a schema defines')).action(

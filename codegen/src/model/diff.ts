@@ -180,6 +180,14 @@ export function diffSchemas(
   for (const [name, a] of before.types) {
     const b = after.types.get(name);
     if (!b) continue;
+    // Implicit argument, return and event-data types were compared above with their command
+    // or event; comparing them again as types would report every change twice.
+    if (
+      a.implicit?.role === 'arguments' ||
+      a.implicit?.role === 'event-data' ||
+      a.implicit?.role === 'returns'
+    )
+      continue;
     if (a.kind === 'enum' && b.kind === 'enum') {
       const values = new Map(b.values.map((v) => [v.name, v]));
       for (const v of a.values) {

@@ -70,25 +70,6 @@ export function formatDiff(
   return lines.join('\n');
 }
 
-/**
- * `diffSchemas` also compares the implicit types behind command arguments, event data and
- * returns as types, so a new argument shows up twice (`argument blockdev-del.force` and
- * `member BlockdevDelArguments.force`). Keep the first, which names the command.
- */
-export function withoutImplicitDuplicates(
-  changes: readonly SchemaChange[],
-  ...sides: readonly LoadedSchema[]
-): SchemaChange[] {
-  const covered = new Set(['arguments', 'event-data', 'returns']);
-  return changes.filter((change) => {
-    if (change.target !== 'member') return true;
-    const typeName = change.path.slice(0, change.path.indexOf('.'));
-    return !sides.some((side) =>
-      covered.has(side.schema.types.get(typeName)?.implicit?.role ?? ''),
-    );
-  });
-}
-
 export const schemaCommand: CliCommand = {
   name: 'schema',
   register(program, context) {
@@ -117,11 +98,7 @@ export const schemaCommand: CliCommand = {
         const rawB = await readSchemaInput(b, io, connect);
         const [left, right] = await loadSchemaPair(rawA, rawB);
         const { diffSchemas, formatChange } = await import('@qmpkit/codegen/schema');
-        const changes = withoutImplicitDuplicates(
-          diffSchemas(left.schema, right.schema),
-          left,
-          right,
-        );
+        const changes = diffSchemas(left.schema, right.schema);
         if (flags.json) {
           const side = (s: LoadedSchema) => ({
             input: s.input,
