@@ -15,8 +15,15 @@
  */
 import ts from 'typescript';
 import { CodegenError } from '../errors.js';
-import type { CommandDef, EventDef, Feature, Schema, TypeDef, TypeRef } from '../model/ir.js';
-import { allMembers, isBuiltin, typeRefToString } from '../model/schema.js';
+import type { CommandDef, EventDef, Schema, TypeDef, TypeRef } from '../model/ir.js';
+import {
+  allMembers,
+  INTEGER_BUILTINS,
+  isBuiltin,
+  isDeprecated,
+  typeRefToString,
+} from '../model/schema.js';
+import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
 
 const f = ts.factory;
 
@@ -32,44 +39,6 @@ export interface MergedEmitOptions {
 }
 
 type VersionSet = ReadonlySet<string>;
-
-const INTEGERS = new Set([
-  'int',
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-  'size',
-]);
-const QTYPE = ['none', 'qnull', 'qnum', 'qstring', 'qdict', 'qlist', 'qbool'];
-const isIdentifier = (name: string) => /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name);
-const propName = (name: string): ts.PropertyName =>
-  isIdentifier(name) ? f.createIdentifier(name) : f.createStringLiteral(name);
-const isDeprecated = (features: readonly Feature[]) =>
-  features.some((x) => x.name === 'deprecated');
-
-function getOrCreate<K, V>(map: Map<K, V>, key: K, make: () => V): V {
-  const existing = map.get(key);
-  if (existing !== undefined) return existing;
-  const created = make();
-  map.set(key, created);
-  return created;
-}
-
-function jsDoc<T extends ts.Node>(node: T, lines: readonly string[]): T {
-  const body = lines.flatMap((l) => l.split('\n')).map((l) => l.replace(/\*\//g, '*\u200b/'));
-  if (body.length === 0) return node;
-  return ts.addSyntheticLeadingComment(
-    node,
-    ts.SyntaxKind.MultiLineCommentTrivia,
-    `*\n${body.map((l) => ` * ${l}`).join('\n')}\n `,
-    true,
-  );
-}
 
 class Availability {
   constructor(readonly order: readonly string[]) {}
@@ -231,17 +200,7 @@ class MergedEmitter {
       );
     }
     const name = ref.name;
-    if (isBuiltin(name)) {
-      if (name === 'str') return f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword);
-      if (name === 'number' || INTEGERS.has(name))
-        return f.createKeywordTypeNode(ts.SyntaxKind.NumberKeyword);
-      if (name === 'bool') return f.createKeywordTypeNode(ts.SyntaxKind.BooleanKeyword);
-      if (name === 'null') return f.createLiteralTypeNode(f.createNull());
-      if (name === 'any') return f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword);
-      return f.createUnionTypeNode(
-        QTYPE.map((v) => f.createLiteralTypeNode(f.createStringLiteral(v))),
-      );
-    }
+    if (isBuiltin(name)) return builtinTypeNode(name);
     const home = this.home.get(name);
     if (home === undefined)
       throw new CodegenError(`merged view: reference to unknown type '${name}'`);
@@ -302,7 +261,7 @@ class MergedEmitter {
         return jsDoc(
           f.createPropertySignature(
             undefined,
-            propName(name),
+            propertyName(name),
             undefined,
             f.createTypeLiteralNode([
               f.createPropertySignature(undefined, 'in', undefined, this.av.node(m.in)),
@@ -387,7 +346,7 @@ class MergedEmitter {
               jsDoc(
                 f.createPropertySignature(
                   undefined,
-                  propName(value),
+                  propertyName(value),
                   undefined,
                   this.av.node(e.in),
                 ),
@@ -450,7 +409,7 @@ class MergedEmitter {
               jsDoc(
                 f.createPropertySignature(
                   undefined,
-                  propName(c),
+                  propertyName(c),
                   undefined,
                   f.createTypeLiteralNode([
                     f.createPropertySignature(undefined, 'in', undefined, this.av.node(e.in)),
@@ -491,7 +450,7 @@ class MergedEmitter {
             [...alts.entries()].map(([key, e]) =>
               f.createPropertySignature(
                 undefined,
-                propName(key),
+                propertyName(key),
                 undefined,
                 f.createTypeLiteralNode([
                   f.createPropertySignature(undefined, 'in', undefined, this.av.node(e.in)),
@@ -530,7 +489,7 @@ class MergedEmitter {
       if (ref.name === 'bool') return 'boolean';
       if (ref.name === 'null') return 'null';
       if (ref.name === 'number') return 'number';
-      return INTEGERS.has(ref.name) ? 'integer' : 'value';
+      return INTEGER_BUILTINS.has(ref.name) ? 'integer' : 'value';
     }
     const def = this.schemaOf(version).types.get(ref.name);
     return def?.kind === 'enum' ? 'string' : 'object';
@@ -586,7 +545,7 @@ class MergedEmitter {
         jsDoc(
           f.createPropertySignature(
             undefined,
-            propName(name),
+            propertyName(name),
             undefined,
             f.createTypeLiteralNode([
               f.createPropertySignature(undefined, 'in', undefined, this.av.node(c.in)),
@@ -598,7 +557,7 @@ class MergedEmitter {
         ),
       );
       versionEntries.push(
-        f.createPropertySignature(undefined, propName(name), undefined, this.av.node(c.in)),
+        f.createPropertySignature(undefined, propertyName(name), undefined, this.av.node(c.in)),
       );
       for (const [member, values] of valueVersions) {
         for (const [value, set] of values) {
@@ -618,13 +577,13 @@ class MergedEmitter {
         argumentEntries.push(
           f.createPropertySignature(
             undefined,
-            propName(name),
+            propertyName(name),
             undefined,
             f.createTypeLiteralNode(
               [...argVersions.entries()].map(([member, set]) =>
                 f.createPropertySignature(
                   undefined,
-                  propName(member),
+                  propertyName(member),
                   undefined,
                   this.av.node(set),
                 ),
@@ -692,9 +651,10 @@ class MergedEmitter {
       this.data.events[name] = this.av.mask(e.in);
       if (e.deprecated.size > 0) this.data.deprecated[name] = this.av.mask(e.deprecated);
       eventVersions.push(
-        jsDoc(f.createPropertySignature(undefined, propName(name), undefined, this.av.node(e.in)), [
-          this.av.describe(e.in, e.deprecated),
-        ]),
+        jsDoc(
+          f.createPropertySignature(undefined, propertyName(name), undefined, this.av.node(e.in)),
+          [this.av.describe(e.in, e.deprecated)],
+        ),
       );
     }
     file.statements.push(
@@ -1069,7 +1029,7 @@ class MergedEmitter {
         return f.createArrayLiteralExpression(value.map((x) => literal(x, depth - 1)));
       return f.createObjectLiteralExpression(
         Object.entries(value as Record<string, unknown>).map(([k, x]) =>
-          f.createPropertyAssignment(propName(k), literal(x, depth - 1)),
+          f.createPropertyAssignment(propertyName(k), literal(x, depth - 1)),
         ),
         depth > 0,
       );

@@ -24,6 +24,7 @@ import type {
   UnionDef,
 } from '../model/ir.js';
 import { allMembers, isBuiltin, typeRefToString } from '../model/schema.js';
+import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
 import { buildTables } from './tables.js';
 
 const f = ts.factory;
@@ -53,27 +54,9 @@ const RESERVED_TYPE_NAMES = new Set([
   'never',
 ]);
 
-const INTEGER_BUILTINS = new Set([
-  'int',
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-  'size',
-]);
-const QTYPE_VALUES = ['none', 'qnull', 'qnum', 'qstring', 'qdict', 'qlist', 'qbool'];
-
 export const FILE_SUFFIX = '.generated.ts';
 const SPECIAL_FILES = ['index', 'qmp-commands', 'qmp-events', 'qmp-tables'];
 const UNASSIGNED_MODULE = 'unassigned';
-
-const isIdentifier = (name: string) => /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name);
-const propertyName = (name: string): ts.PropertyName =>
-  isIdentifier(name) ? f.createIdentifier(name) : f.createStringLiteral(name);
 const lowerFirst = (name: string) => name.charAt(0).toLowerCase() + name.slice(1);
 
 function conditionText(cond: Condition): string {
@@ -91,17 +74,6 @@ function conditionText(cond: Condition): string {
         .map((c) => (c.kind === 'all' ? `(${conditionText(c)})` : conditionText(c)))
         .join(' || ');
   }
-}
-
-/** Builds a JSDoc block from lines; empty when there is nothing to say. */
-function jsDoc<T extends ts.Node>(node: T, lines: readonly string[]): T {
-  const body = lines
-    .flatMap((line) => line.split('\n'))
-    .map((line) => line.replace(/\*\//g, '*\u200b/').trimEnd());
-  while (body.length > 0 && body[body.length - 1] === '') body.pop();
-  if (body.length === 0) return node;
-  const text = `*\n${body.map((line) => (line ? ` * ${line}` : ' *')).join('\n')}\n `;
-  return ts.addSyntheticLeadingComment(node, ts.SyntaxKind.MultiLineCommentTrivia, text, true);
 }
 
 function implicitOrigin(origin: ImplicitOrigin): string {
@@ -143,14 +115,6 @@ function featureTags(features: readonly Feature[]): string[] {
       `Features: ${other.map((x) => `\`${x.name}\`${x.doc ? ` — ${x.doc}` : ''}`).join('; ')}`,
     );
   return lines;
-}
-
-function getOrCreate<K, V>(map: Map<K, V>, key: K, make: () => V): V {
-  const existing = map.get(key);
-  if (existing !== undefined) return existing;
-  const created = make();
-  map.set(key, created);
-  return created;
 }
 
 class FileBuilder {
@@ -309,17 +273,7 @@ class Emitter {
     if (ref.kind === 'array')
       return f.createArrayTypeNode(this.parenthesize(this.typeNode(ref.element, file)));
     const name = ref.name;
-    if (isBuiltin(name)) {
-      if (name === 'str') return f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword);
-      if (name === 'number' || INTEGER_BUILTINS.has(name))
-        return f.createKeywordTypeNode(ts.SyntaxKind.NumberKeyword);
-      if (name === 'bool') return f.createKeywordTypeNode(ts.SyntaxKind.BooleanKeyword);
-      if (name === 'null') return f.createLiteralTypeNode(f.createNull());
-      if (name === 'any') return f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword);
-      return f.createUnionTypeNode(
-        QTYPE_VALUES.map((v) => f.createLiteralTypeNode(f.createStringLiteral(v))),
-      );
-    }
+    if (isBuiltin(name)) return builtinTypeNode(name);
     const stem = this.home.get(name);
     if (stem === undefined) throw new CodegenError(`reference to undefined type '${name}'`);
     file.importType(stem, name);

@@ -4,7 +4,7 @@
  * union branches added / removed / made optional / made required / retyped / deprecated.
  */
 import type { Condition, Feature, Member, Schema, TypeRef } from './ir.js';
-import { allMembers } from './schema.js';
+import { allMembers, INTEGER_BUILTINS, isDeprecated } from './schema.js';
 
 export type ChangeKind =
   | 'added'
@@ -46,21 +46,6 @@ export interface DiffOptions {
   readonly collapseIntegers?: boolean;
 }
 
-const INTEGERS = new Set([
-  'int',
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-  'size',
-]);
-const isDeprecated = (features: readonly Feature[]) =>
-  features.some((f) => f.name === 'deprecated');
-
 export function diffSchemas(
   before: Schema,
   after: Schema,
@@ -72,7 +57,7 @@ export function diffSchemas(
   const typeString = (ref: TypeRef): string =>
     ref.kind === 'array'
       ? `[${typeString(ref.element)}]`
-      : collapse && INTEGERS.has(ref.name)
+      : collapse && INTEGER_BUILTINS.has(ref.name)
         ? 'int'
         : ref.name;
   const changes: SchemaChange[] = [];

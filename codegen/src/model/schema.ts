@@ -1,6 +1,7 @@
 import {
   BUILTIN_TYPES,
   type BuiltinTypeName,
+  type Feature,
   type Member,
   type Schema,
   type TypeDef,
@@ -8,6 +9,24 @@ import {
 } from './ir.js';
 
 const builtins: ReadonlySet<string> = new Set(BUILTIN_TYPES);
+
+/** Builtin integer types (introspection reports all of them as `int`). */
+export const INTEGER_BUILTINS: ReadonlySet<string> = new Set([
+  'int',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'size',
+]);
+
+/** Whether a feature list marks something deprecated. */
+export const isDeprecated = (features: readonly Feature[]): boolean =>
+  features.some((f) => f.name === 'deprecated');
 
 export function isBuiltin(name: string): name is BuiltinTypeName {
   return builtins.has(name);
