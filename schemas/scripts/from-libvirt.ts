@@ -122,6 +122,7 @@ export function namesAgainst(file: string, text: string, srcs: readonly Schema[]
   const types: Record<string, string> = {};
   const modules: Record<string, string> = {};
   const openArguments = new Set<string>();
+  const integers: Record<string, Record<string, string>> = {};
   let unmatched: readonly string[] = [];
   for (const source of srcs) {
     const r = recoverNames(file, text, source);
@@ -131,6 +132,8 @@ export function namesAgainst(file: string, text: string, srcs: readonly Schema[]
     }
     for (const [name, module] of Object.entries(r.modules)) modules[name] ??= module;
     for (const c of r.openArguments) openArguments.add(c);
+    for (const [type, widths] of Object.entries(r.integers))
+      integers[type] = { ...widths, ...integers[type] };
     unmatched = r.unmatched.filter((m) => types[m] === undefined);
   }
   const sortObject = (o: Record<string, string>) =>
@@ -141,6 +144,11 @@ export function namesAgainst(file: string, text: string, srcs: readonly Schema[]
     types: sortObject(types),
     modules: sortObject(modules),
     openArguments: [...openArguments].sort(),
+    integers: Object.fromEntries(
+      Object.keys(integers)
+        .sort()
+        .map((t) => [t, integers[t]!]),
+    ),
     unmatched,
   };
 }
@@ -224,7 +232,7 @@ if (process.argv[1]?.endsWith('from-libvirt.ts')) {
       const names = namesAgainst(`schemas/qemu-${version}/query-qmp-schema.json`, text, srcs);
       writeFileSync(
         path.join(outDir, 'names.json'),
-        `${JSON.stringify({ types: names.types, modules: names.modules, openArguments: names.openArguments }, null, 1)}\n`,
+        `${JSON.stringify({ types: names.types, modules: names.modules, openArguments: names.openArguments, integers: names.integers }, null, 1)}\n`,
       );
       console.log(
         `qemu-${version}: ${recorded.schema.length} entries from ${file}; ${Object.keys(names.types).length} names recovered, ${names.unmatched.length} left to owner+role names`,

@@ -30,7 +30,7 @@ export function namesFor(version: string): {
     readFileSync(capture, 'utf8'),
     source,
   );
-  const text = `${JSON.stringify({ types: recovered.types, modules: recovered.modules, openArguments: recovered.openArguments }, null, 1)}\n`;
+  const text = `${JSON.stringify({ types: recovered.types, modules: recovered.modules, openArguments: recovered.openArguments, integers: recovered.integers }, null, 1)}\n`;
   return { text, unmatched: recovered.unmatched, conflicts: recovered.conflicts };
 }
 

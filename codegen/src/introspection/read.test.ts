@@ -111,6 +111,39 @@ describe('readIntrospection', () => {
     });
   });
 
+  it('applies integer widths the source knows (introspection only says int)', () => {
+    const withInt = small.map((e) =>
+      e.name === '6'
+        ? {
+            ...e,
+            members: [
+              { name: 'filename', type: 'str' },
+              { name: 'size', type: 'int' },
+              { name: 'lbas', type: '[int]' },
+            ],
+          }
+        : e,
+    );
+    withInt.push(
+      { name: '[int]', 'meta-type': 'array', 'element-type': 'int' },
+      { name: 'int', 'meta-type': 'builtin', 'json-type': 'int' },
+    );
+    const schema = readIntrospection({
+      file: 'in.json',
+      text: JSON.stringify(withInt),
+      names: {
+        types: { '6': 'FileOptions' },
+        integers: { FileOptions: { size: 'size', lbas: '[uint64]' } },
+      },
+    });
+    const def = schema.types.get('FileOptions');
+    expect(def?.kind === 'struct' && def.members.map((m) => m.type)).toEqual([
+      { kind: 'named', name: 'str' },
+      { kind: 'named', name: 'size' },
+      { kind: 'array', element: { kind: 'named', name: 'uint64' } },
+    ]);
+  });
+
   it('does not depend on entry order', () => {
     const forward = read(small);
     const backward = read([...small].reverse());

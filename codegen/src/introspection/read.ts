@@ -33,6 +33,11 @@ export interface NameMap {
    * against the schema, e.g. `device_add` takes any device property).
    */
   readonly openArguments?: readonly string[];
+  /**
+   * Integer widths introspection hides (it reports every integer type as `int`): type name →
+   * member → `uint8`, `size`, `[uint64]`, … as the QAPI source declares them.
+   */
+  readonly integers?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 export interface IntrospectionInput {
@@ -416,10 +421,16 @@ export function readIntrospection(input: IntrospectionInput): Schema {
       ...(module ? { module } : {}),
     };
   };
-  const members = (list: readonly RawMember[]): Member[] =>
+  const integers = input.names?.integers ?? {};
+  const sized = (width: string): TypeRef =>
+    width.startsWith('[') ? arrayOf(named(width.slice(1, -1))) : named(width);
+  const members = (list: readonly RawMember[], owner: string): Member[] =>
     list.map((m) => ({
       name: m.name,
-      type: ref(m.type),
+      type:
+        (m.type === 'int' || m.type === '[int]') && integers[owner]?.[m.name] !== undefined
+          ? sized(integers[owner][m.name]!)
+          : ref(m.type),
       optional: 'default' in m,
       features: features(m.features),
       ...(m.default !== undefined && m.default !== null ? { default: m.default } : {}),
@@ -459,7 +470,11 @@ export function readIntrospection(input: IntrospectionInput): Schema {
       case 'object': {
         const base = common(i.name, i.features);
         if (i.tag === undefined) {
-          const def: StructDef = { kind: 'struct', ...base, members: members(i.members) };
+          const def: StructDef = {
+            kind: 'struct',
+            ...base,
+            members: members(i.members, base.name),
+          };
           addType(def);
           break;
         }
@@ -473,7 +488,7 @@ export function readIntrospection(input: IntrospectionInput): Schema {
           features: [],
           implicit: { owner: base.name, role: 'base' },
           ...(base.module ? { module: base.module } : {}),
-          members: members(i.members),
+          members: members(i.members, base.name),
         };
         addType(baseDef);
         const def: UnionDef = {

@@ -7,10 +7,32 @@ import { checkSchemaInfoList, parseJson } from './read.js';
 export interface RecoveredNames extends NameMap {
   readonly modules: Readonly<Record<string, string>>;
   readonly openArguments: readonly string[];
+  readonly integers: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** Masked names that could not be matched to a source type (schema drift between inputs). */
   readonly unmatched: readonly string[];
   /** Places where the two inputs disagree, as readable sentences. */
   readonly conflicts: readonly string[];
+}
+
+const SIZED_INTEGERS = new Set([
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'size',
+]);
+
+/** `uint8`, `[size]`, … for a sized integer type (or a list of one); else undefined. */
+function sizedInteger(ref: TypeRef): string | undefined {
+  if (ref.kind === 'array') {
+    const inner = sizedInteger(ref.element);
+    return inner === undefined ? undefined : `[${inner}]`;
+  }
+  return SIZED_INTEGERS.has(ref.name) ? ref.name : undefined;
 }
 
 type JsonKind = 'string' | 'number' | 'boolean' | 'null' | 'object' | 'array' | 'value';
@@ -68,6 +90,7 @@ export function recoverNames(
     if (info['meta-type'] !== 'command' && info['meta-type'] !== 'event')
       infos.set(info.name, info);
   const types: Record<string, string> = {};
+  const integers: Record<string, Record<string, string>> = {};
   const claimedBy = new Map<string, string>();
   const conflicts: string[] = [];
   const isMasked = (name: string) => /^\d+$/.test(name);
@@ -133,6 +156,13 @@ export function recoverNames(
         const members = new Map((allMembers(source, srcRef.name) ?? []).map((m) => [m.name, m]));
         for (const m of info.members) {
           const srcMember = members.get(m.name);
+          if (srcMember) {
+            // Introspection reports every integer type as `int`; the source knows the width.
+            const width = sizedInteger(srcMember.type);
+            if (width !== undefined && (m.type === 'int' || m.type === '[int]')) {
+              integers[srcRef.name] = { ...integers[srcRef.name], [m.name]: width };
+            }
+          }
           if (srcMember) unify(m.type, srcMember.type, `${srcRef.name}.${m.name}`);
           else conflicts.push(`${srcRef.name}: member '${m.name}' only in introspection`);
         }
@@ -253,10 +283,19 @@ export function recoverNames(
     .filter((e) => e['meta-type'] === 'command' && source.commands.get(e.name)?.gen === false)
     .map((e) => e.name)
     .sort();
+  const sortedIntegers = Object.fromEntries(
+    Object.keys(integers)
+      .sort()
+      .map((t) => [
+        t,
+        Object.fromEntries(Object.entries(integers[t]!).sort(([a], [b]) => (a < b ? -1 : 1))),
+      ]),
+  );
   return {
     types: sortObject(types),
     modules: sortObject(modules),
     openArguments,
+    integers: sortedIntegers,
     unmatched,
     conflicts,
   };

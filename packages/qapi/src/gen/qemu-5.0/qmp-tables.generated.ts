@@ -109,7 +109,7 @@ export const tables: SchemaTables = {
         },
         BlockDirtyBitmapAdd: {
             kind: "object",
-            members: [{ name: "node", type: "str" }, { name: "name", type: "str" }, { name: "granularity", type: "int", optional: true }, { name: "persistent", type: "bool", optional: true }, { name: "disabled", type: "bool", optional: true }]
+            members: [{ name: "node", type: "str" }, { name: "name", type: "str" }, { name: "granularity", type: "uint32", optional: true }, { name: "persistent", type: "bool", optional: true }, { name: "disabled", type: "bool", optional: true }]
         },
         BlockDirtyBitmapAddWrapper: {
             kind: "object",
@@ -137,7 +137,7 @@ export const tables: SchemaTables = {
         },
         BlockDirtyInfo: {
             kind: "object",
-            members: [{ name: "name", type: "str", optional: true }, { name: "count", type: "int" }, { name: "granularity", type: "int" }, { name: "recording", type: "bool" }, { name: "busy", type: "bool" }, { name: "status", type: "BlockDirtyInfoStatus", features: ["deprecated"] }, { name: "persistent", type: "bool" }, { name: "inconsistent", type: "bool", optional: true }]
+            members: [{ name: "name", type: "str", optional: true }, { name: "count", type: "int" }, { name: "granularity", type: "uint32" }, { name: "recording", type: "bool" }, { name: "busy", type: "bool" }, { name: "status", type: "BlockDirtyInfoStatus", features: ["deprecated"] }, { name: "persistent", type: "bool" }, { name: "inconsistent", type: "bool", optional: true }]
         },
         BlockDirtyInfoStatus: {
             kind: "enum",
@@ -221,11 +221,11 @@ export const tables: SchemaTables = {
         },
         BlockLatencyHistogramInfo: {
             kind: "object",
-            members: [{ name: "boundaries", type: "[int]" }, { name: "bins", type: "[int]" }]
+            members: [{ name: "boundaries", type: "[uint64]" }, { name: "bins", type: "[uint64]" }]
         },
         BlockLatencyHistogramSetArguments: {
             kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "boundaries", type: "[int]", optional: true }, { name: "boundaries-read", type: "[int]", optional: true }, { name: "boundaries-write", type: "[int]", optional: true }, { name: "boundaries-flush", type: "[int]", optional: true }]
+            members: [{ name: "id", type: "str" }, { name: "boundaries", type: "[uint64]", optional: true }, { name: "boundaries-read", type: "[uint64]", optional: true }, { name: "boundaries-write", type: "[uint64]", optional: true }, { name: "boundaries-flush", type: "[uint64]", optional: true }]
         },
         BlockPasswdArguments: {
             kind: "object",
@@ -241,7 +241,7 @@ export const tables: SchemaTables = {
         },
         BlockSetWriteThresholdArguments: {
             kind: "object",
-            members: [{ name: "node-name", type: "str" }, { name: "write-threshold", type: "int" }]
+            members: [{ name: "node-name", type: "str" }, { name: "write-threshold", type: "uint64" }]
         },
         BlockStats: {
             kind: "object",
@@ -259,7 +259,7 @@ export const tables: SchemaTables = {
         },
         BlockStatsSpecificFile: {
             kind: "object",
-            members: [{ name: "discard-nb-ok", type: "int" }, { name: "discard-nb-failed", type: "int" }, { name: "discard-bytes-ok", type: "int" }]
+            members: [{ name: "discard-nb-ok", type: "uint64" }, { name: "discard-nb-failed", type: "uint64" }, { name: "discard-bytes-ok", type: "uint64" }]
         },
         BlockStreamArguments: {
             kind: "object",
@@ -267,7 +267,7 @@ export const tables: SchemaTables = {
         },
         BlockWriteThresholdEvent: {
             kind: "object",
-            members: [{ name: "node-name", type: "str" }, { name: "amount-exceeded", type: "int" }, { name: "write-threshold", type: "int" }]
+            members: [{ name: "node-name", type: "str" }, { name: "amount-exceeded", type: "uint64" }, { name: "write-threshold", type: "uint64" }]
         },
         BlockdevAioOptions: {
             kind: "enum",
@@ -317,39 +317,39 @@ export const tables: SchemaTables = {
         },
         BlockdevCreateOptionsFile: {
             kind: "object",
-            members: [{ name: "filename", type: "str" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "nocow", type: "bool", optional: true }]
+            members: [{ name: "filename", type: "str" }, { name: "size", type: "size" }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "nocow", type: "bool", optional: true }]
         },
         BlockdevCreateOptionsGluster: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevOptionsGluster" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
+            members: [{ name: "location", type: "BlockdevOptionsGluster" }, { name: "size", type: "size" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
         BlockdevCreateOptionsLUKS: {
             kind: "object",
-            members: [{ name: "key-secret", type: "str", optional: true }, { name: "cipher-alg", type: "QCryptoCipherAlgorithm", optional: true }, { name: "cipher-mode", type: "QCryptoCipherMode", optional: true }, { name: "ivgen-alg", type: "QCryptoIVGenAlgorithm", optional: true }, { name: "ivgen-hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
+            members: [{ name: "key-secret", type: "str", optional: true }, { name: "cipher-alg", type: "QCryptoCipherAlgorithm", optional: true }, { name: "cipher-mode", type: "QCryptoCipherMode", optional: true }, { name: "ivgen-alg", type: "QCryptoIVGenAlgorithm", optional: true }, { name: "ivgen-hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
         BlockdevCreateOptionsNfs: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevOptionsNfs" }, { name: "size", type: "int" }]
+            members: [{ name: "location", type: "BlockdevOptionsNfs" }, { name: "size", type: "size" }]
         },
         BlockdevCreateOptionsParallels: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "cluster-size", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "cluster-size", type: "size", optional: true }]
         },
         BlockdevCreateOptionsQcow: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "backing-file", type: "str", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "backing-file", type: "str", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }]
         },
         BlockdevCreateOptionsQcow2: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "data-file", type: "BlockdevRef", optional: true }, { name: "data-file-raw", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "version", type: "BlockdevQcow2Version", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }, { name: "cluster-size", type: "int", optional: true }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "refcount-bits", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "data-file", type: "BlockdevRef", optional: true }, { name: "data-file-raw", type: "bool", optional: true }, { name: "size", type: "size" }, { name: "version", type: "BlockdevQcow2Version", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }, { name: "cluster-size", type: "size", optional: true }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "refcount-bits", type: "int", optional: true }]
         },
         BlockdevCreateOptionsQed: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "cluster-size", type: "int", optional: true }, { name: "table-size", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "cluster-size", type: "size", optional: true }, { name: "table-size", type: "int", optional: true }]
         },
         BlockdevCreateOptionsRbd: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevOptionsRbd" }, { name: "size", type: "int" }, { name: "cluster-size", type: "int", optional: true }]
+            members: [{ name: "location", type: "BlockdevOptionsRbd" }, { name: "size", type: "size" }, { name: "cluster-size", type: "size", optional: true }]
         },
         BlockdevCreateOptionsSheepdog: {
             kind: "object",
@@ -379,23 +379,23 @@ export const tables: SchemaTables = {
         },
         BlockdevCreateOptionsSsh: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevOptionsSsh" }, { name: "size", type: "int" }]
+            members: [{ name: "location", type: "BlockdevOptionsSsh" }, { name: "size", type: "size" }]
         },
         BlockdevCreateOptionsVdi: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
         BlockdevCreateOptionsVhdx: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "log-size", type: "int", optional: true }, { name: "block-size", type: "int", optional: true }, { name: "subformat", type: "BlockdevVhdxSubformat", optional: true }, { name: "block-state-zero", type: "bool", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "log-size", type: "size", optional: true }, { name: "block-size", type: "size", optional: true }, { name: "subformat", type: "BlockdevVhdxSubformat", optional: true }, { name: "block-state-zero", type: "bool", optional: true }]
         },
         BlockdevCreateOptionsVmdk: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "extents", type: "[BlockdevRef]", optional: true }, { name: "subformat", type: "BlockdevVmdkSubformat", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "adapter-type", type: "BlockdevVmdkAdapterType", optional: true }, { name: "hwversion", type: "str", optional: true }, { name: "zeroed-grain", type: "bool", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "extents", type: "[BlockdevRef]", optional: true }, { name: "subformat", type: "BlockdevVmdkSubformat", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "adapter-type", type: "BlockdevVmdkAdapterType", optional: true }, { name: "hwversion", type: "str", optional: true }, { name: "zeroed-grain", type: "bool", optional: true }]
         },
         BlockdevCreateOptionsVpc: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "subformat", type: "BlockdevVpcSubformat", optional: true }, { name: "force-size", type: "bool", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "subformat", type: "BlockdevVpcSubformat", optional: true }, { name: "force-size", type: "bool", optional: true }]
         },
         BlockdevDelArguments: {
             kind: "object",
@@ -419,7 +419,7 @@ export const tables: SchemaTables = {
         },
         BlockdevMirrorArguments: {
             kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "int", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "uint32", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
         },
         BlockdevOnError: {
             kind: "enum",
@@ -441,11 +441,11 @@ export const tables: SchemaTables = {
         },
         BlockdevOptionsBlkdebug: {
             kind: "object",
-            members: [{ name: "image", type: "BlockdevRef" }, { name: "config", type: "str", optional: true }, { name: "align", type: "int", optional: true }, { name: "max-transfer", type: "int", optional: true }, { name: "opt-write-zero", type: "int", optional: true }, { name: "max-write-zero", type: "int", optional: true }, { name: "opt-discard", type: "int", optional: true }, { name: "max-discard", type: "int", optional: true }, { name: "inject-error", type: "[BlkdebugInjectErrorOptions]", optional: true }, { name: "set-state", type: "[BlkdebugSetStateOptions]", optional: true }, { name: "take-child-perms", type: "[BlockPermission]", optional: true }, { name: "unshare-child-perms", type: "[BlockPermission]", optional: true }]
+            members: [{ name: "image", type: "BlockdevRef" }, { name: "config", type: "str", optional: true }, { name: "align", type: "int", optional: true }, { name: "max-transfer", type: "int32", optional: true }, { name: "opt-write-zero", type: "int32", optional: true }, { name: "max-write-zero", type: "int32", optional: true }, { name: "opt-discard", type: "int32", optional: true }, { name: "max-discard", type: "int32", optional: true }, { name: "inject-error", type: "[BlkdebugInjectErrorOptions]", optional: true }, { name: "set-state", type: "[BlkdebugSetStateOptions]", optional: true }, { name: "take-child-perms", type: "[BlockPermission]", optional: true }, { name: "unshare-child-perms", type: "[BlockPermission]", optional: true }]
         },
         BlockdevOptionsBlklogwrites: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "log", type: "BlockdevRef" }, { name: "log-sector-size", type: "int", optional: true }, { name: "log-append", type: "bool", optional: true }, { name: "log-super-update-interval", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "log", type: "BlockdevRef" }, { name: "log-sector-size", type: "uint32", optional: true }, { name: "log-append", type: "bool", optional: true }, { name: "log-super-update-interval", type: "uint64", optional: true }]
         },
         BlockdevOptionsBlkreplay: {
             kind: "object",
@@ -502,7 +502,7 @@ export const tables: SchemaTables = {
         },
         BlockdevOptionsNbd: {
             kind: "object",
-            members: [{ name: "server", type: "SocketAddress" }, { name: "export", type: "str", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "x-dirty-bitmap", type: "str", optional: true }, { name: "reconnect-delay", type: "int", optional: true }]
+            members: [{ name: "server", type: "SocketAddress" }, { name: "export", type: "str", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "x-dirty-bitmap", type: "str", optional: true }, { name: "reconnect-delay", type: "uint32", optional: true }]
         },
         BlockdevOptionsNfs: {
             kind: "object",
@@ -510,7 +510,7 @@ export const tables: SchemaTables = {
         },
         BlockdevOptionsNull: {
             kind: "object",
-            members: [{ name: "size", type: "int", optional: true }, { name: "latency-ns", type: "int", optional: true }, { name: "read-zeroes", type: "bool", optional: true }]
+            members: [{ name: "size", type: "int", optional: true }, { name: "latency-ns", type: "uint64", optional: true }, { name: "read-zeroes", type: "bool", optional: true }]
         },
         BlockdevOptionsQcow: {
             kind: "object",
@@ -944,7 +944,7 @@ export const tables: SchemaTables = {
         },
         DriveMirror: {
             kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "format", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "mode", type: "NewImageMode", optional: true }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "int", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "unmap", type: "bool", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "format", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "mode", type: "NewImageMode", optional: true }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "uint32", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "unmap", type: "bool", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
         },
         DumpCompletedEvent: {
             kind: "object",
@@ -1014,11 +1014,11 @@ export const tables: SchemaTables = {
         },
         GuestPanicInformationHyperV: {
             kind: "object",
-            members: [{ name: "arg1", type: "int" }, { name: "arg2", type: "int" }, { name: "arg3", type: "int" }, { name: "arg4", type: "int" }, { name: "arg5", type: "int" }]
+            members: [{ name: "arg1", type: "uint64" }, { name: "arg2", type: "uint64" }, { name: "arg3", type: "uint64" }, { name: "arg4", type: "uint64" }, { name: "arg5", type: "uint64" }]
         },
         GuestPanicInformationS390: {
             kind: "object",
-            members: [{ name: "core", type: "int" }, { name: "psw-mask", type: "int" }, { name: "psw-addr", type: "int" }, { name: "reason", type: "S390CrashReason" }]
+            members: [{ name: "core", type: "uint32" }, { name: "psw-mask", type: "uint64" }, { name: "psw-addr", type: "uint64" }, { name: "reason", type: "S390CrashReason" }]
         },
         GuestPanicInformationType: {
             kind: "enum",
@@ -1114,7 +1114,7 @@ export const tables: SchemaTables = {
         },
         InetSocketAddress: {
             kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "numeric", type: "bool", optional: true }, { name: "to", type: "int", optional: true }, { name: "ipv4", type: "bool", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "keep-alive", type: "bool", optional: true }]
+            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "numeric", type: "bool", optional: true }, { name: "to", type: "uint16", optional: true }, { name: "ipv4", type: "bool", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "keep-alive", type: "bool", optional: true }]
         },
         InetSocketAddressBase: {
             kind: "object",
@@ -1262,7 +1262,7 @@ export const tables: SchemaTables = {
         },
         Memdev: {
             kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "int" }, { name: "merge", type: "bool" }, { name: "dump", type: "bool" }, { name: "prealloc", type: "bool" }, { name: "host-nodes", type: "[int]" }, { name: "policy", type: "HostMemPolicy" }]
+            members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "size" }, { name: "merge", type: "bool" }, { name: "dump", type: "bool" }, { name: "prealloc", type: "bool" }, { name: "host-nodes", type: "[uint16]" }, { name: "policy", type: "HostMemPolicy" }]
         },
         MemoryDeviceInfo: {
             kind: "object",
@@ -1280,11 +1280,11 @@ export const tables: SchemaTables = {
         },
         MemoryInfo: {
             kind: "object",
-            members: [{ name: "base-memory", type: "int" }, { name: "plugged-memory", type: "int", optional: true }]
+            members: [{ name: "base-memory", type: "size" }, { name: "plugged-memory", type: "size", optional: true }]
         },
         MemsaveArguments: {
             kind: "object",
-            members: [{ name: "val", type: "int" }, { name: "size", type: "int" }, { name: "filename", type: "str" }, { name: "cpu-index", type: "int", optional: true }]
+            members: [{ name: "val", type: "uint64" }, { name: "size", type: "size" }, { name: "filename", type: "str" }, { name: "cpu-index", type: "int", optional: true }]
         },
         MigrateArguments: {
             kind: "object",
@@ -1316,7 +1316,7 @@ export const tables: SchemaTables = {
         },
         MigrateSetParameters: {
             kind: "object",
-            members: [{ name: "announce-initial", type: "int", optional: true }, { name: "announce-max", type: "int", optional: true }, { name: "announce-rounds", type: "int", optional: true }, { name: "announce-step", type: "int", optional: true }, { name: "compress-level", type: "int", optional: true }, { name: "compress-threads", type: "int", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "int", optional: true }, { name: "throttle-trigger-threshold", type: "int", optional: true }, { name: "cpu-throttle-initial", type: "int", optional: true }, { name: "cpu-throttle-increment", type: "int", optional: true }, { name: "tls-creds", type: "StrOrNull", optional: true }, { name: "tls-hostname", type: "StrOrNull", optional: true }, { name: "tls-authz", type: "StrOrNull", optional: true }, { name: "max-bandwidth", type: "int", optional: true }, { name: "downtime-limit", type: "int", optional: true }, { name: "x-checkpoint-delay", type: "int", optional: true }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "int", optional: true }, { name: "xbzrle-cache-size", type: "int", optional: true }, { name: "max-postcopy-bandwidth", type: "int", optional: true }, { name: "max-cpu-throttle", type: "int", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "int", optional: true }, { name: "multifd-zstd-level", type: "int", optional: true }]
+            members: [{ name: "announce-initial", type: "size", optional: true }, { name: "announce-max", type: "size", optional: true }, { name: "announce-rounds", type: "size", optional: true }, { name: "announce-step", type: "size", optional: true }, { name: "compress-level", type: "uint8", optional: true }, { name: "compress-threads", type: "uint8", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "uint8", optional: true }, { name: "throttle-trigger-threshold", type: "uint8", optional: true }, { name: "cpu-throttle-initial", type: "uint8", optional: true }, { name: "cpu-throttle-increment", type: "uint8", optional: true }, { name: "tls-creds", type: "StrOrNull", optional: true }, { name: "tls-hostname", type: "StrOrNull", optional: true }, { name: "tls-authz", type: "StrOrNull", optional: true }, { name: "max-bandwidth", type: "size", optional: true }, { name: "downtime-limit", type: "uint64", optional: true }, { name: "x-checkpoint-delay", type: "uint32", optional: true }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "uint8", optional: true }, { name: "xbzrle-cache-size", type: "size", optional: true }, { name: "max-postcopy-bandwidth", type: "size", optional: true }, { name: "max-cpu-throttle", type: "uint8", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "uint8", optional: true }, { name: "multifd-zstd-level", type: "uint8", optional: true }]
         },
         MigrateSetSpeedArguments: {
             kind: "object",
@@ -1336,11 +1336,11 @@ export const tables: SchemaTables = {
         },
         MigrationInfo: {
             kind: "object",
-            members: [{ name: "status", type: "MigrationStatus", optional: true }, { name: "ram", type: "MigrationStats", optional: true }, { name: "disk", type: "MigrationStats", optional: true }, { name: "xbzrle-cache", type: "XBZRLECacheStats", optional: true }, { name: "total-time", type: "int", optional: true }, { name: "expected-downtime", type: "int", optional: true }, { name: "downtime", type: "int", optional: true }, { name: "setup-time", type: "int", optional: true }, { name: "cpu-throttle-percentage", type: "int", optional: true }, { name: "error-desc", type: "str", optional: true }, { name: "postcopy-blocktime", type: "int", optional: true }, { name: "postcopy-vcpu-blocktime", type: "[int]", optional: true }, { name: "compression", type: "CompressionStats", optional: true }, { name: "socket-address", type: "[SocketAddress]", optional: true }]
+            members: [{ name: "status", type: "MigrationStatus", optional: true }, { name: "ram", type: "MigrationStats", optional: true }, { name: "disk", type: "MigrationStats", optional: true }, { name: "xbzrle-cache", type: "XBZRLECacheStats", optional: true }, { name: "total-time", type: "int", optional: true }, { name: "expected-downtime", type: "int", optional: true }, { name: "downtime", type: "int", optional: true }, { name: "setup-time", type: "int", optional: true }, { name: "cpu-throttle-percentage", type: "int", optional: true }, { name: "error-desc", type: "str", optional: true }, { name: "postcopy-blocktime", type: "uint32", optional: true }, { name: "postcopy-vcpu-blocktime", type: "[uint32]", optional: true }, { name: "compression", type: "CompressionStats", optional: true }, { name: "socket-address", type: "[SocketAddress]", optional: true }]
         },
         MigrationParameters: {
             kind: "object",
-            members: [{ name: "announce-initial", type: "int", optional: true }, { name: "announce-max", type: "int", optional: true }, { name: "announce-rounds", type: "int", optional: true }, { name: "announce-step", type: "int", optional: true }, { name: "compress-level", type: "int", optional: true }, { name: "compress-threads", type: "int", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "int", optional: true }, { name: "throttle-trigger-threshold", type: "int", optional: true }, { name: "cpu-throttle-initial", type: "int", optional: true }, { name: "cpu-throttle-increment", type: "int", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-bandwidth", type: "int", optional: true }, { name: "downtime-limit", type: "int", optional: true }, { name: "x-checkpoint-delay", type: "int", optional: true }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "int", optional: true }, { name: "xbzrle-cache-size", type: "int", optional: true }, { name: "max-postcopy-bandwidth", type: "int", optional: true }, { name: "max-cpu-throttle", type: "int", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "int", optional: true }, { name: "multifd-zstd-level", type: "int", optional: true }]
+            members: [{ name: "announce-initial", type: "size", optional: true }, { name: "announce-max", type: "size", optional: true }, { name: "announce-rounds", type: "size", optional: true }, { name: "announce-step", type: "size", optional: true }, { name: "compress-level", type: "uint8", optional: true }, { name: "compress-threads", type: "uint8", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "uint8", optional: true }, { name: "throttle-trigger-threshold", type: "uint8", optional: true }, { name: "cpu-throttle-initial", type: "uint8", optional: true }, { name: "cpu-throttle-increment", type: "uint8", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-bandwidth", type: "size", optional: true }, { name: "downtime-limit", type: "uint64", optional: true }, { name: "x-checkpoint-delay", type: "uint32", optional: true }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "uint8", optional: true }, { name: "xbzrle-cache-size", type: "size", optional: true }, { name: "max-postcopy-bandwidth", type: "size", optional: true }, { name: "max-cpu-throttle", type: "uint8", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "uint8", optional: true }, { name: "multifd-zstd-level", type: "uint8", optional: true }]
         },
         MigrationPassEvent: {
             kind: "object",
@@ -1348,7 +1348,7 @@ export const tables: SchemaTables = {
         },
         MigrationStats: {
             kind: "object",
-            members: [{ name: "transferred", type: "int" }, { name: "remaining", type: "int" }, { name: "total", type: "int" }, { name: "duplicate", type: "int" }, { name: "skipped", type: "int" }, { name: "normal", type: "int" }, { name: "normal-bytes", type: "int" }, { name: "dirty-pages-rate", type: "int" }, { name: "mbps", type: "number" }, { name: "dirty-sync-count", type: "int" }, { name: "postcopy-requests", type: "int" }, { name: "page-size", type: "int" }, { name: "multifd-bytes", type: "int" }, { name: "pages-per-second", type: "int" }]
+            members: [{ name: "transferred", type: "int" }, { name: "remaining", type: "int" }, { name: "total", type: "int" }, { name: "duplicate", type: "int" }, { name: "skipped", type: "int" }, { name: "normal", type: "int" }, { name: "normal-bytes", type: "int" }, { name: "dirty-pages-rate", type: "int" }, { name: "mbps", type: "number" }, { name: "dirty-sync-count", type: "int" }, { name: "postcopy-requests", type: "int" }, { name: "page-size", type: "int" }, { name: "multifd-bytes", type: "uint64" }, { name: "pages-per-second", type: "uint64" }]
         },
         MigrationStatus: {
             kind: "enum",
@@ -1400,7 +1400,7 @@ export const tables: SchemaTables = {
         },
         NetLegacyNicOptions: {
             kind: "object",
-            members: [{ name: "netdev", type: "str", optional: true }, { name: "macaddr", type: "str", optional: true }, { name: "model", type: "str", optional: true }, { name: "addr", type: "str", optional: true }, { name: "vectors", type: "int", optional: true }]
+            members: [{ name: "netdev", type: "str", optional: true }, { name: "macaddr", type: "str", optional: true }, { name: "model", type: "str", optional: true }, { name: "addr", type: "str", optional: true }, { name: "vectors", type: "uint32", optional: true }]
         },
         Netdev: {
             kind: "object",
@@ -1422,11 +1422,11 @@ export const tables: SchemaTables = {
         },
         NetdevHubPortOptions: {
             kind: "object",
-            members: [{ name: "hubid", type: "int" }, { name: "netdev", type: "str", optional: true }]
+            members: [{ name: "hubid", type: "int32" }, { name: "netdev", type: "str", optional: true }]
         },
         NetdevL2TPv3Options: {
             kind: "object",
-            members: [{ name: "src", type: "str" }, { name: "dst", type: "str" }, { name: "srcport", type: "str", optional: true }, { name: "dstport", type: "str", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "udp", type: "bool", optional: true }, { name: "cookie64", type: "bool", optional: true }, { name: "counter", type: "bool", optional: true }, { name: "pincounter", type: "bool", optional: true }, { name: "txcookie", type: "int", optional: true }, { name: "rxcookie", type: "int", optional: true }, { name: "txsession", type: "int" }, { name: "rxsession", type: "int", optional: true }, { name: "offset", type: "int", optional: true }]
+            members: [{ name: "src", type: "str" }, { name: "dst", type: "str" }, { name: "srcport", type: "str", optional: true }, { name: "dstport", type: "str", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "udp", type: "bool", optional: true }, { name: "cookie64", type: "bool", optional: true }, { name: "counter", type: "bool", optional: true }, { name: "pincounter", type: "bool", optional: true }, { name: "txcookie", type: "uint64", optional: true }, { name: "rxcookie", type: "uint64", optional: true }, { name: "txsession", type: "uint32" }, { name: "rxsession", type: "uint32", optional: true }, { name: "offset", type: "uint32", optional: true }]
         },
         NetdevNetmapOptions: {
             kind: "object",
@@ -1438,7 +1438,7 @@ export const tables: SchemaTables = {
         },
         NetdevTapOptions: {
             kind: "object",
-            members: [{ name: "ifname", type: "str", optional: true }, { name: "fd", type: "str", optional: true }, { name: "fds", type: "str", optional: true }, { name: "script", type: "str", optional: true }, { name: "downscript", type: "str", optional: true }, { name: "br", type: "str", optional: true }, { name: "helper", type: "str", optional: true }, { name: "sndbuf", type: "int", optional: true }, { name: "vnet_hdr", type: "bool", optional: true }, { name: "vhost", type: "bool", optional: true }, { name: "vhostfd", type: "str", optional: true }, { name: "vhostfds", type: "str", optional: true }, { name: "vhostforce", type: "bool", optional: true }, { name: "queues", type: "int", optional: true }, { name: "poll-us", type: "int", optional: true }]
+            members: [{ name: "ifname", type: "str", optional: true }, { name: "fd", type: "str", optional: true }, { name: "fds", type: "str", optional: true }, { name: "script", type: "str", optional: true }, { name: "downscript", type: "str", optional: true }, { name: "br", type: "str", optional: true }, { name: "helper", type: "str", optional: true }, { name: "sndbuf", type: "size", optional: true }, { name: "vnet_hdr", type: "bool", optional: true }, { name: "vhost", type: "bool", optional: true }, { name: "vhostfd", type: "str", optional: true }, { name: "vhostfds", type: "str", optional: true }, { name: "vhostforce", type: "bool", optional: true }, { name: "queues", type: "uint32", optional: true }, { name: "poll-us", type: "uint32", optional: true }]
         },
         NetdevUserOptions: {
             kind: "object",
@@ -1446,7 +1446,7 @@ export const tables: SchemaTables = {
         },
         NetdevVdeOptions: {
             kind: "object",
-            members: [{ name: "sock", type: "str", optional: true }, { name: "port", type: "int", optional: true }, { name: "group", type: "str", optional: true }, { name: "mode", type: "int", optional: true }]
+            members: [{ name: "sock", type: "str", optional: true }, { name: "port", type: "uint16", optional: true }, { name: "group", type: "str", optional: true }, { name: "mode", type: "uint16", optional: true }]
         },
         NetdevVhostUserOptions: {
             kind: "object",
@@ -1470,19 +1470,19 @@ export const tables: SchemaTables = {
         },
         NumaDistOptions: {
             kind: "object",
-            members: [{ name: "src", type: "int" }, { name: "dst", type: "int" }, { name: "val", type: "int" }]
+            members: [{ name: "src", type: "uint16" }, { name: "dst", type: "uint16" }, { name: "val", type: "uint8" }]
         },
         NumaHmatCacheOptions: {
             kind: "object",
-            members: [{ name: "node-id", type: "int" }, { name: "size", type: "int" }, { name: "level", type: "int" }, { name: "associativity", type: "HmatCacheAssociativity" }, { name: "policy", type: "HmatCacheWritePolicy" }, { name: "line", type: "int" }]
+            members: [{ name: "node-id", type: "uint32" }, { name: "size", type: "size" }, { name: "level", type: "uint8" }, { name: "associativity", type: "HmatCacheAssociativity" }, { name: "policy", type: "HmatCacheWritePolicy" }, { name: "line", type: "uint16" }]
         },
         NumaHmatLBOptions: {
             kind: "object",
-            members: [{ name: "initiator", type: "int" }, { name: "target", type: "int" }, { name: "hierarchy", type: "HmatLBMemoryHierarchy" }, { name: "data-type", type: "HmatLBDataType" }, { name: "latency", type: "int", optional: true }, { name: "bandwidth", type: "int", optional: true }]
+            members: [{ name: "initiator", type: "uint16" }, { name: "target", type: "uint16" }, { name: "hierarchy", type: "HmatLBMemoryHierarchy" }, { name: "data-type", type: "HmatLBDataType" }, { name: "latency", type: "uint64", optional: true }, { name: "bandwidth", type: "size", optional: true }]
         },
         NumaNodeOptions: {
             kind: "object",
-            members: [{ name: "nodeid", type: "int", optional: true }, { name: "cpus", type: "[int]", optional: true }, { name: "mem", type: "int", optional: true }, { name: "memdev", type: "str", optional: true }, { name: "initiator", type: "int", optional: true }]
+            members: [{ name: "nodeid", type: "uint16", optional: true }, { name: "cpus", type: "[uint16]", optional: true }, { name: "mem", type: "size", optional: true }, { name: "memdev", type: "str", optional: true }, { name: "initiator", type: "uint16", optional: true }]
         },
         NumaOptions: {
             kind: "object",
@@ -1564,7 +1564,7 @@ export const tables: SchemaTables = {
         },
         PmemsaveArguments: {
             kind: "object",
-            members: [{ name: "val", type: "int" }, { name: "size", type: "int" }, { name: "filename", type: "str" }]
+            members: [{ name: "val", type: "uint64" }, { name: "size", type: "size" }, { name: "filename", type: "str" }]
         },
         PrManagerStatusChangedEvent: {
             kind: "object",
@@ -1638,7 +1638,7 @@ export const tables: SchemaTables = {
         },
         Qcow2BitmapInfo: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "granularity", type: "int" }, { name: "flags", type: "[Qcow2BitmapInfoFlags]" }]
+            members: [{ name: "name", type: "str" }, { name: "granularity", type: "uint32" }, { name: "flags", type: "[Qcow2BitmapInfoFlags]" }]
         },
         Qcow2BitmapInfoFlags: {
             kind: "enum",
@@ -1740,11 +1740,11 @@ export const tables: SchemaTables = {
         },
         QueryRockerOfDpaFlowsArguments: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "tbl-id", type: "int", optional: true }]
+            members: [{ name: "name", type: "str" }, { name: "tbl-id", type: "uint32", optional: true }]
         },
         QueryRockerOfDpaGroupsArguments: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "type", type: "int", optional: true }]
+            members: [{ name: "name", type: "str" }, { name: "type", type: "uint8", optional: true }]
         },
         QueryRockerPortsArguments: {
             kind: "object",
@@ -1776,7 +1776,7 @@ export const tables: SchemaTables = {
         },
         RdmaGidStatusChangedEvent: {
             kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "gid-status", type: "bool" }, { name: "subnet-prefix", type: "int" }, { name: "interface-id", type: "int" }]
+            members: [{ name: "netdev", type: "str" }, { name: "gid-status", type: "bool" }, { name: "subnet-prefix", type: "uint64" }, { name: "interface-id", type: "uint64" }]
         },
         RemoveFdArguments: {
             kind: "object",
@@ -1804,27 +1804,27 @@ export const tables: SchemaTables = {
         },
         RockerOfDpaFlow: {
             kind: "object",
-            members: [{ name: "cookie", type: "int" }, { name: "hits", type: "int" }, { name: "key", type: "RockerOfDpaFlowKey" }, { name: "mask", type: "RockerOfDpaFlowMask" }, { name: "action", type: "RockerOfDpaFlowAction" }]
+            members: [{ name: "cookie", type: "uint64" }, { name: "hits", type: "uint64" }, { name: "key", type: "RockerOfDpaFlowKey" }, { name: "mask", type: "RockerOfDpaFlowMask" }, { name: "action", type: "RockerOfDpaFlowAction" }]
         },
         RockerOfDpaFlowAction: {
             kind: "object",
-            members: [{ name: "goto-tbl", type: "int", optional: true }, { name: "group-id", type: "int", optional: true }, { name: "tunnel-lport", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "new-vlan-id", type: "int", optional: true }, { name: "out-pport", type: "int", optional: true }]
+            members: [{ name: "goto-tbl", type: "uint32", optional: true }, { name: "group-id", type: "uint32", optional: true }, { name: "tunnel-lport", type: "uint32", optional: true }, { name: "vlan-id", type: "uint16", optional: true }, { name: "new-vlan-id", type: "uint16", optional: true }, { name: "out-pport", type: "uint32", optional: true }]
         },
         RockerOfDpaFlowKey: {
             kind: "object",
-            members: [{ name: "priority", type: "int" }, { name: "tbl-id", type: "int" }, { name: "in-pport", type: "int", optional: true }, { name: "tunnel-id", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "eth-type", type: "int", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "int", optional: true }, { name: "ip-tos", type: "int", optional: true }, { name: "ip-dst", type: "str", optional: true }]
+            members: [{ name: "priority", type: "uint32" }, { name: "tbl-id", type: "uint32" }, { name: "in-pport", type: "uint32", optional: true }, { name: "tunnel-id", type: "uint32", optional: true }, { name: "vlan-id", type: "uint16", optional: true }, { name: "eth-type", type: "uint16", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "uint8", optional: true }, { name: "ip-tos", type: "uint8", optional: true }, { name: "ip-dst", type: "str", optional: true }]
         },
         RockerOfDpaFlowMask: {
             kind: "object",
-            members: [{ name: "in-pport", type: "int", optional: true }, { name: "tunnel-id", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "int", optional: true }, { name: "ip-tos", type: "int", optional: true }]
+            members: [{ name: "in-pport", type: "uint32", optional: true }, { name: "tunnel-id", type: "uint32", optional: true }, { name: "vlan-id", type: "uint16", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "uint8", optional: true }, { name: "ip-tos", type: "uint8", optional: true }]
         },
         RockerOfDpaGroup: {
             kind: "object",
-            members: [{ name: "id", type: "int" }, { name: "type", type: "int" }, { name: "vlan-id", type: "int", optional: true }, { name: "pport", type: "int", optional: true }, { name: "index", type: "int", optional: true }, { name: "out-pport", type: "int", optional: true }, { name: "group-id", type: "int", optional: true }, { name: "set-vlan-id", type: "int", optional: true }, { name: "pop-vlan", type: "int", optional: true }, { name: "group-ids", type: "[int]", optional: true }, { name: "set-eth-src", type: "str", optional: true }, { name: "set-eth-dst", type: "str", optional: true }, { name: "ttl-check", type: "int", optional: true }]
+            members: [{ name: "id", type: "uint32" }, { name: "type", type: "uint8" }, { name: "vlan-id", type: "uint16", optional: true }, { name: "pport", type: "uint32", optional: true }, { name: "index", type: "uint32", optional: true }, { name: "out-pport", type: "uint32", optional: true }, { name: "group-id", type: "uint32", optional: true }, { name: "set-vlan-id", type: "uint16", optional: true }, { name: "pop-vlan", type: "uint8", optional: true }, { name: "group-ids", type: "[uint32]", optional: true }, { name: "set-eth-src", type: "str", optional: true }, { name: "set-eth-dst", type: "str", optional: true }, { name: "ttl-check", type: "uint8", optional: true }]
         },
         RockerPort: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "enabled", type: "bool" }, { name: "link-up", type: "bool" }, { name: "speed", type: "int" }, { name: "duplex", type: "RockerPortDuplex" }, { name: "autoneg", type: "RockerPortAutoneg" }]
+            members: [{ name: "name", type: "str" }, { name: "enabled", type: "bool" }, { name: "link-up", type: "bool" }, { name: "speed", type: "uint32" }, { name: "duplex", type: "RockerPortDuplex" }, { name: "autoneg", type: "RockerPortAutoneg" }]
         },
         RockerPortAutoneg: {
             kind: "enum",
@@ -1836,7 +1836,7 @@ export const tables: SchemaTables = {
         },
         RockerSwitch: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "id", type: "int" }, { name: "ports", type: "int" }]
+            members: [{ name: "name", type: "str" }, { name: "id", type: "uint64" }, { name: "ports", type: "uint32" }]
         },
         RtcChangeEvent: {
             kind: "object",
@@ -1934,7 +1934,7 @@ export const tables: SchemaTables = {
         },
         SevInfo: {
             kind: "object",
-            members: [{ name: "enabled", type: "bool" }, { name: "api-major", type: "int" }, { name: "api-minor", type: "int" }, { name: "build-id", type: "int" }, { name: "policy", type: "int" }, { name: "state", type: "SevState" }, { name: "handle", type: "int" }]
+            members: [{ name: "enabled", type: "bool" }, { name: "api-major", type: "uint8" }, { name: "api-minor", type: "uint8" }, { name: "build-id", type: "uint8" }, { name: "policy", type: "uint32" }, { name: "state", type: "SevState" }, { name: "handle", type: "uint32" }]
         },
         SevLaunchMeasureInfo: {
             kind: "object",
@@ -2172,7 +2172,7 @@ export const tables: SchemaTables = {
         },
         VirtioPMEMDeviceInfo: {
             kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "size", type: "int" }, { name: "memdev", type: "str" }]
+            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "size" }, { name: "size", type: "size" }, { name: "memdev", type: "str" }]
         },
         VirtioPMEMDeviceInfoWrapper: {
             kind: "object",
@@ -2248,7 +2248,7 @@ export const tables: SchemaTables = {
         },
         XBZRLECacheStats: {
             kind: "object",
-            members: [{ name: "cache-size", type: "int" }, { name: "bytes", type: "int" }, { name: "pages", type: "int" }, { name: "cache-miss", type: "int" }, { name: "cache-miss-rate", type: "number" }, { name: "overflow", type: "int" }]
+            members: [{ name: "cache-size", type: "size" }, { name: "bytes", type: "int" }, { name: "pages", type: "int" }, { name: "cache-miss", type: "int" }, { name: "cache-miss-rate", type: "number" }, { name: "overflow", type: "int" }]
         },
         XBlockdevChangeArguments: {
             kind: "object",
@@ -2264,11 +2264,11 @@ export const tables: SchemaTables = {
         },
         XDbgBlockGraphEdge: {
             kind: "object",
-            members: [{ name: "parent", type: "int" }, { name: "child", type: "int" }, { name: "name", type: "str" }, { name: "perm", type: "[BlockPermission]" }, { name: "shared-perm", type: "[BlockPermission]" }]
+            members: [{ name: "parent", type: "uint64" }, { name: "child", type: "uint64" }, { name: "name", type: "str" }, { name: "perm", type: "[BlockPermission]" }, { name: "shared-perm", type: "[BlockPermission]" }]
         },
         XDbgBlockGraphNode: {
             kind: "object",
-            members: [{ name: "id", type: "int" }, { name: "type", type: "XDbgBlockGraphNodeType" }, { name: "name", type: "str" }]
+            members: [{ name: "id", type: "uint64" }, { name: "type", type: "XDbgBlockGraphNodeType" }, { name: "name", type: "str" }]
         },
         XDbgBlockGraphNodeType: {
             kind: "enum",

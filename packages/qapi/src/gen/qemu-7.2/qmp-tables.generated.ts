@@ -69,7 +69,7 @@ export const tables: SchemaTables = {
         },
         BackupPerf: {
             kind: "object",
-            members: [{ name: "use-copy-range", type: "bool", optional: true }, { name: "max-workers", type: "int", optional: true }, { name: "max-chunk", type: "int", optional: true }]
+            members: [{ name: "use-copy-range", type: "bool", optional: true }, { name: "max-workers", type: "int", optional: true }, { name: "max-chunk", type: "int64", optional: true }]
         },
         BalloonArguments: {
             kind: "object",
@@ -141,7 +141,7 @@ export const tables: SchemaTables = {
         },
         BlockDirtyBitmapAdd: {
             kind: "object",
-            members: [{ name: "node", type: "str" }, { name: "name", type: "str" }, { name: "granularity", type: "int", optional: true }, { name: "persistent", type: "bool", optional: true }, { name: "disabled", type: "bool", optional: true }]
+            members: [{ name: "node", type: "str" }, { name: "name", type: "str" }, { name: "granularity", type: "uint32", optional: true }, { name: "persistent", type: "bool", optional: true }, { name: "disabled", type: "bool", optional: true }]
         },
         BlockDirtyBitmapAddWrapper: {
             kind: "object",
@@ -169,7 +169,7 @@ export const tables: SchemaTables = {
         },
         BlockDirtyInfo: {
             kind: "object",
-            members: [{ name: "name", type: "str", optional: true }, { name: "count", type: "int" }, { name: "granularity", type: "int" }, { name: "recording", type: "bool" }, { name: "busy", type: "bool" }, { name: "persistent", type: "bool" }, { name: "inconsistent", type: "bool", optional: true }]
+            members: [{ name: "name", type: "str", optional: true }, { name: "count", type: "int" }, { name: "granularity", type: "uint32" }, { name: "recording", type: "bool" }, { name: "busy", type: "bool" }, { name: "persistent", type: "bool" }, { name: "inconsistent", type: "bool", optional: true }]
         },
         BlockErrorAction: {
             kind: "enum",
@@ -207,11 +207,11 @@ export const tables: SchemaTables = {
         },
         BlockExportOptionsVduseBlk: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "num-queues", type: "int", optional: true }, { name: "queue-size", type: "int", optional: true }, { name: "logical-block-size", type: "int", optional: true }, { name: "serial", type: "str", optional: true }]
+            members: [{ name: "name", type: "str" }, { name: "num-queues", type: "uint16", optional: true }, { name: "queue-size", type: "uint16", optional: true }, { name: "logical-block-size", type: "size", optional: true }, { name: "serial", type: "str", optional: true }]
         },
         BlockExportOptionsVhostUserBlk: {
             kind: "object",
-            members: [{ name: "addr", type: "SocketAddress" }, { name: "logical-block-size", type: "int", optional: true }, { name: "num-queues", type: "int", optional: true }]
+            members: [{ name: "addr", type: "SocketAddress" }, { name: "logical-block-size", type: "size", optional: true }, { name: "num-queues", type: "uint16", optional: true }]
         },
         BlockExportRemoveMode: {
             kind: "enum",
@@ -291,11 +291,11 @@ export const tables: SchemaTables = {
         },
         BlockLatencyHistogramInfo: {
             kind: "object",
-            members: [{ name: "boundaries", type: "[int]" }, { name: "bins", type: "[int]" }]
+            members: [{ name: "boundaries", type: "[uint64]" }, { name: "bins", type: "[uint64]" }]
         },
         BlockLatencyHistogramSetArguments: {
             kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "boundaries", type: "[int]", optional: true }, { name: "boundaries-read", type: "[int]", optional: true }, { name: "boundaries-write", type: "[int]", optional: true }, { name: "boundaries-flush", type: "[int]", optional: true }]
+            members: [{ name: "id", type: "str" }, { name: "boundaries", type: "[uint64]", optional: true }, { name: "boundaries-read", type: "[uint64]", optional: true }, { name: "boundaries-write", type: "[uint64]", optional: true }, { name: "boundaries-flush", type: "[uint64]", optional: true }]
         },
         BlockPermission: {
             kind: "enum",
@@ -307,7 +307,7 @@ export const tables: SchemaTables = {
         },
         BlockSetWriteThresholdArguments: {
             kind: "object",
-            members: [{ name: "node-name", type: "str" }, { name: "write-threshold", type: "int" }]
+            members: [{ name: "node-name", type: "str" }, { name: "write-threshold", type: "uint64" }]
         },
         BlockStats: {
             kind: "object",
@@ -325,11 +325,11 @@ export const tables: SchemaTables = {
         },
         BlockStatsSpecificFile: {
             kind: "object",
-            members: [{ name: "discard-nb-ok", type: "int" }, { name: "discard-nb-failed", type: "int" }, { name: "discard-bytes-ok", type: "int" }]
+            members: [{ name: "discard-nb-ok", type: "uint64" }, { name: "discard-nb-failed", type: "uint64" }, { name: "discard-bytes-ok", type: "uint64" }]
         },
         BlockStatsSpecificNvme: {
             kind: "object",
-            members: [{ name: "completion-errors", type: "int" }, { name: "aligned-accesses", type: "int" }, { name: "unaligned-accesses", type: "int" }]
+            members: [{ name: "completion-errors", type: "uint64" }, { name: "aligned-accesses", type: "uint64" }, { name: "unaligned-accesses", type: "uint64" }]
         },
         BlockStreamArguments: {
             kind: "object",
@@ -337,7 +337,7 @@ export const tables: SchemaTables = {
         },
         BlockWriteThresholdEvent: {
             kind: "object",
-            members: [{ name: "node-name", type: "str" }, { name: "amount-exceeded", type: "int" }, { name: "write-threshold", type: "int" }]
+            members: [{ name: "node-name", type: "str" }, { name: "amount-exceeded", type: "uint64" }, { name: "write-threshold", type: "uint64" }]
         },
         BlockdevAioOptions: {
             kind: "enum",
@@ -405,59 +405,59 @@ export const tables: SchemaTables = {
         },
         BlockdevCreateOptionsFile: {
             kind: "object",
-            members: [{ name: "filename", type: "str" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "nocow", type: "bool", optional: true }, { name: "extent-size-hint", type: "int", optional: true }]
+            members: [{ name: "filename", type: "str" }, { name: "size", type: "size" }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "nocow", type: "bool", optional: true }, { name: "extent-size-hint", type: "size", optional: true }]
         },
         BlockdevCreateOptionsGluster: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevOptionsGluster" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
+            members: [{ name: "location", type: "BlockdevOptionsGluster" }, { name: "size", type: "size" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
         BlockdevCreateOptionsLUKS: {
             kind: "object",
-            members: [{ name: "key-secret", type: "str", optional: true }, { name: "cipher-alg", type: "QCryptoCipherAlgorithm", optional: true }, { name: "cipher-mode", type: "QCryptoCipherMode", optional: true }, { name: "ivgen-alg", type: "QCryptoIVGenAlgorithm", optional: true }, { name: "ivgen-hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
+            members: [{ name: "key-secret", type: "str", optional: true }, { name: "cipher-alg", type: "QCryptoCipherAlgorithm", optional: true }, { name: "cipher-mode", type: "QCryptoCipherMode", optional: true }, { name: "ivgen-alg", type: "QCryptoIVGenAlgorithm", optional: true }, { name: "ivgen-hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "hash-alg", type: "QCryptoHashAlgorithm", optional: true }, { name: "iter-time", type: "int", optional: true }, { name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
         BlockdevCreateOptionsNfs: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevOptionsNfs" }, { name: "size", type: "int" }]
+            members: [{ name: "location", type: "BlockdevOptionsNfs" }, { name: "size", type: "size" }]
         },
         BlockdevCreateOptionsParallels: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "cluster-size", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "cluster-size", type: "size", optional: true }]
         },
         BlockdevCreateOptionsQcow: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "backing-file", type: "str", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "backing-file", type: "str", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }]
         },
         BlockdevCreateOptionsQcow2: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "data-file", type: "BlockdevRef", optional: true }, { name: "data-file-raw", type: "bool", optional: true }, { name: "extended-l2", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "version", type: "BlockdevQcow2Version", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }, { name: "cluster-size", type: "int", optional: true }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "refcount-bits", type: "int", optional: true }, { name: "compression-type", type: "Qcow2CompressionType", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "data-file", type: "BlockdevRef", optional: true }, { name: "data-file-raw", type: "bool", optional: true }, { name: "extended-l2", type: "bool", optional: true }, { name: "size", type: "size" }, { name: "version", type: "BlockdevQcow2Version", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "encrypt", type: "QCryptoBlockCreateOptions", optional: true }, { name: "cluster-size", type: "size", optional: true }, { name: "preallocation", type: "PreallocMode", optional: true }, { name: "lazy-refcounts", type: "bool", optional: true }, { name: "refcount-bits", type: "int", optional: true }, { name: "compression-type", type: "Qcow2CompressionType", optional: true }]
         },
         BlockdevCreateOptionsQed: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "cluster-size", type: "int", optional: true }, { name: "table-size", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "backing-file", type: "str", optional: true }, { name: "backing-fmt", type: "BlockdevDriver", optional: true }, { name: "cluster-size", type: "size", optional: true }, { name: "table-size", type: "int", optional: true }]
         },
         BlockdevCreateOptionsRbd: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevOptionsRbd" }, { name: "size", type: "int" }, { name: "cluster-size", type: "int", optional: true }, { name: "encrypt", type: "RbdEncryptionCreateOptions", optional: true }]
+            members: [{ name: "location", type: "BlockdevOptionsRbd" }, { name: "size", type: "size" }, { name: "cluster-size", type: "size", optional: true }, { name: "encrypt", type: "RbdEncryptionCreateOptions", optional: true }]
         },
         BlockdevCreateOptionsSsh: {
             kind: "object",
-            members: [{ name: "location", type: "BlockdevOptionsSsh" }, { name: "size", type: "int" }]
+            members: [{ name: "location", type: "BlockdevOptionsSsh" }, { name: "size", type: "size" }]
         },
         BlockdevCreateOptionsVdi: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "preallocation", type: "PreallocMode", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "preallocation", type: "PreallocMode", optional: true }]
         },
         BlockdevCreateOptionsVhdx: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "log-size", type: "int", optional: true }, { name: "block-size", type: "int", optional: true }, { name: "subformat", type: "BlockdevVhdxSubformat", optional: true }, { name: "block-state-zero", type: "bool", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "log-size", type: "size", optional: true }, { name: "block-size", type: "size", optional: true }, { name: "subformat", type: "BlockdevVhdxSubformat", optional: true }, { name: "block-state-zero", type: "bool", optional: true }]
         },
         BlockdevCreateOptionsVmdk: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "extents", type: "[BlockdevRef]", optional: true }, { name: "subformat", type: "BlockdevVmdkSubformat", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "adapter-type", type: "BlockdevVmdkAdapterType", optional: true }, { name: "hwversion", type: "str", optional: true }, { name: "toolsversion", type: "str", optional: true }, { name: "zeroed-grain", type: "bool", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "extents", type: "[BlockdevRef]", optional: true }, { name: "subformat", type: "BlockdevVmdkSubformat", optional: true }, { name: "backing-file", type: "str", optional: true }, { name: "adapter-type", type: "BlockdevVmdkAdapterType", optional: true }, { name: "hwversion", type: "str", optional: true }, { name: "toolsversion", type: "str", optional: true }, { name: "zeroed-grain", type: "bool", optional: true }]
         },
         BlockdevCreateOptionsVpc: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "int" }, { name: "subformat", type: "BlockdevVpcSubformat", optional: true }, { name: "force-size", type: "bool", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "size", type: "size" }, { name: "subformat", type: "BlockdevVpcSubformat", optional: true }, { name: "force-size", type: "bool", optional: true }]
         },
         BlockdevDelArguments: {
             kind: "object",
@@ -481,7 +481,7 @@ export const tables: SchemaTables = {
         },
         BlockdevMirrorArguments: {
             kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "int", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "uint32", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "filter-node-name", type: "str", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
         },
         BlockdevOnError: {
             kind: "enum",
@@ -503,11 +503,11 @@ export const tables: SchemaTables = {
         },
         BlockdevOptionsBlkdebug: {
             kind: "object",
-            members: [{ name: "image", type: "BlockdevRef" }, { name: "config", type: "str", optional: true }, { name: "align", type: "int", optional: true }, { name: "max-transfer", type: "int", optional: true }, { name: "opt-write-zero", type: "int", optional: true }, { name: "max-write-zero", type: "int", optional: true }, { name: "opt-discard", type: "int", optional: true }, { name: "max-discard", type: "int", optional: true }, { name: "inject-error", type: "[BlkdebugInjectErrorOptions]", optional: true }, { name: "set-state", type: "[BlkdebugSetStateOptions]", optional: true }, { name: "take-child-perms", type: "[BlockPermission]", optional: true }, { name: "unshare-child-perms", type: "[BlockPermission]", optional: true }]
+            members: [{ name: "image", type: "BlockdevRef" }, { name: "config", type: "str", optional: true }, { name: "align", type: "int", optional: true }, { name: "max-transfer", type: "int32", optional: true }, { name: "opt-write-zero", type: "int32", optional: true }, { name: "max-write-zero", type: "int32", optional: true }, { name: "opt-discard", type: "int32", optional: true }, { name: "max-discard", type: "int32", optional: true }, { name: "inject-error", type: "[BlkdebugInjectErrorOptions]", optional: true }, { name: "set-state", type: "[BlkdebugSetStateOptions]", optional: true }, { name: "take-child-perms", type: "[BlockPermission]", optional: true }, { name: "unshare-child-perms", type: "[BlockPermission]", optional: true }]
         },
         BlockdevOptionsBlklogwrites: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "log", type: "BlockdevRef" }, { name: "log-sector-size", type: "int", optional: true }, { name: "log-append", type: "bool", optional: true }, { name: "log-super-update-interval", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "log", type: "BlockdevRef" }, { name: "log-sector-size", type: "uint32", optional: true }, { name: "log-append", type: "bool", optional: true }, { name: "log-super-update-interval", type: "uint64", optional: true }]
         },
         BlockdevOptionsBlkreplay: {
             kind: "object",
@@ -519,7 +519,7 @@ export const tables: SchemaTables = {
         },
         BlockdevOptionsCbw: {
             kind: "object",
-            members: [{ name: "file", type: "BlockdevRef" }, { name: "target", type: "BlockdevRef" }, { name: "bitmap", type: "BlockDirtyBitmap", optional: true }, { name: "on-cbw-error", type: "OnCbwError", optional: true }, { name: "cbw-timeout", type: "int", optional: true }]
+            members: [{ name: "file", type: "BlockdevRef" }, { name: "target", type: "BlockdevRef" }, { name: "bitmap", type: "BlockDirtyBitmap", optional: true }, { name: "on-cbw-error", type: "OnCbwError", optional: true }, { name: "cbw-timeout", type: "uint32", optional: true }]
         },
         BlockdevOptionsCor: {
             kind: "object",
@@ -572,7 +572,7 @@ export const tables: SchemaTables = {
         },
         BlockdevOptionsNbd: {
             kind: "object",
-            members: [{ name: "server", type: "SocketAddress" }, { name: "export", type: "str", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "x-dirty-bitmap", type: "str", optional: true, features: ["unstable"] }, { name: "reconnect-delay", type: "int", optional: true }, { name: "open-timeout", type: "int", optional: true }]
+            members: [{ name: "server", type: "SocketAddress" }, { name: "export", type: "str", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "x-dirty-bitmap", type: "str", optional: true, features: ["unstable"] }, { name: "reconnect-delay", type: "uint32", optional: true }, { name: "open-timeout", type: "uint32", optional: true }]
         },
         BlockdevOptionsNfs: {
             kind: "object",
@@ -580,7 +580,7 @@ export const tables: SchemaTables = {
         },
         BlockdevOptionsNull: {
             kind: "object",
-            members: [{ name: "size", type: "int", optional: true }, { name: "latency-ns", type: "int", optional: true }, { name: "read-zeroes", type: "bool", optional: true }]
+            members: [{ name: "size", type: "int", optional: true }, { name: "latency-ns", type: "uint64", optional: true }, { name: "read-zeroes", type: "bool", optional: true }]
         },
         BlockdevOptionsPreallocate: {
             kind: "object",
@@ -728,7 +728,7 @@ export const tables: SchemaTables = {
         },
         CalcDirtyRateArguments: {
             kind: "object",
-            members: [{ name: "calc-time", type: "int" }, { name: "sample-pages", type: "int", optional: true }, { name: "mode", type: "DirtyRateMeasureMode", optional: true }]
+            members: [{ name: "calc-time", type: "int64" }, { name: "sample-pages", type: "int", optional: true }, { name: "mode", type: "DirtyRateMeasureMode", optional: true }]
         },
         CanHostSocketcanProperties: {
             kind: "object",
@@ -902,7 +902,7 @@ export const tables: SchemaTables = {
         },
         ColoCompareProperties: {
             kind: "object",
-            members: [{ name: "primary_in", type: "str" }, { name: "secondary_in", type: "str" }, { name: "outdev", type: "str" }, { name: "iothread", type: "str" }, { name: "notify_dev", type: "str", optional: true }, { name: "compare_timeout", type: "int", optional: true }, { name: "expired_scan_cycle", type: "int", optional: true }, { name: "max_queue_size", type: "int", optional: true }, { name: "vnet_hdr_support", type: "bool", optional: true }]
+            members: [{ name: "primary_in", type: "str" }, { name: "secondary_in", type: "str" }, { name: "outdev", type: "str" }, { name: "iothread", type: "str" }, { name: "notify_dev", type: "str", optional: true }, { name: "compare_timeout", type: "uint64", optional: true }, { name: "expired_scan_cycle", type: "uint32", optional: true }, { name: "max_queue_size", type: "uint32", optional: true }, { name: "vnet_hdr_support", type: "bool", optional: true }]
         },
         ColoExitEvent: {
             kind: "object",
@@ -972,11 +972,11 @@ export const tables: SchemaTables = {
         },
         CryptodevBackendProperties: {
             kind: "object",
-            members: [{ name: "queues", type: "int", optional: true }]
+            members: [{ name: "queues", type: "uint32", optional: true }]
         },
         CryptodevVhostUserProperties: {
             kind: "object",
-            members: [{ name: "queues", type: "int", optional: true }, { name: "chardev", type: "str" }]
+            members: [{ name: "queues", type: "uint32", optional: true }, { name: "chardev", type: "str" }]
         },
         CurrentMachineParams: {
             kind: "object",
@@ -1016,11 +1016,11 @@ export const tables: SchemaTables = {
         },
         DirtyLimitInfo: {
             kind: "object",
-            members: [{ name: "cpu-index", type: "int" }, { name: "limit-rate", type: "int" }, { name: "current-rate", type: "int" }]
+            members: [{ name: "cpu-index", type: "int" }, { name: "limit-rate", type: "uint64" }, { name: "current-rate", type: "uint64" }]
         },
         DirtyRateInfo: {
             kind: "object",
-            members: [{ name: "dirty-rate", type: "int", optional: true }, { name: "status", type: "DirtyRateStatus" }, { name: "start-time", type: "int" }, { name: "calc-time", type: "int" }, { name: "sample-pages", type: "int" }, { name: "mode", type: "DirtyRateMeasureMode" }, { name: "vcpu-dirty-rate", type: "[DirtyRateVcpu]", optional: true }]
+            members: [{ name: "dirty-rate", type: "int64", optional: true }, { name: "status", type: "DirtyRateStatus" }, { name: "start-time", type: "int64" }, { name: "calc-time", type: "int64" }, { name: "sample-pages", type: "uint64" }, { name: "mode", type: "DirtyRateMeasureMode" }, { name: "vcpu-dirty-rate", type: "[DirtyRateVcpu]", optional: true }]
         },
         DirtyRateMeasureMode: {
             kind: "enum",
@@ -1032,7 +1032,7 @@ export const tables: SchemaTables = {
         },
         DirtyRateVcpu: {
             kind: "object",
-            members: [{ name: "id", type: "int" }, { name: "dirty-rate", type: "int" }]
+            members: [{ name: "id", type: "int" }, { name: "dirty-rate", type: "int64" }]
         },
         DisplayCocoa: {
             kind: "object",
@@ -1126,7 +1126,7 @@ export const tables: SchemaTables = {
         },
         DriveMirror: {
             kind: "object",
-            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "format", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "mode", type: "NewImageMode", optional: true }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "int", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "unmap", type: "bool", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
+            members: [{ name: "job-id", type: "str", optional: true }, { name: "device", type: "str" }, { name: "target", type: "str" }, { name: "format", type: "str", optional: true }, { name: "node-name", type: "str", optional: true }, { name: "replaces", type: "str", optional: true }, { name: "sync", type: "MirrorSyncMode" }, { name: "mode", type: "NewImageMode", optional: true }, { name: "speed", type: "int", optional: true }, { name: "granularity", type: "uint32", optional: true }, { name: "buf-size", type: "int", optional: true }, { name: "on-source-error", type: "BlockdevOnError", optional: true }, { name: "on-target-error", type: "BlockdevOnError", optional: true }, { name: "unmap", type: "bool", optional: true }, { name: "copy-mode", type: "MirrorCopyMode", optional: true }, { name: "auto-finalize", type: "bool", optional: true }, { name: "auto-dismiss", type: "bool", optional: true }]
         },
         DumpCompletedEvent: {
             kind: "object",
@@ -1188,11 +1188,11 @@ export const tables: SchemaTables = {
         },
         FilterBufferProperties: {
             kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "interval", type: "int" }]
+            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "interval", type: "uint32" }]
         },
         FilterDumpProperties: {
             kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "file", type: "str" }, { name: "maxlen", type: "int", optional: true }]
+            members: [{ name: "netdev", type: "str" }, { name: "queue", type: "NetFilterDirection", optional: true }, { name: "status", type: "str", optional: true }, { name: "position", type: "str", optional: true }, { name: "insert", type: "NetfilterInsert", optional: true }, { name: "file", type: "str" }, { name: "maxlen", type: "uint32", optional: true }]
         },
         FilterMirrorProperties: {
             kind: "object",
@@ -1238,11 +1238,11 @@ export const tables: SchemaTables = {
         },
         GuestPanicInformationHyperV: {
             kind: "object",
-            members: [{ name: "arg1", type: "int" }, { name: "arg2", type: "int" }, { name: "arg3", type: "int" }, { name: "arg4", type: "int" }, { name: "arg5", type: "int" }]
+            members: [{ name: "arg1", type: "uint64" }, { name: "arg2", type: "uint64" }, { name: "arg3", type: "uint64" }, { name: "arg4", type: "uint64" }, { name: "arg5", type: "uint64" }]
         },
         GuestPanicInformationS390: {
             kind: "object",
-            members: [{ name: "core", type: "int" }, { name: "psw-mask", type: "int" }, { name: "psw-addr", type: "int" }, { name: "reason", type: "S390CrashReason" }]
+            members: [{ name: "core", type: "uint32" }, { name: "psw-mask", type: "uint64" }, { name: "psw-addr", type: "uint64" }, { name: "reason", type: "S390CrashReason" }]
         },
         GuestPanicInformationType: {
             kind: "enum",
@@ -1358,7 +1358,7 @@ export const tables: SchemaTables = {
         },
         InetSocketAddress: {
             kind: "object",
-            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "numeric", type: "bool", optional: true }, { name: "to", type: "int", optional: true }, { name: "ipv4", type: "bool", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "keep-alive", type: "bool", optional: true }, { name: "mptcp", type: "bool", optional: true }]
+            members: [{ name: "host", type: "str" }, { name: "port", type: "str" }, { name: "numeric", type: "bool", optional: true }, { name: "to", type: "uint16", optional: true }, { name: "ipv4", type: "bool", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "keep-alive", type: "bool", optional: true }, { name: "mptcp", type: "bool", optional: true }]
         },
         InetSocketAddressBase: {
             kind: "object",
@@ -1522,23 +1522,23 @@ export const tables: SchemaTables = {
         },
         Memdev: {
             kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "int" }, { name: "merge", type: "bool" }, { name: "dump", type: "bool" }, { name: "prealloc", type: "bool" }, { name: "share", type: "bool" }, { name: "reserve", type: "bool", optional: true }, { name: "host-nodes", type: "[int]" }, { name: "policy", type: "HostMemPolicy" }]
+            members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "size" }, { name: "merge", type: "bool" }, { name: "dump", type: "bool" }, { name: "prealloc", type: "bool" }, { name: "share", type: "bool" }, { name: "reserve", type: "bool", optional: true }, { name: "host-nodes", type: "[uint16]" }, { name: "policy", type: "HostMemPolicy" }]
         },
         MemoryBackendEpcProperties: {
             kind: "object",
-            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }]
+            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[uint16]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "uint32", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "size" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }]
         },
         MemoryBackendFileProperties: {
             kind: "object",
-            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }, { name: "align", type: "int", optional: true }, { name: "discard-data", type: "bool", optional: true }, { name: "mem-path", type: "str" }, { name: "pmem", type: "bool", optional: true }, { name: "readonly", type: "bool", optional: true }]
+            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[uint16]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "uint32", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "size" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }, { name: "align", type: "size", optional: true }, { name: "discard-data", type: "bool", optional: true }, { name: "mem-path", type: "str" }, { name: "pmem", type: "bool", optional: true }, { name: "readonly", type: "bool", optional: true }]
         },
         MemoryBackendMemfdProperties: {
             kind: "object",
-            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }, { name: "hugetlb", type: "bool", optional: true }, { name: "hugetlbsize", type: "int", optional: true }, { name: "seal", type: "bool", optional: true }]
+            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[uint16]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "uint32", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "size" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }, { name: "hugetlb", type: "bool", optional: true }, { name: "hugetlbsize", type: "size", optional: true }, { name: "seal", type: "bool", optional: true }]
         },
         MemoryBackendProperties: {
             kind: "object",
-            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[int]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "int", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "int" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }]
+            members: [{ name: "dump", type: "bool", optional: true }, { name: "host-nodes", type: "[uint16]", optional: true }, { name: "merge", type: "bool", optional: true }, { name: "policy", type: "HostMemPolicy", optional: true }, { name: "prealloc", type: "bool", optional: true }, { name: "prealloc-threads", type: "uint32", optional: true }, { name: "prealloc-context", type: "str", optional: true }, { name: "share", type: "bool", optional: true }, { name: "reserve", type: "bool", optional: true }, { name: "size", type: "size" }, { name: "x-use-canonical-path-for-ramblock-id", type: "bool", optional: true }]
         },
         MemoryDeviceInfo: {
             kind: "object",
@@ -1556,7 +1556,7 @@ export const tables: SchemaTables = {
         },
         MemoryDeviceSizeChangeEvent: {
             kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "int" }, { name: "qom-path", type: "str" }]
+            members: [{ name: "id", type: "str", optional: true }, { name: "size", type: "size" }, { name: "qom-path", type: "str" }]
         },
         MemoryFailureAction: {
             kind: "enum",
@@ -1576,7 +1576,7 @@ export const tables: SchemaTables = {
         },
         MemoryInfo: {
             kind: "object",
-            members: [{ name: "base-memory", type: "int" }, { name: "plugged-memory", type: "int", optional: true }]
+            members: [{ name: "base-memory", type: "size" }, { name: "plugged-memory", type: "size", optional: true }]
         },
         MemsaveArguments: {
             kind: "object",
@@ -1604,7 +1604,7 @@ export const tables: SchemaTables = {
         },
         MigrateSetParameters: {
             kind: "object",
-            members: [{ name: "announce-initial", type: "int", optional: true }, { name: "announce-max", type: "int", optional: true }, { name: "announce-rounds", type: "int", optional: true }, { name: "announce-step", type: "int", optional: true }, { name: "compress-level", type: "int", optional: true }, { name: "compress-threads", type: "int", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "int", optional: true }, { name: "throttle-trigger-threshold", type: "int", optional: true }, { name: "cpu-throttle-initial", type: "int", optional: true }, { name: "cpu-throttle-increment", type: "int", optional: true }, { name: "cpu-throttle-tailslow", type: "bool", optional: true }, { name: "tls-creds", type: "StrOrNull", optional: true }, { name: "tls-hostname", type: "StrOrNull", optional: true }, { name: "tls-authz", type: "StrOrNull", optional: true }, { name: "max-bandwidth", type: "int", optional: true }, { name: "downtime-limit", type: "int", optional: true }, { name: "x-checkpoint-delay", type: "int", optional: true, features: ["unstable"] }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "int", optional: true }, { name: "xbzrle-cache-size", type: "int", optional: true }, { name: "max-postcopy-bandwidth", type: "int", optional: true }, { name: "max-cpu-throttle", type: "int", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "int", optional: true }, { name: "multifd-zstd-level", type: "int", optional: true }, { name: "block-bitmap-mapping", type: "[BitmapMigrationNodeAlias]", optional: true }]
+            members: [{ name: "announce-initial", type: "size", optional: true }, { name: "announce-max", type: "size", optional: true }, { name: "announce-rounds", type: "size", optional: true }, { name: "announce-step", type: "size", optional: true }, { name: "compress-level", type: "uint8", optional: true }, { name: "compress-threads", type: "uint8", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "uint8", optional: true }, { name: "throttle-trigger-threshold", type: "uint8", optional: true }, { name: "cpu-throttle-initial", type: "uint8", optional: true }, { name: "cpu-throttle-increment", type: "uint8", optional: true }, { name: "cpu-throttle-tailslow", type: "bool", optional: true }, { name: "tls-creds", type: "StrOrNull", optional: true }, { name: "tls-hostname", type: "StrOrNull", optional: true }, { name: "tls-authz", type: "StrOrNull", optional: true }, { name: "max-bandwidth", type: "size", optional: true }, { name: "downtime-limit", type: "uint64", optional: true }, { name: "x-checkpoint-delay", type: "uint32", optional: true, features: ["unstable"] }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "uint8", optional: true }, { name: "xbzrle-cache-size", type: "size", optional: true }, { name: "max-postcopy-bandwidth", type: "size", optional: true }, { name: "max-cpu-throttle", type: "uint8", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "uint8", optional: true }, { name: "multifd-zstd-level", type: "uint8", optional: true }, { name: "block-bitmap-mapping", type: "[BitmapMigrationNodeAlias]", optional: true }]
         },
         MigrationCapability: {
             kind: "enum",
@@ -1621,11 +1621,11 @@ export const tables: SchemaTables = {
         },
         MigrationInfo: {
             kind: "object",
-            members: [{ name: "status", type: "MigrationStatus", optional: true }, { name: "ram", type: "MigrationStats", optional: true }, { name: "disk", type: "MigrationStats", optional: true }, { name: "vfio", type: "VfioStats", optional: true }, { name: "xbzrle-cache", type: "XBZRLECacheStats", optional: true }, { name: "total-time", type: "int", optional: true }, { name: "expected-downtime", type: "int", optional: true }, { name: "downtime", type: "int", optional: true }, { name: "setup-time", type: "int", optional: true }, { name: "cpu-throttle-percentage", type: "int", optional: true }, { name: "error-desc", type: "str", optional: true }, { name: "blocked-reasons", type: "[str]", optional: true }, { name: "postcopy-blocktime", type: "int", optional: true }, { name: "postcopy-vcpu-blocktime", type: "[int]", optional: true }, { name: "compression", type: "CompressionStats", optional: true }, { name: "socket-address", type: "[SocketAddress]", optional: true }]
+            members: [{ name: "status", type: "MigrationStatus", optional: true }, { name: "ram", type: "MigrationStats", optional: true }, { name: "disk", type: "MigrationStats", optional: true }, { name: "vfio", type: "VfioStats", optional: true }, { name: "xbzrle-cache", type: "XBZRLECacheStats", optional: true }, { name: "total-time", type: "int", optional: true }, { name: "expected-downtime", type: "int", optional: true }, { name: "downtime", type: "int", optional: true }, { name: "setup-time", type: "int", optional: true }, { name: "cpu-throttle-percentage", type: "int", optional: true }, { name: "error-desc", type: "str", optional: true }, { name: "blocked-reasons", type: "[str]", optional: true }, { name: "postcopy-blocktime", type: "uint32", optional: true }, { name: "postcopy-vcpu-blocktime", type: "[uint32]", optional: true }, { name: "compression", type: "CompressionStats", optional: true }, { name: "socket-address", type: "[SocketAddress]", optional: true }]
         },
         MigrationParameters: {
             kind: "object",
-            members: [{ name: "announce-initial", type: "int", optional: true }, { name: "announce-max", type: "int", optional: true }, { name: "announce-rounds", type: "int", optional: true }, { name: "announce-step", type: "int", optional: true }, { name: "compress-level", type: "int", optional: true }, { name: "compress-threads", type: "int", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "int", optional: true }, { name: "throttle-trigger-threshold", type: "int", optional: true }, { name: "cpu-throttle-initial", type: "int", optional: true }, { name: "cpu-throttle-increment", type: "int", optional: true }, { name: "cpu-throttle-tailslow", type: "bool", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-bandwidth", type: "int", optional: true }, { name: "downtime-limit", type: "int", optional: true }, { name: "x-checkpoint-delay", type: "int", optional: true, features: ["unstable"] }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "int", optional: true }, { name: "xbzrle-cache-size", type: "int", optional: true }, { name: "max-postcopy-bandwidth", type: "int", optional: true }, { name: "max-cpu-throttle", type: "int", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "int", optional: true }, { name: "multifd-zstd-level", type: "int", optional: true }, { name: "block-bitmap-mapping", type: "[BitmapMigrationNodeAlias]", optional: true }]
+            members: [{ name: "announce-initial", type: "size", optional: true }, { name: "announce-max", type: "size", optional: true }, { name: "announce-rounds", type: "size", optional: true }, { name: "announce-step", type: "size", optional: true }, { name: "compress-level", type: "uint8", optional: true }, { name: "compress-threads", type: "uint8", optional: true }, { name: "compress-wait-thread", type: "bool", optional: true }, { name: "decompress-threads", type: "uint8", optional: true }, { name: "throttle-trigger-threshold", type: "uint8", optional: true }, { name: "cpu-throttle-initial", type: "uint8", optional: true }, { name: "cpu-throttle-increment", type: "uint8", optional: true }, { name: "cpu-throttle-tailslow", type: "bool", optional: true }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-hostname", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-bandwidth", type: "size", optional: true }, { name: "downtime-limit", type: "uint64", optional: true }, { name: "x-checkpoint-delay", type: "uint32", optional: true, features: ["unstable"] }, { name: "block-incremental", type: "bool", optional: true }, { name: "multifd-channels", type: "uint8", optional: true }, { name: "xbzrle-cache-size", type: "size", optional: true }, { name: "max-postcopy-bandwidth", type: "size", optional: true }, { name: "max-cpu-throttle", type: "uint8", optional: true }, { name: "multifd-compression", type: "MultiFDCompression", optional: true }, { name: "multifd-zlib-level", type: "uint8", optional: true }, { name: "multifd-zstd-level", type: "uint8", optional: true }, { name: "block-bitmap-mapping", type: "[BitmapMigrationNodeAlias]", optional: true }]
         },
         MigrationPassEvent: {
             kind: "object",
@@ -1633,7 +1633,7 @@ export const tables: SchemaTables = {
         },
         MigrationStats: {
             kind: "object",
-            members: [{ name: "transferred", type: "int" }, { name: "remaining", type: "int" }, { name: "total", type: "int" }, { name: "duplicate", type: "int" }, { name: "skipped", type: "int" }, { name: "normal", type: "int" }, { name: "normal-bytes", type: "int" }, { name: "dirty-pages-rate", type: "int" }, { name: "mbps", type: "number" }, { name: "dirty-sync-count", type: "int" }, { name: "postcopy-requests", type: "int" }, { name: "page-size", type: "int" }, { name: "multifd-bytes", type: "int" }, { name: "pages-per-second", type: "int" }, { name: "precopy-bytes", type: "int" }, { name: "downtime-bytes", type: "int" }, { name: "postcopy-bytes", type: "int" }, { name: "dirty-sync-missed-zero-copy", type: "int" }]
+            members: [{ name: "transferred", type: "int" }, { name: "remaining", type: "int" }, { name: "total", type: "int" }, { name: "duplicate", type: "int" }, { name: "skipped", type: "int" }, { name: "normal", type: "int" }, { name: "normal-bytes", type: "int" }, { name: "dirty-pages-rate", type: "int" }, { name: "mbps", type: "number" }, { name: "dirty-sync-count", type: "int" }, { name: "postcopy-requests", type: "int" }, { name: "page-size", type: "int" }, { name: "multifd-bytes", type: "uint64" }, { name: "pages-per-second", type: "uint64" }, { name: "precopy-bytes", type: "uint64" }, { name: "downtime-bytes", type: "uint64" }, { name: "postcopy-bytes", type: "uint64" }, { name: "dirty-sync-missed-zero-copy", type: "uint64" }]
         },
         MigrationStatus: {
             kind: "enum",
@@ -1677,7 +1677,7 @@ export const tables: SchemaTables = {
         },
         NbdServerStartArguments: {
             kind: "object",
-            members: [{ name: "addr", type: "SocketAddressLegacy" }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-connections", type: "int", optional: true }]
+            members: [{ name: "addr", type: "SocketAddressLegacy" }, { name: "tls-creds", type: "str", optional: true }, { name: "tls-authz", type: "str", optional: true }, { name: "max-connections", type: "uint32", optional: true }]
         },
         NetClientDriver: {
             kind: "enum",
@@ -1689,7 +1689,7 @@ export const tables: SchemaTables = {
         },
         NetLegacyNicOptions: {
             kind: "object",
-            members: [{ name: "netdev", type: "str", optional: true }, { name: "macaddr", type: "str", optional: true }, { name: "model", type: "str", optional: true }, { name: "addr", type: "str", optional: true }, { name: "vectors", type: "int", optional: true }]
+            members: [{ name: "netdev", type: "str", optional: true }, { name: "macaddr", type: "str", optional: true }, { name: "model", type: "str", optional: true }, { name: "addr", type: "str", optional: true }, { name: "vectors", type: "uint32", optional: true }]
         },
         Netdev: {
             kind: "object",
@@ -1715,11 +1715,11 @@ export const tables: SchemaTables = {
         },
         NetdevHubPortOptions: {
             kind: "object",
-            members: [{ name: "hubid", type: "int" }, { name: "netdev", type: "str", optional: true }]
+            members: [{ name: "hubid", type: "int32" }, { name: "netdev", type: "str", optional: true }]
         },
         NetdevL2TPv3Options: {
             kind: "object",
-            members: [{ name: "src", type: "str" }, { name: "dst", type: "str" }, { name: "srcport", type: "str", optional: true }, { name: "dstport", type: "str", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "udp", type: "bool", optional: true }, { name: "cookie64", type: "bool", optional: true }, { name: "counter", type: "bool", optional: true }, { name: "pincounter", type: "bool", optional: true }, { name: "txcookie", type: "int", optional: true }, { name: "rxcookie", type: "int", optional: true }, { name: "txsession", type: "int" }, { name: "rxsession", type: "int", optional: true }, { name: "offset", type: "int", optional: true }]
+            members: [{ name: "src", type: "str" }, { name: "dst", type: "str" }, { name: "srcport", type: "str", optional: true }, { name: "dstport", type: "str", optional: true }, { name: "ipv6", type: "bool", optional: true }, { name: "udp", type: "bool", optional: true }, { name: "cookie64", type: "bool", optional: true }, { name: "counter", type: "bool", optional: true }, { name: "pincounter", type: "bool", optional: true }, { name: "txcookie", type: "uint64", optional: true }, { name: "rxcookie", type: "uint64", optional: true }, { name: "txsession", type: "uint32" }, { name: "rxsession", type: "uint32", optional: true }, { name: "offset", type: "uint32", optional: true }]
         },
         NetdevNetmapOptions: {
             kind: "object",
@@ -1743,7 +1743,7 @@ export const tables: SchemaTables = {
         },
         NetdevTapOptions: {
             kind: "object",
-            members: [{ name: "ifname", type: "str", optional: true }, { name: "fd", type: "str", optional: true }, { name: "fds", type: "str", optional: true }, { name: "script", type: "str", optional: true }, { name: "downscript", type: "str", optional: true }, { name: "br", type: "str", optional: true }, { name: "helper", type: "str", optional: true }, { name: "sndbuf", type: "int", optional: true }, { name: "vnet_hdr", type: "bool", optional: true }, { name: "vhost", type: "bool", optional: true }, { name: "vhostfd", type: "str", optional: true }, { name: "vhostfds", type: "str", optional: true }, { name: "vhostforce", type: "bool", optional: true }, { name: "queues", type: "int", optional: true }, { name: "poll-us", type: "int", optional: true }]
+            members: [{ name: "ifname", type: "str", optional: true }, { name: "fd", type: "str", optional: true }, { name: "fds", type: "str", optional: true }, { name: "script", type: "str", optional: true }, { name: "downscript", type: "str", optional: true }, { name: "br", type: "str", optional: true }, { name: "helper", type: "str", optional: true }, { name: "sndbuf", type: "size", optional: true }, { name: "vnet_hdr", type: "bool", optional: true }, { name: "vhost", type: "bool", optional: true }, { name: "vhostfd", type: "str", optional: true }, { name: "vhostfds", type: "str", optional: true }, { name: "vhostforce", type: "bool", optional: true }, { name: "queues", type: "uint32", optional: true }, { name: "poll-us", type: "uint32", optional: true }]
         },
         NetdevUserOptions: {
             kind: "object",
@@ -1751,7 +1751,7 @@ export const tables: SchemaTables = {
         },
         NetdevVdeOptions: {
             kind: "object",
-            members: [{ name: "sock", type: "str", optional: true }, { name: "port", type: "int", optional: true }, { name: "group", type: "str", optional: true }, { name: "mode", type: "int", optional: true }]
+            members: [{ name: "sock", type: "str", optional: true }, { name: "port", type: "uint16", optional: true }, { name: "group", type: "str", optional: true }, { name: "mode", type: "uint16", optional: true }]
         },
         NetdevVhostUserOptions: {
             kind: "object",
@@ -1787,19 +1787,19 @@ export const tables: SchemaTables = {
         },
         NumaDistOptions: {
             kind: "object",
-            members: [{ name: "src", type: "int" }, { name: "dst", type: "int" }, { name: "val", type: "int" }]
+            members: [{ name: "src", type: "uint16" }, { name: "dst", type: "uint16" }, { name: "val", type: "uint8" }]
         },
         NumaHmatCacheOptions: {
             kind: "object",
-            members: [{ name: "node-id", type: "int" }, { name: "size", type: "int" }, { name: "level", type: "int" }, { name: "associativity", type: "HmatCacheAssociativity" }, { name: "policy", type: "HmatCacheWritePolicy" }, { name: "line", type: "int" }]
+            members: [{ name: "node-id", type: "uint32" }, { name: "size", type: "size" }, { name: "level", type: "uint8" }, { name: "associativity", type: "HmatCacheAssociativity" }, { name: "policy", type: "HmatCacheWritePolicy" }, { name: "line", type: "uint16" }]
         },
         NumaHmatLBOptions: {
             kind: "object",
-            members: [{ name: "initiator", type: "int" }, { name: "target", type: "int" }, { name: "hierarchy", type: "HmatLBMemoryHierarchy" }, { name: "data-type", type: "HmatLBDataType" }, { name: "latency", type: "int", optional: true }, { name: "bandwidth", type: "int", optional: true }]
+            members: [{ name: "initiator", type: "uint16" }, { name: "target", type: "uint16" }, { name: "hierarchy", type: "HmatLBMemoryHierarchy" }, { name: "data-type", type: "HmatLBDataType" }, { name: "latency", type: "uint64", optional: true }, { name: "bandwidth", type: "size", optional: true }]
         },
         NumaNodeOptions: {
             kind: "object",
-            members: [{ name: "nodeid", type: "int", optional: true }, { name: "cpus", type: "[int]", optional: true }, { name: "mem", type: "int", optional: true }, { name: "memdev", type: "str", optional: true }, { name: "initiator", type: "int", optional: true }]
+            members: [{ name: "nodeid", type: "uint16", optional: true }, { name: "cpus", type: "[uint16]", optional: true }, { name: "mem", type: "size", optional: true }, { name: "memdev", type: "str", optional: true }, { name: "initiator", type: "uint16", optional: true }]
         },
         NumaOptions: {
             kind: "object",
@@ -2016,7 +2016,7 @@ export const tables: SchemaTables = {
         },
         Qcow2BitmapInfo: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "granularity", type: "int" }, { name: "flags", type: "[Qcow2BitmapInfoFlags]" }]
+            members: [{ name: "name", type: "str" }, { name: "granularity", type: "uint32" }, { name: "flags", type: "[Qcow2BitmapInfoFlags]" }]
         },
         Qcow2BitmapInfoFlags: {
             kind: "enum",
@@ -2088,11 +2088,11 @@ export const tables: SchemaTables = {
         },
         QueryRockerOfDpaFlowsArguments: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "tbl-id", type: "int", optional: true }]
+            members: [{ name: "name", type: "str" }, { name: "tbl-id", type: "uint32", optional: true }]
         },
         QueryRockerOfDpaGroupsArguments: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "type", type: "int", optional: true }]
+            members: [{ name: "name", type: "str" }, { name: "type", type: "uint8", optional: true }]
         },
         QueryRockerPortsArguments: {
             kind: "object",
@@ -2172,7 +2172,7 @@ export const tables: SchemaTables = {
         },
         RdmaGidStatusChangedEvent: {
             kind: "object",
-            members: [{ name: "netdev", type: "str" }, { name: "gid-status", type: "bool" }, { name: "subnet-prefix", type: "int" }, { name: "interface-id", type: "int" }]
+            members: [{ name: "netdev", type: "str" }, { name: "gid-status", type: "bool" }, { name: "subnet-prefix", type: "uint64" }, { name: "interface-id", type: "uint64" }]
         },
         RebootAction: {
             kind: "enum",
@@ -2236,27 +2236,27 @@ export const tables: SchemaTables = {
         },
         RockerOfDpaFlow: {
             kind: "object",
-            members: [{ name: "cookie", type: "int" }, { name: "hits", type: "int" }, { name: "key", type: "RockerOfDpaFlowKey" }, { name: "mask", type: "RockerOfDpaFlowMask" }, { name: "action", type: "RockerOfDpaFlowAction" }]
+            members: [{ name: "cookie", type: "uint64" }, { name: "hits", type: "uint64" }, { name: "key", type: "RockerOfDpaFlowKey" }, { name: "mask", type: "RockerOfDpaFlowMask" }, { name: "action", type: "RockerOfDpaFlowAction" }]
         },
         RockerOfDpaFlowAction: {
             kind: "object",
-            members: [{ name: "goto-tbl", type: "int", optional: true }, { name: "group-id", type: "int", optional: true }, { name: "tunnel-lport", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "new-vlan-id", type: "int", optional: true }, { name: "out-pport", type: "int", optional: true }]
+            members: [{ name: "goto-tbl", type: "uint32", optional: true }, { name: "group-id", type: "uint32", optional: true }, { name: "tunnel-lport", type: "uint32", optional: true }, { name: "vlan-id", type: "uint16", optional: true }, { name: "new-vlan-id", type: "uint16", optional: true }, { name: "out-pport", type: "uint32", optional: true }]
         },
         RockerOfDpaFlowKey: {
             kind: "object",
-            members: [{ name: "priority", type: "int" }, { name: "tbl-id", type: "int" }, { name: "in-pport", type: "int", optional: true }, { name: "tunnel-id", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "eth-type", type: "int", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "int", optional: true }, { name: "ip-tos", type: "int", optional: true }, { name: "ip-dst", type: "str", optional: true }]
+            members: [{ name: "priority", type: "uint32" }, { name: "tbl-id", type: "uint32" }, { name: "in-pport", type: "uint32", optional: true }, { name: "tunnel-id", type: "uint32", optional: true }, { name: "vlan-id", type: "uint16", optional: true }, { name: "eth-type", type: "uint16", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "uint8", optional: true }, { name: "ip-tos", type: "uint8", optional: true }, { name: "ip-dst", type: "str", optional: true }]
         },
         RockerOfDpaFlowMask: {
             kind: "object",
-            members: [{ name: "in-pport", type: "int", optional: true }, { name: "tunnel-id", type: "int", optional: true }, { name: "vlan-id", type: "int", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "int", optional: true }, { name: "ip-tos", type: "int", optional: true }]
+            members: [{ name: "in-pport", type: "uint32", optional: true }, { name: "tunnel-id", type: "uint32", optional: true }, { name: "vlan-id", type: "uint16", optional: true }, { name: "eth-src", type: "str", optional: true }, { name: "eth-dst", type: "str", optional: true }, { name: "ip-proto", type: "uint8", optional: true }, { name: "ip-tos", type: "uint8", optional: true }]
         },
         RockerOfDpaGroup: {
             kind: "object",
-            members: [{ name: "id", type: "int" }, { name: "type", type: "int" }, { name: "vlan-id", type: "int", optional: true }, { name: "pport", type: "int", optional: true }, { name: "index", type: "int", optional: true }, { name: "out-pport", type: "int", optional: true }, { name: "group-id", type: "int", optional: true }, { name: "set-vlan-id", type: "int", optional: true }, { name: "pop-vlan", type: "int", optional: true }, { name: "group-ids", type: "[int]", optional: true }, { name: "set-eth-src", type: "str", optional: true }, { name: "set-eth-dst", type: "str", optional: true }, { name: "ttl-check", type: "int", optional: true }]
+            members: [{ name: "id", type: "uint32" }, { name: "type", type: "uint8" }, { name: "vlan-id", type: "uint16", optional: true }, { name: "pport", type: "uint32", optional: true }, { name: "index", type: "uint32", optional: true }, { name: "out-pport", type: "uint32", optional: true }, { name: "group-id", type: "uint32", optional: true }, { name: "set-vlan-id", type: "uint16", optional: true }, { name: "pop-vlan", type: "uint8", optional: true }, { name: "group-ids", type: "[uint32]", optional: true }, { name: "set-eth-src", type: "str", optional: true }, { name: "set-eth-dst", type: "str", optional: true }, { name: "ttl-check", type: "uint8", optional: true }]
         },
         RockerPort: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "enabled", type: "bool" }, { name: "link-up", type: "bool" }, { name: "speed", type: "int" }, { name: "duplex", type: "RockerPortDuplex" }, { name: "autoneg", type: "RockerPortAutoneg" }]
+            members: [{ name: "name", type: "str" }, { name: "enabled", type: "bool" }, { name: "link-up", type: "bool" }, { name: "speed", type: "uint32" }, { name: "duplex", type: "RockerPortDuplex" }, { name: "autoneg", type: "RockerPortAutoneg" }]
         },
         RockerPortAutoneg: {
             kind: "enum",
@@ -2268,7 +2268,7 @@ export const tables: SchemaTables = {
         },
         RockerSwitch: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "id", type: "int" }, { name: "ports", type: "int" }]
+            members: [{ name: "name", type: "str" }, { name: "id", type: "uint64" }, { name: "ports", type: "uint32" }]
         },
         RtcChangeEvent: {
             kind: "object",
@@ -2292,11 +2292,11 @@ export const tables: SchemaTables = {
         },
         SGXEPCSection: {
             kind: "object",
-            members: [{ name: "node", type: "int" }, { name: "size", type: "int" }]
+            members: [{ name: "node", type: "int" }, { name: "size", type: "uint64" }]
         },
         SGXInfo: {
             kind: "object",
-            members: [{ name: "sgx", type: "bool" }, { name: "sgx1", type: "bool" }, { name: "sgx2", type: "bool" }, { name: "flc", type: "bool" }, { name: "section-size", type: "int", features: ["deprecated"] }, { name: "sections", type: "[SGXEPCSection]" }]
+            members: [{ name: "sgx", type: "bool" }, { name: "sgx1", type: "bool" }, { name: "sgx2", type: "bool" }, { name: "flc", type: "bool" }, { name: "section-size", type: "uint64", features: ["deprecated"] }, { name: "sections", type: "[SGXEPCSection]" }]
         },
         SchemaInfo: {
             kind: "object",
@@ -2362,7 +2362,7 @@ export const tables: SchemaTables = {
         },
         SecretKeyringProperties: {
             kind: "object",
-            members: [{ name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "format", type: "QCryptoSecretFormat", optional: true }, { name: "keyid", type: "str", optional: true }, { name: "iv", type: "str", optional: true }, { name: "serial", type: "int" }]
+            members: [{ name: "loaded", type: "bool", optional: true, features: ["deprecated"] }, { name: "format", type: "QCryptoSecretFormat", optional: true }, { name: "keyid", type: "str", optional: true }, { name: "iv", type: "str", optional: true }, { name: "serial", type: "int32" }]
         },
         SecretProperties: {
             kind: "object",
@@ -2400,7 +2400,7 @@ export const tables: SchemaTables = {
         },
         SetVcpuDirtyLimitArguments: {
             kind: "object",
-            members: [{ name: "cpu-index", type: "int", optional: true }, { name: "dirty-rate", type: "int" }]
+            members: [{ name: "cpu-index", type: "int", optional: true }, { name: "dirty-rate", type: "uint64" }]
         },
         SevAttestationReport: {
             kind: "object",
@@ -2412,15 +2412,15 @@ export const tables: SchemaTables = {
         },
         SevGuestProperties: {
             kind: "object",
-            members: [{ name: "sev-device", type: "str", optional: true }, { name: "dh-cert-file", type: "str", optional: true }, { name: "session-file", type: "str", optional: true }, { name: "policy", type: "int", optional: true }, { name: "handle", type: "int", optional: true }, { name: "cbitpos", type: "int", optional: true }, { name: "reduced-phys-bits", type: "int" }, { name: "kernel-hashes", type: "bool", optional: true }]
+            members: [{ name: "sev-device", type: "str", optional: true }, { name: "dh-cert-file", type: "str", optional: true }, { name: "session-file", type: "str", optional: true }, { name: "policy", type: "uint32", optional: true }, { name: "handle", type: "uint32", optional: true }, { name: "cbitpos", type: "uint32", optional: true }, { name: "reduced-phys-bits", type: "uint32" }, { name: "kernel-hashes", type: "bool", optional: true }]
         },
         SevInfo: {
             kind: "object",
-            members: [{ name: "enabled", type: "bool" }, { name: "api-major", type: "int" }, { name: "api-minor", type: "int" }, { name: "build-id", type: "int" }, { name: "policy", type: "int" }, { name: "state", type: "SevState" }, { name: "handle", type: "int" }]
+            members: [{ name: "enabled", type: "bool" }, { name: "api-major", type: "uint8" }, { name: "api-minor", type: "uint8" }, { name: "build-id", type: "uint8" }, { name: "policy", type: "uint32" }, { name: "state", type: "SevState" }, { name: "handle", type: "uint32" }]
         },
         SevInjectLaunchSecretArguments: {
             kind: "object",
-            members: [{ name: "packet-header", type: "str" }, { name: "secret", type: "str" }, { name: "gpa", type: "int", optional: true }]
+            members: [{ name: "packet-header", type: "str" }, { name: "secret", type: "str" }, { name: "gpa", type: "uint64", optional: true }]
         },
         SevLaunchMeasureInfo: {
             kind: "object",
@@ -2432,7 +2432,7 @@ export const tables: SchemaTables = {
         },
         SgxEPCDeviceInfo: {
             kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "size", type: "int" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }]
+            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "size" }, { name: "size", type: "size" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }]
         },
         SgxEPCDeviceInfoWrapper: {
             kind: "object",
@@ -2576,7 +2576,7 @@ export const tables: SchemaTables = {
         },
         StatsSchemaValue: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "type", type: "StatsType" }, { name: "unit", type: "StatsUnit", optional: true }, { name: "base", type: "int", optional: true }, { name: "exponent", type: "int" }, { name: "bucket-size", type: "int", optional: true }]
+            members: [{ name: "name", type: "str" }, { name: "type", type: "StatsType" }, { name: "unit", type: "StatsUnit", optional: true }, { name: "base", type: "int8", optional: true }, { name: "exponent", type: "int16" }, { name: "bucket-size", type: "uint32", optional: true }]
         },
         StatsTarget: {
             kind: "enum",
@@ -2644,7 +2644,7 @@ export const tables: SchemaTables = {
         },
         ThreadContextProperties: {
             kind: "object",
-            members: [{ name: "cpu-affinity", type: "[int]", optional: true }, { name: "node-affinity", type: "[int]", optional: true }]
+            members: [{ name: "cpu-affinity", type: "[uint16]", optional: true }, { name: "node-affinity", type: "[uint16]", optional: true }]
         },
         ThrottleGroupProperties: {
             kind: "object",
@@ -2765,27 +2765,27 @@ export const tables: SchemaTables = {
         },
         VhostDeviceProtocols: {
             kind: "object",
-            members: [{ name: "protocols", type: "[str]" }, { name: "unknown-protocols", type: "int", optional: true }]
+            members: [{ name: "protocols", type: "[str]" }, { name: "unknown-protocols", type: "uint64", optional: true }]
         },
         VhostStatus: {
             kind: "object",
-            members: [{ name: "n-mem-sections", type: "int" }, { name: "n-tmp-sections", type: "int" }, { name: "nvqs", type: "int" }, { name: "vq-index", type: "int" }, { name: "features", type: "VirtioDeviceFeatures" }, { name: "acked-features", type: "VirtioDeviceFeatures" }, { name: "backend-features", type: "VirtioDeviceFeatures" }, { name: "protocol-features", type: "VhostDeviceProtocols" }, { name: "max-queues", type: "int" }, { name: "backend-cap", type: "int" }, { name: "log-enabled", type: "bool" }, { name: "log-size", type: "int" }]
+            members: [{ name: "n-mem-sections", type: "int" }, { name: "n-tmp-sections", type: "int" }, { name: "nvqs", type: "uint32" }, { name: "vq-index", type: "int" }, { name: "features", type: "VirtioDeviceFeatures" }, { name: "acked-features", type: "VirtioDeviceFeatures" }, { name: "backend-features", type: "VirtioDeviceFeatures" }, { name: "protocol-features", type: "VhostDeviceProtocols" }, { name: "max-queues", type: "uint64" }, { name: "backend-cap", type: "uint64" }, { name: "log-enabled", type: "bool" }, { name: "log-size", type: "uint64" }]
         },
         VirtQueueStatus: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "queue-index", type: "int" }, { name: "inuse", type: "int" }, { name: "vring-num", type: "int" }, { name: "vring-num-default", type: "int" }, { name: "vring-align", type: "int" }, { name: "vring-desc", type: "int" }, { name: "vring-avail", type: "int" }, { name: "vring-used", type: "int" }, { name: "last-avail-idx", type: "int", optional: true }, { name: "shadow-avail-idx", type: "int", optional: true }, { name: "used-idx", type: "int" }, { name: "signalled-used", type: "int" }, { name: "signalled-used-valid", type: "bool" }]
+            members: [{ name: "name", type: "str" }, { name: "queue-index", type: "uint16" }, { name: "inuse", type: "uint32" }, { name: "vring-num", type: "uint32" }, { name: "vring-num-default", type: "uint32" }, { name: "vring-align", type: "uint32" }, { name: "vring-desc", type: "uint64" }, { name: "vring-avail", type: "uint64" }, { name: "vring-used", type: "uint64" }, { name: "last-avail-idx", type: "uint16", optional: true }, { name: "shadow-avail-idx", type: "uint16", optional: true }, { name: "used-idx", type: "uint16" }, { name: "signalled-used", type: "uint16" }, { name: "signalled-used-valid", type: "bool" }]
         },
         VirtVhostQueueStatus: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "kick", type: "int" }, { name: "call", type: "int" }, { name: "desc", type: "int" }, { name: "avail", type: "int" }, { name: "used", type: "int" }, { name: "num", type: "int" }, { name: "desc-phys", type: "int" }, { name: "desc-size", type: "int" }, { name: "avail-phys", type: "int" }, { name: "avail-size", type: "int" }, { name: "used-phys", type: "int" }, { name: "used-size", type: "int" }]
+            members: [{ name: "name", type: "str" }, { name: "kick", type: "int" }, { name: "call", type: "int" }, { name: "desc", type: "uint64" }, { name: "avail", type: "uint64" }, { name: "used", type: "uint64" }, { name: "num", type: "int" }, { name: "desc-phys", type: "uint64" }, { name: "desc-size", type: "uint32" }, { name: "avail-phys", type: "uint64" }, { name: "avail-size", type: "uint32" }, { name: "used-phys", type: "uint64" }, { name: "used-size", type: "uint32" }]
         },
         VirtioDeviceFeatures: {
             kind: "object",
-            members: [{ name: "transports", type: "[str]" }, { name: "dev-features", type: "[str]", optional: true }, { name: "unknown-dev-features", type: "int", optional: true }]
+            members: [{ name: "transports", type: "[str]" }, { name: "dev-features", type: "[str]", optional: true }, { name: "unknown-dev-features", type: "uint64", optional: true }]
         },
         VirtioDeviceStatus: {
             kind: "object",
-            members: [{ name: "statuses", type: "[str]" }, { name: "unknown-statuses", type: "int", optional: true }]
+            members: [{ name: "statuses", type: "[str]" }, { name: "unknown-statuses", type: "uint8", optional: true }]
         },
         VirtioInfo: {
             kind: "object",
@@ -2793,7 +2793,7 @@ export const tables: SchemaTables = {
         },
         VirtioMEMDeviceInfo: {
             kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "requested-size", type: "int" }, { name: "size", type: "int" }, { name: "max-size", type: "int" }, { name: "block-size", type: "int" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }]
+            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "size" }, { name: "requested-size", type: "size" }, { name: "size", type: "size" }, { name: "max-size", type: "size" }, { name: "block-size", type: "size" }, { name: "node", type: "int" }, { name: "memdev", type: "str" }]
         },
         VirtioMEMDeviceInfoWrapper: {
             kind: "object",
@@ -2801,7 +2801,7 @@ export const tables: SchemaTables = {
         },
         VirtioPMEMDeviceInfo: {
             kind: "object",
-            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "int" }, { name: "size", type: "int" }, { name: "memdev", type: "str" }]
+            members: [{ name: "id", type: "str", optional: true }, { name: "memaddr", type: "size" }, { name: "size", type: "size" }, { name: "memdev", type: "str" }]
         },
         VirtioPMEMDeviceInfoWrapper: {
             kind: "object",
@@ -2809,23 +2809,23 @@ export const tables: SchemaTables = {
         },
         VirtioQueueElement: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "index", type: "int" }, { name: "descs", type: "[VirtioRingDesc]" }, { name: "avail", type: "VirtioRingAvail" }, { name: "used", type: "VirtioRingUsed" }]
+            members: [{ name: "name", type: "str" }, { name: "index", type: "uint32" }, { name: "descs", type: "[VirtioRingDesc]" }, { name: "avail", type: "VirtioRingAvail" }, { name: "used", type: "VirtioRingUsed" }]
         },
         VirtioRingAvail: {
             kind: "object",
-            members: [{ name: "flags", type: "int" }, { name: "idx", type: "int" }, { name: "ring", type: "int" }]
+            members: [{ name: "flags", type: "uint16" }, { name: "idx", type: "uint16" }, { name: "ring", type: "uint16" }]
         },
         VirtioRingDesc: {
             kind: "object",
-            members: [{ name: "addr", type: "int" }, { name: "len", type: "int" }, { name: "flags", type: "[str]" }]
+            members: [{ name: "addr", type: "uint64" }, { name: "len", type: "uint32" }, { name: "flags", type: "[str]" }]
         },
         VirtioRingUsed: {
             kind: "object",
-            members: [{ name: "flags", type: "int" }, { name: "idx", type: "int" }]
+            members: [{ name: "flags", type: "uint16" }, { name: "idx", type: "uint16" }]
         },
         VirtioStatus: {
             kind: "object",
-            members: [{ name: "name", type: "str" }, { name: "device-id", type: "int" }, { name: "vhost-started", type: "bool" }, { name: "device-endian", type: "str" }, { name: "guest-features", type: "VirtioDeviceFeatures" }, { name: "host-features", type: "VirtioDeviceFeatures" }, { name: "backend-features", type: "VirtioDeviceFeatures" }, { name: "num-vqs", type: "int" }, { name: "status", type: "VirtioDeviceStatus" }, { name: "isr", type: "int" }, { name: "queue-sel", type: "int" }, { name: "vm-running", type: "bool" }, { name: "broken", type: "bool" }, { name: "disabled", type: "bool" }, { name: "use-started", type: "bool" }, { name: "started", type: "bool" }, { name: "start-on-kick", type: "bool" }, { name: "disable-legacy-check", type: "bool" }, { name: "bus-name", type: "str" }, { name: "use-guest-notifier-mask", type: "bool" }, { name: "vhost-dev", type: "VhostStatus", optional: true }]
+            members: [{ name: "name", type: "str" }, { name: "device-id", type: "uint16" }, { name: "vhost-started", type: "bool" }, { name: "device-endian", type: "str" }, { name: "guest-features", type: "VirtioDeviceFeatures" }, { name: "host-features", type: "VirtioDeviceFeatures" }, { name: "backend-features", type: "VirtioDeviceFeatures" }, { name: "num-vqs", type: "int" }, { name: "status", type: "VirtioDeviceStatus" }, { name: "isr", type: "uint8" }, { name: "queue-sel", type: "uint16" }, { name: "vm-running", type: "bool" }, { name: "broken", type: "bool" }, { name: "disabled", type: "bool" }, { name: "use-started", type: "bool" }, { name: "started", type: "bool" }, { name: "start-on-kick", type: "bool" }, { name: "disable-legacy-check", type: "bool" }, { name: "bus-name", type: "str" }, { name: "use-guest-notifier-mask", type: "bool" }, { name: "vhost-dev", type: "VhostStatus", optional: true }]
         },
         VncBasicInfo: {
             kind: "object",
@@ -2897,7 +2897,7 @@ export const tables: SchemaTables = {
         },
         XBZRLECacheStats: {
             kind: "object",
-            members: [{ name: "cache-size", type: "int" }, { name: "bytes", type: "int" }, { name: "pages", type: "int" }, { name: "cache-miss", type: "int" }, { name: "cache-miss-rate", type: "number" }, { name: "encoding-rate", type: "number" }, { name: "overflow", type: "int" }]
+            members: [{ name: "cache-size", type: "size" }, { name: "bytes", type: "int" }, { name: "pages", type: "int" }, { name: "cache-miss", type: "int" }, { name: "cache-miss-rate", type: "number" }, { name: "encoding-rate", type: "number" }, { name: "overflow", type: "int" }]
         },
         XBlockdevAmendArguments: {
             kind: "object",
@@ -2917,11 +2917,11 @@ export const tables: SchemaTables = {
         },
         XDbgBlockGraphEdge: {
             kind: "object",
-            members: [{ name: "parent", type: "int" }, { name: "child", type: "int" }, { name: "name", type: "str" }, { name: "perm", type: "[BlockPermission]" }, { name: "shared-perm", type: "[BlockPermission]" }]
+            members: [{ name: "parent", type: "uint64" }, { name: "child", type: "uint64" }, { name: "name", type: "str" }, { name: "perm", type: "[BlockPermission]" }, { name: "shared-perm", type: "[BlockPermission]" }]
         },
         XDbgBlockGraphNode: {
             kind: "object",
-            members: [{ name: "id", type: "int" }, { name: "type", type: "XDbgBlockGraphNodeType" }, { name: "name", type: "str" }]
+            members: [{ name: "id", type: "uint64" }, { name: "type", type: "XDbgBlockGraphNodeType" }, { name: "name", type: "str" }]
         },
         XDbgBlockGraphNodeType: {
             kind: "enum",
@@ -2929,11 +2929,11 @@ export const tables: SchemaTables = {
         },
         XQueryVirtioQueueElementArguments: {
             kind: "object",
-            members: [{ name: "path", type: "str" }, { name: "queue", type: "int" }, { name: "index", type: "int", optional: true }]
+            members: [{ name: "path", type: "str" }, { name: "queue", type: "uint16" }, { name: "index", type: "uint16", optional: true }]
         },
         XQueryVirtioQueueStatusArguments: {
             kind: "object",
-            members: [{ name: "path", type: "str" }, { name: "queue", type: "int" }]
+            members: [{ name: "path", type: "str" }, { name: "queue", type: "uint16" }]
         },
         XQueryVirtioStatusArguments: {
             kind: "object",
@@ -2941,7 +2941,7 @@ export const tables: SchemaTables = {
         },
         XQueryVirtioVhostQueueStatusArguments: {
             kind: "object",
-            members: [{ name: "path", type: "str" }, { name: "queue", type: "int" }]
+            members: [{ name: "path", type: "str" }, { name: "queue", type: "uint16" }]
         },
         XenLoadDevicesStateArguments: {
             kind: "object",
