@@ -151,6 +151,31 @@ function usersOf(config: VmConfig, node: string): string[] {
     .map((b) => b['node-name']);
 }
 
+/** `config` with `nodes` (and their `file` children) marked `read-only`. */
+function readOnly(config: VmConfig, nodes: ReadonlySet<string>): VmConfig {
+  const files = new Set<string>();
+  for (const b of config.blockdevs ?? []) {
+    const file = (b as BlockNode & { file?: unknown }).file;
+    if (nodes.has(b['node-name']) && typeof file === 'string') files.add(file);
+  }
+  return {
+    ...config,
+    blockdevs: (config.blockdevs ?? []).map((b) =>
+      nodes.has(b['node-name']) || files.has(b['node-name'])
+        ? ({ ...b, 'read-only': true } as BlockNode)
+        : b,
+    ),
+  };
+}
+
+/** Every node of the backing chains below `layers` (the layers included). */
+function chainNodes(config: VmConfig, layers: readonly string[]): Set<string> {
+  const graph = blockGraph(config);
+  const out = new Set<string>();
+  for (const l of layers) for (const n of graph.chain(l)) out.add(n);
+  return out;
+}
+
 function recordConfig(record: SnapshotRecord): VmConfig {
   return fromDocument(record.config, { validate: false });
 }
@@ -345,6 +370,9 @@ export class ExternalStrategy extends BaseStrategy {
       }
 
       ctx.phase('commit');
+      // The frozen layers were the VM's writable active layers: reopen them read-only so
+      // their files carry no write lock (offline merges of other images need to read them).
+      await this.#freeze(qmp, layers);
       const parent = this.store.byId(this.store.manifest.current)?.name ?? null;
       const record: SnapshotRecord = {
         id,
@@ -388,6 +416,18 @@ export class ExternalStrategy extends BaseStrategy {
         bytesWritten: result.bytes,
       };
     });
+  }
+
+  /** `blockdev-reopen` of `layers` with `read-only: true`, and the model with them. */
+  async #freeze(qmp: MachineQmp, layers: readonly string[]): Promise<void> {
+    const config = this.machine.config;
+    const frozen = readOnly(config, new Set(layers));
+    for (const layer of layers) {
+      const node = (frozen.blockdevs ?? []).find((b) => b['node-name'] === layer);
+      if (node === undefined) continue;
+      await qmp.execute('blockdev-reopen', { options: [node] } as never);
+    }
+    await this.machine.adopt(frozen);
   }
 
   /** Runs the outgoing migration into the sink; resolves at MIGRATION `completed`. */
@@ -551,7 +591,8 @@ export class ExternalStrategy extends BaseStrategy {
       const id = newId();
       const layers = blockGraph(saved).writableActiveLayers();
       const overlays = await this.#createOverlays(saved, layers, id, new Map());
-      let config = saved;
+      // The snapshot's layers are never written again: open them read-only.
+      let config = readOnly(saved, chainNodes(saved, layers));
       for (const o of overlays)
         config = insertOverlay(config, {
           target: { node: o.target },

@@ -126,7 +126,13 @@ export class Snapshots implements SnapshotStrategy {
   }
 
   load(name: string, options?: LoadOptions): SnapshotTask<LoadResult> {
-    return this.#of(name).load(name, options);
+    let strategy: SnapshotStrategy;
+    try {
+      strategy = this.#of(name);
+    } catch (error) {
+      return startTask(name, options ?? {}, () => Promise.reject(error));
+    }
+    return strategy.load(name, options);
   }
 
   delete(name: string, options?: DeleteOptions): Promise<DeleteResult> {
