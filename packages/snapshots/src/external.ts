@@ -352,6 +352,8 @@ export class ExternalStrategy extends BaseStrategy {
           left(),
           () => new SnapshotTimeoutError(name, 'save', timeout),
         );
+        if (ctx.signal.aborted) await rm(statePath, { force: true });
+        ctx.checkAborted();
         ctx.phase('saved');
         if (live)
           await qmp.execute('migrate-set-capabilities', {
@@ -499,8 +501,10 @@ export class ExternalStrategy extends BaseStrategy {
       settle(new SnapshotTimeoutError(name, 'save', left()));
     }, left());
     try {
+      ctx.checkAborted();
       await qmp.execute('migrate', { uri: sink.uri });
       await finished;
+      ctx.checkAborted();
       ctx.bytes(sink.bytes, total);
       return resumeMs !== undefined ? { resumeMs } : {};
     } catch (error) {

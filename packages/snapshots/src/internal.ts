@@ -148,11 +148,22 @@ abstract class InternalStrategy extends BaseStrategy {
         ctx.phase('resume');
         if (wasRunning) resumeMs = await resume(qmp, timeout);
       } catch (error) {
-        if (wasRunning && this.machine.status === 'running' && resumeMs === undefined)
-          await resume(qmp, timeout).catch(() => {});
-        await this.store
-          .update((m) => ({ ...m, pending: m.pending.filter((p) => p.id !== id) }))
-          .catch(() => {});
+        const alive =
+          this.machine.status === 'running' &&
+          (await qmp.execute('query-status').then(
+            () => true,
+            () => false,
+          ));
+        if (alive) {
+          // QEMU is still there: remove a tag the failed save may have left, then resume.
+          const tags = await imageTags(qmp).catch(() => new Map<string, unknown>());
+          if (tags.has(tag)) await this.deleteTag(tag, undefined, timeout).catch(() => {});
+          if (wasRunning && resumeMs === undefined) await resume(qmp, timeout).catch(() => {});
+          await this.store
+            .update((m) => ({ ...m, pending: m.pending.filter((p) => p.id !== id) }))
+            .catch(() => {});
+        }
+        // Otherwise the pending entry stays: the next open removes the tag offline.
         throw this.#translate(error, name, ctx, timeout);
       }
       ctx.phase('commit');
@@ -300,12 +311,16 @@ abstract class InternalStrategy extends BaseStrategy {
     const removed: string[] = [];
     for (const tag of tags.keys()) {
       if (known.has(tag) || !(candidates.includes(tag) || isOurTag(tag))) continue;
-      await hmpChecked(
-        this.machine.qmp,
-        `delvm ${tag}`,
-        { strategy: this.kind, operation: 'delete' },
-        defaultTimeout(this.machine.config.memory.size),
-      );
+      // Through the job (its device list leaves raw disks out, which HMP delvm cannot);
+      // best effort: a tag that stays is only wasted space, never a wrong snapshot.
+      const devices = blockGraph(this.machine.config).snapshottableNodes();
+      const ok = await this.machine.qmp
+        .runJob('snapshot-delete', { tag, devices }, { timeout: 60_000 })
+        .then(
+          () => true,
+          () => false,
+        );
+      if (!ok) continue;
       removed.push(tag);
     }
     return removed;
