@@ -571,7 +571,7 @@ export class ExternalStrategy extends BaseStrategy {
 
       // Everything is verified before the running VM is touched.
       ctx.phase('verify', state.bytes);
-      const verified = await verifyStateFile(name, state.path, state, options.verify ?? 'auto', {
+      const verified = await verifyStateFile(name, state.path, state, options.verify ?? 'full', {
         onBytes: (b) => ctx.bytes(b, state.bytes),
         signal: ctx.signal,
       }).catch((error: unknown) => {
