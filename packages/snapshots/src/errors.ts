@@ -1,0 +1,238 @@
+/**
+ * Error classes of `@qmpkit/snapshots`. Each has a literal `name`, the fields a caller can
+ * act on, and `cause` where there is one; the `is…` guards check `name`, so errors from a
+ * second copy of the package are recognised too.
+ */
+import type { StrategyKind } from './types.js';
+
+function hasName(value: unknown, name: string): boolean {
+  return typeof value === 'object' && value !== null && (value as { name?: unknown }).name === name;
+}
+
+/** No snapshot of that name in the store (or, for internal ones, in the image). */
+export class SnapshotNotFoundError extends Error {
+  override readonly name = 'SnapshotNotFoundError' as const;
+  readonly snapshot: string;
+  /** Names that do exist, to help with typos. */
+  readonly known: readonly string[];
+  constructor(snapshot: string, known: readonly string[], detail?: string) {
+    super(
+      `no snapshot '${snapshot}'${detail ? ` (${detail})` : ''}; known: ${known.length > 0 ? known.join(', ') : 'none'}`,
+    );
+    this.snapshot = snapshot;
+    this.known = known;
+  }
+}
+
+/** A snapshot of that name exists already and `overwrite` was not given. */
+export class SnapshotExistsError extends Error {
+  override readonly name = 'SnapshotExistsError' as const;
+  readonly snapshot: string;
+  /** Where it was found: the store's manifest, or the disk image (an internal tag). */
+  readonly where: 'store' | 'image';
+  constructor(snapshot: string, where: 'store' | 'image') {
+    super(
+      where === 'store'
+        ? `snapshot '${snapshot}' exists already; pass overwrite: true to replace it`
+        : `an internal snapshot tag '${snapshot}' exists in the disk image (not made by this store); pass overwrite: true to replace it`,
+    );
+    this.snapshot = snapshot;
+    this.where = where;
+  }
+}
+
+/** What about a snapshot does not fit the VM it is loaded into. */
+export type MismatchField = 'machine-type' | 'device-config' | 'memory' | 'qemu-version';
+
+/**
+ * The snapshot was taken on a different machine type or device configuration than the VM
+ * has now. Migration streams only load into an identical machine, so `load` refuses.
+ */
+export class SnapshotMismatchError extends Error {
+  override readonly name = 'SnapshotMismatchError' as const;
+  readonly snapshot: string;
+  readonly field: MismatchField;
+  readonly expected: string;
+  readonly actual: string;
+  constructor(snapshot: string, field: MismatchField, expected: string, actual: string) {
+    super(
+      `snapshot '${snapshot}' does not fit this VM: ${field} of the snapshot is ${expected}, the VM has ${actual}`,
+    );
+    this.snapshot = snapshot;
+    this.field = field;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+export type StateFileProblem =
+  | 'missing'
+  | 'size'
+  | 'checksum'
+  | 'magic'
+  | 'version'
+  | 'layer-missing'
+  | 'unreadable';
+
+/**
+ * A state file (or an overlay layer) of an external snapshot failed verification before
+ * anything was touched: the running VM is unchanged.
+ */
+export class SnapshotIntegrityError extends Error {
+  override readonly name = 'SnapshotIntegrityError' as const;
+  readonly snapshot: string;
+  readonly file: string;
+  readonly problem: StateFileProblem;
+  readonly expected: string | undefined;
+  readonly actual: string | undefined;
+  constructor(
+    snapshot: string,
+    file: string,
+    problem: StateFileProblem,
+    detail: { expected?: string; actual?: string; message: string },
+    options?: { cause?: unknown },
+  ) {
+    super(`snapshot '${snapshot}': ${file}: ${detail.message}`, options);
+    this.snapshot = snapshot;
+    this.file = file;
+    this.problem = problem;
+    this.expected = detail.expected;
+    this.actual = detail.actual;
+  }
+}
+
+/**
+ * QEMU refused a snapshot operation. `desc` is QEMU's own text: an HMP `Error: …` string
+ * (which QMP reports as a successful reply), a job's `query-jobs[].error`, a QMP error or a
+ * MIGRATION `failed` status with `query-migrate`'s `error-desc`.
+ */
+export class SnapshotQemuError extends Error {
+  override readonly name = 'SnapshotQemuError' as const;
+  readonly strategy: StrategyKind;
+  readonly operation: 'save' | 'load' | 'delete' | 'list';
+  /** The command that failed (`savevm`, `snapshot-save`, `migrate`, …). */
+  readonly command: string;
+  readonly desc: string;
+  constructor(
+    init: {
+      strategy: StrategyKind;
+      operation: 'save' | 'load' | 'delete' | 'list';
+      command: string;
+      desc: string;
+    },
+    options?: { cause?: unknown },
+  ) {
+    super(`${init.strategy} ${init.operation}: ${init.command}: ${init.desc}`, options);
+    this.strategy = init.strategy;
+    this.operation = init.operation;
+    this.command = init.command;
+    this.desc = init.desc;
+  }
+}
+
+/**
+ * The destination QEMU of an external restore failed (QEMU 7.2 reports a failed incoming
+ * migration only on its stderr and with exit code 1). The machine is stopped afterwards.
+ */
+export class SnapshotRestoreError extends Error {
+  override readonly name = 'SnapshotRestoreError' as const;
+  readonly snapshot: string;
+  readonly reason: 'failed' | 'exited' | 'timeout';
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** The tail of the destination QEMU's stderr. */
+  readonly stderr: string;
+  constructor(
+    snapshot: string,
+    reason: 'failed' | 'exited' | 'timeout',
+    fields: { exitCode: number | null; signal: string | null; stderr: string; detail: string },
+    options?: { cause?: unknown },
+  ) {
+    const tail =
+      fields.stderr.trim() === ''
+        ? ''
+        : `\nQEMU's stderr:\n${fields.stderr
+            .trimEnd()
+            .split('\n')
+            .map((l) => `  ${l}`)
+            .join('\n')}`;
+    super(`restoring '${snapshot}': ${fields.detail}${tail}`, options);
+    this.snapshot = snapshot;
+    this.reason = reason;
+    this.exitCode = fields.exitCode;
+    this.signal = fields.signal;
+    this.stderr = fields.stderr;
+  }
+}
+
+/** The strategy cannot work with this VM (the reasons say why), or the snapshot is another strategy's. */
+export class SnapshotUnsupportedError extends Error {
+  override readonly name = 'SnapshotUnsupportedError' as const;
+  readonly strategy: StrategyKind;
+  readonly reasons: readonly string[];
+  constructor(strategy: StrategyKind, reasons: readonly string[]) {
+    super(`${strategy}: ${reasons.join('; ')}`);
+    this.strategy = strategy;
+    this.reasons = reasons;
+  }
+}
+
+/** The operation was aborted through its `AbortSignal` (or `task.abort()`). */
+export class SnapshotAbortedError extends Error {
+  override readonly name = 'SnapshotAbortedError' as const;
+  readonly snapshot: string;
+  /** The phase that was running. */
+  readonly phase: string;
+  constructor(snapshot: string, phase: string, options?: { cause?: unknown }) {
+    super(`snapshot '${snapshot}': aborted during ${phase}`, options);
+    this.snapshot = snapshot;
+    this.phase = phase;
+  }
+}
+
+/** An operation did not finish within its deadline (which scales with the VM's RAM). */
+export class SnapshotTimeoutError extends Error {
+  override readonly name = 'SnapshotTimeoutError' as const;
+  readonly snapshot: string;
+  readonly phase: string;
+  readonly timeoutMs: number;
+  constructor(snapshot: string, phase: string, timeoutMs: number) {
+    super(`snapshot '${snapshot}': ${phase} did not finish within ${timeoutMs} ms`);
+    this.snapshot = snapshot;
+    this.phase = phase;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The store's manifest is unreadable or not ours, or a store file could not be written. */
+export class SnapshotStoreError extends Error {
+  override readonly name = 'SnapshotStoreError' as const;
+  readonly path: string;
+  readonly problem: string;
+  constructor(path: string, problem: string, options?: { cause?: unknown }) {
+    super(`${path}: ${problem}`, options);
+    this.path = path;
+    this.problem = problem;
+  }
+}
+
+export const isSnapshotNotFoundError = (e: unknown): e is SnapshotNotFoundError =>
+  hasName(e, 'SnapshotNotFoundError');
+export const isSnapshotExistsError = (e: unknown): e is SnapshotExistsError =>
+  hasName(e, 'SnapshotExistsError');
+export const isSnapshotMismatchError = (e: unknown): e is SnapshotMismatchError =>
+  hasName(e, 'SnapshotMismatchError');
+export const isSnapshotIntegrityError = (e: unknown): e is SnapshotIntegrityError =>
+  hasName(e, 'SnapshotIntegrityError');
+export const isSnapshotQemuError = (e: unknown): e is SnapshotQemuError =>
+  hasName(e, 'SnapshotQemuError');
+export const isSnapshotRestoreError = (e: unknown): e is SnapshotRestoreError =>
+  hasName(e, 'SnapshotRestoreError');
+export const isSnapshotUnsupportedError = (e: unknown): e is SnapshotUnsupportedError =>
+  hasName(e, 'SnapshotUnsupportedError');
+export const isSnapshotAbortedError = (e: unknown): e is SnapshotAbortedError =>
+  hasName(e, 'SnapshotAbortedError');
+export const isSnapshotTimeoutError = (e: unknown): e is SnapshotTimeoutError =>
+  hasName(e, 'SnapshotTimeoutError');
+export const isSnapshotStoreError = (e: unknown): e is SnapshotStoreError =>
+  hasName(e, 'SnapshotStoreError');

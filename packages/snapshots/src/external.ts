@@ -1,0 +1,853 @@
+/**
+ * External snapshots: the disks are frozen under fresh qcow2 overlays (switched in one
+ * `transaction` of `blockdev-snapshot` actions) and RAM + device state is written with the
+ * migration protocol into a state file in the store.
+ *
+ * Save: overlays are created (`qemu-img create -u`, argument array) and added
+ * (`blockdev-add`, `backing: null`) *before* the pause; then stop → transaction → model
+ * update (`machine.adopt`) → `migrate uri=unix:` into the transport's stream sink (fsync,
+ * byte count and SHA-256 on the fly) → `cont` → manifest commit. With `live`, the
+ * `background-snapshot` capability lets QEMU resume the guest itself right after the device
+ * state is written, while RAM is copied on write-faults.
+ *
+ * Load: the state file is verified (size, `QEVM` v3, SHA-256) before anything is touched,
+ * then QEMU is restarted on the snapshot's configuration with a fresh overlay above each
+ * frozen layer (so the snapshot stays reusable), `-incoming defer`, and fed the file as an
+ * inherited fd (`migrate-incoming uri=fd:N`) under a deadline; a failure carries the
+ * destination's stderr and exit code.
+ *
+ * Delete: removes the state file; a layer other images still build on is merged into them
+ * first (`block-stream` for images the running VM uses, `qemu-img rebase` for the others),
+ * so every remaining chain stays valid.
+ */
+import { spawn } from 'node:child_process';
+import { rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  type BlockNode,
+  blockGraph,
+  fromDocument,
+  insertOverlay,
+  toDocument,
+  type VmConfig,
+} from '@qmpkit/devices';
+import type { MachineQmp } from '@qmpkit/machine';
+import { isQmpJobError } from '@qmpkit/transport';
+import { createStreamSink } from '@qmpkit/transport/fd';
+import { BaseStrategy, toInfo, withoutSnapshot } from './base.js';
+import {
+  isSnapshotAbortedError,
+  SnapshotAbortedError,
+  SnapshotExistsError,
+  SnapshotIntegrityError,
+  SnapshotQemuError,
+  SnapshotRestoreError,
+  SnapshotTimeoutError,
+  SnapshotUnsupportedError,
+} from './errors.js';
+import { verifyStateFile } from './statefile.js';
+import { configFiles } from './store.js';
+import { startTask, type TaskContext } from './task.js';
+import type {
+  DeleteOptions,
+  DeleteResult,
+  LoadOptions,
+  LoadResult,
+  SaveOptions,
+  SaveResult,
+  SnapshotRecord,
+  SnapshotTask,
+  StrategyKind,
+} from './types.js';
+import {
+  checkIdentity,
+  checkName,
+  defaultTimeout,
+  ensureBlockActive,
+  eventMs,
+  newId,
+  pause,
+  resume,
+  settleConsoles,
+  vmIdentity,
+} from './vm.js';
+
+/** 1 TiB/s: QEMU 7.2 throttles migration to 128 MiB/s by default, even of a paused VM. */
+const MAX_BANDWIDTH = 1024 ** 4;
+
+export interface ExternalOptions {
+  /** `qemu-img` binary (default `qemu-img` on PATH). */
+  readonly qemuImg?: string;
+}
+
+/** Runs a tool with an argument array (never a shell); rejects with its stderr. */
+function run(command: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const err: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} failed (${signal ?? code}): ${Buffer.concat(err).toString().trim()}`,
+          ),
+        );
+    });
+  });
+}
+
+/** Where a format node keeps its data: the file name and format of the image it opens. */
+interface LayerFile {
+  /** The format node (or protocol node, for raw-on-file without a format node). */
+  readonly node: string;
+  /** The `file` protocol node below it. */
+  readonly fileNode: string;
+  readonly filename: string;
+  /** Image format for `-F` (`qcow2`, `raw`, …). */
+  readonly format: string;
+}
+
+function layerFile(config: VmConfig, node: string): LayerFile | undefined {
+  const graph = blockGraph(config);
+  const n = graph.node(node);
+  if (n === undefined) return undefined;
+  const asFile = n.options as BlockNode & { filename?: unknown };
+  if (n.driver === 'file' && typeof asFile.filename === 'string')
+    return { node, fileNode: node, filename: path.resolve(asFile.filename), format: 'raw' };
+  const child = graph.children(node).find((e) => e.field === 'file');
+  const file = child ? graph.node(child.child) : undefined;
+  const filename = (file?.options as { filename?: unknown } | undefined)?.filename;
+  if (file === undefined || file.driver !== 'file' || typeof filename !== 'string')
+    return undefined;
+  return { node, fileNode: file.name, filename: path.resolve(filename), format: n.driver };
+}
+
+function backingOf(config: VmConfig, node: string): string | null {
+  const n = (config.blockdevs ?? []).find((b) => b['node-name'] === node) as
+    | (BlockNode & { backing?: unknown })
+    | undefined;
+  return typeof n?.backing === 'string' ? n.backing : null;
+}
+
+/** The configuration without layer `layer` (format + file node); its users get its backing. */
+function withoutLayer(config: VmConfig, layer: LayerFile): VmConfig {
+  const replacement = backingOf(config, layer.node);
+  const blockdevs = (config.blockdevs ?? [])
+    .filter((b) => b['node-name'] !== layer.node && b['node-name'] !== layer.fileNode)
+    .map((b) => {
+      const backing = (b as BlockNode & { backing?: unknown }).backing;
+      return backing === layer.node ? ({ ...b, backing: replacement } as BlockNode) : b;
+    });
+  return { ...config, blockdevs };
+}
+
+/** Nodes whose `backing` is `node`. */
+function usersOf(config: VmConfig, node: string): string[] {
+  return (config.blockdevs ?? [])
+    .filter((b) => (b as BlockNode & { backing?: unknown }).backing === node)
+    .map((b) => b['node-name']);
+}
+
+/** `config` with `nodes` (and their `file` children) marked `read-only`. */
+function readOnly(config: VmConfig, nodes: ReadonlySet<string>): VmConfig {
+  const files = new Set<string>();
+  for (const b of config.blockdevs ?? []) {
+    const file = (b as BlockNode & { file?: unknown }).file;
+    if (nodes.has(b['node-name']) && typeof file === 'string') files.add(file);
+  }
+  return {
+    ...config,
+    blockdevs: (config.blockdevs ?? []).map((b) =>
+      nodes.has(b['node-name']) || files.has(b['node-name'])
+        ? ({ ...b, 'read-only': true } as BlockNode)
+        : b,
+    ),
+  };
+}
+
+/** Every node of the backing chains below `layers` (the layers included). */
+function chainNodes(config: VmConfig, layers: readonly string[]): Set<string> {
+  const graph = blockGraph(config);
+  const out = new Set<string>();
+  for (const l of layers) for (const n of graph.chain(l)) out.add(n);
+  return out;
+}
+
+function recordConfig(record: SnapshotRecord): VmConfig {
+  return fromDocument(record.config, { validate: false });
+}
+
+export class ExternalStrategy extends BaseStrategy {
+  readonly kind: StrategyKind = 'external';
+  readonly #qemuImg: string;
+
+  constructor(...args: [...ConstructorParameters<typeof BaseStrategy>, ExternalOptions?]) {
+    super(args[0], args[1]);
+    this.#qemuImg = args[2]?.qemuImg ?? 'qemu-img';
+  }
+
+  /** Creates overlay files above `layers` of `config` and returns the nodes to add. */
+  async #createOverlays(
+    config: VmConfig,
+    layers: readonly string[],
+    id: string,
+    sizes: ReadonlyMap<string, number>,
+  ): Promise<{ target: string; format: BlockNode; file: BlockNode; path: string }[]> {
+    const out: { target: string; format: BlockNode; file: BlockNode; path: string }[] = [];
+    try {
+      for (const [i, target] of layers.entries()) {
+        const lf = layerFile(config, target);
+        if (lf === undefined)
+          throw new SnapshotUnsupportedError(this.kind, [
+            `block node '${target}' is not backed by a plain file, so no overlay can name it as backing`,
+          ]);
+        const file = this.store.layerPath(id, i);
+        const size = sizes.get(target);
+        const args = ['create', '-q', '-f', 'qcow2', '-F', lf.format, '-b', lf.filename];
+        if (size === undefined) args.push(file);
+        else args.push('-u', file, String(size));
+        out.push({
+          target,
+          path: file,
+          file: { driver: 'file', 'node-name': `qs${id}-${i}f`, filename: file },
+          format: {
+            driver: 'qcow2',
+            'node-name': `qs${id}-${i}`,
+            file: `qs${id}-${i}f`,
+          } as BlockNode,
+        });
+        await run(this.#qemuImg, args);
+      }
+      return out;
+    } catch (error) {
+      await Promise.all(out.map((o) => rm(o.path, { force: true })));
+      throw error;
+    }
+  }
+
+  async #virtualSizes(qmp: MachineQmp): Promise<Map<string, number>> {
+    const nodes = await qmp.execute('query-named-block-nodes', { flat: true });
+    return new Map(nodes.map((n) => [n['node-name'] ?? '', n.image['virtual-size']]));
+  }
+
+  save(name: string, options: SaveOptions = {}): SnapshotTask<SaveResult> {
+    return startTask(name, options, async (ctx) => {
+      checkName(this.kind, name);
+      const machine = this.machine;
+      if (machine.status !== 'running')
+        throw new SnapshotUnsupportedError(this.kind, ['the machine is not running']);
+      const existing = this.store.find(name);
+      if (existing !== undefined && options.overwrite !== true)
+        throw new SnapshotExistsError(name, 'store');
+      const qmp = machine.qmp;
+      const live = options.live === true;
+      const identity = await vmIdentity(machine);
+      const timeout = options.timeout ?? defaultTimeout(identity.memoryBytes);
+      const deadline = performance.now() + timeout;
+      const left = () => Math.max(1, deadline - performance.now());
+      const migration = await qmp.execute('query-migrate');
+      const blocked = migration['blocked-reasons'] ?? [];
+      if (blocked.length > 0) throw new SnapshotUnsupportedError(this.kind, blocked);
+      if (migration.status === 'active' || migration.status === 'setup')
+        throw new SnapshotUnsupportedError(this.kind, ['a migration is already running']);
+      await ensureBlockActive(qmp, timeout);
+      const before = machine.config;
+      const graph = blockGraph(before);
+      const layers = graph.writableActiveLayers();
+      if (layers.length === 0)
+        throw new SnapshotUnsupportedError(this.kind, ['the VM has no writable disk to freeze']);
+      const frozen = layers.map((l) => layerFile(before, l)?.filename ?? '');
+      const id = newId();
+      const statePath = this.store.statePath(id);
+
+      // Everything that does not need the guest paused happens first.
+      ctx.phase('overlay');
+      await this.store.update((m) => ({
+        ...m,
+        pending: [
+          ...m.pending,
+          { id, name, strategy: this.kind, startedAt: new Date().toISOString() },
+        ],
+      }));
+      const dropPending = () =>
+        this.store
+          .update((m) => ({ ...m, pending: m.pending.filter((p) => p.id !== id) }))
+          .catch(() => {});
+      const overlays = await this.#createOverlays(
+        before,
+        layers,
+        id,
+        await this.#virtualSizes(qmp),
+      ).catch(async (error: unknown) => {
+        await dropPending();
+        throw error;
+      });
+      const added: string[] = [];
+      let switched = false;
+      let wasRunning = false;
+      let stopMs: number | undefined;
+      let resumeMs: number | undefined;
+      let consoles: ReturnType<typeof machine.consoleState> = [];
+      let sink: Awaited<ReturnType<typeof createStreamSink>> | undefined;
+      let result: { bytes: number; sha256: string } | undefined;
+      try {
+        for (const o of overlays) {
+          await qmp.execute('blockdev-add', o.file as never);
+          added.push(o.file['node-name']);
+          await qmp.execute('blockdev-add', { ...o.format, backing: null } as never);
+          added.push(o.format['node-name']);
+        }
+        await qmp.execute('migrate-set-capabilities', {
+          capabilities: [
+            { capability: 'events', state: true },
+            { capability: 'background-snapshot', state: live },
+            { capability: 'x-ignore-shared', state: false },
+          ],
+        });
+        await qmp.execute('migrate-set-parameters', { 'max-bandwidth': MAX_BANDWIDTH });
+        sink = await createStreamSink({
+          file: statePath,
+          acceptTimeout: 30_000,
+          timeout: left(),
+        });
+        ctx.checkAborted();
+
+        ctx.phase('pause');
+        const paused = await pause(qmp, left());
+        wasRunning = paused.wasRunning;
+        stopMs = paused.stopMs;
+        ctx.phase('switch');
+        await qmp.execute('transaction', {
+          actions: overlays.map((o) => ({
+            type: 'blockdev-snapshot' as const,
+            data: { node: o.target, overlay: o.format['node-name'] },
+          })),
+        });
+        switched = true;
+        let next = before;
+        for (const o of overlays)
+          next = insertOverlay(next, {
+            target: { node: o.target },
+            overlay: o.format,
+            nodes: [o.file],
+          }).config;
+        await machine.adopt(next);
+        // Output in flight at the pause has arrived by now (several event-loop turns).
+        consoles = machine.consoleState();
+        ctx.checkAborted();
+
+        ctx.phase('save', identity.memoryBytes);
+        const outcome = await this.#migrate(qmp, sink, ctx, name, left, identity.memoryBytes, live);
+        if (live) resumeMs = outcome.resumeMs;
+        else {
+          // Still paused: let anything still in flight arrive, then take the console text.
+          await settleConsoles(machine);
+          consoles = machine.consoleState();
+        }
+        result = await withDeadline(
+          sink.done,
+          left(),
+          () => new SnapshotTimeoutError(name, 'save', timeout),
+        );
+        if (ctx.signal.aborted) await rm(statePath, { force: true });
+        ctx.checkAborted();
+        ctx.phase('saved');
+        if (live)
+          await qmp.execute('migrate-set-capabilities', {
+            capabilities: [{ capability: 'background-snapshot', state: false }],
+          });
+        ctx.phase('resume');
+        if (wasRunning && resumeMs === undefined) {
+          const status = await qmp.execute('query-status');
+          if (!status.running) resumeMs = await resume(qmp, left());
+        }
+      } catch (error) {
+        sink?.abort(error);
+        await this.#undoSave(qmp, { added, switched, overlays, wasRunning, live });
+        await dropPending();
+        throw translate(error, name, ctx, timeout);
+      }
+
+      ctx.phase('commit');
+      // The frozen layers were the VM's writable active layers: reopen them read-only so
+      // their files carry no write lock (offline merges of other images need to read them).
+      await this.#freeze(qmp, layers);
+      const parent = this.store.byId(this.store.manifest.current)?.name ?? null;
+      const record: SnapshotRecord = {
+        id,
+        name,
+        strategy: this.kind,
+        parent: existing !== undefined && parent === name ? existing.parent : parent,
+        createdAt: new Date().toISOString(),
+        description: options.description,
+        qemuVersion: identity.qemuVersion,
+        machineType: identity.machineType,
+        configHash: identity.configHash,
+        memoryBytes: identity.memoryBytes,
+        vmStateBytes: result.bytes,
+        wasRunning,
+        stateFile: { path: statePath, bytes: result.bytes, sha256: result.sha256 },
+        layers: frozen,
+        tag: undefined,
+        live,
+        consoles,
+        config: toDocument(before),
+      };
+      await this.store.update((m) => ({
+        ...m,
+        snapshots: [...m.snapshots.filter((s) => s.id !== existing?.id), record],
+        pending: m.pending.filter((p) => p.id !== id),
+        current: id,
+      }));
+      // The replaced snapshot's files go after the commit, through the normal delete path
+      // (its layers may be merged into images that build on them).
+      if (existing !== undefined) await this.#deleteRecord(existing).catch(() => {});
+      ctx.phase('done');
+      return {
+        snapshot: toInfo(record),
+        strategy: this.kind,
+        timings: {
+          totalMs: performance.now() - ctx.startedAt,
+          downtimeMs:
+            stopMs !== undefined && resumeMs !== undefined ? resumeMs - stopMs : undefined,
+          phases: ctx.phaseTimes(),
+        },
+        bytesWritten: result.bytes,
+      };
+    });
+  }
+
+  /** `blockdev-reopen` of `layers` with `read-only: true`, and the model with them. */
+  async #freeze(qmp: MachineQmp, layers: readonly string[]): Promise<void> {
+    const config = this.machine.config;
+    const frozen = readOnly(config, new Set(layers));
+    for (const layer of layers) {
+      const node = (frozen.blockdevs ?? []).find((b) => b['node-name'] === layer);
+      if (node === undefined) continue;
+      await qmp.execute('blockdev-reopen', { options: [node] } as never);
+    }
+    await this.machine.adopt(frozen);
+  }
+
+  /** Runs the outgoing migration into the sink; resolves at MIGRATION `completed`. */
+  async #migrate(
+    qmp: MachineQmp,
+    sink: { uri: string; readonly bytes: number },
+    ctx: TaskContext,
+    name: string,
+    left: () => number,
+    total: number,
+    live: boolean,
+  ): Promise<{ resumeMs?: number }> {
+    const machine = this.machine;
+    let ours = false;
+    let resumeMs: number | undefined;
+    let settle!: (error?: unknown) => void;
+    const finished = new Promise<void>((resolve, reject) => {
+      settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
+    });
+    finished.catch(() => {});
+    const offResume = qmp.on('RESUME', (event) => {
+      if (!live || resumeMs !== undefined) return;
+      resumeMs = eventMs(event.timestamp);
+    });
+    const offMigration = qmp.on('MIGRATION', (event) => {
+      const status = event.data.status;
+      // Internal snapshots leave MIGRATION events and query-migrate state behind: only
+      // the events after our own `setup` count.
+      if (status === 'setup') ours = true;
+      if (!ours) return;
+      if (status === 'completed') settle();
+      else if (status === 'failed' || status === 'cancelled') {
+        qmp
+          .execute('query-migrate')
+          .then(
+            (info) => info['error-desc'] ?? `migration ${status}`,
+            () => `migration ${status}`,
+          )
+          .then((desc) =>
+            settle(
+              new SnapshotQemuError({
+                strategy: this.kind,
+                operation: 'save',
+                command: 'migrate',
+                desc,
+              }),
+            ),
+          );
+      }
+    });
+    const exited = machine.exited.then(() =>
+      settle(
+        new SnapshotQemuError({
+          strategy: this.kind,
+          operation: 'save',
+          command: 'migrate',
+          desc: `QEMU exited during the save${machine.stderr().trim() ? `: ${machine.stderr().trim()}` : ''}`,
+        }),
+      ),
+    );
+    void exited;
+    const onAbort = () => {
+      qmp.execute('migrate_cancel').catch(() => {});
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const ticker = setInterval(() => ctx.bytes(sink.bytes, total), 100);
+    const timer = setTimeout(() => {
+      qmp.execute('migrate_cancel').catch(() => {});
+      settle(new SnapshotTimeoutError(name, 'save', left()));
+    }, left());
+    try {
+      ctx.checkAborted();
+      await qmp.execute('migrate', { uri: sink.uri });
+      await finished;
+      ctx.checkAborted();
+      ctx.bytes(sink.bytes, total);
+      return resumeMs !== undefined ? { resumeMs } : {};
+    } catch (error) {
+      if (ctx.signal.aborted)
+        throw new SnapshotAbortedError(name, 'save', { cause: ctx.signal.reason });
+      throw error;
+    } finally {
+      clearInterval(ticker);
+      clearTimeout(timer);
+      ctx.signal.removeEventListener('abort', onAbort);
+      offMigration();
+      offResume();
+    }
+  }
+
+  /**
+   * Undo of a failed save: before the switch, the added nodes and files go; after it the
+   * VM keeps running on the overlays (they hold its writes from now on; no snapshot
+   * references them, and a later load or open collects them). The guest is resumed.
+   */
+  async #undoSave(
+    qmp: MachineQmp,
+    s: {
+      added: string[];
+      switched: boolean;
+      overlays: readonly { path: string }[];
+      wasRunning: boolean;
+      live: boolean;
+    },
+  ): Promise<void> {
+    if (this.machine.status !== 'running') return;
+    await qmp
+      .execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'background-snapshot', state: false }],
+      })
+      .catch(() => {});
+    if (!s.switched) {
+      for (const node of [...s.added].reverse())
+        await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => {});
+      await Promise.all(s.overlays.map((o) => rm(o.path, { force: true })));
+    }
+    if (s.wasRunning) {
+      const status = await qmp.execute('query-status').catch(() => undefined);
+      if (status !== undefined && !status.running) await resume(qmp, 30_000).catch(() => {});
+    }
+  }
+
+  load(name: string, options: LoadOptions = {}): SnapshotTask<LoadResult> {
+    return startTask(name, options, async (ctx) => {
+      const record = this.record(name);
+      const machine = this.machine;
+      const identity = await vmIdentity(machine);
+      checkIdentity(record, identity);
+      const timeout = options.timeout ?? defaultTimeout(identity.memoryBytes);
+      const deadline = performance.now() + timeout;
+      const left = () => Math.max(1, deadline - performance.now());
+      const state = record.stateFile;
+      if (state === undefined)
+        throw new SnapshotIntegrityError(name, '(none)', 'missing', {
+          message: 'the manifest names no state file',
+        });
+
+      // Everything is verified before the running VM is touched.
+      ctx.phase('verify', state.bytes);
+      await verifyStateFile(name, state.path, state, options.verify ?? 'full', {
+        onBytes: (b) => ctx.bytes(b, state.bytes),
+        signal: ctx.signal,
+      }).catch((error: unknown) => {
+        if (ctx.signal.aborted)
+          throw new SnapshotAbortedError(name, 'verify', { cause: ctx.signal.reason });
+        throw error;
+      });
+      const saved = recordConfig(record);
+      for (const file of configFiles(saved)) {
+        try {
+          await stat(file);
+        } catch (cause) {
+          throw new SnapshotIntegrityError(
+            name,
+            file,
+            'layer-missing',
+            { message: 'a disk layer of the snapshot is missing' },
+            { cause },
+          );
+        }
+      }
+      ctx.checkAborted();
+      const id = newId();
+      const layers = blockGraph(saved).writableActiveLayers();
+      const overlays = await this.#createOverlays(saved, layers, id, new Map());
+      // The snapshot's layers are never written again: open them read-only.
+      let config = readOnly(saved, chainNodes(saved, layers));
+      for (const o of overlays)
+        config = insertOverlay(config, {
+          target: { node: o.target },
+          overlay: o.format,
+          nodes: [o.file],
+        }).config;
+      const previousFiles = new Set(configFiles(machine.config));
+
+      ctx.phase('restart');
+      let uri: string;
+      try {
+        const inherited = await machine.restart(config, {
+          incoming: true,
+          paused: true,
+          inheritFiles: [{ path: state.path }],
+          consoleState: record.consoles,
+        });
+        uri = inherited[0]?.uri ?? '';
+      } catch (error) {
+        await Promise.all(overlays.map((o) => rm(o.path, { force: true })));
+        throw error;
+      }
+      ctx.phase('load', state.bytes);
+      const qmp = machine.qmp;
+      await this.#incoming(qmp, uri, name, left, timeout);
+      ctx.phase('resume');
+      let resumeMs: number | undefined;
+      if (record.wasRunning || options.resume === true) resumeMs = await resume(qmp, left());
+      ctx.phase('commit');
+      await this.store.update((m) => ({ ...m, current: record.id }));
+      // The previous run's own overlays are garbage now unless a snapshot builds on them.
+      const keep = this.store.referencedFiles();
+      for (const f of configFiles(machine.config)) keep.add(f);
+      for (const f of previousFiles)
+        if (!keep.has(f) && path.dirname(f) === this.store.layersDir) await rm(f, { force: true });
+      ctx.phase('done');
+      return {
+        snapshot: toInfo(record),
+        strategy: this.kind,
+        timings: {
+          totalMs: performance.now() - ctx.startedAt,
+          downtimeMs: undefined,
+          phases: ctx.phaseTimes(),
+        },
+        bytesRead: state.bytes,
+        ...(resumeMs !== undefined ? {} : {}),
+      };
+    });
+  }
+
+  /** `migrate-incoming` on the freshly started QEMU, to `completed`, with a hard deadline. */
+  async #incoming(
+    qmp: MachineQmp,
+    uri: string,
+    name: string,
+    left: () => number,
+    timeout: number,
+  ): Promise<void> {
+    const machine = this.machine;
+    let settle!: (error?: unknown) => void;
+    const finished = new Promise<void>((resolve, reject) => {
+      settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
+    });
+    finished.catch(() => {});
+    const fail = async (reason: 'failed' | 'exited' | 'timeout', detail: string) => {
+      if (reason === 'timeout') await machine.kill().catch(() => {});
+      const exit = await Promise.race([
+        machine.exited,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000)),
+      ]);
+      if (exit === undefined) await machine.kill().catch(() => {});
+      const info = exit ?? (await machine.exited);
+      settle(
+        new SnapshotRestoreError(name, reason, {
+          exitCode: info.code,
+          signal: info.signal,
+          stderr: machine.stderr(),
+          detail,
+        }),
+      );
+    };
+    const off = qmp.on('MIGRATION', (event) => {
+      if (event.data.status === 'completed') settle();
+      else if (event.data.status === 'failed') void fail('failed', 'the incoming migration failed');
+    });
+    void machine.exited.then(() => fail('exited', 'QEMU exited during the incoming migration'));
+    const timer = setTimeout(
+      () => void fail('timeout', `no completed incoming migration within ${timeout} ms`),
+      left(),
+    );
+    try {
+      await qmp.execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'events', state: true }],
+      });
+      await qmp.execute('migrate-incoming', { uri });
+      await finished;
+    } catch (error) {
+      await finished.catch(() => {});
+      throw await finished.then(
+        () => error,
+        (e: unknown) => e,
+      );
+    } finally {
+      clearTimeout(timer);
+      off();
+    }
+  }
+
+  async delete(name: string, _options: DeleteOptions = {}): Promise<DeleteResult> {
+    const started = performance.now();
+    const record = this.record(name);
+    const { merged, removed } = await this.#deleteRecord(record);
+    return {
+      snapshot: toInfo(record),
+      strategy: this.kind,
+      merged,
+      removed,
+      totalMs: performance.now() - started,
+    };
+  }
+
+  async #deleteRecord(record: SnapshotRecord): Promise<{ merged: string[]; removed: string[] }> {
+    const machine = this.machine;
+    const saved = recordConfig(record);
+    const merged: string[] = [];
+    const removed: string[] = [];
+    const others = this.store.snapshots().filter((s) => s.id !== record.id);
+    const running = machine.status === 'running' ? machine.config : undefined;
+    const runningFiles = new Set(configFiles(running));
+    let liveConfig = running;
+    const rewrite = new Map<string, VmConfig>(
+      others.filter((s) => s.config).map((s) => [s.id, recordConfig(s)]),
+    );
+    const layerNames = blockGraph(saved).writableActiveLayers();
+    for (const layerNode of layerNames) {
+      const lf = layerFile(saved, layerNode);
+      if (lf === undefined || path.dirname(lf.filename) !== this.store.layersDir) continue;
+      // Every configuration (other snapshots', the running VM's) that contains the layer.
+      const holders: { config: VmConfig; live: boolean; id?: string }[] = [];
+      for (const [id, c] of rewrite) holders.push({ config: c, live: false, id });
+      if (liveConfig) holders.push({ config: liveConfig, live: true });
+      const mergedInto = new Set<string>();
+      for (const h of holders) {
+        const node = (h.config.blockdevs ?? []).find(
+          (b) =>
+            b.driver === 'file' &&
+            path.resolve(String((b as { filename?: unknown }).filename)) === lf.filename,
+        );
+        const here = node
+          ? (h.config.blockdevs ?? []).find(
+              (b) => (b as { file?: unknown }).file === node['node-name'],
+            )
+          : undefined;
+        if (node === undefined || here === undefined) continue;
+        const hereLayer = layerFile(h.config, here['node-name']);
+        if (hereLayer === undefined) continue;
+        const base = backingOf(h.config, here['node-name']);
+        const baseFile = base ? layerFile(h.config, base) : undefined;
+        for (const user of usersOf(h.config, here['node-name'])) {
+          const userFile = layerFile(h.config, user);
+          if (userFile === undefined || mergedInto.has(userFile.filename)) continue;
+          if (h.live || runningFiles.has(userFile.filename)) {
+            if (!h.live) continue; // merged through the running VM's holder
+            await this.#stream(user, base);
+          } else {
+            await run(this.#qemuImg, [
+              'rebase',
+              '-q',
+              '-f',
+              'qcow2',
+              ...(baseFile ? ['-F', baseFile.format, '-b', baseFile.filename] : ['-b', '']),
+              userFile.filename,
+            ]);
+          }
+          mergedInto.add(userFile.filename);
+          merged.push(userFile.filename);
+        }
+        const next = withoutLayer(h.config, hereLayer);
+        if (h.live) {
+          for (const n of [hereLayer.node, hereLayer.fileNode])
+            await machine.qmp.execute('blockdev-del', { 'node-name': n }).catch(() => {});
+          liveConfig = next;
+        } else if (h.id !== undefined) rewrite.set(h.id, next);
+      }
+    }
+    if (liveConfig !== undefined && liveConfig !== running) {
+      await machine.syncBlockGraph().catch(() => false);
+      await machine.adopt(liveConfig);
+    }
+    await this.store.update((m) => ({
+      ...m,
+      snapshots: withoutSnapshot(m.snapshots, record.id).map((s) => {
+        const c = rewrite.get(s.id);
+        return c ? { ...s, config: toDocument(c) } : s;
+      }),
+      current:
+        m.current === record.id
+          ? (m.snapshots.find((s) => s.name === record.parent)?.id ?? null)
+          : m.current,
+    }));
+    // Files go last: the manifest no longer needs them.
+    const keep = this.store.referencedFiles();
+    for (const f of configFiles(machine.config)) keep.add(f);
+    const candidates = [record.stateFile?.path, ...record.layers].filter(
+      (f): f is string => typeof f === 'string',
+    );
+    for (const f of candidates) {
+      if (keep.has(path.resolve(f))) continue;
+      if (
+        path.dirname(path.resolve(f)) !== this.store.layersDir &&
+        path.dirname(path.resolve(f)) !== this.store.statesDir
+      )
+        continue;
+      await rm(f, { force: true });
+      removed.push(f);
+    }
+    return { merged, removed };
+  }
+
+  /** Live merge: `block-stream` the layer below `user` (down to `base`) into `user`. */
+  async #stream(user: string, base: string | null): Promise<void> {
+    try {
+      await this.machine.qmp.runJob('block-stream', {
+        device: user,
+        ...(base !== null ? { 'base-node': base } : {}),
+        'auto-dismiss': false,
+      });
+    } catch (error) {
+      if (isQmpJobError(error))
+        throw new SnapshotQemuError(
+          { strategy: this.kind, operation: 'delete', command: 'block-stream', desc: error.desc },
+          { cause: error },
+        );
+      throw error;
+    }
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(error()), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function translate(error: unknown, name: string, ctx: TaskContext, _timeout: number): unknown {
+  if (isSnapshotAbortedError(error)) return error;
+  if (ctx.signal.aborted)
+    return new SnapshotAbortedError(name, ctx.currentPhase, { cause: ctx.signal.reason });
+  return error;
+}

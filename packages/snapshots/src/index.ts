@@ -1,0 +1,62 @@
+/**
+ * `@qmpkit/snapshots`: save a running QEMU VM, run a test, roll back — three strategies
+ * behind one interface, and a crash-consistent store.
+ *
+ * - `openSnapshots(machine, { dir })` → `Snapshots` (save/load/delete/list, debris cleaned,
+ *   strategy chosen by `chooseStrategy` with an explanation).
+ * - `InternalHmpStrategy` (savevm), `InternalJobsStrategy` (snapshot-save),
+ *   `ExternalStrategy` (overlays + migration stream, optionally live), `createStrategy`.
+ * - `SnapshotStore` (the manifest), `verifyStateFile`, `deviceConfigHash`.
+ */
+export type { ChooseOptions, StrategyCandidate, StrategyChoice, StrategyProbes } from './choose.js';
+export { chooseStrategy } from './choose.js';
+export type { MismatchField, StateFileProblem } from './errors.js';
+export {
+  isSnapshotAbortedError,
+  isSnapshotExistsError,
+  isSnapshotIntegrityError,
+  isSnapshotMismatchError,
+  isSnapshotNotFoundError,
+  isSnapshotQemuError,
+  isSnapshotRestoreError,
+  isSnapshotStoreError,
+  isSnapshotTimeoutError,
+  isSnapshotUnsupportedError,
+  SnapshotAbortedError,
+  SnapshotExistsError,
+  SnapshotIntegrityError,
+  SnapshotMismatchError,
+  SnapshotNotFoundError,
+  SnapshotQemuError,
+  SnapshotRestoreError,
+  SnapshotStoreError,
+  SnapshotTimeoutError,
+  SnapshotUnsupportedError,
+} from './errors.js';
+export type { ExternalOptions } from './external.js';
+export { ExternalStrategy } from './external.js';
+export { InternalHmpStrategy, InternalJobsStrategy } from './internal.js';
+export type { DebrisReport, OpenSnapshotsOptions } from './snapshots.js';
+export { createStrategy, openSnapshots, Snapshots } from './snapshots.js';
+export type { ExpectedStream } from './statefile.js';
+export { STREAM_MAGIC, STREAM_VERSION, sha256File, verifyStateFile } from './statefile.js';
+export type { Manifest, PendingSave } from './store.js';
+export { MANIFEST_FORMAT, MANIFEST_VERSION, SnapshotStore } from './store.js';
+export type {
+  DeleteOptions,
+  DeleteResult,
+  LoadOptions,
+  LoadResult,
+  SaveOptions,
+  SaveResult,
+  SnapshotInfo,
+  SnapshotPhase,
+  SnapshotProgress,
+  SnapshotRecord,
+  SnapshotStrategy,
+  SnapshotTask,
+  SnapshotTimings,
+  StrategyKind,
+} from './types.js';
+export type { VmIdentity } from './vm.js';
+export { defaultTimeout, deviceConfigHash } from './vm.js';

@@ -1,0 +1,190 @@
+/**
+ * The public shapes of `@qmpkit/snapshots`: the strategy interface, options, results,
+ * progress events and snapshot records.
+ */
+import type { ConsoleState } from '@qmpkit/machine';
+
+/** The three ways QEMU 7.2 can snapshot a running VM. */
+export type StrategyKind = 'internal-hmp' | 'internal-jobs' | 'external';
+
+/** Steps of a save, load or delete, in the order they happen (not all apply to every strategy). */
+export type SnapshotPhase =
+  | 'prepare'
+  | 'pause'
+  | 'overlay'
+  | 'switch'
+  | 'save'
+  | 'saved'
+  | 'commit'
+  | 'resume'
+  | 'verify'
+  | 'restart'
+  | 'load'
+  | 'delete'
+  | 'merge'
+  | 'done';
+
+/** One progress report. `bytes` counts state bytes written (save) or read (load) so far. */
+export interface SnapshotProgress {
+  readonly phase: SnapshotPhase;
+  readonly bytes: number;
+  /** Expected total, when known (RAM size for a save, the state file's size for a load). */
+  readonly totalBytes: number | undefined;
+  /** 0–100, when the total is known. */
+  readonly percent: number | undefined;
+  /** Milliseconds since the operation started. */
+  readonly elapsedMs: number;
+}
+
+export interface SaveOptions {
+  /** Replace an existing snapshot of the same name (default: `SnapshotExistsError`). */
+  readonly overwrite?: boolean;
+  /** Aborts the save: the VM is resumed (if it was running) and the store is left unchanged. */
+  readonly signal?: AbortSignal;
+  /** Deadline in ms for the whole save (default: 30 s + 1 s per 20 MiB of RAM). */
+  readonly timeout?: number;
+  /** Free text kept in the manifest. */
+  readonly description?: string;
+  /** Called synchronously for every progress report (the task is also an async iterable). */
+  readonly onProgress?: (progress: SnapshotProgress) => void;
+  /**
+   * External only: save RAM with the `background-snapshot` migration capability, so the
+   * guest pauses only while the overlays are switched (milliseconds) and runs during the
+   * save. The state is exactly the moment of the pause.
+   */
+  readonly live?: boolean;
+  /**
+   * Internal jobs only: the qcow2 nodes to snapshot (default: every writable qcow2 node the
+   * block graph model lists as snapshottable) and the node that holds the VM state
+   * (default: the first of them).
+   */
+  readonly devices?: readonly string[];
+  readonly vmstate?: string;
+}
+
+export interface LoadOptions {
+  readonly signal?: AbortSignal;
+  /** Deadline in ms (default: 30 s + 1 s per 20 MiB of RAM). */
+  readonly timeout?: number;
+  readonly onProgress?: (progress: SnapshotProgress) => void;
+  /**
+   * External only, before the VM is touched: `full` (default) checks size, `QEVM` magic and
+   * version, and the SHA-256 of the state file; `quick` skips the SHA-256.
+   */
+  readonly verify?: 'full' | 'quick';
+  /** Start the guest after the load even if it was paused at save time (default: as it was). */
+  readonly resume?: boolean;
+}
+
+export interface DeleteOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** The recorded facts about one snapshot (what `list()` returns). */
+export interface SnapshotInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly strategy: StrategyKind;
+  /** The snapshot this one was taken after (the one last saved or loaded), or null. */
+  readonly parent: string | null;
+  readonly createdAt: string;
+  readonly description: string | undefined;
+  /** `7.2.22` */
+  readonly qemuVersion: string;
+  /** The versioned machine type, e.g. `pc-i440fx-7.2` (what QEMU reports, not an alias). */
+  readonly machineType: string;
+  /** SHA-256 of the guest-visible device configuration (see `deviceConfigHash`). */
+  readonly configHash: string;
+  readonly memoryBytes: number;
+  /** Size of the saved VM state (state file, or the internal snapshot's vm-state-size). */
+  readonly vmStateBytes: number;
+  /** Whether the guest was running when the snapshot was taken (it is resumed after a load). */
+  readonly wasRunning: boolean;
+  /** External: the state file and its checksum. */
+  readonly stateFile:
+    | { readonly path: string; readonly bytes: number; readonly sha256: string }
+    | undefined;
+  /** External: the frozen image files holding the disks at the save point. */
+  readonly layers: readonly string[];
+  /** Internal: the snapshot tag in the qcow2 images. */
+  readonly tag: string | undefined;
+  /** Whether it was saved in live mode (background-snapshot). */
+  readonly live: boolean;
+}
+
+export interface SnapshotTimings {
+  /** From the call to the result. */
+  readonly totalMs: number;
+  /**
+   * Guest pause, from QEMU's STOP to RESUME event timestamps (undefined when the guest was
+   * not running before, or stays paused).
+   */
+  readonly downtimeMs: number | undefined;
+  /** Milliseconds spent in each phase. */
+  readonly phases: Readonly<Partial<Record<SnapshotPhase, number>>>;
+}
+
+export interface SaveResult {
+  readonly snapshot: SnapshotInfo;
+  readonly strategy: StrategyKind;
+  readonly timings: SnapshotTimings;
+  /** VM state bytes written (state file, or vm-state-size for internal snapshots). */
+  readonly bytesWritten: number;
+}
+
+export interface LoadResult {
+  readonly snapshot: SnapshotInfo;
+  readonly strategy: StrategyKind;
+  readonly timings: SnapshotTimings;
+  /** State bytes read (external: the state file; internal: vm-state-size). */
+  readonly bytesRead: number;
+}
+
+export interface DeleteResult {
+  readonly snapshot: SnapshotInfo;
+  readonly strategy: StrategyKind;
+  /** External: layers merged into their children (`block-stream` / `qemu-img rebase`). */
+  readonly merged: readonly string[];
+  /** Files removed. */
+  readonly removed: readonly string[];
+  readonly totalMs: number;
+}
+
+/**
+ * A running save or load: await it for the result, iterate it for progress, or abort it.
+ * ```ts
+ * const task = strategy.save('before-test');
+ * for await (const p of task) console.log(p.phase, p.percent);
+ * const result = await task;
+ * ```
+ */
+export interface SnapshotTask<T> extends PromiseLike<T>, AsyncIterable<SnapshotProgress> {
+  /** The result as a real promise (`then` on the task is the same). */
+  readonly result: Promise<T>;
+  /** Aborts like the `signal` option would. */
+  abort(reason?: unknown): void;
+}
+
+/** One interface, three implementations (see `chooseStrategy`). */
+export interface SnapshotStrategy {
+  readonly kind: StrategyKind;
+  save(name: string, options?: SaveOptions): SnapshotTask<SaveResult>;
+  load(name: string, options?: LoadOptions): SnapshotTask<LoadResult>;
+  delete(name: string, options?: DeleteOptions): Promise<DeleteResult>;
+  /** This strategy's snapshots in the store, oldest first. */
+  list(): Promise<SnapshotInfo[]>;
+}
+
+/** Per-snapshot data kept in the manifest besides `SnapshotInfo`. */
+export interface SnapshotRecord extends SnapshotInfo {
+  /** Unread console text at the save point, restored by `load`. */
+  readonly consoles: readonly ConsoleState[];
+  /**
+   * External: the VM configuration at the save point (a `qmpkit-devices` document); its
+   * active layers are the frozen `layers`.
+   */
+  readonly config: unknown;
+  /** Internal jobs: the `devices` and `vmstate` nodes of `snapshot-save`. */
+  readonly devices?: readonly string[];
+  readonly vmstate?: string;
+}
