@@ -3,12 +3,14 @@
  * a `CliCommand` (see `command.ts`) and listing it here; nothing else needs to change.
  */
 import type { CliCommand } from './command.js';
+import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
 import { execCommand } from './exec.js';
 import { schemaCommand } from './schema.js';
 import { shellCommand } from './shell.js';
 
 export const COMMANDS: readonly CliCommand[] = [
+  demoCommand,
   shellCommand,
   execCommand,
   eventsCommand,
