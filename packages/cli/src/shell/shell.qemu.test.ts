@@ -1,5 +1,5 @@
 /**
- * `qmpkit shell` in a pseudo-terminal (node-pty) against a real QEMU: what a person at the
+ * `qmpkit shell` in a pseudo-terminal (@lydell/node-pty) against a real QEMU: what a person at the
  * keyboard sees. Keys are written one chunk at a time: readline treats a multi-character
  * chunk as a paste and does not complete on a Tab inside it.
  */
@@ -28,7 +28,7 @@ interface Terminal {
 const open = new Set<Terminal>();
 
 async function openTerminal(args: string[], env: Record<string, string>): Promise<Terminal> {
-  const pty = await import('node-pty');
+  const pty = await import('@lydell/node-pty');
   const child = pty.spawn(
     process.execPath,
     ['--conditions=@qmpkit/source', '--import', 'tsx', BIN, ...args],
