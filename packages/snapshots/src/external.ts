@@ -372,6 +372,8 @@ export class ExternalStrategy extends BaseStrategy {
       }
 
       ctx.phase('commit');
+      const st = await stat(statePath);
+      const written = { ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
       // The frozen layers were the VM's writable active layers: reopen them read-only so
       // their files carry no write lock (offline merges of other images need to read them).
       await this.#freeze(qmp, layers);
@@ -389,7 +391,7 @@ export class ExternalStrategy extends BaseStrategy {
         memoryBytes: identity.memoryBytes,
         vmStateBytes: result.bytes,
         wasRunning,
-        stateFile: { path: statePath, bytes: result.bytes, sha256: result.sha256 },
+        stateFile: { path: statePath, bytes: result.bytes, sha256: result.sha256, written },
         layers: frozen,
         tag: undefined,
         live,
@@ -569,7 +571,7 @@ export class ExternalStrategy extends BaseStrategy {
 
       // Everything is verified before the running VM is touched.
       ctx.phase('verify', state.bytes);
-      await verifyStateFile(name, state.path, state, options.verify ?? 'full', {
+      const verified = await verifyStateFile(name, state.path, state, options.verify ?? 'auto', {
         onBytes: (b) => ctx.bytes(b, state.bytes),
         signal: ctx.signal,
       }).catch((error: unknown) => {
@@ -606,6 +608,7 @@ export class ExternalStrategy extends BaseStrategy {
       const previousFiles = new Set(configFiles(machine.config));
 
       ctx.phase('restart');
+      const teardownMs = Date.now();
       let uri: string;
       try {
         const inherited = await machine.restart(config, {
@@ -624,7 +627,7 @@ export class ExternalStrategy extends BaseStrategy {
       await this.#incoming(qmp, uri, name, left, timeout);
       ctx.phase('resume');
       let resumeMs: number | undefined;
-      if (record.wasRunning || options.resume === true) resumeMs = await resume(qmp, left());
+      if (options.resume ?? record.wasRunning) resumeMs = await resume(qmp, left());
       ctx.phase('commit');
       await this.store.update((m) => ({ ...m, current: record.id }));
       // The previous run's own overlays are garbage now unless a snapshot builds on them.
@@ -638,11 +641,11 @@ export class ExternalStrategy extends BaseStrategy {
         strategy: this.kind,
         timings: {
           totalMs: performance.now() - ctx.startedAt,
-          downtimeMs: undefined,
+          downtimeMs: resumeMs !== undefined ? resumeMs - teardownMs : undefined,
           phases: ctx.phaseTimes(),
         },
         bytesRead: state.bytes,
-        ...(resumeMs !== undefined ? {} : {}),
+        verified,
       };
     });
   }

@@ -251,7 +251,7 @@ abstract class InternalStrategy extends BaseStrategy {
         await this.loadTag(tag, record, timeout);
         this.machine.restoreConsoleState(record.consoles);
         ctx.phase('resume');
-        if (record.wasRunning || options.resume === true) resumeMs = await resume(qmp, timeout);
+        if (options.resume ?? record.wasRunning) resumeMs = await resume(qmp, timeout);
       } catch (error) {
         if (paused.wasRunning && this.machine.status === 'running' && resumeMs === undefined)
           await resume(qmp, timeout).catch(() => {});
@@ -272,6 +272,7 @@ abstract class InternalStrategy extends BaseStrategy {
           phases: ctx.phaseTimes(),
         },
         bytesRead: record.vmStateBytes,
+        verified: undefined,
       };
     });
   }

@@ -14,6 +14,8 @@ export const STREAM_VERSION = 3;
 export interface ExpectedStream {
   readonly bytes: number;
   readonly sha256: string;
+  /** `stat` right after the save; with `auto`, an unchanged file is not hashed again. */
+  readonly written?: { readonly ino: number; readonly mtimeMs: number; readonly ctimeMs: number };
 }
 
 /** SHA-256 of a file, streamed. */
@@ -41,12 +43,14 @@ export async function verifyStateFile(
   snapshot: string,
   file: string,
   expected: ExpectedStream,
-  mode: 'full' | 'quick',
+  mode: 'full' | 'auto' | 'quick',
   options: { onBytes?: (bytes: number) => void; signal?: AbortSignal } = {},
-): Promise<void> {
+): Promise<'sha256' | 'unchanged' | 'header'> {
   let size: number;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
-    size = (await stat(file)).size;
+    info = await stat(file);
+    size = info.size;
   } catch (cause) {
     throw new SnapshotIntegrityError(
       snapshot,
@@ -83,7 +87,16 @@ export async function verifyStateFile(
       actual: String(version),
       message: `migration stream version ${version}, expected ${STREAM_VERSION}`,
     });
-  if (mode === 'quick') return;
+  if (mode === 'quick') return 'header';
+  const w = expected.written;
+  if (
+    mode === 'auto' &&
+    w !== undefined &&
+    info.ino === w.ino &&
+    info.mtimeMs === w.mtimeMs &&
+    info.ctimeMs === w.ctimeMs
+  )
+    return 'unchanged';
   const sha = await sha256File(file, options.onBytes, options.signal);
   if (sha !== expected.sha256)
     throw new SnapshotIntegrityError(snapshot, file, 'checksum', {
@@ -92,4 +105,5 @@ export async function verifyStateFile(
       message:
         'SHA-256 of the state file does not match the manifest (the file was modified or damaged)',
     });
+  return 'sha256';
 }

@@ -68,11 +68,17 @@ export interface LoadOptions {
   readonly timeout?: number;
   readonly onProgress?: (progress: SnapshotProgress) => void;
   /**
-   * External only, before the VM is touched: `full` (default) checks size, `QEVM` magic and
-   * version, and the SHA-256 of the state file; `quick` skips the SHA-256.
+   * External only, before the VM is touched. Always: size, `QEVM` magic and stream version.
+   * `full`: also the SHA-256 of the whole file. `auto` (default): the SHA-256 only when the
+   * file's inode, mtime or ctime differ from right after the save (any write through the
+   * file system changes its ctime, which user space cannot set back); damage below the
+   * file system (bit rot) needs `full`. `quick`: no SHA-256.
    */
-  readonly verify?: 'full' | 'quick';
-  /** Start the guest after the load even if it was paused at save time (default: as it was). */
+  readonly verify?: 'full' | 'auto' | 'quick';
+  /**
+   * `true`: start the guest after the load; `false`: leave it paused; default: as it was at
+   * save time.
+   */
   readonly resume?: boolean;
 }
 
@@ -102,7 +108,17 @@ export interface SnapshotInfo {
   readonly wasRunning: boolean;
   /** External: the state file and its checksum. */
   readonly stateFile:
-    | { readonly path: string; readonly bytes: number; readonly sha256: string }
+    | {
+        readonly path: string;
+        readonly bytes: number;
+        readonly sha256: string;
+        /** `stat` of the file right after it was written (inode, mtime, ctime in ms). */
+        readonly written?: {
+          readonly ino: number;
+          readonly mtimeMs: number;
+          readonly ctimeMs: number;
+        };
+      }
     | undefined;
   /** External: the frozen image files holding the disks at the save point. */
   readonly layers: readonly string[];
@@ -117,7 +133,8 @@ export interface SnapshotTimings {
   readonly totalMs: number;
   /**
    * Guest pause, from QEMU's STOP to RESUME event timestamps (undefined when the guest was
-   * not running before, or stays paused).
+   * not running before, or stays paused). For an external load, from the moment the old
+   * QEMU is told to quit to the new QEMU's RESUME (both wall clock).
    */
   readonly downtimeMs: number | undefined;
   /** Milliseconds spent in each phase. */
@@ -138,6 +155,8 @@ export interface LoadResult {
   readonly timings: SnapshotTimings;
   /** State bytes read (external: the state file; internal: vm-state-size). */
   readonly bytesRead: number;
+  /** External: how the state file was checked (`sha256`, `unchanged` since the save, `header`). */
+  readonly verified: 'sha256' | 'unchanged' | 'header' | undefined;
 }
 
 export interface DeleteResult {
