@@ -186,7 +186,7 @@ interface TaskSummary {
 }
 
 /** Progress on stderr: a bar on a terminal; otherwise a line per phase and per quarter. */
-function progressView(
+export function progressView(
   io: CliIo,
   label: string,
 ): { update(p: SnapshotProgress): void; stop(): void } {
