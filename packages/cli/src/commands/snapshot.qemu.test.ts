@@ -5,7 +5,7 @@
  * read-only list without a supervisor. One VM for the whole file, to stay lean.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -238,6 +238,35 @@ describe.skipIf(skipQemu)('qmpkit vm + qmpkit snapshot (real QEMU, tcg)', () => 
     const missing = await run('snapshot', 'delete', 'second', '--dir', dir);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^qmpkit: no snapshot 'second'/);
+  });
+
+  it('QEMU killed: the supervisor exits; a config on frozen images is refused; vm start --dir picks up from the state file', async () => {
+    const before = JSON.parse(
+      (await run('vm', 'status', '--dir', dir, '--json')).out,
+    ) as StatusResult;
+    process.kill(before.qemu.pid, 'SIGKILL');
+    await waitFor(() => (existsSync(path.join(dir, 'control.sock')) ? '' : 'gone'), 'gone', 10_000);
+    expect((await run('vm', 'status', '--dir', dir)).code).toBe(2);
+    expect((await readState(path.join(dir, 'state.json'))).runtime.status).toBe('exited');
+
+    // guest.qcow2 is the frozen layer under snapshot 'first': booting the config would change it.
+    const refused = await run('vm', 'start', config, '--dir', dir, '--accel', 'tcg');
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(
+      /guest\.qcow2 is a frozen layer of snapshot 'first'.*qmpkit vm start --dir/,
+    );
+
+    const again = await run('vm', 'start', '--dir', dir);
+    expect(again.err).toBe('');
+    expect(again.code).toBe(0);
+    const status = JSON.parse(
+      (await run('vm', 'status', '--dir', dir, '--json')).out,
+    ) as StatusResult;
+    started.add(status.pid);
+    started.add(status.qemu.pid);
+    expect(status.qemu.runState).toBe('running');
+    const load = await run('snapshot', 'load', 'first', '--dir', dir);
+    expect(load.code).toBe(0);
   });
 
   it('vm stop ends QEMU and the supervisor; afterwards list reads the disk and the rest exits 2', async () => {

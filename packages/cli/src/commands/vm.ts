@@ -6,6 +6,7 @@ import type { StatusResult } from '../vm/protocol.js';
 import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
 import { type CliCommand, type CommandContext, collect, positiveInt } from './command.js';
+import { EXIT_INTERRUPTED } from './snapshot.js';
 
 interface StartFlags {
   dir: string;
@@ -14,6 +15,7 @@ interface StartFlags {
   strategy?: (typeof STRATEGIES)[number] | 'auto';
   qemu?: string;
   timeout?: number;
+  force?: boolean;
 }
 
 interface SuperviseFlags extends StartFlags {
@@ -83,6 +85,10 @@ export const vmCommand: CliCommand = {
       )
       .addOption(strategyOption())
       .option('--qemu <binary>', 'qemu-system binary (default qemu-system-x86_64)')
+      .option(
+        '--force',
+        'start on images that are frozen layers of external snapshots (those snapshots then load a changed disk)',
+      )
       .addOption(
         new Option(
           '--timeout <ms>',
@@ -90,19 +96,7 @@ export const vmCommand: CliCommand = {
         ).argParser(positiveInt('--timeout')),
       )
       .action(async (config: string | undefined, flags: StartFlags) => {
-        const status = await startSupervisor({
-          dir: flags.dir,
-          ...(config !== undefined ? { config } : {}),
-          ...(flags.accel ? { accel: flags.accel } : {}),
-          ...(flags.console ? { consoles: flags.console } : {}),
-          ...(flags.strategy ? { strategy: flags.strategy } : {}),
-          ...(flags.qemu ? { qemu: flags.qemu } : {}),
-          ...(flags.timeout ? { timeout: flags.timeout } : {}),
-          env: { ...process.env, ...context.io.env },
-        });
-        context.io.stdout.write(
-          `VM started: QEMU ${status.qemu.version} (pid ${status.qemu.pid}, accelerator ${status.qemu.accel}, ${status.qemu.runState}); supervisor pid ${status.pid}; snapshots use ${status.strategy}\n`,
-        );
+        context.exit(await runStart(context, config, flags));
       });
 
     vm.command('stop')
@@ -142,6 +136,45 @@ export const vmCommand: CliCommand = {
       });
   },
 };
+
+async function runStart(
+  context: CommandContext,
+  config: string | undefined,
+  flags: StartFlags,
+): Promise<number> {
+  const { io } = context;
+  let interrupted = false;
+  let unsubscribe = () => {};
+  try {
+    const status = await startSupervisor({
+      dir: flags.dir,
+      ...(config !== undefined ? { config } : {}),
+      ...(flags.accel ? { accel: flags.accel } : {}),
+      ...(flags.console ? { consoles: flags.console } : {}),
+      ...(flags.strategy ? { strategy: flags.strategy } : {}),
+      ...(flags.qemu ? { qemu: flags.qemu } : {}),
+      ...(flags.timeout ? { timeout: flags.timeout } : {}),
+      ...(flags.force ? { force: true } : {}),
+      env: { ...process.env, ...io.env },
+      onCancel: (cancel) => {
+        unsubscribe = io.onInterrupt(() => {
+          interrupted = true;
+          cancel();
+        });
+      },
+    });
+    io.stdout.write(
+      `VM started: QEMU ${status.qemu.version} (pid ${status.qemu.pid}, accelerator ${status.qemu.accel}, ${status.qemu.runState}); supervisor pid ${status.pid}; snapshots use ${status.strategy}\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (!interrupted) throw error;
+    io.stderr.write('qmpkit: interrupted; the supervisor stopped QEMU and exited\n');
+    return EXIT_INTERRUPTED;
+  } finally {
+    unsubscribe();
+  }
+}
 
 async function runSupervise(context: CommandContext, flags: SuperviseFlags): Promise<number> {
   const fd = flags.notifyFd;

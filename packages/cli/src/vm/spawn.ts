@@ -12,10 +12,11 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { fromJSON } from '@qmpkit/devices';
+import type { VmConfig } from '@qmpkit/devices';
 import type { StrategyKind } from '@qmpkit/snapshots';
 import { VmStartError } from '../errors.js';
 import { ControlClient } from './client.js';
+import { frozenImagesInUse, readVmConfig } from './config.js';
 import { checkSocketPath, ensurePrivateDir, vmPaths } from './paths.js';
 import { isRecord, lineReader, type StatusResult } from './protocol.js';
 
@@ -30,6 +31,10 @@ export interface StartOptions {
   /** Milliseconds until the supervisor must report (default 120 000). */
   readonly timeout?: number;
   readonly env?: NodeJS.ProcessEnv;
+  /** Start even though the configuration's images are frozen layers of external snapshots. */
+  readonly force?: boolean;
+  /** Called with a function that cancels the start (SIGTERM to the supervisor), for Ctrl-C. */
+  readonly onCancel?: (cancel: () => void) => void;
 }
 
 /** `node` arguments that run this CLI's entry point, from `dist/` or from source. */
@@ -71,27 +76,25 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
   if (options.config !== undefined) {
     const config = path.resolve(options.config);
     // Refused here, before anything is spawned.
-    let text: string;
+    let parsed: VmConfig;
     try {
-      text = await readFile(config, 'utf8');
+      parsed = await readVmConfig(config);
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
       throw new VmStartError(
         paths.dir,
         'config',
-        `${options.config}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+        `${options.config}: ${code ?? (error instanceof Error ? error.message : String(error))}`,
         { cause: error },
       );
     }
-    try {
-      fromJSON(text);
-    } catch (error) {
+    const frozen = await frozenImagesInUse(parsed, paths.snapshots);
+    if (frozen.length > 0 && options.force !== true)
       throw new VmStartError(
         paths.dir,
         'config',
-        `${options.config}: ${error instanceof Error ? error.message : String(error)}`,
-        { cause: error },
+        `${frozen.map((f) => `${f.file} is a frozen layer of snapshot${f.snapshots.length > 1 ? 's' : ''} ${f.snapshots.map((n) => `'${n}'`).join(', ')}`).join('; ')}: a VM writing to it would change what they load. Start from where the VM left off with: qmpkit vm start --dir ${options.dir} (no configuration), or pass --force`,
       );
-    }
     args.push('--config', config);
     // Relative image paths in a configuration are relative to the configuration file.
     cwd = path.dirname(config);
@@ -127,6 +130,10 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
     );
     notify.on('error', () => {});
     child.once('error', (error) => done({ spawnError: error }));
+    options.onCancel?.(() => {
+      child.kill('SIGTERM');
+      done({ cancelled: true });
+    });
     child.once('exit', (code, signal) => done({ exited: { code, signal } }));
   });
   notify.destroy();
@@ -138,7 +145,8 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    if (isRecord(message) && message.timeout === true) child.kill('SIGTERM');
+    if (isRecord(message) && (message.timeout === true || message.cancelled === true))
+      child.kill('SIGTERM');
     await exited;
     clearTimeout(kill);
   }
@@ -152,9 +160,11 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
     );
   }
   const why =
-    isRecord(message) && message.timeout === true
-      ? `it did not report within ${timeout} ms`
-      : `the supervisor ended without reporting (${JSON.stringify(message)})`;
+    isRecord(message) && message.cancelled === true
+      ? 'interrupted'
+      : isRecord(message) && message.timeout === true
+        ? `it did not report within ${timeout} ms`
+        : `the supervisor ended without reporting (${JSON.stringify(message)})`;
   throw new VmStartError(
     paths.dir,
     'launch',

@@ -7,9 +7,9 @@
  * QEMU (if still there), removes the socket and returns. One save, load or delete runs at a
  * time (the store is one process's); `status` and `list` are answered meanwhile.
  */
-import { chmod, readFile, rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { type AccelConfig, fromJSON, type VmConfig } from '@qmpkit/devices';
+import type { AccelConfig, VmConfig } from '@qmpkit/devices';
 import { type ExitInfo, launch, Machine } from '@qmpkit/machine';
 import {
   isSnapshotAbortedError,
@@ -18,6 +18,7 @@ import {
   type Snapshots,
   type StrategyKind,
 } from '@qmpkit/snapshots';
+import { readVmConfig } from './config.js';
 import { checkSocketPath, ensurePrivateDir, type VmPaths, vmPaths } from './paths.js';
 import {
   type AbortCheck,
@@ -99,41 +100,76 @@ async function claimSocket(paths: VmPaths): Promise<void> {
 }
 
 /** Runs the supervisor until it is stopped; resolves to QEMU's exit. */
+const SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGINT'] as const;
+
+/**
+ * Signals are caught from the first moment (a supervisor killed by the default action would
+ * leave QEMU running without a monitor): before the control socket is up they only note the
+ * request, which is honoured as soon as QEMU is there to be stopped.
+ */
+interface Stopper {
+  requested: NodeJS.Signals | undefined;
+  handler: ((signal: NodeJS.Signals) => void) | undefined;
+}
+
 export async function supervise(options: SuperviseOptions): Promise<ExitInfo | undefined> {
   const log =
     options.log ??
     ((line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
+  const stopper: Stopper = { requested: undefined, handler: undefined };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopper.handler !== undefined) stopper.handler(signal);
+    else stopper.requested ??= signal;
+  };
+  for (const s of SIGNALS) process.on(s, onSignal);
+  try {
+    return await superviseWith(options, stopper, log);
+  } finally {
+    for (const s of SIGNALS) process.off(s, onSignal);
+  }
+}
+
+async function superviseWith(
+  options: SuperviseOptions,
+  stopper: Stopper,
+  log: (line: string) => void,
+): Promise<ExitInfo | undefined> {
   const paths = vmPaths(options.dir);
+  const fail = async (what: string, error: unknown, machine?: Machine) => {
+    log(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    options.notify?.({ error: toWireError(error) });
+    await machine?.stop().catch(() => undefined);
+    return undefined;
+  };
   let machine: Machine;
-  let snapshots: Snapshots;
   try {
     await ensurePrivateDir(paths.dir);
     checkSocketPath(paths);
     await claimSocket(paths);
     machine = await startMachine(paths, options, log);
   } catch (error) {
-    log(`start failed: ${error instanceof Error ? error.message : String(error)}`);
-    options.notify?.({ error: toWireError(error) });
-    return undefined;
+    return fail('start failed', error);
   }
+  if (stopper.requested !== undefined)
+    return fail('start cancelled', new Error(`${stopper.requested} during start-up`), machine);
+  let snapshots: Snapshots;
   try {
     snapshots = await openSnapshots(machine, {
       dir: paths.snapshots,
       strategy: options.strategy ?? 'auto',
     });
   } catch (error) {
-    log(`snapshot store failed: ${error instanceof Error ? error.message : String(error)}`);
-    options.notify?.({ error: toWireError(error) });
-    await machine.stop().catch(() => undefined);
-    return undefined;
+    return fail('snapshot store failed', error, machine);
   }
+  if (stopper.requested !== undefined)
+    return fail('start cancelled', new Error(`${stopper.requested} during start-up`), machine);
   const debris = snapshots.debris;
   if (debris.files.length + debris.tags.length + debris.pending.length > 0)
     log(
       `snapshot store: removed debris of unfinished saves (${debris.pending.join(', ') || 'no pending'}; ${debris.files.length} files, ${debris.tags.length} tags)`,
     );
   log(`snapshot strategy for saves: ${snapshots.kind}`);
-  return new Supervisor(paths, machine, snapshots, log).serve(options.notify);
+  return new Supervisor(paths, machine, snapshots, log).serve(options.notify, stopper);
 }
 
 async function startMachine(
@@ -146,7 +182,7 @@ async function startMachine(
     log(`relaunching from ${paths.stateFile}`);
     return Machine.relaunch(paths.stateFile);
   }
-  let config: VmConfig = fromJSON(await readFile(options.config, 'utf8'));
+  let config: VmConfig = await readVmConfig(options.config);
   if (options.accel !== undefined && options.accel.length > 0)
     config = { ...config, accel: options.accel as AccelConfig[] };
   log(`launching ${options.config}`);
@@ -175,7 +211,7 @@ class Supervisor {
     this.#log = log;
   }
 
-  async serve(notify: SuperviseOptions['notify']): Promise<ExitInfo> {
+  async serve(notify: SuperviseOptions['notify'], stopper: Stopper): Promise<ExitInfo> {
     const server = net.createServer((socket) => this.#accept(socket));
     try {
       await new Promise<void>((resolve, reject) => {
@@ -198,12 +234,11 @@ class Supervisor {
     );
     notify?.({ ready: await this.#status() });
 
-    const signals = ['SIGTERM', 'SIGHUP', 'SIGINT'] as const;
-    const onSignal = (signal: NodeJS.Signals) => {
+    stopper.handler = (signal) => {
       this.#log(`${signal}: stopping`);
       void this.#stop();
     };
-    for (const s of signals) process.on(s, onSignal);
+    if (stopper.requested !== undefined) stopper.handler(stopper.requested);
     // QEMU may end on its own (guest poweroff, crash): notice it between operations.
     const watch = setInterval(() => {
       if (this.#machine.status === 'exited' && this.#busy === undefined) {
@@ -216,7 +251,6 @@ class Supervisor {
       this.#onStopped = resolve;
     });
     clearInterval(watch);
-    for (const s of signals) process.off(s, onSignal);
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       for (const connection of this.#connections) connection.socket.end();
