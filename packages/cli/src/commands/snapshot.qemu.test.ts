@@ -27,6 +27,15 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
   return { code, out: io.out(), err: io.err() };
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Resolves when `read()` contains `text` (polling), or rejects after `timeout`. */
 async function waitFor(read: () => string, text: string | RegExp, timeout = 20_000) {
   const deadline = Date.now() + timeout;
@@ -267,6 +276,29 @@ describe.skipIf(skipQemu)('qmpkit vm + qmpkit snapshot (real QEMU, tcg)', () => 
     expect(status.qemu.runState).toBe('running');
     const load = await run('snapshot', 'load', 'first', '--dir', dir);
     expect(load.code).toBe(0);
+  });
+
+  it('supervisor killed: QEMU is left without its owner; vm start --dir kills that QEMU and starts again', async () => {
+    const before = JSON.parse(
+      (await run('vm', 'status', '--dir', dir, '--json')).out,
+    ) as StatusResult;
+    process.kill(before.pid, 'SIGKILL');
+    await waitFor(() => (alive(before.pid) ? '' : 'gone'), 'gone', 10_000);
+    const status = await run('vm', 'status', '--dir', dir);
+    expect(status.code).toBe(2);
+    expect(status.err).toMatch(/ECONNREFUSED on control\.sock/); // the socket file is stale
+    expect(alive(before.qemu.pid)).toBe(true);
+
+    const again = await run('vm', 'start', '--dir', dir);
+    expect(again.code).toBe(0);
+    const after = JSON.parse(
+      (await run('vm', 'status', '--dir', dir, '--json')).out,
+    ) as StatusResult;
+    started.add(after.pid);
+    started.add(after.qemu.pid);
+    expect(after.qemu.pid).not.toBe(before.qemu.pid);
+    await waitFor(() => (alive(before.qemu.pid) ? '' : 'gone'), 'gone', 10_000);
+    expect((await run('snapshot', 'list', '--dir', dir)).out).toMatch(/^\* first /m);
   });
 
   it('vm stop ends QEMU and the supervisor; afterwards list reads the disk and the rest exits 2', async () => {
