@@ -38,6 +38,27 @@ describe('InheritedFds', () => {
 });
 
 describe('stream sink and source', () => {
+  it('keeps order and hash when chunks arrive faster than the file is written (batched writes)', async () => {
+    const file = path.join(tmp.dir, 'batched.bin');
+    const sink = await createStreamSink({ file });
+    const socket = net.createConnection({ path: sink.path });
+    await new Promise((r) => socket.once('connect', r));
+    const hash = createHash('sha256');
+    let total = 0;
+    for (let i = 0; i < 600; i++) {
+      // Odd sizes so chunk boundaries never line up with the batches.
+      const chunk = Buffer.alloc(1 + ((i * 7919) % 120_000), i % 251);
+      hash.update(chunk);
+      total += chunk.length;
+      if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+    }
+    socket.end();
+    const result = await sink.done;
+    expect(result.bytes).toBe(total);
+    expect(result.sha256).toBe(hash.digest('hex'));
+    expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(result.sha256);
+  });
+
   it('the sink accepts exactly one connection', async () => {
     const file = path.join(tmp.dir, 'one.bin');
     const sink = await createStreamSink({ file });
