@@ -62,7 +62,39 @@ export class SchemaInputError extends Error {
   }
 }
 
-export type CliError = CliUsageError | CliConnectError | ArgumentSyntaxError | SchemaInputError;
+/**
+ * `qmpkit vm start` failed: a supervisor already runs in the directory, the configuration was
+ * refused, or QEMU did not start (the message carries QEMU's own error). Exit 2.
+ */
+export class VmStartError extends Error {
+  override readonly name = 'VmStartError' as const;
+  readonly exitCode = 2 as const;
+  /** The VM directory. */
+  readonly dir: string;
+  /** Why: `running` (a supervisor answers there), `config`, `launch` (QEMU or the supervisor failed). */
+  readonly reason: 'running' | 'config' | 'launch';
+  /** The error class the supervisor reported (`QemuLaunchError`, …), when it reported one. */
+  readonly remote: string | undefined;
+
+  constructor(
+    dir: string,
+    reason: 'running' | 'config' | 'launch',
+    message: string,
+    options?: ErrorOptions & { remote?: string },
+  ) {
+    super(message, options);
+    this.dir = dir;
+    this.reason = reason;
+    this.remote = options?.remote;
+  }
+}
+
+export type CliError =
+  | CliUsageError
+  | CliConnectError
+  | ArgumentSyntaxError
+  | SchemaInputError
+  | VmStartError;
 
 export function isCliUsageError(value: unknown): value is CliUsageError {
   return hasName(value, 'CliUsageError');
@@ -76,12 +108,16 @@ export function isArgumentSyntaxError(value: unknown): value is ArgumentSyntaxEr
 export function isSchemaInputError(value: unknown): value is SchemaInputError {
   return hasName(value, 'SchemaInputError');
 }
+export function isVmStartError(value: unknown): value is VmStartError {
+  return hasName(value, 'VmStartError');
+}
 /** Any error of this package (all carry `exitCode`). */
 export function isCliError(value: unknown): value is CliError {
   return (
     isCliUsageError(value) ||
     isCliConnectError(value) ||
     isArgumentSyntaxError(value) ||
-    isSchemaInputError(value)
+    isSchemaInputError(value) ||
+    isVmStartError(value)
   );
 }

@@ -27,7 +27,7 @@ export function buildProgram(
   const { io } = context;
   const program = new Command('qmpkit')
     .description(
-      'Drive QEMU through QMP: interactive shell, one-shot commands, events, schema diffs',
+      'Drive QEMU through QMP: interactive shell, one-shot commands, events, schema diffs, supervised VMs and snapshots',
     )
     .version(VERSION)
     .exitOverride()
@@ -39,7 +39,7 @@ export function buildProgram(
     .addHelpText(
       'after',
       '\nAddresses: unix:/path/to/qmp.sock, tcp:host:port, ws://host:port/path\n' +
-        'Exit codes: 0 ok, 1 QEMU answered with an error, 2 usage error or unreachable address.',
+        'Exit codes: 0 ok, 1 QEMU answered with an error, 2 usage error or unreachable address, 130 interrupted.',
     );
   for (const command of commands) command.register(program, context);
   // Subcommands inherit the output settings and the exit override.

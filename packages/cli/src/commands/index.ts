@@ -8,6 +8,8 @@ import { eventsCommand } from './events.js';
 import { execCommand } from './exec.js';
 import { schemaCommand } from './schema.js';
 import { shellCommand } from './shell.js';
+import { snapshotCommand } from './snapshot.js';
+import { vmCommand } from './vm.js';
 
 export const COMMANDS: readonly CliCommand[] = [
   demoCommand,
@@ -15,4 +17,6 @@ export const COMMANDS: readonly CliCommand[] = [
   execCommand,
   eventsCommand,
   schemaCommand,
+  vmCommand,
+  snapshotCommand,
 ];

@@ -1,0 +1,205 @@
+import { closeSync, writeSync } from 'node:fs';
+import { Option } from 'commander';
+import { formatJson } from '../format.js';
+import { ControlClient } from '../vm/client.js';
+import type { StatusResult } from '../vm/protocol.js';
+import { startSupervisor } from '../vm/spawn.js';
+import { STRATEGIES, supervise } from '../vm/supervisor.js';
+import { type CliCommand, type CommandContext, collect, positiveInt } from './command.js';
+import { EXIT_INTERRUPTED } from './snapshot.js';
+
+interface StartFlags {
+  dir: string;
+  accel?: string[];
+  console?: string[];
+  strategy?: (typeof STRATEGIES)[number] | 'auto';
+  qemu?: string;
+  timeout?: number;
+  force?: boolean;
+}
+
+interface SuperviseFlags extends StartFlags {
+  config?: string;
+  notifyFd?: number;
+}
+
+const dirOption = () =>
+  new Option('-d, --dir <vm-dir>', 'the VM directory (control socket, state file, snapshots)')
+    .env('QMPKIT_VM_DIR')
+    .makeOptionMandatory();
+
+const strategyOption = () =>
+  new Option(
+    '--strategy <kind>',
+    'snapshot strategy for saves (default: auto, chosen per VM)',
+  ).choices(['auto', ...STRATEGIES]);
+
+export function formatStatus(status: StatusResult): string {
+  const lines = [
+    ['supervisor', `pid ${status.pid}, since ${status.startedAt}`],
+    [
+      'qemu',
+      `pid ${status.qemu.pid}, QEMU ${status.qemu.version}, accelerator ${status.qemu.accel}`,
+    ],
+    ['run state', status.qemu.runState],
+    ['snapshots', `${status.snapshots} (saves use ${status.strategy})`],
+    ['busy', status.busy ? `${status.busy.method} '${status.busy.name}'` : '-'],
+    ['vm dir', status.dir],
+  ];
+  return `${lines.map(([k, v]) => `${(k ?? '').padEnd(11)} ${v}`).join('\n')}\n`;
+}
+
+async function withClient<T>(dir: string, run: (client: ControlClient) => Promise<T>): Promise<T> {
+  const client = await ControlClient.connect(dir);
+  try {
+    return await run(client);
+  } finally {
+    client.close();
+  }
+}
+
+export const vmCommand: CliCommand = {
+  name: 'vm',
+  register(program, context) {
+    const vm = program
+      .command('vm')
+      .description(
+        'run a VM under a qmpkit supervisor (it owns QEMU and the snapshot store; see `qmpkit snapshot`)',
+      );
+
+    vm.command('start')
+      .description(
+        "start the VM of a qmpkit-devices configuration under a detached supervisor; returns when it is ready (exit 2 with QEMU's error otherwise). Without <config>: start again from <vm-dir>/state.json",
+      )
+      .argument('[config]', 'a qmpkit-devices configuration (JSON, `toJSON` of a VmConfig)')
+      .addOption(dirOption())
+      .option(
+        '--accel <name>',
+        'accelerator, repeatable in order of preference (overrides the configuration)',
+        collect,
+      )
+      .option(
+        '--console <chardev>',
+        "keep this chardev's output (its unread text goes into snapshots), repeatable",
+        collect,
+      )
+      .addOption(strategyOption())
+      .option('--qemu <binary>', 'qemu-system binary (default qemu-system-x86_64)')
+      .option(
+        '--force',
+        'start on images that are frozen layers of external snapshots (those snapshots then load a changed disk)',
+      )
+      .addOption(
+        new Option(
+          '--timeout <ms>',
+          'how long to wait for the VM to be ready (default 120000)',
+        ).argParser(positiveInt('--timeout')),
+      )
+      .action(async (config: string | undefined, flags: StartFlags) => {
+        context.exit(await runStart(context, config, flags));
+      });
+
+    vm.command('stop')
+      .description('stop the VM (QMP quit, then signals) and its supervisor')
+      .addOption(dirOption())
+      .action(async (flags: { dir: string }) => {
+        const exit = await withClient(flags.dir, (client) => client.call('stop', {}));
+        context.io.stdout.write(
+          `stopped (QEMU ${exit.signal !== null ? `signal ${exit.signal}` : `exit code ${exit.code}`})\n`,
+        );
+      });
+
+    vm.command('status')
+      .description(
+        'supervisor and QEMU pids, QEMU version, accelerator, run state (exit 2 when no supervisor runs)',
+      )
+      .addOption(dirOption())
+      .option('--json', 'print the status as JSON')
+      .action(async (flags: { dir: string; json?: boolean }) => {
+        const status = await withClient(flags.dir, (client) => client.call('status', {}));
+        context.io.stdout.write(
+          flags.json ? `${formatJson(status, false)}\n` : formatStatus(status),
+        );
+      });
+
+    vm.command('supervise', { hidden: true })
+      .description('the supervisor process itself (started by `vm start`)')
+      .addOption(dirOption())
+      .option('--config <file>')
+      .option('--accel <name>', '', collect)
+      .option('--console <chardev>', '', collect)
+      .addOption(strategyOption())
+      .option('--qemu <binary>')
+      .addOption(new Option('--notify-fd <fd>').argParser(positiveInt('--notify-fd')))
+      .action(async (flags: SuperviseFlags) => {
+        context.exit(await runSupervise(context, flags));
+      });
+  },
+};
+
+async function runStart(
+  context: CommandContext,
+  config: string | undefined,
+  flags: StartFlags,
+): Promise<number> {
+  const { io } = context;
+  let interrupted = false;
+  let unsubscribe = () => {};
+  try {
+    const status = await startSupervisor({
+      dir: flags.dir,
+      ...(config !== undefined ? { config } : {}),
+      ...(flags.accel ? { accel: flags.accel } : {}),
+      ...(flags.console ? { consoles: flags.console } : {}),
+      ...(flags.strategy ? { strategy: flags.strategy } : {}),
+      ...(flags.qemu ? { qemu: flags.qemu } : {}),
+      ...(flags.timeout ? { timeout: flags.timeout } : {}),
+      ...(flags.force ? { force: true } : {}),
+      env: { ...process.env, ...io.env },
+      onCancel: (cancel) => {
+        unsubscribe = io.onInterrupt(() => {
+          interrupted = true;
+          cancel();
+        });
+      },
+    });
+    io.stdout.write(
+      `VM started: QEMU ${status.qemu.version} (pid ${status.qemu.pid}, accelerator ${status.qemu.accel}, ${status.qemu.runState}); supervisor pid ${status.pid}; snapshots use ${status.strategy}\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (!interrupted) throw error;
+    io.stderr.write('qmpkit: interrupted; the supervisor stopped QEMU and exited\n');
+    return EXIT_INTERRUPTED;
+  } finally {
+    unsubscribe();
+  }
+}
+
+async function runSupervise(context: CommandContext, flags: SuperviseFlags): Promise<number> {
+  const fd = flags.notifyFd;
+  let notified = false;
+  const exit = await supervise({
+    dir: flags.dir,
+    ...(flags.config !== undefined ? { config: flags.config } : {}),
+    ...(flags.accel ? { accel: flags.accel } : {}),
+    ...(flags.console ? { consoles: flags.console } : {}),
+    ...(flags.strategy ? { strategy: flags.strategy } : {}),
+    ...(flags.qemu ? { qemu: flags.qemu } : {}),
+    log: (line) => context.io.stdout.write(`${new Date().toISOString()} ${line}\n`),
+    notify: (message) => {
+      notified = true;
+      if (fd === undefined) {
+        context.io.stdout.write(`${formatJson(message, false)}\n`);
+        return;
+      }
+      try {
+        writeSync(fd, `${JSON.stringify(message)}\n`);
+        closeSync(fd);
+      } catch {
+        // `vm start` gave up waiting; the log has it.
+      }
+    },
+  });
+  return exit === undefined || !notified ? 2 : 0;
+}

@@ -1,0 +1,181 @@
+/**
+ * The supervisor's control protocol: JSON lines over `<vm-dir>/control.sock`.
+ *
+ * The server greets with `{"hello":{"protocol":1,"pid":…}}`. A request is
+ * `{"id":<n>,"method":"…","params":{…}}` (ids are the client's, per connection). Answers:
+ * `{"id":n,"progress":{phase,bytes,totalBytes,percent,elapsedMs}}` (save and load, any
+ * number), then exactly one `{"id":n,"result":…}` or `{"id":n,"error":{name,message,…}}`.
+ * `abort {id}` aborts the save or load that request `id` of the same connection started.
+ */
+import type { SnapshotInfo, SnapshotProgress, StrategyKind } from '@qmpkit/snapshots';
+
+export const PROTOCOL_VERSION = 1;
+
+export interface SaveParams {
+  readonly name: string;
+  readonly live?: boolean;
+  readonly overwrite?: boolean;
+  readonly strategy?: StrategyKind;
+  readonly description?: string;
+}
+
+export interface Methods {
+  status: { params: Record<string, never>; result: StatusResult };
+  save: { params: SaveParams; result: SaveSummary };
+  load: { params: { readonly name: string }; result: LoadSummary };
+  delete: { params: { readonly name: string }; result: DeleteSummary };
+  list: { params: Record<string, never>; result: ListResult };
+  stop: { params: Record<string, never>; result: StopResult };
+  abort: { params: { readonly id: number }; result: { readonly aborted: boolean } };
+}
+
+export type Method = keyof Methods;
+export const METHODS: readonly Method[] = [
+  'status',
+  'save',
+  'load',
+  'delete',
+  'list',
+  'stop',
+  'abort',
+];
+
+export interface StatusResult {
+  readonly dir: string;
+  /** The supervisor's pid. */
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly qemu: {
+    readonly pid: number;
+    readonly version: string;
+    readonly accel: string;
+    /** `query-status` (`running`, `paused`, `postmigrate`, …), or the machine's status when QEMU is gone. */
+    readonly runState: string;
+  };
+  /** The strategy saves use unless a save names one. */
+  readonly strategy: StrategyKind;
+  /** The save, load or delete in progress. */
+  readonly busy: { readonly method: Method; readonly name: string } | null;
+  readonly snapshots: number;
+}
+
+export interface SaveSummary {
+  readonly name: string;
+  readonly strategy: StrategyKind;
+  readonly totalMs: number;
+  readonly downtimeMs: number | null;
+  readonly bytes: number;
+  readonly live: boolean;
+}
+
+export interface LoadSummary {
+  readonly name: string;
+  readonly strategy: StrategyKind;
+  readonly totalMs: number;
+  readonly downtimeMs: number | null;
+  readonly bytes: number;
+  readonly verified: string | null;
+}
+
+export interface DeleteSummary {
+  readonly name: string;
+  readonly strategy: StrategyKind;
+  readonly totalMs: number;
+  readonly merged: readonly string[];
+  readonly removed: readonly string[];
+}
+
+export interface ListResult {
+  /** Id of the snapshot the VM descends from (last saved or loaded). */
+  readonly current: string | null;
+  readonly snapshots: readonly SnapshotInfo[];
+}
+
+export interface StopResult {
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
+/**
+ * What the supervisor found after an aborted save or load: the store's entry for the name
+ * before and after (same id: unchanged) and QEMU's run state.
+ */
+export interface AbortCheck {
+  readonly before: string | null;
+  readonly after: string | null;
+  readonly runState: string;
+}
+
+/** An error as it crosses the socket: the class name, message and the error's own fields. */
+export interface WireError {
+  readonly name: string;
+  readonly message: string;
+  readonly [field: string]: unknown;
+}
+
+export interface Request {
+  readonly id: number;
+  readonly method: string;
+  readonly params?: unknown;
+}
+
+export type Response =
+  | { readonly hello: { readonly protocol: number; readonly pid: number } }
+  | { readonly id: number; readonly progress: SnapshotProgress }
+  | { readonly id: number; readonly result: unknown }
+  | { readonly id: number; readonly error: WireError };
+
+/** Any thrown value as a `WireError` (own enumerable fields kept, `cause` as its message). */
+export function toWireError(error: unknown, extra: Record<string, unknown> = {}): WireError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error), ...extra };
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(error)) {
+    if (key === 'cause') continue;
+    try {
+      JSON.stringify(value);
+      fields[key] = value;
+    } catch {
+      fields[key] = String(value);
+    }
+  }
+  const cause = error.cause instanceof Error ? { cause: error.cause.message } : {};
+  return { ...fields, ...cause, ...extra, name: error.name, message: error.message };
+}
+
+/**
+ * Splits a byte stream into JSON lines and calls `onValue` for each parsed line (a line
+ * that is not JSON calls `onBad`). Lines are capped at 1 MiB: a peer that sends more without
+ * a newline is broken.
+ */
+export function lineReader(
+  onValue: (value: unknown) => void,
+  onBad: (problem: string) => void,
+): (chunk: Buffer | string) => void {
+  let buffered = '';
+  return (chunk) => {
+    buffered += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    for (;;) {
+      const newline = buffered.indexOf('\n');
+      if (newline < 0) break;
+      const line = buffered.slice(0, newline).trim();
+      buffered = buffered.slice(newline + 1);
+      if (line === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        onBad(`not JSON: ${line.slice(0, 80)}`);
+        continue;
+      }
+      onValue(value);
+    }
+    if (buffered.length > 1024 * 1024) {
+      buffered = '';
+      onBad('line longer than 1 MiB');
+    }
+  };
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,530 @@
+/**
+ * The supervisor behind `qmpkit vm start`: one detached process per VM directory that owns
+ * the QEMU process (QMP is a socketpair only the launching process holds), its snapshot
+ * store, and a private control socket speaking the JSON-lines protocol of `protocol.ts`.
+ *
+ * It runs until `stop`, SIGTERM/SIGHUP/SIGINT, or QEMU exiting on its own; then it stops
+ * QEMU (if still there), removes the socket and returns. One save, load or delete runs at a
+ * time (the store is one process's); `status` and `list` are answered meanwhile.
+ */
+import { chmod, rm } from 'node:fs/promises';
+import net from 'node:net';
+import type { AccelConfig, VmConfig } from '@qmpkit/devices';
+import { type ExitInfo, launch, Machine } from '@qmpkit/machine';
+import {
+  isSnapshotAbortedError,
+  openSnapshots,
+  type SnapshotProgress,
+  type Snapshots,
+  type StrategyKind,
+} from '@qmpkit/snapshots';
+import { readVmConfig } from './config.js';
+import { checkSocketPath, ensurePrivateDir, type VmPaths, vmPaths } from './paths.js';
+import {
+  type AbortCheck,
+  isRecord,
+  lineReader,
+  METHODS,
+  type Method,
+  type Methods,
+  PROTOCOL_VERSION,
+  type Request,
+  type SaveParams,
+  type StatusResult,
+  toWireError,
+  type WireError,
+} from './protocol.js';
+
+export const STRATEGIES: readonly StrategyKind[] = ['external', 'internal-jobs', 'internal-hmp'];
+
+export interface SuperviseOptions {
+  readonly dir: string;
+  /** A `qmpkit-devices` configuration file; absent: relaunch from `<dir>/state.json`. */
+  readonly config?: string;
+  /** Overrides the configuration's accelerators. */
+  readonly accel?: readonly string[];
+  /** Chardev ids whose output the supervisor keeps (snapshots carry their unread text). */
+  readonly consoles?: readonly string[];
+  readonly strategy?: StrategyKind | 'auto';
+  readonly qemu?: string;
+  /** Called once: the VM is ready (with its status) or could not start. */
+  readonly notify?: (message: { ready: StatusResult } | { error: WireError }) => void;
+  /** Where log lines go (default: stdout, which `vm start` points at `supervisor.log`). */
+  readonly log?: (line: string) => void;
+}
+
+class ProtocolError extends Error {
+  override readonly name = 'ProtocolError' as const;
+}
+
+class SupervisorBusyError extends Error {
+  override readonly name = 'SupervisorBusyError' as const;
+  readonly busy: { readonly method: Method; readonly name: string };
+  constructor(busy: { method: Method; name: string }) {
+    super(`a ${busy.method} of '${busy.name}' is in progress; try again when it has finished`);
+    this.busy = busy;
+  }
+}
+
+class SupervisorStoppingError extends Error {
+  override readonly name = 'SupervisorStoppingError' as const;
+}
+
+interface Connection {
+  readonly socket: net.Socket;
+  /** Running saves and loads started on this connection, by request id. */
+  readonly operations: Map<number, AbortController>;
+  send(value: unknown): void;
+}
+
+interface Busy {
+  readonly method: Method;
+  readonly name: string;
+  readonly controller: AbortController;
+  readonly done: Promise<unknown>;
+}
+
+/** Refuses to start when another supervisor answers on the socket; removes a stale one. */
+async function claimSocket(paths: VmPaths): Promise<void> {
+  const alive = await new Promise<boolean>((resolve) => {
+    const socket = net.connect(paths.control);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+  if (alive)
+    throw new Error(`a qmpkit supervisor already runs at ${paths.dir} (qmpkit vm status --dir …)`);
+  await rm(paths.control, { force: true });
+}
+
+/** Runs the supervisor until it is stopped; resolves to QEMU's exit. */
+const SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGINT'] as const;
+
+/**
+ * Signals are caught from the first moment (a supervisor killed by the default action would
+ * leave QEMU running without a monitor): before the control socket is up they only note the
+ * request, which is honoured as soon as QEMU is there to be stopped.
+ */
+interface Stopper {
+  requested: NodeJS.Signals | undefined;
+  handler: ((signal: NodeJS.Signals) => void) | undefined;
+}
+
+export async function supervise(options: SuperviseOptions): Promise<ExitInfo | undefined> {
+  const log =
+    options.log ??
+    ((line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
+  const stopper: Stopper = { requested: undefined, handler: undefined };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopper.handler !== undefined) stopper.handler(signal);
+    else stopper.requested ??= signal;
+  };
+  for (const s of SIGNALS) process.on(s, onSignal);
+  try {
+    return await superviseWith(options, stopper, log);
+  } finally {
+    for (const s of SIGNALS) process.off(s, onSignal);
+  }
+}
+
+async function superviseWith(
+  options: SuperviseOptions,
+  stopper: Stopper,
+  log: (line: string) => void,
+): Promise<ExitInfo | undefined> {
+  const paths = vmPaths(options.dir);
+  const fail = async (what: string, error: unknown, machine?: Machine) => {
+    log(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    options.notify?.({ error: toWireError(error) });
+    await machine?.stop().catch(() => undefined);
+    return undefined;
+  };
+  let machine: Machine;
+  try {
+    await ensurePrivateDir(paths.dir);
+    checkSocketPath(paths);
+    await claimSocket(paths);
+    machine = await startMachine(paths, options, log);
+  } catch (error) {
+    return fail('start failed', error);
+  }
+  if (stopper.requested !== undefined)
+    return fail('start cancelled', new Error(`${stopper.requested} during start-up`), machine);
+  let snapshots: Snapshots;
+  try {
+    snapshots = await openSnapshots(machine, {
+      dir: paths.snapshots,
+      strategy: options.strategy ?? 'auto',
+    });
+  } catch (error) {
+    return fail('snapshot store failed', error, machine);
+  }
+  if (stopper.requested !== undefined)
+    return fail('start cancelled', new Error(`${stopper.requested} during start-up`), machine);
+  const debris = snapshots.debris;
+  if (debris.files.length + debris.tags.length + debris.pending.length > 0)
+    log(
+      `snapshot store: removed debris of unfinished saves (${debris.pending.join(', ') || 'no pending'}; ${debris.files.length} files, ${debris.tags.length} tags)`,
+    );
+  log(`snapshot strategy for saves: ${snapshots.kind}`);
+  return new Supervisor(paths, machine, snapshots, log).serve(options.notify, stopper);
+}
+
+async function startMachine(
+  paths: VmPaths,
+  options: SuperviseOptions,
+  log: (line: string) => void,
+): Promise<Machine> {
+  const consoles = options.consoles ?? [];
+  if (options.config === undefined) {
+    log(`relaunching from ${paths.stateFile}`);
+    return Machine.relaunch(paths.stateFile);
+  }
+  let config: VmConfig = await readVmConfig(options.config);
+  if (options.accel !== undefined && options.accel.length > 0)
+    config = { ...config, accel: options.accel as AccelConfig[] };
+  log(`launching ${options.config}`);
+  return launch(config, {
+    runDir: paths.runDir,
+    stateFile: paths.stateFile,
+    consoles,
+    ...(options.qemu !== undefined ? { qemu: options.qemu } : {}),
+  });
+}
+
+class Supervisor {
+  readonly #paths: VmPaths;
+  readonly #machine: Machine;
+  readonly #snapshots: Snapshots;
+  readonly #log: (line: string) => void;
+  readonly #startedAt = new Date().toISOString();
+  readonly #connections = new Set<Connection>();
+  #busy: Busy | undefined;
+  #stopping: Promise<ExitInfo> | undefined;
+
+  constructor(paths: VmPaths, machine: Machine, snapshots: Snapshots, log: (line: string) => void) {
+    this.#paths = paths;
+    this.#machine = machine;
+    this.#snapshots = snapshots;
+    this.#log = log;
+  }
+
+  async serve(notify: SuperviseOptions['notify'], stopper: Stopper): Promise<ExitInfo> {
+    const server = net.createServer((socket) => this.#accept(socket));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.#paths.control, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      // The directory is 0700 already; the socket itself is made owner-only as well.
+      await chmod(this.#paths.control, 0o600);
+    } catch (error) {
+      notify?.({ error: toWireError(error) });
+      await this.#machine.stop().catch(() => undefined);
+      throw error;
+    }
+    server.on('error', (error) => this.#log(`control socket: ${error.message}`));
+    this.#log(
+      `ready: QEMU pid ${this.#machine.pid}, control socket ${this.#paths.control}, supervisor pid ${process.pid}`,
+    );
+    notify?.({ ready: await this.#status() });
+
+    stopper.handler = (signal) => {
+      this.#log(`${signal}: stopping`);
+      void this.#stop();
+    };
+    if (stopper.requested !== undefined) stopper.handler(stopper.requested);
+    // QEMU may end on its own (guest poweroff, crash): notice it between operations.
+    const watch = setInterval(() => {
+      if (this.#machine.status === 'exited' && this.#busy === undefined) {
+        this.#log('QEMU exited on its own: stopping');
+        void this.#stop();
+      }
+    }, 500);
+
+    const exit = await new Promise<ExitInfo>((resolve) => {
+      this.#onStopped = resolve;
+    });
+    clearInterval(watch);
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const connection of this.#connections) connection.socket.end();
+      setTimeout(() => {
+        for (const connection of this.#connections) connection.socket.destroy();
+      }, 1000).unref();
+    });
+    await rm(this.#paths.control, { force: true });
+    this.#log(`stopped (QEMU exit ${exit.signal ?? exit.code})`);
+    return exit;
+  }
+
+  #onStopped: (exit: ExitInfo) => void = () => {};
+
+  #accept(socket: net.Socket): void {
+    const connection: Connection = {
+      socket,
+      operations: new Map(),
+      send(value) {
+        if (!socket.destroyed && socket.writable) socket.write(`${JSON.stringify(value)}\n`);
+      },
+    };
+    this.#connections.add(connection);
+    socket.on('close', () => this.#connections.delete(connection));
+    socket.on('error', () => {});
+    connection.send({ hello: { protocol: PROTOCOL_VERSION, pid: process.pid } });
+    socket.on(
+      'data',
+      lineReader(
+        (value) => {
+          void this.#handle(connection, value);
+        },
+        (problem) =>
+          connection.send({ id: null, error: { name: 'ProtocolError', message: problem } }),
+      ),
+    );
+  }
+
+  async #handle(connection: Connection, value: unknown): Promise<void> {
+    if (!isRecord(value) || typeof value.id !== 'number' || typeof value.method !== 'string') {
+      connection.send({
+        id: isRecord(value) && typeof value.id === 'number' ? value.id : null,
+        error: { name: 'ProtocolError', message: 'expected {"id": <number>, "method": "…"}' },
+      });
+      return;
+    }
+    const request = value as unknown as Request;
+    try {
+      const result = await this.#dispatch(connection, request);
+      connection.send({ id: request.id, result });
+    } catch (error) {
+      // An aborted save or load carries `check` (see `AbortCheck`), copied like any field.
+      connection.send({ id: request.id, error: toWireError(error) });
+    }
+  }
+
+  async #dispatch(connection: Connection, request: Request): Promise<unknown> {
+    const method = request.method as Method;
+    if (!METHODS.includes(method))
+      throw new ProtocolError(`unknown method '${request.method}' (${METHODS.join(', ')})`);
+    const params = isRecord(request.params) ? request.params : {};
+    switch (method) {
+      case 'status':
+        return this.#status();
+      case 'list':
+        return {
+          current: this.#snapshots.store.manifest.current,
+          snapshots: await this.#snapshots.list(),
+        } satisfies Methods['list']['result'];
+      case 'abort': {
+        if (typeof params.id !== 'number') throw new ProtocolError('abort: params.id (a number)');
+        const controller = connection.operations.get(params.id);
+        if (controller === undefined) return { aborted: false };
+        this.#log(`abort requested for request ${params.id}`);
+        controller.abort(new Error('aborted by the client'));
+        return { aborted: true };
+      }
+      case 'stop':
+        return this.#stop();
+      case 'save':
+        return this.#exclusive(connection, request.id, 'save', saveParams(params), (p, signal) =>
+          this.#save(connection, request.id, p, signal),
+        );
+      case 'load':
+        return this.#exclusive(connection, request.id, 'load', nameParam(params), (p, signal) =>
+          this.#load(connection, request.id, p.name, signal),
+        );
+      case 'delete':
+        return this.#exclusive(connection, request.id, 'delete', nameParam(params), (p) =>
+          this.#delete(p.name),
+        );
+    }
+  }
+
+  async #exclusive<P extends { readonly name: string }, T>(
+    connection: Connection,
+    id: number,
+    method: Method,
+    params: P,
+    run: (params: P, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    if (this.#stopping !== undefined) throw new SupervisorStoppingError('the VM is stopping');
+    if (this.#busy !== undefined) throw new SupervisorBusyError(this.#busy);
+    const controller = new AbortController();
+    // Marked busy before the operation's first step runs.
+    const done = Promise.resolve().then(() => run(params, controller.signal));
+    this.#busy = { method, name: params.name, controller, done };
+    connection.operations.set(id, controller);
+    this.#log(`${method} '${params.name}' started`);
+    try {
+      const result = await done;
+      this.#log(`${method} '${params.name}' done`);
+      return result;
+    } catch (error) {
+      this.#log(
+        `${method} '${params.name}' failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+      );
+      throw error;
+    } finally {
+      connection.operations.delete(id);
+      this.#busy = undefined;
+    }
+  }
+
+  async #runState(): Promise<string> {
+    if (this.#machine.status !== 'running') return this.#machine.status;
+    try {
+      return (await this.#machine.qmp.execute('query-status')).status;
+    } catch {
+      return this.#machine.status;
+    }
+  }
+
+  async #status(): Promise<StatusResult> {
+    const v = this.#machine.qemuVersion;
+    return {
+      dir: this.#paths.dir,
+      pid: process.pid,
+      startedAt: this.#startedAt,
+      qemu: {
+        pid: this.#machine.pid,
+        version: `${v.major}.${v.minor}.${v.micro}`,
+        accel: this.#machine.accel,
+        runState: await this.#runState(),
+      },
+      strategy: this.#snapshots.kind,
+      busy: this.#busy ? { method: this.#busy.method, name: this.#busy.name } : null,
+      snapshots: this.#snapshots.store.snapshots().length,
+    };
+  }
+
+  /** After an abort: whether the store's entry for `name` is the one from before. */
+  async #abortCheck(name: string, before: string | null): Promise<AbortCheck> {
+    return {
+      before,
+      after: this.#snapshots.store.find(name)?.id ?? null,
+      runState: await this.#runState(),
+    };
+  }
+
+  async #save(
+    connection: Connection,
+    id: number,
+    params: SaveParams,
+    signal: AbortSignal,
+  ): Promise<Methods['save']['result']> {
+    const kind = params.strategy ?? this.#snapshots.kind;
+    const before = this.#snapshots.store.find(params.name);
+    const onProgress = (progress: SnapshotProgress) => connection.send({ id, progress });
+    try {
+      if (before !== undefined && before.strategy !== kind && params.overwrite === true) {
+        // Another strategy's snapshot of that name goes first (as `Snapshots.save` does).
+        await this.#snapshots.delete(params.name);
+      }
+      const result = await this.#snapshots.strategy(kind).save(params.name, {
+        signal,
+        onProgress,
+        ...(params.live !== undefined ? { live: params.live } : {}),
+        ...(params.overwrite !== undefined ? { overwrite: params.overwrite } : {}),
+        ...(params.description !== undefined ? { description: params.description } : {}),
+      });
+      return {
+        name: result.snapshot.name,
+        strategy: result.strategy,
+        totalMs: result.timings.totalMs,
+        downtimeMs: result.timings.downtimeMs ?? null,
+        bytes: result.bytesWritten,
+        live: result.snapshot.live,
+      };
+    } catch (error) {
+      if (isSnapshotAbortedError(error))
+        Object.assign(error, { check: await this.#abortCheck(params.name, before?.id ?? null) });
+      throw error;
+    }
+  }
+
+  async #load(
+    connection: Connection,
+    id: number,
+    name: string,
+    signal: AbortSignal,
+  ): Promise<Methods['load']['result']> {
+    const onProgress = (progress: SnapshotProgress) => connection.send({ id, progress });
+    const before = this.#snapshots.store.find(name)?.id ?? null;
+    try {
+      const result = await this.#snapshots.load(name, { signal, onProgress });
+      return {
+        name: result.snapshot.name,
+        strategy: result.strategy,
+        totalMs: result.timings.totalMs,
+        downtimeMs: result.timings.downtimeMs ?? null,
+        bytes: result.bytesRead,
+        verified: result.verified ?? null,
+      };
+    } catch (error) {
+      if (isSnapshotAbortedError(error))
+        Object.assign(error, { check: await this.#abortCheck(name, before) });
+      throw error;
+    }
+  }
+
+  async #delete(name: string): Promise<Methods['delete']['result']> {
+    const result = await this.#snapshots.delete(name);
+    return {
+      name: result.snapshot.name,
+      strategy: result.strategy,
+      totalMs: result.totalMs,
+      merged: result.merged,
+      removed: result.removed,
+    };
+  }
+
+  /** Aborts what runs, stops QEMU, and ends `serve` (once; later calls share the result). */
+  #stop(): Promise<Methods['stop']['result']> {
+    this.#stopping ??= (async () => {
+      const busy = this.#busy;
+      if (busy !== undefined) {
+        this.#log(`stopping: aborting the ${busy.method} of '${busy.name}'`);
+        busy.controller.abort(new Error('the VM is stopping'));
+        await busy.done.catch(() => undefined);
+      }
+      const exit =
+        this.#machine.status === 'exited'
+          ? await this.#machine.exited
+          : await this.#machine.stop().catch(() => this.#machine.exited);
+      // Answer `stop` before the socket goes away.
+      setImmediate(() => this.#onStopped(exit));
+      return exit;
+    })();
+    return this.#stopping.then((exit) => ({ code: exit.code, signal: exit.signal }));
+  }
+}
+
+function nameParam(params: Record<string, unknown>): { name: string } {
+  if (typeof params.name !== 'string' || params.name === '')
+    throw new ProtocolError('params.name (a snapshot name) is required');
+  return { name: params.name };
+}
+
+function saveParams(params: Record<string, unknown>): SaveParams {
+  const { name } = nameParam(params);
+  const strategy = params.strategy;
+  if (strategy !== undefined && !STRATEGIES.includes(strategy as StrategyKind))
+    throw new ProtocolError(`params.strategy: one of ${STRATEGIES.join(', ')}`);
+  for (const key of ['live', 'overwrite'] as const)
+    if (params[key] !== undefined && typeof params[key] !== 'boolean')
+      throw new ProtocolError(`params.${key}: a boolean`);
+  if (params.description !== undefined && typeof params.description !== 'string')
+    throw new ProtocolError('params.description: a string');
+  return {
+    name,
+    ...(strategy !== undefined ? { strategy: strategy as StrategyKind } : {}),
+    ...(typeof params.live === 'boolean' ? { live: params.live } : {}),
+    ...(typeof params.overwrite === 'boolean' ? { overwrite: params.overwrite } : {}),
+    ...(typeof params.description === 'string' ? { description: params.description } : {}),
+  };
+}
