@@ -664,7 +664,12 @@ export class ExternalStrategy extends BaseStrategy {
       settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
     });
     finished.catch(() => {});
+    // The first cause wins: killing QEMU at the deadline also makes it exit, and that exit
+    // must not be reported as the reason.
+    let failing = false;
     const fail = async (reason: 'failed' | 'exited' | 'timeout', detail: string) => {
+      if (failing) return;
+      failing = true;
       if (reason === 'timeout') await machine.kill().catch(() => {});
       const exit = await Promise.race([
         machine.exited,
