@@ -158,7 +158,17 @@ export async function chooseStrategy(
   machine: Machine,
   options: ChooseOptions = {},
 ): Promise<StrategyChoice> {
-  const probes = await probe(machine);
+  return decideStrategy(await probe(machine), options);
+}
+
+/**
+ * The decision of `chooseStrategy` over probe results, without a VM (internal: exported
+ * for tests). Throws `SnapshotUnsupportedError` with every reason when none is feasible.
+ */
+export function decideStrategy(
+  probes: StrategyProbes,
+  options: ChooseOptions = {},
+): StrategyChoice {
   const list = candidates(probes, options.live === true);
   const preferred = list.find((c) => c.kind === options.prefer && c.feasible);
   const chosen = preferred ?? list.find((c) => c.feasible);
