@@ -1,6 +1,6 @@
 /**
  * Crash consistency when *our* process dies during a save, on QEMU 7.2: a child Node process
- * (`save-child.test-support.ts`) saves `previous`, then `victim`, and is SIGKILLed at a phase
+ * (`save-child.test-support.ts`, any of the three strategies) saves `previous`, then `victim`, and is SIGKILLed at a phase
  * of that save — by itself at the exact point, or by this test when the child reports the
  * phase (so the save runs on for a moment). Its QEMU survives as an orphan; the test
  * relaunches the machine from its state file (`Machine.relaunch` kills the orphan first),
@@ -100,6 +100,8 @@ const CASES: [StrategyKind, SnapshotPhase, 'self' | 'parent'][] = [
   ['internal-jobs', 'pause', 'self'],
   ['internal-jobs', 'save', 'parent'],
   ['internal-jobs', 'commit', 'self'],
+  ['internal-hmp', 'save', 'parent'],
+  ['internal-hmp', 'commit', 'self'],
 ];
 
 describe('SIGKILL of the Node process during a save', () => {
@@ -136,7 +138,7 @@ describe('SIGKILL of the Node process during a save', () => {
       expect(snaps.debris.files.map((f) => path.basename(path.dirname(f)))).toEqual(['layers']);
     if (kind === 'external' && phase === 'commit')
       expect(snaps.debris.files.filter((f) => f.endsWith('.state')).length).toBe(1);
-    if (kind === 'internal-jobs' && phase === 'commit')
+    if (kind !== 'external' && phase === 'commit')
       expect(snaps.debris.tags).toEqual([expect.stringMatching(/^victim~/)]);
     // No debris: every state file and overlay left is one a snapshot or the VM uses.
     const keep = snaps.store.referencedFiles();
@@ -147,7 +149,7 @@ describe('SIGKILL of the Node process during a save', () => {
     for (const sub of ['states', 'layers'])
       for (const f of await readdir(path.join(store, sub)))
         expect(keep.has(path.join(store, sub, f)), `${sub}/${f}`).toBe(true);
-    if (kind === 'internal-jobs') {
+    if (kind !== 'external') {
       // No tag of an uncommitted save survives the reopen.
       const tags = [...(await imageTags(m.qmp)).keys()];
       const committed = new Set(snaps.store.snapshots().map((s) => s.tag));
