@@ -259,6 +259,20 @@ export const scenarios: Scenario[] = [
     ],
   },
   {
+    name: 'JSON nesting limit: 1024 levels parse, the 1025th is refused and the parser recovers',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: `${'['.repeat(1024)}${']'.repeat(1024)}` },
+      { send: `${'['.repeat(1025)}\n{"execute":"query-status","id":"after"}`, replies: 2 },
+      // The outer object is level 1: 1023 nested arguments objects reach exactly 1024.
+      {
+        send: `{"execute":"query-status","id":"deep","arguments":${'{"a":'.repeat(1023)}1${'}'.repeat(1023)}}`,
+      },
+      { send: exec('query-status', undefined, 'last') },
+    ],
+  },
+  {
     name: 'exec-oob rules after oob negotiation',
     setup: { machine: 'none' },
     steps: [
@@ -821,6 +835,23 @@ export const scenarios: Scenario[] = [
       { send: exec('query-status'), until: ['"completed"'] },
       { send: exec('query-migrate') },
       { send: exec('migrate-incoming', { uri: 'unix:$DIR/in2.sock' }) },
+    ],
+  },
+  {
+    name: 'a command the fake does not model fails like a QEMU command failing (GenericError)',
+    setup: { machine: 'none' },
+    // Only the text differs: QEMU explains its failure, the fake names itself.
+    normalize: [
+      [
+        /"desc": "(Cannot find device='x' nor node-name='x'|qmpkit fake-qmp does not model '[a-z-]+' \(QEMU 7\.2\.\d+ has it\))"/g,
+        '"desc": "FAILED"',
+      ],
+    ],
+    steps: [
+      NEGOTIATE,
+      { send: exec('block-dirty-bitmap-add', { node: 'x', name: 'b' }, 7) },
+      { send: exec('block-stream', { device: 'x' }) },
+      { send: exec('block-stream', {}, 'checked-first') },
     ],
   },
   {

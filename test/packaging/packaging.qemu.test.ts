@@ -7,11 +7,19 @@
  * pnpm-workspace.yaml, so new ones are covered without editing this file.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { publishedPackages, ROOT, type WorkspacePackage } from './workspace.js';
 
 const require = createRequire(import.meta.url);
@@ -118,6 +126,57 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s tarball', 
     expect(output).toContain('node16 (from ESM)');
   });
 });
+
+/** QEMU 7.2's QAPI source, fetched by `pnpm schemas:source` (gitignored; present in CI). */
+const QAPI_SOURCE = path.join(ROOT, '.cache/qapi-source/qemu-7.2/qapi/qapi-schema.json');
+/** A sentence of QEMU's own doc comment for query-status (qapi/run-state.json). */
+const QEMU_DOC = 'Query the run status of all VCPUs';
+
+describe.skipIf(!packages.some((p) => p.manifest.name === '@qmpkit/qapi'))(
+  '@qmpkit/qapi tarball: QEMU docs from the QAPI source cache, and the license note',
+  () => {
+    const qapi = () => unpack(packages.find((p) => p.manifest.name === '@qmpkit/qapi')!);
+    const haveSource = existsSync(QAPI_SOURCE);
+    const needSource = (ctx: TestContext) => {
+      if (haveSource) return;
+      if (process.env.CI === 'true')
+        throw new Error(`${QAPI_SOURCE} is missing in CI: run \`pnpm schemas:source\` first`);
+      ctx.skip(
+        `.cache/qapi-source/qemu-7.2 absent (run \`pnpm schemas:source\`): the build had no QEMU docs to add`,
+      );
+    };
+
+    it('ships dist/LICENSE-NOTES.md saying whether QEMU docs are included', () => {
+      const { dir, files } = qapi();
+      expect(files).toContain('package/dist/LICENSE-NOTES.md');
+      const notes = readFileSync(path.join(dir, 'dist/LICENSE-NOTES.md'), 'utf8');
+      expect(notes).toContain('The code of @qmpkit/qapi is MIT-licensed.');
+      if (haveSource) {
+        expect(notes).toMatch(
+          /QAPI documentation in the JSDoc comments of the bindings for\s+QEMU 7\.2/,
+        );
+        expect(notes).toContain('GPL-2.0-or-later');
+      } else {
+        expect(notes).toContain('This build carries no QEMU documentation');
+      }
+    });
+
+    it("carries QEMU's doc comments in the built 7.2 .d.ts (the repository's generated code does not)", (ctx) => {
+      needSource(ctx);
+      const { dir } = qapi();
+      const concat = (folder: string, suffix: string) =>
+        readdirSync(folder)
+          .filter((f) => f.endsWith(suffix))
+          .map((f) => readFileSync(path.join(folder, f), 'utf8'))
+          .join('\n');
+      const built = concat(path.join(dir, 'dist/gen/qemu-7.2'), '.d.ts');
+      expect(built).toContain(QEMU_DOC);
+      // The committed, doc-free output (generated from the capture alone) lacks the prose.
+      const committed = concat(path.join(ROOT, 'packages/qapi/src/gen/qemu-7.2'), '.ts');
+      expect(committed).not.toContain(QEMU_DOC);
+    });
+  },
+);
 
 describe('a consumer project with the tarballs installed by npm', () => {
   let consumer: string;

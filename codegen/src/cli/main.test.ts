@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -90,7 +90,35 @@ describe('qmpkit-codegen', () => {
     expect(r.err).toMatch(/exactly one of/);
   });
 
-  it('summary: introspection that is not a SchemaInfo list fails with a located error', async () => {
+  it('summary: valid JSON that is not a SchemaInfo list fails naming the file and the entry', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'codegen-notinfo-'));
+    try {
+      const object = path.join(dir, 'object.json');
+      writeFileSync(object, '{"hello": "world"}\n');
+      let r = await run('summary', '--from-introspection', object);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(object);
+      expect(r.err).toContain('not a SchemaInfo list: expected a JSON array');
+
+      const entries = path.join(dir, 'entries.json');
+      writeFileSync(
+        entries,
+        JSON.stringify([
+          { name: 'int', 'meta-type': 'builtin', 'json-type': 'int' },
+          { name: 'frobnicate', 'meta-type': 'gadget' },
+        ]),
+      );
+      r = await run('summary', '--from-introspection', entries);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(entries);
+      expect(r.err).toContain("SchemaInfo entry #1 'frobnicate': unknown meta-type 'gadget'");
+      expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('summary: introspection input that is not JSON at all fails with a located parse error', async () => {
     const r = await run('summary', '--from-introspection', fixture('qapi/valid/schema/main.json'));
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/main\.json:\d+:\d+: invalid JSON/);

@@ -512,6 +512,7 @@ class MergedEmitter {
       const args = new Map<string, TypeRef | undefined>();
       const oob = new Set<string>();
       const argVersions = new Map<string, Set<string>>();
+      const argDeprecated = new Map<string, Set<string>>();
       const valueVersions = new Map<string, Map<string, Set<string>>>();
       for (const [version, def] of c.byVersion) {
         args.set(version, def.args === undefined ? undefined : { kind: 'named', name: def.args });
@@ -519,18 +520,21 @@ class MergedEmitter {
         if (def.args === undefined) continue;
         const schema = this.schemaOf(version);
         const argsDef = schema.types.get(def.args);
-        const note = (key: string, type: TypeRef) => {
+        const note = (key: string, type: TypeRef, features: Parameters<typeof isDeprecated>[0]) => {
           getOrCreate(argVersions, key, () => new Set<string>()).add(version);
+          if (isDeprecated(features))
+            getOrCreate(argDeprecated, key, () => new Set<string>()).add(version);
           const enumDef = type.kind === 'named' ? schema.types.get(type.name) : undefined;
           if (enumDef?.kind !== 'enum') return;
           const values = getOrCreate(valueVersions, key, () => new Map<string, Set<string>>());
           for (const value of enumDef.values)
             getOrCreate(values, value.name, () => new Set<string>()).add(version);
         };
-        for (const m of allMembers(schema, def.args) ?? []) note(m.name, m.type);
+        for (const m of allMembers(schema, def.args) ?? []) note(m.name, m.type, m.features);
         if (argsDef?.kind === 'union') {
           for (const b of argsDef.branches) {
-            for (const m of allMembers(schema, b.type) ?? []) note(`${b.case}.${m.name}`, m.type);
+            for (const m of allMembers(schema, b.type) ?? [])
+              note(`${b.case}.${m.name}`, m.type, m.features);
           }
         }
       }
@@ -572,8 +576,12 @@ class MergedEmitter {
         }
       }
       if (argVersions.size > 0) {
-        for (const [member, set] of argVersions)
+        for (const [member, set] of argVersions) {
           this.data.arguments[`${name}.${member}`] = this.av.mask(set);
+          // `deprecated` is keyed like every other table (issue: arguments were missing).
+          const deprecated = argDeprecated.get(member);
+          if (deprecated) this.data.deprecated[`${name}.${member}`] = this.av.mask(deprecated);
+        }
         argumentEntries.push(
           f.createPropertySignature(
             undefined,

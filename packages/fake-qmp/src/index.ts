@@ -34,7 +34,12 @@ export {
   importReplies,
   parseConversation,
 } from './replay/conversation.js';
-export { type Recorder, type RecorderOptions, recordConversation } from './replay/recorder.js';
+export {
+  conversationFile,
+  type Recorder,
+  type RecorderOptions,
+  recordConversation,
+} from './replay/recorder.js';
 export type { ArgumentsMatcher, Expectation } from './script/expectations.js';
 export type { FaultHandle, FaultMatch, FaultSpec } from './script/faults.js';
 export {

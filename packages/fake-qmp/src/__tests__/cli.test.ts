@@ -5,6 +5,7 @@ import path from 'node:path';
 import { connect } from '@qmpkit/transport';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../cli.js';
+import { formatConversation } from '../replay/conversation.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'fake-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,25 +77,83 @@ describe('qmpkit-fake-qmp', () => {
     expect(o.err()).toBe(`qmpkit-fake-qmp: ${bad}:2: "dir" must be "in" or "out"\n`);
   });
 
-  it('the bin stops on SIGTERM with exit code 0', async () => {
-    const bin = path.join(import.meta.dirname, '..', 'bin.ts');
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@qmpkit/source', '--import', 'tsx', bin, '--tcp', '127.0.0.1:0'],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+  it('serves QMP over WebSocket with --ws and prints the ws:// address', async () => {
+    const o = io();
+    const controller = new AbortController();
+    const done = runCli(['--ws', '127.0.0.1:0', '--machine', 'none'], controller.signal, o.io);
+    await until(() => o.out().includes('listening'));
+    expect(o.out()).toMatch(/^fake QMP \(QEMU 7\.2\) listening on ws:\/\/127\.0\.0\.1:\d+\/\n$/);
+    const address = o.out().trim().split(' ').at(-1)!;
+    const { WebSocket } = await import('ws');
+    const qmp = await connect(address, { WebSocket });
+    expect((await qmp.execute('query-version')).qemu).toMatchObject({ major: 7, minor: 2 });
+    expect((await qmp.execute('query-status')).status).toBe('running');
+    await qmp.close();
+    controller.abort();
+    expect(await done).toBe(0);
+  });
+
+  it('serves a valid --replay conversation file to a client', async () => {
+    const file = path.join(dir, 'good.qmp');
+    const greeting =
+      '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "recorded"}, "capabilities": ["oob"]}}';
+    writeFileSync(
+      file,
+      formatConversation({
+        qemu: { major: 7, minor: 2, micro: 0 },
+        source: 'hand-made for cli.test.ts',
+        records: [
+          { dir: 'out', line: greeting },
+          // What @qmpkit/transport sends when the greeting offers oob.
+          {
+            dir: 'in',
+            line: '{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":1}',
+          },
+          { dir: 'out', line: '{"return": {}, "id": 1}' },
+          { dir: 'in', line: '{"execute":"query-name","id":2}' },
+          { dir: 'out', line: '{"return": {"name": "from-the-recording"}, "id": 2}' },
+        ],
+      }),
     );
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    await until(() => out.includes('listening'));
-    expect(out).toMatch(/^fake QMP \(QEMU 7\.2\) listening on tcp:127\.0\.0\.1:\d+\n$/);
-    child.kill('SIGTERM');
-    const code = await new Promise<number | null>((resolve) =>
-      child.once('exit', (c) => resolve(c)),
-    );
-    expect(code).toBe(0);
-  }, 20_000);
+    const o = io();
+    const controller = new AbortController();
+    const sock = path.join(dir, 'replay', 'qmp.sock');
+    const done = runCli(['--unix', sock, '--replay', file], controller.signal, o.io);
+    await until(() => o.out().includes('listening'));
+    const qmp = await connect(`unix:${sock}`);
+    // The recorded greeting, not the simulated 7.2.22 one; the recorded answer, not the model's.
+    expect(qmp.greeting.version.package).toBe('recorded');
+    expect(await qmp.execute('query-name')).toEqual({ name: 'from-the-recording' });
+    await qmp.close();
+    controller.abort();
+    expect(await done).toBe(0);
+    expect(o.err()).toBe('');
+  });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'the bin stops on %s with exit code 0',
+    async (signal) => {
+      const bin = path.join(import.meta.dirname, '..', 'bin.ts');
+      const child = spawn(
+        process.execPath,
+        ['--conditions=@qmpkit/source', '--import', 'tsx', bin, '--tcp', '127.0.0.1:0'],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      await until(() => out.includes('listening'));
+      expect(out).toMatch(/^fake QMP \(QEMU 7\.2\) listening on tcp:127\.0\.0\.1:\d+\n$/);
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+        (resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })),
+      );
+      child.kill(signal);
+      // Killed by the signal (no handler) would be { code: null, signal }.
+      expect(await exited).toEqual({ code: 0, signal: null });
+    },
+    20_000,
+  );
 });

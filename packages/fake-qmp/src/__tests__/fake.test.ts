@@ -102,6 +102,26 @@ describe('wire', () => {
     release();
     expect((await c.waitLines(4))[3]).toContain('"id": "slow"');
   });
+  it('answers a command QEMU has but the fake does not model like QEMU failing it', async () => {
+    // QEMU 7.2 answers this very line (no node 'x') with
+    // {"id": 7, "error": {"class": "GenericError", "desc": "Cannot find device='x' nor node-name='x'"}}:
+    // same frame, key order and class; the text names the fake (a contract scenario compares
+    // the two with only the text normalised).
+    const f = await fake();
+    const c = await negotiated(f);
+    c.send('{"execute":"block-dirty-bitmap-add","arguments":{"node":"x","name":"b"},"id":7}\n');
+    c.send('{"execute":"block-stream","arguments":{"device":"x"}}\n');
+    const lines = await c.waitLines(4);
+    expect(lines.slice(2)).toEqual([
+      `{"id": 7, "error": {"class": "GenericError", "desc": "qmpkit fake-qmp does not model 'block-dirty-bitmap-add' (QEMU 7.2.22 has it)"}}`,
+      `{"error": {"class": "GenericError", "desc": "qmpkit fake-qmp does not model 'block-stream' (QEMU 7.2.22 has it)"}}`,
+    ]);
+    // Arguments are still checked first, as QEMU checks them before running the command.
+    c.send('{"execute":"block-stream","arguments":{},"id":8}\n');
+    expect((await c.waitLines(5))[4]).toBe(
+      `{"id": 8, "error": {"class": "GenericError", "desc": "Parameter 'device' is missing"}}`,
+    );
+  });
 });
 
 describe('scripting', () => {

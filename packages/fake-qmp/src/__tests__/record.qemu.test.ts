@@ -1,11 +1,11 @@
 /** Record a session with a real QEMU 7.2 through the proxy, then replay it with the fake. */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@qmpkit/transport';
 import { describe, expect, it } from 'vitest';
-import { formatConversation, parseConversation } from '../replay/conversation.js';
+import { parseConversation } from '../replay/conversation.js';
 import { recordConversation } from '../replay/recorder.js';
 import { createFakeQmp } from '../server/fake.js';
 
@@ -21,6 +21,7 @@ async function script(address: Parameters<typeof connect>[0]) {
   const event = await stopped.wait({ timeout: 5000 });
   const out = {
     greeting: qmp.greeting,
+    version: await qmp.execute('query-version'),
     event: event.event,
     status: await qmp.execute('query-status'),
     named: await qmp.execute('query-named-block-nodes'),
@@ -34,7 +35,7 @@ async function script(address: Parameters<typeof connect>[0]) {
 describe.skipIf(missing !== undefined)(
   `record/replay with QEMU 7.2${missing ? ` (skipped: ${missing})` : ''}`,
   () => {
-    it('a recorded conversation replays with the same answers', async () => {
+    it('a recorded conversation, read back from its file, replays with the same answers; a second client gets its own file', async () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-record-'));
       const sock = path.join(dir, 'qmp.sock');
       let child: ChildProcess | undefined;
@@ -58,22 +59,41 @@ describe.skipIf(missing !== undefined)(
         );
         for (let i = 0; i < 500 && !existsSync(sock); i++)
           await new Promise((r) => setTimeout(r, 10));
-        const recorder = await recordConversation({
-          upstream: `unix:${sock}`,
-          file: path.join(dir, 'session.qmp'),
-        });
-        const finished = recorder.next();
+        const file = path.join(dir, 'session.qmp');
+        const recorder = await recordConversation({ upstream: `unix:${sock}`, file });
+        let finished = recorder.next();
         const live = await script(recorder.address);
-        const conversation = await finished;
+        await finished;
+        // A second client of the same recorder: recorded to its own file, not over the first.
+        finished = recorder.next();
+        const again = await connect(recorder.address);
+        const version = await again.execute('query-version');
+        await again.close();
+        await finished;
         await recorder.close();
-        const fake = await createFakeQmp({
-          replay: parseConversation(formatConversation(conversation)),
-        });
+        expect(recorder.files).toEqual([file, path.join(dir, 'session-2.qmp')]);
+
+        // What was recorded is a real QEMU 7.2.
+        expect(live.version.qemu).toMatchObject({ major: 7, minor: 2 });
+        expect(version).toEqual(live.version);
+
+        // Replay what is on disk, not what the recorder kept in memory.
+        const recorded = parseConversation(readFileSync(file, 'utf8'), file);
+        expect(recorded.qemu).toEqual(live.version.qemu);
+        const fake = await createFakeQmp({ replay: recorded });
         const replayed = await script(fake.pair());
         fake.verify();
         await fake.close();
         expect(replayed).toEqual(live);
         expect(live.error).toContain("Failed to find node with node-name='x'");
+
+        const second = parseConversation(
+          readFileSync(path.join(dir, 'session-2.qmp'), 'utf8'),
+          'session-2.qmp',
+        );
+        expect(
+          second.records.filter((r) => r.dir === 'in').map((r) => JSON.parse(r.line).execute),
+        ).toEqual(['qmp_capabilities', 'query-version']);
       } finally {
         if (child && child.exitCode === null) {
           child.kill('SIGKILL');

@@ -1,9 +1,12 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { connect, isQmpCommandError } from '@qmpkit/transport';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isReplayDivergenceError } from '../errors.js';
 import { formatConversation, importReplies, parseConversation } from '../replay/conversation.js';
 import { replaceReplyId } from '../replay/player.js';
-import { recordConversation } from '../replay/recorder.js';
+import { conversationFile, recordConversation } from '../replay/recorder.js';
 import { createFakeQmp, type FakeQmp } from '../server/fake.js';
 import { rawClient } from './helpers.js';
 
@@ -48,6 +51,42 @@ describe('record and replay', () => {
       "Failed to find node with node-name='x'",
     );
     expect(() => replayed.verify()).not.toThrow();
+  });
+
+  it('writes each connection to its own file: the second does not overwrite the first', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fake-record-'));
+    try {
+      const upstream = await fake({ listen: { unix: true } });
+      const file = path.join(dir, 'session.qmp');
+      const recorder = await recordConversation({ upstream: upstream.address, file });
+      let finished = recorder.next();
+      await session(recorder.address);
+      await finished;
+      finished = recorder.next();
+      const qmp = await connect(recorder.address);
+      await qmp.execute('query-name');
+      await qmp.close();
+      await finished;
+      await recorder.close();
+      const second = path.join(dir, 'session-2.qmp');
+      expect(recorder.files).toEqual([file, second]);
+      const first = parseConversation(readFileSync(file, 'utf8'), file);
+      const other = parseConversation(readFileSync(second, 'utf8'), second);
+      const commands = (c: typeof first) =>
+        c.records.filter((r) => r.dir === 'in').map((r) => JSON.parse(r.line).execute);
+      expect(commands(first)).toEqual(['qmp_capabilities', 'stop', 'query-status', 'blockdev-del']);
+      expect(commands(other)).toEqual(['qmp_capabilities', 'query-name']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the n-th connection file beside the first', () => {
+    expect(conversationFile('/r/session.qmp', 1)).toBe('/r/session.qmp');
+    expect(conversationFile('/r/session.qmp', 2)).toBe('/r/session-2.qmp');
+    expect(conversationFile('/r/log', 3)).toBe('/r/log-3');
+    expect(conversationFile('/r.d/a.b.jsonl', 10)).toBe('/r.d/a.b-10.jsonl');
+    expect(() => conversationFile('/r/x', 0)).toThrow('connection numbers start at 1');
   });
 
   it('reports divergence: which command, expected vs got; the recording does not advance', async () => {

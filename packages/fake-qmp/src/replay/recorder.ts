@@ -3,9 +3,14 @@
  * through unchanged in both directions, recording every line (with its time) as a
  * conversation. QEMU serves one QMP client at a time, and so does the proxy: each client
  * connection becomes one conversation.
+ *
+ * With `file`, every conversation gets its own file, numbered by connection order: the first
+ * is `file` itself, the second `<name>-2<ext>`, the third `<name>-3<ext>`, … (a conversation
+ * file holds exactly one conversation, which is what replay serves to one client).
  */
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { parseAddress } from '@qmpkit/transport';
 import { FakeQmpUsageError } from '../errors.js';
 import { type Conversation, type ConversationRecord, formatConversation } from './conversation.js';
@@ -18,7 +23,10 @@ export interface RecorderOptions {
   readonly listen?:
     | { readonly unix: string }
     | { readonly tcp: { readonly host?: string; readonly port?: number } };
-  /** Written with each finished conversation (the latest one wins). */
+  /**
+   * Where the first connection's conversation is written when it finishes; later connections
+   * go to numbered siblings (`conversationFile(file, n)`), so none overwrites another.
+   */
   readonly file?: string;
   /** Free text stored in the conversation header. */
   readonly source?: string;
@@ -29,6 +37,8 @@ export interface Recorder {
   readonly address: string;
   /** Finished conversations, one per client connection. */
   readonly conversations: readonly Conversation[];
+  /** Files written so far, in the order they were written (empty without `file`). */
+  readonly files: readonly string[];
   /** Resolves with the next conversation that finishes. */
   next(): Promise<Conversation>;
   close(): Promise<void>;
@@ -52,14 +62,29 @@ class LineSplitter {
   }
 }
 
+/**
+ * The file of the `n`-th connection (1-based) of a recorder given `file`: `file` itself for
+ * the first, then `<name>-<n><ext>` beside it (`session.qmp`, `session-2.qmp`, …).
+ */
+export function conversationFile(file: string, n: number): string {
+  if (!Number.isInteger(n) || n < 1)
+    throw new FakeQmpUsageError(`connection numbers start at 1, got ${n}`);
+  if (n === 1) return file;
+  const ext = path.extname(file);
+  return `${file.slice(0, file.length - ext.length)}-${n}${ext}`;
+}
+
 export async function recordConversation(options: RecorderOptions): Promise<Recorder> {
   const upstream = parseAddress(options.upstream);
   if (upstream.kind !== 'unix' && upstream.kind !== 'tcp')
     throw new FakeQmpUsageError('the recorder connects to unix: or tcp: QMP addresses');
   const conversations: Conversation[] = [];
   const waiters: ((c: Conversation) => void)[] = [];
+  const files: string[] = [];
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const server = net.createServer((client) => {
+    const number = ++connections;
     sockets.add(client);
     const qemu =
       upstream.kind === 'unix'
@@ -112,7 +137,11 @@ export async function recordConversation(options: RecorderOptions): Promise<Reco
         records,
       };
       conversations.push(conversation);
-      if (options.file !== undefined) writeFileSync(options.file, formatConversation(conversation));
+      if (options.file !== undefined) {
+        const file = conversationFile(options.file, number);
+        writeFileSync(file, formatConversation(conversation));
+        files.push(file);
+      }
       for (const w of waiters.splice(0)) w(conversation);
     };
     for (const s of [client, qemu]) {
@@ -135,6 +164,7 @@ export async function recordConversation(options: RecorderOptions): Promise<Reco
   return {
     address,
     conversations,
+    files,
     next: () => new Promise<Conversation>((resolve) => waiters.push(resolve)),
     close: async () => {
       for (const s of sockets) s.destroy();
