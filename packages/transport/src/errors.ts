@@ -172,6 +172,43 @@ export class QmpEventOverflowError extends Error {
   }
 }
 
+/**
+ * A capability question (`has`, `supports`, `supportsValue`) about a command, event,
+ * argument or value that neither the connected QEMU nor any QEMU version the bindings know
+ * has: almost certainly a typo from untyped code (TypeScript rejects it at compile time).
+ * A `TypeError`, like other programming errors.
+ */
+export class QmpUnknownCapabilityError extends TypeError {
+  override readonly name = 'QmpUnknownCapabilityError' as const;
+  /** What is unknown: a command/event name, an argument of one, or an enum value. */
+  readonly kind: 'name' | 'argument' | 'value';
+  /** The unknown thing as asked: `snapshot-sav`, `blockdev-add.discrad`, `qcow3`. */
+  readonly capability: string;
+  /** The QEMU versions the bindings know, oldest first. */
+  readonly knownVersions: readonly string[];
+
+  constructor(init: {
+    kind: 'name' | 'argument' | 'value';
+    capability: string;
+    knownVersions: readonly string[];
+  }) {
+    const what =
+      init.kind === 'name'
+        ? 'a command or event'
+        : init.kind === 'argument'
+          ? 'an argument'
+          : 'an accepted value';
+    const range =
+      init.knownVersions.length === 0
+        ? 'any known QEMU'
+        : `QEMU ${init.knownVersions[0]}–${init.knownVersions.at(-1)} (the versions these bindings know)`;
+    super(`'${init.capability}' is not ${what} in ${range} nor in the connected QEMU`);
+    this.kind = init.kind;
+    this.capability = init.capability;
+    this.knownVersions = init.knownVersions;
+  }
+}
+
 export function isQmpCommandError(value: unknown): value is QmpCommandError {
   return hasName(value, 'QmpCommandError');
 }
@@ -195,4 +232,7 @@ export function isQmpJobError(value: unknown): value is QmpJobError {
 }
 export function isQmpEventOverflowError(value: unknown): value is QmpEventOverflowError {
   return hasName(value, 'QmpEventOverflowError');
+}
+export function isQmpUnknownCapabilityError(value: unknown): value is QmpUnknownCapabilityError {
+  return hasName(value, 'QmpUnknownCapabilityError');
 }

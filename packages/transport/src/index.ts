@@ -40,10 +40,13 @@ export { defineBindings } from './client/types.js';
 export type {
   AnyCommandName,
   AnyEventName,
+  ArgsIn,
   ArgumentKey,
   ArgumentValueKey,
   CommandsFor,
   EventsFor,
+  HasName,
+  HasSubject,
   NarrowVersions,
   QemuVersion,
   QmpClientFor,
@@ -60,6 +63,7 @@ export {
   isQmpJobError,
   isQmpProtocolError,
   isQmpTimeoutError,
+  isQmpUnknownCapabilityError,
   isQmpValidationError,
   QmpCommandError,
   QmpConnectionError,
@@ -68,6 +72,7 @@ export {
   QmpJobError,
   QmpProtocolError,
   QmpTimeoutError,
+  QmpUnknownCapabilityError,
   QmpValidationError,
 } from './errors.js';
 export type {

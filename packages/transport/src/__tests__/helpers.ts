@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Duplex } from 'node:stream';
 import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
 import type { ConnectOptions } from '../client/client.js';
 import { connect, type QmpClient } from '../client/client.js';
@@ -144,6 +145,8 @@ export async function spawnQemu(
     extraArgs?: readonly string[];
     connect?: ConnectOptions<Commands, Events>;
     fds?: InheritedFds;
+    /** Relay QMP through this tap (records both directions, can hold QEMU's output). */
+    tap?: WireTap;
   } = {},
 ): Promise<SpawnedQemu> {
   const fds = options.fds ?? new InheritedFds();
@@ -170,8 +173,11 @@ export async function spawnQemu(
     stderr = (stderr + s).slice(-8192);
   });
   child.stdout?.resume();
+  const address = monitor.address(child);
   const qmp = (await connect(
-    monitor.address(child),
+    options.tap && address.kind === 'duplex'
+      ? { ...address, stream: options.tap.wrap(address.stream) }
+      : address,
     options.connect ?? {},
   )) as unknown as QmpClient;
   return {
@@ -180,6 +186,95 @@ export async function spawnQemu(
     stderr: () => stderr,
     kill: () => killChild(child),
   };
+}
+
+/**
+ * A relay between the client and QEMU that records every line on the wire, both ways, and
+ * can hold QEMU's output back (`hold`/`release`) so a reply is late by construction, not by
+ * timing.
+ */
+export class WireTap {
+  /** Lines the client wrote, parsed. */
+  readonly sent: Record<string, unknown>[] = [];
+  /** Lines QEMU wrote (held ones included), parsed. */
+  readonly received: Record<string, unknown>[] = [];
+  private held: Buffer[] | undefined;
+  private client: Duplex | undefined;
+  private readonly partial = { sent: '', received: '' };
+  private watchers: {
+    from: number;
+    test: (m: Record<string, unknown>) => boolean;
+    resolve: (m: Record<string, unknown>) => void;
+  }[] = [];
+
+  wrap(qemu: Duplex): Duplex {
+    const client = new Duplex({
+      write: (chunk: Buffer, _encoding, callback) => {
+        this.record('sent', chunk);
+        qemu.write(chunk, callback);
+      },
+      read: () => {},
+      final: (callback) => {
+        qemu.end();
+        callback();
+      },
+      destroy: (error, callback) => {
+        qemu.destroy();
+        callback(error);
+      },
+    });
+    this.client = client;
+    qemu.on('data', (chunk: Buffer) => {
+      this.record('received', chunk);
+      if (this.held) this.held.push(chunk);
+      else client.push(chunk);
+    });
+    qemu.on('end', () => client.push(null));
+    qemu.on('error', (error) => client.destroy(error));
+    qemu.on('close', () => client.destroy());
+    return client;
+  }
+
+  /** Keep QEMU's output in the relay until `release()`. */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Deliver what was held, in order, and stop holding. */
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const chunk of held) this.client?.push(chunk);
+  }
+
+  /** Resolves with the first line QEMU wrote at or after index `from` that passes `test`. */
+  receivedLine(
+    test: (m: Record<string, unknown>) => boolean,
+    from = 0,
+  ): Promise<Record<string, unknown>> {
+    const found = this.received.slice(from).find(test);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve) => this.watchers.push({ from, test, resolve }));
+  }
+
+  private record(direction: 'sent' | 'received', chunk: Buffer): void {
+    const text = this.partial[direction] + chunk.toString('utf8');
+    const lines = text.split('\n');
+    this.partial[direction] = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      const message = JSON.parse(line) as Record<string, unknown>;
+      this[direction].push(message);
+      if (direction === 'received') {
+        const index = this.received.length - 1;
+        this.watchers = this.watchers.filter((w) => {
+          if (index < w.from || !w.test(message)) return true;
+          w.resolve(message);
+          return false;
+        });
+      }
+    }
+  }
 }
 
 export async function killChild(child: ChildProcess): Promise<void> {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { tables } from '@qmpkit/qapi/qemu-7.2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { ValidationReport } from '../client/client.js';
+import type { QmpClient, ValidationReport } from '../client/client.js';
 import { connect } from '../client/client.js';
 import {
   isQmpCommandError,
@@ -27,9 +27,63 @@ import {
   skipQemu,
   spawnQemu,
   tempDir,
+  WireTap,
 } from './helpers.js';
 
 afterAll(killAllStarted);
+
+/**
+ * Call `i` of a mix whose replies can each be checked against their call: four kinds in
+ * turn, and every failing call (`qom-get` of a missing path) gets an error naming its own
+ * path. A reply handed to the wrong call fails `expectMixed`. Settle with `outcome`.
+ */
+function mixedCall(qmp: QmpClient, i: number): Promise<unknown> {
+  switch (i % 4) {
+    case 0:
+      return qmp.execute('query-status');
+    case 1:
+      return qmp.execute('query-name');
+    case 2:
+      return qmp.execute('qom-get', { path: `/nope-${i}`, property: 'type' });
+    default:
+      return qmp.execute('query-version');
+  }
+}
+
+/** The value or the error of a call, recording when it settled (same hops either way). */
+function outcome(call: Promise<unknown>, settled?: () => void): Promise<unknown> {
+  return call.then(
+    (value) => {
+      settled?.();
+      return value;
+    },
+    (error: unknown) => {
+      settled?.();
+      return error;
+    },
+  );
+}
+
+function expectMixed(result: unknown, i: number): void {
+  switch (i % 4) {
+    case 0:
+      expect(result, `call ${i}`).toMatchObject({ status: 'running', running: true });
+      break;
+    case 1:
+      expect(result, `call ${i}`).toEqual({});
+      break;
+    case 2:
+      expect(result, `call ${i}`).toBeInstanceOf(QmpCommandError);
+      expect((result as QmpCommandError).desc, `call ${i}`).toContain(`'/nope-${i}'`);
+      expect((result as QmpCommandError).arguments, `call ${i}`).toEqual({
+        path: `/nope-${i}`,
+        property: 'type',
+      });
+      break;
+    default:
+      expect(result, `call ${i}`).toMatchObject({ qemu: { major: 7, minor: 2 } });
+  }
+}
 
 describe.skipIf(skipQemu)(`QMP over a socketpair with QEMU 7.2 -machine none${SKIP_REASON}`, () => {
   let vm: SpawnedQemu;
@@ -47,18 +101,15 @@ describe.skipIf(skipQemu)(`QMP over a socketpair with QEMU 7.2 -machine none${SK
     expect(vm.qmp.address.kind).toBe('duplex');
   });
 
-  it('answers 1,000 pipelined commands, in order of ids', async () => {
+  it('answers 1,000 pipelined commands, in order of ids, each with its own reply', async () => {
     const order: number[] = [];
     const calls = Array.from({ length: 1000 }, (_, i) =>
-      vm.qmp.execute('query-status').then((status) => {
-        order.push(i);
-        return status;
-      }),
+      outcome(mixedCall(vm.qmp, i), () => order.push(i)),
     );
     expect(vm.qmp.pendingCount).toBe(1000);
     const results = await Promise.all(calls);
-    expect(results.every((r) => r.status === 'running' && r.running)).toBe(true);
-    expect(order).toEqual([...order].sort((a, b) => a - b));
+    results.forEach(expectMixed);
+    expect(order).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     expect(vm.qmp.pendingCount).toBe(0);
   });
 
@@ -156,25 +207,40 @@ describe.skipIf(skipQemu)(`QMP over a socketpair with QEMU 7.2 -machine none${SK
     expect(missing).toEqual([]);
   });
 
-  it('keeps the session consistent after a timeout: 100 more commands all correct', async () => {
-    // Queue slow commands so that query-status cannot be answered within 20 ms.
-    const slow = Array.from({ length: 8 }, () => vm.qmp.execute('query-qmp-schema'));
-    const error = await vm.qmp
-      .execute('query-status', undefined, { timeout: 20 })
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(QmpTimeoutError);
-    await Promise.all(slow);
-    const versions = await Promise.all(
-      Array.from({ length: 100 }, (_, i) =>
-        i % 2 === 0 ? vm.qmp.execute('query-status') : vm.qmp.execute('query-name'),
-      ),
-    );
-    versions.forEach((v, i) => {
-      if (i % 2 === 0) expect(v).toMatchObject({ status: 'running' });
-      else expect(v).toEqual({});
-    });
-    expect(vm.qmp.pendingCount).toBe(0);
-    expect(vm.qmp.state).toBe('ready');
+  it('keeps the session consistent after a timeout: the command is sent, its late reply dropped, 100 more correct', async () => {
+    const tap = new WireTap();
+    const warnings: string[] = [];
+    const own = await spawnQemu({ tap, connect: { logger: { warn: (m) => warnings.push(m) } } });
+    try {
+      const q = own.qmp;
+      // QEMU's output waits in the relay, so the reply is late by construction.
+      tap.hold();
+      const sentBefore = tap.sent.length;
+      const receivedBefore = tap.received.length;
+      const error = await q
+        .execute('query-status', undefined, { timeout: 20 })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(QmpTimeoutError);
+      expect(q.pendingCount).toBe(0);
+      // It was written to QEMU, not just queued in the client...
+      const sent = tap.sent.slice(sentBefore);
+      expect(sent).toEqual([{ execute: 'query-status', id: expect.any(Number) }]);
+      // ...QEMU answered it, and the answer reaches the client only now, after the timeout.
+      const late = await tap.receivedLine((m) => m.id === sent[0]?.id, receivedBefore);
+      expect(late).toMatchObject({ return: { status: 'running' } });
+      tap.release();
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => outcome(mixedCall(q, i))),
+      );
+      results.forEach(expectMixed);
+      expect(q.pendingCount).toBe(0);
+      expect(q.state).toBe('ready');
+      // Dropped silently as a tombstone, not as a duplicate or unknown id.
+      expect(warnings).toEqual([]);
+    } finally {
+      await own.qmp.close();
+      await own.kill();
+    }
   });
 
   it('validates arguments before sending in strict mode, with paths', async () => {
@@ -229,15 +295,22 @@ describe.skipIf(skipQemu)(`QMP over a socketpair with QEMU 7.2 -machine none${SK
 
 describe.skipIf(skipQemu)(`correlate: order (in-band commands without id)${SKIP_REASON}`, () => {
   it('pipelines, times out, drops late replies and mixes exec-oob with ids', async () => {
-    const vm = await spawnQemu({ connect: { correlate: 'order' } });
+    const tap = new WireTap();
+    const warnings: string[] = [];
+    const vm = await spawnQemu({
+      tap,
+      connect: { correlate: 'order', logger: { warn: (m) => warnings.push(m) } },
+    });
     try {
       const q = vm.qmp;
       const order: number[] = [];
       const calls = Array.from({ length: 1000 }, (_, i) =>
-        q.execute('query-status').then(() => order.push(i)),
+        outcome(mixedCall(q, i), () => order.push(i)),
       );
-      await Promise.all(calls);
-      expect(order).toEqual([...order].sort((a, b) => a - b));
+      const results = await Promise.all(calls);
+      results.forEach(expectMixed);
+      expect(order).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+      expect(tap.sent.filter((m) => 'execute' in m && m.id !== undefined)).toEqual([]);
       const finished: string[] = [];
       const slow = Array.from({ length: 8 }, () =>
         q.execute('query-qmp-schema').then((r) => {
@@ -250,27 +323,33 @@ describe.skipIf(skipQemu)(`correlate: order (in-band commands without id)${SKIP_
         finished.push('oob');
         return r;
       });
-      const timedOut = await q
-        .execute('query-name', undefined, { timeout: 20 })
-        .catch((e: unknown) => e);
-      expect(timedOut).toBeInstanceOf(QmpTimeoutError);
       await expect(oob).resolves.toEqual(expect.any(Array));
       const schemas = await Promise.all(slow);
       expect(schemas.every((s) => Array.isArray(s) && s.length > 1000)).toBe(true);
       expect(finished.indexOf('oob')).toBeLessThan(finished.lastIndexOf('schema'));
+
+      // A timeout: QEMU's output waits in the relay, so the reply is late by construction.
+      tap.hold();
+      const sentBefore = tap.sent.length;
+      const receivedBefore = tap.received.length;
+      const timedOut = await q
+        .execute('query-name', undefined, { timeout: 20 })
+        .catch((e: unknown) => e);
+      expect(timedOut).toBeInstanceOf(QmpTimeoutError);
+      // Written (without id) to QEMU, which answered; the answer arrives only now.
+      expect(tap.sent.slice(sentBefore)).toEqual([{ execute: 'query-name' }]);
+      const late = await tap.receivedLine((m) => 'return' in m || 'error' in m, receivedBefore);
+      expect(late).toEqual({ return: {} });
+      tap.release();
+      // Without ids, only the order ties replies to calls: the late reply must be consumed
+      // by the timed-out call, or every reply below lands one call off.
       const after = await Promise.all(
-        Array.from({ length: 100 }, (_, i) =>
-          i % 3 === 0
-            ? q.executeUnchecked('nope').catch((e: unknown) => e)
-            : q.execute('query-status'),
-        ),
+        Array.from({ length: 100 }, (_, i) => outcome(mixedCall(q, i))),
       );
-      after.forEach((r, i) => {
-        if (i % 3 === 0)
-          expect(r).toMatchObject({ errorClass: 'CommandNotFound', command: 'nope' });
-        else expect(r).toMatchObject({ status: 'running' });
-      });
+      after.forEach(expectMixed);
       expect(q.pendingCount).toBe(0);
+      expect(q.state).toBe('ready');
+      expect(warnings).toEqual([]);
     } finally {
       await vm.kill();
     }

@@ -18,6 +18,7 @@ import {
 } from '../session/session.js';
 import { formatAddress, parseAddress, type QmpAddress } from '../transports/address.js';
 import { type DialOptions, dial } from '../transports/channel.js';
+import { askSchema } from './capability.js';
 import {
   EventExpectation,
   EventHub,
@@ -32,7 +33,6 @@ import type {
   ArgsOf,
   CommandMap,
   CommandName,
-  DataOf,
   EventMap,
   EventName,
   ExecuteOptions,
@@ -43,7 +43,7 @@ import type {
   QmpEvent,
   ReturnOf,
 } from './types.js';
-import type { CommandsFor, EventsFor, QemuVersion } from './versions.js';
+import type { CommandsFor, EventsFor, HasName, HasSubject, QemuVersion } from './versions.js';
 
 export type ValidateMode = 'off' | 'warn' | 'strict';
 
@@ -111,7 +111,8 @@ export function connect<C extends CommandMap<C>, E extends EventMap<E>>(
 export async function connect(
   address: string | QmpAddress,
   options: ConnectOptions<Commands72, Events72> = {},
-): Promise<QmpClient<Commands72, Events72>> {
+  // `unknown`: the client is invariant in its versions, so no one client type fits both overloads.
+): Promise<unknown> {
   const parsed = typeof address === 'string' ? parseAddress(address) : address;
   const mode = options.validate ?? 'off';
   let tables = options.bindings?.tables;
@@ -149,12 +150,13 @@ let jobCounter = 0;
  * A typed QMP client. `C`/`E` are a QEMU version's `Commands`/`Events` maps (default 7.2).
  */
 // Explicit variance: measuring it would instantiate every method's types over the maps
-// (thousands of conditional types for the merged multi-version maps).
+// (thousands of conditional types for the merged multi-version maps). `V` is invariant:
+// `has` accepts more names for a wider range, `supports` narrows it.
 export class QmpClient<
   in out C = Commands72,
   in out E = Events72,
   /** The QEMU versions the client is typed for (`never` for custom bindings); see `supports`. */
-  out V extends QemuVersion = '7.2',
+  in out V extends QemuVersion = '7.2',
 > {
   readonly address: QmpAddress;
   /** Type-level only: the QEMU versions this client is typed for. Never set. */
@@ -556,16 +558,18 @@ export class QmpClient<
    * Does *this* QEMU have a command/event (and a member, enum value, branch, feature)?
    * Names are checked against the bindings at compile time:
    * `has('snapshot-save')`, `has('blockdev-add', { when: { driver: 'qcow2' }, member: 'data-file' })`.
+   * A client typed for a range of versions accepts what *any* of them has (a typo still
+   * fails to compile). The answer is a boolean and does not narrow the client's type; use
+   * `supports(qmp, …)` for that. A name (or member, value) that neither the connected
+   * QEMU nor any version the bindings know has throws `QmpUnknownCapabilityError`.
    */
-  async has<K extends CommandName<C> | EventName<E>>(
+  async has<K extends HasName<C, E, V>>(
     name: K,
-    query?: SchemaQuery<
-      K extends CommandName<C> ? ArgsOf<C, K> : K extends EventName<E> ? DataOf<E, K> : never
-    >,
+    query?: SchemaQuery<HasSubject<C, E, V, K>>,
   ): Promise<boolean> {
     const schema = await this.schema();
     // The typed query is a (recursive) refinement of the untyped shape.
-    return schema.query(name, query as unknown as UntypedSchemaQuery | undefined);
+    return askSchema(schema, String(name), query as unknown as UntypedSchemaQuery | undefined);
   }
 
   /** Closes the connection (pending commands reject with `QmpDisconnectedError`). */

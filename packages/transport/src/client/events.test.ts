@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakeQmp } from '../__tests__/helpers.js';
+import { encodeReturn } from '../codec/encoder.js';
 import {
   isQmpEventOverflowError,
   QmpDisconnectedError,
@@ -24,6 +25,13 @@ async function setup() {
       };
       for (let i = 0; i < count; i++) conn.event(name, data ?? { i });
       return { return: {} };
+    }
+    if (cmd.execute === 'x-emit-after') {
+      // The reply first, then the events.
+      const { name, data } = cmd.arguments as { name: string; data?: unknown };
+      conn.send(encodeReturn({}, cmd.id));
+      conn.event(name, data);
+      return 'no-reply';
     }
     if (cmd.execute === 'x-drop') {
       conn.socket.destroy();
@@ -170,6 +178,44 @@ describe('events', () => {
     expect(expectation.received).toBe(true);
     const e = await expectation.wait({ timeout: 10 });
     expect(e.event).toBe('RESUME');
+  });
+
+  it('waitFor armed before the command sees its event, whether it comes before or after the reply', async () => {
+    const { qmp, emit } = await setup();
+    const data = { guest: true, reason: 'guest-reset' } as const;
+    // Armed before sending; the event follows the reply.
+    const after = qmp.waitFor('RESET', (e) => e.data.reason === 'guest-reset');
+    await qmp.executeUnchecked('x-emit-after', { name: 'RESET', data });
+    expect((await after).data).toEqual(data);
+    // Armed before sending; the event precedes the reply.
+    const before = qmp.waitFor('RESET', (e) => e.data.reason === 'guest-reset');
+    await emit('RESET', 1, data);
+    expect((await before).data).toEqual(data);
+  });
+
+  it('the documented pattern works when QEMU sends the event before the reply; the wrong order misses it', async () => {
+    const wire: string[] = [];
+    const server = await fakeQmp((cmd, conn) => {
+      if (cmd.execute !== 'stop') return undefined;
+      conn.event('STOP'); // like QEMU: STOP is written before stop's return
+      return { return: {} };
+    });
+    cleanups.push(server.close);
+    const qmp = await connect(server.address);
+    cleanups.push(async () => void (await qmp.close()));
+    qmp.on('STOP', () => wire.push('event'));
+    // README: arm, send, then wait.
+    const stopped = qmp.expectEvent('STOP');
+    await qmp.execute('stop').then(() => wire.push('reply'));
+    expect(wire).toEqual(['event', 'reply']); // the event really came first
+    expect((await stopped.wait()).event).toBe('STOP');
+    // The wrong order: waiting after the reply starts too late; that STOP is gone.
+    const controller = new AbortController();
+    await qmp.execute('stop');
+    const late = qmp.waitFor('STOP', undefined, { signal: controller.signal });
+    await qmp.execute('query-status'); // a round trip: anything QEMU sent before has arrived
+    controller.abort(new Error('never saw it'));
+    await expect(late).rejects.toThrow('never saw it');
   });
 
   it('waitFor times out with QmpTimeoutError naming the event', async () => {

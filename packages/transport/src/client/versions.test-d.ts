@@ -57,6 +57,38 @@ describe('a client typed for a range of QEMU versions', () => {
     await supportsValue(qmp, 'blockdev-add.driver=qcow3');
   });
 
+  test('has() on a range accepts what any version has; typos still fail', async () => {
+    const qmp = await connect<'5.2' | '7.2'>('unix:/tmp/x');
+    // snapshot-save is 6.0+: only 7.2 of the range has it, so this is the check worth making.
+    expectTypeOf(qmp.has('snapshot-save')).toEqualTypeOf<Promise<boolean>>();
+    await qmp.has('query-cpus'); // only 5.2 of the range has it
+    await qmp.has('query-status');
+    // members, values and branches only some versions have
+    await qmp.has('blockdev-add', { member: 'driver', value: 'preallocate' }); // 6.0+
+    await qmp.has('blockdev-add', { when: { driver: 'preallocate' } });
+    await qmp.has('blockdev-add', { when: { driver: 'nbd' }, member: 'open-timeout' }); // 7.0+
+    await qmp.has('snapshot-save', { member: 'vmstate' });
+    // @ts-expect-error -- no version has snapshot-sav
+    await qmp.has('snapshot-sav');
+    // @ts-expect-error -- no version has that driver
+    await qmp.has('blockdev-add', { member: 'driver', value: 'qcow3' });
+    // @ts-expect-error -- no version has that member of nbd
+    await qmp.has('blockdev-add', { when: { driver: 'nbd' }, member: 'open-timout' });
+    // @ts-expect-error -- no version has that member of snapshot-save
+    await qmp.has('snapshot-save', { member: 'vmstat' });
+  });
+
+  test('has() on one version accepts only what that version has', async () => {
+    const old = await connect<'5.2'>('unix:/tmp/x');
+    await old.has('query-cpus');
+    // @ts-expect-error -- QEMU 5.2 has no snapshot-save: the answer is known at compile time
+    await old.has('snapshot-save');
+    const qmp = await connect('unix:/tmp/x');
+    await qmp.has('snapshot-save');
+    // @ts-expect-error -- 7.2 has no query-cpus any more
+    await qmp.has('query-cpus');
+  });
+
   test('one version keeps its exact named types', async () => {
     const qmp = await connect<'7.2'>('unix:/tmp/x');
     expectTypeOf(await qmp.execute('query-status')).toEqualTypeOf<StatusInfo>();

@@ -14,9 +14,12 @@ import type {
   EventsFor,
   EventVersions,
   QemuVersion,
+  VersionMaps,
 } from '@qmpkit/qapi/merged';
+import { checkKnown, loadAvailability } from './capability.js';
 import type { QmpClient } from './client.js';
 import type { SchemaIndex, UntypedSchemaQuery } from './schema.js';
+import type { ArgsOf, CommandName, DataOf, EventName } from './types.js';
 
 export type { CommandsFor, EventsFor, QemuVersion } from '@qmpkit/qapi/merged';
 
@@ -31,6 +34,46 @@ export type AnyEventName<V> = {
   [K in keyof EventVersions]: [Extract<V, EventVersions[K]>] extends [never] ? never : K;
 }[keyof EventVersions] &
   string;
+
+/** The arguments of command `K` in any version of `V` that has it (the union over them). */
+export type ArgsIn<V extends QemuVersion, K> = V extends QemuVersion
+  ? K extends keyof VersionMaps[V]['commands']
+    ? ArgsOf<VersionMaps[V]['commands'], K>
+    : never
+  : never;
+
+/**
+ * Names `QmpClient.has` accepts: anything the client's maps have and, for a client typed
+ * for versions `V`, every command or event that *some* version of `V` has (the question is
+ * worth asking exactly when not all of them have it).
+ */
+export type HasName<C, E, V extends QemuVersion> =
+  | CommandName<C>
+  | EventName<E>
+  | AnyCommandName<V>
+  | AnyEventName<V>;
+
+/**
+ * What a `has` query about `K` is checked against: for versions `V`, the arguments of `K`
+ * in any of them (so members, values and branches only some versions have are accepted);
+ * for custom bindings (`V` = `never`), the client's own maps. Commands first, like QEMU.
+ */
+export type HasSubject<C, E, V extends QemuVersion, K> = [V] extends [never]
+  ? K extends CommandName<C>
+    ? ArgsOf<C, K>
+    : K extends EventName<E>
+      ? DataOf<E, K>
+      : never
+  : SubjectIn<V, K>;
+
+/** The arguments of command `K` (or else the data of event `K`) in any version of `V`. */
+type SubjectIn<V extends QemuVersion, K> = V extends QemuVersion
+  ? K extends keyof VersionMaps[V]['commands']
+    ? ArgsOf<VersionMaps[V]['commands'], K>
+    : K extends keyof VersionMaps[V]['events']
+      ? DataOf<VersionMaps[V]['events'], K>
+      : never
+  : never;
 
 /** Arguments of a command: `member`, or `case.member` for a member of one union branch. */
 export type ArgumentKey<K> = K extends keyof ArgumentVersions
@@ -97,12 +140,11 @@ export async function supports<
   const schema = await qmp.schema();
   // String(): a template literal of the generic K/M makes TypeScript 5.9 relate them to its
   // primitives, which blows up over the merged maps.
-  if (
-    !schema.query(
-      String(name),
-      memberQuery(schema, String(name), member === undefined ? undefined : String(member)),
-    )
-  ) {
+  const command = String(name);
+  const argument = member === undefined ? undefined : String(member);
+  if (!schema.query(command, memberQuery(schema, command, argument))) {
+    // "No" — unless nothing known has it, which is a typo (from untyped code).
+    checkKnown(schema, await loadAvailability(), { name: command, argument, argumentLive: false });
     return undefined;
   }
   // The same connection, typed for the narrower version set.
@@ -124,14 +166,18 @@ export async function supportsValue<V extends QemuVersion, Q extends ArgumentVal
   if (dot < 0 || eq < dot) throw new TypeError(`'${text}' is not of the form command.member=value`);
   const command = text.slice(0, dot);
   const schema = await qmp.schema();
-  const query = memberQuery(schema, command, text.slice(dot + 1, eq));
-  if (
-    !schema.query(
-      command,
-      query === undefined ? undefined : { ...query, value: text.slice(eq + 1) },
-    )
-  )
+  const member = text.slice(dot + 1, eq);
+  const value = text.slice(eq + 1);
+  const query = memberQuery(schema, command, member);
+  if (!schema.query(command, query === undefined ? undefined : { ...query, value })) {
+    checkKnown(schema, await loadAvailability(), {
+      name: command,
+      argument: member,
+      argumentLive: schema.query(command, query),
+      values: [{ value, live: false }],
+    });
     return undefined;
+  }
   return qmp as unknown as QmpClientFor<Extract<V, ArgumentValueVersions[Q]> & QemuVersion>;
 }
 

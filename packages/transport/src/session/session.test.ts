@@ -409,6 +409,65 @@ describe("correlate: 'order'", () => {
     await qmp.close();
   });
 
+  it('drops the late reply of a timed-out command; later replies go to their own calls', async () => {
+    // Like QEMU: replies in the order commands arrived, without ids. The first query-version
+    // is answered only when the test says so, and everything after it waits behind it.
+    const queue: (() => void)[] = [];
+    let holding = false;
+    let release: () => void = () => {};
+    const server = await fake((cmd, conn) => {
+      const reply = () => {
+        if (cmd.execute === 'x-echo') conn.send(encodeReturn(cmd.arguments));
+        else if (cmd.execute === 'query-version') conn.send(encodeReturn({ late: true }));
+        else if (cmd.execute === 'query-status')
+          conn.send(encodeReturn({ status: 'running', singlestep: false, running: true }));
+        else
+          conn.send(
+            encodeError('CommandNotFound', `The command ${cmd.execute} has not been found`),
+          );
+      };
+      if (cmd.execute === 'qmp_capabilities') return undefined;
+      if (holding) queue.push(reply);
+      else if (cmd.execute === 'query-version') {
+        holding = true;
+        release = () => {
+          holding = false;
+          reply();
+          for (const next of queue.splice(0)) next();
+        };
+      } else reply();
+      return 'no-reply';
+    });
+    const warnings: string[] = [];
+    const qmp = await connect(server.address, {
+      correlate: 'order',
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    const error = await qmp
+      .execute('query-version', undefined, { timeout: 20 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QmpTimeoutError);
+    // It was sent: the server saw it (so its reply will come).
+    expect(server.commands.map((c) => c.execute)).toContain('query-version');
+    const calls = [
+      qmp.executeUnchecked('x-echo', { n: 1 }),
+      qmp.execute('query-status'),
+      qmp.executeUnchecked('nope').catch((e: unknown) => e),
+      qmp.executeUnchecked('x-echo', { n: 2 }),
+    ];
+    release();
+    const [one, status, nope, two] = await Promise.all(calls);
+    expect(one).toEqual({ n: 1 });
+    expect(status).toMatchObject({ running: true });
+    expect(nope).toMatchObject({ errorClass: 'CommandNotFound', command: 'nope' });
+    expect(two).toEqual({ n: 2 });
+    expect(qmp.pendingCount).toBe(0);
+    expect(qmp.state).toBe('ready');
+    expect(warnings).toEqual([]);
+    expect(server.commands.every((c) => c.id === undefined)).toBe(true);
+    await qmp.close();
+  });
+
   it('still treats a reply with an id it never issued as a protocol error', async () => {
     const server = await fake((cmd, conn) => {
       if (cmd.execute === 'query-version') conn.send(encodeReturn({}, 77));
