@@ -57,12 +57,30 @@ export async function connectCli(
     } else {
       const message = error instanceof Error ? error.message : String(error);
       const hint = code !== undefined ? HINTS[code] : undefined;
-      reason = hint ? `${hint} (${code})` : message.replace(`${address}: `, '');
+      reason =
+        (hint ? `${hint} (${code})` : undefined) ??
+        (parsed.kind === 'ws' ? webSocketReason(code, message) : undefined) ??
+        message.replace(`${address}: `, '').trim();
     }
     throw new CliConnectError(address, code, `cannot connect to ${address}: ${reason}`, {
       cause: error,
     });
   }
+}
+
+/**
+ * What a failed WebSocket handshake means, in place of the `ws` package's raw text (an
+ * OpenSSL record dump for wss:// to a plain server, an HTTP parser error for a raw QMP port).
+ */
+function webSocketReason(code: string | undefined, message: string): string | undefined {
+  if (code === 'EPROTO' || code?.startsWith('ERR_SSL_'))
+    return `TLS handshake failed (${code}): is the server plain ws:// rather than wss://?`;
+  const status = /Unexpected server response: (\d+)/.exec(message)?.[1];
+  if (status !== undefined)
+    return `the server answered HTTP ${status}, not a WebSocket upgrade: is the path right?`;
+  if (code?.startsWith('HPE_'))
+    return `the server does not speak HTTP (${code}): for a plain QMP socket use tcp:host:port`;
+  return undefined;
 }
 
 /** The `ws` package (a dependency of the CLI; Node 20 has no global WebSocket). */

@@ -593,6 +593,18 @@ describe.skipIf(skipQemu)(`unix, tcp and WebSocket transports${SKIP_REASON}`, ()
     }
   });
 
+  it('connects over WebSocket without options.WebSocket (global WebSocket, else `ws`)', async () => {
+    const bridge = await wsBridge(socketPath);
+    try {
+      const qmp = await connect(`ws://127.0.0.1:${bridge.port}/qmp`);
+      expect(qmp.capabilities).toEqual(['oob']);
+      expect(await qmp.execute('query-status')).toMatchObject({ running: true });
+      await qmp.close();
+    } finally {
+      await bridge.close();
+    }
+  });
+
   it('connects over WebSocket with stream framing (byte slices, websockify style)', async () => {
     const bridge = await wsBridge(socketPath, 'stream');
     try {

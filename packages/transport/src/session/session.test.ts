@@ -96,6 +96,74 @@ describe('handshake', () => {
   });
 });
 
+describe('runstate: onStateChange', () => {
+  it('reports connecting → negotiating → ready → closing → closed, each as `state` reads it', async () => {
+    const states: string[] = [];
+    let atNegotiation: string | undefined;
+    const server = await peer((socket) => {
+      socket.write(GREETING);
+      socket.on('data', (chunk) => {
+        const { execute, id } = JSON.parse(chunk.toString()) as { execute: string; id: number };
+        if (execute === 'qmp_capabilities') atNegotiation = states.at(-1);
+        socket.write(encodeReturn({}, id));
+      });
+    });
+    let session: QmpSession | undefined;
+    const channel = await dial(parseAddress(server.address));
+    session = await QmpSession.open(channel, {
+      onStateChange: (state) => {
+        // The getter already answers the new state (the session exists once `open` resolves).
+        if (session) expect(session.state).toBe(state);
+        states.push(state);
+      },
+    });
+    expect(atNegotiation).toBe('negotiating');
+    expect(states).toEqual(['connecting', 'negotiating', 'ready']);
+    await session.send('query-status');
+    const closing = session.close();
+    expect(states.at(-1)).toBe('closing');
+    expect(session.state).toBe('closing');
+    expect(await closing).toEqual({ byClient: true, error: undefined });
+    expect(states).toEqual(['connecting', 'negotiating', 'ready', 'closing', 'closed']);
+  });
+
+  it('skips negotiating without negotiation, and closing when the peer hangs up', async () => {
+    const states: string[] = [];
+    const sockets: net.Socket[] = [];
+    const server = await peer((socket) => {
+      sockets.push(socket);
+      socket.write(GREETING);
+    });
+    const session = await QmpSession.open(await dial(parseAddress(server.address)), {
+      negotiate: false,
+      onStateChange: (state) => states.push(state),
+    });
+    expect(states).toEqual(['connecting', 'ready']);
+    sockets[0]!.end();
+    expect((await session.closed).byClient).toBe(false);
+    expect(states).toEqual(['connecting', 'ready', 'closed']);
+  });
+
+  it('a failed handshake goes from negotiating straight to closed; a throwing handler is logged', async () => {
+    const states: string[] = [];
+    const warnings: string[] = [];
+    const server = await peer((socket) => {
+      socket.write(GREETING);
+      socket.on('data', () => socket.destroy());
+    });
+    const error = await QmpSession.open(await dial(parseAddress(server.address)), {
+      logger: { warn: (message) => warnings.push(message) },
+      onStateChange: (state) => {
+        states.push(state);
+        if (state === 'negotiating') throw new Error('handler bug');
+      },
+    }).catch((e: unknown) => e);
+    expect(isQmpConnectionError(error)).toBe(true);
+    expect(states).toEqual(['connecting', 'negotiating', 'closed']);
+    expect(warnings).toEqual(['onStateChange handler threw']);
+  });
+});
+
 describe('bad input: typed error, session closed, nothing pending', () => {
   it.each([
     ['garbage before the greeting', `garbage\r\n${GREETING}`, 'invalid-json'],

@@ -80,6 +80,13 @@ export interface SessionOptions {
   readonly onEvent?: (event: WireEvent) => void;
   /** Called once when the session is closed. */
   readonly onClose?: (reason: CloseReason) => void;
+  /**
+   * Called with each state the session enters, first `connecting` (from `open`), then e.g.
+   * `negotiating`, `ready`, `closing` (only when this side calls `close()`), `closed`. A
+   * failed handshake or a peer that hangs up goes straight to `closed`. Synchronous, like
+   * `onClose`; a throwing handler is logged, not propagated.
+   */
+  readonly onStateChange?: (state: SessionState) => void;
 }
 
 export interface SendOptions {
@@ -179,12 +186,27 @@ export class QmpSession {
    */
   static async open(channel: QmpChannel, options: SessionOptions = {}): Promise<QmpSession> {
     const session = new QmpSession(channel, options);
+    session.notifyState();
     await session.handshake();
     return session;
   }
 
   get state(): SessionState {
     return this.stateValue;
+  }
+
+  private setState(state: SessionState): void {
+    if (this.stateValue === state) return;
+    this.stateValue = state;
+    this.notifyState();
+  }
+
+  private notifyState(): void {
+    try {
+      this.options.onStateChange?.(this.stateValue);
+    } catch (error) {
+      this.logger.warn('onStateChange handler threw', error);
+    }
   }
   get greeting(): QmpGreeting | undefined {
     return this.greetingValue;
@@ -247,10 +269,10 @@ export class QmpSession {
       };
       if (this.options.negotiate === false) {
         this.window = this.options.maxInFlight ?? Number.POSITIVE_INFINITY;
-        this.stateValue = 'ready';
+        this.setState('ready');
         return;
       }
-      this.stateValue = 'negotiating';
+      this.setState('negotiating');
       const enable =
         this.options.oob !== false && greeting.QMP.capabilities.includes('oob') ? ['oob'] : [];
       try {
@@ -277,7 +299,7 @@ export class QmpSession {
       this.enabled = enable;
       this.window =
         this.options.maxInFlight ?? (enable.includes('oob') ? 8 : Number.POSITIVE_INFINITY);
-      this.stateValue = 'ready';
+      this.setState('ready');
     } catch (error) {
       const reason = this.closeReason?.error ?? error;
       this.fail(reason instanceof Error ? reason : new Error(String(reason)));
@@ -576,7 +598,7 @@ export class QmpSession {
 
   private finish(reason: CloseReason): void {
     if (this.stateValue === 'closed') return;
-    this.stateValue = 'closed';
+    this.setState('closed');
     this.closeReason = reason;
     this.decoder.stop();
     this.channel.destroy();
@@ -610,7 +632,7 @@ export class QmpSession {
       this.settle(entry);
       reject(new QmpDisconnectedError(entry.command, { cause: new Error('closed by the client') }));
     }
-    this.stateValue = 'closing';
+    this.setState('closing');
     this.channel.end();
     const timer = setTimeout(() => this.finish({ byClient: true, error: undefined }), graceMs);
     timer.unref?.();
