@@ -1,9 +1,15 @@
 /**
  * Version-range typing against a real QEMU 7.2: the capability checks that narrow a client
- * typed for 5.2–7.2 are answered from the live `query-qmp-schema`.
+ * typed for 5.2–7.2 are answered from the live `query-qmp-schema`, QAPI features included.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { connect, type QmpClientFor, supports, supportsValue } from '@qmpkit/transport';
+import {
+  connect,
+  type QmpClientFor,
+  supports,
+  supportsFeature,
+  supportsValue,
+} from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
@@ -53,4 +59,33 @@ it('narrows by command, branch member and enum value, from the live schema', asy
     const list = await jobs.execute('query-jobs');
     expect(Array.isArray(list)).toBe(true);
   }
+});
+
+it('narrows by QAPI features of commands, arguments, branches and values', async (ctx) => {
+  if (!qmp) return ctx.skip('qemu-system-x86_64 is not installed');
+  // device_add carries json-cli from 6.2 and json-cli-hotplug from 7.0: narrowed to 7.2.
+  const hotplug = await supportsFeature(qmp, 'device_add', 'json-cli-hotplug');
+  expect(hotplug).toBe(qmp);
+  expect(await supportsFeature(qmp, 'device_add', 'json-cli')).toBe(qmp);
+  // On 5.0+ in both versions of the range: the answer is still asked of the live QEMU.
+  expect(await supportsFeature(qmp, 'blockdev-snapshot', 'allow-write-only-overlay')).toBe(qmp);
+  expect(await supportsFeature(qmp, 'blockdev-add[file]', 'dynamic-auto-read-only')).toBe(qmp);
+  expect(await supportsFeature(qmp, 'block-commit.base', 'deprecated')).toBe(qmp);
+  expect(await supportsFeature(qmp, 'blockdev-add.nbd.x-dirty-bitmap', 'unstable')).toBe(qmp);
+  expect(await supportsFeature(qmp, 'object-add.qom-type=x-remote-object', 'unstable')).toBe(qmp);
+  // Deprecated in 5.0–5.2, gone in 6.0: 7.2 says no.
+  expect(await supportsFeature(qmp, 'query-cpus', 'deprecated')).toBeUndefined();
+  // x-query-virtio is unstable and 7.2+: the narrowed client may call it.
+  const virtio = await supportsFeature(qmp, 'x-query-virtio', 'unstable');
+  expect(virtio).toBe(qmp);
+  if (virtio) expect(await virtio.execute('x-query-virtio')).toEqual([]);
+  // From untyped code, a feature no known version has there is a clear error.
+  const untyped = supportsFeature as (q: unknown, s: string, f: string) => Promise<unknown>;
+  await expect(untyped(qmp, 'blockdev-snapshot', 'allow-write-only-overlai')).rejects.toMatchObject(
+    {
+      name: 'QmpUnknownCapabilityError',
+      kind: 'feature',
+      capability: 'blockdev-snapshot/$allow-write-only-overlai',
+    },
+  );
 });

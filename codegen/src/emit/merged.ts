@@ -15,7 +15,7 @@
  */
 import ts from 'typescript';
 import { CodegenError } from '../errors.js';
-import type { CommandDef, EventDef, Schema, TypeDef, TypeRef } from '../model/ir.js';
+import type { CommandDef, EventDef, Feature, Schema, TypeDef, TypeRef } from '../model/ir.js';
 import {
   allMembers,
   INTEGER_BUILTINS,
@@ -119,6 +119,21 @@ function track<T>(
   if (deprecated) entry.deprecated.add(version);
 }
 
+/** subject key → feature → the versions where the subject carries it. */
+type FeatureSets = Map<string, Map<string, Set<string>>>;
+
+function noteFeatures(
+  map: FeatureSets,
+  key: string,
+  version: string,
+  features: readonly Feature[],
+): void {
+  for (const feature of features) {
+    const byFeature = getOrCreate(map, key, () => new Map<string, Set<string>>());
+    getOrCreate(byFeature, feature.name, () => new Set<string>()).add(version);
+  }
+}
+
 class MergedEmitter {
   private readonly av: Availability;
   private readonly versions: readonly VersionInput[];
@@ -140,7 +155,15 @@ class MergedEmitter {
     values: {} as Record<string, number>,
     branches: {} as Record<string, number>,
     deprecated: {} as Record<string, number>,
+    features: {} as Record<string, number>,
   };
+  /** Features of types (`Type`), their members (`Type.member`) and enum values (`Enum.value`). */
+  private readonly typeFeatures: FeatureSets = new Map();
+  /**
+   * Features of what a client can ask about: commands and events (`name`), arguments
+   * (`cmd.member`, `cmd.case.member`) and values of enum-typed arguments (`cmd.member=value`).
+   */
+  private readonly subjectFeatures: FeatureSets = new Map();
 
   constructor(
     versions: readonly VersionInput[],
@@ -297,6 +320,7 @@ class MergedEmitter {
         e.in.add(version);
         if (!m.optional) e.req.add(version);
         if (isDeprecated(m.features)) e.deprecated.add(version);
+        noteFeatures(this.typeFeatures, `${name}.${m.name}`, version, m.features);
         e.types.set(version, m.type);
       }
     }
@@ -317,6 +341,7 @@ class MergedEmitter {
       header.push(
         `(Other kinds in ${[...t.in].filter((v) => !versions.includes(v)).join(', ')} are not merged.)`,
       );
+    for (const [v, def] of t.byVersion) noteFeatures(this.typeFeatures, name, v, def.features);
     let body: ts.TypeNode;
     switch (kind) {
       case 'enum': {
@@ -332,6 +357,7 @@ class MergedEmitter {
             }));
             e.in.add(v);
             if (isDeprecated(value.features)) e.deprecated.add(v);
+            noteFeatures(this.typeFeatures, `${name}.${value.name}`, v, value.features);
           }
         }
         for (const [value, e] of values) {
@@ -515,6 +541,7 @@ class MergedEmitter {
       const argDeprecated = new Map<string, Set<string>>();
       const valueVersions = new Map<string, Map<string, Set<string>>>();
       for (const [version, def] of c.byVersion) {
+        noteFeatures(this.subjectFeatures, name, version, def.features);
         args.set(version, def.args === undefined ? undefined : { kind: 'named', name: def.args });
         if (def.allowOob) oob.add(version);
         if (def.args === undefined) continue;
@@ -522,17 +549,29 @@ class MergedEmitter {
         const argsDef = schema.types.get(def.args);
         const note = (key: string, type: TypeRef, features: Parameters<typeof isDeprecated>[0]) => {
           getOrCreate(argVersions, key, () => new Set<string>()).add(version);
+          noteFeatures(this.subjectFeatures, `${name}.${key}`, version, features);
           if (isDeprecated(features))
             getOrCreate(argDeprecated, key, () => new Set<string>()).add(version);
           const enumDef = type.kind === 'named' ? schema.types.get(type.name) : undefined;
           if (enumDef?.kind !== 'enum') return;
           const values = getOrCreate(valueVersions, key, () => new Map<string, Set<string>>());
-          for (const value of enumDef.values)
+          for (const value of enumDef.values) {
             getOrCreate(values, value.name, () => new Set<string>()).add(version);
+            noteFeatures(
+              this.subjectFeatures,
+              `${name}.${key}=${value.name}`,
+              version,
+              value.features,
+            );
+          }
         };
         for (const m of allMembers(schema, def.args) ?? []) note(m.name, m.type, m.features);
         if (argsDef?.kind === 'union') {
           for (const b of argsDef.branches) {
+            // A branch's own features (`blockdev-add[file]` / `dynamic-auto-read-only`).
+            const branchDef = schema.types.get(b.type);
+            if (branchDef)
+              noteFeatures(this.subjectFeatures, `${name}[${b.case}]`, version, branchDef.features);
             for (const m of allMembers(schema, b.type) ?? [])
               note(`${b.case}.${m.name}`, m.type, m.features);
           }
@@ -557,7 +596,10 @@ class MergedEmitter {
               f.createPropertySignature(undefined, 'oob', undefined, this.av.node(oob)),
             ]),
           ),
-          [`\`${name}\`: ${this.av.describe(c.in, c.deprecated)}.`],
+          [
+            `\`${name}\`: ${this.av.describe(c.in, c.deprecated)}.`,
+            ...this.describeFeatures(this.subjectFeatures.get(name)),
+          ],
         ),
       );
       versionEntries.push(
@@ -656,6 +698,8 @@ class MergedEmitter {
     );
     const eventVersions: ts.TypeElement[] = [];
     for (const [name, e] of [...this.events.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      for (const [version, def] of e.byVersion)
+        noteFeatures(this.subjectFeatures, name, version, def.features);
       this.data.events[name] = this.av.mask(e.in);
       if (e.deprecated.size > 0) this.data.deprecated[name] = this.av.mask(e.deprecated);
       eventVersions.push(
@@ -675,6 +719,40 @@ class MergedEmitter {
           eventVersions,
         ),
         ['The versions that have each event.'],
+      ),
+      jsDoc(
+        f.createInterfaceDeclaration(
+          exportMods(),
+          'FeatureVersions',
+          undefined,
+          undefined,
+          [...this.subjectFeatures.entries()]
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([subject, features]) =>
+              f.createPropertySignature(
+                undefined,
+                propertyName(subject),
+                undefined,
+                f.createTypeLiteralNode(
+                  [...features.entries()].map(([feature, set]) =>
+                    f.createPropertySignature(
+                      undefined,
+                      propertyName(feature),
+                      undefined,
+                      this.av.node(set),
+                    ),
+                  ),
+                ),
+              ),
+            ),
+        ),
+        [
+          'The QAPI features (`deprecated`, `unstable`, `allow-write-only-overlay`, …) of commands and',
+          'events (`blockdev-snapshot`), their arguments (`block-commit.base`, `blockdev-add.nbd.x-dirty-bitmap`),',
+          'union branches of arguments (`blockdev-add[file]`) and the values of enum-typed arguments',
+          '(`object-add.qom-type=x-remote-object`): the versions',
+          'where the subject carries each feature. Only subjects with a feature in some version appear.',
+        ],
       ),
     );
 
@@ -958,11 +1036,23 @@ class MergedEmitter {
     return statements;
   }
 
+  /** JSDoc lines for a subject's features ("Feature `json-cli`: QEMU 6.2+."). */
+  private describeFeatures(features: ReadonlyMap<string, VersionSet> | undefined): string[] {
+    return [...(features ?? [])]
+      .filter(([feature]) => feature !== 'deprecated') // already in the availability line
+      .map(([feature, set]) => `Feature \`${feature}\`: ${this.av.describe(set)}.`);
+  }
+
   emit(): Map<string, string> {
     for (const [name, t] of [...this.types.entries()].sort(([a], [b]) => (a < b ? -1 : 1)))
       this.emitType(name, t);
     const moduleStems = [...this.files.keys()].sort();
     this.emitCommandsAndEvents();
+    for (const map of [this.subjectFeatures, this.typeFeatures]) {
+      for (const [key, features] of [...map.entries()].sort(([a], [b]) => (a < b ? -1 : 1)))
+        for (const [feature, set] of features)
+          this.data.features[`${key}/$${feature}`] = this.av.mask(set);
+    }
 
     const printer = ts.createPrinter({ newLine: ts.NewLineKind.LineFeed });
     const scratch = ts.createSourceFile(
@@ -1074,7 +1164,10 @@ class MergedEmitter {
           [
             'Where each command, event, argument (`cmd.member`, `cmd.case.member`), type member',
             '(`Type.member`), enum value (`Enum.value`) and union branch (`Union[case]`) exists: a bit',
-            'mask over `versions` (bit i = versions[i]); `deprecated` uses the same keys.',
+            'mask over `versions` (bit i = versions[i]); `deprecated` uses the same keys. `features`:',
+            'where a command, event, argument, argument branch (`cmd[case]`), argument value',
+            '(`cmd.member=value`), type, type member or enum value carries a QAPI feature, keyed',
+            '`<key>/$<feature>` (libvirt writes it so).',
           ],
         ),
       ])}\n`,

@@ -173,22 +173,25 @@ export class QmpEventOverflowError extends Error {
 }
 
 /**
- * A capability question (`has`, `supports`, `supportsValue`) about a command, event,
- * argument or value that neither the connected QEMU nor any QEMU version the bindings know
+ * A capability question (`has`, `supports`, `supportsValue`, `supportsFeature`) about a
+ * command, event, argument, value or feature that neither the connected QEMU nor any QEMU version the bindings know
  * has: almost certainly a typo from untyped code (TypeScript rejects it at compile time).
  * A `TypeError`, like other programming errors.
  */
 export class QmpUnknownCapabilityError extends TypeError {
   override readonly name = 'QmpUnknownCapabilityError' as const;
-  /** What is unknown: a command/event name, an argument of one, or an enum value. */
-  readonly kind: 'name' | 'argument' | 'value';
-  /** The unknown thing as asked: `snapshot-sav`, `blockdev-add.discrad`, `qcow3`. */
+  /** What is unknown: a command/event name, an argument of one, an enum value, or a feature. */
+  readonly kind: 'name' | 'argument' | 'value' | 'feature';
+  /**
+   * The unknown thing as asked: `snapshot-sav`, `blockdev-add.discrad`, `qcow3`,
+   * `blockdev-snapshot/$allow-write-only-overlai`.
+   */
   readonly capability: string;
   /** The QEMU versions the bindings know, oldest first. */
   readonly knownVersions: readonly string[];
 
   constructor(init: {
-    kind: 'name' | 'argument' | 'value';
+    kind: 'name' | 'argument' | 'value' | 'feature';
     capability: string;
     knownVersions: readonly string[];
   }) {
@@ -197,7 +200,9 @@ export class QmpUnknownCapabilityError extends TypeError {
         ? 'a command or event'
         : init.kind === 'argument'
           ? 'an argument'
-          : 'an accepted value';
+          : init.kind === 'feature'
+            ? 'a feature'
+            : 'an accepted value';
     const range =
       init.knownVersions.length === 0
         ? 'any known QEMU'

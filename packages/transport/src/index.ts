@@ -45,6 +45,9 @@ export type {
   ArgumentValueKey,
   CommandsFor,
   EventsFor,
+  FeatureNarrow,
+  FeatureOf,
+  FeatureSubject,
   HasName,
   HasSubject,
   NarrowVersions,
@@ -52,7 +55,7 @@ export type {
   QmpClientFor,
   VersionedClient,
 } from './client/versions.js';
-export { supports, supportsValue } from './client/versions.js';
+export { supports, supportsFeature, supportsValue } from './client/versions.js';
 export type { QmpTimestamp, QmpVersionInfo } from './codec/messages.js';
 export type { QmpProtocolErrorCode } from './errors.js';
 export {

@@ -6,7 +6,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { availability } from '../gen/merged/availability.generated.js';
-import { type AvailabilityTables, availabilityOf, describeAvailability } from './availability.js';
+import {
+  type AvailabilityTables,
+  availabilityOf,
+  describeAvailability,
+  featureAvailability,
+} from './availability.js';
 
 const schemas = path.resolve(import.meta.dirname, '../../../../schemas');
 
@@ -58,6 +63,74 @@ function fromRaw(kind: 'command' | 'argument' | 'value', key: string) {
     deprecated: facts.filter(([, f]) => f === 'deprecated').map(([v]) => v),
   };
 }
+
+/** `name/$feature` of every command and event in the raw capture of `version`. */
+function rawNameFeatures(version: string): Set<string> {
+  const file = path.join(schemas, `qemu-${version}`, 'query-qmp-schema.json');
+  const out = new Set<string>();
+  for (const e of JSON.parse(readFileSync(file, 'utf8')) as Entry[]) {
+    if (e['meta-type'] !== 'command' && e['meta-type'] !== 'event') continue;
+    for (const feature of e.features ?? []) out.add(`${e.name}/$${feature}`);
+  }
+  return out;
+}
+
+describe('featureAvailability (merged view)', () => {
+  it('command and event features match the raw captures in every version', () => {
+    const raw = new Map(availability.versions.map((v) => [v, rawNameFeatures(v)]));
+    const keys = new Set([...raw.values()].flatMap((set) => [...set]));
+    expect(keys.size).toBeGreaterThan(30);
+    for (const key of keys) {
+      const slash = key.indexOf('/$');
+      const expected = availability.versions.filter((v) => raw.get(v)!.has(key));
+      expect([
+        key,
+        featureAvailability(availability, key.slice(0, slash), key.slice(slash + 2)),
+      ]).toEqual([key, expected]);
+    }
+  });
+
+  it('features younger than their command: blockdev-snapshot, device_add', () => {
+    expect(availabilityOf(availability, 'commands', 'blockdev-snapshot')?.since).toBe('4.2');
+    expect(
+      featureAvailability(availability, 'blockdev-snapshot', 'allow-write-only-overlay')?.[0],
+    ).toBe('5.0');
+    expect(featureAvailability(availability, 'device_add', 'json-cli')?.[0]).toBe('6.2');
+    expect(featureAvailability(availability, 'device_add', 'json-cli-hotplug')?.[0]).toBe('7.0');
+  });
+
+  it('arguments, argument branches, argument values, type members and enum values', () => {
+    expect(featureAvailability(availability, 'block-commit.base', 'deprecated')).toEqual(
+      fromRaw('argument', 'block-commit.base').deprecated,
+    );
+    expect(
+      featureAvailability(availability, 'blockdev-add.nbd.x-dirty-bitmap', 'unstable')?.[0],
+    ).toBe('6.2');
+    expect(
+      featureAvailability(availability, 'blockdev-add[file]', 'dynamic-auto-read-only'),
+    ).toEqual(availability.versions);
+    expect(
+      featureAvailability(availability, 'object-add.qom-type=x-remote-object', 'unstable'),
+    ).toEqual(['6.2', '7.0', '7.1', '7.2', '8.0']);
+    expect(featureAvailability(availability, 'MigrationCapability.x-colo', 'unstable')?.[0]).toBe(
+      '6.2',
+    );
+    expect(
+      featureAvailability(availability, 'BlockdevOptionsFile', 'dynamic-auto-read-only'),
+    ).toEqual(availability.versions);
+  });
+
+  it('answers undefined for a feature no version has, and for tables without features', () => {
+    expect(featureAvailability(availability, 'blockdev-snapshot', 'allow-write-only-overlai')).toBe(
+      undefined,
+    );
+    expect(featureAvailability(availability, 'query-status', 'deprecated')).toBeUndefined();
+    const { features: _, ...old } = availability;
+    expect(featureAvailability(old, 'blockdev-snapshot', 'allow-write-only-overlay')).toBe(
+      undefined,
+    );
+  });
+});
 
 describe('availabilityOf / describeAvailability (merged view)', () => {
   it('covers 4.2 to 8.0, oldest first', () => {

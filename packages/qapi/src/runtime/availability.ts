@@ -19,6 +19,14 @@ export interface AvailabilityTables {
   readonly branches: Readonly<Record<string, number>>;
   /** Any of the keys above → mask of the versions where it is deprecated. */
   readonly deprecated: Readonly<Record<string, number>>;
+  /**
+   * `<key>/$<feature>` → mask of the versions where the element carries the QAPI feature
+   * (`blockdev-snapshot/$allow-write-only-overlay`). Keys are those above, plus `Type` for a
+   * type's own features, `cmd[case]` for a union branch of a command's arguments and
+   * `cmd.member=value` for a value of an enum-typed argument.
+   * Optional: tables generated before features were recorded lack it.
+   */
+  readonly features?: Readonly<Record<string, number>>;
 }
 
 export type AvailabilityKind =
@@ -61,6 +69,19 @@ export function availabilityOf(
     ...(last !== newest ? { until: last } : {}),
     deprecated: fromMask(tables, tables.deprecated[key] ?? 0),
   };
+}
+
+/**
+ * The versions where an element carries a QAPI feature (`key` as in the tables, e.g.
+ * `blockdev-snapshot` or `block-commit.base`); `undefined` when no known version has it.
+ */
+export function featureAvailability(
+  tables: AvailabilityTables,
+  key: string,
+  feature: string,
+): readonly string[] | undefined {
+  const mask = tables.features?.[`${key}/$${feature}`];
+  return mask === undefined ? undefined : fromMask(tables, mask);
 }
 
 /** "7.0+; deprecated in 8.0", "4.2–6.2", "5.0, 6.2+" for an element. */

@@ -4,7 +4,7 @@
  */
 
 export type { AvailabilityKind, AvailabilityTables, ElementAvailability } from './availability.js';
-export { availabilityOf, describeAvailability } from './availability.js';
+export { availabilityOf, describeAvailability, featureAvailability } from './availability.js';
 export type { CommandMap, CommandSpec, EventMap, EventSpec, VersionBindings } from './maps.js';
 export type {
   IsSingleVersion,

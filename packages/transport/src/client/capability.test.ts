@@ -7,7 +7,7 @@ import { isQmpUnknownCapabilityError, QmpUnknownCapabilityError } from '../error
 import { askSchema } from './capability.js';
 import { connect } from './client.js';
 import { SchemaIndex, type SchemaInfo } from './schema.js';
-import { supports, supportsValue } from './versions.js';
+import { supports, supportsFeature, supportsValue } from './versions.js';
 
 function captured(version: string): SchemaInfo[] {
   return JSON.parse(
@@ -151,6 +151,54 @@ describe('supports / supportsValue / has from untyped code', () => {
     const arg = await rejection(untypedSupportsValue(client(qemu72), 'blockdev-add.drive=qcow2'));
     expect(arg.capability).toBe('blockdev-add.drive');
     expect(await untypedSupportsValue(client(qemu72), 'blockdev-add.driver=vxhs')).toBe(undefined); // 4.2–5.0
+  });
+
+  const untypedSupportsFeature = supportsFeature as (
+    qmp: unknown,
+    subject: string,
+    feature: string,
+  ) => Promise<unknown>;
+
+  it('supportsFeature answers every subject form from the live schema', async () => {
+    const ask = async (version: SchemaIndex, subject: string, feature: string) => {
+      const c = client(version);
+      const answer = await untypedSupportsFeature(c, subject, feature);
+      return answer === c ? 'yes' : answer === undefined ? 'no' : answer;
+    };
+    const qemu42 = SchemaIndex.from(captured('4.2'));
+    // A feature younger than its command (5.0+ on a 4.2+ command).
+    expect(await ask(qemu42, 'blockdev-snapshot', 'allow-write-only-overlay')).toBe('no');
+    expect(await ask(qemu72, 'blockdev-snapshot', 'allow-write-only-overlay')).toBe('yes');
+    expect(await ask(qemu62, 'device_add', 'json-cli')).toBe('yes');
+    expect(await ask(qemu62, 'device_add', 'json-cli-hotplug')).toBe('no'); // 7.0+
+    expect(await ask(qemu72, 'device_add', 'json-cli-hotplug')).toBe('yes');
+    expect(await ask(qemu72, 'MEM_UNPLUG_ERROR', 'deprecated')).toBe('yes'); // an event
+    expect(await ask(qemu72, 'block-commit.base', 'deprecated')).toBe('yes');
+    expect(await ask(qemu42, 'block-commit.base', 'deprecated')).toBe('no'); // 5.0+
+    expect(await ask(qemu72, 'blockdev-add.nbd.x-dirty-bitmap', 'unstable')).toBe('yes');
+    expect(await ask(qemu72, 'blockdev-add[file]', 'dynamic-auto-read-only')).toBe('yes');
+    expect(await ask(qemu72, 'object-add.qom-type=x-remote-object', 'unstable')).toBe('yes');
+    expect(await ask(qemu62, 'object-add.qom-type=x-vfio-user-server', 'unstable')).toBe('no');
+  });
+
+  it('supportsFeature rejects a feature no known version has there', async () => {
+    const typo = await rejection(
+      untypedSupportsFeature(client(qemu72), 'blockdev-snapshot', 'allow-write-only-overlai'),
+    );
+    expect([typo.kind, typo.capability]).toEqual([
+      'feature',
+      'blockdev-snapshot/$allow-write-only-overlai',
+    ]);
+    expect(typo.message).toContain('is not a feature in QEMU 4.2–8.0');
+    // Known features, but not of these subjects.
+    expect(
+      (
+        await rejection(
+          untypedSupportsFeature(client(qemu72), 'blockdev-add[qcow2]', 'dynamic-auto-read-only'),
+        )
+      ).capability,
+    ).toBe('blockdev-add[qcow2]/$dynamic-auto-read-only');
+    await rejection(untypedSupportsFeature(client(qemu72), 'snapshot-sav', 'unstable'));
   });
 
   const cleanups: (() => Promise<void>)[] = [];

@@ -35,6 +35,14 @@ describe('SchemaIndex on the captured QEMU 7.2 introspection', () => {
     expect(index.query('blockdev-add', { when: { 'node-name': 'x' } })).toBe(false);
     expect(index.query('block-commit', { member: 'top', feature: 'deprecated' })).toBe(true);
     expect(index.query('block-commit', { feature: 'deprecated' })).toBe(false);
+    // A union branch's own features (libvirt: blockdev-add/arg-type/+file/$dynamic-auto-read-only).
+    const branchFeature = (driver: string, feature: string) =>
+      index.query('blockdev-add', { when: { driver }, feature });
+    expect(branchFeature('file', 'dynamic-auto-read-only')).toBe(true);
+    expect(branchFeature('qcow2', 'dynamic-auto-read-only')).toBe(false);
+    expect(branchFeature('file', 'unstable')).toBe(false);
+    expect(branchFeature('nope', 'dynamic-auto-read-only')).toBe(false);
+    expect(index.query('blockdev-snapshot', { feature: 'allow-write-only-overlay' })).toBe(true);
     expect(index.query('migrate-set-capabilities', { member: 'capabilities' })).toBe(true);
     const capability = (value: string) =>
       index.query('migrate-set-capabilities', {

@@ -219,7 +219,9 @@ export class SchemaIndex {
     }
     const found = this.findMember(typeName, member, when);
     if (found === false) return false;
-    if (found === true) return feature === undefined; // `when` alone: the branch exists
+    // `when` alone: the branch exists — and, with `feature`, the branch's type carries it
+    // (`{ when: { driver: 'file' }, feature: 'dynamic-auto-read-only' }`).
+    if (found === true) return feature === undefined || this.branchHas(typeName, when, feature);
     if (inner !== undefined) {
       const object = this.objectOf(found.type);
       if (object === undefined || !this.evaluate(object, inner)) return false;
@@ -233,6 +235,18 @@ export class SchemaIndex {
       return (valueMember?.features ?? []).includes(feature);
     }
     return feature === undefined || (found.features ?? []).includes(feature);
+  }
+
+  /** Does the union branch `when` selects (by the type's tag) carry `feature`? */
+  private branchHas(
+    typeName: string,
+    when: Readonly<Record<string, unknown>> | undefined,
+    feature: string,
+  ): boolean {
+    const type = this.types.get(typeName);
+    const wanted = type?.tag === undefined ? undefined : when?.[type.tag];
+    const branch = type?.variants?.find((v) => v.case === wanted);
+    return branch !== undefined && (this.types.get(branch.type)?.features ?? []).includes(feature);
   }
 
   /** The object type behind a type reference, looking through arrays and alternates. */

@@ -1,6 +1,13 @@
 import type { StatusInfo } from '@qmpkit/qapi/qemu-7.2';
 import { describe, expectTypeOf, test } from 'vitest';
-import { connect, type QmpClient, type QmpClientFor, supports, supportsValue } from '../index.js';
+import {
+  connect,
+  type QmpClient,
+  type QmpClientFor,
+  supports,
+  supportsFeature,
+  supportsValue,
+} from '../index.js';
 
 describe('a client typed for a range of QEMU versions', () => {
   test('compiles only what every version of the range accepts', async () => {
@@ -93,5 +100,57 @@ describe('a client typed for a range of QEMU versions', () => {
     const qmp = await connect<'7.2'>('unix:/tmp/x');
     expectTypeOf(await qmp.execute('query-status')).toEqualTypeOf<StatusInfo>();
     expectTypeOf(qmp).toEqualTypeOf<QmpClient>();
+  });
+});
+
+describe('supportsFeature', () => {
+  test('narrows to the versions where the subject carries the feature', async () => {
+    const qmp = await connect<'4.2' | '7.2'>('unix:/tmp/x');
+    // blockdev-snapshot is in both; its allow-write-only-overlay feature is 5.0+.
+    const overlay = await supportsFeature(qmp, 'blockdev-snapshot', 'allow-write-only-overlay');
+    expectTypeOf(overlay).toEqualTypeOf<QmpClientFor<'7.2'> | undefined>();
+    // device_add: json-cli is 6.2+, json-cli-hotplug 7.0+.
+    const cli = await supportsFeature(
+      await connect<'6.1' | '6.2' | '7.2'>('unix:/tmp/x'),
+      'device_add',
+      'json-cli-hotplug',
+    );
+    expectTypeOf(cli).toEqualTypeOf<QmpClientFor<'7.2'> | undefined>();
+    // deprecated and unstable are features too, on arguments, branches and argument values.
+    const base = await supportsFeature(qmp, 'block-commit.base', 'deprecated');
+    expectTypeOf(base).toEqualTypeOf<QmpClientFor<'7.2'> | undefined>();
+    const dirty = await supportsFeature(qmp, 'blockdev-add.nbd.x-dirty-bitmap', 'unstable');
+    expectTypeOf(dirty).toEqualTypeOf<QmpClientFor<'7.2'> | undefined>();
+    const auto = await supportsFeature(qmp, 'blockdev-add[file]', 'dynamic-auto-read-only');
+    expectTypeOf(auto).toEqualTypeOf<QmpClientFor<'4.2' | '7.2'> | undefined>();
+    const remote = await supportsFeature(qmp, 'object-add.qom-type=x-remote-object', 'unstable');
+    expectTypeOf(remote).toEqualTypeOf<QmpClientFor<'7.2'> | undefined>();
+  });
+
+  test('the narrowed client compiles what those versions accept', async () => {
+    const qmp = await connect<'5.2' | '7.2'>('unix:/tmp/x');
+    const virtio = await supportsFeature(qmp, 'x-query-virtio', 'unstable'); // 7.2+
+    // @ts-expect-error -- x-query-virtio is 7.2+: QEMU 5.2 lacks it
+    await qmp.execute('x-query-virtio');
+    if (virtio) await virtio.execute('x-query-virtio');
+  });
+
+  test('typos and features outside the range do not compile', async () => {
+    const qmp = await connect<'4.2' | '7.2'>('unix:/tmp/x');
+    // @ts-expect-error -- no such feature of blockdev-snapshot
+    await supportsFeature(qmp, 'blockdev-snapshot', 'allow-write-only-overlai');
+    // @ts-expect-error -- a feature, but of device_add, not of blockdev-snapshot
+    await supportsFeature(qmp, 'blockdev-snapshot', 'json-cli');
+    // @ts-expect-error -- blockdev-snapshot is never deprecated
+    await supportsFeature(qmp, 'blockdev-snapshot', 'deprecated');
+    // @ts-expect-error -- no such subject
+    await supportsFeature(qmp, 'blockdev-snapshots', 'allow-write-only-overlay');
+    // @ts-expect-error -- query-status carries no feature in any version
+    await supportsFeature(qmp, 'query-status', 'deprecated');
+    const old = await connect<'4.2' | '5.2'>('unix:/tmp/x');
+    // @ts-expect-error -- json-cli is 6.2+: no version of the range has it
+    await supportsFeature(old, 'device_add', 'json-cli');
+    // @ts-expect-error -- query-cpus is deprecated in 5.0–5.2, not in 7.2
+    await supportsFeature(await connect<'7.2'>('unix:/tmp/x'), 'query-cpus', 'deprecated');
   });
 });

@@ -2,7 +2,8 @@
  * Version-range typing: a client typed for several QEMU versions (`connect<'6.2' | '7.2'>()`)
  * compiles only what all of them accept; a typed capability check (`supports`) narrows the
  * version set to those that have the command, argument or value — so the narrowed client
- * compiles what those versions accept. Availability comes from the merged view of
+ * compiles what those versions accept; `supportsFeature` narrows by a QAPI feature of a command,
+ * argument, branch or value. Availability comes from the merged view of
  * `@qmpkit/qapi/merged`, computed by diffing the versions' schemas.
  */
 
@@ -13,9 +14,12 @@ import type {
   CommandVersions,
   EventsFor,
   EventVersions,
+  FeatureVersions,
   QemuVersion,
   VersionMaps,
 } from '@qmpkit/qapi/merged';
+import { featureAvailability } from '@qmpkit/qapi/runtime-v1';
+import { QmpUnknownCapabilityError } from '../errors.js';
 import { checkKnown, loadAvailability } from './capability.js';
 import type { QmpClient } from './client.js';
 import type { SchemaIndex, UntypedSchemaQuery } from './schema.js';
@@ -179,6 +183,99 @@ export async function supportsValue<V extends QemuVersion, Q extends ArgumentVal
     return undefined;
   }
   return qmp as unknown as QmpClientFor<Extract<V, ArgumentValueVersions[Q]> & QemuVersion>;
+}
+
+/**
+ * What `supportsFeature` asks about, for versions `V`: a command or event (`blockdev-snapshot`),
+ * an argument (`block-commit.base`, `blockdev-add.nbd.x-dirty-bitmap`), a union branch of the
+ * arguments (`blockdev-add[file]`) or a value of an enum-typed argument
+ * (`object-add.qom-type=x-remote-object`) — those that carry some feature in some version of `V`.
+ */
+export type FeatureSubject<V> = {
+  [S in keyof FeatureVersions]: [Extract<V, FeatureVersions[S][keyof FeatureVersions[S]]>] extends [
+    never,
+  ]
+    ? never
+    : S;
+}[keyof FeatureVersions] &
+  string;
+
+/** The features subject `S` carries in some version of `V`. */
+export type FeatureOf<V, S> = S extends keyof FeatureVersions
+  ? {
+      [F in keyof FeatureVersions[S]]: [Extract<V, FeatureVersions[S][F]>] extends [never]
+        ? never
+        : F;
+    }[keyof FeatureVersions[S]] &
+      string
+  : never;
+
+/** The versions of `V` where subject `S` carries feature `F`. */
+export type FeatureNarrow<V, S, F> = S extends keyof FeatureVersions
+  ? F extends keyof FeatureVersions[S]
+    ? Extract<V, FeatureVersions[S][F]> & QemuVersion
+    : never
+  : never;
+
+/**
+ * `supports` for a QAPI feature (`deprecated`, `unstable`, `allow-write-only-overlay`, …):
+ * resolves to the same client typed for the versions of the range where `subject` carries
+ * `feature`, or `undefined` when the connected QEMU's schema says it does not. The subject is
+ * a command or event, `command.member` (`case.member` for a member of one union branch),
+ * `command[case]` for a union branch, or `command.member=value` as for `supportsValue`.
+ * Subjects and features are checked at compile time against the range's versions.
+ *
+ * ```ts
+ * const qmp = await connect<'4.2' | '7.2'>(address);
+ * await supportsFeature(qmp, 'blockdev-snapshot', 'allow-write-only-overlay'); // 5.0+: '7.2'
+ * await supportsFeature(qmp, 'blockdev-add[file]', 'dynamic-auto-read-only');
+ * ```
+ */
+export async function supportsFeature<
+  V extends QemuVersion,
+  S extends FeatureSubject<V>,
+  F extends FeatureOf<V, S>,
+>(
+  qmp: VersionedClient<V>,
+  subject: S,
+  feature: F,
+): Promise<QmpClientFor<FeatureNarrow<V, S, F>> | undefined> {
+  const key = String(subject);
+  const wanted = String(feature);
+  const schema = await qmp.schema();
+  if (!schema.query(...featureQuery(schema, key, wanted))) {
+    // "No" — unless no known version has the feature there either: a typo (untyped code).
+    const tables = await loadAvailability();
+    if (tables.features !== undefined && featureAvailability(tables, key, wanted) === undefined)
+      throw new QmpUnknownCapabilityError({
+        kind: 'feature',
+        capability: `${key}/$${wanted}`,
+        knownVersions: tables.versions,
+      });
+    return undefined;
+  }
+  return qmp as unknown as QmpClientFor<FeatureNarrow<V, S, F>>;
+}
+
+/** The schema question for a feature subject (`cmd`, `cmd.member`, `cmd[case]`, `cmd.member=value`). */
+function featureQuery(
+  schema: SchemaIndex,
+  subject: string,
+  feature: string,
+): [string, UntypedSchemaQuery] {
+  const branch = /^([^.[]+)\[([^\]]+)\]$/.exec(subject);
+  if (branch) {
+    const [, command, which] = branch as unknown as [string, string, string];
+    const tag = schema.argumentTag(command);
+    return [command, { when: { [tag ?? '\u0000']: which }, feature }];
+  }
+  const dot = subject.indexOf('.');
+  if (dot < 0) return [subject, { feature }];
+  const command = subject.slice(0, dot);
+  const eq = subject.indexOf('=', dot);
+  const member = subject.slice(dot + 1, eq < 0 ? undefined : eq);
+  const query = memberQuery(schema, command, member);
+  return [command, { ...query, ...(eq < 0 ? {} : { value: subject.slice(eq + 1) }), feature }];
 }
 
 /** The schema question for an argument key: `member`, or `case.member` of a union branch. */

@@ -358,6 +358,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `blockdev-snapshot`: all versions (4.2+).
+     * Feature `allow-write-only-overlay`: QEMU 5.0+.
      */
     "blockdev-snapshot": {
         in: QemuVersion;
@@ -502,6 +503,8 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `device_add`: all versions (4.2+).
+     * Feature `json-cli`: QEMU 6.2+.
+     * Feature `json-cli-hotplug`: QEMU 7.0+.
      */
     device_add: {
         in: QemuVersion;
@@ -590,6 +593,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `human-monitor-command`: all versions (4.2+).
+     * Feature `savevm-monitor-nodes`: all versions (4.2+).
      */
     "human-monitor-command": {
         in: QemuVersion;
@@ -1646,6 +1650,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-blockdev-amend`: QEMU 5.1+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-blockdev-amend": {
         in: "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1654,6 +1659,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-blockdev-change`: all versions (4.2+).
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-blockdev-change": {
         in: QemuVersion;
@@ -1670,6 +1676,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-blockdev-set-iothread`: all versions (4.2+).
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-blockdev-set-iothread": {
         in: QemuVersion;
@@ -1678,6 +1685,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-colo-lost-heartbeat`: all versions (4.2+).
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-colo-lost-heartbeat": {
         in: QemuVersion;
@@ -1686,6 +1694,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-debug-block-dirty-bitmap-sha256`: all versions (4.2+).
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-debug-block-dirty-bitmap-sha256": {
         in: QemuVersion;
@@ -1694,6 +1703,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-debug-query-block-graph`: all versions (4.2+).
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-debug-query-block-graph": {
         in: QemuVersion;
@@ -1702,6 +1712,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-exit-preconfig`: all versions (4.2+).
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-exit-preconfig": {
         in: QemuVersion;
@@ -1710,6 +1721,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-irq`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-irq": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1718,6 +1730,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-jit`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-jit": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1726,6 +1739,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-numa`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-numa": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1734,6 +1748,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-opcount`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-opcount": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1742,6 +1757,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-profile`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-profile": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1750,6 +1766,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-ramblock`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-ramblock": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1758,6 +1775,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-rdma`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-rdma": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1766,6 +1784,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-roms`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-roms": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1774,6 +1793,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-usb`: QEMU 6.2+.
+     * Feature `unstable`: QEMU 6.2+.
      */
     "x-query-usb": {
         in: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
@@ -1782,6 +1802,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-virtio`: QEMU 7.2+.
+     * Feature `unstable`: QEMU 7.2+.
      */
     "x-query-virtio": {
         in: "7.2" | "8.0";
@@ -1790,6 +1811,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-virtio-queue-element`: QEMU 7.2+.
+     * Feature `unstable`: QEMU 7.2+.
      */
     "x-query-virtio-queue-element": {
         in: "7.2" | "8.0";
@@ -1798,6 +1820,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-virtio-queue-status`: QEMU 7.2+.
+     * Feature `unstable`: QEMU 7.2+.
      */
     "x-query-virtio-queue-status": {
         in: "7.2" | "8.0";
@@ -1806,6 +1829,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-virtio-status`: QEMU 7.2+.
+     * Feature `unstable`: QEMU 7.2+.
      */
     "x-query-virtio-status": {
         in: "7.2" | "8.0";
@@ -1814,6 +1838,7 @@ export interface MergedCommands<V extends QemuVersion> {
     };
     /**
      * `x-query-virtio-vhost-queue-status`: QEMU 7.2+.
+     * Feature `unstable`: QEMU 7.2+.
      */
     "x-query-virtio-vhost-queue-status": {
         in: "7.2" | "8.0";
@@ -4241,6 +4266,275 @@ export interface EventVersions {
      * all versions (4.2+)
      */
     WATCHDOG: QemuVersion;
+}
+
+/**
+ * The QAPI features (`deprecated`, `unstable`, `allow-write-only-overlay`, …) of commands and
+ * events (`blockdev-snapshot`), their arguments (`block-commit.base`, `blockdev-add.nbd.x-dirty-bitmap`),
+ * union branches of arguments (`blockdev-add[file]`) and the values of enum-typed arguments
+ * (`object-add.qom-type=x-remote-object`): the versions
+ * where the subject carries each feature. Only subjects with a feature in some version appear.
+ */
+export interface FeatureVersions {
+    MEM_UNPLUG_ERROR: {
+        deprecated: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "block-commit.base": {
+        deprecated: "5.0" | "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "block-commit.top": {
+        deprecated: "5.0" | "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "block_set_io_throttle.device": {
+        deprecated: "5.0" | "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-add.file.x-check-cache-dropped": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-add.host_cdrom.x-check-cache-dropped": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-add.host_device.x-check-cache-dropped": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-add.nbd.x-dirty-bitmap": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-add[file]": {
+        "dynamic-auto-read-only": QemuVersion;
+    };
+    "blockdev-add[host_cdrom]": {
+        "dynamic-auto-read-only": QemuVersion;
+    };
+    "blockdev-add[host_device]": {
+        "dynamic-auto-read-only": QemuVersion;
+    };
+    "blockdev-backup.x-perf": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-change-medium.device": {
+        deprecated: "5.0" | "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-close-tray.device": {
+        deprecated: "5.0" | "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-open-tray.device": {
+        deprecated: "5.0" | "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "blockdev-snapshot": {
+        "allow-write-only-overlay": "5.0" | "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    change: {
+        deprecated: "5.0" | "5.1" | "5.2";
+    };
+    "cpu-add": {
+        deprecated: "5.0" | "5.1";
+    };
+    device_add: {
+        "json-cli": "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+        "json-cli-hotplug": "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "drive-backup": {
+        deprecated: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "drive-backup.x-perf": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "eject.device": {
+        deprecated: "5.0" | "5.1" | "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "human-monitor-command": {
+        "savevm-monitor-nodes": QemuVersion;
+    };
+    "migrate-set-cache-size": {
+        deprecated: "5.0" | "5.1" | "5.2";
+    };
+    "migrate-set-parameters.x-checkpoint-delay": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    migrate_set_downtime: {
+        deprecated: "5.0" | "5.1" | "5.2";
+    };
+    migrate_set_speed: {
+        deprecated: "5.0" | "5.1" | "5.2";
+    };
+    "nbd-server-add": {
+        deprecated: "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "nbd-server-remove": {
+        deprecated: "5.2" | "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "netdev_add.vhost-vdpa.x-svq": {
+        unstable: "7.1" | "7.2" | "8.0";
+    };
+    "object-add.qom-type=x-remote-object": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.qom-type=x-vfio-user-server": {
+        unstable: "7.1" | "7.2" | "8.0";
+    };
+    "object-add.rng-builtin.opened": {
+        deprecated: "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.rng-egd.opened": {
+        deprecated: "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.rng-random.opened": {
+        deprecated: "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.secret.loaded": {
+        deprecated: "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.secret_keyring.loaded": {
+        deprecated: "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-read": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-read-max": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-read-max-length": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-total": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-total-max": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-total-max-length": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-write": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-write-max": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-bps-write-max-length": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-read": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-read-max": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-read-max-length": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-size": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-total": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-total-max": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-total-max-length": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-write": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-write-max": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.throttle-group.x-iops-write-max-length": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.tls-creds-anon.loaded": {
+        deprecated: "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.tls-creds-psk.loaded": {
+        deprecated: "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "object-add.tls-creds-x509.loaded": {
+        deprecated: "6.0" | "6.1" | "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "query-cpus": {
+        deprecated: "5.0" | "5.1" | "5.2";
+    };
+    "query-events": {
+        deprecated: "5.0" | "5.1" | "5.2";
+    };
+    "query-migrate-cache-size": {
+        deprecated: "5.0" | "5.1" | "5.2";
+    };
+    "x-blockdev-amend": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-blockdev-change": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-blockdev-reopen[file]": {
+        "dynamic-auto-read-only": "4.2" | "5.0" | "5.1" | "5.2" | "6.0";
+    };
+    "x-blockdev-reopen[host_cdrom]": {
+        "dynamic-auto-read-only": "4.2" | "5.0" | "5.1" | "5.2" | "6.0";
+    };
+    "x-blockdev-reopen[host_device]": {
+        "dynamic-auto-read-only": "4.2" | "5.0" | "5.1" | "5.2" | "6.0";
+    };
+    "x-blockdev-set-iothread": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-colo-lost-heartbeat": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-debug-block-dirty-bitmap-sha256": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-debug-query-block-graph": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-exit-preconfig": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-irq": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-jit": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-numa": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-opcount": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-profile": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-ramblock": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-rdma": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-roms": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-usb": {
+        unstable: "6.2" | "7.0" | "7.1" | "7.2" | "8.0";
+    };
+    "x-query-virtio": {
+        unstable: "7.2" | "8.0";
+    };
+    "x-query-virtio-queue-element": {
+        unstable: "7.2" | "8.0";
+    };
+    "x-query-virtio-queue-status": {
+        unstable: "7.2" | "8.0";
+    };
+    "x-query-virtio-status": {
+        unstable: "7.2" | "8.0";
+    };
+    "x-query-virtio-vhost-queue-status": {
+        unstable: "7.2" | "8.0";
+    };
 }
 
 /**
