@@ -10,6 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFakeQmp, type FakeQmp, type FakeQmpOptions } from '@qmpkit/fake-qmp';
+import { writeGuestImage } from '@qmpkit/testguest';
 import { InheritedFds } from '@qmpkit/transport/fd';
 
 export const QEMU = process.env.QMPKIT_QEMU ?? 'qemu-system-x86_64';
@@ -28,6 +29,13 @@ export interface Setup {
   readonly machine: 'none' | 'pc';
   /** `-S`. */
   readonly paused?: boolean;
+  /**
+   * Boot @qmpkit/testguest (`-machine pc` only): its raw image in the peer's directory as
+   * `disk0` on an anonymous `ide-hd` (`/machine/peripheral-anon/device[0]`), COM1 on
+   * `-serial null`. The guest ignores ACPI power buttons but acknowledges PCI ejects; the
+   * fake gets the same node and device and its default timing (see FakeTiming).
+   */
+  readonly guest?: boolean;
   /** `-incoming defer`. */
   readonly incoming?: 'defer';
   /** Extra QEMU arguments (the fake gets the equivalent through `fake`). */
@@ -140,6 +148,23 @@ interface Peer {
 
 const BASE_ARGS = ['-nodefaults', '-display', 'none', '-accel', 'tcg'];
 
+const GUEST_IMAGE = 'guest.raw';
+const guestBlockdev = (dir: string): Record<string, unknown>[] => [
+  { driver: 'file', filename: path.join(dir, GUEST_IMAGE), 'node-name': 'disk0-file' },
+  { driver: 'raw', file: 'disk0-file', 'node-name': 'disk0' },
+];
+const GUEST_DEVICE = { driver: 'ide-hd', drive: 'disk0', bootindex: 1 };
+
+function guestQemuArgs(dir: string): string[] {
+  return [
+    ...guestBlockdev(dir).flatMap((b) => ['-blockdev', JSON.stringify(b)]),
+    '-device',
+    'ide-hd,drive=disk0,bootindex=1',
+    '-serial',
+    'null',
+  ];
+}
+
 async function startQemu(setup: Setup, dir: string): Promise<Peer> {
   const fds = new InheritedFds(['ignore', 'pipe', 'pipe']);
   const monitor = fds.socketpair();
@@ -150,6 +175,7 @@ async function startQemu(setup: Setup, dir: string): Promise<Peer> {
     ...(setup.machine === 'pc' ? ['-m', '16'] : []),
     ...(setup.paused ? ['-S'] : []),
     ...(setup.incoming ? ['-incoming', setup.incoming] : []),
+    ...(setup.guest ? guestQemuArgs(dir) : []),
     ...(setup.qemuArgs?.(dir) ?? []),
     ...monitor.monitorArgs(),
   ];
@@ -176,12 +202,20 @@ async function startQemu(setup: Setup, dir: string): Promise<Peer> {
 
 async function startFake(setup: Setup, dir: string): Promise<Peer> {
   const socketPath = path.join(dir, 'qmp.sock');
+  const extra = setup.fake?.(dir) ?? {};
   const fake: FakeQmp = await createFakeQmp({
     machine: setup.machine,
     ...(setup.paused ? { paused: true } : {}),
     ...(setup.incoming ? { incoming: setup.incoming } : {}),
-    timing: { pciUnplugMs: 'never', powerdownShutdownMs: 'ignore' },
-    ...(setup.fake?.(dir) ?? {}),
+    // The fake's default timing is the tiny guest's (PCI ejects acknowledged, powerdown
+    // ignored, SeaBIOS's reset after system_reset); -machine none has no guest to disagree.
+    ...extra,
+    ...(setup.guest
+      ? {
+          blockdev: [...guestBlockdev(dir), ...(extra.blockdev ?? [])],
+          device: [GUEST_DEVICE, ...(extra.device ?? [])],
+        }
+      : {}),
     listen: { unix: socketPath },
   });
   const socket = net.connect(socketPath);
@@ -231,6 +265,7 @@ export async function runScenario(
   const dir = mkdtempSync(path.join(tmpdir(), `qmpkit-contract-${kind}-`));
   const state = new Map<string, unknown>();
   const ctx: StepContext = { dir, kind, state };
+  if (scenario.setup.guest) await writeGuestImage(path.join(dir, GUEST_IMAGE), { intervalMs: 10 });
   await scenario.setup.prepare?.(dir);
   const peer =
     kind === 'qemu' ? await startQemu(scenario.setup, dir) : await startFake(scenario.setup, dir);

@@ -868,6 +868,89 @@ export const scenarios: Scenario[] = [
       { send: exec('query-qmp-schema', undefined, 's') },
     ],
   },
+  {
+    name: 'tiny guest, run state: powerdown is POWERDOWN only, running or stopped; a stopped reset leaves prelaunch; quit',
+    setup: { machine: 'pc', guest: true },
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-status') },
+      // The guest has no ACPI-aware OS: nothing follows POWERDOWN (settle lets a SHUTDOWN show).
+      { send: exec('system_powerdown'), until: ['POWERDOWN'], settle: 300 },
+      { send: exec('query-status') },
+      { send: exec('stop'), until: ['STOP'] },
+      { send: exec('system_powerdown'), until: ['POWERDOWN'] },
+      { send: exec('cont'), until: ['RESUME'], settle: 300 },
+      { send: exec('query-status') },
+      // Not compared: with the guest running, SeaBIOS answers system_reset with one or two
+      // RESETs of its own (guest-reset), varying from run to run; so only a stopped reset here.
+      { send: exec('stop'), until: ['STOP'] },
+      { send: exec('system_reset'), until: ['host-qmp-system-reset'], settle: 200 },
+      { send: exec('query-status') },
+      { send: hmp('info status') },
+      { send: exec('quit', undefined, 'bye'), until: ['SHUTDOWN'] },
+      { expectClose: true },
+    ],
+  },
+  {
+    name: 'tiny guest, PCI unplug: the guest acknowledges the ACPI eject, virtio-backend first, anonymous devices, not while stopped',
+    setup: { machine: 'pc', guest: true },
+    steps: [
+      NEGOTIATE,
+      { send: exec('device_add', { driver: 'virtio-net-pci', id: 'net1' }) },
+      { send: exec('device_del', { id: 'net1' }), until: ['"device": "net1"'] },
+      { send: exec('device_del', { id: 'net1' }) },
+      { send: exec('device_add', { driver: 'e1000' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral-anon' }) },
+      {
+        send: exec('device_del', { id: '/machine/peripheral-anon/device[1]' }),
+        until: ['DEVICE_DELETED'],
+      },
+      // The guest's boot disk is on IDE, which does not hot-unplug.
+      { send: exec('device_del', { id: '/machine/peripheral-anon/device[0]' }) },
+      { send: exec('device_add', { driver: 'virtio-serial-pci', id: 'vs' }) },
+      { send: exec('device_add', { driver: 'virtserialport', id: 'p1' }) },
+      { send: exec('device_del', { id: 'vs' }), until: ['"device": "vs"'] },
+      // Stopped: the request is pending until the guest runs again; asking twice is accepted.
+      { send: exec('stop'), until: ['STOP'] },
+      { send: exec('device_add', { driver: 'virtio-net-pci', id: 'net2' }) },
+      { send: exec('device_del', { id: 'net2' }), settle: 300 },
+      { send: exec('device_del', { id: 'net2' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+      { send: exec('cont'), until: ['RESUME', '"device": "net2"'] },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+    ],
+  },
+  {
+    name: 'tiny guest, USB unplug without the guest: DEVICE_DELETED with and without id; an unplugged qemu-xhci sends none itself',
+    setup: {
+      machine: 'pc',
+      guest: true,
+      qemuArgs: () => ['-device', 'qemu-xhci,id=usb'],
+      fake: () => ({ device: [{ driver: 'qemu-xhci', id: 'usb' }] }),
+    },
+    steps: [
+      NEGOTIATE,
+      { send: exec('device_add', { driver: 'usb-tablet', id: 'tab1' }) },
+      { send: exec('device_add', { driver: 'usb-kbd' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral-anon' }) },
+      { send: exec('device_del', { id: 'tab1' }), until: ['DEVICE_DELETED'] },
+      {
+        send: exec('device_del', { id: '/machine/peripheral-anon/device[1]' }),
+        until: ['DEVICE_DELETED'],
+      },
+      // USB needs no guest: it unplugs while the VM is stopped too.
+      { send: exec('device_add', { driver: 'usb-mouse', id: 'm1' }) },
+      { send: exec('stop'), until: ['STOP'] },
+      { send: exec('device_del', { id: 'm1' }), until: ['DEVICE_DELETED'] },
+      { send: exec('cont'), until: ['RESUME'] },
+      // A hot-plugged controller with a child: the child's event, none for the controller.
+      { send: exec('device_add', { driver: 'qemu-xhci', id: 'hx' }) },
+      { send: exec('device_add', { driver: 'usb-tablet', id: 't2', bus: 'hx.0' }) },
+      { send: exec('device_del', { id: 'hx' }), until: ['"device": "t2"'], settle: 300 },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+      { send: exec('device_del', { id: 'hx' }) },
+    ],
+  },
 ];
 
 // ---- helpers for migration scenarios ---------------------------------------------------

@@ -323,6 +323,84 @@ describe('model through a client', () => {
     await qmp.close();
   });
 
+  it('a PCI eject requested while stopped completes only after cont (the guest must run)', async () => {
+    const f = await fake({ timing: { pciUnplugMs: 0 } });
+    const qmp = await connect(f.pair());
+    const seen: string[] = [];
+    qmp.on('RESUME', () => seen.push('RESUME'));
+    qmp.on('DEVICE_DELETED', (e) => seen.push(`DEVICE_DELETED ${e.data.path}`));
+    await qmp.execute('device_add', { driver: 'virtio-net-pci', id: 'net0' });
+    await qmp.execute('stop');
+    await qmp.execute('device_del', { id: 'net0' });
+    await qmp.execute('device_del', { id: 'net0' }); // still pending: accepted again
+    // Give a (wrongly) running unplug timer every chance to fire before looking.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await qmp.execute('qom-list', { path: '/machine/peripheral' })).toContainEqual({
+      name: 'net0',
+      type: 'child<virtio-net-pci>',
+    });
+    const deleted = qmp.expectEvent('DEVICE_DELETED', (e) => e.data.device === 'net0');
+    await qmp.execute('cont');
+    await deleted.wait({ timeout: 1000 });
+    expect(seen).toEqual([
+      'RESUME',
+      'DEVICE_DELETED /machine/peripheral/net0/virtio-backend',
+      'DEVICE_DELETED /machine/peripheral/net0',
+    ]);
+    await qmp.close();
+  });
+
+  it('an unplugged qemu-xhci sends DEVICE_DELETED for its children only, like QEMU 7.2', async () => {
+    const f = await fake({ timing: { pciUnplugMs: 0 } });
+    const qmp = await connect(f.pair());
+    const seen: string[] = [];
+    qmp.on('DEVICE_DELETED', (e) => seen.push(e.data.path));
+    await qmp.execute('device_add', { driver: 'qemu-xhci', id: 'hx' });
+    await qmp.execute('device_add', { driver: 'usb-tablet', id: 't', bus: 'hx.0' });
+    const child = qmp.expectEvent('DEVICE_DELETED', (e) => e.data.device === 't');
+    await qmp.execute('device_del', { id: 'hx' });
+    await child.wait({ timeout: 1000 });
+    // The controller is gone all the same.
+    await expect(qmp.execute('device_del', { id: 'hx' })).rejects.toSatisfy(
+      (e: unknown) => isQmpCommandError(e) && e.errorClass === 'DeviceNotFound',
+    );
+    expect(seen).toEqual(['/machine/peripheral/t']);
+    await qmp.close();
+  });
+
+  it('resetting a stopped pc leaves prelaunch; SeaBIOS resets once more when it runs', async () => {
+    const f = await fake();
+    const qmp = await connect(f.pair());
+    const seen: string[] = [];
+    qmp.on('RESUME', () => seen.push('RESUME'));
+    qmp.on('RESET', (e) => seen.push(`RESET ${e.data.reason}`));
+    await qmp.execute('stop');
+    await qmp.execute('system_reset');
+    expect((await qmp.execute('query-status')).status).toBe('prelaunch');
+    const firmware = qmp.expectEvent('RESET', (e) => e.data.reason === 'guest-reset');
+    await qmp.execute('cont');
+    expect((await firmware.wait({ timeout: 1000 })).data.guest).toBe(true);
+    expect(seen).toEqual(['RESET host-qmp-system-reset', 'RESUME', 'RESET guest-reset']);
+    await qmp.close();
+  });
+
+  it('a cooperating guest shuts down on system_powerdown only once it runs', async () => {
+    const f = await fake({ timing: { powerdownShutdownMs: 0 } });
+    const qmp = await connect(f.pair());
+    const seen: string[] = [];
+    qmp.on('RESUME', () => seen.push('RESUME'));
+    qmp.on('POWERDOWN', () => seen.push('POWERDOWN'));
+    qmp.on('SHUTDOWN', (e) => seen.push(`SHUTDOWN ${e.data.reason}`));
+    await qmp.execute('stop');
+    await qmp.execute('system_powerdown');
+    expect((await qmp.execute('query-status')).status).toBe('paused');
+    const shutdown = qmp.expectEvent('SHUTDOWN');
+    await qmp.execute('cont');
+    await shutdown.wait({ timeout: 1000 });
+    expect(seen).toEqual(['POWERDOWN', 'RESUME', 'SHUTDOWN guest-shutdown']);
+    await qmp.close().catch(() => {});
+  });
+
   it('migrates to a unix socket, writing a QEVM stream, and loads it in an incoming fake', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'fake-mig-'));
     try {

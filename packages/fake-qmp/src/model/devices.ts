@@ -9,6 +9,7 @@ import { qmpError } from '../errors.js';
 import type { BlockGraph, BlockNode } from './block.js';
 import { GHashTableOrder } from './ghash.js';
 import { type HandlerTable, handler, idWellformed, type ModelHost } from './host.js';
+import type { RunState } from './runstate.js';
 
 interface DeviceModel {
   readonly bus: string | undefined;
@@ -18,6 +19,12 @@ interface DeviceModel {
   readonly drive?: boolean;
   /** virtio PCI proxies have a `virtio-backend` child device. */
   readonly virtio?: boolean;
+  /**
+   * QEMU 7.2 sends DEVICE_DELETED from the device's finalizer. A hot-unplugged `qemu-xhci` is
+   * unparented (gone from qom-list, `device_del` no longer finds it; its children get their
+   * events) but something keeps a reference, so its own DEVICE_DELETED never comes.
+   */
+  readonly noDeletedEvent?: boolean;
 }
 
 export const DEVICE_MODELS: Readonly<Record<string, DeviceModel>> = {
@@ -29,7 +36,7 @@ export const DEVICE_MODELS: Readonly<Record<string, DeviceModel>> = {
   'virtio-rng-pci': { bus: 'PCI', virtio: true },
   e1000: { bus: 'PCI' },
   'pci-bridge': { bus: 'PCI', provides: 'PCI' },
-  'qemu-xhci': { bus: 'PCI', provides: 'usb-bus' },
+  'qemu-xhci': { bus: 'PCI', provides: 'usb-bus', noDeletedEvent: true },
   'piix3-usb-uhci': { bus: 'PCI', provides: 'usb-bus' },
   'usb-tablet': { bus: 'usb-bus' },
   'usb-kbd': { bus: 'usb-bus' },
@@ -73,6 +80,7 @@ export class Devices {
     private readonly host: ModelHost,
     private readonly block: BlockGraph,
     readonly machine: MachineKind,
+    private readonly run: RunState,
   ) {
     if (machine === 'pc') {
       this.buses.push({ name: 'pci.0', type: 'PCI', hotpluggable: true, owner: undefined });
@@ -149,9 +157,10 @@ export class Devices {
     if (device.drive) device.drive.attachedTo = undefined;
     if (device.id !== undefined) this.peripheral.remove(device.id);
     else this.peripheralAnon.remove(device.path.slice(device.path.lastIndexOf('/') + 1));
-    if (DEVICE_MODELS[device.driver]?.virtio)
-      this.host.emit('DEVICE_DELETED', { path: `${device.path}/virtio-backend` });
-    this.host.emit('DEVICE_DELETED', { device: device.id, path: device.path });
+    const model = DEVICE_MODELS[device.driver];
+    if (model?.virtio) this.host.emit('DEVICE_DELETED', { path: `${device.path}/virtio-backend` });
+    if (!model?.noDeletedEvent)
+      this.host.emit('DEVICE_DELETED', { device: device.id, path: device.path });
   }
 
   private unplug(device: Device): void {
@@ -162,7 +171,8 @@ export class Devices {
       if (device.pendingUnplug) return;
       device.pendingUnplug = true;
       const ms = this.host.timing.pciUnplugMs;
-      if (ms !== 'never') this.host.later(ms, () => this.remove(device));
+      // The guest acknowledges the ACPI eject only while its vCPUs run.
+      if (ms !== 'never') this.run.guestLater(ms, () => this.remove(device));
       return;
     }
     // QEMU finishes a USB/virtio-serial unplug after the command returned.

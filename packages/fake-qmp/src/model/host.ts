@@ -20,6 +20,13 @@ export interface FakeTiming {
    * 'ignore'.
    */
   readonly powerdownShutdownMs?: number | 'ignore';
+  /**
+   * `-machine pc` only: after `system_reset`, SeaBIOS finds itself warm-booted and resets the
+   * machine once more — a second RESET (`guest: true`, `reason: 'guest-reset'`) this many ms
+   * after the vCPUs next run — or 'never' (no firmware in the picture). Default 1. (Real
+   * QEMU 7.2 with the tiny guest sends one or two such RESETs, varying from run to run.)
+   */
+  readonly firmwareResetMs?: number | 'never';
 }
 
 /** What every part of the VM model can use. */

@@ -29,11 +29,16 @@ export class RunState {
   autostart: boolean;
   /** Hooks run when the VM (re)starts, e.g. block nodes re-activated after migration. */
   readonly onStart: (() => string | undefined)[] = [];
+  /** Guest work waiting for the vCPUs to run again (see `guestLater`). */
+  private readonly waitingForStart: (() => void)[] = [];
+  private firmwareResetPending = false;
 
   constructor(
     private readonly host: ModelHost,
     initial: RunStateName,
     autostart: boolean,
+    /** SeaBIOS runs on reset (`-machine pc`), and resets once more after a warm boot. */
+    private readonly firmware = false,
   ) {
     this.status = initial;
     this.autostart = autostart;
@@ -56,6 +61,23 @@ export class RunState {
     if (this.running) return;
     this.status = 'running';
     this.host.emit('RESUME');
+    for (const fn of this.waitingForStart.splice(0)) fn();
+  }
+
+  /**
+   * Runs `fn` once the guest has run for `ms`: something the guest does (acknowledging an ACPI
+   * eject, the firmware rebooting) happens only while its vCPUs run, so while the VM is
+   * stopped the work waits for the next `cont` and its timer starts then.
+   */
+  guestLater(ms: number, fn: () => void): void {
+    const attempt = () => {
+      this.host.later(ms, () => {
+        if (this.running) fn();
+        else this.waitingForStart.push(attempt);
+      });
+    };
+    if (this.running) attempt();
+    else this.waitingForStart.push(attempt);
   }
 
   statusInfo(): { running: boolean; singlestep: boolean; status: RunStateName } {
@@ -92,15 +114,26 @@ export class RunState {
     });
     table.set('system_reset', () => {
       this.host.emit('RESET', { guest: false, reason: 'host-qmp-system-reset' });
-      if (this.status === 'shutdown' || this.status === 'guest-panicked') this.status = 'paused';
+      // QEMU's main loop, after the reset: a VM that is not running (nor migrating) is
+      // back in prelaunch (seen for a paused QEMU 7.2; the other states take the same path).
+      if (!this.running && this.status !== 'inmigrate' && this.status !== 'finish-migrate')
+        this.status = 'prelaunch';
+      const ms = this.host.timing.firmwareResetMs;
+      if (this.firmware && ms !== 'never' && !this.firmwareResetPending) {
+        // SeaBIOS sees a warm boot (its shadowed RAM is read-only) and resets the machine itself.
+        this.firmwareResetPending = true;
+        this.guestLater(ms, () => {
+          this.firmwareResetPending = false;
+          this.host.emit('RESET', { guest: true, reason: 'guest-reset' });
+        });
+      }
       return undefined;
     });
     table.set('system_powerdown', () => {
       this.host.emit('POWERDOWN');
       const ms = this.host.timing.powerdownShutdownMs;
-      if (ms !== 'ignore' && this.running) {
-        this.host.later(ms, () => this.shutdown(true, 'guest-shutdown'));
-      }
+      // A cooperating guest handles the ACPI event when its vCPUs run (after `cont` if paused).
+      if (ms !== 'ignore') this.guestLater(ms, () => this.shutdown(true, 'guest-shutdown'));
       return undefined;
     });
     table.set('quit', () => {

@@ -47,9 +47,9 @@ export class VmModel {
     const machine = options.machine ?? 'pc';
     const initial =
       options.incoming !== undefined ? 'inmigrate' : options.paused ? 'prelaunch' : 'running';
-    this.run = new RunState(host, initial, options.paused !== true);
+    this.run = new RunState(host, initial, options.paused !== true, machine === 'pc');
     this.block = new BlockGraph(host);
-    this.devices = new Devices(host, this.block, machine);
+    this.devices = new Devices(host, this.block, machine, this.run);
     this.snapshots = new Snapshots(host, this.block, this.run, {
       ...(options.vmStateSize !== undefined ? { vmStateSize: options.vmStateSize } : {}),
     });

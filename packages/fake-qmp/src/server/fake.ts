@@ -193,6 +193,7 @@ export class FakeQmp {
       migrationMs: options.timing?.migrationMs ?? 2,
       pciUnplugMs: options.timing?.pciUnplugMs ?? 10,
       powerdownShutdownMs: options.timing?.powerdownShutdownMs ?? 'ignore',
+      firmwareResetMs: options.timing?.firmwareResetMs ?? 1,
     };
     const host: ModelHost = {
       tables: data.tables,
