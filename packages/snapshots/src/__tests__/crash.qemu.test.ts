@@ -7,26 +7,13 @@
 import { spawnSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isSnapshotAbortedError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
 import type { SnapshotPhase, StrategyKind } from '../types.js';
-import {
-  guestConfig,
-  nextCounter,
-  privateDir,
-  qemuSkipReason,
-  Started,
-  startGuest,
-} from './qemu.test-support.js';
+import { guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+const { tmp, started } = qemuSuite();
 
 /** [strategy, phase to kill QEMU in, delay in ms after the phase starts]. */
 const KILLS: [StrategyKind, SnapshotPhase, number][] = [

@@ -6,26 +6,18 @@
  */
 import { open, truncate } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { isSnapshotIntegrityError, isSnapshotMismatchError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
 import {
   guestConfig,
   nextCounter,
-  privateDir,
-  qemuSkipReason,
+  qemuSuite,
   ramCounter,
-  Started,
   startGuest,
 } from './qemu.test-support.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+const { tmp, started } = qemuSuite();
 
 it('refuses a truncated or checksum-failing state file before touching the running VM', async () => {
   const config = await guestConfig(tmp.dir, { name: 'integrity' });

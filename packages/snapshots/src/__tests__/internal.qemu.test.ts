@@ -5,25 +5,12 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { isSnapshotNotFoundError, isSnapshotUnsupportedError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
-import {
-  guestConfig,
-  nextCounter,
-  privateDir,
-  qemuSkipReason,
-  Started,
-  startGuest,
-} from './qemu.test-support.js';
+import { guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+const { tmp, started } = qemuSuite();
 
 it('a writable raw disk: HMP refuses, jobs leave it out, a raw node in devices is refused', async () => {
   const raw = path.join(tmp.dir, 'data.raw');

@@ -5,26 +5,13 @@
  */
 import path from 'node:path';
 import type { VmConfig } from '@qmpkit/devices';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isSnapshotMismatchError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
 import type { StrategyKind } from '../types.js';
-import {
-  guestConfig,
-  nextCounter,
-  privateDir,
-  qemuSkipReason,
-  Started,
-  startGuest,
-} from './qemu.test-support.js';
+import { guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+const { tmp, started } = qemuSuite();
 
 /** `config` with a second ISA serial port (COM2 on a null chardev). */
 function withCom2(config: VmConfig): VmConfig {

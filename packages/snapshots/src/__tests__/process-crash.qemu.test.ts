@@ -14,19 +14,13 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Machine } from '@qmpkit/machine';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openSnapshots } from '../snapshots.js';
 import type { SnapshotPhase, StrategyKind } from '../types.js';
 import { imageTags } from '../vm.js';
-import { COUNTER, nextCounter, privateDir, qemuSkipReason, Started } from './qemu.test-support.js';
+import { COUNTER, nextCounter, qemuSuite } from './qemu.test-support.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+const { tmp, started } = qemuSuite();
 
 /** The process runs (a zombie waiting for a reaper that is not us does not count). */
 function alive(pid: number): boolean {

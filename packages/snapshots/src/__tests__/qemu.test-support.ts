@@ -9,6 +9,7 @@ import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { launch, type Machine } from '@qmpkit/machine';
 import { createQcow2Guest, parseCounterLine } from '@qmpkit/testguest';
+import { afterAll, afterEach, beforeEach } from 'vitest';
 
 const present = (command: string) => spawnSync(command, ['--version']).status === 0;
 const qemuPresent = present('qemu-system-x86_64') && present('qemu-img');
@@ -112,4 +113,19 @@ export class Started {
     for (const m of this.machines.splice(0))
       if (m.status === 'running') await m.kill().catch(() => {});
   }
+}
+
+/**
+ * The hooks every real-QEMU file registers: a private dir removed after the file, machines
+ * killed after each test, each test skipped with the reason when QEMU is missing.
+ */
+export function qemuSuite(): { tmp: ReturnType<typeof privateDir>; started: Started } {
+  const tmp = privateDir();
+  const started = new Started();
+  afterEach(() => started.endAll());
+  afterAll(() => tmp.remove());
+  beforeEach((ctx) => {
+    ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
+  });
+  return { tmp, started };
 }

@@ -9,26 +9,13 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { isSnapshotRestoreError } from '../errors.js';
 import { openSnapshots, type Snapshots } from '../snapshots.js';
 import { STREAM_MAGIC, STREAM_VERSION, sha256File } from '../statefile.js';
-import {
-  guestConfig,
-  nextCounter,
-  privateDir,
-  qemuSkipReason,
-  Started,
-  startGuest,
-} from './qemu.test-support.js';
+import { guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+const { tmp, started } = qemuSuite();
 
 function alive(pid: number): boolean {
   try {

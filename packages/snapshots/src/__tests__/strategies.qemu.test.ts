@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { readCounterFromImageFile } from '@qmpkit/testguest';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isSnapshotExistsError, isSnapshotNotFoundError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
 import type { StrategyKind } from '../types.js';
@@ -15,20 +15,12 @@ import {
   guestConfig,
   nextCounter,
   pauseAndRead,
-  privateDir,
-  qemuSkipReason,
+  qemuSuite,
   ramCounter,
-  Started,
   startGuest,
 } from './qemu.test-support.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+const { tmp, started } = qemuSuite();
 
 /** The disk counter the VM's active chain holds now (read with force-share). */
 async function diskCounter(file: string): Promise<number | undefined> {
