@@ -220,6 +220,21 @@ export function isQmpCommandError(value: unknown): value is QmpCommandError {
 export function isQmpProtocolError(value: unknown): value is QmpProtocolError {
   return hasName(value, 'QmpProtocolError');
 }
+/**
+ * The stream sink's worker thread (which hashes and writes what the socket delivers) died
+ * or could not start; the transfer is lost. `cause` holds the worker's error when known.
+ */
+export class QmpStreamError extends Error {
+  override readonly name = 'QmpStreamError' as const;
+  /** The destination file of the failed transfer. */
+  readonly file: string;
+
+  constructor(file: string, message: string, options?: ErrorOptions) {
+    super(`stream sink for ${file}: ${message}`, options);
+    this.file = file;
+  }
+}
+
 export function isQmpTimeoutError(value: unknown): value is QmpTimeoutError {
   return hasName(value, 'QmpTimeoutError');
 }
@@ -240,4 +255,7 @@ export function isQmpEventOverflowError(value: unknown): value is QmpEventOverfl
 }
 export function isQmpUnknownCapabilityError(value: unknown): value is QmpUnknownCapabilityError {
   return hasName(value, 'QmpUnknownCapabilityError');
+}
+export function isQmpStreamError(value: unknown): value is QmpStreamError {
+  return hasName(value, 'QmpStreamError');
 }

@@ -4,9 +4,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../__tests__/helpers.js';
-import { QmpTimeoutError } from '../errors.js';
+import { isQmpStreamError, QmpStreamError, QmpTimeoutError } from '../errors.js';
 import { escapeOptionValue, InheritedFd, InheritedFds } from './inherited.js';
-import { createStreamSink, streamFileToSocket } from './stream.js';
+import {
+  createStreamSink,
+  createTunedStreamSink,
+  setStreamSinkWorkerSourceForTests,
+  streamFileToSocket,
+} from './stream.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());
@@ -104,5 +109,112 @@ describe('stream sink and source', () => {
     expect(result.bytes).toBe(payload.length);
     expect(result.sha256).toBe(createHash('sha256').update(payload).digest('hex'));
     expect(Buffer.concat(received).equals(payload)).toBe(true);
+  });
+
+  /** Connects, writes `total` bytes in 64 KiB pieces without waiting, resolves on connect. */
+  async function feed(sinkPath: string, total: number): Promise<net.Socket> {
+    const socket = net.createConnection({ path: sinkPath });
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('connect', r));
+    for (let sent = 0; sent < total; sent += 1 << 16) socket.write(Buffer.alloc(1 << 16, 3));
+    return socket;
+  }
+
+  async function until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  it('a worker thread that dies fails the sink with QmpStreamError and leaves no .partial', async () => {
+    const previous = setStreamSinkWorkerSourceForTests(`
+      require('node:worker_threads').parentPort.on('message', (m) => {
+        if (m.type === 'data') throw new Error('hash exploded');
+      });
+    `);
+    try {
+      const file = path.join(tmp.dir, 'worker-died.bin');
+      const sink = await createStreamSink({ file });
+      const socket = await feed(sink.path, 1 << 20);
+      const error = await sink.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      socket.destroy();
+      expect(error).toBeInstanceOf(QmpStreamError);
+      expect(isQmpStreamError(error)).toBe(true);
+      expect((error as QmpStreamError).file).toBe(file);
+      expect(((error as Error).cause as Error).message).toBe('hash exploded');
+      expect(existsSync(`${file}.partial`)).toBe(false);
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      setStreamSinkWorkerSourceForTests(previous);
+    }
+  });
+
+  it('a write error in the worker rejects with the fs error code', async () => {
+    const previous = setStreamSinkWorkerSourceForTests(`
+      const { parentPort } = require('node:worker_threads');
+      parentPort.on('message', (m) => {
+        if (m.type === 'data')
+          parentPort.postMessage({ type: 'error', error: { message: 'ENOSPC: no space left on device, write', code: 'ENOSPC', errno: -28, syscall: 'write' } });
+      });
+    `);
+    try {
+      const file = path.join(tmp.dir, 'enospc.bin');
+      const sink = await createStreamSink({ file });
+      const socket = await feed(sink.path, 1 << 16);
+      await expect(sink.done).rejects.toMatchObject({ code: 'ENOSPC', syscall: 'write' });
+      socket.destroy();
+      expect(existsSync(`${file}.partial`)).toBe(false);
+    } finally {
+      setStreamSinkWorkerSourceForTests(previous);
+    }
+  });
+
+  it('stops reading while the worker has not written what it got (bounded memory), and an abort mid-stream leaves no .partial', async () => {
+    // A worker that never acknowledges a write: received bytes must stop near highWater.
+    const previous = setStreamSinkWorkerSourceForTests(
+      `require('node:worker_threads').parentPort.on('message', () => {});`,
+    );
+    try {
+      const file = path.join(tmp.dir, 'stalled.bin');
+      const highWater = 1 << 20;
+      const sink = await createTunedStreamSink({ file }, { highWater });
+      const socket = await feed(sink.path, 16 << 20);
+      await until(() => sink.bytes >= highWater);
+      await until(() => existsSync(`${file}.partial`));
+      // Give the socket time to deliver more if it were not paused.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(sink.bytes).toBeLessThan(highWater + (1 << 20));
+      sink.abort(new Error('changed my mind'));
+      await expect(sink.done).rejects.toThrow('changed my mind');
+      socket.destroy();
+      expect(existsSync(`${file}.partial`)).toBe(false);
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      setStreamSinkWorkerSourceForTests(previous);
+    }
+  });
+
+  it('an abort mid-stream with the real worker leaves neither the file nor .partial', async () => {
+    const file = path.join(tmp.dir, 'abort-mid.bin');
+    const controller = new AbortController();
+    const sink = await createStreamSink({ file, signal: controller.signal });
+    const socket = await feed(sink.path, 8 << 20);
+    await until(() => sink.bytes > 0);
+    controller.abort(new Error('user abort'));
+    await expect(sink.done).rejects.toThrow('user abort');
+    socket.destroy();
+    expect(existsSync(`${file}.partial`)).toBe(false);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('a whole-transfer timeout mid-stream is a QmpTimeoutError and keepPartial keeps the bytes', async () => {
+    const file = path.join(tmp.dir, 'timeout-mid.bin');
+    const sink = await createStreamSink({ file, timeout: 200, keepPartial: true });
+    const socket = await feed(sink.path, 1 << 16);
+    await expect(sink.done).rejects.toBeInstanceOf(QmpTimeoutError);
+    socket.destroy();
+    expect(existsSync(`${file}.partial`)).toBe(true);
+    expect(existsSync(file)).toBe(false);
   });
 });
