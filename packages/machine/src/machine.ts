@@ -35,7 +35,13 @@ import type { Logger, ValidateMode } from '@qmpkit/transport';
 import type { ConsoleState } from './console.js';
 import { Console, type ConsoleEncoding, type ConsoleSpec } from './console.js';
 import { MachineNotRunningError, MachineOptionsError, MachinePlugError } from './errors.js';
-import { processAlive, processStat, resolveBinary, waitForProcessGone } from './proc.js';
+import {
+  allThreadsExited,
+  processAlive,
+  processStat,
+  resolveBinary,
+  waitForProcessGone,
+} from './proc.js';
 import {
   DEFAULT_QMP_CHARDEV,
   dummyConsoleFds,
@@ -287,7 +293,7 @@ export class Machine {
     const { pid, pidStartTime, parentPid, status } = state.runtime;
     if (pid !== null && pidStartTime !== null && status === 'running') {
       const stat = await processStat(pid);
-      if (stat !== undefined && stat.startTime === pidStartTime && stat.state !== 'Z') {
+      if (stat !== undefined && stat.startTime === pidStartTime && !(await allThreadsExited(pid))) {
         if (stat.ppid === parentPid && processAlive(stat.ppid) && options.force !== true) {
           throw new MachineOptionsError(
             'force',
@@ -299,7 +305,11 @@ export class Machine {
         } catch {
           // gone meanwhile
         }
-        await waitForProcessGone(pid, 10_000);
+        if (!(await waitForProcessGone(pid, 10_000)))
+          throw new MachineOptionsError(
+            'force',
+            `the leftover QEMU (pid ${pid}) of ${stateFile} did not exit within 10 s of SIGKILL (stuck in the kernel?); it still holds the VM's images`,
+          );
       }
     }
     if (options.useBackup) {

@@ -1,6 +1,6 @@
 /** Process helpers: finding the QEMU binary, identifying a process, waiting for it to go. */
 import { constants, readFileSync } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Resolves a binary name on `PATH` (a name with a slash is taken as a path). */
@@ -78,16 +78,35 @@ export function processAlive(pid: number): boolean {
 }
 
 /** Waits until `pid` is gone (or a zombie that is not ours to reap), up to `timeout` ms. */
+/**
+ * Whether every thread of `pid` has exited (a zombie waiting to be reaped counts as gone).
+ * The main thread alone is not enough: it can be a zombie while another thread (QEMU's
+ * migration or I/O thread in uninterruptible sleep) still runs and holds the process's files,
+ * and with them the image locks a relaunched QEMU needs.
+ */
+export async function allThreadsExited(pid: number): Promise<boolean> {
+  let tasks: string[];
+  try {
+    tasks = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return true;
+  }
+  for (const tid of tasks) {
+    try {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      if (!stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    } catch {
+      // this thread is gone
+    }
+  }
+  return true;
+}
+
 export async function waitForProcessGone(pid: number, timeout: number): Promise<boolean> {
   const deadline = Date.now() + timeout;
   for (;;) {
     if (!processExists(pid)) return true;
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true;
-    } catch {
-      return true;
-    }
+    if (await allThreadsExited(pid)) return true;
     if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
