@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from '@qmpkit/transport';
 
 export const QEMU = 'qemu-system-x86_64';
 export const qemuMissing = spawnSync(QEMU, ['--version'], { stdio: 'ignore' }).status !== 0;
@@ -56,6 +57,10 @@ export async function startQemu(): Promise<TestQemu> {
       throw new Error(`QEMU did not create its sockets: ${stderr}`);
     await sleep(50);
   }
+  // The files appear at bind(), a moment before QEMU listens: one connection each (closed
+  // at once; QEMU then serves the next client) proves both monitors accept.
+  for (const socket of [main, aux])
+    await (await connect(`unix:${socket}`, { waitForListener: true })).close();
   return {
     dir,
     address: `unix:${main}`,

@@ -1,6 +1,6 @@
 /** Record a session with a real QEMU 7.2 through the proxy, then replay it with the fake. */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@qmpkit/transport';
@@ -57,8 +57,8 @@ describe.skipIf(missing !== undefined)(
             stdio: ['ignore', 'ignore', 'pipe'],
           },
         );
-        for (let i = 0; i < 500 && !existsSync(sock); i++)
-          await new Promise((r) => setTimeout(r, 10));
+        // Until QEMU listens (its socket file appears a moment before): one probe connection.
+        await (await connect(`unix:${sock}`, { waitForListener: true })).close();
         const file = path.join(dir, 'session.qmp');
         const recorder = await recordConversation({ upstream: `unix:${sock}`, file });
         let finished = recorder.next();

@@ -7,7 +7,12 @@ import {
   validateReturn,
 } from '@qmpkit/qapi/runtime-v1';
 import type { WireEvent } from '../codec/messages.js';
-import { QmpConnectionError, QmpDisconnectedError, QmpValidationError } from '../errors.js';
+import {
+  isQmpConnectionError,
+  QmpConnectionError,
+  QmpDisconnectedError,
+  QmpValidationError,
+} from '../errors.js';
 import {
   type CloseReason,
   type Logger,
@@ -71,6 +76,12 @@ export interface ConnectOptions<C, E> extends DialOptions {
   readonly bindings?: QmpBindings<C, E>;
   /** Deadline for connect + greeting + negotiation in ms (default 10 000). */
   readonly connectTimeout?: number;
+  /**
+   * Retry a refused or missing unix/TCP listener (`ECONNREFUSED`, `ENOENT`) until
+   * `connectTimeout`, for a QEMU that was just spawned: its socket file appears at `bind()`,
+   * a moment before it listens. Default false: a refused connection fails at once.
+   */
+  readonly waitForListener?: boolean;
   /** Enable `oob` when offered (default true). */
   readonly oob?: boolean;
   /** Longest accepted QMP line in bytes (default 64 MiB). */
@@ -128,6 +139,29 @@ export async function connect(
   const client = new QmpClient<Commands72, Events72>(parsed, options, logger, mode, tables);
   await client.start();
   return client;
+}
+
+/** Dials again while nothing listens yet (10 ms, doubling to 200 ms) until `signal` aborts. */
+async function retryUntilListening<T>(dialOnce: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  let pause = 10;
+  for (;;) {
+    try {
+      return await dialOnce();
+    } catch (error) {
+      const code = isQmpConnectionError(error) ? error.code : undefined;
+      if ((code !== 'ECONNREFUSED' && code !== 'ENOENT') || signal.aborted) throw error;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, pause);
+      function done(): void {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+    });
+    pause = Math.min(pause * 2, 200);
+  }
 }
 
 /** `AbortSignal.any` for two signals (that API needs Node ≥ 20.3). */
@@ -200,13 +234,17 @@ export class QmpClient<
     const dialSignal = AbortSignal.timeout(timeout);
     const signal = o.signal ? anySignal(o.signal, dialSignal) : dialSignal;
     let channel: Awaited<ReturnType<typeof dial>>;
-    try {
-      channel = await dial(this.address, {
+    const dialOnce = () =>
+      dial(this.address, {
         signal,
         ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
         ...(o.wsFraming ? { wsFraming: o.wsFraming } : {}),
         ...(o.wsProtocols ? { wsProtocols: o.wsProtocols } : {}),
       });
+    try {
+      channel = await (o.waitForListener === true
+        ? retryUntilListening(dialOnce, signal)
+        : dialOnce());
     } catch (error) {
       if (dialSignal.aborted && !o.signal?.aborted) {
         throw new QmpConnectionError(
