@@ -118,9 +118,10 @@ interface IntrospectionInfo {
 }
 
 describe('QEMU 7.2 QAPI source', () => {
-  it('parses and checks with zero errors, well under a second', (ctx) => {
+  it('parses and checks with zero errors', async (ctx) => {
     const loaded = need72(ctx);
-    expect(loaded.ms).toBeLessThan(5000); // generous for slow CI machines; measured ~0.3 s
+    // Speed is bench:qapi-source's business; the test only reports it.
+    await ctx.annotate(`parsed and checked in ${Math.round(loaded.ms)} ms`);
     checkCommonFacts(loaded);
   });
 
@@ -155,9 +156,9 @@ describe('QEMU 7.2 QAPI source', () => {
 });
 
 describe('upstream QAPI source (QEMU 10.2 development)', () => {
-  it('parses and checks with zero errors', (ctx) => {
+  it('parses and checks with zero errors', async (ctx) => {
     const loaded = needUpstream(ctx);
-    expect(loaded.ms).toBeLessThan(5000);
+    await ctx.annotate(`parsed and checked in ${Math.round(loaded.ms)} ms`);
     checkCommonFacts(loaded);
     // Newer doc syntax: `Errors:` sections exist upstream only.
     const errors = [...loaded.schema.commands.values()].filter((c) =>

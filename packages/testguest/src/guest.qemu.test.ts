@@ -134,9 +134,8 @@ describe('test guest under qemu-system-x86_64', () => {
     expect(accel).toBe('tcg');
     expectConsecutive(await guest.waitForCounters(3, { timeoutMs: 20_000 }));
     const firstMs = firstLineMs(guest, 'counter');
+    // Reported, not asserted: boot speed is bench:testguest's business.
     await ctx.annotate(`accel=tcg: first C= after ${firstMs} ms`);
-    // "Well under a second" on a developer machine; the bound leaves room for slow CI.
-    expect(firstMs).toBeLessThan(5_000);
     await guest.stop();
     await expectDiskHoldsLastCounter(ctx, guest, image, 'qcow2');
   });
