@@ -167,3 +167,23 @@ describe('bindings', () => {
     expectTypeOf(client).toEqualTypeOf<QmpClient<Commands, Events>>();
   });
 });
+
+describe('executeAndWait', () => {
+  test('types the result by command and the event by name; typos do not compile', () => {
+    const done = qmp.executeAndWait(
+      { event: 'DEVICE_DELETED', where: (e) => e.data.device === 'disk1' },
+      'device_del',
+      { id: 'disk1' },
+    );
+    expectTypeOf(done).resolves.toEqualTypeOf<{
+      readonly result: Commands['device_del']['returns'];
+      readonly event: QmpEvent<Events, 'DEVICE_DELETED'>;
+    }>();
+    // @ts-expect-error no such event
+    qmp.executeAndWait({ event: 'DEVICE_DELETD' }, 'device_del', { id: 'x' });
+    // @ts-expect-error device_del needs its id
+    qmp.executeAndWait({ event: 'DEVICE_DELETED' }, 'device_del');
+    // @ts-expect-error STOP carries no data member `device`
+    qmp.executeAndWait({ event: 'STOP', where: (e) => e.data.device === 'x' }, 'stop');
+  });
+});

@@ -538,6 +538,41 @@ export class QmpClient<
   }
 
   /**
+   * Sends `command` and waits for the event it causes, with the wait armed *before* sending —
+   * the order that `await execute(); await waitFor()` gets wrong when QEMU writes the event
+   * ahead of the reply (as it does for `stop`):
+   * ```ts
+   * const { event } = await qmp.executeAndWait(
+   *   { event: 'DEVICE_DELETED', where: (e) => e.data.device === 'disk1', timeout: 10_000 },
+   *   'device_del',
+   *   { id: 'disk1' },
+   * );
+   * ```
+   * If the command fails, its error is thrown and the wait is dropped. `timeout` and
+   * `signal` apply to the wait after the reply; the command's own go in its options.
+   */
+  async executeAndWait<K extends CommandName<C>, EK extends EventName<E>>(
+    expected: WaitOptions & {
+      readonly event: EK | readonly EK[];
+      readonly where?: (event: QmpEvent<E, EK>) => boolean;
+    },
+    command: K,
+    ...rest: ExecuteRest<ArgsOf<C, K>>
+  ): Promise<{ readonly result: ReturnOf<C, K>; readonly event: QmpEvent<E, EK> }> {
+    const expectation = this.expectEvent(expected.event, expected.where);
+    try {
+      const result = await this.execute(command, ...rest);
+      const event = await expectation.wait({
+        ...(expected.timeout === undefined ? {} : { timeout: expected.timeout }),
+        ...(expected.signal === undefined ? {} : { signal: expected.signal }),
+      });
+      return { result, event };
+    } finally {
+      expectation.cancel();
+    }
+  }
+
+  /**
    * Waits for the next matching event from now on. Only for events not caused by a command
    * you are about to send; otherwise use `expectEvent` before sending.
    */

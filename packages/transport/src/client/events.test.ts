@@ -218,6 +218,49 @@ describe('events', () => {
     await expect(late).rejects.toThrow('never saw it');
   });
 
+  it('executeAndWait arms the wait before sending: an event ahead of the reply is caught', async () => {
+    const server = await fakeQmp((cmd, conn) => {
+      if (cmd.execute === 'stop') {
+        conn.event('STOP'); // ahead of the reply, like QEMU
+        return { return: {} };
+      }
+      if (cmd.execute === 'device_del') {
+        const { id } = cmd.arguments as { id: string };
+        if (id === 'missing') return { error: ['DeviceNotFound', `Device '${id}' not found`] };
+        conn.send(encodeReturn({}, cmd.id)); // the reply first, then the events
+        conn.event('DEVICE_DELETED', { device: 'other', path: '/machine/peripheral/other' });
+        conn.event('DEVICE_DELETED', { device: id, path: `/machine/peripheral/${id}` });
+        return 'no-reply';
+      }
+      return undefined;
+    });
+    cleanups.push(server.close);
+    const qmp = await connect(server.address);
+    cleanups.push(async () => void (await qmp.close()));
+
+    const stopped = await qmp.executeAndWait({ event: 'STOP', timeout: 1_000 }, 'stop');
+    expect(stopped.event.event).toBe('STOP');
+    expect(stopped.result).toEqual({});
+
+    const deleted = await qmp.executeAndWait(
+      { event: 'DEVICE_DELETED', where: (e) => e.data.device === 'disk1', timeout: 1_000 },
+      'device_del',
+      { id: 'disk1' },
+    );
+    expect(deleted.event.data).toEqual({ device: 'disk1', path: '/machine/peripheral/disk1' });
+
+    // A failing command throws its own error; no wait is left armed.
+    const failed = await qmp
+      .executeAndWait({ event: 'DEVICE_DELETED' }, 'device_del', { id: 'missing' })
+      .catch((e: unknown) => e);
+    expect(failed).toMatchObject({ errorClass: 'DeviceNotFound' });
+    // A wait that never sees its event ends at its timeout, naming the event.
+    const never = await qmp
+      .executeAndWait({ event: 'POWERDOWN', timeout: 20 }, 'stop')
+      .catch((e: unknown) => e);
+    expect(never).toBeInstanceOf(QmpTimeoutError);
+  });
+
   it('waitFor times out with QmpTimeoutError naming the event', async () => {
     const { qmp } = await setup();
     const error = await qmp
