@@ -156,6 +156,27 @@ export class QmpJobError extends Error {
   }
 }
 
+/**
+ * An HMP command failed: `human-monitor-command` succeeded at the QMP level, but the command
+ * line's output reports an error (a line starting with `Error:`). Only raised by
+ * `hmp(line, { errors: 'throw' })`.
+ */
+export class QmpHmpError extends Error {
+  override readonly name = 'QmpHmpError' as const;
+  readonly commandLine: string;
+  /** The text after `Error:` on the first such line. */
+  readonly desc: string;
+  /** The whole output, as QEMU returned it. */
+  readonly output: string;
+
+  constructor(init: { commandLine: string; desc: string; output: string }) {
+    super(`HMP '${init.commandLine}' failed: ${init.desc}`);
+    this.commandLine = init.commandLine;
+    this.desc = init.desc;
+    this.output = init.output;
+  }
+}
+
 /** An event iterator's buffer overflowed (the consumer was slower than QEMU). */
 export class QmpEventOverflowError extends Error {
   override readonly name = 'QmpEventOverflowError' as const;
@@ -258,4 +279,7 @@ export function isQmpUnknownCapabilityError(value: unknown): value is QmpUnknown
 }
 export function isQmpStreamError(value: unknown): value is QmpStreamError {
   return hasName(value, 'QmpStreamError');
+}
+export function isQmpHmpError(value: unknown): value is QmpHmpError {
+  return hasName(value, 'QmpHmpError');
 }

@@ -13,8 +13,10 @@ import type { QmpClient, ValidationReport } from '../client/client.js';
 import { connect } from '../client/client.js';
 import {
   isQmpCommandError,
+  isQmpHmpError,
   QmpCommandError,
   QmpDisconnectedError,
+  type QmpHmpError,
   QmpJobError,
   QmpTimeoutError,
   QmpValidationError,
@@ -173,6 +175,18 @@ describe.skipIf(skipQemu)(`QMP over a socketpair with QEMU 7.2 -machine none${SK
 
   it('runs HMP commands', async () => {
     expect(await vm.qmp.hmp('info status')).toBe('VM status: running\r\n');
+    expect(await vm.qmp.hmp('info status', { errors: 'throw' })).toBe('VM status: running\r\n');
+  });
+
+  it('HMP failures come back as text in a successful reply; errors: throw makes them QmpHmpError', async () => {
+    const text = await vm.qmp.hmp('device_del nosuch');
+    expect(text).toMatch(/^Error: /);
+    const error = await vm.qmp
+      .hmp('device_del nosuch', { errors: 'throw' })
+      .catch((e: unknown) => e);
+    expect(isQmpHmpError(error)).toBe(true);
+    expect(error).toMatchObject({ commandLine: 'device_del nosuch', output: text });
+    expect((error as QmpHmpError).desc).toMatch(/nosuch/);
   });
 
   it('answers typed capability questions from the real schema', async () => {

@@ -11,6 +11,7 @@ import {
   isQmpConnectionError,
   QmpConnectionError,
   QmpDisconnectedError,
+  QmpHmpError,
   QmpValidationError,
 } from '../errors.js';
 import {
@@ -485,14 +486,27 @@ export class QmpClient<
       );
   }
 
-  /** Runs an HMP command line through `human-monitor-command` and returns its output. */
-  hmp(commandLine: string, options: ExecuteOptions & { cpuIndex?: number } = {}): Promise<string> {
-    const { cpuIndex, ...rest } = options;
+  /**
+   * Runs an HMP command line through `human-monitor-command` and returns its output. HMP
+   * reports its own failures as text in a successful reply (`{"return": "Error: …"}`); with
+   * `errors: 'throw'` an output line starting with `Error:` becomes a `QmpHmpError`
+   * (default `'return'`: the text is returned as it is).
+   */
+  async hmp(
+    commandLine: string,
+    options: ExecuteOptions & { cpuIndex?: number; errors?: 'return' | 'throw' } = {},
+  ): Promise<string> {
+    const { cpuIndex, errors, ...rest } = options;
     const args =
       cpuIndex === undefined
         ? { 'command-line': commandLine }
         : { 'command-line': commandLine, 'cpu-index': cpuIndex };
-    return this.run('human-monitor-command', args, rest, false) as Promise<string>;
+    const output = (await this.run('human-monitor-command', args, rest, false)) as string;
+    if (errors === 'throw') {
+      const error = /(?:^|\n)Error: ?([^\r\n]*)/.exec(output);
+      if (error) throw new QmpHmpError({ commandLine, desc: error[1] ?? '', output });
+    }
+    return output;
   }
 
   /** Calls `fn` for every `name` event; returns the unsubscribe function. */
