@@ -2,6 +2,8 @@
  * Put QEMU's QAPI source files (qapi/*.json) for one QEMU version into a gitignored cache:
  *   pnpm schemas:source                      Debian's source package (apt-get source qemu)
  *   pnpm schemas:source --qemu-tree DIR      a QEMU source tree you name
+ *   pnpm schemas:source --release trixie     a newer QEMU (10.0) from another Debian release,
+ *                                            for the parser's forward-compatibility tests
  *
  * Cache: <repo>/.cache/qapi-source/qemu-<version>/qapi/*.json plus `provenance.json`.
  * Idempotent: a complete cache is reused. QEMU's files are GPL: they stay in the cache
@@ -140,10 +142,76 @@ function fromDebian(): string {
   }
 }
 
-export function fetchQapiSource(options: { qemuTree?: string; version?: string }): {
+/**
+ * A newer QEMU's QAPI source for the parser's forward-compatibility tests, from another Debian
+ * release's source package (e.g. `trixie`: QEMU 10.0). apt runs with private lists and cache
+ * under `.cache/` (no root, the system's sources untouched); only `qapi/*.json` and `VERSION`
+ * are taken from the upstream tarball.
+ */
+function fromDebianRelease(release: string): string {
+  if (!/^[a-z]+$/.test(release)) throw new FetchError(`not a Debian release name: ${release}`);
+  if (!existsSync('/usr/bin/apt-get'))
+    throw new FetchError('apt-get not found: use --qemu-tree DIR with a QEMU source tree');
+  const aptDir = path.join(cacheRoot, `apt-${release}`);
+  for (const sub of ['lists/partial', 'cache/archives/partial'])
+    mkdirSync(path.join(aptDir, sub), { recursive: true });
+  const sourcesList = path.join(aptDir, 'sources.list');
+  writeFileSync(
+    sourcesList,
+    `deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian ${release} main\n`,
+  );
+  const aptOptions = [
+    '-o',
+    `Dir::Etc::sourcelist=${sourcesList}`,
+    '-o',
+    'Dir::Etc::sourceparts=-',
+    '-o',
+    `Dir::State::Lists=${path.join(aptDir, 'lists')}`,
+    '-o',
+    `Dir::Cache=${path.join(aptDir, 'cache')}`,
+    '-o',
+    'Debug::NoLocking=true',
+  ];
+  run('apt-get', [...aptOptions, 'update', '-qq']);
+  const work = mkdtempSync(path.join(cacheRoot, 'download-'));
+  try {
+    run('apt-get', [...aptOptions, 'source', '--download-only', '-qq', 'qemu'], work);
+    const orig = readdirSync(work).find((f) => /\.orig\.tar\.(xz|gz|bz2)$/.test(f));
+    const dsc = readdirSync(work).find((f) => f.endsWith('.dsc'));
+    if (!orig || !dsc)
+      throw new FetchError(`apt-get source qemu (${release}) gave no .orig tarball`);
+    run('tar', ['-xf', orig, '--wildcards', '*/VERSION', '*/qapi/*.json'], work);
+    const root = readdirSync(work).find(
+      (f) => existsSync(path.join(work, f, 'VERSION')) && existsSync(path.join(work, f, 'qapi')),
+    );
+    if (!root) throw new FetchError(`${orig} holds no top-level VERSION and qapi/`);
+    const tree = path.join(work, root);
+    return copyQapiJson(tree, treeVersion(tree), {
+      source: `debian-${release}`,
+      package: dsc.replace(/\.dsc$/, ''),
+    });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export function fetchQapiSource(options: {
+  qemuTree?: string;
+  version?: string;
+  release?: string;
+}): {
   dir: string;
   cached: boolean;
 } {
+  if (options.release) {
+    const known = readdirSync(cacheRoot, { withFileTypes: true }).find((d) => {
+      if (!d.isDirectory() || !d.name.startsWith('qemu-')) return false;
+      const file = path.join(cacheRoot, d.name, 'provenance.json');
+      return existsSync(file) && readFileSync(file, 'utf8').includes(`"debian-${options.release}"`);
+    });
+    if (known) return { dir: path.join(cacheRoot, known.name), cached: true };
+    return { dir: fromDebianRelease(options.release), cached: false };
+  }
   const wanted = options.version ?? '7.2';
   const cached = path.join(cacheRoot, `qemu-${wanted}`);
   if (!options.qemuTree && existsSync(path.join(cached, 'provenance.json')))
@@ -170,12 +238,17 @@ export function fetchQapiSource(options: { qemuTree?: string; version?: string }
 
 if (process.argv[1]?.endsWith('fetch-source.ts')) {
   const { values } = parseArgs({
-    options: { 'qemu-tree': { type: 'string' }, version: { type: 'string' } },
+    options: {
+      'qemu-tree': { type: 'string' },
+      version: { type: 'string' },
+      release: { type: 'string' },
+    },
   });
   try {
     const { dir, cached } = fetchQapiSource({
       ...(values['qemu-tree'] ? { qemuTree: values['qemu-tree'] } : {}),
       ...(values.version ? { version: values.version } : {}),
+      ...(values.release ? { release: values.release } : {}),
     });
     const count = readdirSync(path.join(dir, 'qapi')).length;
     console.log(

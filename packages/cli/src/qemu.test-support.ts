@@ -14,6 +14,8 @@ export const QEMU = 'qemu-system-x86_64';
 export const qemuMissing = spawnSync(QEMU, ['--version'], { stdio: 'ignore' }).status !== 0;
 /** Skip only when QEMU is missing outside CI; in CI a missing QEMU fails. */
 export const skipQemu = qemuMissing && process.env.CI !== 'true';
+/** Appended to the names of real-QEMU suites, so a skip says why (never skipped in CI). */
+export const SKIP_REASON = skipQemu ? ` (skipped: ${QEMU} is not installed)` : '';
 
 export interface TestQemu {
   readonly dir: string;

@@ -10,7 +10,7 @@ import type { DriverProps, KnownDriver } from './drivers.js';
 /** A value of a `key=value` option or of a qdev property. */
 export type Scalar = string | number | boolean;
 
-/** A block node: any `blockdev-add` argument, with its node name required. */
+/** A block node, given as the arguments of `blockdev-add`, with its node name required. */
 export type BlockNode = BlockdevOptions & { readonly 'node-name': string };
 
 /** A character device: the arguments of `chardev-add` (`-chardev` on the command line). */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { disassemble, hasNdisasm } from './asm/ndisasm.test-support.js';
+import { disassemble, ndisasmSkipReason } from './asm/ndisasm.test-support.js';
 import { isGuestImageError, isGuestOptionsError } from './errors.js';
 import {
   bootSectorListing,
@@ -103,22 +103,26 @@ describe('buildBootSector', () => {
   });
 });
 
-describe.skipIf(!hasNdisasm())('boot sector vs ndisasm (development aid, optional)', () => {
-  it('disassembles to exactly the instructions of the listing', () => {
-    const a = emitProgram({ flags: 1, intervalMicros: 50_000 });
-    const code = a.assemble().subarray(0, a.addressOf('code_end') - LOAD_ADDRESS);
-    const rows = disassemble(code, LOAD_ADDRESS);
-    const mine = a
-      .listing()
-      .filter((l) => l.instruction !== undefined)
-      .map((l) => ({
-        address: l.address,
-        hex: Buffer.from(l.bytes).toString('hex').toUpperCase(),
-        text: l.instruction,
-      }));
-    expect(rows).toEqual(mine);
-  });
-});
+const noNdisasm = ndisasmSkipReason();
+describe.skipIf(noNdisasm !== undefined)(
+  `boot sector vs ndisasm${noNdisasm ? ` (skipped: ${noNdisasm})` : ''}`,
+  () => {
+    it('disassembles to exactly the instructions of the listing', () => {
+      const a = emitProgram({ flags: 1, intervalMicros: 50_000 });
+      const code = a.assemble().subarray(0, a.addressOf('code_end') - LOAD_ADDRESS);
+      const rows = disassemble(code, LOAD_ADDRESS);
+      const mine = a
+        .listing()
+        .filter((l) => l.instruction !== undefined)
+        .map((l) => ({
+          address: l.address,
+          hex: Buffer.from(l.bytes).toString('hex').toUpperCase(),
+          text: l.instruction,
+        }));
+      expect(rows).toEqual(mine);
+    });
+  },
+);
 
 describe('buildDiskImage', () => {
   it('is 1 MiB by default: boot sector, empty record sector, zeros', () => {

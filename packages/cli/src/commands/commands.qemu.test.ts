@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CAPTURE_DIR, recordingIo } from '../cli.test-support.js';
 import { painter } from '../io.js';
 import { main } from '../main.js';
-import { skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
+import { SKIP_REASON, skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
 import { ShellEngine } from '../shell/engine.js';
 import { loadModel } from '../shell/repl.js';
 
@@ -20,7 +20,7 @@ async function run(...argv: string[]) {
   return { code, out: io.out(), err: io.err() };
 }
 
-describe.skipIf(skipQemu)('exec, events and transactions against real QEMU', () => {
+describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP_REASON}`, () => {
   let qemu: TestQemu;
   let aux: QmpClient;
   const nodes = async () =>

@@ -15,7 +15,7 @@ import { createQcow2Guest } from '@qmpkit/testguest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RecordingIo, recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { skipQemu } from '../qemu.test-support.js';
+import { SKIP_REASON, skipQemu } from '../qemu.test-support.js';
 import type { ListResult, StatusResult } from '../vm/protocol.js';
 import { cliEntry } from '../vm/spawn.js';
 
@@ -45,7 +45,7 @@ async function waitFor(read: () => string, text: string | RegExp, timeout = 20_0
   }
 }
 
-describe.skipIf(skipQemu)('qmpkit vm + qmpkit snapshot (real QEMU, tcg)', () => {
+describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_REASON}`, () => {
   let work: string;
   let dir: string;
   let config: string;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type QmpClient } from '@qmpkit/transport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
+import { SKIP_REASON, skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
 
 const BIN = path.join(import.meta.dirname, '../bin.ts');
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
@@ -85,7 +85,7 @@ async function openTerminal(args: string[], env: Record<string, string>): Promis
   return terminal;
 }
 
-describe.skipIf(skipQemu)('qmpkit shell in a pseudo-terminal, real QEMU', () => {
+describe.skipIf(skipQemu)(`qmpkit shell in a pseudo-terminal, real QEMU${SKIP_REASON}`, () => {
   let qemu: TestQemu;
   let aux: QmpClient;
   beforeAll(async () => {

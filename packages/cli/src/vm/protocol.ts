@@ -3,8 +3,8 @@
  *
  * The server greets with `{"hello":{"protocol":1,"pid":…}}`. A request is
  * `{"id":<n>,"method":"…","params":{…}}` (ids are the client's, per connection). Answers:
- * `{"id":n,"progress":{phase,bytes,totalBytes,percent,elapsedMs}}` (save and load, any
- * number), then exactly one `{"id":n,"result":…}` or `{"id":n,"error":{name,message,…}}`.
+ * `{"id":n,"progress":{phase,bytes,totalBytes,percent,elapsedMs}}` (save and load send
+ * as many as they like), then exactly one `{"id":n,"result":…}` or `{"id":n,"error":{name,message,…}}`.
  * `abort {id}` aborts the save or load that request `id` of the same connection started.
  */
 import type { SnapshotInfo, SnapshotProgress, StrategyKind } from '@qmpkit/snapshots';

@@ -307,7 +307,7 @@ export function qdictKeys(dict: QemuDict): readonly string[] {
 /**
  * The first problem QEMU 7.2 would report for `args` (already known to be an object) of a
  * command whose argument type is `argsType`; `undefined` when QEMU accepts them. Commands
- * without arguments take `argsType` undefined: any member is unexpected.
+ * without arguments take `argsType` undefined, so every member is unexpected.
  */
 export function checkArguments(
   tables: SchemaTables,

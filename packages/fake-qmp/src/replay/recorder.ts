@@ -19,7 +19,7 @@ import { parseLine } from './player.js';
 export interface RecorderOptions {
   /** The real QEMU's QMP address: `unix:/path` or `tcp:host:port`. */
   readonly upstream: string;
-  /** Where the proxy listens: `{ unix: path }` or `{ tcp: { host, port } }` (default: loopback, any port). */
+  /** Where the proxy listens: `{ unix: path }` or `{ tcp: { host, port } }` (default: loopback, a free port). */
   readonly listen?:
     | { readonly unix: string }
     | { readonly tcp: { readonly host?: string; readonly port?: number } };

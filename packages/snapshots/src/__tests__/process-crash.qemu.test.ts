@@ -1,6 +1,6 @@
 /**
  * Crash consistency when *our* process dies during a save, on QEMU 7.2: a child Node process
- * (`save-child.test-support.ts`, any of the three strategies) saves `previous`, then `victim`, and is SIGKILLed at a phase
+ * (`save-child.test-support.ts`, one of the three strategies) saves `previous`, then `victim`, and is SIGKILLed at a phase
  * of that save — by itself at the exact point, or by this test when the child reports the
  * phase (so the save runs on for a moment). Its QEMU survives as an orphan; the test
  * relaunches the machine from its state file (`Machine.relaunch` kills the orphan first),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isAssemblerError } from '../errors.js';
 import { Assembler, formatListing } from './assembler.js';
 import { KNOWN_ENCODINGS } from './known-encodings.test-support.js';
-import { disassemble, hasNdisasm } from './ndisasm.test-support.js';
+import { disassemble, ndisasmSkipReason } from './ndisasm.test-support.js';
 
 function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');
@@ -128,14 +128,17 @@ describe('Assembler labels and fixups', () => {
   });
 });
 
-const ndisasm = hasNdisasm();
+const noNdisasm = ndisasmSkipReason();
 
-describe.skipIf(!ndisasm)('cross-check with ndisasm (development aid, optional)', () => {
-  it.each(KNOWN_ENCODINGS.map((k) => [k.name, k] as const))('%s', (_name, known) => {
-    const { code } = assembleCase(known.emit);
-    const rows = disassemble(code, 0x7c00);
-    expect(rows).toHaveLength(1);
-    expect(rows[0]?.hex.toLowerCase()).toBe(known.hex);
-    expect(rows[0]?.text).toBe(known.text);
-  });
-});
+describe.skipIf(noNdisasm !== undefined)(
+  `cross-check with ndisasm${noNdisasm ? ` (skipped: ${noNdisasm})` : ''}`,
+  () => {
+    it.each(KNOWN_ENCODINGS.map((k) => [k.name, k] as const))('%s', (_name, known) => {
+      const { code } = assembleCase(known.emit);
+      const rows = disassemble(code, 0x7c00);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.hex.toLowerCase()).toBe(known.hex);
+      expect(rows[0]?.text).toBe(known.text);
+    });
+  },
+);

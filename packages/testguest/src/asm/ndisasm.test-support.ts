@@ -1,6 +1,6 @@
 /**
- * Optional cross-check against NASM's disassembler. Development aid only: tests that use it
- * skip when `ndisasm` is not installed, and nothing in the package needs it.
+ * Cross-check against NASM's disassembler. Nothing in the package needs it; tests that use it
+ * skip (saying why) when `ndisasm` is not installed, except in CI, which installs it.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,17 @@ export function hasNdisasm(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Why the ndisasm cross-checks cannot run here, or undefined when they can. In CI
+ * (`CI=true`, where `.ci/run` installs Debian's nasm) a missing ndisasm is an error.
+ */
+export function ndisasmSkipReason(): string | undefined {
+  if (hasNdisasm()) return undefined;
+  const why = 'ndisasm is not installed (Debian package nasm)';
+  if (process.env.CI === 'true') throw new Error(`${why}; CI must run the ndisasm cross-checks`);
+  return why;
 }
 
 /** Splits ndisasm output into lines, joining its `-XXXX` continuation lines. */

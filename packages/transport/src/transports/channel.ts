@@ -22,7 +22,7 @@ export interface QmpChannel {
   destroy(): void;
 }
 
-/** A Node stream (net.Socket, a child's stdio socketpair end, any Duplex) as a channel. */
+/** A Node stream (net.Socket, a child's stdio socketpair end, or another Duplex) as a channel. */
 export class StreamChannel implements QmpChannel {
   readonly label: string;
   private readonly stream: Duplex;
