@@ -7,7 +7,8 @@
 // One guest (@qmpkit/testguest with `fillRam`: every RAM page above 1 MiB non-zero) is
 // booted, filled and paused once; every measurement migrates that paused guest again (a
 // completed migration leaves it in `postmigrate`; `cont` + `stop` lets QEMU migrate it again,
-// the guest changing only a counter in between), so all variants see the same bytes. Per repetition the variants run interleaved in a rotating
+// the guest changing only a counter in between), so all variants see the same bytes. Per
+// repetition the variants run interleaved in a rotating
 // order; the table prints medians and each one's ratio to the discarding reader of the same
 // run. Variants:
 //   discard        QEMU → UNIX socket → Node reader that drops the bytes (the ceiling)
@@ -22,18 +23,23 @@
 // writevSync on the worker, in the same run.)
 // Sink times run from `migrate` to `done` (EOF, fsync of file and directory, rename);
 // "tail" is the part after QEMU reported MIGRATION completed.
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import net from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type AccelConfig, MiB, type VmConfig } from '@qmpkit/devices';
-import { launch, type Machine } from '@qmpkit/machine';
-import { createQcow2Guest } from '@qmpkit/testguest';
+import { type AccelConfig, MiB } from '@qmpkit/devices';
+import type { Machine } from '@qmpkit/machine';
 import { createStreamSink, type StreamSink } from '@qmpkit/transport/fd';
 import { createTunedStreamSink } from '../../packages/transport/src/fd/stream.js';
+import {
+  bootFilled,
+  ddSource,
+  discard,
+  migrate,
+  prepareMigration,
+  run,
+  type Sample,
+} from './filled-guest.js';
 import { createOldStreamSink } from './sink-old.js';
 
 const { values } = parseArgs({
@@ -47,123 +53,6 @@ const { values } = parseArgs({
 const mib = Number(values.size);
 const reps = Number(values.reps);
 const accel: AccelConfig[] = values.accel.split(',').filter((a) => a !== '');
-
-function run(command: string, args: readonly string[]): Promise<number> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0
-        ? resolve(performance.now() - started)
-        : reject(new Error(`${command} ${args.join(' ')}: ${err}`)),
-    );
-  });
-}
-
-/** A non-zero source of `mib` MiB in /dev/shm, so dd measures only the disk side. */
-async function ddSource(): Promise<string> {
-  const src = join('/dev/shm', `qmpkit-bench-sink-src-${process.pid}`);
-  const chunk = Buffer.alloc(MiB);
-  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 0x9e3779b1) >>> 0 || 1, i);
-  const h = await open(src, 'w');
-  for (let i = 0; i < mib; i++) {
-    chunk.writeUInt32LE(i + 1, 0);
-    await h.write(chunk);
-  }
-  await h.close();
-  return src;
-}
-
-const FILLED = /F=([0-9A-F]{8})\r\n/;
-const COUNTER = /C=([0-9A-F]{8})\r\n/;
-
-async function bootFilled(dir: string): Promise<Machine> {
-  const image = await createQcow2Guest(join(dir, 'guest.qcow2'), { fillRam: true, intervalMs: 20 });
-  const config: VmConfig = {
-    machine: { type: 'pc-i440fx-7.2' },
-    accel,
-    memory: { size: mib * MiB },
-    chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-    blockdevs: [
-      { driver: 'file', 'node-name': 'disk0-file', filename: image },
-      { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-    ],
-    devices: [
-      { driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 },
-      { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-    ],
-  };
-  const m = await launch(config, { consoles: ['ser0'], runDirParent: dir, launchTimeout: 120_000 });
-  await m.console('ser0').expect(FILLED, { timeout: 600_000 });
-  await m.console('ser0').expect(COUNTER, { timeout: 60_000 });
-  return m;
-}
-
-interface Sample {
-  ms: number;
-  /** CPU time of this Node process (all threads, incl. the worker and libuv's pool). */
-  cpuMs: number;
-  tailMs: number;
-  bytes: number;
-}
-
-/** Migrates the paused guest to `uri`; resolves when `finished` does, timing both ends. */
-async function migrate(m: Machine, uri: string, finished: () => Promise<number>): Promise<Sample> {
-  // QEMU refuses to migrate a guest paused by a previous migration: run it for a moment.
-  const status = await m.qmp.execute('query-status');
-  if (status.status === 'postmigrate') {
-    await m.qmp.execute('cont');
-    await m.qmp.execute('stop');
-  }
-  const completed = m.qmp.expectEvent('MIGRATION', (e) => e.data.status === 'completed');
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  await m.qmp.execute('migrate', { uri });
-  await completed.wait({ timeout: 600_000 });
-  const at = performance.now();
-  const bytes = await finished();
-  const end = performance.now();
-  const used = process.cpuUsage(cpu);
-  return { ms: end - started, cpuMs: (used.user + used.system) / 1000, tailMs: end - at, bytes };
-}
-
-async function discard(m: Machine, dir: string, hash: boolean): Promise<Sample> {
-  const socketPath = join(dir, 'discard.sock');
-  const server = net.createServer();
-  try {
-    let received = 0;
-    let digest = '';
-    const drained = new Promise<void>((resolve, reject) => {
-      server.on('connection', (sock) => {
-        const h = hash ? createHash('sha256') : undefined;
-        sock.on('data', (c: Buffer) => {
-          received += c.length;
-          h?.update(c);
-        });
-        sock.on('end', () => {
-          digest = h?.digest('hex') ?? '';
-          resolve();
-        });
-        sock.on('error', reject);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-    const s = await migrate(m, `unix:${socketPath}`, async () => {
-      await drained;
-      return received;
-    });
-    if (hash && digest.length !== 64) throw new Error('no digest');
-    return s;
-  } finally {
-    server.close();
-    await rm(socketPath, { force: true });
-  }
-}
 
 async function sink(
   m: Machine,
@@ -217,15 +106,11 @@ const ratios = new Map<string, number[]>(variants.map((v) => [v.name, []]));
 const dd: number[] = [];
 let accelUsed = '';
 console.log(`load average before ${loadavg().map(f2).join(' ')}`);
-const src = await ddSource();
-const m = await bootFilled(dir);
+const src = await ddSource(mib, 'sink');
+const m = await bootFilled(dir, 'guest', mib, accel);
 try {
   accelUsed = m.accel;
-  await m.qmp.execute('stop');
-  await m.qmp.execute('migrate-set-capabilities', {
-    capabilities: [{ capability: 'events', state: true }],
-  });
-  await m.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1024 ** 4 });
+  await prepareMigration(m);
   // One unmeasured pass warms QEMU's migration path and the page cache.
   await discard(m, dir, false);
   for (let r = 0; r < reps; r++) {

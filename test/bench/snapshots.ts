@@ -12,17 +12,15 @@
 // not dropped (that needs root): loads may read from it, which the dd read does not.
 // Downtime is QEMU's STOP → RESUME event timestamps (external load: old QEMU told to quit →
 // new QEMU's RESUME).
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
-import net from 'node:net';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type AccelConfig, MiB, type VmConfig } from '@qmpkit/devices';
-import { launch, type Machine } from '@qmpkit/machine';
+import { type AccelConfig, MiB } from '@qmpkit/devices';
 import { openSnapshots, type StrategyKind } from '@qmpkit/snapshots';
-import { createQcow2Guest, parseCounterLine, readCounterFromImageFile } from '@qmpkit/testguest';
+import { parseCounterLine, readCounterFromImageFile } from '@qmpkit/testguest';
+import { bootFilled, COUNTER, ddSource, discard, prepareMigration, run } from './filled-guest.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,34 +32,9 @@ const { values } = parseArgs({
 const sizes = (values.sizes ?? (values.quick ? '128' : '128,1024')).split(',').map(Number);
 const accel: AccelConfig[] = values.accel.split(',').filter((a) => a !== '');
 
-function run(command: string, args: readonly string[]): Promise<number> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0
-        ? resolve(performance.now() - started)
-        : reject(new Error(`${command} ${args.join(' ')}: ${err}`)),
-    );
-  });
-}
-
 async function ddBaseline(dir: string, mib: number): Promise<{ writeMs: number; readMs: number }> {
-  const src = join('/dev/shm', `qmpkit-bench-src-${process.pid}`);
+  const src = await ddSource(mib, 'snapshots');
   const dst = join(dir, 'dd.bin');
-  const chunk = Buffer.alloc(MiB);
-  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 0x9e3779b1) >>> 0 || 1, i);
-  const h = await open(src, 'w');
-  for (let i = 0; i < mib; i++) {
-    chunk.writeUInt32LE(i + 1, 0);
-    await h.write(chunk);
-  }
-  await h.close();
   try {
     const writeMs = await run('dd', [
       `if=${src}`,
@@ -91,71 +64,21 @@ async function ddBaseline(dir: string, mib: number): Promise<{ writeMs: number; 
  * checksum the store keeps costs the second on a core QEMU's migration thread competes for.
  */
 async function ceiling(dir: string, mib: number): Promise<{ discardMs: number; sha256Ms: number }> {
-  const m = await bootFilled(dir, `ceiling-${mib}`, mib);
-  const socketPath = join(dir, `discard-${mib}.sock`);
-  const server = net.createServer();
+  const m = await bootFilled(dir, `ceiling-${mib}`, mib, accel);
   try {
-    let received = 0;
-    const drained = new Promise<void>((resolve, reject) => {
-      server.on('connection', (sock) => {
-        sock.on('data', (c: Buffer) => {
-          received += c.length;
-        });
-        sock.on('end', () => resolve());
-        sock.on('error', reject);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-    await m.qmp.execute('stop');
-    await m.qmp.execute('migrate-set-capabilities', {
-      capabilities: [{ capability: 'events', state: true }],
-    });
-    await m.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1024 ** 4 });
-    const completed = m.qmp.expectEvent('MIGRATION', (e) => e.data.status === 'completed');
-    const started = performance.now();
-    await m.qmp.execute('migrate', { uri: `unix:${socketPath}` });
-    await completed.wait({ timeout: 600_000 });
-    await drained;
-    const discardMs = performance.now() - started;
-    if (received < mib * MiB) throw new Error(`discarding socket got only ${received} bytes`);
+    await prepareMigration(m);
+    const { ms: discardMs, bytes } = await discard(m, dir, false);
+    // The stream is about RAM's size: zero pages (the guest's first MiB) go as a few bytes.
+    if (bytes < 0.9 * mib * MiB) throw new Error(`discarding socket got only ${bytes} bytes`);
     const chunk = Buffer.alloc(MiB, 0x5a);
     const hash = createHash('sha256');
     const t = performance.now();
-    for (let i = 0; i < received; i += MiB) hash.update(chunk);
+    for (let i = 0; i < bytes; i += MiB) hash.update(chunk);
     hash.digest();
     return { discardMs, sha256Ms: performance.now() - t };
   } finally {
-    server.close();
     await m.stop().catch(() => m.kill());
   }
-}
-
-const FILLED = /F=([0-9A-F]{8})\r\n/;
-const COUNTER = /C=([0-9A-F]{8})\r\n/;
-
-async function bootFilled(dir: string, name: string, mib: number): Promise<Machine> {
-  const image = await createQcow2Guest(join(dir, `${name}.qcow2`), {
-    fillRam: true,
-    intervalMs: 20,
-  });
-  const config: VmConfig = {
-    machine: { type: 'pc-i440fx-7.2' },
-    accel,
-    memory: { size: mib * MiB },
-    chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-    blockdevs: [
-      { driver: 'file', 'node-name': 'disk0-file', filename: image },
-      { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-    ],
-    devices: [
-      { driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 },
-      { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-    ],
-  };
-  const m = await launch(config, { consoles: ['ser0'], runDirParent: dir, launchTimeout: 120_000 });
-  await m.console('ser0').expect(FILLED, { timeout: 600_000 });
-  await m.console('ser0').expect(COUNTER, { timeout: 60_000 });
-  return m;
 }
 
 interface Row {
@@ -201,7 +124,7 @@ try {
     for (const c of cases) {
       const label = `${c.kind}${c.live ? ' live' : ''}`;
       const name = `${c.kind}-${c.live ? 'live-' : ''}${mib}`;
-      const m = await bootFilled(dir, name, mib);
+      const m = await bootFilled(dir, name, mib, accel);
       accelUsed = m.accel;
       try {
         const snaps = await openSnapshots(m, { dir: join(dir, `${name}-store`), strategy: c.kind });
