@@ -499,7 +499,7 @@ describe.skipIf(skipQemu)(`reconnect to a restarted QEMU${SKIP_REASON}`, () => {
         ],
         { stdio: 'ignore' },
       );
-      await acceptsConnections({ path: socketPath });
+      await (await connect(`unix:${socketPath}`, { waitForListener: true })).close();
       return child;
     };
     const stop = async (child: ReturnType<typeof spawn>) => {
@@ -534,24 +534,6 @@ describe.skipIf(skipQemu)(`reconnect to a restarted QEMU${SKIP_REASON}`, () => {
   });
 });
 
-/** Resolves once a connection to `where` succeeds (closed at once); fails after 10 s. */
-async function acceptsConnections(where: net.NetConnectOpts): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(where);
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing accepts on ${JSON.stringify(where)}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe.skipIf(skipQemu)(`unix, tcp and WebSocket transports${SKIP_REASON}`, () => {
   const tmp = tempDir();
   let child: ReturnType<typeof spawn> | undefined;
@@ -582,8 +564,8 @@ describe.skipIf(skipQemu)(`unix, tcp and WebSocket transports${SKIP_REASON}`, ()
     // The socket file appears at bind(), before QEMU listens: a connect in between is
     // refused. Wait until both monitors accept a connection (then close it; QEMU serves
     // the next client).
-    await acceptsConnections({ path: socketPath });
-    await acceptsConnections({ host: '127.0.0.1', port });
+    await (await connect(`unix:${socketPath}`, { waitForListener: true })).close();
+    await (await connect(`tcp:127.0.0.1:${port}`, { waitForListener: true })).close();
   });
   afterAll(async () => {
     if (child && child.exitCode === null) {
