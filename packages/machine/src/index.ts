@@ -20,17 +20,23 @@ export {
   ConsoleTimeoutError,
   isConsoleClosedError,
   isConsoleTimeoutError,
+  isLeftoverQemuError,
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
+  isQemuImgError,
   isQemuLaunchError,
   isRunDirError,
+  isRunDirLockedError,
   isStateFileError,
+  LeftoverQemuError,
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
+  QemuImgError,
   QemuLaunchError,
   RunDirError,
+  RunDirLockedError,
   StateFileError,
 } from './errors.js';
 export type {
@@ -48,6 +54,9 @@ export type {
   StopOptions,
 } from './machine.js';
 export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
+export { diesWithUs, setprivAvailable } from './parent-death.js';
+export type { LeakRepair, QemuImgOptions, QemuImgResult } from './qemu-img.js';
+export { repairLeaks, runQemuImg } from './qemu-img.js';
 export type {
   LoadedState,
   MachineState,
@@ -58,3 +67,5 @@ export type {
   StoredLaunch,
 } from './state.js';
 export { readState, STATE_FORMAT, STATE_VERSION, writeFileAtomic } from './state.js';
+export type { RunDirProcess } from './tracking.js';
+export { runDirProcesses } from './tracking.js';
