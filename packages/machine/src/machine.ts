@@ -644,6 +644,21 @@ export class Machine {
   // ---- lifecycle ---------------------------------------------------------------------------
 
   /**
+   * Ends (SIGKILL) every QEMU of this machine's run directory except its own current one, and
+   * returns their pids. This machine holds the run directory's lock, so such a process is a
+   * leftover nobody drives (e.g. of a manager killed in the middle of a restart); anything
+   * that deletes image files it does not know (the snapshot store's debris clean-up) calls
+   * this first, so it never deletes a file a live QEMU still has open.
+   */
+  async endStrayQemus(): Promise<number[]> {
+    const ended = await endRunDirQemus(this.#runDir, {
+      logger: this.#settings.logger,
+      ...(this.#proc.exit === undefined ? { keep: this.#proc.pid } : {}),
+    });
+    return ended.map((e) => e.pid);
+  }
+
+  /**
    * Ends QEMU: `quit`, then SIGTERM, then SIGKILL, each after its deadline. Removes the run
    * directory when the machine created it; otherwise the state file says `stopped`.
    */

@@ -142,6 +142,8 @@ export async function endRunDirQemus(
     readonly legacy?: { readonly pid: number; readonly startTime: number } | undefined;
     readonly logger: Logger;
     readonly timeoutMs?: number;
+    /** A running machine's own QEMU: left alone, and the journal and pidfile stay. */
+    readonly keep?: number;
   },
 ): Promise<EndedQemu[]> {
   const entries = await readJournal(runDir);
@@ -152,7 +154,7 @@ export async function endRunDirQemus(
     else if (e.op === 'pid' && role !== undefined) roles.set(e.pid, role);
   }
   const targets = new Map<number, RunDirProcess>();
-  for (const p of await runDirProcesses(runDir)) targets.set(p.pid, p);
+  for (const p of await runDirProcesses(runDir)) if (p.pid !== options.keep) targets.set(p.pid, p);
   const legacy = options.legacy;
   if (legacy !== undefined && !targets.has(legacy.pid)) {
     const stat = await processStat(legacy.pid);
@@ -175,8 +177,10 @@ export async function endRunDirQemus(
       `ended a leftover QEMU of ${runDir} (pid ${t.pid}${r ? `, ${r}` : ''}): its manager had gone`,
     );
   }
-  await writeFile(path.join(runDir, JOURNAL), '', { mode: 0o600 });
-  await rm(pidfilePath(runDir), { force: true });
+  if (options.keep === undefined) {
+    await writeFile(path.join(runDir, JOURNAL), '', { mode: 0o600 });
+    await rm(pidfilePath(runDir), { force: true });
+  }
   return ended;
 }
 

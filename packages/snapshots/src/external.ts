@@ -20,8 +20,7 @@
  * first (`block-stream` for images the running VM uses, `qemu-img rebase` for the others),
  * so every remaining chain stays valid.
  */
-import { spawn } from 'node:child_process';
-import { rm, stat } from 'node:fs/promises';
+import { chmod, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type BlockNode,
@@ -31,10 +30,10 @@ import {
   toDocument,
   type VmConfig,
 } from '@qmpkit/devices';
-import type { MachineQmp } from '@qmpkit/machine';
+import { type MachineQmp, runQemuImg } from '@qmpkit/machine';
 import { isQmpJobError } from '@qmpkit/transport';
 import { createStreamSink } from '@qmpkit/transport/fd';
-import { BaseStrategy, toInfo, withoutSnapshot } from './base.js';
+import { BaseStrategy, refuseMixing, toInfo, withoutSnapshot } from './base.js';
 import {
   isSnapshotAbortedError,
   SnapshotAbortedError,
@@ -80,23 +79,9 @@ export interface ExternalOptions {
   readonly qemuImg?: string;
 }
 
-/** Runs a tool with an argument array (never a shell); rejects with its stderr. */
-function run(command: string, args: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const err: Buffer[] = [];
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new Error(
-            `${command} ${args.join(' ')} failed (${signal ?? code}): ${Buffer.concat(err).toString().trim()}`,
-          ),
-        );
-    });
-  });
+/** `qemu-img args…` (argument array, `QemuImgError` on failure, dies with this process). */
+async function run(qemuImg: string, args: readonly string[]): Promise<void> {
+  await runQemuImg(args, { qemuImg });
 }
 
 /** Where a format node keeps its data: the file name and format of the image it opens. */
@@ -205,6 +190,9 @@ export class ExternalStrategy extends BaseStrategy {
             `block node '${target}' is not backed by a plain file, so no overlay can name it as backing`,
           ]);
         const file = this.store.layerPath(id, i);
+        // Created 0600 by us first: qemu-img would create it 0644 (umask), and it keeps the
+        // mode of a file that exists.
+        await (await open(file, 'wx', 0o600)).close();
         const size = sizes.get(target);
         const args = ['create', '-q', '-f', 'qcow2', '-F', lf.format, '-b', lf.filename];
         if (size === undefined) args.push(file);
@@ -220,6 +208,7 @@ export class ExternalStrategy extends BaseStrategy {
           } as BlockNode,
         });
         await run(this.#qemuImg, args);
+        await chmod(file, 0o600);
       }
       return out;
     } catch (error) {
@@ -242,6 +231,7 @@ export class ExternalStrategy extends BaseStrategy {
       const existing = this.store.find(name);
       if (existing !== undefined && options.overwrite !== true)
         throw new SnapshotExistsError(name, 'store');
+      refuseMixing(this.store, this.kind, existing?.id);
       const qmp = machine.qmp;
       const live = options.live === true;
       const identity = await vmIdentity(machine);
