@@ -367,3 +367,56 @@ export class QemuImgError extends Error {
 export function isQemuImgError(value: unknown): value is QemuImgError {
   return value instanceof Error && value.name === 'QemuImgError';
 }
+
+/** How a migration ended without completing. */
+export type MigrationFailure =
+  /** QEMU reported `failed` (`desc` is its `error-desc`). */
+  | 'failed'
+  /** QEMU reported `cancelled`. */
+  | 'cancelled'
+  /** QEMU exited during the migration (`exitCode`, `signal`, `stderr`). */
+  | 'exited'
+  /** Not completed within the deadline (outgoing: cancelled; incoming: QEMU killed). */
+  | 'timeout'
+  /** Aborted through the `AbortSignal` (outgoing: cancelled). */
+  | 'aborted';
+
+/**
+ * A migration did not complete. For an incoming one, QEMU 7.2 reports the reason only on
+ * stderr and exits: `exitCode`, `signal` and `stderr` say how it ended.
+ */
+export class MigrationError extends Error {
+  override readonly name = 'MigrationError' as const;
+  readonly direction: 'outgoing' | 'incoming';
+  readonly reason: MigrationFailure;
+  readonly desc: string;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stderr: string;
+
+  constructor(
+    direction: 'outgoing' | 'incoming',
+    reason: MigrationFailure,
+    desc: string,
+    fields: {
+      readonly exitCode?: number | null;
+      readonly signal?: string | null;
+      readonly stderr?: string;
+    } = {},
+    options?: { cause?: unknown },
+  ) {
+    const stderr = fields.stderr ?? '';
+    const tail = stderr.trim() === '' ? '' : `\nQEMU's stderr:\n${indent(stderr.trimEnd())}`;
+    super(`${direction} migration ${reason}: ${desc}${tail}`, options);
+    this.direction = direction;
+    this.reason = reason;
+    this.desc = desc;
+    this.exitCode = fields.exitCode ?? null;
+    this.signal = fields.signal ?? null;
+    this.stderr = stderr;
+  }
+}
+
+export function isMigrationError(value: unknown): value is MigrationError {
+  return value instanceof Error && value.name === 'MigrationError';
+}

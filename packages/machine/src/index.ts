@@ -14,7 +14,12 @@ export type {
   ExpectOptions,
 } from './console.js';
 export { Console } from './console.js';
-export type { LaunchFailure, RunDirProblem, StateFileProblem } from './errors.js';
+export type {
+  LaunchFailure,
+  MigrationFailure,
+  RunDirProblem,
+  StateFileProblem,
+} from './errors.js';
 export {
   ConsoleClosedError,
   ConsoleTimeoutError,
@@ -24,6 +29,7 @@ export {
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
+  isMigrationError,
   isQemuImgError,
   isQemuLaunchError,
   isRunDirError,
@@ -33,6 +39,7 @@ export {
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
+  MigrationError,
   QemuImgError,
   QemuLaunchError,
   RunDirError,
@@ -54,6 +61,13 @@ export type {
   StopOptions,
 } from './machine.js';
 export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
+export type {
+  IncomingMigrationOptions,
+  MigrationSetup,
+  OutgoingMigrationOptions,
+  OutgoingMigrationResult,
+} from './migration.js';
+export { migrateIncoming, migrateOutgoing, setUpMigration } from './migration.js';
 export { diesWithUs, setprivAvailable } from './parent-death.js';
 export type { LeakRepair, QemuImgOptions, QemuImgResult } from './qemu-img.js';
 export { repairLeaks, runQemuImg } from './qemu-img.js';

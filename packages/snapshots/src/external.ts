@@ -30,7 +30,14 @@ import {
   toDocument,
   type VmConfig,
 } from '@qmpkit/devices';
-import { type MachineQmp, runQemuImg } from '@qmpkit/machine';
+import {
+  isMigrationError,
+  type MachineQmp,
+  migrateIncoming,
+  migrateOutgoing,
+  runQemuImg,
+  setUpMigration,
+} from '@qmpkit/machine';
 import { isQmpJobError } from '@qmpkit/transport';
 import { createStreamSink } from '@qmpkit/transport/fd';
 import { BaseStrategy, refuseMixing, toInfo, withoutSnapshot } from './base.js';
@@ -63,7 +70,6 @@ import {
   checkName,
   defaultTimeout,
   ensureBlockActive,
-  eventMs,
   newId,
   pause,
   resume,
@@ -265,7 +271,9 @@ export class ExternalStrategy extends BaseStrategy {
       const dropPending = () =>
         this.store
           .update((m) => ({ ...m, pending: m.pending.filter((p) => p.id !== id) }))
-          .catch(() => {});
+          // The save's own error is what the caller needs; a pending entry that stays is
+          // found and cleaned up by the next open (that is what it is for).
+          .catch(() => undefined);
       const overlays = await this.#createOverlays(
         before,
         layers,
@@ -284,20 +292,21 @@ export class ExternalStrategy extends BaseStrategy {
       let sink: Awaited<ReturnType<typeof createStreamSink>> | undefined;
       let result: { bytes: number; sha256: string } | undefined;
       try {
+        // Nodes of the devices model go through the unchecked call, as every model-made
+        // step does (`BlockNode` is the model's type, checked by its own validator).
         for (const o of overlays) {
-          await qmp.execute('blockdev-add', o.file as never);
+          await qmp.executeUnchecked('blockdev-add', o.file);
           added.push(o.file['node-name']);
-          await qmp.execute('blockdev-add', { ...o.format, backing: null } as never);
+          await qmp.executeUnchecked('blockdev-add', { ...o.format, backing: null });
           added.push(o.format['node-name']);
         }
-        await qmp.execute('migrate-set-capabilities', {
+        await setUpMigration(machine, {
           capabilities: [
-            { capability: 'events', state: true },
             { capability: 'background-snapshot', state: live },
             { capability: 'x-ignore-shared', state: false },
           ],
+          parameters: { 'max-bandwidth': MAX_BANDWIDTH },
         });
-        await qmp.execute('migrate-set-parameters', { 'max-bandwidth': MAX_BANDWIDTH });
         sink = await createStreamSink({
           file: statePath,
           acceptTimeout: 30_000,
@@ -330,7 +339,7 @@ export class ExternalStrategy extends BaseStrategy {
         ctx.checkAborted();
 
         ctx.phase('save', identity.memoryBytes);
-        const outcome = await this.#migrate(qmp, sink, ctx, name, left, identity.memoryBytes, live);
+        const outcome = await this.#migrate(sink, ctx, name, left, identity.memoryBytes, live);
         if (live) resumeMs = outcome.resumeMs;
         else {
           // Still paused: let anything still in flight arrive, then take the console text.
@@ -396,7 +405,9 @@ export class ExternalStrategy extends BaseStrategy {
       }));
       // The replaced snapshot's files go after the commit, through the normal delete path
       // (its layers may be merged into images that build on them).
-      if (existing !== undefined) await this.#deleteRecord(existing).catch(() => {});
+      // The new snapshot is committed and the old record is out of the manifest; if this
+      // fails, the old files are unreferenced and the next open removes them as debris.
+      if (existing !== undefined) await this.#deleteRecord(existing).catch(() => undefined);
       ctx.phase('done');
       return {
         snapshot: toInfo(record),
@@ -419,14 +430,13 @@ export class ExternalStrategy extends BaseStrategy {
     for (const layer of layers) {
       const node = (frozen.blockdevs ?? []).find((b) => b['node-name'] === layer);
       if (node === undefined) continue;
-      await qmp.execute('blockdev-reopen', { options: [node] } as never);
+      await qmp.executeUnchecked('blockdev-reopen', { options: [node] });
     }
     await this.machine.adopt(frozen);
   }
 
-  /** Runs the outgoing migration into the sink; resolves at MIGRATION `completed`. */
+  /** Runs the outgoing migration into the sink (machine's `migrateOutgoing`). */
   async #migrate(
-    qmp: MachineQmp,
     sink: { uri: string; readonly bytes: number },
     ctx: TaskContext,
     name: string,
@@ -434,81 +444,34 @@ export class ExternalStrategy extends BaseStrategy {
     total: number,
     live: boolean,
   ): Promise<{ resumeMs?: number }> {
-    const machine = this.machine;
-    let ours = false;
-    let resumeMs: number | undefined;
-    let settle!: (error?: unknown) => void;
-    const finished = new Promise<void>((resolve, reject) => {
-      settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
-    });
-    finished.catch(() => {});
-    const offResume = qmp.on('RESUME', (event) => {
-      if (!live || resumeMs !== undefined) return;
-      resumeMs = eventMs(event.timestamp);
-    });
-    const offMigration = qmp.on('MIGRATION', (event) => {
-      const status = event.data.status;
-      // Internal snapshots leave MIGRATION events and query-migrate state behind: only
-      // the events after our own `setup` count.
-      if (status === 'setup') ours = true;
-      if (!ours) return;
-      if (status === 'completed') settle();
-      else if (status === 'failed' || status === 'cancelled') {
-        qmp
-          .execute('query-migrate')
-          .then(
-            (info) => info['error-desc'] ?? `migration ${status}`,
-            () => `migration ${status}`,
-          )
-          .then((desc) =>
-            settle(
-              new SnapshotQemuError({
-                strategy: this.kind,
-                operation: 'save',
-                command: 'migrate',
-                desc,
-              }),
-            ),
-          );
-      }
-    });
-    const exited = machine.exited.then(() =>
-      settle(
-        new SnapshotQemuError({
-          strategy: this.kind,
-          operation: 'save',
-          command: 'migrate',
-          desc: `QEMU exited during the save${machine.stderr().trim() ? `: ${machine.stderr().trim()}` : ''}`,
-        }),
-      ),
-    );
-    void exited;
-    const onAbort = () => {
-      qmp.execute('migrate_cancel').catch(() => {});
-    };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const ticker = setInterval(() => ctx.bytes(sink.bytes, total), 100);
-    const timer = setTimeout(() => {
-      qmp.execute('migrate_cancel').catch(() => {});
-      settle(new SnapshotTimeoutError(name, 'save', left()));
-    }, left());
+    ctx.checkAborted();
     try {
+      const outcome = await migrateOutgoing(this.machine, {
+        uri: sink.uri,
+        timeout: left(),
+        signal: ctx.signal,
+        onTick: () => ctx.bytes(sink.bytes, total),
+      });
       ctx.checkAborted();
-      await qmp.execute('migrate', { uri: sink.uri });
-      await finished;
-      ctx.checkAborted();
-      ctx.bytes(sink.bytes, total);
-      return resumeMs !== undefined ? { resumeMs } : {};
+      return live && outcome.resumeMs !== undefined ? { resumeMs: outcome.resumeMs } : {};
     } catch (error) {
       if (ctx.signal.aborted)
         throw new SnapshotAbortedError(name, 'save', { cause: ctx.signal.reason });
-      throw error;
-    } finally {
-      clearInterval(ticker);
-      clearTimeout(timer);
-      ctx.signal.removeEventListener('abort', onAbort);
-      offMigration();
-      offResume();
+      if (!isMigrationError(error)) throw error;
+      if (error.reason === 'timeout') throw new SnapshotTimeoutError(name, 'save', left());
+      const stderr = error.stderr.trim();
+      throw new SnapshotQemuError(
+        {
+          strategy: this.kind,
+          operation: 'save',
+          command: 'migrate',
+          desc:
+            error.reason === 'exited'
+              ? `QEMU exited during the save${stderr ? `: ${stderr}` : ''}`
+              : error.desc,
+        },
+        { cause: error },
+      );
     }
   }
 
@@ -528,19 +491,28 @@ export class ExternalStrategy extends BaseStrategy {
     },
   ): Promise<void> {
     if (this.machine.status !== 'running') return;
+    // Every step of the undo is best effort: the save's own error is what the caller gets,
+    // and none of these leaves anything a later operation trips over.
     await qmp
       .execute('migrate-set-capabilities', {
         capabilities: [{ capability: 'background-snapshot', state: false }],
       })
-      .catch(() => {});
+      // Every later save sets this capability itself.
+      .catch(() => undefined);
     if (!s.switched) {
       for (const node of [...s.added].reverse())
-        await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => {});
+        await qmp
+          .execute('blockdev-del', { 'node-name': node })
+          // An unused node that stays goes away with the QEMU process; its file goes below.
+          .catch(() => undefined);
       await Promise.all(s.overlays.map((o) => rm(o.path, { force: true })));
     }
     if (s.wasRunning) {
+      // Unknown status (QEMU busy or gone): nothing to resume from here.
       const status = await qmp.execute('query-status').catch(() => undefined);
-      if (status !== undefined && !status.running) await resume(qmp, 30_000).catch(() => {});
+      if (status !== undefined && !status.running)
+        // A guest left paused shows in query-status; the save's error must not be replaced.
+        await resume(qmp, 30_000).catch(() => undefined);
     }
   }
 
@@ -614,7 +586,7 @@ export class ExternalStrategy extends BaseStrategy {
       }
       ctx.phase('load', state.bytes);
       const qmp = machine.qmp;
-      await this.#incoming(qmp, uri, name, left, timeout);
+      await this.#incoming(uri, name, left, timeout);
       ctx.phase('resume');
       let resumeMs: number | undefined;
       if (options.resume ?? record.wasRunning) resumeMs = await resume(qmp, left());
@@ -640,66 +612,31 @@ export class ExternalStrategy extends BaseStrategy {
     });
   }
 
-  /** `migrate-incoming` on the freshly started QEMU, to `completed`, with a hard deadline. */
-  async #incoming(
-    qmp: MachineQmp,
-    uri: string,
-    name: string,
-    left: () => number,
-    timeout: number,
-  ): Promise<void> {
-    const machine = this.machine;
-    let settle!: (error?: unknown) => void;
-    const finished = new Promise<void>((resolve, reject) => {
-      settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
-    });
-    finished.catch(() => {});
-    // The first cause wins: killing QEMU at the deadline also makes it exit, and that exit
-    // must not be reported as the reason.
-    let failing = false;
-    const fail = async (reason: 'failed' | 'exited' | 'timeout', detail: string) => {
-      if (failing) return;
-      failing = true;
-      if (reason === 'timeout') await machine.kill().catch(() => {});
-      const exit = await Promise.race([
-        machine.exited,
-        new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000)),
-      ]);
-      if (exit === undefined) await machine.kill().catch(() => {});
-      const info = exit ?? (await machine.exited);
-      settle(
-        new SnapshotRestoreError(name, reason, {
-          exitCode: info.code,
-          signal: info.signal,
-          stderr: machine.stderr(),
-          detail,
-        }),
-      );
-    };
-    const off = qmp.on('MIGRATION', (event) => {
-      if (event.data.status === 'completed') settle();
-      else if (event.data.status === 'failed') void fail('failed', 'the incoming migration failed');
-    });
-    void machine.exited.then(() => fail('exited', 'QEMU exited during the incoming migration'));
-    const timer = setTimeout(
-      () => void fail('timeout', `no completed incoming migration within ${timeout} ms`),
-      left(),
-    );
+  /** `migrate-incoming` on the freshly started QEMU (machine's `migrateIncoming`). */
+  async #incoming(uri: string, name: string, left: () => number, timeout: number): Promise<void> {
     try {
-      await qmp.execute('migrate-set-capabilities', {
-        capabilities: [{ capability: 'events', state: true }],
-      });
-      await qmp.execute('migrate-incoming', { uri });
-      await finished;
+      await migrateIncoming(this.machine, { uri, timeout: left() });
     } catch (error) {
-      await finished.catch(() => {});
-      throw await finished.then(
-        () => error,
-        (e: unknown) => e,
-      );
-    } finally {
-      clearTimeout(timer);
-      off();
+      if (
+        isMigrationError(error) &&
+        (error.reason === 'failed' || error.reason === 'exited' || error.reason === 'timeout')
+      )
+        throw new SnapshotRestoreError(
+          name,
+          error.reason,
+          {
+            exitCode: error.exitCode,
+            signal: error.signal,
+            stderr: error.stderr,
+            // The whole load's deadline, which the caller set (the migration got what was left).
+            detail:
+              error.reason === 'timeout'
+                ? `no completed incoming migration within ${timeout} ms`
+                : error.desc,
+          },
+          { cause: error },
+        );
+      throw error;
     }
   }
 
@@ -775,7 +712,11 @@ export class ExternalStrategy extends BaseStrategy {
         const next = withoutLayer(h.config, hereLayer);
         if (h.live) {
           for (const n of [hereLayer.node, hereLayer.fileNode])
-            await machine.qmp.execute('blockdev-del', { 'node-name': n }).catch(() => {});
+            await machine.qmp
+              .execute('blockdev-del', { 'node-name': n })
+              // Streamed out of every chain; a node QEMU still keeps for another user stays
+              // until the process ends, and the model drops it either way.
+              .catch(() => undefined);
           liveConfig = next;
         } else if (h.id !== undefined) rewrite.set(h.id, next);
       }
