@@ -19,12 +19,10 @@ import {
   type BlockNode,
   type ConfigParts,
   type ConfigSelection,
-  type DeviceConfig,
-  deviceProps,
-  isGenericDevice,
   type PlugStep,
   plug as planPlug,
   unplug as planUnplug,
+  reconcileBlockGraph,
   type UnplugOptions,
   type UnplugStep,
   undoPlug,
@@ -577,57 +575,33 @@ export class Machine {
   async syncBlockGraph(): Promise<boolean> {
     const qmp = this.#running('syncBlockGraph');
     const model = this.#config;
-    const names = new Set((model.blockdevs ?? []).map((n) => n['node-name']));
-    const blocks = await qmp.execute('query-block');
-    let changed = false;
-    const devices = (model.devices ?? []).map((device): DeviceConfig => {
-      const entry = blocks.find((b) => qdevId(b.qdev ?? '') === device.id);
-      const top = entry?.inserted?.['node-name'];
-      const drive = deviceProps(device).drive;
-      if (top === undefined || !names.has(top) || drive === undefined || drive === top)
-        return device;
-      changed = true;
-      return isGenericDevice(device)
-        ? { ...device, props: { ...device.props, drive: top } }
-        : ({ ...device, drive: top } as DeviceConfig);
-    });
-    const children = new Map<string, Map<string, string>>();
+    const devices = new Map<string, string>();
+    for (const b of await qmp.execute('query-block')) {
+      const id = qdevId(b.qdev ?? '');
+      const top = b.inserted?.['node-name'];
+      if (id !== undefined && top !== undefined && !devices.has(id)) devices.set(id, top);
+    }
+    let children: Map<string, Map<string, string>> | undefined;
     try {
       const graph = await qmp.execute('x-debug-query-block-graph');
       const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+      children = new Map();
+      for (const n of graph.nodes)
+        if (n.type === 'block-driver') children.set(n.name, new Map<string, string>());
       for (const edge of graph.edges) {
         const parent = byId.get(edge.parent);
         const child = byId.get(edge.child);
         if (parent?.type !== 'block-driver' || child?.type !== 'block-driver') continue;
-        const map = children.get(parent.name) ?? new Map<string, string>();
-        map.set(edge.name, child.name);
-        children.set(parent.name, map);
+        children.get(parent.name)?.set(edge.name, child.name);
       }
-      for (const n of graph.nodes)
-        if (n.type === 'block-driver' && !children.has(n.name)) children.set(n.name, new Map());
     } catch (error) {
       this.#settings.logger.warn('x-debug-query-block-graph failed; node edges not synced', error);
     }
-    const blockdevs = (model.blockdevs ?? []).map((node): BlockNode => {
-      const actual = children.get(node['node-name']);
-      if (actual === undefined) return node;
-      const record = node as unknown as Record<string, unknown>;
-      let next: Record<string, unknown> = record;
-      for (const role of ['file', 'backing'] as const) {
-        const have = record[role];
-        const want = actual.get(role);
-        if (want !== undefined && names.has(want) && have !== want) {
-          next = { ...next, [role]: want };
-          changed = true;
-        } else if (want === undefined && role === 'backing' && typeof have === 'string') {
-          next = { ...next, backing: null };
-          changed = true;
-        }
-      }
-      return next as unknown as BlockNode;
+    const { config: candidate, changed } = reconcileBlockGraph(model, {
+      devices,
+      ...(children !== undefined ? { children } : {}),
     });
     if (!changed) return false;
-    const candidate: VmConfig = { ...model, devices, blockdevs };
     const problems = validate(candidate);
     if (problems.length > 0) {
       this.#settings.logger.warn(

@@ -24,11 +24,18 @@ import { chmod, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type BlockNode,
+  backingOf,
   blockGraph,
+  chainNodes,
   fromDocument,
   insertOverlay,
+  type LayerFile,
+  layerFile as modelLayerFile,
   toDocument,
+  usersOf,
   type VmConfig,
+  withoutLayer,
+  withReadOnly,
 } from '@qmpkit/devices';
 import {
   isMigrationError,
@@ -90,81 +97,10 @@ async function run(qemuImg: string, args: readonly string[]): Promise<void> {
   await runQemuImg(args, { qemuImg });
 }
 
-/** Where a format node keeps its data: the file name and format of the image it opens. */
-interface LayerFile {
-  /** The format node (or protocol node, for raw-on-file without a format node). */
-  readonly node: string;
-  /** The `file` protocol node below it. */
-  readonly fileNode: string;
-  readonly filename: string;
-  /** Image format for `-F` (`qcow2`, `raw`, …). */
-  readonly format: string;
-}
-
+/** `layerFile` of the devices model, with the file name resolved (the store compares paths). */
 function layerFile(config: VmConfig, node: string): LayerFile | undefined {
-  const graph = blockGraph(config);
-  const n = graph.node(node);
-  if (n === undefined) return undefined;
-  const asFile = n.options as BlockNode & { filename?: unknown };
-  if (n.driver === 'file' && typeof asFile.filename === 'string')
-    return { node, fileNode: node, filename: path.resolve(asFile.filename), format: 'raw' };
-  const child = graph.children(node).find((e) => e.field === 'file');
-  const file = child ? graph.node(child.child) : undefined;
-  const filename = (file?.options as { filename?: unknown } | undefined)?.filename;
-  if (file === undefined || file.driver !== 'file' || typeof filename !== 'string')
-    return undefined;
-  return { node, fileNode: file.name, filename: path.resolve(filename), format: n.driver };
-}
-
-function backingOf(config: VmConfig, node: string): string | null {
-  const n = (config.blockdevs ?? []).find((b) => b['node-name'] === node) as
-    | (BlockNode & { backing?: unknown })
-    | undefined;
-  return typeof n?.backing === 'string' ? n.backing : null;
-}
-
-/** The configuration without layer `layer` (format + file node); its users get its backing. */
-function withoutLayer(config: VmConfig, layer: LayerFile): VmConfig {
-  const replacement = backingOf(config, layer.node);
-  const blockdevs = (config.blockdevs ?? [])
-    .filter((b) => b['node-name'] !== layer.node && b['node-name'] !== layer.fileNode)
-    .map((b) => {
-      const backing = (b as BlockNode & { backing?: unknown }).backing;
-      return backing === layer.node ? ({ ...b, backing: replacement } as BlockNode) : b;
-    });
-  return { ...config, blockdevs };
-}
-
-/** Nodes whose `backing` is `node`. */
-function usersOf(config: VmConfig, node: string): string[] {
-  return (config.blockdevs ?? [])
-    .filter((b) => (b as BlockNode & { backing?: unknown }).backing === node)
-    .map((b) => b['node-name']);
-}
-
-/** `config` with `nodes` (and their `file` children) marked `read-only`. */
-function readOnly(config: VmConfig, nodes: ReadonlySet<string>): VmConfig {
-  const files = new Set<string>();
-  for (const b of config.blockdevs ?? []) {
-    const file = (b as BlockNode & { file?: unknown }).file;
-    if (nodes.has(b['node-name']) && typeof file === 'string') files.add(file);
-  }
-  return {
-    ...config,
-    blockdevs: (config.blockdevs ?? []).map((b) =>
-      nodes.has(b['node-name']) || files.has(b['node-name'])
-        ? ({ ...b, 'read-only': true } as BlockNode)
-        : b,
-    ),
-  };
-}
-
-/** Every node of the backing chains below `layers` (the layers included). */
-function chainNodes(config: VmConfig, layers: readonly string[]): Set<string> {
-  const graph = blockGraph(config);
-  const out = new Set<string>();
-  for (const l of layers) for (const n of graph.chain(l)) out.add(n);
-  return out;
+  const layer = modelLayerFile(config, node);
+  return layer === undefined ? undefined : { ...layer, filename: path.resolve(layer.filename) };
 }
 
 function recordConfig(record: SnapshotRecord): VmConfig {
@@ -426,7 +362,7 @@ export class ExternalStrategy extends BaseStrategy {
   /** `blockdev-reopen` of `layers` with `read-only: true`, and the model with them. */
   async #freeze(qmp: MachineQmp, layers: readonly string[]): Promise<void> {
     const config = this.machine.config;
-    const frozen = readOnly(config, new Set(layers));
+    const frozen = withReadOnly(config, new Set(layers));
     for (const layer of layers) {
       const node = (frozen.blockdevs ?? []).find((b) => b['node-name'] === layer);
       if (node === undefined) continue;
@@ -560,7 +496,7 @@ export class ExternalStrategy extends BaseStrategy {
       const layers = blockGraph(saved).writableActiveLayers();
       const overlays = await this.#createOverlays(saved, layers, id, new Map());
       // The snapshot's layers are never written again: open them read-only.
-      let config = readOnly(saved, chainNodes(saved, layers));
+      let config = withReadOnly(saved, chainNodes(saved, layers));
       for (const o of overlays)
         config = insertOverlay(config, {
           target: { node: o.target },
