@@ -259,6 +259,25 @@ export const scenarios: Scenario[] = [
     ],
   },
   {
+    name: 'QMP input is a JSON stream: no newline, two objects in one write, one split across writes',
+    setup: { machine: 'none' },
+    steps: [
+      { raw: '{"execute":"qmp_capabilities"}', replies: 1 },
+      { raw: '{"execute":"query-status","id":1}{"execute":"query-status","id":2}', replies: 2 },
+      {
+        raw: ' \t{"execute":"query-status","id":3}\r\n{"execute":"query-status","id":4}',
+        replies: 2,
+      },
+      { raw: '{"execute":"query-', replies: 0 },
+      { raw: 'status","id":5', replies: 0 },
+      { raw: '}', replies: 1 },
+      { raw: "{'execute':'query-status','id':'}{'}[1]", replies: 2 },
+      // A top-level scalar ends at the byte after it, not before.
+      { raw: '42', replies: 0 },
+      { raw: ' ', replies: 1 },
+    ],
+  },
+  {
     name: 'JSON nesting limit: 1024 levels parse, the 1025th is refused and the parser recovers',
     setup: { machine: 'none' },
     steps: [
