@@ -391,6 +391,53 @@ export const scenarios: Scenario[] = [
     ],
   },
   {
+    name: 'failed commands leave nothing behind: blockdev-add duplicate, refused overlay, device_add with a bad drive',
+    setup: {
+      machine: 'pc',
+      paused: true,
+      prepare: (dir) => {
+        execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(dir, 'ov.raw'), '1M']);
+      },
+    },
+    steps: [
+      NEGOTIATE,
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'n0' }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'x' }) },
+      // Fails on its name after taking a reference to n0: the reference must be dropped.
+      { send: exec('blockdev-add', { driver: 'raw', file: 'n0', 'node-name': 'x' }) },
+      {
+        send: exec('blockdev-add', {
+          driver: 'raw',
+          file: { driver: 'null-co', 'node-name': 'inl' },
+          'node-name': 'x',
+        }),
+      },
+      { send: exec('blockdev-del', { 'node-name': 'n0' }) },
+      { send: exec('query-named-block-nodes', { flat: true }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'n1' }) },
+      {
+        send: exec('blockdev-snapshot-sync', {
+          'node-name': 'n1',
+          'snapshot-file': '$DIR/ov.raw',
+          'snapshot-node-name': 'ov',
+          format: 'raw',
+          mode: 'existing',
+        }),
+      },
+      { send: exec('query-named-block-nodes', { flat: true }) },
+      { send: exec('blockdev-del', { 'node-name': 'n1' }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'ov' }) },
+      { send: exec('device_add', { driver: 'qemu-xhci', id: 'usb' }) },
+      { send: exec('device_add', { driver: 'usb-storage', drive: 'nosuch' }) },
+      { send: exec('device_add', { driver: 'usb-storage', drive: 'nosuch', id: 'st' }) },
+      { send: exec('device_add', { driver: 'usb-tablet', bus: 'nosuch.0' }) },
+      { send: exec('device_add', { driver: 'usb-tablet' }) },
+      { send: exec('device_add', { driver: 'usb-tablet', id: 'st' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral-anon' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
+    ],
+  },
+  {
     name: 'block graph: file + qcow2 nodes over a qemu-img image, refusals, deletion order',
     setup: { machine: 'none', prepare: qcow2('disk.qcow2') },
     normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
