@@ -23,7 +23,24 @@ export interface ConnectionIO {
   write(text: string): void;
   /** Closes the connection (pending output is flushed first when possible). */
   close(): void;
+  /**
+   * Output waits in memory beyond the transport's high-water mark (a client that does not
+   * read): the connection stops reading this client's input until `whenWritable` fires.
+   */
+  backlogged?(): boolean;
+  /** Calls `fn` once when the output backlog has drained (or the transport closed). */
+  whenWritable?(fn: () => void): void;
+  /** Stop / restart reading from the transport (flow control towards the client). */
+  pause?(): void;
+  resume?(): void;
 }
+
+/**
+ * Input bytes one client gets handled per turn. A client that sends a lot (garbage, a flood
+ * of commands) is worked through in slices of this size, with the other clients' input and
+ * the event loop served in between (`setImmediate`), so one client cannot stall the others.
+ */
+export const INPUT_SLICE_BYTES = 16 * 1024;
 
 /** What a connection needs from the server. */
 export interface ConnectionHost {
@@ -121,13 +138,87 @@ export class Connection implements FakeClient {
       this.early.push(() => this.data(copy));
       return;
     }
-    this.reader.push(chunk);
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.inbox.push(buf);
+    this.inboxBytes += buf.length;
+    if (!this.turnPending) this.pump();
+  }
+
+  /** Input received and not handled yet (waiting for this client's next turn). */
+  get pendingInputBytes(): number {
+    return this.inboxBytes;
+  }
+
+  private readonly inbox: Buffer[] = [];
+  private inboxBytes = 0;
+  /** A later turn is scheduled (setImmediate, or waiting for the output to drain). */
+  private turnPending = false;
+
+  /** One turn: at most INPUT_SLICE_BYTES of this client's input. */
+  private pump(): void {
+    let budget = INPUT_SLICE_BYTES;
+    while (this.open && this.inbox.length > 0 && budget > 0) {
+      if (this.io.backlogged?.()) {
+        // The client does not read its replies: stop reading its input until it does.
+        this.turnPending = true;
+        this.io.pause?.();
+        const io = this.io;
+        io.whenWritable?.(() => {
+          this.turnPending = false;
+          if (this.open) this.pump();
+        });
+        if (!io.whenWritable) this.turnPending = false;
+        return;
+      }
+      budget = this.take(budget);
+    }
+    if (!this.open) return;
+    if (this.inbox.length > 0) {
+      this.turnPending = true;
+      this.io.pause?.();
+      setImmediate(() => {
+        this.turnPending = false;
+        if (this.open) this.pump();
+      });
+      return;
+    }
+    this.io.resume?.();
+  }
+
+  /** Feeds up to `budget` bytes of the inbox to the reader; returns the budget left. */
+  private take(budget: number): number {
+    const chunk = this.inbox[0]!;
+    if (chunk.length <= budget) {
+      this.inbox.shift();
+      this.inboxBytes -= chunk.length;
+      this.reader.push(chunk);
+      return budget - chunk.length;
+    }
+    this.inbox[0] = chunk.subarray(budget);
+    this.inboxBytes -= budget;
+    this.reader.push(chunk.subarray(0, budget));
+    return 0;
+  }
+
+  /** Handles everything still in the inbox now (the client is leaving). */
+  private drainInbox(): void {
+    while (this.inbox.length > 0) {
+      const chunk = this.inbox.shift()!;
+      this.inboxBytes -= chunk.length;
+      this.reader.push(chunk);
+    }
   }
 
   /** The client went away. */
   ended(): void {
     if (!this.open) return;
+    // Like QEMU, input already received is still executed (its replies have nowhere to go).
+    this.drainInbox();
     this.open = false;
+    this.inbox.length = 0;
+    this.inboxBytes = 0;
     this.reader.stop();
     this.host.closed(this);
   }
@@ -147,6 +238,8 @@ export class Connection implements FakeClient {
   close(): void {
     if (!this.open) return;
     this.open = false;
+    this.inbox.length = 0;
+    this.inboxBytes = 0;
     this.reader.stop();
     this.io.close();
     this.host.closed(this);
