@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { INPUT_SLICE_BYTES } from '../server/connection.js';
+import { INPUT_PIECE_BYTES, INPUT_SLICE_MESSAGES } from '../server/connection.js';
 import { createFakeQmp, type FakeQmp } from '../server/fake.js';
 import { negotiated } from './helpers.js';
 
@@ -77,7 +77,9 @@ describe('fairness between clients', () => {
     // the input waits, held as it came, and the transport is told to stop reading.
     const reply =
       '{"return": {"status": "running", "singlestep": false, "running": true}, "id": 1}\r\n';
-    const perSlice = Math.ceil(INPUT_SLICE_BYTES / command.length) * reply.length;
+    // A turn ends after INPUT_SLICE_MESSAGES messages, checked between 1 KiB pieces.
+    const perSlice =
+      (INPUT_SLICE_MESSAGES + Math.ceil(INPUT_PIECE_BYTES / command.length)) * reply.length;
     expect(backlog).toBeGreaterThan(HWM);
     expect(backlog).toBeLessThanOrEqual(HWM + perSlice);
     expect(paused).toBe(true);

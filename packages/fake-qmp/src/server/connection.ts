@@ -36,11 +36,16 @@ export interface ConnectionIO {
 }
 
 /**
- * Input bytes one client gets handled per turn. A client that sends a lot (garbage, a flood
- * of commands) is worked through in slices of this size, with the other clients' input and
- * the event loop served in between (`setImmediate`), so one client cannot stall the others.
+ * Input bytes one client gets handled per turn (a turn also ends after INPUT_SLICE_MESSAGES
+ * messages). A client that sends a lot (garbage, a flood of commands) is worked through in
+ * slices, with the other clients' input and the event loop served in between
+ * (`setImmediate`), so one client cannot stall the others.
  */
 export const INPUT_SLICE_BYTES = 16 * 1024;
+/** Messages (requests and parse errors) one client gets handled per turn. */
+export const INPUT_SLICE_MESSAGES = 64;
+/** Input is fed to the parser in pieces of this size, so a turn can end between messages. */
+export const INPUT_PIECE_BYTES = 1024;
 
 /** What a connection needs from the server. */
 export interface ConnectionHost {
@@ -91,11 +96,16 @@ export class Connection implements FakeClient {
   ) {
     this.reader = new RequestReader(
       {
-        request: (value) => this.request(value),
-        parseError: (desc) =>
+        request: (value) => {
+          this.turnMessages++;
+          this.request(value);
+        },
+        parseError: (desc) => {
+          this.turnMessages++;
           this.enqueue(() =>
             this.writeReply(undefined, errorLine('GenericError', desc, undefined)),
-          ),
+          );
+        },
         overflow: () => {
           // QEMU's own limit message; unlike QEMU the fake then drops the client (bounded memory).
           this.write(errorLine('GenericError', 'JSON token size limit exceeded', undefined));
@@ -157,9 +167,17 @@ export class Connection implements FakeClient {
   private turnPending = false;
 
   /** One turn: at most INPUT_SLICE_BYTES of this client's input. */
+  private turnMessages = 0;
+
   private pump(): void {
     let budget = INPUT_SLICE_BYTES;
-    while (this.open && this.inbox.length > 0 && budget > 0) {
+    this.turnMessages = 0;
+    while (
+      this.open &&
+      this.inbox.length > 0 &&
+      budget > 0 &&
+      this.turnMessages < INPUT_SLICE_MESSAGES
+    ) {
       if (this.io.backlogged?.()) {
         // The client does not read its replies: stop reading its input until it does.
         this.turnPending = true;
@@ -172,7 +190,7 @@ export class Connection implements FakeClient {
         if (!io.whenWritable) this.turnPending = false;
         return;
       }
-      budget = this.take(budget);
+      budget -= this.take(Math.min(budget, INPUT_PIECE_BYTES));
     }
     if (!this.open) return;
     if (this.inbox.length > 0) {
@@ -187,19 +205,19 @@ export class Connection implements FakeClient {
     this.io.resume?.();
   }
 
-  /** Feeds up to `budget` bytes of the inbox to the reader; returns the budget left. */
-  private take(budget: number): number {
+  /** Feeds up to `max` bytes of the inbox to the reader; returns how many it fed. */
+  private take(max: number): number {
     const chunk = this.inbox[0]!;
-    if (chunk.length <= budget) {
+    if (chunk.length <= max) {
       this.inbox.shift();
       this.inboxBytes -= chunk.length;
       this.reader.push(chunk);
-      return budget - chunk.length;
+      return chunk.length;
     }
-    this.inbox[0] = chunk.subarray(budget);
-    this.inboxBytes -= budget;
-    this.reader.push(chunk.subarray(0, budget));
-    return 0;
+    this.inbox[0] = chunk.subarray(max);
+    this.inboxBytes -= max;
+    this.reader.push(chunk.subarray(0, max));
+    return max;
   }
 
   /** Handles everything still in the inbox now (the client is leaving). */
