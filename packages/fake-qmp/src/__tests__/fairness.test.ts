@@ -70,7 +70,7 @@ describe('fairness between clients', () => {
     await immediate();
     connection.data(Buffer.from('{"execute":"qmp_capabilities"}'));
     const command = '{"execute":"query-status","id":1}';
-    const flood = Buffer.from(command.repeat(100_000)); // 3.4 MB
+    const flood = Buffer.from(command.repeat(20_000)); // 680 KB
     connection.data(flood);
     for (let i = 0; i < 50; i++) await immediate();
     // Output stopped right after passing the mark (at most one slice of replies beyond it);
@@ -95,10 +95,10 @@ describe('fairness between clients', () => {
       rounds.n++;
     }
     while (connection.pendingInputBytes > 0) await immediate();
-    expect(replies).toBe(100_000);
+    expect(replies).toBe(20_000);
     expect(paused).toBe(false);
     expect(rounds.n).toBeGreaterThan(10);
-  });
+  }, 60_000);
 
   it('heap use returns to within 4 MiB of where it was after a slow-consumer flood (child with --expose-gc)', async () => {
     const script = path.join(import.meta.dirname, 'fixtures', 'flood-memory.ts');
