@@ -904,6 +904,96 @@ export const scenarios: Scenario[] = [
     ],
   },
   {
+    name: 'objects: object-add/object-del of iothreads, memory backends and secrets; duplicates, missing, bad ids, in use; qom-list /objects',
+    setup: { machine: 'none' },
+    normalize: [
+      [/"thread-id": \d+/g, '"thread-id": N'],
+      [/thread_id=\d+/g, 'thread_id=N'],
+    ],
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-iothreads') },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'io0' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'io0' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'io1', 'poll-max-ns': 0 }) },
+      { send: exec('query-iothreads') },
+      {
+        send: exec('object-add', {
+          'qom-type': 'secret',
+          id: 's0',
+          data: 'c2VjcmV0',
+          format: 'base64',
+        }),
+      },
+      { send: exec('object-add', { 'qom-type': 'secret', id: 's1' }) },
+      {
+        send: exec('object-add', {
+          'qom-type': 'secret',
+          id: 's2',
+          data: 'x',
+          file: '/nonexistent',
+        }),
+      },
+      { send: exec('object-add', { 'qom-type': 'secret', id: 's3', file: '$DIR/missing.txt' }) },
+      { send: exec('object-add', { 'qom-type': 'memory-backend-ram', id: 'm0', size: 1048576 }) },
+      { send: exec('object-add', { 'qom-type': 'memory-backend-ram', id: 'm1', size: 0 }) },
+      { send: exec('object-add', { 'qom-type': 'memory-backend-ram', id: 'm1' }) },
+      {
+        send: exec('object-add', {
+          'qom-type': 'memory-backend-file',
+          id: 'm2',
+          size: 1048576,
+          'mem-path': '$DIR',
+        }),
+      },
+      {
+        send: exec('object-add', {
+          'qom-type': 'memory-backend-file',
+          id: 'm3',
+          size: 1048576,
+          'mem-path': '$DIR/nodir/x',
+        }),
+      },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: '1bad' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'm0' }) },
+      { send: exec('qom-list', { path: '/objects' }) },
+      { send: exec('object-del', { id: 'io0' }) },
+      { send: exec('object-del', { id: 'io0' }) },
+      { send: exec('object-del', { id: 'nosuch' }) },
+      { send: exec('object-del', { id: 'm0' }) },
+      { send: exec('object-del', { id: 'm2' }) },
+      { send: exec('object-del', { id: 's0' }) },
+      { send: exec('query-iothreads') },
+      { send: exec('qom-list', { path: '/objects' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'io0' }) },
+      { send: hmp('info version') },
+      { send: hmp('info iothreads') },
+    ],
+  },
+  {
+    name: 'objects in use: the machine RAM backend cannot be deleted',
+    setup: {
+      machine: 'pc',
+      paused: true,
+      qemuArgs: () => [
+        '-object',
+        'memory-backend-ram,id=ram0,size=16M',
+        '-machine',
+        'memory-backend=ram0',
+      ],
+      fake: () => ({
+        object: [{ 'qom-type': 'memory-backend-ram', id: 'ram0', size: 16 * 1024 * 1024 }],
+        memoryBackend: 'ram0',
+      }),
+    },
+    steps: [
+      NEGOTIATE,
+      { send: exec('object-del', { id: 'ram0' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'ram0' }) },
+      { send: exec('qom-list', { path: '/objects' }) },
+    ],
+  },
+  {
     name: 'a command the fake does not model fails like a QEMU command failing (GenericError)',
     setup: { machine: 'none' },
     // Only the text differs: QEMU explains its failure, the fake names itself.
