@@ -386,6 +386,19 @@ export class FakeQmp {
     this.addresses.push({ kind: 'ws', address: `ws://${shown}:${info.port}${ws.path ?? '/'}` });
   }
 
+  /** The QEMU version the fake imitates (as in its greeting and `query-version`). */
+  get version(): QmpVersionInfo {
+    return this.data.version;
+  }
+
+  /**
+   * Serves QMP on a connected socket, as QEMU serves a monitor on an inherited descriptor
+   * (`-chardev socket,fd=N`); used by the process mode.
+   */
+  accept(socket: net.Socket): void {
+    this.acceptSocket(socket, 'unix');
+  }
+
   private acceptSocket(socket: net.Socket, kind: 'unix' | 'tcp'): void {
     if (this.dead) {
       socket.destroy();
