@@ -22,7 +22,9 @@ async function client(options: Parameters<typeof createFakeQmp>[0] = {}): Promis
   const fake = await createFakeQmp({ machine: 'none', storage: 'memory', ...options });
   cleanup.push(() => fake.close());
   const qmp = await connect(fake.pair());
-  cleanup.push(() => qmp.close());
+  cleanup.push(async () => {
+    await qmp.close();
+  });
   return { fake, qmp };
 }
 
