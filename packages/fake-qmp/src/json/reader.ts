@@ -109,11 +109,17 @@ function tokenize(text: string): Token[] {
  * with QEMU's text (`JSON parse error, …`).
  */
 export function parseQemuJson(text: string): QemuValue {
+  const result = readQemuJson(text);
+  if ('error' in result) throw new QemuJsonParseError(result.error);
+  return result.value;
+}
+
+/** `parseQemuJson` without exceptions: the value, or QEMU's error text. */
+export function readQemuJson(text: string): { value: QemuValue } | { error: string } {
   try {
-    return new Parser(tokenize(text)).parse();
+    return { value: new Parser(tokenize(text)).parse() };
   } catch (error) {
-    if (error instanceof ParseError)
-      throw new QemuJsonParseError(`JSON parse error, ${error.message}`);
+    if (error instanceof ParseError) return { error: `JSON parse error, ${error.message}` };
     throw error;
   }
 }
@@ -124,7 +130,13 @@ export function strayText(token: string): string {
   return `JSON parse error, stray '${nul < 0 ? token : token.slice(0, nul)}'`;
 }
 
-class ParseError extends Error {}
+/**
+ * Thrown inside the parser and caught by `readQemuJson`. Not an `Error`: garbage input makes
+ * one per message, and capturing a stack trace each time made 512 KiB of garbage cost seconds.
+ */
+class ParseError {
+  constructor(readonly message: string) {}
+}
 
 /** Code points QEMU refuses in strings: surrogates, noncharacters, beyond U+10FFFF. */
 function validCodePoint(cp: number): boolean {

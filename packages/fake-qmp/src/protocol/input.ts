@@ -7,7 +7,7 @@
  * exactly or that QEMU parses as doubles, duplicate keys, deep nesting) or refuses it.
  */
 import { QmpDecoder } from '@qmpkit/transport/codec';
-import { parseQemuJson, QemuJsonParseError, strayText } from '../json/reader.js';
+import { readQemuJson, strayText } from '../json/reader.js';
 import type { QemuValue } from '../json/values.js';
 
 export interface RequestSink {
@@ -136,16 +136,8 @@ export class RequestReader {
 
   private slow(text: string): void {
     if (this.stopped) return;
-    let value: QemuValue;
-    try {
-      value = parseQemuJson(text);
-    } catch (error) {
-      if (error instanceof QemuJsonParseError) {
-        this.sink.parseError(error.desc);
-        return;
-      }
-      throw error;
-    }
-    this.sink.request(value);
+    const result = readQemuJson(text);
+    if ('error' in result) this.sink.parseError(result.error);
+    else this.sink.request(result.value);
   }
 }

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { QmpProtocolError } from '../errors.js';
+import { QmpProtocolError, type QmpProtocolErrorCode } from '../errors.js';
 import type {
   QmpMessage,
   WireCommand,
@@ -95,7 +95,10 @@ export class QmpDecoder {
       options.framing === 'stream'
         ? new JsonStreamSplitter(
             {
-              message: (bytes, start, end) => this.line(bytes, start, end),
+              message: (bytes, start, end, json) => {
+                if (json) this.line(bytes, start, end);
+                else this.notJson(bytes.toString('utf8', start, end));
+              },
               error: (kind, token) => this.splitError(kind, token),
             },
             max,
@@ -237,27 +240,35 @@ export class QmpDecoder {
     this.partsLength = total;
   }
 
+  /** A message the splitter knows is not standard JSON (no JSON.parse, no SyntaxError). */
+  private notJson(text: string): void {
+    this.handler.protocolError(
+      streamError('invalid-json', 'QMP message is not valid JSON', text),
+      text,
+    );
+  }
+
   private splitError(kind: SplitErrorKind, token: Buffer | undefined): void {
     if (kind === 'stray') {
       const text = token?.toString('utf8') ?? '';
       this.handler.protocolError(
-        new QmpProtocolError('stray-token', 'QMP input has a stray token', text),
+        streamError('stray-token', 'QMP input has a stray token', text),
         text,
       );
     } else if (kind === 'too-long') {
       this.handler.protocolError(
-        new QmpProtocolError(
+        streamError(
           'message-too-long',
           `a QMP message exceeded the limit of ${this.maxLineBytes} bytes`,
         ),
       );
     } else if (kind === 'too-many-tokens') {
       this.handler.protocolError(
-        new QmpProtocolError('too-many-tokens', 'a QMP message has too many JSON tokens'),
+        streamError('too-many-tokens', 'a QMP message has too many JSON tokens'),
       );
     } else {
       this.handler.protocolError(
-        new QmpProtocolError('nesting-too-deep', 'a QMP message nests JSON too deeply'),
+        streamError('nesting-too-deep', 'a QMP message nests JSON too deeply'),
       );
     }
     if (this.stopped) this.splitter?.halt();
@@ -386,6 +397,21 @@ export class QmpDecoder {
       ),
       text,
     );
+  }
+}
+
+/**
+ * A protocol error of stream framing (the server side), made without a stack trace: a peer
+ * sending garbage causes one per message, the stack would only show the decoder's own
+ * frames, and capturing it dominated the cost of garbage input.
+ */
+function streamError(code: QmpProtocolErrorCode, message: string, raw?: string): QmpProtocolError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new QmpProtocolError(code, message, raw);
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

@@ -18,8 +18,13 @@
 export type SplitErrorKind = 'stray' | 'too-long' | 'too-many-tokens' | 'too-deep';
 
 export interface SplitSink {
-  /** One complete message: `bytes[start, end)`, from its first token to its last. */
-  message(bytes: Buffer, start: number, end: number): void;
+  /**
+   * One complete message: `bytes[start, end)`, from its first token to its last. `json` is
+   * false when the message cannot be standard JSON (a single-quoted string, a keyword other
+   * than true/false/null, or a message that starts with `}`, `]`, `,` or `:`): the caller can
+   * skip `JSON.parse`, whose exceptions are slow.
+   */
+  message(bytes: Buffer, start: number, end: number, json: boolean): void;
   /**
    * A lexical error (`stray`, with the bytes of the offending token up to and including the
    * byte that broke it) or a limit. The message being read is dropped and reading goes on.
@@ -76,6 +81,8 @@ export class JsonStreamSplitter {
   private brackets = 0;
   /** The current message passed the byte bound: lex on, keep nothing, drop it at its end. */
   private oversized = false;
+  /** The current message may be standard JSON (see `SplitSink.message`). */
+  private json = true;
   private halted = false;
 
   constructor(
@@ -173,6 +180,7 @@ export class JsonStreamSplitter {
     this.braces = 0;
     this.brackets = 0;
     this.oversized = false;
+    this.json = true;
     this.kept = [];
     this.keptLength = 0;
   }
@@ -195,9 +203,13 @@ export class JsonStreamSplitter {
           else if (c >= 0x31 && c <= 0x39) next = St.Digits;
           else if (c === 0x2d) next = St.Sign;
           else if (c === 0x7b || c === 0x5b) token = Tk.Open;
-          else if (c === 0x7d || c === 0x5d) token = Tk.Close;
-          else if (c === 0x2c || c === 0x3a) token = Tk.Other;
-          else if (isLower(c)) next = St.Keyword;
+          else if (c === 0x7d || c === 0x5d) {
+            token = Tk.Close;
+            if (this.messageStart < 0) this.json = false;
+          } else if (c === 0x2c || c === 0x3a) {
+            token = Tk.Other;
+            if (this.messageStart < 0) this.json = false;
+          } else if (isLower(c)) next = St.Keyword;
           else error = true;
           break;
         case St.Recovery:
@@ -220,8 +232,10 @@ export class JsonStreamSplitter {
           else if (c < 0x20) error = true;
           break;
         case St.SqString:
-          if (c === 0x27) token = Tk.Other;
-          else if (c === 0x5c) next = St.SqEscape;
+          if (c === 0x27) {
+            token = Tk.Other;
+            this.json = false;
+          } else if (c === 0x5c) next = St.SqEscape;
           else if (c < 0x20) error = true;
           break;
         case St.DqEscape:
@@ -268,7 +282,10 @@ export class JsonStreamSplitter {
           else error = true;
           break;
         case St.Keyword:
-          if (!isLower(c)) [token, lookahead] = [Tk.Other, true];
+          if (!isLower(c)) {
+            [token, lookahead] = [Tk.Other, true];
+            if (!this.standardKeyword(buf, base, base + i)) this.json = false;
+          }
           break;
       }
       if (error) {
@@ -290,6 +307,14 @@ export class JsonStreamSplitter {
       this.state = next;
       return;
     }
+  }
+
+  /** The keyword token ending before `end` (absolute) is true, false or null. */
+  private standardKeyword(buf: Buffer, base: number, end: number): boolean {
+    const length = end - this.tokenStart;
+    if (length !== 4 && length !== 5) return false;
+    const word = this.slice(buf, base, this.tokenStart, end).toString('latin1');
+    return word === 'true' || word === 'null' || word === 'false';
   }
 
   /** QEMU's json-streamer: a message ends when braces and brackets balance. */
@@ -316,10 +341,11 @@ export class JsonStreamSplitter {
     // Bytes from earlier chunks are joined before the kept pieces are released.
     const bytes = oversized || start >= base ? undefined : this.slice(buf, base, start, end);
     const reported = this.oversized;
+    const json = this.json;
     this.dropMessage();
     if (oversized) {
       if (!reported) this.sink.error('too-long');
-    } else if (bytes) this.sink.message(bytes, 0, bytes.length);
-    else this.sink.message(buf, start - base, end - base);
+    } else if (bytes) this.sink.message(bytes, 0, bytes.length, json);
+    else this.sink.message(buf, start - base, end - base, json);
   }
 }
