@@ -47,10 +47,15 @@ describe('process mode', () => {
       '-mon',
       'chardev=qmp,mode=control',
       '--fake-fail=device_add',
+      '--fake-no-greeting',
+      '--fake-ignore-quit',
     ]);
     expect(line).toMatchObject({
       monitorFd: 3,
       fail: ['device_add'],
+      noGreeting: true,
+      ignoreQuit: true,
+      ignoreTerm: false,
       options: {
         machine: 'pc',
         paused: true,
@@ -70,6 +75,15 @@ describe('process mode', () => {
     ]);
     await qmp.execute('quit');
     expect(await p.exit).toEqual({ code: 0, signal: null });
+    await qmp.close();
+  }, 30_000);
+
+  it('dies by SIGTERM (unlike QEMU, which exits 0): a supervisor sees which signal ended it', async () => {
+    const p = run(['-machine', 'none']);
+    const qmp = await connect(p.monitor.address(p.child));
+    expect((await qmp.execute('query-status')).status).toBe('running');
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toEqual({ code: null, signal: 'SIGTERM' });
     await qmp.close();
   }, 30_000);
 
