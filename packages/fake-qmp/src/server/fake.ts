@@ -117,14 +117,42 @@ function now(): { seconds: number; microseconds: number } {
 }
 
 /** Lines of a WebSocket or stream client. */
+/** Output a WebSocket client may leave unread before the fake stops reading its input. */
+const WS_BACKLOG_BYTES = 1024 * 1024;
+
 class WsIO implements ConnectionIO {
   constructor(
-    private readonly socket: { send(d: string): void; close(): void; readyState: number },
+    private readonly socket: {
+      send(d: string, cb?: (error?: Error) => void): void;
+      close(): void;
+      readyState: number;
+      bufferedAmount: number;
+      pause?(): void;
+      resume?(): void;
+    },
   ) {}
+  private waiting: (() => void)[] = [];
   write(text: string): void {
-    if (this.socket.readyState === 1) this.socket.send(text);
+    if (this.socket.readyState !== 1) return;
+    this.socket.send(text, () => {
+      if (this.waiting.length > 0 && !this.backlogged())
+        for (const fn of this.waiting.splice(0)) fn();
+    });
+  }
+  backlogged(): boolean {
+    return this.socket.readyState === 1 && this.socket.bufferedAmount > WS_BACKLOG_BYTES;
+  }
+  whenWritable(fn: () => void): void {
+    this.waiting.push(fn);
+  }
+  pause(): void {
+    this.socket.pause?.();
+  }
+  resume(): void {
+    this.socket.resume?.();
   }
   close(): void {
+    for (const fn of this.waiting.splice(0)) fn();
     this.socket.close();
   }
 }
@@ -134,8 +162,37 @@ class StreamIO implements ConnectionIO {
   write(text: string): void {
     if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.write(text);
   }
+  backlogged(): boolean {
+    return !this.stream.destroyed && this.stream.writableNeedDrain;
+  }
+  whenWritable(fn: () => void): void {
+    let done = false;
+    const once = () => {
+      if (done) return;
+      done = true;
+      this.stream.off('drain', once);
+      this.stream.off('close', once);
+      fn();
+    };
+    this.stream.on('drain', once);
+    this.stream.on('close', once);
+  }
+  pause(): void {
+    if (!this.stream.destroyed) this.stream.pause();
+  }
+  resume(): void {
+    if (!this.stream.destroyed && this.stream.isPaused()) this.stream.resume();
+  }
   close(): void {
-    if (!this.stream.destroyed) this.stream.end(() => this.stream.destroy());
+    // A client that never reads would keep its unsent output (and this stream) forever:
+    // give it a moment to take it, then drop the connection.
+    if (this.stream.destroyed) return;
+    const timer = setTimeout(() => this.stream.destroy(), 1000);
+    timer.unref();
+    this.stream.end(() => {
+      clearTimeout(timer);
+      this.stream.destroy();
+    });
   }
 }
 
@@ -329,15 +386,34 @@ export class FakeQmp {
     this.addresses.push({ kind: 'ws', address: `ws://${shown}:${info.port}${ws.path ?? '/'}` });
   }
 
+  /** The QEMU version the fake imitates (as in its greeting and `query-version`). */
+  get version(): QmpVersionInfo {
+    return this.data.version;
+  }
+
+  /**
+   * Serves QMP on a connected socket, as QEMU serves a monitor on an inherited descriptor
+   * (`-chardev socket,fd=N`); used by the process mode.
+   */
+  accept(socket: net.Socket): void {
+    this.acceptSocket(socket, 'unix');
+  }
+
   private acceptSocket(socket: net.Socket, kind: 'unix' | 'tcp'): void {
     if (this.dead) {
       socket.destroy();
       return;
     }
     socket.setNoDelay?.(true);
-    const connection = this.attach(kind, new StreamIO(socket));
+    const io = new StreamIO(socket);
+    const connection = this.attach(kind, io);
     socket.on('data', (d: Buffer) => connection.data(d));
-    socket.on('end', () => connection.ended());
+    socket.on('end', () => {
+      connection.ended();
+      // Node ends our side too (no half-open sockets); a client that never reads would keep
+      // this socket and its unsent replies alive for good, so the close is bounded.
+      io.close();
+    });
     socket.on('close', () => connection.ended());
     socket.on('error', () => connection.ended());
   }
