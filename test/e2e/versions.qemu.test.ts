@@ -3,14 +3,14 @@
  * typed for 5.2–7.2 are answered from the live `query-qmp-schema`, QAPI features included.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { InheritedFds } from '@qmpkit/transport/fd';
 import {
   connect,
   type QmpClientFor,
   supports,
   supportsFeature,
   supportsValue,
-} from '@qmpkit/transport';
-import { InheritedFds } from '@qmpkit/transport/fd';
+} from '@qmpkit/transport/versions';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;

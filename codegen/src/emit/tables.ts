@@ -152,7 +152,8 @@ export function packTables(data: TablesData): PackedTables {
   });
   const commands = Object.entries(data.commands).map(([name, c]) => {
     let flags = 0;
-    for (const [key, bit] of Object.entries(PACKED_COMMAND_FLAGS)) if (c[key] === true) flags |= bit;
+    for (const [key, bit] of Object.entries(PACKED_COMMAND_FLAGS))
+      if (c[key] === true) flags |= bit;
     return trimmed([name, c.args ?? 0, c.returns ?? 0, flags, features(c)]);
   });
   const events = Object.entries(data.events).map(([name, e]) =>

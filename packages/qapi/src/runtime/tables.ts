@@ -116,40 +116,44 @@ const NO_SUCCESS_RESPONSE = 4;
 const OPEN_ARGS = 8;
 
 type Row = readonly unknown[];
-const strings = (v: unknown): readonly string[] | undefined =>
-  Array.isArray(v) ? (v as string[]) : undefined;
-const ref = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const withFeatures = <T extends object>(entry: T, v: unknown): T => {
-  const features = strings(v);
-  return features === undefined ? entry : { ...entry, features };
-};
+/** The entries are built mutable (then frozen in type only): no spreads on the load path. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function unpackType(row: Row): TypeTable {
+  const features = row[3];
   switch (row[1]) {
     case 0: {
-      const valueFeatures = row[4] as Record<string, readonly string[]> | undefined;
-      const table: EnumTable = { kind: 'enum', values: row[2] as string[] };
-      return withFeatures(valueFeatures ? { ...table, valueFeatures } : table, row[3]);
+      const table: Mutable<EnumTable> = { kind: 'enum', values: row[2] as string[] };
+      if (row[4] !== undefined) table.valueFeatures = row[4] as Record<string, string[]>;
+      if (features) table.features = features as string[];
+      return table;
     }
     case 1: {
-      const members = (row[2] as Row[]).map((m) => {
-        const member: MemberTable = { name: m[0] as string, type: m[1] as string };
-        return withFeatures(m[2] === 1 ? { ...member, optional: true as const } : member, m[3]);
-      });
-      const tag = ref(row[4]);
-      const table: ObjectTable =
-        tag === undefined
-          ? { kind: 'object', members }
-          : {
-              kind: 'object',
-              members,
-              tag,
-              variants: row[5] as Record<string, TypeRefString>,
-            };
-      return withFeatures(table, row[3]);
+      const rows = row[2] as Row[];
+      const members = new Array<MemberTable>(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const m = rows[i]!;
+        const member: Mutable<MemberTable> = { name: m[0] as string, type: m[1] as string };
+        if (m[2] === 1) member.optional = true;
+        if (m[3]) member.features = m[3] as string[];
+        members[i] = member;
+      }
+      const table: Mutable<ObjectTable> = { kind: 'object', members };
+      if (typeof row[4] === 'string') {
+        table.tag = row[4];
+        table.variants = row[5] as Record<string, TypeRefString>;
+      }
+      if (features) table.features = features as string[];
+      return table;
     }
-    case 2:
-      return withFeatures({ kind: 'alternate', alternatives: row[2] as string[] }, row[3]);
+    case 2: {
+      const table: Mutable<AlternateTable> = {
+        kind: 'alternate',
+        alternatives: row[2] as string[],
+      };
+      if (features) table.features = features as string[];
+      return table;
+    }
     default:
       throw new TypeError(`packed tables: unknown kind ${String(row[1])} of ${String(row[0])}`);
   }
@@ -157,19 +161,22 @@ function unpackType(row: Row): TypeTable {
 
 function unpackCommand(row: Row): CommandTable {
   const flags = typeof row[3] === 'number' ? row[3] : 0;
-  const args = ref(row[1]);
-  const returns = ref(row[2]);
-  return withFeatures(
-    {
-      ...(args === undefined ? {} : { args }),
-      ...(returns === undefined ? {} : { returns }),
-      ...(flags & OOB ? { allowOob: true as const } : {}),
-      ...(flags & PRECONFIG ? { allowPreconfig: true as const } : {}),
-      ...(flags & NO_SUCCESS_RESPONSE ? { noSuccessResponse: true as const } : {}),
-      ...(flags & OPEN_ARGS ? { openArgs: true as const } : {}),
-    },
-    row[4],
-  );
+  const table: Mutable<CommandTable> = {};
+  if (row[1]) table.args = row[1] as string;
+  if (row[2]) table.returns = row[2] as string;
+  if (flags & OOB) table.allowOob = true;
+  if (flags & PRECONFIG) table.allowPreconfig = true;
+  if (flags & NO_SUCCESS_RESPONSE) table.noSuccessResponse = true;
+  if (flags & OPEN_ARGS) table.openArgs = true;
+  if (row[4]) table.features = row[4] as string[];
+  return table;
+}
+
+function unpackEvent(row: Row): EventTable {
+  const table: Mutable<EventTable> = {};
+  if (row[1]) table.data = row[1] as string;
+  if (row[2]) table.features = row[2] as string[];
+  return table;
 }
 
 /** Expands packed tables (generated code calls this once, when its module loads). */
@@ -186,9 +193,6 @@ export function unpackTables(packed: PackedTables): SchemaTables {
     qemuVersion,
     types: byName(types, unpackType),
     commands: byName(commands, unpackCommand),
-    events: byName(events, (row) => {
-      const data = ref(row[1]);
-      return withFeatures(data === undefined ? {} : { data }, row[2]);
-    }),
+    events: byName(events, unpackEvent),
   };
 }

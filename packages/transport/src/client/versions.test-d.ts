@@ -1,13 +1,13 @@
 import type { StatusInfo } from '@qmpkit/qapi/qemu-7.2';
 import { describe, expectTypeOf, test } from 'vitest';
+import type { QmpClient } from '../index.js';
 import {
   connect,
-  type QmpClient,
   type QmpClientFor,
   supports,
   supportsFeature,
   supportsValue,
-} from '../index.js';
+} from '../versions/index.js';
 
 describe('a client typed for a range of QEMU versions', () => {
   test('compiles only what every version of the range accepts', async () => {
