@@ -28,7 +28,7 @@ import type { QmpAddress } from '../transports/address.js';
 import { checkKnown, loadAvailability } from './capability.js';
 import { type ConnectOptions, openClient, type QmpClient } from './client.js';
 import type { SchemaIndex, SchemaQuery, UntypedSchemaQuery } from './schema.js';
-import type { ArgsOf, CommandName, DataOf, EventName } from './types.js';
+import type { ArgsOf, CommandName, DataOf, EventName, HasSubject as OwnSubject } from './types.js';
 
 export type { CommandsFor, EventsFor, QemuVersion } from '@qmpkit/qapi/merged';
 
@@ -128,6 +128,12 @@ export interface QmpClientFor<V extends QemuVersion>
   has<K extends HasName<CommandsFor<V>, EventsFor<V>, V>>(
     name: K,
     query?: SchemaQuery<HasSubject<CommandsFor<V>, EventsFor<V>, V, K>>,
+  ): Promise<boolean>;
+  // The base signature, never chosen by a call (the one above accepts more); it makes the
+  // interface a QmpClient.
+  has<K extends CommandName<CommandsFor<V>> | EventName<EventsFor<V>>>(
+    name: K,
+    query?: SchemaQuery<OwnSubject<CommandsFor<V>, EventsFor<V>, K>>,
   ): Promise<boolean>;
 }
 
