@@ -59,8 +59,11 @@ const readManifest = (dirName: string): Manifest =>
   JSON.parse(readFileSync(path.join(schemasDir, dirName, 'manifest.json'), 'utf8')) as Manifest;
 
 /** The newest version whose schema was captured from a real binary. */
-export function defaultVersion(dirs = versionDirs()): string {
-  const captured = dirs.filter((d) => readManifest(d).source.kind === 'capture');
+export function defaultVersion(
+  dirs = versionDirs(),
+  manifest: (dirName: string) => Pick<Manifest, 'source'> = readManifest,
+): string {
+  const captured = dirs.filter((d) => manifest(d).source.kind === 'capture');
   const newest = captured.at(-1);
   if (newest === undefined)
     throw new Error('schemas/ holds no capture of a real binary: no default QEMU version');
