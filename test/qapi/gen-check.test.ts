@@ -40,7 +40,9 @@ describe('gen:check', () => {
     appendFileSync(file, 'export type HandEdit = true;\n');
     writeFileSync(path.join(dir, 'qemu-7.2', 'extra.generated.ts'), 'export {};\n');
     const problems = compareWithDirectory(generation, dir);
-    expect(problems).toContainEqual(expect.stringMatching(/^differs: .*block-core\.generated\.ts$/));
+    expect(problems).toContainEqual(
+      expect.stringMatching(/^differs: .*block-core\.generated\.ts$/),
+    );
     expect(problems).toContainEqual(expect.stringMatching(/^stale: .*extra\.generated\.ts$/));
     // Writing the generation again repairs both.
     writeGeneration(generation, dir);
