@@ -6,8 +6,6 @@
 
 export type { MergedEmitOptions, VersionInput } from './emit/merged.js';
 export { emitMerged } from './emit/merged.js';
-export type { PackedTables, TablesData } from './emit/tables.js';
-export { buildTables, PACKED_COMMAND_FLAGS, packTables } from './emit/tables.js';
 export type { EmitOptions } from './emit/typescript.js';
 export { emitTypeScript, FILE_SUFFIX } from './emit/typescript.js';
 export * from './schema.js';

@@ -1,4 +1,3 @@
-import ts from 'typescript';
 import type { Feature, Schema, TypeRef } from '../model/ir.js';
 import { allMembers, typeRefToString } from '../model/schema.js';
 
@@ -169,20 +168,4 @@ export function packTables(data: TablesData): PackedTables {
  */
 export function packedTablesJson(data: TablesData): string {
   return JSON.stringify(packTables(data));
-}
-
-/**
- * The initializer of a generated `tables` constant: `unpackTables(JSON.parse('<packed>'))`,
- * marked pure so a bundler drops the tables of a version nothing validates against. The name
- * `unpackTables` must be imported from the runtime by the caller.
- */
-export function tablesExpression(data: TablesData): ts.Expression {
-  const f = ts.factory;
-  const parse = f.createCallExpression(
-    f.createPropertyAccessExpression(f.createIdentifier('JSON'), 'parse'),
-    undefined,
-    [f.createStringLiteral(packedTablesJson(data), true)],
-  );
-  const call = f.createCallExpression(f.createIdentifier('unpackTables'), undefined, [parse]);
-  return ts.addSyntheticLeadingComment(call, ts.SyntaxKind.MultiLineCommentTrivia, '#__PURE__');
 }

@@ -25,7 +25,8 @@ import type {
 } from '../model/ir.js';
 import { allMembers, isBuiltin, typeRefToString } from '../model/schema.js';
 import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
-import { buildTables, tablesExpression } from './tables.js';
+import { buildTables } from './tables.js';
+import { tablesExpression } from './tables-expression.js';
 
 const f = ts.factory;
 
