@@ -13,7 +13,7 @@ import {
   toArgv,
   type VmConfig,
 } from '@qmpkit/devices';
-import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands, Events } from '@qmpkit/qapi';
 import {
   connect,
   isQmpConnectionError,
@@ -339,7 +339,7 @@ export async function startProcess(
   let qmp: MachineQmp;
   try {
     const abort = perProcess.signal;
-    qmp = await connect<'7.2'>(qmpPair.address(child), {
+    qmp = await connect(qmpPair.address(child), {
       connectTimeout: launch.launchTimeout,
       validate: settings.validate,
       logger: settings.logger,

@@ -15,7 +15,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import { type Commands, DEFAULT_QEMU_VERSION, type Events } from '@qmpkit/qapi';
+// The data of the 7.2 entry below (not the default: the default may move to another version).
 import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
 import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
 import type { QmpAddress } from '@qmpkit/transport';
@@ -225,7 +226,7 @@ export class FakeQmp {
 
   /** Use `createFakeQmp`. */
   constructor(private readonly options: FakeQmpOptions = {}) {
-    const version = options.qemuVersion ?? '7.2';
+    const version = options.qemuVersion ?? DEFAULT_QEMU_VERSION;
     const data = VERSIONS[version];
     if (!data)
       throw new FakeQmpUsageError(
