@@ -46,7 +46,9 @@ export type { ArgumentsMatcher, Expectation } from './script/expectations.js';
 export type { FaultHandle, FaultMatch, FaultSpec } from './script/faults.js';
 export {
   createFakeQmp,
+  FAKE_QEMU_VERSIONS,
   type FakeAddress,
+  type FakeQemuVersion,
   FakeQmp,
   type FakeQmpOptions,
   type ListenOption,

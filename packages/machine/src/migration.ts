@@ -12,7 +12,7 @@
  * throttled to 128 MiB/s unless `max-bandwidth` says otherwise; an incoming migration that
  * fails is reported only on stderr, and QEMU exits.
  */
-import type { Commands } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands } from '@qmpkit/qapi';
 import { MigrationError } from './errors.js';
 import type { Machine } from './machine.js';
 

@@ -66,8 +66,8 @@ export interface FakeAddress {
 }
 
 export interface FakeQmpOptions extends VmOptions {
-  /** The QEMU the fake imitates. Only '7.2' (the default) exists. */
-  readonly qemuVersion?: '7.2';
+  /** The QEMU the fake imitates (one of {@link FAKE_QEMU_VERSIONS}; default: qapi's default). */
+  readonly qemuVersion?: FakeQemuVersion;
   readonly listen?: ListenOption | readonly ListenOption[];
   /** Capabilities offered in the greeting (default `['oob']`, like QEMU on a socket). */
   readonly capabilities?: readonly string[];
@@ -92,6 +92,9 @@ type ArgsOf<K extends CommandName> = Commands[K]['args'] extends undefined
   : Commands[K]['args'];
 type EventName = keyof Events & string;
 
+/** A QEMU version the fake models. */
+export type FakeQemuVersion = '7.2';
+
 interface VersionData {
   readonly tables: SchemaTables;
   readonly integers: IntegerMembers;
@@ -101,7 +104,7 @@ interface VersionData {
   readonly target: string;
 }
 
-const VERSIONS: Record<string, VersionData> = {
+const VERSIONS: Record<FakeQemuVersion, VersionData> = {
   '7.2': {
     tables: tables72,
     integers: data72.integerMembers,
@@ -111,6 +114,9 @@ const VERSIONS: Record<string, VersionData> = {
     target: data72.target,
   },
 };
+
+/** The QEMU versions the fake can imitate. */
+export const FAKE_QEMU_VERSIONS = Object.keys(VERSIONS) as readonly FakeQemuVersion[];
 
 function now(): { seconds: number; microseconds: number } {
   const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
