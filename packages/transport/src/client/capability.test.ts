@@ -52,7 +52,7 @@ describe('capability questions about things no known QEMU has', () => {
     expect(error.capability).toBe('snapshot-sav');
     expect(error.knownVersions).toEqual(availability.versions);
     expect(error.message).toBe(
-      `'snapshot-sav' is not a command or event in QEMU 4.2–8.0 (the versions these bindings know) nor in the connected QEMU`,
+      `'snapshot-sav' is not a command or event in QEMU 4.2–7.2 (the versions these bindings know) nor in the connected QEMU`,
     );
   });
 
