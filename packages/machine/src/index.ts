@@ -6,6 +6,18 @@
  * - `machine.qmp` (typed client), `machine.console(id)`, `machine.plug/unplug`,
  *   `machine.stop/kill/restart`, `machine.consoleState/restoreConsoleState`.
  */
+
+export type { QemuBinary, QemuCacheManifest, ResolveQemuOptions } from './binary.js';
+export {
+  defaultCacheDir,
+  parseQemuVersion,
+  qemuBinaryArgs,
+  qemuBinaryEnv,
+  qemuCacheDir,
+  readQemuCacheManifest,
+  resolveQemuBinary,
+  unpackedRootLayout,
+} from './binary.js';
 export type {
   ConsoleEncoding,
   ConsoleMatch,
@@ -14,7 +26,12 @@ export type {
   ExpectOptions,
 } from './console.js';
 export { Console } from './console.js';
-export type { LaunchFailure, RunDirProblem, StateFileProblem } from './errors.js';
+export type {
+  LaunchFailure,
+  QemuBinaryProblem,
+  RunDirProblem,
+  StateFileProblem,
+} from './errors.js';
 export {
   ConsoleClosedError,
   ConsoleTimeoutError,
@@ -23,16 +40,20 @@ export {
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
+  isQemuBinaryError,
   isQemuLaunchError,
   isRunDirError,
   isStateFileError,
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
+  QemuBinaryError,
   QemuLaunchError,
   RunDirError,
   StateFileError,
 } from './errors.js';
+export type { FetchQemuOptions, QemuDownload } from './fetch.js';
+export { DEBIAN_SUITES, debianRepo, fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
 export type {
   ExitInfo,
   HotplugOptions,
