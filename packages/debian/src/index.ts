@@ -20,6 +20,12 @@ export {
   sha256File,
 } from './apt.js';
 export {
+  cacheRepo,
+  DEBIAN_SUITES,
+  type DebianSuite,
+  defaultCacheDir,
+} from './cache.js';
+export {
   type ControlRecord,
   downloadFileName,
   parseControl,

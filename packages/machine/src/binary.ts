@@ -10,8 +10,8 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import path from 'node:path';
+import { defaultCacheDir as debianDefaultCacheDir } from '@qmpkit/debian';
 import { QemuBinaryError } from './errors.js';
 
 /** Which QEMU to run and how. Build it with `resolveQemuBinary`. */
@@ -48,16 +48,8 @@ export function qemuBinaryEnv(
   return { ...base, QEMU_MODULE_DIR: binary.moduleDir };
 }
 
-/**
- * The default cache for fetched QEMU binaries and guest parts: `$QMPKIT_CACHE_DIR`, else
- * `$XDG_CACHE_HOME/qmpkit`, else `~/.cache/qmpkit`. (The repository's own scripts use
- * `<repo>/.cache`.)
- */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.QMPKIT_CACHE_DIR) return path.resolve(env.QMPKIT_CACHE_DIR);
-  if (env.XDG_CACHE_HOME) return path.join(path.resolve(env.XDG_CACHE_HOME), 'qmpkit');
-  return path.join(homedir(), '.cache', 'qmpkit');
-}
+/** The default cache (`$QMPKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/qmpkit`, else `~/.cache/qmpkit`). */
+export const defaultCacheDir: (env?: NodeJS.ProcessEnv) => string = debianDefaultCacheDir;
 
 /** Where `fetchQemu(release)` unpacks a release inside `cacheDir`. */
 export function qemuCacheDir(cacheDir: string, release: string): string {

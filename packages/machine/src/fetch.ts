@@ -5,7 +5,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AptRepo, cachedDir, unpackDebs } from '@qmpkit/debian';
+import { cachedDir, cacheRepo, type DebianSuite, unpackDebs } from '@qmpkit/debian';
 import {
   defaultCacheDir,
   type QemuBinary,
@@ -16,13 +16,10 @@ import {
 } from './binary.js';
 import { QemuBinaryError } from './errors.js';
 
-/** The Debian suites every qmpkit download indexes (one shared set of private lists). */
-export const DEBIAN_SUITES = ['bookworm', 'bookworm-backports'] as const;
-
 /** Where a QEMU release comes from. */
 export interface QemuDownload {
   /** The suite whose version is taken. */
-  readonly suite: (typeof DEBIAN_SUITES)[number];
+  readonly suite: DebianSuite;
   /** Binary packages unpacked together. */
   readonly packages: readonly string[];
 }
@@ -45,11 +42,6 @@ export const QEMU_DOWNLOADS: Readonly<Record<string, QemuDownload>> = {
   },
 };
 
-/** The private apt state every qmpkit download shares, under `cacheDir`. */
-export function debianRepo(cacheDir: string): AptRepo {
-  return new AptRepo({ dir: path.join(cacheDir, 'debian', 'apt'), suites: DEBIAN_SUITES });
-}
-
 export interface FetchQemuOptions {
   /** Default `defaultCacheDir()`. */
   readonly cacheDir?: string;
@@ -71,7 +63,7 @@ export async function fetchQemu(
   const cacheDir = path.resolve(options.cacheDir ?? defaultCacheDir());
   const progress = options.onProgress ?? (() => undefined);
   const { dir, cached } = await cachedDir(qemuCacheDir(cacheDir, release), async (staging) => {
-    const apt = debianRepo(cacheDir);
+    const apt = cacheRepo(cacheDir);
     progress(`updating private apt lists in ${apt.dir}`);
     await apt.update();
     const packages = await apt.resolve(download.packages, { release: download.suite });

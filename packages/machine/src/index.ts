@@ -53,7 +53,7 @@ export {
   StateFileError,
 } from './errors.js';
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
-export { DEBIAN_SUITES, debianRepo, fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
+export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
 export type {
   ExitInfo,
   HotplugOptions,

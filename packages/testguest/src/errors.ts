@@ -122,3 +122,33 @@ export function isQemuImgError(error: unknown): error is QemuImgError {
 export function isGuestProcessError(error: unknown): error is GuestProcessError {
   return hasName(error, 'GuestProcessError');
 }
+
+/** What failed while building the Linux test guest. */
+export type LinuxGuestBuildStep =
+  /** Downloading or unpacking the Debian packages. */
+  | 'download'
+  /** A package did not contain what the guest needs (kernel image, qemu-ga, busybox). */
+  | 'contents'
+  /** Kernel modules: one missing or a dependency cycle. */
+  | 'modules'
+  /** A binary could not be read as ELF. */
+  | 'elf'
+  /** A shared library qemu-ga needs is in none of the unpacked packages. */
+  | 'libraries'
+  /** Extracting the uncompressed kernel from vmlinuz. */
+  | 'kernel';
+
+/** Building the Linux test guest failed; `step` says where. Nothing is left in the cache. */
+export class LinuxGuestBuildError extends Error {
+  override readonly name = 'LinuxGuestBuildError' as const;
+  readonly step: LinuxGuestBuildStep;
+
+  constructor(step: LinuxGuestBuildStep, message: string, options?: { cause?: unknown }) {
+    super(`linux guest (${step}): ${message}`, options);
+    this.step = step;
+  }
+}
+
+export function isLinuxGuestBuildError(error: unknown): error is LinuxGuestBuildError {
+  return hasName(error, 'LinuxGuestBuildError');
+}
