@@ -152,3 +152,33 @@ export class LinuxGuestBuildError extends Error {
 export function isLinuxGuestBuildError(error: unknown): error is LinuxGuestBuildError {
   return hasName(error, 'LinuxGuestBuildError');
 }
+
+/** A Linux guest started with `startLinuxGuest` did not do what was waited for. */
+export class LinuxGuestError extends Error {
+  override readonly name = 'LinuxGuestError' as const;
+  /** `timeout`: not in time; `exited`: QEMU exited first; `agent`: the agent answered wrongly. */
+  readonly reason: 'timeout' | 'exited' | 'agent';
+  /** The last serial lines and QEMU's stderr, for the report. */
+  readonly lastLines: readonly string[];
+  readonly stderr: string;
+
+  constructor(
+    reason: 'timeout' | 'exited' | 'agent',
+    message: string,
+    context: { lastLines: readonly string[]; stderr: string },
+    options?: { cause?: unknown },
+  ) {
+    const tail = context.lastLines.length
+      ? `; last lines: ${JSON.stringify(context.lastLines)}`
+      : '';
+    const err = context.stderr ? `; stderr: ${context.stderr.slice(-500)}` : '';
+    super(`${message}${tail}${err}`, options);
+    this.reason = reason;
+    this.lastLines = context.lastLines;
+    this.stderr = context.stderr;
+  }
+}
+
+export function isLinuxGuestError(error: unknown): error is LinuxGuestError {
+  return hasName(error, 'LinuxGuestError');
+}
