@@ -163,7 +163,8 @@ async function build(staging: string, ctx: BuildContext): Promise<void> {
   ctx.progress(
     `downloading ${all.length} packages (${mb} MB): ${all.map((p) => p.name).join(', ')}`,
   );
-  // Shared download dir: a failed build keeps its downloads; a successful one removes them.
+  // Shared download dir: another build (a changed init script, the other agent suite, another
+  // compression) reuses the downloads; files of versions no build uses any more are pruned.
   const debsDir = path.join(ctx.cacheDir, 'debian', 'debs');
   let debs: { package: DebPackage; file: string }[];
   try {
@@ -266,7 +267,12 @@ async function build(staging: string, ctx: BuildContext): Promise<void> {
   const vmlinux = await extractVmlinux(readFileSync(vmlinuz));
   await writeFile(path.join(staging, 'vmlinux'), vmlinux);
   await rm(path.join(staging, 'x'), { recursive: true, force: true });
-  for (const d of debs) await rm(d.file, { force: true });
+  const used = new Set(debs.map((d) => path.basename(d.file)));
+  for (const name of readdirSync(debsDir)) {
+    // the big ones: kernel and busybox versions this build no longer uses
+    if (!used.has(name) && /^(linux-image-|busybox-static_)/.test(name))
+      await rm(path.join(debsDir, name), { force: true });
+  }
 
   const manifest: LinuxGuestManifest = {
     format: 'qmpkit-linux-guest',
