@@ -29,6 +29,9 @@ const cacheDir = path.join(repoRoot, '.cache');
 const ci = process.env.CI === 'true';
 const qemuPresent = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
 const built = existsSync(path.join(cacheDir, 'linux-guest', linuxGuestKey('bookworm', 'none')));
+const builtBackports = existsSync(
+  path.join(cacheDir, 'linux-guest', linuxGuestKey('bookworm-backports', 'none')),
+);
 const have10 = existsSync(path.join(qemuCacheDir(cacheDir, '10.0'), 'manifest.json'));
 
 const skipReason = ci
@@ -42,6 +45,11 @@ const skip10 =
   skipReason ??
   (!have10 && !ci ? 'QEMU 10.0 not fetched; run `pnpm qemu:fetch 10.0` (CI does)' : undefined);
 
+const skipBackports =
+  skipReason ??
+  (!builtBackports && !ci
+    ? 'the guest with qemu-ga 10.0 is not built; run `pnpm testguest:linux --agent bookworm-backports` (CI does)'
+    : undefined);
 const work = mkdtempSync(path.join(tmpdir(), 'qmpkit-linux-guest-'));
 let guest: LinuxGuest;
 const running: LinuxGuestProcess[] = [];
@@ -62,10 +70,10 @@ function ext4Image(file: string): string {
   return file;
 }
 
-async function bootAndPowerOff(binary: QemuBinary | string, name: string) {
+async function bootAndPowerOff(binary: QemuBinary | string, name: string, which = guest) {
   const dir = mkdtempSync(path.join(work, `${name}-`));
   const vm = startLinuxGuest({
-    guest,
+    guest: which,
     dir,
     qemu: binary,
     dataDisk: ext4Image(path.join(dir, 'data.img')),
@@ -111,5 +119,27 @@ describe('Linux test guest', () => {
     expect(agentMs).toBeGreaterThan(0);
     expect(shutdown.data).toEqual({ guest: true, reason: 'guest-shutdown' });
     expect(exit).toEqual({ code: 0, signal: null });
+  }, 300_000);
+
+  it('carries qemu-ga 10.0 from bookworm-backports when asked (guest-info names its version)', async (ctx) => {
+    ctx.skip(skipBackports !== undefined, skipBackports);
+    const withAgent10 = await buildLinuxGuest({ cacheDir, agentSuite: 'bookworm-backports' });
+    const agentPackage = withAgent10.manifest.packages.find((p) => p.name === 'qemu-guest-agent');
+    expect(agentPackage?.version).toMatch(/^1:10\.0\./);
+    const dir = mkdtempSync(path.join(work, 'agent10-'));
+    const vm = startLinuxGuest({ guest: withAgent10, dir });
+    running.push(vm);
+    await vm.pingAgent();
+    const agent = await JsonLineClient.connect(vm.agentSocket, Date.now() + 30_000);
+    try {
+      const deadline = Date.now() + 120_000;
+      agent.send({ execute: 'guest-sync-delimited', arguments: { id: 4242 } });
+      await agent.next((m) => m.return === 4242, deadline);
+      agent.send({ execute: 'guest-info' });
+      const info = await agent.next((m) => 'return' in m, deadline);
+      expect((info.return as { version: string }).version).toMatch(/^10\.0\.\d+$/);
+    } finally {
+      agent.close();
+    }
   }, 300_000);
 });
