@@ -117,7 +117,7 @@ export class AptRepo {
       ...o(`Dir::State::status=${path.join(this.dir, 'status')}`),
       ...o(`Dir::Cache=${path.join(this.dir, 'cache')}`),
       ...o(`APT::Architecture=${this.architecture}`),
-      ...o('APT::Architectures=' + this.architecture),
+      ...o(`APT::Architectures=${this.architecture}`),
       ...o('Debug::NoLocking=true'),
       // As root apt drops to `_apt` for downloads, which cannot write a root-owned cache.
       ...(process.getuid?.() === 0 ? o('APT::Sandbox::User=root') : []),
