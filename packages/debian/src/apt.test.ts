@@ -84,3 +84,26 @@ describe('cachedDir', () => {
     ]).toEqual([false, false, false]);
   });
 });
+
+describe('withDirLock', () => {
+  it('takes over a lock whose owner is gone, and runs callers one at a time', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { withDirLock } = await import('./lock.js');
+    const lock = path.join(tmp, 'stale.lock');
+    mkdirSync(lock);
+    writeFileSync(path.join(lock, 'pid'), '2147483646'); // no such process
+    const order: string[] = [];
+    const critical = (name: string) =>
+      withDirLock(lock, async () => {
+        order.push(`${name}-start`);
+        await new Promise((r) => setTimeout(r, 50));
+        order.push(`${name}-end`);
+      });
+    await Promise.all([critical('a'), critical('b')]);
+    // whichever ran first, the other started only after it ended
+    expect([order[0]?.[0], order[1]?.[0], order[2]?.[0], order[3]?.[0]]).toEqual(
+      order[0] === 'a-start' ? ['a', 'a', 'b', 'b'] : ['b', 'b', 'a', 'a'],
+    );
+    expect(order.map((o) => o.slice(2))).toEqual(['start', 'end', 'start', 'end']);
+  });
+});

@@ -1,9 +1,11 @@
 /**
  * A cross-process lock made of a directory (mkdir is atomic): two processes sharing one cache
  * (parallel test workers, a CI step and a developer) never run apt on the same lists at once.
- * A lock whose owner pid is gone is taken over.
+ * A lock whose owner pid is gone is taken over. (Two processes taking over the same stale
+ * lock at the same instant could both proceed: rare — it needs a crashed owner — and not
+ * guarded against.)
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 function alive(pid: number): boolean {
@@ -25,9 +27,13 @@ export async function withDirLock<T>(lockDir: string, fn: () => Promise<T>): Pro
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // No pid file: being created right now (or its creator died in between: stale after 10 s).
       const owner = Number(await readFile(path.join(lockDir, 'pid'), 'utf8').catch(() => 'NaN'));
-      // A lock without a pid file is being created right now; a dead owner's lock is stale.
-      if (Number.isInteger(owner) && !alive(owner)) {
+      const age = await stat(lockDir).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0, // removed meanwhile: the next mkdir decides
+      );
+      if (Number.isInteger(owner) ? !alive(owner) : age > 10_000) {
         await rm(lockDir, { recursive: true, force: true });
         continue;
       }
