@@ -5,8 +5,8 @@
  * schemas (the `qmpkit` CLI) start fast. A unit test keeps it in step with the main entry.
  */
 
-export type { TablesData } from './emit/tables.js';
-export { buildTables } from './emit/tables.js';
+export type { PackedTables, TablesData } from './emit/tables.js';
+export { buildTables, PACKED_COMMAND_FLAGS, packTables } from './emit/tables.js';
 export { CodegenError, isCodegenError, isSchemaError, SchemaError } from './errors.js';
 export type { Capture, CaptureResult } from './introspection/capture.js';
 export {

@@ -28,6 +28,7 @@ export type {
 export { Console } from './console.js';
 export type {
   LaunchFailure,
+  MigrationFailure,
   QemuBinaryProblem,
   RunDirProblem,
   StateFileProblem,
@@ -37,19 +38,27 @@ export {
   ConsoleTimeoutError,
   isConsoleClosedError,
   isConsoleTimeoutError,
+  isLeftoverQemuError,
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
+  isMigrationError,
   isQemuBinaryError,
+  isQemuImgError,
   isQemuLaunchError,
   isRunDirError,
+  isRunDirLockedError,
   isStateFileError,
+  LeftoverQemuError,
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
+  MigrationError,
   QemuBinaryError,
+  QemuImgError,
   QemuLaunchError,
   RunDirError,
+  RunDirLockedError,
   StateFileError,
 } from './errors.js';
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
@@ -70,6 +79,16 @@ export type {
 } from './machine.js';
 export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
 export type {
+  IncomingMigrationOptions,
+  MigrationSetup,
+  OutgoingMigrationOptions,
+  OutgoingMigrationResult,
+} from './migration.js';
+export { migrateIncoming, migrateOutgoing, setUpMigration } from './migration.js';
+export { diesWithUs, setprivAvailable } from './parent-death.js';
+export type { LeakRepair, QemuImgOptions, QemuImgResult } from './qemu-img.js';
+export { repairLeaks, runQemuImg } from './qemu-img.js';
+export type {
   LoadedState,
   MachineState,
   MachineStatus,
@@ -79,3 +98,5 @@ export type {
   StoredLaunch,
 } from './state.js';
 export { readState, STATE_FORMAT, STATE_VERSION, writeFileAtomic } from './state.js';
+export type { RunDirProcess } from './tracking.js';
+export { runDirProcesses } from './tracking.js';
