@@ -6,6 +6,18 @@
  * - `machine.qmp` (typed client), `machine.console(id)`, `machine.plug/unplug`,
  *   `machine.stop/kill/restart`, `machine.consoleState/restoreConsoleState`.
  */
+
+export type { QemuBinary, QemuCacheManifest, ResolveQemuOptions } from './binary.js';
+export {
+  defaultCacheDir,
+  parseQemuVersion,
+  qemuBinaryArgs,
+  qemuBinaryEnv,
+  qemuCacheDir,
+  readQemuCacheManifest,
+  resolveQemuBinary,
+  unpackedRootLayout,
+} from './binary.js';
 export type {
   ConsoleEncoding,
   ConsoleMatch,
@@ -17,6 +29,7 @@ export { Console } from './console.js';
 export type {
   LaunchFailure,
   MigrationFailure,
+  QemuBinaryProblem,
   RunDirProblem,
   StateFileProblem,
 } from './errors.js';
@@ -30,6 +43,7 @@ export {
   isMachineOptionsError,
   isMachinePlugError,
   isMigrationError,
+  isQemuBinaryError,
   isQemuImgError,
   isQemuLaunchError,
   isRunDirError,
@@ -40,12 +54,15 @@ export {
   MachineOptionsError,
   MachinePlugError,
   MigrationError,
+  QemuBinaryError,
   QemuImgError,
   QemuLaunchError,
   RunDirError,
   RunDirLockedError,
   StateFileError,
 } from './errors.js';
+export type { FetchQemuOptions, QemuDownload } from './fetch.js';
+export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
 export type {
   ExitInfo,
   HotplugOptions,
