@@ -74,7 +74,7 @@ async function accelHelp(binary: string, timeoutMs: number): Promise<string> {
 /** Opens the KVM device read-write (as QEMU does) and closes it again. */
 async function kvmUsable(device: string): Promise<{ usable: boolean; reason?: string }> {
   try {
-    const handle = await open(device, constants.O_RDWR | constants.O_CLOEXEC);
+    const handle = await open(device, constants.O_RDWR);
     await handle.close();
     return { usable: true };
   } catch (error) {
