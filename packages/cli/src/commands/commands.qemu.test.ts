@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CAPTURE_DIR, recordingIo } from '../cli.test-support.js';
 import { painter } from '../io.js';
 import { main } from '../main.js';
-import { SKIP_REASON, skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
+import {
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  startQemu,
+  type TestQemu,
+} from '../qemu.test-support.js';
 import { ShellEngine } from '../shell/engine.js';
 import { loadModel } from '../shell/repl.js';
 
@@ -19,6 +25,9 @@ async function run(...argv: string[]) {
   const code = await main(argv, io);
   return { code, out: io.out(), err: io.err() };
 }
+
+// Every QEMU started here is killed after the file, even when a hook or test failed.
+qemuSuite();
 
 describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP_REASON}`, () => {
   let qemu: TestQemu;
