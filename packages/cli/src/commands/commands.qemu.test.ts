@@ -244,7 +244,7 @@ describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP
         input: 'query-status\nquery-stauts\n',
       },
     );
-    expect(piped.status).toBe(0);
+    expect(piped.status).toBe(1); // a line failed: the script's status says so
     expect(piped.stdout).toMatch(/^\{"status":"\w+","singlestep":false,"running":(true|false)\}\n/);
     expect(piped.stdout).toContain("has no command 'query-stauts'");
     expect(piped.stdout).not.toContain('(QEMU)'); // no prompts without a terminal
