@@ -2,14 +2,16 @@
  * `qmpkit shell` reading a script from a pipe (no terminal) against the fake QMP server: a
  * script whose lines all work exits 0, one with a failing line exits 1 (issue #12 §4).
  */
+import { PassThrough } from 'node:stream';
 import { createFakeQmp, type FakeQmp } from '@qmpkit/fake-qmp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
 
 async function script(address: string, text: string, ...flags: string[]) {
-  const io = recordingIo();
-  (io.stdin as NodeJS.WritableStream).end(text);
+  const stdin = new PassThrough();
+  stdin.end(text);
+  const io = { ...recordingIo(), stdin };
   const code = await main(['shell', '--no-history', ...flags, address], io);
   return { code, out: io.out(), err: io.err() };
 }
