@@ -184,6 +184,9 @@ async function runWaiting(
       (args ?? {}) as Parameters<QmpClient['runJob']>[1],
       { ...options, onStatus: (status) => progress.status(status) },
     );
+    polling = false;
+    await polled;
+    progress.finish();
     return { 'job-id': result.jobId, statuses: result.statuses, return: result.returned };
   } finally {
     polling = false;
