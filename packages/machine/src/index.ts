@@ -6,6 +6,13 @@
  * - `machine.qmp` (typed client), `machine.console(id)`, `machine.plug/unplug`,
  *   `machine.stop/kill/restart`, `machine.consoleState/restoreConsoleState`.
  */
+export type { AcceleratorProbe, ProbeOptions } from './accel.js';
+export {
+  AcceleratorProbeError,
+  isAcceleratorProbeError,
+  probeAccelerators,
+  usableAccelerators,
+} from './accel.js';
 export type {
   ConsoleEncoding,
   ConsoleMatch,
