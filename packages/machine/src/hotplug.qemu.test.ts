@@ -147,9 +147,12 @@ describe('hot-plug', () => {
     await expect
       .poll(() => m.config.devices?.find((d) => d.id === 'vda'), { timeout: 5_000 })
       .toMatchObject({ drive: 'b' });
-    expect((await storedConfig(m)).devices?.find((d) => d.id === 'vda')).toMatchObject({
-      drive: 'b',
-    });
+    // The model changes before the state file is written: wait for the write as well.
+    await expect
+      .poll(async () => (await storedConfig(m)).devices?.find((d) => d.id === 'vda'), {
+        timeout: 5_000,
+      })
+      .toMatchObject({ drive: 'b' });
 
     // A device_del issued behind the machine's back: the model follows the event.
     const deleted = m.qmp.expectEvent('DEVICE_DELETED', (e) => e.data.device === 'balloon0');
