@@ -4,30 +4,30 @@
  * successful reply must validate — strictly, not in forward-compatible mode — against the
  * tables generated from our capture. A deliberately wrong value is rejected with its path.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { type Commands, tables, validateArgs, validateReturn } from '@qmpkit/qapi/qemu-7.2';
 import { formatProblem } from '@qmpkit/qapi/runtime-v1';
+import { QEMU, qemuSuite, skipNote, spawnQemu, TEST_ACCEL } from '@qmpkit/testguest/test-support';
 import { connect, isQmpCommandError, type QmpClient } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
-if (!hasQemu && process.env.CI === 'true') throw new Error('qemu-system-x86_64 is required in CI');
+// Skip rules (never skip with CI=true), the temp dir and killing QEMU: the shared support.
+const suite = qemuSuite({ prefix: 'qmpkit-replies-' });
+const hasQemu = QEMU.missing === undefined;
 
-describe.skipIf(!hasQemu)(
-  `QEMU 7.2 replies validate against the generated tables${hasQemu ? '' : ' (skipped: qemu-system-x86_64 not installed)'}`,
+describe.skipIf(!hasQemu && process.env.CI !== 'true')(
+  `QEMU 7.2 replies validate against the generated tables${skipNote()}`,
   () => {
     let dir: string;
     let qmp: QmpClient;
     let pid: number | undefined;
 
     beforeAll(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-replies-'));
+      dir = suite.dir;
       const disk = path.join(dir, 'disk.qcow2');
-      const made = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M'], {
+      const made = spawnSync(QEMU.img, ['create', '-q', '-f', 'qcow2', disk, '16M'], {
         encoding: 'utf8',
       });
       if (made.status !== 0) throw new Error(`qemu-img failed: ${made.stderr}`);
@@ -36,8 +36,7 @@ describe.skipIf(!hasQemu)(
       const args = [
         '-machine',
         'pc-i440fx-7.2',
-        '-accel',
-        'tcg',
+        ...TEST_ACCEL.flatMap((a) => ['-accel', a]),
         '-m',
         '32',
         '-S',
@@ -72,7 +71,7 @@ describe.skipIf(!hasQemu)(
         'chardev:ser0',
         ...monitor.monitorArgs(),
       ];
-      const child = spawn('qemu-system-x86_64', args, { stdio: fds.stdio });
+      const child = spawnQemu(args, { stdio: fds.stdio });
       pid = child.pid;
       qmp = await connect(monitor.address(child), { connectTimeout: 20_000 });
     });
@@ -89,11 +88,9 @@ describe.skipIf(!hasQemu)(
           // already gone
         }
       }
-      rmSync(dir, { recursive: true, force: true });
     });
 
-    it('validates at least 30 query-* replies strictly', { timeout: 60_000 }, async (ctx) => {
-      if (!hasQemu) ctx.skip('qemu-system-x86_64 is not installed');
+    it('validates at least 30 query-* replies strictly', { timeout: 60_000 }, async () => {
       const withArgs: Record<string, unknown> = {
         'query-cpu-model-expansion': { type: 'full', model: { name: 'qemu64' } },
         'query-stats': { target: 'vm' },
@@ -134,8 +131,7 @@ describe.skipIf(!hasQemu)(
       ).toBeGreaterThanOrEqual(30);
     });
 
-    it('rejects a deliberately wrong value with the right path', async (ctx) => {
-      if (!hasQemu) ctx.skip('qemu-system-x86_64 is not installed');
+    it('rejects a deliberately wrong value with the right path', async () => {
       const status = await qmp.execute('query-status');
       expect(validateReturn('query-status', status)).toEqual([]);
       const broken = { ...status, status: 'sleepwalking' };

@@ -1,26 +1,19 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { privateTempDir, QEMU, requireQemu } from '@qmpkit/testguest/test-support';
 import { expect, it } from 'vitest';
 import { main } from './main.js';
-
-const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
 
 it('generate --from-qemu runs the binary and emits bindings for its version', {
   timeout: 60_000,
 }, async (ctx) => {
-  if (!hasQemu) {
-    if (process.env.CI === 'true') throw new Error('qemu-system-x86_64 is required in CI');
-    ctx.skip('qemu-system-x86_64 is not installed');
-  }
-  const out = mkdtempSync(path.join(tmpdir(), 'qmpkit-codegen-qemu-'));
+  requireQemu(ctx); // skips with the reason when QEMU is missing; fails with CI=true
+  const { dir: out, remove } = privateTempDir('qmpkit-codegen-qemu-');
   try {
     const printed: string[] = [];
     expect(
-      await main(['generate', '--from-qemu', 'qemu-system-x86_64', '--out', out], (t) =>
-        printed.push(t),
-      ),
+      await main(['generate', '--from-qemu', QEMU.system, '--out', out], (t) => printed.push(t)),
     ).toBe(0);
     const index = readFileSync(path.join(out, 'index.generated.ts'), 'utf8');
     expect(index).toMatch(/export const qemuVersion = "\d+\.\d+\.\d+"/);
@@ -28,7 +21,7 @@ it('generate --from-qemu runs the binary and emits bindings for its version', {
       '"query-status": {',
     );
   } finally {
-    rmSync(out, { recursive: true, force: true });
+    remove();
   }
 });
 

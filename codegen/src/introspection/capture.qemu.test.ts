@@ -5,17 +5,15 @@
  * committed file byte for byte — the committed data is what our script makes, nothing edited.
  */
 
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { QEMU, qemuSuite } from '@qmpkit/testguest/test-support';
+import { expect, it } from 'vitest';
 import { captureSchema } from './capture.js';
 
-const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
-const out = mkdtempSync(path.join(tmpdir(), 'qmpkit-capture-'));
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+// Skip rules (never skip with CI=true), the temp dir and cleanup: the shared test support.
+const out = qemuSuite({ prefix: 'qmpkit-capture-' }).dir;
 const committedDir = path.resolve(import.meta.dirname, '../../../schemas/qemu-7.2');
 
 interface Manifest {
@@ -28,11 +26,7 @@ interface Manifest {
 it('captureSchema writes the schema and a manifest that describes it', {
   timeout: 60_000,
 }, async (ctx) => {
-  if (!hasQemu) {
-    if (process.env.CI === 'true') throw new Error('qemu-system-x86_64 is required in CI');
-    ctx.skip('qemu-system-x86_64 is not installed');
-  }
-  const result = await captureSchema('qemu-system-x86_64', out);
+  const result = await captureSchema(QEMU.system, out);
   const manifest = JSON.parse(
     readFileSync(path.join(result.dir, 'manifest.json'), 'utf8'),
   ) as Manifest;
@@ -42,7 +36,7 @@ it('captureSchema writes the schema and a manifest that describes it', {
   expect(path.basename(result.dir)).toBe(`qemu-${manifest.qemu.major}.${manifest.qemu.minor}`);
   expect(manifest.qemu.version).toBe(result.version);
   expect(manifest.target).toBe('x86_64');
-  expect(manifest.source).toMatchObject({ kind: 'capture', binary: 'qemu-system-x86_64' });
+  expect(manifest.source).toMatchObject({ kind: 'capture', binary: QEMU.system });
   expect(manifest.files['query-qmp-schema.json']).toEqual({
     sha256: createHash('sha256').update(text).digest('hex'),
     entries: entries.length,

@@ -11,10 +11,17 @@ export interface Progress {
   update(current: number, total: number): void;
   /** A short status word shown after the bar (e.g. a job's `running`, `pending`). */
   status(text: string): void;
+  /**
+   * The work completed: draws the bar full (100%) and stops. The last progress QEMU reports
+   * is usually short of the total (a job concludes between two polls), so a bar that only
+   * stopped would end wherever the last poll left it.
+   */
+  finish(): void;
+  /** Stops drawing where the bar is (failure, interruption). */
   stop(): void;
 }
 
-const NOOP: Progress = { update() {}, status() {}, stop() {} };
+const NOOP: Progress = { update() {}, status() {}, finish() {}, stop() {} };
 
 export function createProgress(io: CliIo, options: { label: string }): Progress {
   if (io.stderr.isTTY !== true) return NOOP;
@@ -29,19 +36,29 @@ export function createProgress(io: CliIo, options: { label: string }): Progress 
     cliProgress.Presets.shades_classic,
   );
   let status = 'created';
-  bar.start(1, 0, { status });
+  let total = 1;
+  let stopped = false;
+  bar.start(total, 0, { status });
   return {
-    update(current, total) {
-      if (total > 0) {
+    update(current, newTotal) {
+      if (newTotal > 0) {
+        total = newTotal;
         bar.setTotal(total);
         bar.update(Math.min(current, total), { status });
       }
+    },
+    finish() {
+      if (stopped) return;
+      bar.update(total, { status });
+      this.stop();
     },
     status(text) {
       status = text;
       bar.update({ status });
     },
     stop() {
+      if (stopped) return;
+      stopped = true;
       bar.stop();
     },
   };

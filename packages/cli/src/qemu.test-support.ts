@@ -1,21 +1,29 @@
 /**
  * Real QEMU for the CLI's tests: `-machine pc -m 16 -accel tcg -S`, QMP on two UNIX sockets
  * (one for the program under test, one for the test to drive and observe) in a private
- * 0700 temp dir, spawned with an argument array; `stop()` kills only this pid.
+ * 0700 temp dir. Binary lookup, skip rules, temp dirs and killing every QEMU a test started
+ * come from the shared `@qmpkit/testguest/test-support`; `stop()` kills only this pid.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  QEMU as BINARY,
+  killQemu,
+  privateTempDir,
+  qemuSkipReason,
+  skipNote,
+  spawnQemu,
+  TEST_ACCEL,
+  waitForFiles,
+} from '@qmpkit/testguest/test-support';
 import { connect } from '@qmpkit/transport';
 
-export const QEMU = 'qemu-system-x86_64';
-export const qemuMissing = spawnSync(QEMU, ['--version'], { stdio: 'ignore' }).status !== 0;
+export { qemuSuite } from '@qmpkit/testguest/test-support';
+export const QEMU = BINARY.system;
 /** Skip only when QEMU is missing outside CI; in CI a missing QEMU fails. */
-export const skipQemu = qemuMissing && process.env.CI !== 'true';
+export const skipQemu = qemuSkipReason() !== undefined;
 /** Appended to the names of real-QEMU suites, so a skip says why (never skipped in CI). */
-export const SKIP_REASON = skipQemu ? ` (skipped: ${QEMU} is not installed)` : '';
+export const SKIP_REASON = skipNote();
 
 export interface TestQemu {
   readonly dir: string;
@@ -28,8 +36,8 @@ export interface TestQemu {
 }
 
 export async function startQemu(): Promise<TestQemu> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-cli-'));
-  if ((statSync(dir).mode & 0o777) !== 0o700) throw new Error(`${dir} is not private`);
+  const tmp = privateTempDir('qmpkit-cli-');
+  const dir = tmp.dir;
   const main = path.join(dir, 'qmp.sock');
   const aux = path.join(dir, 'aux.sock');
   const args = [
@@ -37,8 +45,7 @@ export async function startQemu(): Promise<TestQemu> {
     'pc',
     '-m',
     '16',
-    '-accel',
-    'tcg',
+    ...TEST_ACCEL.flatMap((a) => ['-accel', a]),
     '-S',
     '-nodefaults',
     '-display',
@@ -48,17 +55,13 @@ export async function startQemu(): Promise<TestQemu> {
     '-qmp',
     `unix:${aux},server=on,wait=off`,
   ];
-  const child: ChildProcess = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Tracked: killed after the file (and on exit) even when a test fails or times out.
+  const child = spawnQemu(args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (s: string) => {
     stderr = (stderr + s).slice(-4096);
   });
-  const deadline = Date.now() + 20_000;
-  while (!(existsSync(main) && existsSync(aux))) {
-    if (child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`QEMU did not create its sockets: ${stderr}`);
-    await sleep(50);
-  }
+  await waitForFiles([main, aux], child, 20_000);
   // The files appear at bind(), a moment before QEMU listens: one connection each (closed
   // at once; QEMU then serves the next client) proves both monitors accept.
   for (const socket of [main, aux])
@@ -69,12 +72,8 @@ export async function startQemu(): Promise<TestQemu> {
     aux: `unix:${aux}`,
     stderr: () => stderr,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGKILL');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
+      await killQemu(child);
+      tmp.remove();
     },
   };
 }

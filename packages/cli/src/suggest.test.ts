@@ -24,3 +24,17 @@ it('suggests close names, treating _ and - alike, and nothing for far-off words'
   expect(didYouMean('query-versoin', names)).toBe('did you mean query-version?');
   expect(didYouMean('zzz', names)).toBe('');
 });
+
+it('ranks names the word is a prefix of above edit-distance matches (issue #12: query-st)', () => {
+  const names = ['query-status', 'query-stats', 'query-sev', 'query-pci', 'query-cpus-fast'];
+  // `query-st` is one edit from `query-sev` but a prefix of query-status and query-stats.
+  expect(suggest('query-st', names).slice(0, 2).sort()).toEqual(['query-stats', 'query-status']);
+  expect(didYouMean('query-st', names)).toMatch(/query-stat/);
+  expect(didYouMean('query-st', names)).not.toContain('query-sev');
+});
+
+it('never suggests the name that was typed', () => {
+  const names = ['query-status', 'query-stats'];
+  expect(suggest('query-stats', names)).toEqual(['query-status']);
+  expect(suggest('query-status', names)).not.toContain('query-status');
+});

@@ -1,7 +1,9 @@
 /**
  * "Did you mean …?" for command names, argument keys, event names and enum values:
  * optimal-string-alignment distance (Levenshtein plus adjacent transpositions), with prefix
- * and substring matches ranked first, since QMP names are long and typos are usually short.
+ * matches ranked first, since QMP names are long and a name typed halfway is the common case.
+ * Hand-written on purpose: `fastest-levenshtein` (the well-kept choice) counts a swap of two
+ * letters as two edits, so `qeury-status` would score like a two-letter change.
  */
 
 /** Edit distance counting insertions, deletions, substitutions and adjacent swaps. */
@@ -29,8 +31,10 @@ export function editDistance(a: string, b: string): number {
 }
 
 /**
- * Up to `max` candidates close to `word`, best first; empty when nothing is close.
- * `_` and `-` are treated alike (QMP mixes `device_add` and `blockdev-add`).
+ * Up to `max` candidates close to `word`, best first; empty when nothing is close. Ranking:
+ * names the word is a prefix of (what a person who stopped typing meant: `query-st` →
+ * `query-status`), then edit distance, then names containing the word. The word itself is
+ * never suggested. `_` and `-` are treated alike (QMP mixes `device_add` and `blockdev-add`).
  */
 export function suggest(word: string, candidates: Iterable<string>, max = 3): string[] {
   const norm = (s: string) => s.toLowerCase().replaceAll('_', '-');
@@ -39,14 +43,19 @@ export function suggest(word: string, candidates: Iterable<string>, max = 3): st
   const limit = Math.max(1, Math.min(3, Math.floor(w.length / 3)));
   const scored: { name: string; score: number }[] = [];
   for (const name of candidates) {
+    if (name === word) continue;
     const n = norm(name);
     if (n === w) {
+      // The same name in another spelling (`device-add` for `device_add`).
       scored.push({ name, score: -2 });
+      continue;
+    }
+    if (w.length >= 3 && n.startsWith(w)) {
+      scored.push({ name, score: -1 });
       continue;
     }
     const distance = editDistance(w, n);
     if (distance <= limit) scored.push({ name, score: distance });
-    else if (w.length >= 3 && n.startsWith(w)) scored.push({ name, score: limit + 0.5 });
     else if (w.length >= 4 && n.includes(w)) scored.push({ name, score: limit + 0.75 });
   }
   // Ties: a name as long as the word first (swapped letters keep the length), then shorter.
@@ -58,7 +67,9 @@ export function suggest(word: string, candidates: Iterable<string>, max = 3): st
       x.name.length - y.name.length ||
       (x.name < y.name ? -1 : 1),
   );
-  return scored.slice(0, max).map((s) => s.name);
+  // A word that starts real names was typed halfway: far-off edit-distance guesses only add noise.
+  const best = scored.some((s) => s.score < 0) ? scored.filter((s) => s.score < 0) : scored;
+  return best.slice(0, max).map((s) => s.name);
 }
 
 /** `did you mean query-status?` / `did you mean a, b or c?`, or `''`. */

@@ -3,19 +3,17 @@
  * what QEMU reports (block nodes, PCI devices, /machine/peripheral, chardevs) agrees with
  * the model; hot-plug and unplug steps run over QMP in the order the model gives.
  */
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcessWithoutNullStreams, spawnSync } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import {
+  privateTempDir,
+  QEMU,
+  qemuSuite,
+  spawnQemu,
+  TEST_ACCEL,
+} from '@qmpkit/testguest/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toArgv } from './argv.js';
 import { DRIVERS, type PropKind } from './drivers.js';
@@ -23,18 +21,13 @@ import { blockGraph } from './graph.js';
 import { type PlugStep, plug, type UnplugStep, unplug } from './hotplug.js';
 import { MiB, type VmConfig } from './model.js';
 
-const QEMU = 'qemu-system-x86_64';
-const hasQemu =
-  spawnSync(QEMU, ['--version']).status === 0 && spawnSync('qemu-img', ['--version']).status === 0;
+// Skips each test with the reason when QEMU is missing (fails in CI); kills every QEMU this
+// file started after it, also when a test failed or timed out.
+qemuSuite({ prefix: 'qmpkit-devices-' });
+const hasQemu = QEMU.missing === undefined;
 const seabios = ['/usr/share/seabios/bios-256k.bin', '/usr/share/qemu/bios-256k.bin'].find((p) =>
   existsSync(p),
 );
-
-function skipWithoutQemu(ctx: { skip: (note: string) => void }): void {
-  if (hasQemu) return;
-  if (process.env.CI === 'true') throw new Error(`${QEMU} and qemu-img are required in CI`);
-  ctx.skip(`${QEMU} or qemu-img is not installed`);
-}
 
 /**
  * A boot sector that acknowledges PCI unplug requests, so `device_del` completes without an
@@ -133,7 +126,7 @@ class StdioQmp {
 }
 
 function qemuImg(...args: string[]): void {
-  const result = spawnSync('qemu-img', args, { encoding: 'utf8' });
+  const result = spawnSync(QEMU.img, args, { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`qemu-img ${args.join(' ')}: ${result.stderr}`);
 }
 
@@ -141,8 +134,8 @@ describe('QEMU 7.2 option syntax', () => {
   /** Starts QEMU with `-machine none` plus `args` and reports whether it came up. */
   function accepts(args: string[]): { ok: boolean; stderr: string } {
     const result = spawnSync(
-      QEMU,
-      ['-nodefaults', '-display', 'none', '-S', ...args, '-qmp', 'stdio'],
+      QEMU.system,
+      [...QEMU.baseArgs, '-nodefaults', '-display', 'none', '-S', ...args, '-qmp', 'stdio'],
       {
         input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n',
         encoding: 'utf8',
@@ -152,8 +145,7 @@ describe('QEMU 7.2 option syntax', () => {
     return { ok: result.status === 0, stderr: result.stderr };
   }
 
-  it('takes JSON for -object, -blockdev, -device and -netdev, key=value for -chardev, -machine and -accel', (ctx) => {
-    skipWithoutQemu(ctx);
+  it('takes JSON for -object, -blockdev, -device and -netdev, key=value for -chardev, -machine and -accel', () => {
     expect(accepts(['-machine', 'none', '-object', '{"qom-type":"iothread","id":"io0"}']).ok).toBe(
       true,
     );
@@ -203,9 +195,8 @@ describe('QEMU 7.2 option syntax', () => {
     expect(accepts(['-machine', 'none', '-m', '{"size":134217728}']).ok).toBe(false);
   });
 
-  it('reads a doubled comma in a -chardev value as one comma, and = as data', (ctx) => {
-    skipWithoutQemu(ctx);
-    const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-devices-esc-'));
+  it('reads a doubled comma in a -chardev value as one comma, and = as data', () => {
+    const { dir, remove } = privateTempDir('qmpkit-devices-esc-');
     try {
       const log = path.join(dir, 'a,b=c,,d.log');
       const result = accepts([
@@ -217,21 +208,17 @@ describe('QEMU 7.2 option syntax', () => {
       expect(result.ok).toBe(true);
       expect(existsSync(log)).toBe(true);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      remove();
     }
   });
 
-  it('knows every typed device property with the declared type', async (ctx) => {
-    skipWithoutQemu(ctx);
-    const child = spawn(QEMU, [
-      '-machine',
-      'none',
-      '-nodefaults',
-      '-display',
-      'none',
-      '-qmp',
-      'stdio',
-    ]);
+  it('knows every typed device property with the declared type', async () => {
+    const child = spawnQemu(
+      ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', 'stdio'],
+      {
+        stdio: 'pipe',
+      },
+    ) as ChildProcessWithoutNullStreams;
     const qmp = new StdioQmp(child);
     try {
       await qmp.greeting;
@@ -275,6 +262,7 @@ describe('QEMU 7.2 option syntax', () => {
 
 describe('a complex configuration in QEMU 7.2', () => {
   let dir = '';
+  let removeDir = () => {};
   let child: ChildProcessWithoutNullStreams | undefined;
   let qmp: StdioQmp;
   let stderr = '';
@@ -283,7 +271,9 @@ describe('a complex configuration in QEMU 7.2', () => {
   beforeAll(async () => {
     if (!hasQemu) return;
     // Commas, '=' and a space in every path: escaping is exercised end to end.
-    dir = mkdtempSync(path.join(tmpdir(), 'qmpkit devices,x=y-'));
+    const tmp = privateTempDir('qmpkit devices,x=y-');
+    dir = tmp.dir;
+    removeDir = tmp.remove;
     const at = (name: string) => path.join(dir, name);
     qemuImg('create', '-q', '-f', 'qcow2', at('disk0.qcow2'), '16M');
     qemuImg('create', '-q', '-f', 'qcow2', at('data.qcow2'), '16M');
@@ -306,7 +296,9 @@ describe('a complex configuration in QEMU 7.2', () => {
         'memory-backend': 'mem0',
         ...(pflash ? { pflash0: 'fw-code', pflash1: 'fw-vars' } : {}),
       },
-      accel: ['kvm', 'tcg'],
+      // TCG on every host (the shared test support's choice): `kvm` where /dev/kvm is
+      // missing made QEMU print "Could not access KVM kernel module … falling back to tcg".
+      accel: [...TEST_ACCEL],
       memory: { size: 64 * MiB },
       smp: { cpus: 1 },
       paused: true,
@@ -356,7 +348,7 @@ describe('a complex configuration in QEMU 7.2', () => {
       staticArgs: ['-name', 'qmpkit-devices-test'],
     };
     const argv = toArgv(config, { qmp: { backend: { type: 'stdio', data: { signal: false } } } });
-    child = spawn(QEMU, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child = spawnQemu(argv, { stdio: ['pipe', 'pipe', 'pipe'] }) as ChildProcessWithoutNullStreams;
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
@@ -380,7 +372,7 @@ describe('a complex configuration in QEMU 7.2', () => {
       await gone;
       clearTimeout(timer);
     }
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    removeDir();
   });
 
   async function nodeNames(): Promise<string[]> {
@@ -414,8 +406,7 @@ describe('a complex configuration in QEMU 7.2', () => {
     return (c.blockdevs ?? []).map((n) => n['node-name']).sort();
   }
 
-  it('starts, and QEMU reports the block nodes, devices and chardevs of the model', async (ctx) => {
-    skipWithoutQemu(ctx);
+  it('starts, and QEMU reports the block nodes, devices and chardevs of the model', async () => {
     expect(await nodeNames()).toEqual(modelNodes(config));
     const drivers = (await qmp.execute('query-named-block-nodes', { flat: true })) as Array<{
       'node-name': string;
@@ -459,8 +450,7 @@ describe('a complex configuration in QEMU 7.2', () => {
     expect(serial).toBe('disk,0');
   });
 
-  it('refuses HMP savevm because of a node the graph lists as a savevm blocker', async (ctx) => {
-    skipWithoutQemu(ctx);
+  it('refuses HMP savevm because of a node the graph lists as a savevm blocker', async () => {
     const graph = blockGraph(config);
     expect(graph.snapshottableNodes().sort()).toEqual(['data-throttle', 'disk0']);
     expect(graph.classify('data-throttle').snapshotsIn).toBe('data');
@@ -477,8 +467,7 @@ describe('a complex configuration in QEMU 7.2', () => {
 
   it('hot-plugs a qcow2 disk, a virtio-blk-pci, a netdev and a NIC with the model steps, and unplugs them in order', {
     timeout: 120_000,
-  }, async (ctx) => {
-    skipWithoutQemu(ctx);
+  }, async () => {
     const before = { nodes: await nodeNames(), devices: await peripherals() };
     const added = plug(config, {
       netdevs: [{ id: 'net1', type: 'user', restrict: true }],
@@ -534,8 +523,7 @@ describe('a complex configuration in QEMU 7.2', () => {
     expect(networkAfter).not.toMatch(/\bnet1\b/);
   });
 
-  it('QEMU refuses to hot-plug what the model marks as not hot-pluggable', async (ctx) => {
-    skipWithoutQemu(ctx);
+  it('QEMU refuses to hot-plug what the model marks as not hot-pluggable', async () => {
     expect(() =>
       plug(config, { devices: [{ driver: 'isa-serial', id: 'serial1', chardev: 'con0' }] }),
     ).toThrow(/cannot be hot-plugged/);
@@ -547,8 +535,7 @@ describe('a complex configuration in QEMU 7.2', () => {
     ).rejects.toThrow(/does not support hotplugging/);
   });
 
-  it('wrote nothing unexpected to stderr', (ctx) => {
-    skipWithoutQemu(ctx);
+  it('wrote nothing unexpected to stderr', () => {
     const lines = stderr
       .split('\n')
       .filter((l) => l.trim() !== '' && !l.includes("host doesn't support requested feature"));

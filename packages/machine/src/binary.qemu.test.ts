@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { qemuSkipReason } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import {
   type QemuBinary,
@@ -16,12 +17,12 @@ import {
   qemuCacheDir,
   resolveQemuBinary,
 } from './binary.js';
-import { qemuSkipReason } from './qemu.test-support.js';
 
+const systemSkip = qemuSkipReason();
 const cacheDir = path.resolve(import.meta.dirname, '../../../.cache');
 const have10 = existsSync(path.join(qemuCacheDir(cacheDir, '10.0'), 'manifest.json'));
 const skip10 =
-  qemuSkipReason ??
+  systemSkip ??
   (!have10 && process.env.CI !== 'true'
     ? 'QEMU 10.0 not fetched; run `pnpm qemu:fetch 10.0` (CI does)'
     : undefined);
@@ -88,7 +89,7 @@ function deviceHelpStderr(binary: QemuBinary): Promise<string> {
 
 describe('QemuBinary with real QEMU', () => {
   it('the system QEMU by name: no -L, no module dir, version from --version', async (ctx) => {
-    ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
+    ctx.skip(systemSkip !== undefined, systemSkip);
     const binary = await resolveQemuBinary('qemu-system-x86_64');
     expect([binary.dataDir, binary.moduleDir, binary.source]).toEqual([
       undefined,

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { requireQemu } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
-import { qemuSkipReason } from './qemu.test-support.js';
 
 describe('examples/basic.ts', () => {
   it('runs: counter on COM1, hot-plug and unplug, clean exit', async (ctx) => {
-    ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
+    requireQemu(ctx);
     const script = fileURLToPath(new URL('../examples/basic.ts', import.meta.url));
     const { stdout } = await promisify(execFile)(
       process.execPath,

@@ -5,40 +5,22 @@
  */
 import path from 'node:path';
 import { runQemuImg } from '@qmpkit/testguest';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
+import { describe, expect, it } from 'vitest';
 import { isMachinePlugError } from './errors.js';
 import { launch, type Machine } from './machine.js';
-import {
-  guestConfig,
-  killStrays,
-  namedNodes,
-  pciIds,
-  peripherals,
-  privateDir,
-  qemuSkipReason,
-  Started,
-} from './qemu.test-support.js';
+import { guestConfig, namedNodes, pciIds, peripherals } from './qemu.test-support.js';
 import { readState } from './state.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(async () => {
-  await started.endAll();
-  await killStrays(tmp.dir);
-});
-afterAll(async () => {
-  await killStrays(tmp.dir);
-  tmp.remove();
-});
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+// Each test's machines are killed after it, then every QEMU whose pidfile lies under the
+// suite's dir (and every pid a child reported), also after a failure or timeout.
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-machine-test-' });
 
 async function bootedGuest(name: string): Promise<Machine> {
-  const m = started.add(
-    await launch(await guestConfig(tmp.dir, { name }), {
+  const m = suite.adopt(
+    await launch(await guestConfig(suite.dir, { name }), {
       consoles: ['ser0'],
-      runDirParent: tmp.dir,
+      runDirParent: suite.dir,
     }),
   );
   // PCI unplug needs the guest's loop running.
@@ -53,7 +35,7 @@ async function storedConfig(m: Machine) {
 describe('hot-plug', () => {
   it('plugs a qcow2 disk on virtio-blk and a NIC on a user netdev, and unplugs them', async () => {
     const m = await bootedGuest('plug');
-    const image = path.join(tmp.dir, 'hot.qcow2');
+    const image = path.join(suite.dir, 'hot.qcow2');
     await runQemuImg(['create', '-q', '-f', 'qcow2', image, '8M']);
     const before = {
       nodes: await namedNodes(m),
@@ -108,7 +90,7 @@ describe('hot-plug', () => {
 
   it('rolls back the steps before a refused one and leaves the model unchanged', async () => {
     const m = await bootedGuest('rollback');
-    const notQcow2 = path.join(tmp.dir, 'plain.raw');
+    const notQcow2 = path.join(suite.dir, 'plain.raw');
     await runQemuImg(['create', '-q', '-f', 'raw', notQcow2, '1M']);
     const before = { nodes: await namedNodes(m), config: m.config };
     const error = await m
@@ -133,8 +115,8 @@ describe('hot-plug', () => {
 
   it('follows DEVICE_DELETED sent for a device_del it did not issue, and a mirror job that pivots a disk', async () => {
     const m = await bootedGuest('events');
-    const a = path.join(tmp.dir, 'a.qcow2');
-    const b = path.join(tmp.dir, 'b.qcow2');
+    const a = path.join(suite.dir, 'a.qcow2');
+    const b = path.join(suite.dir, 'b.qcow2');
     await runQemuImg(['create', '-q', '-f', 'qcow2', a, '4M']);
     await runQemuImg(['create', '-q', '-f', 'qcow2', b, '4M']);
     await m.plug({
@@ -165,9 +147,12 @@ describe('hot-plug', () => {
     await expect
       .poll(() => m.config.devices?.find((d) => d.id === 'vda'), { timeout: 5_000 })
       .toMatchObject({ drive: 'b' });
-    expect((await storedConfig(m)).devices?.find((d) => d.id === 'vda')).toMatchObject({
-      drive: 'b',
-    });
+    // The model changes before the state file is written: wait for the write as well.
+    await expect
+      .poll(async () => (await storedConfig(m)).devices?.find((d) => d.id === 'vda'), {
+        timeout: 5_000,
+      })
+      .toMatchObject({ drive: 'b' });
 
     // A device_del issued behind the machine's back: the model follows the event.
     const deleted = m.qmp.expectEvent('DEVICE_DELETED', (e) => e.data.device === 'balloon0');
@@ -182,8 +167,8 @@ describe('hot-plug', () => {
   });
 
   it('records DEVICE_TRAY_MOVED of a CD-ROM in the runtime facts and the state file', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'tray' });
-    const m = started.add(
+    const config = await guestConfig(suite.dir, { name: 'tray' });
+    const m = suite.adopt(
       await launch(
         {
           ...config,
@@ -192,7 +177,7 @@ describe('hot-plug', () => {
           paused: true,
           devices: [...(config.devices ?? []), { driver: 'ide-cd', id: 'cd0', bus: 'ide.1' }],
         },
-        { runDirParent: tmp.dir },
+        { runDirParent: suite.dir },
       ),
     );
     const moved = m.qmp.expectEvent('DEVICE_TRAY_MOVED', (e) => e.data.id === 'cd0');

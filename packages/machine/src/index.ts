@@ -7,6 +7,13 @@
  *   `machine.stop/kill/restart`, `machine.consoleState/restoreConsoleState`.
  */
 
+export type { AcceleratorProbe, ProbeOptions } from './accel.js';
+export {
+  AcceleratorProbeError,
+  isAcceleratorProbeError,
+  probeAccelerators,
+  usableAccelerators,
+} from './accel.js';
 export type { QemuBinary, QemuCacheManifest, ResolveQemuOptions } from './binary.js';
 export {
   defaultCacheDir,

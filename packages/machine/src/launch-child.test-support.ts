@@ -5,8 +5,8 @@
  *
  *   node --conditions=@qmpkit/source --import tsx launch-child.test-support.ts <dir>
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { childQemuPids } from '@qmpkit/testguest/test-support';
 import { launch } from './machine.js';
 import { guestConfig } from './qemu.test-support.js';
 
@@ -14,28 +14,8 @@ const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: launch-child <dir>');
 const config = await guestConfig(dir, { name: 'launch-child' });
 
-/** QEMU children of this process's main thread (where libuv spawns; tsx runs esbuild too). */
-function qemuChildren(): number[] {
-  try {
-    const text = readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8');
-    return text
-      .split(' ')
-      .filter((s) => s.trim() !== '')
-      .map(Number)
-      .filter((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('qemu-system');
-        } catch {
-          return false;
-        }
-      });
-  } catch {
-    return [];
-  }
-}
-
 const watch = setInterval(() => {
-  const [pid] = qemuChildren();
+  const [pid] = childQemuPids();
   if (pid === undefined) return;
   clearInterval(watch);
   const stateFile = path.join(dir, 'run', 'state.json');

@@ -7,35 +7,21 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync 
 import path from 'node:path';
 import { isConfigValidationError, type VmConfig } from '@qmpkit/devices';
 import { parseCounterLine } from '@qmpkit/testguest';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
+import { describe, expect, it } from 'vitest';
+import { probeAccelerators } from './accel.js';
 import { isMachineOptionsError, isQemuLaunchError, isRunDirError } from './errors.js';
 import { launch } from './machine.js';
 import { processAlive } from './proc.js';
-import {
-  guestConfig,
-  killStrays,
-  privateDir,
-  qemuSkipReason,
-  Started,
-} from './qemu.test-support.js';
+import { guestConfig } from './qemu.test-support.js';
 import { readState } from './state.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(async () => {
-  await started.endAll();
-  await killStrays(tmp.dir);
-});
-afterAll(async () => {
-  await killStrays(tmp.dir);
-  tmp.remove();
-});
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+// Each test's machines are killed after it, then every QEMU whose pidfile lies under the
+// suite's dir (and every pid a child reported), also after a failure or timeout.
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-machine-test-' });
 
 let seq = 0;
-const fresh = () => path.join(tmp.dir, `case-${++seq}`);
+const fresh = () => path.join(suite.dir, `case-${++seq}`);
 
 function modeOf(file: string): number {
   return statSync(file).mode & 0o777;
@@ -43,8 +29,8 @@ function modeOf(file: string): number {
 
 describe('launch', () => {
   it('boots the test guest, reads its counter on the serial console and answers echo', async () => {
-    const config = await guestConfig(tmp.dir);
-    const m = started.add(await launch(config, { consoles: ['ser0'], runDirParent: tmp.dir }));
+    const config = await guestConfig(suite.dir);
+    const m = suite.adopt(await launch(config, { consoles: ['ser0'], runDirParent: suite.dir }));
     expect(m.status).toBe('running');
     expect(m.accel).toBe('tcg');
     expect(m.qemuVersion).toMatchObject({ major: 7, minor: 2 });
@@ -97,20 +83,22 @@ describe('launch', () => {
     expect(existsSync(runDir)).toBe(false);
   });
 
-  it('with the default accelerator list starts as `-accel kvm -accel tcg` and reports what it got', async () => {
-    const { accel: _tcg, ...config } = await guestConfig(tmp.dir);
-    const m = started.add(await launch(config, { runDirParent: tmp.dir }));
-    const argv = m.argv.join(' ');
-    expect(argv).toContain('-accel kvm -accel tcg');
-    expect(m.config.accel).toEqual(['kvm', 'tcg']);
+  it('without an accelerator list passes what the probe found usable and reports what it got', async () => {
+    const { accel: _tcg, ...config } = await guestConfig(suite.dir);
+    const m = suite.adopt(await launch(config, { runDirParent: suite.dir }));
+    // Only what works here is passed (no `-accel kvm` without a usable /dev/kvm, so no
+    // fallback warning on stderr), as `probeAccelerators` reports it.
+    const probe = await probeAccelerators();
+    expect(probe.usable.length).toBeGreaterThan(0);
+    expect(m.argv.join(' ')).toContain(probe.usable.map((a) => `-accel ${a}`).join(' '));
+    expect(m.config.accel).toEqual(probe.usable);
     const kvm = await m.qmp.execute('query-kvm');
     expect(m.accel).toBe(kvm.enabled ? 'kvm' : 'tcg');
-    // Without /dev/kvm the list falls back to TCG (here KVM exists, so it is KVM).
-    if (!existsSync('/dev/kvm')) expect(m.accel).toBe('tcg');
+    expect(m.accel).toBe(probe.usable[0]);
     await m.stop();
     // A list whose first entry fails falls back as well (xen is not available here).
-    const fallback = started.add(
-      await launch({ ...config, accel: ['xen', 'tcg'] }, { runDirParent: tmp.dir }),
+    const fallback = suite.adopt(
+      await launch({ ...config, accel: ['xen', 'tcg'] }, { runDirParent: suite.dir }),
     );
     expect(fallback.accel).toBe('tcg');
     expect(fallback.stderr()).toMatch(/xen/);
@@ -118,10 +106,10 @@ describe('launch', () => {
   });
 
   it('passes hostile strings as arguments, never through a shell', async () => {
-    const marker = path.join(tmp.dir, 'shell-ran');
+    const marker = path.join(suite.dir, 'shell-ran');
     const name = `x;touch ${marker};$(touch ${marker})\`touch ${marker}\``;
-    const config: VmConfig = { ...(await guestConfig(tmp.dir)), staticArgs: ['-name', name] };
-    const m = started.add(await launch(config, { runDirParent: tmp.dir }));
+    const config: VmConfig = { ...(await guestConfig(suite.dir)), staticArgs: ['-name', name] };
+    const m = suite.adopt(await launch(config, { runDirParent: suite.dir }));
     expect(await m.qmp.execute('query-name')).toEqual({ name });
     expect(m.argv).toContain(name);
     await m.stop();
@@ -129,7 +117,7 @@ describe('launch', () => {
   });
 
   it('kill() ends QEMU with SIGKILL', async () => {
-    const m = started.add(await launch(await guestConfig(tmp.dir), { runDirParent: tmp.dir }));
+    const m = suite.adopt(await launch(await guestConfig(suite.dir), { runDirParent: suite.dir }));
     const exit = await m.kill();
     expect(exit.signal).toBe('SIGKILL');
     expect(m.status).toBe('stopped');
@@ -138,7 +126,7 @@ describe('launch', () => {
 
 describe('launch failures', () => {
   it('maps an unknown device driver to a QemuLaunchError with QEMU’s stderr, exit code and argv', async () => {
-    const config = await guestConfig(tmp.dir);
+    const config = await guestConfig(suite.dir);
     const bad: VmConfig = {
       ...config,
       devices: [...(config.devices ?? []), { driver: 'no-such-device', id: 'nope', props: {} }],
@@ -159,7 +147,7 @@ describe('launch failures', () => {
   });
 
   it('catches a dangling drive reference and duplicate node names before anything starts', async () => {
-    const config = await guestConfig(tmp.dir);
+    const config = await guestConfig(suite.dir);
     const parent = fresh();
     mkdirSync(parent, { mode: 0o700 });
     const dangling: VmConfig = {
@@ -187,9 +175,11 @@ describe('launch failures', () => {
   });
 
   it('reports a missing QEMU binary', async () => {
-    const config = await guestConfig(tmp.dir);
-    for (const qemu of ['qemu-system-does-not-exist', path.join(tmp.dir, 'no', 'qemu')]) {
-      const error = await launch(config, { qemu, runDirParent: tmp.dir }).catch((e: unknown) => e);
+    const config = await guestConfig(suite.dir);
+    for (const qemu of ['qemu-system-does-not-exist', path.join(suite.dir, 'no', 'qemu')]) {
+      const error = await launch(config, { qemu, runDirParent: suite.dir }).catch(
+        (e: unknown) => e,
+      );
       expect(isQemuLaunchError(error)).toBe(true);
       if (isQemuLaunchError(error)) {
         expect(error.reason).toBe('not-found');
@@ -200,7 +190,7 @@ describe('launch failures', () => {
   });
 
   it('refuses a run directory that is not writable or is open to others', async () => {
-    const config = await guestConfig(tmp.dir);
+    const config = await guestConfig(suite.dir);
     const locked = fresh();
     mkdirSync(locked, { mode: 0o700 });
     let unlock = () => {};
@@ -226,7 +216,7 @@ describe('launch failures', () => {
     chmodSync(open, 0o755);
     const e3 = await launch(config, { runDir: open }).catch((e: unknown) => e);
     expect(isRunDirError(e3) && e3.problem).toBe('insecure-mode');
-    const file = path.join(tmp.dir, 'a-file');
+    const file = path.join(suite.dir, 'a-file');
     writeFileSync(file, '');
     const e4 = await launch(config, { runDir: file }).catch((e: unknown) => e);
     expect(isRunDirError(e4) && e4.problem).toBe('not-a-directory');
@@ -234,18 +224,18 @@ describe('launch failures', () => {
 
   it('kills a QEMU that never sends a greeting after launchTimeout', async () => {
     // A fake "QEMU": a Node script (shebang to this very node, no shell) that just waits.
-    const fake = path.join(tmp.dir, 'silent-qemu');
+    const fake = path.join(suite.dir, 'silent-qemu');
     writeFileSync(
       fake,
       `#!${process.execPath}\nconsole.error('fake qemu ' + process.pid);\nsetInterval(() => {}, 1000);\n`,
       { mode: 0o700 },
     );
-    const config = await guestConfig(tmp.dir);
+    const config = await guestConfig(suite.dir);
     const started = performance.now();
     const error = await launch(config, {
       qemu: fake,
       launchTimeout: 1500,
-      runDirParent: tmp.dir,
+      runDirParent: suite.dir,
     }).catch((e: unknown) => e);
     const took = performance.now() - started;
     expect(isQemuLaunchError(error)).toBe(true);

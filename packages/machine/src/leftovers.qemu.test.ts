@@ -10,52 +10,25 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { runQemuImg } from '@qmpkit/testguest';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
+import { describe, expect, it } from 'vitest';
 import { isRunDirLockedError } from './errors.js';
 import { launch, Machine } from './machine.js';
 import { processAlive } from './proc.js';
-import {
-  guestConfig,
-  killStrays,
-  privateDir,
-  qemuSkipReason,
-  Started,
-} from './qemu.test-support.js';
+import { guestConfig } from './qemu.test-support.js';
 import { repairLeaks } from './qemu-img.js';
 import { readState } from './state.js';
 import { runDirProcesses } from './tracking.js';
 
-const tmp = privateDir();
-const started = new Started();
-/** QEMU pids children reported (killed after each test should anything go wrong). */
-const reported = new Set<number>();
-afterEach(async () => {
-  await started.endAll();
-  await killStrays(tmp.dir, reported);
-});
-afterAll(async () => {
-  await killStrays(tmp.dir, reported);
-  tmp.remove();
-});
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+// Each test's machines are killed after it, then every QEMU whose pidfile lies under the
+// suite's dir (and every pid a child reported), also after a failure or timeout.
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-machine-test-' });
 
 const COUNTER = /C=([0-9A-F]{8})\r\n/;
 const quiet = { warn: () => {} };
 
 function child(script: string, args: string[]) {
-  return spawn(
-    process.execPath,
-    [
-      '--conditions=@qmpkit/source',
-      '--import',
-      'tsx',
-      path.join(import.meta.dirname, script),
-      ...args,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  return spawnNodeChild(path.join(import.meta.dirname, script), [...args]);
 }
 
 /** The first JSON line a child prints, and its exit. */
@@ -80,7 +53,9 @@ async function firstLine<T>(
 async function imageWithLeak(file: string): Promise<void> {
   await runQemuImg(['create', '-q', '-f', 'qcow2', file, '8M']);
   await new Promise<void>((resolve, reject) => {
-    const io = spawn('qemu-io', ['-f', 'qcow2', '-c', 'write 0 64k', file], { stdio: 'ignore' });
+    const io = spawn(suite.binary.io, ['-f', 'qcow2', '-c', 'write 0 64k', file], {
+      stdio: 'ignore',
+    });
     io.once('error', reject);
     io.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`qemu-io: ${code}`))));
   });
@@ -100,17 +75,17 @@ async function imageWithLeak(file: string): Promise<void> {
 
 describe('a launch killed after the spawn', () => {
   it('relaunches from the state file written before the spawn and ends the half-started QEMU', async () => {
-    const dir = path.join(tmp.dir, 'launch-kill');
+    const dir = path.join(suite.dir, 'launch-kill');
     mkdirSync(dir, { mode: 0o700 });
     const c = child('launch-child.test-support.ts', [dir]);
     const { line, exit } = await firstLine<{ qemuPid: number; stateFile: string }>(c);
-    reported.add(line.qemuPid);
+    suite.trackPid(line.qemuPid);
     expect(await exit).toBe('SIGKILL');
     // Before the fix there was no state file yet (`StateFileError … ENOENT`) and the QEMU
     // kept running with the image's write lock.
     const state = await readState(line.stateFile);
     expect(['starting', 'running']).toContain(state.runtime.status);
-    const m = started.add(await Machine.relaunch(line.stateFile, { logger: quiet }));
+    const m = suite.adopt(await Machine.relaunch(line.stateFile, { logger: quiet }));
     expect(processAlive(line.qemuPid)).toBe(false);
     expect((await runDirProcesses(m.runDir)).map((p) => p.pid)).toEqual([m.pid]);
     await m.console('ser0').expect(COUNTER, { timeout: 20_000 });
@@ -121,12 +96,12 @@ describe('a launch killed after the spawn', () => {
 
 describe('one manager per run directory', () => {
   it('refuses a second manager with the holder pid, also another process; force takes over', async () => {
-    const dir = path.join(tmp.dir, 'lock');
+    const dir = path.join(suite.dir, 'lock');
     mkdirSync(dir, { mode: 0o700 });
     const c = child('crash-child.test-support.ts', [dir]);
     const { line, exit } = await firstLine<{ stateFile: string; qemuPid: number }>(c);
-    reported.add(line.qemuPid);
-    const config = await guestConfig(tmp.dir, { name: 'lock2' });
+    suite.trackPid(line.qemuPid);
+    const config = await guestConfig(suite.dir, { name: 'lock2' });
     // Launching into the same run directory and relaunching its state both name the holder.
     const e1 = await launch(config, { runDir: path.join(dir, 'run'), logger: quiet }).catch(
       (e: unknown) => e,
@@ -136,7 +111,7 @@ describe('one manager per run directory', () => {
     expect(isRunDirLockedError(e2) && e2.holderPid).toBe(c.pid);
     expect(processAlive(line.qemuPid)).toBe(true);
     // force: the lock is taken over and the holder's QEMU ended.
-    const m = started.add(await Machine.relaunch(line.stateFile, { force: true, logger: quiet }));
+    const m = suite.adopt(await Machine.relaunch(line.stateFile, { force: true, logger: quiet }));
     expect(processAlive(line.qemuPid)).toBe(false);
     expect((await runDirProcesses(m.runDir)).map((p) => p.pid)).toEqual([m.pid]);
     c.kill('SIGKILL');
@@ -145,28 +120,28 @@ describe('one manager per run directory', () => {
   }, 60_000);
 
   it('frees the lock at stop and when its process dies (no timers, no stale wait)', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'lock3' });
-    const runDir = path.join(tmp.dir, 'lock3-run');
-    const m = started.add(await launch(config, { runDir, logger: quiet }));
+    const config = await guestConfig(suite.dir, { name: 'lock3' });
+    const runDir = path.join(suite.dir, 'lock3-run');
+    const m = suite.adopt(await launch(config, { runDir, logger: quiet }));
     expect(readdirSync(runDir)).toContain('manager.lock');
     await m.stop();
     expect(readdirSync(runDir)).not.toContain('manager.lock');
-    const again = started.add(await Machine.relaunch(path.join(runDir, 'state.json')));
+    const again = suite.adopt(await Machine.relaunch(path.join(runDir, 'state.json')));
     await again.stop();
   });
 });
 
 describe('crash debris', () => {
   it('removes temp files of killed state writes on the next open', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'temps' });
-    const runDir = path.join(tmp.dir, 'temps-run');
-    const m = started.add(await launch(config, { runDir, logger: quiet }));
+    const config = await guestConfig(suite.dir, { name: 'temps' });
+    const runDir = path.join(suite.dir, 'temps-run');
+    const m = suite.adopt(await launch(config, { runDir, logger: quiet }));
     await m.stop();
     const temps = ['.state.json.4242.0a1b2c3d.tmp', '.state.json.4242.0a1b2c3d.bak.tmp'];
     for (const t of temps) writeFileSync(path.join(runDir, t), '{"half": ', { mode: 0o600 });
     const other = path.join(runDir, '.unrelated.tmp');
     writeFileSync(other, 'keep');
-    const again = started.add(await Machine.relaunch(path.join(runDir, 'state.json')));
+    const again = suite.adopt(await Machine.relaunch(path.join(runDir, 'state.json')));
     const left = readdirSync(runDir);
     for (const t of temps) expect(left).not.toContain(t);
     expect(left).toContain('.unrelated.tmp');
@@ -174,8 +149,8 @@ describe('crash debris', () => {
   });
 
   it('reclaims leaked clusters of writable qcow2 images after an unclean end, and logs it', async () => {
-    const base = await guestConfig(tmp.dir, { name: 'leaks' });
-    const data = path.join(tmp.dir, 'leaks-data.qcow2');
+    const base = await guestConfig(suite.dir, { name: 'leaks' });
+    const data = path.join(suite.dir, 'leaks-data.qcow2');
     await imageWithLeak(data);
     expect(
       (await runQemuImg(['check', '-f', 'qcow2', data]).catch((e: unknown) => e)) instanceof Error,
@@ -192,14 +167,14 @@ describe('crash debris', () => {
         { driver: 'ide-hd' as const, id: 'data0', drive: 'data', bus: 'ide.1' },
       ],
     };
-    const m = started.add(await launch(config, { runDirParent: tmp.dir, logger: quiet }));
+    const m = suite.adopt(await launch(config, { runDirParent: suite.dir, logger: quiet }));
     process.kill(m.pid, 'SIGKILL');
     await m.exited;
     await expect
       .poll(async () => (await readState(m.stateFile ?? '')).runtime.status)
       .toBe('exited');
     const warnings: string[] = [];
-    const again = started.add(
+    const again = suite.adopt(
       await Machine.relaunch(m.stateFile ?? '', {
         logger: { warn: (message: string) => warnings.push(message) },
       }),
@@ -214,8 +189,8 @@ describe('crash debris', () => {
 
 describe('identification', () => {
   it('every QEMU names its run directory (pidfile) and the journal records it before the spawn', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'ident' });
-    const m = started.add(await launch(config, { runDirParent: tmp.dir, logger: quiet }));
+    const config = await guestConfig(suite.dir, { name: 'ident' });
+    const m = suite.adopt(await launch(config, { runDirParent: suite.dir, logger: quiet }));
     const argv = readFileSync(`/proc/${m.pid}/cmdline`, 'utf8').split('\0');
     expect(argv[argv.indexOf('-pidfile') + 1]).toBe(path.join(m.runDir, 'qemu.pid'));
     expect(readFileSync(path.join(m.runDir, 'qemu.pid'), 'utf8').trim()).toBe(String(m.pid));

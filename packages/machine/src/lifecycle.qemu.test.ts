@@ -2,48 +2,29 @@
  * Restart, crash recovery from the state file, cold-plug over the monitor, a complex
  * configuration and console state, against a real QEMU 7.2.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { isConfigValidationError, MiB, type VmConfig } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/testguest';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
+import { describe, expect, it } from 'vitest';
 import { isRunDirLockedError, isStateFileError } from './errors.js';
 import { launch, Machine } from './machine.js';
 import { processAlive } from './proc.js';
-import {
-  guestConfig,
-  killStrays,
-  namedNodes,
-  pciIds,
-  peripherals,
-  privateDir,
-  qemuSkipReason,
-  Started,
-} from './qemu.test-support.js';
+import { guestConfig, namedNodes, pciIds, peripherals } from './qemu.test-support.js';
 import { readState } from './state.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(async () => {
-  await started.endAll();
-  await killStrays(tmp.dir);
-});
-afterAll(async () => {
-  await killStrays(tmp.dir);
-  tmp.remove();
-});
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+// Each test's machines are killed after it, then every QEMU whose pidfile lies under the
+// suite's dir (and every pid a child reported), also after a failure or timeout.
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-machine-test-' });
 
 const COUNTER = /C=([0-9A-F]{8})\r\n/;
 
 describe('restart', () => {
   it('restarts with a changed configuration; consoles, run dir and state file stay', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'restart' });
-    const m = started.add(await launch(config, { consoles: ['ser0'], runDirParent: tmp.dir }));
+    const config = await guestConfig(suite.dir, { name: 'restart' });
+    const m = suite.adopt(await launch(config, { consoles: ['ser0'], runDirParent: suite.dir }));
     await m.console('ser0').expect(COUNTER, { timeout: 20_000 });
     const firstPid = m.pid;
     const serial = m.console('ser0');
@@ -55,7 +36,7 @@ describe('restart', () => {
       .catch((e: unknown) => e);
     expect(isConfigValidationError(bad)).toBe(true);
     const missing = await m
-      .restart(config, { inheritFiles: [{ path: path.join(tmp.dir, 'missing.state') }] })
+      .restart(config, { inheritFiles: [{ path: path.join(suite.dir, 'missing.state') }] })
       .catch((e: unknown) => e);
     expect((missing as { code?: string }).code).toBe('ENOENT');
     expect(m.pid).toBe(firstPid);
@@ -83,8 +64,8 @@ describe('restart', () => {
   });
 
   it('restarts with -incoming defer and an inherited file, and restores the console buffer', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'incoming' });
-    const m = started.add(await launch(config, { consoles: ['ser0'], runDirParent: tmp.dir }));
+    const config = await guestConfig(suite.dir, { name: 'incoming' });
+    const m = suite.adopt(await launch(config, { consoles: ['ser0'], runDirParent: suite.dir }));
     const serial = m.console('ser0');
     await serial.expect(COUNTER, { timeout: 20_000 });
     // Save: stop the CPUs, migrate the state into a file, remember the unread console text.
@@ -138,16 +119,16 @@ describe('restart', () => {
 
 describe('crash recovery', () => {
   it('relaunches from the state file after kill -9 of QEMU, with the same block nodes and devices', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'crash' });
-    const m = started.add(
+    const config = await guestConfig(suite.dir, { name: 'crash' });
+    const m = suite.adopt(
       await launch(config, {
         consoles: ['ser0'],
-        runDir: path.join(tmp.dir, 'crash-run'),
+        runDir: path.join(suite.dir, 'crash-run'),
         logger: { warn: () => {} },
       }),
     );
     await m.console('ser0').expect(COUNTER, { timeout: 20_000 });
-    const disk = path.join(tmp.dir, 'crash-data.qcow2');
+    const disk = path.join(suite.dir, 'crash-data.qcow2');
     await runQemuImg(['create', '-q', '-f', 'qcow2', disk, '8M']);
     await m.plug({
       objects: [{ 'qom-type': 'iothread', id: 'io1' }],
@@ -173,7 +154,7 @@ describe('crash recovery', () => {
     expect(exit.signal).toBe('SIGKILL');
     await expect.poll(async () => (await readState(stateFile)).runtime.status).toBe('exited');
 
-    const again = started.add(await Machine.relaunch(stateFile, { logger: { warn: () => {} } }));
+    const again = suite.adopt(await Machine.relaunch(stateFile, { logger: { warn: () => {} } }));
     expect(again.pid).not.toBe(m.pid);
     expect(await namedNodes(again)).toEqual(before.nodes);
     expect(await peripherals(again)).toEqual(before.devices);
@@ -188,20 +169,13 @@ describe('crash recovery', () => {
   });
 
   it('relaunches after kill -9 of the Node process that ran the machine (its QEMU is killed first)', async () => {
-    const dir = path.join(tmp.dir, 'orphan');
+    const dir = path.join(suite.dir, 'orphan');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(dir, { mode: 0o700 });
-    const child = spawn(
-      process.execPath,
-      [
-        '--conditions=@qmpkit/source',
-        '--import',
-        'tsx',
-        path.join(import.meta.dirname, 'crash-child.test-support.ts'),
-        dir,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const child = spawnNodeChild(path.join(import.meta.dirname, 'crash-child.test-support.ts'), [
+      dir,
+    ]);
+    child.stderr.pipe(process.stderr);
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout }).once('line', resolve);
       child.once('exit', (code) => reject(new Error(`child exited ${code}`)));
@@ -215,7 +189,7 @@ describe('crash recovery', () => {
     const before = await readState(stateFile);
     expect(before.runtime.status).toBe('running');
 
-    const m = started.add(await Machine.relaunch(stateFile, { logger: { warn: () => {} } }));
+    const m = suite.adopt(await Machine.relaunch(stateFile, { logger: { warn: () => {} } }));
     expect(processAlive(qemuPid)).toBe(false);
     expect(await peripherals(m)).toEqual([
       'boot0:ide-hd',
@@ -227,10 +201,10 @@ describe('crash recovery', () => {
   }, 60_000);
 
   it('refuses a truncated or corrupt state file with a clear error and keeps the previous good state', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'corrupt' });
-    const m = started.add(
+    const config = await guestConfig(suite.dir, { name: 'corrupt' });
+    const m = suite.adopt(
       await launch(config, {
-        runDir: path.join(tmp.dir, 'corrupt-run'),
+        runDir: path.join(suite.dir, 'corrupt-run'),
         logger: { warn: () => {} },
       }),
     );
@@ -270,7 +244,7 @@ describe('crash recovery', () => {
     expect(String(e3)).toContain('$.config.config.devices[0].drive');
 
     // The previous good state starts the VM.
-    const m2 = started.add(
+    const m2 = suite.adopt(
       await Machine.relaunch(stateFile, { useBackup: true, logger: { warn: () => {} } }),
     );
     expect(m2.config.netdevs?.map((n) => n.id)).toEqual(['n9']);
@@ -281,7 +255,7 @@ describe('crash recovery', () => {
 
 describe('assembly and the command line', () => {
   it('starts blank with -S and cold-plugs disk, NIC and controller over QMP before cont', async () => {
-    const base = await guestConfig(tmp.dir, { name: 'assemble' });
+    const base = await guestConfig(suite.dir, { name: 'assemble' });
     const config: VmConfig = {
       ...base,
       // The boot disk on virtio-blk, which QMP can add; the serial port stays on the command line.
@@ -292,8 +266,8 @@ describe('assembly and the command line', () => {
       ],
       netdevs: [{ id: 'net0', type: 'user', restrict: true }],
     };
-    const m = started.add(
-      await launch(config, { assemble: 'qmp', consoles: ['ser0'], runDirParent: tmp.dir }),
+    const m = suite.adopt(
+      await launch(config, { assemble: 'qmp', consoles: ['ser0'], runDirParent: suite.dir }),
     );
     const argv = m.argv.join(' ');
     expect(argv).toContain(' -S ');
@@ -310,7 +284,7 @@ describe('assembly and the command line', () => {
   });
 
   it('starts a complex configuration paused (-S) and QEMU reports what the model says', async () => {
-    const at = (name: string) => path.join(tmp.dir, name);
+    const at = (name: string) => path.join(suite.dir, name);
     await runQemuImg(['create', '-q', '-f', 'qcow2', at('cx-base.qcow2'), '8M']);
     await runQemuImg([
       'create',
@@ -324,7 +298,7 @@ describe('assembly and the command line', () => {
       at('cx-top.qcow2'),
     ]);
     await runQemuImg(['create', '-q', '-f', 'qcow2', at('cx-data.qcow2'), '8M']);
-    const base = await guestConfig(tmp.dir, { name: 'complex' });
+    const base = await guestConfig(suite.dir, { name: 'complex' });
     const config: VmConfig = {
       ...base,
       machine: { type: 'pc-i440fx-7.2', 'memory-backend': 'mem0' },
@@ -377,8 +351,8 @@ describe('assembly and the command line', () => {
         { driver: 'virtconsole', id: 'vcon0', chardev: 'con0', bus: 'vser0.0' },
       ],
     };
-    const m = started.add(
-      await launch(config, { consoles: ['ser0', 'con0'], runDirParent: tmp.dir }),
+    const m = suite.adopt(
+      await launch(config, { consoles: ['ser0', 'con0'], runDirParent: suite.dir }),
     );
     expect(m.argv).toContain('-S');
     expect((await m.qmp.execute('query-status')).status).toBe('prelaunch');

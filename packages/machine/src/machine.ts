@@ -30,6 +30,7 @@ import {
   validate,
 } from '@qmpkit/devices';
 import type { Logger, ValidateMode } from '@qmpkit/transport';
+import { usableAccelerators } from './accel.js';
 import type { ConsoleState } from './console.js';
 import { Console, type ConsoleEncoding, type ConsoleSpec } from './console.js';
 import { MachineNotRunningError, MachineOptionsError, MachinePlugError } from './errors.js';
@@ -248,7 +249,10 @@ export class Machine {
    * with exit status, argv and stderr when QEMU does not come up.
    */
   static async launch(config: VmConfig, options: LaunchOptions = {}): Promise<Machine> {
-    const model = modelConfig(config, options.accel ?? DEFAULT_ACCEL);
+    const model = modelConfig(
+      config,
+      options.accel ?? (config.accel ? DEFAULT_ACCEL : await usableAccelerators(options.qemu)),
+    );
     const launch: StoredLaunch = {
       qemu: options.qemu ?? 'qemu-system-x86_64',
       consoles: normalizeConsoles(options.consoles ?? []),

@@ -6,32 +6,17 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
 import { createStreamSink } from '@qmpkit/transport/fd';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isMigrationError } from './errors.js';
 import { launch, type Machine } from './machine.js';
 import { migrateIncoming, migrateOutgoing, setUpMigration } from './migration.js';
-import {
-  guestConfig,
-  killStrays,
-  privateDir,
-  qemuSkipReason,
-  Started,
-} from './qemu.test-support.js';
+import { guestConfig } from './qemu.test-support.js';
 
-const tmp = privateDir();
-const started = new Started();
-afterEach(async () => {
-  await started.endAll();
-  await killStrays(tmp.dir);
-});
-afterAll(async () => {
-  await killStrays(tmp.dir);
-  tmp.remove();
-});
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
+// Each test's machines are killed after it, then every QEMU whose pidfile lies under the
+// suite's dir (and every pid a child reported), also after a failure or timeout.
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-machine-test-' });
 
 const COUNTER = /C=([0-9A-F]{8})\r\n/;
 const quiet = { warn: () => {} };
@@ -43,14 +28,14 @@ async function ramCounter(m: Machine): Promise<number> {
 
 /** A running guest, paused after it counted, and its state saved into `file`. */
 async function savedGuest(name: string): Promise<{ m: Machine; file: string; ram: number }> {
-  const config = await guestConfig(tmp.dir, { name });
-  const m = started.add(
-    await launch(config, { consoles: ['ser0'], runDirParent: tmp.dir, logger: quiet }),
+  const config = await guestConfig(suite.dir, { name });
+  const m = suite.adopt(
+    await launch(config, { consoles: ['ser0'], runDirParent: suite.dir, logger: quiet }),
   );
   await m.console('ser0').expect(COUNTER, { timeout: 20_000 });
   await m.qmp.execute('stop');
   const ram = await ramCounter(m);
-  const file = path.join(tmp.dir, `${name}.state`);
+  const file = path.join(suite.dir, `${name}.state`);
   await setUpMigration(m, { parameters: { 'max-bandwidth': 1024 ** 4 } });
   const sink = await createStreamSink({ file, acceptTimeout: 30_000, timeout: 60_000 });
   let ticks = 0;
@@ -76,8 +61,8 @@ describe('migration', () => {
   });
 
   it('refuses exec: URIs and reports an abort', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'refuse' });
-    const m = started.add(await launch(config, { runDirParent: tmp.dir, logger: quiet }));
+    const config = await guestConfig(suite.dir, { name: 'refuse' });
+    const m = suite.adopt(await launch(config, { runDirParent: suite.dir, logger: quiet }));
     const e1 = await migrateOutgoing(m, { uri: 'exec:cat > /dev/null', timeout: 5000 }).catch(
       (e: unknown) => e,
     );

@@ -1,68 +1,14 @@
 /**
- * Test support for the real-QEMU suites: when to skip, private temp dirs, the tiny test
- * guest as a `VmConfig`, and bookkeeping so every machine a test started is ended (by its
- * own pid only). Not part of the published package.
+ * Machine-specific helpers for the real-QEMU suites: the tiny test guest as a `VmConfig` and
+ * readers of QEMU's view (block nodes, peripherals, PCI). Binary lookup, skip rules, 0700
+ * temp dirs and killing every QEMU a test started come from `@qmpkit/testguest/test-support`
+ * (`qemuSuite()`). Not part of the published package.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { writeGuestImage } from '@qmpkit/testguest';
+import { TEST_ACCEL } from '@qmpkit/testguest/test-support';
 import type { Machine } from './machine.js';
-import { processAlive, waitForProcessGone } from './proc.js';
-import { runDirProcesses } from './tracking.js';
-
-const present = (command: string) => spawnSync(command, ['--version']).status === 0;
-const qemuPresent = present('qemu-system-x86_64') && present('qemu-img');
-
-/** Why the real-QEMU tests skip (only outside CI, when QEMU is missing), or undefined. */
-export const qemuSkipReason: string | undefined =
-  !qemuPresent && process.env.CI !== 'true'
-    ? 'qemu-system-x86_64 or qemu-img not found on PATH (outside CI, real-QEMU tests are skipped)'
-    : undefined;
-
-/** A private (0700) temporary directory and its cleanup. */
-export function privateDir(prefix = 'qmpkit-machine-test-'): { dir: string; remove(): void } {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** Machines started by a test file; `endAll` kills those still running (by their own pid). */
-export class Started {
-  private readonly machines: Machine[] = [];
-
-  add<M extends Machine>(machine: M): M {
-    this.machines.push(machine);
-    return machine;
-  }
-
-  async endAll(): Promise<void> {
-    for (const m of this.machines.splice(0)) {
-      if (m.status === 'running') await m.kill().catch(() => {});
-    }
-  }
-}
-
-/**
- * Kills every QEMU a test started that is still running, also when the test failed or timed
- * out and also those whose manager was another process: every process whose `-pidfile` lies
- * under `dir` (each machine's run dir is inside the test's temp dir), plus `pids` a test
- * recorded itself. Only by pid, never by name. Returns the pids it had to kill.
- */
-export async function killStrays(dir: string, pids: Iterable<number> = []): Promise<number[]> {
-  const targets = new Set([...(await runDirProcesses(dir, { nested: true })).map((p) => p.pid)]);
-  for (const pid of pids) if (processAlive(pid)) targets.add(pid);
-  for (const pid of targets) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Gone meanwhile.
-    }
-    await waitForProcessGone(pid, 10_000);
-  }
-  return [...targets];
-}
 
 /**
  * The tiny test guest as a configuration: pc machine, TCG (fast here; see the package
@@ -77,7 +23,7 @@ export async function guestConfig(
   });
   return {
     machine: { type: 'pc-i440fx-7.2' },
-    accel: ['tcg'],
+    accel: [...TEST_ACCEL],
     memory: { size: 32 * MiB },
     chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
     blockdevs: [

@@ -2,11 +2,12 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { qemuSkipReason } from './qemu.test-support.js';
+import { qemuSuite } from './test-support/index.js';
+
+qemuSuite();
 
 describe('examples/boot.ts', () => {
-  it('runs and prints counters, an echo and the disk record', async (ctx) => {
-    ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
+  it('runs and prints counters, an echo and the disk record', async () => {
     const script = fileURLToPath(new URL('../examples/boot.ts', import.meta.url));
     const { stdout } = await promisify(execFile)(
       process.execPath,

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import { afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { fillPatternAt, GUEST_LAYOUT } from './layout.js';
 import {
   createQcow2Guest,
@@ -13,16 +13,13 @@ import {
   writeGuestImage,
 } from './node.js';
 import { type GuestProcess, type StartGuestOptions, startGuest } from './process.js';
-import { MiniQmp, privateTempDir, qemuSkipReason } from './qemu.test-support.js';
+import { MiniQmp } from './qemu.test-support.js';
+import { qemuSuite } from './test-support/index.js';
 
-const tmp = privateTempDir();
-afterAll(() => tmp.cleanup());
+// Skip rules (never skip with CI=true) and the private temp dir: the shared test support.
+const tmp = qemuSuite({ prefix: 'qmpkit-testguest-' });
 
 let running: { guest: GuestProcess; qmp: MiniQmp | undefined }[] = [];
-
-beforeEach((ctx) => {
-  ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-});
 
 afterEach(async () => {
   for (const { guest, qmp } of running) {

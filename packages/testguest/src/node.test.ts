@@ -10,10 +10,10 @@ import {
   runQemuImg,
   writeGuestImage,
 } from './node.js';
-import { privateTempDir } from './qemu.test-support.js';
+import { privateTempDir } from './test-support/index.js';
 
 const tmp = privateTempDir();
-afterAll(() => tmp.cleanup());
+afterAll(() => tmp.remove());
 
 describe('guestQemuArgs', () => {
   it('builds the default command line (pc, 32 MiB, KVM then TCG, IDE, serial on stdio)', () => {

@@ -1,40 +1,9 @@
 /**
- * Test support for the real-QEMU tests: whether to skip, a private temp dir, and a
- * bare-bones QMP client (enough for `query-kvm` and `pmemsave`; the real client lives in
- * the transport package). Not part of the published package.
+ * A bare-bones QMP client for this package's real-QEMU tests (enough for `query-kvm` and
+ * `pmemsave`; the real client lives in the transport package, which this package must not
+ * depend on). Skip rules, temp dirs and cleanup are in `./test-support/`. Not published.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
-function canRun(command: string, args: readonly string[]): boolean {
-  try {
-    execFileSync(command, [...args], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const qemuPresent =
-  canRun('qemu-system-x86_64', ['--version']) && canRun('qemu-img', ['--version']);
-
-/**
- * A reason to skip real-QEMU tests, or `undefined` to run them. They are skipped only when
- * QEMU is missing outside CI; in CI (`CI=true`) a missing QEMU makes them fail instead.
- */
-export const qemuSkipReason: string | undefined =
-  !qemuPresent && process.env.CI !== 'true'
-    ? 'qemu-system-x86_64 or qemu-img not found on PATH (outside CI, real-QEMU tests are skipped)'
-    : undefined;
-
-/** Creates a private (0700) temporary directory; returns it and a cleanup function. */
-export function privateTempDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'qmpkit-testguest-'));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CAPTURE_DIR, recordingIo } from '../cli.test-support.js';
 import { painter } from '../io.js';
 import { main } from '../main.js';
-import { SKIP_REASON, skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
+import {
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  startQemu,
+  type TestQemu,
+} from '../qemu.test-support.js';
 import { ShellEngine } from '../shell/engine.js';
 import { loadModel } from '../shell/repl.js';
 
@@ -19,6 +25,9 @@ async function run(...argv: string[]) {
   const code = await main(argv, io);
   return { code, out: io.out(), err: io.err() };
 }
+
+// Every QEMU started here is killed after the file, even when a hook or test failed.
+qemuSuite();
 
 describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP_REASON}`, () => {
   let qemu: TestQemu;
@@ -235,7 +244,7 @@ describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP
         input: 'query-status\nquery-stauts\n',
       },
     );
-    expect(piped.status).toBe(0);
+    expect(piped.status).toBe(1); // a line failed: the script's status says so
     expect(piped.stdout).toMatch(/^\{"status":"\w+","singlestep":false,"running":(true|false)\}\n/);
     expect(piped.stdout).toContain("has no command 'query-stauts'");
     expect(piped.stdout).not.toContain('(QEMU)'); // no prompts without a terminal

@@ -1,5 +1,5 @@
 import { validateArgs } from '@qmpkit/qapi/runtime-v1';
-import { isQmpCommandError, isQmpJobError, type QmpClient } from '@qmpkit/transport';
+import { isQmpCommandError, isQmpHmpError, isQmpJobError, type QmpClient } from '@qmpkit/transport';
 import { Option } from 'commander';
 import { buildArguments } from '../args/build.js';
 import { connectCli } from '../connect.js';
@@ -79,9 +79,20 @@ async function runExec(
   };
   try {
     if (flags.hmp) {
-      const output = await client.hmp([command, ...words].join(' '), options);
-      io.stdout.write(output.replace(/\r\n/g, '\n'));
-      return 0;
+      // HMP reports failure as text ("Error: …") inside a successful QMP reply: read it as
+      // an error, so a failing command line exits 1 like a failing QMP command.
+      try {
+        const output = await client.hmp([command, ...words].join(' '), {
+          ...options,
+          errors: 'throw',
+        });
+        io.stdout.write(output.replace(/\r\n/g, '\n'));
+        return 0;
+      } catch (error) {
+        if (!isQmpHmpError(error)) throw error;
+        io.stderr.write(`qmpkit: ${error.message}\n`);
+        return 1;
+      }
     }
     const model = await loadModel(client, address, (text) => io.stderr.write(`qmpkit: ${text}\n`));
     if (model && flags.validate && !model.hasCommand(command)) {
@@ -173,6 +184,9 @@ async function runWaiting(
       (args ?? {}) as Parameters<QmpClient['runJob']>[1],
       { ...options, onStatus: (status) => progress.status(status) },
     );
+    polling = false;
+    await polled;
+    progress.finish();
     return { 'job-id': result.jobId, statuses: result.statuses, return: result.returned };
   } finally {
     polling = false;

@@ -5,8 +5,7 @@
  * read-only list without a supervisor. One VM for the whole file, to stay lean.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
@@ -15,7 +14,7 @@ import { createQcow2Guest } from '@qmpkit/testguest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RecordingIo, recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import { qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
 import type { ListResult, StatusResult } from '../vm/protocol.js';
 import { cliEntry } from '../vm/spawn.js';
 
@@ -45,16 +44,17 @@ async function waitFor(read: () => string, text: string | RegExp, timeout = 20_0
   }
 }
 
+// A private dir for the file; after it (also after a failure or timeout) every QEMU whose
+// pidfile lies under the dir (the supervisor's) and every tracked pid (the supervisors) is
+// killed, and the dir is removed. Top level, so its hooks run even when the suite skips.
+const suite = qemuSuite({ prefix: 'qmpkit-vm-' });
+
 describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_REASON}`, () => {
-  let work: string;
-  let dir: string;
+  const work = suite.dir;
+  const dir = path.join(work, 'vm');
   let config: string;
-  /** Pids this file started (the supervisor and its QEMU), killed in afterAll if still there. */
-  const started = new Set<number>();
 
   beforeAll(async () => {
-    work = mkdtempSync(path.join(tmpdir(), 'qmpkit-vm-'));
-    dir = path.join(work, 'vm');
     // 64 MiB, every page filled: a save streams ~64 MiB, long enough to interrupt.
     await createQcow2Guest(path.join(work, 'guest.qcow2'), { intervalMs: 50, fillRam: true });
     const vm: VmConfig = {
@@ -78,14 +78,6 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
   afterAll(async () => {
     if (process.env.QMPKIT_TEST_LOG)
       console.log(readFileSync(path.join(dir, 'supervisor.log'), 'utf8'));
-    for (const pid of started) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it('vm start returns once the VM runs; vm status shows pids, QEMU version, accelerator, run state', async () => {
@@ -108,8 +100,8 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
     const json = await run('vm', 'status', '--dir', dir, '--json');
     expect(json.code).toBe(0);
     const status = JSON.parse(json.out) as StatusResult;
-    started.add(status.pid);
-    started.add(status.qemu.pid);
+    suite.trackPid(status.pid);
+    suite.trackPid(status.qemu.pid);
     expect(status.qemu).toMatchObject({ accel: 'tcg', runState: 'running' });
     const text = await run('vm', 'status', '--dir', dir);
     expect(text.out).toMatch(/^qemu +pid \d+, QEMU 7\.2\.\d+, accelerator tcg$/m);
@@ -183,7 +175,7 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
     const status = JSON.parse(
       (await run('vm', 'status', '--dir', dir, '--json')).out,
     ) as StatusResult;
-    started.add(status.qemu.pid);
+    suite.trackPid(status.qemu.pid);
     expect(status.qemu.runState).toBe('running');
   });
 
@@ -271,8 +263,8 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
     const status = JSON.parse(
       (await run('vm', 'status', '--dir', dir, '--json')).out,
     ) as StatusResult;
-    started.add(status.pid);
-    started.add(status.qemu.pid);
+    suite.trackPid(status.pid);
+    suite.trackPid(status.qemu.pid);
     expect(status.qemu.runState).toBe('running');
     const load = await run('snapshot', 'load', 'first', '--dir', dir);
     expect(load.code).toBe(0);
@@ -294,8 +286,8 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
     const after = JSON.parse(
       (await run('vm', 'status', '--dir', dir, '--json')).out,
     ) as StatusResult;
-    started.add(after.pid);
-    started.add(after.qemu.pid);
+    suite.trackPid(after.pid);
+    suite.trackPid(after.qemu.pid);
     expect(after.qemu.pid).not.toBe(before.qemu.pid);
     await waitFor(() => (alive(before.qemu.pid) ? '' : 'gone'), 'gone', 10_000);
     expect((await run('snapshot', 'list', '--dir', dir)).out).toMatch(/^\* first /m);

@@ -189,7 +189,7 @@ interface TaskSummary {
 export function progressView(
   io: CliIo,
   label: string,
-): { update(p: SnapshotProgress): void; stop(): void } {
+): { update(p: SnapshotProgress): void; finish(): void; stop(): void } {
   if (io.stderr.isTTY === true) {
     const bar = createProgress(io, { label });
     return {
@@ -199,13 +199,16 @@ export function progressView(
           p.totalBytes !== undefined ? `${bytes(p.bytes)}/${bytes(p.totalBytes)}` : bytes(p.bytes);
         bar.status(`${p.phase} ${p.bytes > 0 || p.totalBytes !== undefined ? amount : ''}`.trim());
       },
+      finish: () => bar.finish(),
       stop: () => bar.stop(),
     };
   }
   let phase = '';
   let quarter = -1;
+  let last: SnapshotProgress | undefined;
   return {
     update(p) {
+      last = p;
       const q = p.percent === undefined ? -1 : Math.floor(p.percent / 25);
       if (p.phase === phase && q <= quarter) return;
       if (p.phase !== phase) quarter = -1;
@@ -216,6 +219,14 @@ export function progressView(
           ? ` ${p.percent.toFixed(0)}% (${bytes(p.bytes)} of ${bytes(p.totalBytes)})`
           : '';
       io.stderr.write(`${label}: ${p.phase}${amount}\n`);
+    },
+    finish() {
+      // The last report is usually short of 100% (the work ends between two reports): a log
+      // that says the work ended must say 100%, once.
+      if (last?.percent === undefined || quarter >= 4) return;
+      quarter = 4;
+      const total = last.totalBytes ?? last.bytes;
+      io.stderr.write(`${label}: ${last.phase} 100% (${bytes(total)} of ${bytes(total)})\n`);
     },
     stop() {},
   };
@@ -264,7 +275,7 @@ async function runTask(
       );
       return EXIT_INTERRUPTED;
     }
-    view.stop();
+    view.finish();
     if (json) io.stdout.write(`${formatJson(outcome, false)}\n`);
     else {
       const verb = method === 'save' ? 'saved' : 'loaded';

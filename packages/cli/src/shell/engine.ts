@@ -8,6 +8,7 @@ import { validateArgs, validateValue } from '@qmpkit/qapi/runtime-v1';
 import {
   isQmpCommandError,
   isQmpDisconnectedError,
+  isQmpHmpError,
   isQmpTimeoutError,
   type QmpClient,
 } from '@qmpkit/transport';
@@ -94,7 +95,15 @@ export class ShellEngine {
 
   private async runHmp(text: string, signal: AbortSignal | undefined): Promise<void> {
     this.log({ hmp: text });
-    const output = await this.client.hmp(text, signal ? { signal } : {});
+    let output: string;
+    try {
+      output = await this.client.hmp(text, { ...(signal ? { signal } : {}), errors: 'throw' });
+    } catch (error) {
+      if (!isQmpHmpError(error)) throw error;
+      this.log({ return: error.output });
+      this.print(error.output.replace(/\r\n/g, '\n').replace(/\n$/, ''), 'error');
+      return;
+    }
     this.log({ return: output });
     const shown = output.replace(/\r\n/g, '\n').replace(/\n$/, '');
     if (shown !== '') this.print(shown, 'result');

@@ -69,7 +69,11 @@ export async function runShell(io: CliIo, address: string, options: ShellOptions
     info: 'dim',
     event: 'cyan',
   };
+  // A script piped into the shell must fail when a line failed (like `sh -e` would not, but
+  // like every tool whose output a pipeline checks): errors are counted for the exit code.
+  let errors = 0;
   const print = (text: string, kind: OutputKind | 'event') => {
+    if (kind === 'error') errors++;
     const style = styles[kind];
     const shown = style ? paint(style, text) : text;
     if (rl && terminal && promptShown && !busy) {
@@ -200,5 +204,6 @@ export async function runShell(io: CliIo, address: string, options: ShellOptions
   await queue;
   unsubscribe();
   await client.close();
-  return lost ? 1 : 0;
+  // At a terminal a person saw each error; a piped script reports them through its status.
+  return lost || (!terminal && errors > 0) ? 1 : 0;
 }

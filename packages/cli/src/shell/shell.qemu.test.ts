@@ -8,7 +8,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type QmpClient } from '@qmpkit/transport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SKIP_REASON, skipQemu, startQemu, type TestQemu } from '../qemu.test-support.js';
+import {
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  startQemu,
+  type TestQemu,
+} from '../qemu.test-support.js';
 
 const BIN = path.join(import.meta.dirname, '../bin.ts');
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
@@ -84,6 +90,9 @@ async function openTerminal(args: string[], env: Record<string, string>): Promis
   open.add(terminal);
   return terminal;
 }
+
+// Every QEMU started here is killed after the file, even when a hook or test failed.
+qemuSuite();
 
 describe.skipIf(skipQemu)(`qmpkit shell in a pseudo-terminal, real QEMU${SKIP_REASON}`, () => {
   let qemu: TestQemu;

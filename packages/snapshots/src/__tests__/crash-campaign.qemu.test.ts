@@ -11,17 +11,17 @@
  * failing run can be repeated; which phase a given delay hits depends on the host's speed,
  * and the assertions do not.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Machine, runDirProcesses } from '@qmpkit/machine';
+import { qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { openSnapshots } from '../snapshots.js';
 import type { StrategyKind } from '../types.js';
-import { COUNTER, nextCounter, qemuSuite } from './qemu.test-support.js';
+import { COUNTER, nextCounter } from './qemu.test-support.js';
 
-const { tmp, started } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 const SEED = Number(process.env.QMPKIT_CRASH_SEED ?? 20261207);
 
@@ -72,19 +72,11 @@ async function runAndKill(
   op: Op,
   delay: number,
 ): Promise<{ ready: Ready | undefined; done: boolean; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@qmpkit/source',
-      '--import',
-      'tsx',
-      path.join(import.meta.dirname, 'campaign-child.test-support.ts'),
-      dir,
-      kind,
-      op,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnNodeChild(path.join(import.meta.dirname, 'campaign-child.test-support.ts'), [
+    dir,
+    kind,
+    op,
+  ]);
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => {
     stderr += c.toString();
@@ -112,7 +104,7 @@ describe(`SIGKILL of the manager at seeded moments (seed ${SEED})`, () => {
   it.each(TRIALS)(
     '$op with $kind, killed $delay ms in',
     async ({ op, kind, delay }) => {
-      const dir = path.join(tmp.dir, `${op}-${kind}-${delay}`);
+      const dir = path.join(suite.dir, `${op}-${kind}-${delay}`);
       mkdirSync(dir, { mode: 0o700 });
       const { ready, done, stderr } = await runAndKill(dir, kind, op, delay);
       const stateFile = ready?.stateFile ?? path.join(dir, 'run', 'state.json');
@@ -123,7 +115,7 @@ describe(`SIGKILL of the manager at seeded moments (seed ${SEED})`, () => {
         return;
       }
       const warnings: string[] = [];
-      const m = started.add(
+      const m = suite.adopt(
         await Machine.relaunch(stateFile, {
           logger: { warn: (message) => warnings.push(message) },
         }),

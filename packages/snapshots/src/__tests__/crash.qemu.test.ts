@@ -7,13 +7,14 @@
 import { spawnSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { isSnapshotAbortedError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
 import type { SnapshotPhase, StrategyKind } from '../types.js';
-import { guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
+import { guestConfig, nextCounter, startGuest } from './qemu.test-support.js';
 
-const { tmp, started } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 /** [strategy, phase to kill QEMU in, delay in ms after the phase starts]. */
 const KILLS: [StrategyKind, SnapshotPhase, number][] = [
@@ -32,9 +33,9 @@ const KILLS: [StrategyKind, SnapshotPhase, number][] = [
 ];
 
 async function scenario(kind: StrategyKind, label: string) {
-  const dir = path.join(tmp.dir, label);
-  const config = await guestConfig(tmp.dir, { name: label });
-  const m = started.add(await startGuest(tmp.dir, config));
+  const dir = path.join(suite.dir, label);
+  const config = await guestConfig(suite.dir, { name: label });
+  const m = suite.adopt(await startGuest(suite.dir, config));
   const snaps = await openSnapshots(m, { dir, strategy: kind });
   const at = await nextCounter(m);
   await snaps.save('previous');
@@ -95,7 +96,7 @@ describe('SIGKILL of QEMU during a save', () => {
         filename: string;
       };
       await s.m.stop();
-      const list = spawnSync('qemu-img', ['snapshot', '-l', image.filename], {
+      const list = spawnSync(suite.binary.img, ['snapshot', '-l', image.filename], {
         encoding: 'utf8',
       }).stdout;
       expect(list).not.toMatch(/victim~/);

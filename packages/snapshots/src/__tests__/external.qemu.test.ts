@@ -6,6 +6,7 @@
  */
 import { open, truncate } from 'node:fs/promises';
 import path from 'node:path';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
 import { expect, it } from 'vitest';
 import { isSnapshotIntegrityError, isSnapshotMismatchError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
@@ -13,18 +14,17 @@ import {
   countersIn,
   guestConfig,
   nextCounter,
-  qemuSuite,
   ramCounter,
   startGuest,
 } from './qemu.test-support.js';
 
-const { tmp, started } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 it('refuses a truncated or checksum-failing state file before touching the running VM', async () => {
-  const config = await guestConfig(tmp.dir, { name: 'integrity' });
-  const m = started.add(await startGuest(tmp.dir, config));
+  const config = await guestConfig(suite.dir, { name: 'integrity' });
+  const m = suite.adopt(await startGuest(suite.dir, config));
   const snaps = await openSnapshots(m, {
-    dir: path.join(tmp.dir, 'integrity'),
+    dir: path.join(suite.dir, 'integrity'),
     strategy: 'external',
   });
   const a = await snaps.save('a');
@@ -53,10 +53,10 @@ it('refuses a truncated or checksum-failing state file before touching the runni
 });
 
 it('refuses a snapshot of another machine type, leaving the VM running', async () => {
-  const config = await guestConfig(tmp.dir, { name: 'mismatch' });
-  const m = started.add(await startGuest(tmp.dir, config));
+  const config = await guestConfig(suite.dir, { name: 'mismatch' });
+  const m = suite.adopt(await startGuest(suite.dir, config));
   const snaps = await openSnapshots(m, {
-    dir: path.join(tmp.dir, 'mismatch'),
+    dir: path.join(suite.dir, 'mismatch'),
     strategy: 'external',
   });
   await snaps.save('on-7.2');
@@ -75,9 +75,9 @@ it('refuses a snapshot of another machine type, leaving the VM running', async (
 });
 
 it('live mode: the guest runs on during the save and the restored state is exactly the pause point', async () => {
-  const config = await guestConfig(tmp.dir, { name: 'live', memoryMiB: 32 });
-  const m = started.add(await startGuest(tmp.dir, config));
-  const snaps = await openSnapshots(m, { dir: path.join(tmp.dir, 'live'), strategy: 'external' });
+  const config = await guestConfig(suite.dir, { name: 'live', memoryMiB: 32 });
+  const m = suite.adopt(await startGuest(suite.dir, config));
+  const snaps = await openSnapshots(m, { dir: path.join(suite.dir, 'live'), strategy: 'external' });
   const before = await nextCounter(m);
   const saved = await snaps.save('live', { live: true });
   expect(saved.snapshot.live).toBe(true);
@@ -107,9 +107,12 @@ it('live mode: the guest runs on during the save and the restored state is exact
 });
 
 it('deleting a layer the running VM builds on merges it live and keeps later snapshots loadable', async () => {
-  const config = await guestConfig(tmp.dir, { name: 'merge' });
-  const m = started.add(await startGuest(tmp.dir, config));
-  const snaps = await openSnapshots(m, { dir: path.join(tmp.dir, 'merge'), strategy: 'external' });
+  const config = await guestConfig(suite.dir, { name: 'merge' });
+  const m = suite.adopt(await startGuest(suite.dir, config));
+  const snaps = await openSnapshots(m, {
+    dir: path.join(suite.dir, 'merge'),
+    strategy: 'external',
+  });
   await snaps.save('a');
   await nextCounter(m);
   await snaps.save('b');

@@ -5,19 +5,20 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
 import { expect, it } from 'vitest';
 import { isSnapshotNotFoundError, isSnapshotUnsupportedError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
-import { guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
+import { guestConfig, nextCounter, startGuest } from './qemu.test-support.js';
 
-const { tmp, started } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 it('a writable raw disk: HMP refuses, jobs leave it out, a raw node in devices is refused', async () => {
-  const raw = path.join(tmp.dir, 'data.raw');
+  const raw = path.join(suite.dir, 'data.raw');
   await writeFile(raw, Buffer.alloc(1024 * 1024));
-  const config = await guestConfig(tmp.dir, { name: 'raw', rawDisk: raw });
-  const m = started.add(await startGuest(tmp.dir, config));
-  const snaps = await openSnapshots(m, { dir: path.join(tmp.dir, 'raw') });
+  const config = await guestConfig(suite.dir, { name: 'raw', rawDisk: raw });
+  const m = suite.adopt(await startGuest(suite.dir, config));
+  const snaps = await openSnapshots(m, { dir: path.join(suite.dir, 'raw') });
   // chooseStrategy explains why HMP is out.
   expect(snaps.choice?.explanation).toMatch(/internal-hmp: not possible — block node 'data'/);
   const hmp = await snaps

@@ -4,18 +4,18 @@
  * the store keeps every committed snapshot. Overlays are private (0600). A save that would
  * mix internal and external snapshots (and so make one of them unloadable) is refused.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Machine, runDirProcesses } from '@qmpkit/machine';
+import { qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { isSnapshotUnsupportedError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
-import { COUNTER, guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
+import { COUNTER, guestConfig, nextCounter, startGuest } from './qemu.test-support.js';
 
-const { tmp, started, reported } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 /** The process runs (a zombie waiting for a reaper that is not us holds nothing). */
 function running(pid: number): boolean {
@@ -29,19 +29,11 @@ function running(pid: number): boolean {
 
 describe('a manager killed during an external load', () => {
   it('leaves no QEMU behind after the relaunch, and no snapshot is lost', async () => {
-    const dir = path.join(tmp.dir, 'load-kill');
+    const dir = path.join(suite.dir, 'load-kill');
     mkdirSync(dir, { mode: 0o700 });
-    const child = spawn(
-      process.execPath,
-      [
-        '--conditions=@qmpkit/source',
-        '--import',
-        'tsx',
-        path.join(import.meta.dirname, 'load-child.test-support.ts'),
-        dir,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawnNodeChild(path.join(import.meta.dirname, 'load-child.test-support.ts'), [
+      dir,
+    ]);
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => {
       stderr += c.toString();
@@ -56,7 +48,7 @@ describe('a manager killed during an external load', () => {
       if (msg.ready) ready = msg.ready;
       if (msg.incomingPid !== undefined) {
         incomingPid = msg.incomingPid;
-        reported.add(incomingPid);
+        suite.trackPid(incomingPid);
       }
     }
     expect(await exit, stderr).toBe('SIGKILL');
@@ -64,7 +56,7 @@ describe('a manager killed during an external load', () => {
     // The incoming QEMU outlived its manager (it was started paused, waiting for a stream).
     expect(running(incomingPid)).toBe(true);
 
-    const m = started.add(await Machine.relaunch(ready.stateFile, { logger: { warn: () => {} } }));
+    const m = suite.adopt(await Machine.relaunch(ready.stateFile, { logger: { warn: () => {} } }));
     // Before the fix it ran on, unknown, beside the relaunched VM (and the next open deleted
     // the overlay it had open as debris).
     expect(running(incomingPid)).toBe(false);
@@ -83,9 +75,9 @@ describe('a manager killed during an external load', () => {
 
 describe('store hygiene', () => {
   it('creates overlay images and state files 0600', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'modes' });
-    const m = started.add(await startGuest(tmp.dir, config));
-    const store = path.join(tmp.dir, 'modes-store');
+    const config = await guestConfig(suite.dir, { name: 'modes' });
+    const m = suite.adopt(await startGuest(suite.dir, config));
+    const store = path.join(suite.dir, 'modes-store');
     const snaps = await openSnapshots(m, { dir: store, strategy: 'external' });
     await snaps.save('one');
     await snaps.load('one');
@@ -99,9 +91,9 @@ describe('store hygiene', () => {
   });
 
   it('refuses an internal save on a VM with external snapshots, and the reverse', async () => {
-    const config = await guestConfig(tmp.dir, { name: 'mix' });
-    const m = started.add(await startGuest(tmp.dir, config));
-    const store = path.join(tmp.dir, 'mix-store');
+    const config = await guestConfig(suite.dir, { name: 'mix' });
+    const m = suite.adopt(await startGuest(suite.dir, config));
+    const store = path.join(suite.dir, 'mix-store');
     const snaps = await openSnapshots(m, { dir: store, strategy: 'external' });
     await snaps.save('ext');
     for (const kind of ['internal-jobs', 'internal-hmp'] as const) {

@@ -7,35 +7,15 @@
  *
  *   node --conditions=@qmpkit/source --import tsx load-child.test-support.ts <dir>
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { launch } from '@qmpkit/machine';
+import { childQemuPids } from '@qmpkit/testguest/test-support';
 import { openSnapshots } from '../snapshots.js';
 import { COUNTER, guestConfig, nextCounter } from './qemu.test-support.js';
 
 const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: load-child <dir>');
 const say = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
-
-/** QEMU children of this process's main thread (where libuv spawns; tsx runs esbuild too). */
-function qemuChildren(): number[] {
-  try {
-    const text = readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8');
-    return text
-      .split(' ')
-      .filter((s) => s.trim() !== '')
-      .map(Number)
-      .filter((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('qemu-system');
-        } catch {
-          return false;
-        }
-      });
-  } catch {
-    return [];
-  }
-}
 
 const config = await guestConfig(dir, { name: 'guest' });
 const machine = await launch(config, {
@@ -53,7 +33,7 @@ await snaps.load('base', {
   onProgress: (p) => {
     if (p.phase !== 'restart') return;
     const watch = setInterval(() => {
-      const pid = qemuChildren().find((c) => c !== old);
+      const pid = childQemuPids().find((c) => c !== old);
       if (pid === undefined) return;
       clearInterval(watch);
       say({ incomingPid: pid });

@@ -5,13 +5,14 @@
  */
 import path from 'node:path';
 import type { VmConfig } from '@qmpkit/devices';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { isSnapshotMismatchError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
 import type { StrategyKind } from '../types.js';
-import { guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
+import { guestConfig, nextCounter, startGuest } from './qemu.test-support.js';
 
-const { tmp, started } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 /** `config` with a second ISA serial port (COM2 on a null chardev). */
 function withCom2(config: VmConfig): VmConfig {
@@ -25,9 +26,9 @@ function withCom2(config: VmConfig): VmConfig {
 describe.each<StrategyKind>(['external', 'internal-jobs', 'internal-hmp'])('%s', (kind) => {
   it('refuses a snapshot of another device configuration, leaving the VM running', async () => {
     const label = `devcfg-${kind}`;
-    const config = await guestConfig(tmp.dir, { name: label });
-    const m = started.add(await startGuest(tmp.dir, config));
-    const snaps = await openSnapshots(m, { dir: path.join(tmp.dir, label), strategy: kind });
+    const config = await guestConfig(suite.dir, { name: label });
+    const m = suite.adopt(await startGuest(suite.dir, config));
+    const snaps = await openSnapshots(m, { dir: path.join(suite.dir, label), strategy: kind });
     const at = await nextCounter(m);
     await snaps.save('before');
     const without = m.config;

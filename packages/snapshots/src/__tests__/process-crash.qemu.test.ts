@@ -8,19 +8,19 @@
  * debris of the interrupted save is gone (state files, overlays, internal tags), and
  * `previous` loads and continues from its save point.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Machine } from '@qmpkit/machine';
+import { qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { openSnapshots } from '../snapshots.js';
 import type { SnapshotPhase, StrategyKind } from '../types.js';
 import { imageTags } from '../vm.js';
-import { COUNTER, nextCounter, qemuSuite } from './qemu.test-support.js';
+import { COUNTER, nextCounter } from './qemu.test-support.js';
 
-const { tmp, started } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 /** The process runs (a zombie waiting for a reaper that is not us does not count). */
 function alive(pid: number): boolean {
@@ -45,20 +45,12 @@ async function runChild(
   phase: SnapshotPhase,
   who: 'self' | 'parent',
 ): Promise<{ ready: Ready; sawPhase: boolean; done: boolean; signal: string | null }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@qmpkit/source',
-      '--import',
-      'tsx',
-      path.join(import.meta.dirname, 'save-child.test-support.ts'),
-      dir,
-      kind,
-      phase,
-      who,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnNodeChild(path.join(import.meta.dirname, 'save-child.test-support.ts'), [
+    dir,
+    kind,
+    phase,
+    who,
+  ]);
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => {
     stderr += c.toString();
@@ -100,7 +92,7 @@ const CASES: [StrategyKind, SnapshotPhase, 'self' | 'parent'][] = [
 
 describe('SIGKILL of the Node process during a save', () => {
   it.each(CASES)('%s, in phase %s (killed by %s)', async (kind, phase, who) => {
-    const dir = path.join(tmp.dir, `${kind}-${phase}`);
+    const dir = path.join(suite.dir, `${kind}-${phase}`);
     mkdirSync(dir, { mode: 0o700 });
     const store = path.join(dir, 'store');
     const child = await runChild(dir, kind, phase, who);
@@ -108,7 +100,7 @@ describe('SIGKILL of the Node process during a save', () => {
     expect(child.sawPhase).toBe(true);
     expect(child.done).toBe(false);
     // The child's QEMU outlived it; relaunching the machine kills that orphan first.
-    const m = started.add(
+    const m = suite.adopt(
       await Machine.relaunch(child.ready.stateFile, { logger: { warn: () => {} } }),
     );
     expect(alive(child.ready.qemuPid)).toBe(false);

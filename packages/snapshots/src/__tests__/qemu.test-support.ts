@@ -1,28 +1,14 @@
 /**
- * Test support for the real-QEMU suites: skip reason, a private dir, the tiny test guest on
- * a qcow2 disk as a `VmConfig`, counter helpers. Not part of the published package.
+ * Snapshot-specific helpers for the real-QEMU suites: the tiny test guest on a qcow2 disk as
+ * a `VmConfig`, counter helpers. Binary lookup, skip rules, 0700 temp dirs and killing every
+ * QEMU a test started come from `@qmpkit/testguest/test-support` (`qemuSuite()`). Not part of
+ * the published package.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
-import { launch, type Machine, runDirProcesses } from '@qmpkit/machine';
+import { launch, type Machine } from '@qmpkit/machine';
 import { createQcow2Guest, parseCounterLine } from '@qmpkit/testguest';
-import { afterAll, afterEach, beforeEach } from 'vitest';
-
-const present = (command: string) => spawnSync(command, ['--version']).status === 0;
-const qemuPresent = present('qemu-system-x86_64') && present('qemu-img');
-
-export const qemuSkipReason: string | undefined =
-  !qemuPresent && process.env.CI !== 'true'
-    ? 'qemu-system-x86_64 or qemu-img not found on PATH (outside CI, real-QEMU tests are skipped)'
-    : undefined;
-
-export function privateDir(prefix = 'qmpkit-snapshots-test-'): { dir: string; remove(): void } {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
+import { TEST_ACCEL } from '@qmpkit/testguest/test-support';
 
 export const COUNTER = /C=([0-9A-F]{8})\r\n/;
 
@@ -42,7 +28,7 @@ export async function guestConfig(
     : [];
   return {
     machine: { type: options.machineType ?? 'pc-i440fx-7.2' },
-    accel: ['tcg'],
+    accel: [...TEST_ACCEL],
     memory: { size: (options.memoryMiB ?? 16) * MiB },
     chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
     blockdevs: [
@@ -100,73 +86,4 @@ export function countersIn(text: string): number[] {
     .split('\r\n')
     .map((l) => parseCounterLine(l))
     .filter((n): n is number => n !== undefined);
-}
-
-/** Machines a file started; `endAll` kills those still running (their own pid only). */
-export class Started {
-  private readonly machines: Machine[] = [];
-  add(m: Machine): Machine {
-    this.machines.push(m);
-    return m;
-  }
-  async endAll(): Promise<void> {
-    for (const m of this.machines.splice(0))
-      if (m.status === 'running') await m.kill().catch(() => {});
-  }
-}
-
-/** Running (not zombie) — a process that is gone or only waits to be reaped is not. */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Kills every QEMU a test started that still runs, also after a failure or timeout and also
- * those of child processes: each process whose `-pidfile` lies under `dir` (every run dir of
- * a test is inside its temp dir), plus `pids` the test recorded. By pid only, never by name.
- */
-export async function killStrays(dir: string, pids: Iterable<number> = []): Promise<number[]> {
-  const targets = new Set((await runDirProcesses(dir, { nested: true })).map((p) => p.pid));
-  for (const pid of pids) if (running(pid)) targets.add(pid);
-  for (const pid of targets) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Gone meanwhile.
-    }
-    for (let i = 0; i < 500 && running(pid); i++) await new Promise((r) => setTimeout(r, 20));
-  }
-  return [...targets];
-}
-
-/**
- * The hooks every real-QEMU file registers: a private dir removed after the file, machines
- * killed after each test (and every other QEMU under the dir, see `killStrays`), each test
- * skipped with the reason when QEMU is missing. `reported`: QEMU pids children printed.
- */
-export function qemuSuite(): {
-  tmp: ReturnType<typeof privateDir>;
-  started: Started;
-  reported: Set<number>;
-} {
-  const tmp = privateDir();
-  const started = new Started();
-  const reported = new Set<number>();
-  afterEach(async () => {
-    await started.endAll();
-    await killStrays(tmp.dir, reported);
-  });
-  afterAll(async () => {
-    await killStrays(tmp.dir, reported);
-    tmp.remove();
-  });
-  beforeEach((ctx) => {
-    ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
-  });
-  return { tmp, started, reported };
 }

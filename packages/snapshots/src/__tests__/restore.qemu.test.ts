@@ -9,13 +9,14 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
 import { expect, it } from 'vitest';
 import { isSnapshotRestoreError } from '../errors.js';
 import { openSnapshots, type Snapshots } from '../snapshots.js';
 import { STREAM_MAGIC, STREAM_VERSION, sha256File } from '../statefile.js';
-import { guestConfig, nextCounter, qemuSuite, startGuest } from './qemu.test-support.js';
+import { guestConfig, nextCounter, startGuest } from './qemu.test-support.js';
 
-const { tmp, started } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 function alive(pid: number): boolean {
   try {
@@ -42,10 +43,10 @@ async function replaceState(snaps: Snapshots, name: string, content: Buffer): Pr
 }
 
 it('a stream QEMU rejects: SnapshotRestoreError with exit code 1 and its stderr, machine stopped, a good snapshot loads next', async () => {
-  const config = await guestConfig(tmp.dir, { name: 'garbage' });
-  const m = started.add(await startGuest(tmp.dir, config));
+  const config = await guestConfig(suite.dir, { name: 'garbage' });
+  const m = suite.adopt(await startGuest(suite.dir, config));
   const snaps = await openSnapshots(m, {
-    dir: path.join(tmp.dir, 'garbage'),
+    dir: path.join(suite.dir, 'garbage'),
     strategy: 'external',
   });
   const atGood = await nextCounter(m);
@@ -89,10 +90,10 @@ it('a stream QEMU rejects: SnapshotRestoreError with exit code 1 and its stderr,
 });
 
 it('a restore past its deadline: reason timeout (not the exit our kill causes), the destination QEMU is killed, a later load works', async () => {
-  const config = await guestConfig(tmp.dir, { name: 'deadline' });
-  const m = started.add(await startGuest(tmp.dir, config));
+  const config = await guestConfig(suite.dir, { name: 'deadline' });
+  const m = suite.adopt(await startGuest(suite.dir, config));
   const snaps = await openSnapshots(m, {
-    dir: path.join(tmp.dir, 'deadline'),
+    dir: path.join(suite.dir, 'deadline'),
     strategy: 'external',
   });
   const at = await nextCounter(m);

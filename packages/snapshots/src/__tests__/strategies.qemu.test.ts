@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { readCounterFromImageFile } from '@qmpkit/testguest';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { isSnapshotExistsError, isSnapshotNotFoundError } from '../errors.js';
 import { openSnapshots } from '../snapshots.js';
@@ -15,12 +16,11 @@ import {
   guestConfig,
   nextCounter,
   pauseAndRead,
-  qemuSuite,
   ramCounter,
   startGuest,
 } from './qemu.test-support.js';
 
-const { tmp, started } = qemuSuite();
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-test-' });
 
 /** The disk counter the VM's active chain holds now (read with force-share). */
 async function diskCounter(file: string): Promise<number | undefined> {
@@ -47,9 +47,9 @@ function activeTop(m: { config: { devices?: readonly unknown[] } }): string {
 
 describe.each<StrategyKind>(['external', 'internal-jobs', 'internal-hmp'])('%s', (kind) => {
   it('restores RAM, disk and unread serial output of the save point', async () => {
-    const dir = path.join(tmp.dir, `${kind}-continuity`);
-    const config = await guestConfig(tmp.dir, { name: `${kind}-continuity` });
-    const m = started.add(await startGuest(tmp.dir, config));
+    const dir = path.join(suite.dir, `${kind}-continuity`);
+    const config = await guestConfig(suite.dir, { name: `${kind}-continuity` });
+    const m = suite.adopt(await startGuest(suite.dir, config));
     const snaps = await openSnapshots(m, { dir, strategy: kind });
     const consumed = await nextCounter(m);
     // Pause ourselves so the save point's counter is known exactly.
@@ -82,9 +82,9 @@ describe.each<StrategyKind>(['external', 'internal-jobs', 'internal-hmp'])('%s',
   });
 
   it('keeps a tree: load a non-latest snapshot, delete one in the middle, list; typed errors', async () => {
-    const dir = path.join(tmp.dir, `${kind}-tree`);
-    const config = await guestConfig(tmp.dir, { name: `${kind}-tree` });
-    const m = started.add(await startGuest(tmp.dir, config));
+    const dir = path.join(suite.dir, `${kind}-tree`);
+    const config = await guestConfig(suite.dir, { name: `${kind}-tree` });
+    const m = suite.adopt(await startGuest(suite.dir, config));
     const snaps = await openSnapshots(m, { dir, strategy: kind });
     const at: Record<string, number> = {};
     for (const name of ['a', 'b', 'c']) {

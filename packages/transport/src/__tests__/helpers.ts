@@ -2,13 +2,20 @@
  * Test support: tiny QMP peers on private UNIX sockets, and real QEMU processes spawned
  * with argument arrays (only pids started here are ever killed).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
 import type { Commands, Events } from '@qmpkit/qapi';
+import {
+  killQemu,
+  killStartedQemus,
+  privateTempDir,
+  qemuSkipReason,
+  skipNote,
+  spawnQemu as spawnTracked,
+  TEST_ACCEL,
+} from '@qmpkit/testguest/test-support';
 import type { ConnectOptions } from '../client/client.js';
 import { connect, type QmpClient } from '../client/client.js';
 import { QmpDecoder } from '../codec/decoder.js';
@@ -16,9 +23,9 @@ import { encodeError, encodeEvent, encodeGreeting, encodeReturn } from '../codec
 import type { WireCommand } from '../codec/messages.js';
 import { InheritedFds } from '../fd/inherited.js';
 
+/** A private (0700) temp dir (from the shared test support). */
 export function tempDir(prefix = 'qmpkit-test-'): { dir: string; remove(): void } {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return privateTempDir(prefix);
 }
 
 /** A raw peer: the test decides byte for byte what it sends. */
@@ -114,21 +121,14 @@ export async function fakeQmp(handler: FakeHandler = () => undefined, greeting =
 // ---------------------------------------------------------------------------------------
 // Real QEMU
 
-export const QEMU_BINARY = 'qemu-system-x86_64';
-
-export function qemuInstalled(): boolean {
-  const result = spawnSync(QEMU_BINARY, ['--version'], { stdio: 'ignore' });
-  return result.status === 0;
-}
+// Binary lookup, skip rules and process cleanup come from the shared test support.
 
 /**
  * Real-QEMU suites skip only when QEMU is missing and we are not in CI; in CI a missing
  * QEMU makes them fail.
  */
-export const skipQemu = !qemuInstalled() && process.env.CI !== 'true';
-export const SKIP_REASON = skipQemu ? ' (skipped: qemu-system-x86_64 is not installed)' : '';
-
-const started = new Set<ChildProcess>();
+export const skipQemu = qemuSkipReason() !== undefined;
+export const SKIP_REASON = skipNote();
 
 export interface SpawnedQemu {
   readonly child: ChildProcess;
@@ -154,7 +154,7 @@ export async function spawnQemu(
   const machineArgs = options.extraArgs?.includes('-machine')
     ? []
     : options.machine === 'pc'
-      ? ['-machine', 'pc', '-m', '16', '-accel', 'kvm', '-accel', 'tcg', '-S']
+      ? ['-machine', 'pc', '-m', '16', ...TEST_ACCEL.flatMap((a) => ['-accel', a]), '-S']
       : ['-machine', 'none'];
   const args = [
     '-nodefaults',
@@ -164,9 +164,7 @@ export async function spawnQemu(
     ...monitor.monitorArgs(),
     ...(options.extraArgs ?? []),
   ];
-  const child = spawn(QEMU_BINARY, args, { stdio: fds.stdio });
-  started.add(child);
-  child.on('exit', () => started.delete(child));
+  const child = spawnTracked(args, { stdio: fds.stdio });
   fds.closeParentCopies();
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (s: string) => {
@@ -277,14 +275,7 @@ export class WireTap {
   }
 }
 
-export async function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
+export const killChild: (child: ChildProcess) => Promise<void> = killQemu;
 
-/** Kills every QEMU this helper started that is still running. */
-export async function killAllStarted(): Promise<void> {
-  await Promise.all([...started].map((c) => killChild(c)));
-}
+/** Kills every QEMU the shared test support started that is still running. */
+export const killAllStarted: () => Promise<void> = killStartedQemus;

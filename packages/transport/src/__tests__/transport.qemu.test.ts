@@ -2,11 +2,12 @@
  * The transport against a real QEMU 7.2 (`qemu-system-x86_64`), spawned by these tests with
  * argument arrays; QMP runs over a socketpair inherited at spawn unless a test says otherwise.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { tables } from '@qmpkit/qapi';
+import { QEMU, spawnQemu as spawnTracked } from '@qmpkit/testguest/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { QmpClient, ValidationReport } from '../client/client.js';
@@ -23,7 +24,6 @@ import {
 } from '../errors.js';
 import {
   killAllStarted,
-  QEMU_BINARY,
   SKIP_REASON,
   type SpawnedQemu,
   skipQemu,
@@ -406,7 +406,7 @@ describe.skipIf(skipQemu)(`snapshot-save as a job${SKIP_REASON}`, () => {
   it('follows JOB_STATUS_CHANGE (sent before the reply), reads errors before dismissing', async () => {
     const tmp = tempDir();
     const disk = path.join(tmp.dir, 'disk.qcow2');
-    const made = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M']);
+    const made = spawnSync(QEMU.img, ['create', '-q', '-f', 'qcow2', disk, '16M']);
     expect(made.status).toBe(0);
     const vm = await spawnQemu({
       machine: 'pc',
@@ -485,9 +485,11 @@ describe.skipIf(skipQemu)(`reconnect to a restarted QEMU${SKIP_REASON}`, () => {
   it('re-dials the same unix socket with backoff after QEMU dies and comes back', async () => {
     const tmp = tempDir();
     const socketPath = path.join(tmp.dir, 'qmp.sock');
-    const start = async () => {
-      const child = spawn(
-        QEMU_BINARY,
+    // Tracked: the file's afterAll (and the exit hook) kill it even when this test fails or
+    // times out. No probe connection here: QEMU serves one QMP client at a time, and a probe
+    // racing the reconnecting client for the monitor is what hung this test (issue #12).
+    const start = () =>
+      spawnTracked(
         [
           '-machine',
           'none',
@@ -499,17 +501,15 @@ describe.skipIf(skipQemu)(`reconnect to a restarted QEMU${SKIP_REASON}`, () => {
         ],
         { stdio: 'ignore' },
       );
-      await (await connect(`unix:${socketPath}`, { waitForListener: true })).close();
-      return child;
-    };
-    const stop = async (child: ReturnType<typeof spawn>) => {
+    const stop = async (child: ChildProcess) => {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGKILL');
       await exited;
     };
-    let first = await start();
+    let first = start();
     const reconnects: number[] = [];
     const qmp = await connect(`unix:${socketPath}`, {
+      waitForListener: true,
       reconnect: { initialDelay: 20, maxDelay: 100, onReconnect: (n) => reconnects.push(n) },
       logger: { warn: () => {} },
     });
@@ -519,7 +519,7 @@ describe.skipIf(skipQemu)(`reconnect to a restarted QEMU${SKIP_REASON}`, () => {
       const pending = qmp.execute('query-qmp-schema').catch((e: unknown) => e);
       await stop(first);
       expect(await pending).toBeInstanceOf(QmpDisconnectedError);
-      first = await start();
+      first = start();
       // Issued while reconnecting: waits for the new session.
       expect(await qmp.execute('query-status')).toMatchObject({ running: true });
       expect(reconnects.length).toBe(1);
@@ -536,14 +536,13 @@ describe.skipIf(skipQemu)(`reconnect to a restarted QEMU${SKIP_REASON}`, () => {
 
 describe.skipIf(skipQemu)(`unix, tcp and WebSocket transports${SKIP_REASON}`, () => {
   const tmp = tempDir();
-  let child: ReturnType<typeof spawn> | undefined;
+  let child: ChildProcess | undefined;
   let port = 0;
   const socketPath = path.join(tmp.dir, 'qmp.sock');
 
   beforeAll(async () => {
     port = await freePort();
-    child = spawn(
-      QEMU_BINARY,
+    child = spawnTracked(
       [
         '-machine',
         'none',

@@ -12,6 +12,7 @@ import {
   QmpConnectionError,
   QmpDisconnectedError,
   QmpHmpError,
+  QmpTimeoutError,
   QmpValidationError,
 } from '../errors.js';
 import {
@@ -71,6 +72,12 @@ export interface ReconnectOptions {
   readonly maxAttempts?: number;
   /** Called after every successful reconnect. */
   readonly onReconnect?: (attempt: number) => void;
+  /**
+   * Longest wait, in ms, of a call issued while reconnecting (default 30 000). A call's own
+   * `timeout` bounds it too. When it passes, the call rejects with `QmpDisconnectedError`
+   * (cause: `QmpTimeoutError`); the reconnect goes on.
+   */
+  readonly waitTimeout?: number;
 }
 
 export interface ConnectOptions<C, E> extends DialOptions {
@@ -224,6 +231,8 @@ export class QmpClient<
   private reconnecting: Promise<QmpSession> | undefined;
   /** Ends the reconnect backoff sleep early (used by `close()`). */
   private wakeReconnect: (() => void) | undefined;
+  /** Aborted by `close()`: ends a dial or handshake in progress (e.g. of a reconnect). */
+  private readonly closeController = new AbortController();
   private readonly validateEvents: boolean;
 
   /** @internal Use `connect()`. */
@@ -250,8 +259,16 @@ export class QmpClient<
   private async open(): Promise<QmpSession> {
     const o = this.options;
     const timeout = o.connectTimeout ?? 10_000;
+    // One deadline for dial + greeting + negotiation: a re-dial that lands in the listen
+    // backlog of a QEMU whose single monitor another client holds gets no greeting, and
+    // must give up (closing its socket) rather than wait for it.
+    const deadline = performance.now() + timeout;
     const dialSignal = AbortSignal.timeout(timeout);
-    const signal = o.signal ? anySignal(o.signal, dialSignal) : dialSignal;
+    // What ends an attempt early: the caller's signal, and `close()`.
+    const stop = o.signal
+      ? anySignal(o.signal, this.closeController.signal)
+      : this.closeController.signal;
+    const signal = anySignal(stop, dialSignal);
     let channel: Awaited<ReturnType<typeof dial>>;
     const dialOnce = () =>
       dial(this.address, {
@@ -278,7 +295,7 @@ export class QmpClient<
     const onEvent = o.onEvent;
     let opened: QmpSession | undefined;
     const session = await QmpSession.open(channel, {
-      connectTimeout: timeout,
+      connectTimeout: Math.max(1, Math.ceil(deadline - performance.now())),
       logger: this.logger,
       onEvent: (event) => {
         if (this.validateEvents) this.checkEvent(event);
@@ -297,7 +314,7 @@ export class QmpClient<
       ...(o.onUnknownId === undefined ? {} : { onUnknownId: o.onUnknownId }),
       ...(o.correlate === undefined ? {} : { correlate: o.correlate }),
       ...(o.maxInFlight === undefined ? {} : { maxInFlight: o.maxInFlight }),
-      ...(o.signal ? { signal: o.signal } : {}),
+      signal: stop,
     });
     opened = session;
     return session;
@@ -448,7 +465,11 @@ export class QmpClient<
     return session.send(command, args, send);
   }
 
-  /** A call made while reconnecting waits for the new session (or its own abort). */
+  /**
+   * A call made while reconnecting waits for the new session, but never unboundedly: its own
+   * abort, its own `timeout` (which then covers the wait and the reply) and the reconnect's
+   * `waitTimeout` all end the wait.
+   */
   private async sendAfterReconnect(
     ready: Promise<QmpSession>,
     command: string,
@@ -457,25 +478,53 @@ export class QmpClient<
   ): Promise<unknown> {
     const signal = send?.signal;
     if (signal?.aborted) throw signal.reason;
+    const reconnect = this.options.reconnect;
+    const waitTimeout =
+      (typeof reconnect === 'object' ? reconnect.waitTimeout : undefined) ?? 30_000;
+    const ownTimeout = send?.timeout;
+    const started = performance.now();
     let onAbort: (() => void) | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     let session: QmpSession;
     try {
-      session = await (signal
-        ? Promise.race([
-            ready,
-            new Promise<never>((_, reject) => {
-              onAbort = () => reject(signal.reason);
-              signal.addEventListener('abort', onAbort, { once: true });
-            }),
-          ])
-        : ready);
+      session = await Promise.race([
+        ready,
+        new Promise<never>((_, reject) => {
+          if (signal) {
+            onAbort = () => reject(signal.reason);
+            signal.addEventListener('abort', onAbort, { once: true });
+          }
+          const own = ownTimeout ?? Number.POSITIVE_INFINITY;
+          if (own <= waitTimeout)
+            timer = setTimeout(() => reject(new QmpTimeoutError(command, own)), own);
+          else
+            timer = setTimeout(
+              () =>
+                reject(
+                  new QmpDisconnectedError(command, {
+                    cause: new QmpTimeoutError(
+                      'reconnect',
+                      waitTimeout,
+                      `${command}: not sent, no new QMP session within ${waitTimeout} ms`,
+                    ),
+                  }),
+                ),
+              waitTimeout,
+            );
+        }),
+      ]);
     } catch (error) {
       if (signal?.aborted && error === signal.reason) throw error;
+      if (error instanceof QmpTimeoutError || error instanceof QmpDisconnectedError) throw error;
       throw new QmpDisconnectedError(command, { cause: error });
     } finally {
+      clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
-    return session.send(command, args, send);
+    if (ownTimeout === undefined) return session.send(command, args, send);
+    // The wait used part of the call's own timeout; the reply gets the rest.
+    const left = Math.max(1, Math.ceil(ownTimeout - (performance.now() - started)));
+    return session.send(command, args, { ...send, timeout: left });
   }
 
   private checkReturn(command: string, value: unknown): unknown {
@@ -681,6 +730,7 @@ export class QmpClient<
   async close(): Promise<CloseReason> {
     this.closing = true;
     this.wakeReconnect?.();
+    this.closeController.abort(new QmpDisconnectedError(undefined));
     const session = this.session;
     if (this.reconnecting) {
       await this.reconnecting.then(
