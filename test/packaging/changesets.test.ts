@@ -62,7 +62,9 @@ function versions(dir: string): Record<string, string> {
   );
 }
 
-it('the initial changesets bump every published package; private ones stay; changelogs are written', () => {
+it('the initial changesets bump every published package; private ones stay; changelogs are written', {
+  timeout: 60_000,
+}, () => {
   const before = versions(ROOT);
   const dir = scratchCopy();
   version(dir);
