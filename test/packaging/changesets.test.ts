@@ -62,7 +62,9 @@ function versions(dir: string): Record<string, string> {
   );
 }
 
-it('the initial changesets bump every published package; private ones stay; changelogs are written', () => {
+it('the initial changesets bump every published package; private ones stay; changelogs are written', {
+  timeout: 60_000,
+}, () => {
   const before = versions(ROOT);
   const dir = scratchCopy();
   version(dir);
@@ -76,6 +78,9 @@ it('the initial changesets bump every published package; private ones stay; chan
     }
   }
   expect(new Set(FIXED.map((n) => after[n])).size).toBe(1);
+  // The changelog carries this wave's user-visible changes (issue #12 §4).
+  const cliLog = readFileSync(path.join(dir, 'packages/cli/CHANGELOG.md'), 'utf8');
+  expect(cliLog).toContain('`exec --hmp` exits 1 when the HMP command line fails');
   expect(
     readdirSync(path.join(dir, '.changeset')).filter((f) => f.endsWith('.md') && f !== 'README.md'),
   ).toEqual([]);

@@ -3,12 +3,19 @@
  * `packaging.qemu.test.ts`): ESM-only exports with types, the source condition first and
  * dropped on publish, engines, sideEffects, and an initial changeset.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { publishedPackages, ROOT, withoutSourceCondition } from './workspace.js';
 
 const packages = publishedPackages();
+
+/** An export only the workspace's source condition resolves (test support): not published. */
+const testOnly = (target: unknown): boolean =>
+  typeof target === 'object' &&
+  target !== null &&
+  Object.keys(target).length === 1 &&
+  '@qmpkit/source' in target;
 
 it('finds the published packages from pnpm-workspace.yaml', () => {
   const names = packages.map((p) => p.manifest.name);
@@ -28,7 +35,7 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s', (_name, 
 
   it('every export has @qmpkit/source first, then types, then default, into dist/', () => {
     for (const [subpath, target] of Object.entries(m.exports ?? {})) {
-      if (subpath === './package.json') continue;
+      if (subpath === './package.json' || testOnly(target)) continue;
       expect(Object.keys(target as object), subpath).toEqual([
         '@qmpkit/source',
         'types',
@@ -42,8 +49,31 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s', (_name, 
   });
 
   it('publishConfig.exports is exports without the source condition (src/ is not published)', () => {
-    expect(m.publishConfig?.exports).toEqual(withoutSourceCondition(m.exports));
+    const published = Object.fromEntries(
+      Object.entries(m.exports ?? {}).filter(([, target]) => !testOnly(target)),
+    );
+    expect(m.publishConfig?.exports).toEqual(withoutSourceCondition(published));
     expect(m.files ?? []).not.toContain('src');
+  });
+
+  it('test-only subpaths (source condition only) are test support, never published', () => {
+    for (const [subpath, target] of Object.entries(m.exports ?? {})) {
+      if (!testOnly(target)) continue;
+      expect(subpath).toBe('./test-support');
+      expect(Object.keys(m.publishConfig?.exports ?? {})).not.toContain(subpath);
+    }
+  });
+
+  it('builds itself when packed (prepack), so a tarball cannot lack dist/ (issue #12 §4)', () => {
+    expect(m.scripts?.prepack).toBe('pnpm run build');
+    expect(m.scripts?.build).toBeDefined();
+  });
+
+  it('carries an MIT LICENSE file, as its license field says', () => {
+    expect(m.license).toBe('MIT');
+    const file = path.join(pkg.dir, 'LICENSE');
+    expect(existsSync(file)).toBe(true);
+    expect(readFileSync(file, 'utf8')).toMatch(/^MIT License\n/);
   });
 
   it('has an initial changeset', () => {

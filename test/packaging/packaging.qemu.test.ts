@@ -24,7 +24,6 @@ import { publishedPackages, ROOT, type WorkspacePackage } from './workspace.js';
 
 const require = createRequire(import.meta.url);
 const packages = publishedPackages();
-const TSC = path.join(ROOT, 'node_modules/typescript/bin/tsc');
 const BIN = path.join(ROOT, 'node_modules/.bin');
 /** The version the workspace pins for a dependency (its catalog entry). */
 const versionOf = (name: string): string => {
@@ -63,14 +62,9 @@ beforeAll(() => {
   const out = path.join(scratch, 'tarballs');
   mkdirSync(out);
   for (const pkg of packages) {
-    // A package with its own build script (qapi regenerates docs into build-src first) runs
-    // it; the others are a plain tsc build.
-    const script = path.join(pkg.dir, 'scripts/build.ts');
-    if (existsSync(script)) {
-      run(process.execPath, ['--conditions=@qmpkit/source', '--import', 'tsx', script], pkg.dir);
-    } else {
-      run(process.execPath, [TSC, '-p', 'tsconfig.build.json'], pkg.dir);
-    }
+    // No build step here: `pnpm pack` runs each package's `prepack` (its build), which is
+    // what keeps a tarball from shipping without dist/ (issue #12 §4).
+    rmSync(path.join(pkg.dir, 'dist'), { recursive: true, force: true });
     run('npx', ['-y', 'pnpm@10.34.9', 'pack', '--pack-destination', out], pkg.dir);
     const file = `${pkg.manifest.name.replace(/^@/, '').replace('/', '-')}-${pkg.manifest.version}.tgz`;
     tarballs.set(pkg.manifest.name, path.join(out, file));
@@ -103,6 +97,15 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s tarball', 
       expect(JSON.stringify(manifest[field] ?? {}), field).not.toMatch(/"(workspace|catalog):/);
     expect(files.filter((f) => f.startsWith('package/src/'))).toEqual([]);
     expect(files).toContain('package/package.json');
+  });
+
+  it('was built by prepack, carries its MIT LICENSE, and ships no source maps without sources', () => {
+    const { dir, files } = unpack(pkg);
+    expect(files.some((f) => f.startsWith('package/dist/') && f.endsWith('.js'))).toBe(true);
+    expect(files).toContain('package/LICENSE');
+    expect(readFileSync(path.join(dir, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n/);
+    expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
+    expect(files.filter((f) => f.includes('test-support'))).toEqual([]);
   });
 
   it('passes publint --strict', () => {

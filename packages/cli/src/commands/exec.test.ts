@@ -33,4 +33,33 @@ describe('qmpkit exec', () => {
     expect(result).toMatchObject({ code: 0, err: '' });
     expect(result.out).toMatch(/VM status: paused/);
   });
+
+  it('--json-errors reports a QMP error as one JSON line with class, desc and exit code', async () => {
+    const result = await run('exec', address, '--json-errors', 'blockdev-del', 'node-name=nope');
+    expect(result.code).toBe(1);
+    expect(result.out).toBe('');
+    const line = JSON.parse(result.err.trim()) as { error: Record<string, unknown> };
+    expect(line.error).toMatchObject({
+      command: 'blockdev-del',
+      class: 'GenericError',
+      exitCode: 1,
+    });
+    expect(line.error.desc).toMatch(/nope/);
+  });
+
+  it('--json-errors reports our own refusals too (unknown command: exit 2, nothing sent)', async () => {
+    const result = await run('exec', address, '--json-errors', 'query-stauts');
+    expect(result.code).toBe(2);
+    const line = JSON.parse(result.err.trim()) as { error: Record<string, unknown> };
+    expect(line.error).toMatchObject({ class: 'CliUsageError', exitCode: 2 });
+    expect(line.error.desc).toMatch(/did you mean query-status/);
+  });
+
+  it('--json-errors reports an unreachable address with exit 2', async () => {
+    const result = await run('exec', 'unix:/nonexistent/qmp.sock', '--json-errors', 'query-status');
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.err.trim())).toMatchObject({
+      error: { class: 'CliConnectError', exitCode: 2 },
+    });
+  });
 });

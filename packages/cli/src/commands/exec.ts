@@ -3,7 +3,7 @@ import { isQmpCommandError, isQmpHmpError, isQmpJobError, type QmpClient } from 
 import { Option } from 'commander';
 import { buildArguments } from '../args/build.js';
 import { connectCli } from '../connect.js';
-import { CliUsageError } from '../errors.js';
+import { CliUsageError, isCliError } from '../errors.js';
 import { formatJson, formatProblems } from '../format.js';
 import { painter, wantsColor } from '../io.js';
 import { createProgress } from '../progress.js';
@@ -19,6 +19,7 @@ interface ExecFlags {
   wait?: boolean;
   timeout?: number;
   connectTimeout?: number;
+  jsonErrors?: boolean;
 }
 
 export const execCommand: CliCommand = {
@@ -37,6 +38,10 @@ export const execCommand: CliCommand = {
       .option('--no-validate', 'send without checking the arguments against the live schema')
       .option('-H, --hmp', 'run an HMP command line through human-monitor-command, print its text')
       .option(
+        '--json-errors',
+        'report a failure as one JSON line on stderr: {"error":{"class","desc","exitCode"}}',
+      )
+      .option(
         '-w, --wait',
         'for job commands: wait until the job concludes (progress bar on stderr)',
       )
@@ -51,17 +56,43 @@ export const execCommand: CliCommand = {
         ),
       )
       .action(async (address: string, command: string, words: string[], flags: ExecFlags) => {
-        context.exit(await runExec(context, address, command, words, flags));
+        if (!flags.jsonErrors) {
+          context.exit(await runExec(context, address, command, words, flags));
+          return;
+        }
+        // Every failure, whether QEMU's or ours, as one JSON line a program can parse.
+        const report = (error: { class: string; desc: string; exitCode: number }) => {
+          context.io.stderr.write(`${JSON.stringify({ error: { command, ...error } })}\n`);
+          return error.exitCode;
+        };
+        try {
+          context.exit(await runExec(context, address, command, words, { ...flags, report }));
+        } catch (error) {
+          context.exit(report(describeFailure(error)));
+        }
       });
   },
 };
+
+/** A failure as `--json-errors` prints it. */
+export function describeFailure(error: unknown): { class: string; desc: string; exitCode: number } {
+  if (isCliError(error))
+    return { class: error.name, desc: error.message, exitCode: error.exitCode };
+  if (isQmpCommandError(error)) return { class: error.errorClass, desc: error.desc, exitCode: 1 };
+  if (isQmpHmpError(error)) return { class: 'HmpError', desc: error.desc, exitCode: 1 };
+  if (isQmpJobError(error)) return { class: 'JobError', desc: error.desc, exitCode: 1 };
+  if (error instanceof Error) return { class: error.name, desc: error.message, exitCode: 1 };
+  return { class: 'Error', desc: String(error), exitCode: 1 };
+}
 
 async function runExec(
   context: CommandContext,
   address: string,
   command: string,
   words: string[],
-  flags: ExecFlags,
+  flags: ExecFlags & {
+    report?: (error: { class: string; desc: string; exitCode: number }) => number;
+  },
 ): Promise<number> {
   const { io } = context;
   const pretty = flags.pretty ?? io.stdout.isTTY === true;
@@ -90,6 +121,7 @@ async function runExec(
         return 0;
       } catch (error) {
         if (!isQmpHmpError(error)) throw error;
+        if (flags.report) return flags.report(describeFailure(error));
         io.stderr.write(`qmpkit: ${error.message}\n`);
         return 1;
       }
@@ -118,6 +150,8 @@ async function runExec(
       io.stdout.write(`${formatJson(result, pretty)}\n`);
       return 0;
     } catch (error) {
+      if (flags.report && (isQmpCommandError(error) || isQmpJobError(error)))
+        return flags.report(describeFailure(error));
       if (isQmpCommandError(error)) {
         const hint =
           error.errorClass === 'CommandNotFound' && model

@@ -16,6 +16,7 @@ import { complete } from './complete.js';
 import { type OutputKind, ShellEngine, type ShellSettings } from './engine.js';
 import { DEFAULT_HISTORY_SIZE, historyFile, loadHistory, saveHistory } from './history.js';
 import { parseHmpHelp, parseHmpInfoHelp } from './hmp.js';
+import { tabsApart } from './keys.js';
 
 export interface ShellOptions extends ShellSettings {
   /** History file, or `false` for none. Default: the state directory's file for the mode. */
@@ -117,7 +118,7 @@ export async function runShell(io: CliIo, address: string, options: ShellOptions
   }
 
   rl = readline.createInterface({
-    input: io.stdin,
+    input: terminal ? tabsApart(io.stdin) : io.stdin,
     output: out,
     terminal,
     completer: (line: string) => complete(line, engine.completionContext()),
