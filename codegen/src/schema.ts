@@ -9,7 +9,12 @@ export type { TablesData } from './emit/tables.js';
 export { buildTables } from './emit/tables.js';
 export { CodegenError, isCodegenError, isSchemaError, SchemaError } from './errors.js';
 export type { Capture, CaptureResult } from './introspection/capture.js';
-export { captureFromBinary, captureSchema, formatSchemaList } from './introspection/capture.js';
+export {
+  type CaptureLaunch,
+  captureFromBinary,
+  captureSchema,
+  formatSchemaList,
+} from './introspection/capture.js';
 export type { IntrospectionInput, NameMap } from './introspection/read.js';
 export { readIntrospection } from './introspection/read.js';
 export type { RecoveredNames } from './introspection/recover.js';

@@ -420,3 +420,50 @@ export class MigrationError extends Error {
 export function isMigrationError(value: unknown): value is MigrationError {
   return value instanceof Error && value.name === 'MigrationError';
 }
+
+/** Why a QEMU binary cannot be used. */
+export type QemuBinaryProblem =
+  /** The executable does not exist. */
+  | 'not-found'
+  /** It exists but is not QEMU (`--version` failed or printed something else). */
+  | 'not-qemu'
+  /** An unpacked root (`<root>/usr/bin/qemu-system-x86_64`) lacks its module dir. */
+  | 'missing-module-dir'
+  /** An unpacked root lacks its data dir (`usr/share/qemu`). */
+  | 'missing-data-dir'
+  /** A release (`10.0`) was asked for that the cache does not hold yet. */
+  | 'not-fetched'
+  /** The cache holds another release than its name says. */
+  | 'version-mismatch'
+  /** No download is known for that release. */
+  | 'unknown-release';
+
+/**
+ * A QEMU binary (`--qemu 10.0`, `--qemu /path/to/qemu-system-x86_64`) cannot be used.
+ * Nothing was started. `spec` is what the caller passed.
+ */
+export class QemuBinaryError extends Error {
+  override readonly name = 'QemuBinaryError' as const;
+  readonly problem: QemuBinaryProblem;
+  readonly spec: string;
+  /** The version found, when one was (for `version-mismatch`). */
+  readonly version: string | undefined;
+
+  constructor(
+    problem: QemuBinaryProblem,
+    spec: string,
+    init: { detail: string; version?: string; cause?: unknown },
+  ) {
+    super(
+      `QEMU binary ${JSON.stringify(spec)}: ${init.detail}`,
+      init.cause === undefined ? undefined : { cause: init.cause },
+    );
+    this.problem = problem;
+    this.spec = spec;
+    this.version = init.version;
+  }
+}
+
+export function isQemuBinaryError(value: unknown): value is QemuBinaryError {
+  return value instanceof Error && value.name === 'QemuBinaryError';
+}

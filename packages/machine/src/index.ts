@@ -6,6 +6,18 @@
  * - `machine.qmp` (typed client), `machine.console(id)`, `machine.plug/unplug`,
  *   `machine.stop/kill/restart`, `machine.consoleState/restoreConsoleState`.
  */
+
+export type { QemuBinary, QemuCacheManifest, ResolveQemuOptions } from './binary.js';
+export {
+  defaultCacheDir,
+  parseQemuVersion,
+  qemuBinaryArgs,
+  qemuBinaryEnv,
+  qemuCacheDir,
+  readQemuCacheManifest,
+  resolveQemuBinary,
+  unpackedRootLayout,
+} from './binary.js';
 export type {
   ConsoleEncoding,
   ConsoleMatch,
@@ -17,6 +29,7 @@ export { Console } from './console.js';
 export type {
   LaunchFailure,
   MigrationFailure,
+  QemuBinaryProblem,
   RunDirProblem,
   StateFileProblem,
 } from './errors.js';
@@ -31,6 +44,7 @@ export {
   isMachinePlugError,
   isMigrationError,
   isQemuImgError,
+  isQemuBinaryError,
   isQemuLaunchError,
   isRunDirError,
   isRunDirLockedError,
@@ -41,11 +55,14 @@ export {
   MachinePlugError,
   MigrationError,
   QemuImgError,
+  QemuBinaryError,
   QemuLaunchError,
   RunDirError,
   RunDirLockedError,
   StateFileError,
 } from './errors.js';
+export type { FetchQemuOptions, QemuDownload } from './fetch.js';
+export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
 export type {
   ExitInfo,
   HotplugOptions,
