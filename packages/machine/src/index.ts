@@ -42,9 +42,10 @@ export {
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
+  isMachineTypeError,
   isMigrationError,
-  isQemuImgError,
   isQemuBinaryError,
+  isQemuImgError,
   isQemuLaunchError,
   isRunDirError,
   isRunDirLockedError,
@@ -53,9 +54,10 @@ export {
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
+  MachineTypeError,
   MigrationError,
-  QemuImgError,
   QemuBinaryError,
+  QemuImgError,
   QemuLaunchError,
   RunDirError,
   RunDirLockedError,
@@ -63,6 +65,7 @@ export {
 } from './errors.js';
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
 export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
+export type { QemuSpec } from './launch-binary.js';
 export type {
   ExitInfo,
   HotplugOptions,
@@ -78,6 +81,8 @@ export type {
   StopOptions,
 } from './machine.js';
 export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
+export type { MachineTypeInfo } from './machine-type.js';
+export { parseMachineHelp } from './machine-type.js';
 export type {
   IncomingMigrationOptions,
   MigrationSetup,
@@ -94,9 +99,16 @@ export type {
   MachineStatus,
   QemuVersion,
   RuntimeFacts,
+  StoredBinary,
   StoredConsole,
   StoredLaunch,
 } from './state.js';
-export { readState, STATE_FORMAT, STATE_VERSION, writeFileAtomic } from './state.js';
+export {
+  readState,
+  STATE_FORMAT,
+  STATE_VERSION,
+  STATE_VERSIONS_READ,
+  writeFileAtomic,
+} from './state.js';
 export type { RunDirProcess } from './tracking.js';
 export { runDirProcesses } from './tracking.js';
