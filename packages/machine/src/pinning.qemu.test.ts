@@ -126,7 +126,7 @@ describe.skipIf(qemuSkipReason)('pinning on QEMU 7.2', () => {
     const { runDir } = await pcGuest();
     mkdirSync(runDir, { mode: 0o700 });
     const doc = JSON.parse(
-      readFileSync(path.join(import.meta.dirname, '__fixtures__', 'state-v1.json'), 'utf8'),
+      readFileSync(path.join(import.meta.dirname, 'fixtures', 'state-v1.json'), 'utf8'),
     );
     doc.runtime.runDir = runDir;
     const file = path.join(runDir, 'state.json');

@@ -1,6 +1,6 @@
 /**
  * Without QEMU: `-machine help` parsing, and a state file written by the code before state
- * version 2 (`__fixtures__/state-v1.json`, written by that code's `writeState`) still loads.
+ * version 2 (`fixtures/state-v1.json`, written by that code's `writeState`) still loads.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { isStateFileError } from './errors.js';
 import { parseMachineHelp, resolveMachineType } from './machine-type.js';
 import { readState, STATE_VERSION } from './state.js';
 
-const fixture = path.join(import.meta.dirname, '__fixtures__', 'state-v1.json');
+const fixture = path.join(import.meta.dirname, 'fixtures', 'state-v1.json');
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
