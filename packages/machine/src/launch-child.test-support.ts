@@ -24,7 +24,9 @@ function qemuChildren(): number[] {
       .map(Number)
       .filter((pid) => {
         try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('qemu-system');
+          // The VM's QEMU (it has `-pidfile`), not the `--version` check launch runs first.
+          const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          return cmdline.includes('qemu-system') && cmdline.includes('-pidfile');
         } catch {
           return false;
         }
