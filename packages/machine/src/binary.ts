@@ -74,6 +74,8 @@ export interface ResolveQemuOptions {
   readonly cacheDir?: string;
   /** Milliseconds to wait for `--version` (default 10 000). */
   readonly timeoutMs?: number;
+  /** Environment to run `--version` in (default `process.env`; `QEMU_MODULE_DIR` is set per binary). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 const RELEASE = /^\d+\.\d+$/;
@@ -90,6 +92,7 @@ export async function resolveQemuBinary(
   options: ResolveQemuOptions = {},
 ): Promise<QemuBinary> {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const env = options.env ?? process.env;
   if (RELEASE.test(spec)) {
     const cacheDir = options.cacheDir ?? defaultCacheDir();
     const dir = qemuCacheDir(cacheDir, spec);
@@ -99,7 +102,7 @@ export async function resolveQemuBinary(
         detail: `QEMU ${spec} is not in the cache ${dir}; fetch it with \`qmpkit qemu fetch ${spec}\``,
       });
     }
-    const binary = await fromRoot(root, spec, 'cache', timeoutMs);
+    const binary = await fromRoot(root, spec, 'cache', timeoutMs, env);
     if (binary.release !== spec) {
       throw new QemuBinaryError('version-mismatch', spec, {
         detail: `the cache for ${spec} holds QEMU ${binary.version}`,
@@ -113,6 +116,7 @@ export async function resolveQemuBinary(
       { path: spec, dataDir: undefined, moduleDir: undefined, source: 'path' },
       spec,
       timeoutMs,
+      env,
     );
   const file = path.resolve(spec);
   if (!existsSync(file))
@@ -125,11 +129,12 @@ export async function resolveQemuBinary(
       ? path.dirname(path.dirname(bin))
       : undefined;
   if (root !== undefined && root !== path.parse(root).root)
-    return fromRoot(root, spec, 'path', timeoutMs, file);
+    return fromRoot(root, spec, 'path', timeoutMs, env, file);
   return probe(
     { path: file, dataDir: undefined, moduleDir: undefined, source: 'path' },
     spec,
     timeoutMs,
+    env,
   );
 }
 
@@ -138,6 +143,7 @@ async function fromRoot(
   spec: string,
   source: QemuBinary['source'],
   timeoutMs: number,
+  env: NodeJS.ProcessEnv,
   executable?: string,
 ): Promise<QemuBinary> {
   const layout = unpackedRootLayout(root);
@@ -158,6 +164,7 @@ async function fromRoot(
     { path: file, dataDir: layout.dataDir, moduleDir: layout.moduleDir, source },
     spec,
     timeoutMs,
+    env,
   );
 }
 
@@ -166,13 +173,32 @@ export function parseQemuVersion(text: string): string | undefined {
   return /^QEMU emulator version (\d+\.\d+\.\d+)/m.exec(text)?.[1];
 }
 
+/**
+ * Versions already read, per executable file (path, inode, size, mtime) and module dir: a
+ * launch checks its binary every time, and an unchanged file prints the same `--version`.
+ */
+const probed = new Map<string, string>();
+
 async function probe(
   base: Omit<QemuBinary, 'version' | 'release'>,
   spec: string,
   timeoutMs: number,
+  env: NodeJS.ProcessEnv,
 ): Promise<QemuBinary> {
+  const file = base.path.includes('/') ? statSync(base.path, { throwIfNoEntry: false }) : undefined;
+  const key =
+    file === undefined
+      ? undefined
+      : [base.path, file.ino, file.size, file.mtimeMs, base.moduleDir ?? ''].join('\0');
+  const known = key === undefined ? undefined : probed.get(key);
+  if (known !== undefined) return withVersion(base, known);
   const partial: QemuBinary = { ...base, version: '', release: '' };
-  const { code, output, error } = await runVersion(base.path, qemuBinaryEnv(partial), timeoutMs);
+  const { code, output, error } = await runOnce(
+    base.path,
+    ['--version'],
+    qemuBinaryEnv(partial, env),
+    timeoutMs,
+  );
   if (error) {
     const reason = error.code === 'ENOENT' ? 'not-found' : 'not-qemu';
     throw new QemuBinaryError(reason, spec, {
@@ -186,17 +212,24 @@ async function probe(
       detail: `${base.path} --version ${code === 0 ? 'did not print "QEMU emulator version X.Y.Z"' : `exited with ${String(code)}`}: ${JSON.stringify(output.trim().slice(0, 200))}`,
     });
   }
+  if (key !== undefined) probed.set(key, version);
+  return withVersion(base, version);
+}
+
+function withVersion(base: Omit<QemuBinary, 'version' | 'release'>, version: string): QemuBinary {
   const [major, minor] = version.split('.');
   return { ...base, version, release: `${major}.${minor}` };
 }
 
-function runVersion(
+/** Runs `file args` (no shell, killed after `timeoutMs`) and collects stdout and stderr. */
+export function runOnce(
   file: string,
+  args: readonly string[],
   env: NodeJS.ProcessEnv,
   timeoutMs: number,
 ): Promise<{ code: number | null; output: string; error?: NodeJS.ErrnoException }> {
   return new Promise((resolve) => {
-    const child = spawn(file, ['--version'], {
+    const child = spawn(file, [...args], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: timeoutMs,

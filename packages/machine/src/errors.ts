@@ -467,3 +467,36 @@ export class QemuBinaryError extends Error {
 export function isQemuBinaryError(value: unknown): value is QemuBinaryError {
   return value instanceof Error && value.name === 'QemuBinaryError';
 }
+
+/**
+ * The machine type a VM is pinned to (or its configuration names) is not one the QEMU binary
+ * has, e.g. a state pinned to `pc-i440fx-7.2` relaunched on a QEMU without that type.
+ * Nothing was started. `known` lists the types the binary has.
+ */
+export class MachineTypeError extends Error {
+  override readonly name = 'MachineTypeError' as const;
+  readonly machineType: string;
+  readonly binary: string;
+  readonly binaryVersion: string;
+  readonly known: readonly string[];
+
+  constructor(fields: {
+    readonly machineType: string;
+    readonly binary: string;
+    readonly binaryVersion: string;
+    readonly known: readonly string[];
+    readonly pinned: boolean;
+  }) {
+    super(
+      `QEMU ${fields.binaryVersion} (${fields.binary}) has no machine type '${fields.machineType}'${fields.pinned ? ' (the type this VM was pinned to at its first launch)' : ''}; run the VM on a QEMU that has it (\`${fields.binary} -machine help\` lists this one's)`,
+    );
+    this.machineType = fields.machineType;
+    this.binary = fields.binary;
+    this.binaryVersion = fields.binaryVersion;
+    this.known = fields.known;
+  }
+}
+
+export function isMachineTypeError(value: unknown): value is MachineTypeError {
+  return value instanceof Error && value.name === 'MachineTypeError';
+}

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MiB, type VmConfig } from '@qmpkit/devices';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveQemuBinary } from './binary.js';
 import { isMachineNotRunningError, isMachinePlugError } from './errors.js';
 import { launch } from './machine.js';
 import { processAlive } from './proc.js';
@@ -41,6 +42,12 @@ const env = {
   ...process.env,
   NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --conditions=@qmpkit/source --import tsx`.trim(),
 };
+
+// launch checks its binary with `--version` (another slow start of the fake, cached per
+// file): do it once here, so each test pays one start.
+beforeAll(async () => {
+  await resolveQemuBinary(fake, { env });
+}, 20_000);
 
 const config: VmConfig = {
   machine: { type: 'pc' },

@@ -49,6 +49,7 @@ export {
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
+  isMachineTypeError,
   isMigrationError,
   isQemuBinaryError,
   isQemuImgError,
@@ -60,6 +61,7 @@ export {
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
+  MachineTypeError,
   MigrationError,
   QemuBinaryError,
   QemuImgError,
@@ -70,6 +72,7 @@ export {
 } from './errors.js';
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
 export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
+export type { QemuSpec } from './launch-binary.js';
 export type {
   ExitInfo,
   HotplugOptions,
@@ -85,6 +88,8 @@ export type {
   StopOptions,
 } from './machine.js';
 export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
+export type { MachineTypeInfo } from './machine-type.js';
+export { parseMachineHelp } from './machine-type.js';
 export type {
   IncomingMigrationOptions,
   MigrationSetup,
@@ -101,9 +106,16 @@ export type {
   MachineStatus,
   QemuVersion,
   RuntimeFacts,
+  StoredBinary,
   StoredConsole,
   StoredLaunch,
 } from './state.js';
-export { readState, STATE_FORMAT, STATE_VERSION, writeFileAtomic } from './state.js';
+export {
+  readState,
+  STATE_FORMAT,
+  STATE_VERSION,
+  STATE_VERSIONS_READ,
+  writeFileAtomic,
+} from './state.js';
 export type { RunDirProcess } from './tracking.js';
 export { runDirProcesses } from './tracking.js';

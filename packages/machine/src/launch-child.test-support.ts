@@ -5,6 +5,7 @@
  *
  *   node --conditions=@qmpkit/source --import tsx launch-child.test-support.ts <dir>
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { childQemuPids } from '@qmpkit/testguest/test-support';
 import { launch } from './machine.js';
@@ -14,8 +15,17 @@ const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: launch-child <dir>');
 const config = await guestConfig(dir, { name: 'launch-child' });
 
+/** The VM's QEMU (it has `-pidfile`), not the `--version` check launch runs first. */
+function isVmQemu(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('-pidfile');
+  } catch {
+    return false;
+  }
+}
+
 const watch = setInterval(() => {
-  const [pid] = childQemuPids();
+  const [pid] = childQemuPids().filter(isVmQemu);
   if (pid === undefined) return;
   clearInterval(watch);
   const stateFile = path.join(dir, 'run', 'state.json');

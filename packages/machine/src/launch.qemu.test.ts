@@ -227,7 +227,8 @@ describe('launch failures', () => {
     const fake = path.join(suite.dir, 'silent-qemu');
     writeFileSync(
       fake,
-      `#!${process.execPath}\nconsole.error('fake qemu ' + process.pid);\nsetInterval(() => {}, 1000);\n`,
+      // It answers `--version` like QEMU (launch checks the binary first), then never greets.
+      `#!${process.execPath}\nif (process.argv.includes('--version')) { console.log('QEMU emulator version 7.2.0'); process.exit(0); }\nconsole.error('fake qemu ' + process.pid);\nsetInterval(() => {}, 1000);\n`,
       { mode: 0o700 },
     );
     const config = await guestConfig(suite.dir);

@@ -31,11 +31,13 @@ import {
 } from '@qmpkit/devices';
 import type { Logger, ValidateMode } from '@qmpkit/transport';
 import { usableAccelerators } from './accel.js';
+import { type QemuBinary, qemuBinaryArgs, qemuBinaryEnv } from './binary.js';
 import type { ConsoleState } from './console.js';
 import { Console, type ConsoleEncoding, type ConsoleSpec } from './console.js';
 import { MachineNotRunningError, MachineOptionsError, MachinePlugError } from './errors.js';
+import { binaryFromSpec, binaryFromState, type QemuSpec, storedBinary } from './launch-binary.js';
 import { acquireRunDirLock, type RunDirLock } from './lock.js';
-import { resolveBinary } from './proc.js';
+import { machineTypes, pinFromQueryMachines, resolveMachineType } from './machine-type.js';
 import {
   DEFAULT_QMP_CHARDEV,
   dummyConsoleFds,
@@ -57,6 +59,7 @@ import {
   type QemuVersion,
   type RuntimeFacts,
   readState,
+  type StoredBinary,
   type StoredConsole,
   type StoredLaunch,
   stateDocument,
@@ -64,6 +67,7 @@ import {
 } from './state.js';
 import { endRunDirQemus, type QemuRole, removeWriteTemps } from './tracking.js';
 
+export type { QemuSpec } from './launch-binary.js';
 export type {
   ExitInfo,
   InheritedFileInfo,
@@ -74,8 +78,13 @@ export type {
 export { DEFAULT_QMP_CHARDEV } from './process.js';
 
 export interface LaunchOptions extends ProcessOptions {
-  /** QEMU binary, a name on `PATH` or a path (default `qemu-system-x86_64`). */
-  readonly qemu?: string;
+  /**
+   * The QEMU to run: a `QemuBinary` (`resolveQemuBinary`), a path, a release fetched into the
+   * cache (`'10.0'`) or a name on `PATH` (default `qemu-system-x86_64`). It is checked with
+   * `--version` before anything is created (`QemuBinaryError`; a missing one is a
+   * `QemuLaunchError` `not-found`) and recorded in the state file.
+   */
+  readonly qemu?: QemuSpec;
   /** Use this run directory (created 0700 if missing; an existing one must be 0700 and ours). */
   readonly runDir?: string;
   /** Otherwise create `qmpkit-machine-XXXXXX` here (default `os.tmpdir()`); removed by `stop()`. */
@@ -121,6 +130,11 @@ export interface RestartOptions extends ProcessOptions, StopOptions {
 }
 
 export interface RelaunchOptions extends ProcessOptions {
+  /**
+   * Run on this QEMU instead of the one the state file names (e.g. a newer release). The VM
+   * keeps its pinned machine type; a binary without that type is a `MachineTypeError`.
+   */
+  readonly qemu?: QemuSpec;
   /**
    * Take the run directory over even when another live process holds its lock (by default
    * that is a `RunDirLockedError`: the VM is someone's, not a leftover); its QEMU is killed.
@@ -249,12 +263,16 @@ export class Machine {
    * with exit status, argv and stderr when QEMU does not come up.
    */
   static async launch(config: VmConfig, options: LaunchOptions = {}): Promise<Machine> {
+    const spec = options.qemu ?? 'qemu-system-x86_64';
+    // Only what this host can run (no kvm+tcg fallback noise); a release name ('10.0') or a
+    // broken binary probes as ['tcg'] and the launch below reports the binary's own error.
+    const probed = typeof spec === 'string' ? spec : spec.path;
     const model = modelConfig(
       config,
-      options.accel ?? (config.accel ? DEFAULT_ACCEL : await usableAccelerators(options.qemu)),
+      options.accel ?? (config.accel ? DEFAULT_ACCEL : await usableAccelerators(probed)),
     );
     const launch: StoredLaunch = {
-      qemu: options.qemu ?? 'qemu-system-x86_64',
+      qemu: typeof spec === 'string' ? spec : spec.path,
       consoles: normalizeConsoles(options.consoles ?? []),
       assemble: options.assemble ?? 'argv',
       extraArgs: [...(options.extraArgs ?? [])],
@@ -262,7 +280,12 @@ export class Machine {
     };
     const settings = settingsFrom(options);
     // Everything that can be checked without side effects first.
-    planProcess(model, launch, options, { qmp: 3, consoles: dummyConsoleFds(launch) });
+    const planned = planProcess(model, launch, options, {
+      qmp: 3,
+      consoles: dummyConsoleFds(launch),
+    });
+    const binary = await binaryFromSpec(spec, settings.env, (b) => [b, ...planned.args]);
+    const record = await storedBinary(binary);
     const runDir = await prepareRunDir({
       runDir: options.runDir,
       runDirParent: options.runDirParent,
@@ -283,6 +306,8 @@ export class Machine {
         stateFile,
         perProcess: options,
         lock,
+        binary,
+        record,
       });
     } catch (error) {
       await lock?.release();
@@ -302,10 +327,30 @@ export class Machine {
     const stateFile = path.resolve(file);
     const state = await readState(options.useBackup ? backupPath(stateFile) : stateFile);
     const settings = settingsFrom(options);
-    planProcess(state.config, state.launch, options, {
+    const planned = planProcess(state.config, state.launch, options, {
       qmp: 3,
       consoles: dummyConsoleFds(state.launch),
     });
+    // The binary and the pinned machine type are checked before anything on disk changes.
+    const argv = (b: string) => [b, ...planned.args];
+    const binary =
+      options.qemu !== undefined
+        ? await binaryFromSpec(options.qemu, settings.env, argv)
+        : state.launch.binary !== undefined
+          ? await binaryFromState(state.launch.binary, settings.env, settings.logger)
+          : await binaryFromSpec(state.launch.qemu, settings.env, argv);
+    const record = await storedBinary(binary);
+    if (state.launch.machineType !== undefined) {
+      const types = await machineTypes(binary, settings.env, `${record.size}:${record.mtimeMs}`);
+      resolveMachineType(state.launch.machineType, types, binary, true);
+    }
+    const launch: StoredLaunch =
+      options.qemu === undefined
+        ? state.launch
+        : {
+            ...state.launch,
+            qemu: typeof options.qemu === 'string' ? options.qemu : options.qemu.path,
+          };
     const runDir = await prepareRunDir({ runDir: state.runtime.runDir });
     const lock = await acquireRunDirLock(runDir.path, { force: options.force === true });
     try {
@@ -322,12 +367,14 @@ export class Machine {
         // Kept for inspection; when it cannot be moved, the relaunch overwrites it anyway.
         await rename(stateFile, `${stateFile}.corrupt-${Date.now()}`).catch(() => undefined);
       }
-      return await Machine.#create(state.config, state.launch, settings, {
+      return await Machine.#create(state.config, launch, settings, {
         runDir: runDir.path,
         ownsRunDir: state.runtime.ownsRunDir || runDir.temporary,
         stateFile,
         perProcess: options,
         lock,
+        binary,
+        record,
       });
     } catch (error) {
       await lock.release();
@@ -337,17 +384,26 @@ export class Machine {
 
   static async #create(
     model: VmConfig,
-    launch: StoredLaunch,
-    settings: Settings,
+    given: StoredLaunch,
+    givenSettings: Settings,
     where: {
       runDir: string;
       ownsRunDir: boolean;
       stateFile: string | undefined;
       perProcess: ProcessOptions;
       lock: RunDirLock;
+      binary: QemuBinary;
+      record: StoredBinary;
     },
   ): Promise<Machine> {
-    const binary = await resolveBinary(launch.qemu, settings.env);
+    const binary = where.binary.path;
+    let launch: StoredLaunch = { ...given, binary: where.record };
+    // Every process of this machine runs with the binary's module dir and `-L` data dir.
+    const settings: Settings = {
+      ...givenSettings,
+      env: qemuBinaryEnv(where.binary, givenSettings.env),
+      qemuArgs: qemuBinaryArgs(where.binary),
+    };
     if (where.stateFile !== undefined) {
       // Before the spawn: a crash from here on leaves a state file that relaunches (and ends
       // the half-started QEMU, which the journal and its pidfile argument identify).
@@ -360,7 +416,7 @@ export class Machine {
           pid: null,
           pidStartTime: null,
           parentPid: process.pid,
-          qemuBinary: binary ?? launch.qemu,
+          qemuBinary: binary,
           qemuVersion: null,
           accel: null,
           exit: null,
@@ -375,8 +431,8 @@ export class Machine {
     for (const saved of where.perProcess.consoleState ?? [])
       consoles.get(saved.chardev)?.restore(saved.unread);
     const proc = await startProcess(
-      binary ?? launch.qemu,
-      binary !== undefined,
+      binary,
+      true,
       model,
       launch,
       settings,
@@ -384,6 +440,21 @@ export class Machine {
       where.perProcess,
       { runDir: where.runDir, role: 'vm' },
     );
+    if (launch.machineType === undefined) {
+      // First launch (or a state file from before pinning): record the versioned type the
+      // configuration's one stands for on this binary, so every later process runs that.
+      try {
+        const machines = await proc.qmp.execute('query-machines');
+        const pinned = pinFromQueryMachines(model.machine.type, machines);
+        if (pinned !== undefined) launch = { ...launch, machineType: pinned };
+        else
+          settings.logger.warn(
+            `query-machines does not list '${model.machine.type}'; machine type not pinned`,
+          );
+      } catch (error) {
+        settings.logger.warn('query-machines failed; machine type not pinned', error);
+      }
+    }
     const machine = new Machine({
       config: model,
       launch,
@@ -391,7 +462,7 @@ export class Machine {
       runDir: where.runDir,
       ownsRunDir: where.ownsRunDir,
       stateFile: where.stateFile,
-      binary: binary ?? launch.qemu,
+      binary,
       proc,
       consoles,
       lock: where.lock,
@@ -434,6 +505,14 @@ export class Machine {
   /** The full command of the current process, binary first. */
   get argv(): readonly string[] {
     return this.#proc.argv;
+  }
+  /** The versioned machine type the VM is pinned to (`pc` → `pc-i440fx-7.2`), if known. */
+  get machineType(): string | undefined {
+    return this.#launch.machineType;
+  }
+  /** The QEMU binary the VM runs on, as the state file records it. */
+  get qemuBinary(): StoredBinary | undefined {
+    return this.#launch.binary;
   }
   /** The accelerator QEMU is using (`kvm`, or the fallback `tcg`). */
   get accel(): string {

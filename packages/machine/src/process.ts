@@ -99,6 +99,8 @@ export interface Settings {
   readonly logger: Logger;
   readonly stderrBytes: number;
   readonly consoleCapacity: number;
+  /** Options the binary needs before any other (`-L <data dir>`), see `qemuBinaryArgs`. */
+  readonly qemuArgs?: readonly string[];
 }
 
 export function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
@@ -154,10 +156,16 @@ export function planProcess(
     `chardev=${qmpChardev},mode=control`,
   ];
   const qmpAssembly = launch.assemble === 'qmp';
+  // A pinned machine type replaces the alias the configuration names (`pc` → `pc-i440fx-7.2`).
+  const machine =
+    launch.machineType === undefined
+      ? model.machine
+      : { ...model.machine, type: launch.machineType };
   const paused = perProcess.paused === true || model.paused === true;
   const incoming = perProcess.incoming === true;
   const processConfig: VmConfig = {
     ...model,
+    machine,
     paused: paused || qmpAssembly,
     ...(incoming ? { incoming: 'defer' as const } : {}),
     chardevs: (model.chardevs ?? []).map((c) => {
@@ -213,7 +221,7 @@ export async function startProcess(
   });
   // `-pidfile` in the run directory: QEMU records its pid, and the run directory is in its
   // command line, so a later manager finds it even if this process dies right after spawn.
-  const args = [...plan.args, ...pidfileArgs(track.runDir)];
+  const args = [...(settings.qemuArgs ?? []), ...plan.args, ...pidfileArgs(track.runDir)];
   const argv = [binary, ...args];
   if (!found) {
     throw new QemuLaunchError('not-found', `QEMU binary '${binary}' not found (ENOENT)`, {

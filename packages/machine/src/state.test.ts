@@ -16,6 +16,7 @@ import {
   type RuntimeFacts,
   readState,
   STATE_FORMAT,
+  STATE_VERSION,
   type StoredLaunch,
   stateDocument,
   writeFileAtomic,
@@ -100,7 +101,7 @@ describe('writeFileAtomic / writeState', () => {
     const file = path.join(dir(), 'state.json');
     await writeState(file, stateDocument(config, launch, runtime));
     const doc = JSON.parse(readFileSync(file, 'utf8')) as { format: string; version: number };
-    expect(doc).toMatchObject({ format: STATE_FORMAT, version: 1 });
+    expect(doc).toMatchObject({ format: STATE_FORMAT, version: STATE_VERSION });
     expect(await readState(file)).toEqual({ config, launch, runtime });
   });
 });
@@ -167,7 +168,7 @@ describe('readState', () => {
       '$.format: is "something-else", expected "qmpkit-machine/state"',
     ]);
     const newer = await stored((doc) => {
-      doc.version = 2;
+      doc.version = STATE_VERSION + 1;
     });
     expect((await thrown(readState(newer))).issues[0]).toMatch(/newer than this package reads/);
     const array = path.join(dir(), 'state.json');

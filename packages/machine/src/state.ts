@@ -4,11 +4,17 @@
  * running process. Written atomically on every change; read back with every field checked.
  *
  * ```json
- * { "format": "qmpkit-machine/state", "version": 1,
+ * { "format": "qmpkit-machine/state", "version": 2,
  *   "config": { "format": "qmpkit-devices/vm-config", "version": 1, "config": { … } },
- *   "launch": { "qemu": "qemu-system-x86_64", "consoles": [...], "assemble": "argv", … },
+ *   "launch": { "qemu": "qemu-system-x86_64", "consoles": [...], "assemble": "argv", …,
+ *               "binary": { "path": …, "version": "7.2.22", "size": …, "mtimeMs": … },
+ *               "machineType": "pc-i440fx-7.2" },
  *   "runtime": { "runDir": "…", "status": "running", "pid": 1234, "accel": "kvm", … } }
  * ```
+ *
+ * Version 2 added `launch.binary` (the QEMU the VM runs on, with size and mtime to notice a
+ * replaced file) and `launch.machineType` (the versioned machine type an alias was pinned to
+ * at first launch). Version 1 files (without both) are read as they are; the next write is v2.
  */
 import { randomBytes } from 'node:crypto';
 import { link, open, readFile, rename, unlink } from 'node:fs/promises';
@@ -25,8 +31,10 @@ import type { ConsoleEncoding } from './console.js';
 import { StateFileError } from './errors.js';
 
 export const STATE_FORMAT = 'qmpkit-machine/state';
-/** The version this package writes and reads. */
-export const STATE_VERSION = 1;
+/** The version this package writes (it reads this one and every earlier one). */
+export const STATE_VERSION = 2;
+/** Versions `readState` accepts. */
+export const STATE_VERSIONS_READ: readonly number[] = [1, 2];
 
 /** A console as stored: chardev id and encoding. */
 export interface StoredConsole {
@@ -44,6 +52,27 @@ export interface StoredLaunch {
   readonly extraArgs: readonly string[];
   /** Milliseconds to wait for the QMP greeting. */
   readonly launchTimeout: number;
+  /** The QEMU binary the VM last ran on (state v2; absent in v1 files). */
+  readonly binary?: StoredBinary;
+  /**
+   * The versioned machine type the configuration's type stands for, pinned at first launch
+   * (`pc` → `pc-i440fx-7.2`); every later QEMU process runs it (state v2).
+   */
+  readonly machineType?: string;
+}
+
+/** A QEMU binary as the state file records it. */
+export interface StoredBinary {
+  readonly path: string;
+  /** `--version`, e.g. `7.2.22`. */
+  readonly version: string;
+  /** `-L` directory, or null for QEMU's built-in one. */
+  readonly dataDir: string | null;
+  /** `QEMU_MODULE_DIR`, or null for QEMU's built-in one. */
+  readonly moduleDir: string | null;
+  /** Size and mtime of the executable: when they differ, the file was replaced. */
+  readonly size: number;
+  readonly mtimeMs: number;
 }
 
 export interface QemuVersion {
@@ -93,7 +122,7 @@ export interface RuntimeFacts {
 
 export interface MachineState {
   readonly format: typeof STATE_FORMAT;
-  readonly version: typeof STATE_VERSION;
+  readonly version: number;
   readonly config: ConfigDocument;
   readonly launch: StoredLaunch;
   readonly runtime: RuntimeFacts;
@@ -230,7 +259,11 @@ class Issues {
 function readLaunch(value: unknown, issues: Issues): StoredLaunch {
   const at = '$.launch';
   const r = issues.record(value, at);
-  issues.known(r, ['qemu', 'consoles', 'assemble', 'extraArgs', 'launchTimeout'], at);
+  issues.known(
+    r,
+    ['qemu', 'consoles', 'assemble', 'extraArgs', 'launchTimeout', 'binary', 'machineType'],
+    at,
+  );
   const qemu = issues.string(r, 'qemu', at);
   const consoles: StoredConsole[] = [];
   if (!Array.isArray(r.consoles))
@@ -255,12 +288,45 @@ function readLaunch(value: unknown, issues: Issues): StoredLaunch {
   const launchTimeout = r.launchTimeout;
   if (typeof launchTimeout !== 'number' || !(launchTimeout > 0))
     issues.add(`${at}.launchTimeout`, `expected a positive number, got ${describe(launchTimeout)}`);
+  let binary: StoredBinary | undefined;
+  if (r.binary !== undefined) {
+    const p = `${at}.binary`;
+    const b = issues.record(r.binary, p);
+    issues.known(b, ['path', 'version', 'dataDir', 'moduleDir', 'size', 'mtimeMs'], p);
+    const dirOrNull = (key: string): string | null => {
+      const v = b[key];
+      if (v !== null && typeof v !== 'string')
+        issues.add(`${p}.${key}`, `expected a string or null, got ${describe(v)}`);
+      return typeof v === 'string' ? v : null;
+    };
+    const number = (key: string): number => {
+      const v = b[key];
+      if (typeof v !== 'number' || !(v >= 0))
+        issues.add(`${p}.${key}`, `expected a non-negative number, got ${describe(v)}`);
+      return typeof v === 'number' ? v : 0;
+    };
+    binary = {
+      path: issues.string(b, 'path', p),
+      version: issues.string(b, 'version', p),
+      dataDir: dirOrNull('dataDir'),
+      moduleDir: dirOrNull('moduleDir'),
+      size: number('size'),
+      mtimeMs: number('mtimeMs'),
+    };
+  }
+  let machineType: string | undefined;
+  if (r.machineType !== undefined) {
+    machineType = issues.string(r, 'machineType', at);
+    if (machineType === '') issues.add(`${at}.machineType`, 'expected a machine type name');
+  }
   return {
     qemu,
     consoles,
     assemble: r.assemble === 'qmp' ? 'qmp' : 'argv',
     extraArgs,
     launchTimeout: typeof launchTimeout === 'number' ? launchTimeout : 30_000,
+    ...(binary !== undefined ? { binary } : {}),
+    ...(machineType !== undefined ? { machineType } : {}),
   };
 }
 
@@ -360,15 +426,18 @@ export function parseState(value: unknown, file: string, backup?: string): Loade
   if (issues.list.length > 0) throw new StateFileError(file, 'format', issues.list, { backup });
   if (doc.format !== STATE_FORMAT)
     issues.add('$.format', `is ${describe(doc.format)}, expected "${STATE_FORMAT}"`);
-  if (doc.version !== STATE_VERSION)
+  if (typeof doc.version !== 'number' || !STATE_VERSIONS_READ.includes(doc.version))
     issues.add(
       '$.version',
       typeof doc.version === 'number' && doc.version > STATE_VERSION
         ? `${doc.version} is newer than this package reads (${STATE_VERSION}); update @qmpkit/machine`
-        : `is ${describe(doc.version)}, expected ${STATE_VERSION}`,
+        : `is ${describe(doc.version)}, expected one of ${STATE_VERSIONS_READ.join(', ')}`,
     );
   issues.known(doc, ['format', 'version', 'config', 'launch', 'runtime'], '$');
   if (issues.list.length > 0) throw new StateFileError(file, 'format', issues.list, { backup });
+  if (doc.version === 1 && isRecord(doc.launch))
+    for (const key of ['binary', 'machineType'])
+      if (key in doc.launch) issues.add(`$.launch.${key}`, 'is not a field of version 1');
   const launch = readLaunch(doc.launch, issues);
   const runtime = readRuntime(doc.runtime, issues);
   if (issues.list.length > 0) throw new StateFileError(file, 'format', issues.list, { backup });

@@ -103,6 +103,13 @@ export interface SnapshotInfo {
   readonly machineType: string;
   /** SHA-256 of the guest-visible device configuration (see `deviceConfigHash`). */
   readonly configHash: string;
+  /**
+   * The QEMU binary that saved it (path and `--version`), as the machine's state file
+   * records it. Absent in manifests written before it was recorded.
+   */
+  readonly qemuBinary?: { readonly path: string; readonly version: string };
+  /** The machine state file format the VM had (`qmpkit-machine/state` version), when known. */
+  readonly stateFormat?: { readonly format: string; readonly version: number };
   readonly memoryBytes: number;
   /** Size of the saved VM state (state file, or the internal snapshot's vm-state-size). */
   readonly vmStateBytes: number;

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { type DeviceConfig, deviceProps, isGenericDevice, type VmConfig } from '@qmpkit/devices';
-import type { Machine, MachineQmp } from '@qmpkit/machine';
+import { type Machine, type MachineQmp, STATE_FORMAT, STATE_VERSION } from '@qmpkit/machine';
 import type { QmpTimestamp } from '@qmpkit/transport';
 import { SnapshotMismatchError, SnapshotQemuError, SnapshotUnsupportedError } from './errors.js';
 import type { SnapshotRecord, StrategyKind } from './types.js';
@@ -95,6 +95,10 @@ export interface VmIdentity {
   readonly machineType: string;
   readonly configHash: string;
   readonly memoryBytes: number;
+  /** The binary the machine runs on (from its state file's record), when known. */
+  readonly qemuBinary?: { readonly path: string; readonly version: string };
+  /** The machine state format this package writes. */
+  readonly stateFormat?: { readonly format: string; readonly version: number };
 }
 
 /** The machine type QEMU really runs (`pc` → `pc-i440fx-7.2`). */
@@ -108,9 +112,25 @@ export async function vmIdentity(machine: Machine): Promise<VmIdentity> {
   const running = machine.status === 'running';
   return {
     qemuVersion: `${v.major}.${v.minor}.${v.micro}`,
-    machineType: running ? await currentMachineType(machine.qmp) : machine.config.machine.type,
+    machineType: running
+      ? await currentMachineType(machine.qmp)
+      : (machine.machineType ?? machine.config.machine.type),
     configHash: deviceConfigHash(machine.config),
     memoryBytes: machine.config.memory.size,
+    ...(machine.qemuBinary !== undefined
+      ? { qemuBinary: { path: machine.qemuBinary.path, version: machine.qemuBinary.version } }
+      : {}),
+    stateFormat: { format: STATE_FORMAT, version: STATE_VERSION },
+  };
+}
+
+/** The identity fields a snapshot record keeps beside version, type and hash. */
+export function recordedBinary(
+  identity: VmIdentity,
+): Pick<SnapshotRecord, 'qemuBinary' | 'stateFormat'> {
+  return {
+    ...(identity.qemuBinary !== undefined ? { qemuBinary: identity.qemuBinary } : {}),
+    ...(identity.stateFormat !== undefined ? { stateFormat: identity.stateFormat } : {}),
   };
 }
 
