@@ -79,3 +79,4 @@ export type {
   StoredLaunch,
 } from './state.js';
 export { readState, STATE_FORMAT, STATE_VERSION, writeFileAtomic } from './state.js';
+export * from './vmstate/index.js';
