@@ -3,7 +3,7 @@
  * with the JSON path named, identical dumps give nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { diffVmstate, type VmstateProblemKind } from './compare.js';
+import { diffVmstate } from './compare.js';
 import { isVmstateArchitectureError, isVmstateDumpError, type VmstateDumpError } from './errors.js';
 import { parseVmstateDump, readVmstateDump } from './model.js';
 
