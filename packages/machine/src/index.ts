@@ -119,3 +119,4 @@ export {
 } from './state.js';
 export type { RunDirProcess } from './tracking.js';
 export { runDirProcesses } from './tracking.js';
+export * from './vmstate/index.js';

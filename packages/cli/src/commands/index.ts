@@ -11,6 +11,7 @@ import { schemaCommand } from './schema.js';
 import { shellCommand } from './shell.js';
 import { snapshotCommand } from './snapshot.js';
 import { vmCommand } from './vm.js';
+import { vmstateCommand } from './vmstate.js';
 
 export const COMMANDS: readonly CliCommand[] = [
   demoCommand,
@@ -21,4 +22,5 @@ export const COMMANDS: readonly CliCommand[] = [
   vmCommand,
   snapshotCommand,
   qemuCommand,
+  vmstateCommand,
 ];
