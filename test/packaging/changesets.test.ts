@@ -1,7 +1,7 @@
 /**
  * `changeset version` on a scratch copy of the workspace's manifests and `.changeset/`
  * (the work tree is never touched): the initial changesets bump every published package,
- * and the fixed group (codegen + qapi + transport) moves together even when only one of
+ * and the fixed group (schema + codegen + qapi + transport) moves together even when only one of
  * them has a changeset.
  */
 import { spawnSync } from 'node:child_process';
@@ -21,7 +21,7 @@ import { afterAll, expect, it } from 'vitest';
 import { publishedPackages, ROOT, workspacePackages } from './workspace.js';
 
 const CHANGESET = path.join(ROOT, 'node_modules/@changesets/cli/bin.js');
-const FIXED = ['@qmpkit/codegen', '@qmpkit/qapi', '@qmpkit/transport'];
+const FIXED = ['@qmpkit/schema', '@qmpkit/codegen', '@qmpkit/qapi', '@qmpkit/transport'];
 const scratches: string[] = [];
 afterAll(() => {
   for (const dir of scratches) rmSync(dir, { recursive: true, force: true });

@@ -6,7 +6,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { NameMap, Schema } from '@qmpkit/codegen/schema';
+import type { NameMap, Schema } from '@qmpkit/schema';
 import { connectCli } from '../connect.js';
 import { isCliConnectError, SchemaInputError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -123,7 +123,7 @@ export async function readSchemaInput(
   }
   const text = readText(input, input);
   if (input.endsWith('.replies')) {
-    const { schemaFromReplies, isSchemaError } = await import('@qmpkit/codegen/schema');
+    const { schemaFromReplies, isSchemaError } = await import('@qmpkit/schema');
     try {
       const recorded = schemaFromReplies(input, text);
       const { major, minor, micro } = recorded.version;
@@ -151,7 +151,7 @@ export async function loadSchemaPair(
   a: RawSchemaInput,
   b: RawSchemaInput,
 ): Promise<[LoadedSchema, LoadedSchema]> {
-  const { readIntrospection, isSchemaError } = await import('@qmpkit/codegen/schema');
+  const { readIntrospection, isSchemaError } = await import('@qmpkit/schema');
   const named = a.names !== undefined && b.names !== undefined;
   const load = (raw: RawSchemaInput): LoadedSchema => {
     try {

@@ -44,7 +44,7 @@ export async function tablesFromSchemaList(
   label: string,
 ): Promise<SchemaTables> {
   // The schema subpath does not load the TypeScript compiler.
-  const { buildTables, readIntrospection } = await import('@qmpkit/codegen/schema');
+  const { buildTables, readIntrospection } = await import('@qmpkit/schema');
   const schema = readIntrospection({
     file: label,
     text: JSON.stringify(list),

@@ -16,7 +16,7 @@ import { captureSchema } from './capture.js';
 const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
 const out = mkdtempSync(path.join(tmpdir(), 'qmpkit-capture-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
-const committedDir = path.resolve(import.meta.dirname, '../../../schemas/qemu-7.2');
+const committedDir = path.resolve(import.meta.dirname, '../../../../schemas/qemu-7.2');
 
 interface Manifest {
   qemu: { major: number; minor: number; micro: number; version: string; package: string };
