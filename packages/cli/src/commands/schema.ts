@@ -81,7 +81,7 @@ export const schemaCommand: CliCommand = {
       )
       .argument(
         '<a>',
-        'before: query-qmp-schema JSON, schemas/qemu-X.Y dir, .replies file, or an address',
+        'before: a QEMU version (6.2), query-qmp-schema JSON, schemas/qemu-X.Y dir, .replies file, or an address',
       )
       .argument('<b>', 'after: same kinds')
       .option('--json', 'print {a, b, changes} as JSON')
