@@ -75,7 +75,7 @@ beforeAll(() => {
     const file = `${pkg.manifest.name.replace(/^@/, '').replace('/', '-')}-${pkg.manifest.version}.tgz`;
     tarballs.set(pkg.manifest.name, path.join(out, file));
   }
-}, 600_000);
+}, 1_500_000);
 
 afterAll(() => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });

@@ -7,6 +7,7 @@
  */
 
 export { CodegenError, isCodegenError, isSchemaError, SchemaError } from './errors.js';
+export * from './info.js';
 export type { Capture, CaptureResult } from './introspection/capture.js';
 export { captureFromBinary, captureSchema, formatSchemaList } from './introspection/capture.js';
 export type { IntrospectionInput, NameMap } from './introspection/read.js';
@@ -27,7 +28,6 @@ export {
   isBuiltin,
   isDeprecated,
   named,
-  typeRefToString,
 } from './model/schema.js';
 export type { RecordedExchange, RecordedSchema } from './recordings/replies.js';
 export { parseReplies, schemaFromReplies } from './recordings/replies.js';
