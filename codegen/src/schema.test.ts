@@ -36,4 +36,4 @@ it('the ./schema entry does not load the TypeScript compiler', () => {
   );
   expect(result.stderr).toBe('');
   expect(result.stdout).toBe('false');
-});
+}, 30_000); // a fresh Node process with tsx: seconds on a busy machine

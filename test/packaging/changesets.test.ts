@@ -81,7 +81,7 @@ it('the initial changesets bump every published package; private ones stay; chan
   ).toEqual([]);
   // The work tree was not touched.
   expect(versions(ROOT)).toEqual(before);
-});
+}, 60_000); // spawns `changeset version`: seconds on a busy machine
 
 it('the fixed group moves together: a patch to transport alone bumps codegen and qapi too', () => {
   const dir = scratchCopy();
@@ -103,7 +103,7 @@ it('the fixed group moves together: a patch to transport alone bumps codegen and
       !Object.keys(p.manifest.dependencies ?? {}).some((d) => FIXED.includes(d)),
   );
   if (independent) expect(after[independent.manifest.name]).toBe(before[independent.manifest.name]);
-});
+}, 60_000);
 
 function bump(v: string): string {
   const [major, minor, patch] = v.split('.').map(Number) as [number, number, number];
