@@ -19,6 +19,9 @@ export default defineConfig({
           name: 'unit',
           include: ['**/*.test.ts'],
           exclude: [...exclude, '**/*.qemu.test.ts'],
+          // A guard against hangs, not a speed check: on a busy 2-core machine (CI beside other
+          // work) a 64 MiB decode or a child-process test can take well over vitest's 5 s default.
+          testTimeout: 30_000,
           typecheck: { enabled: true, include: ['**/*.test-d.ts'], tsconfig: './tsconfig.json' },
         },
       },

@@ -33,14 +33,14 @@ function tree(name: string, files: Record<string, string>): string {
   return dir;
 }
 
-it('copies qapi/*.json of a named tree into the cache, then reuses the cache', () => {
+it('copies qapi/*.json of a named tree into the cache, then reuses the cache', async () => {
   const qemu = tree('qemu', {
     VERSION: '99.1.50\n',
     'qapi/qapi-schema.json': "{ 'include': 'a.json' }\n",
     'qapi/a.json': "{ 'command': 'x' }\n",
     'qapi/meson.build': 'not json\n',
   });
-  const first = fetchQapiSource({ qemuTree: qemu });
+  const first = await fetchQapiSource({ qemuTree: qemu });
   expect(first).toEqual({ dir: cached, cached: false });
   expect(readdirSync(qapiSourceDir('99.1')).sort()).toEqual(['a.json', 'qapi-schema.json']);
   expect(JSON.parse(readFileSync(path.join(cached, 'provenance.json'), 'utf8'))).toEqual({
@@ -49,15 +49,19 @@ it('copies qapi/*.json of a named tree into the cache, then reuses the cache', (
     files: 2,
   });
   expect(existsSync(`${cached}.partial`)).toBe(false);
-  expect(fetchQapiSource({ version: '99.1' })).toEqual({ dir: cached, cached: true });
+  expect(await fetchQapiSource({ version: '99.1' })).toEqual({ dir: cached, cached: true });
 });
 
-it('names what is wrong with a tree that is not a QEMU source tree', () => {
-  expect(() => fetchQapiSource({ qemuTree: path.join(tmp, 'none') })).toThrow(/VERSION not found/);
+it('names what is wrong with a tree that is not a QEMU source tree', async () => {
+  await expect(fetchQapiSource({ qemuTree: path.join(tmp, 'none') })).rejects.toThrow(
+    /VERSION not found/,
+  );
   const noQapi = tree('no-qapi', { VERSION: '99.1.0\n' });
-  expect(() => fetchQapiSource({ qemuTree: noQapi })).toThrow(/qapi-schema\.json not found/);
+  await expect(fetchQapiSource({ qemuTree: noQapi })).rejects.toThrow(
+    /qapi-schema\.json not found/,
+  );
   const other = tree('other', { VERSION: '98.0.0\n', 'qapi/qapi-schema.json': '{}\n' });
-  expect(() => fetchQapiSource({ qemuTree: other, version: '99.1' })).toThrow(
+  await expect(fetchQapiSource({ qemuTree: other, version: '99.1' })).rejects.toThrow(
     /is QEMU 98\.0, not 99\.1/,
   );
 });

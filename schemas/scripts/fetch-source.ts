@@ -23,6 +23,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { AptRepo } from '@qmpkit/debian';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 export const cacheRoot = path.join(repoRoot, '.cache/qapi-source');
@@ -145,39 +146,25 @@ function fromDebian(): string {
 /**
  * A newer QEMU's QAPI source for the parser's forward-compatibility tests, from another Debian
  * release's source package (e.g. `trixie`: QEMU 10.0). apt runs with private lists and cache
- * under `.cache/` (no root, the system's sources untouched); only `qapi/*.json` and `VERSION`
- * are taken from the upstream tarball.
+ * under `.cache/` (`@qmpkit/debian`'s `AptRepo`: no root, the system's sources untouched);
+ * only `qapi/*.json` and `VERSION` are taken from the upstream tarball.
  */
-function fromDebianRelease(release: string): string {
+async function fromDebianRelease(release: string): Promise<string> {
   if (!/^[a-z]+$/.test(release)) throw new FetchError(`not a Debian release name: ${release}`);
   if (!existsSync('/usr/bin/apt-get'))
     throw new FetchError('apt-get not found: use --qemu-tree DIR with a QEMU source tree');
-  const aptDir = path.join(cacheRoot, `apt-${release}`);
-  for (const sub of ['lists/partial', 'cache/archives/partial'])
-    mkdirSync(path.join(aptDir, sub), { recursive: true });
-  const sourcesList = path.join(aptDir, 'sources.list');
-  writeFileSync(
-    sourcesList,
-    `deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian ${release} main\n`,
-  );
-  const aptOptions = [
-    '-o',
-    `Dir::Etc::sourcelist=${sourcesList}`,
-    '-o',
-    'Dir::Etc::sourceparts=-',
-    '-o',
-    `Dir::State::Lists=${path.join(aptDir, 'lists')}`,
-    '-o',
-    `Dir::Cache=${path.join(aptDir, 'cache')}`,
-    '-o',
-    'Debug::NoLocking=true',
-  ];
-  run('apt-get', [...aptOptions, 'update', '-qq']);
+  const apt = new AptRepo({
+    dir: path.join(cacheRoot, `apt-${release}`),
+    suites: [release],
+    type: 'deb-src',
+  });
+  await apt.update();
+  mkdirSync(cacheRoot, { recursive: true });
   const work = mkdtempSync(path.join(cacheRoot, 'download-'));
   try {
-    run('apt-get', [...aptOptions, 'source', '--download-only', '-qq', 'qemu'], work);
-    const orig = readdirSync(work).find((f) => /\.orig\.tar\.(xz|gz|bz2)$/.test(f));
-    const dsc = readdirSync(work).find((f) => f.endsWith('.dsc'));
+    const files = await apt.downloadSource('qemu', work);
+    const orig = files.find((f) => /\.orig\.tar\.(xz|gz|bz2)$/.test(f));
+    const dsc = files.find((f) => f.endsWith('.dsc'));
     if (!orig || !dsc)
       throw new FetchError(`apt-get source qemu (${release}) gave no .orig tarball`);
     run('tar', ['-xf', orig, '--wildcards', '*/VERSION', '*/qapi/*.json'], work);
@@ -195,22 +182,23 @@ function fromDebianRelease(release: string): string {
   }
 }
 
-export function fetchQapiSource(options: {
+export async function fetchQapiSource(options: {
   qemuTree?: string;
   version?: string;
   release?: string;
-}): {
+}): Promise<{
   dir: string;
   cached: boolean;
-} {
+}> {
   if (options.release) {
-    const known = readdirSync(cacheRoot, { withFileTypes: true }).find((d) => {
+    const entries = existsSync(cacheRoot) ? readdirSync(cacheRoot, { withFileTypes: true }) : [];
+    const known = entries.find((d) => {
       if (!d.isDirectory() || !d.name.startsWith('qemu-')) return false;
       const file = path.join(cacheRoot, d.name, 'provenance.json');
       return existsSync(file) && readFileSync(file, 'utf8').includes(`"debian-${options.release}"`);
     });
     if (known) return { dir: path.join(cacheRoot, known.name), cached: true };
-    return { dir: fromDebianRelease(options.release), cached: false };
+    return { dir: await fromDebianRelease(options.release), cached: false };
   }
   const wanted = options.version ?? '7.2';
   const cached = path.join(cacheRoot, `qemu-${wanted}`);
@@ -245,7 +233,7 @@ if (process.argv[1]?.endsWith('fetch-source.ts')) {
     },
   });
   try {
-    const { dir, cached } = fetchQapiSource({
+    const { dir, cached } = await fetchQapiSource({
       ...(values['qemu-tree'] ? { qemuTree: values['qemu-tree'] } : {}),
       ...(values.version ? { version: values.version } : {}),
       ...(values.release ? { release: values.release } : {}),

@@ -4,7 +4,10 @@
  * 1. Wall time of QEMU 7.2 QAPI source → TypeScript (parse + check + emit), median of 5.
  *    Needs the source cache (`pnpm schemas:source`). Goal < 2 s.
  * 2. Wall time of the committed capture → TypeScript (introspection path), median of 5.
- * 3. `tsc --noEmit` of a consumer importing `@qmpkit/qapi/qemu-7.2` (built .d.ts, as users
+ * 3. The runtime tables of 7.2 in four candidate forms (object literal, JSON.parse of the
+ *    same, the packed positional form as an array literal, JSON.parse of the packed form):
+ *    bytes raw / gzip and the time to compile + run + unpack a module holding them.
+ * 4. `tsc --noEmit` of a consumer importing `@qmpkit/qapi/qemu-7.2` (built .d.ts, as users
  *    get it) and calling a few commands, against an empty consumer in the same run.
  *    Goal: < +1.5 s.
  */
@@ -20,13 +23,18 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createContext, runInContext, Script } from 'node:vm';
+import { gzipSync } from 'node:zlib';
 import {
+  buildTables,
   emitTypeScript,
   GENERATOR_VERSION,
   loadQapiSource,
   type NameMap,
+  packTables,
   readIntrospection,
 } from '@qmpkit/codegen';
+import { unpackTables } from '@qmpkit/qapi/runtime-v1';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -77,6 +85,39 @@ const introRuns = time(() => {
   });
 }, 5);
 console.log(`capture → TS (7.2):                   median ${fmt(median(introRuns))}`);
+
+// --- runtime tables: candidate forms ---------------------------------------------------------
+{
+  const data = buildTables(readIntrospection({ file: 'capture', text: captureText, names }), '7.2');
+  const quoted = (json: string) => `'${json.replace(/[\\']/g, '\\$&')}'`;
+  const plain = JSON.stringify(data);
+  const packed = JSON.stringify(packTables(data));
+  const candidates: [string, string][] = [
+    ['object literal', plain],
+    ['JSON.parse(string)', `JSON.parse(${quoted(plain)})`],
+    ['packed array literal + unpack', `unpackTables(${packed})`],
+    ['JSON.parse(packed) + unpack (shipped)', `unpackTables(JSON.parse(${quoted(packed)}))`],
+  ];
+  const context = createContext({ unpackTables, JSON });
+  console.log(
+    '\nruntime tables of 7.2, per form: bytes raw / gzip, load = compile + run (+ unpack)',
+  );
+  for (const [label, expression] of candidates) {
+    const module = `{ const tables = ${expression}; globalThis.out = tables.types.BlockdevOptions; }`;
+    // A fresh source text per run (a trailing comment), so V8's compile cache cannot help.
+    const runs = Array.from({ length: 15 }, (_, i) => {
+      const t0 = performance.now();
+      new Script(`${module}\n// run ${i} ${label}`).runInContext(context);
+      return performance.now() - t0;
+    });
+    runInContext('delete globalThis.out', context);
+    const raw = Buffer.byteLength(module);
+    const gz = gzipSync(module).length;
+    console.log(
+      `  ${label.padEnd(38)} ${(raw / 1024).toFixed(0).padStart(5)} KiB / ${(gz / 1024).toFixed(0).padStart(3)} KiB   load median ${median(runs).toFixed(2)} ms`,
+    );
+  }
+}
 
 // --- tsc cost for a consumer -------------------------------------------------------------
 const tscBin = path.join(repoRoot, 'node_modules/typescript/bin/tsc');
@@ -158,7 +199,6 @@ export async function main(): Promise<string> {
 
 // --- size of the published @qmpkit/qapi ----------------------------------------------------
 {
-  const { gzipSync } = await import('node:zlib');
   const { readdirSync, statSync } = await import('node:fs');
   const dist = path.join(qapiDir, 'dist/gen');
   const sizeOf = (dir: string) => {

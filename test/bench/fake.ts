@@ -8,6 +8,9 @@
  *                     monitors, its dispatcher serves them one command at a time)
  *   memory:           1,000,000 commands through the fake (pipelined, 100 in flight), heap and
  *                     RSS before and after with a forced GC
+ *   fairness:         4 clients' query-status latency (mean, p99) with and without a fifth
+ *                     client sending 512 KiB of garbage (one parse error per line) back to
+ *                     back, quiet and garbage blocks alternating; the ratio is garbage/quiet
  * Contenders alternate in blocks so load from other processes hits both alike. Goal: the
  * fake ≥ 5× real QEMU.
  */
@@ -16,6 +19,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createFakeQmp, type FakeQmp } from '@qmpkit/fake-qmp';
@@ -82,10 +86,31 @@ class Raw {
     return process.hrtime.bigint() - start;
   }
 
+  /** n sequential round trips; returns each one's latency in nanoseconds. */
+  async latencies(n: number): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const start = process.hrtime.bigint();
+      this.socket.write(`{"execute":"query-status","id":${i}}\n`);
+      const reply = await this.line();
+      out.push(Number(process.hrtime.bigint() - start));
+      if (!reply.startsWith('{"return"')) throw new Error(`unexpected reply: ${reply}`);
+    }
+    return out;
+  }
+
+  /** Sends 512 KiB of garbage and a marker command; resolves when the marker is answered. */
+  async garbage(): Promise<void> {
+    this.socket.write(`${GARBAGE}{"execute":"query-status","id":"g"}`);
+    for (;;) if ((await this.line()).includes('"id": "g"')) return;
+  }
+
   close(): void {
     this.socket.destroy();
   }
 }
+
+const GARBAGE = 'garbage\n'.repeat(65536);
 
 async function startQemu(monitors: string[]): Promise<ChildProcess> {
   const args = monitors.flatMap((socketPath, i) => [
@@ -157,6 +182,79 @@ async function memoryRun(
   return { before, after, seconds };
 }
 
+const FAIR_CLIENTS = 4;
+const FAIR_BLOCKS = Number(process.env.BENCH_FAIR_BLOCKS ?? 6);
+const FAIR_PER_BLOCK = 200;
+
+function summary(ns: number[]): { mean: number; p99: number } {
+  const sorted = [...ns].sort((a, b) => a - b);
+  const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  return { mean: mean / 1e6, p99: sorted[Math.floor(sorted.length * 0.99)]! / 1e6 };
+}
+
+/**
+ * The garbage sender runs in a child process (this file with `--garbage-sender SOCKET`), so
+ * reading its 65,536 error replies per blob does not load the event loop that runs the fake.
+ */
+async function garbageSender(socketPath: string): Promise<void> {
+  const sender = await Raw.open(socketPath);
+  let blobs = 0;
+  let stop = false;
+  process.once('SIGTERM', () => {
+    stop = true;
+  });
+  process.stdout.write('ready\n');
+  while (!stop) {
+    await sender.garbage();
+    blobs++;
+  }
+  process.stdout.write(`${blobs}\n`);
+  sender.close();
+}
+
+/** Other clients' latency, quiet vs beside a garbage sender, in alternating blocks. */
+async function fairnessRun(socketPath: string): Promise<void> {
+  const others = await Promise.all(
+    Array.from({ length: FAIR_CLIENTS }, () => Raw.open(socketPath)),
+  );
+  const quiet: number[] = [];
+  const noisy: number[] = [];
+  let blobs = 0;
+  for (let block = 0; block < FAIR_BLOCKS; block++) {
+    const measure = () => Promise.all(others.map((c) => c.latencies(FAIR_PER_BLOCK)));
+    if (block % 2 === 0) {
+      for (const l of await measure()) quiet.push(...l);
+      continue;
+    }
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), '--garbage-sender', socketPath],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    while (!out.includes('ready\n')) await new Promise((r) => setTimeout(r, 5));
+    for (const l of await measure()) noisy.push(...l);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    blobs += Number(out.split('\n')[1] ?? 0);
+  }
+  for (const c of others) c.close();
+  const q = summary(quiet);
+  const n = summary(noisy);
+  console.log(
+    `Fairness, ${FAIR_CLIENTS} clients' query-status latency, quiet vs beside a client (another process) sending 512 KiB of garbage back to back (${blobs} blobs answered during the run)`,
+  );
+  console.log(
+    `  quiet            mean ${fmt(q.mean, 3).padStart(8)} ms   p99 ${fmt(q.p99, 3).padStart(8)} ms`,
+  );
+  console.log(
+    `  beside garbage   mean ${fmt(n.mean, 3).padStart(8)} ms   p99 ${fmt(n.p99, 3).padStart(8)} ms   ratio mean ${fmt(n.mean / q.mean, 2)}×  p99 ${fmt(n.p99 / q.p99, 2)}×`,
+  );
+}
+
 async function main(): Promise<void> {
   console.log(
     `fake-qmp vs QEMU 7.2, query-status with ids over unix sockets, ${fmt(N)} commands per contender and mode, ${BLOCK}-command blocks interleaved`,
@@ -207,6 +305,7 @@ async function main(): Promise<void> {
       `  fake, ${CLIENTS} clients              ${fmt(fn).padStart(9)} cmd/s  ${fmt(fn / rn, 2)}× of real   goal ≥ 5`,
     );
     for (const c of [...one, ...many]) for (const client of c.clients) client.close();
+    await fairnessRun(fakeSocket);
     // Memory.
     const { before, after, seconds } = await memoryRun(fake);
     console.log(
@@ -226,4 +325,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (process.argv[2] === '--garbage-sender') await garbageSender(process.argv[3]!);
+else await main();

@@ -259,6 +259,25 @@ export const scenarios: Scenario[] = [
     ],
   },
   {
+    name: 'QMP input is a JSON stream: no newline, two objects in one write, one split across writes',
+    setup: { machine: 'none' },
+    steps: [
+      { raw: '{"execute":"qmp_capabilities"}', replies: 1 },
+      { raw: '{"execute":"query-status","id":1}{"execute":"query-status","id":2}', replies: 2 },
+      {
+        raw: ' \t{"execute":"query-status","id":3}\r\n{"execute":"query-status","id":4}',
+        replies: 2,
+      },
+      { raw: '{"execute":"query-', replies: 0 },
+      { raw: 'status","id":5', replies: 0 },
+      { raw: '}', replies: 1 },
+      { raw: "{'execute':'query-status','id':'}{'}[1]", replies: 2 },
+      // A top-level scalar ends at the byte after it, not before.
+      { raw: '42', replies: 0 },
+      { raw: ' ', replies: 1 },
+    ],
+  },
+  {
     name: 'JSON nesting limit: 1024 levels parse, the 1025th is refused and the parser recovers',
     setup: { machine: 'none' },
     steps: [
@@ -369,6 +388,53 @@ export const scenarios: Scenario[] = [
       { send: exec('blockdev-del', { 'node-name': 'nope' }) },
       { send: exec('blockdev-del', { 'node-name': 'n0' }) },
       { send: exec('query-named-block-nodes') },
+    ],
+  },
+  {
+    name: 'failed commands leave nothing behind: blockdev-add duplicate, refused overlay, device_add with a bad drive',
+    setup: {
+      machine: 'pc',
+      paused: true,
+      prepare: (dir) => {
+        execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(dir, 'ov.raw'), '1M']);
+      },
+    },
+    steps: [
+      NEGOTIATE,
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'n0' }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'x' }) },
+      // Fails on its name after taking a reference to n0: the reference must be dropped.
+      { send: exec('blockdev-add', { driver: 'raw', file: 'n0', 'node-name': 'x' }) },
+      {
+        send: exec('blockdev-add', {
+          driver: 'raw',
+          file: { driver: 'null-co', 'node-name': 'inl' },
+          'node-name': 'x',
+        }),
+      },
+      { send: exec('blockdev-del', { 'node-name': 'n0' }) },
+      { send: exec('query-named-block-nodes', { flat: true }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'n1' }) },
+      {
+        send: exec('blockdev-snapshot-sync', {
+          'node-name': 'n1',
+          'snapshot-file': '$DIR/ov.raw',
+          'snapshot-node-name': 'ov',
+          format: 'raw',
+          mode: 'existing',
+        }),
+      },
+      { send: exec('query-named-block-nodes', { flat: true }) },
+      { send: exec('blockdev-del', { 'node-name': 'n1' }) },
+      { send: exec('blockdev-add', { driver: 'null-co', 'node-name': 'ov' }) },
+      { send: exec('device_add', { driver: 'qemu-xhci', id: 'usb' }) },
+      { send: exec('device_add', { driver: 'usb-storage', drive: 'nosuch' }) },
+      { send: exec('device_add', { driver: 'usb-storage', drive: 'nosuch', id: 'st' }) },
+      { send: exec('device_add', { driver: 'usb-tablet', bus: 'nosuch.0' }) },
+      { send: exec('device_add', { driver: 'usb-tablet' }) },
+      { send: exec('device_add', { driver: 'usb-tablet', id: 'st' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral-anon' }) },
+      { send: exec('qom-list', { path: '/machine/peripheral' }) },
     ],
   },
   {
@@ -835,6 +901,96 @@ export const scenarios: Scenario[] = [
       { send: exec('query-status'), until: ['"completed"'] },
       { send: exec('query-migrate') },
       { send: exec('migrate-incoming', { uri: 'unix:$DIR/in2.sock' }) },
+    ],
+  },
+  {
+    name: 'objects: object-add/object-del of iothreads, memory backends and secrets; duplicates, missing, bad ids, in use; qom-list /objects',
+    setup: { machine: 'none' },
+    normalize: [
+      [/"thread-id": \d+/g, '"thread-id": N'],
+      [/thread_id=\d+/g, 'thread_id=N'],
+    ],
+    steps: [
+      NEGOTIATE,
+      { send: exec('query-iothreads') },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'io0' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'io0' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'io1', 'poll-max-ns': 0 }) },
+      { send: exec('query-iothreads') },
+      {
+        send: exec('object-add', {
+          'qom-type': 'secret',
+          id: 's0',
+          data: 'c2VjcmV0',
+          format: 'base64',
+        }),
+      },
+      { send: exec('object-add', { 'qom-type': 'secret', id: 's1' }) },
+      {
+        send: exec('object-add', {
+          'qom-type': 'secret',
+          id: 's2',
+          data: 'x',
+          file: '/nonexistent',
+        }),
+      },
+      { send: exec('object-add', { 'qom-type': 'secret', id: 's3', file: '$DIR/missing.txt' }) },
+      { send: exec('object-add', { 'qom-type': 'memory-backend-ram', id: 'm0', size: 1048576 }) },
+      { send: exec('object-add', { 'qom-type': 'memory-backend-ram', id: 'm1', size: 0 }) },
+      { send: exec('object-add', { 'qom-type': 'memory-backend-ram', id: 'm1' }) },
+      {
+        send: exec('object-add', {
+          'qom-type': 'memory-backend-file',
+          id: 'm2',
+          size: 1048576,
+          'mem-path': '$DIR',
+        }),
+      },
+      {
+        send: exec('object-add', {
+          'qom-type': 'memory-backend-file',
+          id: 'm3',
+          size: 1048576,
+          'mem-path': '$DIR/nodir/x',
+        }),
+      },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: '1bad' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'm0' }) },
+      { send: exec('qom-list', { path: '/objects' }) },
+      { send: exec('object-del', { id: 'io0' }) },
+      { send: exec('object-del', { id: 'io0' }) },
+      { send: exec('object-del', { id: 'nosuch' }) },
+      { send: exec('object-del', { id: 'm0' }) },
+      { send: exec('object-del', { id: 'm2' }) },
+      { send: exec('object-del', { id: 's0' }) },
+      { send: exec('query-iothreads') },
+      { send: exec('qom-list', { path: '/objects' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'io0' }) },
+      { send: hmp('info version') },
+      { send: hmp('info iothreads') },
+    ],
+  },
+  {
+    name: 'objects in use: the machine RAM backend cannot be deleted',
+    setup: {
+      machine: 'pc',
+      paused: true,
+      qemuArgs: () => [
+        '-object',
+        'memory-backend-ram,id=ram0,size=16M',
+        '-machine',
+        'memory-backend=ram0',
+      ],
+      fake: () => ({
+        object: [{ 'qom-type': 'memory-backend-ram', id: 'ram0', size: 16 * 1024 * 1024 }],
+        memoryBackend: 'ram0',
+      }),
+    },
+    steps: [
+      NEGOTIATE,
+      { send: exec('object-del', { id: 'ram0' }) },
+      { send: exec('object-add', { 'qom-type': 'iothread', id: 'ram0' }) },
+      { send: exec('qom-list', { path: '/objects' }) },
     ],
   },
   {

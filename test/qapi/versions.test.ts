@@ -62,10 +62,12 @@ const KNOWN_RECORDING_QUIRKS: Record<string, RegExp> = {
 };
 
 describe('versions', () => {
-  it('has bindings for at least six versions, 4.2 to 8.0', () => {
+  it('has bindings for at least six versions, 4.2 to 7.2, and no development snapshot', () => {
     expect(versions.length).toBeGreaterThanOrEqual(6);
     expect(versions).toContain('4.2');
-    expect(versions).toContain('8.0');
+    expect(versions).toContain('7.2');
+    // libvirt's caps_8.0.0 recording is QEMU 7.2.50, a development snapshot: no bindings.
+    expect(versions).not.toContain('8.0');
     for (const v of versions) {
       expect(
         existsSync(path.join(repoRoot, `packages/qapi/src/gen/qemu-${v}/index.generated.ts`)),

@@ -26,6 +26,7 @@ import { allMembers, buildTables, isBuiltin, typeRefToString } from '@qmpkit/sch
 import ts from 'typescript';
 import { CodegenError } from '../errors.js';
 import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
+import { tablesExpression } from './tables-expression.js';
 
 const f = ts.factory;
 
@@ -204,35 +205,6 @@ class FileBuilder {
     }
     return out;
   }
-}
-
-/** A JSON-like value as an expression (object keys quoted only where needed). */
-function literal(value: unknown, multiLineDepth: number): ts.Expression {
-  if (value === null) return f.createNull();
-  if (typeof value === 'string') return f.createStringLiteral(value);
-  if (typeof value === 'number') {
-    return value < 0
-      ? f.createPrefixUnaryExpression(ts.SyntaxKind.MinusToken, f.createNumericLiteral(-value))
-      : f.createNumericLiteral(value);
-  }
-  if (typeof value === 'boolean') return value ? f.createTrue() : f.createFalse();
-  if (Array.isArray(value))
-    return f.createArrayLiteralExpression(
-      value.map((v) => literal(v, multiLineDepth - 1)),
-      false,
-    );
-  if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(
-      ([, v]) => v !== undefined,
-    );
-    return f.createObjectLiteralExpression(
-      entries.map(([k, v]) =>
-        f.createPropertyAssignment(propertyName(k), literal(v, multiLineDepth - 1)),
-      ),
-      multiLineDepth > 0,
-    );
-  }
-  throw new CodegenError(`cannot emit a literal of type ${typeof value}`);
 }
 
 class Emitter {
@@ -664,6 +636,7 @@ class Emitter {
   private emitTables(): FileBuilder {
     const file = this.file('qmp-tables');
     file.importRuntimeType('SchemaTables');
+    file.importRuntimeValue('unpackTables');
     const data = buildTables(this.schema, this.options.qemuVersion);
     file.statements.push(
       jsDoc(
@@ -675,7 +648,7 @@ class Emitter {
                 'tables',
                 undefined,
                 f.createTypeReferenceNode('SchemaTables'),
-                literal(data, 3),
+                tablesExpression(data),
               ),
             ],
             ts.NodeFlags.Const,

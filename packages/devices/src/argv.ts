@@ -16,7 +16,7 @@
  *     buses), ties in declaration order
  *  8. `staticArgs`, untouched.
  */
-import type { ChardevBackend, Commands } from '@qmpkit/qapi/qemu-7.2';
+import type { ChardevBackend, Commands } from '@qmpkit/qapi';
 import { chardevCli } from './chardev-cli.js';
 import { ModelError } from './errors.js';
 import { formatKeyval, formatSize } from './keyval.js';

@@ -1,4 +1,4 @@
-import type { ChardevBackend } from '@qmpkit/qapi/qemu-7.2';
+import type { ChardevBackend } from '@qmpkit/qapi';
 import { describe, expect, it } from 'vitest';
 import { chardevCli } from './chardev-cli.js';
 

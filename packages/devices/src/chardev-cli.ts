@@ -5,7 +5,7 @@
  * `nodelay: true` → `delay=off`, …). This module maps a QAPI `ChardevBackend` to those keys
  * and reports the members 7.2's command line has no key for.
  */
-import type { ChardevBackend, SocketAddressLegacy } from '@qmpkit/qapi/qemu-7.2';
+import type { ChardevBackend, SocketAddressLegacy } from '@qmpkit/qapi';
 import { formatKeyval } from './keyval.js';
 import type { Scalar } from './model.js';
 

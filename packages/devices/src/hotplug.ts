@@ -3,7 +3,7 @@
  * running VM stay in step: `plug` returns the new configuration and the commands that make
  * the VM match it; `unplug` the same for removal.
  */
-import type { Commands } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands } from '@qmpkit/qapi';
 import { deviceArguments } from './argv.js';
 import { driverSpec } from './drivers.js';
 import { ConfigValidationError, ModelError } from './errors.js';

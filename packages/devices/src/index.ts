@@ -51,6 +51,16 @@ export type {
   NodeClassification,
 } from './graph.js';
 export { BlockGraph, blockGraph } from './graph.js';
+export type { LayerFile, ReportedBlockGraph } from './graph-edit.js';
+export {
+  backingOf,
+  chainNodes,
+  layerFile,
+  reconcileBlockGraph,
+  usersOf,
+  withoutLayer,
+  withReadOnly,
+} from './graph-edit.js';
 export type {
   DeviceDelStep,
   PlugResult,

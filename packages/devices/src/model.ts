@@ -4,7 +4,7 @@
  * they are; the rest (machine, memory, devices' qdev properties) is typed by hand because
  * QEMU's schema does not describe it.
  */
-import type { BlockdevOptions, ChardevBackend, Netdev, ObjectOptions } from '@qmpkit/qapi/qemu-7.2';
+import type { BlockdevOptions, ChardevBackend, Netdev, ObjectOptions } from '@qmpkit/qapi';
 import type { DriverProps, KnownDriver } from './drivers.js';
 
 /** A value of a `key=value` option or of a qdev property. */

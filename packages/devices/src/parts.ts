@@ -1,4 +1,4 @@
-import type { ChardevBackend } from '@qmpkit/qapi/qemu-7.2';
+import type { ChardevBackend } from '@qmpkit/qapi';
 import type { ConfigParts } from './model.js';
 
 export interface SerialConsoleOptions {

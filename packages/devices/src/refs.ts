@@ -4,7 +4,7 @@
  * `[BlockdevRef]` of the driver's branch), so all 40-odd block drivers are covered without a
  * hand-written list; the other references are listed here by hand.
  */
-import { tables } from '@qmpkit/qapi/qemu-7.2';
+import { tables } from '@qmpkit/qapi';
 import { driverSpec } from './drivers.js';
 import type { Scalar, VmConfig } from './model.js';
 

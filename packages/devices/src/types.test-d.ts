@@ -1,4 +1,4 @@
-import type { Commands } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands } from '@qmpkit/qapi';
 import { describe, expectTypeOf, it } from 'vitest';
 import type { DriverProps } from './drivers.js';
 import type { DeviceDelStep, PlugStep, QmpStep, UnplugStep } from './hotplug.js';

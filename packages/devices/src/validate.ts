@@ -1,7 +1,7 @@
 /**
  * Checks a configuration before launch or hot-plug and reports every problem found.
  */
-import { validateArgs } from '@qmpkit/qapi/qemu-7.2';
+import { validateArgs } from '@qmpkit/qapi';
 import {
   deviceBus,
   deviceDriver,

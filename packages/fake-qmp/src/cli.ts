@@ -10,10 +10,17 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { DEFAULT_QEMU_VERSION } from '@qmpkit/qapi';
 import { Command, CommanderError, Option } from 'commander';
 import { isConversationFileError } from './errors.js';
 import { type Conversation, importReplies, parseConversation } from './replay/conversation.js';
-import { createFakeQmp, type FakeQmpOptions, type ListenOption } from './server/fake.js';
+import {
+  createFakeQmp,
+  FAKE_QEMU_VERSIONS,
+  type FakeQemuVersion,
+  type FakeQmpOptions,
+  type ListenOption,
+} from './server/fake.js';
 
 export interface CliIo {
   readonly out: (text: string) => void;
@@ -24,7 +31,7 @@ interface CliOptions {
   unix?: string;
   tcp?: string;
   ws?: string;
-  qemuVersion: string;
+  qemuVersion: FakeQemuVersion;
   replay?: string;
   machine: 'pc' | 'none';
   paused?: boolean;
@@ -47,7 +54,7 @@ export async function runCli(
   io: CliIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },
 ): Promise<number> {
   const program = new Command('qmpkit-fake-qmp')
-    .description('A fake QMP server that answers like QEMU 7.2')
+    .description(`A fake QMP server that answers like QEMU (${FAKE_QEMU_VERSIONS.join(', ')})`)
     .version(packageVersion())
     .option('--unix <path>', 'listen on a UNIX socket (its directory is created 0700)')
     .option('--tcp <host:port>', 'listen on TCP (use 127.0.0.1 unless you mean it)')
@@ -56,7 +63,9 @@ export async function runCli(
       'listen for QMP over WebSocket (one QMP message per WebSocket message)',
     )
     .addOption(
-      new Option('--qemu-version <version>', 'QEMU to imitate').choices(['7.2']).default('7.2'),
+      new Option('--qemu-version <version>', 'QEMU to imitate')
+        .choices(FAKE_QEMU_VERSIONS)
+        .default(DEFAULT_QEMU_VERSION),
     )
     .option('--replay <file>', 'serve a recorded conversation or a libvirt .replies file')
     .addOption(
@@ -100,7 +109,7 @@ export async function runCli(
     }
   }
   const fakeOptions: FakeQmpOptions = {
-    qemuVersion: '7.2',
+    qemuVersion: options.qemuVersion,
     listen,
     machine: options.machine,
     storage: options.storage,

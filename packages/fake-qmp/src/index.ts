@@ -27,6 +27,8 @@ export type { RunStateName } from './model/runstate.js';
 export type { FileInfo, Storage } from './model/storage.js';
 export { HostStorage, MemoryStorage } from './model/storage.js';
 export type { VmModel, VmOptions } from './model/vm.js';
+export type { FakeQemuCommandLine, FakeQemuIo } from './process.js';
+export { parseQemuCommandLine, runFakeQemu } from './process.js';
 export {
   type Conversation,
   type ConversationRecord,
@@ -44,7 +46,9 @@ export type { ArgumentsMatcher, Expectation } from './script/expectations.js';
 export type { FaultHandle, FaultMatch, FaultSpec } from './script/faults.js';
 export {
   createFakeQmp,
+  FAKE_QEMU_VERSIONS,
   type FakeAddress,
+  type FakeQemuVersion,
   FakeQmp,
   type FakeQmpOptions,
   type ListenOption,

@@ -10,7 +10,7 @@
  * }));
  * ```
  */
-import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands, Events } from '@qmpkit/qapi';
 import { type ConnectOptions, connect, type QmpClient } from '@qmpkit/transport';
 import { test as baseTest } from 'vitest';
 import { createFakeQmp, type FakeQmp, type FakeQmpOptions } from './server/fake.js';

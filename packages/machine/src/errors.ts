@@ -269,3 +269,201 @@ export class ConsoleClosedError extends Error {
 export function isConsoleClosedError(value: unknown): value is ConsoleClosedError {
   return value instanceof Error && value.name === 'ConsoleClosedError';
 }
+
+/**
+ * Another live manager holds the run directory's lock: one process drives one VM directory,
+ * so ending "every QEMU of this run directory" can never hit a VM someone else drives.
+ * `holderPid` is that process (stop it there, or relaunch with `force: true` to take over).
+ */
+export class RunDirLockedError extends Error {
+  override readonly name = 'RunDirLockedError' as const;
+  readonly runDir: string;
+  readonly lockFile: string;
+  readonly holderPid: number;
+  /** The holder's start time (`/proc/<pid>/stat` field 22), so a reused pid is told apart. */
+  readonly holderStartTime: number | null;
+
+  constructor(fields: {
+    readonly runDir: string;
+    readonly lockFile: string;
+    readonly holderPid: number;
+    readonly holderStartTime: number | null;
+  }) {
+    const self = fields.holderPid === process.pid ? ' (this process: another Machine)' : '';
+    super(
+      `run directory ${fields.runDir} is in use by the manager process ${fields.holderPid}${self} (lock ${fields.lockFile}); stop the machine there, or pass force: true to take it over`,
+    );
+    this.runDir = fields.runDir;
+    this.lockFile = fields.lockFile;
+    this.holderPid = fields.holderPid;
+    this.holderStartTime = fields.holderStartTime;
+  }
+}
+
+export function isRunDirLockedError(value: unknown): value is RunDirLockedError {
+  return value instanceof Error && value.name === 'RunDirLockedError';
+}
+
+/** A leftover QEMU of a run directory did not go away after SIGKILL (stuck in the kernel). */
+export class LeftoverQemuError extends Error {
+  override readonly name = 'LeftoverQemuError' as const;
+  readonly runDir: string;
+  readonly pid: number;
+
+  constructor(runDir: string, pid: number, waitedMs: number) {
+    super(
+      `the leftover QEMU (pid ${pid}) of run directory ${runDir} did not exit within ${waitedMs} ms of SIGKILL (stuck in the kernel?); it still holds the VM's images`,
+    );
+    this.runDir = runDir;
+    this.pid = pid;
+  }
+}
+
+export function isLeftoverQemuError(value: unknown): value is LeftoverQemuError {
+  return value instanceof Error && value.name === 'LeftoverQemuError';
+}
+
+/**
+ * `qemu-img` failed. `args` is its argument array (it never runs through a shell),
+ * `exitCode`/`signal` how it ended, `stderr` what it said.
+ */
+export class QemuImgError extends Error {
+  override readonly name = 'QemuImgError' as const;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+
+  constructor(
+    fields: {
+      readonly command: string;
+      readonly args: readonly string[];
+      readonly exitCode: number | null;
+      readonly signal: NodeJS.Signals | null;
+      readonly stderr: string;
+    },
+    options?: { cause?: unknown },
+  ) {
+    const how =
+      fields.signal !== null
+        ? `signal ${fields.signal}`
+        : fields.exitCode !== null
+          ? `exit code ${fields.exitCode}`
+          : 'could not start';
+    const said = fields.stderr.trim();
+    super(
+      `${fields.command} ${fields.args.join(' ')} failed (${how})${said ? `: ${said}` : ''}`,
+      options,
+    );
+    this.command = fields.command;
+    this.args = fields.args;
+    this.exitCode = fields.exitCode;
+    this.signal = fields.signal;
+    this.stderr = fields.stderr;
+  }
+}
+
+export function isQemuImgError(value: unknown): value is QemuImgError {
+  return value instanceof Error && value.name === 'QemuImgError';
+}
+
+/** How a migration ended without completing. */
+export type MigrationFailure =
+  /** QEMU reported `failed` (`desc` is its `error-desc`). */
+  | 'failed'
+  /** QEMU reported `cancelled`. */
+  | 'cancelled'
+  /** QEMU exited during the migration (`exitCode`, `signal`, `stderr`). */
+  | 'exited'
+  /** Not completed within the deadline (outgoing: cancelled; incoming: QEMU killed). */
+  | 'timeout'
+  /** Aborted through the `AbortSignal` (outgoing: cancelled). */
+  | 'aborted';
+
+/**
+ * A migration did not complete. For an incoming one, QEMU 7.2 reports the reason only on
+ * stderr and exits: `exitCode`, `signal` and `stderr` say how it ended.
+ */
+export class MigrationError extends Error {
+  override readonly name = 'MigrationError' as const;
+  readonly direction: 'outgoing' | 'incoming';
+  readonly reason: MigrationFailure;
+  readonly desc: string;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stderr: string;
+
+  constructor(
+    direction: 'outgoing' | 'incoming',
+    reason: MigrationFailure,
+    desc: string,
+    fields: {
+      readonly exitCode?: number | null;
+      readonly signal?: string | null;
+      readonly stderr?: string;
+    } = {},
+    options?: { cause?: unknown },
+  ) {
+    const stderr = fields.stderr ?? '';
+    const tail = stderr.trim() === '' ? '' : `\nQEMU's stderr:\n${indent(stderr.trimEnd())}`;
+    super(`${direction} migration ${reason}: ${desc}${tail}`, options);
+    this.direction = direction;
+    this.reason = reason;
+    this.desc = desc;
+    this.exitCode = fields.exitCode ?? null;
+    this.signal = fields.signal ?? null;
+    this.stderr = stderr;
+  }
+}
+
+export function isMigrationError(value: unknown): value is MigrationError {
+  return value instanceof Error && value.name === 'MigrationError';
+}
+
+/** Why a QEMU binary cannot be used. */
+export type QemuBinaryProblem =
+  /** The executable does not exist. */
+  | 'not-found'
+  /** It exists but is not QEMU (`--version` failed or printed something else). */
+  | 'not-qemu'
+  /** An unpacked root (`<root>/usr/bin/qemu-system-x86_64`) lacks its module dir. */
+  | 'missing-module-dir'
+  /** An unpacked root lacks its data dir (`usr/share/qemu`). */
+  | 'missing-data-dir'
+  /** A release (`10.0`) was asked for that the cache does not hold yet. */
+  | 'not-fetched'
+  /** The cache holds another release than its name says. */
+  | 'version-mismatch'
+  /** No download is known for that release. */
+  | 'unknown-release';
+
+/**
+ * A QEMU binary (`--qemu 10.0`, `--qemu /path/to/qemu-system-x86_64`) cannot be used.
+ * Nothing was started. `spec` is what the caller passed.
+ */
+export class QemuBinaryError extends Error {
+  override readonly name = 'QemuBinaryError' as const;
+  readonly problem: QemuBinaryProblem;
+  readonly spec: string;
+  /** The version found, when one was (for `version-mismatch`). */
+  readonly version: string | undefined;
+
+  constructor(
+    problem: QemuBinaryProblem,
+    spec: string,
+    init: { detail: string; version?: string; cause?: unknown },
+  ) {
+    super(
+      `QEMU binary ${JSON.stringify(spec)}: ${init.detail}`,
+      init.cause === undefined ? undefined : { cause: init.cause },
+    );
+    this.problem = problem;
+    this.spec = spec;
+    this.version = init.version;
+  }
+}
+
+export function isQemuBinaryError(value: unknown): value is QemuBinaryError {
+  return value instanceof Error && value.name === 'QemuBinaryError';
+}

@@ -1,12 +1,15 @@
 /**
- * Paths a real QEMU rarely takes, against fake "QEMU" processes: small Node scripts that
- * speak just enough QMP on the inherited fd 3 and misbehave on purpose — stop()'s escalation
+ * Paths a real QEMU rarely takes, against fake "QEMU" processes: @qmpkit/fake-qmp's process
+ * mode (`qmpkit-fake-qemu`), which reads QEMU's command line, serves QMP on the inherited
+ * monitor descriptor like QEMU 7.2 and misbehaves on purpose when told — stop()'s escalation
  * (quit → SIGTERM → SIGKILL) and hot-plug steps that fail half-way. No real QEMU needed;
  * every process here is started by the test and ended by its pid.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isMachineNotRunningError, isMachinePlugError } from './errors.js';
@@ -18,43 +21,26 @@ const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-machine-stop-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
- * A fake QEMU: greets on fd 3, answers `qmp_capabilities` and `query-kvm`; on `quit` it
- * exits, or (`--ignore-quit`) replies and keeps running; `--ignore-term` ignores SIGTERM;
- * `--fail=<command>` answers that command with a GenericError; `device_del` is followed by
- * `DEVICE_DELETED`; every other command gets `{}`.
+ * The fake QEMU executable: a Node script that runs fake-qmp's process mode from source
+ * (the workspace is not built in tests; NODE_OPTIONS below loads TypeScript). Switches:
+ * `--fake-ignore-quit`, `--fake-ignore-term`, `--fake-fail=COMMAND`.
  */
-const FAKE = `#!${process.execPath}
-const net = require('node:net');
-const ignoreQuit = process.argv.includes('--ignore-quit');
-if (process.argv.includes('--ignore-term')) process.on('SIGTERM', () => {});
-const qmp = new net.Socket({ fd: 3, readable: true, writable: true });
-const send = (m) => qmp.write(JSON.stringify(m) + '\\n');
-send({ QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'fake' }, capabilities: [] } });
-let buf = '';
-qmp.on('data', (chunk) => {
-  buf += chunk;
-  for (let i; (i = buf.indexOf('\\n')) >= 0; ) {
-    const cmd = JSON.parse(buf.slice(0, i));
-    buf = buf.slice(i + 1);
-    const id = cmd.id;
-    if (process.argv.includes('--fail=' + cmd.execute)) {
-      send({ error: { class: 'GenericError', desc: 'refused by the fake' }, id });
-      continue;
-    }
-    if (cmd.execute === 'query-kvm') send({ return: { enabled: false, present: false }, id });
-    else send({ return: {}, id });
-    if (cmd.execute === 'device_del') {
-      const device = cmd.arguments.id;
-      send({ event: 'DEVICE_DELETED', data: { device, path: '/machine/peripheral/' + device }, timestamp: { seconds: 0, microseconds: 0 } });
-    }
-    if (cmd.execute === 'quit' && !ignoreQuit) setTimeout(() => process.exit(0), 10);
-  }
-});
-qmp.on('error', () => {});
-setInterval(() => {}, 1000);
-`;
+const require = createRequire(import.meta.url);
+const entry = path.join(
+  path.dirname(require.resolve('@qmpkit/fake-qmp/package.json')),
+  'src',
+  'qemu-bin.ts',
+);
 const fake = path.join(dir, 'fake-qemu');
-writeFileSync(fake, FAKE, { mode: 0o700 });
+writeFileSync(
+  fake,
+  `#!${process.execPath}\nimport(${JSON.stringify(pathToFileURL(entry).href)});\n`,
+  { mode: 0o700 },
+);
+const env = {
+  ...process.env,
+  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --conditions=@qmpkit/source --import tsx`.trim(),
+};
 
 const config: VmConfig = {
   machine: { type: 'pc' },
@@ -69,6 +55,7 @@ async function start(flags: string[]) {
     qemu: fake,
     extraArgs: flags,
     runDirParent: dir,
+    env,
     logger: { warn: () => {} },
   });
 }
@@ -76,13 +63,14 @@ async function start(flags: string[]) {
 describe('stop', () => {
   it('ends a QEMU that obeys quit with quit', async () => {
     const m = await start([]);
-    expect(m.qemuVersion.package).toBe('fake');
+    // The greeting came from the fake (it imitates QEMU 7.2).
+    expect(m.qemuVersion).toMatchObject({ major: 7, minor: 2 });
     const exit = await m.stop({ quitTimeout: 2000, termTimeout: 2000 });
     expect(exit).toEqual({ code: 0, signal: null });
   });
 
   it('sends SIGTERM when quit does not end it in time', async () => {
-    const m = await start(['--ignore-quit']);
+    const m = await start(['--fake-ignore-quit']);
     const started = performance.now();
     const exit = await m.stop({ quitTimeout: 300, termTimeout: 2000 });
     expect(exit.signal).toBe('SIGTERM');
@@ -91,7 +79,7 @@ describe('stop', () => {
   });
 
   it('sends SIGKILL when SIGTERM does not end it either', async () => {
-    const m = await start(['--ignore-quit', '--ignore-term']);
+    const m = await start(['--fake-ignore-quit', '--fake-ignore-term']);
     const exit = await m.stop({ quitTimeout: 200, termTimeout: 200 });
     expect(exit.signal).toBe('SIGKILL');
     expect(m.status).toBe('stopped');
@@ -101,7 +89,7 @@ describe('stop', () => {
 
 describe('hot-plug steps that fail', () => {
   it('unplug: the model drops what was removed before the failing step, and says so', async () => {
-    const m = await start(['--fail=blockdev-del']);
+    const m = await start(['--fake-fail=blockdev-del']);
     try {
       const error = await m.unplug({ devices: ['vd0'] }).catch((e: unknown) => e);
       expect(isMachinePlugError(error)).toBe(true);
@@ -120,7 +108,7 @@ describe('hot-plug steps that fail', () => {
   });
 
   it('plug: when the undo fails too, the error says the rollback failed', async () => {
-    const m = await start(['--fail=device_add', '--fail=blockdev-del']);
+    const m = await start(['--fake-fail=device_add', '--fake-fail=blockdev-del']);
     try {
       const before = m.config;
       const error = await m

@@ -10,6 +10,7 @@ import { isMachinePlugError } from './errors.js';
 import { launch, type Machine } from './machine.js';
 import {
   guestConfig,
+  killStrays,
   namedNodes,
   pciIds,
   peripherals,
@@ -21,8 +22,14 @@ import { readState } from './state.js';
 
 const tmp = privateDir();
 const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
+afterEach(async () => {
+  await started.endAll();
+  await killStrays(tmp.dir);
+});
+afterAll(async () => {
+  await killStrays(tmp.dir);
+  tmp.remove();
+});
 beforeEach((ctx) => {
   ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
 });

@@ -6,6 +6,18 @@
  * - `machine.qmp` (typed client), `machine.console(id)`, `machine.plug/unplug`,
  *   `machine.stop/kill/restart`, `machine.consoleState/restoreConsoleState`.
  */
+
+export type { QemuBinary, QemuCacheManifest, ResolveQemuOptions } from './binary.js';
+export {
+  defaultCacheDir,
+  parseQemuVersion,
+  qemuBinaryArgs,
+  qemuBinaryEnv,
+  qemuCacheDir,
+  readQemuCacheManifest,
+  resolveQemuBinary,
+  unpackedRootLayout,
+} from './binary.js';
 export type {
   ConsoleEncoding,
   ConsoleMatch,
@@ -14,25 +26,43 @@ export type {
   ExpectOptions,
 } from './console.js';
 export { Console } from './console.js';
-export type { LaunchFailure, RunDirProblem, StateFileProblem } from './errors.js';
+export type {
+  LaunchFailure,
+  MigrationFailure,
+  QemuBinaryProblem,
+  RunDirProblem,
+  StateFileProblem,
+} from './errors.js';
 export {
   ConsoleClosedError,
   ConsoleTimeoutError,
   isConsoleClosedError,
   isConsoleTimeoutError,
+  isLeftoverQemuError,
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
+  isMigrationError,
+  isQemuBinaryError,
+  isQemuImgError,
   isQemuLaunchError,
   isRunDirError,
+  isRunDirLockedError,
   isStateFileError,
+  LeftoverQemuError,
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
+  MigrationError,
+  QemuBinaryError,
+  QemuImgError,
   QemuLaunchError,
   RunDirError,
+  RunDirLockedError,
   StateFileError,
 } from './errors.js';
+export type { FetchQemuOptions, QemuDownload } from './fetch.js';
+export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
 export type {
   ExitInfo,
   HotplugOptions,
@@ -49,6 +79,16 @@ export type {
 } from './machine.js';
 export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
 export type {
+  IncomingMigrationOptions,
+  MigrationSetup,
+  OutgoingMigrationOptions,
+  OutgoingMigrationResult,
+} from './migration.js';
+export { migrateIncoming, migrateOutgoing, setUpMigration } from './migration.js';
+export { diesWithUs, setprivAvailable } from './parent-death.js';
+export type { LeakRepair, QemuImgOptions, QemuImgResult } from './qemu-img.js';
+export { repairLeaks, runQemuImg } from './qemu-img.js';
+export type {
   LoadedState,
   MachineState,
   MachineStatus,
@@ -58,3 +98,5 @@ export type {
   StoredLaunch,
 } from './state.js';
 export { readState, STATE_FORMAT, STATE_VERSION, writeFileAtomic } from './state.js';
+export type { RunDirProcess } from './tracking.js';
+export { runDirProcesses } from './tracking.js';

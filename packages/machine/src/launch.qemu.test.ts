@@ -11,13 +11,25 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isMachineOptionsError, isQemuLaunchError, isRunDirError } from './errors.js';
 import { launch } from './machine.js';
 import { processAlive } from './proc.js';
-import { guestConfig, privateDir, qemuSkipReason, Started } from './qemu.test-support.js';
+import {
+  guestConfig,
+  killStrays,
+  privateDir,
+  qemuSkipReason,
+  Started,
+} from './qemu.test-support.js';
 import { readState } from './state.js';
 
 const tmp = privateDir();
 const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
+afterEach(async () => {
+  await started.endAll();
+  await killStrays(tmp.dir);
+});
+afterAll(async () => {
+  await killStrays(tmp.dir);
+  tmp.remove();
+});
 beforeEach((ctx) => {
   ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
 });

@@ -9,11 +9,12 @@ import { createInterface } from 'node:readline';
 import { isConfigValidationError, MiB, type VmConfig } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/testguest';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isMachineOptionsError, isStateFileError } from './errors.js';
+import { isRunDirLockedError, isStateFileError } from './errors.js';
 import { launch, Machine } from './machine.js';
 import { processAlive } from './proc.js';
 import {
   guestConfig,
+  killStrays,
   namedNodes,
   pciIds,
   peripherals,
@@ -25,8 +26,14 @@ import { readState } from './state.js';
 
 const tmp = privateDir();
 const started = new Started();
-afterEach(() => started.endAll());
-afterAll(() => tmp.remove());
+afterEach(async () => {
+  await started.endAll();
+  await killStrays(tmp.dir);
+});
+afterAll(async () => {
+  await killStrays(tmp.dir);
+  tmp.remove();
+});
 beforeEach((ctx) => {
   ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
 });
@@ -158,7 +165,7 @@ describe('crash recovery', () => {
     const stateFile = m.stateFile ?? '';
     // While the process that started it (this one) runs, its QEMU is not a leftover.
     const refused = await Machine.relaunch(stateFile).catch((e: unknown) => e);
-    expect(isMachineOptionsError(refused) && refused.option).toBe('force');
+    expect(isRunDirLockedError(refused) && refused.holderPid).toBe(process.pid);
     expect(m.status).toBe('running');
 
     process.kill(m.pid, 'SIGKILL');

@@ -19,12 +19,10 @@ import {
   type BlockNode,
   type ConfigParts,
   type ConfigSelection,
-  type DeviceConfig,
-  deviceProps,
-  isGenericDevice,
   type PlugStep,
   plug as planPlug,
   unplug as planUnplug,
+  reconcileBlockGraph,
   type UnplugOptions,
   type UnplugStep,
   undoPlug,
@@ -35,13 +33,8 @@ import type { Logger, ValidateMode } from '@qmpkit/transport';
 import type { ConsoleState } from './console.js';
 import { Console, type ConsoleEncoding, type ConsoleSpec } from './console.js';
 import { MachineNotRunningError, MachineOptionsError, MachinePlugError } from './errors.js';
-import {
-  allThreadsExited,
-  processAlive,
-  processStat,
-  resolveBinary,
-  waitForProcessGone,
-} from './proc.js';
+import { acquireRunDirLock, type RunDirLock } from './lock.js';
+import { resolveBinary } from './proc.js';
 import {
   DEFAULT_QMP_CHARDEV,
   dummyConsoleFds,
@@ -55,6 +48,7 @@ import {
   startProcess,
   within,
 } from './process.js';
+import { repairLeaks } from './qemu-img.js';
 import { prepareRunDir } from './rundir.js';
 import {
   backupPath,
@@ -67,6 +61,7 @@ import {
   stateDocument,
   writeState,
 } from './state.js';
+import { endRunDirQemus, type QemuRole, removeWriteTemps } from './tracking.js';
 
 export type {
   ExitInfo,
@@ -126,10 +121,15 @@ export interface RestartOptions extends ProcessOptions, StopOptions {
 
 export interface RelaunchOptions extends ProcessOptions {
   /**
-   * Kill the state's QEMU even when the process that started it still runs and is still its
-   * parent (by default that is refused: the VM is someone's, not a leftover).
+   * Take the run directory over even when another live process holds its lock (by default
+   * that is a `RunDirLockedError`: the VM is someone's, not a leftover); its QEMU is killed.
    */
   readonly force?: boolean;
+  /**
+   * `qemu-img` for reclaiming leaked clusters of the VM's writable qcow2 images after an
+   * unclean end (default `qemu-img` on `PATH`).
+   */
+  readonly qemuImg?: string;
   /**
    * Start from `<file>.bak` (the previous good version) when `<file>` is corrupt; the corrupt
    * file is kept beside it as `<file>.corrupt-<time>`.
@@ -214,6 +214,7 @@ export class Machine {
   readonly #consoles: Map<string, Console>;
   #writes: Promise<void> = Promise.resolve();
   readonly #expectedDeletions = new Set<string>();
+  #lock: RunDirLock | undefined;
 
   private constructor(init: {
     config: VmConfig;
@@ -225,6 +226,7 @@ export class Machine {
     binary: string;
     proc: Proc;
     consoles: Map<string, Console>;
+    lock: RunDirLock;
   }) {
     this.#config = init.config;
     this.#launch = init.launch;
@@ -235,6 +237,7 @@ export class Machine {
     this.#binary = init.binary;
     this.#proc = init.proc;
     this.#consoles = init.consoles;
+    this.#lock = init.lock;
     this.#watch(init.proc);
   }
 
@@ -264,15 +267,24 @@ export class Machine {
       options.stateFile === false
         ? undefined
         : path.resolve(options.stateFile ?? path.join(runDir.path, 'state.json'));
-    return Machine.#create(model, launch, settings, {
-      runDir: runDir.path,
-      ownsRunDir: runDir.temporary,
-      stateFile,
-      perProcess: options,
-    }).catch(async (error: unknown) => {
+    let lock: RunDirLock | undefined;
+    try {
+      lock = await acquireRunDirLock(runDir.path);
+      // A QEMU a crashed manager left in this run directory holds its images: it goes first.
+      await endRunDirQemus(runDir.path, { logger: settings.logger });
+      if (stateFile !== undefined) await removeWriteTemps(stateFile);
+      return await Machine.#create(model, launch, settings, {
+        runDir: runDir.path,
+        ownsRunDir: runDir.temporary,
+        stateFile,
+        perProcess: options,
+        lock,
+      });
+    } catch (error) {
+      await lock?.release();
       if (runDir.temporary) await rm(runDir.path, { recursive: true, force: true });
       throw error;
-    });
+    }
   }
 
   /**
@@ -290,38 +302,33 @@ export class Machine {
       qmp: 3,
       consoles: dummyConsoleFds(state.launch),
     });
-    const { pid, pidStartTime, parentPid, status } = state.runtime;
-    if (pid !== null && pidStartTime !== null && status === 'running') {
-      const stat = await processStat(pid);
-      if (stat !== undefined && stat.startTime === pidStartTime && !(await allThreadsExited(pid))) {
-        if (stat.ppid === parentPid && processAlive(stat.ppid) && options.force !== true) {
-          throw new MachineOptionsError(
-            'force',
-            `QEMU (pid ${pid}) of ${stateFile} still runs under the process that started it (pid ${stat.ppid}); stop it there, or pass force: true to kill it`,
-          );
-        }
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone meanwhile
-        }
-        if (!(await waitForProcessGone(pid, 10_000)))
-          throw new MachineOptionsError(
-            'force',
-            `the leftover QEMU (pid ${pid}) of ${stateFile} did not exit within 10 s of SIGKILL (stuck in the kernel?); it still holds the VM's images`,
-          );
-      }
-    }
-    if (options.useBackup) {
-      await rename(stateFile, `${stateFile}.corrupt-${Date.now()}`).catch(() => {});
-    }
     const runDir = await prepareRunDir({ runDir: state.runtime.runDir });
-    return Machine.#create(state.config, state.launch, settings, {
-      runDir: runDir.path,
-      ownsRunDir: state.runtime.ownsRunDir || runDir.temporary,
-      stateFile,
-      perProcess: options,
-    });
+    const lock = await acquireRunDirLock(runDir.path, { force: options.force === true });
+    try {
+      const { pid, pidStartTime } = state.runtime;
+      const ended = await endRunDirQemus(runDir.path, {
+        logger: settings.logger,
+        legacy:
+          pid !== null && pidStartTime !== null ? { pid, startTime: pidStartTime } : undefined,
+      });
+      await removeWriteTemps(stateFile);
+      if (state.runtime.status !== 'stopped' || ended.length > 0)
+        await reclaimLeaks(state.config, options.qemuImg, settings);
+      if (options.useBackup) {
+        // Kept for inspection; when it cannot be moved, the relaunch overwrites it anyway.
+        await rename(stateFile, `${stateFile}.corrupt-${Date.now()}`).catch(() => undefined);
+      }
+      return await Machine.#create(state.config, state.launch, settings, {
+        runDir: runDir.path,
+        ownsRunDir: state.runtime.ownsRunDir || runDir.temporary,
+        stateFile,
+        perProcess: options,
+        lock,
+      });
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
   }
 
   static async #create(
@@ -333,9 +340,31 @@ export class Machine {
       ownsRunDir: boolean;
       stateFile: string | undefined;
       perProcess: ProcessOptions;
+      lock: RunDirLock;
     },
   ): Promise<Machine> {
     const binary = await resolveBinary(launch.qemu, settings.env);
+    if (where.stateFile !== undefined) {
+      // Before the spawn: a crash from here on leaves a state file that relaunches (and ends
+      // the half-started QEMU, which the journal and its pidfile argument identify).
+      await writeState(
+        where.stateFile,
+        stateDocument(model, launch, {
+          runDir: where.runDir,
+          ownsRunDir: where.ownsRunDir,
+          status: 'starting',
+          pid: null,
+          pidStartTime: null,
+          parentPid: process.pid,
+          qemuBinary: binary ?? launch.qemu,
+          qemuVersion: null,
+          accel: null,
+          exit: null,
+          trays: {},
+          updatedAt: new Date().toISOString(),
+        }),
+      );
+    }
     const consoles = new Map<string, Console>();
     for (const c of launch.consoles)
       consoles.set(c.chardev, new Console(c.chardev, c.encoding, settings.consoleCapacity));
@@ -349,6 +378,7 @@ export class Machine {
       settings,
       consoles,
       where.perProcess,
+      { runDir: where.runDir, role: 'vm' },
     );
     const machine = new Machine({
       config: model,
@@ -360,6 +390,7 @@ export class Machine {
       binary: binary ?? launch.qemu,
       proc,
       consoles,
+      lock: where.lock,
     });
     try {
       await machine.#persist();
@@ -544,57 +575,33 @@ export class Machine {
   async syncBlockGraph(): Promise<boolean> {
     const qmp = this.#running('syncBlockGraph');
     const model = this.#config;
-    const names = new Set((model.blockdevs ?? []).map((n) => n['node-name']));
-    const blocks = await qmp.execute('query-block');
-    let changed = false;
-    const devices = (model.devices ?? []).map((device): DeviceConfig => {
-      const entry = blocks.find((b) => qdevId(b.qdev ?? '') === device.id);
-      const top = entry?.inserted?.['node-name'];
-      const drive = deviceProps(device).drive;
-      if (top === undefined || !names.has(top) || drive === undefined || drive === top)
-        return device;
-      changed = true;
-      return isGenericDevice(device)
-        ? { ...device, props: { ...device.props, drive: top } }
-        : ({ ...device, drive: top } as DeviceConfig);
-    });
-    const children = new Map<string, Map<string, string>>();
+    const devices = new Map<string, string>();
+    for (const b of await qmp.execute('query-block')) {
+      const id = qdevId(b.qdev ?? '');
+      const top = b.inserted?.['node-name'];
+      if (id !== undefined && top !== undefined && !devices.has(id)) devices.set(id, top);
+    }
+    let children: Map<string, Map<string, string>> | undefined;
     try {
       const graph = await qmp.execute('x-debug-query-block-graph');
       const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+      children = new Map();
+      for (const n of graph.nodes)
+        if (n.type === 'block-driver') children.set(n.name, new Map<string, string>());
       for (const edge of graph.edges) {
         const parent = byId.get(edge.parent);
         const child = byId.get(edge.child);
         if (parent?.type !== 'block-driver' || child?.type !== 'block-driver') continue;
-        const map = children.get(parent.name) ?? new Map<string, string>();
-        map.set(edge.name, child.name);
-        children.set(parent.name, map);
+        children.get(parent.name)?.set(edge.name, child.name);
       }
-      for (const n of graph.nodes)
-        if (n.type === 'block-driver' && !children.has(n.name)) children.set(n.name, new Map());
     } catch (error) {
       this.#settings.logger.warn('x-debug-query-block-graph failed; node edges not synced', error);
     }
-    const blockdevs = (model.blockdevs ?? []).map((node): BlockNode => {
-      const actual = children.get(node['node-name']);
-      if (actual === undefined) return node;
-      const record = node as unknown as Record<string, unknown>;
-      let next: Record<string, unknown> = record;
-      for (const role of ['file', 'backing'] as const) {
-        const have = record[role];
-        const want = actual.get(role);
-        if (want !== undefined && names.has(want) && have !== want) {
-          next = { ...next, [role]: want };
-          changed = true;
-        } else if (want === undefined && role === 'backing' && typeof have === 'string') {
-          next = { ...next, backing: null };
-          changed = true;
-        }
-      }
-      return next as unknown as BlockNode;
+    const { config: candidate, changed } = reconcileBlockGraph(model, {
+      devices,
+      ...(children !== undefined ? { children } : {}),
     });
     if (!changed) return false;
-    const candidate: VmConfig = { ...model, devices, blockdevs };
     const problems = validate(candidate);
     if (problems.length > 0) {
       this.#settings.logger.warn(
@@ -609,6 +616,21 @@ export class Machine {
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
+
+  /**
+   * Ends (SIGKILL) every QEMU of this machine's run directory except its own current one, and
+   * returns their pids. This machine holds the run directory's lock, so such a process is a
+   * leftover nobody drives (e.g. of a manager killed in the middle of a restart); anything
+   * that deletes image files it does not know (the snapshot store's debris clean-up) calls
+   * this first, so it never deletes a file a live QEMU still has open.
+   */
+  async endStrayQemus(): Promise<number[]> {
+    const ended = await endRunDirQemus(this.#runDir, {
+      logger: this.#settings.logger,
+      ...(this.#proc.exit === undefined ? { keep: this.#proc.pid } : {}),
+    });
+    return ended.map((e) => e.pid);
+  }
 
   /**
    * Ends QEMU: `quit`, then SIGTERM, then SIGKILL, each after its deadline. Removes the run
@@ -662,8 +684,9 @@ export class Machine {
       this.console(saved.chardev).restore(saved.unread);
     let proc: Proc;
     try {
-      // After stop() a temporary run directory is gone: make it again.
+      // After stop() a temporary run directory is gone and the lock released: take both again.
       await prepareRunDir({ runDir: this.#runDir });
+      if (this.#lock?.owned() !== true) this.#lock = await acquireRunDirLock(this.#runDir);
       proc = await startProcess(
         this.#binary,
         true,
@@ -672,6 +695,7 @@ export class Machine {
         this.#settings,
         this.#consoles,
         options,
+        { runDir: this.#runDir, role: restartRole(options) },
       );
     } catch (error) {
       this.#persistInBackground('restart failed');
@@ -746,10 +770,19 @@ export class Machine {
         ),
       );
     });
-    void proc.exited.then((exit) => {
+    void proc.exited.then(async (exit) => {
       if (proc !== this.#proc || proc.ending) return;
       this.#status = 'exited';
-      this.#persistInBackground(`QEMU exited (${exit.signal ?? exit.code})`);
+      await this.#persist().catch((error: unknown) =>
+        this.#settings.logger.warn(
+          `QEMU exited (${exit.signal ?? exit.code}): state file not written`,
+          error,
+        ),
+      );
+      // No VM to drive any more: another Machine of this process may relaunch the state
+      // (other processes still see this one as the holder while it lives; `restart` takes the
+      // lock again, or fails if someone else has it by then).
+      if (proc === this.#proc && this.#status === 'exited') this.#lock?.disown();
     });
   }
 
@@ -774,7 +807,8 @@ export class Machine {
   /** Writes the state file (in order with earlier writes). */
   #persist(): Promise<void> {
     const file = this.#stateFile;
-    if (file === undefined) return Promise.resolve();
+    // Without the lock the state file is another manager's (or nobody's) to write.
+    if (file === undefined || this.#lock?.owned() !== true) return Promise.resolve();
     const doc = stateDocument(this.#config, this.#launch, this.#runtime());
     const next = this.#writes.catch(() => {}).then(() => writeState(file, doc));
     this.#writes = next;
@@ -814,15 +848,62 @@ export class Machine {
     for (const console of this.#consoles.values()) console.detach();
     const inRunDir =
       this.#stateFile !== undefined && path.dirname(this.#stateFile) === this.#runDir;
-    if (this.#ownsRunDir) {
-      await this.#writes.catch(() => {});
-      if (inRunDir || this.#stateFile === undefined) {
-        await rm(this.#runDir, { recursive: true, force: true });
-        return;
-      }
-    }
-    await this.#persist();
+    if (this.#ownsRunDir) await this.#writes.catch(() => {});
+    if (!this.#ownsRunDir || !(inRunDir || this.#stateFile === undefined)) await this.#persist();
     if (this.#ownsRunDir) await rm(this.#runDir, { recursive: true, force: true });
+    const lock = this.#lock;
+    this.#lock = undefined;
+    await lock?.release();
+  }
+}
+
+/** An `incoming` QEMU is one a restore started (the journal says so, for the next manager). */
+function restartRole(options: RestartOptions): QemuRole {
+  return options.incoming === true ? 'incoming' : 'vm';
+}
+
+/** The image files of the writable qcow2 nodes of `config` (where a killed save leaks). */
+function writableQcow2Files(config: VmConfig): string[] {
+  const nodes = config.blockdevs ?? [];
+  const byName = new Map(nodes.map((n) => [n['node-name'], n]));
+  const out: string[] = [];
+  for (const node of nodes) {
+    const n = node as BlockNode & { file?: unknown; 'read-only'?: unknown };
+    if (n.driver !== 'qcow2' || n['read-only'] === true || typeof n.file !== 'string') continue;
+    const file = byName.get(n.file) as (BlockNode & { filename?: unknown }) | undefined;
+    if (file?.driver === 'file' && typeof file.filename === 'string')
+      out.push(path.resolve(file.filename));
+  }
+  return out;
+}
+
+/**
+ * After an unclean end (QEMU or its manager killed), reclaims leaked clusters of the VM's
+ * writable qcow2 images (an internal save killed in the middle leaves them) while no QEMU
+ * holds them, and says so in the log. A failure is logged, never fatal: leaks waste space,
+ * they do not corrupt.
+ */
+async function reclaimLeaks(
+  config: VmConfig,
+  qemuImg: string | undefined,
+  settings: Settings,
+): Promise<void> {
+  for (const file of writableQcow2Files(config)) {
+    try {
+      const repair = await repairLeaks(file, {
+        ...(qemuImg !== undefined ? { qemuImg } : {}),
+        logger: settings.logger,
+      });
+      if (repair.leaks > 0)
+        settings.logger.warn(
+          `reclaimed ${repair.leaksFixed} of ${repair.leaks} leaked cluster(s) in ${file} (qemu-img check -r leaks) after an unclean end`,
+        );
+    } catch (error) {
+      settings.logger.warn(
+        `qemu-img check -r leaks of ${file} failed; leaks, if any, remain`,
+        error,
+      );
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import {
   toArgv,
   type VmConfig,
 } from '@qmpkit/devices';
-import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands, Events } from '@qmpkit/qapi';
 import {
   connect,
   isQmpConnectionError,
@@ -27,6 +27,7 @@ import { MachineOptionsError, QemuLaunchError } from './errors.js';
 import { processStartTime } from './proc.js';
 import { ByteRing } from './ring.js';
 import type { QemuVersion, StoredLaunch } from './state.js';
+import { journal, pidfileArgs, type QemuRole } from './tracking.js';
 
 /** The typed QMP client of a machine (QEMU 7.2 bindings). */
 export type MachineQmp = QmpClient<Commands, Events>;
@@ -201,6 +202,7 @@ export async function startProcess(
   settings: Settings,
   consoles: ReadonlyMap<string, Console>,
   perProcess: ProcessOptions,
+  track: { readonly runDir: string; readonly role: QemuRole },
 ): Promise<Proc> {
   const fds = new InheritedFds(['ignore', 'pipe', 'pipe']);
   const qmpPair = fds.socketpair();
@@ -209,7 +211,10 @@ export async function startProcess(
     qmp: qmpPair.fd,
     consoles: new Map([...consolePairs].map(([id, pair]) => [id, pair.fd])),
   });
-  const argv = [binary, ...plan.args];
+  // `-pidfile` in the run directory: QEMU records its pid, and the run directory is in its
+  // command line, so a later manager finds it even if this process dies right after spawn.
+  const args = [...plan.args, ...pidfileArgs(track.runDir)];
+  const argv = [binary, ...args];
   if (!found) {
     throw new QemuLaunchError('not-found', `QEMU binary '${binary}' not found (ENOENT)`, {
       argv,
@@ -234,10 +239,27 @@ export async function startProcess(
     fds.closeParentCopies();
     throw perProcess.signal.reason;
   }
+  try {
+    // The intent is on disk before the process exists.
+    await journal(track.runDir, {
+      op: 'spawn',
+      role: track.role,
+      manager: process.pid,
+      at: new Date().toISOString(),
+    });
+  } catch (error) {
+    fds.closeParentCopies();
+    throw new QemuLaunchError(
+      'spawn-failed',
+      `cannot record the launch in ${track.runDir} (${String(error)})`,
+      { argv },
+      { cause: error },
+    );
+  }
   let child: ChildProcess;
   try {
     // An argument array and no shell: nothing in the configuration is ever interpreted.
-    child = spawn(binary, plan.args, {
+    child = spawn(binary, args, {
       stdio: fds.stdio,
       env: settings.env,
       shell: false,
@@ -284,6 +306,14 @@ export async function startProcess(
   const pid = child.pid as number;
   for (const [id, pair] of consolePairs) consoles.get(id)?.attach(pair.socket(child));
   const startTime = (await processStartTime(pid)) ?? null;
+  const note = (entry: Parameters<typeof journal>[1]) =>
+    journal(track.runDir, entry).catch((error: unknown) => {
+      // A temporary run directory is removed with the machine: no journal left to write.
+      if ((error as { code?: unknown }).code !== 'ENOENT')
+        settings.logger.warn(`journal of ${track.runDir} not written`, error);
+    });
+  await note({ op: 'pid', pid, startTime });
+  void exited.then(() => note({ op: 'exit', pid }));
 
   const killNow = async () => {
     if (exitInfo === undefined) child.kill('SIGKILL');
@@ -309,7 +339,7 @@ export async function startProcess(
   let qmp: MachineQmp;
   try {
     const abort = perProcess.signal;
-    qmp = await connect<'7.2'>(qmpPair.address(child), {
+    qmp = await connect(qmpPair.address(child), {
       connectTimeout: launch.launchTimeout,
       validate: settings.validate,
       logger: settings.logger,

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { writeGuestImage } from '@qmpkit/testguest';
 import type { Machine } from './machine.js';
+import { processAlive, waitForProcessGone } from './proc.js';
+import { runDirProcesses } from './tracking.js';
 
 const present = (command: string) => spawnSync(command, ['--version']).status === 0;
 const qemuPresent = present('qemu-system-x86_64') && present('qemu-img');
@@ -40,6 +42,26 @@ export class Started {
       if (m.status === 'running') await m.kill().catch(() => {});
     }
   }
+}
+
+/**
+ * Kills every QEMU a test started that is still running, also when the test failed or timed
+ * out and also those whose manager was another process: every process whose `-pidfile` lies
+ * under `dir` (each machine's run dir is inside the test's temp dir), plus `pids` a test
+ * recorded itself. Only by pid, never by name. Returns the pids it had to kill.
+ */
+export async function killStrays(dir: string, pids: Iterable<number> = []): Promise<number[]> {
+  const targets = new Set([...(await runDirProcesses(dir, { nested: true })).map((p) => p.pid)]);
+  for (const pid of pids) if (processAlive(pid)) targets.add(pid);
+  for (const pid of targets) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+    await waitForProcessGone(pid, 10_000);
+  }
+  return [...targets];
 }
 
 /**

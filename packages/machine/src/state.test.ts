@@ -153,7 +153,7 @@ describe('readState', () => {
     expect(e.issues).toEqual([
       '$.launch.assemble: expected "argv" or "qmp", got "both"',
       '$.runtime.extra: is not a field of this document',
-      '$.runtime.status: expected "running", "stopped" or "exited", got "sleeping"',
+      '$.runtime.status: expected "starting", "running", "stopped" or "exited", got "sleeping"',
       '$.runtime.pid: expected a non-negative integer or null, got -1',
       '$.runtime.trays.cd0: expected "open" or "closed", got "half-open"',
     ]);

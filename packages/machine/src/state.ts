@@ -54,7 +54,12 @@ export interface QemuVersion {
   readonly package: string;
 }
 
-export type MachineStatus = 'running' | 'stopped' | 'exited';
+/**
+ * `starting`: written before QEMU is spawned (a relaunch after a crash in the middle of a
+ * launch finds the configuration and ends the half-started QEMU); `running`; `stopped` after
+ * `stop()`/`kill()`; `exited` when QEMU went away on its own.
+ */
+export type MachineStatus = 'starting' | 'running' | 'stopped' | 'exited';
 
 /** What is known about the VM's current (or last) QEMU process. */
 export interface RuntimeFacts {
@@ -286,10 +291,10 @@ function readRuntime(value: unknown, issues: Issues): RuntimeFacts {
   if (typeof r.ownsRunDir !== 'boolean')
     issues.add(`${at}.ownsRunDir`, `expected a boolean, got ${describe(r.ownsRunDir)}`);
   const status = r.status;
-  if (status !== 'running' && status !== 'stopped' && status !== 'exited')
+  if (status !== 'starting' && status !== 'running' && status !== 'stopped' && status !== 'exited')
     issues.add(
       `${at}.status`,
-      `expected "running", "stopped" or "exited", got ${describe(status)}`,
+      `expected "starting", "running", "stopped" or "exited", got ${describe(status)}`,
     );
   const pid = issues.intOrNull(r, 'pid', at);
   const pidStartTime = issues.intOrNull(r, 'pidStartTime', at);
@@ -334,7 +339,8 @@ function readRuntime(value: unknown, issues: Issues): RuntimeFacts {
   return {
     runDir,
     ownsRunDir: r.ownsRunDir === true,
-    status: status === 'stopped' || status === 'exited' ? status : 'running',
+    status:
+      status === 'stopped' || status === 'exited' || status === 'starting' ? status : 'running',
     pid,
     pidStartTime,
     parentPid,

@@ -1,10 +1,12 @@
 /**
  * Builds @qmpkit/qapi into dist/:
- *   1. copies src/ to build-src/ (gitignored), without tests;
- *   2. for every QEMU version whose QAPI source is in the cache (`pnpm schemas:source`),
+ *   1. copies src/ to build-src/ (gitignored), without tests and without src/gen;
+ *   2. generates the bindings from the committed inputs in schemas/ into build-src/gen (the
+ *      bindings are build output: whatever src/gen holds, edited or stale, never ships);
+ *   3. for every QEMU version whose QAPI source is in the cache (`pnpm schemas:source`),
  *      regenerates that version's bindings from the committed capture enriched with QEMU's
  *      docs (JSDoc), so the built package — never the repository — carries QEMU's prose;
- *   3. compiles build-src/ with tsc and writes dist/LICENSE-NOTES.md saying what it contains.
+ *   4. compiles build-src/ with tsc and writes dist/LICENSE-NOTES.md saying what it contains.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ import {
   readIntrospection,
   withSourceDocs,
 } from '@qmpkit/codegen';
+import { derivedFiles, generateAll, versionDirs, writeGeneration } from './generate.js';
 
 const pkgDir = path.resolve(import.meta.dirname, '..');
 const repoRoot = path.resolve(pkgDir, '../..');
@@ -24,13 +27,23 @@ const buildSrc = path.join(pkgDir, 'build-src');
 
 rmSync(buildSrc, { recursive: true, force: true });
 rmSync(path.join(pkgDir, 'dist'), { recursive: true, force: true });
+const srcGen = path.join(pkgDir, 'src', 'gen');
 cpSync(path.join(pkgDir, 'src'), buildSrc, {
   recursive: true,
-  filter: (src) => !/\.test(-d)?\.ts$/.test(src),
+  filter: (src) => !/\.test(-d)?\.ts$/.test(src) && src !== srcGen,
 });
+const generation = generateAll();
+writeGeneration(generation, path.join(buildSrc, 'gen'));
+for (const [file, now, want] of derivedFiles(generation))
+  if (now !== want) {
+    console.error(
+      `${path.relative(repoRoot, file)} does not follow schemas/ (run \`pnpm gen\` first)`,
+    );
+    process.exit(1);
+  }
 
 const withDocs: string[] = [];
-for (const dirName of ['qemu-7.2']) {
+for (const dirName of versionDirs()) {
   const version = dirName.slice('qemu-'.length);
   const sourceMain = path.join(repoRoot, `.cache/qapi-source/${dirName}/qapi/qapi-schema.json`);
   if (!existsSync(sourceMain)) continue;

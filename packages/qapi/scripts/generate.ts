@@ -1,7 +1,13 @@
 /**
- * Regenerates the committed bindings of @qmpkit/qapi from the captures in `schemas/`:
- *   pnpm gen           write packages/qapi/src/gen/qemu-<ver>/*.generated.ts
- *   pnpm gen:check     regenerate in memory and fail on any difference (CI)
+ * Generates the bindings of @qmpkit/qapi from the committed inputs in `schemas/` (captures of
+ * real binaries and libvirt's recordings, each `schemas/qemu-<major>.<minor>/`). The bindings
+ * are build output (gitignored): `pnpm install` runs this through the root `prepare` script,
+ * and the package build runs it again into its own build tree.
+ *   pnpm gen           write packages/qapi/src/gen/<dir>/*.generated.ts, the `exports` map of
+ *                      package.json and the root export (the default version) in src/index.ts
+ *   pnpm gen --check   generate twice and fail unless both give identical bytes; fail when
+ *                      src/gen (if present), package.json or src/index.ts differ from what a
+ *                      generation writes (a hand edit of generated output)
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,27 +23,61 @@ import {
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
 const schemasDir = path.join(repoRoot, 'schemas');
-const genDir = path.join(repoRoot, 'packages/qapi/src/gen');
+const pkgDir = path.join(repoRoot, 'packages/qapi');
+export const genDir = path.join(pkgDir, 'src/gen');
 
 interface Manifest {
   qemu: { version: string; major: number; minor: number };
+  source: { kind: 'capture' | 'libvirt-recording' };
 }
 
 export interface VersionOutput {
   readonly dirName: string;
-  readonly files: Map<string, string>;
+  readonly files: ReadonlyMap<string, string>;
 }
 
-/** Generated files for every capture under schemas/ (`qemu-<major>.<minor>` directories). */
-export function generateAll(): VersionOutput[] {
+export interface Generation {
+  /** One entry per `schemas/qemu-*` directory (oldest first), then `merged`. */
+  readonly outputs: readonly VersionOutput[];
+  /**
+   * The default QEMU version of the whole workspace (`7.2`): the newest version captured from a
+   * real binary (`source.kind: "capture"`), never a recording.
+   */
+  readonly defaultVersion: string;
+}
+
+const numeric = (d: string) => d.slice('qemu-'.length).split('.').map(Number) as [number, number];
+
+/** `qemu-<major>.<minor>` directories of `schemas/`, oldest first. */
+export function versionDirs(dir = schemasDir): string[] {
+  return readdirSync(dir)
+    .filter((d) => /^qemu-\d+\.\d+$/.test(d))
+    .sort((a, b) => numeric(a)[0] - numeric(b)[0] || numeric(a)[1] - numeric(b)[1]);
+}
+
+const readManifest = (dirName: string): Manifest =>
+  JSON.parse(readFileSync(path.join(schemasDir, dirName, 'manifest.json'), 'utf8')) as Manifest;
+
+/** The newest version whose schema was captured from a real binary. */
+export function defaultVersion(
+  dirs = versionDirs(),
+  manifest: (dirName: string) => Pick<Manifest, 'source'> = readManifest,
+): string {
+  const captured = dirs.filter((d) => manifest(d).source.kind === 'capture');
+  const newest = captured.at(-1);
+  if (newest === undefined)
+    throw new Error('schemas/ holds no capture of a real binary: no default QEMU version');
+  return newest.slice('qemu-'.length);
+}
+
+/** Generated files for every capture or recording under schemas/. */
+export function generateAll(): Generation {
   const outputs: VersionOutput[] = [];
   const merged: VersionInput[] = [];
-  const numeric = (d: string) => d.slice('qemu-'.length).split('.').map(Number) as [number, number];
-  for (const dirName of readdirSync(schemasDir)
-    .filter((d) => /^qemu-\d+\.\d+$/.test(d))
-    .sort((a, b) => numeric(a)[0] - numeric(b)[0] || numeric(a)[1] - numeric(b)[1])) {
+  const dirs = versionDirs();
+  for (const dirName of dirs) {
     const dir = path.join(schemasDir, dirName);
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+    const manifest = readManifest(dirName);
     const namesFile = path.join(dir, 'names.json');
     const names = existsSync(namesFile)
       ? (JSON.parse(readFileSync(namesFile, 'utf8')) as NameMap)
@@ -66,7 +106,66 @@ export function generateAll(): VersionOutput[] {
       generatorVersion: GENERATOR_VERSION,
     }),
   });
-  return outputs;
+  return { outputs, defaultVersion: defaultVersion(dirs) };
+}
+
+/** Writes a generation into `dir` (one folder per version), removing whatever else is there. */
+export function writeGeneration(generation: Generation, dir: string): void {
+  const wanted = new Set(generation.outputs.map((o) => o.dirName));
+  if (existsSync(dir))
+    for (const entry of readdirSync(dir))
+      if (!wanted.has(entry)) rmSync(path.join(dir, entry), { recursive: true, force: true });
+  for (const { dirName, files } of generation.outputs) {
+    const outDir = path.join(dir, dirName);
+    mkdirSync(outDir, { recursive: true });
+    for (const name of readdirSync(outDir)) if (!files.has(name)) rmSync(path.join(outDir, name));
+    for (const [name, text] of files) {
+      const file = path.join(outDir, name);
+      // Unchanged files keep their mtime, so tools watching src/ see only real changes.
+      if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
+    }
+  }
+}
+
+/** Differences between two generations (file by file, byte for byte). */
+export function compareGenerations(a: Generation, b: Generation): string[] {
+  const problems: string[] = [];
+  if (a.defaultVersion !== b.defaultVersion)
+    problems.push(`default version: ${a.defaultVersion} vs ${b.defaultVersion}`);
+  const byDir = new Map(b.outputs.map((o) => [o.dirName, o.files]));
+  for (const { dirName, files } of a.outputs) {
+    const other = byDir.get(dirName);
+    if (other === undefined) {
+      problems.push(`${dirName}: only in the first generation`);
+      continue;
+    }
+    for (const [name, text] of files)
+      if (other.get(name) !== text) problems.push(`${dirName}/${name}: differs between runs`);
+    for (const name of other.keys())
+      if (!files.has(name)) problems.push(`${dirName}/${name}: only in the second generation`);
+  }
+  return problems;
+}
+
+/** Differences between a generation and the files in `dir` (a hand edit, a stale file). */
+export function compareWithDirectory(generation: Generation, dir: string): string[] {
+  const problems: string[] = [];
+  const rel = (file: string) => path.relative(repoRoot, file);
+  const wanted = new Set(generation.outputs.map((o) => o.dirName));
+  for (const entry of readdirSync(dir))
+    if (!wanted.has(entry)) problems.push(`stale: ${rel(path.join(dir, entry))}`);
+  for (const { dirName, files } of generation.outputs) {
+    const outDir = path.join(dir, dirName);
+    const existing = existsSync(outDir) ? readdirSync(outDir) : [];
+    for (const [name, text] of files) {
+      const file = path.join(outDir, name);
+      if (!existsSync(file)) problems.push(`missing: ${rel(file)}`);
+      else if (readFileSync(file, 'utf8') !== text) problems.push(`differs: ${rel(file)}`);
+    }
+    for (const name of existing)
+      if (!files.has(name)) problems.push(`stale: ${rel(path.join(outDir, name))}`);
+  }
+  return problems;
 }
 
 /** The `exports` map of package.json: `.`, `./qemu-<ver>` for every version, runtime, package.json. */
@@ -84,39 +183,16 @@ export function exportsFor(dirNames: readonly string[]): Record<string, unknown>
   return out;
 }
 
-function main(): number {
-  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
-  const started = performance.now();
-  const outputs = generateAll();
-  const problems: string[] = [];
-  for (const { dirName, files } of outputs) {
-    const outDir = path.join(genDir, dirName);
-    const existing = existsSync(outDir)
-      ? readdirSync(outDir).filter((f) => f.endsWith('.generated.ts'))
-      : [];
-    if (values.check) {
-      for (const [name, text] of files) {
-        const file = path.join(outDir, name);
-        if (!existsSync(file)) problems.push(`missing: ${path.relative(repoRoot, file)}`);
-        else if (readFileSync(file, 'utf8') !== text)
-          problems.push(`differs: ${path.relative(repoRoot, file)}`);
-      }
-      for (const name of existing)
-        if (!files.has(name))
-          problems.push(`stale: ${path.relative(repoRoot, path.join(outDir, name))}`);
-    } else {
-      mkdirSync(outDir, { recursive: true });
-      for (const name of existing) if (!files.has(name)) rmSync(path.join(outDir, name));
-      for (const [name, text] of files) writeFileSync(path.join(outDir, name), text);
-    }
-    const bytes = [...files.values()].reduce((n, t) => n + Buffer.byteLength(t), 0);
-    console.log(`${dirName}: ${files.size} files, ${(bytes / 1024).toFixed(0)} KiB`);
-  }
-  // package.json exports follow the generated versions; the root export is the newest.
-  const pkgFile = path.join(repoRoot, 'packages/qapi/package.json');
+/**
+ * The committed files that follow the generation: package.json's `exports` (one per version)
+ * and src/index.ts, whose root export and `DEFAULT_QEMU_VERSION` name the default version.
+ * Returns `[file, current text, wanted text]` for each.
+ */
+export function derivedFiles(generation: Generation): [string, string, string][] {
+  const pkgFile = path.join(pkgDir, 'package.json');
   const pkgText = readFileSync(pkgFile, 'utf8');
   const pkg = JSON.parse(pkgText) as Record<string, unknown>;
-  pkg.exports = exportsFor(outputs.map((o) => o.dirName));
+  pkg.exports = exportsFor(generation.outputs.map((o) => o.dirName));
   // What `pnpm pack` publishes: the same map without the source condition (src/ is not shipped).
   pkg.publishConfig = {
     ...(pkg.publishConfig as Record<string, unknown> | undefined),
@@ -126,32 +202,52 @@ function main(): number {
       ),
     ),
   };
-  const wanted = `${JSON.stringify(pkg, null, 2)}\n`;
-  const newest = outputs.filter((o) => o.dirName !== 'merged').at(-1)?.dirName;
-  const indexFile = path.join(repoRoot, 'packages/qapi/src/index.ts');
+  const indexFile = path.join(pkgDir, 'src/index.ts');
   const indexText = readFileSync(indexFile, 'utf8');
-  const wantedIndex = indexText.replace(
-    /from '\.\/gen\/qemu-[\d.]+\/index\.generated\.js'/,
-    `from './gen/${newest}/index.generated.js'`,
-  );
-  for (const [file, now, want] of [
-    [pkgFile, pkgText, wanted],
+  const v = generation.defaultVersion;
+  const wantedIndex = indexText
+    .replace(
+      /from '\.\/gen\/qemu-[\d.]+\/index\.generated\.js'/g,
+      `from './gen/qemu-${v}/index.generated.js'`,
+    )
+    .replace(/DEFAULT_QEMU_VERSION = '[\d.]+'/, `DEFAULT_QEMU_VERSION = '${v}'`);
+  return [
+    [pkgFile, pkgText, `${JSON.stringify(pkg, null, 2)}\n`],
     [indexFile, indexText, wantedIndex],
-  ] as const) {
+  ];
+}
+
+function main(): number {
+  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
+  const started = performance.now();
+  const generation = generateAll();
+  const problems: string[] = [];
+  if (values.check) {
+    problems.push(...compareGenerations(generation, generateAll()));
+    if (existsSync(genDir)) problems.push(...compareWithDirectory(generation, genDir));
+  } else {
+    writeGeneration(generation, genDir);
+  }
+  for (const { dirName, files } of generation.outputs) {
+    const bytes = [...files.values()].reduce((n, t) => n + Buffer.byteLength(t), 0);
+    console.log(`${dirName}: ${files.size} files, ${(bytes / 1024).toFixed(0)} KiB`);
+  }
+  for (const [file, now, want] of derivedFiles(generation)) {
     if (now === want) continue;
     if (values.check) problems.push(`differs: ${path.relative(repoRoot, file)}`);
     else writeFileSync(file, want);
   }
   console.log(
-    `${values.check ? 'checked' : 'generated'} in ${((performance.now() - started) / 1000).toFixed(2)} s`,
+    `default QEMU version ${generation.defaultVersion}; ${values.check ? 'checked' : 'generated'} in ${((performance.now() - started) / 1000).toFixed(2)} s`,
   );
   if (problems.length > 0) {
     console.error(
-      `generated bindings are out of date (run \`pnpm gen\`):\n  ${problems.join('\n  ')}`,
+      `generated bindings are not reproducible or were edited (run \`pnpm gen\`):\n  ${problems.join('\n  ')}`,
     );
     return 1;
   }
   return 0;
 }
 
-process.exitCode = main();
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === import.meta.filename)
+  process.exitCode = main();

@@ -8,7 +8,7 @@
 
 export { CodegenError, isCodegenError, isSchemaError, SchemaError } from './errors.js';
 export * from './info.js';
-export type { Capture, CaptureResult } from './introspection/capture.js';
+export type { Capture, CaptureLaunch, CaptureResult } from './introspection/capture.js';
 export { captureFromBinary, captureSchema, formatSchemaList } from './introspection/capture.js';
 export type { IntrospectionInput, NameMap } from './introspection/read.js';
 export { readIntrospection } from './introspection/read.js';
@@ -41,5 +41,5 @@ export type {
   ReadOptions,
 } from './source/index.js';
 export { checkQapiSchema, loadQapiSource, parseQapiFile } from './source/index.js';
-export type { TablesData } from './tables.js';
-export { buildTables } from './tables.js';
+export type { PackedTables, TablesData } from './tables.js';
+export { buildTables, PACKED_COMMAND_FLAGS, packedTablesJson, packTables } from './tables.js';

@@ -81,3 +81,31 @@ export function withoutSnapshot(
     .filter((s) => s.id !== id)
     .map((s) => (gone !== undefined && s.parent === gone.name ? { ...s, parent: parentName } : s));
 }
+
+function family(kind: StrategyKind): 'internal' | 'external' {
+  return kind === 'external' ? 'external' : 'internal';
+}
+
+/**
+ * Internal and external snapshots of one VM cannot live side by side, so a save of the other
+ * family is refused (`SnapshotUnsupportedError`) instead of making a snapshot that can never
+ * load. QEMU looks for an internal snapshot's tag in the images the VM runs on *now*:
+ * - internal after external: the tag goes into the current top overlay; loading an external
+ *   snapshot puts the VM on a fresh overlay without it, and deleting an external layer merges
+ *   or removes the file that holds it;
+ * - external after internal: the images holding the tags become frozen backing layers under
+ *   new overlays, where `loadvm`/`snapshot-load` no longer look.
+ * `except`: the id of a snapshot the save replaces (an overwrite across strategies).
+ */
+export function refuseMixing(store: SnapshotStore, kind: StrategyKind, except?: string): void {
+  const others = store
+    .snapshots()
+    .filter((s) => s.id !== except && family(s.strategy) !== family(kind));
+  if (others.length === 0) return;
+  const names = others.map((s) => `'${s.name}'`).join(', ');
+  throw new SnapshotUnsupportedError(kind, [
+    family(kind) === 'internal'
+      ? `the store holds external snapshots (${names}): an internal snapshot would be written into the current overlay, which a load of an external snapshot replaces and a delete of one merges away, so it could never be loaded; save with the external strategy, or delete the external snapshots first`
+      : `the store holds internal snapshots (${names}): an external snapshot freezes the images that hold them under new overlays, where QEMU no longer finds them, so they could never be loaded again; save with an internal strategy, or delete the internal snapshots first`,
+  ]);
+}

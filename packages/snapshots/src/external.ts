@@ -20,21 +20,34 @@
  * first (`block-stream` for images the running VM uses, `qemu-img rebase` for the others),
  * so every remaining chain stays valid.
  */
-import { spawn } from 'node:child_process';
-import { rm, stat } from 'node:fs/promises';
+import { chmod, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type BlockNode,
+  backingOf,
   blockGraph,
+  chainNodes,
   fromDocument,
   insertOverlay,
+  type LayerFile,
+  layerFile as modelLayerFile,
   toDocument,
+  usersOf,
   type VmConfig,
+  withoutLayer,
+  withReadOnly,
 } from '@qmpkit/devices';
-import type { MachineQmp } from '@qmpkit/machine';
+import {
+  isMigrationError,
+  type MachineQmp,
+  migrateIncoming,
+  migrateOutgoing,
+  runQemuImg,
+  setUpMigration,
+} from '@qmpkit/machine';
 import { isQmpJobError } from '@qmpkit/transport';
 import { createStreamSink } from '@qmpkit/transport/fd';
-import { BaseStrategy, toInfo, withoutSnapshot } from './base.js';
+import { BaseStrategy, refuseMixing, toInfo, withoutSnapshot } from './base.js';
 import {
   isSnapshotAbortedError,
   SnapshotAbortedError,
@@ -64,7 +77,6 @@ import {
   checkName,
   defaultTimeout,
   ensureBlockActive,
-  eventMs,
   newId,
   pause,
   resume,
@@ -80,100 +92,15 @@ export interface ExternalOptions {
   readonly qemuImg?: string;
 }
 
-/** Runs a tool with an argument array (never a shell); rejects with its stderr. */
-function run(command: string, args: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const err: Buffer[] = [];
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new Error(
-            `${command} ${args.join(' ')} failed (${signal ?? code}): ${Buffer.concat(err).toString().trim()}`,
-          ),
-        );
-    });
-  });
+/** `qemu-img args…` (argument array, `QemuImgError` on failure, dies with this process). */
+async function run(qemuImg: string, args: readonly string[]): Promise<void> {
+  await runQemuImg(args, { qemuImg });
 }
 
-/** Where a format node keeps its data: the file name and format of the image it opens. */
-interface LayerFile {
-  /** The format node (or protocol node, for raw-on-file without a format node). */
-  readonly node: string;
-  /** The `file` protocol node below it. */
-  readonly fileNode: string;
-  readonly filename: string;
-  /** Image format for `-F` (`qcow2`, `raw`, …). */
-  readonly format: string;
-}
-
+/** `layerFile` of the devices model, with the file name resolved (the store compares paths). */
 function layerFile(config: VmConfig, node: string): LayerFile | undefined {
-  const graph = blockGraph(config);
-  const n = graph.node(node);
-  if (n === undefined) return undefined;
-  const asFile = n.options as BlockNode & { filename?: unknown };
-  if (n.driver === 'file' && typeof asFile.filename === 'string')
-    return { node, fileNode: node, filename: path.resolve(asFile.filename), format: 'raw' };
-  const child = graph.children(node).find((e) => e.field === 'file');
-  const file = child ? graph.node(child.child) : undefined;
-  const filename = (file?.options as { filename?: unknown } | undefined)?.filename;
-  if (file === undefined || file.driver !== 'file' || typeof filename !== 'string')
-    return undefined;
-  return { node, fileNode: file.name, filename: path.resolve(filename), format: n.driver };
-}
-
-function backingOf(config: VmConfig, node: string): string | null {
-  const n = (config.blockdevs ?? []).find((b) => b['node-name'] === node) as
-    | (BlockNode & { backing?: unknown })
-    | undefined;
-  return typeof n?.backing === 'string' ? n.backing : null;
-}
-
-/** The configuration without layer `layer` (format + file node); its users get its backing. */
-function withoutLayer(config: VmConfig, layer: LayerFile): VmConfig {
-  const replacement = backingOf(config, layer.node);
-  const blockdevs = (config.blockdevs ?? [])
-    .filter((b) => b['node-name'] !== layer.node && b['node-name'] !== layer.fileNode)
-    .map((b) => {
-      const backing = (b as BlockNode & { backing?: unknown }).backing;
-      return backing === layer.node ? ({ ...b, backing: replacement } as BlockNode) : b;
-    });
-  return { ...config, blockdevs };
-}
-
-/** Nodes whose `backing` is `node`. */
-function usersOf(config: VmConfig, node: string): string[] {
-  return (config.blockdevs ?? [])
-    .filter((b) => (b as BlockNode & { backing?: unknown }).backing === node)
-    .map((b) => b['node-name']);
-}
-
-/** `config` with `nodes` (and their `file` children) marked `read-only`. */
-function readOnly(config: VmConfig, nodes: ReadonlySet<string>): VmConfig {
-  const files = new Set<string>();
-  for (const b of config.blockdevs ?? []) {
-    const file = (b as BlockNode & { file?: unknown }).file;
-    if (nodes.has(b['node-name']) && typeof file === 'string') files.add(file);
-  }
-  return {
-    ...config,
-    blockdevs: (config.blockdevs ?? []).map((b) =>
-      nodes.has(b['node-name']) || files.has(b['node-name'])
-        ? ({ ...b, 'read-only': true } as BlockNode)
-        : b,
-    ),
-  };
-}
-
-/** Every node of the backing chains below `layers` (the layers included). */
-function chainNodes(config: VmConfig, layers: readonly string[]): Set<string> {
-  const graph = blockGraph(config);
-  const out = new Set<string>();
-  for (const l of layers) for (const n of graph.chain(l)) out.add(n);
-  return out;
+  const layer = modelLayerFile(config, node);
+  return layer === undefined ? undefined : { ...layer, filename: path.resolve(layer.filename) };
 }
 
 function recordConfig(record: SnapshotRecord): VmConfig {
@@ -205,6 +132,9 @@ export class ExternalStrategy extends BaseStrategy {
             `block node '${target}' is not backed by a plain file, so no overlay can name it as backing`,
           ]);
         const file = this.store.layerPath(id, i);
+        // Created 0600 by us first: qemu-img would create it 0644 (umask), and it keeps the
+        // mode of a file that exists.
+        await (await open(file, 'wx', 0o600)).close();
         const size = sizes.get(target);
         const args = ['create', '-q', '-f', 'qcow2', '-F', lf.format, '-b', lf.filename];
         if (size === undefined) args.push(file);
@@ -220,6 +150,7 @@ export class ExternalStrategy extends BaseStrategy {
           } as BlockNode,
         });
         await run(this.#qemuImg, args);
+        await chmod(file, 0o600);
       }
       return out;
     } catch (error) {
@@ -242,6 +173,7 @@ export class ExternalStrategy extends BaseStrategy {
       const existing = this.store.find(name);
       if (existing !== undefined && options.overwrite !== true)
         throw new SnapshotExistsError(name, 'store');
+      refuseMixing(this.store, this.kind, existing?.id);
       const qmp = machine.qmp;
       const live = options.live === true;
       const identity = await vmIdentity(machine);
@@ -275,7 +207,9 @@ export class ExternalStrategy extends BaseStrategy {
       const dropPending = () =>
         this.store
           .update((m) => ({ ...m, pending: m.pending.filter((p) => p.id !== id) }))
-          .catch(() => {});
+          // The save's own error is what the caller needs; a pending entry that stays is
+          // found and cleaned up by the next open (that is what it is for).
+          .catch(() => undefined);
       const overlays = await this.#createOverlays(
         before,
         layers,
@@ -294,20 +228,21 @@ export class ExternalStrategy extends BaseStrategy {
       let sink: Awaited<ReturnType<typeof createStreamSink>> | undefined;
       let result: { bytes: number; sha256: string } | undefined;
       try {
+        // Nodes of the devices model go through the unchecked call, as every model-made
+        // step does (`BlockNode` is the model's type, checked by its own validator).
         for (const o of overlays) {
-          await qmp.execute('blockdev-add', o.file as never);
+          await qmp.executeUnchecked('blockdev-add', o.file);
           added.push(o.file['node-name']);
-          await qmp.execute('blockdev-add', { ...o.format, backing: null } as never);
+          await qmp.executeUnchecked('blockdev-add', { ...o.format, backing: null });
           added.push(o.format['node-name']);
         }
-        await qmp.execute('migrate-set-capabilities', {
+        await setUpMigration(machine, {
           capabilities: [
-            { capability: 'events', state: true },
             { capability: 'background-snapshot', state: live },
             { capability: 'x-ignore-shared', state: false },
           ],
+          parameters: { 'max-bandwidth': MAX_BANDWIDTH },
         });
-        await qmp.execute('migrate-set-parameters', { 'max-bandwidth': MAX_BANDWIDTH });
         sink = await createStreamSink({
           file: statePath,
           acceptTimeout: 30_000,
@@ -340,7 +275,7 @@ export class ExternalStrategy extends BaseStrategy {
         ctx.checkAborted();
 
         ctx.phase('save', identity.memoryBytes);
-        const outcome = await this.#migrate(qmp, sink, ctx, name, left, identity.memoryBytes, live);
+        const outcome = await this.#migrate(sink, ctx, name, left, identity.memoryBytes, live);
         if (live) resumeMs = outcome.resumeMs;
         else {
           // Still paused: let anything still in flight arrive, then take the console text.
@@ -406,7 +341,9 @@ export class ExternalStrategy extends BaseStrategy {
       }));
       // The replaced snapshot's files go after the commit, through the normal delete path
       // (its layers may be merged into images that build on them).
-      if (existing !== undefined) await this.#deleteRecord(existing).catch(() => {});
+      // The new snapshot is committed and the old record is out of the manifest; if this
+      // fails, the old files are unreferenced and the next open removes them as debris.
+      if (existing !== undefined) await this.#deleteRecord(existing).catch(() => undefined);
       ctx.phase('done');
       return {
         snapshot: toInfo(record),
@@ -425,18 +362,17 @@ export class ExternalStrategy extends BaseStrategy {
   /** `blockdev-reopen` of `layers` with `read-only: true`, and the model with them. */
   async #freeze(qmp: MachineQmp, layers: readonly string[]): Promise<void> {
     const config = this.machine.config;
-    const frozen = readOnly(config, new Set(layers));
+    const frozen = withReadOnly(config, new Set(layers));
     for (const layer of layers) {
       const node = (frozen.blockdevs ?? []).find((b) => b['node-name'] === layer);
       if (node === undefined) continue;
-      await qmp.execute('blockdev-reopen', { options: [node] } as never);
+      await qmp.executeUnchecked('blockdev-reopen', { options: [node] });
     }
     await this.machine.adopt(frozen);
   }
 
-  /** Runs the outgoing migration into the sink; resolves at MIGRATION `completed`. */
+  /** Runs the outgoing migration into the sink (machine's `migrateOutgoing`). */
   async #migrate(
-    qmp: MachineQmp,
     sink: { uri: string; readonly bytes: number },
     ctx: TaskContext,
     name: string,
@@ -444,81 +380,34 @@ export class ExternalStrategy extends BaseStrategy {
     total: number,
     live: boolean,
   ): Promise<{ resumeMs?: number }> {
-    const machine = this.machine;
-    let ours = false;
-    let resumeMs: number | undefined;
-    let settle!: (error?: unknown) => void;
-    const finished = new Promise<void>((resolve, reject) => {
-      settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
-    });
-    finished.catch(() => {});
-    const offResume = qmp.on('RESUME', (event) => {
-      if (!live || resumeMs !== undefined) return;
-      resumeMs = eventMs(event.timestamp);
-    });
-    const offMigration = qmp.on('MIGRATION', (event) => {
-      const status = event.data.status;
-      // Internal snapshots leave MIGRATION events and query-migrate state behind: only
-      // the events after our own `setup` count.
-      if (status === 'setup') ours = true;
-      if (!ours) return;
-      if (status === 'completed') settle();
-      else if (status === 'failed' || status === 'cancelled') {
-        qmp
-          .execute('query-migrate')
-          .then(
-            (info) => info['error-desc'] ?? `migration ${status}`,
-            () => `migration ${status}`,
-          )
-          .then((desc) =>
-            settle(
-              new SnapshotQemuError({
-                strategy: this.kind,
-                operation: 'save',
-                command: 'migrate',
-                desc,
-              }),
-            ),
-          );
-      }
-    });
-    const exited = machine.exited.then(() =>
-      settle(
-        new SnapshotQemuError({
-          strategy: this.kind,
-          operation: 'save',
-          command: 'migrate',
-          desc: `QEMU exited during the save${machine.stderr().trim() ? `: ${machine.stderr().trim()}` : ''}`,
-        }),
-      ),
-    );
-    void exited;
-    const onAbort = () => {
-      qmp.execute('migrate_cancel').catch(() => {});
-    };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const ticker = setInterval(() => ctx.bytes(sink.bytes, total), 100);
-    const timer = setTimeout(() => {
-      qmp.execute('migrate_cancel').catch(() => {});
-      settle(new SnapshotTimeoutError(name, 'save', left()));
-    }, left());
+    ctx.checkAborted();
     try {
+      const outcome = await migrateOutgoing(this.machine, {
+        uri: sink.uri,
+        timeout: left(),
+        signal: ctx.signal,
+        onTick: () => ctx.bytes(sink.bytes, total),
+      });
       ctx.checkAborted();
-      await qmp.execute('migrate', { uri: sink.uri });
-      await finished;
-      ctx.checkAborted();
-      ctx.bytes(sink.bytes, total);
-      return resumeMs !== undefined ? { resumeMs } : {};
+      return live && outcome.resumeMs !== undefined ? { resumeMs: outcome.resumeMs } : {};
     } catch (error) {
       if (ctx.signal.aborted)
         throw new SnapshotAbortedError(name, 'save', { cause: ctx.signal.reason });
-      throw error;
-    } finally {
-      clearInterval(ticker);
-      clearTimeout(timer);
-      ctx.signal.removeEventListener('abort', onAbort);
-      offMigration();
-      offResume();
+      if (!isMigrationError(error)) throw error;
+      if (error.reason === 'timeout') throw new SnapshotTimeoutError(name, 'save', left());
+      const stderr = error.stderr.trim();
+      throw new SnapshotQemuError(
+        {
+          strategy: this.kind,
+          operation: 'save',
+          command: 'migrate',
+          desc:
+            error.reason === 'exited'
+              ? `QEMU exited during the save${stderr ? `: ${stderr}` : ''}`
+              : error.desc,
+        },
+        { cause: error },
+      );
     }
   }
 
@@ -538,19 +427,28 @@ export class ExternalStrategy extends BaseStrategy {
     },
   ): Promise<void> {
     if (this.machine.status !== 'running') return;
+    // Every step of the undo is best effort: the save's own error is what the caller gets,
+    // and none of these leaves anything a later operation trips over.
     await qmp
       .execute('migrate-set-capabilities', {
         capabilities: [{ capability: 'background-snapshot', state: false }],
       })
-      .catch(() => {});
+      // Every later save sets this capability itself.
+      .catch(() => undefined);
     if (!s.switched) {
       for (const node of [...s.added].reverse())
-        await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => {});
+        await qmp
+          .execute('blockdev-del', { 'node-name': node })
+          // An unused node that stays goes away with the QEMU process; its file goes below.
+          .catch(() => undefined);
       await Promise.all(s.overlays.map((o) => rm(o.path, { force: true })));
     }
     if (s.wasRunning) {
+      // Unknown status (QEMU busy or gone): nothing to resume from here.
       const status = await qmp.execute('query-status').catch(() => undefined);
-      if (status !== undefined && !status.running) await resume(qmp, 30_000).catch(() => {});
+      if (status !== undefined && !status.running)
+        // A guest left paused shows in query-status; the save's error must not be replaced.
+        await resume(qmp, 30_000).catch(() => undefined);
     }
   }
 
@@ -598,7 +496,7 @@ export class ExternalStrategy extends BaseStrategy {
       const layers = blockGraph(saved).writableActiveLayers();
       const overlays = await this.#createOverlays(saved, layers, id, new Map());
       // The snapshot's layers are never written again: open them read-only.
-      let config = readOnly(saved, chainNodes(saved, layers));
+      let config = withReadOnly(saved, chainNodes(saved, layers));
       for (const o of overlays)
         config = insertOverlay(config, {
           target: { node: o.target },
@@ -624,7 +522,7 @@ export class ExternalStrategy extends BaseStrategy {
       }
       ctx.phase('load', state.bytes);
       const qmp = machine.qmp;
-      await this.#incoming(qmp, uri, name, left, timeout);
+      await this.#incoming(uri, name, left, timeout);
       ctx.phase('resume');
       let resumeMs: number | undefined;
       if (options.resume ?? record.wasRunning) resumeMs = await resume(qmp, left());
@@ -650,66 +548,31 @@ export class ExternalStrategy extends BaseStrategy {
     });
   }
 
-  /** `migrate-incoming` on the freshly started QEMU, to `completed`, with a hard deadline. */
-  async #incoming(
-    qmp: MachineQmp,
-    uri: string,
-    name: string,
-    left: () => number,
-    timeout: number,
-  ): Promise<void> {
-    const machine = this.machine;
-    let settle!: (error?: unknown) => void;
-    const finished = new Promise<void>((resolve, reject) => {
-      settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
-    });
-    finished.catch(() => {});
-    // The first cause wins: killing QEMU at the deadline also makes it exit, and that exit
-    // must not be reported as the reason.
-    let failing = false;
-    const fail = async (reason: 'failed' | 'exited' | 'timeout', detail: string) => {
-      if (failing) return;
-      failing = true;
-      if (reason === 'timeout') await machine.kill().catch(() => {});
-      const exit = await Promise.race([
-        machine.exited,
-        new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000)),
-      ]);
-      if (exit === undefined) await machine.kill().catch(() => {});
-      const info = exit ?? (await machine.exited);
-      settle(
-        new SnapshotRestoreError(name, reason, {
-          exitCode: info.code,
-          signal: info.signal,
-          stderr: machine.stderr(),
-          detail,
-        }),
-      );
-    };
-    const off = qmp.on('MIGRATION', (event) => {
-      if (event.data.status === 'completed') settle();
-      else if (event.data.status === 'failed') void fail('failed', 'the incoming migration failed');
-    });
-    void machine.exited.then(() => fail('exited', 'QEMU exited during the incoming migration'));
-    const timer = setTimeout(
-      () => void fail('timeout', `no completed incoming migration within ${timeout} ms`),
-      left(),
-    );
+  /** `migrate-incoming` on the freshly started QEMU (machine's `migrateIncoming`). */
+  async #incoming(uri: string, name: string, left: () => number, timeout: number): Promise<void> {
     try {
-      await qmp.execute('migrate-set-capabilities', {
-        capabilities: [{ capability: 'events', state: true }],
-      });
-      await qmp.execute('migrate-incoming', { uri });
-      await finished;
+      await migrateIncoming(this.machine, { uri, timeout: left() });
     } catch (error) {
-      await finished.catch(() => {});
-      throw await finished.then(
-        () => error,
-        (e: unknown) => e,
-      );
-    } finally {
-      clearTimeout(timer);
-      off();
+      if (
+        isMigrationError(error) &&
+        (error.reason === 'failed' || error.reason === 'exited' || error.reason === 'timeout')
+      )
+        throw new SnapshotRestoreError(
+          name,
+          error.reason,
+          {
+            exitCode: error.exitCode,
+            signal: error.signal,
+            stderr: error.stderr,
+            // The whole load's deadline, which the caller set (the migration got what was left).
+            detail:
+              error.reason === 'timeout'
+                ? `no completed incoming migration within ${timeout} ms`
+                : error.desc,
+          },
+          { cause: error },
+        );
+      throw error;
     }
   }
 
@@ -785,7 +648,11 @@ export class ExternalStrategy extends BaseStrategy {
         const next = withoutLayer(h.config, hereLayer);
         if (h.live) {
           for (const n of [hereLayer.node, hereLayer.fileNode])
-            await machine.qmp.execute('blockdev-del', { 'node-name': n }).catch(() => {});
+            await machine.qmp
+              .execute('blockdev-del', { 'node-name': n })
+              // Streamed out of every chain; a node QEMU still keeps for another user stays
+              // until the process ends, and the model drops it either way.
+              .catch(() => undefined);
           liveConfig = next;
         } else if (h.id !== undefined) rewrite.set(h.id, next);
       }

@@ -15,7 +15,7 @@
  */
 import { blockGraph } from '@qmpkit/devices';
 import { isQmpJobError, isQmpTimeoutError } from '@qmpkit/transport';
-import { BaseStrategy, toInfo, withoutSnapshot } from './base.js';
+import { BaseStrategy, refuseMixing, toInfo, withoutSnapshot } from './base.js';
 import {
   isSnapshotAbortedError,
   SnapshotAbortedError,
@@ -97,6 +97,7 @@ abstract class InternalStrategy extends BaseStrategy {
       const existing = this.store.find(name);
       if (existing !== undefined && options.overwrite !== true)
         throw new SnapshotExistsError(name, 'store');
+      refuseMixing(this.store, this.kind, existing?.id);
       const qmp = this.machine.qmp;
       const identity = await vmIdentity(this.machine);
       const timeout = options.timeout ?? defaultTimeout(identity.memoryBytes);

@@ -2,11 +2,10 @@
  * `openSnapshots`: the store of one VM, cleaned of crash debris, with the chosen strategy
  * for saves and the right one for each stored snapshot's load and delete.
  */
-import { spawn } from 'node:child_process';
-import type { Machine } from '@qmpkit/machine';
-import { toInfo } from './base.js';
+import { type Machine, runQemuImg } from '@qmpkit/machine';
+import { refuseMixing, toInfo } from './base.js';
 import { type ChooseOptions, chooseStrategy, type StrategyChoice } from './choose.js';
-import { SnapshotNotFoundError } from './errors.js';
+import { SnapshotNotFoundError, SnapshotUnsupportedError } from './errors.js';
 import { ExternalStrategy } from './external.js';
 import { InternalHmpStrategy, InternalJobsStrategy } from './internal.js';
 import { configFiles, SnapshotStore } from './store.js';
@@ -63,12 +62,16 @@ export function createStrategy(
   }
 }
 
-function offlineDeleteTag(qemuImg: string, image: string, tag: string): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn(qemuImg, ['snapshot', '-d', tag, image], { stdio: 'ignore' });
-    child.on('error', () => resolve());
-    child.on('close', () => resolve());
-  });
+async function offlineDeleteTag(qemuImg: string, image: string, tag: string): Promise<boolean> {
+  try {
+    await runQemuImg(['snapshot', '-d', tag, image], { qemuImg });
+    return true;
+  } catch {
+    // The tag of a save that never committed is usually not there at all (the save died
+    // before QEMU wrote it), which qemu-img reports as a failure; a tag that is there and
+    // stays only costs space and is reported again as debris by the next open.
+    return false;
+  }
 }
 
 /** All strategies over one store; saves go to the chosen one. */
@@ -96,7 +99,8 @@ export class Snapshots implements SnapshotStrategy {
   /** One of the three strategies on this store. */
   strategy(kind: StrategyKind): SnapshotStrategy {
     const s = this.#strategies.get(kind);
-    if (s === undefined) throw new Error(`unknown strategy ${kind}`);
+    if (s === undefined)
+      throw new SnapshotUnsupportedError(kind, [`'${String(kind)}' is not a snapshot strategy`]);
     return s;
   }
 
@@ -114,7 +118,13 @@ export class Snapshots implements SnapshotStrategy {
     const existing = this.store.find(name);
     if (existing !== undefined && existing.strategy !== this.kind && options?.overwrite === true) {
       // Another strategy's snapshot of that name: it is deleted first (not atomic; an
-      // overwrite within one strategy is).
+      // overwrite within one strategy is). A save the other family's snapshots would make
+      // unloadable is refused before anything is deleted.
+      try {
+        refuseMixing(this.store, this.kind, existing.id);
+      } catch (error) {
+        return startTask(name, options, () => Promise.reject(error));
+      }
       const chosen = this.strategy(this.kind);
       const old = this.strategy(existing.strategy);
       return startTask(name, options, async () => {
@@ -159,6 +169,9 @@ export async function openSnapshots(
   options: OpenSnapshotsOptions,
 ): Promise<Snapshots> {
   const store = await SnapshotStore.open(options.dir);
+  // A QEMU of this VM's run directory other than the machine's own (left by a manager killed
+  // in the middle of a load) may hold files the clean-up below would delete: it goes first.
+  await machine.endStrayQemus();
   const { pending, removed } = await store.cleanDebris(new Set(configFiles(machine.config)));
   const qemuImg = options.qemuImg ?? 'qemu-img';
   const strategies = new Map<StrategyKind, SnapshotStrategy>();

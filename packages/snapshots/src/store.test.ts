@@ -98,4 +98,28 @@ describe('SnapshotStore', () => {
     const error = await SnapshotStore.open(dir).catch((e: unknown) => e);
     expect(isSnapshotStoreError(error) && error.problem).toMatch(/manifest\.json\.bak/);
   });
+
+  it('re-validates names, ids and tags when the manifest is read (they reach HMP command lines)', async () => {
+    const dir = path.join(root, 'names');
+    const store = await SnapshotStore.open(dir);
+    await store.update((m) => ({
+      ...m,
+      snapshots: [record(store, '00000001', 'good')],
+    }));
+    const file = path.join(dir, 'manifest.json');
+    const doc = JSON.parse(await readFile(file, 'utf8')) as {
+      snapshots: Record<string, unknown>[];
+      pending: Record<string, unknown>[];
+    };
+    const first = doc.snapshots[0] ?? {};
+    first.name = 'x; quit';
+    first.tag = 'x; quit~00000001';
+    doc.pending.push({ id: '../../etc', name: 'p', strategy: 'external', startedAt: 'now' });
+    await writeFile(file, JSON.stringify(doc));
+    const error = await SnapshotStore.open(dir).catch((e: unknown) => e);
+    expect(isSnapshotStoreError(error)).toBe(true);
+    expect(String((error as Error).message)).toContain('$.snapshots[0].name');
+    expect(String((error as Error).message)).toContain('$.snapshots[0].tag');
+    expect(String((error as Error).message)).toContain('$.pending[0].id');
+  });
 });

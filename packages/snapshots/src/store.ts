@@ -55,6 +55,77 @@ export function configFiles(config: VmConfig | undefined): string[] {
   return out;
 }
 
+/** Snapshot names (also in `vm.ts`'s `checkName`): they end up in HMP command lines and file names. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ID = /^[0-9a-f]{8}$/;
+const TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}~[0-9a-f]{8}$/;
+const KINDS: readonly string[] = ['internal-hmp', 'internal-jobs', 'external'];
+
+/**
+ * What is wrong with the names of a manifest that parsed (`[]`: nothing). Names, ids and tags
+ * end up in HMP command lines (`savevm <tag>`) and file names, so a manifest edited by hand
+ * or by another program is checked again on every read, not trusted because we wrote it.
+ */
+export function manifestNameProblems(manifest: Manifest): string[] {
+  const problems: string[] = [];
+  const check = (ok: boolean, at: string, what: string, value: unknown) => {
+    if (!ok) problems.push(`${at}: ${what}, got ${JSON.stringify(value)}`);
+  };
+  manifest.snapshots.forEach((s, i) => {
+    const at = `$.snapshots[${i}]`;
+    if (typeof s !== 'object' || s === null) {
+      check(false, at, 'expected an object', s);
+      return;
+    }
+    check(
+      typeof s.name === 'string' && NAME.test(s.name),
+      `${at}.name`,
+      `expected a name matching ${NAME}`,
+      s.name,
+    );
+    check(typeof s.id === 'string' && ID.test(s.id), `${at}.id`, 'expected 8 hex digits', s.id);
+    check(
+      KINDS.includes(s.strategy),
+      `${at}.strategy`,
+      `expected one of ${KINDS.join(', ')}`,
+      s.strategy,
+    );
+    check(
+      s.tag === undefined || (typeof s.tag === 'string' && TAG.test(s.tag)),
+      `${at}.tag`,
+      `expected <name>~<8 hex>`,
+      s.tag,
+    );
+    check(
+      s.parent === null || (typeof s.parent === 'string' && NAME.test(s.parent)),
+      `${at}.parent`,
+      'expected a snapshot name or null',
+      s.parent,
+    );
+  });
+  manifest.pending.forEach((p, i) => {
+    const at = `$.pending[${i}]`;
+    if (typeof p !== 'object' || p === null) {
+      check(false, at, 'expected an object', p);
+      return;
+    }
+    check(
+      typeof p.name === 'string' && NAME.test(p.name),
+      `${at}.name`,
+      `expected a name matching ${NAME}`,
+      p.name,
+    );
+    check(typeof p.id === 'string' && ID.test(p.id), `${at}.id`, 'expected 8 hex digits', p.id);
+    check(
+      p.tag === undefined || (typeof p.tag === 'string' && TAG.test(p.tag)),
+      `${at}.tag`,
+      `expected <name>~<8 hex>`,
+      p.tag,
+    );
+  });
+  return problems;
+}
+
 function isManifest(value: unknown): value is Manifest {
   if (typeof value !== 'object' || value === null) return false;
   const m = value as Record<string, unknown>;
@@ -116,6 +187,9 @@ export class SnapshotStore {
         file,
         `is not a ${MANIFEST_FORMAT} v${MANIFEST_VERSION} document`,
       );
+    const problems = manifestNameProblems(value);
+    if (problems.length > 0)
+      throw new SnapshotStoreError(file, `has invalid names:\n  - ${problems.join('\n  - ')}`);
     return new SnapshotStore(root, value);
   }
 

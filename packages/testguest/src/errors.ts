@@ -122,3 +122,63 @@ export function isQemuImgError(error: unknown): error is QemuImgError {
 export function isGuestProcessError(error: unknown): error is GuestProcessError {
   return hasName(error, 'GuestProcessError');
 }
+
+/** What failed while building the Linux test guest. */
+export type LinuxGuestBuildStep =
+  /** Downloading or unpacking the Debian packages. */
+  | 'download'
+  /** A package did not contain what the guest needs (kernel image, qemu-ga, busybox). */
+  | 'contents'
+  /** Kernel modules: one missing or a dependency cycle. */
+  | 'modules'
+  /** A binary could not be read as ELF. */
+  | 'elf'
+  /** A shared library qemu-ga needs is in none of the unpacked packages. */
+  | 'libraries'
+  /** Extracting the uncompressed kernel from vmlinuz. */
+  | 'kernel';
+
+/** Building the Linux test guest failed; `step` says where. Nothing is left in the cache. */
+export class LinuxGuestBuildError extends Error {
+  override readonly name = 'LinuxGuestBuildError' as const;
+  readonly step: LinuxGuestBuildStep;
+
+  constructor(step: LinuxGuestBuildStep, message: string, options?: { cause?: unknown }) {
+    super(`linux guest (${step}): ${message}`, options);
+    this.step = step;
+  }
+}
+
+export function isLinuxGuestBuildError(error: unknown): error is LinuxGuestBuildError {
+  return hasName(error, 'LinuxGuestBuildError');
+}
+
+/** A Linux guest started with `startLinuxGuest` did not do what was waited for. */
+export class LinuxGuestError extends Error {
+  override readonly name = 'LinuxGuestError' as const;
+  /** `timeout`: not in time; `exited`: QEMU exited first; `agent`: the agent answered wrongly. */
+  readonly reason: 'timeout' | 'exited' | 'agent';
+  /** The last serial lines and QEMU's stderr, for the report. */
+  readonly lastLines: readonly string[];
+  readonly stderr: string;
+
+  constructor(
+    reason: 'timeout' | 'exited' | 'agent',
+    message: string,
+    context: { lastLines: readonly string[]; stderr: string },
+    options?: { cause?: unknown },
+  ) {
+    const tail = context.lastLines.length
+      ? `; last lines: ${JSON.stringify(context.lastLines)}`
+      : '';
+    const err = context.stderr ? `; stderr: ${context.stderr.slice(-500)}` : '';
+    super(`${message}${tail}${err}`, options);
+    this.reason = reason;
+    this.lastLines = context.lastLines;
+    this.stderr = context.stderr;
+  }
+}
+
+export function isLinuxGuestError(error: unknown): error is LinuxGuestError {
+  return hasName(error, 'LinuxGuestError');
+}

@@ -7,7 +7,12 @@ export {
   isGuestImageError,
   isGuestOptionsError,
   isGuestProcessError,
+  isLinuxGuestBuildError,
+  isLinuxGuestError,
   isQemuImgError,
+  LinuxGuestBuildError,
+  type LinuxGuestBuildStep,
+  LinuxGuestError,
   QemuImgError,
 } from './errors.js';
 export {
@@ -29,6 +34,7 @@ export {
   GUEST_FORMAT_VERSION,
   GUEST_LAYOUT,
 } from './layout.js';
+export * from './linux/index.js';
 export {
   createQcow2Guest,
   escapeQemuOptionValue,

@@ -1,6 +1,6 @@
 // QAPI features narrow a version range too: `supportsFeature(qmp, subject, feature)`.
 // Run: node --conditions=@qmpkit/source --import tsx packages/transport/examples/features.ts <qmp-address>
-import { connect, supportsFeature } from '@qmpkit/transport';
+import { connect, supportsFeature } from '@qmpkit/transport/versions';
 
 const qmp = await connect<'4.2' | '7.2'>(process.argv[2] ?? 'unix:/run/vm/qmp.sock');
 

@@ -1,6 +1,6 @@
 // One client for several QEMU versions: `has` answers, `supports` narrows.
 // Run: node --conditions=@qmpkit/source --import tsx packages/transport/examples/version-range.ts <qmp-address>
-import { connect, supports } from '@qmpkit/transport';
+import { connect, supports } from '@qmpkit/transport/versions';
 
 const qmp = await connect<'5.2' | '7.2'>(process.argv[2] ?? 'unix:/run/vm/qmp.sock');
 

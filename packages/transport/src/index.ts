@@ -1,6 +1,8 @@
 /**
- * `@qmpkit/transport`: a typed QMP client for QEMU.
- * Codec: `@qmpkit/transport/codec`; fd helpers: `@qmpkit/transport/fd`.
+ * `@qmpkit/transport`: a typed QMP client for QEMU, typed for one version's bindings (by
+ * default the default version of `@qmpkit/qapi`). Version ranges and typed capability checks:
+ * `@qmpkit/transport/versions`; codec: `@qmpkit/transport/codec`; fd helpers:
+ * `@qmpkit/transport/fd`.
  */
 export type {
   ConnectOptions,
@@ -30,6 +32,8 @@ export type {
   EventName,
   ExecuteOptions,
   ExecuteRest,
+  HasName,
+  HasSubject,
   JobCommandName,
   OobCommandName,
   QmpBindings,
@@ -37,25 +41,6 @@ export type {
   ReturnOf,
 } from './client/types.js';
 export { defineBindings } from './client/types.js';
-export type {
-  AnyCommandName,
-  AnyEventName,
-  ArgsIn,
-  ArgumentKey,
-  ArgumentValueKey,
-  CommandsFor,
-  EventsFor,
-  FeatureNarrow,
-  FeatureOf,
-  FeatureSubject,
-  HasName,
-  HasSubject,
-  NarrowVersions,
-  QemuVersion,
-  QmpClientFor,
-  VersionedClient,
-} from './client/versions.js';
-export { supports, supportsFeature, supportsValue } from './client/versions.js';
 export type { QmpTimestamp, QmpVersionInfo } from './codec/messages.js';
 export type { QmpProtocolErrorCode } from './errors.js';
 export {

@@ -4,32 +4,9 @@
 
 import type { SchemaTables } from "@qmpkit/qapi/runtime-v1";
 
+import { unpackTables } from "@qmpkit/qapi/runtime-v1";
+
 /**
  * Runtime schema tables of QEMU 0.0.0-fixture (format 1), read by the validator.
  */
-export const tables: SchemaTables = {
-    format: 1,
-    qemuVersion: "0.0.0-fixture",
-    types: {
-        LampInfo: {
-            kind: "object",
-            members: [{ name: "state", type: "LampState" }]
-        },
-        LampState: {
-            kind: "enum",
-            values: ["on", "off", "broken"]
-        },
-        SwitchLampArguments: {
-            kind: "object",
-            members: [{ name: "id", type: "str" }, { name: "state", type: "LampState" }]
-        }
-    },
-    commands: {
-        "switch-lamp": {
-            args: "SwitchLampArguments",
-            returns: "LampInfo",
-            features: ["deprecated"]
-        }
-    },
-    events: {}
-};
+export const tables: SchemaTables = /*#__PURE__*/ unpackTables(JSON.parse('[1,"0.0.0-fixture",[["LampInfo",1,[["state","LampState"]]],["LampState",0,["on","off","broken"]],["SwitchLampArguments",1,[["id","str"],["state","LampState"]]]],[["switch-lamp","SwitchLampArguments","LampInfo",0,["deprecated"]]],[]]'));

@@ -4,36 +4,9 @@
 
 import type { SchemaTables } from "@qmpkit/qapi/runtime-v1";
 
+import { unpackTables } from "@qmpkit/qapi/runtime-v1";
+
 /**
  * Runtime schema tables of QEMU 0.0.0-fixture (format 1), read by the validator.
  */
-export const tables: SchemaTables = {
-    format: 1,
-    qemuVersion: "0.0.0-fixture",
-    types: {
-        Value: {
-            kind: "object",
-            members: [{ name: "type", type: "ValueKind" }],
-            tag: "type",
-            variants: { text: "ValueTextWrapper", numbers: "ValueNumbersWrapper" }
-        },
-        ValueBase: {
-            kind: "object",
-            members: [{ name: "type", type: "ValueKind" }]
-        },
-        ValueKind: {
-            kind: "enum",
-            values: ["text", "numbers"]
-        },
-        ValueNumbersWrapper: {
-            kind: "object",
-            members: [{ name: "data", type: "[int]" }]
-        },
-        ValueTextWrapper: {
-            kind: "object",
-            members: [{ name: "data", type: "str" }]
-        }
-    },
-    commands: {},
-    events: {}
-};
+export const tables: SchemaTables = /*#__PURE__*/ unpackTables(JSON.parse('[1,"0.0.0-fixture",[["Value",1,[["type","ValueKind"]],0,"type",{"text":"ValueTextWrapper","numbers":"ValueNumbersWrapper"}],["ValueBase",1,[["type","ValueKind"]]],["ValueKind",0,["text","numbers"]],["ValueNumbersWrapper",1,[["data","[int]"]]],["ValueTextWrapper",1,[["data","str"]]]],[],[]]'));

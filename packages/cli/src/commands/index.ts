@@ -6,6 +6,7 @@ import type { CliCommand } from './command.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
 import { execCommand } from './exec.js';
+import { qemuCommand } from './qemu.js';
 import { schemaCommand } from './schema.js';
 import { shellCommand } from './shell.js';
 import { snapshotCommand } from './snapshot.js';
@@ -19,4 +20,5 @@ export const COMMANDS: readonly CliCommand[] = [
   schemaCommand,
   vmCommand,
   snapshotCommand,
+  qemuCommand,
 ];

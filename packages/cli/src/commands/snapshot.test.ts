@@ -65,10 +65,10 @@ describe('without a supervisor', () => {
     };
     await store.update((m) => ({
       ...m,
-      current: 'b',
+      current: '0000000b',
       snapshots: [
-        { ...base, id: 'a', name: 'one', parent: null },
-        { ...base, id: 'b', name: 'two', parent: 'one' },
+        { ...base, id: '0000000a', name: 'one', parent: null },
+        { ...base, id: '0000000b', name: 'two', parent: 'one' },
       ],
     }));
     const list = await run('snapshot', 'list', '--dir', dir);
@@ -79,7 +79,7 @@ describe('without a supervisor', () => {
       current: string;
       snapshots: Record<string, unknown>[];
     };
-    expect(json.current).toBe('b');
+    expect(json.current).toBe('0000000b');
     expect(json.snapshots.map((s) => s.name)).toEqual(['one', 'two']);
     expect(json.snapshots[0]).not.toHaveProperty('consoles');
 

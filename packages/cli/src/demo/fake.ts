@@ -10,7 +10,7 @@ import { createStreamSink } from '@qmpkit/transport/fd';
 import { bytes, ms, type Report } from './report.js';
 
 export async function fakeTour(report: Report, workDir: string): Promise<void> {
-  const fake = await createFakeQmp({ qemuVersion: '7.2', machine: 'pc', storage: 'memory' });
+  const fake = await createFakeQmp({ machine: 'pc', storage: 'memory' });
   const qmp = await connect(fake.pair());
   try {
     report.section('Typed queries (fake QEMU 7.2 over an in-memory pair)');

@@ -17,6 +17,29 @@ afterEach(async () => {
 });
 
 describe('bad input', () => {
+  it('reads QMP as a JSON stream: no newline needed, objects back to back, split anywhere', async () => {
+    // Regression: the fake waited for a newline, so QEMU's Python client (which sends
+    // none) hung in negotiation.
+    const f = await fake();
+    const c = rawClient(f);
+    await c.waitLines(1);
+    c.send('{"execute":"qmp_capabilities"}');
+    expect(await c.waitLines(2)).toEqual([expect.stringContaining('"QMP"'), '{"return": {}}']);
+    c.send('{"execute":"query-status","id":1}{"execute":"stop","id":2} {"execute":"cont","id":3}');
+    await c.waitLines(7);
+    c.send('{"execute":"query-st');
+    c.send('atus","id":4}');
+    await c.waitLines(8);
+    expect(c.lines.slice(2).map((l) => l.replace(/"timestamp": \{[^}]*\}/, 'T'))).toEqual([
+      '{"return": {"status": "running", "singlestep": false, "running": true}, "id": 1}',
+      '{T, "event": "STOP"}',
+      '{"return": {}, "id": 2}',
+      '{T, "event": "RESUME"}',
+      '{"return": {}, "id": 3}',
+      '{"return": {"status": "running", "singlestep": false, "running": true}, "id": 4}',
+    ]);
+  });
+
   it('garbage gets QEMU parse errors and the client can go on', async () => {
     const f = await fake();
     const c = await negotiated(f);

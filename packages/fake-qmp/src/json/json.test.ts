@@ -1,13 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { QemuJsonReader } from './reader.js';
+import { RequestReader } from '../protocol/input.js';
 import { QemuFloat, type QemuValue } from './values.js';
 import { formatDouble, qdictOrder, quoteString, writeQemuJson } from './writer.js';
 
-function read(text: string): (QemuValue | { error: string })[] {
-  const out: (QemuValue | { error: string })[] = [];
-  new QemuJsonReader({ value: (v) => out.push(v), error: (e) => out.push({ error: e }) }).feed(
-    text,
+type Out = QemuValue | { error: string } | { overflow: number };
+
+function reader(out: Out[], max = 1024 * 1024): RequestReader {
+  return new RequestReader(
+    {
+      request: (v) => out.push(v),
+      parseError: (e) => out.push({ error: e }),
+      overflow: (limit) => out.push({ overflow: limit }),
+    },
+    max,
   );
+}
+
+/** The fake's whole input path: the codec's stream framing, then QEMU's parser. */
+function read(text: string): Out[] {
+  const out: Out[] = [];
+  reader(out).push(Buffer.from(text, 'utf8'));
   return out;
 }
 
@@ -46,13 +58,60 @@ describe('writer: QEMU 7.2 byte format', () => {
 describe('reader: what QEMU 7.2 accepts and its error texts', () => {
   it('reads values across lines and chunks, several per line, single quotes', () => {
     expect(read("{\"a\":\n1}{'b':'x\\'y'}\n")).toEqual([{ a: 1 }, { b: "x'y" }]);
-    const out: QemuValue[] = [];
-    const r = new QemuJsonReader({ value: (v) => out.push(v), error: () => {} });
-    r.feed('{"execute": "qu');
-    expect(r.pending).toBe(true);
-    r.feed('ery-status"}\n');
+    const out: Out[] = [];
+    const r = reader(out);
+    r.push(Buffer.from('{"execute": "qu'));
+    expect(r.bufferedBytes).toBe(15);
+    r.push(Buffer.from('ery-status"}'));
     expect(out).toEqual([{ execute: 'query-status' }]);
-    expect(r.pending).toBe(false);
+    expect(r.bufferedBytes).toBe(0);
+  });
+
+  it('needs no newline: messages back to back, with or without blanks, split anywhere', () => {
+    const text =
+      '{"execute":"a"}{"execute":"b","id":[1,{"x":"}{"}]} \t{\'execute\':\'c\'}\r\n7 "s"[]';
+    const want = [
+      { execute: 'a' },
+      { execute: 'b', id: [1, { x: '}{' }] },
+      { execute: 'c' },
+      7,
+      's',
+      [],
+    ];
+    expect(read(text)).toEqual(want);
+    const bytes = Buffer.from(text);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const out: Out[] = [];
+      const r = reader(out);
+      r.push(bytes.subarray(0, cut));
+      r.push(bytes.subarray(cut));
+      expect(out, `cut at ${cut}`).toEqual(want);
+    }
+    const out: Out[] = [];
+    const r = reader(out);
+    for (const b of bytes) r.push(Buffer.from([b]));
+    expect(out).toEqual(want);
+  });
+
+  it('a top-level number ends only at the next byte, like QEMU', () => {
+    const out: Out[] = [];
+    const r = reader(out);
+    r.push(Buffer.from('12'));
+    expect(out).toEqual([]);
+    r.push(Buffer.from(' '));
+    expect(out).toEqual([12]);
+  });
+
+  it('drops the client past the byte limit without holding the message', () => {
+    const out: Out[] = [];
+    const r = reader(out, 64);
+    r.push(Buffer.from(`{"execute":"${'x'.repeat(40)}`));
+    expect(out).toEqual([]);
+    r.push(Buffer.from('y'.repeat(40)));
+    expect(out).toEqual([{ overflow: 64 }]);
+    expect(r.bufferedBytes).toBe(0);
+    r.push(Buffer.from('"}{"execute":"z"}'));
+    expect(out).toEqual([{ overflow: 64 }]);
   });
 
   it('keeps integers exact up to 64 bits and marks doubles', () => {
@@ -82,6 +141,8 @@ describe('reader: what QEMU 7.2 accepts and its error texts', () => {
     ['{"a":"\\q"}\n', 'JSON parse error, invalid escape sequence in string'],
     ['01\n', "JSON parse error, stray '01'"],
     ['@\n', "JSON parse error, stray '@'"],
+    ['{"a":1e5e3}', 'JSON parse error, expected separator in dict'],
+    ['{"a":"x\u0001"}', "JSON parse error, stray '\"x\u0001'"],
   ])('%j → %s', (input, desc) => {
     expect(read(input)[0]).toEqual({ error: desc });
   });

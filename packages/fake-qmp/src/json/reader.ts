@@ -1,14 +1,14 @@
 /**
- * A streaming JSON reader that accepts and rejects exactly what QEMU 7.2's QMP monitor does,
- * with the same error texts: QEMU's lexer (single-quoted strings, `\'`, error recovery up to
- * the next structural or control character), its message splitter (a message ends when the
- * braces and brackets balance, not at a newline) and its parser (duplicate keys, invalid
- * `\u` escapes and noncharacters are errors; integers stay exact up to 64 bits).
+ * QEMU 7.2's JSON *parser* for one message, with its error texts: single-quoted strings and
+ * `\'`, duplicate keys, invalid `\u` escapes and noncharacters are errors, integers stay
+ * exact up to 64 bits, numbers with a fraction or exponent are doubles.
  *
- * This is the slow path of the fake's input: ordinary one-line commands go through the
- * shared `QmpDecoder` and `JSON.parse`; lines that JSON.parse cannot judge the way QEMU would
- * come here (see `input.ts`). Written from QEMU's documented behaviour and measurements of
- * `qemu-system-x86_64` 7.2; no QEMU code.
+ * Framing (where a message ends, lexical errors, QEMU's per-message limits) is not done
+ * here: the shared codec's stream framing (`QmpDecoder` with `framing: 'stream'`) splits the
+ * input exactly like QEMU's lexer and streamer and hands over one lexically valid message,
+ * which this module tokenises again and parses. This is the slow path of the fake's input:
+ * ordinary commands are parsed by `JSON.parse` (see `input.ts`). Written from QEMU's
+ * documented behaviour and measurements of `qemu-system-x86_64` 7.2; no QEMU code.
  */
 import { QemuFloat, type QemuValue } from './values.js';
 
@@ -25,245 +25,118 @@ enum Tok {
   String,
 }
 
-enum St {
-  Start,
-  Recovery,
-  DqString,
-  DqEscape,
-  SqString,
-  SqEscape,
-  Zero,
-  ExpDigits,
-  ExpSign,
-  ExpE,
-  Mantissa,
-  MantissaDigits,
-  Digits,
-  Sign,
-  Keyword,
-}
-
 interface Token {
   readonly type: Tok;
   readonly text: string;
 }
 
-/** Per-message limits of QEMU's splitter. */
-const MAX_TOKEN_SIZE = 64 * 1024 * 1024;
-const MAX_TOKEN_COUNT = 2 * 1024 * 1024;
-const MAX_NESTING = 1024;
-
-export interface QemuJsonSink {
-  value(value: QemuValue): void;
-  /** A parse error, already in QEMU's words (`JSON parse error, …`). */
-  error(desc: string): void;
-}
-
-const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
-const isLower = (c: number) => c >= 0x61 && c <= 0x7a;
-
-export class QemuJsonReader {
-  private state = St.Start;
-  private token = '';
-  private tokens: Token[] = [];
-  private tokenSize = 0;
-  private braces = 0;
-  private brackets = 0;
-
-  constructor(private readonly sink: QemuJsonSink) {}
-
-  /** True while a message is incomplete (tokens waiting for their closing brace/bracket). */
-  get pending(): boolean {
-    return this.tokens.length > 0 || this.token.length > 0 || this.state !== St.Start;
-  }
-
-  /** Characters held for the incomplete message. */
-  get bufferedChars(): number {
-    return this.tokenSize + this.token.length;
-  }
-
-  /** Drops any incomplete message (QEMU does this when a client disconnects). */
-  reset(): void {
-    this.state = St.Start;
-    this.token = '';
-    this.resetMessage();
-  }
-
-  feed(text: string): void {
-    for (let i = 0; i < text.length; i++) this.char(text.charCodeAt(i), text[i]!);
-  }
-
-  private char(c: number, ch: string): void {
-    for (;;) {
-      const from = this.state;
-      let state = from;
-      let emit: Tok | -1 = -1;
-      let lookahead = false;
-      let error = false;
-      switch (from) {
-        case St.Start:
-          if (c === 0x22) state = St.DqString;
-          else if (c === 0x27) state = St.SqString;
-          else if (c === 0x30) state = St.Zero;
-          else if (c >= 0x31 && c <= 0x39) state = St.Digits;
-          else if (c === 0x2d) state = St.Sign;
-          else if (c === 0x7b) emit = Tok.LCurly;
-          else if (c === 0x7d) emit = Tok.RCurly;
-          else if (c === 0x5b) emit = Tok.LSquare;
-          else if (c === 0x5d) emit = Tok.RSquare;
-          else if (c === 0x2c) emit = Tok.Comma;
-          else if (c === 0x3a) emit = Tok.Colon;
-          else if (isLower(c)) state = St.Keyword;
-          else if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a)
-            return; // whitespace
-          else error = true;
-          break;
-        case St.Recovery:
-          if (
-            (c < 0x20 && c !== 0x09) ||
-            c === 0x5b ||
-            c === 0x5d ||
-            c === 0x7b ||
-            c === 0x7d ||
-            c === 0x3a ||
-            c === 0x2c
-          ) {
-            this.state = St.Start; // resynchronised: look at this character again
-            continue;
-          }
-          return; // skipped
-        case St.DqString:
-        case St.SqString:
-          if (c === (from === St.DqString ? 0x22 : 0x27)) emit = Tok.String;
-          else if (c === 0x5c) state = from === St.DqString ? St.DqEscape : St.SqEscape;
-          else if (c < 0x20) error = true;
-          break;
-        case St.DqEscape:
-          if (c >= 0x20) state = St.DqString;
-          else error = true;
-          break;
-        case St.SqEscape:
-          if (c >= 0x20) state = St.SqString;
-          else error = true;
-          break;
-        case St.Zero:
-          if (isDigit(c)) error = true;
-          else if (c === 0x2e) state = St.Mantissa;
-          else [emit, lookahead] = [Tok.Integer, true];
-          break;
-        case St.ExpDigits:
-          if (!isDigit(c)) [emit, lookahead] = [Tok.Float, true];
-          break;
-        case St.ExpSign:
-          if (isDigit(c)) state = St.ExpDigits;
-          else error = true;
-          break;
-        case St.ExpE:
-          if (c === 0x2b || c === 0x2d) state = St.ExpSign;
-          else if (isDigit(c)) state = St.ExpDigits;
-          else error = true;
-          break;
-        case St.Mantissa:
-          if (isDigit(c)) state = St.MantissaDigits;
-          else error = true;
-          break;
-        case St.MantissaDigits:
-          if (c === 0x65 || c === 0x45) state = St.ExpE;
-          else if (!isDigit(c)) [emit, lookahead] = [Tok.Float, true];
-          break;
-        case St.Digits:
-          if (c === 0x65 || c === 0x45) state = St.ExpE;
-          else if (c === 0x2e) state = St.Mantissa;
-          else if (!isDigit(c)) [emit, lookahead] = [Tok.Integer, true];
-          break;
-        case St.Sign:
-          if (c === 0x30) state = St.Zero;
-          else if (c >= 0x31 && c <= 0x39) state = St.Digits;
-          else error = true;
-          break;
-        case St.Keyword:
-          if (!isLower(c)) [emit, lookahead] = [Tok.Keyword, true];
-          break;
-      }
-      if (!lookahead) {
-        // QEMU reads bytes: a non-ASCII character outside a string is a stray byte, which
-        // QEMU prints back as U+FFFD.
-        this.token += error && c >= 0x80 && !isStringState(from) ? '\uFFFD' : ch;
-      }
-      if (error) {
-        const text = this.token;
-        this.token = '';
-        this.state = St.Recovery;
-        this.stray(text);
-        return;
-      }
-      if (emit !== -1) {
-        const text = this.token;
-        this.token = '';
-        this.state = St.Start;
-        this.process(emit, text);
-        if (lookahead) continue;
-        return;
-      }
-      this.state = state;
-      return;
-    }
-  }
-
-  private resetMessage(): void {
-    this.tokens = [];
-    this.tokenSize = 0;
-    this.braces = 0;
-    this.brackets = 0;
-  }
-
-  private stray(text: string): void {
-    this.resetMessage();
-    // QEMU formats the token as a C string: it ends at the first NUL byte.
-    const nul = text.indexOf('\u0000');
-    this.sink.error(`JSON parse error, stray '${nul < 0 ? text : text.slice(0, nul)}'`);
-  }
-
-  private process(type: Tok, text: string): void {
-    if (type === Tok.LCurly) this.braces++;
-    else if (type === Tok.RCurly) this.braces--;
-    else if (type === Tok.LSquare) this.brackets++;
-    else if (type === Tok.RSquare) this.brackets--;
-    let limit: string | undefined;
-    if (this.tokenSize + text.length + 1 > MAX_TOKEN_SIZE) limit = 'JSON token size limit exceeded';
-    else if (this.tokens.length + 1 > MAX_TOKEN_COUNT) limit = 'JSON token count limit exceeded';
-    else if (this.braces + this.brackets > MAX_NESTING) limit = 'JSON nesting depth limit exceeded';
-    if (limit !== undefined) {
-      this.resetMessage();
-      this.sink.error(limit);
-      return;
-    }
-    this.tokens.push({ type, text });
-    this.tokenSize += text.length;
-    if ((this.braces > 0 || this.brackets > 0) && this.braces >= 0 && this.brackets >= 0) return;
-    const tokens = this.tokens;
-    this.resetMessage();
-    let value: QemuValue;
-    try {
-      value = new Parser(tokens).parse();
-    } catch (error) {
-      if (error instanceof ParseError) {
-        this.sink.error(`JSON parse error, ${error.message}`);
-        return;
-      }
-      throw error;
-    }
-    this.sink.value(value);
+/** A message QEMU's parser refuses; `desc` is QEMU's reply text. */
+export class QemuJsonParseError extends Error {
+  override readonly name = 'QemuJsonParseError' as const;
+  constructor(readonly desc: string) {
+    super(desc);
   }
 }
 
-function isStringState(state: St): boolean {
-  return (
-    state === St.DqString || state === St.SqString || state === St.DqEscape || state === St.SqEscape
-  );
+const PUNCT: Record<string, Tok> = {
+  '{': Tok.LCurly,
+  '}': Tok.RCurly,
+  '[': Tok.LSquare,
+  ']': Tok.RSquare,
+  ':': Tok.Colon,
+  ',': Tok.Comma,
+};
+
+/**
+ * Tokens of one message the codec's splitter accepted (lexically valid: strings closed,
+ * numbers well formed, keywords lower-case letters).
+ */
+function tokenize(text: string): Token[] {
+  const tokens: Token[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const ch = text[i]!;
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a) {
+      i++;
+      continue;
+    }
+    const punct = PUNCT[ch];
+    if (punct !== undefined) {
+      tokens.push({ type: punct, text: ch });
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    if (ch === '"' || ch === "'") {
+      while (j < n && text[j] !== ch) j += text[j] === '\\' ? 2 : 1;
+      tokens.push({ type: Tok.String, text: text.slice(i, j + 1) });
+      i = j + 1;
+      continue;
+    }
+    if (c >= 0x61 && c <= 0x7a) {
+      while (j < n && text.charCodeAt(j) >= 0x61 && text.charCodeAt(j) <= 0x7a) j++;
+      tokens.push({ type: Tok.Keyword, text: text.slice(i, j) });
+      i = j;
+      continue;
+    }
+    // A number, as QEMU's lexer ends it: -?digits(.digits)?([eE][+-]?digits)?
+    const digits = () => {
+      while (j < n && text.charCodeAt(j) >= 0x30 && text.charCodeAt(j) <= 0x39) j++;
+    };
+    let float = false;
+    digits();
+    if (text[j] === '.') {
+      float = true;
+      j++;
+      digits();
+    }
+    if (text[j] === 'e' || text[j] === 'E') {
+      float = true;
+      j++;
+      if (text[j] === '+' || text[j] === '-') j++;
+      digits();
+    }
+    tokens.push({ type: float ? Tok.Float : Tok.Integer, text: text.slice(i, j) });
+    i = j;
+  }
+  return tokens;
 }
 
-class ParseError extends Error {}
+/**
+ * Parses one message (as framed by the codec) like QEMU 7.2; throws `QemuJsonParseError`
+ * with QEMU's text (`JSON parse error, …`).
+ */
+export function parseQemuJson(text: string): QemuValue {
+  const result = readQemuJson(text);
+  if ('error' in result) throw new QemuJsonParseError(result.error);
+  return result.value;
+}
+
+/** `parseQemuJson` without exceptions: the value, or QEMU's error text. */
+export function readQemuJson(text: string): { value: QemuValue } | { error: string } {
+  try {
+    return { value: new Parser(tokenize(text)).parse() };
+  } catch (error) {
+    if (error instanceof ParseError) return { error: `JSON parse error, ${error.message}` };
+    throw error;
+  }
+}
+
+/** QEMU's text for a lexical error (the token is printed as a C string: it ends at NUL). */
+export function strayText(token: string): string {
+  const nul = token.indexOf('\u0000');
+  return `JSON parse error, stray '${nul < 0 ? token : token.slice(0, nul)}'`;
+}
+
+/**
+ * Thrown inside the parser and caught by `readQemuJson`. Not an `Error`: garbage input makes
+ * one per message, and capturing a stack trace each time made 512 KiB of garbage cost seconds.
+ */
+class ParseError {
+  constructor(readonly message: string) {}
+}
 
 /** Code points QEMU refuses in strings: surrogates, noncharacters, beyond U+10FFFF. */
 function validCodePoint(cp: number): boolean {

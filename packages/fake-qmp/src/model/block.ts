@@ -165,7 +165,7 @@ export class BlockGraph {
     }
     node.nodeName = requested ?? this.autoName();
     this.nodes.push(node);
-    created.push(node);
+    if (!created.includes(node)) created.push(node);
   }
 
   private forget(node: BlockNode): void {
@@ -185,9 +185,15 @@ export class BlockGraph {
     return this.open(ref as BlockdevArgs, created);
   }
 
-  private link(parent: BlockNode, role: string, child: BlockNode): void {
+  /**
+   * Links a child. `created` (while opening) records the parent even before it has a name,
+   * so a failure later in the same open (a duplicate node-name, a bad backing) drops the
+   * reference it took on an existing child.
+   */
+  private link(parent: BlockNode, role: string, child: BlockNode, created?: BlockNode[]): void {
     parent.children.push({ role, node: child });
     child.parents.add(parent);
+    if (created && !created.includes(parent)) created.push(parent);
   }
 
   private open(args: BlockdevArgs, created: BlockNode[]): BlockNode {
@@ -261,7 +267,7 @@ export class BlockGraph {
           requested === undefined,
           extra,
         );
-        this.link(node, 'file', file);
+        this.link(node, 'file', file, created);
         this.assignName(node, requested, created);
         if (driver === 'qcow2') this.openBacking(node, args.backing, created);
         return node;
@@ -274,7 +280,7 @@ export class BlockGraph {
   private openBacking(node: BlockNode, backing: unknown, created: BlockNode[]): void {
     if (backing === null) return;
     if (backing !== undefined) {
-      this.link(node, 'backing', this.openChild(backing, created));
+      this.link(node, 'backing', this.openChild(backing, created), created);
       return;
     }
     const file = node.extra.backingFile;
@@ -285,7 +291,7 @@ export class BlockGraph {
       { driver: fmt === 'qcow2' ? 'qcow2' : 'raw', file: inner.nodeName, 'read-only': true },
       created,
     );
-    this.link(node, 'backing', opened);
+    this.link(node, 'backing', opened, created);
   }
 
   /** `blockdev-del`. */
@@ -459,17 +465,24 @@ export class BlockGraph {
       this.host.storage.write(file, 0, image);
     }
     const created: BlockNode[] = [];
-    const fileNode = this.open({ driver: 'file', filename: file }, created);
-    const overlay = this.open(
-      {
-        driver: format,
-        file: fileNode.nodeName,
-        backing: null,
-        ...(snapshotNodeName !== undefined ? { 'node-name': snapshotNodeName } : {}),
-      },
-      created,
-    );
-    this.checkOverlay(overlay);
+    let overlay: BlockNode;
+    try {
+      const fileNode = this.open({ driver: 'file', filename: file }, created);
+      overlay = this.open(
+        {
+          driver: format,
+          file: fileNode.nodeName,
+          backing: null,
+          ...(snapshotNodeName !== undefined ? { 'node-name': snapshotNodeName } : {}),
+        },
+        created,
+      );
+      this.checkOverlay(overlay);
+    } catch (error) {
+      // The nodes opened for the refused overlay go away again (QEMU drops its references).
+      for (const node of created) this.forget(node);
+      throw error;
+    }
     this.append(overlay, base);
     return {
       commit: () => this.commitSnapshot(overlay, base),

@@ -121,6 +121,12 @@ export class Devices {
       if (!idWellformed(id)) throw qmpError(`Invalid device ID '${id}'`);
       if (this.devices.some((d) => d.id === id)) throw qmpError(`Duplicate device ID '${id}'`);
     }
+    // QEMU names an anonymous device (device[N]) when it creates it, before it sets the
+    // properties: a device_add that fails on a property (a bad drive) still uses up N.
+    const path =
+      id !== undefined
+        ? `/machine/peripheral/${id}`
+        : `/machine/peripheral-anon/device[${this.anonCounter++}]`;
     let drive: BlockNode | undefined;
     if (model.drive) {
       const ref = args.drive;
@@ -133,10 +139,6 @@ export class Devices {
           `Property '${backend}.drive' can't take value '${String(ref)}': Node '${drive.nodeName}' is busy: node is used as backing hd of '${drive.nodeName}'`,
         );
     }
-    const path =
-      id !== undefined
-        ? `/machine/peripheral/${id}`
-        : `/machine/peripheral-anon/device[${this.anonCounter++}]`;
     const device = new Device(id, driver, path, bus, drive);
     if (drive) drive.attachedTo = model.virtio ? `${path}/virtio-backend` : path;
     this.devices.push(device);

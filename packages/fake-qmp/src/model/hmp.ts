@@ -1,10 +1,12 @@
 /**
  * `human-monitor-command` for the HMP commands clients script: `info status`,
- * `info snapshots`, `savevm`, `loadvm`, `delvm`, `stop`, `cont`. HMP reports errors inside
+ * `info snapshots`, `info version`, `info iothreads`, `savevm`, `loadvm`, `delvm`, `stop`, `cont`. HMP reports errors inside
  * a successful QMP reply (`"Error: …\r\n"`), as QEMU does.
  */
+import type { QmpVersionInfo } from '@qmpkit/transport/codec';
 import type { HandlerTable } from './host.js';
 import { handler } from './host.js';
+import type { Objects } from './objects.js';
 import type { RunState } from './runstate.js';
 import type { Snapshots } from './snapshots.js';
 
@@ -73,6 +75,8 @@ export class Hmp {
   constructor(
     private readonly run: RunState,
     private readonly snapshots: Snapshots,
+    private readonly objects: Objects,
+    private readonly version: QmpVersionInfo,
   ) {}
 
   execute(line: string): string {
@@ -87,6 +91,12 @@ export class Hmp {
       case 'info':
         if (rest === 'status') return this.run.hmpInfoStatus();
         if (rest === 'snapshots') return this.snapshots.infoSnapshots();
+        if (rest === 'iothreads') return this.objects.hmpInfoIothreads();
+        if (rest === 'version') {
+          // QEMU prints the package right after the micro number, without a space.
+          const { major, minor, micro } = this.version.qemu;
+          return `${major}.${minor}.${micro}${this.version.package}\r\n`;
+        }
         return error(`qmpkit fake-qmp does not model 'info ${rest}'`);
       case 'savevm': {
         const now = new Date();

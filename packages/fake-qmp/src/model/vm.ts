@@ -10,6 +10,7 @@ import { Hmp } from './hmp.js';
 import type { HandlerTable, ModelHost } from './host.js';
 import { Jobs } from './jobs.js';
 import { Migration } from './migration.js';
+import { Objects } from './objects.js';
 import { RunState } from './runstate.js';
 import { Snapshots } from './snapshots.js';
 
@@ -28,6 +29,10 @@ export interface VmOptions {
   readonly device?: readonly Record<string, unknown>[];
   /** Size of a saved VM state in internal snapshots. Default 765 (`-machine none`). */
   readonly vmStateSize?: number;
+  /** Objects present at start (like `-object`), in order: iothreads, memory backends, secrets. */
+  readonly object?: readonly Record<string, unknown>[];
+  /** `-machine memory-backend=ID`: that object is the guest RAM (it cannot be deleted). */
+  readonly memoryBackend?: string;
 }
 
 export class VmModel {
@@ -38,6 +43,7 @@ export class VmModel {
   readonly jobs: Jobs;
   readonly migration: Migration;
   readonly hmp: Hmp;
+  readonly objects: Objects;
 
   constructor(
     private readonly host: ModelHost,
@@ -58,7 +64,14 @@ export class VmModel {
       ...(options.incoming !== undefined ? { incoming: options.incoming } : {}),
       machineType: options.machineType ?? (machine === 'none' ? 'none' : 'pc-i440fx-7.2'),
     });
-    this.hmp = new Hmp(this.run, this.snapshots);
+    this.objects = new Objects(host);
+    for (const args of options.object ?? []) this.objects.add(args);
+    if (options.memoryBackend !== undefined) {
+      const ram = this.objects.find(options.memoryBackend);
+      if (!ram) throw qmpError(`Memory backend '${options.memoryBackend}' not found`);
+      ram.usedBy = 'machine';
+    }
+    this.hmp = new Hmp(this.run, this.snapshots, this.objects, host.version);
     for (const args of options.blockdev ?? []) this.block.add(args as { driver: string });
     for (const args of options.device ?? []) this.devices.add(args, true);
     // After an outgoing migration the block nodes are inactive until `cont`.
@@ -84,6 +97,12 @@ export class VmModel {
     this.jobs.handlers(table);
     this.migration.handlers(table);
     this.hmp.handlers(table);
+    this.objects.handlers(table);
+    const devicesQomList = table.get('qom-list')!;
+    table.set('qom-list', (args, context) => {
+      const objects = this.objects.qomList(String((args as { path?: unknown }).path));
+      return objects ?? devicesQomList(args, context);
+    });
     const { version } = this.host;
     table.set('query-version', () => ({ qemu: { ...version.qemu }, package: version.package }));
     let schema: RawJson | undefined;
@@ -97,7 +116,6 @@ export class VmModel {
     table.set('query-target', () => ({ arch: this.data.target }));
     table.set('query-kvm', () => ({ enabled: false, present: true }));
     table.set('query-yank', () => [{ type: 'migration' }]);
-    table.set('query-iothreads', () => []);
     table.set('query-fdsets', () => []);
     table.set('query-mice', () => []);
     table.set('query-cpus-fast', () =>

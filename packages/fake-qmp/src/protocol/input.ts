@@ -1,12 +1,13 @@
 /**
- * The fake's input side: the shared `QmpDecoder` frames lines and `JSON.parse`s them (fast
- * path); a line goes to the QEMU-exact reader instead when JSON.parse could judge it
- * differently from QEMU (single quotes, `\u` escapes, non-ASCII or control characters,
- * numbers JavaScript cannot hold exactly or that QEMU parses as doubles, duplicate keys,
- * deep nesting), when it is not valid JSON, or while a message spans lines.
+ * The fake's input side: the shared `QmpDecoder` in stream framing splits the bytes into
+ * messages exactly where QEMU's lexer does (no newline needed, several per line, one across
+ * lines; lexical errors and limits) and `JSON.parse`s each (fast path); a message goes to the
+ * QEMU-exact parser instead when JSON.parse could judge it differently from QEMU (single
+ * quotes, `\u` escapes, non-ASCII or control characters, numbers JavaScript cannot hold
+ * exactly or that QEMU parses as doubles, duplicate keys, deep nesting) or refuses it.
  */
 import { QmpDecoder } from '@qmpkit/transport/codec';
-import { QemuJsonReader } from '../json/reader.js';
+import { readQemuJson, strayText } from '../json/reader.js';
 import type { QemuValue } from '../json/values.js';
 
 export interface RequestSink {
@@ -70,17 +71,13 @@ function countKeys(value: unknown): number {
 
 export class RequestReader {
   private readonly decoder: QmpDecoder;
-  private readonly exact: QemuJsonReader;
+  private stopped = false;
 
   constructor(
     private readonly sink: RequestSink,
-    private readonly maxBytes: number,
+    maxBytes: number,
   ) {
-    this.exact = new QemuJsonReader({
-      value: (v) => sink.request(v),
-      error: (desc) => sink.parseError(desc),
-    });
-    const parsed = (value: object, line: string) => this.parsed(value, line);
+    const parsed = (value: object, text: string) => this.parsed(value, text);
     this.decoder = new QmpDecoder(
       {
         greeting: parsed,
@@ -89,50 +86,58 @@ export class RequestReader {
         event: parsed,
         command: parsed,
         other: parsed,
-        protocolError: (error, line) => {
-          if (error.code === 'line-too-long') {
-            this.stop();
-            sink.overflow(maxBytes);
-            return;
+        protocolError: (error, text) => {
+          switch (error.code) {
+            case 'message-too-long':
+              this.stop();
+              sink.overflow(maxBytes);
+              return;
+            case 'stray-token':
+              sink.parseError(strayText(text ?? ''));
+              return;
+            case 'too-many-tokens':
+              sink.parseError('JSON token count limit exceeded');
+              return;
+            case 'nesting-too-deep':
+              sink.parseError('JSON nesting depth limit exceeded');
+              return;
+            default:
+              // Not JSON.parse's JSON, or not a QMP shape: QEMU's parser and dispatcher decide.
+              if (text !== undefined) this.slow(text);
           }
-          if (line !== undefined) this.slow(line);
         },
       },
-      { maxLineBytes: maxBytes, chunksAreImmutable: true },
+      { maxLineBytes: maxBytes, chunksAreImmutable: true, framing: 'stream' },
     );
   }
-
-  private stopped = false;
 
   stop(): void {
     this.stopped = true;
     this.decoder.stop();
-    this.exact.reset();
+  }
+
+  /** Bytes held for an incomplete message. */
+  get bufferedBytes(): number {
+    return this.decoder.bufferedBytes;
   }
 
   push(chunk: Uint8Array): void {
     if (!this.stopped) this.decoder.push(chunk);
   }
 
-  private parsed(value: object, line: string): void {
-    if (this.exact.pending) {
-      this.slow(line);
-      return;
-    }
-    const colons = plainLineColons(line);
+  private parsed(value: object, text: string): void {
+    const colons = plainLineColons(text);
     if (colons < 0 || colons !== countKeys(value)) {
-      this.slow(line);
+      this.slow(text);
       return;
     }
     this.sink.request(value as QemuValue);
   }
 
-  private slow(line: string): void {
+  private slow(text: string): void {
     if (this.stopped) return;
-    this.exact.feed(`${line}\n`);
-    if (this.exact.bufferedChars > this.maxBytes) {
-      this.stop();
-      this.sink.overflow(this.maxBytes);
-    }
+    const result = readQemuJson(text);
+    if ('error' in result) this.sink.parseError(result.error);
+    else this.sink.request(result.value);
   }
 }

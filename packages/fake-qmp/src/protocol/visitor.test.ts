@@ -1,4 +1,4 @@
-import { tables } from '@qmpkit/qapi/qemu-7.2';
+import { tables } from '@qmpkit/qapi';
 import { describe, expect, it } from 'vitest';
 import { integerMembers } from '../data/qemu-7.2.generated.js';
 import { type QemuDict, QemuFloat } from '../json/values.js';

@@ -6,7 +6,7 @@
  * client gets a GenericError naming both) and the recording does not advance.
  */
 import type { ReplayDivergence } from '../errors.js';
-import { QemuJsonReader } from '../json/reader.js';
+import { parseQemuJson } from '../json/reader.js';
 import type { QemuValue } from '../json/values.js';
 import { writeQemuJson } from '../json/writer.js';
 import { stable } from '../script/expectations.js';
@@ -17,9 +17,12 @@ export function parseLine(line: string): QemuValue | undefined {
   try {
     return JSON.parse(line) as QemuValue;
   } catch {
-    let out: QemuValue | undefined;
-    new QemuJsonReader({ value: (v) => (out ??= v), error: () => {} }).feed(`${line}\n`);
-    return out;
+    // Not plain JSON: QEMU's parser may still read it (single quotes); undefined if not.
+    try {
+      return parseQemuJson(line);
+    } catch {
+      return undefined;
+    }
   }
 }
 

@@ -23,7 +23,29 @@ export interface ConnectionIO {
   write(text: string): void;
   /** Closes the connection (pending output is flushed first when possible). */
   close(): void;
+  /**
+   * Output waits in memory beyond the transport's high-water mark (a client that does not
+   * read): the connection stops reading this client's input until `whenWritable` fires.
+   */
+  backlogged?(): boolean;
+  /** Calls `fn` once when the output backlog has drained (or the transport closed). */
+  whenWritable?(fn: () => void): void;
+  /** Stop / restart reading from the transport (flow control towards the client). */
+  pause?(): void;
+  resume?(): void;
 }
+
+/**
+ * Input bytes one client gets handled per turn (a turn also ends after INPUT_SLICE_MESSAGES
+ * messages). A client that sends a lot (garbage, a flood of commands) is worked through in
+ * slices, with the other clients' input and the event loop served in between
+ * (`setImmediate`), so one client cannot stall the others.
+ */
+export const INPUT_SLICE_BYTES = 16 * 1024;
+/** Messages (requests and parse errors) one client gets handled per turn. */
+export const INPUT_SLICE_MESSAGES = 64;
+/** Input is fed to the parser in pieces of this size, so a turn can end between messages. */
+export const INPUT_PIECE_BYTES = 1024;
 
 /** What a connection needs from the server. */
 export interface ConnectionHost {
@@ -74,11 +96,16 @@ export class Connection implements FakeClient {
   ) {
     this.reader = new RequestReader(
       {
-        request: (value) => this.request(value),
-        parseError: (desc) =>
+        request: (value) => {
+          this.turnMessages++;
+          this.request(value);
+        },
+        parseError: (desc) => {
+          this.turnMessages++;
           this.enqueue(() =>
             this.writeReply(undefined, errorLine('GenericError', desc, undefined)),
-          ),
+          );
+        },
         overflow: () => {
           // QEMU's own limit message; unlike QEMU the fake then drops the client (bounded memory).
           this.write(errorLine('GenericError', 'JSON token size limit exceeded', undefined));
@@ -121,13 +148,95 @@ export class Connection implements FakeClient {
       this.early.push(() => this.data(copy));
       return;
     }
-    this.reader.push(chunk);
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.inbox.push(buf);
+    this.inboxBytes += buf.length;
+    if (!this.turnPending) this.pump();
+  }
+
+  /** Input received and not handled yet (waiting for this client's next turn). */
+  get pendingInputBytes(): number {
+    return this.inboxBytes;
+  }
+
+  private readonly inbox: Buffer[] = [];
+  private inboxBytes = 0;
+  /** A later turn is scheduled (setImmediate, or waiting for the output to drain). */
+  private turnPending = false;
+
+  /** One turn: at most INPUT_SLICE_BYTES of this client's input. */
+  private turnMessages = 0;
+
+  private pump(): void {
+    let budget = INPUT_SLICE_BYTES;
+    this.turnMessages = 0;
+    while (
+      this.open &&
+      this.inbox.length > 0 &&
+      budget > 0 &&
+      this.turnMessages < INPUT_SLICE_MESSAGES
+    ) {
+      if (this.io.backlogged?.()) {
+        // The client does not read its replies: stop reading its input until it does.
+        this.turnPending = true;
+        this.io.pause?.();
+        const io = this.io;
+        io.whenWritable?.(() => {
+          this.turnPending = false;
+          if (this.open) this.pump();
+        });
+        if (!io.whenWritable) this.turnPending = false;
+        return;
+      }
+      budget -= this.take(Math.min(budget, INPUT_PIECE_BYTES));
+    }
+    if (!this.open) return;
+    if (this.inbox.length > 0) {
+      this.turnPending = true;
+      this.io.pause?.();
+      setImmediate(() => {
+        this.turnPending = false;
+        if (this.open) this.pump();
+      });
+      return;
+    }
+    this.io.resume?.();
+  }
+
+  /** Feeds up to `max` bytes of the inbox to the reader; returns how many it fed. */
+  private take(max: number): number {
+    const chunk = this.inbox[0]!;
+    if (chunk.length <= max) {
+      this.inbox.shift();
+      this.inboxBytes -= chunk.length;
+      this.reader.push(chunk);
+      return chunk.length;
+    }
+    this.inbox[0] = chunk.subarray(max);
+    this.inboxBytes -= max;
+    this.reader.push(chunk.subarray(0, max));
+    return max;
+  }
+
+  /** Handles everything still in the inbox now (the client is leaving). */
+  private drainInbox(): void {
+    while (this.inbox.length > 0) {
+      const chunk = this.inbox.shift()!;
+      this.inboxBytes -= chunk.length;
+      this.reader.push(chunk);
+    }
   }
 
   /** The client went away. */
   ended(): void {
     if (!this.open) return;
+    // Like QEMU, input already received is still executed (its replies have nowhere to go).
+    this.drainInbox();
     this.open = false;
+    this.inbox.length = 0;
+    this.inboxBytes = 0;
     this.reader.stop();
     this.host.closed(this);
   }
@@ -147,6 +256,8 @@ export class Connection implements FakeClient {
   close(): void {
     if (!this.open) return;
     this.open = false;
+    this.inbox.length = 0;
+    this.inboxBytes = 0;
     this.reader.stop();
     this.io.close();
     this.host.closed(this);

@@ -15,7 +15,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import { type Commands, DEFAULT_QEMU_VERSION, type Events } from '@qmpkit/qapi';
+// The data of the 7.2 entry below (not the default: the default may move to another version).
 import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
 import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
 import type { QmpAddress } from '@qmpkit/transport';
@@ -65,8 +66,8 @@ export interface FakeAddress {
 }
 
 export interface FakeQmpOptions extends VmOptions {
-  /** The QEMU the fake imitates. Only '7.2' (the default) exists. */
-  readonly qemuVersion?: '7.2';
+  /** The QEMU the fake imitates (one of {@link FAKE_QEMU_VERSIONS}; default: qapi's default). */
+  readonly qemuVersion?: FakeQemuVersion;
   readonly listen?: ListenOption | readonly ListenOption[];
   /** Capabilities offered in the greeting (default `['oob']`, like QEMU on a socket). */
   readonly capabilities?: readonly string[];
@@ -91,6 +92,9 @@ type ArgsOf<K extends CommandName> = Commands[K]['args'] extends undefined
   : Commands[K]['args'];
 type EventName = keyof Events & string;
 
+/** A QEMU version the fake models. */
+export type FakeQemuVersion = '7.2';
+
 interface VersionData {
   readonly tables: SchemaTables;
   readonly integers: IntegerMembers;
@@ -100,7 +104,7 @@ interface VersionData {
   readonly target: string;
 }
 
-const VERSIONS: Record<string, VersionData> = {
+const VERSIONS: Record<FakeQemuVersion, VersionData> = {
   '7.2': {
     tables: tables72,
     integers: data72.integerMembers,
@@ -111,20 +115,51 @@ const VERSIONS: Record<string, VersionData> = {
   },
 };
 
+/** The QEMU versions the fake can imitate. */
+export const FAKE_QEMU_VERSIONS = Object.keys(VERSIONS) as readonly FakeQemuVersion[];
+
 function now(): { seconds: number; microseconds: number } {
   const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
   return { seconds: Math.floor(us / 1_000_000), microseconds: us % 1_000_000 };
 }
 
 /** Lines of a WebSocket or stream client. */
+/** Output a WebSocket client may leave unread before the fake stops reading its input. */
+const WS_BACKLOG_BYTES = 1024 * 1024;
+
 class WsIO implements ConnectionIO {
   constructor(
-    private readonly socket: { send(d: string): void; close(): void; readyState: number },
+    private readonly socket: {
+      send(d: string, cb?: (error?: Error) => void): void;
+      close(): void;
+      readyState: number;
+      bufferedAmount: number;
+      pause?(): void;
+      resume?(): void;
+    },
   ) {}
+  private waiting: (() => void)[] = [];
   write(text: string): void {
-    if (this.socket.readyState === 1) this.socket.send(text);
+    if (this.socket.readyState !== 1) return;
+    this.socket.send(text, () => {
+      if (this.waiting.length > 0 && !this.backlogged())
+        for (const fn of this.waiting.splice(0)) fn();
+    });
+  }
+  backlogged(): boolean {
+    return this.socket.readyState === 1 && this.socket.bufferedAmount > WS_BACKLOG_BYTES;
+  }
+  whenWritable(fn: () => void): void {
+    this.waiting.push(fn);
+  }
+  pause(): void {
+    this.socket.pause?.();
+  }
+  resume(): void {
+    this.socket.resume?.();
   }
   close(): void {
+    for (const fn of this.waiting.splice(0)) fn();
     this.socket.close();
   }
 }
@@ -134,8 +169,37 @@ class StreamIO implements ConnectionIO {
   write(text: string): void {
     if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.write(text);
   }
+  backlogged(): boolean {
+    return !this.stream.destroyed && this.stream.writableNeedDrain;
+  }
+  whenWritable(fn: () => void): void {
+    let done = false;
+    const once = () => {
+      if (done) return;
+      done = true;
+      this.stream.off('drain', once);
+      this.stream.off('close', once);
+      fn();
+    };
+    this.stream.on('drain', once);
+    this.stream.on('close', once);
+  }
+  pause(): void {
+    if (!this.stream.destroyed) this.stream.pause();
+  }
+  resume(): void {
+    if (!this.stream.destroyed && this.stream.isPaused()) this.stream.resume();
+  }
   close(): void {
-    if (!this.stream.destroyed) this.stream.end(() => this.stream.destroy());
+    // A client that never reads would keep its unsent output (and this stream) forever:
+    // give it a moment to take it, then drop the connection.
+    if (this.stream.destroyed) return;
+    const timer = setTimeout(() => this.stream.destroy(), 1000);
+    timer.unref();
+    this.stream.end(() => {
+      clearTimeout(timer);
+      this.stream.destroy();
+    });
   }
 }
 
@@ -168,7 +232,7 @@ export class FakeQmp {
 
   /** Use `createFakeQmp`. */
   constructor(private readonly options: FakeQmpOptions = {}) {
-    const version = options.qemuVersion ?? '7.2';
+    const version = options.qemuVersion ?? DEFAULT_QEMU_VERSION;
     const data = VERSIONS[version];
     if (!data)
       throw new FakeQmpUsageError(
@@ -329,15 +393,34 @@ export class FakeQmp {
     this.addresses.push({ kind: 'ws', address: `ws://${shown}:${info.port}${ws.path ?? '/'}` });
   }
 
+  /** The QEMU version the fake imitates (as in its greeting and `query-version`). */
+  get version(): QmpVersionInfo {
+    return this.data.version;
+  }
+
+  /**
+   * Serves QMP on a connected socket, as QEMU serves a monitor on an inherited descriptor
+   * (`-chardev socket,fd=N`); used by the process mode.
+   */
+  accept(socket: net.Socket): void {
+    this.acceptSocket(socket, 'unix');
+  }
+
   private acceptSocket(socket: net.Socket, kind: 'unix' | 'tcp'): void {
     if (this.dead) {
       socket.destroy();
       return;
     }
     socket.setNoDelay?.(true);
-    const connection = this.attach(kind, new StreamIO(socket));
+    const io = new StreamIO(socket);
+    const connection = this.attach(kind, io);
     socket.on('data', (d: Buffer) => connection.data(d));
-    socket.on('end', () => connection.ended());
+    socket.on('end', () => {
+      connection.ended();
+      // Node ends our side too (no half-open sockets); a client that never reads would keep
+      // this socket and its unsent replies alive for good, so the close is bounded.
+      io.close();
+    });
     socket.on('close', () => connection.ended());
     socket.on('error', () => connection.ended());
   }

@@ -23,11 +23,12 @@ export type {
   EventTable,
   MemberTable,
   ObjectTable,
+  PackedTables,
   SchemaTables,
   TypeRefString,
   TypeTable,
 } from './tables.js';
-export { BUILTIN_RANGES, QTYPE_VALUES } from './tables.js';
+export { BUILTIN_RANGES, QTYPE_VALUES, unpackTables } from './tables.js';
 export type { ProblemKind, ValidateOptions, ValidationProblem } from './validate.js';
 export {
   alternateBranch,

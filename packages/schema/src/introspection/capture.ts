@@ -36,12 +36,38 @@ export interface Capture {
   readonly target: string;
 }
 
+/**
+ * How to start a binary that does not run on its own defaults, e.g. a QEMU unpacked beside
+ * the system's (machine's `QemuBinary`: `-L <data dir>` and `QEMU_MODULE_DIR`).
+ */
+export interface CaptureLaunch {
+  /** Arguments put before the capture's own (e.g. `['-L', dataDir]`). */
+  readonly args?: readonly string[];
+  /** The environment to spawn with (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Recorded in the manifest as `source.fetchedWith` (how the binary was obtained). */
+  readonly fetchedWith?: string;
+}
+
 /** Runs a QEMU binary briefly and returns its introspection schema, version and target. */
-export async function captureFromBinary(binary: string): Promise<Capture> {
+export async function captureFromBinary(
+  binary: string,
+  launch: CaptureLaunch = {},
+): Promise<Capture> {
   const child = spawn(
     binary,
-    ['-machine', 'none', '-nodefaults', '-display', 'none', '-S', '-qmp', 'stdio'],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
+    [
+      ...(launch.args ?? []),
+      '-machine',
+      'none',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-S',
+      '-qmp',
+      'stdio',
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'], ...(launch.env ? { env: launch.env } : {}) },
   );
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
@@ -117,8 +143,12 @@ export async function captureFromBinary(binary: string): Promise<Capture> {
 }
 
 /** Captures a binary's schema into `<outRoot>/qemu-<major>.<minor>/` (schema + manifest.json). */
-export async function captureSchema(binary: string, outRoot: string): Promise<CaptureResult> {
-  const { schema, version, target } = await captureFromBinary(binary);
+export async function captureSchema(
+  binary: string,
+  outRoot: string,
+  launch: CaptureLaunch = {},
+): Promise<CaptureResult> {
+  const { schema, version, target } = await captureFromBinary(binary, launch);
   const { major, minor, micro } = version;
   const dir = path.join(outRoot, `qemu-${major}.${minor}`);
   await mkdir(dir, { recursive: true });
@@ -132,6 +162,7 @@ export async function captureSchema(binary: string, outRoot: string): Promise<Ca
       binary: path.basename(binary),
       command: 'query-qmp-schema',
       options: ['-machine', 'none', '-nodefaults', '-display', 'none'],
+      ...(launch.fetchedWith ? { fetchedWith: launch.fetchedWith } : {}),
     },
     files: {
       'query-qmp-schema.json': {

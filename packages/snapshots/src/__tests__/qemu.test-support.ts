@@ -3,11 +3,11 @@
  * a qcow2 disk as a `VmConfig`, counter helpers. Not part of the published package.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
-import { launch, type Machine } from '@qmpkit/machine';
+import { launch, type Machine, runDirProcesses } from '@qmpkit/machine';
 import { createQcow2Guest, parseCounterLine } from '@qmpkit/testguest';
 import { afterAll, afterEach, beforeEach } from 'vitest';
 
@@ -115,17 +115,58 @@ export class Started {
   }
 }
 
+/** Running (not zombie) — a process that is gone or only waits to be reaped is not. */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Kills every QEMU a test started that still runs, also after a failure or timeout and also
+ * those of child processes: each process whose `-pidfile` lies under `dir` (every run dir of
+ * a test is inside its temp dir), plus `pids` the test recorded. By pid only, never by name.
+ */
+export async function killStrays(dir: string, pids: Iterable<number> = []): Promise<number[]> {
+  const targets = new Set((await runDirProcesses(dir, { nested: true })).map((p) => p.pid));
+  for (const pid of pids) if (running(pid)) targets.add(pid);
+  for (const pid of targets) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+    for (let i = 0; i < 500 && running(pid); i++) await new Promise((r) => setTimeout(r, 20));
+  }
+  return [...targets];
+}
+
 /**
  * The hooks every real-QEMU file registers: a private dir removed after the file, machines
- * killed after each test, each test skipped with the reason when QEMU is missing.
+ * killed after each test (and every other QEMU under the dir, see `killStrays`), each test
+ * skipped with the reason when QEMU is missing. `reported`: QEMU pids children printed.
  */
-export function qemuSuite(): { tmp: ReturnType<typeof privateDir>; started: Started } {
+export function qemuSuite(): {
+  tmp: ReturnType<typeof privateDir>;
+  started: Started;
+  reported: Set<number>;
+} {
   const tmp = privateDir();
   const started = new Started();
-  afterEach(() => started.endAll());
-  afterAll(() => tmp.remove());
+  const reported = new Set<number>();
+  afterEach(async () => {
+    await started.endAll();
+    await killStrays(tmp.dir, reported);
+  });
+  afterAll(async () => {
+    await killStrays(tmp.dir, reported);
+    tmp.remove();
+  });
   beforeEach((ctx) => {
     ctx.skip(qemuSkipReason !== undefined, qemuSkipReason);
   });
-  return { tmp, started };
+  return { tmp, started, reported };
 }

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
-import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands, Events } from '@qmpkit/qapi';
 import type { ConnectOptions } from '../client/client.js';
 import { connect, type QmpClient } from '../client/client.js';
 import { QmpDecoder } from '../codec/decoder.js';

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { tables } from '@qmpkit/qapi/qemu-7.2';
+import { tables } from '@qmpkit/qapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { QmpClient, ValidationReport } from '../client/client.js';

@@ -5,9 +5,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fakeQmp } from '../__tests__/helpers.js';
 import { isQmpUnknownCapabilityError, QmpUnknownCapabilityError } from '../errors.js';
 import { askSchema } from './capability.js';
-import { connect } from './client.js';
 import { SchemaIndex, type SchemaInfo } from './schema.js';
-import { supports, supportsFeature, supportsValue } from './versions.js';
+import { connect, supports, supportsFeature, supportsValue } from './versions.js';
 
 function captured(version: string): SchemaInfo[] {
   return JSON.parse(
@@ -53,7 +52,7 @@ describe('capability questions about things no known QEMU has', () => {
     expect(error.capability).toBe('snapshot-sav');
     expect(error.knownVersions).toEqual(availability.versions);
     expect(error.message).toBe(
-      `'snapshot-sav' is not a command or event in QEMU 4.2–8.0 (the versions these bindings know) nor in the connected QEMU`,
+      `'snapshot-sav' is not a command or event in QEMU 4.2–7.2 (the versions these bindings know) nor in the connected QEMU`,
     );
   });
 
@@ -189,7 +188,7 @@ describe('supports / supportsValue / has from untyped code', () => {
       'feature',
       'blockdev-snapshot/$allow-write-only-overlai',
     ]);
-    expect(typo.message).toContain('is not a feature in QEMU 4.2–8.0');
+    expect(typo.message).toContain('is not a feature in QEMU 4.2–7.2');
     // Known features, but not of these subjects.
     expect(
       (

@@ -1,4 +1,4 @@
-import type { Commands, Events } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands, Events } from '@qmpkit/qapi';
 import { describe, expectTypeOf, test } from 'vitest';
 import { connect, defineBindings, type QmpClient, type QmpEvent } from '../index.js';
 

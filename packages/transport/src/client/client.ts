@@ -1,4 +1,4 @@
-import type { Commands as Commands72, Events as Events72 } from '@qmpkit/qapi/qemu-7.2';
+import type { Commands, DefaultQemuVersion, Events } from '@qmpkit/qapi';
 import {
   type SchemaTables,
   type ValidationProblem,
@@ -43,13 +43,14 @@ import type {
   EventName,
   ExecuteOptions,
   ExecuteRest,
+  HasName,
+  HasSubject,
   JobCommandName,
   OobCommandName,
   QmpBindings,
   QmpEvent,
   ReturnOf,
 } from './types.js';
-import type { CommandsFor, EventsFor, HasName, HasSubject, QemuVersion } from './versions.js';
 
 export type ValidateMode = 'off' | 'warn' | 'strict';
 
@@ -73,7 +74,10 @@ export interface ReconnectOptions {
 }
 
 export interface ConnectOptions<C, E> extends DialOptions {
-  /** The QEMU version's bindings (types, and tables for validation). Default: QEMU 7.2. */
+  /**
+   * The QEMU version's bindings (types, and tables for validation). Default: the default
+   * version of `@qmpkit/qapi` (its root export).
+   */
   readonly bindings?: QmpBindings<C, E>;
   /** Deadline for connect + greeting + negotiation in ms (default 10 000). */
   readonly connectTimeout?: number;
@@ -105,31 +109,44 @@ export interface ConnectOptions<C, E> extends DialOptions {
 }
 
 /**
- * Connects to QMP and returns a ready, typed client.
+ * Connects to QMP and returns a ready, typed client: typed for the default QEMU version of
+ * `@qmpkit/qapi` (its root export), or for the version whose `bindings` you pass.
  *
  * ```ts
  * const qmp = await connect('unix:/run/vm/qmp.sock');
- * const status = await qmp.execute('query-status'); // typed as QEMU 7.2's reply
+ * const status = await qmp.execute('query-status'); // typed as the default version's reply
  * ```
+ * A client typed for a range of versions: `connect` of `@qmpkit/transport/versions`.
  */
-export function connect<V extends QemuVersion = '7.2'>(
+export function connect(
   address: string | QmpAddress,
-  options?: ConnectOptions<CommandsFor<V>, EventsFor<V>>,
-): Promise<QmpClient<CommandsFor<V>, EventsFor<V>, V>>;
+  options?: ConnectOptions<Commands, Events>,
+): Promise<QmpClient>;
 export function connect<C extends CommandMap<C>, E extends EventMap<E>>(
   address: string | QmpAddress,
   options: ConnectOptions<C, E> & { readonly bindings: QmpBindings<C, E> },
 ): Promise<QmpClient<C, E, never>>;
-export async function connect(
+export function connect<C, E>(
   address: string | QmpAddress,
-  options: ConnectOptions<Commands72, Events72> = {},
+  options: ConnectOptions<C, E> = {},
   // `unknown`: the client is invariant in its versions, so no one client type fits both overloads.
 ): Promise<unknown> {
+  return openClient<C, E, string>(address, options);
+}
+
+/**
+ * @internal `connect` for any maps and version set: the maps are type level only, so one
+ * implementation serves every typing (`@qmpkit/transport/versions` uses it for ranges).
+ */
+export async function openClient<C, E, V extends string>(
+  address: string | QmpAddress,
+  options: ConnectOptions<C, E>,
+): Promise<QmpClient<C, E, V>> {
   const parsed = typeof address === 'string' ? parseAddress(address) : address;
   const mode = options.validate ?? 'off';
   let tables = options.bindings?.tables;
   if (mode !== 'off' && tables === undefined) {
-    tables = (await import('@qmpkit/qapi/qemu-7.2')).tables;
+    tables = (await import('@qmpkit/qapi')).tables;
   }
   const logger = options.logger ?? {
     warn: (message: string, detail?: unknown) =>
@@ -137,7 +154,7 @@ export async function connect(
         ? console.warn(`[qmpkit] ${message}`)
         : console.warn(`[qmpkit] ${message}`, detail),
   };
-  const client = new QmpClient<Commands72, Events72>(parsed, options, logger, mode, tables);
+  const client = new QmpClient<C, E, V>(parsed, options, logger, mode, tables);
   await client.start();
   return client;
 }
@@ -182,16 +199,17 @@ function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
 let jobCounter = 0;
 
 /**
- * A typed QMP client. `C`/`E` are a QEMU version's `Commands`/`Events` maps (default 7.2).
+ * A typed QMP client. `C`/`E` are a QEMU version's `Commands`/`Events` maps (default: the
+ * default version of `@qmpkit/qapi`).
  */
 // Explicit variance: measuring it would instantiate every method's types over the maps
 // (thousands of conditional types for the merged multi-version maps). `V` is invariant:
-// `has` accepts more names for a wider range, `supports` narrows it.
+// a range client (`@qmpkit/transport/versions`) accepts more in `has`, `supports` narrows it.
 export class QmpClient<
-  in out C = Commands72,
-  in out E = Events72,
+  in out C = Commands,
+  in out E = Events,
   /** The QEMU versions the client is typed for (`never` for custom bindings); see `supports`. */
-  in out V extends QemuVersion = '7.2',
+  in out V extends string = DefaultQemuVersion,
 > {
   readonly address: QmpAddress;
   /** Type-level only: the QEMU versions this client is typed for. Never set. */
@@ -645,14 +663,14 @@ export class QmpClient<
    * Does *this* QEMU have a command/event (and a member, enum value, branch, feature)?
    * Names are checked against the bindings at compile time:
    * `has('snapshot-save')`, `has('blockdev-add', { when: { driver: 'qcow2' }, member: 'data-file' })`.
-   * A client typed for a range of versions accepts what *any* of them has (a typo still
-   * fails to compile). The answer is a boolean and does not narrow the client's type; use
-   * `supports(qmp, …)` for that. A name (or member, value) that neither the connected
+   * A client typed for a range of versions (`@qmpkit/transport/versions`) accepts what *any* of
+   * them has (a typo still fails to compile). The answer is a boolean and does not narrow the
+   * client's type; use `supports(qmp, …)` for that. A name (or member, value) that neither the connected
    * QEMU nor any version the bindings know has throws `QmpUnknownCapabilityError`.
    */
-  async has<K extends HasName<C, E, V>>(
+  async has<K extends HasName<C, E>>(
     name: K,
-    query?: SchemaQuery<HasSubject<C, E, V, K>>,
+    query?: SchemaQuery<HasSubject<C, E, K>>,
   ): Promise<boolean> {
     const schema = await this.schema();
     // The typed query is a (recursive) refinement of the untyped shape.

@@ -5,12 +5,10 @@
  */
 import type { SchemaInfo as Qemu42 } from '@qmpkit/qapi/qemu-4.2';
 import type { SchemaInfo as Qemu72 } from '@qmpkit/qapi/qemu-7.2';
-import type { SchemaInfo as Qemu80 } from '@qmpkit/qapi/qemu-8.0';
 import { expectTypeOf, it } from 'vitest';
 import type { SchemaInfo } from './schema.js';
 
 it("each version's generated SchemaInfo is assignable to the reader's SchemaInfo", () => {
   expectTypeOf<Qemu42>().toExtend<SchemaInfo>();
   expectTypeOf<Qemu72>().toExtend<SchemaInfo>();
-  expectTypeOf<Qemu80>().toExtend<SchemaInfo>();
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { tables } from '@qmpkit/qapi/qemu-7.2';
+import { tables } from '@qmpkit/qapi';
 import { describe, expect, it } from 'vitest';
 import { SchemaIndex } from './schema.js';
 

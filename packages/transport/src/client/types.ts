@@ -82,3 +82,10 @@ export function defineBindings<C extends CommandMap<C>, E extends EventMap<E>>(
 ): QmpBindings<C, E> {
   return tables === undefined ? {} : { tables };
 }
+
+/** Names `QmpClient.has` accepts: the commands and events of the client's maps. */
+export type HasName<C, E> = CommandName<C> | EventName<E>;
+
+/** What a `has` query about `K` is checked against: its arguments, or else its event data. */
+export type HasSubject<C, E, K> =
+  K extends CommandName<C> ? ArgsOf<C, K> : K extends EventName<E> ? DataOf<E, K> : never;

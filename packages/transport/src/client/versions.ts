@@ -5,8 +5,12 @@
  * compiles what those versions accept; `supportsFeature` narrows by a QAPI feature of a command,
  * argument, branch or value. Availability comes from the merged view of
  * `@qmpkit/qapi/merged`, computed by diffing the versions' schemas.
+ *
+ * Public as `@qmpkit/transport/versions`, apart from the root export: the merged view types
+ * every version, so only programs that ask for ranges pay for type-checking it.
  */
 
+import type { DefaultQemuVersion } from '@qmpkit/qapi';
 import type {
   ArgumentValueVersions,
   ArgumentVersions,
@@ -20,10 +24,11 @@ import type {
 } from '@qmpkit/qapi/merged';
 import { featureAvailability } from '@qmpkit/qapi/runtime-v1';
 import { QmpUnknownCapabilityError } from '../errors.js';
+import type { QmpAddress } from '../transports/address.js';
 import { checkKnown, loadAvailability } from './capability.js';
-import type { QmpClient } from './client.js';
-import type { SchemaIndex, UntypedSchemaQuery } from './schema.js';
-import type { ArgsOf, CommandName, DataOf, EventName } from './types.js';
+import { type ConnectOptions, openClient, type QmpClient } from './client.js';
+import type { SchemaIndex, SchemaQuery, UntypedSchemaQuery } from './schema.js';
+import type { ArgsOf, CommandName, DataOf, EventName, HasSubject as OwnSubject } from './types.js';
 
 export type { CommandsFor, EventsFor, QemuVersion } from '@qmpkit/qapi/merged';
 
@@ -114,8 +119,41 @@ export interface VersionedClient<V extends QemuVersion> {
   schema(): Promise<SchemaIndex>;
 }
 
-/** A client typed for the versions `V` (what `connect<V>()` returns). */
-export type QmpClientFor<V extends QemuVersion> = QmpClient<CommandsFor<V>, EventsFor<V>, V>;
+/**
+ * A client typed for the versions `V` (what `connect<V>()` returns): it compiles what every
+ * version of `V` accepts, and `has` accepts what *any* of them has.
+ */
+export interface QmpClientFor<V extends QemuVersion>
+  extends QmpClient<CommandsFor<V>, EventsFor<V>, V> {
+  has<K extends HasName<CommandsFor<V>, EventsFor<V>, V>>(
+    name: K,
+    query?: SchemaQuery<HasSubject<CommandsFor<V>, EventsFor<V>, V, K>>,
+  ): Promise<boolean>;
+  // The base signature, never chosen by a call (the one above accepts more); it makes the
+  // interface a QmpClient.
+  has<K extends CommandName<CommandsFor<V>> | EventName<EventsFor<V>>>(
+    name: K,
+    query?: SchemaQuery<OwnSubject<CommandsFor<V>, EventsFor<V>, K>>,
+  ): Promise<boolean>;
+}
+
+/**
+ * Connects to QMP and returns a client typed for a range of QEMU versions (default: the
+ * default version of `@qmpkit/qapi`):
+ *
+ * ```ts
+ * const qmp = await connect<'5.2' | '7.2'>('unix:/run/vm/qmp.sock');
+ * ```
+ * Validation (`validate`) checks against the given `bindings`' tables, else the default
+ * version's.
+ */
+export async function connect<V extends QemuVersion = DefaultQemuVersion & QemuVersion>(
+  address: string | QmpAddress,
+  options: ConnectOptions<CommandsFor<V>, EventsFor<V>> = {},
+): Promise<QmpClientFor<V>> {
+  // Same object: `QmpClientFor` only widens what `has` accepts at compile time.
+  return (await openClient<CommandsFor<V>, EventsFor<V>, V>(address, options)) as QmpClientFor<V>;
+}
 
 /**
  * A typed capability check that narrows a client typed for a range of versions

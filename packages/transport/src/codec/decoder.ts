@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { QmpProtocolError } from '../errors.js';
+import { QmpProtocolError, type QmpProtocolErrorCode } from '../errors.js';
 import type {
   QmpMessage,
   WireCommand,
@@ -8,6 +8,7 @@ import type {
   WireGreeting,
   WireReturn,
 } from './messages.js';
+import { JsonStreamSplitter, type SplitErrorKind } from './splitter.js';
 
 /**
  * What the decoder calls for each message. Messages are classified by shape only (never by
@@ -26,7 +27,8 @@ export interface QmpMessageHandler {
   /**
    * A line that could not be decoded. Decoding goes on with the next line unless the
    * handler calls `decoder.stop()`; a client should treat any of these as fatal. `line` is
-   * the whole decoded line when there is one (absent for over-long lines and truncation).
+   * the whole decoded line when there is one (absent for over-long lines and truncation);
+   * with stream framing it is the message, or for `stray-token` the offending token.
    */
   protocolError(error: QmpProtocolError, line?: string): void;
   /**
@@ -47,6 +49,15 @@ export interface QmpDecoderOptions {
    * pieces of an incomplete line are kept by reference instead of copied. Default false.
    */
   readonly chunksAreImmutable?: boolean;
+  /**
+   * How messages are delimited. `lines` (default): one message per line, which is what
+   * QEMU writes (the client side; fastest). `stream`: how QEMU *reads* — a JSON stream in
+   * which a message ends when its braces balance, with or without a newline, several per
+   * line or one across lines (the server side, e.g. a fake QEMU). In stream mode
+   * `maxLineBytes` bounds one message, and lexical errors and QEMU's per-message limits
+   * arrive as `stray-token`, `message-too-long`, `too-many-tokens` and `nesting-too-deep`.
+   */
+  readonly framing?: 'lines' | 'stream';
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -71,6 +82,8 @@ export class QmpDecoder {
   private discarding = false;
   private stopped = false;
   private readonly copyPartial: boolean;
+  /** Stream framing (undefined: lines). */
+  private readonly splitter: JsonStreamSplitter | undefined;
 
   constructor(handler: QmpMessageHandler, options: QmpDecoderOptions = {}) {
     this.handler = handler;
@@ -78,11 +91,24 @@ export class QmpDecoder {
     if (!Number.isInteger(max) || max < 1) throw new RangeError('maxLineBytes must be ≥ 1');
     this.maxLineBytes = max;
     this.copyPartial = options.chunksAreImmutable !== true;
+    this.splitter =
+      options.framing === 'stream'
+        ? new JsonStreamSplitter(
+            {
+              message: (bytes, start, end, json) => {
+                if (json) this.line(bytes, start, end);
+                else this.notJson(bytes.toString('utf8', start, end));
+              },
+              error: (kind, token) => this.splitError(kind, token),
+            },
+            max,
+          )
+        : undefined;
   }
 
-  /** Bytes held for an incomplete line. */
+  /** Bytes held for an incomplete line (or message, with stream framing). */
   get bufferedBytes(): number {
-    return this.partsLength;
+    return this.splitter ? this.splitter.bufferedBytes : this.partsLength;
   }
 
   /** Stop decoding: the rest of the current chunk and later chunks are ignored. */
@@ -90,6 +116,8 @@ export class QmpDecoder {
     this.stopped = true;
     this.parts = [];
     this.partsLength = 0;
+    this.splitter?.halt();
+    this.splitter?.reset();
   }
 
   get isStopped(): boolean {
@@ -102,6 +130,10 @@ export class QmpDecoder {
     const buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.splitter) {
+      this.splitter.push(buf);
+      return;
+    }
     const length = buf.length;
     let start = 0;
     if (this.discarding) {
@@ -165,6 +197,18 @@ export class QmpDecoder {
    */
   end(): boolean {
     if (this.stopped) return true;
+    if (this.splitter) {
+      const rest = this.splitter.end();
+      if (rest === undefined) return true;
+      this.handler.protocolError(
+        new QmpProtocolError(
+          'truncated',
+          `stream ended inside a message (${rest.length} bytes)`,
+          rest.toString('utf8', 0, Math.min(rest.length, 512)),
+        ),
+      );
+      return false;
+    }
     const pending = this.partsLength;
     const partial = pending > 0 ? Buffer.concat(this.parts, pending) : undefined;
     this.parts = [];
@@ -194,6 +238,40 @@ export class QmpDecoder {
     const piece = buf.subarray(start, end);
     this.parts.push(this.copyPartial ? Buffer.from(piece) : piece);
     this.partsLength = total;
+  }
+
+  /** A message the splitter knows is not standard JSON (no JSON.parse, no SyntaxError). */
+  private notJson(text: string): void {
+    this.handler.protocolError(
+      streamError('invalid-json', 'QMP message is not valid JSON', text),
+      text,
+    );
+  }
+
+  private splitError(kind: SplitErrorKind, token: Buffer | undefined): void {
+    if (kind === 'stray') {
+      const text = token?.toString('utf8') ?? '';
+      this.handler.protocolError(
+        streamError('stray-token', 'QMP input has a stray token', text),
+        text,
+      );
+    } else if (kind === 'too-long') {
+      this.handler.protocolError(
+        streamError(
+          'message-too-long',
+          `a QMP message exceeded the limit of ${this.maxLineBytes} bytes`,
+        ),
+      );
+    } else if (kind === 'too-many-tokens') {
+      this.handler.protocolError(
+        streamError('too-many-tokens', 'a QMP message has too many JSON tokens'),
+      );
+    } else {
+      this.handler.protocolError(
+        streamError('nesting-too-deep', 'a QMP message nests JSON too deeply'),
+      );
+    }
+    if (this.stopped) this.splitter?.halt();
   }
 
   private tooLong(atLeast: number): void {
@@ -319,6 +397,21 @@ export class QmpDecoder {
       ),
       text,
     );
+  }
+}
+
+/**
+ * A protocol error of stream framing (the server side), made without a stack trace: a peer
+ * sending garbage causes one per message, the stack would only show the decoder's own
+ * frames, and capturing it dominated the cost of garbage input.
+ */
+function streamError(code: QmpProtocolErrorCode, message: string, raw?: string): QmpProtocolError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new QmpProtocolError(code, message, raw);
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
