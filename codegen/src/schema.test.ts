@@ -1,9 +1,16 @@
 import { spawnSync } from 'node:child_process';
+import * as model from '@qmpkit/schema';
 import { expect, it } from 'vitest';
 import * as everything from './index.js';
 import * as schemaOnly from './schema.js';
 
-it('the ./schema entry exports everything of the main entry except the emitter', () => {
+it('the ./schema entry is @qmpkit/schema plus the generator version', () => {
+  expect(Object.keys(schemaOnly).sort()).toEqual(
+    [...Object.keys(model), 'GENERATOR_VERSION'].sort(),
+  );
+});
+
+it('the main entry is the ./schema entry plus the emitters', () => {
   const main = Object.keys(everything).sort();
   const schema = Object.keys(schemaOnly).sort();
   expect(main.filter((name) => !schema.includes(name))).toEqual([
@@ -29,4 +36,4 @@ it('the ./schema entry does not load the TypeScript compiler', () => {
   );
   expect(result.stderr).toBe('');
   expect(result.stdout).toBe('false');
-});
+}, 30_000); // a fresh Node process with tsx: seconds on a busy machine

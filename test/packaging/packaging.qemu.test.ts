@@ -69,7 +69,7 @@ beforeAll(() => {
     const file = `${pkg.manifest.name.replace(/^@/, '').replace('/', '-')}-${pkg.manifest.version}.tgz`;
     tarballs.set(pkg.manifest.name, path.join(out, file));
   }
-}, 600_000);
+}, 1_500_000);
 
 afterAll(() => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
@@ -311,5 +311,64 @@ describe('a consumer project with the tarballs installed by npm', () => {
         expect(output.trim(), bin).toBe(pkg.manifest.version);
       }
     }
+  });
+});
+
+/**
+ * Each runtime package alone, as a newcomer installs it: `npm install` of its tarball (and the
+ * tarballs of the @qmpkit packages it depends on, which are not on a registry yet) into an
+ * empty project. Only codegen's emitters need the TypeScript compiler, so neither package may
+ * bring `typescript` along; the CLI must work from what it ships (the schema captures).
+ */
+describe.each(
+  ['@qmpkit/cli', '@qmpkit/fake-qmp'].filter((n) => packages.some((p) => p.manifest.name === n)),
+)('%s installed alone by npm', (name) => {
+  let project: string;
+  /** The @qmpkit packages `name` needs, itself included (its dependency closure). */
+  const closure = (): string[] => {
+    const byName = new Map(packages.map((p) => [p.manifest.name, p]));
+    const found = new Set<string>();
+    const visit = (n: string) => {
+      if (found.has(n)) return;
+      found.add(n);
+      for (const dep of Object.keys(byName.get(n)?.manifest.dependencies ?? {}))
+        if (byName.has(dep)) visit(dep);
+    };
+    visit(name);
+    return [...found].sort();
+  };
+
+  beforeAll(() => {
+    project = path.join(scratch, `alone-${name.replace(/^@qmpkit\//, '')}`);
+    mkdirSync(project);
+    writeFileSync(
+      path.join(project, 'package.json'),
+      JSON.stringify({
+        name: 'qmpkit-alone',
+        private: true,
+        type: 'module',
+        dependencies: Object.fromEntries(closure().map((n) => [n, `file:${tarballs.get(n)}`])),
+      }),
+    );
+    run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], project, 600_000);
+  }, 600_000);
+
+  it('does not pull @qmpkit/codegen or the TypeScript compiler', () => {
+    expect(closure()).not.toContain('@qmpkit/codegen');
+    expect(existsSync(path.join(project, 'node_modules/@qmpkit/codegen'))).toBe(false);
+    expect(existsSync(path.join(project, 'node_modules/typescript'))).toBe(false);
+    const tree = run('npm', ['ls', '--all', '--parseable'], project);
+    expect(tree.split('\n').filter((line) => /[\\/]typescript$/.test(line))).toEqual([]);
+  });
+
+  it.runIf(name === '@qmpkit/cli')('qmpkit --version and qmpkit schema diff 6.2 7.2 work', () => {
+    const bin = path.join(project, 'node_modules/.bin/qmpkit');
+    expect(run(bin, ['--version'], project).trim()).toBe(
+      packages.find((p) => p.manifest.name === name)!.manifest.version,
+    );
+    const diff = run(bin, ['schema', 'diff', '6.2', '7.2'], project);
+    expect(diff).toContain('--- 6.2 (directory, QEMU 6.2.0)');
+    expect(diff).toContain('+ command cancel-vcpu-dirty-limit');
+    expect(diff).toMatch(/^\d+ changes: /m);
   });
 });

@@ -7,15 +7,20 @@
  */
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Schema } from '@qmpkit/schema';
+import {
+  captureFromBinary,
+  diffSchemas,
+  formatChange,
+  formatSchemaList,
+  loadQapiSource,
+  type NameMap,
+  readIntrospection,
+  schemaFromReplies,
+} from '@qmpkit/schema';
 import { Command, CommanderError, Option } from 'commander';
 import { emitTypeScript, FILE_SUFFIX } from '../emit/typescript.js';
 import { isCodegenError, isSchemaError } from '../errors.js';
-import { captureFromBinary, formatSchemaList } from '../introspection/capture.js';
-import { type NameMap, readIntrospection } from '../introspection/read.js';
-import { diffSchemas, formatChange } from '../model/diff.js';
-import type { Schema } from '../model/ir.js';
-import { schemaFromReplies } from '../recordings/replies.js';
-import { loadQapiSource } from '../source/index.js';
 import { GENERATOR_VERSION } from '../version.js';
 
 interface InputOptions {

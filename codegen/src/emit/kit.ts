@@ -1,6 +1,7 @@
 /** Small pieces both emitters (per-version and merged) build their output with. */
+
+import { INTEGER_BUILTINS } from '@qmpkit/schema';
 import ts from 'typescript';
-import { INTEGER_BUILTINS } from '../model/schema.js';
 
 const f = ts.factory;
 

@@ -13,16 +13,17 @@
  *   type-level availability maps the typed capability checks narrow with;
  * - `availability.generated.ts`: the same availability as run-time data (`availability`).
  */
-import ts from 'typescript';
-import { CodegenError } from '../errors.js';
-import type { CommandDef, EventDef, Feature, Schema, TypeDef, TypeRef } from '../model/ir.js';
+
+import type { CommandDef, EventDef, Feature, Schema, TypeDef, TypeRef } from '@qmpkit/schema';
 import {
   allMembers,
   INTEGER_BUILTINS,
   isBuiltin,
   isDeprecated,
   typeRefToString,
-} from '../model/schema.js';
+} from '@qmpkit/schema';
+import ts from 'typescript';
+import { CodegenError } from '../errors.js';
 import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
 
 const f = ts.factory;

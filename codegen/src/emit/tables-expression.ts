@@ -1,6 +1,7 @@
 /** The TypeScript side of the runtime tables (apart from tables.ts, which loads no compiler). */
+
+import { packedTablesJson, type TablesData } from '@qmpkit/schema';
 import ts from 'typescript';
-import { packedTablesJson, type TablesData } from './tables.js';
 
 /**
  * The initializer of a generated `tables` constant: `unpackTables(JSON.parse('<packed>'))`,

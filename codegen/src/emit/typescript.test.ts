@@ -1,6 +1,6 @@
+import type { Schema, TypeDef } from '@qmpkit/schema';
 import { describe, expect, it } from 'vitest';
 import { CodegenError } from '../errors.js';
-import type { Schema, TypeDef } from '../model/ir.js';
 import { emitTypeScript } from './typescript.js';
 
 const options = {

@@ -5,8 +5,7 @@
  * every file is syntactically valid by construction and output is byte-identical for the
  * same input. Definitions are sorted by name inside each file.
  */
-import ts from 'typescript';
-import { CodegenError } from '../errors.js';
+
 import type {
   AlternateDef,
   CommandDef,
@@ -22,10 +21,11 @@ import type {
   TypeDef,
   TypeRef,
   UnionDef,
-} from '../model/ir.js';
-import { allMembers, isBuiltin, typeRefToString } from '../model/schema.js';
+} from '@qmpkit/schema';
+import { allMembers, buildTables, isBuiltin, typeRefToString } from '@qmpkit/schema';
+import ts from 'typescript';
+import { CodegenError } from '../errors.js';
 import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
-import { buildTables } from './tables.js';
 import { tablesExpression } from './tables-expression.js';
 
 const f = ts.factory;

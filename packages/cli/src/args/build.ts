@@ -7,6 +7,7 @@
  * schema does not have) values are guessed like QEMU's qmp-shell: JSON if it parses, else a
  * string — validation then reports the unknown key.
  */
+import { arrayElement } from '@qmpkit/schema/info';
 import { ArgumentSyntaxError } from '../errors.js';
 import { type ArgumentModel, isIntegerType, isRecord } from '../schema/model.js';
 
@@ -77,9 +78,9 @@ export function coerce(
   model: ArgumentModel | undefined,
 ): unknown {
   if (ref === undefined || model === undefined) return guess(raw);
-  if (ref.startsWith('[')) {
+  const element = arrayElement(ref);
+  if (element !== undefined) {
     if (raw === '') return [];
-    const element = ref.slice(1, -1);
     return raw.split(',').map((part) => coerce(part, element, model));
   }
   if (isIntegerType(ref) || ref === 'number') return toNumber(raw, ref !== 'number') ?? raw;

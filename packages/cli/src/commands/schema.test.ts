@@ -128,6 +128,19 @@ describe('qmpkit schema diff', () => {
     );
   });
 
+  it('accepts QEMU version names (6.2, qemu-7.2) for the captures it knows', async () => {
+    const { code, out, err } = await run('schema', 'diff', '6.2', 'qemu-7.2');
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(out).toContain('--- 6.2 (directory, QEMU 6.2.0)\n+++ qemu-7.2 (directory, QEMU 7.2.22)');
+    expect(out).toContain(
+      '+ branch BlockdevOptions[snapshot-access] (BlockdevOptionsGenericFormat)',
+    );
+    const unknown = await run('schema', 'diff', '6.2', '9.9');
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/9\.9: no such file .* or a QEMU version: 4\.2, .*7\.2\)/);
+  });
+
   it('unreadable inputs exit 2 with the input named', async () => {
     const missing = await run('schema', 'diff', CAPTURE_DIR, path.join(dir, 'nope.json'));
     expect(missing.code).toBe(2);

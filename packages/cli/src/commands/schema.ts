@@ -1,4 +1,4 @@
-import type { ChangeKind, ChangeTarget, SchemaChange } from '@qmpkit/codegen/schema';
+import type { ChangeKind, ChangeTarget, SchemaChange } from '@qmpkit/schema';
 import { Option } from 'commander';
 import { type Paint, painter, wantsColor } from '../io.js';
 import { type LoadedSchema, loadSchemaPair, readSchemaInput } from '../schema/inputs.js';
@@ -81,7 +81,7 @@ export const schemaCommand: CliCommand = {
       )
       .argument(
         '<a>',
-        'before: query-qmp-schema JSON, schemas/qemu-X.Y dir, .replies file, or an address',
+        'before: a QEMU version (6.2), query-qmp-schema JSON, schemas/qemu-X.Y dir, .replies file, or an address',
       )
       .argument('<b>', 'after: same kinds')
       .option('--json', 'print {a, b, changes} as JSON')
@@ -97,7 +97,7 @@ export const schemaCommand: CliCommand = {
         const rawA = await readSchemaInput(a, io, connect);
         const rawB = await readSchemaInput(b, io, connect);
         const [left, right] = await loadSchemaPair(rawA, rawB);
-        const { diffSchemas, formatChange } = await import('@qmpkit/codegen/schema');
+        const { diffSchemas, formatChange } = await import('@qmpkit/schema');
         const changes = diffSchemas(left.schema, right.schema);
         if (flags.json) {
           const side = (s: LoadedSchema) => ({

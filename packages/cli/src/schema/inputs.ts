@@ -1,12 +1,14 @@
 /**
  * Schema inputs of `qmpkit schema diff`: a `query-qmp-schema` JSON file (a SchemaInfo list
  * or a whole QMP reply), a `schemas/qemu-X.Y` directory (`query-qmp-schema.json`, with
- * `names.json` and `manifest.json` when present), a libvirt `.replies` recording, or a live
- * address (`unix:`, `tcp:`, `ws://`; a path that is a UNIX socket counts as live too).
+ * `names.json` and `manifest.json` when present), a QEMU version name (`7.2`, `qemu-7.2`:
+ * the capture shipped with the CLI), a libvirt `.replies` recording, or a live address
+ * (`unix:`, `tcp:`, `ws://`; a path that is a UNIX socket counts as live too).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { NameMap, Schema } from '@qmpkit/codegen/schema';
+import { fileURLToPath } from 'node:url';
+import type { NameMap, Schema } from '@qmpkit/schema';
 import { connectCli } from '../connect.js';
 import { isCliConnectError, SchemaInputError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -34,6 +36,41 @@ export interface LoadedSchema {
 }
 
 const LIVE = /^(unix:|tcp:|wss?:\/\/)/;
+const VERSION_NAME = /^(?:qemu-)?(\d+\.\d+)$/;
+
+/**
+ * Where the captures are: `dist/schemas/` of the installed package (the build copies them
+ * there), else the repository's `schemas/` when running from a clone's sources.
+ */
+function capturesRoot(): string | undefined {
+  return [new URL('../schemas/', import.meta.url), new URL('../../../../schemas/', import.meta.url)]
+    .map((url) => fileURLToPath(url))
+    .find((dir) => existsSync(path.join(dir, 'qemu-7.2', 'query-qmp-schema.json')));
+}
+
+/** QEMU versions (`major.minor`) whose capture `schema diff` accepts by name, oldest first. */
+export function knownSchemaVersions(): string[] {
+  const root = capturesRoot();
+  if (root === undefined) return [];
+  return readdirSync(root)
+    .filter((d) => /^qemu-\d+\.\d+$/.test(d))
+    .filter((d) => existsSync(path.join(root, d, 'query-qmp-schema.json')))
+    .map((d) => d.slice('qemu-'.length))
+    .sort((a, b) => {
+      const [am = 0, an = 0] = a.split('.').map(Number);
+      const [bm = 0, bn = 0] = b.split('.').map(Number);
+      return am - bm || an - bn;
+    });
+}
+
+/** The capture directory of a version name (`7.2`, `qemu-7.2`), or `undefined`. */
+function captureDirOf(input: string): string | undefined {
+  const version = VERSION_NAME.exec(input)?.[1];
+  const root = capturesRoot();
+  if (version === undefined || root === undefined) return undefined;
+  const dir = path.join(root, `qemu-${version}`);
+  return existsSync(path.join(dir, 'query-qmp-schema.json')) ? dir : undefined;
+}
 
 function readText(input: string, file: string): string {
   try {
@@ -68,6 +105,18 @@ function versionOfManifest(manifest: unknown): string | undefined {
   return typeof qemu?.version === 'string' ? qemu.version : undefined;
 }
 
+/** A `schemas/qemu-X.Y` directory: the capture, with real names and version when present. */
+function readDirectory(input: string, dir: string): RawSchemaInput {
+  const text = readText(input, path.join(dir, 'query-qmp-schema.json'));
+  return {
+    input,
+    kind: 'directory',
+    qemuVersion: versionOfManifest(readJsonIfPresent(input, path.join(dir, 'manifest.json'))),
+    text,
+    names: readJsonIfPresent<NameMap>(input, path.join(dir, 'names.json')),
+  };
+}
+
 export async function readSchemaInput(
   input: string,
   io: CliIo,
@@ -79,10 +128,15 @@ export async function readSchemaInput(
       stat = statSync(input);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
+      const captured = code === 'ENOENT' ? captureDirOf(input) : undefined;
+      if (captured !== undefined) return readDirectory(input, captured);
+      const versions = knownSchemaVersions();
       throw new SchemaInputError(
         input,
         code === 'ENOENT'
-          ? 'no such file or directory (expected a schema JSON file, a schemas/qemu-X.Y directory, a .replies file or an address)'
+          ? `no such file or directory (expected a schema JSON file, a schemas/qemu-X.Y directory, a .replies file, an address${
+              versions.length > 0 ? ` or a QEMU version: ${versions.join(', ')}` : ''
+            })`
           : `cannot read (${code ?? String(error)})`,
       );
     }
@@ -110,20 +164,10 @@ export async function readSchemaInput(
       await client.close();
     }
   }
-  if (stat.isDirectory()) {
-    const file = path.join(input, 'query-qmp-schema.json');
-    const text = readText(input, file);
-    return {
-      input,
-      kind: 'directory',
-      qemuVersion: versionOfManifest(readJsonIfPresent(input, path.join(input, 'manifest.json'))),
-      text,
-      names: readJsonIfPresent<NameMap>(input, path.join(input, 'names.json')),
-    };
-  }
+  if (stat.isDirectory()) return readDirectory(input, input);
   const text = readText(input, input);
   if (input.endsWith('.replies')) {
-    const { schemaFromReplies, isSchemaError } = await import('@qmpkit/codegen/schema');
+    const { schemaFromReplies, isSchemaError } = await import('@qmpkit/schema');
     try {
       const recorded = schemaFromReplies(input, text);
       const { major, minor, micro } = recorded.version;
@@ -151,7 +195,7 @@ export async function loadSchemaPair(
   a: RawSchemaInput,
   b: RawSchemaInput,
 ): Promise<[LoadedSchema, LoadedSchema]> {
-  const { readIntrospection, isSchemaError } = await import('@qmpkit/codegen/schema');
+  const { readIntrospection, isSchemaError } = await import('@qmpkit/schema');
   const named = a.names !== undefined && b.names !== undefined;
   const load = (raw: RawSchemaInput): LoadedSchema => {
     try {

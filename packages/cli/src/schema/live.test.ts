@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { validateArgs } from '@qmpkit/qapi/runtime-v1';
+import { readSchemaInfo } from '@qmpkit/schema/info';
 import { expect, it } from 'vitest';
 import { CAPTURE_FILE, model72 } from '../cli.test-support.js';
 import { openCommands } from './live.js';
 
 it("device_add stays open (QEMU does not check device properties); typed netdev_add/object-add don't", async () => {
-  const list = JSON.parse(readFileSync(CAPTURE_FILE, 'utf8')) as unknown[];
+  const list = readSchemaInfo(CAPTURE_FILE, JSON.parse(readFileSync(CAPTURE_FILE, 'utf8')));
   expect(openCommands(list)).toEqual(['device_add']);
   const { tables } = await model72();
   expect(

@@ -5,6 +5,7 @@
  * same `validateArgs` checks them and reports JSON paths.
  */
 import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
+import type { SchemaInfo } from '@qmpkit/schema/info';
 
 /**
  * Commands declared `'gen': false` in some QEMU version: QEMU does not check their arguments
@@ -15,23 +16,15 @@ import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
  */
 export const OPEN_ARGUMENT_COMMANDS: readonly string[] = ['device_add', 'netdev_add', 'object-add'];
 
-interface RawEntry {
-  readonly name?: unknown;
-  readonly 'meta-type'?: unknown;
-  readonly 'arg-type'?: unknown;
-  readonly variants?: unknown;
-}
-
 /** Which of `OPEN_ARGUMENT_COMMANDS` this schema leaves open (argument type not a union). */
-export function openCommands(list: readonly unknown[]): string[] {
-  const entries = list as readonly RawEntry[];
-  const types = new Map<unknown, RawEntry>();
-  for (const e of entries)
-    if (e['meta-type'] !== 'command' && e['meta-type'] !== 'event') types.set(e.name, e);
-  return entries
-    .filter((e) => e['meta-type'] === 'command' && OPEN_ARGUMENT_COMMANDS.includes(String(e.name)))
-    .filter((e) => types.get(e['arg-type'])?.variants === undefined)
-    .map((e) => String(e.name));
+export function openCommands(list: readonly SchemaInfo[]): string[] {
+  const unions = new Set(
+    list.filter((e) => e['meta-type'] === 'object' && e.variants !== undefined).map((e) => e.name),
+  );
+  return list
+    .filter((e) => e['meta-type'] === 'command')
+    .filter((e) => OPEN_ARGUMENT_COMMANDS.includes(e.name) && !unions.has(e['arg-type']))
+    .map((e) => e.name);
 }
 
 /**
@@ -44,12 +37,12 @@ export async function tablesFromSchemaList(
   label: string,
 ): Promise<SchemaTables> {
   // The schema subpath does not load the TypeScript compiler.
-  const { buildTables, readIntrospection } = await import('@qmpkit/codegen/schema');
+  const { buildTables, readIntrospection, readSchemaInfo } = await import('@qmpkit/schema');
   const schema = readIntrospection({
     file: label,
     text: JSON.stringify(list),
     qemuVersion,
-    names: { types: {}, openArguments: Array.isArray(list) ? openCommands(list) : [] },
+    names: { types: {}, openArguments: openCommands(readSchemaInfo(label, list)) },
   });
   // `TablesData` is the plain-data form of `SchemaTables` (the generated bindings annotate
   // the same literal with `SchemaTables`, so tsc keeps the two shapes in step).

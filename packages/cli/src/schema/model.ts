@@ -3,12 +3,14 @@
  * which keys an object takes (given what is already typed: a union's tag selects a branch),
  * the type at a nested key path, the values an enum or bool accepts.
  */
+
 import type {
   MemberTable,
   ObjectTable,
   SchemaTables,
   TypeRefString,
 } from '@qmpkit/qapi/runtime-v1';
+import { arrayElement } from '@qmpkit/schema/info';
 
 const INTEGERS = new Set([
   'int',
@@ -74,7 +76,8 @@ export class ArgumentModel {
   /** The element type of an array reference (also through alternates), or `undefined`. */
   element(ref: TypeRefString | undefined): TypeRefString | undefined {
     if (ref === undefined) return undefined;
-    if (ref.startsWith('[')) return ref.slice(1, -1);
+    const element = arrayElement(ref);
+    if (element !== undefined) return element;
     const def = this.tables.types[ref];
     if (def?.kind === 'alternate') {
       for (const alt of def.alternatives) {
@@ -159,7 +162,8 @@ export class ArgumentModel {
 
   /** A short human description of a type: `str`, `int`, `enum (a | b | …)`, `[str]`, `object`. */
   describe(ref: TypeRefString, depth = 0): string {
-    if (ref.startsWith('[')) return `[${this.describe(ref.slice(1, -1), depth + 1)}]`;
+    const element = arrayElement(ref);
+    if (element !== undefined) return `[${this.describe(element, depth + 1)}]`;
     const def = this.tables.types[ref];
     if (def === undefined) return isIntegerType(ref) ? 'int' : ref;
     if (def.kind === 'enum') {

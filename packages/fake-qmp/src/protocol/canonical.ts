@@ -3,7 +3,9 @@
  * visitor inserts first), so the QDict order the writer derives resolves hash-bucket
  * collisions exactly like QEMU, whatever order a handler built its objects in.
  */
+
 import type { SchemaTables, TypeRefString } from '@qmpkit/qapi/runtime-v1';
+import { arrayElement } from '@qmpkit/schema/info';
 import { isDict, RawJson } from '../json/values.js';
 
 export function canonicalize(
@@ -13,9 +15,9 @@ export function canonicalize(
 ): unknown {
   if (type === undefined || value === null || typeof value !== 'object' || value instanceof RawJson)
     return value;
-  if (type.startsWith('[')) {
+  const element = arrayElement(type);
+  if (element !== undefined) {
     if (!Array.isArray(value)) return value;
-    const element = type.slice(1, -1);
     return value.map((v: unknown) => canonicalize(tables, element, v));
   }
   const def = tables.types[type];
@@ -26,7 +28,7 @@ export function canonicalize(
       return isDict(value)
         ? d?.kind === 'object'
         : Array.isArray(value)
-          ? a.startsWith('[')
+          ? arrayElement(a) !== undefined
           : false;
     });
     return canonicalize(tables, branch, value);

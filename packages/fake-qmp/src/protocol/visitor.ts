@@ -6,7 +6,9 @@
  * `capabilities[0].capability`) except where QEMU prints the bare member name (enum values,
  * integer ranges, alternates). Wording measured on QEMU 7.2 (see the contract tests).
  */
+
 import type { SchemaTables, TypeRefString } from '@qmpkit/qapi/runtime-v1';
+import { arrayElement } from '@qmpkit/schema/info';
 import { isDict, type QemuDict, QemuFloat } from '../json/values.js';
 import { qdictOrder } from '../json/writer.js';
 import { GHashTableOrder } from '../model/ghash.js';
@@ -137,10 +139,10 @@ class Visitor {
   }
 
   private visitValue(name: string | null, type: TypeRefString): void {
-    if (type.startsWith('[')) {
+    const element = arrayElement(type);
+    if (element !== undefined) {
       const value = this.getValue(name);
       if (!Array.isArray(value)) this.typeError(name, 'array');
-      const element = type.slice(1, -1);
       const frame: Frame = { kind: 'list', name, index: -1 };
       this.push(frame);
       for (const item of value) {
@@ -154,13 +156,14 @@ class Visitor {
   }
 
   private visitElement(type: TypeRefString, value: unknown): void {
-    if (type.startsWith('[')) {
+    const element = arrayElement(type);
+    if (element !== undefined) {
       if (!Array.isArray(value)) this.typeError(null, 'array');
       const frame: Frame = { kind: 'list', name: null, index: -1 };
       this.push(frame);
       for (const item of value) {
         frame.index++;
-        this.visitElement(type.slice(1, -1), item);
+        this.visitElement(element, item);
       }
       this.stack.pop();
       return;
@@ -271,7 +274,7 @@ class Visitor {
       if (ref === 'null') return 'null';
       if (ref === 'number' || ref in INT_RANGES || ref in UINT_RANGES) return 'number';
       if (['int', 'int64', 'uint64', 'size'].includes(ref)) return 'number';
-      if (ref.startsWith('[')) return 'array';
+      if (arrayElement(ref) !== undefined) return 'array';
       const def = this.tables.types[ref];
       if (def?.kind === 'enum') return 'string';
       if (def?.kind === 'object') return 'object';

@@ -13,6 +13,7 @@
  * between) are imported with `importReplies`; their replies are re-serialised in QEMU's
  * wire format and the greeting is built from the recorded `query-version`.
  */
+import { isSchemaError, parseReplies } from '@qmpkit/schema';
 import { ConversationFileError } from '../errors.js';
 import { RawJson } from '../json/values.js';
 import { writeOrderedJson, writeQemuJson } from '../json/writer.js';
@@ -132,16 +133,12 @@ export async function importReplies(
     package: '',
   },
 ): Promise<Conversation> {
-  // Loaded on demand: the codegen package is large and only this importer needs it.
-  const { parseReplies } = await import('@qmpkit/codegen');
   let exchanges: ReturnType<typeof parseReplies>;
   try {
     exchanges = parseReplies(file, text);
   } catch (error) {
-    const e = error as { line?: number; reason?: string; message?: string };
-    throw new ConversationFileError(file, e.line, e.reason ?? e.message ?? String(error), {
-      cause: error,
-    });
+    if (!isSchemaError(error)) throw error;
+    throw new ConversationFileError(file, error.line, error.reason, { cause: error });
   }
   const versionReply = exchanges.find((e) => e.command.execute === 'query-version')?.reply.return;
   const version =

@@ -2,6 +2,7 @@
  * Run-time capability questions answered from `query-qmp-schema` (what *this* QEMU binary
  * supports), asked with names checked at compile time against the generated bindings.
  */
+import { readSchemaInfo, type SchemaInfo, type SchemaInfoMember } from '@qmpkit/schema/info';
 import type { KeysOfUnion } from './types.js';
 
 /** QAPI special features seen in QEMU's schemas; `has(…, { feature })` accepts only these. */
@@ -15,31 +16,16 @@ export type QapiFeature =
   | 'savevm-monitor-nodes'
   | 'fdset';
 
-/** One `SchemaInfo` entry of `query-qmp-schema`, as far as this module reads it. */
-export interface SchemaInfo {
-  readonly name: string;
-  readonly 'meta-type': 'builtin' | 'enum' | 'array' | 'object' | 'alternate' | 'command' | 'event';
-  readonly features?: readonly string[];
-  // command / event
-  readonly 'arg-type'?: string;
-  readonly 'ret-type'?: string;
-  readonly 'allow-oob'?: boolean;
-  // enum
-  readonly values?: readonly string[];
-  // object (members), enum (members with features), alternate (members with type)
-  readonly members?: readonly SchemaMember[];
-  readonly tag?: string;
-  readonly variants?: readonly { readonly case: string; readonly type: string }[];
-  // array
-  readonly 'element-type'?: string;
-}
+/** One `query-qmp-schema` entry: the shape `@qmpkit/schema`'s one reader checks. */
+export type { SchemaInfo };
+/** A member of an object type's `SchemaInfo`. */
+export type SchemaMember = SchemaInfoMember;
 
-export interface SchemaMember {
-  readonly name: string;
-  readonly type: string;
-  readonly default?: unknown;
-  readonly features?: readonly string[];
-}
+type ObjectInfo = Extract<SchemaInfo, { 'meta-type': 'object' }>;
+type EnumInfo = Extract<SchemaInfo, { 'meta-type': 'enum' }>;
+type CommandInfo = Extract<SchemaInfo, { 'meta-type': 'command' }>;
+type EventInfo = Extract<SchemaInfo, { 'meta-type': 'event' }>;
+type TypeInfo = Exclude<SchemaInfo, CommandInfo | EventInfo>;
 
 type Elem<X> = X extends readonly (infer U)[] ? U : X;
 type IsUnion<T, U = T> = T extends unknown ? ([U] extends [T] ? false : true) : never;
@@ -140,33 +126,32 @@ export interface UntypedSchemaQuery {
 /** Index over a `query-qmp-schema` result (names there are masked; we follow references). */
 export class SchemaIndex {
   readonly entries: readonly SchemaInfo[];
-  private readonly types = new Map<string, SchemaInfo>();
-  private readonly commands = new Map<string, SchemaInfo>();
-  private readonly events = new Map<string, SchemaInfo>();
+  private readonly types = new Map<string, TypeInfo>();
+  private readonly commands = new Map<string, CommandInfo>();
+  private readonly events = new Map<string, EventInfo>();
 
   constructor(entries: readonly SchemaInfo[]) {
     this.entries = entries;
     for (const entry of entries) {
-      const meta = entry['meta-type'];
-      if (meta === 'command') this.commands.set(entry.name, entry);
-      else if (meta === 'event') this.events.set(entry.name, entry);
+      if (entry['meta-type'] === 'command') this.commands.set(entry.name, entry);
+      else if (entry['meta-type'] === 'event') this.events.set(entry.name, entry);
       else this.types.set(entry.name, entry);
     }
   }
 
-  /** Validates the shape loosely and builds the index (throws `TypeError` on non-lists). */
+  /**
+   * Checks the shape with `@qmpkit/schema`'s reader and builds the index. Throws `TypeError`
+   * (with the reader's `SchemaError`, naming the bad entry, as `cause`) on anything else.
+   */
   static from(value: unknown): SchemaIndex {
-    if (!Array.isArray(value)) throw new TypeError('query-qmp-schema did not return a list');
-    for (const entry of value) {
-      if (
-        typeof entry !== 'object' ||
-        entry === null ||
-        typeof (entry as { name?: unknown }).name !== 'string' ||
-        typeof (entry as { 'meta-type'?: unknown })['meta-type'] !== 'string'
-      )
-        throw new TypeError('query-qmp-schema returned an entry without name/meta-type');
+    try {
+      return new SchemaIndex(readSchemaInfo('query-qmp-schema', value));
+    } catch (error) {
+      throw new TypeError(
+        `query-qmp-schema did not return a SchemaInfo list: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
     }
-    return new SchemaIndex(value as SchemaInfo[]);
   }
 
   commandNames(): string[] {
@@ -188,7 +173,7 @@ export class SchemaIndex {
   /** The discriminator of a command's arguments when they are a union (`driver` of `blockdev-add`). */
   argumentTag(command: string): string | undefined {
     const argType = this.commands.get(command)?.['arg-type'];
-    return argType === undefined ? undefined : this.types.get(argType)?.tag;
+    return argType === undefined ? undefined : this.object(argType)?.tag;
   }
 
   /** Whether `exec-oob` is allowed for a command. */
@@ -207,8 +192,12 @@ export class SchemaIndex {
     if (query.member === undefined && query.when === undefined) {
       return query.feature === undefined || (entry.features ?? []).includes(query.feature);
     }
-    const argType = entry['arg-type'];
-    return argType !== undefined && this.evaluate(argType, query);
+    return this.evaluate(entry['arg-type'], query);
+  }
+
+  private object(typeName: string): ObjectInfo | undefined {
+    const type = this.types.get(typeName);
+    return type?.['meta-type'] === 'object' ? type : undefined;
   }
 
   /** Evaluates a query against an object type. */
@@ -243,7 +232,7 @@ export class SchemaIndex {
     when: Readonly<Record<string, unknown>> | undefined,
     feature: string,
   ): boolean {
-    const type = this.types.get(typeName);
+    const type = this.object(typeName);
     const wanted = type?.tag === undefined ? undefined : when?.[type.tag];
     const branch = type?.variants?.find((v) => v.case === wanted);
     return branch !== undefined && (this.types.get(branch.type)?.features ?? []).includes(feature);
@@ -254,10 +243,9 @@ export class SchemaIndex {
     const type = this.types.get(typeName);
     if (type === undefined || depth > 8) return undefined;
     if (type['meta-type'] === 'object') return typeName;
-    if (type['meta-type'] === 'array' && type['element-type'] !== undefined)
-      return this.objectOf(type['element-type'], depth + 1);
+    if (type['meta-type'] === 'array') return this.objectOf(type['element-type'], depth + 1);
     if (type['meta-type'] === 'alternate') {
-      for (const alt of type.members ?? []) {
+      for (const alt of type.members) {
         const found = this.objectOf(alt.type, depth + 1);
         if (found) return found;
       }
@@ -266,14 +254,13 @@ export class SchemaIndex {
   }
 
   /** The enum behind a type reference, looking through arrays and alternates. */
-  private enumOf(typeName: string): SchemaInfo | undefined {
+  private enumOf(typeName: string): EnumInfo | undefined {
     const type = this.types.get(typeName);
     if (type === undefined) return undefined;
     if (type['meta-type'] === 'enum') return type;
-    if (type['meta-type'] === 'array' && type['element-type'] !== undefined)
-      return this.enumOf(type['element-type']);
+    if (type['meta-type'] === 'array') return this.enumOf(type['element-type']);
     if (type['meta-type'] === 'alternate') {
-      for (const alt of type.members ?? []) {
+      for (const alt of type.members) {
         const found = this.enumOf(alt.type);
         if (found) return found;
       }
@@ -291,9 +278,9 @@ export class SchemaIndex {
     when: Readonly<Record<string, unknown>> | undefined,
     depth = 0,
   ): SchemaMember | boolean {
-    const type = this.types.get(typeName);
-    if (type === undefined || type['meta-type'] !== 'object' || depth > 8) return false;
-    const base = type.members ?? [];
+    const type = this.object(typeName);
+    if (type === undefined || depth > 8) return false;
+    const base = type.members;
     let branches: readonly { case: string; type: string }[] = type.variants ?? [];
     for (const [key, wanted] of Object.entries(when ?? {})) {
       if (wanted === undefined) continue;
@@ -315,6 +302,6 @@ export class SchemaIndex {
   }
 }
 
-function enumValues(entry: SchemaInfo): readonly string[] {
-  return entry.values ?? entry.members?.map((m) => m.name) ?? [];
+function enumValues(entry: EnumInfo): readonly string[] {
+  return entry.values;
 }

@@ -46,6 +46,63 @@ export interface DiffOptions {
   readonly collapseIntegers?: boolean;
 }
 
+/**
+ * Pairs the implicit types of two schemas by where they are used, not by name: `before`'s
+ * implicit type → `after`'s. Masked introspection names get names derived from the first place
+ * that uses them (`BlockdevAddArgumentsNbd`), and that place can differ between versions, so
+ * one type can carry two names. Walking both schemas in step from every command and event
+ * (members by name, branches by case, alternatives by JSON kind, array elements) finds the
+ * type `after` has where `before` had its own. Named types are compared by name, never paired.
+ */
+export function pairImplicitTypes(before: Schema, after: Schema): ReadonlyMap<string, string> {
+  const pairs = new Map<string, string>();
+  const seen = new Set<string>();
+  const queue: [string, string][] = [];
+  const ref = (a: TypeRef | undefined, b: TypeRef | undefined): void => {
+    if (a === undefined || b === undefined) return;
+    if (a.kind === 'array' && b.kind === 'array') ref(a.element, b.element);
+    else if (a.kind === 'named' && b.kind === 'named') queue.push([a.name, b.name]);
+  };
+  for (const [name, a] of before.commands) {
+    const b = after.commands.get(name);
+    if (b === undefined) continue;
+    if (a.args !== undefined && b.args !== undefined) queue.push([a.args, b.args]);
+    ref(a.returns, b.returns);
+  }
+  for (const [name, a] of before.events) {
+    const b = after.events.get(name);
+    if (a.data !== undefined && b?.data !== undefined) queue.push([a.data, b.data]);
+  }
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    const [aName, bName] = next;
+    const a = before.types.get(aName);
+    const b = after.types.get(bName);
+    const key = `${aName}\u0000${bName}`;
+    if (a === undefined || b === undefined || seen.has(key)) continue;
+    seen.add(key);
+    // Named types keep their names; an implicit type pairs only with an implicit one (the
+    // first place that uses it decides).
+    if (a.implicit === undefined || b.implicit === undefined) {
+      if (aName !== bName) continue;
+    } else if (pairs.has(aName)) continue;
+    else pairs.set(aName, bName);
+    const bMembers = new Map((allMembers(after, bName) ?? []).map((m) => [m.name, m.type]));
+    for (const m of allMembers(before, aName) ?? []) ref(m.type, bMembers.get(m.name));
+    if (a.kind === 'union' && b.kind === 'union') {
+      const branches = new Map(b.branches.map((x) => [x.case, x.type]));
+      for (const x of a.branches) {
+        const other = branches.get(x.case);
+        if (other !== undefined) queue.push([x.type, other]);
+      }
+    }
+    if (a.kind === 'alternate' && b.kind === 'alternate') {
+      const alternatives = new Map(b.alternatives.map((x) => [x.name, x.type]));
+      for (const x of a.alternatives) ref(x.type, alternatives.get(x.name));
+    }
+  }
+  return pairs;
+}
+
 export function diffSchemas(
   before: Schema,
   after: Schema,
@@ -54,12 +111,16 @@ export function diffSchemas(
   const collapse =
     options.collapseIntegers ??
     (before.origin.kind === 'introspection' || after.origin.kind === 'introspection');
+  const pairs = pairImplicitTypes(before, after);
   const typeString = (ref: TypeRef): string =>
     ref.kind === 'array'
       ? `[${typeString(ref.element)}]`
       : collapse && INTEGER_BUILTINS.has(ref.name)
         ? 'int'
         : ref.name;
+  /** `before`'s type reference in `after`'s names, to tell a renamed type from a changed one. */
+  const inAfter = (ref: TypeRef): string =>
+    ref.kind === 'array' ? `[${inAfter(ref.element)}]` : (pairs.get(ref.name) ?? typeString(ref));
   const changes: SchemaChange[] = [];
   const push = (change: SchemaChange) => changes.push(change);
 
@@ -99,7 +160,7 @@ export function diffSchemas(
       if (m.optional && !other.optional) push({ kind: 'made-required', target, path: at });
       const from = typeString(m.type);
       const to = typeString(other.type);
-      if (from !== to) push({ kind: 'type-changed', target, path: at, from, to });
+      if (inAfter(m.type) !== to) push({ kind: 'type-changed', target, path: at, from, to });
       deprecation(at, target, m.features, other.features);
     }
     for (const m of b) {
@@ -127,7 +188,7 @@ export function diffSchemas(
     members('argument', name, membersOf(before, a.args), membersOf(after, b.args));
     const ra = a.returns ? typeString(a.returns) : '{}';
     const rb = b.returns ? typeString(b.returns) : '{}';
-    if (ra !== rb)
+    if ((a.returns ? inAfter(a.returns) : '{}') !== rb)
       push({ kind: 'type-changed', target: 'return-type', path: name, from: ra, to: rb });
     else if (a.returns?.kind === 'named' && b.returns?.kind === 'named') {
       const da = before.types.get(a.returns.name);
@@ -163,14 +224,22 @@ export function diffSchemas(
 
   // Named types present in both: enum values, union branches, struct members.
   for (const [name, a] of before.types) {
-    const b = after.types.get(name);
+    const bName = pairs.get(name) ?? name;
+    const b = after.types.get(bName);
     if (!b) continue;
-    // Implicit argument, return and event-data types were compared above with their command
-    // or event; comparing them again as types would report every change twice.
+    if (a.kind !== b.kind) {
+      push({ kind: 'type-changed', target: 'type', path: name, from: a.kind, to: b.kind });
+      deprecation(name, 'type', a.features, b.features);
+      continue;
+    }
+    // Implicit argument, return and event-data structs were compared above with their command
+    // or event; comparing them again as types would report every change twice. Unions there
+    // (`blockdev-add`'s masked `BlockdevOptions` in a raw capture) still need their branches
+    // and base compared: the command only compared the flattened base members.
+    const role = a.implicit?.role;
     if (
-      a.implicit?.role === 'arguments' ||
-      a.implicit?.role === 'event-data' ||
-      a.implicit?.role === 'returns'
+      (role === 'arguments' || role === 'event-data' || role === 'returns') &&
+      a.kind === 'struct'
     )
       continue;
     if (a.kind === 'enum' && b.kind === 'enum') {
@@ -208,7 +277,7 @@ export function diffSchemas(
             from: x.type,
             ...(x.if ? { if: x.if } : {}),
           });
-        else if (other.type !== x.type)
+        else if ((pairs.get(x.type) ?? x.type) !== other.type)
           push({
             kind: 'type-changed',
             target: 'branch',
@@ -228,11 +297,9 @@ export function diffSchemas(
             ...(x.if ? { if: x.if } : {}),
           });
       }
-      members('member', name, membersOf(before, name), membersOf(after, name));
+      members('member', name, membersOf(before, name), membersOf(after, bName));
     } else if (a.kind === 'struct' && b.kind === 'struct') {
-      members('member', name, membersOf(before, name), membersOf(after, name));
-    } else if (a.kind !== b.kind) {
-      push({ kind: 'type-changed', target: 'type', path: name, from: a.kind, to: b.kind });
+      members('member', name, membersOf(before, name), membersOf(after, bName));
     }
     deprecation(name, 'type', a.features, b.features);
   }

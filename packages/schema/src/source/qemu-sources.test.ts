@@ -12,7 +12,7 @@ import { allMembers } from '../model/schema.js';
 import type { ParsedSchema } from './ast.js';
 import { checkQapiSchema, parseQapiFile } from './index.js';
 
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
 const qemu72 = path.join(repoRoot, '.cache/qapi-source/qemu-7.2/qapi/qapi-schema.json');
 /**
  * A newer QEMU's QAPI source, the first that exists of: `QMPKIT_UPSTREAM_QAPI`, the team's

@@ -1,8 +1,8 @@
 import { SchemaError } from '../errors.js';
 import type { Schema, TypeDef, TypeRef } from '../model/ir.js';
-import { allMembers, isBuiltin, named } from '../model/schema.js';
-import type { NameMap, RawInfo } from './read.js';
-import { checkSchemaInfoList, parseJson } from './read.js';
+import { allMembers, arrayElement, isBuiltin, named } from '../model/schema.js';
+import { parseJson, readSchemaInfo, type SchemaInfo } from './info.js';
+import type { NameMap } from './read.js';
 
 export interface RecoveredNames extends NameMap {
   readonly modules: Readonly<Record<string, string>>;
@@ -54,8 +54,8 @@ function sourceJsonKind(source: Schema, ref: TypeRef): JsonKind {
   return 'object';
 }
 
-function rawJsonKind(infos: ReadonlyMap<string, RawInfo>, ref: string): JsonKind {
-  if (ref.startsWith('[')) return 'array';
+function rawJsonKind(infos: ReadonlyMap<string, SchemaInfo>, ref: string): JsonKind {
+  if (arrayElement(ref) !== undefined) return 'array';
   const info = infos.get(ref);
   if (!info) return 'value';
   switch (info['meta-type']) {
@@ -84,8 +84,8 @@ export function recoverNames(
   introspectionText: string,
   source: Schema,
 ): RecoveredNames {
-  const raw = checkSchemaInfoList(file, parseJson(file, introspectionText));
-  const infos = new Map<string, RawInfo>();
+  const raw = readSchemaInfo(file, parseJson(file, introspectionText));
+  const infos = new Map<string, SchemaInfo>();
   for (const info of raw)
     if (info['meta-type'] !== 'command' && info['meta-type'] !== 'event')
       infos.set(info.name, info);
@@ -96,7 +96,7 @@ export function recoverNames(
   const isMasked = (name: string) => /^\d+$/.test(name);
 
   const unify = (rawRef: string, srcRef: TypeRef, where: string): void => {
-    if (rawRef.startsWith('[')) {
+    if (arrayElement(rawRef) !== undefined) {
       if (srcRef.kind !== 'array') {
         conflicts.push(`${where}: introspection has a list, the source has '${srcRef.name}'`);
         return;

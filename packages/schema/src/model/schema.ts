@@ -40,6 +40,21 @@ export function arrayOf(element: TypeRef): TypeRef {
   return { kind: 'array', element };
 }
 
+/**
+ * The element of an array reference in QAPI notation (`'[BlockInfo]'` → `'BlockInfo'`), or
+ * `undefined` when `ref` is not an array. The one place that reads the `[T]` notation (array
+ * type names of introspection, type references of the runtime tables).
+ */
+export function arrayElement(ref: string): string | undefined {
+  return ref.length > 2 && ref.startsWith('[') && ref.endsWith(']') ? ref.slice(1, -1) : undefined;
+}
+
+/** A type reference in QAPI notation (`'[[str]]'`, `'int'`) as a `TypeRef`. */
+export function parseTypeRef(ref: string): TypeRef {
+  const element = arrayElement(ref);
+  return element === undefined ? named(ref) : arrayOf(parseTypeRef(element));
+}
+
 /** `[BlockInfo]` style rendering of a type reference, as QAPI writes it. */
 export function typeRefToString(ref: TypeRef): string {
   return ref.kind === 'named' ? ref.name : `[${typeRefToString(ref.element)}]`;

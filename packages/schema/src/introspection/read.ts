@@ -17,7 +17,8 @@ import type {
   UnionDef,
 } from '../model/ir.js';
 import { implicitNames } from '../model/naming.js';
-import { arrayOf, named } from '../model/schema.js';
+import { arrayElement, arrayOf, named, parseTypeRef } from '../model/schema.js';
+import { parseJson, readSchemaInfo, type SchemaInfo, type SchemaInfoMember } from './info.js';
 
 /**
  * Real names for masked introspection type names, recovered from QAPI source
@@ -49,211 +50,12 @@ export interface IntrospectionInput {
   readonly names?: NameMap;
 }
 
-// Raw SchemaInfo shapes (qapi/introspect.json).
-interface RawFeatureful {
-  readonly features?: readonly string[];
-}
-interface RawMember extends RawFeatureful {
-  readonly name: string;
-  readonly type: string;
-  readonly default?: unknown;
-}
-interface RawEnumMember extends RawFeatureful {
-  readonly name: string;
-}
-export type RawInfo =
-  | (RawFeatureful & {
-      readonly name: string;
-      readonly 'meta-type': 'builtin';
-      readonly 'json-type': string;
-    })
-  | (RawFeatureful & {
-      readonly name: string;
-      readonly 'meta-type': 'enum';
-      readonly values: readonly string[];
-      readonly members?: readonly RawEnumMember[];
-    })
-  | (RawFeatureful & {
-      readonly name: string;
-      readonly 'meta-type': 'array';
-      readonly 'element-type': string;
-    })
-  | (RawFeatureful & {
-      readonly name: string;
-      readonly 'meta-type': 'object';
-      readonly members: readonly RawMember[];
-      readonly tag?: string;
-      readonly variants?: readonly { readonly case: string; readonly type: string }[];
-    })
-  | (RawFeatureful & {
-      readonly name: string;
-      readonly 'meta-type': 'alternate';
-      readonly members: readonly { readonly type: string }[];
-    })
-  | (RawFeatureful & {
-      readonly name: string;
-      readonly 'meta-type': 'command';
-      readonly 'arg-type': string;
-      readonly 'ret-type': string;
-      readonly 'allow-oob'?: boolean;
-    })
-  | (RawFeatureful & {
-      readonly name: string;
-      readonly 'meta-type': 'event';
-      readonly 'arg-type': string;
-    });
-
-const META_TYPES = ['builtin', 'enum', 'array', 'object', 'alternate', 'command', 'event'] as const;
-
-/** Line and column (1-based) of a character offset. */
-function lineCol(text: string, offset: number): { line: number; col: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      lineStart = i + 1;
-    }
-  }
-  return { line, col: offset - lineStart + 1 };
-}
-
-export function parseJson(file: string, text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const position = /position (\d+)/.exec(message);
-    const loc = position ? lineCol(text, Number(position[1])) : { line: 1, col: 1 };
-    throw new SchemaError(
-      { file, ...loc },
-      `invalid JSON: ${message.replace(/ in JSON at position \d+.*$/, '')}`,
-    );
-  }
-}
-
-class EntryChecker {
-  constructor(
-    private readonly file: string,
-    private readonly index: number,
-    private readonly entry: Record<string, unknown>,
-  ) {}
-
-  fail(reason: string): never {
-    const name = typeof this.entry.name === 'string' ? ` '${this.entry.name}'` : '';
-    throw new SchemaError({ file: this.file }, `SchemaInfo entry #${this.index}${name}: ${reason}`);
-  }
-
-  string(key: string): string {
-    const value = this.entry[key];
-    if (typeof value !== 'string')
-      this.fail(`'${key}' must be a string, got ${JSON.stringify(value) ?? 'nothing'}`);
-    return value;
-  }
-
-  stringList(value: unknown, what: string): readonly string[] {
-    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string'))
-      this.fail(`${what} must be a list of strings`);
-    return value as string[];
-  }
-
-  objectList(key: string): readonly Record<string, unknown>[] {
-    const value = this.entry[key];
-    if (
-      !Array.isArray(value) ||
-      !value.every((v) => typeof v === 'object' && v !== null && !Array.isArray(v))
-    ) {
-      this.fail(`'${key}' must be a list of objects`);
-    }
-    return value as Record<string, unknown>[];
-  }
-}
-
-/** Checks that a parsed value is a SchemaInfo list and returns it typed. */
-export function checkSchemaInfoList(file: string, value: unknown): RawInfo[] {
-  let list = value;
-  if (typeof list === 'object' && list !== null && !Array.isArray(list) && 'return' in list) {
-    list = (list as { return: unknown }).return; // a whole QMP reply
-  }
-  if (!Array.isArray(list)) {
-    throw new SchemaError(
-      { file },
-      'not a SchemaInfo list: expected a JSON array (the return value of query-qmp-schema)',
-    );
-  }
-  if (list.length === 0)
-    throw new SchemaError({ file }, 'not a SchemaInfo list: the array is empty');
-  const seen = new Set<string>();
-  list.forEach((raw, index) => {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      throw new SchemaError(
-        { file },
-        `SchemaInfo entry #${index}: expected an object, got ${JSON.stringify(raw)}`,
-      );
-    }
-    const entry = raw as Record<string, unknown>;
-    const check = new EntryChecker(file, index, entry);
-    const name = check.string('name');
-    const meta = check.string('meta-type');
-    if (!(META_TYPES as readonly string[]).includes(meta))
-      check.fail(`unknown meta-type '${meta}'`);
-    if (entry.features !== undefined) check.stringList(entry.features, "'features'");
-    const key = `${meta === 'command' || meta === 'event' ? meta : 'type'}:${name}`;
-    if (seen.has(key)) check.fail('duplicate entry');
-    seen.add(key);
-    switch (meta) {
-      case 'builtin':
-        check.string('json-type');
-        break;
-      case 'enum':
-        check.stringList(entry.values, "'values'");
-        if (entry.members !== undefined) {
-          for (const m of check.objectList('members')) {
-            if (typeof m.name !== 'string') check.fail('enum member without a name');
-          }
-        }
-        break;
-      case 'array':
-        check.string('element-type');
-        break;
-      case 'object':
-        for (const m of check.objectList('members')) {
-          if (typeof m.name !== 'string' || typeof m.type !== 'string')
-            check.fail('object member needs string name and type');
-          if (m.features !== undefined)
-            check.stringList(m.features, `features of member '${String(m.name)}'`);
-        }
-        if (entry.tag !== undefined || entry.variants !== undefined) {
-          check.string('tag');
-          for (const v of check.objectList('variants')) {
-            if (typeof v.case !== 'string' || typeof v.type !== 'string')
-              check.fail('variant needs string case and type');
-          }
-        }
-        break;
-      case 'alternate':
-        for (const m of check.objectList('members')) {
-          if (typeof m.type !== 'string') check.fail('alternate member needs a string type');
-        }
-        break;
-      case 'command':
-        check.string('arg-type');
-        check.string('ret-type');
-        break;
-      case 'event':
-        check.string('arg-type');
-        break;
-    }
-  });
-  return list as RawInfo[];
-}
-
 function features(list: readonly string[] | undefined): Feature[] {
   return (list ?? []).map((name) => ({ name }));
 }
 
-function jsonKindName(info: RawInfo | undefined, ref: string): string {
-  if (ref.startsWith('[')) return 'list';
+function jsonKindName(info: SchemaInfo | undefined, ref: string): string {
+  if (arrayElement(ref) !== undefined) return 'list';
   if (!info) return 'value';
   switch (info['meta-type']) {
     case 'builtin':
@@ -273,8 +75,8 @@ function jsonKindName(info: RawInfo | undefined, ref: string): string {
  */
 export function readIntrospection(input: IntrospectionInput): Schema {
   const text = input.text ?? readFileSync(input.file, 'utf8');
-  const raw = checkSchemaInfoList(input.file, parseJson(input.file, text));
-  const infos = new Map<string, RawInfo>();
+  const raw = readSchemaInfo(input.file, parseJson(input.file, text));
+  const infos = new Map<string, SchemaInfo>();
   for (const info of raw) {
     if (info['meta-type'] !== 'command' && info['meta-type'] !== 'event')
       infos.set(info.name, info);
@@ -316,7 +118,7 @@ export function readIntrospection(input: IntrospectionInput): Schema {
     origins.set(masked, origin);
   };
 
-  const info = (name: string): RawInfo =>
+  const info = (name: string): SchemaInfo =>
     infos.get(name) ?? fail(`type '${name}' is referenced but not defined`);
   const isEmptyObject = (name: string): boolean => {
     const i = infos.get(name);
@@ -332,8 +134,8 @@ export function readIntrospection(input: IntrospectionInput): Schema {
   // Walk from commands and events in name order so fallback names do not depend on entry order.
   const visited = new Set<string>();
   const visit = (ref: string, wanted: string, origin: ImplicitOrigin): void => {
-    if (ref.startsWith('[')) {
-      const element = (info(ref) as Extract<RawInfo, { 'meta-type': 'array' }>)['element-type'];
+    if (arrayElement(ref) !== undefined) {
+      const element = (info(ref) as Extract<SchemaInfo, { 'meta-type': 'array' }>)['element-type'];
       visit(element, wanted, {
         ...origin,
         role: origin.role === 'returns' ? 'returns' : 'element',
@@ -376,10 +178,10 @@ export function readIntrospection(input: IntrospectionInput): Schema {
     }
   };
   const commandsRaw = raw.filter(
-    (r): r is Extract<RawInfo, { 'meta-type': 'command' }> => r['meta-type'] === 'command',
+    (r): r is Extract<SchemaInfo, { 'meta-type': 'command' }> => r['meta-type'] === 'command',
   );
   const eventsRaw = raw.filter(
-    (r): r is Extract<RawInfo, { 'meta-type': 'event' }> => r['meta-type'] === 'event',
+    (r): r is Extract<SchemaInfo, { 'meta-type': 'event' }> => r['meta-type'] === 'event',
   );
   const byName = <T extends { name: string }>(a: T, b: T) =>
     a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
@@ -403,8 +205,8 @@ export function readIntrospection(input: IntrospectionInput): Schema {
   }
 
   const ref = (name: string): TypeRef => {
-    if (name.startsWith('[')) {
-      const element = (info(name) as Extract<RawInfo, { 'meta-type': 'array' }>)['element-type'];
+    if (arrayElement(name) !== undefined) {
+      const element = (info(name) as Extract<SchemaInfo, { 'meta-type': 'array' }>)['element-type'];
       return arrayOf(ref(element));
     }
     const i = info(name);
@@ -422,14 +224,12 @@ export function readIntrospection(input: IntrospectionInput): Schema {
     };
   };
   const integers = input.names?.integers ?? {};
-  const sized = (width: string): TypeRef =>
-    width.startsWith('[') ? arrayOf(named(width.slice(1, -1))) : named(width);
-  const members = (list: readonly RawMember[], owner: string): Member[] =>
+  const members = (list: readonly SchemaInfoMember[], owner: string): Member[] =>
     list.map((m) => ({
       name: m.name,
       type:
         (m.type === 'int' || m.type === '[int]') && integers[owner]?.[m.name] !== undefined
-          ? sized(integers[owner][m.name]!)
+          ? parseTypeRef(integers[owner][m.name]!)
           : ref(m.type),
       optional: 'default' in m,
       features: features(m.features),

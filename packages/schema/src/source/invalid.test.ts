@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { isSchemaError, SchemaError } from '../errors.js';
 import { loadQapiSource } from './index.js';
 
-const fixtures = fileURLToPath(new URL('../../../test/fixtures/qapi/invalid/', import.meta.url));
+const fixtures = fileURLToPath(new URL('../../../../test/fixtures/qapi/invalid/', import.meta.url));
 
 /** Reads fixtures relative to the invalid-fixture folder, so messages carry short paths. */
 const readFile = (file: string): string => readFileSync(path.join(fixtures, file), 'utf8');

@@ -5,7 +5,7 @@ import { readIntrospection } from '../introspection/read.js';
 import { loadQapiSource } from '../source/index.js';
 import { withSourceDocs } from './enrich.js';
 
-const repoRoot = path.resolve(import.meta.dirname, '../../..');
+const repoRoot = path.resolve(import.meta.dirname, '../../../..');
 const sourceMain = path.join(repoRoot, '.cache/qapi-source/qemu-7.2/qapi/qapi-schema.json');
 
 describe('withSourceDocs', () => {

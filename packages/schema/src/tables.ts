@@ -1,5 +1,5 @@
-import type { Feature, Schema, TypeRef } from '../model/ir.js';
-import { allMembers, typeRefToString } from '../model/schema.js';
+import type { Feature, Schema, TypeRef } from './model/ir.js';
+import { allMembers, typeRefToString } from './model/schema.js';
 
 /**
  * The runtime tables (format 1) as plain data. The shape is `SchemaTables` of

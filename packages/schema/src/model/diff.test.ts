@@ -1,10 +1,11 @@
 /** diffSchemas over two small hand-made QAPI schemas: one change of each kind the CLI reports. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type NameMap, readIntrospection } from '../introspection/read.js';
 import { loadQapiSource } from '../source/index.js';
-import { diffSchemas, formatChange } from './diff.js';
+import { diffSchemas, formatChange, type SchemaChange } from './diff.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'codegen-diff-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -110,5 +111,72 @@ describe('diffSchemas', () => {
       target: 'argument',
       path: 'do-it.speed',
     });
+  });
+});
+
+describe('diffSchemas of raw query-qmp-schema captures (masked type names)', () => {
+  const repo = new URL('../../../../schemas/', import.meta.url);
+  const capture = (version: string, withNames: boolean) =>
+    readIntrospection({
+      file: `qemu-${version}/query-qmp-schema.json`,
+      text: readFileSync(new URL(`qemu-${version}/query-qmp-schema.json`, repo), 'utf8'),
+      ...(withNames
+        ? {
+            names: JSON.parse(
+              readFileSync(new URL(`qemu-${version}/names.json`, repo), 'utf8'),
+            ) as NameMap,
+          }
+        : {}),
+    });
+  const count = (changes: readonly SchemaChange[], target: string) =>
+    changes.filter((c) => c.target === target).length;
+
+  it('reports the union branches and kind changes of masked argument/return types (6.2 → 7.2)', () => {
+    const raw = diffSchemas(capture('6.2', false), capture('7.2', false));
+    const named = diffSchemas(capture('6.2', true), capture('7.2', true));
+    // Regression: the raw files lost every branch of a masked union used as a command's
+    // arguments or result (`blockdev-add`, `query-display-options`): 1 branch instead of 13.
+    for (const target of ['branch', 'type', 'enum-value', 'argument', 'command', 'event'])
+      expect(count(raw, target), target).toBe(count(named, target));
+    expect(raw.map(formatChange)).toEqual(
+      expect.arrayContaining([
+        '+ branch BlockdevAddArguments[snapshot-access] (BlockdevAddArgumentsBochs)',
+        '+ branch QueryDisplayOptionsResult[gtk] (QueryDisplayOptionsResultGtk)',
+        '~ type SetPasswordArguments (struct → union)',
+      ]),
+    );
+  });
+
+  it('pairs a masked type that a new command names first with its old name', () => {
+    const info = (commands: object[], objectMembers: object[]) =>
+      JSON.stringify([
+        ...commands,
+        { name: '0', 'meta-type': 'object', members: [{ name: 'opt', type: '1' }] },
+        { name: '1', 'meta-type': 'object', members: objectMembers },
+        { name: 'int', 'meta-type': 'builtin', 'json-type': 'int' },
+      ]);
+    const zCmd = { name: 'z-cmd', 'meta-type': 'command', 'arg-type': '0', 'ret-type': '0' };
+    const aCmd = { name: 'a-cmd', 'meta-type': 'command', 'arg-type': '1', 'ret-type': '0' };
+    const before = readIntrospection({
+      file: 'before.json',
+      text: info([zCmd], [{ name: 'x', type: 'int' }]),
+    });
+    const after = readIntrospection({
+      file: 'after.json',
+      text: info(
+        [aCmd, zCmd],
+        [
+          { name: 'x', type: 'int' },
+          { name: 'y', type: 'int' },
+        ],
+      ),
+    });
+    // The same type is `ZCmdArgumentsOpt` before and `ACmdArguments` after.
+    expect(before.types.has('ZCmdArgumentsOpt')).toBe(true);
+    expect(after.types.has('ZCmdArgumentsOpt')).toBe(false);
+    expect(diffSchemas(before, after).map(formatChange)).toEqual([
+      '+ command a-cmd',
+      '+ member ZCmdArgumentsOpt.y (int)',
+    ]);
   });
 });

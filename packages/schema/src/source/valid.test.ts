@@ -7,7 +7,7 @@ import type { Schema } from '../model/ir.js';
 import { allMembers } from '../model/schema.js';
 import { loadQapiSource, parseQapiFile } from './index.js';
 
-const fixtures = fileURLToPath(new URL('../../../test/fixtures/qapi/valid/', import.meta.url));
+const fixtures = fileURLToPath(new URL('../../../../test/fixtures/qapi/valid/', import.meta.url));
 const readFile = (file: string): string => readFileSync(path.join(fixtures, file), 'utf8');
 const load = (file: string): Schema => loadQapiSource(file, { readFile });
 

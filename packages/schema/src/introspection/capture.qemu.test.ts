@@ -14,7 +14,7 @@ import { captureSchema } from './capture.js';
 
 // Skip rules (never skip with CI=true), the temp dir and cleanup: the shared test support.
 const out = qemuSuite({ prefix: 'qmpkit-capture-' }).dir;
-const committedDir = path.resolve(import.meta.dirname, '../../../schemas/qemu-7.2');
+const committedDir = path.resolve(import.meta.dirname, '../../../../schemas/qemu-7.2');
 
 interface Manifest {
   qemu: { major: number; minor: number; micro: number; version: string; package: string };

@@ -11,12 +11,14 @@ import { loadQapiSource } from './index.js';
 
 const valid = readFileSync(
   fileURLToPath(
-    new URL('../../../test/fixtures/qapi/valid/schema/sub/devices.json', import.meta.url),
+    new URL('../../../../test/fixtures/qapi/valid/schema/sub/devices.json', import.meta.url),
   ),
   'utf8',
 );
 const docs = readFileSync(
-  fileURLToPath(new URL('../../../test/fixtures/qapi/valid/docs-7.2-style.json', import.meta.url)),
+  fileURLToPath(
+    new URL('../../../../test/fixtures/qapi/valid/docs-7.2-style.json', import.meta.url),
+  ),
   'utf8',
 );
 
