@@ -112,14 +112,15 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
     expect(again.err).toMatch(/already runs at .*qmpkit vm stop --dir/);
   });
 
-  it('saves with two strategies; a duplicate name needs --overwrite; list shows the tree', async () => {
+  it('saves; mixing strategy families is refused; a duplicate name needs --overwrite; list shows the tree', async () => {
     const first = await run('snapshot', 'save', 'first', '--dir', dir, '--strategy', 'external');
     expect(first.err).toMatch(/^save first: pause$/m); // plain progress lines off a terminal
     expect(first.code).toBe(0);
     expect(first.out).toMatch(
       /^saved 'first': external, \d+ ms \(guest downtime \d+ ms\), [\d.]+ MiB of VM state\n$/,
     );
-    const second = await run(
+    // An internal snapshot on top of external ones could never load (issue #12 §4): refused.
+    const mixed = await run(
       'snapshot',
       'save',
       'second',
@@ -127,11 +128,22 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
       dir,
       '--strategy',
       'internal-jobs',
+    );
+    expect(mixed.code).toBe(1);
+    expect(mixed.err).toMatch(/the store holds external snapshots \('first'\)/);
+    const second = await run(
+      'snapshot',
+      'save',
+      'second',
+      '--dir',
+      dir,
+      '--strategy',
+      'external',
       '--description',
       'after first',
     );
     expect(second.code).toBe(0);
-    expect(second.out).toMatch(/^saved 'second': internal-jobs, /);
+    expect(second.out).toMatch(/^saved 'second': external, /);
 
     const dup = await run('snapshot', 'save', 'first', '--dir', dir);
     expect(dup.code).toBe(1);
@@ -145,14 +157,14 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^ {2}first +external +[\d.]+ MiB {2}(just now|\d+ s ago)$/);
     expect(lines[1]).toMatch(
-      /^\* └─ second {2}internal-jobs +[\d.]+ MiB {2}(just now|\d+ s ago) {2}← current {2}after first$/,
+      /^\* └─ second {2}external +[\d.]+ MiB {2}(just now|\d+ s ago) {2}← current {2}after first$/,
     );
     const json = JSON.parse(
       (await run('snapshot', 'list', '--dir', dir, '--json')).out,
     ) as ListResult;
     expect(json.snapshots.map((s) => [s.name, s.strategy, s.parent])).toEqual([
       ['first', 'external', null],
-      ['second', 'internal-jobs', 'first'],
+      ['second', 'external', 'first'],
     ]);
     expect(json.current).toBe(json.snapshots[1]?.id);
   });
@@ -181,10 +193,7 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
 
   it('Ctrl-C during a save (in-process interrupt): exit 130, the store is unchanged, the VM runs', async () => {
     const io: RecordingIo = recordingIo(ENV);
-    const saving = main(
-      ['snapshot', 'save', 'doomed', '--dir', dir, '--strategy', 'internal-jobs'],
-      io,
-    );
+    const saving = main(['snapshot', 'save', 'doomed', '--dir', dir, '--strategy', 'external'], io);
     // Interrupted while QEMU streams the RAM (the `save` phase), not before it started.
     await waitFor(io.err, 'save doomed: save ');
     io.interrupt();
@@ -235,7 +244,7 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
   it('deletes a snapshot; the tree follows', async () => {
     const del = await run('snapshot', 'delete', 'second', '--dir', dir);
     expect(del.code).toBe(0);
-    expect(del.out).toMatch(/^deleted 'second' \(internal-jobs\) in \d+ ms\n$/);
+    expect(del.out).toMatch(/^deleted 'second' \(external\) in \d+ ms\n$/);
     const missing = await run('snapshot', 'delete', 'second', '--dir', dir);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^qmpkit: no snapshot 'second'/);
