@@ -18,6 +18,8 @@ import type { CliIo } from './io.js';
 export interface CliConnectOptions {
   /** Deadline for connect + greeting + negotiation, ms. */
   readonly timeout?: number;
+  /** Print the QMP wire on stderr: `> ` before each line sent, `< ` before each received. */
+  readonly trace?: boolean;
 }
 
 const HINTS: Record<string, string> = {
@@ -45,6 +47,12 @@ export async function connectCli(
     return await connect(parsed, {
       connectTimeout: timeout,
       logger: { warn: (message: string) => io.stderr.write(`qmpkit: ${message}\n`) },
+      ...(options.trace
+        ? {
+            trace: (direction: 'send' | 'recv', line: string) =>
+              io.stderr.write(`${direction === 'send' ? '>' : '<'} ${line}\n`),
+          }
+        : {}),
       ...(parsed.kind === 'ws' ? { WebSocket: await webSocketClass() } : {}),
     });
   } catch (error) {

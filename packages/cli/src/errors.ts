@@ -89,12 +89,32 @@ export class VmStartError extends Error {
   }
 }
 
+/**
+ * `qmpkit vm init` did not write the example: the file exists (and `--force` was not given)
+ * or cannot be written. Exit 1.
+ */
+export class VmInitError extends Error {
+  override readonly name = 'VmInitError' as const;
+  readonly exitCode = 1 as const;
+  /** The file that was not written. */
+  readonly file: string;
+  /** The system error code (`EEXIST`, `ENOENT`, `EACCES`, …). */
+  readonly code: string | undefined;
+
+  constructor(file: string, code: string | undefined, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.file = file;
+    this.code = code;
+  }
+}
+
 export type CliError =
   | CliUsageError
   | CliConnectError
   | ArgumentSyntaxError
   | SchemaInputError
-  | VmStartError;
+  | VmStartError
+  | VmInitError;
 
 export function isCliUsageError(value: unknown): value is CliUsageError {
   return hasName(value, 'CliUsageError');
@@ -111,6 +131,9 @@ export function isSchemaInputError(value: unknown): value is SchemaInputError {
 export function isVmStartError(value: unknown): value is VmStartError {
   return hasName(value, 'VmStartError');
 }
+export function isVmInitError(value: unknown): value is VmInitError {
+  return hasName(value, 'VmInitError');
+}
 /** Any error of this package (all carry `exitCode`). */
 export function isCliError(value: unknown): value is CliError {
   return (
@@ -118,6 +141,7 @@ export function isCliError(value: unknown): value is CliError {
     isCliConnectError(value) ||
     isArgumentSyntaxError(value) ||
     isSchemaInputError(value) ||
-    isVmStartError(value)
+    isVmStartError(value) ||
+    isVmInitError(value)
   );
 }

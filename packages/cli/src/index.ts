@@ -19,7 +19,9 @@ export {
   isCliError,
   isCliUsageError,
   isSchemaInputError,
+  isVmInitError,
   SchemaInputError,
+  VmInitError,
 } from './errors.js';
 export type { CliIo, CliOutput } from './io.js';
 export { processIo } from './io.js';

@@ -12,6 +12,7 @@ interface EventsFlags {
   count?: number;
   pretty?: boolean;
   timeout?: number;
+  trace?: boolean;
 }
 
 export const eventsCommand: CliCommand = {
@@ -26,16 +27,16 @@ export const eventsCommand: CliCommand = {
         new Option('-c, --count <n>', 'exit after n events').argParser(positiveInt('--count')),
       )
       .option('-p, --pretty', 'pretty-print (one event per block instead of per line)')
+      .option('--trace', 'print the QMP wire on stderr (> sent, < received, one JSON per line)')
       .addOption(
         new Option('--timeout <ms>', 'connect timeout').argParser(positiveInt('--timeout')),
       )
       .action(async (address: string, flags: EventsFlags) => {
         const { io } = context;
-        const client = await connectCli(
-          address,
-          io,
-          flags.timeout !== undefined ? { timeout: flags.timeout } : {},
-        );
+        const client = await connectCli(address, io, {
+          ...(flags.timeout !== undefined ? { timeout: flags.timeout } : {}),
+          ...(flags.trace ? { trace: true } : {}),
+        });
         const stop = new AbortController();
         const unsubscribe = io.onInterrupt(() => stop.abort());
         try {

@@ -20,6 +20,7 @@ interface ExecFlags {
   timeout?: number;
   connectTimeout?: number;
   jsonErrors?: boolean;
+  trace?: boolean;
 }
 
 export const execCommand: CliCommand = {
@@ -41,6 +42,7 @@ export const execCommand: CliCommand = {
         '--json-errors',
         'report a failure as one JSON line on stderr: {"error":{"class","desc","exitCode"}}',
       )
+      .option('--trace', 'print the QMP wire on stderr (> sent, < received, one JSON per line)')
       .option(
         '-w, --wait',
         'for job commands: wait until the job concludes (progress bar on stderr)',
@@ -97,11 +99,10 @@ async function runExec(
   const { io } = context;
   const pretty = flags.pretty ?? io.stdout.isTTY === true;
   const paint = painter(wantsColor(io.stderr, io.env));
-  const client = await connectCli(
-    address,
-    io,
-    flags.connectTimeout !== undefined ? { timeout: flags.connectTimeout } : {},
-  );
+  const client = await connectCli(address, io, {
+    ...(flags.connectTimeout !== undefined ? { timeout: flags.connectTimeout } : {}),
+    ...(flags.trace ? { trace: true } : {}),
+  });
   const stop = new AbortController();
   const unsubscribe = io.onInterrupt(() => stop.abort(new Error('interrupted')));
   const options = {

@@ -11,6 +11,7 @@ interface ShellFlags {
   history?: string | boolean;
   historySize?: number;
   timeout?: number;
+  trace?: boolean;
 }
 
 export const shellCommand: CliCommand = {
@@ -34,6 +35,7 @@ export const shellCommand: CliCommand = {
           positiveInt('--history-size'),
         ),
       )
+      .option('--trace', 'print the QMP wire on stderr (> sent, < received, one JSON per line)')
       .addOption(
         new Option('--timeout <ms>', 'connect timeout').argParser(positiveInt('--timeout')),
       )
@@ -54,6 +56,7 @@ export const shellCommand: CliCommand = {
           ...(history !== undefined ? { history } : {}),
           ...(flags.historySize !== undefined ? { historySize: flags.historySize } : {}),
           ...(flags.timeout !== undefined ? { timeout: flags.timeout } : {}),
+          ...(flags.trace ? { trace: true } : {}),
         });
         context.exit(code);
       });

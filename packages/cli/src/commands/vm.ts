@@ -1,7 +1,9 @@
 import { closeSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { Option } from 'commander';
 import { formatJson } from '../format.js';
 import { ControlClient } from '../vm/client.js';
+import { EXAMPLE_DISK, writeExampleConfig } from '../vm/init.js';
 import type { StatusResult } from '../vm/protocol.js';
 import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
@@ -66,6 +68,20 @@ export const vmCommand: CliCommand = {
       .description(
         'run a VM under a qmpkit supervisor (it owns QEMU and the snapshot store; see `qmpkit snapshot`)',
       );
+
+    vm.command('init')
+      .description(
+        'write a commented example configuration for `vm start` (exit 1 if the file exists, unless --force)',
+      )
+      .argument('[file]', 'where to write it', 'vm.jsonc')
+      .option('--force', 'replace the file if it exists')
+      .action(async (file: string, flags: { force?: boolean }) => {
+        await writeExampleConfig(file, flags.force === true);
+        const disk = path.join(path.dirname(file), EXAMPLE_DISK);
+        context.io.stdout.write(
+          `wrote ${file}\nnext: qemu-img create -f qcow2 ${disk} 1G\n      qmpkit vm start ${file} --dir VM_DIR\n`,
+        );
+      });
 
     vm.command('start')
       .description(

@@ -24,6 +24,8 @@ export interface ShellOptions extends ShellSettings {
   readonly historySize?: number;
   /** Connect deadline in ms. */
   readonly timeout?: number;
+  /** Print the QMP wire on stderr (`--trace`). */
+  readonly trace?: boolean;
 }
 
 /** Loads the live schema as validation tables; `undefined` (with a warning) if QEMU has none. */
@@ -51,11 +53,10 @@ export async function loadModel(
 }
 
 export async function runShell(io: CliIo, address: string, options: ShellOptions): Promise<number> {
-  const client = await connectCli(
-    address,
-    io,
-    options.timeout === undefined ? {} : { timeout: options.timeout },
-  );
+  const client = await connectCli(address, io, {
+    ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    ...(options.trace ? { trace: true } : {}),
+  });
   const out = io.stdout;
   const terminal = out.isTTY === true && (io.stdin as { isTTY?: boolean }).isTTY === true;
   const paint = painter(wantsColor(out, io.env));

@@ -111,6 +111,8 @@ export interface ConnectOptions<C, E> extends DialOptions {
   /** Reconnect after an unexpected disconnect (never for `duplex` addresses). */
   readonly reconnect?: boolean | ReconnectOptions;
   readonly logger?: Logger;
+  /** A tap on the QMP wire, lines sent and received: see `SessionOptions.trace`. */
+  readonly trace?: (direction: 'send' | 'recv', line: string) => void;
   /** Called for every event, also those that arrive during the handshake. */
   readonly onEvent?: (event: QmpEvent<E>) => void;
 }
@@ -297,6 +299,7 @@ export class QmpClient<
     const session = await QmpSession.open(channel, {
       connectTimeout: Math.max(1, Math.ceil(deadline - performance.now())),
       logger: this.logger,
+      ...(o.trace ? { trace: o.trace } : {}),
       onEvent: (event) => {
         if (this.validateEvents) this.checkEvent(event);
         if (onEvent) {

@@ -632,3 +632,56 @@ describe('maxInFlight', () => {
     expect(qmp.pendingCount).toBe(0);
   });
 });
+
+describe('trace', () => {
+  it('reports each line sent and received, whole, however the bytes were cut', async () => {
+    // The peer answers in pieces: a greeting cut mid-line and a reply whose two-byte
+    // character is split between writes, so the tap must reassemble lines and UTF-8.
+    const reply = Buffer.from('{"return": {"name": "café"}, "id": 2}\r\n');
+    const cut = reply.indexOf(0xc3) + 1;
+    const server = await peer((socket) => {
+      socket.write(GREETING.slice(0, 10));
+      socket.write(GREETING.slice(10));
+      let buffered = '';
+      socket.on('data', (data) => {
+        buffered += data.toString();
+        if (buffered.includes('qmp_capabilities') && !buffered.includes('\u0001')) {
+          buffered += '\u0001';
+          socket.write('{"return": {}, "id": 1}\r\n');
+        }
+        if (buffered.includes('query-name')) {
+          socket.write(reply.subarray(0, cut));
+          socket.write(reply.subarray(cut));
+        }
+      });
+    });
+    const lines: string[] = [];
+    const qmp = await connect(server.address, {
+      trace: (direction, line) => lines.push(`${direction === 'send' ? '>' : '<'} ${line}`),
+    });
+    expect(await qmp.executeUnchecked('query-name')).toEqual({ name: 'café' });
+    await qmp.close();
+    expect(lines).toEqual([
+      `< ${GREETING.replace(/\r\n$/, '')}`,
+      '> {"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":1}',
+      '< {"return": {}, "id": 1}',
+      '> {"execute":"query-name","id":2}',
+      '< {"return": {"name": "café"}, "id": 2}',
+    ]);
+  });
+
+  it('logs a throwing tap and goes on', async () => {
+    const server = await fake();
+    const warnings: string[] = [];
+    const qmp = await connect(server.address, {
+      logger: { warn: (message) => warnings.push(message) },
+      trace: () => {
+        throw new Error('tap broke');
+      },
+    });
+    expect(await qmp.executeUnchecked('query-status')).toMatchObject({ status: 'running' });
+    await qmp.close();
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings.every((w) => w === 'trace handler threw')).toBe(true);
+  });
+});

@@ -76,6 +76,13 @@ export interface SessionOptions {
    */
   readonly maxInFlight?: number;
   readonly logger?: Logger;
+  /**
+   * A tap on the wire, for debugging (`qmpkit --trace`): called with each line written
+   * (`send`) and each complete line read (`recv`), without its line ending, exactly as it
+   * crossed the channel. Synchronous; a throwing tap is logged, not propagated. When unset,
+   * reads and writes take no extra step.
+   */
+  readonly trace?: (direction: 'send' | 'recv', line: string) => void;
   /** Called for every event, including events that arrive before `ready`. */
   readonly onEvent?: (event: WireEvent) => void;
   /** Called once when the session is closed. */
@@ -257,7 +264,7 @@ export class QmpSession {
         else signal.addEventListener('abort', onAbort, { once: true });
       }
       this.channel.start({
-        data: (chunk) => this.decoder.push(chunk),
+        data: this.options.trace ? this.tracedData() : (chunk) => this.decoder.push(chunk),
         close: (error) => this.channelClosed(error),
       });
       const greeting = await Promise.race([greeted, failed]);
@@ -375,6 +382,32 @@ export class QmpSession {
       if (this.byOrder) this.fifo.push(entry);
     }
     this.channel.write(line);
+    if (this.options.trace) this.traceLine('send', line);
+  }
+
+  private traceLine(direction: 'send' | 'recv', line: string): void {
+    try {
+      this.options.trace?.(direction, line.replace(/\r?\n$/, ''));
+    } catch (error) {
+      this.logger.warn('trace handler threw', error);
+    }
+  }
+
+  /** The data handler with the tap: cuts the received bytes into lines for `trace`. */
+  private tracedData(): (chunk: Uint8Array) => void {
+    const text = new TextDecoder();
+    let partial = '';
+    return (chunk) => {
+      partial += text.decode(chunk, { stream: true });
+      let start = 0;
+      for (let nl = partial.indexOf('\n'); nl !== -1; nl = partial.indexOf('\n', start)) {
+        const line = partial.slice(start, partial[nl - 1] === '\r' ? nl - 1 : nl);
+        start = nl + 1;
+        if (line.trim() !== '') this.traceLine('recv', line);
+      }
+      partial = partial.slice(start);
+      this.decoder.push(chunk);
+    };
   }
 
   /** A reply to an in-band command arrived: a slot is free for a waiting command. */
