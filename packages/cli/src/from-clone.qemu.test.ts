@@ -30,9 +30,16 @@ afterAll(async () => {
   tmp.remove();
 });
 
+// The user's shell, not the `pnpm test` that runs this file: pnpm's npm_config_* settings
+// would make the nested npx warn about configs it does not know.
+const userEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/^(npm|pnpm)_/i.test(k) && k !== 'INIT_CWD'),
+);
+
 async function pnpmQmpkit(...args: string[]) {
   return promisify(execFile)('npx', ['-y', 'pnpm@10.34.9', '-s', 'qmpkit', ...args], {
     cwd: tmp.dir,
+    env: userEnv,
     encoding: 'utf8',
     timeout: 60_000,
   }).then(

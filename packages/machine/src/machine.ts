@@ -440,21 +440,10 @@ export class Machine {
       where.perProcess,
       { runDir: where.runDir, role: 'vm' },
     );
-    if (launch.machineType === undefined) {
+    if (launch.machineType === undefined)
       // First launch (or a state file from before pinning): record the versioned type the
       // configuration's one stands for on this binary, so every later process runs that.
-      try {
-        const machines = await proc.qmp.execute('query-machines');
-        const pinned = pinFromQueryMachines(model.machine.type, machines);
-        if (pinned !== undefined) launch = { ...launch, machineType: pinned };
-        else
-          settings.logger.warn(
-            `query-machines does not list '${model.machine.type}'; machine type not pinned`,
-          );
-      } catch (error) {
-        settings.logger.warn('query-machines failed; machine type not pinned', error);
-      }
-    }
+      launch = await pinMachineType(proc, model, launch, settings);
     const machine = new Machine({
       config: model,
       launch,
@@ -748,7 +737,11 @@ export class Machine {
     options: RestartOptions = {},
   ): Promise<readonly InheritedFileInfo[]> {
     const model = modelConfig(config, this.#config.accel ?? DEFAULT_ACCEL);
-    planProcess(model, this.#launch, options, {
+    // The pin stands for the configured type; a configuration that names another type is
+    // a deliberate change of machine type, pinned anew once the new process runs.
+    const repin = model.machine.type !== this.#config.machine.type;
+    const launch: StoredLaunch = repin ? withoutPin(this.#launch) : this.#launch;
+    planProcess(model, launch, options, {
       qmp: 3,
       consoles: dummyConsoleFds(this.#launch),
     });
@@ -774,12 +767,13 @@ export class Machine {
         this.#binary,
         true,
         model,
-        this.#launch,
+        launch,
         this.#settings,
         this.#consoles,
         options,
         { runDir: this.#runDir, role: restartRole(options) },
       );
+      this.#launch = repin ? await pinMachineType(proc, model, launch, this.#settings) : launch;
     } catch (error) {
       this.#persistInBackground('restart failed');
       throw error;
@@ -1024,4 +1018,29 @@ function removeDone(config: VmConfig, done: readonly UnplugStep[]): VmConfig {
 /** Starts QEMU for `config`; see `Machine.launch`. */
 export function launch(config: VmConfig, options: LaunchOptions = {}): Promise<Machine> {
   return Machine.launch(config, options);
+}
+
+/** The launch with the versioned machine type `model`'s type stands for on the running QEMU. */
+async function pinMachineType(
+  proc: Proc,
+  model: VmConfig,
+  launch: StoredLaunch,
+  settings: Settings,
+): Promise<StoredLaunch> {
+  try {
+    const machines = await proc.qmp.execute('query-machines');
+    const pinned = pinFromQueryMachines(model.machine.type, machines);
+    if (pinned !== undefined) return { ...launch, machineType: pinned };
+    settings.logger.warn(
+      `query-machines does not list '${model.machine.type}'; machine type not pinned`,
+    );
+  } catch (error) {
+    settings.logger.warn('query-machines failed; machine type not pinned', error);
+  }
+  return launch;
+}
+
+function withoutPin(launch: StoredLaunch): StoredLaunch {
+  const { machineType: _dropped, ...rest } = launch;
+  return rest;
 }
