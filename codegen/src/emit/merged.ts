@@ -24,7 +24,22 @@ import {
 } from '@qmpkit/schema';
 import ts from 'typescript';
 import { CodegenError } from '../errors.js';
-import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
+import {
+  builtinTypeNode,
+  exportAll,
+  FILE_SUFFIX,
+  FileBuilder,
+  generatedSpecifier,
+  getOrCreate,
+  importDeclaration,
+  jsDoc,
+  literal,
+  moduleStem,
+  preamble,
+  printFile,
+  propertyName,
+  sortedEntries,
+} from './kit.js';
 
 const f = ts.factory;
 
@@ -143,10 +158,7 @@ class MergedEmitter {
   private readonly events = new Map<string, Tracked<EventDef>>();
   /** type name → stem of the merged file holding it */
   private readonly home = new Map<string, string>();
-  private readonly files = new Map<
-    string,
-    { statements: ts.Statement[]; imports: Set<string>; runtime: Set<string> }
-  >();
+  private readonly files = new Map<string, FileBuilder>();
   /** Run-time availability data. */
   private readonly data = {
     commands: {} as Record<string, number>,
@@ -189,7 +201,7 @@ class MergedEmitter {
     const newest = versions.at(-1)!.version;
     for (const [name, t] of this.types) {
       const def = t.byVersion.get(newest) ?? [...t.byVersion.values()].at(-1)!;
-      this.home.set(name, (def.module ?? 'unassigned').replace(/[^A-Za-z0-9_-]/g, '_'));
+      this.home.set(name, moduleStem(def.module));
     }
   }
 
@@ -197,12 +209,12 @@ class MergedEmitter {
     return this.versions.find((v) => v.version === version)!.schema;
   }
 
-  private file(stem: string) {
-    return getOrCreate(this.files, stem, () => ({
-      statements: [] as ts.Statement[],
-      imports: new Set<string>(),
-      runtime: new Set<string>(),
-    }));
+  private file(stem: string): FileBuilder {
+    return getOrCreate(this.files, stem, () => {
+      const file = new FileBuilder(stem);
+      file.importType('versions', 'QemuVersion');
+      return file;
+    });
   }
 
   private versionParam(): ts.TypeParameterDeclaration {
@@ -228,7 +240,7 @@ class MergedEmitter {
     const home = this.home.get(name);
     if (home === undefined)
       throw new CodegenError(`merged view: reference to unknown type '${name}'`);
-    if (home !== stem) this.file(stem).imports.add(`${home}\u0000${name}`);
+    if (home !== stem) this.file(stem).importType(home, name);
     return f.createTypeReferenceNode(name, [param]);
   }
 
@@ -346,7 +358,7 @@ class MergedEmitter {
     let body: ts.TypeNode;
     switch (kind) {
       case 'enum': {
-        file.runtime.add('MeetEnum');
+        file.importRuntimeType('MeetEnum');
         const values = new Map<string, { in: Set<string>; deprecated: Set<string> }>();
         for (const v of versions) {
           const def = t.byVersion.get(v)!;
@@ -385,7 +397,7 @@ class MergedEmitter {
         break;
       }
       case 'struct': {
-        file.runtime.add('MeetObject');
+        file.importRuntimeType('MeetObject');
         body = f.createTypeReferenceNode('MeetObject', [
           f.createTypeReferenceNode('V'),
           this.memberTable(this.collectMembers(name, versions), stem, name),
@@ -393,8 +405,8 @@ class MergedEmitter {
         break;
       }
       case 'union': {
-        file.runtime.add('MeetUnion');
-        file.runtime.add('MeetObject');
+        file.importRuntimeType('MeetUnion');
+        file.importRuntimeType('MeetObject');
         const def = newest[1];
         if (def.kind !== 'union') throw new CodegenError('unreachable');
         const tag = def.discriminator;
@@ -456,7 +468,7 @@ class MergedEmitter {
         break;
       }
       case 'alternate': {
-        file.runtime.add('MeetAlternate');
+        file.importRuntimeType('MeetAlternate');
         const alts = new Map<string, { in: Set<string>; types: Map<string, TypeRef> }>();
         for (const v of versions) {
           const d = t.byVersion.get(v)!;
@@ -525,15 +537,15 @@ class MergedEmitter {
   private emitCommandsAndEvents(): void {
     const file = this.file('qmp-merged');
     const stem = 'qmp-merged';
-    file.imports.add(`versions\u0000QemuVersion`);
-    file.imports.add(`versions\u0000VersionMaps`);
-    file.runtime.add('IsSingleVersion');
+    file.importType('versions', 'QemuVersion');
+    file.importType('versions', 'VersionMaps');
+    file.importRuntimeType('IsSingleVersion');
     const v = () => f.createTypeReferenceNode('V');
     const commandEntries: ts.TypeElement[] = [];
     const versionEntries: ts.TypeElement[] = [];
     const argumentEntries: ts.TypeElement[] = [];
     const valueEntries: ts.TypeElement[] = [];
-    for (const [name, c] of [...this.commands.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [name, c] of sortedEntries(this.commands)) {
       this.data.commands[name] = this.av.mask(c.in);
       if (c.deprecated.size > 0) this.data.deprecated[name] = this.av.mask(c.deprecated);
       const args = new Map<string, TypeRef | undefined>();
@@ -698,7 +710,7 @@ class MergedEmitter {
       ),
     );
     const eventVersions: ts.TypeElement[] = [];
-    for (const [name, e] of [...this.events.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [name, e] of sortedEntries(this.events)) {
       for (const [version, def] of e.byVersion)
         noteFeatures(this.subjectFeatures, name, version, def.features);
       this.data.events[name] = this.av.mask(e.in);
@@ -1045,108 +1057,30 @@ class MergedEmitter {
   }
 
   emit(): Map<string, string> {
-    for (const [name, t] of [...this.types.entries()].sort(([a], [b]) => (a < b ? -1 : 1)))
-      this.emitType(name, t);
+    for (const [name, t] of sortedEntries(this.types)) this.emitType(name, t);
     const moduleStems = [...this.files.keys()].sort();
     this.emitCommandsAndEvents();
     for (const map of [this.subjectFeatures, this.typeFeatures]) {
-      for (const [key, features] of [...map.entries()].sort(([a], [b]) => (a < b ? -1 : 1)))
+      for (const [key, features] of sortedEntries(map))
         for (const [feature, set] of features)
           this.data.features[`${key}/$${feature}`] = this.av.mask(set);
     }
 
-    const printer = ts.createPrinter({ newLine: ts.NewLineKind.LineFeed });
-    const scratch = ts.createSourceFile(
-      'out.ts',
-      '',
-      ts.ScriptTarget.Latest,
-      false,
-      ts.ScriptKind.TS,
-    );
-    const print = (statements: readonly ts.Statement[]) =>
-      statements.map((s) => printer.printNode(ts.EmitHint.Unspecified, s, scratch)).join('\n\n');
-    const preamble = [
-      `// Generated by @qmpkit/codegen ${this.options.generatorVersion} — do not edit.`,
+    const head = preamble(this.options.generatorVersion, [
       `// Merged view of QEMU ${this.versions.map((x) => x.version).join(', ')}`,
-    ].join('\n');
+    ]);
     const out = new Map<string, string>();
-    out.set('versions.generated.ts', `${preamble}\n\n${print(this.emitVersions())}\n`);
-    for (const [stem, file] of [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const imports: ts.Statement[] = [];
-      if (file.runtime.size > 0) {
-        imports.push(
-          f.createImportDeclaration(
-            undefined,
-            f.createImportClause(
-              true,
-              undefined,
-              f.createNamedImports(
-                [...file.runtime]
-                  .sort()
-                  .map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n))),
-              ),
-            ),
-            f.createStringLiteral(this.options.runtimeImport),
-          ),
-        );
-      }
-      const byFile = new Map<string, Set<string>>();
-      for (const entry of file.imports) {
-        const [from, name] = entry.split('\u0000') as [string, string];
-        getOrCreate(byFile, from, () => new Set<string>()).add(name);
-      }
-      if (stem !== 'qmp-merged')
-        getOrCreate(byFile, 'versions', () => new Set<string>()).add('QemuVersion');
-      for (const [from, names] of [...byFile.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-        imports.push(
-          f.createImportDeclaration(
-            undefined,
-            f.createImportClause(
-              true,
-              undefined,
-              f.createNamedImports(
-                [...names]
-                  .sort()
-                  .map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n))),
-              ),
-            ),
-            f.createStringLiteral(`./${from}.generated.js`),
-          ),
-        );
-      }
-      out.set(
-        `${stem}.generated.ts`,
-        `${preamble}\n\n${print([...imports, ...file.statements])}\n`,
-      );
+    out.set('versions.generated.ts', printFile(head, this.emitVersions()));
+    for (const [stem, file] of sortedEntries(this.files)) {
+      const statements = [...file.imports(this.options.runtimeImport), ...file.statements];
+      out.set(`${stem}${FILE_SUFFIX}`, printFile(head, statements));
     }
     // Run-time availability.
     const data = { versions: this.versions.map((x) => x.version), ...this.data };
-    const literal = (value: unknown, depth: number): ts.Expression => {
-      if (typeof value === 'number') return f.createNumericLiteral(value);
-      if (typeof value === 'string') return f.createStringLiteral(value);
-      if (Array.isArray(value))
-        return f.createArrayLiteralExpression(value.map((x) => literal(x, depth - 1)));
-      return f.createObjectLiteralExpression(
-        Object.entries(value as Record<string, unknown>).map(([k, x]) =>
-          f.createPropertyAssignment(propertyName(k), literal(x, depth - 1)),
-        ),
-        depth > 0,
-      );
-    };
     out.set(
       'availability.generated.ts',
-      `${preamble}\n\n${print([
-        f.createImportDeclaration(
-          undefined,
-          f.createImportClause(
-            true,
-            undefined,
-            f.createNamedImports([
-              f.createImportSpecifier(false, undefined, f.createIdentifier('AvailabilityTables')),
-            ]),
-          ),
-          f.createStringLiteral(this.options.runtimeImport),
-        ),
+      printFile(head, [
+        importDeclaration(['AvailabilityTables'], this.options.runtimeImport, true),
         jsDoc(
           f.createVariableStatement(
             [f.createModifier(ts.SyntaxKind.ExportKeyword)],
@@ -1171,37 +1105,15 @@ class MergedEmitter {
             '`<key>/$<feature>` (libvirt writes it so).',
           ],
         ),
-      ])}\n`,
+      ]),
     );
     const index = [
-      f.createExportDeclaration(
-        undefined,
-        false,
-        undefined,
-        f.createStringLiteral('./versions.generated.js'),
+      ...['versions', 'qmp-merged', 'availability'].map((stem) =>
+        exportAll(generatedSpecifier(stem)),
       ),
-      f.createExportDeclaration(
-        undefined,
-        false,
-        undefined,
-        f.createStringLiteral('./qmp-merged.generated.js'),
-      ),
-      f.createExportDeclaration(
-        undefined,
-        false,
-        undefined,
-        f.createStringLiteral('./availability.generated.js'),
-      ),
-      ...moduleStems.map((stem) =>
-        f.createExportDeclaration(
-          undefined,
-          false,
-          undefined,
-          f.createStringLiteral(`./${stem}.generated.js`),
-        ),
-      ),
+      ...moduleStems.map((stem) => exportAll(generatedSpecifier(stem))),
     ];
-    out.set('index.generated.ts', `${preamble}\n\n${print(index)}\n`);
+    out.set('index.generated.ts', printFile(head, index));
     return out;
   }
 }
