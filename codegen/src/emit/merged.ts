@@ -42,6 +42,8 @@ import {
 } from './kit.js';
 
 const f = ts.factory;
+const v = () => f.createTypeReferenceNode('V');
+const exportModifiers = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
 
 export interface VersionInput {
   /** `major.minor`, e.g. "7.2". */
@@ -534,13 +536,67 @@ class MergedEmitter {
     return def?.kind === 'enum' ? 'string' : 'object';
   }
 
+  /** `qmp-merged`: availability of commands, arguments, events and features; range maps. */
   private emitCommandsAndEvents(): void {
     const file = this.file('qmp-merged');
-    const stem = 'qmp-merged';
     file.importType('versions', 'QemuVersion');
     file.importType('versions', 'VersionMaps');
     file.importRuntimeType('IsSingleVersion');
-    const v = () => f.createTypeReferenceNode('V');
+    this.emitCommandTables(file);
+    this.emitEventTables(file);
+    this.emitRangeMaps(file);
+  }
+
+  /** What one command looks like across versions: arguments, oob, argument and value sets. */
+  private collectCommand(name: string, c: Tracked<CommandDef>) {
+    const args = new Map<string, TypeRef | undefined>();
+    const oob = new Set<string>();
+    const argVersions = new Map<string, Set<string>>();
+    const argDeprecated = new Map<string, Set<string>>();
+    const valueVersions = new Map<string, Map<string, Set<string>>>();
+    for (const [version, def] of c.byVersion) {
+      noteFeatures(this.subjectFeatures, name, version, def.features);
+      args.set(version, def.args === undefined ? undefined : { kind: 'named', name: def.args });
+      if (def.allowOob) oob.add(version);
+      if (def.args === undefined) continue;
+      const schema = this.schemaOf(version);
+      const argsDef = schema.types.get(def.args);
+      const note = (key: string, type: TypeRef, features: Parameters<typeof isDeprecated>[0]) => {
+        getOrCreate(argVersions, key, () => new Set<string>()).add(version);
+        noteFeatures(this.subjectFeatures, `${name}.${key}`, version, features);
+        if (isDeprecated(features))
+          getOrCreate(argDeprecated, key, () => new Set<string>()).add(version);
+        const enumDef = type.kind === 'named' ? schema.types.get(type.name) : undefined;
+        if (enumDef?.kind !== 'enum') return;
+        const values = getOrCreate(valueVersions, key, () => new Map<string, Set<string>>());
+        for (const value of enumDef.values) {
+          getOrCreate(values, value.name, () => new Set<string>()).add(version);
+          noteFeatures(
+            this.subjectFeatures,
+            `${name}.${key}=${value.name}`,
+            version,
+            value.features,
+          );
+        }
+      };
+      for (const m of allMembers(schema, def.args) ?? []) note(m.name, m.type, m.features);
+      if (argsDef?.kind === 'union') {
+        for (const b of argsDef.branches) {
+          // A branch's own features (`blockdev-add[file]` / `dynamic-auto-read-only`).
+          const branchDef = schema.types.get(b.type);
+          if (branchDef)
+            noteFeatures(this.subjectFeatures, `${name}[${b.case}]`, version, branchDef.features);
+          for (const m of allMembers(schema, b.type) ?? [])
+            note(`${b.case}.${m.name}`, m.type, m.features);
+        }
+      }
+    }
+    return { args, oob, argVersions, argDeprecated, valueVersions };
+  }
+
+  /** `MergedCommands`, `CommandVersions`, `ArgumentVersions`, `ArgumentValueVersions`. */
+  private emitCommandTables(file: FileBuilder): void {
+    const stem = 'qmp-merged';
     const commandEntries: ts.TypeElement[] = [];
     const versionEntries: ts.TypeElement[] = [];
     const argumentEntries: ts.TypeElement[] = [];
@@ -548,48 +604,7 @@ class MergedEmitter {
     for (const [name, c] of sortedEntries(this.commands)) {
       this.data.commands[name] = this.av.mask(c.in);
       if (c.deprecated.size > 0) this.data.deprecated[name] = this.av.mask(c.deprecated);
-      const args = new Map<string, TypeRef | undefined>();
-      const oob = new Set<string>();
-      const argVersions = new Map<string, Set<string>>();
-      const argDeprecated = new Map<string, Set<string>>();
-      const valueVersions = new Map<string, Map<string, Set<string>>>();
-      for (const [version, def] of c.byVersion) {
-        noteFeatures(this.subjectFeatures, name, version, def.features);
-        args.set(version, def.args === undefined ? undefined : { kind: 'named', name: def.args });
-        if (def.allowOob) oob.add(version);
-        if (def.args === undefined) continue;
-        const schema = this.schemaOf(version);
-        const argsDef = schema.types.get(def.args);
-        const note = (key: string, type: TypeRef, features: Parameters<typeof isDeprecated>[0]) => {
-          getOrCreate(argVersions, key, () => new Set<string>()).add(version);
-          noteFeatures(this.subjectFeatures, `${name}.${key}`, version, features);
-          if (isDeprecated(features))
-            getOrCreate(argDeprecated, key, () => new Set<string>()).add(version);
-          const enumDef = type.kind === 'named' ? schema.types.get(type.name) : undefined;
-          if (enumDef?.kind !== 'enum') return;
-          const values = getOrCreate(valueVersions, key, () => new Map<string, Set<string>>());
-          for (const value of enumDef.values) {
-            getOrCreate(values, value.name, () => new Set<string>()).add(version);
-            noteFeatures(
-              this.subjectFeatures,
-              `${name}.${key}=${value.name}`,
-              version,
-              value.features,
-            );
-          }
-        };
-        for (const m of allMembers(schema, def.args) ?? []) note(m.name, m.type, m.features);
-        if (argsDef?.kind === 'union') {
-          for (const b of argsDef.branches) {
-            // A branch's own features (`blockdev-add[file]` / `dynamic-auto-read-only`).
-            const branchDef = schema.types.get(b.type);
-            if (branchDef)
-              noteFeatures(this.subjectFeatures, `${name}[${b.case}]`, version, branchDef.features);
-            for (const m of allMembers(schema, b.type) ?? [])
-              note(`${b.case}.${m.name}`, m.type, m.features);
-          }
-        }
-      }
+      const { args, oob, argVersions, argDeprecated, valueVersions } = this.collectCommand(name, c);
       const allUndefined = [...args.values()].every((a) => a === undefined);
       const argsNode = allUndefined
         ? f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword)
@@ -656,11 +671,10 @@ class MergedEmitter {
         );
       }
     }
-    const exportMods = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
     file.statements.push(
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'MergedCommands',
           [this.versionParam()],
           undefined,
@@ -673,7 +687,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'CommandVersions',
           undefined,
           undefined,
@@ -683,7 +697,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'ArgumentVersions',
           undefined,
           undefined,
@@ -696,7 +710,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'ArgumentValueVersions',
           undefined,
           undefined,
@@ -709,6 +723,10 @@ class MergedEmitter {
         ],
       ),
     );
+  }
+
+  /** `EventVersions` and `FeatureVersions` (after every subject's features are noted). */
+  private emitEventTables(file: FileBuilder): void {
     const eventVersions: ts.TypeElement[] = [];
     for (const [name, e] of sortedEntries(this.events)) {
       for (const [version, def] of e.byVersion)
@@ -725,7 +743,7 @@ class MergedEmitter {
     file.statements.push(
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'EventVersions',
           undefined,
           undefined,
@@ -735,7 +753,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'FeatureVersions',
           undefined,
           undefined,
@@ -768,7 +786,13 @@ class MergedEmitter {
         ],
       ),
     );
+  }
 
+  /**
+   * `ReturnsIn`, `DataIn`, `CommandsFor<V>`, `EventsFor<V>`: exact per-version maps for one
+   * version, the meet (args) and join (returns, event data) over the versions for a range.
+   */
+  private emitRangeMaps(file: FileBuilder): void {
     // CommandsFor<V> / EventsFor<V>: exact per-version maps for one version, the meet (args) and
     // join (returns, event data) over the versions for a range.
     const K = () => f.createTypeReferenceNode('K');
@@ -822,7 +846,7 @@ class MergedEmitter {
     file.statements.push(
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'ReturnsIn',
           [this.versionParam(), kParam(f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword))],
           perVersion('commands', 'returns'),
@@ -831,7 +855,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'DataIn',
           [this.versionParam(), kParam(f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword))],
           perVersion('events', 'data'),
@@ -937,7 +961,7 @@ class MergedEmitter {
     file.statements.push(
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'CommandsFor',
           [this.versionParam()],
           single(vm('commands'), rangeCommands),
@@ -949,7 +973,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'EventsFor',
           [this.versionParam()],
           single(vm('events'), rangeEvents),
@@ -962,7 +986,6 @@ class MergedEmitter {
   }
 
   private emitVersions(): ts.Statement[] {
-    const exportMods = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
     const order = this.versions.map((x) => x.version);
     const statements: ts.Statement[] = [];
     for (const version of order) {
@@ -981,7 +1004,7 @@ class MergedEmitter {
     statements.push(
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'QemuVersion',
           undefined,
           f.createUnionTypeNode(
@@ -992,7 +1015,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createVariableStatement(
-          exportMods(),
+          exportModifiers(),
           f.createVariableDeclarationList(
             [
               f.createVariableDeclaration(
@@ -1012,7 +1035,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'VersionMaps',
           undefined,
           undefined,
