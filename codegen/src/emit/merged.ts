@@ -14,13 +14,26 @@
  * - `availability.generated.ts`: the same availability as run-time data (`availability`).
  */
 
-import type { CommandDef, EventDef, Feature, Schema, TypeDef, TypeRef } from '@qmpkit/schema';
+import type {
+  CommandDef,
+  EventDef,
+  FeatureSets,
+  Schema,
+  Tracked,
+  TypeDef,
+  TypeRef,
+  VersionedSchema,
+  VersionSet,
+} from '@qmpkit/schema';
 import {
   allMembers,
   INTEGER_BUILTINS,
   isBuiltin,
   isDeprecated,
+  noteFeatures,
+  trackAvailability,
   typeRefToString,
+  VersionOrder,
 } from '@qmpkit/schema';
 import ts from 'typescript';
 import { CodegenError } from '../errors.js';
@@ -45,119 +58,31 @@ const f = ts.factory;
 const v = () => f.createTypeReferenceNode('V');
 const exportModifiers = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
 
-export interface VersionInput {
-  /** `major.minor`, e.g. "7.2". */
-  readonly version: string;
-  readonly schema: Schema;
-}
+export type VersionInput = VersionedSchema;
 
 export interface MergedEmitOptions {
   readonly runtimeImport: string;
   readonly generatorVersion: string;
 }
 
-type VersionSet = ReadonlySet<string>;
-
-class Availability {
-  constructor(readonly order: readonly string[]) {}
-
-  /** "QEMU 7.0+", "QEMU 4.2–7.1", "QEMU 5.0, 6.2" for a set. */
-  describe(set: VersionSet, deprecated?: VersionSet): string {
-    const present = this.order.filter((v) => set.has(v));
-    if (present.length === 0) return 'no version';
-    const runs: string[][] = [];
-    let run: string[] = [];
-    for (const v of this.order) {
-      if (set.has(v)) run.push(v);
-      else if (run.length > 0) {
-        runs.push(run);
-        run = [];
-      }
-    }
-    if (run.length > 0) runs.push(run);
-    const newest = this.order.at(-1);
-    const text = runs
-      .map((r) =>
-        r.length === 1
-          ? r[0] === newest && r[0] !== this.order[0]
-            ? `${r[0]}+`
-            : r[0]!
-          : r.at(-1) === newest
-            ? `${r[0]}+`
-            : `${r[0]}–${r.at(-1)}`,
-      )
-      .join(', ');
-    const all = present.length === this.order.length;
-    const dep =
-      deprecated && deprecated.size > 0
-        ? `; deprecated in ${this.order.find((v) => deprecated.has(v))}`
-        : '';
-    return `${all ? `all versions (${this.order[0]}+)` : `QEMU ${text}`}${dep}`;
-  }
-
+/** Version sets rendered as types (`'7.0' | '7.1'`, `QemuVersion`, `never`). */
+class Availability extends VersionOrder {
   /** The set as a union of string literals (`never` when empty). */
   node(set: VersionSet): ts.TypeNode {
-    const present = this.order.filter((v) => set.has(v));
+    const present = this.present(set);
     if (present.length === 0) return f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword);
     if (present.length === this.order.length) return f.createTypeReferenceNode('QemuVersion');
     const lits = present.map((v) => f.createLiteralTypeNode(f.createStringLiteral(v)));
     return lits.length === 1 ? lits[0]! : f.createUnionTypeNode(lits);
-  }
-
-  mask(set: VersionSet): number {
-    let mask = 0;
-    this.order.forEach((v, i) => {
-      if (set.has(v)) mask |= 1 << i;
-    });
-    return mask;
-  }
-}
-
-/** Per-version facts about one named thing. */
-interface Tracked<T> {
-  readonly in: Set<string>;
-  readonly deprecated: Set<string>;
-  readonly byVersion: Map<string, T>;
-}
-
-function track<T>(
-  map: Map<string, Tracked<T>>,
-  key: string,
-  version: string,
-  value: T,
-  deprecated: boolean,
-): void {
-  const entry = getOrCreate(map, key, () => ({
-    in: new Set<string>(),
-    deprecated: new Set<string>(),
-    byVersion: new Map<string, T>(),
-  }));
-  entry.in.add(version);
-  entry.byVersion.set(version, value);
-  if (deprecated) entry.deprecated.add(version);
-}
-
-/** subject key → feature → the versions where the subject carries it. */
-type FeatureSets = Map<string, Map<string, Set<string>>>;
-
-function noteFeatures(
-  map: FeatureSets,
-  key: string,
-  version: string,
-  features: readonly Feature[],
-): void {
-  for (const feature of features) {
-    const byFeature = getOrCreate(map, key, () => new Map<string, Set<string>>());
-    getOrCreate(byFeature, feature.name, () => new Set<string>()).add(version);
   }
 }
 
 class MergedEmitter {
   private readonly av: Availability;
   private readonly versions: readonly VersionInput[];
-  private readonly types = new Map<string, Tracked<TypeDef>>();
-  private readonly commands = new Map<string, Tracked<CommandDef>>();
-  private readonly events = new Map<string, Tracked<EventDef>>();
+  private readonly types: ReadonlyMap<string, Tracked<TypeDef>>;
+  private readonly commands: ReadonlyMap<string, Tracked<CommandDef>>;
+  private readonly events: ReadonlyMap<string, Tracked<EventDef>>;
   /** type name → stem of the merged file holding it */
   private readonly home = new Map<string, string>();
   private readonly files = new Map<string, FileBuilder>();
@@ -192,14 +117,10 @@ class MergedEmitter {
     }
     this.versions = versions;
     this.av = new Availability(versions.map((v) => v.version));
-    for (const { version, schema } of versions) {
-      for (const def of schema.types.values())
-        track(this.types, def.name, version, def, isDeprecated(def.features));
-      for (const def of schema.commands.values())
-        track(this.commands, def.name, version, def, isDeprecated(def.features));
-      for (const def of schema.events.values())
-        track(this.events, def.name, version, def, isDeprecated(def.features));
-    }
+    const tracked = trackAvailability(versions);
+    this.types = tracked.types;
+    this.commands = tracked.commands;
+    this.events = tracked.events;
     const newest = versions.at(-1)!.version;
     for (const [name, t] of this.types) {
       const def = t.byVersion.get(newest) ?? [...t.byVersion.values()].at(-1)!;
