@@ -14,139 +14,78 @@
  * - `availability.generated.ts`: the same availability as run-time data (`availability`).
  */
 
-import type { CommandDef, EventDef, Feature, Schema, TypeDef, TypeRef } from '@qmpkit/schema';
+import type {
+  CommandDef,
+  EventDef,
+  FeatureSets,
+  Schema,
+  Tracked,
+  TypeDef,
+  TypeRef,
+  VersionedSchema,
+  VersionSet,
+} from '@qmpkit/schema';
 import {
   allMembers,
   INTEGER_BUILTINS,
   isBuiltin,
   isDeprecated,
+  noteFeatures,
+  trackAvailability,
   typeRefToString,
+  VersionOrder,
 } from '@qmpkit/schema';
 import ts from 'typescript';
 import { CodegenError } from '../errors.js';
-import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
+import {
+  builtinTypeNode,
+  exportAll,
+  FILE_SUFFIX,
+  FileBuilder,
+  generatedSpecifier,
+  getOrCreate,
+  importDeclaration,
+  jsDoc,
+  literal,
+  moduleStem,
+  preamble,
+  printFile,
+  propertyName,
+  sortedEntries,
+} from './kit.js';
 
 const f = ts.factory;
+const v = () => f.createTypeReferenceNode('V');
+const exportModifiers = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
 
-export interface VersionInput {
-  /** `major.minor`, e.g. "7.2". */
-  readonly version: string;
-  readonly schema: Schema;
-}
+export type VersionInput = VersionedSchema;
 
 export interface MergedEmitOptions {
   readonly runtimeImport: string;
   readonly generatorVersion: string;
 }
 
-type VersionSet = ReadonlySet<string>;
-
-class Availability {
-  constructor(readonly order: readonly string[]) {}
-
-  /** "QEMU 7.0+", "QEMU 4.2–7.1", "QEMU 5.0, 6.2" for a set. */
-  describe(set: VersionSet, deprecated?: VersionSet): string {
-    const present = this.order.filter((v) => set.has(v));
-    if (present.length === 0) return 'no version';
-    const runs: string[][] = [];
-    let run: string[] = [];
-    for (const v of this.order) {
-      if (set.has(v)) run.push(v);
-      else if (run.length > 0) {
-        runs.push(run);
-        run = [];
-      }
-    }
-    if (run.length > 0) runs.push(run);
-    const newest = this.order.at(-1);
-    const text = runs
-      .map((r) =>
-        r.length === 1
-          ? r[0] === newest && r[0] !== this.order[0]
-            ? `${r[0]}+`
-            : r[0]!
-          : r.at(-1) === newest
-            ? `${r[0]}+`
-            : `${r[0]}–${r.at(-1)}`,
-      )
-      .join(', ');
-    const all = present.length === this.order.length;
-    const dep =
-      deprecated && deprecated.size > 0
-        ? `; deprecated in ${this.order.find((v) => deprecated.has(v))}`
-        : '';
-    return `${all ? `all versions (${this.order[0]}+)` : `QEMU ${text}`}${dep}`;
-  }
-
+/** Version sets rendered as types (`'7.0' | '7.1'`, `QemuVersion`, `never`). */
+class Availability extends VersionOrder {
   /** The set as a union of string literals (`never` when empty). */
   node(set: VersionSet): ts.TypeNode {
-    const present = this.order.filter((v) => set.has(v));
+    const present = this.present(set);
     if (present.length === 0) return f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword);
     if (present.length === this.order.length) return f.createTypeReferenceNode('QemuVersion');
     const lits = present.map((v) => f.createLiteralTypeNode(f.createStringLiteral(v)));
     return lits.length === 1 ? lits[0]! : f.createUnionTypeNode(lits);
-  }
-
-  mask(set: VersionSet): number {
-    let mask = 0;
-    this.order.forEach((v, i) => {
-      if (set.has(v)) mask |= 1 << i;
-    });
-    return mask;
-  }
-}
-
-/** Per-version facts about one named thing. */
-interface Tracked<T> {
-  readonly in: Set<string>;
-  readonly deprecated: Set<string>;
-  readonly byVersion: Map<string, T>;
-}
-
-function track<T>(
-  map: Map<string, Tracked<T>>,
-  key: string,
-  version: string,
-  value: T,
-  deprecated: boolean,
-): void {
-  const entry = getOrCreate(map, key, () => ({
-    in: new Set<string>(),
-    deprecated: new Set<string>(),
-    byVersion: new Map<string, T>(),
-  }));
-  entry.in.add(version);
-  entry.byVersion.set(version, value);
-  if (deprecated) entry.deprecated.add(version);
-}
-
-/** subject key → feature → the versions where the subject carries it. */
-type FeatureSets = Map<string, Map<string, Set<string>>>;
-
-function noteFeatures(
-  map: FeatureSets,
-  key: string,
-  version: string,
-  features: readonly Feature[],
-): void {
-  for (const feature of features) {
-    const byFeature = getOrCreate(map, key, () => new Map<string, Set<string>>());
-    getOrCreate(byFeature, feature.name, () => new Set<string>()).add(version);
   }
 }
 
 class MergedEmitter {
   private readonly av: Availability;
   private readonly versions: readonly VersionInput[];
-  private readonly types = new Map<string, Tracked<TypeDef>>();
-  private readonly commands = new Map<string, Tracked<CommandDef>>();
-  private readonly events = new Map<string, Tracked<EventDef>>();
+  private readonly types: ReadonlyMap<string, Tracked<TypeDef>>;
+  private readonly commands: ReadonlyMap<string, Tracked<CommandDef>>;
+  private readonly events: ReadonlyMap<string, Tracked<EventDef>>;
   /** type name → stem of the merged file holding it */
   private readonly home = new Map<string, string>();
-  private readonly files = new Map<
-    string,
-    { statements: ts.Statement[]; imports: Set<string>; runtime: Set<string> }
-  >();
+  private readonly files = new Map<string, FileBuilder>();
   /** Run-time availability data. */
   private readonly data = {
     commands: {} as Record<string, number>,
@@ -178,18 +117,14 @@ class MergedEmitter {
     }
     this.versions = versions;
     this.av = new Availability(versions.map((v) => v.version));
-    for (const { version, schema } of versions) {
-      for (const def of schema.types.values())
-        track(this.types, def.name, version, def, isDeprecated(def.features));
-      for (const def of schema.commands.values())
-        track(this.commands, def.name, version, def, isDeprecated(def.features));
-      for (const def of schema.events.values())
-        track(this.events, def.name, version, def, isDeprecated(def.features));
-    }
+    const tracked = trackAvailability(versions);
+    this.types = tracked.types;
+    this.commands = tracked.commands;
+    this.events = tracked.events;
     const newest = versions.at(-1)!.version;
     for (const [name, t] of this.types) {
       const def = t.byVersion.get(newest) ?? [...t.byVersion.values()].at(-1)!;
-      this.home.set(name, (def.module ?? 'unassigned').replace(/[^A-Za-z0-9_-]/g, '_'));
+      this.home.set(name, moduleStem(def.module));
     }
   }
 
@@ -197,12 +132,12 @@ class MergedEmitter {
     return this.versions.find((v) => v.version === version)!.schema;
   }
 
-  private file(stem: string) {
-    return getOrCreate(this.files, stem, () => ({
-      statements: [] as ts.Statement[],
-      imports: new Set<string>(),
-      runtime: new Set<string>(),
-    }));
+  private file(stem: string): FileBuilder {
+    return getOrCreate(this.files, stem, () => {
+      const file = new FileBuilder(stem);
+      file.importType('versions', 'QemuVersion');
+      return file;
+    });
   }
 
   private versionParam(): ts.TypeParameterDeclaration {
@@ -228,7 +163,7 @@ class MergedEmitter {
     const home = this.home.get(name);
     if (home === undefined)
       throw new CodegenError(`merged view: reference to unknown type '${name}'`);
-    if (home !== stem) this.file(stem).imports.add(`${home}\u0000${name}`);
+    if (home !== stem) this.file(stem).importType(home, name);
     return f.createTypeReferenceNode(name, [param]);
   }
 
@@ -346,7 +281,7 @@ class MergedEmitter {
     let body: ts.TypeNode;
     switch (kind) {
       case 'enum': {
-        file.runtime.add('MeetEnum');
+        file.importRuntimeType('MeetEnum');
         const values = new Map<string, { in: Set<string>; deprecated: Set<string> }>();
         for (const v of versions) {
           const def = t.byVersion.get(v)!;
@@ -385,7 +320,7 @@ class MergedEmitter {
         break;
       }
       case 'struct': {
-        file.runtime.add('MeetObject');
+        file.importRuntimeType('MeetObject');
         body = f.createTypeReferenceNode('MeetObject', [
           f.createTypeReferenceNode('V'),
           this.memberTable(this.collectMembers(name, versions), stem, name),
@@ -393,8 +328,8 @@ class MergedEmitter {
         break;
       }
       case 'union': {
-        file.runtime.add('MeetUnion');
-        file.runtime.add('MeetObject');
+        file.importRuntimeType('MeetUnion');
+        file.importRuntimeType('MeetObject');
         const def = newest[1];
         if (def.kind !== 'union') throw new CodegenError('unreachable');
         const tag = def.discriminator;
@@ -456,7 +391,7 @@ class MergedEmitter {
         break;
       }
       case 'alternate': {
-        file.runtime.add('MeetAlternate');
+        file.importRuntimeType('MeetAlternate');
         const alts = new Map<string, { in: Set<string>; types: Map<string, TypeRef> }>();
         for (const v of versions) {
           const d = t.byVersion.get(v)!;
@@ -522,62 +457,75 @@ class MergedEmitter {
     return def?.kind === 'enum' ? 'string' : 'object';
   }
 
+  /** `qmp-merged`: availability of commands, arguments, events and features; range maps. */
   private emitCommandsAndEvents(): void {
     const file = this.file('qmp-merged');
+    file.importType('versions', 'QemuVersion');
+    file.importType('versions', 'VersionMaps');
+    file.importRuntimeType('IsSingleVersion');
+    this.emitCommandTables(file);
+    this.emitEventTables(file);
+    this.emitRangeMaps(file);
+  }
+
+  /** What one command looks like across versions: arguments, oob, argument and value sets. */
+  private collectCommand(name: string, c: Tracked<CommandDef>) {
+    const args = new Map<string, TypeRef | undefined>();
+    const oob = new Set<string>();
+    const argVersions = new Map<string, Set<string>>();
+    const argDeprecated = new Map<string, Set<string>>();
+    const valueVersions = new Map<string, Map<string, Set<string>>>();
+    for (const [version, def] of c.byVersion) {
+      noteFeatures(this.subjectFeatures, name, version, def.features);
+      args.set(version, def.args === undefined ? undefined : { kind: 'named', name: def.args });
+      if (def.allowOob) oob.add(version);
+      if (def.args === undefined) continue;
+      const schema = this.schemaOf(version);
+      const argsDef = schema.types.get(def.args);
+      const note = (key: string, type: TypeRef, features: Parameters<typeof isDeprecated>[0]) => {
+        getOrCreate(argVersions, key, () => new Set<string>()).add(version);
+        noteFeatures(this.subjectFeatures, `${name}.${key}`, version, features);
+        if (isDeprecated(features))
+          getOrCreate(argDeprecated, key, () => new Set<string>()).add(version);
+        const enumDef = type.kind === 'named' ? schema.types.get(type.name) : undefined;
+        if (enumDef?.kind !== 'enum') return;
+        const values = getOrCreate(valueVersions, key, () => new Map<string, Set<string>>());
+        for (const value of enumDef.values) {
+          getOrCreate(values, value.name, () => new Set<string>()).add(version);
+          noteFeatures(
+            this.subjectFeatures,
+            `${name}.${key}=${value.name}`,
+            version,
+            value.features,
+          );
+        }
+      };
+      for (const m of allMembers(schema, def.args) ?? []) note(m.name, m.type, m.features);
+      if (argsDef?.kind === 'union') {
+        for (const b of argsDef.branches) {
+          // A branch's own features (`blockdev-add[file]` / `dynamic-auto-read-only`).
+          const branchDef = schema.types.get(b.type);
+          if (branchDef)
+            noteFeatures(this.subjectFeatures, `${name}[${b.case}]`, version, branchDef.features);
+          for (const m of allMembers(schema, b.type) ?? [])
+            note(`${b.case}.${m.name}`, m.type, m.features);
+        }
+      }
+    }
+    return { args, oob, argVersions, argDeprecated, valueVersions };
+  }
+
+  /** `MergedCommands`, `CommandVersions`, `ArgumentVersions`, `ArgumentValueVersions`. */
+  private emitCommandTables(file: FileBuilder): void {
     const stem = 'qmp-merged';
-    file.imports.add(`versions\u0000QemuVersion`);
-    file.imports.add(`versions\u0000VersionMaps`);
-    file.runtime.add('IsSingleVersion');
-    const v = () => f.createTypeReferenceNode('V');
     const commandEntries: ts.TypeElement[] = [];
     const versionEntries: ts.TypeElement[] = [];
     const argumentEntries: ts.TypeElement[] = [];
     const valueEntries: ts.TypeElement[] = [];
-    for (const [name, c] of [...this.commands.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [name, c] of sortedEntries(this.commands)) {
       this.data.commands[name] = this.av.mask(c.in);
       if (c.deprecated.size > 0) this.data.deprecated[name] = this.av.mask(c.deprecated);
-      const args = new Map<string, TypeRef | undefined>();
-      const oob = new Set<string>();
-      const argVersions = new Map<string, Set<string>>();
-      const argDeprecated = new Map<string, Set<string>>();
-      const valueVersions = new Map<string, Map<string, Set<string>>>();
-      for (const [version, def] of c.byVersion) {
-        noteFeatures(this.subjectFeatures, name, version, def.features);
-        args.set(version, def.args === undefined ? undefined : { kind: 'named', name: def.args });
-        if (def.allowOob) oob.add(version);
-        if (def.args === undefined) continue;
-        const schema = this.schemaOf(version);
-        const argsDef = schema.types.get(def.args);
-        const note = (key: string, type: TypeRef, features: Parameters<typeof isDeprecated>[0]) => {
-          getOrCreate(argVersions, key, () => new Set<string>()).add(version);
-          noteFeatures(this.subjectFeatures, `${name}.${key}`, version, features);
-          if (isDeprecated(features))
-            getOrCreate(argDeprecated, key, () => new Set<string>()).add(version);
-          const enumDef = type.kind === 'named' ? schema.types.get(type.name) : undefined;
-          if (enumDef?.kind !== 'enum') return;
-          const values = getOrCreate(valueVersions, key, () => new Map<string, Set<string>>());
-          for (const value of enumDef.values) {
-            getOrCreate(values, value.name, () => new Set<string>()).add(version);
-            noteFeatures(
-              this.subjectFeatures,
-              `${name}.${key}=${value.name}`,
-              version,
-              value.features,
-            );
-          }
-        };
-        for (const m of allMembers(schema, def.args) ?? []) note(m.name, m.type, m.features);
-        if (argsDef?.kind === 'union') {
-          for (const b of argsDef.branches) {
-            // A branch's own features (`blockdev-add[file]` / `dynamic-auto-read-only`).
-            const branchDef = schema.types.get(b.type);
-            if (branchDef)
-              noteFeatures(this.subjectFeatures, `${name}[${b.case}]`, version, branchDef.features);
-            for (const m of allMembers(schema, b.type) ?? [])
-              note(`${b.case}.${m.name}`, m.type, m.features);
-          }
-        }
-      }
+      const { args, oob, argVersions, argDeprecated, valueVersions } = this.collectCommand(name, c);
       const allUndefined = [...args.values()].every((a) => a === undefined);
       const argsNode = allUndefined
         ? f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword)
@@ -644,11 +592,10 @@ class MergedEmitter {
         );
       }
     }
-    const exportMods = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
     file.statements.push(
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'MergedCommands',
           [this.versionParam()],
           undefined,
@@ -661,7 +608,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'CommandVersions',
           undefined,
           undefined,
@@ -671,7 +618,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'ArgumentVersions',
           undefined,
           undefined,
@@ -684,7 +631,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'ArgumentValueVersions',
           undefined,
           undefined,
@@ -697,8 +644,12 @@ class MergedEmitter {
         ],
       ),
     );
+  }
+
+  /** `EventVersions` and `FeatureVersions` (after every subject's features are noted). */
+  private emitEventTables(file: FileBuilder): void {
     const eventVersions: ts.TypeElement[] = [];
-    for (const [name, e] of [...this.events.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [name, e] of sortedEntries(this.events)) {
       for (const [version, def] of e.byVersion)
         noteFeatures(this.subjectFeatures, name, version, def.features);
       this.data.events[name] = this.av.mask(e.in);
@@ -713,7 +664,7 @@ class MergedEmitter {
     file.statements.push(
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'EventVersions',
           undefined,
           undefined,
@@ -723,7 +674,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'FeatureVersions',
           undefined,
           undefined,
@@ -756,7 +707,13 @@ class MergedEmitter {
         ],
       ),
     );
+  }
 
+  /**
+   * `ReturnsIn`, `DataIn`, `CommandsFor<V>`, `EventsFor<V>`: exact per-version maps for one
+   * version, the meet (args) and join (returns, event data) over the versions for a range.
+   */
+  private emitRangeMaps(file: FileBuilder): void {
     // CommandsFor<V> / EventsFor<V>: exact per-version maps for one version, the meet (args) and
     // join (returns, event data) over the versions for a range.
     const K = () => f.createTypeReferenceNode('K');
@@ -810,7 +767,7 @@ class MergedEmitter {
     file.statements.push(
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'ReturnsIn',
           [this.versionParam(), kParam(f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword))],
           perVersion('commands', 'returns'),
@@ -819,7 +776,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'DataIn',
           [this.versionParam(), kParam(f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword))],
           perVersion('events', 'data'),
@@ -925,7 +882,7 @@ class MergedEmitter {
     file.statements.push(
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'CommandsFor',
           [this.versionParam()],
           single(vm('commands'), rangeCommands),
@@ -937,7 +894,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'EventsFor',
           [this.versionParam()],
           single(vm('events'), rangeEvents),
@@ -950,7 +907,6 @@ class MergedEmitter {
   }
 
   private emitVersions(): ts.Statement[] {
-    const exportMods = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
     const order = this.versions.map((x) => x.version);
     const statements: ts.Statement[] = [];
     for (const version of order) {
@@ -969,7 +925,7 @@ class MergedEmitter {
     statements.push(
       jsDoc(
         f.createTypeAliasDeclaration(
-          exportMods(),
+          exportModifiers(),
           'QemuVersion',
           undefined,
           f.createUnionTypeNode(
@@ -980,7 +936,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createVariableStatement(
-          exportMods(),
+          exportModifiers(),
           f.createVariableDeclarationList(
             [
               f.createVariableDeclaration(
@@ -1000,7 +956,7 @@ class MergedEmitter {
       ),
       jsDoc(
         f.createInterfaceDeclaration(
-          exportMods(),
+          exportModifiers(),
           'VersionMaps',
           undefined,
           undefined,
@@ -1045,108 +1001,30 @@ class MergedEmitter {
   }
 
   emit(): Map<string, string> {
-    for (const [name, t] of [...this.types.entries()].sort(([a], [b]) => (a < b ? -1 : 1)))
-      this.emitType(name, t);
+    for (const [name, t] of sortedEntries(this.types)) this.emitType(name, t);
     const moduleStems = [...this.files.keys()].sort();
     this.emitCommandsAndEvents();
     for (const map of [this.subjectFeatures, this.typeFeatures]) {
-      for (const [key, features] of [...map.entries()].sort(([a], [b]) => (a < b ? -1 : 1)))
+      for (const [key, features] of sortedEntries(map))
         for (const [feature, set] of features)
           this.data.features[`${key}/$${feature}`] = this.av.mask(set);
     }
 
-    const printer = ts.createPrinter({ newLine: ts.NewLineKind.LineFeed });
-    const scratch = ts.createSourceFile(
-      'out.ts',
-      '',
-      ts.ScriptTarget.Latest,
-      false,
-      ts.ScriptKind.TS,
-    );
-    const print = (statements: readonly ts.Statement[]) =>
-      statements.map((s) => printer.printNode(ts.EmitHint.Unspecified, s, scratch)).join('\n\n');
-    const preamble = [
-      `// Generated by @qmpkit/codegen ${this.options.generatorVersion} — do not edit.`,
+    const head = preamble(this.options.generatorVersion, [
       `// Merged view of QEMU ${this.versions.map((x) => x.version).join(', ')}`,
-    ].join('\n');
+    ]);
     const out = new Map<string, string>();
-    out.set('versions.generated.ts', `${preamble}\n\n${print(this.emitVersions())}\n`);
-    for (const [stem, file] of [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const imports: ts.Statement[] = [];
-      if (file.runtime.size > 0) {
-        imports.push(
-          f.createImportDeclaration(
-            undefined,
-            f.createImportClause(
-              true,
-              undefined,
-              f.createNamedImports(
-                [...file.runtime]
-                  .sort()
-                  .map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n))),
-              ),
-            ),
-            f.createStringLiteral(this.options.runtimeImport),
-          ),
-        );
-      }
-      const byFile = new Map<string, Set<string>>();
-      for (const entry of file.imports) {
-        const [from, name] = entry.split('\u0000') as [string, string];
-        getOrCreate(byFile, from, () => new Set<string>()).add(name);
-      }
-      if (stem !== 'qmp-merged')
-        getOrCreate(byFile, 'versions', () => new Set<string>()).add('QemuVersion');
-      for (const [from, names] of [...byFile.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-        imports.push(
-          f.createImportDeclaration(
-            undefined,
-            f.createImportClause(
-              true,
-              undefined,
-              f.createNamedImports(
-                [...names]
-                  .sort()
-                  .map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n))),
-              ),
-            ),
-            f.createStringLiteral(`./${from}.generated.js`),
-          ),
-        );
-      }
-      out.set(
-        `${stem}.generated.ts`,
-        `${preamble}\n\n${print([...imports, ...file.statements])}\n`,
-      );
+    out.set('versions.generated.ts', printFile(head, this.emitVersions()));
+    for (const [stem, file] of sortedEntries(this.files)) {
+      const statements = [...file.imports(this.options.runtimeImport), ...file.statements];
+      out.set(`${stem}${FILE_SUFFIX}`, printFile(head, statements));
     }
     // Run-time availability.
     const data = { versions: this.versions.map((x) => x.version), ...this.data };
-    const literal = (value: unknown, depth: number): ts.Expression => {
-      if (typeof value === 'number') return f.createNumericLiteral(value);
-      if (typeof value === 'string') return f.createStringLiteral(value);
-      if (Array.isArray(value))
-        return f.createArrayLiteralExpression(value.map((x) => literal(x, depth - 1)));
-      return f.createObjectLiteralExpression(
-        Object.entries(value as Record<string, unknown>).map(([k, x]) =>
-          f.createPropertyAssignment(propertyName(k), literal(x, depth - 1)),
-        ),
-        depth > 0,
-      );
-    };
     out.set(
       'availability.generated.ts',
-      `${preamble}\n\n${print([
-        f.createImportDeclaration(
-          undefined,
-          f.createImportClause(
-            true,
-            undefined,
-            f.createNamedImports([
-              f.createImportSpecifier(false, undefined, f.createIdentifier('AvailabilityTables')),
-            ]),
-          ),
-          f.createStringLiteral(this.options.runtimeImport),
-        ),
+      printFile(head, [
+        importDeclaration(['AvailabilityTables'], this.options.runtimeImport, true),
         jsDoc(
           f.createVariableStatement(
             [f.createModifier(ts.SyntaxKind.ExportKeyword)],
@@ -1171,37 +1049,15 @@ class MergedEmitter {
             '`<key>/$<feature>` (libvirt writes it so).',
           ],
         ),
-      ])}\n`,
+      ]),
     );
     const index = [
-      f.createExportDeclaration(
-        undefined,
-        false,
-        undefined,
-        f.createStringLiteral('./versions.generated.js'),
+      ...['versions', 'qmp-merged', 'availability'].map((stem) =>
+        exportAll(generatedSpecifier(stem)),
       ),
-      f.createExportDeclaration(
-        undefined,
-        false,
-        undefined,
-        f.createStringLiteral('./qmp-merged.generated.js'),
-      ),
-      f.createExportDeclaration(
-        undefined,
-        false,
-        undefined,
-        f.createStringLiteral('./availability.generated.js'),
-      ),
-      ...moduleStems.map((stem) =>
-        f.createExportDeclaration(
-          undefined,
-          false,
-          undefined,
-          f.createStringLiteral(`./${stem}.generated.js`),
-        ),
-      ),
+      ...moduleStems.map((stem) => exportAll(generatedSpecifier(stem))),
     ];
-    out.set('index.generated.ts', `${preamble}\n\n${print(index)}\n`);
+    out.set('index.generated.ts', printFile(head, index));
     return out;
   }
 }

@@ -25,7 +25,23 @@ import type {
 import { allMembers, buildTables, isBuiltin, typeRefToString } from '@qmpkit/schema';
 import ts from 'typescript';
 import { CodegenError } from '../errors.js';
-import { builtinTypeNode, getOrCreate, jsDoc, propertyName } from './kit.js';
+import {
+  builtinTypeNode,
+  exportAll,
+  FILE_SUFFIX,
+  FileBuilder,
+  generatedSpecifier,
+  getOrCreate,
+  jsDoc,
+  moduleStem,
+  preamble,
+  printFile,
+  propertyName,
+  sortedEntries,
+} from './kit.js';
+
+export { FILE_SUFFIX } from './kit.js';
+
 import { tablesExpression } from './tables-expression.js';
 
 const f = ts.factory;
@@ -55,9 +71,7 @@ const RESERVED_TYPE_NAMES = new Set([
   'never',
 ]);
 
-export const FILE_SUFFIX = '.generated.ts';
 const SPECIAL_FILES = ['index', 'qmp-commands', 'qmp-events', 'qmp-tables'];
-const UNASSIGNED_MODULE = 'unassigned';
 const lowerFirst = (name: string) => name.charAt(0).toLowerCase() + name.slice(1);
 
 function conditionText(cond: Condition): string {
@@ -118,95 +132,6 @@ function featureTags(features: readonly Feature[]): string[] {
   return lines;
 }
 
-class FileBuilder {
-  readonly statements: ts.Statement[] = [];
-  /** file stem → names imported as types */
-  private readonly typeImports = new Map<string, Set<string>>();
-  private readonly runtimeImports = new Set<string>();
-  private readonly runtimeValueImports = new Set<string>();
-  private readonly valueImports = new Map<string, Set<string>>();
-
-  constructor(readonly stem: string) {}
-
-  importType(stem: string, name: string): void {
-    if (stem === this.stem) return;
-    getOrCreate(this.typeImports, stem, () => new Set<string>()).add(name);
-  }
-
-  importValue(stem: string, name: string): void {
-    getOrCreate(this.valueImports, stem, () => new Set<string>()).add(name);
-  }
-
-  importRuntimeType(name: string): void {
-    this.runtimeImports.add(name);
-  }
-
-  importRuntimeValue(name: string): void {
-    this.runtimeValueImports.add(name);
-  }
-
-  imports(runtimeImport: string): ts.Statement[] {
-    const out: ts.Statement[] = [];
-    const specifiers = (names: Iterable<string>) =>
-      [...names]
-        .sort()
-        .map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n)));
-    if (this.runtimeImports.size > 0) {
-      out.push(
-        f.createImportDeclaration(
-          undefined,
-          f.createImportClause(
-            true,
-            undefined,
-            f.createNamedImports(specifiers(this.runtimeImports)),
-          ),
-          f.createStringLiteral(runtimeImport),
-        ),
-      );
-    }
-    if (this.runtimeValueImports.size > 0) {
-      out.push(
-        f.createImportDeclaration(
-          undefined,
-          f.createImportClause(
-            false,
-            undefined,
-            f.createNamedImports(specifiers(this.runtimeValueImports)),
-          ),
-          f.createStringLiteral(runtimeImport),
-        ),
-      );
-    }
-    for (const stem of [...this.valueImports.keys()].sort()) {
-      out.push(
-        f.createImportDeclaration(
-          undefined,
-          f.createImportClause(
-            false,
-            undefined,
-            f.createNamedImports(specifiers(this.valueImports.get(stem)!)),
-          ),
-          f.createStringLiteral(`./${stem}.generated.js`),
-        ),
-      );
-    }
-    for (const stem of [...this.typeImports.keys()].sort()) {
-      out.push(
-        f.createImportDeclaration(
-          undefined,
-          f.createImportClause(
-            true,
-            undefined,
-            f.createNamedImports(specifiers(this.typeImports.get(stem)!)),
-          ),
-          f.createStringLiteral(`./${stem}.generated.js`),
-        ),
-      );
-    }
-    return out;
-  }
-}
-
 class Emitter {
   private readonly docs: boolean;
   private readonly files = new Map<string, FileBuilder>();
@@ -224,17 +149,12 @@ class Emitter {
           `type name '${def.name}' would shadow a TypeScript global; rename it in the schema`,
         );
       }
-      this.home.set(def.name, this.moduleStem(def));
+      this.home.set(def.name, moduleStem(def.module));
     }
     for (const stem of new Set(this.home.values())) {
       if (SPECIAL_FILES.includes(stem))
         throw new CodegenError(`QAPI module '${stem}' clashes with a generated file name`);
     }
-  }
-
-  private moduleStem(def: Definition): string {
-    const module = def.module ?? UNASSIGNED_MODULE;
-    return module.replace(/[^A-Za-z0-9_-]/g, '_');
   }
 
   private file(stem: string): FileBuilder {
@@ -665,14 +585,7 @@ class Emitter {
   private emitIndex(moduleStems: readonly string[]): FileBuilder {
     const file = this.file('index');
     for (const stem of moduleStems) {
-      file.statements.push(
-        f.createExportDeclaration(
-          undefined,
-          false,
-          undefined,
-          f.createStringLiteral(`./${stem}.generated.js`),
-        ),
-      );
+      file.statements.push(exportAll(generatedSpecifier(stem)));
     }
     file.statements.push(
       f.createExportDeclaration(
@@ -819,28 +732,15 @@ class Emitter {
     this.emitTables();
     this.emitIndex(moduleStems);
 
-    const printer = ts.createPrinter({ newLine: ts.NewLineKind.LineFeed, removeComments: false });
-    const scratch = ts.createSourceFile(
-      'out.ts',
-      '',
-      ts.ScriptTarget.Latest,
-      false,
-      ts.ScriptKind.TS,
-    );
     const { origin } = this.schema;
-    const preamble = [
-      `// Generated by @qmpkit/codegen ${this.options.generatorVersion} — do not edit.`,
+    const head = preamble(this.options.generatorVersion, [
       `// Input: ${this.options.inputDescription} (${origin.kind}${origin.sha256 ? `, sha256 ${origin.sha256}` : ''})`,
       `// QEMU ${this.options.qemuVersion}`,
-    ].join('\n');
+    ]);
     const out = new Map<string, string>();
-    for (const stem of [...this.files.keys()].sort()) {
-      const file = this.files.get(stem)!;
+    for (const [stem, file] of sortedEntries(this.files)) {
       const statements = [...file.imports(this.options.runtimeImport), ...file.statements];
-      const body = statements
-        .map((s) => printer.printNode(ts.EmitHint.Unspecified, s, scratch))
-        .join('\n\n');
-      out.set(`${stem}${FILE_SUFFIX}`, `${preamble}\n\n${body}\n`);
+      out.set(`${stem}${FILE_SUFFIX}`, printFile(head, statements));
     }
     return out;
   }

@@ -14,6 +14,14 @@ export type { IntrospectionInput, NameMap } from './introspection/read.js';
 export { readIntrospection } from './introspection/read.js';
 export type { RecoveredNames } from './introspection/recover.js';
 export { recoverNames } from './introspection/recover.js';
+export type {
+  FeatureSets,
+  SchemaAvailability,
+  Tracked,
+  VersionedSchema,
+  VersionSet,
+} from './model/availability.js';
+export { noteFeatures, trackAvailability, VersionOrder } from './model/availability.js';
 export type { ChangeKind, ChangeTarget, DiffOptions, SchemaChange } from './model/diff.js';
 export { diffSchemas, formatChange } from './model/diff.js';
 export { withSourceDocs } from './model/enrich.js';

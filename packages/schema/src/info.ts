@@ -11,3 +11,14 @@ export type {
 } from './introspection/info.js';
 export { readSchemaInfo } from './introspection/info.js';
 export { arrayElement, parseTypeRef, typeRefToString } from './model/schema.js';
+export type {
+  AlternateTable,
+  CommandTable,
+  EnumTable,
+  EventTable,
+  MemberTable,
+  ObjectTable,
+  SchemaTables,
+  TypeRefString,
+  TypeTable,
+} from './tables-format.js';

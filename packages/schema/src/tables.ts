@@ -1,18 +1,18 @@
 import type { Feature, Schema, TypeRef } from './model/ir.js';
 import { allMembers, typeRefToString } from './model/schema.js';
+import type {
+  CommandTable,
+  EventTable,
+  MemberTable,
+  SchemaTables,
+  TypeTable,
+} from './tables-format.js';
 
 /**
- * The runtime tables (format 1) as plain data. The shape is `SchemaTables` of
- * `@qmpkit/qapi/runtime-v1`; generated code annotates the emitted literal with that type, so
- * `tsc` on the output catches any drift between this builder and the runtime.
+ * The runtime tables (format 1) as plain data: `SchemaTables` (defined here in
+ * `tables-format.ts`; `@qmpkit/qapi/runtime-v1` re-exports it).
  */
-export interface TablesData {
-  format: 1;
-  qemuVersion: string;
-  types: Record<string, Record<string, unknown>>;
-  commands: Record<string, Record<string, unknown>>;
-  events: Record<string, Record<string, unknown>>;
-}
+export type TablesData = SchemaTables;
 
 function featureNames(list: readonly Feature[]): { features?: string[] } {
   return list.length > 0 ? { features: list.map((f) => f.name) } : {};
@@ -26,7 +26,7 @@ function ref(type: TypeRef): string {
 }
 
 export function buildTables(schema: Schema, qemuVersion: string): TablesData {
-  const types: TablesData['types'] = {};
+  const types: Record<string, TypeTable> = {};
   for (const name of sortedKeys(schema.types)) {
     const def = schema.types.get(name)!;
     switch (def.kind) {
@@ -46,20 +46,23 @@ export function buildTables(schema: Schema, qemuVersion: string): TablesData {
       }
       case 'struct':
       case 'union': {
-        const members = (allMembers(schema, name) ?? []).map((m) => ({
-          name: m.name,
-          type: ref(m.type),
-          ...(m.optional ? { optional: true } : {}),
-          ...featureNames(m.features),
-        }));
-        const variants =
-          def.kind === 'union'
-            ? Object.fromEntries(def.branches.map((b) => [b.case, b.type]))
-            : undefined;
+        const members = (allMembers(schema, name) ?? []).map(
+          (m): MemberTable => ({
+            name: m.name,
+            type: ref(m.type),
+            ...(m.optional ? { optional: true as const } : {}),
+            ...featureNames(m.features),
+          }),
+        );
         types[name] = {
           kind: 'object',
           members,
-          ...(def.kind === 'union' ? { tag: def.discriminator, variants } : {}),
+          ...(def.kind === 'union'
+            ? {
+                tag: def.discriminator,
+                variants: Object.fromEntries(def.branches.map((b) => [b.case, b.type])),
+              }
+            : {}),
           ...featureNames(def.features),
         };
         break;
@@ -73,7 +76,7 @@ export function buildTables(schema: Schema, qemuVersion: string): TablesData {
         break;
     }
   }
-  const commands: TablesData['commands'] = {};
+  const commands: Record<string, CommandTable> = {};
   for (const name of sortedKeys(schema.commands)) {
     const c = schema.commands.get(name)!;
     commands[name] = {
@@ -86,7 +89,7 @@ export function buildTables(schema: Schema, qemuVersion: string): TablesData {
       ...featureNames(c.features),
     };
   }
-  const events: TablesData['events'] = {};
+  const events: Record<string, EventTable> = {};
   for (const name of sortedKeys(schema.events)) {
     const e = schema.events.get(name)!;
     events[name] = {
@@ -128,8 +131,6 @@ export const PACKED_COMMAND_FLAGS = {
   openArgs: 8,
 } as const;
 
-const KIND_CODES: Record<string, number> = { enum: 0, object: 1, alternate: 2 };
-
 /** Drops trailing entries that are absent (`undefined`, `0`, empty). */
 function trimmed(row: unknown[]): unknown[] {
   let end = row.length;
@@ -137,21 +138,23 @@ function trimmed(row: unknown[]): unknown[] {
   return row.slice(0, end).map((v) => (v === undefined ? 0 : v));
 }
 
-const features = (entry: Record<string, unknown>) => (entry.features as string[] | undefined) ?? 0;
+const features = (entry: { readonly features?: readonly string[] }) => entry.features ?? 0;
 
 export function packTables(data: TablesData): PackedTables {
   const types = Object.entries(data.types).map(([name, t]) => {
-    const kind = KIND_CODES[t.kind as string];
-    if (kind === 0) return trimmed([name, 0, t.values, features(t), t.valueFeatures]);
-    if (kind === 2) return trimmed([name, 2, t.alternatives, features(t)]);
-    const members = (t.members as Record<string, unknown>[]).map((m) =>
+    if (t.kind === 'enum') return trimmed([name, 0, t.values, features(t), t.valueFeatures]);
+    if (t.kind === 'alternate') return trimmed([name, 2, t.alternatives, features(t)]);
+    const members = t.members.map((m) =>
       trimmed([m.name, m.type, m.optional === true ? 1 : 0, features(m)]),
     );
     return trimmed([name, 1, members, features(t), t.tag, t.variants]);
   });
   const commands = Object.entries(data.commands).map(([name, c]) => {
     let flags = 0;
-    for (const [key, bit] of Object.entries(PACKED_COMMAND_FLAGS))
+    for (const [key, bit] of Object.entries(PACKED_COMMAND_FLAGS) as [
+      keyof typeof PACKED_COMMAND_FLAGS,
+      number,
+    ][])
       if (c[key] === true) flags |= bit;
     return trimmed([name, c.args ?? 0, c.returns ?? 0, flags, features(c)]);
   });

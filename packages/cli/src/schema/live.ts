@@ -44,7 +44,5 @@ export async function tablesFromSchemaList(
     qemuVersion,
     names: { types: {}, openArguments: openCommands(readSchemaInfo(label, list)) },
   });
-  // `TablesData` is the plain-data form of `SchemaTables` (the generated bindings annotate
-  // the same literal with `SchemaTables`, so tsc keeps the two shapes in step).
-  return buildTables(schema, qemuVersion) as unknown as SchemaTables;
+  return buildTables(schema, qemuVersion);
 }

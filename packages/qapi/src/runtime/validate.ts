@@ -1,3 +1,4 @@
+import { arrayElement } from '@qmpkit/schema/info';
 import { BUILTIN_RANGES, QTYPE_VALUES, type SchemaTables, type TypeRefString } from './tables.js';
 
 export type ProblemKind =
@@ -103,7 +104,7 @@ class Checker {
 
   /** The JSON kind a type accepts at its top level (for alternates and type errors). */
   jsonKindOfType(ref: TypeRefString): JsonKind {
-    if (ref.startsWith('[')) return 'array';
+    if (arrayElement(ref) !== undefined) return 'array';
     if (ref === 'str') return 'string';
     if (ref === 'number') return 'number';
     if (ref === 'bool') return 'boolean';
@@ -120,8 +121,8 @@ class Checker {
 
   check(ref: TypeRefString, value: unknown, path: string): void {
     if (this.problems.length >= this.max) return;
-    if (ref.startsWith('[')) {
-      const element = ref.slice(1, -1);
+    const element = arrayElement(ref);
+    if (element !== undefined) {
       if (!Array.isArray(value)) {
         this.typeError(path, 'array', value);
         return;

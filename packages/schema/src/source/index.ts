@@ -8,8 +8,10 @@
 import type { Schema } from '../model/ir.js';
 import type { ParsedSchema, ReadOptions } from './ast.js';
 import { checkExpressions } from './check.js';
+import { EntityTable } from './entities.js';
 import { lowerSchema } from './lower.js';
 import { parseQapiFile } from './parser.js';
+import { checkSemantics } from './semantic.js';
 
 export type {
   ParsedSchema,
@@ -32,7 +34,10 @@ export { parseQapiFile } from './parser.js';
 
 /** Runs the semantic checks on an already parsed schema and lowers it into the IR. */
 export function checkQapiSchema(parsed: ParsedSchema): Schema {
-  return lowerSchema(parsed, checkExpressions(parsed));
+  const table = new EntityTable(parsed);
+  table.defineAll(checkExpressions(parsed));
+  checkSemantics(parsed, table);
+  return lowerSchema(parsed, table);
 }
 
 /**
