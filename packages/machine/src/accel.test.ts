@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -42,11 +42,15 @@ describe('probeAccelerators', () => {
     expect(probe.usable).toEqual(['kvm', 'tcg']);
   });
 
-  it('does not offer kvm when the device is read-only for this user', async (ctx) => {
-    ctx.skip(process.getuid?.() === 0, 'root opens any file read-write');
+  it('does not offer kvm when the device is read-only for this user', async () => {
     const device = path.join(dir, 'kvm-ro');
-    writeFileSync(device, '');
-    chmodSync(device, 0o400);
+    if (process.getuid?.() === 0) {
+      // Root opens any file read-write whatever its mode; a directory it cannot (EISDIR).
+      mkdirSync(device);
+    } else {
+      writeFileSync(device, '');
+      chmodSync(device, 0o400);
+    }
     const probe = await probeAccelerators(fakeBinary('q3', ['tcg', 'kvm']), { kvmDevice: device });
     expect(probe.kvm.usable).toBe(false);
     expect(probe.usable).toEqual(['tcg']);
