@@ -4,8 +4,9 @@
  * package (not in `publishConfig.exports`, not built).
  *
  * - Binary lookup: `QEMU` (the system's `qemu-system-x86_64` and `qemu-img`, with version),
- *   `qemuBinaries()` lists every binary the tests know; a second one (e.g. QEMU 10.0
- *   unpacked under `.cache/`) is one more entry in `candidates()`.
+ *   `QEMU_10` (QEMU 10.0 unpacked by `pnpm qemu:fetch 10.0` under the repository's `.cache`,
+ *   run with its own `-L` data dir and `QEMU_MODULE_DIR`), `qemuBinaries()` lists them all.
+ *   Spawn through `spawnQemu({ binary })` or with `binary.baseArgs` and `binary.env`.
  * - Skip rules: `qemuSuite()` / `requireQemu(ctx)` skip with the reason when QEMU is missing;
  *   with `CI=true` they never skip: the test fails and says what is missing.
  * - Temp dirs: `privateTempDir()` makes a 0700 dir (checked) and removes it afterwards.
@@ -28,6 +29,7 @@ import {
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { type GuestQemuArgsOptions, guestQemuArgs, writeGuestImage } from '../node.js';
@@ -58,6 +60,13 @@ export interface QemuBinary {
   readonly io: string;
   /** Arguments every spawn of `system` needs (e.g. `-L <datadir>` for an unpacked build). */
   readonly baseArgs: readonly string[];
+  /** Environment every spawn of `system` needs on top of `process.env` (e.g. `QEMU_MODULE_DIR`). */
+  readonly env: Readonly<Record<string, string>>;
+  /**
+   * What `@qmpkit/machine`'s `launch({ qemu })` takes for this binary: a release name of the
+   * repository's cache (with `cacheDir: REPO_CACHE_DIR`) or the system binary's path.
+   */
+  readonly machineQemu: string;
   /** Parsed from `--version`; `undefined` when the binary is missing. */
   readonly version: QemuVersion | undefined;
   /** `--version`'s first line, or why the binary is not usable. */
@@ -72,6 +81,35 @@ interface Candidate {
   readonly img: string;
   readonly io: string;
   readonly baseArgs?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly machineQemu?: string;
+  /** Checked before `--version`: why the binary is not there (e.g. not fetched). */
+  readonly absent?: string | undefined;
+}
+
+/** The repository's download cache (`pnpm qemu:fetch`, `pnpm testguest:linux` fill it). */
+export const REPO_CACHE_DIR: string = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../../../.cache',
+);
+
+/** QEMU 10.0 as `pnpm qemu:fetch 10.0` unpacks it (see `@qmpkit/machine`'s `binary.ts`). */
+function qemu10Candidate(): Candidate {
+  const base = path.join(REPO_CACHE_DIR, 'qemu', '10.0');
+  const root = path.join(base, 'root');
+  const fetched = existsSync(path.join(base, 'manifest.json'));
+  return {
+    id: '10.0',
+    system: path.join(root, 'usr/bin/qemu-system-x86_64'),
+    // The backport ships no qemu-utils: images are made with the system's qemu-img (qcow2 is
+    // the same format on both).
+    img: process.env.QMPKIT_QEMU_IMG ?? 'qemu-img',
+    io: process.env.QMPKIT_QEMU_IO ?? 'qemu-io',
+    baseArgs: ['-L', path.join(root, 'usr/share/qemu')],
+    env: { QEMU_MODULE_DIR: path.join(root, 'usr/lib/x86_64-linux-gnu/qemu') },
+    machineQemu: '10.0',
+    absent: fetched ? undefined : 'QEMU 10.0 is not fetched (run `pnpm qemu:fetch 10.0`; CI does)',
+  };
 }
 
 /**
@@ -87,6 +125,7 @@ function candidates(): Candidate[] {
       img: process.env.QMPKIT_QEMU_IMG ?? 'qemu-img',
       io: process.env.QMPKIT_QEMU_IO ?? 'qemu-io',
     },
+    qemu10Candidate(),
   ];
 }
 
@@ -98,24 +137,31 @@ export function parseQemuVersion(text: string): QemuVersion | undefined {
 }
 
 function probe(candidate: Candidate): QemuBinary {
+  const env = { ...process.env, ...candidate.env };
   const run = (command: string) =>
-    spawnSync(command, ['--version'], { encoding: 'utf8', timeout: 20_000 });
-  const system = run(candidate.system);
-  const img = run(candidate.img);
+    spawnSync(command, ['--version'], { encoding: 'utf8', timeout: 20_000, env });
   const firstLine = (s: string | null) => (s ?? '').split('\n')[0]?.trim() ?? '';
-  let missing: string | undefined;
-  if (system.error || system.status !== 0)
-    missing = `${candidate.system} is not runnable (${system.error?.message ?? `exit ${system.status}`})`;
-  else if (img.error || img.status !== 0)
-    missing = `${candidate.img} is not runnable (${img.error?.message ?? `exit ${img.status}`})`;
+  let missing = candidate.absent;
+  let versionText = '';
+  if (missing === undefined) {
+    const system = run(candidate.system);
+    const img = run(candidate.img);
+    if (system.error || system.status !== 0)
+      missing = `${candidate.system} is not runnable (${system.error?.message ?? `exit ${system.status}`})`;
+    else if (img.error || img.status !== 0)
+      missing = `${candidate.img} is not runnable (${img.error?.message ?? `exit ${img.status}`})`;
+    versionText = system.stdout ?? '';
+  }
   return {
     id: candidate.id,
     system: candidate.system,
     img: candidate.img,
     io: candidate.io,
     baseArgs: candidate.baseArgs ?? [],
-    version: missing ? undefined : parseQemuVersion(system.stdout),
-    description: missing ?? firstLine(system.stdout),
+    env: candidate.env ?? {},
+    machineQemu: candidate.machineQemu ?? candidate.system,
+    version: missing ? undefined : parseQemuVersion(versionText),
+    description: missing ?? firstLine(versionText),
     missing,
   };
 }
@@ -140,6 +186,9 @@ export function qemuBinary(id = 'system'): QemuBinary {
 
 /** The system's QEMU: the default for every real-QEMU test. */
 export const QEMU: QemuBinary = qemuBinary();
+
+/** QEMU 10.0 from the repository's cache (`missing` says why when it was not fetched). */
+export const QEMU_10: QemuBinary = qemuBinary('10.0');
 
 /** Accelerators the tests pass: TCG on every host, so results do not depend on /dev/kvm. */
 export const TEST_ACCEL: readonly ['tcg'] = ['tcg'];
@@ -376,7 +425,8 @@ export interface SpawnQemuOptions extends SpawnOptions {
 /** Spawns `binary.system` with `args` (an argument array, never a shell) and tracks it. */
 export function spawnQemu(args: readonly string[], options: SpawnQemuOptions = {}): ChildProcess {
   const { binary = QEMU, ...spawnOptions } = options;
-  return trackQemu(spawn(binary.system, [...binary.baseArgs, ...args], spawnOptions));
+  const env = { ...(spawnOptions.env ?? process.env), ...binary.env };
+  return trackQemu(spawn(binary.system, [...binary.baseArgs, ...args], { ...spawnOptions, env }));
 }
 
 /**
