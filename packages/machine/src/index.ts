@@ -33,6 +33,8 @@ export type {
   ExpectOptions,
 } from './console.js';
 export { Console } from './console.js';
+export type { ConvergenceDecision, ConvergenceOptions } from './convergence.js';
+export { ConvergenceController } from './convergence.js';
 export type {
   LaunchFailure,
   LiveMigrationFailure,

@@ -11,7 +11,13 @@ import { qemuSkipReason, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { qemuCacheDir, resolveQemuBinary } from './binary.js';
 import { isLiveMigrationError, type LiveMigrationError } from './errors.js';
-import { type LiveMigrateOptions, type MigrationTarget, migrate } from './live-migration.js';
+import {
+  type LiveMigrateOptions,
+  type LiveMigrationResult,
+  type MigrationProgress,
+  type MigrationTarget,
+  migrate,
+} from './live-migration.js';
 import { launch, Machine } from './machine.js';
 import { guestConfig } from './qemu.test-support.js';
 import { readState } from './state.js';
@@ -29,9 +35,17 @@ const skip10 =
     : undefined);
 
 let n = 0;
-async function source(options: { qemu?: string } = {}): Promise<Machine> {
+/** What the last `moveAndCheck` source printed during its migration. */
+let lastSourceText = '';
+async function source(
+  options: { qemu?: string; dirtyRam?: boolean; memoryMiB?: number } = {},
+): Promise<Machine> {
   n += 1;
-  const base = await guestConfig(suite.dir, { name: `g${n}` });
+  const base = await guestConfig(suite.dir, {
+    name: `g${n}`,
+    ...(options.dirtyRam === true ? { dirtyRam: true, intervalMs: 0 } : {}),
+    ...(options.memoryMiB !== undefined ? { memoryMiB: options.memoryMiB } : {}),
+  });
   // On 10.0 the `pc` alias pins 10.0's own type (which 7.2 lacks).
   const config = options.qemu === '10.0' ? { ...base, machine: { type: 'pc' } } : base;
   const qemu = options.qemu === '10.0' ? await resolveQemuBinary('10.0', { cacheDir }) : undefined;
@@ -61,7 +75,7 @@ function expectConsecutive(values: readonly number[]): void {
 async function moveAndCheck(
   m: Machine,
   target: MigrationTarget,
-  options: LiveMigrateOptions,
+  options: LiveMigrateOptions & { onResult?: (result: LiveMigrationResult) => void },
 ): Promise<Machine> {
   const sourceDir = m.runDir;
   const before = m.console('ser0').read();
@@ -75,12 +89,14 @@ async function moveAndCheck(
   );
   const result = await run.result;
   const t = suite.adopt(result.machine);
+  options.onResult?.(result);
   expect(run.phase).toBe('done');
   expect(result.running).toBe(true);
   expect(m.status).toBe('stopped');
   expect((await t.qmp.execute('query-status')).status).toBe('running');
   // Everything the source printed up to its end, then the target's first lines.
   const sourceText = before + m.console('ser0').read();
+  lastSourceText = sourceText.slice(before.length);
   const seen = await t.console('ser0').expect(/(C=[0-9A-F]{8}\r\n[\s\S]*){3}/, { timeout: 30_000 });
   const targetText = seen.before + seen.match + t.console('ser0').read();
   const all = counters(sourceText + targetText);
@@ -378,5 +394,80 @@ describe('live migration: cancel and failure leave the source as it was', () => 
     } finally {
       server.close();
     }
+  });
+});
+
+describe('convergence: a guest that rewrites all its RAM on every iteration', () => {
+  // 8 MiB of RAM, ~7 MiB of it above 1 MiB rewritten without pause; the link is capped at
+  // 16 MiB/s. Every pass over RAM therefore finds (nearly) all of it dirty again, and sending
+  // that takes more than 400 ms — longer than a 300 ms downtime limit. Non-convergence is a
+  // matter of these numbers, not of timing: only a higher limit (or throttling) can end it.
+  const MiB = 1024 * 1024;
+  const link = 16 * MiB;
+
+  /**
+   * Checks the construction: the guest finished a full rewrite of its RAM (an `F=` line) at
+   * least once per pass QEMU made over it, so every pass found all of it dirty again.
+   */
+  function expectRedirtied(guestText: string, samples: readonly MigrationProgress[]): void {
+    const passes = Math.max(...samples.map((s) => s.iterations));
+    expect(passes).toBeGreaterThanOrEqual(3);
+    const fills = [...guestText.matchAll(/F=([0-9A-F]{8})\r\n/g)].length;
+    expect(fills).toBeGreaterThanOrEqual(passes);
+  }
+
+  it('without means left to the controller: does-not-converge, the source untouched', async () => {
+    const m = await source({ dirtyRam: true, memoryMiB: 8 });
+    m.console('ser0').read(); // from here on: what the guest printed during the migration
+    const run = migrate(
+      m,
+      { runDir: path.join(suite.dir, `tgt-${n}`) },
+      {
+        logger: quiet,
+        maxBandwidth: link,
+        progressInterval: 100,
+        convergence: {
+          initialDowntimeLimit: 300,
+          maxDowntimeLimit: 300,
+          autoConverge: false,
+          giveUpPasses: 3,
+        },
+      },
+    );
+    const samples: MigrationProgress[] = [];
+    const collecting = (async () => {
+      for await (const p of run.progress) samples.push(p);
+    })();
+    const e = await failure(run.result);
+    await collecting;
+    expect(e.reason).toBe('does-not-converge');
+    expect(e.desc).toMatch(/remaining RAM stopped shrinking: \d+ bytes after pass \d+/);
+    expectRedirtied(m.console('ser0').read(), samples);
+    await expectSourceIntact(m, e);
+  });
+
+  it('with the controller raising the downtime limit: converges, the counter continues', async () => {
+    const m = await source({ dirtyRam: true, memoryMiB: 8 });
+    const samples: MigrationProgress[] = [];
+    const t = await moveAndCheck(
+      m,
+      {},
+      {
+        maxBandwidth: link,
+        progressInterval: 100,
+        onSample: (s) => {
+          samples.push(s);
+        },
+        convergence: { initialDowntimeLimit: 100, maxDowntimeLimit: 4000, autoConverge: false },
+        onResult: (result) => {
+          const raised = result.decisions.filter((d) => d.action === 'raise-downtime-limit');
+          expect(raised.length).toBeGreaterThan(0);
+          // The limit that let it finish is above what a pass leaves dirty at the link's rate.
+          expect(raised.at(-1)?.downtimeLimit.to ?? 0).toBeGreaterThanOrEqual(400);
+        },
+      },
+    );
+    expectRedirtied(lastSourceText, samples);
+    await t.stop();
   });
 });

@@ -32,6 +32,11 @@ import type { Commands } from '@qmpkit/qapi';
 import type { Logger } from '@qmpkit/transport';
 import type { QemuBinary } from './binary.js';
 import {
+  ConvergenceController,
+  type ConvergenceDecision,
+  type ConvergenceOptions,
+} from './convergence.js';
+import {
   isLiveMigrationError,
   LiveMigrationError,
   type LiveMigrationFailure,
@@ -116,6 +121,12 @@ export interface LiveMigrateOptions {
   readonly capabilities?: readonly Capability[];
   /** Further `migrate-set-parameters` for the source. */
   readonly parameters?: Parameters;
+  /**
+   * The convergence controller (default on, with its defaults): small `downtime-limit` first,
+   * raised when remaining RAM stops shrinking, `auto-converge`; gives up with
+   * `does-not-converge`. `false`: QEMU's own settings (and `downtimeLimit`) only.
+   */
+  readonly convergence?: ConvergenceOptions | false;
   /** Cancels: `migrate_cancel`, the source keeps running, the target is killed and removed. */
   readonly signal?: AbortSignal;
   /** Milliseconds between `query-migrate` samples (default 250). */
@@ -173,6 +184,8 @@ export interface LiveMigrationResult {
   readonly totalTimeMs: number | null;
   /** The last sample before the hand-over. */
   readonly lastProgress: MigrationProgress | null;
+  /** The convergence controller's decisions, in order (empty without it). */
+  readonly decisions: readonly ConvergenceDecision[];
 }
 
 /** A migration under way: its result, its progress, and a way to cancel it. */
@@ -641,6 +654,10 @@ class MigrationRun {
       sourceCaps.push({ capability: 'multifd', state: true });
       targetCaps.push({ capability: 'multifd', state: true });
     }
+    const controller =
+      options.convergence === false ? undefined : new ConvergenceController(options.convergence);
+    const autoConverge = controller?.autoConverge === true && srcCaps.has('auto-converge');
+    if (autoConverge) sourceCaps.push({ capability: 'auto-converge', state: true });
     for (const c of options.capabilities ?? [])
       if (srcCaps.has(c.capability) && !sourceCaps.some((s) => s.capability === c.capability))
         sourceCaps.push(c);
@@ -652,7 +669,11 @@ class MigrationRun {
     );
     const parameters: Parameters = {
       'max-bandwidth': options.maxBandwidth ?? 16 * 1024 ** 3,
-      ...(options.downtimeLimit !== undefined ? { 'downtime-limit': options.downtimeLimit } : {}),
+      ...(controller !== undefined
+        ? { 'downtime-limit': controller.downtimeLimit }
+        : options.downtimeLimit !== undefined
+          ? { 'downtime-limit': options.downtimeLimit }
+          : {}),
       ...(multifd ? { 'multifd-channels': channels } : {}),
       ...options.parameters,
     };
@@ -671,12 +692,21 @@ class MigrationRun {
         'setup',
         `set-up took longer than ${deadlines.setup.failAfter} ms`,
       );
+    controller?.start(autoConverge);
+    const onSample = async (sample: MigrationProgress) => {
+      await controller?.observe(sample, autoConverge, async (ms) => {
+        await source.qmp.execute('migrate-set-parameters', { 'downtime-limit': ms });
+      });
+      await options.onSample?.(sample, source);
+    };
     return await this.#watch(
       target,
       wasRunning,
       uri,
       sourceCaps.map((c) => c.capability),
       deadlines,
+      onSample,
+      controller?.decisions ?? [],
     );
   }
 
@@ -714,6 +744,8 @@ class MigrationRun {
     uri: string,
     capabilities: readonly string[],
     deadlines: Required<MigrationDeadlines>,
+    onSample: (sample: MigrationProgress) => Promise<void>,
+    decisions: readonly ConvergenceDecision[],
   ): Promise<LiveMigrationResult> {
     const source = this.#source;
     const options = this.#options;
@@ -736,6 +768,7 @@ class MigrationRun {
     let lastProgress: MigrationProgress | null = null;
     let wake: () => void = () => {};
     const changed = () => wake();
+    let nextSample = performance.now();
     const offs = [
       source.qmp.on('STOP', (e) => {
         seen.stopMs ??= eventMs(e);
@@ -743,6 +776,11 @@ class MigrationRun {
       }),
       source.qmp.on('MIGRATION', (e) => {
         seen.sourceStatus = e.data.status;
+        changed();
+      }),
+      // A new pass over RAM: sample at once, so `remaining` is what the last pass left dirty.
+      source.qmp.on('MIGRATION_PASS', () => {
+        nextSample = 0;
         changed();
       }),
       target.qmp.on('MIGRATION', (e) => {
@@ -768,7 +806,6 @@ class MigrationRun {
     let phaseStarted = started;
     let warned = false;
     const interval = options.progressInterval ?? 250;
-    let nextSample = started;
     let handedOver = false;
     try {
       await this.#setPhase('transferring');
@@ -871,7 +908,7 @@ class MigrationRun {
           if (info !== undefined && info.status !== undefined && ACTIVE.has(info.status)) {
             lastProgress = progressFrom(info, this.#phase, now - started);
             this.#hub.push(lastProgress);
-            await options.onSample?.(lastProgress, source);
+            await onSample(lastProgress);
           }
           continue;
         }
@@ -909,6 +946,7 @@ class MigrationRun {
         qemuDowntimeMs: final?.downtime ?? null,
         totalTimeMs: final?.['total-time'] ?? null,
         lastProgress,
+        decisions: [...decisions],
       };
     } finally {
       this.#abort.signal.removeEventListener('abort', abortWake);
