@@ -141,6 +141,7 @@ async function byHand(memMiB: number): Promise<Sample> {
   let done = false;
   const polling = (async () => {
     while (!done) {
+      // A sample missed while the monitor is busy only leaves the estimate as it was.
       const info = await m.qmp.execute('query-migrate').catch(() => undefined);
       if (info?.status === 'active') expectedMs = info['expected-downtime'] ?? expectedMs;
       await new Promise((r) => setTimeout(r, 250));
@@ -208,6 +209,7 @@ try {
     console.log(`  downtime ratio (a)/(b) = ${ratio.toFixed(2)}`);
   }
 } finally {
+  // Clean-up after a failed run: the run's own error is the one to see.
   for (const m of alive) await m.kill().catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
 }

@@ -830,6 +830,7 @@ class MigrationRun {
             },
           );
         if (seen.sourceStatus === 'failed' || seen.sourceStatus === 'cancelled') {
+          // Only for QEMU's error-desc: without it the status alone is reported.
           const info = await source.qmp.execute('query-migrate').catch(() => undefined);
           // A target that refused the stream exits: give its exit and stderr a moment to arrive.
           let grace: NodeJS.Timeout | undefined;
@@ -925,6 +926,7 @@ class MigrationRun {
         wake = () => {};
       }
       await this.#setPhase('finishing');
+      // Only for the numbers in the result (null without them); the target already runs.
       const final = await source.qmp.execute('query-migrate').catch(() => undefined);
       // The target runs the guest: the source QEMU has nothing left to do.
       await source.recordMigration({
