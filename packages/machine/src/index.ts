@@ -33,8 +33,11 @@ export type {
   ExpectOptions,
 } from './console.js';
 export { Console } from './console.js';
+export type { ConvergenceDecision, ConvergenceOptions } from './convergence.js';
+export { ConvergenceController } from './convergence.js';
 export type {
   LaunchFailure,
+  LiveMigrationFailure,
   MigrationFailure,
   QemuBinaryProblem,
   RunDirProblem,
@@ -46,6 +49,7 @@ export {
   isConsoleClosedError,
   isConsoleTimeoutError,
   isLeftoverQemuError,
+  isLiveMigrationError,
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
@@ -58,6 +62,7 @@ export {
   isRunDirLockedError,
   isStateFileError,
   LeftoverQemuError,
+  LiveMigrationError,
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
@@ -73,6 +78,18 @@ export {
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
 export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
 export type { QemuSpec } from './launch-binary.js';
+export type {
+  LiveMigrateOptions,
+  LiveMigration,
+  LiveMigrationResult,
+  MigrationDeadlines,
+  MigrationProgress,
+  MigrationTarget,
+  MigrationTransport,
+  PhaseDeadline,
+  SwitchoverContext,
+} from './live-migration.js';
+export { DEFAULT_MIGRATION_DEADLINES, guestDifferences, migrate } from './live-migration.js';
 export type {
   ExitInfo,
   HotplugOptions,
@@ -104,6 +121,8 @@ export type {
   LoadedState,
   MachineState,
   MachineStatus,
+  MigrationPhase,
+  MigrationRecord,
   QemuVersion,
   RuntimeFacts,
   StoredBinary,
@@ -111,9 +130,11 @@ export type {
   StoredLaunch,
 } from './state.js';
 export {
+  MIGRATION_PHASES,
   readState,
   STATE_FORMAT,
   STATE_VERSION,
+  STATE_VERSION_MIGRATING,
   STATE_VERSIONS_READ,
   writeFileAtomic,
 } from './state.js';

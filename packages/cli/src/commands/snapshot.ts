@@ -186,10 +186,18 @@ interface TaskSummary {
 }
 
 /** Progress on stderr: a bar on a terminal; otherwise a line per phase and per quarter. */
+/** What a progress line needs for the view (a snapshot's or a migration's). */
+export interface ProgressLike {
+  readonly phase: string;
+  readonly bytes: number;
+  readonly totalBytes: number | undefined;
+  readonly percent: number | undefined;
+}
+
 export function progressView(
   io: CliIo,
   label: string,
-): { update(p: SnapshotProgress): void; finish(): void; stop(): void } {
+): { update(p: ProgressLike): void; finish(): void; stop(): void } {
   if (io.stderr.isTTY === true) {
     const bar = createProgress(io, { label });
     return {
@@ -205,7 +213,7 @@ export function progressView(
   }
   let phase = '';
   let quarter = -1;
-  let last: SnapshotProgress | undefined;
+  let last: ProgressLike | undefined;
   return {
     update(p) {
       last = p;
