@@ -26,6 +26,26 @@ export {
   unpackedRootLayout,
 } from './binary.js';
 export type {
+  BackupOptions,
+  BlockJobHost,
+  BlockJobOutcome,
+  BlockJobType,
+  BlockJobUpdate,
+  CommitOptions,
+  MirrorOptions,
+  StreamOptions,
+} from './block-jobs.js';
+export {
+  BlockJob,
+  backup,
+  backupArgs,
+  blockJobId,
+  commit,
+  mirror,
+  stream,
+  watchBlockJobs,
+} from './block-jobs.js';
+export type {
   ConsoleEncoding,
   ConsoleMatch,
   ConsoleSpec,
@@ -34,6 +54,7 @@ export type {
 } from './console.js';
 export { Console } from './console.js';
 export type {
+  BlockJobFailure,
   LaunchFailure,
   MigrationFailure,
   QemuBinaryProblem,
@@ -41,8 +62,10 @@ export type {
   StateFileProblem,
 } from './errors.js';
 export {
+  BlockJobError,
   ConsoleClosedError,
   ConsoleTimeoutError,
+  isBlockJobError,
   isConsoleClosedError,
   isConsoleTimeoutError,
   isLeftoverQemuError,
