@@ -3,7 +3,6 @@
  * progress lines and the one answer of each request back to it.
  */
 import net from 'node:net';
-import type { SnapshotProgress } from '@qmpkit/snapshots';
 import { CliConnectError } from '../errors.js';
 import { vmPaths } from './paths.js';
 import {
@@ -11,6 +10,7 @@ import {
   lineReader,
   type Method,
   type Methods,
+  type OperationProgress,
   PROTOCOL_VERSION,
   type WireError,
 } from './protocol.js';
@@ -32,7 +32,7 @@ export function isSupervisorError(value: unknown): value is SupervisorError {
 interface Pending {
   resolve(value: unknown): void;
   reject(error: unknown): void;
-  onProgress: ((progress: SnapshotProgress) => void) | undefined;
+  onProgress: ((progress: OperationProgress) => void) | undefined;
 }
 
 export interface PendingRequest<T> {
@@ -116,7 +116,7 @@ export class ControlClient {
     const pending = this.#pending.get(value.id);
     if (pending === undefined) return;
     if ('progress' in value) {
-      pending.onProgress?.(value.progress as SnapshotProgress);
+      pending.onProgress?.(value.progress as OperationProgress);
       return;
     }
     this.#pending.delete(value.id);
@@ -129,7 +129,7 @@ export class ControlClient {
   request<M extends Method>(
     method: M,
     params: Methods[M]['params'],
-    options: { onProgress?: (progress: SnapshotProgress) => void } = {},
+    options: { onProgress?: (progress: OperationProgress) => void } = {},
   ): PendingRequest<Methods[M]['result']> {
     const id = this.#nextId++;
     const result = new Promise<Methods[M]['result']>((resolve, reject) => {

@@ -3,11 +3,11 @@
  *
  * The server greets with `{"hello":{"protocol":1,"pid":…}}`. A request is
  * `{"id":<n>,"method":"…","params":{…}}` (ids are the client's, per connection). Answers:
- * `{"id":n,"progress":{phase,bytes,totalBytes,percent,elapsedMs}}` (save and load send
+ * `{"id":n,"progress":{phase,bytes,totalBytes,percent,elapsedMs}}` (save, load and backup send
  * as many as they like), then exactly one `{"id":n,"result":…}` or `{"id":n,"error":{name,message,…}}`.
- * `abort {id}` aborts the save or load that request `id` of the same connection started.
+ * `abort {id}` aborts the save, load or backup that request `id` of the same connection started.
  */
-import type { SnapshotInfo, SnapshotProgress, StrategyKind } from '@qmpkit/snapshots';
+import type { SnapshotInfo, StrategyKind } from '@qmpkit/snapshots';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -19,6 +19,40 @@ export interface SaveParams {
   readonly description?: string;
 }
 
+/** A progress line: a snapshot's (`SnapshotProgress`) or a backup's (`phase: 'backup'`). */
+export interface OperationProgress {
+  readonly phase: string;
+  readonly bytes: number;
+  readonly totalBytes: number | undefined;
+  readonly percent: number | undefined;
+  readonly elapsedMs: number;
+}
+
+export interface BackupParams {
+  readonly kind: 'full' | 'incremental';
+  /** The backup directory (absolute: the supervisor's working directory is not the client's). */
+  readonly to: string;
+  /** Incremental only: `full` takes a full backup when the chain is broken. */
+  readonly ifBroken?: 'refuse' | 'full';
+  /** Device ids (default: every disk). */
+  readonly disks?: readonly string[];
+}
+
+export interface BackupSummary {
+  readonly kind: 'full' | 'incremental';
+  readonly point: string;
+  readonly checkpoint: string;
+  readonly to: string;
+  readonly totalMs: number;
+  readonly disks: readonly {
+    readonly device: string;
+    readonly copied: number;
+    readonly virtualSize: number;
+  }[];
+  /** Why an incremental became a full (`ifBroken: 'full'`), else null. */
+  readonly repaired: readonly string[] | null;
+}
+
 export interface Methods {
   status: { params: Record<string, never>; result: StatusResult };
   save: { params: SaveParams; result: SaveSummary };
@@ -26,6 +60,7 @@ export interface Methods {
   delete: { params: { readonly name: string }; result: DeleteSummary };
   list: { params: Record<string, never>; result: ListResult };
   stop: { params: Record<string, never>; result: StopResult };
+  backup: { params: BackupParams; result: BackupSummary };
   abort: { params: { readonly id: number }; result: { readonly aborted: boolean } };
 }
 
@@ -38,6 +73,7 @@ export const METHODS: readonly Method[] = [
   'list',
   'stop',
   'abort',
+  'backup',
 ];
 
 export interface StatusResult {
@@ -121,7 +157,7 @@ export interface Request {
 
 export type Response =
   | { readonly hello: { readonly protocol: number; readonly pid: number } }
-  | { readonly id: number; readonly progress: SnapshotProgress }
+  | { readonly id: number; readonly progress: OperationProgress }
   | { readonly id: number; readonly result: unknown }
   | { readonly id: number; readonly error: WireError };
 
