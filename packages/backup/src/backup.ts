@@ -149,6 +149,7 @@ async function runBackup(
   const qemuImg = options.qemuImg ?? 'qemu-img';
 
   const sizes = await virtualSizes(qmp);
+  await removeDebris(qmp, jobs, sizes);
   const made: string[] = [];
   const added: string[] = [];
   /** Deletes the target nodes (always) and files (`files`: after a failure). */
@@ -238,6 +239,23 @@ async function runBackup(
     }
     cleanupErrors.push(...(await cleanup(true)));
     throw new BackupFailedError(kind, { chainIntact, cleanupErrors }, { cause });
+  }
+}
+
+/**
+ * What a backup of this point id left when our process died in the middle: its target nodes
+ * (still in a QEMU that lived on) and files (the manifest has no such point, so nothing refers
+ * to them). Both are named by point id and device, so they are ours.
+ */
+async function removeDebris(
+  qmp: MachineQmp,
+  jobs: readonly DiskJob[],
+  nodes: ReadonlyMap<string, number>,
+): Promise<void> {
+  for (const j of jobs) {
+    for (const node of [j.target, j.fileNode])
+      if (nodes.has(node)) await qmp.execute('blockdev-del', { 'node-name': node });
+    await rm(j.file, { force: true });
   }
 }
 
