@@ -603,3 +603,58 @@ export class LiveMigrationError extends Error {
 export function isLiveMigrationError(value: unknown): value is LiveMigrationError {
   return value instanceof Error && value.name === 'LiveMigrationError';
 }
+
+/** Where a block job went wrong. */
+export type BlockJobFailure =
+  /** QEMU refused to start the job (or the `transaction` that starts it). */
+  | 'start'
+  /** The job ran and failed; `desc` is QEMU's message read from `query-jobs`. */
+  | 'run'
+  /** A control command (`action`: pause, resume, cancel, complete, …) was refused. */
+  | 'control'
+  /** The QMP connection ended before the job concluded (QEMU exited): outcome unknown. */
+  | 'lost';
+
+/**
+ * A block job (`stream`, `commit`, `mirror`, `backup`) failed. `desc` is QEMU's own message
+ * (e.g. `Input/output error`); `cause` is the refused command's `QmpCommandError` where
+ * there is one.
+ */
+export class BlockJobError extends Error {
+  override readonly name = 'BlockJobError' as const;
+  readonly phase: BlockJobFailure;
+  readonly jobId: string;
+  readonly type: string;
+  readonly action: string | undefined;
+  readonly desc: string;
+
+  constructor(
+    fields: {
+      readonly phase: BlockJobFailure;
+      readonly jobId: string;
+      readonly type: string;
+      readonly desc: string;
+      readonly action?: string;
+    },
+    options?: { cause?: unknown },
+  ) {
+    const what =
+      fields.phase === 'start'
+        ? `could not start ${fields.type} job '${fields.jobId}'`
+        : fields.phase === 'control'
+          ? `${fields.action ?? 'control'} of ${fields.type} job '${fields.jobId}' refused`
+          : fields.phase === 'lost'
+            ? `lost ${fields.type} job '${fields.jobId}'`
+            : `${fields.type} job '${fields.jobId}' failed`;
+    super(`${what}: ${fields.desc}`, options);
+    this.phase = fields.phase;
+    this.jobId = fields.jobId;
+    this.type = fields.type;
+    this.action = fields.action;
+    this.desc = fields.desc;
+  }
+}
+
+export function isBlockJobError(value: unknown): value is BlockJobError {
+  return value instanceof Error && value.name === 'BlockJobError';
+}

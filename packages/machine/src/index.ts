@@ -26,6 +26,26 @@ export {
   unpackedRootLayout,
 } from './binary.js';
 export type {
+  BackupOptions,
+  BlockJobHost,
+  BlockJobOutcome,
+  BlockJobType,
+  BlockJobUpdate,
+  CommitOptions,
+  MirrorOptions,
+  StreamOptions,
+} from './block-jobs.js';
+export {
+  BlockJob,
+  backup,
+  backupArgs,
+  blockJobId,
+  commit,
+  mirror,
+  stream,
+  watchBlockJobs,
+} from './block-jobs.js';
+export type {
   ConsoleEncoding,
   ConsoleMatch,
   ConsoleSpec,
@@ -36,6 +56,7 @@ export { Console } from './console.js';
 export type { ConvergenceDecision, ConvergenceOptions } from './convergence.js';
 export { ConvergenceController } from './convergence.js';
 export type {
+  BlockJobFailure,
   LaunchFailure,
   LiveMigrationFailure,
   MigrationFailure,
@@ -44,8 +65,10 @@ export type {
   StateFileProblem,
 } from './errors.js';
 export {
+  BlockJobError,
   ConsoleClosedError,
   ConsoleTimeoutError,
+  isBlockJobError,
   isConsoleClosedError,
   isConsoleTimeoutError,
   isLeftoverQemuError,

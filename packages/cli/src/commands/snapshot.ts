@@ -1,10 +1,5 @@
 import { existsSync } from 'node:fs';
-import {
-  type SnapshotInfo,
-  type SnapshotProgress,
-  type SnapshotRecord,
-  SnapshotStore,
-} from '@qmpkit/snapshots';
+import { type SnapshotInfo, type SnapshotRecord, SnapshotStore } from '@qmpkit/snapshots';
 import { Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
 import { CliUsageError, isCliConnectError } from '../errors.js';
@@ -14,7 +9,7 @@ import { createProgress } from '../progress.js';
 import { didYouMean } from '../suggest.js';
 import { ControlClient, isSupervisorError, type PendingRequest } from '../vm/client.js';
 import { vmPaths } from '../vm/paths.js';
-import type { AbortCheck, ListResult, WireError } from '../vm/protocol.js';
+import type { AbortCheck, ListResult, OperationProgress, WireError } from '../vm/protocol.js';
 import { STRATEGIES } from '../vm/supervisor.js';
 import { renderTree } from '../vm/tree.js';
 import type { CliCommand, CommandContext } from './command.js';
@@ -253,7 +248,7 @@ async function runTask(
   json: boolean,
   send: (
     client: ControlClient,
-    onProgress: (p: SnapshotProgress) => void,
+    onProgress: (p: OperationProgress) => void,
   ) => PendingRequest<TaskSummary>,
 ): Promise<number> {
   const { io } = context;

@@ -9,8 +9,10 @@
  */
 import { chmod, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
+import { backupFull, backupIncremental } from '@qmpkit/backup';
 import type { AccelConfig, VmConfig } from '@qmpkit/devices';
-import { type ExitInfo, launch, Machine, migrate } from '@qmpkit/machine';
+import { type BlockJob, type ExitInfo, launch, Machine, migrate } from '@qmpkit/machine';
 import {
   isSnapshotAbortedError,
   openSnapshots,
@@ -22,6 +24,7 @@ import { readVmConfig } from './config.js';
 import { checkSocketPath, ensurePrivateDir, type VmPaths, vmPaths } from './paths.js';
 import {
   type AbortCheck,
+  type BackupParams,
   isRecord,
   lineReader,
   METHODS,
@@ -364,7 +367,85 @@ class Supervisor {
         return this.#exclusive(connection, request.id, 'delete', nameParam(params), (p) =>
           this.#delete(p.name),
         );
+      case 'backup': {
+        const p = backupParams(params);
+        // `name` is what `status` shows as busy.
+        return this.#exclusive(
+          connection,
+          request.id,
+          'backup',
+          { name: `${p.kind} to ${p.to}`, params: p },
+          (q, signal) => this.#backup(connection, request.id, q.params, signal),
+        );
+      }
     }
+  }
+
+  /** A backup of every disk into `params.to`, with the jobs' summed progress as lines. */
+  async #backup(
+    connection: Connection,
+    id: number,
+    params: BackupParams,
+    signal: AbortSignal,
+  ): Promise<Methods['backup']['result']> {
+    const started = performance.now();
+    const done = new Map<string, { offset: number; len: number }>();
+    const report = () => {
+      let bytes = 0;
+      let totalBytes = 0;
+      for (const p of done.values()) {
+        bytes += p.offset;
+        totalBytes += p.len;
+      }
+      connection.send({
+        id,
+        progress: {
+          phase: 'backup',
+          bytes,
+          totalBytes,
+          percent: totalBytes > 0 ? (100 * bytes) / totalBytes : undefined,
+          elapsedMs: performance.now() - started,
+        },
+      });
+    };
+    const options = {
+      dir: params.to,
+      signal,
+      ...(params.disks !== undefined ? { disks: params.disks } : {}),
+      onJobs: (jobs: readonly { device: string; job: BlockJob }[]) => {
+        for (const { device, job } of jobs)
+          void (async () => {
+            for await (const u of job.progress({ intervalMs: 500 })) {
+              if (u.kind !== 'progress') continue;
+              done.set(device, { offset: u.offset, len: u.len });
+              report();
+            }
+          })().catch((error: unknown) =>
+            // Progress is a courtesy: the backup's own result reports a lost job.
+            this.#log(`backup progress of ${device}: ${String(error)}`),
+          );
+      },
+    };
+    const result =
+      params.kind === 'full'
+        ? await backupFull(this.#machine, options)
+        : await backupIncremental(this.#machine, {
+            ...options,
+            ...(params.ifBroken !== undefined ? { ifBroken: params.ifBroken } : {}),
+          });
+    return {
+      kind: result.point.kind,
+      point: result.point.id,
+      checkpoint: result.point.checkpoint,
+      to: params.to,
+      totalMs: performance.now() - started,
+      disks: result.point.disks.map((d) => ({
+        device: d.device,
+        copied: d.copied,
+        virtualSize: d.virtualSize,
+      })),
+      repaired: result.repaired?.map((p) => p.detail) ?? null,
+    };
   }
 
   async #exclusive<P extends { readonly name: string }, T>(
@@ -606,6 +687,24 @@ class Supervisor {
     })();
     return this.#stopping.then((exit) => ({ code: exit.code, signal: exit.signal }));
   }
+}
+
+function backupParams(params: Record<string, unknown>): BackupParams {
+  if (params.kind !== 'full' && params.kind !== 'incremental')
+    throw new ProtocolError("params.kind: 'full' or 'incremental'");
+  if (typeof params.to !== 'string' || !path.isAbsolute(params.to))
+    throw new ProtocolError('params.to: the backup directory, an absolute path');
+  if (params.ifBroken !== undefined && params.ifBroken !== 'refuse' && params.ifBroken !== 'full')
+    throw new ProtocolError("params.ifBroken: 'refuse' or 'full'");
+  const disks = params.disks;
+  if (disks !== undefined && !(Array.isArray(disks) && disks.every((d) => typeof d === 'string')))
+    throw new ProtocolError('params.disks: device ids (strings)');
+  return {
+    kind: params.kind,
+    to: params.to,
+    ...(params.ifBroken !== undefined ? { ifBroken: params.ifBroken } : {}),
+    ...(disks !== undefined ? { disks: disks as string[] } : {}),
+  };
 }
 
 function nameParam(params: Record<string, unknown>): { name: string } {
