@@ -19,6 +19,36 @@ export const isIdentifier = (name: string) => /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(
 export const propertyName = (name: string): ts.PropertyName =>
   isIdentifier(name) ? f.createIdentifier(name) : f.createStringLiteral(name);
 
+/**
+ * `name: type` in a type literal or interface (`'wire-name': type` where needed; always quoted
+ * with `quoted`).
+ */
+export const prop = (name: string, type: ts.TypeNode, quoted = false): ts.PropertySignature =>
+  f.createPropertySignature(
+    undefined,
+    quoted ? f.createStringLiteral(name) : propertyName(name),
+    undefined,
+    type,
+  );
+
+/** `export interface <name><params> { members }` with its JSDoc. */
+export const exportedInterface = (
+  name: string,
+  params: ts.TypeParameterDeclaration[] | undefined,
+  members: readonly ts.TypeElement[],
+  doc: readonly string[],
+): ts.InterfaceDeclaration =>
+  jsDoc(
+    f.createInterfaceDeclaration(
+      [f.createModifier(ts.SyntaxKind.ExportKeyword)],
+      name,
+      params,
+      undefined,
+      members,
+    ),
+    doc,
+  );
+
 /** Attaches a JSDoc block built from lines; nothing when there is nothing to say. */
 export function jsDoc<T extends ts.Node>(node: T, lines: readonly string[]): T {
   const body = lines

@@ -40,6 +40,7 @@ import { CodegenError } from '../errors.js';
 import {
   builtinTypeNode,
   exportAll,
+  exportedInterface,
   FILE_SUFFIX,
   FileBuilder,
   generatedSpecifier,
@@ -50,7 +51,7 @@ import {
   moduleStem,
   preamble,
   printFile,
-  propertyName,
+  prop,
   sortedEntries,
 } from './kit.js';
 
@@ -59,24 +60,6 @@ const v = () => f.createTypeReferenceNode('V');
 const exportModifiers = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
 const typeParam = (name: string, constraint: ts.TypeNode) =>
   f.createTypeParameterDeclaration(undefined, name, constraint);
-/**
- * `name: type` in a type literal or interface (`'wire-name': type` where needed; always quoted
- * with `quoted`).
- */
-const prop = (name: string, type: ts.TypeNode, quoted = false) =>
-  f.createPropertySignature(
-    undefined,
-    quoted ? f.createStringLiteral(name) : propertyName(name),
-    undefined,
-    type,
-  );
-/** `export interface <name><params> { members }` with its JSDoc. */
-const exportedInterface = (
-  name: string,
-  params: ts.TypeParameterDeclaration[] | undefined,
-  members: readonly ts.TypeElement[],
-  doc: readonly string[],
-) => jsDoc(f.createInterfaceDeclaration(exportModifiers(), name, params, undefined, members), doc);
 const KIND_TITLES = { struct: 'Struct', union: 'Union', enum: 'Enum', alternate: 'Alternate' };
 
 export type VersionInput = VersionedSchema;

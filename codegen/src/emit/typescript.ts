@@ -28,6 +28,7 @@ import { CodegenError } from '../errors.js';
 import {
   builtinTypeNode,
   exportAll,
+  exportedInterface,
   FILE_SUFFIX,
   FileBuilder,
   generatedSpecifier,
@@ -36,6 +37,7 @@ import {
   moduleStem,
   preamble,
   printFile,
+  prop,
   propertyName,
   sortedEntries,
 } from './kit.js';
@@ -437,78 +439,47 @@ class Emitter {
     const entries = [...this.schema.commands.values()]
       .sort((a, b) => (a.name < b.name ? -1 : 1))
       .map((c: CommandDef) => {
-        const props: ts.TypeElement[] = [
-          f.createPropertySignature(
-            undefined,
-            'args',
-            undefined,
-            c.args === undefined
-              ? f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword)
-              : c.gen
-                ? this.typeNode({ kind: 'named', name: c.args }, file)
-                : // `'gen': false`: QEMU passes further members through unchecked (device properties).
-                  f.createIntersectionTypeNode([
-                    this.typeNode({ kind: 'named', name: c.args }, file),
-                    f.createTypeLiteralNode([
-                      f.createIndexSignature(
-                        undefined,
-                        [
-                          f.createParameterDeclaration(
-                            undefined,
-                            undefined,
-                            'property',
-                            undefined,
-                            f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
-                          ),
-                        ],
-                        f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword),
-                      ),
-                    ]),
-                  ]),
-          ),
-          f.createPropertySignature(
-            undefined,
-            'returns',
-            undefined,
-            c.returns ? this.typeNode(c.returns, file) : emptyReturn,
-          ),
+        const props = [
+          prop('args', this.commandArgs(c, file)),
+          prop('returns', c.returns ? this.typeNode(c.returns, file) : emptyReturn),
+          ...(c.allowOob ? [prop('oob', f.createLiteralTypeNode(f.createTrue()))] : []),
         ];
-        if (c.allowOob)
-          props.push(
-            f.createPropertySignature(
-              undefined,
-              'oob',
-              undefined,
-              f.createLiteralTypeNode(f.createTrue()),
-            ),
-          );
         return jsDoc(
-          f.createPropertySignature(
-            undefined,
-            propertyName(c.name),
-            undefined,
-            f.createTypeLiteralNode(props),
-          ),
+          prop(c.name, f.createTypeLiteralNode(props)),
           this.definitionDoc(c, 'QMP command'),
         );
       });
     file.statements.push(
-      jsDoc(
-        f.createInterfaceDeclaration(
-          this.exportModifiers(),
-          'Commands',
-          undefined,
-          undefined,
-          entries,
-        ),
-        [
-          `Every QMP command of QEMU ${this.options.qemuVersion}, keyed by wire name: \`args\` is the`,
-          '`arguments` object (`undefined`: none), `returns` what `return` holds, `oob` marks commands',
-          'allowed with `exec-oob`.',
-        ],
-      ),
+      exportedInterface('Commands', undefined, entries, [
+        `Every QMP command of QEMU ${this.options.qemuVersion}, keyed by wire name: \`args\` is the`,
+        '`arguments` object (`undefined`: none), `returns` what `return` holds, `oob` marks commands',
+        'allowed with `exec-oob`.',
+      ]),
     );
     return file;
+  }
+
+  /**
+   * A command's `args`: `undefined` when it takes none; with `'gen': false` QEMU passes further
+   * members through unchecked (device properties), so an index signature is added.
+   */
+  private commandArgs(c: CommandDef, file: FileBuilder): ts.TypeNode {
+    if (c.args === undefined) return f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword);
+    const args = this.typeNode({ kind: 'named', name: c.args }, file);
+    if (c.gen) return args;
+    const property = f.createParameterDeclaration(
+      undefined,
+      undefined,
+      'property',
+      undefined,
+      f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
+    );
+    const rest = f.createIndexSignature(
+      undefined,
+      [property],
+      f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword),
+    );
+    return f.createIntersectionTypeNode([args, f.createTypeLiteralNode([rest])]);
   }
 
   private emitEvents(): FileBuilder {
