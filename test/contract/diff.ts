@@ -2,8 +2,10 @@
  * Debug aid: runs scenarios (all, or those whose name contains argv[2]) against both peers
  * and prints only the steps whose lines differ.
  *   node --conditions=@qmpkit/source --import tsx test/contract/diff.ts [filter] [qemu|fake]
- * With a peer name it prints that peer's whole transcript instead.
+ * With a peer name it prints that peer's whole transcript instead. QMPKIT_QEMU picks the
+ * binary, as in the tests.
  */
+import { QEMU } from '@qmpkit/testguest/test-support';
 import { runScenario } from './runner.js';
 import { scenarios } from './scenarios.js';
 
@@ -11,15 +13,15 @@ const filter = process.argv[2] ?? '';
 const show = process.argv[3] as 'qemu' | 'fake' | undefined;
 for (const scenario of scenarios.filter((s) => s.name.includes(filter))) {
   if (show) {
-    for (const e of await runScenario(scenario, show)) {
+    for (const e of await runScenario(scenario, show, QEMU)) {
       console.log(`## ${e.step}`);
       for (const l of e.lines) console.log(l);
     }
     continue;
   }
   const [real, fake] = await Promise.all([
-    runScenario(scenario, 'qemu'),
-    runScenario(scenario, 'fake'),
+    runScenario(scenario, 'qemu', QEMU),
+    runScenario(scenario, 'fake', QEMU),
   ]);
   const n = Math.max(real.length, fake.length);
   let same = true;

@@ -126,7 +126,9 @@ export async function runCli(
     );
     return 1;
   }
-  for (const a of fake.addresses) io.out(`fake QMP (QEMU 7.2) listening on ${a.address}\n`);
+  const { major, minor } = fake.version.qemu;
+  for (const a of fake.addresses)
+    io.out(`fake QMP (QEMU ${major}.${minor}) listening on ${a.address}\n`);
   const code = await new Promise<number>((resolve) => {
     if (signal.aborted) resolve(0);
     signal.addEventListener('abort', () => resolve(0), { once: true });
