@@ -170,7 +170,7 @@ export function agentTests(options: AgentFileOptions): void {
       async () => {
         const bytes = new Uint8Array(100_000).map((_, i) => (i * 7919) & 0xff);
         await agent.writeFile('/data/roundtrip.bin', bytes);
-        expect(await agent.readFile('/data/roundtrip.bin')).toEqual(bytes);
+        expect(Buffer.from(await agent.readFile('/data/roundtrip.bin')).equals(bytes)).toBe(true);
         const size = await agent.exec(['/bin/sh', '-c', 'wc -c < /data/roundtrip.bin']);
         expect(size.stdout.trim()).toBe('100000');
         await expect(agent.readFile('/no/such/dir/file')).rejects.toMatchObject({
