@@ -83,3 +83,31 @@ describe('timeouts', () => {
     expect(agent.timeoutFor('guest-info')).toBe(5_000);
   });
 });
+
+describe('socket factory', () => {
+  it('opens streams through the factory, again after the peer closed one', async () => {
+    let connections = 0;
+    const socketPath = await peer((request, s) => {
+      const args = request.arguments as { id?: number } | undefined;
+      if (request.execute === 'guest-sync-delimited')
+        s.write(`\xff{"return": ${args?.id}}\n`, 'latin1');
+      else if (request.execute === 'guest-info') s.destroy();
+      else s.write(`${JSON.stringify({ return: {}, id: request.id })}\n`);
+    });
+    const agent = new GuestAgent({
+      socket: async () => {
+        connections++;
+        const s = net.createConnection({ path: socketPath });
+        await new Promise((resolve) => s.once('connect', resolve));
+        return s;
+      },
+    });
+    await expect(agent.execute('guest-ping')).resolves.toEqual({});
+    await expect(agent.execute('guest-info')).rejects.toMatchObject({
+      name: 'QmpDisconnectedError',
+    });
+    await expect(agent.execute('guest-ping')).resolves.toEqual({});
+    expect(connections).toBe(2);
+    await agent.close();
+  });
+});
