@@ -6,6 +6,7 @@ import type { CliCommand } from './command.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
 import { execCommand } from './exec.js';
+import { machineCommand } from './machine.js';
 import { qemuCommand } from './qemu.js';
 import { schemaCommand } from './schema.js';
 import { shellCommand } from './shell.js';
@@ -23,4 +24,5 @@ export const COMMANDS: readonly CliCommand[] = [
   snapshotCommand,
   qemuCommand,
   vmstateCommand,
+  machineCommand,
 ];
