@@ -1,4 +1,9 @@
 /** Compatibility of a VM across QEMU binaries: machine-type diff (see each module). */
+
+export type { CompatProbeProblem } from './errors.js';
+export { CompatProbeError, isCompatProbeError } from './errors.js';
+export type { QemuFingerprint } from './fingerprint.js';
+export { firmwareDirs, qemuFingerprint } from './fingerprint.js';
 export type {
   CompatProp,
   CompatPropCheck,
@@ -17,4 +22,12 @@ export {
   diffMachineReports,
   diffMachineType,
   inspectMachineType,
+  walkMachine,
 } from './machine-type-diff.js';
+export type {
+  CompatibilityProbe,
+  CompatibilityResult,
+  CompatibilityVerdict,
+  ProbeCompatibilityOptions,
+} from './probe.js';
+export { condenseReason, deviceSet, probeCompatibility, scratchConfig } from './probe.js';

@@ -157,7 +157,14 @@ function canonicalNames(children: readonly QomEntry[]): Map<string, string> {
   return out;
 }
 
-async function walk(m: Machine): Promise<MachineObject[]> {
+/**
+ * Every device (and bus) under `/machine` of a running QEMU, with its scalar property values
+ * (`properties: false` lists the objects only, which is much faster).
+ */
+export async function walkMachine(
+  m: Machine,
+  options: { readonly properties?: boolean } = {},
+): Promise<MachineObject[]> {
   const objects: Omit<MachineObject, 'key'>[] = [];
   const queue: { qomPath: string; path: string; type: string }[] = [
     { qomPath: '/machine', path: '/machine', type: 'machine' },
@@ -183,6 +190,10 @@ async function walk(m: Machine): Promise<MachineObject[]> {
       // children are walked, their own properties are not compared.
       const isDevice = entries.some((e) => e.name === 'realized') || o.path === '/machine';
       if (!isDevice) continue;
+      if (options.properties === false) {
+        objects.push({ path: o.path, qomPath: o.qomPath, type: o.type, properties: {} });
+        continue;
+      }
       const values = await Promise.all(
         scalar.map((e) =>
           m.qmp.execute('qom-get', { path: o.qomPath, property: e.name }).then(
@@ -331,7 +342,7 @@ export async function inspectMachineType(
     logger: { warn: () => undefined },
   });
   try {
-    const objects = await walk(m);
+    const objects = await walkMachine(m);
     const { defaultCpu, props } = await compatProps(m, machineType, objects);
     return {
       binary: { path: qemu.path, version: qemu.version },
