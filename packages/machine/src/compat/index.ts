@@ -31,3 +31,11 @@ export type {
   ProbeCompatibilityOptions,
 } from './probe.js';
 export { condenseReason, deviceSet, probeCompatibility, scratchConfig } from './probe.js';
+export type {
+  TortureCounter,
+  TortureCycle,
+  TortureDivergence,
+  TortureOptions,
+  TortureResult,
+} from './torture.js';
+export { tortureVm } from './torture.js';
