@@ -25,6 +25,7 @@ export {
   resolveQemuBinary,
   unpackedRootLayout,
 } from './binary.js';
+export * from './compat/index.js';
 export type {
   BackupOptions,
   BlockJobHost,

@@ -7,6 +7,7 @@ import type { CliCommand } from './command.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
 import { execCommand } from './exec.js';
+import { machineCommand } from './machine.js';
 import { qemuCommand } from './qemu.js';
 import { schemaCommand } from './schema.js';
 import { shellCommand } from './shell.js';
@@ -25,4 +26,5 @@ export const COMMANDS: readonly CliCommand[] = [
   backupCommand,
   qemuCommand,
   vmstateCommand,
+  machineCommand,
 ];

@@ -10,6 +10,7 @@ import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
 import { type CliCommand, type CommandContext, collect, positiveInt } from './command.js';
 import { EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
+import { registerTorture } from './vm-torture.js';
 
 interface StartFlags {
   dir: string;
@@ -69,6 +70,8 @@ export const vmCommand: CliCommand = {
       .description(
         'run a VM under a qmpkit supervisor (it owns QEMU and the snapshot store; see `qmpkit snapshot`)',
       );
+
+    registerTorture(vm, context);
 
     vm.command('init')
       .description(
