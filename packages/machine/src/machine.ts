@@ -296,7 +296,6 @@ export class Machine {
           ? DEFAULT_ACCEL
           : await usableAccelerators(binary.path, qemuBinaryEnv(binary, settings.env))),
     );
-    const planned = planProcess(model, launch, options, fds);
     const record = await storedBinary(binary);
     const runDir = await prepareRunDir({
       runDir: options.runDir,
