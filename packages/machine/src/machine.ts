@@ -346,10 +346,10 @@ export class Machine {
     const argv = (b: string) => [b, ...planned.args];
     const binary =
       options.qemu !== undefined
-        ? await binaryFromSpec(options.qemu, settings.env, argv)
+        ? await binaryFromSpec(options.qemu, settings.env, argv, options.cacheDir)
         : state.launch.binary !== undefined
           ? await binaryFromState(state.launch.binary, settings.env, settings.logger)
-          : await binaryFromSpec(state.launch.qemu, settings.env, argv);
+          : await binaryFromSpec(state.launch.qemu, settings.env, argv, options.cacheDir);
     const record = await storedBinary(binary);
     if (state.launch.machineType !== undefined) {
       const types = await machineTypes(binary, settings.env, `${record.size}:${record.mtimeMs}`);
