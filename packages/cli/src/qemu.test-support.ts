@@ -20,6 +20,17 @@ import { connect } from '@qmpkit/transport';
 
 export { qemuSuite } from '@qmpkit/testguest/test-support';
 export const QEMU = BINARY.system;
+/** The binary under test (`QMPKIT_TEST_QEMU`, see test-support): pass `--qemu QEMU_BINARY.system`. */
+export const QEMU_BINARY = BINARY;
+/** `query-status`'s `singlestep` member as the binary under test returns it (gone in 10.0). */
+export const SINGLESTEP: { singlestep?: false } =
+  (BINARY.version?.major ?? 0) < 10 ? { singlestep: false } : {};
+/** `query-status` of a QEMU started with `-S`, as JSON text in the member order QEMU sends. */
+export const PRELAUNCH_STATUS = JSON.stringify({
+  status: 'prelaunch',
+  ...SINGLESTEP,
+  running: false,
+});
 /** Skip only when QEMU is missing outside CI; in CI a missing QEMU fails. */
 export const skipQemu = qemuSkipReason() !== undefined;
 /** Appended to the names of real-QEMU suites, so a skip says why (never skipped in CI). */

@@ -26,6 +26,8 @@ export interface ProbeOptions {
   readonly kvmDevice?: string;
   /** How long `-accel help` may take (default 10 s). */
   readonly timeoutMs?: number;
+  /** The binary's environment (e.g. `QEMU_MODULE_DIR` of an unpacked build; default `process.env`). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 /** The binary could not be asked for its accelerators (missing, not QEMU, timed out). */
@@ -52,12 +54,16 @@ export function parseAccelHelp(output: string): string[] {
     .filter((line) => /^[a-z][a-z0-9_-]*$/.test(line));
 }
 
-async function accelHelp(binary: string, timeoutMs: number): Promise<string> {
+async function accelHelp(
+  binary: string,
+  timeoutMs: number,
+  env: NodeJS.ProcessEnv | undefined,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       binary,
       ['-accel', 'help'],
-      { timeout: timeoutMs, encoding: 'utf8' },
+      { timeout: timeoutMs, encoding: 'utf8', ...(env !== undefined ? { env } : {}) },
       (error, stdout, stderr) => {
         if (error) {
           reject(
@@ -88,7 +94,9 @@ export async function probeAccelerators(
   binary = 'qemu-system-x86_64',
   options: ProbeOptions = {},
 ): Promise<AcceleratorProbe> {
-  const compiled = parseAccelHelp(await accelHelp(binary, options.timeoutMs ?? 10_000));
+  const compiled = parseAccelHelp(
+    await accelHelp(binary, options.timeoutMs ?? 10_000, options.env),
+  );
   const device = options.kvmDevice ?? '/dev/kvm';
   const kvm = compiled.includes('kvm')
     ? await kvmUsable(device)
@@ -108,19 +116,22 @@ const cache = new Map<string, Promise<readonly ('kvm' | 'tcg')[]>>();
  */
 export function usableAccelerators(
   binary = 'qemu-system-x86_64',
+  env?: NodeJS.ProcessEnv,
 ): Promise<readonly ('kvm' | 'tcg')[]> {
-  let found = cache.get(binary);
+  // Per binary and module dir: the same executable with other modules may list others.
+  const key = `${binary}\0${env?.QEMU_MODULE_DIR ?? ''}`;
+  let found = cache.get(key);
   if (!found) {
-    found = probeAccelerators(binary).then(
+    found = probeAccelerators(binary, env !== undefined ? { env } : {}).then(
       (probe) => probe.usable,
       // The binary is missing or broken: launching it fails next with a QemuLaunchError that
       // carries QEMU's own exit status and stderr, which says more than the probe could.
       () => {
-        cache.delete(binary);
+        cache.delete(key);
         return ['tcg'] as const;
       },
     );
-    cache.set(binary, found);
+    cache.set(key, found);
   }
   return found;
 }

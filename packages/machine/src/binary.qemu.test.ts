@@ -5,27 +5,24 @@
  * answers `query-version` over QMP on stdio.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { qemuSkipReason } from '@qmpkit/testguest/test-support';
+import {
+  QEMU_10,
+  QEMU_SYSTEM,
+  qemuSkipReason,
+  REPO_CACHE_DIR,
+} from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import {
   type QemuBinary,
   qemuBinaryArgs,
   qemuBinaryEnv,
-  qemuCacheDir,
   resolveQemuBinary,
 } from './binary.js';
 
-const systemSkip = qemuSkipReason();
-const cacheDir = path.resolve(import.meta.dirname, '../../../.cache');
-const have10 = existsSync(path.join(qemuCacheDir(cacheDir, '10.0'), 'manifest.json'));
-const skip10 =
-  systemSkip ??
-  (!have10 && process.env.CI !== 'true'
-    ? 'QEMU 10.0 not fetched; run `pnpm qemu:fetch 10.0` (CI does)'
-    : undefined);
+const systemSkip = qemuSkipReason(QEMU_SYSTEM);
+const cacheDir = REPO_CACHE_DIR;
+const skip10 = systemSkip ?? qemuSkipReason(QEMU_10);
 
 /** Starts the binary with `-machine none`, asks `query-version` and quits; returns version + stderr. */
 async function queryVersion(binary: QemuBinary): Promise<{ version: string; stderr: string }> {

@@ -3,7 +3,7 @@
  * each bad input gets its typed problem before anything is started, and an unpacked root
  * is run with its own data and module dirs.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import {
   unpackedRootLayout,
 } from './binary.js';
 import { isQemuBinaryError } from './errors.js';
+import { launch } from './machine.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'qmpkit-binary-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -148,5 +149,40 @@ describe('helpers', () => {
     expect(defaultCacheDir({ QMPKIT_CACHE_DIR: '/c', XDG_CACHE_HOME: '/x' })).toBe('/c');
     expect(defaultCacheDir({ XDG_CACHE_HOME: '/x' })).toBe('/x/qmpkit');
     expect(defaultCacheDir({})).toMatch(/\.cache\/qmpkit$/);
+  });
+});
+
+describe('launch by release name', () => {
+  it('asks the resolved binary (with its module dir) for its accelerators, not the release name', async () => {
+    // Regression: the probe ran before the release was resolved, so `launch({ qemu: '10.0' })`
+    // asked a program named "10.0" and fell back to ['tcg'] even where KVM works.
+    const cacheDir = path.join(tmp, 'accel-cache');
+    const dir = qemuCacheDir(cacheDir, '9.9');
+    const layout = unpackedRootLayout(path.join(dir, 'root'));
+    const log = path.join(tmp, 'accel-calls.log');
+    script(
+      layout.executable,
+      [
+        `[ "$QEMU_MODULE_DIR" = "${layout.moduleDir}" ] || { echo "wrong module dir" >&2; exit 1; }`,
+        `echo "$*" >> "${log}"`,
+        'case "$1" in',
+        '  --version) echo "QEMU emulator version 9.9.0 (Debian test)";;',
+        '  -accel) printf "Accelerators supported in QEMU binary:\\ntcg\\n";;',
+        '  *) echo "not a real QEMU" >&2; exit 1;;',
+        'esac',
+      ].join('\n'),
+    );
+    mkdirSync(layout.dataDir, { recursive: true });
+    mkdirSync(layout.moduleDir, { recursive: true });
+    writeFileSync(path.join(dir, 'manifest.json'), '{}');
+    const error = await launch(
+      { machine: { type: 'pc' }, memory: { size: 16 * 1024 * 1024 } },
+      { qemu: '9.9', cacheDir, runDirParent: tmp, launchTimeout: 5_000 },
+    ).catch((e: unknown) => e);
+    expect((error as Error).name).toBe('QemuLaunchError');
+    const calls = readFileSync(log, 'utf8').trim().split('\n');
+    expect(calls.slice(0, 2)).toEqual(['--version', '-accel help']);
+    // The launch itself then ran with what the probe found.
+    expect(calls[2]).toContain('-accel tcg');
   });
 });

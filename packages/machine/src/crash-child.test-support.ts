@@ -5,6 +5,8 @@
  *
  *   node --conditions=@qmpkit/source --import tsx crash-child.test-support.ts <dir>
  */
+
+import { launchQemu } from '@qmpkit/testguest/test-support';
 import { launch } from './machine.js';
 import { guestConfig } from './qemu.test-support.js';
 
@@ -12,6 +14,7 @@ const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: crash-child <dir>');
 const config = await guestConfig(dir, { name: 'crash-child' });
 const machine = await launch(config, {
+  ...launchQemu(),
   consoles: ['ser0'],
   runDir: `${dir}/run`,
   logger: { warn: () => {} },

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { runQemuImg } from '@qmpkit/testguest';
-import { qemuSuite } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { isMachinePlugError } from './errors.js';
 import { launch, type Machine } from './machine.js';
@@ -19,6 +19,7 @@ const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-machine-test-' });
 async function bootedGuest(name: string): Promise<Machine> {
   const m = suite.adopt(
     await launch(await guestConfig(suite.dir, { name }), {
+      ...launchQemu(),
       consoles: ['ser0'],
       runDirParent: suite.dir,
     }),

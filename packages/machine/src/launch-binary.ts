@@ -23,6 +23,7 @@ export async function binaryFromSpec(
   spec: QemuSpec,
   env: NodeJS.ProcessEnv,
   argv: (binary: string) => string[],
+  cacheDir?: string,
 ): Promise<QemuBinary> {
   const notFound = (name: string, cause?: unknown) =>
     new QemuLaunchError(
@@ -43,7 +44,10 @@ export async function binaryFromSpec(
     target = found;
   }
   try {
-    return await resolveQemuBinary(target, { env });
+    return await resolveQemuBinary(target, {
+      env,
+      ...(cacheDir !== undefined ? { cacheDir } : {}),
+    });
   } catch (error) {
     if (isQemuBinaryError(error) && error.problem === 'not-found' && target.includes('/'))
       throw notFound(spec, error);

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { childQemuPids } from '@qmpkit/testguest/test-support';
+import { childQemuPids, launchQemu } from '@qmpkit/testguest/test-support';
 import { launch } from './machine.js';
 import { guestConfig } from './qemu.test-support.js';
 
@@ -33,6 +33,7 @@ const watch = setInterval(() => {
   process.kill(process.pid, 'SIGKILL');
 }, 1);
 await launch(config, {
+  ...launchQemu(),
   consoles: ['ser0'],
   runDir: path.join(dir, 'run'),
   logger: { warn: () => {} },

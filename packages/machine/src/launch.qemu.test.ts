@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync 
 import path from 'node:path';
 import { isConfigValidationError, type VmConfig } from '@qmpkit/devices';
 import { parseCounterLine } from '@qmpkit/testguest';
-import { qemuSuite } from '@qmpkit/testguest/test-support';
+import { launchQemu, QEMU, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { probeAccelerators } from './accel.js';
 import { isMachineOptionsError, isQemuLaunchError, isRunDirError } from './errors.js';
@@ -30,10 +30,15 @@ function modeOf(file: string): number {
 describe('launch', () => {
   it('boots the test guest, reads its counter on the serial console and answers echo', async () => {
     const config = await guestConfig(suite.dir);
-    const m = suite.adopt(await launch(config, { consoles: ['ser0'], runDirParent: suite.dir }));
+    const m = suite.adopt(
+      await launch(config, { ...launchQemu(), consoles: ['ser0'], runDirParent: suite.dir }),
+    );
     expect(m.status).toBe('running');
     expect(m.accel).toBe('tcg');
-    expect(m.qemuVersion).toMatchObject({ major: 7, minor: 2 });
+    expect(m.qemuVersion).toMatchObject({
+      major: QEMU.version?.major,
+      minor: QEMU.version?.minor,
+    });
     expect(processAlive(m.pid)).toBe(true);
     // Ready means negotiated: commands work at once.
     expect((await m.qmp.execute('query-status')).status).toBe('running');
@@ -70,7 +75,7 @@ describe('launch', () => {
       pid: m.pid,
       accel: 'tcg',
       runDir: m.runDir,
-      qemuVersion: { major: 7, minor: 2 },
+      qemuVersion: { major: QEMU.version?.major, minor: QEMU.version?.minor },
     });
     expect(state.launch.consoles).toEqual([{ chardev: 'ser0', encoding: 'utf8' }]);
     expect(state.config).toEqual(m.config);
@@ -85,7 +90,7 @@ describe('launch', () => {
 
   it('without an accelerator list passes what the probe found usable and reports what it got', async () => {
     const { accel: _tcg, ...config } = await guestConfig(suite.dir);
-    const m = suite.adopt(await launch(config, { runDirParent: suite.dir }));
+    const m = suite.adopt(await launch(config, { ...launchQemu(), runDirParent: suite.dir }));
     // Only what works here is passed (no `-accel kvm` without a usable /dev/kvm, so no
     // fallback warning on stderr), as `probeAccelerators` reports it.
     const probe = await probeAccelerators();
@@ -109,7 +114,7 @@ describe('launch', () => {
     const marker = path.join(suite.dir, 'shell-ran');
     const name = `x;touch ${marker};$(touch ${marker})\`touch ${marker}\``;
     const config: VmConfig = { ...(await guestConfig(suite.dir)), staticArgs: ['-name', name] };
-    const m = suite.adopt(await launch(config, { runDirParent: suite.dir }));
+    const m = suite.adopt(await launch(config, { ...launchQemu(), runDirParent: suite.dir }));
     expect(await m.qmp.execute('query-name')).toEqual({ name });
     expect(m.argv).toContain(name);
     await m.stop();
@@ -117,7 +122,9 @@ describe('launch', () => {
   });
 
   it('kill() ends QEMU with SIGKILL', async () => {
-    const m = suite.adopt(await launch(await guestConfig(suite.dir), { runDirParent: suite.dir }));
+    const m = suite.adopt(
+      await launch(await guestConfig(suite.dir), { ...launchQemu(), runDirParent: suite.dir }),
+    );
     const exit = await m.kill();
     expect(exit.signal).toBe('SIGKILL');
     expect(m.status).toBe('stopped');
@@ -133,7 +140,9 @@ describe('launch failures', () => {
     };
     const parent = fresh();
     mkdirSync(parent, { mode: 0o700 });
-    const error = await launch(bad, { runDirParent: parent }).catch((e: unknown) => e);
+    const error = await launch(bad, { ...launchQemu(), runDirParent: parent }).catch(
+      (e: unknown) => e,
+    );
     expect(isQemuLaunchError(error)).toBe(true);
     if (!isQemuLaunchError(error)) return;
     expect(error.reason).toBe('exited');
@@ -154,22 +163,28 @@ describe('launch failures', () => {
       ...config,
       devices: [{ driver: 'virtio-blk-pci', id: 'vd9', drive: 'missing-node' }],
     };
-    const e1 = await launch(dangling, { runDirParent: parent }).catch((e: unknown) => e);
+    const e1 = await launch(dangling, { ...launchQemu(), runDirParent: parent }).catch(
+      (e: unknown) => e,
+    );
     expect(isConfigValidationError(e1)).toBe(true);
     expect(String(e1)).toContain('missing-node');
     const duplicate: VmConfig = {
       ...config,
       blockdevs: [...(config.blockdevs ?? []), { driver: 'null-co', 'node-name': 'boot' }],
     };
-    const e2 = await launch(duplicate, { runDirParent: parent }).catch((e: unknown) => e);
+    const e2 = await launch(duplicate, { ...launchQemu(), runDirParent: parent }).catch(
+      (e: unknown) => e,
+    );
     expect(isConfigValidationError(e2)).toBe(true);
     if (isConfigValidationError(e2))
       expect(e2.problems.map((p) => p.code)).toContain('duplicate-id');
     // Nothing was created, nothing spawned.
     expect(readdirSync(parent)).toEqual([]);
-    const e3 = await launch(config, { consoles: ['nope'], runDirParent: parent }).catch(
-      (e: unknown) => e,
-    );
+    const e3 = await launch(config, {
+      ...launchQemu(),
+      consoles: ['nope'],
+      runDirParent: parent,
+    }).catch((e: unknown) => e);
     expect(isMachineOptionsError(e3)).toBe(true);
     expect(readdirSync(parent)).toEqual([]);
   });
@@ -204,9 +219,11 @@ describe('launch failures', () => {
       unlock = () => chmodSync(locked, 0o700);
     }
     try {
-      const e1 = await launch(config, { runDir: locked }).catch((e: unknown) => e);
+      const e1 = await launch(config, { ...launchQemu(), runDir: locked }).catch((e: unknown) => e);
       expect(isRunDirError(e1) && e1.problem).toBe('not-writable');
-      const e2 = await launch(config, { runDirParent: locked }).catch((e: unknown) => e);
+      const e2 = await launch(config, { ...launchQemu(), runDirParent: locked }).catch(
+        (e: unknown) => e,
+      );
       expect(isRunDirError(e2) && e2.problem).toBe('not-writable');
     } finally {
       unlock();
@@ -214,11 +231,11 @@ describe('launch failures', () => {
     const open = fresh();
     mkdirSync(open, { mode: 0o755 });
     chmodSync(open, 0o755);
-    const e3 = await launch(config, { runDir: open }).catch((e: unknown) => e);
+    const e3 = await launch(config, { ...launchQemu(), runDir: open }).catch((e: unknown) => e);
     expect(isRunDirError(e3) && e3.problem).toBe('insecure-mode');
     const file = path.join(suite.dir, 'a-file');
     writeFileSync(file, '');
-    const e4 = await launch(config, { runDir: file }).catch((e: unknown) => e);
+    const e4 = await launch(config, { ...launchQemu(), runDir: file }).catch((e: unknown) => e);
     expect(isRunDirError(e4) && e4.problem).toBe('not-a-directory');
   });
 

@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { runQemuImg } from '@qmpkit/testguest';
-import { qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { isRunDirLockedError } from './errors.js';
 import { launch, Machine } from './machine.js';
@@ -103,9 +103,11 @@ describe('one manager per run directory', () => {
     suite.trackPid(line.qemuPid);
     const config = await guestConfig(suite.dir, { name: 'lock2' });
     // Launching into the same run directory and relaunching its state both name the holder.
-    const e1 = await launch(config, { runDir: path.join(dir, 'run'), logger: quiet }).catch(
-      (e: unknown) => e,
-    );
+    const e1 = await launch(config, {
+      ...launchQemu(),
+      runDir: path.join(dir, 'run'),
+      logger: quiet,
+    }).catch((e: unknown) => e);
     expect(isRunDirLockedError(e1) && e1.holderPid).toBe(c.pid);
     const e2 = await Machine.relaunch(line.stateFile, { logger: quiet }).catch((e: unknown) => e);
     expect(isRunDirLockedError(e2) && e2.holderPid).toBe(c.pid);
@@ -122,7 +124,7 @@ describe('one manager per run directory', () => {
   it('frees the lock at stop and when its process dies (no timers, no stale wait)', async () => {
     const config = await guestConfig(suite.dir, { name: 'lock3' });
     const runDir = path.join(suite.dir, 'lock3-run');
-    const m = suite.adopt(await launch(config, { runDir, logger: quiet }));
+    const m = suite.adopt(await launch(config, { ...launchQemu(), runDir, logger: quiet }));
     expect(readdirSync(runDir)).toContain('manager.lock');
     await m.stop();
     expect(readdirSync(runDir)).not.toContain('manager.lock');
@@ -135,7 +137,7 @@ describe('crash debris', () => {
   it('removes temp files of killed state writes on the next open', async () => {
     const config = await guestConfig(suite.dir, { name: 'temps' });
     const runDir = path.join(suite.dir, 'temps-run');
-    const m = suite.adopt(await launch(config, { runDir, logger: quiet }));
+    const m = suite.adopt(await launch(config, { ...launchQemu(), runDir, logger: quiet }));
     await m.stop();
     const temps = ['.state.json.4242.0a1b2c3d.tmp', '.state.json.4242.0a1b2c3d.bak.tmp'];
     for (const t of temps) writeFileSync(path.join(runDir, t), '{"half": ', { mode: 0o600 });
@@ -167,7 +169,9 @@ describe('crash debris', () => {
         { driver: 'ide-hd' as const, id: 'data0', drive: 'data', bus: 'ide.1' },
       ],
     };
-    const m = suite.adopt(await launch(config, { runDirParent: suite.dir, logger: quiet }));
+    const m = suite.adopt(
+      await launch(config, { ...launchQemu(), runDirParent: suite.dir, logger: quiet }),
+    );
     process.kill(m.pid, 'SIGKILL');
     await m.exited;
     await expect
@@ -190,7 +194,9 @@ describe('crash debris', () => {
 describe('identification', () => {
   it('every QEMU names its run directory (pidfile) and the journal records it before the spawn', async () => {
     const config = await guestConfig(suite.dir, { name: 'ident' });
-    const m = suite.adopt(await launch(config, { runDirParent: suite.dir, logger: quiet }));
+    const m = suite.adopt(
+      await launch(config, { ...launchQemu(), runDirParent: suite.dir, logger: quiet }),
+    );
     const argv = readFileSync(`/proc/${m.pid}/cmdline`, 'utf8').split('\0');
     expect(argv[argv.indexOf('-pidfile') + 1]).toBe(path.join(m.runDir, 'qemu.pid'));
     expect(readFileSync(path.join(m.runDir, 'qemu.pid'), 'utf8').trim()).toBe(String(m.pid));

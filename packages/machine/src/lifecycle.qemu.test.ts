@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { isConfigValidationError, MiB, type VmConfig } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/testguest';
-import { qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { isRunDirLockedError, isStateFileError } from './errors.js';
 import { launch, Machine } from './machine.js';
@@ -24,7 +24,9 @@ const COUNTER = /C=([0-9A-F]{8})\r\n/;
 describe('restart', () => {
   it('restarts with a changed configuration; consoles, run dir and state file stay', async () => {
     const config = await guestConfig(suite.dir, { name: 'restart' });
-    const m = suite.adopt(await launch(config, { consoles: ['ser0'], runDirParent: suite.dir }));
+    const m = suite.adopt(
+      await launch(config, { ...launchQemu(), consoles: ['ser0'], runDirParent: suite.dir }),
+    );
     await m.console('ser0').expect(COUNTER, { timeout: 20_000 });
     const firstPid = m.pid;
     const serial = m.console('ser0');
@@ -65,7 +67,9 @@ describe('restart', () => {
 
   it('restarts with -incoming defer and an inherited file, and restores the console buffer', async () => {
     const config = await guestConfig(suite.dir, { name: 'incoming' });
-    const m = suite.adopt(await launch(config, { consoles: ['ser0'], runDirParent: suite.dir }));
+    const m = suite.adopt(
+      await launch(config, { ...launchQemu(), consoles: ['ser0'], runDirParent: suite.dir }),
+    );
     const serial = m.console('ser0');
     await serial.expect(COUNTER, { timeout: 20_000 });
     // Save: stop the CPUs, migrate the state into a file, remember the unread console text.
@@ -122,6 +126,7 @@ describe('crash recovery', () => {
     const config = await guestConfig(suite.dir, { name: 'crash' });
     const m = suite.adopt(
       await launch(config, {
+        ...launchQemu(),
         consoles: ['ser0'],
         runDir: path.join(suite.dir, 'crash-run'),
         logger: { warn: () => {} },
@@ -204,6 +209,7 @@ describe('crash recovery', () => {
     const config = await guestConfig(suite.dir, { name: 'corrupt' });
     const m = suite.adopt(
       await launch(config, {
+        ...launchQemu(),
         runDir: path.join(suite.dir, 'corrupt-run'),
         logger: { warn: () => {} },
       }),
@@ -267,7 +273,12 @@ describe('assembly and the command line', () => {
       netdevs: [{ id: 'net0', type: 'user', restrict: true }],
     };
     const m = suite.adopt(
-      await launch(config, { assemble: 'qmp', consoles: ['ser0'], runDirParent: suite.dir }),
+      await launch(config, {
+        ...launchQemu(),
+        assemble: 'qmp',
+        consoles: ['ser0'],
+        runDirParent: suite.dir,
+      }),
     );
     const argv = m.argv.join(' ');
     expect(argv).toContain(' -S ');
@@ -352,7 +363,11 @@ describe('assembly and the command line', () => {
       ],
     };
     const m = suite.adopt(
-      await launch(config, { consoles: ['ser0', 'con0'], runDirParent: suite.dir }),
+      await launch(config, {
+        ...launchQemu(),
+        consoles: ['ser0', 'con0'],
+        runDirParent: suite.dir,
+      }),
     );
     expect(m.argv).toContain('-S');
     expect((await m.qmp.execute('query-status')).status).toBe('prelaunch');

@@ -92,6 +92,8 @@ export interface LaunchOptions extends ProcessOptions {
    * `QemuLaunchError` `not-found`) and recorded in the state file.
    */
   readonly qemu?: QemuSpec;
+  /** Where a release name in `qemu` is looked up (default `defaultCacheDir()`, as `qmpkit qemu fetch`). */
+  readonly cacheDir?: string;
   /** Use this run directory (created 0700 if missing; an existing one must be 0700 and ours). */
   readonly runDir?: string;
   /** Otherwise create `qmpkit-machine-XXXXXX` here (default `os.tmpdir()`); removed by `stop()`. */
@@ -142,6 +144,8 @@ export interface RelaunchOptions extends ProcessOptions {
    * keeps its pinned machine type; a binary without that type is a `MachineTypeError`.
    */
   readonly qemu?: QemuSpec;
+  /** Where a release name in `qemu` is looked up (default `defaultCacheDir()`). */
+  readonly cacheDir?: string;
   /**
    * Take the run directory over even when another live process holds its lock (by default
    * that is a `RunDirLockedError`: the VM is someone's, not a leftover); its QEMU is killed.
@@ -272,13 +276,6 @@ export class Machine {
    */
   static async launch(config: VmConfig, options: LaunchOptions = {}): Promise<Machine> {
     const spec = options.qemu ?? 'qemu-system-x86_64';
-    // Only what this host can run (no kvm+tcg fallback noise); a release name ('10.0') or a
-    // broken binary probes as ['tcg'] and the launch below reports the binary's own error.
-    const probed = typeof spec === 'string' ? spec : spec.path;
-    const model = modelConfig(
-      config,
-      options.accel ?? (config.accel ? DEFAULT_ACCEL : await usableAccelerators(probed)),
-    );
     const launch: StoredLaunch = {
       qemu: typeof spec === 'string' ? spec : spec.path,
       consoles: normalizeConsoles(options.consoles ?? []),
@@ -287,12 +284,26 @@ export class Machine {
       launchTimeout: options.launchTimeout ?? 30_000,
     };
     const settings = settingsFrom(options);
-    // Everything that can be checked without side effects first.
-    const planned = planProcess(model, launch, options, {
-      qmp: 3,
-      consoles: dummyConsoleFds(launch),
-    });
-    const binary = await binaryFromSpec(spec, settings.env, (b) => [b, ...planned.args]);
+    const fds = { qmp: 3, consoles: dummyConsoleFds(launch) };
+    // Everything that can be checked without side effects first (the accelerators do not
+    // change what is valid; the probe below needs the resolved binary).
+    const checked = planProcess(modelConfig(config, DEFAULT_ACCEL), launch, options, fds);
+    const binary = await binaryFromSpec(
+      spec,
+      settings.env,
+      (b) => [b, ...checked.args],
+      options.cacheDir,
+    );
+    // Only what this host can run (no kvm+tcg fallback noise), asked of the QEMU that will
+    // run — a release name is resolved to its executable and module dir first; a binary whose
+    // probe fails probes as ['tcg'] and the launch below reports the binary's own error.
+    const model = modelConfig(
+      config,
+      options.accel ??
+        (config.accel
+          ? DEFAULT_ACCEL
+          : await usableAccelerators(binary.path, qemuBinaryEnv(binary, settings.env))),
+    );
     const record = await storedBinary(binary);
     const runDir = await prepareRunDir({
       runDir: options.runDir,
@@ -344,10 +355,10 @@ export class Machine {
     const argv = (b: string) => [b, ...planned.args];
     const binary =
       options.qemu !== undefined
-        ? await binaryFromSpec(options.qemu, settings.env, argv)
+        ? await binaryFromSpec(options.qemu, settings.env, argv, options.cacheDir)
         : state.launch.binary !== undefined
           ? await binaryFromState(state.launch.binary, settings.env, settings.logger)
-          : await binaryFromSpec(state.launch.qemu, settings.env, argv);
+          : await binaryFromSpec(state.launch.qemu, settings.env, argv, options.cacheDir);
     const record = await storedBinary(binary);
     if (state.launch.machineType !== undefined) {
       const types = await machineTypes(binary, settings.env, `${record.size}:${record.mtimeMs}`);

@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { qemuSuite } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { createStreamSink } from '@qmpkit/transport/fd';
 import { describe, expect, it } from 'vitest';
 import { isMigrationError } from './errors.js';
@@ -30,7 +30,12 @@ async function ramCounter(m: Machine): Promise<number> {
 async function savedGuest(name: string): Promise<{ m: Machine; file: string; ram: number }> {
   const config = await guestConfig(suite.dir, { name });
   const m = suite.adopt(
-    await launch(config, { consoles: ['ser0'], runDirParent: suite.dir, logger: quiet }),
+    await launch(config, {
+      ...launchQemu(),
+      consoles: ['ser0'],
+      runDirParent: suite.dir,
+      logger: quiet,
+    }),
   );
   await m.console('ser0').expect(COUNTER, { timeout: 20_000 });
   await m.qmp.execute('stop');
@@ -62,7 +67,9 @@ describe('migration', () => {
 
   it('refuses exec: URIs and reports an abort', async () => {
     const config = await guestConfig(suite.dir, { name: 'refuse' });
-    const m = suite.adopt(await launch(config, { runDirParent: suite.dir, logger: quiet }));
+    const m = suite.adopt(
+      await launch(config, { ...launchQemu(), runDirParent: suite.dir, logger: quiet }),
+    );
     const e1 = await migrateOutgoing(m, { uri: 'exec:cat > /dev/null', timeout: 5000 }).catch(
       (e: unknown) => e,
     );

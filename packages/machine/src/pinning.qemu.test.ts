@@ -17,7 +17,13 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import type { VmConfig } from '@qmpkit/devices';
-import { qemuSkipReason, qemuSuite } from '@qmpkit/testguest/test-support';
+import {
+  QEMU_10,
+  QEMU_SYSTEM,
+  qemuSkipReason,
+  qemuSuite,
+  REPO_CACHE_DIR,
+} from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { type QemuBinary, qemuCacheDir, resolveQemuBinary } from './binary.js';
 import { isMachineTypeError, isQemuBinaryError } from './errors.js';
@@ -25,14 +31,10 @@ import { launch, Machine } from './machine.js';
 import { resolveBinary } from './proc.js';
 import { guestConfig } from './qemu.test-support.js';
 
-const cacheDir = path.resolve(import.meta.dirname, '../../../.cache');
-const have10 = existsSync(path.join(qemuCacheDir(cacheDir, '10.0'), 'manifest.json'));
-const systemSkip = qemuSkipReason();
-const skip10 =
-  systemSkip ??
-  (!have10 && process.env.CI !== 'true'
-    ? 'QEMU 10.0 not fetched; run `pnpm qemu:fetch 10.0` (CI does)'
-    : undefined);
+const cacheDir = REPO_CACHE_DIR;
+const have10 = QEMU_10.missing === undefined;
+const systemSkip = qemuSkipReason(QEMU_SYSTEM);
+const skip10 = systemSkip ?? qemuSkipReason(QEMU_10);
 
 // Skip rules, and after each test every QEMU of the suite's dir is ended (also on failure).
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-pinning-' });

@@ -9,7 +9,9 @@ import { CAPTURE_DIR, recordingIo } from '../cli.test-support.js';
 import { painter } from '../io.js';
 import { main } from '../main.js';
 import {
+  QEMU_BINARY,
   qemuSuite,
+  SINGLESTEP,
   SKIP_REASON,
   skipQemu,
   startQemu,
@@ -48,7 +50,7 @@ describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP
     expect(status).toMatchObject({ code: 0, err: '' });
     expect(JSON.parse(status.out)).toEqual({
       status: 'prelaunch',
-      singlestep: false,
+      ...SINGLESTEP,
       running: false,
     });
 
@@ -204,12 +206,17 @@ describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP
     }
   });
 
-  it('schema diff against the live QEMU: the committed 7.2 capture has no changes', async () => {
-    const { code, out } = await run('schema', 'diff', CAPTURE_DIR, qemu.address);
-    expect(code).toBe(0);
-    expect(out).toContain('(live, QEMU 7.2.');
-    expect(out).toContain('no changes');
-  });
+  // The committed capture is 7.2's: against 10.0 the diff has changes by design (a 10.0
+  // capture comes with issue #14 item 1).
+  it.skipIf(QEMU_BINARY.version?.major !== 7)(
+    `schema diff against the live QEMU: the committed 7.2 capture has no changes${QEMU_BINARY.version?.major === 7 ? '' : ' (7.2 capture: runs on QEMU 7.2 only)'}`,
+    async () => {
+      const { code, out } = await run('schema', 'diff', CAPTURE_DIR, qemu.address);
+      expect(code).toBe(0);
+      expect(out).toContain('(live, QEMU 7.2.');
+      expect(out).toContain('no changes');
+    },
+  );
 
   it('the qmpkit binary: exit codes 0, 1 and 2 as a real process', () => {
     const exec = (...args: string[]) =>
@@ -223,7 +230,7 @@ describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP
       );
     const ok = exec('exec', qemu.address, 'query-version', '--no-pretty');
     expect(ok.status).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ qemu: { major: 7 } });
+    expect(JSON.parse(ok.stdout)).toMatchObject({ qemu: { major: QEMU_BINARY.version?.major } });
     const failed = exec('exec', qemu.address, 'blockdev-del', 'node-name=missing');
     expect(failed.status).toBe(1);
     expect(failed.stderr).toMatch(/^qmpkit: GenericError: /);
@@ -245,7 +252,11 @@ describe.skipIf(skipQemu)(`exec, events and transactions against real QEMU${SKIP
       },
     );
     expect(piped.status).toBe(1); // a line failed: the script's status says so
-    expect(piped.stdout).toMatch(/^\{"status":"\w+","singlestep":false,"running":(true|false)\}\n/);
+    expect(piped.stdout).toMatch(
+      new RegExp(
+        `^\\{"status":"\\w+",${SINGLESTEP.singlestep === false ? '"singlestep":false,' : ''}"running":(true|false)\\}\n`,
+      ),
+    );
     expect(piped.stdout).toContain("has no command 'query-stauts'");
     expect(piped.stdout).not.toContain('(QEMU)'); // no prompts without a terminal
     const unreachable = exec('exec', `unix:${path.join(qemu.dir, 'none.sock')}`, 'query-status');

@@ -14,9 +14,13 @@ import { createQcow2Guest } from '@qmpkit/testguest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RecordingIo, recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+
 import type { ListResult, StatusResult } from '../vm/protocol.js';
 import { cliEntry } from '../vm/spawn.js';
+
+/** The binary under test (`QMPKIT_TEST_QEMU`), as `vm status` prints it: `7\.2`, `10\.0`. */
+const VERSION = String.raw`${QEMU_BINARY.version?.major}\.${QEMU_BINARY.version?.minor}`;
 
 const ENV = { PATH: process.env.PATH };
 
@@ -91,11 +95,15 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
       'tcg',
       '--console',
       'ser0',
+      '--qemu',
+      QEMU_BINARY.system,
     );
     expect(start.err).toBe('');
     expect(start.code).toBe(0);
     expect(start.out).toMatch(
-      /^VM started: QEMU 7\.2\.\d+ \(pid \d+, accelerator tcg, running\); supervisor pid \d+; snapshots use external\n$/,
+      new RegExp(
+        String.raw`^VM started: QEMU ${VERSION}\.\d+ \(pid \d+, accelerator tcg, running\); supervisor pid \d+; snapshots use external\n$`,
+      ),
     );
     const json = await run('vm', 'status', '--dir', dir, '--json');
     expect(json.code).toBe(0);
@@ -104,7 +112,9 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
     suite.trackPid(status.qemu.pid);
     expect(status.qemu).toMatchObject({ accel: 'tcg', runState: 'running' });
     const text = await run('vm', 'status', '--dir', dir);
-    expect(text.out).toMatch(/^qemu +pid \d+, QEMU 7\.2\.\d+, accelerator tcg$/m);
+    expect(text.out).toMatch(
+      new RegExp(String.raw`^qemu +pid \d+, QEMU ${VERSION}\.\d+, accelerator tcg$`, 'm'),
+    );
     expect(text.out).toMatch(/^run state +running$/m);
     // A second supervisor on the same directory is refused.
     const again = await run('vm', 'start', config, '--dir', dir);
@@ -332,7 +342,17 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
       blockdevs: [{ driver: 'file', 'node-name': 'f', filename: path.join(work, 'missing.img') }],
     };
     writeFileSync(bad, toJSON(vm));
-    const start = await run('vm', 'start', bad, '--dir', path.join(work, 'bad'), '--accel', 'tcg');
+    const start = await run(
+      'vm',
+      'start',
+      bad,
+      '--dir',
+      path.join(work, 'bad'),
+      '--accel',
+      'tcg',
+      '--qemu',
+      QEMU_BINARY.system,
+    );
     expect(start.code).toBe(2);
     expect(start.err).toMatch(/^qmpkit: the VM did not start: /);
     expect(start.err).toMatch(/missing\.img.*No such file or directory/);

@@ -4,11 +4,14 @@
  * our own reading of the two dumps, with the reason for each written below. Also the typed
  * refusals of real binaries: a machine type the binary lacks, a binary that is not QEMU.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { qemuSkipReason, qemuSuite } from '@qmpkit/testguest/test-support';
+import {
+  QEMU_10,
+  QEMU_SYSTEM,
+  qemuSkipReason,
+  qemuSuite,
+  REPO_CACHE_DIR,
+} from '@qmpkit/testguest/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { qemuCacheDir } from '../binary.js';
 import { isQemuBinaryError } from '../errors.js';
 import { diffVmstate } from './compare.js';
 import { dumpVmstate, type VmstateDumpResult } from './dump.js';
@@ -16,14 +19,9 @@ import { isVmstateRunError } from './errors.js';
 
 // Skip rules (never skip with CI=true) and an exit sweep of QEMUs: the shared support.
 qemuSuite({ prefix: 'qmpkit-vmstate-' });
-const systemSkip = qemuSkipReason();
-const cacheDir = path.resolve(import.meta.dirname, '../../../../.cache');
-const have10 = existsSync(path.join(qemuCacheDir(cacheDir, '10.0'), 'manifest.json'));
-const skip10 =
-  systemSkip ??
-  (!have10 && process.env.CI !== 'true'
-    ? 'QEMU 10.0 not fetched; run `pnpm qemu:fetch 10.0` (CI does)'
-    : undefined);
+const systemSkip = qemuSkipReason(QEMU_SYSTEM);
+const cacheDir = REPO_CACHE_DIR;
+const skip10 = systemSkip ?? qemuSkipReason(QEMU_10);
 
 /**
  * 7.2 → 10.0: what 10.0 cannot take from 7.2, by our reading of the dumps. None of these

@@ -12,6 +12,7 @@
  */
 import path from 'node:path';
 import { launch } from '@qmpkit/machine';
+import { launchQemu } from '@qmpkit/testguest/test-support';
 import { openSnapshots } from '../snapshots.js';
 import type { StrategyKind } from '../types.js';
 import { COUNTER, guestConfig, nextCounter } from './qemu.test-support.js';
@@ -26,10 +27,15 @@ const config = await guestConfig(dir, { name: 'guest' });
 const runDir = path.join(dir, 'run');
 if (op === 'launch') {
   say({ go: true });
-  await launch(config, { consoles: ['ser0'], runDir, logger: quiet });
+  await launch(config, { ...launchQemu(), consoles: ['ser0'], runDir, logger: quiet });
   say({ done: true });
 } else {
-  const machine = await launch(config, { consoles: ['ser0'], runDir, logger: quiet });
+  const machine = await launch(config, {
+    ...launchQemu(),
+    consoles: ['ser0'],
+    runDir,
+    logger: quiet,
+  });
   await machine.console('ser0').expect(COUNTER, { timeout: 30_000 });
   const snaps = await openSnapshots(machine, {
     dir: path.join(dir, 'store'),

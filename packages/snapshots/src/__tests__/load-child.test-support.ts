@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import { launch } from '@qmpkit/machine';
-import { childQemuPids } from '@qmpkit/testguest/test-support';
+import { childQemuPids, launchQemu } from '@qmpkit/testguest/test-support';
 import { openSnapshots } from '../snapshots.js';
 import { COUNTER, guestConfig, nextCounter } from './qemu.test-support.js';
 
@@ -19,6 +19,7 @@ const say = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n
 
 const config = await guestConfig(dir, { name: 'guest' });
 const machine = await launch(config, {
+  ...launchQemu(),
   consoles: ['ser0'],
   runDir: path.join(dir, 'run'),
   logger: { warn: () => {} },

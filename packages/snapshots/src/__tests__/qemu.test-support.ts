@@ -8,7 +8,7 @@ import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { launch, type Machine } from '@qmpkit/machine';
 import { createQcow2Guest, parseCounterLine } from '@qmpkit/testguest';
-import { TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import { launchQemu, TEST_ACCEL } from '@qmpkit/testguest/test-support';
 
 export const COUNTER = /C=([0-9A-F]{8})\r\n/;
 
@@ -47,7 +47,7 @@ export async function guestConfig(
 }
 
 export async function startGuest(dir: string, config: VmConfig): Promise<Machine> {
-  const m = await launch(config, { consoles: ['ser0'], runDirParent: dir });
+  const m = await launch(config, { ...launchQemu(), consoles: ['ser0'], runDirParent: dir });
   await m.console('ser0').expect(COUNTER, { timeout: 30_000 });
   return m;
 }

@@ -13,6 +13,7 @@
  */
 import path from 'node:path';
 import { launch } from '@qmpkit/machine';
+import { launchQemu } from '@qmpkit/testguest/test-support';
 import { openSnapshots } from '../snapshots.js';
 import type { StrategyKind } from '../types.js';
 import { COUNTER, guestConfig, nextCounter } from './qemu.test-support.js';
@@ -24,6 +25,7 @@ const say = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n
 
 const config = await guestConfig(dir, { name: 'guest' });
 const machine = await launch(config, {
+  ...launchQemu(),
   consoles: ['ser0'],
   runDir: path.join(dir, 'run'),
   logger: { warn: () => {} },

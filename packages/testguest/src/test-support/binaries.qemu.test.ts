@@ -7,17 +7,17 @@
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { QEMU, QEMU_10, qemuBinaries, qemuSuite, spawnQemu } from './index.js';
+import { QEMU_10, QEMU_SYSTEM, qemuBinaries, qemuSuite, spawnQemu } from './index.js';
 
 describe('the binaries under test', () => {
   it('knows the system QEMU and QEMU 10.0', () => {
     expect(qemuBinaries().map((b) => b.id)).toEqual(['system', '10.0']);
     expect(QEMU_10.machineQemu).toBe('10.0');
-    expect(QEMU.machineQemu).toBe(QEMU.system);
+    expect(QEMU_SYSTEM.machineQemu).toBe(QEMU_SYSTEM.system);
   });
 });
 
-for (const binary of [QEMU, QEMU_10]) {
+for (const binary of [QEMU_SYSTEM, QEMU_10]) {
   describe(`QEMU ${binary.id} (${binary.description})`, () => {
     qemuSuite({ binary, prefix: `qmpkit-binaries-${binary.id}-` });
 

@@ -184,11 +184,33 @@ export function qemuBinary(id = 'system'): QemuBinary {
   return found;
 }
 
-/** The system's QEMU: the default for every real-QEMU test. */
-export const QEMU: QemuBinary = qemuBinary();
+/** The system's QEMU (7.2 on Debian 12), whichever binary `QEMU` names. */
+export const QEMU_SYSTEM: QemuBinary = qemuBinary();
 
 /** QEMU 10.0 from the repository's cache (`missing` says why when it was not fetched). */
 export const QEMU_10: QemuBinary = qemuBinary('10.0');
+
+/**
+ * The variable that picks the binary a run of the real-QEMU suites is about: `system`
+ * (default) or `10.0`. The vitest workspace runs the `qemu-*` projects once per binary with
+ * it set, so every suite that follows `QEMU` runs on both and the log names the binary.
+ */
+export const TEST_QEMU_ENV = 'QMPKIT_TEST_QEMU';
+
+/**
+ * The binary this run is about (see `TEST_QEMU_ENV`): the default of `spawnQemu`,
+ * `qemuSuite` and `launchQemu`. A file that compares binaries names them (`QEMU_SYSTEM`,
+ * `QEMU_10`) and runs once.
+ */
+export const QEMU: QemuBinary = qemuBinary(process.env[TEST_QEMU_ENV] || 'system');
+
+/**
+ * What `@qmpkit/machine`'s `launch` needs to run `binary` (default `QEMU`): spread it into the
+ * options, `launch(config, { ...launchQemu(), runDirParent })`.
+ */
+export function launchQemu(binary: QemuBinary = QEMU): { qemu: string; cacheDir: string } {
+  return { qemu: binary.machineQemu, cacheDir: REPO_CACHE_DIR };
+}
 
 /** Accelerators the tests pass: TCG on every host, so results do not depend on /dev/kvm. */
 export const TEST_ACCEL: readonly ['tcg'] = ['tcg'];
