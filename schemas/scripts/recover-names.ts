@@ -40,7 +40,7 @@ export function namesFor(version: string): {
   );
   if (!existsSync(sourceMain))
     throw new Error(`no QAPI source for ${version}: run \`pnpm schemas:source\` first`);
-  const source = loadQapiSource(sourceMain);
+  const source = loadQapiSource(sourceMain, { qemuVersion: version });
   const recovered = recoverNames(
     path.relative(repoRoot, capture),
     readFileSync(capture, 'utf8'),

@@ -61,7 +61,7 @@ const sourceMain = path.join(repoRoot, '.cache/qapi-source/qemu-7.2/qapi/qapi-sc
 if (existsSync(sourceMain)) {
   let files = 0;
   const runs = time(() => {
-    files = emitTypeScript(loadQapiSource(sourceMain), {
+    files = emitTypeScript(loadQapiSource(sourceMain, { qemuVersion: '7.2' }), {
       ...emitOptions,
       inputDescription: 'qapi-schema.json',
     }).size;
