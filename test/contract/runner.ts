@@ -1,5 +1,6 @@
 /**
- * Runs one contract scenario against a peer — a real `qemu-system-x86_64` 7.2 or the fake —
+ * Runs one contract scenario against a peer — a real `qemu-system-x86_64` (7.2 or 10.0) or
+ * the fake imitating the same version —
  * at the raw wire level: exact bytes go out, raw lines come back, and each step's lines are
  * normalised (timestamps, the peer's private directory, names QEMU invents) into a
  * transcript. A scenario is written once as data; the test compares the two transcripts.
@@ -9,18 +10,34 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createFakeQmp, type FakeQmp, type FakeQmpOptions } from '@qmpkit/fake-qmp';
+import {
+  createFakeQmp,
+  FAKE_QEMU_VERSIONS,
+  type FakeQemuVersion,
+  type FakeQmp,
+  type FakeQmpOptions,
+} from '@qmpkit/fake-qmp';
 import { writeGuestImage } from '@qmpkit/testguest';
+import { QEMU, type QemuBinary } from '@qmpkit/testguest/test-support';
 import { InheritedFds } from '@qmpkit/transport/fd';
 
-export const QEMU = process.env.QMPKIT_QEMU ?? 'qemu-system-x86_64';
+/** The fake version that imitates `binary` (its `major.minor`), or undefined when none does. */
+export function fakeVersionFor(binary: QemuBinary): FakeQemuVersion | undefined {
+  const v = binary.version;
+  const name = v ? `${v.major}.${v.minor}` : '';
+  return FAKE_QEMU_VERSIONS.find((known) => known === name);
+}
 
-/** Why real-QEMU contract tests cannot run here, or undefined when they can. */
-export function qemuMissing(): string | undefined {
-  const probe = spawnSync(QEMU, ['--version'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) return `${QEMU} not runnable`;
-  if (!/version 7\.2\./.test(probe.stdout))
-    return `${QEMU} is not QEMU 7.2 (${probe.stdout.split('\n')[0]})`;
+/** Why real-QEMU contract tests cannot run against `binary` here, or undefined when they can. */
+export function qemuMissing(binary: QemuBinary, release: string): string | undefined {
+  if (binary.missing) return binary.missing;
+  const v = binary.version;
+  if (v === undefined || `${v.major}.${v.minor}` !== release)
+    return `${binary.system} is not QEMU ${release} (${binary.description})`;
+  if (
+    spawnSync(binary.system, ['--version'], { env: { ...process.env, ...binary.env } }).status !== 0
+  )
+    return `${binary.system} not runnable`;
   return undefined;
 }
 
@@ -165,10 +182,11 @@ function guestQemuArgs(dir: string): string[] {
   ];
 }
 
-async function startQemu(setup: Setup, dir: string): Promise<Peer> {
+async function startQemu(setup: Setup, dir: string, binary: QemuBinary): Promise<Peer> {
   const fds = new InheritedFds(['ignore', 'pipe', 'pipe']);
   const monitor = fds.socketpair();
   const args = [
+    ...binary.baseArgs,
     ...BASE_ARGS,
     '-machine',
     setup.machine,
@@ -179,7 +197,11 @@ async function startQemu(setup: Setup, dir: string): Promise<Peer> {
     ...(setup.qemuArgs?.(dir) ?? []),
     ...monitor.monitorArgs(),
   ];
-  const child: ChildProcess = spawn(QEMU, args, { stdio: fds.stdio, cwd: dir });
+  const child: ChildProcess = spawn(binary.system, args, {
+    stdio: fds.stdio,
+    cwd: dir,
+    env: { ...process.env, ...binary.env },
+  });
   child.stdout?.resume();
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -200,10 +222,11 @@ async function startQemu(setup: Setup, dir: string): Promise<Peer> {
   };
 }
 
-async function startFake(setup: Setup, dir: string): Promise<Peer> {
+async function startFake(setup: Setup, dir: string, version: FakeQemuVersion): Promise<Peer> {
   const socketPath = path.join(dir, 'qmp.sock');
   const extra = setup.fake?.(dir) ?? {};
   const fake: FakeQmp = await createFakeQmp({
+    qemuVersion: version,
     machine: setup.machine,
     ...(setup.paused ? { paused: true } : {}),
     ...(setup.incoming ? { incoming: setup.incoming } : {}),
@@ -257,18 +280,27 @@ function countReplies(lines: readonly string[]): number {
   ).length;
 }
 
-/** Runs a scenario against one peer and returns its normalised transcript. */
+/**
+ * Runs a scenario against one peer and returns its normalised transcript: the real `binary`,
+ * or the fake imitating `binary`'s version.
+ */
 export async function runScenario(
   scenario: Scenario,
   kind: 'qemu' | 'fake',
+  binary: QemuBinary = QEMU,
 ): Promise<TranscriptEntry[]> {
+  const fakeVersion = fakeVersionFor(binary);
+  if (kind === 'fake' && fakeVersion === undefined)
+    throw new Error(`the fake imitates no QEMU ${binary.description}`);
   const dir = mkdtempSync(path.join(tmpdir(), `qmpkit-contract-${kind}-`));
   const state = new Map<string, unknown>();
   const ctx: StepContext = { dir, kind, state };
   if (scenario.setup.guest) await writeGuestImage(path.join(dir, GUEST_IMAGE), { intervalMs: 10 });
   await scenario.setup.prepare?.(dir);
   const peer =
-    kind === 'qemu' ? await startQemu(scenario.setup, dir) : await startFake(scenario.setup, dir);
+    kind === 'qemu'
+      ? await startQemu(scenario.setup, dir, binary)
+      : await startFake(scenario.setup, dir, fakeVersion ?? '7.2');
   const normalize = normalizer(scenario, dir);
   const timeout = scenario.timeout ?? 5000;
   const transcript: TranscriptEntry[] = [];

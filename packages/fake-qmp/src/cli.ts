@@ -1,7 +1,7 @@
 /**
  * `qmpkit-fake-qmp`: serve the fake QMP server until SIGTERM/SIGINT.
  *
- *   qmpkit-fake-qmp (--unix PATH | --tcp HOST:PORT | --ws HOST:PORT) [--qemu-version 7.2]
+ *   qmpkit-fake-qmp (--unix PATH | --tcp HOST:PORT | --ws HOST:PORT) [--qemu-version 7.2|10.0]
  *                   [--replay FILE] [--machine pc|none] [--paused] [--incoming defer|URI]
  *                   [--storage host|memory]
  *
@@ -126,7 +126,8 @@ export async function runCli(
     );
     return 1;
   }
-  for (const a of fake.addresses) io.out(`fake QMP (QEMU 7.2) listening on ${a.address}\n`);
+  for (const a of fake.addresses)
+    io.out(`fake QMP (QEMU ${options.qemuVersion}) listening on ${a.address}\n`);
   const code = await new Promise<number>((resolve) => {
     if (signal.aborted) resolve(0);
     signal.addEventListener('abort', () => resolve(0), { once: true });
