@@ -15,7 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { cacheRoot, fetchQapiSource, qapiSourceDir } from './fetch-source.js';
+import { cacheRoot, fetchQapiSource, qapiSourceDir, qgaSourceDir } from './fetch-source.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'qmpkit-fetch-source-'));
 const cached = path.join(cacheRoot, 'qemu-99.1');
@@ -39,14 +39,18 @@ it('copies qapi/*.json of a named tree into the cache, then reuses the cache', a
     'qapi/qapi-schema.json': "{ 'include': 'a.json' }\n",
     'qapi/a.json': "{ 'command': 'x' }\n",
     'qapi/meson.build': 'not json\n',
+    'qga/qapi-schema.json': "{ 'command': 'guest-ping' }\n",
+    'qga/meson.build': 'not json\n',
   });
   const first = await fetchQapiSource({ qemuTree: qemu });
   expect(first).toEqual({ dir: cached, cached: false });
   expect(readdirSync(qapiSourceDir('99.1')).sort()).toEqual(['a.json', 'qapi-schema.json']);
+  expect(readdirSync(qgaSourceDir('99.1'))).toEqual(['qapi-schema.json']);
   expect(JSON.parse(readFileSync(path.join(cached, 'provenance.json'), 'utf8'))).toEqual({
     source: 'tree',
     commit: 'unknown',
     files: 2,
+    qgaFiles: 1,
   });
   expect(existsSync(`${cached}.partial`)).toBe(false);
   expect(await fetchQapiSource({ version: '99.1' })).toEqual({ dir: cached, cached: true });

@@ -5,7 +5,8 @@
  *   pnpm schemas:source --release trixie     a newer QEMU (10.0) from another Debian release,
  *                                            for the parser's forward-compatibility tests
  *
- * Cache: <repo>/.cache/qapi-source/qemu-<version>/qapi/*.json plus `provenance.json`.
+ * Cache: <repo>/.cache/qapi-source/qemu-<version>/qapi/*.json, the guest agent's schema in
+ * qga/*.json, plus `provenance.json`.
  * Idempotent: a complete cache is reused. QEMU's files are GPL: they stay in the cache
  * and are never committed.
  */
@@ -35,6 +36,11 @@ class FetchError extends Error {
 /** Where the QAPI source of a version lives once fetched. */
 export function qapiSourceDir(version: string): string {
   return path.join(cacheRoot, `qemu-${version}`, 'qapi');
+}
+
+/** Where the guest agent's QAPI source (`qga/*.json`) of a version lives once fetched. */
+export function qgaSourceDir(version: string): string {
+  return path.join(cacheRoot, `qemu-${version}`, 'qga');
 }
 
 function run(command: string, args: readonly string[], cwd?: string): string {
@@ -69,9 +75,18 @@ function copyQapiJson(
     .filter((f) => f.endsWith('.json'))
     .sort();
   for (const file of files) cpSync(path.join(from, file), path.join(staging, 'qapi', file));
+  // The guest agent's schema (qga/qapi-schema.json) lives beside qapi/ in the same tree.
+  const qgaFrom = path.join(fromTree, 'qga');
+  const qgaFiles = existsSync(qgaFrom)
+    ? readdirSync(qgaFrom)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+    : [];
+  if (qgaFiles.length > 0) mkdirSync(path.join(staging, 'qga'));
+  for (const file of qgaFiles) cpSync(path.join(qgaFrom, file), path.join(staging, 'qga', file));
   writeFileSync(
     path.join(staging, 'provenance.json'),
-    `${JSON.stringify({ ...provenance, files: files.length }, null, 2)}\n`,
+    `${JSON.stringify({ ...provenance, files: files.length, ...(qgaFiles.length > 0 ? { qgaFiles: qgaFiles.length } : {}) }, null, 2)}\n`,
   );
   rmSync(target, { recursive: true, force: true });
   renameSync(staging, target); // the cache is complete or absent, never half-written
@@ -147,7 +162,7 @@ function fromDebian(): string {
  * A newer QEMU's QAPI source for the parser's forward-compatibility tests, from another Debian
  * release's source package (e.g. `trixie`: QEMU 10.0). apt runs with private lists and cache
  * under `.cache/` (`@qmpkit/debian`'s `AptRepo`: no root, the system's sources untouched);
- * only `qapi/*.json` and `VERSION` are taken from the upstream tarball.
+ * only `qapi/*.json`, `qga/*.json` and `VERSION` are taken from the upstream tarball.
  */
 async function fromDebianRelease(release: string): Promise<string> {
   if (!/^[a-z]+$/.test(release)) throw new FetchError(`not a Debian release name: ${release}`);
@@ -167,7 +182,7 @@ async function fromDebianRelease(release: string): Promise<string> {
     const dsc = files.find((f) => f.endsWith('.dsc'));
     if (!orig || !dsc)
       throw new FetchError(`apt-get source qemu (${release}) gave no .orig tarball`);
-    run('tar', ['-xf', orig, '--wildcards', '*/VERSION', '*/qapi/*.json'], work);
+    run('tar', ['-xf', orig, '--wildcards', '*/VERSION', '*/qapi/*.json', '*/qga/*.json'], work);
     const root = readdirSync(work).find(
       (f) => existsSync(path.join(work, f, 'VERSION')) && existsSync(path.join(work, f, 'qapi')),
     );
@@ -195,7 +210,12 @@ export async function fetchQapiSource(options: {
     const known = entries.find((d) => {
       if (!d.isDirectory() || !d.name.startsWith('qemu-')) return false;
       const file = path.join(cacheRoot, d.name, 'provenance.json');
-      return existsSync(file) && readFileSync(file, 'utf8').includes(`"debian-${options.release}"`);
+      // A cache made before qga/ was taken along is incomplete: fetch again.
+      return (
+        existsSync(file) &&
+        existsSync(path.join(cacheRoot, d.name, 'qga')) &&
+        readFileSync(file, 'utf8').includes(`"debian-${options.release}"`)
+      );
     });
     if (known) return { dir: path.join(cacheRoot, known.name), cached: true };
     return { dir: await fromDebianRelease(options.release), cached: false };

@@ -1,76 +1,133 @@
 /**
  * pnpm bench:codegen — prints numbers, and ratios against baselines measured in the same run.
  *
- * 1. Wall time of QEMU 7.2 QAPI source → TypeScript (parse + check + emit), median of 5.
- *    Needs the source cache (`pnpm schemas:source`). Goal < 2 s.
- * 2. Wall time of the committed capture → TypeScript (introspection path), median of 5.
- * 3. The runtime tables of 7.2 in four candidate forms (object literal, JSON.parse of the
+ * 1. This generator against an older one (`BENCH_BASELINE`, default 64fd8a1: the generator
+ *    before issue #13's refactor), both on this tree's captures and QAPI source cache: the
+ *    older `codegen/` is taken with `git archive` into a scratch dir (removed afterwards) and
+ *    run on its own sources. Each generator runs in its own child process
+ *    (test/bench/codegen-run.ts), alternating, `BENCH_ROUNDS` rounds (default 2); per step
+ *    the best round's median of `BENCH_RUNS` (default 5) is printed, wall and CPU time, with
+ *    the ratio this/baseline. Steps: capture → IR (7.2), capture → TS (7.2), every capture →
+ *    TS + the merged view (what `pnpm gen` does), QAPI source → IR and → TS (7.2; needs
+ *    `pnpm schemas:source`). Goal: source → TS < 2 s, and no step slower than the baseline.
+ * 2. The runtime tables of 7.2 in four candidate forms (object literal, JSON.parse of the
  *    same, the packed positional form as an array literal, JSON.parse of the packed form):
  *    bytes raw / gzip and the time to compile + run + unpack a module holding them.
- * 4. `tsc --noEmit` of a consumer importing `@qmpkit/qapi/qemu-7.2` (built .d.ts, as users
+ * 3. `tsc --noEmit` of a consumer importing `@qmpkit/qapi/qemu-7.2` (built .d.ts, as users
  *    get it) and calling a few commands, against an empty consumer in the same run.
- *    Goal: < +1.5 s.
+ *    Goal: < +1.5 s. (`pnpm bench:typecheck` measures the transport import from tarballs.)
  */
 import { spawnSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createContext, runInContext, Script } from 'node:vm';
 import { gzipSync } from 'node:zlib';
-import {
-  buildTables,
-  emitTypeScript,
-  GENERATOR_VERSION,
-  loadQapiSource,
-  type NameMap,
-  packTables,
-  readIntrospection,
-} from '@qmpkit/codegen';
+import { buildTables, type NameMap, packTables, readIntrospection } from '@qmpkit/codegen';
 import { unpackTables } from '@qmpkit/qapi/runtime-v1';
+import type { CodegenTimings, StepTime } from './codegen-run.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
 
-function time(fn: () => void, runs: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    fn();
-    out.push(performance.now() - t0);
-  }
-  return out;
+// --- this generator against the baseline's, same inputs, same run -------------------------
+const BASELINE = process.env.BENCH_BASELINE ?? '64fd8a1';
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+function runGenerator(entry: string): CodegenTimings {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--conditions=@qmpkit/source',
+      '--import',
+      'tsx',
+      path.join(import.meta.dirname, 'codegen-run.ts'),
+      entry,
+      String(RUNS),
+    ],
+    { cwd: repoRoot, encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`codegen-run ${entry} failed:\n${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as CodegenTimings;
 }
 
-const emitOptions = {
-  runtimeImport: '@qmpkit/qapi/runtime-v1',
-  generatorVersion: GENERATOR_VERSION,
-  qemuVersion: '7.2',
-  docs: true,
-};
+/** The baseline's `codegen/` in a scratch dir, on this tree's installed dependencies. */
+function baselineTree(): { entry: string; remove: () => void } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-bench-baseline-'));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    const tar = path.join(dir, 'codegen.tar');
+    for (const [command, args] of [
+      ['git', ['archive', '--format=tar', '-o', tar, BASELINE, 'codegen']],
+      ['tar', ['-xf', tar, '-C', dir]],
+    ] as const) {
+      const r = spawnSync(command, args, { cwd: repoRoot, encoding: 'utf8' });
+      if (r.status !== 0)
+        throw new Error(`${command} ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
+    }
+    // Its own dependencies (typescript, commander) at this tree's catalog versions.
+    symlinkSync(
+      path.join(repoRoot, 'codegen/node_modules'),
+      path.join(dir, 'codegen/node_modules'),
+    );
+    return { entry: path.join(dir, 'codegen/src/index.ts'), remove };
+  } catch (error) {
+    remove();
+    throw error;
+  }
+}
 
-const sourceMain = path.join(repoRoot, '.cache/qapi-source/qemu-7.2/qapi/qapi-schema.json');
-if (existsSync(sourceMain)) {
-  let files = 0;
-  const runs = time(() => {
-    files = emitTypeScript(loadQapiSource(sourceMain, { qemuVersion: '7.2' }), {
-      ...emitOptions,
-      inputDescription: 'qapi-schema.json',
-    }).size;
-  }, 5);
-  console.log(
-    `source → TS (7.2, ${files} files):         median ${fmt(median(runs))}  runs ${runs.map(fmt).join(' ')}  (goal < 2 s)`,
-  );
-} else {
-  console.log('source → TS: skipped, no QAPI source cache (run `pnpm schemas:source`)');
+{
+  const baseline = baselineTree();
+  try {
+    const ours: CodegenTimings[] = [];
+    const theirs: CodegenTimings[] = [];
+    // Alternating, so a change in the machine's load hits both alike.
+    for (let round = 0; round < ROUNDS; round++) {
+      ours.push(runGenerator('@qmpkit/codegen'));
+      theirs.push(runGenerator(baseline.entry));
+    }
+    const best = (all: CodegenTimings[], step: keyof CodegenTimings): StepTime | undefined => {
+      const times = all.map((t) => t[step]).filter((t) => typeof t === 'object');
+      if (times.length === 0) return undefined;
+      return {
+        wall: Math.min(...times.map((t) => t.wall)),
+        cpu: Math.min(...times.map((t) => t.cpu)),
+      };
+    };
+    const steps: [keyof CodegenTimings, string][] = [
+      ['captureToIr', 'capture → IR (7.2)'],
+      ['captureToTs', 'capture → TS (7.2)'],
+      ['allCapturesToTs', `every capture → TS + merged`],
+      ['sourceToIr', 'QAPI source → IR (7.2)'],
+      ['sourceToTs', 'QAPI source → TS (7.2, docs; goal < 2 s)'],
+    ];
+    console.log(
+      `generator: this tree vs ${BASELINE} (best of ${ROUNDS} rounds, median of ${RUNS} runs each)`,
+    );
+    console.log(
+      `  ${'step'.padEnd(42)} ${'this wall'.padStart(9)} ${'base wall'.padStart(9)} ${'ratio'.padStart(5)}   ${'this cpu'.padStart(9)} ${'base cpu'.padStart(9)} ${'ratio'.padStart(5)}`,
+    );
+    for (const [step, label] of steps) {
+      const a = best(ours, step);
+      const b = best(theirs, step);
+      if (a === undefined || b === undefined) {
+        console.log(`  ${label.padEnd(42)} skipped: no QAPI source cache (pnpm schemas:source)`);
+        continue;
+      }
+      console.log(
+        `  ${label.padEnd(42)} ${fmt(a.wall).padStart(9)} ${fmt(b.wall).padStart(9)} ${(a.wall / b.wall).toFixed(2).padStart(5)}   ${fmt(a.cpu).padStart(9)} ${fmt(b.cpu).padStart(9)} ${(a.cpu / b.cpu).toFixed(2).padStart(5)}`,
+      );
+    }
+    const [o, t] = [ours[0]!, theirs[0]!];
+    console.log(
+      `  output of a full generation: this ${o.files} files, ${(o.bytes / 1024).toFixed(0)} KiB; baseline ${t.files} files, ${(t.bytes / 1024).toFixed(0)} KiB`,
+    );
+  } finally {
+    baseline.remove();
+  }
 }
 
 const capture = path.join(repoRoot, 'schemas/qemu-7.2/query-qmp-schema.json');
@@ -78,13 +135,6 @@ const captureText = readFileSync(capture, 'utf8');
 const names = JSON.parse(
   readFileSync(path.join(repoRoot, 'schemas/qemu-7.2/names.json'), 'utf8'),
 ) as NameMap;
-const introRuns = time(() => {
-  emitTypeScript(readIntrospection({ file: 'capture', text: captureText, names }), {
-    ...emitOptions,
-    inputDescription: 'capture',
-  });
-}, 5);
-console.log(`capture → TS (7.2):                   median ${fmt(median(introRuns))}`);
 
 // --- runtime tables: candidate forms ---------------------------------------------------------
 {
@@ -131,6 +181,13 @@ const build = spawnSync(
 );
 if (build.status !== 0)
   throw new Error(`building @qmpkit/qapi failed:\n${build.stdout}${build.stderr}`);
+// qapi's runtime declarations import @qmpkit/schema/info (the table types): build it too.
+const schemaBuild = spawnSync(process.execPath, [tscBin, '-p', 'tsconfig.build.json'], {
+  cwd: path.join(repoRoot, 'packages/schema'),
+  encoding: 'utf8',
+});
+if (schemaBuild.status !== 0)
+  throw new Error(`building @qmpkit/schema failed:\n${schemaBuild.stdout}${schemaBuild.stderr}`);
 
 const work = mkdtempSync(path.join(tmpdir(), 'qmpkit-bench-'));
 try {

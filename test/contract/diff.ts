@@ -2,8 +2,8 @@
  * Debug aid: runs scenarios (all, or those whose name contains argv[2]) against both peers
  * and prints only the steps whose lines differ.
  *   node --conditions=@qmpkit/source --import tsx test/contract/diff.ts [filter] [qemu|fake]
- * With a peer name it prints that peer's whole transcript instead. QMPKIT_CONTRACT_QEMU=10.0
- * runs against QEMU 10.0 (and the fake imitating it) instead of the system's 7.2.
+ * With a peer name it prints that peer's whole transcript instead. QMPKIT_QEMU picks the
+ * binary, as in the tests; QMPKIT_CONTRACT_QEMU=10.0 runs QEMU 10.0 (and the fake imitating it).
  */
 import { QEMU, QEMU_10 } from '@qmpkit/testguest/test-support';
 import { runScenario } from './runner.js';

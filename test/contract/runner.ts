@@ -1,14 +1,12 @@
 /**
- * Runs one contract scenario against a peer — a real `qemu-system-x86_64` (7.2 or 10.0) or
- * the fake imitating the same version —
- * at the raw wire level: exact bytes go out, raw lines come back, and each step's lines are
- * normalised (timestamps, the peer's private directory, names QEMU invents) into a
- * transcript. A scenario is written once as data; the test compares the two transcripts.
+ * Runs one contract scenario against a peer — a real QEMU (a `QemuBinary` of the shared test
+ * support, so the lookup, skip rules and cleanup are those of every real-QEMU test) or the fake
+ * imitating that binary's version — at the raw wire level: exact bytes go out, raw lines come
+ * back, and each step's lines are normalised (timestamps, the peer's private directory, names
+ * QEMU invents) into a transcript. A scenario is written once as data; the test compares the
+ * two transcripts. The binary is a parameter, so the same scenarios run per QEMU version.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   createFakeQmp,
@@ -18,27 +16,38 @@ import {
   type FakeQmpOptions,
 } from '@qmpkit/fake-qmp';
 import { writeGuestImage } from '@qmpkit/testguest';
-import { QEMU, type QemuBinary } from '@qmpkit/testguest/test-support';
+import {
+  killQemu,
+  privateTempDir,
+  type QemuBinary,
+  qemuSkipReason,
+  spawnQemu,
+} from '@qmpkit/testguest/test-support';
 import { InheritedFds } from '@qmpkit/transport/fd';
 
-/** The fake version that imitates `binary` (its `major.minor`), or undefined when none does. */
-export function fakeVersionFor(binary: QemuBinary): FakeQemuVersion | undefined {
-  const v = binary.version;
-  const name = v ? `${v.major}.${v.minor}` : '';
-  return FAKE_QEMU_VERSIONS.find((known) => known === name);
+/** The version of QEMU `binary` as the fake names the versions it imitates (`7.2`). */
+export function fakeVersionOf(binary: QemuBinary): FakeQemuVersion | undefined {
+  if (binary.version === undefined) return undefined;
+  const version = `${binary.version.major}.${binary.version.minor}`;
+  return FAKE_QEMU_VERSIONS.find((v) => v === version);
 }
 
-/** Why real-QEMU contract tests cannot run against `binary` here, or undefined when they can. */
-export function qemuMissing(binary: QemuBinary, release: string): string | undefined {
-  if (binary.missing) return binary.missing;
-  const v = binary.version;
-  if (v === undefined || `${v.major}.${v.minor}` !== release)
-    return `${binary.system} is not QEMU ${release} (${binary.description})`;
-  if (
-    spawnSync(binary.system, ['--version'], { env: { ...process.env, ...binary.env } }).status !== 0
-  )
-    return `${binary.system} not runnable`;
+/**
+ * Why the contract scenarios of `binary` cannot run here, or `undefined` when they can: the
+ * shared skip rule (QEMU missing, never a reason with `CI=true`), or — outside CI only — a
+ * binary whose version the fake does not imitate (in CI that fails in `runScenario`).
+ */
+export function contractSkipReason(binary: QemuBinary): string | undefined {
+  const missing = qemuSkipReason(binary);
+  if (missing !== undefined || binary.missing !== undefined) return missing;
+  if (fakeVersionOf(binary) === undefined && process.env.CI !== 'true')
+    return `the fake imitates QEMU ${FAKE_QEMU_VERSIONS.join(', ')}, not ${binary.description}`;
   return undefined;
+}
+
+/** A contract run cannot start (e.g. the fake does not imitate the binary's version). */
+export class ContractSetupError extends Error {
+  override readonly name = 'ContractSetupError' as const;
 }
 
 export interface Setup {
@@ -59,14 +68,16 @@ export interface Setup {
   readonly qemuArgs?: (dir: string) => string[];
   /** Options for the fake that mirror `qemuArgs`. */
   readonly fake?: (dir: string) => Partial<FakeQmpOptions>;
-  /** Prepares files in the peer's private directory before it starts. */
-  readonly prepare?: (dir: string) => void | Promise<void>;
+  /** Prepares files in the peer's private directory (with `binary`'s `qemu-img`) before it starts. */
+  readonly prepare?: (dir: string, binary: QemuBinary) => void | Promise<void>;
 }
 
 export interface StepContext {
   /** The peer's private directory (`$DIR` in transcripts). */
   readonly dir: string;
   readonly kind: 'qemu' | 'fake';
+  /** The QEMU of this run (for the fake: the one it is compared with). */
+  readonly binary: QemuBinary;
   /** State a scenario keeps between its steps (per peer). */
   readonly state: Map<string, unknown>;
 }
@@ -186,7 +197,6 @@ async function startQemu(setup: Setup, dir: string, binary: QemuBinary): Promise
   const fds = new InheritedFds(['ignore', 'pipe', 'pipe']);
   const monitor = fds.socketpair();
   const args = [
-    ...binary.baseArgs,
     ...BASE_ARGS,
     '-machine',
     setup.machine,
@@ -197,36 +207,32 @@ async function startQemu(setup: Setup, dir: string, binary: QemuBinary): Promise
     ...(setup.qemuArgs?.(dir) ?? []),
     ...monitor.monitorArgs(),
   ];
-  const child: ChildProcess = spawn(binary.system, args, {
-    stdio: fds.stdio,
-    cwd: dir,
-    env: { ...process.env, ...binary.env },
-  });
+  // Tracked by the shared test support: its suite cleanup and exit hook kill it if `close`
+  // never runs (a test timeout tears the worker down).
+  const child = spawnQemu(args, { binary, stdio: fds.stdio, cwd: dir });
   child.stdout?.resume();
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
+  child.stderr?.resume();
   const wire = wireOver(monitor.socket(child));
   return {
     wire,
     dir,
     close: async () => {
       wire.destroy();
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      }
-      void stderr;
+      await killQemu(child);
     },
   };
 }
 
-async function startFake(setup: Setup, dir: string, version: FakeQemuVersion): Promise<Peer> {
+async function startFake(setup: Setup, dir: string, binary: QemuBinary): Promise<Peer> {
+  const qemuVersion = fakeVersionOf(binary);
+  if (qemuVersion === undefined)
+    throw new ContractSetupError(
+      `the fake imitates QEMU ${FAKE_QEMU_VERSIONS.join(', ')}, not ${binary.description}`,
+    );
   const socketPath = path.join(dir, 'qmp.sock');
   const extra = setup.fake?.(dir) ?? {};
   const fake: FakeQmp = await createFakeQmp({
-    qemuVersion: version,
+    qemuVersion,
     machine: setup.machine,
     ...(setup.paused ? { paused: true } : {}),
     ...(setup.incoming ? { incoming: setup.incoming } : {}),
@@ -281,26 +287,34 @@ function countReplies(lines: readonly string[]): number {
 }
 
 /**
- * Runs a scenario against one peer and returns its normalised transcript: the real `binary`,
- * or the fake imitating `binary`'s version.
+ * Runs a scenario against one peer and returns its normalised transcript: `binary` itself
+ * (`qemu`), or the fake imitating `binary`'s version (`fake`; `binary`'s `qemu-img` still
+ * prepares its images and a real source of that version still makes incoming streams).
  */
 export async function runScenario(
   scenario: Scenario,
   kind: 'qemu' | 'fake',
-  binary: QemuBinary = QEMU,
+  binary: QemuBinary,
 ): Promise<TranscriptEntry[]> {
-  const fakeVersion = fakeVersionFor(binary);
-  if (kind === 'fake' && fakeVersion === undefined)
-    throw new Error(`the fake imitates no QEMU ${binary.description}`);
-  const dir = mkdtempSync(path.join(tmpdir(), `qmpkit-contract-${kind}-`));
+  const tmp = privateTempDir(`qmpkit-contract-${kind}-`);
+  const dir = tmp.dir;
   const state = new Map<string, unknown>();
-  const ctx: StepContext = { dir, kind, state };
+  const ctx: StepContext = { dir, kind, binary, state };
+  try {
+    return await converse(scenario, ctx);
+  } finally {
+    tmp.remove();
+  }
+}
+
+async function converse(scenario: Scenario, ctx: StepContext): Promise<TranscriptEntry[]> {
+  const { dir, kind, binary } = ctx;
   if (scenario.setup.guest) await writeGuestImage(path.join(dir, GUEST_IMAGE), { intervalMs: 10 });
-  await scenario.setup.prepare?.(dir);
+  await scenario.setup.prepare?.(dir, binary);
   const peer =
     kind === 'qemu'
       ? await startQemu(scenario.setup, dir, binary)
-      : await startFake(scenario.setup, dir, fakeVersion ?? '7.2');
+      : await startFake(scenario.setup, dir, binary);
   const normalize = normalizer(scenario, dir);
   const timeout = scenario.timeout ?? 5000;
   const transcript: TranscriptEntry[] = [];
@@ -360,7 +374,6 @@ export async function runScenario(
     if (wire.lines.length > consumed) take('<late>');
   } finally {
     await peer.close();
-    rmSync(dir, { recursive: true, force: true });
   }
   return transcript;
 }

@@ -1,14 +1,17 @@
 /**
- * Contract scenarios: each is run against a real QEMU 7.2 and against the fake; the
- * normalised transcripts must be identical (see runner.ts and README.md here).
+ * Contract scenarios: each is run against a real QEMU (a `QemuBinary` of the shared test
+ * support) and against the fake imitating the same version; the normalised transcripts must
+ * be identical (see runner.ts and README.md here).
  */
-
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { QEMU } from '@qmpkit/testguest/test-support';
+import {
+  killQemu,
+  privateTempDir,
+  type QemuBinary,
+  spawnQemu,
+} from '@qmpkit/testguest/test-support';
 import { connect } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
 import type { Scenario, Step } from './runner.js';
@@ -45,12 +48,13 @@ const SNAPSHOT_VOLATILE: readonly (readonly [RegExp, string])[] = [
   ],
 ];
 
-/** Creates an empty qcow2 image with qemu-img in the peer's directory. */
-function qcow2(name: string, size = '16M') {
-  return (dir: string) => {
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, name), size]);
+/** Creates an empty image with the binary's qemu-img in the peer's directory. */
+function image(format: 'qcow2' | 'raw', name: string, size: string) {
+  return (dir: string, binary: QemuBinary) => {
+    execFileSync(binary.img, ['create', '-q', '-f', format, path.join(dir, name), size]);
   };
 }
+const qcow2 = (name: string, size = '16M') => image('qcow2', name, size);
 
 const qcow2Node = (name: string, file: string): string[] => [
   exec('blockdev-add', { driver: 'file', filename: `$DIR/${file}`, 'node-name': `${name}-file` }),
@@ -400,9 +404,7 @@ export const scenarios: Scenario[] = [
     setup: {
       machine: 'pc',
       paused: true,
-      prepare: (dir) => {
-        execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(dir, 'ov.raw'), '1M']);
-      },
+      prepare: image('raw', 'ov.raw', '1M'),
     },
     steps: [
       NEGOTIATE,
@@ -508,10 +510,10 @@ export const scenarios: Scenario[] = [
     name: 'transaction: blockdev-snapshot of a node onto an overlay added with backing null; abort rolls back',
     setup: {
       machine: 'none',
-      prepare: (dir) => {
-        qcow2('base.qcow2')(dir);
-        qcow2('ovl.qcow2')(dir);
-        qcow2('ovl2.qcow2')(dir);
+      prepare: (dir, binary) => {
+        qcow2('base.qcow2')(dir, binary);
+        qcow2('ovl.qcow2')(dir, binary);
+        qcow2('ovl2.qcow2')(dir, binary);
       },
     },
     normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
@@ -657,9 +659,9 @@ export const scenarios: Scenario[] = [
     name: 'jobs: snapshot-save errors (existing tag, raw node, unknown node, no devices, vmstate outside devices)',
     setup: {
       machine: 'none',
-      prepare: (dir) => {
-        qcow2('disk.qcow2')(dir);
-        execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(dir, 'raw.img'), '1M']);
+      prepare: (dir, binary) => {
+        qcow2('disk.qcow2')(dir, binary);
+        image('raw', 'raw.img', '1M')(dir, binary);
       },
     },
     normalize: SNAPSHOT_VOLATILE,
@@ -746,9 +748,9 @@ export const scenarios: Scenario[] = [
     setup: {
       machine: 'pc',
       paused: true,
-      prepare: (dir) => {
-        qcow2('disk.qcow2')(dir);
-        execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path.join(dir, 'raw.img'), '1M']);
+      prepare: (dir, binary) => {
+        qcow2('disk.qcow2')(dir, binary);
+        image('raw', 'raw.img', '1M')(dir, binary);
       },
     },
     normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
@@ -900,7 +902,7 @@ export const scenarios: Scenario[] = [
       { send: exec('migrate-incoming', { uri: 'bogus:/x' }) },
       { send: exec('migrate-incoming', { uri: 'unix:$DIR/in.sock' }), until: ['"setup"'] },
       { send: exec('query-migrate') },
-      { run: (ctx) => feedStream(path.join(ctx.dir, 'in.sock')) },
+      { run: (ctx) => feedStream(ctx.binary, path.join(ctx.dir, 'in.sock')) },
       // Let the destination read the whole stream before asking (QEMU reads it in its main loop).
       { run: () => new Promise((r) => setTimeout(r, 200)) },
       { send: exec('query-status'), until: ['"completed"'] },
@@ -1162,53 +1164,46 @@ async function checkStream(state: Map<string, unknown>): Promise<void> {
     );
 }
 
-let savedStream: Promise<Buffer> | undefined;
+const savedStreams = new Map<string, Promise<Buffer>>();
 
 /**
- * A migration stream from the system's real QEMU (7.2) `-machine none` (running), made once per
- * run: both peers (7.2 and 10.0 alike) load what a real source sends.
+ * A migration stream from a real QEMU `-machine none` (running) of `binary`, made once per
+ * binary and run: both peers load what a real source of that version sends.
  */
-function realStream(): Promise<Buffer> {
-  savedStream ??= (async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-stream-'));
+function realStream(binary: QemuBinary): Promise<Buffer> {
+  const made = async () => {
+    const tmp = privateTempDir('qmpkit-stream-');
     const fds = new InheritedFds(['ignore', 'ignore', 'ignore']);
     const monitor = fds.socketpair();
-    const child = spawn(
-      QEMU.system,
-      [
-        ...QEMU.baseArgs,
-        '-machine',
-        'none',
-        '-nodefaults',
-        '-display',
-        'none',
-        '-accel',
-        'tcg',
-        ...monitor.monitorArgs(),
-      ],
-      {
-        stdio: fds.stdio,
-        env: { ...process.env, ...QEMU.env },
-      },
+    const child = spawnQemu(
+      ['-machine', 'none', '-nodefaults', '-display', 'none', '-accel', 'tcg'].concat(
+        monitor.monitorArgs(),
+      ),
+      { binary, stdio: fds.stdio },
     );
     try {
       const state = new Map<string, unknown>();
-      await startSink(dir, state);
+      await startSink(tmp.dir, state);
       const qmp = await connect(monitor.address(child));
-      await qmp.execute('migrate', { uri: `unix:${path.join(dir, 'mig.sock')}` });
+      await qmp.execute('migrate', { uri: `unix:${path.join(tmp.dir, 'mig.sock')}` });
       const data = await waitStream(state);
       await qmp.close();
       return data;
     } finally {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
+      await killQemu(child);
+      tmp.remove();
     }
-  })();
-  return savedStream;
+  };
+  let stream = savedStreams.get(binary.id);
+  if (stream === undefined) {
+    stream = made();
+    savedStreams.set(binary.id, stream);
+  }
+  return stream;
 }
 
-async function feedStream(socketPath: string): Promise<void> {
-  const data = await realStream();
+async function feedStream(binary: QemuBinary, socketPath: string): Promise<void> {
+  const data = await realStream(binary);
   await new Promise<void>((resolve, reject) => {
     const s = net.connect(socketPath, () => s.end(data, () => resolve()));
     s.on('error', reject);

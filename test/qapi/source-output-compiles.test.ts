@@ -42,6 +42,9 @@ it('compiles the bindings generated from QEMU 7.2 source with tsc --strict', {
         verbatimModuleSyntax: true,
         module: 'nodenext',
         moduleResolution: 'nodenext',
+        // The runtime imports @qmpkit/schema/info, which resolves to source only under this
+        // condition (the workspace is not built).
+        customConditions: ['@qmpkit/source'],
         target: 'es2022',
         noEmit: true,
         skipLibCheck: true,

@@ -19,6 +19,36 @@ export const isIdentifier = (name: string) => /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(
 export const propertyName = (name: string): ts.PropertyName =>
   isIdentifier(name) ? f.createIdentifier(name) : f.createStringLiteral(name);
 
+/**
+ * `name: type` in a type literal or interface (`'wire-name': type` where needed; always quoted
+ * with `quoted`).
+ */
+export const prop = (name: string, type: ts.TypeNode, quoted = false): ts.PropertySignature =>
+  f.createPropertySignature(
+    undefined,
+    quoted ? f.createStringLiteral(name) : propertyName(name),
+    undefined,
+    type,
+  );
+
+/** `export interface <name><params> { members }` with its JSDoc. */
+export const exportedInterface = (
+  name: string,
+  params: ts.TypeParameterDeclaration[] | undefined,
+  members: readonly ts.TypeElement[],
+  doc: readonly string[],
+): ts.InterfaceDeclaration =>
+  jsDoc(
+    f.createInterfaceDeclaration(
+      [f.createModifier(ts.SyntaxKind.ExportKeyword)],
+      name,
+      params,
+      undefined,
+      members,
+    ),
+    doc,
+  );
+
 /** Attaches a JSDoc block built from lines; nothing when there is nothing to say. */
 export function jsDoc<T extends ts.Node>(node: T, lines: readonly string[]): T {
   const body = lines
@@ -62,22 +92,27 @@ export function sortedEntries<V>(map: ReadonlyMap<string, V>): [string, V][] {
   return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
 }
 
-/** `import [type] { a, b } from 'from';` with the names sorted. */
+/**
+ * `import [type] { a, b as c } from 'from';` with the names sorted; a name written
+ * `b as c` is imported under the local name `c`.
+ */
 export function importDeclaration(
   names: Iterable<string>,
   from: string,
   typeOnly: boolean,
 ): ts.ImportDeclaration {
+  const specifier = (name: string) => {
+    const [imported, local] = name.split(' as ');
+    return local === undefined
+      ? f.createImportSpecifier(false, undefined, f.createIdentifier(name))
+      : f.createImportSpecifier(false, f.createIdentifier(imported!), f.createIdentifier(local));
+  };
   return f.createImportDeclaration(
     undefined,
     f.createImportClause(
       typeOnly,
       undefined,
-      f.createNamedImports(
-        [...names]
-          .sort()
-          .map((n) => f.createImportSpecifier(false, undefined, f.createIdentifier(n))),
-      ),
+      f.createNamedImports([...names].sort().map(specifier)),
     ),
     f.createStringLiteral(from),
   );
@@ -151,8 +186,9 @@ export class FileBuilder {
     this.runtimeImports.add(name);
   }
 
-  importRuntimeValue(name: string): void {
-    this.runtimeValueImports.add(name);
+  /** A value of the runtime, under the local name `alias` when given. */
+  importRuntimeValue(name: string, alias?: string): void {
+    this.runtimeValueImports.add(alias === undefined ? name : `${name} as ${alias}`);
   }
 
   imports(runtimeImport: string): ts.Statement[] {

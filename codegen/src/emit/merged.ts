@@ -40,6 +40,7 @@ import { CodegenError } from '../errors.js';
 import {
   builtinTypeNode,
   exportAll,
+  exportedInterface,
   FILE_SUFFIX,
   FileBuilder,
   generatedSpecifier,
@@ -50,19 +51,43 @@ import {
   moduleStem,
   preamble,
   printFile,
-  propertyName,
+  prop,
   sortedEntries,
 } from './kit.js';
 
 const f = ts.factory;
 const v = () => f.createTypeReferenceNode('V');
 const exportModifiers = () => [f.createModifier(ts.SyntaxKind.ExportKeyword)];
+const typeParam = (name: string, constraint: ts.TypeNode) =>
+  f.createTypeParameterDeclaration(undefined, name, constraint);
+const KIND_TITLES = { struct: 'Struct', union: 'Union', enum: 'Enum', alternate: 'Alternate' };
 
 export type VersionInput = VersionedSchema;
 
 export interface MergedEmitOptions {
   readonly runtimeImport: string;
   readonly generatorVersion: string;
+}
+
+/** One member of an object type across versions. */
+interface MemberAcross {
+  readonly in: Set<string>;
+  readonly req: Set<string>;
+  readonly deprecated: Set<string>;
+  readonly types: Map<string, TypeRef>;
+}
+
+/** One command across versions, as the merged tables need it. */
+interface CommandAcross {
+  /** version → the arguments type (`undefined`: the command takes none there) */
+  readonly args: Map<string, TypeRef | undefined>;
+  /** Versions that allow the command out of band. */
+  readonly oob: Set<string>;
+  /** argument (`member`, `case.member`) → versions that have it / deprecate it */
+  readonly argVersions: Map<string, Set<string>>;
+  readonly argDeprecated: Map<string, Set<string>>;
+  /** enum-typed argument → value → versions that accept it */
+  readonly valueVersions: Map<string, Map<string, Set<string>>>;
 }
 
 /** Version sets rendered as types (`'7.0' | '7.1'`, `QemuVersion`, `never`). */
@@ -204,46 +229,22 @@ class MergedEmitter {
     );
   }
 
-  private memberTable(
-    members: Map<
-      string,
-      { in: Set<string>; req: Set<string>; deprecated: Set<string>; types: Map<string, TypeRef> }
-    >,
-    stem: string,
-    path: string,
-  ): ts.TypeLiteralNode {
-    return f.createTypeLiteralNode(
-      [...members.entries()].map(([name, m]) => {
-        this.data.members[`${path}.${name}`] = this.av.mask(m.in);
-        if (m.deprecated.size > 0)
-          this.data.deprecated[`${path}.${name}`] = this.av.mask(m.deprecated);
-        return jsDoc(
-          f.createPropertySignature(
-            undefined,
-            propertyName(name),
-            undefined,
-            f.createTypeLiteralNode([
-              f.createPropertySignature(undefined, 'in', undefined, this.av.node(m.in)),
-              f.createPropertySignature(undefined, 'req', undefined, this.av.node(m.req)),
-              f.createPropertySignature(
-                undefined,
-                't',
-                undefined,
-                this.renderGrouped(m.types, stem),
-              ),
-            ]),
-          ),
-          [this.av.describe(m.in, m.deprecated)],
-        );
-      }),
-    );
+  /** `{ member: { in; req; t } }`; notes each member's availability under `path.member`. */
+  private memberTable(members: Map<string, MemberAcross>, stem: string, path: string) {
+    const entries = [...members.entries()].map(([name, m]) => {
+      this.data.members[`${path}.${name}`] = this.av.mask(m.in);
+      if (m.deprecated.size > 0)
+        this.data.deprecated[`${path}.${name}`] = this.av.mask(m.deprecated);
+      return jsDoc(prop(name, this.versioned(m.in, this.renderGrouped(m.types, stem), m.req)), [
+        this.av.describe(m.in, m.deprecated),
+      ]);
+    });
+    return f.createTypeLiteralNode(entries);
   }
 
+  /** The members of object type `name` (without `exclude`) across `versions`. */
   private collectMembers(name: string, versions: Iterable<string>, exclude?: string) {
-    const out = new Map<
-      string,
-      { in: Set<string>; req: Set<string>; deprecated: Set<string>; types: Map<string, TypeRef> }
-    >();
+    const out = new Map<string, MemberAcross>();
     for (const version of versions) {
       for (const m of allMembers(this.schemaOf(version), name) ?? []) {
         if (m.name === exclude) continue;
@@ -263,184 +264,160 @@ class MergedEmitter {
     return out;
   }
 
+  /** `export type <Name><V extends QemuVersion> = Meet…<V, …>` for one named type. */
   private emitType(name: string, t: Tracked<TypeDef>): void {
     const stem = this.home.get(name)!;
-    const file = this.file(stem);
-    const newest = [...t.byVersion.entries()].at(-1)!;
-    const kind = newest[1].kind;
+    const kind = [...t.byVersion.values()].at(-1)!.kind;
     // Versions where the type has the newest kind; others (rare kind changes) are left out.
     const versions = [...t.byVersion.entries()].filter(([, d]) => d.kind === kind).map(([v]) => v);
     const header = [
-      `${kind === 'struct' ? 'Struct' : kind === 'union' ? 'Union' : kind === 'enum' ? 'Enum' : 'Alternate'} \`${name}\` over the QEMU versions \`V\` (what all of them accept). ${this.av.describe(t.in, t.deprecated)}.`,
+      `${KIND_TITLES[kind]} \`${name}\` over the QEMU versions \`V\` (what all of them accept). ${this.av.describe(t.in, t.deprecated)}.`,
     ];
     if (versions.length < t.in.size)
       header.push(
         `(Other kinds in ${[...t.in].filter((v) => !versions.includes(v)).join(', ')} are not merged.)`,
       );
     for (const [v, def] of t.byVersion) noteFeatures(this.typeFeatures, name, v, def.features);
-    let body: ts.TypeNode;
-    switch (kind) {
-      case 'enum': {
-        file.importRuntimeType('MeetEnum');
-        const values = new Map<string, { in: Set<string>; deprecated: Set<string> }>();
-        for (const v of versions) {
-          const def = t.byVersion.get(v)!;
-          if (def.kind !== 'enum') continue;
-          for (const value of def.values) {
-            const e = getOrCreate(values, value.name, () => ({
-              in: new Set<string>(),
-              deprecated: new Set<string>(),
-            }));
-            e.in.add(v);
-            if (isDeprecated(value.features)) e.deprecated.add(v);
-            noteFeatures(this.typeFeatures, `${name}.${value.name}`, v, value.features);
-          }
-        }
-        for (const [value, e] of values) {
-          this.data.values[`${name}.${value}`] = this.av.mask(e.in);
-          if (e.deprecated.size > 0)
-            this.data.deprecated[`${name}.${value}`] = this.av.mask(e.deprecated);
-        }
-        body = f.createTypeReferenceNode('MeetEnum', [
-          f.createTypeReferenceNode('V'),
-          f.createTypeLiteralNode(
-            [...values.entries()].map(([value, e]) =>
-              jsDoc(
-                f.createPropertySignature(
-                  undefined,
-                  propertyName(value),
-                  undefined,
-                  this.av.node(e.in),
-                ),
-                [this.av.describe(e.in, e.deprecated)],
-              ),
-            ),
-          ),
-        ]);
-        break;
-      }
-      case 'struct': {
-        file.importRuntimeType('MeetObject');
-        body = f.createTypeReferenceNode('MeetObject', [
-          f.createTypeReferenceNode('V'),
-          this.memberTable(this.collectMembers(name, versions), stem, name),
-        ]);
-        break;
-      }
-      case 'union': {
-        file.importRuntimeType('MeetUnion');
-        file.importRuntimeType('MeetObject');
-        const def = newest[1];
-        if (def.kind !== 'union') throw new CodegenError('unreachable');
-        const tag = def.discriminator;
-        const base = this.memberTable(this.collectMembers(name, versions, tag), stem, name);
-        const branches = new Map<
-          string,
-          { in: Set<string>; types: Map<string, TypeRef | undefined> }
-        >();
-        for (const v of versions) {
-          const d = t.byVersion.get(v)!;
-          if (d.kind !== 'union') continue;
-          const schema = this.schemaOf(v);
-          const tagMember = (allMembers(schema, d.base) ?? []).find(
-            (m) => m.name === d.discriminator,
-          );
-          const tagType =
-            tagMember?.type.kind === 'named' ? schema.types.get(tagMember.type.name) : undefined;
-          const cases =
-            tagType?.kind === 'enum'
-              ? tagType.values.map((x) => x.name)
-              : d.branches.map((b) => b.case);
-          for (const c of cases) {
-            const branch = d.branches.find((b) => b.case === c);
-            const e = getOrCreate(branches, c, () => ({
-              in: new Set<string>(),
-              types: new Map<string, TypeRef | undefined>(),
-            }));
-            e.in.add(v);
-            e.types.set(v, branch ? { kind: 'named', name: branch.type } : undefined);
-          }
-        }
-        for (const [c, e] of branches) this.data.branches[`${name}[${c}]`] = this.av.mask(e.in);
-        body = f.createTypeReferenceNode('MeetUnion', [
-          f.createTypeReferenceNode('V'),
-          f.createLiteralTypeNode(f.createStringLiteral(tag)),
-          f.createTypeReferenceNode('MeetObject', [f.createTypeReferenceNode('V'), base]),
-          f.createTypeLiteralNode(
-            [...branches.entries()].map(([c, e]) =>
-              jsDoc(
-                f.createPropertySignature(
-                  undefined,
-                  propertyName(c),
-                  undefined,
-                  f.createTypeLiteralNode([
-                    f.createPropertySignature(undefined, 'in', undefined, this.av.node(e.in)),
-                    f.createPropertySignature(
-                      undefined,
-                      't',
-                      undefined,
-                      this.renderGrouped(e.types, stem),
-                    ),
-                  ]),
-                ),
-                [this.av.describe(e.in)],
-              ),
-            ),
-          ),
-        ]);
-        break;
-      }
-      case 'alternate': {
-        file.importRuntimeType('MeetAlternate');
-        const alts = new Map<string, { in: Set<string>; types: Map<string, TypeRef> }>();
-        for (const v of versions) {
-          const d = t.byVersion.get(v)!;
-          if (d.kind !== 'alternate') continue;
-          for (const a of d.alternatives) {
-            const key = this.jsonKind(a.type, v);
-            const e = getOrCreate(alts, key, () => ({
-              in: new Set<string>(),
-              types: new Map<string, TypeRef>(),
-            }));
-            e.in.add(v);
-            e.types.set(v, a.type);
-          }
-        }
-        body = f.createTypeReferenceNode('MeetAlternate', [
-          f.createTypeReferenceNode('V'),
-          f.createTypeLiteralNode(
-            [...alts.entries()].map(([key, e]) =>
-              f.createPropertySignature(
-                undefined,
-                propertyName(key),
-                undefined,
-                f.createTypeLiteralNode([
-                  f.createPropertySignature(undefined, 'in', undefined, this.av.node(e.in)),
-                  f.createPropertySignature(
-                    undefined,
-                    't',
-                    undefined,
-                    this.renderGrouped(e.types, stem),
-                  ),
-                ]),
-              ),
-            ),
-          ),
-        ]);
-        break;
-      }
-    }
-    file.statements.push(
+    const body = {
+      enum: () => this.enumBody(name, t, versions),
+      struct: () => this.structBody(name, versions, stem),
+      union: () => this.unionBody(name, t, versions, stem),
+      alternate: () => this.alternateBody(t, versions, stem),
+    }[kind]();
+    this.file(stem).statements.push(
       jsDoc(
-        f.createTypeAliasDeclaration(
-          [f.createModifier(ts.SyntaxKind.ExportKeyword)],
-          name,
-          [this.versionParam()],
-          body,
-        ),
+        f.createTypeAliasDeclaration(exportModifiers(), name, [this.versionParam()], body),
         header,
       ),
     );
+  }
+
+  /** `{ in: <versions>; t: <type> }`: one member, branch or alternative of a merged type. */
+  private versioned(set: VersionSet, t: ts.TypeNode, req?: VersionSet): ts.TypeLiteralNode {
+    return f.createTypeLiteralNode([
+      prop('in', this.av.node(set)),
+      ...(req === undefined ? [] : [prop('req', this.av.node(req))]),
+      prop('t', t),
+    ]);
+  }
+
+  /** `MeetEnum<V, { value: <versions> }>`; notes each value's availability and features. */
+  private enumBody(name: string, t: Tracked<TypeDef>, versions: readonly string[]): ts.TypeNode {
+    this.file(this.home.get(name)!).importRuntimeType('MeetEnum');
+    const values = new Map<string, { in: Set<string>; deprecated: Set<string> }>();
+    for (const v of versions) {
+      const def = t.byVersion.get(v)!;
+      if (def.kind !== 'enum') continue;
+      for (const value of def.values) {
+        const e = getOrCreate(values, value.name, () => ({
+          in: new Set<string>(),
+          deprecated: new Set<string>(),
+        }));
+        e.in.add(v);
+        if (isDeprecated(value.features)) e.deprecated.add(v);
+        noteFeatures(this.typeFeatures, `${name}.${value.name}`, v, value.features);
+      }
+    }
+    for (const [value, e] of values) {
+      this.data.values[`${name}.${value}`] = this.av.mask(e.in);
+      if (e.deprecated.size > 0)
+        this.data.deprecated[`${name}.${value}`] = this.av.mask(e.deprecated);
+    }
+    const entries = [...values.entries()].map(([value, e]) =>
+      jsDoc(prop(value, this.av.node(e.in)), [this.av.describe(e.in, e.deprecated)]),
+    );
+    return f.createTypeReferenceNode('MeetEnum', [v(), f.createTypeLiteralNode(entries)]);
+  }
+
+  /** `MeetObject<V, { member: { in; req; t } }>`. */
+  private structBody(name: string, versions: readonly string[], stem: string): ts.TypeNode {
+    this.file(stem).importRuntimeType('MeetObject');
+    const members = this.memberTable(this.collectMembers(name, versions), stem, name);
+    return f.createTypeReferenceNode('MeetObject', [v(), members]);
+  }
+
+  /** `MeetUnion<V, 'tag', MeetObject<V, base>, { case: { in; t } }>`. */
+  private unionBody(
+    name: string,
+    t: Tracked<TypeDef>,
+    versions: readonly string[],
+    stem: string,
+  ): ts.TypeNode {
+    const file = this.file(stem);
+    file.importRuntimeType('MeetUnion');
+    file.importRuntimeType('MeetObject');
+    const def = [...t.byVersion.values()].at(-1)!;
+    if (def.kind !== 'union') throw new CodegenError('unreachable');
+    const tag = def.discriminator;
+    const base = this.memberTable(this.collectMembers(name, versions, tag), stem, name);
+    const branches = this.collectBranches(t, versions);
+    for (const [c, e] of branches) this.data.branches[`${name}[${c}]`] = this.av.mask(e.in);
+    const entries = [...branches.entries()].map(([c, e]) =>
+      jsDoc(prop(c, this.versioned(e.in, this.renderGrouped(e.types, stem))), [
+        this.av.describe(e.in),
+      ]),
+    );
+    return f.createTypeReferenceNode('MeetUnion', [
+      v(),
+      f.createLiteralTypeNode(f.createStringLiteral(tag)),
+      f.createTypeReferenceNode('MeetObject', [v(), base]),
+      f.createTypeLiteralNode(entries),
+    ]);
+  }
+
+  /**
+   * The branches of a union across versions: every value of the discriminator's enum is a
+   * branch (one without its own members has no type), with the versions that have it.
+   */
+  private collectBranches(t: Tracked<TypeDef>, versions: readonly string[]) {
+    const branches = new Map<
+      string,
+      { in: Set<string>; types: Map<string, TypeRef | undefined> }
+    >();
+    for (const v of versions) {
+      const d = t.byVersion.get(v)!;
+      if (d.kind !== 'union') continue;
+      const schema = this.schemaOf(v);
+      const tagMember = (allMembers(schema, d.base) ?? []).find((m) => m.name === d.discriminator);
+      const tagType =
+        tagMember?.type.kind === 'named' ? schema.types.get(tagMember.type.name) : undefined;
+      const cases =
+        tagType?.kind === 'enum'
+          ? tagType.values.map((x) => x.name)
+          : d.branches.map((b) => b.case);
+      for (const c of cases) {
+        const branch = d.branches.find((b) => b.case === c);
+        const e = getOrCreate(branches, c, () => ({
+          in: new Set<string>(),
+          types: new Map<string, TypeRef | undefined>(),
+        }));
+        e.in.add(v);
+        e.types.set(v, branch ? { kind: 'named', name: branch.type } : undefined);
+      }
+    }
+    return branches;
+  }
+
+  /** `MeetAlternate<V, { <json kind>: { in; t } }>`: alternatives keyed by the JSON they accept. */
+  private alternateBody(t: Tracked<TypeDef>, versions: readonly string[], stem: string) {
+    this.file(stem).importRuntimeType('MeetAlternate');
+    const alts = new Map<string, { in: Set<string>; types: Map<string, TypeRef> }>();
+    for (const v of versions) {
+      const d = t.byVersion.get(v)!;
+      if (d.kind !== 'alternate') continue;
+      for (const a of d.alternatives) {
+        const e = getOrCreate(alts, this.jsonKind(a.type, v), () => ({
+          in: new Set<string>(),
+          types: new Map<string, TypeRef>(),
+        }));
+        e.in.add(v);
+        e.types.set(v, a.type);
+      }
+    }
+    const entries = [...alts.entries()].map(([key, e]) =>
+      prop(key, this.versioned(e.in, this.renderGrouped(e.types, stem))),
+    );
+    return f.createTypeReferenceNode('MeetAlternate', [v(), f.createTypeLiteralNode(entries)]);
   }
 
   /** The JSON kind an alternative accepts, used as its key across versions. */
@@ -462,14 +439,13 @@ class MergedEmitter {
     const file = this.file('qmp-merged');
     file.importType('versions', 'QemuVersion');
     file.importType('versions', 'VersionMaps');
-    file.importRuntimeType('IsSingleVersion');
     this.emitCommandTables(file);
     this.emitEventTables(file);
     this.emitRangeMaps(file);
   }
 
   /** What one command looks like across versions: arguments, oob, argument and value sets. */
-  private collectCommand(name: string, c: Tracked<CommandDef>) {
+  private collectCommand(name: string, c: Tracked<CommandDef>): CommandAcross {
     const args = new Map<string, TypeRef | undefined>();
     const oob = new Set<string>();
     const argVersions = new Map<string, Set<string>>();
@@ -517,7 +493,6 @@ class MergedEmitter {
 
   /** `MergedCommands`, `CommandVersions`, `ArgumentVersions`, `ArgumentValueVersions`. */
   private emitCommandTables(file: FileBuilder): void {
-    const stem = 'qmp-merged';
     const commandEntries: ts.TypeElement[] = [];
     const versionEntries: ts.TypeElement[] = [];
     const argumentEntries: ts.TypeElement[] = [];
@@ -525,125 +500,71 @@ class MergedEmitter {
     for (const [name, c] of sortedEntries(this.commands)) {
       this.data.commands[name] = this.av.mask(c.in);
       if (c.deprecated.size > 0) this.data.deprecated[name] = this.av.mask(c.deprecated);
-      const { args, oob, argVersions, argDeprecated, valueVersions } = this.collectCommand(name, c);
-      const allUndefined = [...args.values()].every((a) => a === undefined);
-      const argsNode = allUndefined
-        ? f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword)
-        : [...args.values()].some((a) => a === undefined)
-          ? // Some versions took no arguments: sending any would fail there.
-            f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword)
-          : this.renderGrouped(args as Map<string, TypeRef>, stem);
-      commandEntries.push(
-        jsDoc(
-          f.createPropertySignature(
-            undefined,
-            propertyName(name),
-            undefined,
-            f.createTypeLiteralNode([
-              f.createPropertySignature(undefined, 'in', undefined, this.av.node(c.in)),
-              f.createPropertySignature(undefined, 'args', undefined, argsNode),
-              f.createPropertySignature(undefined, 'oob', undefined, this.av.node(oob)),
-            ]),
-          ),
-          [
-            `\`${name}\`: ${this.av.describe(c.in, c.deprecated)}.`,
-            ...this.describeFeatures(this.subjectFeatures.get(name)),
-          ],
-        ),
-      );
-      versionEntries.push(
-        f.createPropertySignature(undefined, propertyName(name), undefined, this.av.node(c.in)),
-      );
-      for (const [member, values] of valueVersions) {
-        for (const [value, set] of values) {
-          valueEntries.push(
-            f.createPropertySignature(
-              undefined,
-              f.createStringLiteral(`${name}.${member}=${value}`),
-              undefined,
-              this.av.node(set),
-            ),
-          );
-        }
-      }
-      if (argVersions.size > 0) {
-        for (const [member, set] of argVersions) {
-          this.data.arguments[`${name}.${member}`] = this.av.mask(set);
-          // `deprecated` is keyed like every other table (issue: arguments were missing).
-          const deprecated = argDeprecated.get(member);
-          if (deprecated) this.data.deprecated[`${name}.${member}`] = this.av.mask(deprecated);
-        }
-        argumentEntries.push(
-          f.createPropertySignature(
-            undefined,
-            propertyName(name),
-            undefined,
-            f.createTypeLiteralNode(
-              [...argVersions.entries()].map(([member, set]) =>
-                f.createPropertySignature(
-                  undefined,
-                  propertyName(member),
-                  undefined,
-                  this.av.node(set),
-                ),
-              ),
-            ),
-          ),
-        );
-      }
+      const collected = this.collectCommand(name, c);
+      commandEntries.push(this.mergedCommand(name, c, collected));
+      versionEntries.push(prop(name, this.av.node(c.in)));
+      for (const [member, values] of collected.valueVersions)
+        for (const [value, set] of values)
+          valueEntries.push(prop(`${name}.${member}=${value}`, this.av.node(set), true));
+      if (collected.argVersions.size > 0)
+        argumentEntries.push(this.commandArguments(name, collected));
     }
     file.statements.push(
-      jsDoc(
-        f.createInterfaceDeclaration(
-          exportModifiers(),
-          'MergedCommands',
-          [this.versionParam()],
-          undefined,
-          commandEntries,
-        ),
-        [
-          'Every command of any known QEMU version: the versions that have it (`in`), its arguments as',
-          'accepted by all versions of `V` (`args`), and the versions that allow it out of band (`oob`).',
-        ],
-      ),
-      jsDoc(
-        f.createInterfaceDeclaration(
-          exportModifiers(),
-          'CommandVersions',
-          undefined,
-          undefined,
-          versionEntries,
-        ),
-        ['The versions that have each command.'],
-      ),
-      jsDoc(
-        f.createInterfaceDeclaration(
-          exportModifiers(),
-          'ArgumentVersions',
-          undefined,
-          undefined,
-          argumentEntries,
-        ),
-        [
-          "The versions that have each argument of each command; a union branch's own members are",
-          'keyed `<case>.<member>` (e.g. `nbd.open-timeout` of `blockdev-add`).',
-        ],
-      ),
-      jsDoc(
-        f.createInterfaceDeclaration(
-          exportModifiers(),
-          'ArgumentValueVersions',
-          undefined,
-          undefined,
-          valueEntries,
-        ),
-        [
-          'For arguments of enum type, keyed `command.member=value` (`blockdev-add.driver=preallocate`):',
-          'the versions that accept the value. Flat on purpose: nested lookups over generic keys are',
-          'more than TypeScript can relate in a reasonable time.',
-        ],
-      ),
+      exportedInterface('MergedCommands', [this.versionParam()], commandEntries, [
+        'Every command of any known QEMU version: the versions that have it (`in`), its arguments as',
+        'accepted by all versions of `V` (`args`), and the versions that allow it out of band (`oob`).',
+      ]),
+      exportedInterface('CommandVersions', undefined, versionEntries, [
+        'The versions that have each command.',
+      ]),
+      exportedInterface('ArgumentVersions', undefined, argumentEntries, [
+        "The versions that have each argument of each command; a union branch's own members are",
+        'keyed `<case>.<member>` (e.g. `nbd.open-timeout` of `blockdev-add`).',
+      ]),
+      exportedInterface('ArgumentValueVersions', undefined, valueEntries, [
+        'For arguments of enum type, keyed `command.member=value` (`blockdev-add.driver=preallocate`):',
+        'the versions that accept the value. Flat on purpose: nested lookups over generic keys are',
+        'more than TypeScript can relate in a reasonable time.',
+      ]),
     );
+  }
+
+  /** One entry of `MergedCommands<V>`: `{ in; args; oob }` with its availability and features. */
+  private mergedCommand(
+    name: string,
+    c: Tracked<CommandDef>,
+    { args, oob }: CommandAcross,
+  ): ts.TypeElement {
+    // Some versions took no arguments: sending any would fail there.
+    const argsNode = [...args.values()].some((a) => a === undefined)
+      ? f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword)
+      : this.renderGrouped(args, 'qmp-merged');
+    const entry = f.createTypeLiteralNode([
+      prop('in', this.av.node(c.in)),
+      prop('args', argsNode),
+      prop('oob', this.av.node(oob)),
+    ]);
+    return jsDoc(prop(name, entry), [
+      `\`${name}\`: ${this.av.describe(c.in, c.deprecated)}.`,
+      ...this.describeFeatures(this.subjectFeatures.get(name)),
+    ]);
+  }
+
+  /** One entry of `ArgumentVersions`; notes each argument's availability and deprecation. */
+  private commandArguments(
+    name: string,
+    { argVersions, argDeprecated }: CommandAcross,
+  ): ts.TypeElement {
+    for (const [member, set] of argVersions) {
+      this.data.arguments[`${name}.${member}`] = this.av.mask(set);
+      // `deprecated` is keyed like every other table (issue: arguments were missing).
+      const deprecated = argDeprecated.get(member);
+      if (deprecated) this.data.deprecated[`${name}.${member}`] = this.av.mask(deprecated);
+    }
+    const entries = [...argVersions.entries()].map(([member, set]) =>
+      prop(member, this.av.node(set)),
+    );
+    return prop(name, f.createTypeLiteralNode(entries));
   }
 
   /** `EventVersions` and `FeatureVersions` (after every subject's features are noted). */
@@ -655,250 +576,66 @@ class MergedEmitter {
       this.data.events[name] = this.av.mask(e.in);
       if (e.deprecated.size > 0) this.data.deprecated[name] = this.av.mask(e.deprecated);
       eventVersions.push(
-        jsDoc(
-          f.createPropertySignature(undefined, propertyName(name), undefined, this.av.node(e.in)),
-          [this.av.describe(e.in, e.deprecated)],
-        ),
+        jsDoc(prop(name, this.av.node(e.in)), [this.av.describe(e.in, e.deprecated)]),
       );
     }
+    const featureEntries = sortedEntries(this.subjectFeatures).map(([subject, features]) => {
+      const sets = [...features.entries()].map(([feature, set]) =>
+        prop(feature, this.av.node(set)),
+      );
+      return prop(subject, f.createTypeLiteralNode(sets));
+    });
     file.statements.push(
-      jsDoc(
-        f.createInterfaceDeclaration(
-          exportModifiers(),
-          'EventVersions',
-          undefined,
-          undefined,
-          eventVersions,
-        ),
-        ['The versions that have each event.'],
-      ),
-      jsDoc(
-        f.createInterfaceDeclaration(
-          exportModifiers(),
-          'FeatureVersions',
-          undefined,
-          undefined,
-          [...this.subjectFeatures.entries()]
-            .sort(([a], [b]) => (a < b ? -1 : 1))
-            .map(([subject, features]) =>
-              f.createPropertySignature(
-                undefined,
-                propertyName(subject),
-                undefined,
-                f.createTypeLiteralNode(
-                  [...features.entries()].map(([feature, set]) =>
-                    f.createPropertySignature(
-                      undefined,
-                      propertyName(feature),
-                      undefined,
-                      this.av.node(set),
-                    ),
-                  ),
-                ),
-              ),
-            ),
-        ),
-        [
-          'The QAPI features (`deprecated`, `unstable`, `allow-write-only-overlay`, …) of commands and',
-          'events (`blockdev-snapshot`), their arguments (`block-commit.base`, `blockdev-add.nbd.x-dirty-bitmap`),',
-          'union branches of arguments (`blockdev-add[file]`) and the values of enum-typed arguments',
-          '(`object-add.qom-type=x-remote-object`): the versions',
-          'where the subject carries each feature. Only subjects with a feature in some version appear.',
-        ],
-      ),
+      exportedInterface('EventVersions', undefined, eventVersions, [
+        'The versions that have each event.',
+      ]),
+      exportedInterface('FeatureVersions', undefined, featureEntries, [
+        'The QAPI features (`deprecated`, `unstable`, `allow-write-only-overlay`, …) of commands and',
+        'events (`blockdev-snapshot`), their arguments (`block-commit.base`, `blockdev-add.nbd.x-dirty-bitmap`),',
+        'union branches of arguments (`blockdev-add[file]`) and the values of enum-typed arguments',
+        '(`object-add.qom-type=x-remote-object`): the versions',
+        'where the subject carries each feature. Only subjects with a feature in some version appear.',
+      ]),
     );
   }
 
   /**
-   * `ReturnsIn`, `DataIn`, `CommandsFor<V>`, `EventsFor<V>`: exact per-version maps for one
-   * version, the meet (args) and join (returns, event data) over the versions for a range.
+   * `ReturnsIn`, `DataIn`, `CommandsFor<V>`, `EventsFor<V>`: the runtime's range maps
+   * (`RangeReturns`, …), instantiated with this view's `VersionMaps`, `MergedCommands<V>` and
+   * `EventVersions`. The machinery is the same for every schema, so it is written once there.
    */
   private emitRangeMaps(file: FileBuilder): void {
-    // CommandsFor<V> / EventsFor<V>: exact per-version maps for one version, the meet (args) and
-    // join (returns, event data) over the versions for a range.
-    const K = () => f.createTypeReferenceNode('K');
-    const single = (then: ts.TypeNode, otherwise: ts.TypeNode) =>
-      f.createConditionalTypeNode(
-        f.createTupleTypeNode([f.createTypeReferenceNode('IsSingleVersion', [v()])]),
-        f.createTupleTypeNode([f.createLiteralTypeNode(f.createTrue())]),
-        then,
-        otherwise,
+    const alias = (name: string, kParam: boolean, generic: string, extra: ts.TypeNode[]) => {
+      file.importRuntimeType(generic);
+      const params = [this.versionParam()];
+      const args = [f.createTypeReferenceNode('VersionMaps'), v(), ...extra];
+      if (kParam) params.push(typeParam('K', f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword)));
+      if (kParam) args.push(f.createTypeReferenceNode('K'));
+      return f.createTypeAliasDeclaration(
+        exportModifiers(),
+        name,
+        params,
+        f.createTypeReferenceNode(generic, args),
       );
-    const perVersion = (what: 'commands' | 'events', prop: 'returns' | 'data') =>
-      // V extends QemuVersion ? (K extends keyof VersionMaps[V][what] ? VersionMaps[V][what][K][prop] : never) : never
-      f.createConditionalTypeNode(
-        v(),
-        f.createTypeReferenceNode('QemuVersion'),
-        f.createConditionalTypeNode(
-          K(),
-          f.createTypeOperatorNode(
-            ts.SyntaxKind.KeyOfKeyword,
-            f.createIndexedAccessTypeNode(
-              f.createIndexedAccessTypeNode(f.createTypeReferenceNode('VersionMaps'), v()),
-              f.createLiteralTypeNode(f.createStringLiteral(what)),
-            ),
-          ),
-          // VersionMaps[V][what][K] extends { [prop]: infer R } ? R : never
-          f.createConditionalTypeNode(
-            f.createIndexedAccessTypeNode(
-              f.createIndexedAccessTypeNode(
-                f.createIndexedAccessTypeNode(f.createTypeReferenceNode('VersionMaps'), v()),
-                f.createLiteralTypeNode(f.createStringLiteral(what)),
-              ),
-              K(),
-            ),
-            f.createTypeLiteralNode([
-              f.createPropertySignature(
-                undefined,
-                prop,
-                undefined,
-                f.createInferTypeNode(f.createTypeParameterDeclaration(undefined, 'R')),
-              ),
-            ]),
-            f.createTypeReferenceNode('R'),
-            f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword),
-          ),
-          f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword),
-        ),
-        f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword),
-      );
-    const kParam = (constraint: ts.TypeNode) =>
-      f.createTypeParameterDeclaration(undefined, 'K', constraint);
+    };
     file.statements.push(
-      jsDoc(
-        f.createTypeAliasDeclaration(
-          exportModifiers(),
-          'ReturnsIn',
-          [this.versionParam(), kParam(f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword))],
-          perVersion('commands', 'returns'),
-        ),
-        ['What command `K` returns in any version of `V` (the union over the versions).'],
-      ),
-      jsDoc(
-        f.createTypeAliasDeclaration(
-          exportModifiers(),
-          'DataIn',
-          [this.versionParam(), kParam(f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword))],
-          perVersion('events', 'data'),
-        ),
-        ['The data of event `K` in any version of `V` (the union over the versions).'],
-      ),
-    );
-    const M = f.createTypeReferenceNode('MergedCommands', [v()]);
-    const MK = (prop: string) =>
-      f.createIndexedAccessTypeNode(
-        f.createIndexedAccessTypeNode(M, K()),
-        f.createLiteralTypeNode(f.createStringLiteral(prop)),
-      );
-    const inAll = (set: ts.TypeNode) =>
-      f.createConditionalTypeNode(
-        f.createTupleTypeNode([v()]),
-        f.createTupleTypeNode([set]),
-        K(),
-        f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword),
-      );
-    const rangeCommands = f.createMappedTypeNode(
-      undefined,
-      f.createTypeParameterDeclaration(
-        undefined,
-        'K',
-        f.createTypeOperatorNode(ts.SyntaxKind.KeyOfKeyword, M),
-      ),
-      inAll(MK('in')),
-      undefined,
-      f.createIntersectionTypeNode([
-        f.createTypeLiteralNode([
-          f.createPropertySignature(undefined, 'args', undefined, MK('args')),
-          f.createPropertySignature(
-            undefined,
-            'returns',
-            undefined,
-            f.createTypeReferenceNode('ReturnsIn', [
-              v(),
-              f.createIntersectionTypeNode([
-                K(),
-                f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
-              ]),
-            ]),
-          ),
-        ]),
-        f.createParenthesizedType(
-          f.createConditionalTypeNode(
-            f.createTupleTypeNode([v()]),
-            f.createTupleTypeNode([MK('oob')]),
-            f.createTypeLiteralNode([
-              f.createPropertySignature(
-                undefined,
-                'oob',
-                undefined,
-                f.createLiteralTypeNode(f.createTrue()),
-              ),
-            ]),
-            f.createTypeLiteralNode([]),
-          ),
-        ),
+      jsDoc(alias('ReturnsIn', true, 'RangeReturns', []), [
+        'What command `K` returns in any version of `V` (the union over the versions).',
       ]),
-      undefined,
-    );
-    const EV = f.createTypeReferenceNode('EventVersions');
-    const rangeEvents = f.createMappedTypeNode(
-      undefined,
-      f.createTypeParameterDeclaration(
-        undefined,
-        'K',
-        f.createTypeOperatorNode(ts.SyntaxKind.KeyOfKeyword, EV),
-      ),
-      // events any version of V may send
-      f.createConditionalTypeNode(
-        f.createTupleTypeNode([
-          f.createTypeReferenceNode('Extract', [v(), f.createIndexedAccessTypeNode(EV, K())]),
-        ]),
-        f.createTupleTypeNode([f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword)]),
-        f.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword),
-        K(),
-      ),
-      undefined,
-      f.createTypeLiteralNode([
-        f.createPropertySignature(
-          undefined,
-          'data',
-          undefined,
-          f.createTypeReferenceNode('DataIn', [
-            v(),
-            f.createIntersectionTypeNode([
-              K(),
-              f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
-            ]),
-          ]),
-        ),
+      jsDoc(alias('DataIn', true, 'RangeData', []), [
+        'The data of event `K` in any version of `V` (the union over the versions).',
       ]),
-      undefined,
-    );
-    const vm = (what: string) =>
-      f.createIndexedAccessTypeNode(
-        f.createIndexedAccessTypeNode(f.createTypeReferenceNode('VersionMaps'), v()),
-        f.createLiteralTypeNode(f.createStringLiteral(what)),
-      );
-    file.statements.push(
       jsDoc(
-        f.createTypeAliasDeclaration(
-          exportModifiers(),
-          'CommandsFor',
-          [this.versionParam()],
-          single(vm('commands'), rangeCommands),
-        ),
+        alias('CommandsFor', false, 'RangeCommands', [
+          f.createTypeReferenceNode('MergedCommands', [v()]),
+        ]),
         [
           'The `Commands` map for a set of QEMU versions: the exact bindings for one version; for a range,',
           'the commands every version has, with arguments all of them accept and the union of returns.',
         ],
       ),
       jsDoc(
-        f.createTypeAliasDeclaration(
-          exportModifiers(),
-          'EventsFor',
-          [this.versionParam()],
-          single(vm('events'), rangeEvents),
-        ),
+        alias('EventsFor', false, 'RangeEvents', [f.createTypeReferenceNode('EventVersions')]),
         [
           'The `Events` map for a set of QEMU versions: events any of them may send, with the union of data.',
         ],
@@ -906,91 +643,69 @@ class MergedEmitter {
     );
   }
 
+  /** `versions`: `QemuVersion`, `qemuVersions` and `VersionMaps` (each version's exact maps). */
   private emitVersions(): ts.Statement[] {
     const order = this.versions.map((x) => x.version);
-    const statements: ts.Statement[] = [];
-    for (const version of order) {
-      statements.push(
-        f.createImportDeclaration(
+    const namespace = (version: string) => `Qemu${version.replace('.', '_')}`;
+    const literals = order.map((x) => f.createStringLiteral(x));
+    const imports = order.map((version) =>
+      f.createImportDeclaration(
+        undefined,
+        f.createImportClause(
+          true,
           undefined,
-          f.createImportClause(
-            true,
-            undefined,
-            f.createNamespaceImport(f.createIdentifier(`Qemu${version.replace('.', '_')}`)),
-          ),
-          f.createStringLiteral(`../qemu-${version}/index.generated.js`),
+          f.createNamespaceImport(f.createIdentifier(namespace(version))),
         ),
+        f.createStringLiteral(`../qemu-${version}/index.generated.js`),
+      ),
+    );
+    const qualified = (version: string, name: string) =>
+      f.createTypeReferenceNode(
+        f.createQualifiedName(f.createIdentifier(namespace(version)), name),
       );
-    }
-    statements.push(
+    const maps = order.map((version) =>
+      prop(
+        version,
+        f.createTypeLiteralNode([
+          prop('commands', qualified(version, 'Commands')),
+          prop('events', qualified(version, 'Events')),
+        ]),
+        true,
+      ),
+    );
+    const versionList = f.createVariableStatement(
+      exportModifiers(),
+      f.createVariableDeclarationList(
+        [
+          f.createVariableDeclaration(
+            'qemuVersions',
+            undefined,
+            undefined,
+            f.createAsExpression(
+              f.createArrayLiteralExpression(literals),
+              f.createTypeReferenceNode('const'),
+            ),
+          ),
+        ],
+        ts.NodeFlags.Const,
+      ),
+    );
+    return [
+      ...imports,
       jsDoc(
         f.createTypeAliasDeclaration(
           exportModifiers(),
           'QemuVersion',
           undefined,
-          f.createUnionTypeNode(
-            order.map((x) => f.createLiteralTypeNode(f.createStringLiteral(x))),
-          ),
+          f.createUnionTypeNode(literals.map((x) => f.createLiteralTypeNode(x))),
         ),
         ['The QEMU versions (`major.minor`) these bindings know.'],
       ),
-      jsDoc(
-        f.createVariableStatement(
-          exportModifiers(),
-          f.createVariableDeclarationList(
-            [
-              f.createVariableDeclaration(
-                'qemuVersions',
-                undefined,
-                undefined,
-                f.createAsExpression(
-                  f.createArrayLiteralExpression(order.map((x) => f.createStringLiteral(x))),
-                  f.createTypeReferenceNode('const'),
-                ),
-              ),
-            ],
-            ts.NodeFlags.Const,
-          ),
-        ),
-        ['The known QEMU versions, oldest first.'],
-      ),
-      jsDoc(
-        f.createInterfaceDeclaration(
-          exportModifiers(),
-          'VersionMaps',
-          undefined,
-          undefined,
-          order.map((version) => {
-            const ns = `Qemu${version.replace('.', '_')}`;
-            return f.createPropertySignature(
-              undefined,
-              f.createStringLiteral(version),
-              undefined,
-              f.createTypeLiteralNode([
-                f.createPropertySignature(
-                  undefined,
-                  'commands',
-                  undefined,
-                  f.createTypeReferenceNode(
-                    f.createQualifiedName(f.createIdentifier(ns), 'Commands'),
-                  ),
-                ),
-                f.createPropertySignature(
-                  undefined,
-                  'events',
-                  undefined,
-                  f.createTypeReferenceNode(
-                    f.createQualifiedName(f.createIdentifier(ns), 'Events'),
-                  ),
-                ),
-              ]),
-            );
-          }),
-        ),
-        ["Each version's exact `Commands` and `Events` maps."],
-      ),
-    );
-    return statements;
+      jsDoc(versionList, ['The known QEMU versions, oldest first.']),
+      exportedInterface('VersionMaps', undefined, maps, [
+        "Each version's exact `Commands` and `Events` maps.",
+      ]),
+    ];
   }
 
   /** JSDoc lines for a subject's features ("Feature `json-cli`: QEMU 6.2+."). */
@@ -998,6 +713,36 @@ class MergedEmitter {
     return [...(features ?? [])]
       .filter(([feature]) => feature !== 'deprecated') // already in the availability line
       .map(([feature, set]) => `Feature \`${feature}\`: ${this.av.describe(set)}.`);
+  }
+
+  /** `availability`: the run-time availability data (bit masks over `versions`). */
+  private emitAvailability(): ts.Statement[] {
+    const data = { versions: this.versions.map((x) => x.version), ...this.data };
+    const declaration = f.createVariableStatement(
+      exportModifiers(),
+      f.createVariableDeclarationList(
+        [
+          f.createVariableDeclaration(
+            'availability',
+            undefined,
+            f.createTypeReferenceNode('AvailabilityTables'),
+            literal(data, 2),
+          ),
+        ],
+        ts.NodeFlags.Const,
+      ),
+    );
+    return [
+      importDeclaration(['AvailabilityTables'], this.options.runtimeImport, true),
+      jsDoc(declaration, [
+        'Where each command, event, argument (`cmd.member`, `cmd.case.member`), type member',
+        '(`Type.member`), enum value (`Enum.value`) and union branch (`Union[case]`) exists: a bit',
+        'mask over `versions` (bit i = versions[i]); `deprecated` uses the same keys. `features`:',
+        'where a command, event, argument, argument branch (`cmd[case]`), argument value',
+        '(`cmd.member=value`), type, type member or enum value carries a QAPI feature, keyed',
+        '`<key>/$<feature>` (libvirt writes it so).',
+      ]),
+    ];
   }
 
   emit(): Map<string, string> {
@@ -1019,38 +764,7 @@ class MergedEmitter {
       const statements = [...file.imports(this.options.runtimeImport), ...file.statements];
       out.set(`${stem}${FILE_SUFFIX}`, printFile(head, statements));
     }
-    // Run-time availability.
-    const data = { versions: this.versions.map((x) => x.version), ...this.data };
-    out.set(
-      'availability.generated.ts',
-      printFile(head, [
-        importDeclaration(['AvailabilityTables'], this.options.runtimeImport, true),
-        jsDoc(
-          f.createVariableStatement(
-            [f.createModifier(ts.SyntaxKind.ExportKeyword)],
-            f.createVariableDeclarationList(
-              [
-                f.createVariableDeclaration(
-                  'availability',
-                  undefined,
-                  f.createTypeReferenceNode('AvailabilityTables'),
-                  literal(data, 2),
-                ),
-              ],
-              ts.NodeFlags.Const,
-            ),
-          ),
-          [
-            'Where each command, event, argument (`cmd.member`, `cmd.case.member`), type member',
-            '(`Type.member`), enum value (`Enum.value`) and union branch (`Union[case]`) exists: a bit',
-            'mask over `versions` (bit i = versions[i]); `deprecated` uses the same keys. `features`:',
-            'where a command, event, argument, argument branch (`cmd[case]`), argument value',
-            '(`cmd.member=value`), type, type member or enum value carries a QAPI feature, keyed',
-            '`<key>/$<feature>` (libvirt writes it so).',
-          ],
-        ),
-      ]),
-    );
+    out.set('availability.generated.ts', printFile(head, this.emitAvailability()));
     const index = [
       ...['versions', 'qmp-merged', 'availability'].map((stem) =>
         exportAll(generatedSpecifier(stem)),

@@ -28,6 +28,7 @@ import { CodegenError } from '../errors.js';
 import {
   builtinTypeNode,
   exportAll,
+  exportedInterface,
   FILE_SUFFIX,
   FileBuilder,
   generatedSpecifier,
@@ -36,6 +37,7 @@ import {
   moduleStem,
   preamble,
   printFile,
+  prop,
   propertyName,
   sortedEntries,
 } from './kit.js';
@@ -437,78 +439,47 @@ class Emitter {
     const entries = [...this.schema.commands.values()]
       .sort((a, b) => (a.name < b.name ? -1 : 1))
       .map((c: CommandDef) => {
-        const props: ts.TypeElement[] = [
-          f.createPropertySignature(
-            undefined,
-            'args',
-            undefined,
-            c.args === undefined
-              ? f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword)
-              : c.gen
-                ? this.typeNode({ kind: 'named', name: c.args }, file)
-                : // `'gen': false`: QEMU passes further members through unchecked (device properties).
-                  f.createIntersectionTypeNode([
-                    this.typeNode({ kind: 'named', name: c.args }, file),
-                    f.createTypeLiteralNode([
-                      f.createIndexSignature(
-                        undefined,
-                        [
-                          f.createParameterDeclaration(
-                            undefined,
-                            undefined,
-                            'property',
-                            undefined,
-                            f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
-                          ),
-                        ],
-                        f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword),
-                      ),
-                    ]),
-                  ]),
-          ),
-          f.createPropertySignature(
-            undefined,
-            'returns',
-            undefined,
-            c.returns ? this.typeNode(c.returns, file) : emptyReturn,
-          ),
+        const props = [
+          prop('args', this.commandArgs(c, file)),
+          prop('returns', c.returns ? this.typeNode(c.returns, file) : emptyReturn),
+          ...(c.allowOob ? [prop('oob', f.createLiteralTypeNode(f.createTrue()))] : []),
         ];
-        if (c.allowOob)
-          props.push(
-            f.createPropertySignature(
-              undefined,
-              'oob',
-              undefined,
-              f.createLiteralTypeNode(f.createTrue()),
-            ),
-          );
         return jsDoc(
-          f.createPropertySignature(
-            undefined,
-            propertyName(c.name),
-            undefined,
-            f.createTypeLiteralNode(props),
-          ),
+          prop(c.name, f.createTypeLiteralNode(props)),
           this.definitionDoc(c, 'QMP command'),
         );
       });
     file.statements.push(
-      jsDoc(
-        f.createInterfaceDeclaration(
-          this.exportModifiers(),
-          'Commands',
-          undefined,
-          undefined,
-          entries,
-        ),
-        [
-          `Every QMP command of QEMU ${this.options.qemuVersion}, keyed by wire name: \`args\` is the`,
-          '`arguments` object (`undefined`: none), `returns` what `return` holds, `oob` marks commands',
-          'allowed with `exec-oob`.',
-        ],
-      ),
+      exportedInterface('Commands', undefined, entries, [
+        `Every QMP command of QEMU ${this.options.qemuVersion}, keyed by wire name: \`args\` is the`,
+        '`arguments` object (`undefined`: none), `returns` what `return` holds, `oob` marks commands',
+        'allowed with `exec-oob`.',
+      ]),
     );
     return file;
+  }
+
+  /**
+   * A command's `args`: `undefined` when it takes none; with `'gen': false` QEMU passes further
+   * members through unchecked (device properties), so an index signature is added.
+   */
+  private commandArgs(c: CommandDef, file: FileBuilder): ts.TypeNode {
+    if (c.args === undefined) return f.createKeywordTypeNode(ts.SyntaxKind.UndefinedKeyword);
+    const args = this.typeNode({ kind: 'named', name: c.args }, file);
+    if (c.gen) return args;
+    const property = f.createParameterDeclaration(
+      undefined,
+      undefined,
+      'property',
+      undefined,
+      f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
+    );
+    const rest = f.createIndexSignature(
+      undefined,
+      [property],
+      f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword),
+    );
+    return f.createIntersectionTypeNode([args, f.createTypeLiteralNode([rest])]);
   }
 
   private emitEvents(): FileBuilder {
@@ -582,145 +553,96 @@ class Emitter {
     return file;
   }
 
+  /**
+   * `index`: every module, `Commands`, `Events`, `tables`, `qemuVersion`, and the validators
+   * bound to this version's tables (the runtime's, which take the tables first).
+   */
   private emitIndex(moduleStems: readonly string[]): FileBuilder {
     const file = this.file('index');
-    for (const stem of moduleStems) {
-      file.statements.push(exportAll(generatedSpecifier(stem)));
-    }
-    file.statements.push(
+    const reexport = (name: string, stem: string, typeOnly: boolean) =>
       f.createExportDeclaration(
         undefined,
-        true,
-        f.createNamedExports([f.createExportSpecifier(false, undefined, 'Commands')]),
-        f.createStringLiteral('./qmp-commands.generated.js'),
-      ),
-      f.createExportDeclaration(
-        undefined,
-        true,
-        f.createNamedExports([f.createExportSpecifier(false, undefined, 'Events')]),
-        f.createStringLiteral('./qmp-events.generated.js'),
-      ),
-      f.createExportDeclaration(
-        undefined,
-        false,
-        f.createNamedExports([f.createExportSpecifier(false, undefined, 'tables')]),
-        f.createStringLiteral('./qmp-tables.generated.js'),
+        typeOnly,
+        f.createNamedExports([f.createExportSpecifier(false, undefined, name)]),
+        f.createStringLiteral(generatedSpecifier(stem)),
+      );
+    const qemuVersion = f.createVariableStatement(
+      this.exportModifiers(),
+      f.createVariableDeclarationList(
+        [
+          f.createVariableDeclaration(
+            'qemuVersion',
+            undefined,
+            undefined,
+            f.createStringLiteral(this.options.qemuVersion),
+          ),
+        ],
+        ts.NodeFlags.Const,
       ),
     );
     file.importValue('qmp-tables', 'tables');
+    file.statements.push(
+      ...moduleStems.map((stem) => exportAll(generatedSpecifier(stem))),
+      reexport('Commands', 'qmp-commands', true),
+      reexport('Events', 'qmp-events', true),
+      reexport('tables', 'qmp-tables', false),
+      jsDoc(qemuVersion, ['The QEMU version these bindings were generated for.']),
+      this.boundValidator(file, 'validateArgs', 'command', [
+        'Validates the `arguments` of a command against the schema.',
+      ]),
+      this.boundValidator(file, 'validateReturn', 'command', [
+        'Validates what a command returned against the schema.',
+      ]),
+      this.boundValidator(file, 'validateEvent', 'event', [
+        "Validates an event's `data` against the schema.",
+      ]),
+    );
+    return file;
+  }
+
+  /**
+   * `export function <name>(<param>: string, value: unknown, options?: ValidateOptions)`
+   * calling the runtime's `<name>` (imported as `<name>In`) with this version's `tables`.
+   */
+  private boundValidator(
+    file: FileBuilder,
+    name: string,
+    param: string,
+    doc: readonly string[],
+  ): ts.FunctionDeclaration {
+    const runtime = `${name}In`;
+    file.importRuntimeValue(name, runtime);
     file.importRuntimeType('ValidateOptions');
     file.importRuntimeType('ValidationProblem');
-    file.statements.push(
-      jsDoc(
-        f.createVariableStatement(
-          this.exportModifiers(),
-          f.createVariableDeclarationList(
-            [
-              f.createVariableDeclaration(
-                'qemuVersion',
-                undefined,
-                undefined,
-                f.createStringLiteral(this.options.qemuVersion),
-              ),
-            ],
-            ts.NodeFlags.Const,
-          ),
-        ),
-        ['The QEMU version these bindings were generated for.'],
-      ),
+    const parameter = (id: string, type: ts.TypeNode, optional = false) =>
+      f.createParameterDeclaration(
+        undefined,
+        undefined,
+        id,
+        optional ? f.createToken(ts.SyntaxKind.QuestionToken) : undefined,
+        type,
+      );
+    const call = f.createCallExpression(
+      f.createIdentifier(runtime),
+      undefined,
+      ['tables', param, 'value', 'options'].map((id) => f.createIdentifier(id)),
     );
-    const validators: [string, string, string, string][] = [
-      [
-        'validateArgs',
-        'command',
-        'Validates the `arguments` of a command against the schema.',
-        'validateArgs',
-      ],
-      [
-        'validateReturn',
-        'command',
-        'Validates what a command returned against the schema.',
-        'validateReturn',
-      ],
-      [
-        'validateEvent',
-        'event',
-        "Validates an event's `data` against the schema.",
-        'validateEvent',
-      ],
-    ];
-    for (const [name, param, doc, runtimeName] of validators) {
-      const alias = `${runtimeName}In`;
-      file.statements.unshift(
-        f.createImportDeclaration(
-          undefined,
-          f.createImportClause(
-            false,
-            undefined,
-            f.createNamedImports([
-              f.createImportSpecifier(
-                false,
-                f.createIdentifier(runtimeName),
-                f.createIdentifier(alias),
-              ),
-            ]),
-          ),
-          f.createStringLiteral(this.options.runtimeImport),
-        ),
-      );
-      file.statements.push(
-        jsDoc(
-          f.createFunctionDeclaration(
-            this.exportModifiers(),
-            undefined,
-            name,
-            undefined,
-            [
-              f.createParameterDeclaration(
-                undefined,
-                undefined,
-                param,
-                undefined,
-                f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword),
-              ),
-              f.createParameterDeclaration(
-                undefined,
-                undefined,
-                'value',
-                undefined,
-                f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword),
-              ),
-              f.createParameterDeclaration(
-                undefined,
-                undefined,
-                'options',
-                f.createToken(ts.SyntaxKind.QuestionToken),
-                f.createTypeReferenceNode('ValidateOptions'),
-              ),
-            ],
-            f.createArrayTypeNode(f.createTypeReferenceNode('ValidationProblem')),
-            f.createBlock(
-              [
-                f.createReturnStatement(
-                  f.createCallExpression(f.createIdentifier(alias), undefined, [
-                    f.createIdentifier('tables'),
-                    f.createIdentifier(param),
-                    f.createIdentifier('value'),
-                    f.createIdentifier('options'),
-                  ]),
-                ),
-              ],
-              true,
-            ),
-          ),
-          [
-            doc,
-            'Returns the problems found, each with a JSON path; empty when the value is valid.',
-          ],
-        ),
-      );
-    }
-    return file;
+    return jsDoc(
+      f.createFunctionDeclaration(
+        this.exportModifiers(),
+        undefined,
+        name,
+        undefined,
+        [
+          parameter(param, f.createKeywordTypeNode(ts.SyntaxKind.StringKeyword)),
+          parameter('value', f.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword)),
+          parameter('options', f.createTypeReferenceNode('ValidateOptions'), true),
+        ],
+        f.createArrayTypeNode(f.createTypeReferenceNode('ValidationProblem')),
+        f.createBlock([f.createReturnStatement(call)], true),
+      ),
+      [...doc, 'Returns the problems found, each with a JSON path; empty when the value is valid.'],
+    );
   }
 
   emit(): Map<string, string> {

@@ -126,8 +126,9 @@ export async function runCli(
     );
     return 1;
   }
+  const { major, minor } = fake.version.qemu;
   for (const a of fake.addresses)
-    io.out(`fake QMP (QEMU ${options.qemuVersion}) listening on ${a.address}\n`);
+    io.out(`fake QMP (QEMU ${major}.${minor}) listening on ${a.address}\n`);
   const code = await new Promise<number>((resolve) => {
     if (signal.aborted) resolve(0);
     signal.addEventListener('abort', () => resolve(0), { once: true });

@@ -4,6 +4,13 @@
  * `@qmpkit/fake-qmp/msw` (mock a QMP-over-WebSocket endpoint).
  */
 export {
+  type FakeExecRequest,
+  type FakeExecResult,
+  FakeGuestAgent,
+  type FakeGuestAgentOptions,
+  type FakeProgram,
+} from './agent/fake-agent.js';
+export {
   ConversationFileError,
   ExpectationError,
   type ExpectationFailure,

@@ -500,3 +500,161 @@ export class MachineTypeError extends Error {
 export function isMachineTypeError(value: unknown): value is MachineTypeError {
   return value instanceof Error && value.name === 'MachineTypeError';
 }
+
+/** Why a live migration (`migrate()`) did not move the VM. */
+export type LiveMigrationFailure =
+  /** The source is not a running machine (stopped, exited, or its QEMU is gone). */
+  | 'source-not-running'
+  /** A migration of this source is already under way (ours or one started through QMP). */
+  | 'busy'
+  /** The target configuration differs from the source's in what the guest sees (`differences`). */
+  | 'config-mismatch'
+  /** The target QEMU lacks the source's (pinned) machine type; `cause` is a `MachineTypeError`. */
+  | 'machine-type'
+  /** The target QEMU did not start; `cause` is the launch error. */
+  | 'target-launch'
+  /** A QMP command of the set-up or the hand-over was refused (`cause`). */
+  | 'command-failed'
+  /** QEMU reported `failed` (the target refused the stream, nobody listens at the address, …). */
+  | 'failed'
+  /** The target QEMU exited before it ran the guest (`exitCode`, `signal`, `stderr`). */
+  | 'target-exited'
+  /** The source QEMU exited during the migration. */
+  | 'source-exited'
+  /** Aborted through the `AbortSignal` or `cancel()`. */
+  | 'aborted'
+  /** A phase passed its hard deadline (`phase`). */
+  | 'timeout'
+  /** Remaining RAM stopped shrinking and the controller ran out of means (`cause` has the numbers). */
+  | 'does-not-converge'
+  /** `cancel()` on a migration that has already ended. */
+  | 'not-active'
+  /** `relaunch` of a source whose guest may already run on the target (`peerStateFile`). */
+  | 'moved'
+  /** `relaunch` of a target that never received the guest (the source is the VM). */
+  | 'incomplete-target';
+
+/**
+ * A live migration did not move the VM. Unless `reason` is `moved`, the source is left as it
+ * was (`sourceRunning` says whether its guest runs) and the target QEMU is gone with its files.
+ * `phase` is where it stopped; `stderr`/`exitCode`/`signal` are the target's when it exited.
+ */
+export class LiveMigrationError extends Error {
+  override readonly name = 'LiveMigrationError' as const;
+  readonly reason: LiveMigrationFailure;
+  readonly phase: string;
+  readonly desc: string;
+  readonly sourceRunning: boolean | null;
+  readonly differences: readonly string[];
+  readonly peerStateFile: string | null;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stderr: string;
+
+  constructor(
+    reason: LiveMigrationFailure,
+    phase: string,
+    desc: string,
+    fields: {
+      readonly sourceRunning?: boolean | null;
+      readonly differences?: readonly string[];
+      readonly peerStateFile?: string | null;
+      readonly exitCode?: number | null;
+      readonly signal?: string | null;
+      readonly stderr?: string;
+    } = {},
+    options?: { cause?: unknown },
+  ) {
+    const stderr = fields.stderr ?? '';
+    const diffs = fields.differences ?? [];
+    const list = diffs.length === 0 ? '' : `\n${indent(diffs.join('\n'))}`;
+    const tail = stderr.trim() === '' ? '' : `\ntarget QEMU's stderr:\n${indent(stderr.trimEnd())}`;
+    super(`live migration ${reason} (phase ${phase}): ${desc}${list}${tail}`, options);
+    this.reason = reason;
+    this.phase = phase;
+    this.desc = desc;
+    this.sourceRunning = fields.sourceRunning ?? null;
+    this.differences = diffs;
+    this.peerStateFile = fields.peerStateFile ?? null;
+    this.exitCode = fields.exitCode ?? null;
+    this.signal = fields.signal ?? null;
+    this.stderr = stderr;
+  }
+
+  /** A copy with what the roll-back found out about the source. */
+  withSource(sourceRunning: boolean | null): LiveMigrationError {
+    return new LiveMigrationError(
+      this.reason,
+      this.phase,
+      this.desc,
+      {
+        sourceRunning,
+        differences: this.differences,
+        peerStateFile: this.peerStateFile,
+        exitCode: this.exitCode,
+        signal: this.signal,
+        stderr: this.stderr,
+      },
+      { cause: this.cause },
+    );
+  }
+}
+
+export function isLiveMigrationError(value: unknown): value is LiveMigrationError {
+  return value instanceof Error && value.name === 'LiveMigrationError';
+}
+
+/** Where a block job went wrong. */
+export type BlockJobFailure =
+  /** QEMU refused to start the job (or the `transaction` that starts it). */
+  | 'start'
+  /** The job ran and failed; `desc` is QEMU's message read from `query-jobs`. */
+  | 'run'
+  /** A control command (`action`: pause, resume, cancel, complete, …) was refused. */
+  | 'control'
+  /** The QMP connection ended before the job concluded (QEMU exited): outcome unknown. */
+  | 'lost';
+
+/**
+ * A block job (`stream`, `commit`, `mirror`, `backup`) failed. `desc` is QEMU's own message
+ * (e.g. `Input/output error`); `cause` is the refused command's `QmpCommandError` where
+ * there is one.
+ */
+export class BlockJobError extends Error {
+  override readonly name = 'BlockJobError' as const;
+  readonly phase: BlockJobFailure;
+  readonly jobId: string;
+  readonly type: string;
+  readonly action: string | undefined;
+  readonly desc: string;
+
+  constructor(
+    fields: {
+      readonly phase: BlockJobFailure;
+      readonly jobId: string;
+      readonly type: string;
+      readonly desc: string;
+      readonly action?: string;
+    },
+    options?: { cause?: unknown },
+  ) {
+    const what =
+      fields.phase === 'start'
+        ? `could not start ${fields.type} job '${fields.jobId}'`
+        : fields.phase === 'control'
+          ? `${fields.action ?? 'control'} of ${fields.type} job '${fields.jobId}' refused`
+          : fields.phase === 'lost'
+            ? `lost ${fields.type} job '${fields.jobId}'`
+            : `${fields.type} job '${fields.jobId}' failed`;
+    super(`${what}: ${fields.desc}`, options);
+    this.phase = fields.phase;
+    this.jobId = fields.jobId;
+    this.type = fields.type;
+    this.action = fields.action;
+    this.desc = fields.desc;
+  }
+}
+
+export function isBlockJobError(value: unknown): value is BlockJobError {
+  return value instanceof Error && value.name === 'BlockJobError';
+}

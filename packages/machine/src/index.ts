@@ -26,6 +26,26 @@ export {
   unpackedRootLayout,
 } from './binary.js';
 export type {
+  BackupOptions,
+  BlockJobHost,
+  BlockJobOutcome,
+  BlockJobType,
+  BlockJobUpdate,
+  CommitOptions,
+  MirrorOptions,
+  StreamOptions,
+} from './block-jobs.js';
+export {
+  BlockJob,
+  backup,
+  backupArgs,
+  blockJobId,
+  commit,
+  mirror,
+  stream,
+  watchBlockJobs,
+} from './block-jobs.js';
+export type {
   ConsoleEncoding,
   ConsoleMatch,
   ConsoleSpec,
@@ -33,19 +53,26 @@ export type {
   ExpectOptions,
 } from './console.js';
 export { Console } from './console.js';
+export type { ConvergenceDecision, ConvergenceOptions } from './convergence.js';
+export { ConvergenceController } from './convergence.js';
 export type {
+  BlockJobFailure,
   LaunchFailure,
+  LiveMigrationFailure,
   MigrationFailure,
   QemuBinaryProblem,
   RunDirProblem,
   StateFileProblem,
 } from './errors.js';
 export {
+  BlockJobError,
   ConsoleClosedError,
   ConsoleTimeoutError,
+  isBlockJobError,
   isConsoleClosedError,
   isConsoleTimeoutError,
   isLeftoverQemuError,
+  isLiveMigrationError,
   isMachineNotRunningError,
   isMachineOptionsError,
   isMachinePlugError,
@@ -58,6 +85,7 @@ export {
   isRunDirLockedError,
   isStateFileError,
   LeftoverQemuError,
+  LiveMigrationError,
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
@@ -73,6 +101,18 @@ export {
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
 export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
 export type { QemuSpec } from './launch-binary.js';
+export type {
+  LiveMigrateOptions,
+  LiveMigration,
+  LiveMigrationResult,
+  MigrationDeadlines,
+  MigrationProgress,
+  MigrationTarget,
+  MigrationTransport,
+  PhaseDeadline,
+  SwitchoverContext,
+} from './live-migration.js';
+export { DEFAULT_MIGRATION_DEADLINES, guestDifferences, migrate } from './live-migration.js';
 export type {
   ExitInfo,
   HotplugOptions,
@@ -104,6 +144,8 @@ export type {
   LoadedState,
   MachineState,
   MachineStatus,
+  MigrationPhase,
+  MigrationRecord,
   QemuVersion,
   RuntimeFacts,
   StoredBinary,
@@ -111,9 +153,11 @@ export type {
   StoredLaunch,
 } from './state.js';
 export {
+  MIGRATION_PHASES,
   readState,
   STATE_FORMAT,
   STATE_VERSION,
+  STATE_VERSION_MIGRATING,
   STATE_VERSIONS_READ,
   writeFileAtomic,
 } from './state.js';

@@ -34,7 +34,12 @@ import { usableAccelerators } from './accel.js';
 import { type QemuBinary, qemuBinaryArgs, qemuBinaryEnv } from './binary.js';
 import type { ConsoleState } from './console.js';
 import { Console, type ConsoleEncoding, type ConsoleSpec } from './console.js';
-import { MachineNotRunningError, MachineOptionsError, MachinePlugError } from './errors.js';
+import {
+  LiveMigrationError,
+  MachineNotRunningError,
+  MachineOptionsError,
+  MachinePlugError,
+} from './errors.js';
 import { binaryFromSpec, binaryFromState, type QemuSpec, storedBinary } from './launch-binary.js';
 import { acquireRunDirLock, type RunDirLock } from './lock.js';
 import { machineTypes, pinFromQueryMachines, resolveMachineType } from './machine-type.js';
@@ -56,6 +61,8 @@ import { prepareRunDir } from './rundir.js';
 import {
   backupPath,
   type MachineStatus,
+  MIGRATION_PHASES,
+  type MigrationRecord,
   type QemuVersion,
   type RuntimeFacts,
   readState,
@@ -230,6 +237,7 @@ export class Machine {
   #writes: Promise<void> = Promise.resolve();
   readonly #expectedDeletions = new Set<string>();
   #lock: RunDirLock | undefined;
+  #migration: MigrationRecord | undefined;
 
   private constructor(init: {
     config: VmConfig;
@@ -327,6 +335,7 @@ export class Machine {
     const stateFile = path.resolve(file);
     const state = await readState(options.useBackup ? backupPath(stateFile) : stateFile);
     const settings = settingsFrom(options);
+    const undoMigration = migrationToUndo(state.runtime.migration);
     const planned = planProcess(state.config, state.launch, options, {
       qmp: 3,
       consoles: dummyConsoleFds(state.launch),
@@ -361,6 +370,8 @@ export class Machine {
           pid !== null && pidStartTime !== null ? { pid, startTime: pidStartTime } : undefined,
       });
       await removeWriteTemps(stateFile);
+      // A migration cut short before the hand-over: the source is the VM, the target goes.
+      if (undoMigration !== undefined) await removeMigrationTarget(undoMigration, settings);
       if (state.runtime.status !== 'stopped' || ended.length > 0)
         await reclaimLeaks(state.config, options.qemuImg, settings);
       if (options.useBackup) {
@@ -498,6 +509,25 @@ export class Machine {
   /** The versioned machine type the VM is pinned to (`pc` → `pc-i440fx-7.2`), if known. */
   get machineType(): string | undefined {
     return this.#launch.machineType;
+  }
+  /**
+   * The launch options the VM was started with and every later process reuses (consoles,
+   * extra arguments, assembly, binary, pinned machine type), as the state file stores them.
+   */
+  get launchRecord(): StoredLaunch {
+    return this.#launch;
+  }
+  /** The live migration this machine takes part in, as its state file records it. */
+  get migration(): MigrationRecord | undefined {
+    return this.#migration;
+  }
+  /**
+   * Records (or, with `undefined`, clears) a live migration's phase in the state file before
+   * the step it names runs. Used by `migrate()`; a manager that restarts reads it on `relaunch`.
+   */
+  async recordMigration(record: MigrationRecord | undefined): Promise<void> {
+    this.#migration = record;
+    await this.#persist();
   }
   /** The QEMU binary the VM runs on, as the state file records it. */
   get qemuBinary(): StoredBinary | undefined {
@@ -878,6 +908,7 @@ export class Machine {
       exit: proc.exit === undefined ? null : { code: proc.exit.code, signal: proc.exit.signal },
       trays: { ...this.#trays },
       updatedAt: new Date().toISOString(),
+      ...(this.#migration !== undefined ? { migration: this.#migration } : {}),
     };
   }
 
@@ -931,6 +962,51 @@ export class Machine {
     const lock = this.#lock;
     this.#lock = undefined;
     await lock?.release();
+  }
+}
+
+/**
+ * What a relaunch does about a migration its state file records: a source before the
+ * hand-over relaunches (the target it started is ended, returned here); a source from
+ * `confirming` on is refused (the guest may run on the target: relaunch that one); a target
+ * that never got the guest is refused (the source is the VM); a target from `confirming` on
+ * relaunches as the VM.
+ */
+function migrationToUndo(
+  record: MigrationRecord | undefined,
+): NonNullable<MigrationRecord['peer']> | undefined {
+  if (record === undefined) return undefined;
+  const handedOver =
+    MIGRATION_PHASES.indexOf(record.phase) >= MIGRATION_PHASES.indexOf('confirming');
+  if (record.role === 'source' && handedOver)
+    throw new LiveMigrationError(
+      'moved',
+      record.phase,
+      `the VM was handed over to the target${record.peer?.stateFile ? ` (${record.peer.stateFile})` : ''}; relaunch that state file`,
+      { peerStateFile: record.peer?.stateFile ?? null },
+    );
+  if (record.role === 'target' && !handedOver)
+    throw new LiveMigrationError(
+      'incomplete-target',
+      record.phase,
+      `this QEMU was started to receive a migration that did not reach the hand-over; the source${record.peer?.stateFile ? ` (${record.peer.stateFile})` : ''} is the VM`,
+      { peerStateFile: record.peer?.stateFile ?? null },
+    );
+  return record.role === 'source' ? (record.peer ?? undefined) : undefined;
+}
+
+/** Ends the QEMUs of a migration target's run directory and removes what the migration made. */
+async function removeMigrationTarget(
+  peer: NonNullable<MigrationRecord['peer']>,
+  settings: Settings,
+): Promise<void> {
+  try {
+    await endRunDirQemus(peer.runDir, { logger: settings.logger });
+    if (peer.createdRunDir) await rm(peer.runDir, { recursive: true, force: true });
+    else if (peer.stateFile !== null)
+      for (const f of [peer.stateFile, backupPath(peer.stateFile)]) await rm(f, { force: true });
+  } catch (error) {
+    settings.logger.warn(`the migration target in ${peer.runDir} was not fully removed`, error);
   }
 }
 

@@ -12,19 +12,21 @@ import type { Machine } from './machine.js';
 
 /**
  * The tiny test guest as a configuration: pc machine, TCG (fast here; see the package
- * README), 32 MiB, the boot disk on IDE, COM1 on chardev `ser0` (to be a console).
+ * README), 32 MiB (or `memoryMiB`), the boot disk on IDE, COM1 on chardev `ser0` (to be a
+ * console); `dirtyRam` makes it rewrite all RAM above 1 MiB on every iteration.
  */
 export async function guestConfig(
   dir: string,
-  options: { name?: string; intervalMs?: number } = {},
+  options: { name?: string; intervalMs?: number; dirtyRam?: boolean; memoryMiB?: number } = {},
 ): Promise<VmConfig> {
   const image = await writeGuestImage(path.join(dir, `${options.name ?? 'guest'}.raw`), {
     intervalMs: options.intervalMs ?? 20,
+    ...(options.dirtyRam === true ? { dirtyRam: true } : {}),
   });
   return {
     machine: { type: 'pc-i440fx-7.2' },
     accel: [...TEST_ACCEL],
-    memory: { size: 32 * MiB },
+    memory: { size: (options.memoryMiB ?? 32) * MiB },
     chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
     blockdevs: [
       { driver: 'file', 'node-name': 'boot-file', filename: image },

@@ -13,10 +13,12 @@ import { MiB, type VmConfig } from '@qmpkit/devices';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isStateFileError, type StateFileError } from './errors.js';
 import {
+  type MigrationRecord,
   type RuntimeFacts,
   readState,
   STATE_FORMAT,
   STATE_VERSION,
+  STATE_VERSION_MIGRATING,
   type StoredLaunch,
   stateDocument,
   writeFileAtomic,
@@ -104,6 +106,35 @@ describe('writeFileAtomic / writeState', () => {
     expect(doc).toMatchObject({ format: STATE_FORMAT, version: STATE_VERSION });
     expect(await readState(file)).toEqual({ config, launch, runtime });
   });
+
+  it('writes a migration in flight as v3 and reads it back; v2 with one is refused', async () => {
+    const file = path.join(dir(), 'state.json');
+    const migration: MigrationRecord = {
+      role: 'source',
+      phase: 'transferring',
+      peer: { runDir: '/run/target', stateFile: '/run/target/state.json', createdRunDir: true },
+      startedAt: '2026-01-01T00:00:00.000Z',
+    };
+    await writeState(file, stateDocument(config, launch, { ...runtime, migration }));
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(doc.version).toBe(STATE_VERSION_MIGRATING);
+    expect((await readState(file)).runtime.migration).toEqual(migration);
+    writeFileSync(file, JSON.stringify({ ...doc, version: STATE_VERSION }));
+    expect((await thrown(readState(file))).issues).toEqual([
+      '$.runtime.migration: is written only in version 3',
+    ]);
+    const bad = { ...migration, phase: 'halfway', peer: { runDir: 'rel' } };
+    writeFileSync(
+      file,
+      JSON.stringify({ ...doc, runtime: { ...(doc.runtime as object), migration: bad } }),
+    );
+    expect((await thrown(readState(file))).issues).toEqual([
+      expect.stringMatching(/^\$\.runtime\.migration\.phase: expected one of "starting-target"/),
+      '$.runtime.migration.peer.runDir: expected an absolute path, got "rel"',
+      '$.runtime.migration.peer.stateFile: expected a string or null, got missing',
+      '$.runtime.migration.peer.createdRunDir: expected a boolean, got missing',
+    ]);
+  });
 });
 
 describe('readState', () => {
@@ -168,7 +199,7 @@ describe('readState', () => {
       '$.format: is "something-else", expected "qmpkit-machine/state"',
     ]);
     const newer = await stored((doc) => {
-      doc.version = STATE_VERSION + 1;
+      doc.version = STATE_VERSION_MIGRATING + 1;
     });
     expect((await thrown(readState(newer))).issues[0]).toMatch(/newer than this package reads/);
     const array = path.join(dir(), 'state.json');

@@ -33,8 +33,15 @@ import { StateFileError } from './errors.js';
 export const STATE_FORMAT = 'qmpkit-machine/state';
 /** The version this package writes (it reads this one and every earlier one). */
 export const STATE_VERSION = 2;
+/**
+ * The version of a state written while a live migration is in flight (`runtime.migration`
+ * set): a package that does not know that record cannot finish or undo the migration, so it
+ * must refuse the file instead of relaunching the VM on one side of it. Without the record
+ * the file is written as `STATE_VERSION`, readable by every package that reads v2.
+ */
+export const STATE_VERSION_MIGRATING = 3;
 /** Versions `readState` accepts. */
-export const STATE_VERSIONS_READ: readonly number[] = [1, 2];
+export const STATE_VERSIONS_READ: readonly number[] = [1, 2, 3];
 
 /** A console as stored: chardev id and encoding. */
 export interface StoredConsole {
@@ -90,6 +97,51 @@ export interface QemuVersion {
  */
 export type MachineStatus = 'starting' | 'running' | 'stopped' | 'exited';
 
+/**
+ * Where a live migration of this VM stands (`migrate()`): `source` is the VM that moves away,
+ * `target` the QEMU started to receive it. The phase is rewritten before each step, so a
+ * manager that died in the middle knows, on `relaunch`, what to undo (before `switchover`:
+ * the source is the VM, the target is ended and its files removed) or that the VM now lives
+ * on the other side (from `confirming` on, the target may already run the guest).
+ */
+export interface MigrationRecord {
+  readonly role: 'source' | 'target';
+  readonly phase: MigrationPhase;
+  /** The other side's run directory and state file (null while not yet known). */
+  readonly peer: {
+    readonly runDir: string;
+    readonly stateFile: string | null;
+    /** True when the migration created that run directory (then it removes it on undo). */
+    readonly createdRunDir: boolean;
+  } | null;
+  /** ISO time the migration began. */
+  readonly startedAt: string;
+}
+
+/**
+ * `starting-target` → `setup` (capabilities, listening) → `transferring` (RAM copied while the
+ * guest runs) → `switchover` (source stopped, final state sent) → `confirming` (waiting for
+ * the target's own RESUME/paused) → `finishing` (source ended) → `done`.
+ */
+export type MigrationPhase =
+  | 'starting-target'
+  | 'setup'
+  | 'transferring'
+  | 'switchover'
+  | 'confirming'
+  | 'finishing'
+  | 'done';
+
+export const MIGRATION_PHASES: readonly MigrationPhase[] = [
+  'starting-target',
+  'setup',
+  'transferring',
+  'switchover',
+  'confirming',
+  'finishing',
+  'done',
+];
+
 /** What is known about the VM's current (or last) QEMU process. */
 export interface RuntimeFacts {
   readonly runDir: string;
@@ -118,6 +170,8 @@ export interface RuntimeFacts {
   readonly trays: Readonly<Record<string, 'open' | 'closed'>>;
   /** ISO time of this version of the file. */
   readonly updatedAt: string;
+  /** A live migration in flight (state v3; see `MigrationRecord`). */
+  readonly migration?: MigrationRecord;
 }
 
 export interface MachineState {
@@ -142,7 +196,7 @@ export function stateDocument(
 ): MachineState {
   return {
     format: STATE_FORMAT,
-    version: STATE_VERSION,
+    version: runtime.migration === undefined ? STATE_VERSION : STATE_VERSION_MIGRATING,
     config: toDocument(config),
     launch,
     runtime,
@@ -348,6 +402,7 @@ function readRuntime(value: unknown, issues: Issues): RuntimeFacts {
       'exit',
       'trays',
       'updatedAt',
+      'migration',
     ],
     at,
   );
@@ -402,6 +457,7 @@ function readRuntime(value: unknown, issues: Issues): RuntimeFacts {
     else trays[id] = state;
   }
   const updatedAt = issues.string(r, 'updatedAt', at);
+  const migration = r.migration === undefined ? undefined : readMigration(r.migration, issues);
   return {
     runDir,
     ownsRunDir: r.ownsRunDir === true,
@@ -416,6 +472,46 @@ function readRuntime(value: unknown, issues: Issues): RuntimeFacts {
     exit,
     trays,
     updatedAt,
+    ...(migration !== undefined ? { migration } : {}),
+  };
+}
+
+function readMigration(value: unknown, issues: Issues): MigrationRecord {
+  const at = '$.runtime.migration';
+  const r = issues.record(value, at);
+  issues.known(r, ['role', 'phase', 'peer', 'startedAt'], at);
+  if (r.role !== 'source' && r.role !== 'target')
+    issues.add(`${at}.role`, `expected "source" or "target", got ${describe(r.role)}`);
+  const phase = MIGRATION_PHASES.find((p) => p === r.phase);
+  if (phase === undefined)
+    issues.add(
+      `${at}.phase`,
+      `expected one of ${MIGRATION_PHASES.map((p) => `"${p}"`).join(', ')}, got ${describe(r.phase)}`,
+    );
+  let peer: MigrationRecord['peer'] = null;
+  if (r.peer !== null) {
+    const p = `${at}.peer`;
+    const pr = issues.record(r.peer, p);
+    issues.known(pr, ['runDir', 'stateFile', 'createdRunDir'], p);
+    const runDir = issues.string(pr, 'runDir', p);
+    if (runDir !== '' && !path.isAbsolute(runDir))
+      issues.add(`${p}.runDir`, `expected an absolute path, got ${describe(runDir)}`);
+    const stateFile = pr.stateFile;
+    if (stateFile !== null && typeof stateFile !== 'string')
+      issues.add(`${p}.stateFile`, `expected a string or null, got ${describe(stateFile)}`);
+    if (typeof pr.createdRunDir !== 'boolean')
+      issues.add(`${p}.createdRunDir`, `expected a boolean, got ${describe(pr.createdRunDir)}`);
+    peer = {
+      runDir,
+      stateFile: typeof stateFile === 'string' ? stateFile : null,
+      createdRunDir: pr.createdRunDir === true,
+    };
+  }
+  return {
+    role: r.role === 'target' ? 'target' : 'source',
+    phase: phase ?? 'starting-target',
+    peer,
+    startedAt: issues.string(r, 'startedAt', at),
   };
 }
 
@@ -429,8 +525,8 @@ export function parseState(value: unknown, file: string, backup?: string): Loade
   if (typeof doc.version !== 'number' || !STATE_VERSIONS_READ.includes(doc.version))
     issues.add(
       '$.version',
-      typeof doc.version === 'number' && doc.version > STATE_VERSION
-        ? `${doc.version} is newer than this package reads (${STATE_VERSION}); update @qmpkit/machine`
+      typeof doc.version === 'number' && doc.version > STATE_VERSION_MIGRATING
+        ? `${doc.version} is newer than this package reads (${STATE_VERSION_MIGRATING}); update @qmpkit/machine`
         : `is ${describe(doc.version)}, expected one of ${STATE_VERSIONS_READ.join(', ')}`,
     );
   issues.known(doc, ['format', 'version', 'config', 'launch', 'runtime'], '$');
@@ -438,6 +534,12 @@ export function parseState(value: unknown, file: string, backup?: string): Loade
   if (doc.version === 1 && isRecord(doc.launch))
     for (const key of ['binary', 'machineType'])
       if (key in doc.launch) issues.add(`$.launch.${key}`, 'is not a field of version 1');
+  if (
+    doc.version !== STATE_VERSION_MIGRATING &&
+    isRecord(doc.runtime) &&
+    'migration' in doc.runtime
+  )
+    issues.add('$.runtime.migration', `is written only in version ${STATE_VERSION_MIGRATING}`);
   const launch = readLaunch(doc.launch, issues);
   const runtime = readRuntime(doc.runtime, issues);
   if (issues.list.length > 0) throw new StateFileError(file, 'format', issues.list, { backup });

@@ -19,7 +19,14 @@ import {
   readIntrospection,
   withSourceDocs,
 } from '@qmpkit/codegen';
-import { derivedFiles, generateAll, versionDirs, writeGeneration } from './generate.js';
+import {
+  derivedFiles,
+  generateAll,
+  qgaDirs,
+  readQgaCapture,
+  versionDirs,
+  writeGeneration,
+} from './generate.js';
 
 const pkgDir = path.resolve(import.meta.dirname, '..');
 const repoRoot = path.resolve(pkgDir, '../..');
@@ -72,6 +79,28 @@ for (const dirName of versionDirs()) {
   withDocs.push(version);
 }
 
+// The guest agent's bindings: the committed doc-free capture, enriched with the docs of the
+// cached qga source (`pnpm schemas:source --release bookworm|trixie`) when it is there.
+for (const dirName of qgaDirs()) {
+  const version = dirName.slice('qga-'.length);
+  const sourceMain = path.join(repoRoot, `.cache/qapi-source/qemu-${version}/qga/qapi-schema.json`);
+  if (!existsSync(sourceMain)) continue;
+  const { schema: capture, file, qemuVersion } = readQgaCapture(dirName);
+  const schema = withSourceDocs(capture, loadQapiSource(sourceMain));
+  const files = emitTypeScript(schema, {
+    runtimeImport: '../../runtime/index.js',
+    generatorVersion: GENERATOR_VERSION,
+    inputDescription: `${file} + qga source ${version} (docs)`,
+    qemuVersion,
+    docs: true,
+  });
+  const out = path.join(buildSrc, 'gen', dirName);
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  for (const [name, text] of files) writeFileSync(path.join(out, name), text);
+  withDocs.push(`qga ${version}`);
+}
+
 const tsc = spawnSync(
   process.execPath,
   [
@@ -90,7 +119,8 @@ writeFileSync(
   `# What this build of @qmpkit/qapi contains
 
 The code of @qmpkit/qapi is MIT-licensed. Its bindings are generated from QEMU's
-introspection (\`query-qmp-schema\`) captured by qmpkit's own scripts.
+introspection (\`query-qmp-schema\`) captured by qmpkit's own scripts, and (\`qga-*\`) from
+doc-free structural captures of the guest agent's schema made by qmpkit's own scripts.
 
 ${
   withDocs.length > 0

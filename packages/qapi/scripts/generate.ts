@@ -17,6 +17,7 @@ import {
   emitMerged,
   emitTypeScript,
   GENERATOR_VERSION,
+  loadQapiSource,
   type NameMap,
   readIntrospection,
   type VersionInput,
@@ -91,6 +92,29 @@ export function defaultVersion(
   return named;
 }
 
+/** `qga-<major>.<minor>` directories of `schemas/` (guest agent captures), oldest first. */
+export function qgaDirs(dir = schemasDir): string[] {
+  const ver = (d: string) => d.slice('qga-'.length).split('.').map(Number) as [number, number];
+  return readdirSync(dir)
+    .filter((d) => /^qga-\d+\.\d+$/.test(d))
+    .sort((a, b) => ver(a)[0] - ver(b)[0] || ver(a)[1] - ver(b)[1]);
+}
+
+/**
+ * The guest agent's schema of one version, read from its doc-free capture with the QAPI source
+ * parser (the capture is QAPI syntax). Paths stay relative to the repository.
+ */
+export function readQgaCapture(dirName: string) {
+  const manifest = JSON.parse(
+    readFileSync(path.join(schemasDir, dirName, 'manifest.json'), 'utf8'),
+  ) as { qemu: { version: string } };
+  const file = `schemas/${dirName}/qga-schema.json`;
+  const schema = loadQapiSource(file, {
+    readFile: (p) => readFileSync(path.join(repoRoot, p), 'utf8'),
+  });
+  return { schema, file, qemuVersion: manifest.qemu.version };
+}
+
 /** Generated files for every capture or recording under schemas/. */
 export function generateAll(): Generation {
   const outputs: VersionOutput[] = [];
@@ -127,6 +151,17 @@ export function generateAll(): Generation {
       generatorVersion: GENERATOR_VERSION,
     }),
   });
+  for (const dirName of qgaDirs()) {
+    const { schema, file, qemuVersion } = readQgaCapture(dirName);
+    const files = emitTypeScript(schema, {
+      runtimeImport: '../../runtime/index.js',
+      generatorVersion: GENERATOR_VERSION,
+      inputDescription: file,
+      qemuVersion,
+      docs: false,
+    });
+    outputs.push({ dirName, files });
+  }
   return { outputs, defaultVersion: defaultVersion(dirs) };
 }
 
@@ -189,7 +224,10 @@ export function compareWithDirectory(generation: Generation, dir: string): strin
   return problems;
 }
 
-/** The `exports` map of package.json: `.`, `./qemu-<ver>` for every version, runtime, package.json. */
+/**
+ * The `exports` map of package.json: `.`, `./qemu-<ver>` for every version, `./merged`,
+ * `./qga-<ver>` for every guest agent capture, runtime, package.json.
+ */
 export function exportsFor(dirNames: readonly string[]): Record<string, unknown> {
   const entry = (src: string, dist: string) => ({
     '@qmpkit/source': `./src/${src}.ts`,

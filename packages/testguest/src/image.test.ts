@@ -60,11 +60,18 @@ describe('buildBootSector', () => {
     ]); // 1 500 µs
     expect(readBootSectorConfig(filled)).toEqual({
       fillRam: true,
+      dirtyRam: false,
       intervalMs: 1.5,
       flags: 1,
       intervalMicros: 1500,
     });
     expect(readBootSectorConfig(plain)).toMatchObject({ fillRam: false, intervalMs: 50 });
+    // Every bit set: the guest's arithmetic shift never runs out of fills.
+    const dirty = buildBootSector({ dirtyRam: true });
+    expect(dirty[CONFIG_FLAGS_OFFSET]).toBe(0xff);
+    expect(readBootSectorConfig(dirty)).toMatchObject({ dirtyRam: true, flags: 0xff });
+    // @ts-expect-error -- testing the run-time check
+    expect(() => buildBootSector({ dirtyRam: 'yes' })).toThrow(/dirtyRam/);
   });
 
   it('accepts interval 0 and the u32 maximum, rejects the rest', () => {
@@ -85,7 +92,7 @@ describe('buildBootSector', () => {
 
   it('has stable bytes (update this hash deliberately when the guest program changes)', () => {
     expect(sha256(buildBootSector())).toMatchInlineSnapshot(
-      `"b27953a5c02b4f37c1fccaaad1b7cf14ea66c8f7efb7188c784747dd8c1bb91e"`,
+      `"04c71e3e9aaf5b120d163c0572b1a4c02c023afbb454e9e33ac575debd8ae04d"`,
     );
   });
 

@@ -7,6 +7,7 @@ import {
   CONFIG_OFFSET,
   DEFAULT_DISK_SIZE,
   DEFAULT_INTERVAL_MS,
+  FLAG_DIRTY_RAM,
   FLAG_FILL_RAM,
   RECORD_COUNTER_OFFSET,
   RECORD_LBA,
@@ -24,6 +25,11 @@ export interface BootSectorOptions {
    */
   readonly fillRam?: boolean;
   /**
+   * Rewrite all RAM above 1 MiB on every iteration, without end (`F=` after each pass): a guest
+   * that dirties memory as fast as the CPU can store, for migration convergence tests.
+   */
+  readonly dirtyRam?: boolean;
+  /**
    * Sleep between loop iterations, in milliseconds (rounded to whole microseconds; BIOS
    * resolution is about 1 ms). `0` loops as fast as the disk write allows. Default 50.
    */
@@ -39,6 +45,7 @@ export interface DiskImageOptions extends BootSectorOptions {
 /** The configuration found in a boot sector's config block. */
 export interface BootSectorConfig {
   readonly fillRam: boolean;
+  readonly dirtyRam: boolean;
   readonly intervalMs: number;
   /** The raw flags byte. */
   readonly flags: number;
@@ -53,6 +60,10 @@ function programConfig(options: BootSectorOptions): ProgramConfig {
   if (typeof fillRam !== 'boolean') {
     throw new GuestOptionsError('fillRam', fillRam, 'must be a boolean');
   }
+  const dirtyRam = options.dirtyRam ?? false;
+  if (typeof dirtyRam !== 'boolean') {
+    throw new GuestOptionsError('dirtyRam', dirtyRam, 'must be a boolean');
+  }
   const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
   if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs < 0) {
     throw new GuestOptionsError('intervalMs', intervalMs, 'must be a finite number >= 0');
@@ -65,7 +76,7 @@ function programConfig(options: BootSectorOptions): ProgramConfig {
       `must be at most ${MAX_INTERVAL_MICROS / 1000} (the BIOS takes a u32 of microseconds)`,
     );
   }
-  return { flags: fillRam ? FLAG_FILL_RAM : 0, intervalMicros };
+  return { flags: dirtyRam ? FLAG_DIRTY_RAM : fillRam ? FLAG_FILL_RAM : 0, intervalMicros };
 }
 
 /**
@@ -125,6 +136,7 @@ export function readBootSectorConfig(bytes: Uint8Array): BootSectorConfig {
   const intervalMicros = dataView(bytes).getUint32(CONFIG_INTERVAL_OFFSET, true);
   return {
     fillRam: (flags & FLAG_FILL_RAM) !== 0,
+    dirtyRam: flags === FLAG_DIRTY_RAM,
     intervalMs: intervalMicros / 1000,
     flags,
     intervalMicros,

@@ -34,6 +34,11 @@ export const CONFIG_FLAGS_OFFSET = CONFIG_OFFSET + 4;
 export const CONFIG_INTERVAL_OFFSET = CONFIG_OFFSET + 8;
 /** Flags bit 0: fill RAM above 1 MiB before the loop starts. */
 export const FLAG_FILL_RAM = 0x01;
+/**
+ * All flag bits: fill RAM above 1 MiB on every loop iteration (the guest shifts the flags byte
+ * right arithmetically once per iteration and fills when a 1 falls out; 0xFF never runs out).
+ */
+export const FLAG_DIRTY_RAM = 0xff;
 
 /** Disk: the LBA the guest rewrites on every iteration. */
 export const RECORD_LBA = 1;
@@ -93,6 +98,7 @@ export const GUEST_LAYOUT = {
   configFlagsOffset: CONFIG_FLAGS_OFFSET,
   configIntervalOffset: CONFIG_INTERVAL_OFFSET,
   flagFillRam: FLAG_FILL_RAM,
+  flagDirtyRam: FLAG_DIRTY_RAM,
   recordLba: RECORD_LBA,
   recordMagic: RECORD_MAGIC,
   recordCounterOffset: RECORD_COUNTER_OFFSET,

@@ -4,10 +4,10 @@
  * What it does (SeaBIOS loads it at 0000:7C00 with DL = boot drive):
  *  1. sets up segments and a stack, zeroes its RAM variables, programs COM1 for 115200 8N1;
  *  2. prints `G=<format version>`;
- *  3. if the config flag says so, fills every whole 4 KiB page of every E820 type-1 region
- *     above 1 MiB (below 4 GiB) with `fillPatternAt(address)` (one value per page) using
- *     unreal mode and `rep a32 stosd`, then prints `F=<bytes filled>`;
- *  4. loops forever: echo every byte waiting in the COM1 receiver as `E=<byte>`; acknowledge
+ *  3. loops forever: if the config flags say so (once for `fillRam`, every iteration for
+ *     `dirtyRam`), fill every whole 4 KiB page of every E820 type-1 region above 1 MiB
+ *     (below 4 GiB) with `fillPatternAt(address)` (one value per page) using unreal mode and
+ *     `rep a32 stosd`, then print `F=<bytes filled so far>`; echo every byte waiting in the COM1 receiver as `E=<byte>`; acknowledge
  *     pending ACPI PCI eject requests (i440fx), so `device_del` completes; increment
  *     the dword at COUNTER_ADDRESS; write "SNAP"+counter to disk LBA 1 (int 13h/43h; on
  *     failure print `D=<status>`); print `C=<counter>`; sleep CX:DX microseconds
@@ -30,7 +30,6 @@ import {
   E820_BUFFER_ADDRESS,
   FILL_MULTIPLIER,
   FILLED_PAGES_ADDRESS,
-  FLAG_FILL_RAM,
   GUEST_FORMAT_VERSION,
   LOAD_ADDRESS,
   RECORD_BUFFER_ADDRESS,
@@ -120,13 +119,9 @@ export function emitProgram(config: ProgramConfig): Assembler {
   a.movImm('eax', GUEST_FORMAT_VERSION, 'EAX = guest format version');
   a.call('puthex_line', 'print 8 hex digits and CRLF');
 
-  // ---- optional RAM fill -------------------------------------------------------------------
-  a.testMem8(cfgFlags, FLAG_FILL_RAM, 'config: fill RAM?');
-  a.jcc('z', 'main_loop', 'no: straight to the loop');
-  a.call('fill_ram', 'yes: fill, then print F=');
-
   // ---- main loop ---------------------------------------------------------------------------
   a.label('main_loop');
+  a.call('fill_ram', 'fill RAM if the config flags say so (see fill_ram)');
   a.movImm('dx', UART_LSR, 'DX = COM1 line status register');
   a.inAlDx('AL = LSR');
   a.testImm('al', LSR_DATA_READY, 'a received byte waiting?');
@@ -179,7 +174,14 @@ export function emitProgram(config: ProgramConfig): Assembler {
 
   // ---- fill_ram: E820 walk, unreal mode, a32 stores ----------------------------------------
   // Clobbers EAX, EBX, ECX, EDX, EDI. Keeps EBX (the E820 continuation) across the fill.
+  // Runs when bit 0 of the flags byte, shifted out, is set. `sar` keeps bit 7: FLAG_FILL_RAM
+  // (0x01) is 0 after one fill; FLAG_DIRTY_RAM (0xFF) stays, so every loop iteration rewrites
+  // all RAM above 1 MiB (a guest that dirties memory without pause).
   a.label('fill_ram');
+  a.shiftMem1('sar', 8, cfgFlags, 'CF = flags bit 0; flags >>= 1 (sign kept)');
+  a.jcc('c', 'fill_start', 'set: fill');
+  a.ret('not this time');
+  a.label('fill_start');
   a.aluReg('xor', 'ebx', 'ebx', 'EBX = 0: first E820 entry');
   a.label('e820_next');
   a.movImm('eax', 0xe820, 'EAX = E820h: query system address map');

@@ -4,7 +4,7 @@
  * | line          | when                                   | value                          |
  * |---------------|----------------------------------------|--------------------------------|
  * | `G=XXXXXXXX`  | once, first thing after boot           | guest format version (1)       |
- * | `F=XXXXXXXX`  | once, after the RAM fill (`fillRam`)   | bytes filled                   |
+ * | `F=XXXXXXXX`  | after each RAM fill (once: `fillRam`)  | bytes filled so far            |
  * | `C=XXXXXXXX`  | every iteration, after the disk write  | the counter (1, 2, 3, …)       |
  * | `E=<byte>`    | for each byte received on COM1         | that byte, raw                 |
  * | `D=XXXXXXXX`  | when the int 13h write fails           | the BIOS status code (AH)      |

@@ -72,7 +72,8 @@ export type QmpProtocolErrorCode =
   | 'unexpected-message'
   | 'unknown-id'
   | 'unattributed-error'
-  | 'negotiation-failed';
+  | 'negotiation-failed'
+  | 'unexpected-reply';
 
 /** A command, a connect or an event wait did not finish in time. */
 export class QmpTimeoutError extends Error {
@@ -286,4 +287,40 @@ export function isQmpStreamError(value: unknown): value is QmpStreamError {
 }
 export function isQmpHmpError(value: unknown): value is QmpHmpError {
   return hasName(value, 'QmpHmpError');
+}
+
+/**
+ * `guest-sync-delimited` got no reply carrying its id in time. `stale` holds what arrived
+ * instead (replies to earlier clients or commands, other sync ids, undecodable lines): empty
+ * means nothing answered at all (the agent is not running yet, or is busy with an earlier
+ * command); non-empty means something answered, but not in sync with this client.
+ */
+export class AgentSyncError extends Error {
+  override readonly name = 'AgentSyncError' as const;
+  /** The random id the sync was sent with. */
+  readonly syncId: number;
+  readonly timeoutMs: number;
+  /** Messages (or protocol errors) received while waiting, oldest first, at most 16. */
+  readonly stale: readonly unknown[];
+
+  constructor(
+    syncId: number,
+    timeoutMs: number,
+    stale: readonly unknown[],
+    options?: ErrorOptions,
+  ) {
+    super(
+      stale.length === 0
+        ? `guest-sync-delimited (id ${syncId}): no answer within ${timeoutMs} ms`
+        : `guest-sync-delimited (id ${syncId}): no reply with this id within ${timeoutMs} ms (${stale.length} stale message${stale.length === 1 ? '' : 's'} instead, first: ${JSON.stringify(stale[0])})`,
+      options,
+    );
+    this.syncId = syncId;
+    this.timeoutMs = timeoutMs;
+    this.stale = stale;
+  }
+}
+
+export function isAgentSyncError(value: unknown): value is AgentSyncError {
+  return hasName(value, 'AgentSyncError');
 }

@@ -44,6 +44,8 @@ export { defineBindings } from './client/types.js';
 export type { QmpTimestamp, QmpVersionInfo } from './codec/messages.js';
 export type { QmpProtocolErrorCode } from './errors.js';
 export {
+  AgentSyncError,
+  isAgentSyncError,
   isQmpCommandError,
   isQmpConnectionError,
   isQmpDisconnectedError,
@@ -67,6 +69,8 @@ export {
   QmpUnknownCapabilityError,
   QmpValidationError,
 } from './errors.js';
+export type { AgentSendOptions, AgentSessionOptions, NoReplyOutcome } from './session/agent.js';
+export { AgentSession } from './session/agent.js';
 export type {
   CloseReason,
   Logger,

@@ -4,13 +4,9 @@
 
 import type { ValidateOptions, ValidationProblem } from "@qmpkit/qapi/runtime-v1";
 
+import { validateArgs as validateArgsIn, validateEvent as validateEventIn, validateReturn as validateReturnIn } from "@qmpkit/qapi/runtime-v1";
+
 import { tables } from "./qmp-tables.generated.js";
-
-import { validateEvent as validateEventIn } from "@qmpkit/qapi/runtime-v1";
-
-import { validateReturn as validateReturnIn } from "@qmpkit/qapi/runtime-v1";
-
-import { validateArgs as validateArgsIn } from "@qmpkit/qapi/runtime-v1";
 
 export * from "./legacy-simple-union.generated.js";
 

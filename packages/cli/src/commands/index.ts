@@ -2,6 +2,7 @@
  * Every subcommand, in `--help` order. Add a subcommand by writing one module that exports
  * a `CliCommand` (see `command.ts`) and listing it here; nothing else needs to change.
  */
+import { backupCommand } from './backup.js';
 import type { CliCommand } from './command.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
@@ -21,6 +22,7 @@ export const COMMANDS: readonly CliCommand[] = [
   schemaCommand,
   vmCommand,
   snapshotCommand,
+  backupCommand,
   qemuCommand,
   vmstateCommand,
 ];

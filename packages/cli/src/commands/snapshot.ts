@@ -1,10 +1,5 @@
 import { existsSync } from 'node:fs';
-import {
-  type SnapshotInfo,
-  type SnapshotProgress,
-  type SnapshotRecord,
-  SnapshotStore,
-} from '@qmpkit/snapshots';
+import { type SnapshotInfo, type SnapshotRecord, SnapshotStore } from '@qmpkit/snapshots';
 import { Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
 import { CliUsageError, isCliConnectError } from '../errors.js';
@@ -14,7 +9,7 @@ import { createProgress } from '../progress.js';
 import { didYouMean } from '../suggest.js';
 import { ControlClient, isSupervisorError, type PendingRequest } from '../vm/client.js';
 import { vmPaths } from '../vm/paths.js';
-import type { AbortCheck, ListResult, WireError } from '../vm/protocol.js';
+import type { AbortCheck, ListResult, OperationProgress, WireError } from '../vm/protocol.js';
 import { STRATEGIES } from '../vm/supervisor.js';
 import { renderTree } from '../vm/tree.js';
 import type { CliCommand, CommandContext } from './command.js';
@@ -186,10 +181,18 @@ interface TaskSummary {
 }
 
 /** Progress on stderr: a bar on a terminal; otherwise a line per phase and per quarter. */
+/** What a progress line needs for the view (a snapshot's or a migration's). */
+export interface ProgressLike {
+  readonly phase: string;
+  readonly bytes: number;
+  readonly totalBytes: number | undefined;
+  readonly percent: number | undefined;
+}
+
 export function progressView(
   io: CliIo,
   label: string,
-): { update(p: SnapshotProgress): void; finish(): void; stop(): void } {
+): { update(p: ProgressLike): void; finish(): void; stop(): void } {
   if (io.stderr.isTTY === true) {
     const bar = createProgress(io, { label });
     return {
@@ -205,7 +208,7 @@ export function progressView(
   }
   let phase = '';
   let quarter = -1;
-  let last: SnapshotProgress | undefined;
+  let last: ProgressLike | undefined;
   return {
     update(p) {
       last = p;
@@ -245,7 +248,7 @@ async function runTask(
   json: boolean,
   send: (
     client: ControlClient,
-    onProgress: (p: SnapshotProgress) => void,
+    onProgress: (p: OperationProgress) => void,
   ) => PendingRequest<TaskSummary>,
 ): Promise<number> {
   const { io } = context;

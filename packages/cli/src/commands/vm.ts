@@ -1,14 +1,15 @@
 import { closeSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Option } from 'commander';
+import { bytes, ms } from '../demo/report.js';
 import { formatJson } from '../format.js';
-import { ControlClient } from '../vm/client.js';
+import { ControlClient, isSupervisorError } from '../vm/client.js';
 import { EXAMPLE_DISK, writeExampleConfig } from '../vm/init.js';
 import type { StatusResult } from '../vm/protocol.js';
 import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
 import { type CliCommand, type CommandContext, collect, positiveInt } from './command.js';
-import { EXIT_INTERRUPTED } from './snapshot.js';
+import { EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
 
 interface StartFlags {
   dir: string;
@@ -138,6 +139,19 @@ export const vmCommand: CliCommand = {
         );
       });
 
+    vm.command('migrate')
+      .description(
+        "live-migrate the running VM into a new QEMU whose VM directory is --to (progress on stderr; Ctrl-C cancels: the VM keeps running where it was, exit 130). The supervisor then serves the VM from --to; the old directory's state file says where it went",
+      )
+      .addOption(dirOption())
+      .requiredOption('--to <vm-dir>', 'the VM directory to move to (created; must hold no VM)')
+      .option('--qemu <binary>', "the target's QEMU (default: the one the VM runs on)")
+      .option('--tcp', 'stream over TCP on 127.0.0.1 instead of a unix socket')
+      .option('--json', 'print the summary as JSON')
+      .action(async (flags: MigrateFlags) => {
+        context.exit(await runMigrate(context, flags));
+      });
+
     vm.command('supervise', { hidden: true })
       .description('the supervisor process itself (started by `vm start`)')
       .addOption(dirOption())
@@ -152,6 +166,84 @@ export const vmCommand: CliCommand = {
       });
   },
 };
+
+interface MigrateFlags {
+  dir: string;
+  to: string;
+  qemu?: string;
+  tcp?: boolean;
+  json?: boolean;
+}
+
+/**
+ * `vm migrate`: a `migrate` request to the supervisor with a progress view. The first Ctrl-C
+ * asks the supervisor to cancel and waits for its answer (the VM runs on in --dir); a second
+ * one stops waiting.
+ */
+async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise<number> {
+  const { io } = context;
+  const client = await ControlClient.connect(flags.dir);
+  const view = progressView(io, `migrate to ${flags.to}`);
+  let interrupts = 0;
+  let giveUp: (() => void) | undefined;
+  const gaveUp = new Promise<'gave-up'>((resolve) => {
+    giveUp = () => resolve('gave-up');
+  });
+  const request = client.request(
+    'migrate',
+    {
+      to: path.resolve(flags.to),
+      ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
+      ...(flags.tcp === true ? { transport: 'tcp' as const } : {}),
+    },
+    { onProgress: (p) => view.update(p) },
+  );
+  const unsubscribe = io.onInterrupt(() => {
+    interrupts += 1;
+    if (interrupts === 1) {
+      view.stop();
+      io.stderr.write(
+        'qmpkit: interrupted: cancelling the migration (Ctrl-C again to stop waiting)\n',
+      );
+      // The answer to the migrate request says how the cancel ended.
+      client.request('abort', { id: request.id }).result.catch(() => {});
+    } else giveUp?.();
+  });
+  try {
+    const outcome = await Promise.race([request.result, gaveUp]);
+    if (outcome === 'gave-up') {
+      io.stderr.write(
+        `qmpkit: stopped waiting; the supervisor finishes the cancel (qmpkit vm status --dir ${flags.dir})\n`,
+      );
+      return EXIT_INTERRUPTED;
+    }
+    view.finish();
+    if (flags.json === true) io.stdout.write(`${formatJson(outcome, false)}\n`);
+    else {
+      for (const d of outcome.decisions) io.stderr.write(`convergence: ${d}\n`);
+      io.stdout.write(
+        `migrated to ${outcome.dir}: QEMU ${outcome.qemu.version} (pid ${outcome.qemu.pid}), ${ms(outcome.totalMs)}, guest downtime ${ms(outcome.downtimeMs ?? undefined)}, ${bytes(outcome.bytes)} of RAM sent\n`,
+      );
+    }
+    return 0;
+  } catch (error) {
+    view.stop();
+    if (
+      isSupervisorError(error) &&
+      error.remote.name === 'LiveMigrationError' &&
+      error.remote.reason === 'aborted'
+    ) {
+      io.stderr.write(
+        `qmpkit: migration cancelled; the VM runs on in ${flags.dir} (${String(error.remote.phase)})\n`,
+      );
+      return EXIT_INTERRUPTED;
+    }
+    return reportFailure(io, 'migrate to', flags.to, error);
+  } finally {
+    unsubscribe();
+    client.close();
+  }
+}
 
 async function runStart(
   context: CommandContext,

@@ -3,7 +3,6 @@
  * progress lines and the one answer of each request back to it.
  */
 import net from 'node:net';
-import type { SnapshotProgress } from '@qmpkit/snapshots';
 import { CliConnectError } from '../errors.js';
 import { vmPaths } from './paths.js';
 import {
@@ -12,6 +11,7 @@ import {
   type Method,
   type Methods,
   PROTOCOL_VERSION,
+  type ProgressOf,
   type WireError,
 } from './protocol.js';
 
@@ -32,7 +32,7 @@ export function isSupervisorError(value: unknown): value is SupervisorError {
 interface Pending {
   resolve(value: unknown): void;
   reject(error: unknown): void;
-  onProgress: ((progress: SnapshotProgress) => void) | undefined;
+  onProgress: ((progress: unknown) => void) | undefined;
 }
 
 export interface PendingRequest<T> {
@@ -116,7 +116,7 @@ export class ControlClient {
     const pending = this.#pending.get(value.id);
     if (pending === undefined) return;
     if ('progress' in value) {
-      pending.onProgress?.(value.progress as SnapshotProgress);
+      pending.onProgress?.(value.progress);
       return;
     }
     this.#pending.delete(value.id);
@@ -129,7 +129,7 @@ export class ControlClient {
   request<M extends Method>(
     method: M,
     params: Methods[M]['params'],
-    options: { onProgress?: (progress: SnapshotProgress) => void } = {},
+    options: { onProgress?: (progress: ProgressOf<M>) => void } = {},
   ): PendingRequest<Methods[M]['result']> {
     const id = this.#nextId++;
     const result = new Promise<Methods[M]['result']>((resolve, reject) => {
@@ -140,7 +140,11 @@ export class ControlClient {
       this.#pending.set(id, {
         resolve: resolve as (value: unknown) => void,
         reject,
-        onProgress: options.onProgress,
+        // The wire's progress lines are the method's shape (the supervisor sends nothing else).
+        onProgress:
+          options.onProgress === undefined
+            ? undefined
+            : (progress) => options.onProgress?.(progress as ProgressOf<M>),
       });
       this.#socket.write(`${JSON.stringify({ id, method, params })}\n`);
     });

@@ -3,9 +3,12 @@
  *
  * The server greets with `{"hello":{"protocol":1,"pid":…}}`. A request is
  * `{"id":<n>,"method":"…","params":{…}}` (ids are the client's, per connection). Answers:
- * `{"id":n,"progress":{phase,bytes,totalBytes,percent,elapsedMs}}` (save and load send
- * as many as they like), then exactly one `{"id":n,"result":…}` or `{"id":n,"error":{name,message,…}}`.
- * `abort {id}` aborts the save or load that request `id` of the same connection started.
+ * `{"id":n,"progress":{phase,bytes,totalBytes,percent,elapsedMs}}` (save, load, backup and
+ * migrate send as many as they like; migrate's also carry RAM remaining, dirty rate, throughput,
+ * passes and expected downtime), then exactly one `{"id":n,"result":…}` or `{"id":n,"error":{name,message,…}}`.
+ * `abort {id}` aborts the save, load, backup or migrate that request `id` of the same
+ * connection started. After a `migrate` the supervisor serves the VM from the target directory: its
+ * control socket moves there and the source directory's goes away.
  */
 import type { SnapshotInfo, SnapshotProgress, StrategyKind } from '@qmpkit/snapshots';
 
@@ -19,6 +22,40 @@ export interface SaveParams {
   readonly description?: string;
 }
 
+/** A progress line: a snapshot's (`SnapshotProgress`) or a backup's (`phase: 'backup'`). */
+export interface OperationProgress {
+  readonly phase: string;
+  readonly bytes: number;
+  readonly totalBytes: number | undefined;
+  readonly percent: number | undefined;
+  readonly elapsedMs: number;
+}
+
+export interface BackupParams {
+  readonly kind: 'full' | 'incremental';
+  /** The backup directory (absolute: the supervisor's working directory is not the client's). */
+  readonly to: string;
+  /** Incremental only: `full` takes a full backup when the chain is broken. */
+  readonly ifBroken?: 'refuse' | 'full';
+  /** Device ids (default: every disk). */
+  readonly disks?: readonly string[];
+}
+
+export interface BackupSummary {
+  readonly kind: 'full' | 'incremental';
+  readonly point: string;
+  readonly checkpoint: string;
+  readonly to: string;
+  readonly totalMs: number;
+  readonly disks: readonly {
+    readonly device: string;
+    readonly copied: number;
+    readonly virtualSize: number;
+  }[];
+  /** Why an incremental became a full (`ifBroken: 'full'`), else null. */
+  readonly repaired: readonly string[] | null;
+}
+
 export interface Methods {
   status: { params: Record<string, never>; result: StatusResult };
   save: { params: SaveParams; result: SaveSummary };
@@ -26,8 +63,56 @@ export interface Methods {
   delete: { params: { readonly name: string }; result: DeleteSummary };
   list: { params: Record<string, never>; result: ListResult };
   stop: { params: Record<string, never>; result: StopResult };
+  backup: { params: BackupParams; result: BackupSummary };
   abort: { params: { readonly id: number }; result: { readonly aborted: boolean } };
+  migrate: { params: MigrateParams; result: MigrateSummary };
 }
+
+export interface MigrateParams {
+  /** The VM directory the VM moves to (created; must hold no VM). */
+  readonly to: string;
+  /** The target's QEMU (default: the one the VM runs on). */
+  readonly qemu?: string;
+  /** `unix` (default, a socket in the target's run dir) or `tcp` (127.0.0.1). */
+  readonly transport?: 'unix' | 'tcp';
+}
+
+export interface MigrateSummary {
+  /** The VM directory the supervisor now serves. */
+  readonly dir: string;
+  readonly totalMs: number;
+  /** STOP on the source → RESUME on the target (QEMU's event timestamps). */
+  readonly downtimeMs: number | null;
+  /** The source QEMU's own `downtime`. */
+  readonly qemuDowntimeMs: number | null;
+  /** RAM bytes sent. */
+  readonly bytes: number;
+  readonly qemu: { readonly pid: number; readonly version: string };
+  /** The convergence controller's decisions, as log lines. */
+  readonly decisions: readonly string[];
+}
+
+/** A migration's progress line (`{"id":n,"progress":…}` of a `migrate` request). */
+export interface MigrateProgressLine {
+  readonly phase: string;
+  /** RAM bytes sent so far, of `totalBytes`. */
+  readonly bytes: number;
+  readonly totalBytes: number | undefined;
+  readonly percent: number | undefined;
+  readonly elapsedMs: number;
+  readonly remaining: number;
+  readonly dirtyRate: number;
+  readonly throughput: number;
+  readonly iterations: number;
+  readonly expectedDowntimeMs: number | null;
+}
+
+/** What `progress` lines of a request of method `M` carry. */
+export type ProgressOf<M extends Method> = M extends 'migrate'
+  ? MigrateProgressLine
+  : M extends 'backup'
+    ? OperationProgress
+    : SnapshotProgress;
 
 export type Method = keyof Methods;
 export const METHODS: readonly Method[] = [
@@ -38,6 +123,8 @@ export const METHODS: readonly Method[] = [
   'list',
   'stop',
   'abort',
+  'migrate',
+  'backup',
 ];
 
 export interface StatusResult {
@@ -121,7 +208,10 @@ export interface Request {
 
 export type Response =
   | { readonly hello: { readonly protocol: number; readonly pid: number } }
-  | { readonly id: number; readonly progress: SnapshotProgress }
+  | {
+      readonly id: number;
+      readonly progress: SnapshotProgress | MigrateProgressLine | OperationProgress;
+    }
   | { readonly id: number; readonly result: unknown }
   | { readonly id: number; readonly error: WireError };
 

@@ -7,10 +7,12 @@
  * QEMU (if still there), removes the socket and returns. One save, load or delete runs at a
  * time (the store is one process's); `status` and `list` are answered meanwhile.
  */
-import { chmod, rm } from 'node:fs/promises';
+import { chmod, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
+import { backupFull, backupIncremental } from '@qmpkit/backup';
 import type { AccelConfig, VmConfig } from '@qmpkit/devices';
-import { type ExitInfo, launch, Machine } from '@qmpkit/machine';
+import { type BlockJob, type ExitInfo, launch, Machine, migrate } from '@qmpkit/machine';
 import {
   isSnapshotAbortedError,
   openSnapshots,
@@ -22,11 +24,14 @@ import { readVmConfig } from './config.js';
 import { checkSocketPath, ensurePrivateDir, type VmPaths, vmPaths } from './paths.js';
 import {
   type AbortCheck,
+  type BackupParams,
   isRecord,
   lineReader,
   METHODS,
   type Method,
   type Methods,
+  type MigrateParams,
+  type MigrateProgressLine,
   PROTOCOL_VERSION,
   type Request,
   type SaveParams,
@@ -195,9 +200,11 @@ async function startMachine(
 }
 
 class Supervisor {
-  readonly #paths: VmPaths;
-  readonly #machine: Machine;
-  readonly #snapshots: Snapshots;
+  // All three change when the VM migrates into another directory (`migrate`).
+  #paths: VmPaths;
+  #machine: Machine;
+  #snapshots: Snapshots;
+  #server: net.Server | undefined;
   readonly #log: (line: string) => void;
   readonly #startedAt = new Date().toISOString();
   readonly #connections = new Set<Connection>();
@@ -212,23 +219,13 @@ class Supervisor {
   }
 
   async serve(notify: SuperviseOptions['notify'], stopper: Stopper): Promise<ExitInfo> {
-    const server = net.createServer((socket) => this.#accept(socket));
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.#paths.control, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      // The directory is 0700 already; the socket itself is made owner-only as well.
-      await chmod(this.#paths.control, 0o600);
+      this.#server = await this.#listen(this.#paths);
     } catch (error) {
       notify?.({ error: toWireError(error) });
       await this.#machine.stop().catch(() => undefined);
       throw error;
     }
-    server.on('error', (error) => this.#log(`control socket: ${error.message}`));
     this.#log(
       `ready: QEMU pid ${this.#machine.pid}, control socket ${this.#paths.control}, supervisor pid ${process.pid}`,
     );
@@ -251,8 +248,10 @@ class Supervisor {
       this.#onStopped = resolve;
     });
     clearInterval(watch);
+    const server = this.#server;
     await new Promise<void>((resolve) => {
-      server.close(() => resolve());
+      if (server === undefined) resolve();
+      else server.close(() => resolve());
       for (const connection of this.#connections) connection.socket.end();
       setTimeout(() => {
         for (const connection of this.#connections) connection.socket.destroy();
@@ -264,6 +263,22 @@ class Supervisor {
   }
 
   #onStopped: (exit: ExitInfo) => void = () => {};
+
+  /** A control socket at `paths.control` (owner-only), served by this supervisor. */
+  async #listen(paths: VmPaths): Promise<net.Server> {
+    const server = net.createServer((socket) => this.#accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(paths.control, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // The directory is 0700 already; the socket itself is made owner-only as well.
+    await chmod(paths.control, 0o600);
+    server.on('error', (error) => this.#log(`control socket: ${error.message}`));
+    return server;
+  }
 
   #accept(socket: net.Socket): void {
     const connection: Connection = {
@@ -338,11 +353,99 @@ class Supervisor {
         return this.#exclusive(connection, request.id, 'load', nameParam(params), (p, signal) =>
           this.#load(connection, request.id, p.name, signal),
         );
+      case 'migrate': {
+        const p = migrateParams(params);
+        return this.#exclusive(
+          connection,
+          request.id,
+          'migrate',
+          { ...p, name: p.to },
+          (q, signal) => this.#migrate(connection, request.id, q, signal),
+        );
+      }
       case 'delete':
         return this.#exclusive(connection, request.id, 'delete', nameParam(params), (p) =>
           this.#delete(p.name),
         );
+      case 'backup': {
+        const p = backupParams(params);
+        // `name` is what `status` shows as busy.
+        return this.#exclusive(
+          connection,
+          request.id,
+          'backup',
+          { name: `${p.kind} to ${p.to}`, params: p },
+          (q, signal) => this.#backup(connection, request.id, q.params, signal),
+        );
+      }
     }
+  }
+
+  /** A backup of every disk into `params.to`, with the jobs' summed progress as lines. */
+  async #backup(
+    connection: Connection,
+    id: number,
+    params: BackupParams,
+    signal: AbortSignal,
+  ): Promise<Methods['backup']['result']> {
+    const started = performance.now();
+    const done = new Map<string, { offset: number; len: number }>();
+    const report = () => {
+      let bytes = 0;
+      let totalBytes = 0;
+      for (const p of done.values()) {
+        bytes += p.offset;
+        totalBytes += p.len;
+      }
+      connection.send({
+        id,
+        progress: {
+          phase: 'backup',
+          bytes,
+          totalBytes,
+          percent: totalBytes > 0 ? (100 * bytes) / totalBytes : undefined,
+          elapsedMs: performance.now() - started,
+        },
+      });
+    };
+    const options = {
+      dir: params.to,
+      signal,
+      ...(params.disks !== undefined ? { disks: params.disks } : {}),
+      onJobs: (jobs: readonly { device: string; job: BlockJob }[]) => {
+        for (const { device, job } of jobs)
+          void (async () => {
+            for await (const u of job.progress({ intervalMs: 500 })) {
+              if (u.kind !== 'progress') continue;
+              done.set(device, { offset: u.offset, len: u.len });
+              report();
+            }
+          })().catch((error: unknown) =>
+            // Progress is a courtesy: the backup's own result reports a lost job.
+            this.#log(`backup progress of ${device}: ${String(error)}`),
+          );
+      },
+    };
+    const result =
+      params.kind === 'full'
+        ? await backupFull(this.#machine, options)
+        : await backupIncremental(this.#machine, {
+            ...options,
+            ...(params.ifBroken !== undefined ? { ifBroken: params.ifBroken } : {}),
+          });
+    return {
+      kind: result.point.kind,
+      point: result.point.id,
+      checkpoint: result.point.checkpoint,
+      to: params.to,
+      totalMs: performance.now() - started,
+      disks: result.point.disks.map((d) => ({
+        device: d.device,
+        copied: d.copied,
+        virtualSize: d.virtualSize,
+      })),
+      repaired: result.repaired?.map((p) => p.detail) ?? null,
+    };
   }
 
   async #exclusive<P extends { readonly name: string }, T>(
@@ -483,6 +586,88 @@ class Supervisor {
     };
   }
 
+  /**
+   * Live-migrates the VM into a new QEMU whose VM directory is `params.to` (`@qmpkit/machine`'s
+   * `migrate`: the source runs on after any failure or abort). On success this supervisor
+   * serves the VM from there: control socket and snapshot store move to the new directory, the
+   * old directory keeps a state file that says where the VM went. Its log stays where it was.
+   */
+  async #migrate(
+    connection: Connection,
+    id: number,
+    params: MigrateParams,
+    signal: AbortSignal,
+  ): Promise<Methods['migrate']['result']> {
+    const to = vmPaths(params.to);
+    if (to.dir === this.#paths.dir) throw new ProtocolError('params.to: the VM is already there');
+    await ensurePrivateDir(to.dir);
+    checkSocketPath(to);
+    if (await exists(to.stateFile))
+      throw new ProtocolError(`params.to: ${to.dir} already holds a VM (${to.stateFile})`);
+    await claimSocket(to);
+    const started = performance.now();
+    const run = migrate(
+      this.#machine,
+      {
+        runDir: to.runDir,
+        stateFile: to.stateFile,
+        ...(params.qemu !== undefined ? { qemu: params.qemu } : {}),
+      },
+      {
+        signal,
+        transport: { type: params.transport ?? 'unix' },
+        logger: { warn: (message) => this.#log(message) },
+        convergence: {
+          onDecision: (d) => this.#log(`migrate: convergence ${d.action}: ${d.reason}`),
+        },
+      },
+    );
+    const forwarding = (async () => {
+      for await (const p of run.progress) {
+        const line: MigrateProgressLine = {
+          phase: p.phase,
+          bytes: p.transferred,
+          totalBytes: p.total > 0 ? p.total : undefined,
+          percent:
+            p.total > 0 ? Math.min(100, (100 * (p.total - p.remaining)) / p.total) : undefined,
+          elapsedMs: p.elapsedMs,
+          remaining: p.remaining,
+          dirtyRate: p.dirtyRate,
+          throughput: p.throughput,
+          iterations: p.iterations,
+          expectedDowntimeMs: p.expectedDowntimeMs,
+        };
+        connection.send({ id, progress: line });
+      }
+    })();
+    const result = await run.result.finally(() => forwarding);
+    const old = this.#paths;
+    const moved = result.machine;
+    this.#machine = moved;
+    this.#paths = to;
+    this.#snapshots = await openSnapshots(moved, {
+      dir: to.snapshots,
+      strategy: this.#snapshots.kind,
+    });
+    const oldServer = this.#server;
+    this.#server = await this.#listen(to);
+    oldServer?.close();
+    await rm(old.control, { force: true });
+    this.#log(
+      `migrated to ${to.dir}: QEMU pid ${moved.pid}, downtime ${result.downtimeMs ?? '?'} ms; control socket ${to.control} (this log stays in ${old.dir})`,
+    );
+    const v = moved.qemuVersion;
+    return {
+      dir: to.dir,
+      totalMs: Math.round(performance.now() - started),
+      downtimeMs: result.downtimeMs,
+      qemuDowntimeMs: result.qemuDowntimeMs,
+      bytes: result.lastProgress?.transferred ?? 0,
+      qemu: { pid: moved.pid, version: `${v.major}.${v.minor}.${v.micro}` },
+      decisions: result.decisions.map((d) => `${d.action}: ${d.reason}`),
+    };
+  }
+
   /** Aborts what runs, stops QEMU, and ends `serve` (once; later calls share the result). */
   #stop(): Promise<Methods['stop']['result']> {
     this.#stopping ??= (async () => {
@@ -502,6 +687,24 @@ class Supervisor {
     })();
     return this.#stopping.then((exit) => ({ code: exit.code, signal: exit.signal }));
   }
+}
+
+function backupParams(params: Record<string, unknown>): BackupParams {
+  if (params.kind !== 'full' && params.kind !== 'incremental')
+    throw new ProtocolError("params.kind: 'full' or 'incremental'");
+  if (typeof params.to !== 'string' || !path.isAbsolute(params.to))
+    throw new ProtocolError('params.to: the backup directory, an absolute path');
+  if (params.ifBroken !== undefined && params.ifBroken !== 'refuse' && params.ifBroken !== 'full')
+    throw new ProtocolError("params.ifBroken: 'refuse' or 'full'");
+  const disks = params.disks;
+  if (disks !== undefined && !(Array.isArray(disks) && disks.every((d) => typeof d === 'string')))
+    throw new ProtocolError('params.disks: device ids (strings)');
+  return {
+    kind: params.kind,
+    to: params.to,
+    ...(params.ifBroken !== undefined ? { ifBroken: params.ifBroken } : {}),
+    ...(disks !== undefined ? { disks: disks as string[] } : {}),
+  };
 }
 
 function nameParam(params: Record<string, unknown>): { name: string } {
@@ -527,4 +730,27 @@ function saveParams(params: Record<string, unknown>): SaveParams {
     ...(typeof params.overwrite === 'boolean' ? { overwrite: params.overwrite } : {}),
     ...(typeof params.description === 'string' ? { description: params.description } : {}),
   };
+}
+
+function migrateParams(params: Record<string, unknown>): MigrateParams {
+  if (typeof params.to !== 'string' || params.to === '')
+    throw new ProtocolError('params.to (the VM directory to migrate to) is required');
+  if (params.qemu !== undefined && typeof params.qemu !== 'string')
+    throw new ProtocolError('params.qemu: a QEMU binary (path, name or release)');
+  if (params.transport !== undefined && params.transport !== 'unix' && params.transport !== 'tcp')
+    throw new ProtocolError('params.transport: "unix" or "tcp"');
+  return {
+    to: params.to,
+    ...(typeof params.qemu === 'string' ? { qemu: params.qemu } : {}),
+    ...(params.transport === 'unix' || params.transport === 'tcp'
+      ? { transport: params.transport }
+      : {}),
+  };
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@qmpkit/transport';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { runCli } from '../cli.js';
 import { formatConversation } from '../replay/conversation.js';
 
@@ -27,7 +27,10 @@ function io() {
   };
 }
 
-/** Waits until `fn` holds; the test's own timeout bounds it (a busy machine starts the bin slowly). */
+/**
+ * Waits until `fn` holds, however long that takes: a busy machine can take seconds to start
+ * the bin under tsx, and a fixed 2 s budget failed there. The test's timeout guards a hang.
+ */
 async function until(fn: () => boolean): Promise<void> {
   while (!fn()) await new Promise((r) => setTimeout(r, 10));
 }
@@ -160,11 +163,15 @@ describe('qmpkit-fake-qmp', () => {
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
       });
-      await until(() => out.includes('listening'));
-      expect(out).toMatch(/^fake QMP \(QEMU 7\.2\) listening on tcp:127\.0\.0\.1:\d+\n$/);
+      // A failed or timed-out test must not leave the bin listening.
+      onTestFinished(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
         (resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })),
       );
+      await until(() => out.includes('listening'));
+      expect(out).toMatch(/^fake QMP \(QEMU 7\.2\) listening on tcp:127\.0\.0\.1:\d+\n$/);
       child.kill(signal);
       // Killed by the signal (no handler) would be { code: null, signal }.
       expect(await exited).toEqual({ code: 0, signal: null });

@@ -17,6 +17,15 @@ export type {
   ValuesOf,
 } from './merge.js';
 export type {
+  MergedCommand,
+  MergedCommandsOf,
+  RangeCommands,
+  RangeData,
+  RangeEvents,
+  RangeReturns,
+  VersionMapsOf,
+} from './ranges.js';
+export type {
   AlternateTable,
   CommandTable,
   EnumTable,

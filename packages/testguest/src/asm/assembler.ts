@@ -40,7 +40,7 @@ export type Cond =
 export type Address = number | string | { readonly label: string; readonly add: number };
 /** Group-1 arithmetic operations, numbered as their ModRM `/digit`. */
 export type AluOp = 'add' | 'or' | 'adc' | 'sbb' | 'and' | 'sub' | 'xor' | 'cmp';
-export type ShiftOp = 'rol' | 'ror' | 'shl' | 'shr';
+export type ShiftOp = 'rol' | 'ror' | 'shl' | 'shr' | 'sar';
 export type Size = 8 | 16 | 32;
 
 const REG8: readonly Reg8[] = ['al', 'cl', 'dl', 'bl', 'ah', 'ch', 'dh', 'bh'];
@@ -66,7 +66,7 @@ const COND: readonly Cond[] = [
   'g',
 ];
 const ALU: readonly AluOp[] = ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp'];
-const SHIFT: Readonly<Record<ShiftOp, number>> = { rol: 0, ror: 1, shl: 4, shr: 5 };
+const SHIFT: Readonly<Record<ShiftOp, number>> = { rol: 0, ror: 1, shl: 4, shr: 5, sar: 7 };
 
 const OPERAND_SIZE = 0x66;
 const ADDRESS_SIZE = 0x67;
@@ -542,7 +542,19 @@ export class Assembler {
     );
   }
 
-  /** `rol/ror/shl/shr reg, imm8` (C0/C1 /n ib). */
+  /** `rol/ror/shl/shr/sar size [addr], 1` (D0/D1 /n): the bit shifted out lands in CF. */
+  shiftMem1(op: ShiftOp, size: Size, addr: Address, comment: string): this {
+    const pre = Assembler.prefix(size);
+    const m = this.mem(addr, SHIFT[op], pre.length + 1);
+    return this.emit(
+      [...pre, size === 8 ? 0xd0 : 0xd1, ...m.bytes],
+      (r) => `${op} ${sizeWord(size)} [${m.text(r)}],1`,
+      comment,
+      m.fixups,
+    );
+  }
+
+  /** `rol/ror/shl/shr/sar reg, imm8` (C0/C1 /n ib). */
   shiftImm(op: ShiftOp, reg: Reg, count: number, comment: string): this {
     checkImm(count, 8, `${op} count`);
     const size = regSize(reg);

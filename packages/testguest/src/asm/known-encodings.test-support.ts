@@ -265,6 +265,12 @@ export const KNOWN_ENCODINGS: readonly KnownEncoding[] = [
     text: 'shl al,byte 0x3',
   },
   {
+    name: 'sar byte [disp16],1',
+    emit: (a) => a.shiftMem1('sar', 8, 0x7dfc, c),
+    hex: 'd03efc7d',
+    text: 'sar byte [0x7dfc],1',
+  },
+  {
     name: 'imul r32,r32,imm32',
     emit: (a) => a.imulImm('eax', 'eax', 0x9e3779b1, c),
     hex: '6669c0b179379e',

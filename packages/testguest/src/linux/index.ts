@@ -11,6 +11,7 @@ export { type CpioEntry, writeCpio } from './cpio.js';
 export { AGENT_PORT, GUEST_MODULES, READY_MARKER, TICK_PREFIX } from './init.js';
 export { type Json, JsonLineClient, type JsonObject } from './jsonlines.js';
 export {
+  AGENT_PORT_ID,
   type LinuxGuestLine,
   LinuxGuestProcess,
   type LinuxGuestQemu,

@@ -45,6 +45,9 @@ export interface LinuxGuestLine {
 
 const STDERR_LIMIT = 16 * 1024;
 
+/** The agent's virtserialport device id: `VSERPORT_CHANGE` events name the port by it. */
+export const AGENT_PORT_ID = 'qga-port';
+
 export class LinuxGuestProcess {
   readonly pid: number;
   readonly argv: readonly string[];
@@ -216,7 +219,7 @@ export function linuxGuestArgs(
     '-chardev',
     `socket,id=qga0,path=${escapeQemuOptionValue(agent)},server=on,wait=off`,
     '-device',
-    `virtserialport,chardev=qga0,name=${AGENT_PORT}`,
+    `virtserialport,chardev=qga0,id=${AGENT_PORT_ID},name=${AGENT_PORT}`,
     ...(options.dataDisk
       ? [
           '-blockdev',

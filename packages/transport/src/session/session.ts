@@ -43,7 +43,11 @@ export interface Logger {
 export interface SessionOptions {
   /** Enable `oob` when the server offers it (default true). */
   readonly oob?: boolean;
-  /** Send `qmp_capabilities` (default true; false for qemu-ga style servers). */
+  /**
+   * Send `qmp_capabilities` (default true). False still waits for the greeting: it is for
+   * servers that greet but need no negotiation. The guest agent (qemu-ga) sends no greeting
+   * at all: talk to it with `AgentSession`.
+   */
   readonly negotiate?: boolean;
   /** Longest accepted line (default 64 MiB). */
   readonly maxLineBytes?: number;

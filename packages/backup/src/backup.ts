@@ -1,0 +1,308 @@
+/**
+ * Push-mode backup of a running machine's disks into a backup directory: full or
+ * incremental, all disks in one `transaction` (one instant), each to a fresh qcow2 file whose
+ * backing file is the disk's previous point. The manifest gets the point only after every job
+ * succeeded; on any failure the new files and nodes go away and the checkpoint chain is put
+ * back (see `chain.ts`), so the previous backups and the next incremental are unaffected.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  type BlockJob,
+  type BlockJobOutcome,
+  type Machine,
+  type MachineQmp,
+  runQemuImg,
+  watchBlockJobs,
+} from '@qmpkit/machine';
+import type { TransactionAction } from '@qmpkit/qapi';
+import {
+  type BackupPlan,
+  checkChain,
+  type DiskJob,
+  diskJob,
+  planBackup,
+  type ReportedBitmap,
+  selectDisks,
+} from './chain.js';
+import {
+  BackupChainError,
+  BackupFailedError,
+  type ChainProblem,
+  CheckpointExistsError,
+} from './errors.js';
+import {
+  type BackupManifest,
+  type BackupPoint,
+  diskFile,
+  ensureDir,
+  FORMAT,
+  pointId,
+  readManifest,
+  VERSION,
+  writeManifest,
+} from './store.js';
+
+export interface BackupOptions {
+  /** The backup directory (created 0700 if missing). */
+  readonly dir: string;
+  /** Device ids of the disks (default: every disk; each must write to a qcow2 node). */
+  readonly disks?: readonly string[];
+  /** Name of the new checkpoint's bitmap (default `<prefix>-<point id>`). */
+  readonly checkpoint?: string;
+  /** `qemu-img` binary (default `qemu-img` on PATH). */
+  readonly qemuImg?: string;
+  /** Cancels the running jobs; the backup then fails with nothing changed. */
+  readonly signal?: AbortSignal;
+  /** Called once the jobs run, e.g. to follow `job.progress()`. */
+  readonly onJobs?: (jobs: readonly { readonly device: string; readonly job: BlockJob }[]) => void;
+}
+
+export interface IncrementalOptions extends BackupOptions {
+  /**
+   * When the chain cannot carry an incremental (a bitmap missing or inconsistent, no full
+   * yet): `refuse` (default) throws `BackupChainError`; `full` takes a full backup instead
+   * and says why in `repaired`.
+   */
+  readonly ifBroken?: 'refuse' | 'full';
+}
+
+export interface BackupResult {
+  readonly point: BackupPoint;
+  /** What was wrong with the chain when `ifBroken: 'full'` turned an incremental into a full. */
+  readonly repaired?: readonly ChainProblem[];
+  /**
+   * Errors met while removing the temporary target nodes and files after the backup
+   * completed (the backup itself is good; a node left behind is named `qmpkit-bk-…`).
+   */
+  readonly leftovers: readonly unknown[];
+}
+
+/** A full backup of every disk; starts a new checkpoint chain. */
+export function backupFull(machine: Machine, options: BackupOptions): Promise<BackupResult> {
+  return runBackup(machine, options, 'full');
+}
+
+/** The writes since the last point of `options.dir`, of every disk, at one instant. */
+export function backupIncremental(
+  machine: Machine,
+  options: IncrementalOptions,
+): Promise<BackupResult> {
+  return runBackup(machine, options, 'incremental');
+}
+
+async function bitmapsByNode(qmp: MachineQmp): Promise<Map<string, ReportedBitmap[]>> {
+  const nodes = await qmp.execute('query-named-block-nodes', { flat: true });
+  return new Map(nodes.map((n) => [n['node-name'] ?? '', n['dirty-bitmaps'] ?? []]));
+}
+
+async function virtualSizes(qmp: MachineQmp): Promise<Map<string, number>> {
+  const nodes = await qmp.execute('query-named-block-nodes', { flat: true });
+  return new Map(nodes.map((n) => [n['node-name'] ?? '', n.image['virtual-size']]));
+}
+
+async function runBackup(
+  machine: Machine,
+  options: IncrementalOptions,
+  asked: 'full' | 'incremental',
+): Promise<BackupResult> {
+  const qmp = machine.qmp;
+  await ensureDir(options.dir);
+  const manifest: BackupManifest = (await readManifest(options.dir)) ?? {
+    format: FORMAT,
+    version: VERSION,
+    prefix: `qmpkit-${randomBytes(4).toString('hex')}`,
+    points: [],
+  };
+  const disks = selectDisks(machine.config, options.disks);
+  const bitmaps = await bitmapsByNode(qmp);
+  let kind = asked;
+  let repaired: ChainProblem[] | undefined;
+  if (asked === 'incremental') {
+    const problems = checkChain(manifest, disks, bitmaps);
+    if (problems.length > 0) {
+      if (options.ifBroken !== 'full') throw new BackupChainError(problems);
+      kind = 'full';
+      repaired = problems;
+    }
+  }
+  const id = pointId(manifest.points.length + 1);
+  const checkpoint = options.checkpoint ?? `${manifest.prefix}-${id}`;
+  for (const d of disks)
+    if (bitmaps.get(d.node)?.some((b) => b.name === checkpoint))
+      throw new CheckpointExistsError(checkpoint, d.device, d.node);
+  const last = manifest.points.at(-1);
+  const since = kind === 'incremental' ? last?.checkpoint : undefined;
+  // Bitmaps of this directory that a full backup leaves behind (older chains).
+  const stale = new Map(
+    disks.map((d) => [
+      d.node,
+      (bitmaps.get(d.node) ?? [])
+        .map((b) => b.name ?? '')
+        .filter((n) => n.startsWith(`${manifest.prefix}-`)),
+    ]),
+  );
+  const jobs = disks.map((d) => diskJob(d, id, path.join(options.dir, diskFile(d.device, id))));
+  const plan = planBackup({ jobs, checkpoint, ...(since === undefined ? {} : { since }), stale });
+  const startedAt = new Date().toISOString();
+  const qemuImg = options.qemuImg ?? 'qemu-img';
+
+  const sizes = await virtualSizes(qmp);
+  await removeDebris(qmp, jobs, sizes);
+  const made: string[] = [];
+  const added: string[] = [];
+  /** Deletes the target nodes (always) and files (`files`: after a failure). */
+  const cleanup = async (files: boolean): Promise<unknown[]> => {
+    const errors: unknown[] = [];
+    for (const node of [...added].reverse())
+      await qmp.execute('blockdev-del', { 'node-name': node }).catch((e: unknown) => {
+        errors.push(e);
+      });
+    added.length = 0;
+    if (files)
+      for (const file of made)
+        await rm(file, { force: true }).catch((e: unknown) => errors.push(e));
+    return errors;
+  };
+  let started = false;
+  try {
+    for (const j of jobs) {
+      const previous = last?.disks.find((d) => d.device === j.disk.device);
+      const size = sizes.get(j.disk.node) ?? 0;
+      // Created 0600 by us first: qemu-img keeps the mode of a file that exists.
+      await (await open(j.file, 'wx', 0o600)).close();
+      made.push(j.file);
+      const args = ['create', '-q', '-f', 'qcow2'];
+      if (kind === 'incremental' && previous !== undefined)
+        args.push('-F', 'qcow2', '-b', previous.file, '-u');
+      args.push(j.file, String(size));
+      await runQemuImg(args, { qemuImg });
+      await chmod(j.file, 0o600);
+      await qmp.execute('blockdev-add', {
+        driver: 'file',
+        'node-name': j.fileNode,
+        filename: j.file,
+      });
+      added.push(j.fileNode);
+      // No backing opened: clusters the job does not copy stay unallocated in the file, which
+      // is what makes it an incremental layer above the previous point.
+      await qmp.execute('blockdev-add', {
+        driver: 'qcow2',
+        'node-name': j.target,
+        file: j.fileNode,
+        backing: null,
+      });
+      added.push(j.target);
+    }
+    const handles = await watchBlockJobs(
+      { qmp },
+      jobs.map((j) => ({ jobId: j.jobId, type: 'backup' as const })),
+      () => qmp.execute('transaction', { actions: [...plan.actions] }),
+    );
+    started = true;
+    const outcomes = await runJobs(
+      handles,
+      jobs,
+      options.signal,
+      options.onJobs === undefined ? undefined : options.onJobs,
+    );
+    await transaction(qmp, plan.onSuccess);
+    const leftovers = await cleanup(false);
+    const point: BackupPoint = {
+      id,
+      kind,
+      checkpoint,
+      ...(since === undefined ? {} : { since }),
+      startedAt,
+      completedAt: new Date().toISOString(),
+      disks: jobs.map((j, i) => ({
+        device: j.disk.device,
+        node: j.disk.node,
+        file: path.basename(j.file),
+        virtualSize: sizes.get(j.disk.node) ?? 0,
+        copied: outcomes[i]?.offset ?? 0,
+      })),
+    };
+    await writeManifest(options.dir, { ...manifest, points: [...manifest.points, point] });
+    return { point, leftovers, ...(repaired === undefined ? {} : { repaired }) };
+  } catch (cause) {
+    const cleanupErrors: unknown[] = [];
+    let chainIntact = true;
+    if (started) {
+      try {
+        await undo(qmp, plan);
+      } catch (error) {
+        cleanupErrors.push(error);
+        chainIntact = false;
+      }
+    }
+    cleanupErrors.push(...(await cleanup(true)));
+    throw new BackupFailedError(kind, { chainIntact, cleanupErrors }, { cause });
+  }
+}
+
+/**
+ * What a backup of this point id left when our process died in the middle: its target nodes
+ * (still in a QEMU that lived on) and files (the manifest has no such point, so nothing refers
+ * to them). Both are named by point id and device, so they are ours.
+ */
+async function removeDebris(
+  qmp: MachineQmp,
+  jobs: readonly DiskJob[],
+  nodes: ReadonlyMap<string, number>,
+): Promise<void> {
+  for (const j of jobs) {
+    for (const node of [j.target, j.fileNode])
+      if (nodes.has(node)) await qmp.execute('blockdev-del', { 'node-name': node });
+    await rm(j.file, { force: true });
+  }
+}
+
+async function transaction(qmp: MachineQmp, actions: readonly TransactionAction[]): Promise<void> {
+  if (actions.length > 0) await qmp.execute('transaction', { actions: [...actions] });
+}
+
+/** Puts the checkpoint chain back after a failed backup whose transaction had run. */
+async function undo(qmp: MachineQmp, plan: BackupPlan): Promise<void> {
+  // Merge and enable first (one transaction, so no write falls between), then drop the new.
+  const restore = plan.onFailure.filter((a) => a.type !== 'block-dirty-bitmap-remove');
+  const remove = plan.onFailure.filter((a) => a.type === 'block-dirty-bitmap-remove');
+  await transaction(qmp, restore);
+  await transaction(qmp, remove);
+}
+
+/** Waits for every job; on the first failure (or abort) cancels the others. */
+async function runJobs(
+  handles: readonly BlockJob[],
+  jobs: readonly DiskJob[],
+  signal: AbortSignal | undefined,
+  onJobs: BackupOptions['onJobs'],
+): Promise<BlockJobOutcome[]> {
+  const cancelAll = () => {
+    for (const h of handles)
+      h.cancel().catch(() => {
+        // Already concluded: its own wait() reports how it ended.
+      });
+  };
+  onJobs?.(handles.map((job, i) => ({ device: jobs[i]?.disk.device ?? '', job })));
+  signal?.addEventListener('abort', cancelAll, { once: true });
+  try {
+    const settled = await Promise.allSettled(
+      handles.map((h) =>
+        h.wait().catch((error: unknown) => {
+          cancelAll();
+          throw error;
+        }),
+      ),
+    );
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    const outcomes = settled.map((s) => (s as PromiseFulfilledResult<BlockJobOutcome>).value);
+    if (signal?.aborted === true || outcomes.some((o) => o.outcome === 'cancelled'))
+      throw signal?.reason ?? 'a backup job was cancelled';
+    return outcomes;
+  } finally {
+    signal?.removeEventListener('abort', cancelAll);
+  }
+}

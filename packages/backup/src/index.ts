@@ -1,0 +1,31 @@
+/**
+ * `@qmpkit/backup`: full and incremental backup of a running VM's disks.
+ *
+ * - `backupFull(machine, { dir })`, `backupIncremental(machine, { dir, ifBroken? })`: all disks
+ *   in one `transaction` (one instant), checkpoints as persistent dirty bitmaps, a qcow2
+ *   file per disk and point whose backing file is the previous point.
+ * - `restore({ from, to, point? })`, `listBackups(dir)`.
+ * - Pure parts: `selectDisks`, `checkChain`, `planBackup` (testable without QEMU).
+ */
+export type { BackupOptions, BackupResult, IncrementalOptions } from './backup.js';
+export { backupFull, backupIncremental } from './backup.js';
+export type { BackupPlan, Disk, DiskJob, ReportedBitmap } from './chain.js';
+export { checkChain, diskJob, planBackup, selectDisks } from './chain.js';
+export type { ChainProblem, ChainProblemKind } from './errors.js';
+export {
+  BackupChainError,
+  BackupFailedError,
+  BackupStoreError,
+  BackupUnsupportedError,
+  CheckpointExistsError,
+  isBackupChainError,
+  isBackupFailedError,
+  isBackupStoreError,
+  isBackupUnsupportedError,
+  isCheckpointExistsError,
+  isRestoreTargetError,
+  RestoreTargetError,
+} from './errors.js';
+export type { RestoreOptions, RestoreResult } from './restore.js';
+export { listBackups, restore } from './restore.js';
+export type { BackupManifest, BackupPoint, DiskPoint } from './store.js';

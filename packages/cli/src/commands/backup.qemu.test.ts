@@ -1,0 +1,133 @@
+/**
+ * `qmpkit backup` against a real QEMU under a `qmpkit vm start` supervisor: full and
+ * incremental through the supervisor, the chain refused before a full, list and restore
+ * without a VM, a restore equal to the disks (`qemu-img compare`), and a refused restore into
+ * a non-empty directory. No guest runs; the disks hold patterns written with the `qemu-io`
+ * tool before the VM starts. One VM for the file.
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { runQemuImg } from '@qmpkit/machine';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordingIo } from '../cli.test-support.js';
+import { main } from '../main.js';
+import { qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import type { BackupSummary, StatusResult } from '../vm/protocol.js';
+
+const ENV = { PATH: process.env.PATH };
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const io = recordingIo(ENV);
+  const code = await main(argv, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+const suite = qemuSuite({ prefix: 'qmpkit-backup-cli-' });
+
+describe.skipIf(skipQemu)(`qmpkit backup (real QEMU, tcg)${SKIP_REASON}`, () => {
+  const work = suite.dir;
+  const dir = path.join(work, 'vm');
+  const backups = path.join(work, 'backups');
+  const disks = ['disk0', 'disk1'];
+  let config: string;
+
+  beforeAll(async () => {
+    for (const [i, d] of disks.entries()) {
+      const image = path.join(work, `${d}.qcow2`);
+      await runQemuImg(['create', '-q', '-f', 'qcow2', image, String(4 * MiB)]);
+      await promisify(execFile)('qemu-io', [
+        '-f',
+        'qcow2',
+        image,
+        '-c',
+        `write -P 0x${(0x51 + i).toString(16)} ${i * MiB} 1M`,
+      ]);
+    }
+    const vm: VmConfig = {
+      machine: { type: 'pc-i440fx-7.2' },
+      memory: { size: 32 * MiB },
+      blockdevs: disks.flatMap((d) => [
+        { driver: 'file' as const, 'node-name': `${d}-file`, filename: `${d}.qcow2` },
+        { driver: 'qcow2' as const, 'node-name': d, file: `${d}-file` },
+      ]),
+      devices: disks.map((d, i) => ({ driver: 'ide-hd', id: d, drive: d, bus: `ide.${i}` })),
+    };
+    config = path.join(work, 'vm.json');
+    writeFileSync(config, toJSON(vm));
+    const start = await run('vm', 'start', config, '--dir', dir, '--accel', 'tcg');
+    expect(start.err).toBe('');
+    expect(start.code).toBe(0);
+    const status = JSON.parse(
+      (await run('vm', 'status', '--dir', dir, '--json')).out,
+    ) as StatusResult;
+    suite.trackPid(status.pid);
+    suite.trackPid(status.qemu.pid);
+  });
+
+  afterAll(async () => {
+    await run('vm', 'stop', '--dir', dir);
+  });
+
+  it('refuses an incremental before a full, then takes a full and an incremental', async () => {
+    const early = await run('backup', 'incremental', '--dir', dir, '--to', backups);
+    expect(early.code).toBe(1);
+    expect(early.err).toMatch(/BackupChainError: .*holds no full backup yet/);
+
+    const full = await run('backup', 'full', '--dir', dir, '--to', backups);
+    expect(full.err).toMatch(/^full backup: backup/m); // plain progress lines off a terminal
+    expect(full.code).toBe(0);
+    expect(full.out).toMatch(
+      /^full backup 0001 in \d+ ms: disk0 4(\.0)? MiB, disk1 4(\.0)? MiB copied\n$/,
+    );
+
+    const inc = await run('backup', 'incremental', '--dir', dir, '--to', backups, '--json');
+    expect(inc.code).toBe(0);
+    const summary = JSON.parse(inc.out) as BackupSummary;
+    expect(summary).toMatchObject({ kind: 'incremental', point: '0002', repaired: null });
+    // Nothing was written between the two points.
+    expect(summary.disks.map((d) => [d.device, d.copied])).toEqual([
+      ['disk0', 0],
+      ['disk1', 0],
+    ]);
+
+    const list = await run('backup', 'list', '--to', backups);
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/^0001 +full .* disk0,disk1 /m);
+    expect(list.out).toMatch(/^0002 +incremental .* disk0,disk1 /m);
+  });
+
+  it('restores without a VM into a new directory, and refuses a non-empty one', async () => {
+    const stop = await run('vm', 'stop', '--dir', dir);
+    expect(stop.code).toBe(0);
+    const to = path.join(work, 'restored');
+    const restored = await run(
+      'backup',
+      'restore',
+      '--from',
+      backups,
+      '--to',
+      to,
+      '--format',
+      'raw',
+    );
+    expect(restored.err).toBe('');
+    expect(restored.code).toBe(0);
+    expect(restored.out).toMatch(/^restored point 0002 \(incremental\)$/m);
+    for (const d of disks)
+      await runQemuImg([
+        'compare',
+        '-f',
+        'raw',
+        '-F',
+        'qcow2',
+        path.join(to, `${d}.raw`),
+        path.join(work, `${d}.qcow2`),
+      ]);
+    const again = await run('backup', 'restore', '--from', backups, '--to', to);
+    expect(again.code).toBe(2);
+    expect(again.err).toMatch(/is not empty \(disk0\.raw, disk1\.raw\)/);
+  });
+});

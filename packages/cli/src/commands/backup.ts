@@ -1,0 +1,173 @@
+/**
+ * `qmpkit backup full|incremental|list|restore`: backups of a VM started with `qmpkit vm
+ * start`. `full` and `incremental` go through the VM's supervisor (it owns QMP) and show the
+ * jobs' progress on stderr; Ctrl-C aborts (nothing is kept, the chain is put back). `list` and
+ * `restore` read the backup directory itself and need no running VM.
+ */
+import path from 'node:path';
+import { isRestoreTargetError, listBackups, restore } from '@qmpkit/backup';
+import { Option } from 'commander';
+import { bytes, ms } from '../demo/report.js';
+import { formatJson } from '../format.js';
+import { ControlClient } from '../vm/client.js';
+import type { BackupParams } from '../vm/protocol.js';
+import type { CliCommand, CommandContext } from './command.js';
+import { collect } from './command.js';
+import { EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
+
+interface RunFlags {
+  dir: string;
+  to: string;
+  disk?: string[];
+  ifBroken?: 'refuse' | 'full';
+  json?: boolean;
+}
+
+const dirOption = () =>
+  new Option('-d, --dir <vm-dir>', 'the VM directory given to `qmpkit vm start`')
+    .env('QMPKIT_VM_DIR')
+    .makeOptionMandatory();
+
+const toOption = () =>
+  new Option('--to <backup-dir>', 'the backup directory (created 0700)').makeOptionMandatory();
+
+export const backupCommand: CliCommand = {
+  name: 'backup',
+  register(program, context) {
+    const backup = program
+      .command('backup')
+      .description(
+        'full and incremental backups of the disks of a VM started with `qmpkit vm start`, and restore',
+      );
+
+    backup
+      .command('full')
+      .description('back up every disk at one instant; starts a new checkpoint chain')
+      .addOption(dirOption())
+      .addOption(toOption())
+      .option('--disk <device-id>', 'only this disk (repeatable; default: every disk)', collect)
+      .option('--json', 'print the result as JSON')
+      .action(async (flags: RunFlags) => {
+        context.exit(await runBackup(context, flags, 'full'));
+      });
+
+    backup
+      .command('incremental')
+      .description('back up what every disk wrote since the last point of --to')
+      .addOption(dirOption())
+      .addOption(toOption())
+      .option('--disk <device-id>', 'only this disk (repeatable; default: every disk)', collect)
+      .addOption(
+        new Option(
+          '--if-broken <what>',
+          'when the checkpoint chain is broken: refuse (default) or take a full backup',
+        ).choices(['refuse', 'full']),
+      )
+      .option('--json', 'print the result as JSON')
+      .action(async (flags: RunFlags) => {
+        context.exit(await runBackup(context, flags, 'incremental'));
+      });
+
+    backup
+      .command('list')
+      .description('the points of a backup directory (no VM needed)')
+      .addOption(toOption())
+      .option('--json', 'print the points as JSON')
+      .action(async (flags: { to: string; json?: boolean }) => {
+        const { io } = context;
+        try {
+          const points = await listBackups(flags.to);
+          if (flags.json === true) io.stdout.write(`${formatJson(points, false)}\n`);
+          else if (points.length === 0) io.stdout.write('no backups\n');
+          else
+            for (const p of points) {
+              const copied = p.disks.reduce((sum, d) => sum + d.copied, 0);
+              io.stdout.write(
+                `${p.id}  ${p.kind.padEnd(11)}  ${p.completedAt}  ${p.disks.map((d) => d.device).join(',')}  ${bytes(copied)} copied\n`,
+              );
+            }
+          context.exit(0);
+        } catch (error) {
+          io.stderr.write(`qmpkit: backup list: ${(error as Error).message}\n`);
+          context.exit(1);
+        }
+      });
+
+    backup
+      .command('restore')
+      .description('write the disks of a point as images into a new or empty directory')
+      .requiredOption('--from <backup-dir>', 'the backup directory')
+      .requiredOption('--to <dir>', 'where the disk images go (new or empty)')
+      .option('--point <id>', 'the point (default: the last one)')
+      .addOption(new Option('--format <format>', 'image format').choices(['qcow2', 'raw']))
+      .action(
+        async (flags: { from: string; to: string; point?: string; format?: 'qcow2' | 'raw' }) => {
+          const { io } = context;
+          try {
+            const result = await restore({
+              from: flags.from,
+              to: flags.to,
+              ...(flags.point !== undefined ? { point: flags.point } : {}),
+              ...(flags.format !== undefined ? { format: flags.format } : {}),
+            });
+            for (const d of result.disks) io.stdout.write(`${d.device}: ${d.file}\n`);
+            io.stdout.write(`restored point ${result.point.id} (${result.point.kind})\n`);
+            context.exit(0);
+          } catch (error) {
+            io.stderr.write(`qmpkit: backup restore: ${(error as Error).message}\n`);
+            context.exit(isRestoreTargetError(error) ? 2 : 1);
+          }
+        },
+      );
+  },
+};
+
+async function runBackup(
+  context: CommandContext,
+  flags: RunFlags,
+  kind: 'full' | 'incremental',
+): Promise<number> {
+  const { io } = context;
+  const to = path.resolve(flags.to);
+  const params: BackupParams = {
+    kind,
+    to,
+    ...(flags.ifBroken !== undefined ? { ifBroken: flags.ifBroken } : {}),
+    ...(flags.disk !== undefined ? { disks: flags.disk } : {}),
+  };
+  const label = `${kind} backup`;
+  const client = await ControlClient.connect(flags.dir);
+  const view = progressView(io, label);
+  let interrupted = false;
+  const request = client.request('backup', params, { onProgress: (p) => view.update(p) });
+  const unsubscribe = io.onInterrupt(() => {
+    if (interrupted) return;
+    interrupted = true;
+    view.stop();
+    io.stderr.write(`qmpkit: interrupted: aborting the ${label}\n`);
+    client.request('abort', { id: request.id }).result.catch(() => {
+      // The backup's own answer says how it ended.
+    });
+  });
+  try {
+    const result = await request.result;
+    view.finish();
+    if (flags.json === true) io.stdout.write(`${formatJson(result, false)}\n`);
+    else {
+      const disks = result.disks.map((d) => `${d.device} ${bytes(d.copied)}`).join(', ');
+      io.stdout.write(
+        `${result.kind} backup ${result.point} in ${ms(result.totalMs)}: ${disks} copied\n`,
+      );
+      if (result.repaired !== null)
+        io.stderr.write(`qmpkit: a full backup was taken instead: ${result.repaired.join('; ')}\n`);
+    }
+    return 0;
+  } catch (error) {
+    view.stop();
+    const code = reportFailure(io, 'backup', `${kind} to ${to}`, error);
+    return interrupted ? EXIT_INTERRUPTED : code;
+  } finally {
+    unsubscribe();
+    client.close();
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * `qmpkit vm migrate` against a real QEMU: the tiny guest under a supervisor moves into a new
+ * VM directory; the supervisor then answers there, the old directory has no supervisor and a
+ * state file that says where the VM went; bad targets are refused with the VM running on.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { readState } from '@qmpkit/machine';
+import { writeGuestImage } from '@qmpkit/testguest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { recordingIo } from '../cli.test-support.js';
+import { main } from '../main.js';
+import { qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import type { MigrateSummary, StatusResult } from '../vm/protocol.js';
+
+const ENV = { PATH: process.env.PATH };
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const io = recordingIo(ENV);
+  const code = await main(argv, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+const suite = qemuSuite({ prefix: 'qmpkit-vm-migrate-' });
+
+describe.skipIf(skipQemu)(`qmpkit vm migrate (real QEMU, tcg)${SKIP_REASON}`, () => {
+  const work = suite.dir;
+  const from = path.join(work, 'a');
+  const to = path.join(work, 'b');
+  let config: string;
+
+  beforeAll(async () => {
+    await writeGuestImage(path.join(work, 'guest.raw'), { intervalMs: 20 });
+    const vm: VmConfig = {
+      machine: { type: 'pc-i440fx-7.2' },
+      memory: { size: 32 * MiB },
+      chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
+      blockdevs: [
+        { driver: 'file', 'node-name': 'boot-file', filename: 'guest.raw' },
+        { driver: 'raw', 'node-name': 'boot', file: 'boot-file' },
+      ],
+      devices: [
+        { driver: 'ide-hd', id: 'boot0', drive: 'boot', bus: 'ide.0', bootindex: 0 },
+        { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
+      ],
+    };
+    config = path.join(work, 'vm.json');
+    writeFileSync(config, toJSON(vm));
+  });
+
+  it('moves the VM; the supervisor serves it from --to; the old dir says where it went', async () => {
+    const start = await run('vm', 'start', config, '--dir', from, '--accel', 'tcg');
+    expect(start.code).toBe(0);
+    const before = JSON.parse(
+      (await run('vm', 'status', '--dir', from, '--json')).out,
+    ) as StatusResult;
+    suite.trackPid(before.pid);
+    suite.trackPid(before.qemu.pid);
+
+    // Bad targets first: refused, the VM runs on where it is.
+    const here = await run('vm', 'migrate', '--dir', from, '--to', from);
+    expect(here.code).toBe(2);
+    expect(here.err).toMatch(/already there/);
+
+    const moved = await run('vm', 'migrate', '--dir', from, '--to', to, '--json');
+    expect(moved.err).toMatch(/^migrate to .*: (transferring|switchover|confirming)/m);
+    expect(moved.code).toBe(0);
+    const summary = JSON.parse(moved.out) as MigrateSummary;
+    suite.trackPid(summary.qemu.pid);
+    expect(summary.dir).toBe(to);
+    expect(summary.qemu.pid).not.toBe(before.qemu.pid);
+    expect(summary.downtimeMs).toBeGreaterThanOrEqual(0);
+
+    const after = JSON.parse(
+      (await run('vm', 'status', '--dir', to, '--json')).out,
+    ) as StatusResult;
+    expect(after).toMatchObject({
+      dir: to,
+      pid: before.pid,
+      qemu: { pid: summary.qemu.pid, runState: 'running' },
+    });
+    expect((await run('vm', 'status', '--dir', from)).code).toBe(2);
+    const old = await readState(path.join(from, 'state.json'));
+    expect(old.runtime.migration).toMatchObject({ role: 'source', phase: 'done' });
+    expect(old.runtime.migration?.peer?.stateFile).toBe(path.join(to, 'state.json'));
+    // Starting the old directory again would be a second copy of the VM: refused.
+    const again = await run('vm', 'start', '--dir', from);
+    expect(again.code).toBe(2);
+    expect(again.err).toMatch(/LiveMigrationError|handed over/);
+
+    // A directory that holds a VM is no target.
+    const occupied = await run('vm', 'migrate', '--dir', to, '--to', from);
+    expect(occupied.code).toBe(2);
+    expect(occupied.err).toMatch(/already holds a VM/);
+    const still = JSON.parse(
+      (await run('vm', 'status', '--dir', to, '--json')).out,
+    ) as StatusResult;
+    expect(still.qemu).toMatchObject({ pid: summary.qemu.pid, runState: 'running' });
+
+    expect((await run('vm', 'stop', '--dir', to)).code).toBe(0);
+  });
+});

@@ -1,0 +1,1054 @@
+/**
+ * Live migration of a local machine into a second QEMU that this module starts: same
+ * configuration, the source's pinned machine type, `-incoming defer`; the stream over a unix
+ * socket in the target's run directory or TCP. The phases and what undoes them:
+ *
+ * | phase             | what runs                                        | on failure / abort            |
+ * |-------------------|--------------------------------------------------|-------------------------------|
+ * | `starting-target` | checks, target launched (`-incoming defer`)      | target killed, files removed  |
+ * | `setup`           | capabilities/parameters both sides, listen       | same                          |
+ * | `transferring`    | `migrate`; RAM copied while the guest runs       | `migrate_cancel`, same        |
+ * | `switchover`      | source stopped at `pre-switchover`, continue     | `migrate_cancel` (guest runs) |
+ * | `confirming`      | wait for the target's own RESUME (or `paused`)   | source `cont`, target killed  |
+ * | `finishing`       | source `quit`; the target is the machine         | —                             |
+ *
+ * Success is read from the target: its RESUME event (a source that was paused: `paused` after
+ * its MIGRATION `completed`). The source's `completed` alone proves nothing — without
+ * `return-path` a target that died while loading still shows `completed` on the source —
+ * so `return-path` is set on both sides whenever both have it, and the target is still the
+ * judge. The phase is written into both state files before each step (`MigrationRecord`), so
+ * `Machine.relaunch` after a crash of this process knows which side is the VM.
+ *
+ * Capabilities come from the running QEMUs (`query-migrate-capabilities` lists exactly what a
+ * binary supports; 10.0 dropped some 7.2 has): `events` and `return-path` always,
+ * `pause-before-switchover` where present (the hand-over waits for us, which is where disk
+ * mirrors will be completed), `multifd` when asked and both sides have it. `max-bandwidth` is
+ * raised (QEMU's default 128 MiB/s throttles even a local copy).
+ */
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { VmConfig } from '@qmpkit/devices';
+import type { Commands } from '@qmpkit/qapi';
+import type { Logger } from '@qmpkit/transport';
+import type { QemuBinary } from './binary.js';
+import {
+  ConvergenceController,
+  type ConvergenceDecision,
+  type ConvergenceOptions,
+} from './convergence.js';
+import {
+  isLiveMigrationError,
+  LiveMigrationError,
+  type LiveMigrationFailure,
+  MachineTypeError,
+} from './errors.js';
+import { binaryFromSpec, binaryFromState, type QemuSpec, storedBinary } from './launch-binary.js';
+import { LOCK_FILE } from './lock.js';
+import { type ExitInfo, launch, type Machine } from './machine.js';
+import { machineTypes, resolveMachineType } from './machine-type.js';
+import type { MigrationPhase, MigrationRecord } from './state.js';
+
+type MigrationInfo = Commands['query-migrate']['returns'];
+type MigrationStatus = NonNullable<MigrationInfo['status']>;
+type Capability = Commands['migrate-set-capabilities']['args']['capabilities'][number];
+type Parameters = Commands['migrate-set-parameters']['args'];
+
+/** Where the target QEMU comes from and where it lives. */
+export interface MigrationTarget {
+  /** The target's QEMU (default: the binary the source runs on). */
+  readonly qemu?: QemuSpec;
+  /**
+   * The target's configuration (default: the source's). It must describe the same guest:
+   * differences in what the guest sees are refused before anything starts (`config-mismatch`);
+   * host-side details (image paths, chardev backends) may differ.
+   */
+  readonly config?: VmConfig;
+  /** The target's run directory (created 0700; default a fresh one beside the source's). */
+  readonly runDir?: string;
+  /** Otherwise a fresh `qmpkit-machine-XXXXXX` here (default: the source's run dir's parent). */
+  readonly runDirParent?: string;
+  /** The target's state file (default `<runDir>/state.json`); `false` for none. */
+  readonly stateFile?: string | false;
+  /** Milliseconds for the target's QMP to come up (default: the source's launch timeout). */
+  readonly launchTimeout?: number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** How the stream travels: a unix socket (in the target's run dir by default) or TCP. */
+export type MigrationTransport =
+  | { readonly type: 'unix'; readonly path?: string }
+  | { readonly type: 'tcp'; readonly host?: string; readonly port?: number };
+
+/** Warn after `warnAfter` ms in a phase, give up (roll back, `timeout`) after `failAfter`. */
+export interface PhaseDeadline {
+  readonly warnAfter: number;
+  readonly failAfter: number;
+}
+
+export interface MigrationDeadlines {
+  /** From the start to `migrate` accepted (target launch, capabilities, listening). */
+  readonly setup?: PhaseDeadline;
+  /** From `migrate` to the hand-over (`pre-switchover` or the source's `completed`). */
+  readonly transfer?: PhaseDeadline;
+  /** From the hand-over to the target's RESUME (or `paused`). */
+  readonly switchover?: PhaseDeadline;
+}
+
+export const DEFAULT_MIGRATION_DEADLINES: Required<MigrationDeadlines> = {
+  setup: { warnAfter: 15_000, failAfter: 120_000 },
+  transfer: { warnAfter: 120_000, failAfter: 3_600_000 },
+  switchover: { warnAfter: 5_000, failAfter: 120_000 },
+};
+
+/** What the `beforeSwitchover` hook gets: both sides, with the source stopped. */
+export interface SwitchoverContext {
+  readonly source: Machine;
+  readonly target: Machine;
+  /** `query-migrate` on the source at `pre-switchover`. */
+  readonly info: MigrationInfo;
+}
+
+export interface LiveMigrateOptions {
+  /** Default `{ type: 'unix' }` (a socket in the target's run directory). */
+  readonly transport?: MigrationTransport;
+  /** Bytes per second (default 16 GiB/s; QEMU's own default, 128 MiB/s, throttles everything). */
+  readonly maxBandwidth?: number;
+  /** `downtime-limit` in milliseconds (default: QEMU's, 300 ms). */
+  readonly downtimeLimit?: number;
+  /** Channels for `multifd` (used only when both QEMUs have the capability and TCP is used). */
+  readonly multifd?: number;
+  /** Further capabilities for the source (each only if the source has it). */
+  readonly capabilities?: readonly Capability[];
+  /** Further `migrate-set-parameters` for the source. */
+  readonly parameters?: Parameters;
+  /**
+   * The convergence controller (default on, with its defaults): small `downtime-limit` first,
+   * raised when remaining RAM stops shrinking, `auto-converge`; gives up with
+   * `does-not-converge`. `false`: QEMU's own settings (and `downtimeLimit`) only.
+   */
+  readonly convergence?: ConvergenceOptions | false;
+  /** Cancels: `migrate_cancel`, the source keeps running, the target is killed and removed. */
+  readonly signal?: AbortSignal;
+  /** Milliseconds between `query-migrate` samples (default 250). */
+  readonly progressInterval?: number;
+  readonly deadlines?: MigrationDeadlines;
+  /**
+   * Runs at `pre-switchover` (source stopped, target waiting) before the hand-over continues;
+   * a rejection rolls the migration back. The place to finish disk mirrors.
+   */
+  readonly beforeSwitchover?: (context: SwitchoverContext) => Promise<void>;
+  /** Called when a phase begins (after the state files say so). */
+  readonly onPhase?: (phase: MigrationPhase, context: { readonly target?: Machine }) => void;
+  /**
+   * Called with every `query-migrate` sample while RAM is copied; may change parameters on the
+   * source (the convergence controller does) or throw a `LiveMigrationError` to give up.
+   */
+  readonly onSample?: (sample: MigrationProgress, source: Machine) => Promise<void> | void;
+  readonly logger?: Logger;
+}
+
+/** One `query-migrate` sample of the source, in plain units. */
+export interface MigrationProgress {
+  readonly phase: MigrationPhase;
+  readonly status: MigrationStatus | 'none';
+  /** Milliseconds since `migrate` was issued. */
+  readonly elapsedMs: number;
+  /** RAM bytes sent so far, still to send, and the guest's total. */
+  readonly transferred: number;
+  readonly remaining: number;
+  readonly total: number;
+  /** Bytes per second the guest dirties (QEMU's `dirty-pages-rate` × page size). */
+  readonly dirtyRate: number;
+  /** Bytes per second on the wire (QEMU's `mbps`). */
+  readonly throughput: number;
+  /** QEMU's estimate of the downtime at the hand-over, ms. */
+  readonly expectedDowntimeMs: number | null;
+  /** Passes over RAM (`dirty-sync-count`). */
+  readonly iterations: number;
+  /** `cpu-throttle-percentage` (auto-converge), when throttled. */
+  readonly cpuThrottle: number | null;
+}
+
+export interface LiveMigrationResult {
+  /** The VM, now on the target QEMU (the source QEMU has ended). */
+  readonly machine: Machine;
+  readonly uri: string;
+  /** Capabilities set on the source. */
+  readonly capabilities: readonly string[];
+  /** Whether the guest runs (false: the source was paused, and so is the target). */
+  readonly running: boolean;
+  /** STOP on the source → RESUME on the target, from QEMU's event timestamps (ms). */
+  readonly downtimeMs: number | null;
+  /** The source's own `downtime` and `total-time` (ms), when it reported them. */
+  readonly qemuDowntimeMs: number | null;
+  readonly totalTimeMs: number | null;
+  /** The last sample before the hand-over. */
+  readonly lastProgress: MigrationProgress | null;
+  /** The convergence controller's decisions, in order (empty without it). */
+  readonly decisions: readonly ConvergenceDecision[];
+}
+
+/** A migration under way: its result, its progress, and a way to cancel it. */
+export interface LiveMigration {
+  /** The target as the machine, or a `LiveMigrationError` after a complete roll-back. */
+  readonly result: Promise<LiveMigrationResult>;
+  /** Samples from now until the migration ends (each iterator gets every later sample). */
+  readonly progress: AsyncIterable<MigrationProgress>;
+  readonly phase: MigrationPhase;
+  /**
+   * Cancels and resolves once rolled back (the source runs, the target is gone). A second call
+   * while cancelling gets the same promise; a call after the end (also after a cancel that took
+   * effect) rejects with `not-active` and changes nothing.
+   */
+  cancel(reason?: unknown): Promise<void>;
+}
+
+const ACTIVE: ReadonlySet<string> = new Set([
+  'setup',
+  'active',
+  'device',
+  'pre-switchover',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover',
+  'cancelling',
+  'wait-unplug',
+  'colo',
+]);
+
+/** Sources with a migration of ours under way. */
+const busy = new WeakSet<Machine>();
+
+/** Fields of the configuration the guest sees; the rest (host paths, backends) may differ. */
+export function guestDifferences(source: VmConfig, target: VmConfig): string[] {
+  const out: string[] = [];
+  const same = (what: string, a: unknown, b: unknown) => {
+    const ja = JSON.stringify(a ?? null);
+    const jb = JSON.stringify(b ?? null);
+    if (ja !== jb) out.push(`${what}: source ${ja}, target ${jb}`);
+  };
+  same('machine', source.machine, target.machine);
+  same('cpu', source.cpu, target.cpu);
+  same('memory', source.memory, target.memory);
+  same('smp', source.smp, target.smp);
+  const byId = <T>(items: readonly T[] | undefined, id: (t: T) => string) =>
+    new Map((items ?? []).map((t) => [id(t), t]));
+  const devicesA = byId(source.devices, (d) => d.id ?? JSON.stringify(d));
+  const devicesB = byId(target.devices, (d) => d.id ?? JSON.stringify(d));
+  for (const id of new Set([...devicesA.keys(), ...devicesB.keys()]))
+    same(`device ${id}`, devicesA.get(id), devicesB.get(id));
+  const ids = (
+    what: string,
+    a: readonly { id: string }[] = [],
+    b: readonly { id: string }[] = [],
+  ) => same(`${what} ids`, a.map((x) => x.id).sort(), b.map((x) => x.id).sort());
+  ids('chardev', source.chardevs, target.chardevs);
+  ids('netdev', source.netdevs, target.netdevs);
+  ids('object', source.objects, target.objects);
+  same(
+    'block nodes',
+    (source.blockdevs ?? []).map((n) => `${n['node-name']}:${n.driver}`).sort(),
+    (target.blockdevs ?? []).map((n) => `${n['node-name']}:${n.driver}`).sort(),
+  );
+  return out;
+}
+
+function progressFrom(
+  info: MigrationInfo,
+  phase: MigrationPhase,
+  elapsedMs: number,
+): MigrationProgress {
+  const ram = info.ram;
+  return {
+    phase,
+    status: info.status ?? 'none',
+    elapsedMs,
+    transferred: ram?.transferred ?? 0,
+    remaining: ram?.remaining ?? 0,
+    total: ram?.total ?? 0,
+    dirtyRate: (ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] ?? 4096),
+    throughput: Math.round(((ram?.mbps ?? 0) * 1e6) / 8),
+    expectedDowntimeMs: info['expected-downtime'] ?? null,
+    iterations: ram?.['dirty-sync-count'] ?? 0,
+    cpuThrottle: info['cpu-throttle-percentage'] ?? null,
+  };
+}
+
+function eventMs(e: { timestamp: { seconds: number; microseconds: number } }): number {
+  return e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
+}
+
+/** Fan-out of samples to every open iterator; each iterator ends when the migration does. */
+class ProgressHub implements AsyncIterable<MigrationProgress> {
+  readonly #subscribers = new Set<{
+    queue: MigrationProgress[];
+    wake: (() => void) | undefined;
+  }>();
+  #ended = false;
+
+  push(sample: MigrationProgress): void {
+    for (const s of this.#subscribers) {
+      s.queue.push(sample);
+      if (s.queue.length > 1000) s.queue.shift();
+      s.wake?.();
+    }
+  }
+
+  end(): void {
+    this.#ended = true;
+    for (const s of this.#subscribers) s.wake?.();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<MigrationProgress> {
+    const sub = { queue: [] as MigrationProgress[], wake: undefined as (() => void) | undefined };
+    this.#subscribers.add(sub);
+    const done = (): IteratorResult<MigrationProgress> => {
+      this.#subscribers.delete(sub);
+      return { done: true, value: undefined };
+    };
+    return {
+      next: async () => {
+        for (;;) {
+          const item = sub.queue.shift();
+          if (item !== undefined) return { done: false, value: item };
+          if (this.#ended) return done();
+          await new Promise<void>((resolve) => {
+            sub.wake = resolve;
+          });
+          sub.wake = undefined;
+        }
+      },
+      return: async () => done(),
+    };
+  }
+}
+
+/**
+ * Moves the running (or paused) `source` into a new QEMU and returns at once; see the module
+ * comment for the phases. `result` resolves with the target as the machine, or rejects with a
+ * `LiveMigrationError` after the roll-back (source running as before, target gone).
+ */
+export function migrate(
+  source: Machine,
+  target: MigrationTarget = {},
+  options: LiveMigrateOptions = {},
+): LiveMigration {
+  const run = new MigrationRun(source, target, options);
+  return run.handle();
+}
+
+class MigrationRun {
+  readonly #source: Machine;
+  readonly #spec: MigrationTarget;
+  readonly #options: LiveMigrateOptions;
+  readonly #logger: Logger;
+  readonly #hub = new ProgressHub();
+  readonly #startedAt = new Date().toISOString();
+  readonly #abort = new AbortController();
+  #phase: MigrationPhase = 'starting-target';
+  #target: Machine | undefined;
+  #targetRunDir: { path: string; created: boolean } | undefined;
+  #ended = false;
+  #cancelling: Promise<void> | undefined;
+  #result!: Promise<LiveMigrationResult>;
+  #abortReason: unknown;
+
+  constructor(source: Machine, target: MigrationTarget, options: LiveMigrateOptions) {
+    this.#source = source;
+    this.#spec = target;
+    this.#options = options;
+    this.#logger = options.logger ?? {
+      warn: (message, detail) => console.warn(`[qmpkit/machine] ${message}`, detail ?? ''),
+    };
+  }
+
+  handle(): LiveMigration {
+    const signal = this.#options.signal;
+    const onAbort = () => this.#requestAbort(signal?.reason);
+    this.#result = (async () => {
+      if (busy.has(this.#source))
+        throw new LiveMigrationError(
+          'busy',
+          'starting-target',
+          'a migration of this machine is already under way',
+          { sourceRunning: this.#source.status === 'running' },
+        );
+      busy.add(this.#source);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        if (signal?.aborted) this.#requestAbort(signal.reason);
+        return await this.#run();
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        busy.delete(this.#source);
+        this.#ended = true;
+        this.#hub.end();
+      }
+    })();
+    // Awaited by the caller; this only keeps an early rejection from being reported unhandled.
+    this.#result.catch(() => undefined);
+    const self = this;
+    return {
+      result: this.#result,
+      progress: this.#hub,
+      get phase() {
+        return self.#phase;
+      },
+      cancel: (reason?: unknown) => this.#cancel(reason),
+    };
+  }
+
+  #requestAbort(reason: unknown): void {
+    if (this.#abort.signal.aborted) return;
+    this.#abortReason = reason;
+    this.#abort.abort(reason);
+  }
+
+  #cancel(reason: unknown): Promise<void> {
+    if (this.#cancelling !== undefined && !this.#ended) return this.#cancelling;
+    if (this.#ended || this.#phase === 'finishing' || this.#phase === 'done')
+      return Promise.reject(
+        new LiveMigrationError('not-active', this.#phase, 'the migration has already ended', {
+          sourceRunning: this.#source.status === 'running',
+        }),
+      );
+    this.#requestAbort(reason);
+    this.#cancelling = this.#result.then(
+      () => {
+        throw new LiveMigrationError(
+          'not-active',
+          'done',
+          'the migration completed before the cancel took effect',
+        );
+      },
+      (error: unknown) => {
+        if (isLiveMigrationError(error) && error.reason === 'aborted') return;
+        throw error;
+      },
+    );
+    return this.#cancelling;
+  }
+
+  /** Throws `aborted` when the caller cancelled. */
+  #checkAbort(): void {
+    if (this.#abort.signal.aborted)
+      throw new LiveMigrationError(
+        'aborted',
+        this.#phase,
+        'aborted by the caller',
+        {},
+        {
+          cause: this.#abortReason,
+        },
+      );
+  }
+
+  async #setPhase(phase: MigrationPhase): Promise<void> {
+    this.#phase = phase;
+    const target = this.#target;
+    const peerOf = (m: Machine, created: boolean): MigrationRecord['peer'] => ({
+      runDir: m.runDir,
+      stateFile: m.stateFile ?? null,
+      createdRunDir: created,
+    });
+    const record = (role: 'source' | 'target', peer: MigrationRecord['peer']): MigrationRecord => ({
+      role,
+      phase,
+      peer,
+      startedAt: this.#startedAt,
+    });
+    const targetDir = this.#targetRunDir;
+    await this.#source.recordMigration(
+      record(
+        'source',
+        target !== undefined
+          ? peerOf(target, targetDir?.created ?? false)
+          : targetDir !== undefined
+            ? { runDir: targetDir.path, stateFile: null, createdRunDir: targetDir.created }
+            : null,
+      ),
+    );
+    if (target !== undefined)
+      await target.recordMigration(record('target', peerOf(this.#source, false)));
+    this.#options.onPhase?.(phase, target !== undefined ? { target } : {});
+  }
+
+  async #run(): Promise<LiveMigrationResult> {
+    const source = this.#source;
+    if (source.status !== 'running')
+      throw new LiveMigrationError(
+        'source-not-running',
+        'starting-target',
+        `the source machine is ${source.status}`,
+        { sourceRunning: false },
+      );
+    const before = await source.qmp.execute('query-migrate');
+    if (before.status !== undefined && ACTIVE.has(before.status))
+      throw new LiveMigrationError(
+        'busy',
+        'starting-target',
+        `the source QEMU already has a migration in state '${before.status}'`,
+        { sourceRunning: true },
+      );
+    const wasRunning = (await source.qmp.execute('query-status')).running;
+    const config = await this.#checkedConfig();
+    const env = this.#spec.env ?? process.env;
+    const binary = await this.#targetBinary(env);
+    await this.#checkMachineType(binary, env);
+    this.#checkAbort();
+    const runDir = await this.#prepareTargetRunDir();
+    try {
+      await this.#setPhase('starting-target');
+      const target = await this.#launchTarget(config, binary, runDir, env);
+      this.#target = target;
+      await this.#setPhase('setup');
+      this.#checkAbort();
+      return await this.#transfer(target, wasRunning);
+    } catch (error) {
+      throw await this.#rollBack(error, wasRunning);
+    }
+  }
+
+  async #checkedConfig(): Promise<VmConfig> {
+    const source = this.#source;
+    const pinned = source.machineType ?? source.config.machine.type;
+    const base = source.config;
+    const given = this.#spec.config;
+    if (given !== undefined) {
+      const differences = guestDifferences(
+        { ...base, machine: { ...base.machine, type: pinned } },
+        {
+          ...given,
+          machine: {
+            ...given.machine,
+            type: given.machine.type === base.machine.type ? pinned : given.machine.type,
+          },
+        },
+      );
+      if (differences.length > 0)
+        throw new LiveMigrationError(
+          'config-mismatch',
+          'starting-target',
+          'the target configuration describes another guest than the source runs',
+          { sourceRunning: source.status === 'running', differences },
+        );
+    }
+    const config = given ?? base;
+    return { ...config, machine: { ...config.machine, type: pinned } };
+  }
+
+  async #targetBinary(env: NodeJS.ProcessEnv): Promise<QemuBinary> {
+    const stored = this.#source.qemuBinary;
+    if (this.#spec.qemu !== undefined) return binaryFromSpec(this.#spec.qemu, env, (b) => [b]);
+    if (stored !== undefined) return binaryFromState(stored, env, this.#logger);
+    return binaryFromSpec(this.#source.argv[0] ?? 'qemu-system-x86_64', env, (b) => [b]);
+  }
+
+  async #checkMachineType(binary: QemuBinary, env: NodeJS.ProcessEnv): Promise<void> {
+    const type = this.#source.machineType ?? this.#source.config.machine.type;
+    const record = await storedBinary(binary);
+    const types = await machineTypes(binary, env, `${record.size}:${record.mtimeMs}`);
+    try {
+      resolveMachineType(type, types, binary, true);
+    } catch (error) {
+      if (!(error instanceof MachineTypeError)) throw error;
+      throw new LiveMigrationError(
+        'machine-type',
+        'starting-target',
+        `QEMU ${binary.version} at ${binary.path} has no machine type '${type}' (the source's pinned type)`,
+        { sourceRunning: this.#source.status === 'running' },
+        { cause: error },
+      );
+    }
+  }
+
+  async #prepareTargetRunDir(): Promise<{ path: string; created: boolean } | undefined> {
+    const given = this.#spec.runDir;
+    if (given === undefined) return undefined;
+    const resolved = path.resolve(given);
+    const exists = await stat(resolved).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) await mkdir(resolved, { recursive: true, mode: 0o700 });
+    this.#targetRunDir = { path: resolved, created: !exists };
+    return this.#targetRunDir;
+  }
+
+  async #launchTarget(
+    config: VmConfig,
+    binary: QemuBinary,
+    runDir: { path: string; created: boolean } | undefined,
+    env: NodeJS.ProcessEnv,
+  ): Promise<Machine> {
+    const source = this.#source;
+    const stored = source.launchRecord;
+    try {
+      return await launch(config, {
+        qemu: binary,
+        ...(runDir !== undefined
+          ? { runDir: runDir.path }
+          : { runDirParent: this.#spec.runDirParent ?? path.dirname(source.runDir) }),
+        ...(this.#spec.stateFile !== undefined ? { stateFile: this.#spec.stateFile } : {}),
+        consoles: stored.consoles,
+        assemble: stored.assemble,
+        extraArgs: stored.extraArgs,
+        launchTimeout: this.#spec.launchTimeout ?? stored.launchTimeout,
+        incoming: true,
+        env,
+        logger: this.#logger,
+        signal: this.#abort.signal,
+      });
+    } catch (error) {
+      throw new LiveMigrationError(
+        'target-launch',
+        'starting-target',
+        `the target QEMU did not start: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+        {},
+        { cause: error },
+      );
+    }
+  }
+
+  async #command<T>(side: 'source' | 'target', what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw new LiveMigrationError(
+        'command-failed',
+        this.#phase,
+        `${what} on the ${side} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+        {},
+        { cause: error },
+      );
+    }
+  }
+
+  async #capabilities(m: Machine): Promise<Set<string>> {
+    const list = await m.qmp.execute('query-migrate-capabilities');
+    return new Set(list.map((c) => c.capability));
+  }
+
+  async #transfer(target: Machine, wasRunning: boolean): Promise<LiveMigrationResult> {
+    const source = this.#source;
+    const options = this.#options;
+    const deadlines = { ...DEFAULT_MIGRATION_DEADLINES, ...options.deadlines };
+    const setupStarted = performance.now();
+    const transport = options.transport ?? { type: 'unix' };
+    const [srcCaps, tgtCaps] = await Promise.all([
+      this.#command('source', 'query-migrate-capabilities', () => this.#capabilities(source)),
+      this.#command('target', 'query-migrate-capabilities', () => this.#capabilities(target)),
+    ]);
+    const both = (c: string) => srcCaps.has(c) && tgtCaps.has(c);
+    const channels = options.multifd;
+    const multifd = channels !== undefined && transport.type === 'tcp' && both('multifd');
+    const sourceCaps: Capability[] = [{ capability: 'events', state: true }];
+    const targetCaps: Capability[] = [{ capability: 'events', state: true }];
+    if (both('return-path')) {
+      sourceCaps.push({ capability: 'return-path', state: true });
+      targetCaps.push({ capability: 'return-path', state: true });
+    }
+    if (srcCaps.has('pause-before-switchover'))
+      sourceCaps.push({ capability: 'pause-before-switchover', state: true });
+    if (multifd) {
+      sourceCaps.push({ capability: 'multifd', state: true });
+      targetCaps.push({ capability: 'multifd', state: true });
+    }
+    const controller =
+      options.convergence === false ? undefined : new ConvergenceController(options.convergence);
+    const autoConverge = controller?.autoConverge === true && srcCaps.has('auto-converge');
+    if (autoConverge) sourceCaps.push({ capability: 'auto-converge', state: true });
+    for (const c of options.capabilities ?? [])
+      if (srcCaps.has(c.capability) && !sourceCaps.some((s) => s.capability === c.capability))
+        sourceCaps.push(c);
+    await this.#command('source', 'migrate-set-capabilities', () =>
+      source.qmp.execute('migrate-set-capabilities', { capabilities: sourceCaps }),
+    );
+    await this.#command('target', 'migrate-set-capabilities', () =>
+      target.qmp.execute('migrate-set-capabilities', { capabilities: targetCaps }),
+    );
+    const parameters: Parameters = {
+      'max-bandwidth': options.maxBandwidth ?? 16 * 1024 ** 3,
+      ...(controller !== undefined
+        ? { 'downtime-limit': controller.downtimeLimit }
+        : options.downtimeLimit !== undefined
+          ? { 'downtime-limit': options.downtimeLimit }
+          : {}),
+      ...(multifd ? { 'multifd-channels': channels } : {}),
+      ...options.parameters,
+    };
+    await this.#command('source', 'migrate-set-parameters', () =>
+      source.qmp.execute('migrate-set-parameters', parameters),
+    );
+    if (multifd)
+      await this.#command('target', 'migrate-set-parameters', () =>
+        target.qmp.execute('migrate-set-parameters', { 'multifd-channels': channels }),
+      );
+    const uri = await this.#listen(target, transport);
+    this.#checkAbort();
+    if (performance.now() - setupStarted > deadlines.setup.failAfter)
+      throw new LiveMigrationError(
+        'timeout',
+        'setup',
+        `set-up took longer than ${deadlines.setup.failAfter} ms`,
+      );
+    controller?.start(autoConverge);
+    const onSample = async (sample: MigrationProgress) => {
+      await controller?.observe(sample, autoConverge, async (ms) => {
+        await source.qmp.execute('migrate-set-parameters', { 'downtime-limit': ms });
+      });
+      await options.onSample?.(sample, source);
+    };
+    return await this.#watch(
+      target,
+      wasRunning,
+      uri,
+      sourceCaps.map((c) => c.capability),
+      deadlines,
+      onSample,
+      controller?.decisions ?? [],
+    );
+  }
+
+  async #listen(target: Machine, transport: MigrationTransport): Promise<string> {
+    if (transport.type === 'unix') {
+      const socket = transport.path ?? path.join(target.runDir, 'migration.sock');
+      await this.#command('target', 'migrate-incoming', () =>
+        target.qmp.execute('migrate-incoming', { uri: `unix:${socket}` }),
+      );
+      return `unix:${socket}`;
+    }
+    const host = transport.host ?? '127.0.0.1';
+    const bracketed = host.includes(':') ? `[${host}]` : host;
+    await this.#command('target', 'migrate-incoming', () =>
+      target.qmp.execute('migrate-incoming', { uri: `tcp:${bracketed}:${transport.port ?? 0}` }),
+    );
+    if (transport.port !== undefined && transport.port !== 0)
+      return `tcp:${bracketed}:${transport.port}`;
+    const info = await this.#command('target', 'query-migrate', () =>
+      target.qmp.execute('query-migrate'),
+    );
+    const address = info['socket-address']?.find((a) => a.type === 'inet');
+    if (address === undefined || address.type !== 'inet')
+      throw new LiveMigrationError(
+        'command-failed',
+        'setup',
+        'the target listens on TCP but query-migrate names no inet address',
+      );
+    return `tcp:${bracketed}:${address.port}`;
+  }
+
+  async #watch(
+    target: Machine,
+    wasRunning: boolean,
+    uri: string,
+    capabilities: readonly string[],
+    deadlines: Required<MigrationDeadlines>,
+    onSample: (sample: MigrationProgress) => Promise<void>,
+    decisions: readonly ConvergenceDecision[],
+  ): Promise<LiveMigrationResult> {
+    const source = this.#source;
+    const options = this.#options;
+    // Written by event handlers, read by the loop below.
+    const seen: {
+      stopMs: number | null;
+      resumeMs: number | null;
+      sourceStatus: string | undefined;
+      targetCompleted: boolean;
+      targetExit: ExitInfo | undefined;
+      sourceExit: ExitInfo | undefined;
+    } = {
+      stopMs: null,
+      resumeMs: null,
+      sourceStatus: undefined,
+      targetCompleted: false,
+      targetExit: undefined,
+      sourceExit: undefined,
+    };
+    let lastProgress: MigrationProgress | null = null;
+    let wake: () => void = () => {};
+    const changed = () => wake();
+    let nextSample = performance.now();
+    const offs = [
+      source.qmp.on('STOP', (e) => {
+        seen.stopMs ??= eventMs(e);
+        changed();
+      }),
+      source.qmp.on('MIGRATION', (e) => {
+        seen.sourceStatus = e.data.status;
+        changed();
+      }),
+      // A new pass over RAM: sample at once, so `remaining` is what the last pass left dirty.
+      source.qmp.on('MIGRATION_PASS', () => {
+        nextSample = 0;
+        changed();
+      }),
+      target.qmp.on('MIGRATION', (e) => {
+        if (e.data.status === 'completed') seen.targetCompleted = true;
+        changed();
+      }),
+      target.qmp.on('RESUME', (e) => {
+        seen.resumeMs ??= eventMs(e);
+        changed();
+      }),
+    ];
+    void target.exited.then((exit) => {
+      seen.targetExit = exit;
+      changed();
+    });
+    void source.exited.then((exit) => {
+      seen.sourceExit = exit;
+      changed();
+    });
+    const abortWake = () => changed();
+    this.#abort.signal.addEventListener('abort', abortWake);
+    const started = performance.now();
+    let phaseStarted = started;
+    let warned = false;
+    const interval = options.progressInterval ?? 250;
+    let handedOver = false;
+    try {
+      await this.#setPhase('transferring');
+      await this.#command('source', 'migrate', () => source.qmp.execute('migrate', { uri }));
+      for (;;) {
+        this.#checkAbort();
+        if (seen.sourceExit !== undefined)
+          throw new LiveMigrationError(
+            'source-exited',
+            this.#phase,
+            `the source QEMU exited (${seen.sourceExit.signal ?? `exit code ${seen.sourceExit.code}`})`,
+          );
+        if (seen.targetExit !== undefined)
+          throw new LiveMigrationError(
+            'target-exited',
+            this.#phase,
+            `the target QEMU exited before it ran the guest (${seen.targetExit.signal ?? `exit code ${seen.targetExit.code}`})`,
+            {
+              exitCode: seen.targetExit.code,
+              signal: seen.targetExit.signal,
+              stderr: target.stderr(),
+            },
+          );
+        if (seen.sourceStatus === 'failed' || seen.sourceStatus === 'cancelled') {
+          // Only for QEMU's error-desc: without it the status alone is reported.
+          const info = await source.qmp.execute('query-migrate').catch(() => undefined);
+          // A target that refused the stream exits: give its exit and stderr a moment to arrive.
+          let grace: NodeJS.Timeout | undefined;
+          const exit = await Promise.race([
+            target.exited,
+            new Promise<undefined>((r) => {
+              grace = setTimeout(() => r(undefined), 2000);
+            }),
+          ]).finally(() => clearTimeout(grace));
+          throw new LiveMigrationError(
+            'failed',
+            this.#phase,
+            info?.['error-desc'] ?? `the source reported '${seen.sourceStatus}'`,
+            {
+              stderr: target.stderr(),
+              ...(exit !== undefined ? { exitCode: exit.code, signal: exit.signal } : {}),
+            },
+          );
+        }
+        if (seen.sourceStatus === 'pre-switchover' && !handedOver) {
+          handedOver = true;
+          await this.#setPhase('switchover');
+          phaseStarted = performance.now();
+          warned = false;
+          if (options.beforeSwitchover !== undefined) {
+            const info = await source.qmp.execute('query-migrate');
+            const aborted = new Promise<void>((resolve) => {
+              if (this.#abort.signal.aborted) resolve();
+              this.#abort.signal.addEventListener('abort', () => resolve(), { once: true });
+            });
+            await Promise.race([options.beforeSwitchover({ source, target, info }), aborted]);
+            this.#checkAbort();
+          }
+          await this.#command('source', 'migrate-continue', () =>
+            source.qmp.execute('migrate-continue', { state: 'pre-switchover' }),
+          );
+          continue;
+        }
+        if (seen.sourceStatus === 'completed' && this.#phase !== 'confirming') {
+          if (!handedOver) phaseStarted = performance.now();
+          handedOver = true;
+          await this.#setPhase('confirming');
+          warned = false;
+        }
+        const targetRuns = wasRunning ? seen.resumeMs !== null : seen.targetCompleted;
+        if (targetRuns && seen.sourceStatus === 'completed') {
+          const status = (await target.qmp.execute('query-status')).status;
+          if (status === (wasRunning ? 'running' : 'paused')) break;
+        }
+        // Deadlines: warn first (QEMU's main loop can be busy for seconds), fail at the hard one.
+        const now = performance.now();
+        const deadline = handedOver ? deadlines.switchover : deadlines.transfer;
+        const inPhase = now - phaseStarted;
+        if (!warned && inPhase > deadline.warnAfter) {
+          warned = true;
+          this.#logger.warn(
+            `live migration: phase ${this.#phase} has taken ${Math.round(inPhase)} ms (fails after ${deadline.failAfter} ms)`,
+            lastProgress ?? undefined,
+          );
+        }
+        if (inPhase > deadline.failAfter)
+          throw new LiveMigrationError(
+            'timeout',
+            this.#phase,
+            `phase ${this.#phase} did not end within ${deadline.failAfter} ms`,
+          );
+        if (!handedOver && now >= nextSample) {
+          nextSample = now + interval;
+          const info = await source.qmp
+            .execute('query-migrate', undefined, { timeout: interval * 20 })
+            .catch((error: unknown) => {
+              // A busy monitor answers late during migration: a missed sample is not a failure.
+              this.#logger.warn('live migration: query-migrate did not answer in time', error);
+              return undefined;
+            });
+          if (info !== undefined && info.status !== undefined && ACTIVE.has(info.status)) {
+            lastProgress = progressFrom(info, this.#phase, now - started);
+            this.#hub.push(lastProgress);
+            await onSample(lastProgress);
+          }
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(
+            resolve,
+            handedOver ? 50 : Math.max(1, nextSample - performance.now()),
+          );
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = () => {};
+      }
+      await this.#setPhase('finishing');
+      // Only for the numbers in the result (null without them); the target already runs.
+      const final = await source.qmp.execute('query-migrate').catch(() => undefined);
+      // The target runs the guest: the source QEMU has nothing left to do.
+      await source.recordMigration({
+        role: 'source',
+        phase: 'done',
+        peer: { runDir: target.runDir, stateFile: target.stateFile ?? null, createdRunDir: false },
+        startedAt: this.#startedAt,
+      });
+      await source.stop();
+      await target.recordMigration(undefined);
+      this.#phase = 'done';
+      return {
+        machine: target,
+        uri,
+        capabilities,
+        running: wasRunning,
+        downtimeMs:
+          seen.stopMs !== null && seen.resumeMs !== null ? seen.resumeMs - seen.stopMs : null,
+        qemuDowntimeMs: final?.downtime ?? null,
+        totalTimeMs: final?.['total-time'] ?? null,
+        lastProgress,
+        decisions: [...decisions],
+      };
+    } finally {
+      this.#abort.signal.removeEventListener('abort', abortWake);
+      for (const off of offs) off();
+    }
+  }
+
+  /**
+   * Undoes everything after a failure in any phase before `finishing`: cancels the source's
+   * migration, makes its guest run again if it ran before, kills the target and removes its
+   * files, clears the state files' record. Returns the error to throw (with `sourceRunning`).
+   */
+  async #rollBack(error: unknown, wasRunning: boolean): Promise<unknown> {
+    const source = this.#source;
+    const target = this.#target;
+    const failure: LiveMigrationError = isLiveMigrationError(error)
+      ? error
+      : new LiveMigrationError(
+          this.#abort.signal.aborted ? 'aborted' : 'command-failed',
+          this.#phase,
+          error instanceof Error ? error.message : String(error),
+          {},
+          { cause: error },
+        );
+    const problems: unknown[] = [];
+    const alive = () => source.status === 'running';
+    if (alive()) {
+      try {
+        const info = await source.qmp.execute('query-migrate');
+        if (info.status !== undefined && ACTIVE.has(info.status)) {
+          const ended = new Promise<void>((resolve) => {
+            const off = source.qmp.on('MIGRATION', (e) => {
+              if (
+                e.data.status === 'cancelled' ||
+                e.data.status === 'failed' ||
+                e.data.status === 'completed'
+              ) {
+                off();
+                resolve();
+              }
+            });
+            setTimeout(() => {
+              off();
+              resolve();
+            }, 30_000).unref();
+          });
+          await source.qmp.execute('migrate_cancel');
+          await ended;
+        }
+      } catch (e) {
+        problems.push(e);
+      }
+    }
+    if (target !== undefined) {
+      // The target dies first: a source resumed while a target still runs the guest would be
+      // two copies of one VM writing the same disks.
+      await target.kill().catch((e: unknown) => problems.push(e));
+    }
+    let sourceRunning: boolean | null = null;
+    if (alive()) {
+      try {
+        const status = await source.qmp.execute('query-status');
+        if (wasRunning && !status.running) await source.qmp.execute('cont');
+        sourceRunning = (await source.qmp.execute('query-status')).running;
+      } catch (e) {
+        problems.push(e);
+      }
+    } else sourceRunning = false;
+    await this.#removeTargetFiles(target).catch((e: unknown) => problems.push(e));
+    await source.recordMigration(undefined).catch((e: unknown) => problems.push(e));
+    if (problems.length > 0)
+      this.#logger.warn('live migration: the roll-back met problems', problems);
+    return failure.withSource(sourceRunning);
+  }
+
+  async #removeTargetFiles(target: Machine | undefined): Promise<void> {
+    const dir = this.#targetRunDir;
+    if (dir?.created) {
+      await rm(dir.path, { recursive: true, force: true });
+      return;
+    }
+    if (target === undefined) return;
+    // A temporary run dir went with target.kill(); one the caller gave and that existed
+    // keeps everything but what the target put there.
+    if (dir === undefined) return;
+    for (const name of await readdir(dir.path)) {
+      if (
+        name === 'state.json' ||
+        name.startsWith('state.json.') ||
+        name.startsWith('.state.json.') ||
+        name === 'migration.sock' ||
+        name === 'qemu.pid' ||
+        name === 'qemu.journal' ||
+        name === LOCK_FILE
+      )
+        await rm(path.join(dir.path, name), { force: true });
+    }
+    if (target.stateFile !== undefined && path.dirname(target.stateFile) !== dir.path)
+      for (const f of [target.stateFile, `${target.stateFile}.bak`]) await rm(f, { force: true });
+  }
+}
+
+export type { LiveMigrationFailure };
