@@ -108,7 +108,7 @@ function sources(): Schema[] {
   const out: Schema[] = [];
   const s72 = path.join(repoRoot, '.cache/qapi-source/qemu-7.2/qapi/qapi-schema.json');
   if (!existsSync(s72)) throw new Error('no QAPI source for 7.2: run `pnpm schemas:source` first');
-  out.push(loadQapiSource(s72));
+  out.push(loadQapiSource(s72, { qemuVersion: '7.2' }));
   const upstream = path.join(
     process.env.QMPKIT_UPSTREAM_QAPI ?? path.join(repoRoot, '../shared/qapi/qemu-upstream'),
     'qapi-schema.json',

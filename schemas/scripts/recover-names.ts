@@ -3,7 +3,10 @@
  *   pnpm schemas:names [--version 7.2]
  * Reads schemas/qemu-<ver>/query-qmp-schema.json and the source cache
  * (.cache/qapi-source/qemu-<ver>, see `pnpm schemas:source`), writes schemas/qemu-<ver>/names.json
- * (identifiers and module names only — no QEMU prose).
+ * (identifiers and module names only — no QEMU prose), and notes in the manifest's `qapiSource`
+ * which source package the names (and locally built docs) come from: it may be a later patch
+ * release than the captured binary (10.0: binary 10.0.2 from bookworm-backports, source 10.0.13
+ * from trixie).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +14,19 @@ import { parseArgs } from 'node:util';
 import { loadQapiSource, recoverNames } from '@qmpkit/codegen';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+/** The QAPI source's provenance as the manifest records it (`qemu_10.0.13+ds-…` → `10.0.13`). */
+export function sourceProvenance(provenanceText: string): {
+  release: string;
+  package: string;
+  version: string;
+} {
+  const p = JSON.parse(provenanceText) as { source?: string; package?: string };
+  const version = /^qemu_(?:\d+:)?(\d+\.\d+(?:\.\d+)?)/.exec(p.package ?? '')?.[1];
+  if (p.source === undefined || p.package === undefined || version === undefined)
+    throw new Error(`unreadable QAPI source provenance: ${provenanceText.trim()}`);
+  return { release: p.source, package: p.package, version };
+}
 
 export function namesFor(version: string): {
   text: string;
@@ -24,7 +40,7 @@ export function namesFor(version: string): {
   );
   if (!existsSync(sourceMain))
     throw new Error(`no QAPI source for ${version}: run \`pnpm schemas:source\` first`);
-  const source = loadQapiSource(sourceMain);
+  const source = loadQapiSource(sourceMain, { qemuVersion: version });
   const recovered = recoverNames(
     path.relative(repoRoot, capture),
     readFileSync(capture, 'utf8'),
@@ -40,6 +56,16 @@ if (process.argv[1]?.endsWith('recover-names.ts')) {
     const { text, unmatched, conflicts } = namesFor(values.version);
     const out = path.join(repoRoot, `schemas/qemu-${values.version}/names.json`);
     writeFileSync(out, text);
+    const provenanceFile = path.join(
+      repoRoot,
+      `.cache/qapi-source/qemu-${values.version}/provenance.json`,
+    );
+    if (existsSync(provenanceFile)) {
+      const manifestFile = path.join(repoRoot, `schemas/qemu-${values.version}/manifest.json`);
+      const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Record<string, unknown>;
+      manifest.qapiSource = sourceProvenance(readFileSync(provenanceFile, 'utf8'));
+      writeFileSync(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
+    }
     const count = Object.keys((JSON.parse(text) as { types: object }).types).length;
     console.log(
       `${path.relative(process.cwd(), out)}: ${count} names recovered, ${unmatched.length} unmatched, ${conflicts.length} conflicts`,

@@ -35,23 +35,29 @@ function time(fn: () => unknown): number {
   return performance.now() - start;
 }
 
+/** The QAPI rules of a source under `qemu-X.Y/` (its QEMU version); the newest rules otherwise. */
+const rulesOf = (file: string): { qemuVersion?: string } => {
+  const version = /qemu-(\d+\.\d+)\//.exec(file)?.[1];
+  return version ? { qemuVersion: version } : {};
+};
+
 const token = /'(?:[^'\\\n]|\\.)*'|#[^\n]*|[{}[\]:,]|true|false|\S/g;
 
 for (const file of files) {
-  const paths = parseQapiFile(file).files.map((f) => f.path);
+  const paths = parseQapiFile(file, rulesOf(file)).files.map((f) => f.path);
   const baseline = () => {
     let tokens = 0;
     for (const p of paths) tokens += readFileSync(p, 'utf8').match(token)?.length ?? 0;
     return tokens;
   };
-  const cold = time(() => loadQapiSource(file));
+  const cold = time(() => loadQapiSource(file, rulesOf(file)));
   const warm: number[] = [];
   const base: number[] = [];
   for (let i = 0; i < runs; i++) {
-    warm.push(time(() => loadQapiSource(file)));
+    warm.push(time(() => loadQapiSource(file, rulesOf(file))));
     base.push(time(baseline));
   }
-  const schema = loadQapiSource(file);
+  const schema = loadQapiSource(file, rulesOf(file));
   const bytes = paths.reduce((n, p) => n + readFileSync(p).length, 0);
   console.log(
     `${path.relative(process.cwd(), file)}: ${paths.length} files, ${(bytes / 1024).toFixed(0)} KiB, ` +

@@ -5,13 +5,13 @@
  * also kills every QEMU a test started (after each test, also on failure or timeout) and
  * never lets a suite skip with `CI=true`.
  */
-import { QEMU, type QemuBinary, qemuSuite } from '@qmpkit/testguest/test-support';
+import { QEMU, QEMU_10, type QemuBinary, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { contractSkipReason, fakeVersionOf, runScenario } from './runner.js';
 import { scenarios } from './scenarios.js';
 
 /** The binaries the scenarios run on, each against the fake imitating its version. */
-const CONTRACT_BINARIES: readonly QemuBinary[] = [QEMU];
+const CONTRACT_BINARIES: readonly QemuBinary[] = [QEMU, QEMU_10];
 
 function contractSuite(binary: QemuBinary): void {
   const reason = contractSkipReason(binary);

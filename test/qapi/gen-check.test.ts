@@ -12,6 +12,7 @@ import {
   defaultVersion,
   type Generation,
   generateAll,
+  namedDefault,
   writeGeneration,
 } from '../../packages/qapi/scripts/generate.js';
 
@@ -60,15 +61,24 @@ describe('gen:check', () => {
     ]);
   });
 
-  it('the default version is the newest capture of a real binary, not a newer recording', () => {
+  it('the default version is the one src/index.ts names, and must be a capture of a real binary', () => {
     expect(defaultVersion()).toBe(generation.defaultVersion);
     const kinds: Record<string, 'capture' | 'libvirt-recording'> = {
       'qemu-7.1': 'libvirt-recording',
       'qemu-7.2': 'capture',
-      'qemu-8.0': 'libvirt-recording',
+      'qemu-10.0': 'capture',
     };
     const manifest = (d: string) => ({ source: { kind: kinds[d]! } });
-    expect(defaultVersion(Object.keys(kinds), manifest)).toBe('7.2');
-    expect(() => defaultVersion(['qemu-7.1'], manifest)).toThrow(/no capture of a real binary/);
+    // A newer capture does not move the default: the named one stays.
+    expect(defaultVersion(Object.keys(kinds), manifest, '7.2')).toBe('7.2');
+    expect(defaultVersion(Object.keys(kinds), manifest, '10.0')).toBe('10.0');
+    expect(() => defaultVersion(Object.keys(kinds), manifest, '7.1')).toThrow(
+      /7\.1 is not a capture of a real binary/,
+    );
+    expect(() => defaultVersion(Object.keys(kinds), manifest, '9.2')).toThrow(
+      /has no schemas\/qemu-9\.2/,
+    );
+    expect(namedDefault("export const DEFAULT_QEMU_VERSION = '10.0';\n")).toBe('10.0');
+    expect(() => namedDefault('export {};\n')).toThrow(/names no DEFAULT_QEMU_VERSION/);
   });
 });

@@ -24,7 +24,7 @@ it('compiles the bindings generated from QEMU 7.2 source with tsc --strict', {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const runtime = path.relative(out, path.join(repoRoot, 'packages/qapi/src/runtime/index.js'));
-  const files = emitTypeScript(loadQapiSource(sourceMain), {
+  const files = emitTypeScript(loadQapiSource(sourceMain, { qemuVersion: '7.2' }), {
     runtimeImport: runtime,
     generatorVersion: 'test',
     inputDescription: 'qapi-schema.json',

@@ -31,7 +31,7 @@ beforeAll(() => {
     text: readFileSync(path.join(captureDir, 'query-qmp-schema.json'), 'utf8'),
     names,
   });
-  if (existsSync(sourceMain)) source = loadQapiSource(sourceMain);
+  if (existsSync(sourceMain)) source = loadQapiSource(sourceMain, { qemuVersion: '7.2' });
 });
 
 function needSource(ctx: TestContext): Schema {

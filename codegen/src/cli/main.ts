@@ -52,7 +52,11 @@ async function loadInput(options: InputOptions): Promise<LoadedInput> {
     ? (JSON.parse(await readFile(options.names, 'utf8')) as NameMap)
     : undefined;
   if (options.fromSource) {
-    const schema = loadQapiSource(options.fromSource);
+    // The QAPI rules of the version given (QEMU's generator accepted different schemas).
+    const schema = loadQapiSource(
+      options.fromSource,
+      options.qemuVersion ? { qemuVersion: options.qemuVersion } : {},
+    );
     return {
       schema,
       description: path.basename(options.fromSource),
@@ -203,8 +207,15 @@ function buildProgram(out: (text: string) => void): Command {
     .command('check')
     .description('parse and check a QAPI source schema; exit 0 when it is valid')
     .argument('<qapi-schema.json>')
-    .action((file: string) => {
-      const schema = loadQapiSource(file);
+    .option(
+      '--qemu-version <version>',
+      "check with this QEMU version's QAPI rules (default: newest)",
+    )
+    .action((file: string, opts: { qemuVersion?: string }) => {
+      const schema = loadQapiSource(
+        file,
+        opts.qemuVersion ? { qemuVersion: opts.qemuVersion } : {},
+      );
       out(`${file}: ok\n${summarize(schema)}\n`);
     });
 

@@ -3,7 +3,10 @@
  * introspection data does not give. This captures it from a QEMU binary into
  * `schemas/qemu-<ver>/query-commands.json` (command names only), which generate-data.ts reads.
  *
- *   node --conditions=@qmpkit/source --import tsx packages/fake-qmp/scripts/capture-commands.ts [--qemu BIN] [--version 7.2]
+ *   node --conditions=@qmpkit/source --import tsx packages/fake-qmp/scripts/capture-commands.ts [--qemu BIN] [--version 7.2] [--data-dir DIR]
+ *
+ * A QEMU unpacked beside the system's (10.0, `pnpm qemu:fetch 10.0`) needs its own data dir
+ * (`--data-dir <root>/usr/share/qemu`, passed as -L) and `QEMU_MODULE_DIR` in the environment.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -16,13 +19,17 @@ const { values } = parseArgs({
   options: {
     qemu: { type: 'string', default: 'qemu-system-x86_64' },
     version: { type: 'string', default: '7.2' },
+    'data-dir': { type: 'string' },
   },
 });
 const fds = new InheritedFds(['ignore', 'ignore', 'inherit']);
 const monitor = fds.socketpair();
 const child = spawn(
   values.qemu,
-  ['-machine', 'none', '-nodefaults', '-display', 'none', ...monitor.monitorArgs()],
+  [
+    ...(values['data-dir'] ? ['-L', values['data-dir']] : []),
+    ...['-machine', 'none', '-nodefaults', '-display', 'none', ...monitor.monitorArgs()],
+  ],
   { stdio: fds.stdio },
 );
 try {

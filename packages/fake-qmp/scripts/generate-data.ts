@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 
 const repo = path.join(import.meta.dirname, '../../..');
 
-export const VERSIONS = ['7.2'] as const;
+export const VERSIONS = ['7.2', '10.0'] as const;
 
 export function dataPath(version: string): string {
   return path.join(import.meta.dirname, '..', 'src', 'data', `qemu-${version}.generated.ts`);

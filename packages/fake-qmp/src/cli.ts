@@ -1,7 +1,7 @@
 /**
  * `qmpkit-fake-qmp`: serve the fake QMP server until SIGTERM/SIGINT.
  *
- *   qmpkit-fake-qmp (--unix PATH | --tcp HOST:PORT | --ws HOST:PORT) [--qemu-version 7.2]
+ *   qmpkit-fake-qmp (--unix PATH | --tcp HOST:PORT | --ws HOST:PORT) [--qemu-version 7.2|10.0]
  *                   [--replay FILE] [--machine pc|none] [--paused] [--incoming defer|URI]
  *                   [--storage host|memory]
  *

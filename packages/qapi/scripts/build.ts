@@ -64,7 +64,7 @@ for (const dirName of versionDirs()) {
     names: JSON.parse(readFileSync(path.join(schemaDir, 'names.json'), 'utf8')) as NameMap,
     qemuVersion: manifest.qemu.version,
   });
-  const schema = withSourceDocs(capture, loadQapiSource(sourceMain));
+  const schema = withSourceDocs(capture, loadQapiSource(sourceMain, { qemuVersion: version }));
   const files = emitTypeScript(schema, {
     runtimeImport: '../../runtime/index.js',
     generatorVersion: GENERATOR_VERSION,

@@ -4,7 +4,8 @@
  * are build output (gitignored): `pnpm install` runs this through the root `prepare` script,
  * and the package build runs it again into its own build tree.
  *   pnpm gen           write packages/qapi/src/gen/<dir>/*.generated.ts, the `exports` map of
- *                      package.json and the root export (the default version) in src/index.ts
+ *                      package.json and the root export in src/index.ts (the bindings of the
+ *                      version its DEFAULT_QEMU_VERSION names: chosen there, by hand)
  *   pnpm gen --check   generate twice and fail unless both give identical bytes; fail when
  *                      src/gen (if present), package.json or src/index.ts differ from what a
  *                      generation writes (a hand edit of generated output)
@@ -41,8 +42,8 @@ export interface Generation {
   /** One entry per `schemas/qemu-*` directory (oldest first), then `merged`. */
   readonly outputs: readonly VersionOutput[];
   /**
-   * The default QEMU version of the whole workspace (`7.2`): the newest version captured from a
-   * real binary (`source.kind: "capture"`), never a recording.
+   * The default QEMU version of the whole workspace, as `src/index.ts` names it; it must be a
+   * version captured from a real binary (`source.kind: "capture"`), never a recording.
    */
   readonly defaultVersion: string;
 }
@@ -59,16 +60,36 @@ export function versionDirs(dir = schemasDir): string[] {
 const readManifest = (dirName: string): Manifest =>
   JSON.parse(readFileSync(path.join(schemasDir, dirName, 'manifest.json'), 'utf8')) as Manifest;
 
-/** The newest version whose schema was captured from a real binary. */
+const indexFile = path.join(pkgDir, 'src/index.ts');
+
+/**
+ * The default version as `src/index.ts` names it (`DEFAULT_QEMU_VERSION = '7.2'`): the one place
+ * that chooses it. The generator never picks it by itself (a new capture does not move it).
+ */
+export function namedDefault(indexText = readFileSync(indexFile, 'utf8')): string {
+  const named = /DEFAULT_QEMU_VERSION = '(\d+\.\d+)'/.exec(indexText)?.[1];
+  if (named === undefined)
+    throw new Error(`${path.relative(repoRoot, indexFile)} names no DEFAULT_QEMU_VERSION`);
+  return named;
+}
+
+/**
+ * The default version, checked: the version `src/index.ts` names must have a schema captured
+ * from a real binary (`source.kind: "capture"`), never only a recording.
+ */
 export function defaultVersion(
   dirs = versionDirs(),
   manifest: (dirName: string) => Pick<Manifest, 'source'> = readManifest,
+  named = namedDefault(),
 ): string {
-  const captured = dirs.filter((d) => manifest(d).source.kind === 'capture');
-  const newest = captured.at(-1);
-  if (newest === undefined)
-    throw new Error('schemas/ holds no capture of a real binary: no default QEMU version');
-  return newest.slice('qemu-'.length);
+  const dir = `qemu-${named}`;
+  if (!dirs.includes(dir))
+    throw new Error(`the default QEMU version ${named} has no schemas/${dir}/`);
+  if (manifest(dir).source.kind !== 'capture')
+    throw new Error(
+      `the default QEMU version ${named} is not a capture of a real binary (schemas/${dir} is a ${manifest(dir).source.kind})`,
+    );
+  return named;
 }
 
 /** `qga-<major>.<minor>` directories of `schemas/` (guest agent captures), oldest first. */
@@ -240,15 +261,13 @@ export function derivedFiles(generation: Generation): [string, string, string][]
       ),
     ),
   };
-  const indexFile = path.join(pkgDir, 'src/index.ts');
   const indexText = readFileSync(indexFile, 'utf8');
   const v = generation.defaultVersion;
-  const wantedIndex = indexText
-    .replace(
-      /from '\.\/gen\/qemu-[\d.]+\/index\.generated\.js'/g,
-      `from './gen/qemu-${v}/index.generated.js'`,
-    )
-    .replace(/DEFAULT_QEMU_VERSION = '[\d.]+'/, `DEFAULT_QEMU_VERSION = '${v}'`);
+  // The root export follows the version DEFAULT_QEMU_VERSION names.
+  const wantedIndex = indexText.replace(
+    /from '\.\/gen\/qemu-[\d.]+\/index\.generated\.js'/g,
+    `from './gen/qemu-${v}/index.generated.js'`,
+  );
   return [
     [pkgFile, pkgText, `${JSON.stringify(pkg, null, 2)}\n`],
     [indexFile, indexText, wantedIndex],

@@ -138,7 +138,7 @@ describe('qmpkit schema diff', () => {
     );
     const unknown = await run('schema', 'diff', '6.2', '9.9');
     expect(unknown.code).toBe(2);
-    expect(unknown.err).toMatch(/9\.9: no such file .* or a QEMU version: 4\.2, .*7\.2\)/);
+    expect(unknown.err).toMatch(/9\.9: no such file .* or a QEMU version: 4\.2, .*7\.2, 10\.0\)/);
   });
 
   it('unreadable inputs exit 2 with the input named', async () => {

@@ -60,6 +60,20 @@ describe('qmpkit-fake-qmp', () => {
     expect(await done).toBe(0);
   });
 
+  it('imitates QEMU 10.0 with --qemu-version 10.0', async () => {
+    const o = io();
+    const controller = new AbortController();
+    const sock = path.join(dir, 'v10', 'qmp.sock');
+    const done = runCli(['--unix', sock, '--qemu-version', '10.0'], controller.signal, o.io);
+    await until(() => o.out().includes('listening'));
+    expect(o.out()).toBe(`fake QMP (QEMU 10.0) listening on unix:${sock}\n`);
+    const qmp = await connect(`unix:${sock}`);
+    expect(qmp.greeting.version.qemu).toEqual({ major: 10, minor: 0, micro: 2 });
+    await qmp.close();
+    controller.abort();
+    expect(await done).toBe(0);
+  });
+
   it('refuses bad usage (exit 2) and corrupt replay files (exit 1, with the location)', async () => {
     let o = io();
     expect(await runCli([], new AbortController().signal, o.io)).toBe(2);

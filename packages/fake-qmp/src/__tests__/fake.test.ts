@@ -33,6 +33,46 @@ describe('wire', () => {
     expect(c.raw().endsWith('\r\n')).toBe(true);
   });
 
+  it('imitates QEMU 10.0 from its schema: greeting, StatusInfo, migration capabilities, file: URIs', async () => {
+    const f = await fake({ qemuVersion: '10.0', machine: 'none', storage: 'host' });
+    const c = rawClient(f);
+    const [greeting] = await c.waitLines(1);
+    expect(greeting).toBe(
+      '{"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": "Debian 1:10.0.2+ds-2+deb13u1~bpo12+1"}, "capabilities": ["oob"]}}',
+    );
+    c.destroy();
+    const qmp = await connect(f.pair());
+    // singlestep left StatusInfo after 7.2; compress and block left MigrationCapability.
+    expect(await qmp.execute('query-status')).toEqual({ running: true, status: 'running' });
+    const capabilities = (await qmp.execute('query-migrate-capabilities')).map((c) => c.capability);
+    expect(capabilities).toContain('mapped-ram');
+    expect(capabilities).not.toContain('compress');
+    const parameters = await qmp.execute('query-migrate-parameters');
+    expect(parameters).toMatchObject({ 'direct-io': false, mode: 'normal' });
+    expect(parameters).not.toHaveProperty('compress-level');
+    // 10.0 migrates to files; 7.2 refuses the URI.
+    const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-fake-10-'));
+    try {
+      await qmp.execute('migrate', { uri: `file:${path.join(dir, 'state')}` });
+      // Until it completes (the test's timeout bounds the wait).
+      for (;;) {
+        const info = await qmp.execute('query-migrate');
+        if (info.status === 'completed') break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(statSync(path.join(dir, 'state')).size).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await qmp.close();
+    const old = await connect((await fake({ machine: 'none' })).pair());
+    await expect(old.execute('migrate', { uri: 'file:/x' })).rejects.toSatisfy(
+      (e: unknown) =>
+        isQmpCommandError(e) && e.desc === "Parameter 'uri' expects a valid migration protocol",
+    );
+    await old.close();
+  });
+
   it('serves a typed client end to end (events before the reply, like QEMU)', async () => {
     const f = await fake({ machine: 'none' });
     const qmp = await connect(f.pair(), { validate: 'strict' });

@@ -4,9 +4,11 @@
  * qcow2 nodes (used by savevm/snapshot-save). Drivers modelled: file, qcow2, raw, null-co,
  * null-aio; others are refused with a GenericError naming the fake.
  */
+
 import { qmpError } from '../errors.js';
 import { writeQemuJson } from '../json/writer.js';
 import { type HandlerTable, handler, idWellformed, type ModelHost } from './host.js';
+import { enumValues, membersOf } from './schema.js';
 import { createQcow2Image, readQcow2Header } from './storage.js';
 
 export interface InternalSnapshot {
@@ -363,6 +365,12 @@ export class BlockGraph {
         },
       };
     }
+    // A `file` branch of ImageInfoSpecific exists from QEMU 8.0 (extent-size-hint only on XFS).
+    if (
+      node.driver === 'file' &&
+      enumValues(this.host.tables, 'ImageInfoSpecificKind').includes('file')
+    )
+      info['format-specific'] = { type: 'file', data: {} };
     if (!flat && backing) info['backing-image'] = this.imageInfo(backing, flat);
     return info;
   }
@@ -388,6 +396,8 @@ export class BlockGraph {
       image: this.imageInfo(node, flat),
       cache: { writeback: true, direct: false, 'no-flush': false },
       write_threshold: 0,
+      // BlockDeviceInfo.active (QEMU ≥ 10.0): the fake has no inactive nodes.
+      ...(membersOf(this.host.tables, 'BlockDeviceInfo').has('active') ? { active: true } : {}),
     };
   }
 

@@ -101,7 +101,11 @@ export class Devices {
   /** `device_add` (also used for devices given at start, where hotplug rules do not apply). */
   add(args: Record<string, unknown>, coldplug = false): Device {
     const driverValue = args.driver;
-    if (driverValue === undefined) throw qmpError("Parameter 'driver' is missing");
+    if (
+      driverValue === undefined ||
+      (this.host.facts.deviceAddDriverMustBeString && typeof driverValue !== 'string')
+    )
+      throw qmpError("Parameter 'driver' is missing");
     const driver = String(driverValue);
     const model = DEVICE_MODELS[driver];
     if (!model) throw qmpError(`'${driver}' is not a valid device model name`);

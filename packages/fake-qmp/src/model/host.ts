@@ -30,9 +30,29 @@ export interface FakeTiming {
 }
 
 /** What every part of the VM model can use. */
+/**
+ * What a QEMU version does that its schema does not say, measured against the real binary by
+ * the contract suite (each fact has a scenario that fails without it).
+ */
+export interface VersionFacts {
+  /** Bytes of a saved VM state (`vm-state-size`) of the contract suite's machines. */
+  readonly vmStateSize: number;
+  /** HMP `info snapshots` layout: 7.2's (`VM SIZE`, `00:00:00.000`) or 10.0's (`VM_SIZE`, `0000:00:00.000`). */
+  readonly snapshotTable: 'spaced' | 'underscored';
+  /** MIGRATION status `device` between STOP and completion also without pause-before-switchover. */
+  readonly migrationDeviceState: boolean;
+  /** `device_add` with a non-string `driver` says the parameter is missing (it reads it as a string). */
+  readonly deviceAddDriverMustBeString: boolean;
+  /** query-migrate's `ram.transferred` counts the whole stream (7.2: RAM pages only, 0 here). */
+  readonly migrationTransferredCountsStream: boolean;
+  /** query-migrate on a listening incoming side shows `status: setup` beside `socket-address`. */
+  readonly incomingSetupStatusShown: boolean;
+}
+
 export interface ModelHost {
   readonly tables: SchemaTables;
   readonly version: QmpVersionInfo;
+  readonly facts: VersionFacts;
   readonly storage: Storage;
   readonly timing: Required<FakeTiming>;
   /** Broadcasts an event to every negotiated client. */

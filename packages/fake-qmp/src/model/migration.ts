@@ -1,5 +1,6 @@
 /**
- * Migration as QEMU 7.2 shows it on QMP: capabilities and parameters, `migrate` to
+ * Migration as QEMU 7.2 and 10.0 show it on QMP (capabilities, parameters and statistics are
+ * those the imitated version's schema has): capabilities and parameters, `migrate` to
  * `unix:`/`tcp:` (the fake really connects and writes a small stream), `query-migrate`,
  * `migrate_cancel`, and the incoming side (`-incoming defer` + `migrate-incoming`, which
  * listens and reads a stream). MIGRATION / MIGRATION_PASS events only with the `events`
@@ -8,38 +9,20 @@
  * the fake loads `-machine none` streams from a real QEMU (it reads the saved run state).
  */
 import net from 'node:net';
+import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
 import { qmpError } from '../errors.js';
 import type { BlockGraph } from './block.js';
 import { type HandlerTable, handler, type ModelHost } from './host.js';
 import type { RunState, RunStateName } from './runstate.js';
+import { commandTakes, enumValues, onlySchemaMembers } from './schema.js';
 
-export const MIGRATION_CAPABILITIES = [
-  'xbzrle',
-  'rdma-pin-all',
-  'auto-converge',
-  'zero-blocks',
-  'compress',
-  'events',
-  'postcopy-ram',
-  'x-colo',
-  'release-ram',
-  'block',
-  'return-path',
-  'pause-before-switchover',
-  'multifd',
-  'dirty-bitmaps',
-  'postcopy-blocktime',
-  'late-block-activate',
-  'x-ignore-shared',
-  'validate-uuid',
-  'background-snapshot',
-  'zero-copy-send',
-  'postcopy-preempt',
-] as const;
-
-/** `query-migrate-parameters` of a fresh QEMU 7.2 (schema member order). */
-function defaultParameters(): Record<string, unknown> {
-  return {
+/**
+ * `query-migrate-parameters` of a fresh QEMU, every parameter 7.2 or 10.0 has; each version
+ * answers with those its `MigrationParameters` has (7.2: the compress-* and block-incremental
+ * ones, 10.0: direct-io, mode, zero-page-detection, …).
+ */
+function defaultParameters(tables: SchemaTables): Record<string, unknown> {
+  return onlySchemaMembers(tables, 'MigrationParameters', {
     'announce-initial': 50,
     'announce-max': 550,
     'announce-rounds': 5,
@@ -66,7 +49,14 @@ function defaultParameters(): Record<string, unknown> {
     'multifd-compression': 'none',
     'multifd-zlib-level': 1,
     'multifd-zstd-level': 1,
-  };
+    'multifd-qatzip-level': 1,
+    'avail-switchover-bandwidth': 0,
+    'vcpu-dirty-limit': 1,
+    'x-vcpu-dirty-limit-period': 1000,
+    mode: 'normal',
+    'zero-page-detection': 'multifd',
+    'direct-io': false,
+  });
 }
 
 type MigrationStatus =
@@ -76,6 +66,7 @@ type MigrationStatus =
   | 'cancelled'
   | 'active'
   | 'postcopy-active'
+  | 'device'
   | 'completed'
   | 'failed';
 
@@ -84,11 +75,13 @@ const RUNNING_STATES: readonly MigrationStatus[] = [
   'active',
   'cancelling',
   'postcopy-active',
+  'device',
 ];
 
 export class Migration {
-  readonly capabilities = new Map<string, boolean>(MIGRATION_CAPABILITIES.map((c) => [c, false]));
-  readonly parameters: Record<string, unknown> = defaultParameters();
+  /** Every `MigrationCapability` of the imitated version, in schema order (QEMU's order). */
+  readonly capabilities: Map<string, boolean>;
+  readonly parameters: Record<string, unknown>;
   status: MigrationStatus = 'none';
   private errorDesc: string | undefined;
   private started = 0;
@@ -110,6 +103,10 @@ export class Migration {
   ) {
     this.incoming = options.incoming;
     this.machineType = options.machineType;
+    this.capabilities = new Map(
+      enumValues(host.tables, 'MigrationCapability').map((c) => [c, false]),
+    );
+    this.parameters = defaultParameters(host.tables);
   }
 
   /** Starts listening when the fake was created with `-incoming unix:…`. */
@@ -135,9 +132,13 @@ export class Migration {
   }
 
   private info(): Record<string, unknown> {
-    if (this.incomingStarted) {
+    // The incoming side (also a file: start that failed and left 'setup' behind).
+    if (this.incomingStarted || (this.run.status === 'inmigrate' && this.status === 'setup')) {
       if (this.status === 'setup' && this.incomingAddress)
-        return { 'socket-address': this.incomingAddress };
+        return {
+          ...(this.host.facts.incomingSetupStatusShown ? { status: 'setup' } : {}),
+          'socket-address': this.incomingAddress,
+        };
       return { status: this.status === 'none' ? undefined : this.status };
     }
     if (this.status === 'none') return {};
@@ -150,8 +151,8 @@ export class Migration {
       'setup-time': 0,
       downtime: done ? 0 : undefined,
       'expected-downtime': done ? undefined : 300,
-      ram: {
-        transferred: 0,
+      ram: onlySchemaMembers(this.host.tables, 'MigrationStats', {
+        transferred: this.host.facts.migrationTransferredCountsStream ? this.bytes : 0,
         remaining: 0,
         total: 0,
         duplicate: 0,
@@ -169,7 +170,7 @@ export class Migration {
         'downtime-bytes': 0,
         'postcopy-bytes': 0,
         'dirty-sync-missed-zero-copy': 0,
-      },
+      }),
     };
   }
 
@@ -245,7 +246,32 @@ export class Migration {
 
   private uriError(uri: string): string | undefined {
     if (/^(tcp|unix|vsock|rdma|exec|fd):/.test(uri)) return undefined;
+    // `file:` migration exists where the schema's MigrationAddressType has it (QEMU ≥ 8.2).
+    if (uri.startsWith('file:') && this.fileMigration) return undefined;
     return "Parameter 'uri' expects a valid migration protocol";
+  }
+
+  private get fileMigration(): boolean {
+    return enumValues(this.host.tables, 'MigrationAddressType').includes('file');
+  }
+
+  /** Creates (truncates) a `file:` target like QEMU, or says why it cannot. */
+  private createFile(file: string): string | undefined {
+    try {
+      this.host.storage.create(file, 0);
+      return undefined;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const reason =
+        code === 'EISDIR'
+          ? 'Is a directory'
+          : code === 'ENOENT'
+            ? 'No such file or directory'
+            : code === 'EACCES'
+              ? 'Permission denied'
+              : (error as Error).message;
+      return `Could not create '${file}': ${reason}`;
+    }
   }
 
   private migrate(uri: string): void {
@@ -265,7 +291,9 @@ export class Migration {
       this.uriError(uri) ??
       (uri.startsWith('fd:')
         ? `File descriptor named '${uri.slice(3)}' has not been found`
-        : undefined);
+        : uri.startsWith('file:')
+          ? this.createFile(uri.slice(5))
+          : undefined);
     if (invalid !== undefined) {
       this.totalTime = Date.now() - this.started;
       this.setStatus('failed');
@@ -292,6 +320,15 @@ export class Migration {
       const host = rest.slice(0, colon).replace(/^\[|\]$/g, '');
       target = rest;
       socket = net.connect({ host, port: Number(rest.slice(colon + 1)) });
+    } else if (uri.startsWith('file:')) {
+      const file = uri.slice(5);
+      this.transfer({
+        end: (data, done) => {
+          this.host.storage.write(file, 0, data);
+          done();
+        },
+      });
+      return;
     } else {
       this.fail(`qmpkit fake-qmp does not model '${uri.split(':')[0]}:' migration`);
       return;
@@ -309,27 +346,31 @@ export class Migration {
         this.fail('Unable to write to socket: Broken pipe');
       }
     });
-    socket.once('connect', () => {
-      const step = this.host.timing.migrationMs;
-      this.pass(1);
-      this.setStatus('active');
-      this.host.later(step, () => {
-        if (this.cancelRequested || this.status !== 'active') return;
-        const data = this.stream();
-        this.bytes = data.length;
-        const wasRunning = this.run.running;
-        if (wasRunning) this.run.stopVm('finish-migrate');
-        else this.run.status = 'finish-migrate';
-        this.pass(2);
-        socket.end(data, () => {
-          this.totalTime = Date.now() - this.started;
-          this.run.status = 'postmigrate';
-          for (const node of this.block.all()) node.inactive = true;
-          this.setStatus('completed');
-        });
+    socket.once('connect', () => this.transfer(socket));
+    this.cancelSocket = socket;
+  }
+
+  /** The connected (or created) target takes the stream; the VM stops and ends in postmigrate. */
+  private transfer(sink: { end(data: Buffer, done: () => void): void }): void {
+    const step = this.host.timing.migrationMs;
+    this.pass(1);
+    this.setStatus('active');
+    this.host.later(step, () => {
+      if (this.cancelRequested || this.status !== 'active') return;
+      const data = this.stream();
+      this.bytes = data.length;
+      const wasRunning = this.run.running;
+      if (wasRunning) this.run.stopVm('finish-migrate');
+      else this.run.status = 'finish-migrate';
+      if (this.host.facts.migrationDeviceState) this.setStatus('device');
+      this.pass(2);
+      sink.end(data, () => {
+        this.totalTime = Date.now() - this.started;
+        this.run.status = 'postmigrate';
+        for (const node of this.block.all()) node.inactive = true;
+        this.setStatus('completed');
       });
     });
-    this.cancelSocket = socket;
   }
 
   private cancelSocket: net.Socket | undefined;
@@ -342,6 +383,20 @@ export class Migration {
     this.host.later(0, () => {
       this.totalTime = Date.now() - this.started;
       this.setStatus('cancelled');
+    });
+  }
+
+  /** `file:` incoming (QEMU ≥ 8.2): reads the whole file as the stream. */
+  private startIncomingFile(file: string): void {
+    this.setStatus('setup');
+    const reason = this.host.storage.openError(file);
+    if (reason !== undefined) throw qmpError(`Could not open '${file}': ${reason}`);
+    this.incomingStarted = true;
+    const size = this.host.storage.stat(file)?.size ?? 0;
+    const data = this.host.storage.read(file, 0, size);
+    this.host.later(0, () => {
+      this.setStatus('active');
+      this.finishIncoming(data);
     });
   }
 
@@ -430,10 +485,21 @@ export class Migration {
         if (this.incomingStarted) throw qmpError('The incoming migration has already been started');
         if (this.incoming === undefined || this.run.status !== 'inmigrate')
           throw qmpError("'-incoming' was not specified on the command line");
-        if (!/^(tcp|unix|vsock|rdma|exec|fd):/.test(args.uri)) {
-          this.setStatus('setup');
-          this.status = 'none';
+        // A failed file: start leaves QEMU 10.0 in 'setup' for good.
+        if (this.status === 'setup') throw qmpError('Illegal migration incoming state: setup');
+        const file = args.uri.startsWith('file:') && this.fileMigration;
+        if (!file && !/^(tcp|unix|vsock|rdma|exec|fd):/.test(args.uri)) {
+          // With `channels` (QEMU ≥ 8.2) the URI is parsed into a channel before 'setup';
+          // 7.2 entered 'setup' first.
+          if (!commandTakes(this.host.tables, 'migrate-incoming', 'channels')) {
+            this.setStatus('setup');
+            this.status = 'none';
+          }
           throw qmpError(`unknown migration protocol: ${args.uri}`);
+        }
+        if (file) {
+          this.startIncomingFile(args.uri.slice(5));
+          return;
         }
         this.startIncoming(args.uri);
       }),

@@ -2,8 +2,10 @@
  * The VM's run state: `query-status`, `stop`, `cont`, `system_reset`, `system_powerdown`,
  * `quit`, with QEMU 7.2's events (STOP, RESUME, RESET, POWERDOWN, SHUTDOWN) and errors.
  */
+
 import { qmpError } from '../errors.js';
 import type { HandlerTable, ModelHost } from './host.js';
+import { onlySchemaMembers } from './schema.js';
 
 export type RunStateName =
   | 'debug'
@@ -80,8 +82,14 @@ export class RunState {
     else this.waitingForStart.push(attempt);
   }
 
-  statusInfo(): { running: boolean; singlestep: boolean; status: RunStateName } {
-    return { running: this.running, singlestep: false, status: this.status };
+  statusInfo(): { running?: boolean; singlestep?: boolean; status?: RunStateName } {
+    // `singlestep` was removed from StatusInfo after 7.2: answer with the members this
+    // version's schema has.
+    return onlySchemaMembers(this.host.tables, 'StatusInfo', {
+      running: this.running,
+      singlestep: false,
+      status: this.status,
+    });
   }
 
   /** HMP `info status`. */

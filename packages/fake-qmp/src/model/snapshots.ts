@@ -6,7 +6,7 @@
  * run state only.
  */
 import type { BlockGraph, BlockNode } from './block.js';
-import type { ModelHost } from './host.js';
+import type { ModelHost, VersionFacts } from './host.js';
 import type { RunState } from './runstate.js';
 
 export interface SnapshotOptions {
@@ -23,7 +23,7 @@ export class Snapshots {
     private readonly run: RunState,
     options: SnapshotOptions = {},
   ) {
-    this.vmStateSize = options.vmStateSize ?? 765;
+    this.vmStateSize = options.vmStateSize ?? host.facts.vmStateSize;
   }
 
   /** `bdrv_all_get_snapshot_devices`. */
@@ -163,6 +163,10 @@ export class Snapshots {
     return this.deleteAll(name, devices);
   }
 
+  private get layout(): VersionFacts['snapshotTable'] {
+    return this.host.facts.snapshotTable;
+  }
+
   /** HMP `info snapshots`. */
   infoSnapshots(): string {
     const bs = this.findVmstate(undefined, undefined);
@@ -177,15 +181,15 @@ export class Snapshots {
       image.list = image.list.filter((s) => !global.some((g) => g.name === s.name));
     let out = 'List of snapshots present on all disks:\r\n';
     if (global.length > 0) {
-      out += `${header()}\r\n`;
-      for (const s of global) out += `${row('--', s)}\r\n`;
+      out += `${header(this.layout)}\r\n`;
+      for (const s of global) out += `${row(this.layout, '--', s)}\r\n`;
     } else {
       out += 'None\r\n';
     }
     for (const image of images) {
       if (image.list.length === 0) continue;
-      out += `\r\nList of partial (non-loadable) snapshots on '${image.name}':\r\n${header()}\r\n`;
-      for (const s of image.list) out += `${row(s.id, s)}\r\n`;
+      out += `\r\nList of partial (non-loadable) snapshots on '${image.name}':\r\n${header(this.layout)}\r\n`;
+      for (const s of image.list) out += `${row(this.layout, s.id, s)}\r\n`;
     }
     return out;
   }
@@ -194,7 +198,9 @@ export class Snapshots {
 const pad = (s: string, width: number, left: boolean) =>
   left ? s.padEnd(width) : s.padStart(width);
 
-function header(): string {
+function header(layout: VersionFacts['snapshotTable']): string {
+  if (layout === 'underscored')
+    return `${pad('ID', 7, true)} ${pad('TAG', 16, true)} ${pad('VM_SIZE', 8, false)} ${pad('DATE', 19, false)} ${pad('VM_CLOCK', 15, false)} ${pad('ICOUNT', 10, false)}`;
   return (
     pad('ID', 10, true) +
     pad('TAG', 17, true) +
@@ -206,6 +212,7 @@ function header(): string {
 }
 
 function row(
+  layout: VersionFacts['snapshotTable'],
   id: string,
   s: { name: string; vmStateSize: number; dateSec: number; vmClockNs: bigint },
 ): string {
@@ -214,7 +221,10 @@ function row(
   const dateText = `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
   const secs = Number(s.vmClockNs / 1_000_000_000n);
   const ms = Number((s.vmClockNs / 1_000_000n) % 1000n);
-  const clock = `${two(Math.floor(secs / 3600))}:${two(Math.floor(secs / 60) % 60)}:${two(secs % 60)}.${String(ms).padStart(3, '0')}`;
+  const hours = Math.floor(secs / 3600);
+  const clock = `${layout === 'underscored' ? String(hours).padStart(4, '0') : two(hours)}:${two(Math.floor(secs / 60) % 60)}:${two(secs % 60)}.${String(ms).padStart(3, '0')}`;
+  if (layout === 'underscored')
+    return `${pad(id, 7, true)} ${pad(s.name, 16, true)} ${pad(sizeToStr(s.vmStateSize), 8, false)} ${pad(dateText, 19, false)} ${pad(clock, 15, false)} ${pad('--', 10, false)}`;
   return `${pad(id, 9, true)} ${pad(s.name, 16, true)} ${pad(sizeToStr(s.vmStateSize), 8, false)}${pad(dateText, 20, false)}${pad(clock, 13, false)}${pad('', 11, false)}`;
 }
 

@@ -1,5 +1,5 @@
 /**
- * `createFakeQmp`: a QMP server that answers like QEMU 7.2, on a UNIX socket, TCP,
+ * `createFakeQmp`: a QMP server that answers like QEMU 7.2 or 10.0, on a UNIX socket, TCP,
  * WebSocket, or in-memory duplex pairs.
  */
 import {
@@ -16,12 +16,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { type Commands, DEFAULT_QEMU_VERSION, type Events } from '@qmpkit/qapi';
-// The data of the 7.2 entry below (not the default: the default may move to another version).
 import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
+// The data of the entries below (not the default: the default may move to another version).
+import { tables as tables100 } from '@qmpkit/qapi/qemu-10.0';
 import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
 import type { QmpAddress } from '@qmpkit/transport';
 import type { QmpVersionInfo } from '@qmpkit/transport/codec';
 import * as data72 from '../data/qemu-7.2.generated.js';
+import * as data100 from '../data/qemu-10.0.generated.js';
 import {
   FakeQmpUsageError,
   qmpError,
@@ -30,7 +32,7 @@ import {
 } from '../errors.js';
 import type { QemuDict } from '../json/values.js';
 import { qemuLine } from '../json/writer.js';
-import type { FakeTiming, HandlerTable, ModelHost } from '../model/host.js';
+import type { FakeTiming, HandlerTable, ModelHost, VersionFacts } from '../model/host.js';
 import { HostStorage, MemoryStorage, type Storage } from '../model/storage.js';
 import { VmModel, type VmOptions } from '../model/vm.js';
 import { canonicalize } from '../protocol/canonical.js';
@@ -93,9 +95,10 @@ type ArgsOf<K extends CommandName> = Commands[K]['args'] extends undefined
 type EventName = keyof Events & string;
 
 /** A QEMU version the fake models. */
-export type FakeQemuVersion = '7.2';
+export type FakeQemuVersion = '7.2' | '10.0';
 
 interface VersionData {
+  readonly facts: VersionFacts;
   readonly tables: SchemaTables;
   readonly integers: IntegerMembers;
   readonly version: QmpVersionInfo;
@@ -106,12 +109,36 @@ interface VersionData {
 
 const VERSIONS: Record<FakeQemuVersion, VersionData> = {
   '7.2': {
+    facts: {
+      vmStateSize: 765,
+      snapshotTable: 'spaced',
+      migrationDeviceState: false,
+      deviceAddDriverMustBeString: false,
+      migrationTransferredCountsStream: false,
+      incomingSetupStatusShown: false,
+    },
     tables: tables72,
     integers: data72.integerMembers,
     version: data72.version,
     schemaWire: data72.schemaWire,
     commandNames: data72.commandNames,
     target: data72.target,
+  },
+  '10.0': {
+    facts: {
+      vmStateSize: 1107,
+      snapshotTable: 'underscored',
+      migrationDeviceState: true,
+      deviceAddDriverMustBeString: true,
+      migrationTransferredCountsStream: true,
+      incomingSetupStatusShown: true,
+    },
+    tables: tables100,
+    integers: data100.integerMembers,
+    version: data100.version,
+    schemaWire: data100.schemaWire,
+    commandNames: data100.commandNames,
+    target: data100.target,
   },
 };
 
@@ -236,7 +263,7 @@ export class FakeQmp {
     const data = VERSIONS[version];
     if (!data)
       throw new FakeQmpUsageError(
-        `qmpkit fake-qmp imitates QEMU 7.2 only, not '${String(version)}'`,
+        `qmpkit fake-qmp imitates QEMU ${FAKE_QEMU_VERSIONS.join(' and ')}, not '${String(version)}'`,
       );
     this.data = data;
     this.capabilities = options.capabilities ?? ['oob'];
@@ -260,6 +287,7 @@ export class FakeQmp {
       firmwareResetMs: options.timing?.firmwareResetMs ?? 1,
     };
     const host: ModelHost = {
+      facts: data.facts,
       tables: data.tables,
       version: data.version,
       storage,

@@ -111,7 +111,7 @@ describe('featureAvailability (merged view)', () => {
     ).toEqual(availability.versions);
     expect(
       featureAvailability(availability, 'object-add.qom-type=x-remote-object', 'unstable'),
-    ).toEqual(['6.2', '7.0', '7.1', '7.2']);
+    ).toEqual(['6.2', '7.0', '7.1', '7.2', '10.0']);
     expect(featureAvailability(availability, 'MigrationCapability.x-colo', 'unstable')?.[0]).toBe(
       '6.2',
     );
@@ -133,15 +133,15 @@ describe('featureAvailability (merged view)', () => {
 });
 
 describe('availabilityOf / describeAvailability (merged view)', () => {
-  it('covers 4.2 to 7.2, oldest first', () => {
+  it('covers 4.2 to 10.0, oldest first', () => {
     expect(availability.versions[0]).toBe('4.2');
-    expect(availability.versions.at(-1)).toBe('7.2');
+    expect(availability.versions.at(-1)).toBe('10.0');
   });
 
   it('snapshot-save: since 6.0, still there, never deprecated', () => {
     const found = availabilityOf(availability, 'commands', 'snapshot-save');
     expect(found).toEqual({
-      versions: ['6.0', '6.1', '6.2', '7.0', '7.1', '7.2'],
+      versions: ['6.0', '6.1', '6.2', '7.0', '7.1', '7.2', '10.0'],
       since: '6.0',
       deprecated: [],
     });
@@ -174,7 +174,7 @@ describe('availabilityOf / describeAvailability (merged view)', () => {
     expect(found).toMatchObject(fromRaw('value', 'BlockdevDriver.sheepdog'));
     expect(describeAvailability(availability, 'values', 'BlockdevDriver.sheepdog')).toBe('4.2–6.0');
     expect(availabilityOf(availability, 'values', 'BlockdevDriver.preallocate')).toMatchObject({
-      versions: ['6.0', '6.1', '6.2', '7.0', '7.1', '7.2'],
+      versions: ['6.0', '6.1', '6.2', '7.0', '7.1', '7.2', '10.0'],
       since: '6.0',
     });
   });

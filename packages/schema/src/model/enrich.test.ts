@@ -20,7 +20,7 @@ describe('withSourceDocs', () => {
       text: readFileSync(path.join(dir, 'query-qmp-schema.json'), 'utf8'),
       names: JSON.parse(readFileSync(path.join(dir, 'names.json'), 'utf8')),
     });
-    const enriched = withSourceDocs(capture, loadQapiSource(sourceMain));
+    const enriched = withSourceDocs(capture, loadQapiSource(sourceMain, { qemuVersion: '7.2' }));
     expect([...enriched.types.keys()]).toEqual([...capture.types.keys()]);
     expect([...enriched.commands.keys()]).toEqual([...capture.commands.keys()]);
     const status = enriched.types.get('StatusInfo');

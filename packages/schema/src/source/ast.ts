@@ -4,6 +4,7 @@
  * (see `check.ts` and `lower.ts` for those).
  */
 import type { Pragmas, SourceLocation } from '../model/ir.js';
+import type { QapiRules } from './rules.js';
 
 export interface QapiString {
   readonly kind: 'string';
@@ -114,9 +115,16 @@ export interface ParsedSchema {
   readonly pragmas: Pragmas;
   /** sha256 (hex) over the contents of all files in include order. */
   readonly sha256: string;
+  /** The QAPI rules the schema was read with and is checked with (`ReadOptions.qemuVersion`). */
+  readonly rules: QapiRules;
 }
 
 export interface ReadOptions {
+  /**
+   * The QEMU version (`7.2`, `10.0`) whose QAPI rules apply: QEMU's generator accepted
+   * different schemas over time (see `qapiRulesFor`). Default: the newest rules.
+   */
+  readonly qemuVersion?: string;
   /**
    * Reads a file as text. Defaults to reading UTF-8 from disk. Throwing an error with a
    * Node-style `code` (e.g. `ENOENT`) produces a QEMU-like message.

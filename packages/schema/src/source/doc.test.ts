@@ -5,12 +5,14 @@ import type { QapiDoc } from './ast.js';
 import { loadQapiSource, parseQapiFile } from './index.js';
 
 const readFile = (text: string) => ({ readFile: () => text });
-const load = (text: string): Schema => loadQapiSource('d.json', readFile(text));
+/** Checked with the newest rules, or those of `qemuVersion`. */
+const load = (text: string, qemuVersion?: string): Schema =>
+  loadQapiSource('d.json', { ...readFile(text), ...(qemuVersion ? { qemuVersion } : {}) });
 const docsOf = (text: string): readonly QapiDoc[] => parseQapiFile('d.json', readFile(text)).docs;
 
-function message(text: string): string {
+function message(text: string, qemuVersion?: string): string {
   try {
-    load(text);
+    load(text, qemuVersion);
   } catch (err) {
     if (isSchemaError(err)) return err.message;
     throw err;
@@ -29,20 +31,34 @@ function memberDocs(schema: Schema): (string | undefined)[] {
   return def?.kind === 'struct' ? def.members.map((m) => m.doc) : [];
 }
 
-describe('doc comments: both QEMU 7.2 and upstream rules', () => {
-  it('accepts upstream continuation indentation that QEMU 7.2 rejects (unexpected de-indent)', () => {
-    const schema = load(struct('@a: first line\n    continued\n\n@b: other'));
-    expect(memberDocs(schema)).toEqual(['first line\ncontinued', 'other']);
+describe('doc comments: the indentation rules of the QEMU version checked', () => {
+  it('accepts upstream continuation indentation; checked as 7.2 it is an unexpected de-indent', () => {
+    const text = struct('@a: first line\n  continued\n\n@b: other');
+    expect(memberDocs(load(text))).toEqual(['first line\ncontinued', 'other']);
+    expect(memberDocs(load(text, '10.0'))).toEqual(['first line\ncontinued', 'other']);
+    expect(message(text, '7.2')).toBe(
+      'd.json:4:3: unexpected de-indent (expected at least 4 spaces)',
+    );
+    // An unindented line right after "@a: text" is a de-indent in 7.2 too.
+    expect(message(struct('@a: first line\ncontinued\n@b: other'), '7.2')).toBe(
+      'd.json:4:3: unexpected de-indent (expected at least 4 spaces)',
+    );
   });
 
-  it('accepts QEMU 7.2 aligned continuation lines', () => {
-    const schema = load(struct('@a: first line\n    continued\n        further\n@b: other'));
-    expect(memberDocs(schema)).toEqual(['first line\ncontinued\n    further', 'other']);
+  it('accepts QEMU 7.2 aligned continuation lines under both rule sets', () => {
+    const text = struct('@a: first line\n    continued\n        further\n@b: other');
+    for (const version of [undefined, '7.2'])
+      expect(memberDocs(load(text, version))).toEqual([
+        'first line\ncontinued\n    further',
+        'other',
+      ]);
   });
 
-  it('accepts a QEMU 7.2 description that starts on the next, unindented line', () => {
-    const schema = load(struct('@a:\ntext of a\nmore of a\n@b: other'));
-    expect(memberDocs(schema)).toEqual(['text of a\nmore of a', 'other']);
+  it('takes a description that starts on the next, unindented line only as 7.2', () => {
+    const text = struct('@a:\ntext of a\nmore of a\n@b: other');
+    expect(memberDocs(load(text, '7.2'))).toEqual(['text of a\nmore of a', 'other']);
+    // From 9.0 the unindented line ends the empty description.
+    expect(() => load(text, '10.0')).toThrow(/d\.json:\d+:\d+: /);
   });
 
   it('ends an upstream description at an unindented line and keeps that as text', () => {
@@ -56,7 +72,7 @@ describe('doc comments: both QEMU 7.2 and upstream rules', () => {
   });
 
   it('runs a QEMU 7.2 Example section across blank lines up to the next tag', () => {
-    const schema = load(struct('Example:\n\n-> one\n<- two\n\n-> three\n\nTODO: more'));
+    const schema = load(struct('Example:\n\n-> one\n<- two\n\n-> three\n\nTODO: more'), '7.2');
     expect(schema.types.get('Thing')?.doc?.sections).toEqual([
       { tag: 'Example', text: '-> one\n<- two\n\n-> three' },
       { tag: 'TODO', text: 'more' },

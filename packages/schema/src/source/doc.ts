@@ -5,12 +5,16 @@
  * the text after `@member:` (and rejects anything less indented), upstream wants them
  * indented by any amount and ends a description at the first unindented line. 7.2 also has
  * `Note:`/`Example:` sections which upstream replaced by rST directives, and upstream added
- * `Errors:`. This parser accepts both rule sets: it is lenient about indentation and strict
- * about structure (symbol line, section order, duplicated or empty sections).
+ * `Errors:`. The indentation rules are those of the QEMU version being read (`aligned` for
+ * 7.2, `indented` for 9.0 and later, see rules.ts); the structure (symbol line, section order,
+ * duplicated or empty sections) is checked the same way for both.
  */
 import { SchemaError } from '../errors.js';
 import type { SourceLocation } from '../model/ir.js';
 import type { QapiDoc, QapiDocSection } from './ast.js';
+import type { QapiRules } from './rules.js';
+
+type Indentation = QapiRules['docIndentation'];
 
 /** A raw comment line as the lexer returns it (starting with `#`). */
 export interface RawDocLine {
@@ -40,6 +44,8 @@ interface Building {
    */
   mode: 'unset' | 'flush' | 'indented';
   pendingBlank: boolean;
+  /** `aligned` rules: the column continuation lines must reach (the header text's), else 0. */
+  readonly align: number;
 }
 
 const memberRe = /^@([^\s:]*):\s*(.*)$/;
@@ -117,7 +123,12 @@ function freeForm(open: SourceLocation, lines: readonly Line[]): QapiDoc[] {
   return docs;
 }
 
-function definition(open: SourceLocation, first: Line, rest: readonly Line[]): QapiDoc {
+function definition(
+  open: SourceLocation,
+  first: Line,
+  rest: readonly Line[],
+  indentation: Indentation,
+): QapiDoc {
   if (!first.content.endsWith(':')) throw new SchemaError(first.loc, "line should end with ':'");
   const symbol = first.content.slice(1, -1);
   if (symbol === '') throw new SchemaError(first.loc, "name required after '@'");
@@ -129,6 +140,7 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
     headerText: false,
     mode: 'unset',
     pendingBlank: false,
+    align: 0,
   };
   const sections: Building[] = [body];
   let cur: Building | undefined = body;
@@ -141,7 +153,13 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
   let featuresClosed = false;
   let expectFeature = false;
 
-  const start = (kind: SectionKind, loc: SourceLocation, name?: string, text = ''): void => {
+  const start = (
+    kind: SectionKind,
+    loc: SourceLocation,
+    name?: string,
+    text = '',
+    header = '',
+  ): void => {
     cur = {
       kind,
       loc,
@@ -150,6 +168,8 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
       headerText: text !== '',
       mode: 'unset',
       pendingBlank: false,
+      // QEMU 7.2: "@name:   text" wants what follows aligned with `text`; a bare header, none.
+      align: indentation === 'aligned' && text !== '' ? header.length - text.length : 0,
     };
     sections.push(cur);
   };
@@ -166,6 +186,9 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
     cur?.lines.push(line.content);
   };
 
+  const deIndent = (line: Line, align: number): never => {
+    throw new SchemaError(line.loc, `unexpected de-indent (expected at least ${align} spaces)`);
+  };
   for (const line of rest) {
     const { content } = line;
     if (content === '') {
@@ -176,6 +199,7 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
       continue;
     }
     if (line.indent > 0) {
+      if (cur && line.indent < cur.align) deIndent(line, cur.align);
       if (cur) {
         if (cur.kind !== 'plain' && cur.mode === 'unset') cur.mode = 'indented';
         cur.lines.push(content);
@@ -196,7 +220,7 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
           throw new SchemaError(line.loc, `'${name}' feature name duplicated`);
         features.add(name);
         expectFeature = false;
-        start('feature', line.loc, name, text);
+        start('feature', line.loc, name, text, content);
       } else {
         if (featuresLine || membersClosed) {
           throw new SchemaError(line.loc, `description of '@${name}:' follows a section`);
@@ -205,7 +229,7 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
           throw new SchemaError(line.loc, `'${name}' parameter name duplicated`);
         members.add(name);
         membersStarted = true;
-        start('member', line.loc, name, text);
+        start('member', line.loc, name, text, content);
       }
       continue;
     }
@@ -229,16 +253,21 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
       }
       closeDescriptions();
       membersClosed = true;
-      start('tagged', line.loc, tag, tagged[2] ?? '');
+      start('tagged', line.loc, tag, tagged[2] ?? '', content);
       continue;
     }
     if (content.startsWith('=')) {
       throw new SchemaError(line.loc, "unexpected '=' markup in definition documentation");
     }
+    // QEMU ≥ 9.0 (`indented`): an unindented line ends a member, feature or tagged section.
     const open: Building | undefined = cur;
-    if (open && open.kind !== 'plain') {
-      // QEMU 7.2: a header without text takes unindented lines; a description stops at a
-      // blank line, a tagged section (e.g. `Example:`) runs on to the next tag.
+    if (open && open.kind !== 'plain' && indentation === 'aligned') {
+      // QEMU 7.2: after "@name: text", an unindented line is a de-indent, unless a blank line
+      // ended a member description (then it starts the next paragraph of the body).
+      if (open.align > 0 && !(open.pendingBlank && open.kind !== 'tagged'))
+        deIndent(line, open.align);
+      // A header without text takes unindented lines; a description stops at a blank line,
+      // a tagged section (e.g. `Example:`) runs on to the next tag.
       const continues = !open.pendingBlank || open.kind === 'tagged';
       if (open.mode === 'unset' && !open.headerText && continues) open.mode = 'flush';
       if (open.mode === 'flush' && continues) {
@@ -246,7 +275,7 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
         open.pendingBlank = false;
         continue;
       }
-    } else if (open) {
+    } else if (open?.kind === 'plain') {
       open.lines.push(content);
       open.pendingBlank = false;
       continue;
@@ -263,9 +292,13 @@ function definition(open: SourceLocation, first: Line, rest: readonly Line[]): Q
  * Parses the lines between the opening and closing `##` of a doc comment. Returns one doc,
  * or several when a free-form block holds more than one `=` heading (QEMU 7.2 splits those).
  */
-export function parseDocComment(open: SourceLocation, raw: readonly RawDocLine[]): QapiDoc[] {
+export function parseDocComment(
+  open: SourceLocation,
+  raw: readonly RawDocLine[],
+  indentation: Indentation = 'indented',
+): QapiDoc[] {
   const lines = toLines(raw);
   const [first, ...rest] = lines;
-  if (first?.content.startsWith('@')) return [definition(open, first, rest)];
+  if (first?.content.startsWith('@')) return [definition(open, first, rest, indentation)];
   return freeForm(open, lines);
 }

@@ -31,6 +31,7 @@ export type {
   ReadOptions,
 } from './ast.js';
 export { parseQapiFile } from './parser.js';
+export { type QapiRules, qapiRulesFor } from './rules.js';
 
 /** Runs the semantic checks on an already parsed schema and lowers it into the IR. */
 export function checkQapiSchema(parsed: ParsedSchema): Schema {

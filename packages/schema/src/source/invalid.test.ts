@@ -303,3 +303,21 @@ describe('invalid QAPI schemas', () => {
     }
   });
 });
+
+describe('rules of the QEMU version checked', () => {
+  it("accepts conditional command arguments without 'boxed' as QEMU 7.2 did, not as 8.1 and later", () => {
+    const fixture = 'conditional-arguments-not-boxed.json';
+    const schema = loadQapiSource(fixture, { readFile, qemuVersion: '7.2' });
+    expect([...schema.commands.keys()]).toHaveLength(1);
+    for (const qemuVersion of ['8.1', '10.0'])
+      expect(() => loadQapiSource(fixture, { readFile, qemuVersion })).toThrow(
+        "conditional-arguments-not-boxed.json:2:11: conditional command arguments require 'boxed': true",
+      );
+  });
+
+  it('rejects a version it cannot read', () => {
+    expect(() => loadQapiSource('x.json', { readFile, qemuVersion: 'ten' })).toThrow(
+      "qemuVersion option: not a QEMU version: 'ten' (expected major.minor, e.g. 7.2)",
+    );
+  });
+});

@@ -4,7 +4,7 @@ import type { ParsedSchema, QapiValue, ReadOptions } from './ast.js';
 import { loadQapiSource, parseQapiFile } from './index.js';
 
 /** An in-memory file set for `readFile`. */
-function files(map: Readonly<Record<string, string>>): Required<ReadOptions> {
+function files(map: Readonly<Record<string, string>>): Required<Pick<ReadOptions, 'readFile'>> {
   return {
     readFile: (file) => {
       const text = map[file];

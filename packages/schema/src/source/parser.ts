@@ -20,6 +20,7 @@ import type {
   ReadOptions,
 } from './ast.js';
 import { parseDocComment, type RawDocLine } from './doc.js';
+import { type QapiRules, qapiRulesFor } from './rules.js';
 
 type TokenType = '{' | '}' | ':' | ',' | '[' | ']' | 'string' | 'bool' | 'comment' | 'eof';
 
@@ -206,10 +207,12 @@ class Reader {
   private readonly hash = createHash('sha256');
   private readonly mainDir: string;
   private readonly readFile: (file: string) => string;
+  readonly rules: QapiRules;
 
   constructor(mainFile: string, options: ReadOptions) {
     this.mainDir = path.dirname(mainFile);
     this.readFile = options.readFile ?? defaultReadFile;
+    this.rules = qapiRulesFor(options.qemuVersion);
   }
 
   digest(): string {
@@ -379,7 +382,7 @@ class FileParser {
       const text = String(this.tok.value);
       if (text.startsWith('##')) {
         if (text !== '##') this.fail("junk after '##' at end of documentation comment");
-        const docs = parseDocComment(open.loc, lines);
+        const docs = parseDocComment(open.loc, lines, this.reader.rules.docIndentation);
         this.accept();
         return docs;
       }
@@ -498,5 +501,6 @@ export function parseQapiFile(mainFile: string, options: ReadOptions = {}): Pars
     docs: reader.docs,
     pragmas: freezePragmas(reader.pragmas),
     sha256: reader.digest(),
+    rules: reader.rules,
   };
 }

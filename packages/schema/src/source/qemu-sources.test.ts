@@ -35,16 +35,20 @@ interface Loaded {
   readonly ms: number;
 }
 
+const qemu100 = path.join(repoRoot, '.cache/qapi-source/qemu-10.0/qapi/qapi-schema.json');
+
 const cache = new Map<string, Loaded>();
 
-function load(file: string): Loaded {
-  const hit = cache.get(file);
+/** Reads and checks `file` with the rules of `qemuVersion` (the newest rules when omitted). */
+function load(file: string, qemuVersion?: string): Loaded {
+  const key = `${file}@${qemuVersion ?? 'newest'}`;
+  const hit = cache.get(key);
   if (hit) return hit;
   const start = performance.now();
-  const parsed = parseQapiFile(file);
+  const parsed = parseQapiFile(file, qemuVersion ? { qemuVersion } : {});
   const schema = checkQapiSchema(parsed);
   const loaded = { parsed, schema, ms: performance.now() - start };
-  cache.set(file, loaded);
+  cache.set(key, loaded);
   return loaded;
 }
 
@@ -56,7 +60,7 @@ function need72(ctx: TestContext): Loaded {
     }
     ctx.skip(`QEMU 7.2 QAPI source not fetched (${qemu72}); run \`pnpm schemas:source\``);
   }
-  return load(qemu72);
+  return load(qemu72, '7.2');
 }
 
 /** Skips with a reason when no newer source is there, except in CI where it must exist. */
@@ -165,6 +169,26 @@ describe('QEMU 7.2 QAPI source', () => {
       compared++;
     }
     expect(compared).toBeGreaterThan(200);
+  });
+});
+
+describe("each source against its own version's rules", () => {
+  it("7.2's doc comments break the newer rules (so the rules differ where it matters)", (ctx) => {
+    need72(ctx);
+    expect(() => load(qemu72)).toThrow(/qemu-7\.2\/qapi\/.*\.json:\d+:\d+: /);
+  });
+
+  it('QEMU 10.0 (trixie, 10.0.13) parses and checks with zero errors as 10.0', async (ctx) => {
+    if (!existsSync(qemu100)) {
+      const why = `no QEMU 10.0 QAPI source at ${qemu100}; run \`pnpm schemas:source --release trixie\``;
+      if (process.env.CI === 'true') throw new Error(why);
+      ctx.skip(why);
+    }
+    const loaded = load(qemu100, '10.0');
+    await ctx.annotate(`parsed and checked in ${Math.round(loaded.ms)} ms`);
+    checkCommonFacts(loaded);
+    // 10.0's docs follow the newer rules only: read as 7.2 they are de-indents.
+    expect(() => load(qemu100, '7.2')).toThrow(/unexpected de-indent/);
   });
 });
 

@@ -370,7 +370,8 @@ class SemanticChecker {
   private checkCommand(entity: CommandEntity): void {
     const { def } = entity;
     const args = this.argsEntity(def.data, entity.argsName, "command's 'data'", def.boxed);
-    if (args && !def.boxed && this.hasConditionalMembers(args)) {
+    const needBoxed = this.parsed.rules.conditionalArgumentsNeedBoxed;
+    if (needBoxed && args && !def.boxed && this.hasConditionalMembers(args)) {
       fail(def.data?.loc ?? def.loc, "conditional command arguments require 'boxed': true");
     }
     if (def.returns) {
@@ -391,7 +392,8 @@ class SemanticChecker {
   private checkEvent(entity: EventEntity): void {
     const { def } = entity;
     const data = this.argsEntity(def.data, entity.dataName, "event's 'data'", def.boxed);
-    if (data && !def.boxed && this.hasConditionalMembers(data)) {
+    const needBoxed = this.parsed.rules.conditionalArgumentsNeedBoxed;
+    if (needBoxed && data && !def.boxed && this.hasConditionalMembers(data)) {
       fail(def.data?.loc ?? def.loc, "conditional event arguments require 'boxed': true");
     }
   }

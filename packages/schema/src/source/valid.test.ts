@@ -752,7 +752,7 @@ describe('legacy simple union', () => {
 });
 
 describe('doc comments in QEMU 7.2 and upstream style', () => {
-  const old = load('docs-7.2-style.json');
+  const old = loadQapiSource('docs-7.2-style.json', { readFile, qemuVersion: '7.2' });
   const upstream = load('docs-upstream-style.json');
 
   it('attaches member docs identically in both styles', () => {

@@ -52,7 +52,7 @@ describe('capability questions about things no known QEMU has', () => {
     expect(error.capability).toBe('snapshot-sav');
     expect(error.knownVersions).toEqual(availability.versions);
     expect(error.message).toBe(
-      `'snapshot-sav' is not a command or event in QEMU 4.2–7.2 (the versions these bindings know) nor in the connected QEMU`,
+      `'snapshot-sav' is not a command or event in QEMU 4.2–10.0 (the versions these bindings know) nor in the connected QEMU`,
     );
   });
 
@@ -188,7 +188,7 @@ describe('supports / supportsValue / has from untyped code', () => {
       'feature',
       'blockdev-snapshot/$allow-write-only-overlai',
     ]);
-    expect(typo.message).toContain('is not a feature in QEMU 4.2–7.2');
+    expect(typo.message).toContain('is not a feature in QEMU 4.2–10.0');
     // Known features, but not of these subjects.
     expect(
       (
