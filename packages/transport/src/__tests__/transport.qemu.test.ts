@@ -1,15 +1,16 @@
 /**
  * The transport against a real QEMU — the binary under test (`QMPKIT_TEST_QEMU`: the system's
  * 7.2, or 10.0) — spawned by these tests with argument arrays; QMP runs over a socketpair
- * inherited at spawn unless a test says otherwise. Tests of the 7.2 bindings' tables (strict
- * validation of replies, "every command the bindings know") run on 7.2 only, marked
- * `BINDINGS_72`: against 10.0 they check the 10.0 bindings, which issue #14 item 1 adds.
+ * inherited at spawn unless a test says otherwise. Tests of the bindings' tables (strict
+ * validation of replies, "every command the bindings know") use the bindings of the version
+ * under test (`TABLES`: 7.2's or 10.0's).
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { tables } from '@qmpkit/qapi';
+import { tables as tables100 } from '@qmpkit/qapi/qemu-10.0';
+import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
 import { QEMU, spawnQemu as spawnTracked } from '@qmpkit/testguest/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -39,9 +40,9 @@ afterAll(killAllStarted);
 
 /** The version the binary under test greets with. */
 const VERSION = { major: QEMU.version?.major, minor: QEMU.version?.minor };
-/** Whether the default bindings (7.2's tables) describe the binary under test. */
-const BINDINGS_72 = QEMU.version?.major === 7 && QEMU.version.minor === 2;
-const BINDINGS_NOTE = BINDINGS_72 ? '' : ' (7.2 bindings: runs on QEMU 7.2 only)';
+/** The bindings' tables of the version under test. */
+const TABLES = VERSION.major === 10 ? tables100 : tables72;
+const VERSION_NAME = `${VERSION.major}.${VERSION.minor}`;
 
 /**
  * Call `i` of a mix whose replies can each be checked against their call: four kinds in
@@ -234,14 +235,11 @@ describe.skipIf(skipQemu)(
       ).toBe(true);
     });
 
-    it.skipIf(!BINDINGS_72)(
-      `every command the 7.2 bindings know is in the schema${BINDINGS_NOTE}`,
-      async () => {
-        const index = await vm.qmp.schema();
-        const missing = Object.keys(tables.commands).filter((c) => !index.query(c));
-        expect(missing).toEqual([]);
-      },
-    );
+    it(`every command the ${VERSION_NAME} bindings know is in the schema`, async () => {
+      const index = await vm.qmp.schema();
+      const missing = Object.keys(TABLES.commands).filter((c) => !index.query(c));
+      expect(missing).toEqual([]);
+    });
 
     it('keeps the session consistent after a timeout: the command is sent, its late reply dropped, 100 more correct', async () => {
       const tap = new WireTap();
@@ -279,38 +277,34 @@ describe.skipIf(skipQemu)(
       }
     });
 
-    // Strict mode checks replies too, against the 7.2 tables (10.0's query-status has no
-    // `singlestep`, which 7.2's requires).
-    it.skipIf(!BINDINGS_72)(
-      `validates arguments before sending in strict mode, with paths${BINDINGS_NOTE}`,
-      async () => {
-        const reports: ValidationReport[] = [];
-        const strict = await spawnQemu({ connect: { validate: 'strict' } });
-        const warn = await spawnQemu({
-          connect: { validate: 'warn', onValidation: (r) => reports.push(r) },
+    // Strict mode checks replies too, against the tables of the version under test (10.0's
+    // query-status has no `singlestep`, which 7.2's requires: the wrong tables fail here).
+    it(`validates arguments before sending in strict mode, with paths (${VERSION_NAME} tables)`, async () => {
+      const reports: ValidationReport[] = [];
+      const bindings = { tables: TABLES };
+      const strict = await spawnQemu({ connect: { validate: 'strict', bindings } });
+      const warn = await spawnQemu({
+        connect: { validate: 'warn', bindings, onValidation: (r) => reports.push(r) },
+      });
+      try {
+        const error = await strict.qmp
+          .executeUnchecked('blockdev-add', { driver: 'qcow2', 'node-name': 5, file: 'x' })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(QmpValidationError);
+        expect((error as QmpValidationError).problems.map((p) => p.path)).toEqual(['$.node-name']);
+        await expect(strict.qmp.execute('query-status')).resolves.toMatchObject({
+          running: true,
         });
-        try {
-          const error = await strict.qmp
-            .executeUnchecked('blockdev-add', { driver: 'qcow2', 'node-name': 5, file: 'x' })
-            .catch((e: unknown) => e);
-          expect(error).toBeInstanceOf(QmpValidationError);
-          expect((error as QmpValidationError).problems.map((p) => p.path)).toEqual([
-            '$.node-name',
-          ]);
-          await expect(strict.qmp.execute('query-status')).resolves.toMatchObject({
-            running: true,
-          });
-          // warn mode sends anyway and reports; QEMU then refuses with its own error
-          const qemuError = await warn.qmp
-            .executeUnchecked('query-status', { bogus: true })
-            .catch((e: unknown) => e);
-          expect(qemuError).toBeInstanceOf(QmpCommandError);
-          expect(reports).toMatchObject([{ direction: 'arguments', name: 'query-status' }]);
-        } finally {
-          await Promise.all([strict.kill(), warn.kill()]);
-        }
-      },
-    );
+        // warn mode sends anyway and reports; QEMU then refuses with its own error
+        const qemuError = await warn.qmp
+          .executeUnchecked('query-status', { bogus: true })
+          .catch((e: unknown) => e);
+        expect(qemuError).toBeInstanceOf(QmpCommandError);
+        expect(reports).toMatchObject([{ direction: 'arguments', name: 'query-status' }]);
+      } finally {
+        await Promise.all([strict.kill(), warn.kill()]);
+      }
+    });
 
     it('runs a job to the end, reading the error before dismissing', async () => {
       const tmp = tempDir();
