@@ -13,12 +13,7 @@ import {
   REPO_CACHE_DIR,
 } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
-import {
-  type QemuBinary,
-  qemuBinaryArgs,
-  qemuBinaryEnv,
-  resolveQemuBinary,
-} from './binary.js';
+import { type QemuBinary, qemuBinaryArgs, qemuBinaryEnv, resolveQemuBinary } from './binary.js';
 
 const systemSkip = qemuSkipReason(QEMU_SYSTEM);
 const cacheDir = REPO_CACHE_DIR;

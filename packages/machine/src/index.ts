@@ -25,7 +25,6 @@ export {
   resolveQemuBinary,
   unpackedRootLayout,
 } from './binary.js';
-export * from './compat/index.js';
 export type {
   BackupOptions,
   BlockJobHost,
@@ -46,6 +45,7 @@ export {
   stream,
   watchBlockJobs,
 } from './block-jobs.js';
+export * from './compat/index.js';
 export type {
   ConsoleEncoding,
   ConsoleMatch,
