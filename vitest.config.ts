@@ -50,7 +50,7 @@ const chromium = findChromium();
 const browserProject: TestProjectInlineConfiguration = {
   resolve: { conditions: ['@qmpkit/source', ...defaultClientConditions] },
   // Pre-bundled up front: discovering them mid-run makes Vite reload the page under a test.
-  optimizeDeps: { include: ['fast-check', 'ws'] },
+  optimizeDeps: { include: ['fast-check', 'ws', 'msw', 'msw/browser'] },
   test: {
     // Tests in a real Chromium (vitest browser mode, Playwright driving the system browser):
     // the Node-free transport suite, and pages using the transport against the fake via msw.

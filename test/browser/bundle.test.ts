@@ -145,6 +145,20 @@ describe('@qmpkit/transport bundled for the browser (esbuild, platform browser)'
     expect(r.initial.gzip).toBeLessThan(24 * 1024);
   });
 
+  it('the fake and its msw adapter bundle for a page with no Node built-in', async () => {
+    const r = await report(`
+      import { createFakeQmp } from '@qmpkit/fake-qmp';
+      import { createQmpWebSocketHandler } from '@qmpkit/fake-qmp/msw';
+      export async function mock(url: string) {
+        const fake = await createFakeQmp({ storage: 'memory' });
+        return createQmpWebSocketHandler(fake, url);
+      }
+    `);
+    print('fake-qmp + msw adapter', r);
+    expect(r.nodeImports).toEqual([]);
+    expect(r.text).not.toMatch(/["'`]node:/);
+  });
+
   it('the check itself catches a Node built-in (the same import without `browser`)', async () => {
     // Without the `browser` condition, `#dial` resolves to the Node dialer, whose `node:net`
     // the check must report.
