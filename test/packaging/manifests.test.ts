@@ -36,15 +36,24 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s', (_name, 
   it('every export has @qmpkit/source first, then types, then default, into dist/', () => {
     for (const [subpath, target] of Object.entries(m.exports ?? {})) {
       if (subpath === './package.json' || testOnly(target)) continue;
-      expect(Object.keys(target as object), subpath).toEqual([
-        '@qmpkit/source',
-        'types',
-        'default',
-      ]);
-      const t = target as Record<string, string>;
-      expect(t['@qmpkit/source'], subpath).toMatch(/^\.\/src\/.*\.ts$/);
+      const t = target as Record<string, unknown>;
+      // A page's build (the `browser` condition) sits between types and default, and the
+      // source condition then picks the browser or Node source the same way.
+      const browser = 'browser' in t;
+      expect(Object.keys(t), subpath).toEqual(
+        browser
+          ? ['@qmpkit/source', 'types', 'browser', 'default']
+          : ['@qmpkit/source', 'types', 'default'],
+      );
+      const sources = browser
+        ? Object.values(t['@qmpkit/source'] as Record<string, string>)
+        : [t['@qmpkit/source']];
+      if (browser)
+        expect(Object.keys(t['@qmpkit/source'] as object), subpath).toEqual(['browser', 'default']);
+      for (const source of sources) expect(source, subpath).toMatch(/^\.\/src\/.*\.ts$/);
       expect(t.types, subpath).toMatch(/^\.\/dist\/.*\.d\.ts$/);
       expect(t.default, subpath).toMatch(/^\.\/dist\/.*\.js$/);
+      if (browser) expect(t.browser, subpath).toMatch(/^\.\/dist\/.*\.js$/);
     }
   });
 

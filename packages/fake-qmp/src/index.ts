@@ -30,9 +30,10 @@ export { formatDouble, qdictOrder, quoteString, writeQemuJson } from './json/wri
 export type { InternalSnapshot } from './model/block.js';
 export type { MachineKind } from './model/devices.js';
 export type { FakeTiming } from './model/host.js';
+export { HostStorage } from './model/host-storage.js';
 export type { RunStateName } from './model/runstate.js';
 export type { FileInfo, Storage } from './model/storage.js';
-export { HostStorage, MemoryStorage } from './model/storage.js';
+export { MemoryStorage } from './model/storage.js';
 export type { VmModel, VmOptions } from './model/vm.js';
 export type { FakeQemuCommandLine, FakeQemuIo } from './process.js';
 export { parseQemuCommandLine, runFakeQemu } from './process.js';

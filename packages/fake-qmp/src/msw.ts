@@ -4,6 +4,7 @@
  * tested without a server. Each WebSocket message the client sends holds complete QMP
  * messages; each QMP line the fake writes is one WebSocket message (with QEMU's `\r\n`).
  *
+ * In a page (msw's `setupWorker` from `msw/browser`) this works as is: no Node built-ins.
  * Node 20 has no global `WebSocket`, and msw intercepts the global one: call
  * `ensureWebSocketGlobal()` (or set `globalThis.WebSocket` to `ws`'s class) before importing
  * `msw` or `msw/node` anywhere. `createQmpWebSocketHandler` imports msw lazily for that reason.
@@ -18,6 +19,9 @@
  * ```
  */
 import type { FakeQmp } from './server/fake.js';
+
+const encoder = new TextEncoder();
+const NEWLINE = new Uint8Array([0x0a]);
 
 /** Sets `globalThis.WebSocket` to the `ws` package's class when the runtime has none (Node 20). */
 export async function ensureWebSocketGlobal(): Promise<void> {
@@ -39,13 +43,17 @@ async function buildHandler(fake: FakeQmp, url: string | RegExp) {
     });
     client.addEventListener('message', (event) => {
       const data = event.data;
-      const buf =
+      const bytes =
         typeof data === 'string'
-          ? Buffer.from(data, 'utf8')
+          ? encoder.encode(data)
           : data instanceof ArrayBuffer
-            ? Buffer.from(data)
-            : Buffer.from(String(data), 'utf8');
-      connection.data(buf[buf.length - 1] === 0x0a ? buf : Buffer.concat([buf, Buffer.from('\n')]));
+            ? new Uint8Array(data)
+            : ArrayBuffer.isView(data)
+              ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+              : encoder.encode(String(data));
+      // One WebSocket message holds complete QMP messages: end it like a line.
+      connection.data(bytes);
+      if (bytes[bytes.length - 1] !== 0x0a) connection.data(NEWLINE);
     });
     client.addEventListener('close', () => connection.ended());
   });

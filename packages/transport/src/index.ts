@@ -4,6 +4,10 @@
  * `@qmpkit/transport/versions`; codec: `@qmpkit/transport/codec`; fd helpers:
  * `@qmpkit/transport/fd`.
  */
+
+// `#dial` is `dial.browser.ts` under the `browser` condition (WebSocket only, no Node
+// built-ins), else `dial.node.ts` (UNIX, TCP, WebSocket, Duplex).
+export { dial } from '#dial';
 export type {
   ConnectOptions,
   DistributiveOmitJobId,
@@ -82,11 +86,11 @@ export type {
 export { QmpSession } from './session/session.js';
 export type { QmpAddress } from './transports/address.js';
 export { formatAddress, parseAddress } from './transports/address.js';
+export type { QmpChannel, QmpChannelHandlers } from './transports/channel.js';
+export { StreamChannel } from './transports/channel.js';
 export type {
   DialOptions,
-  QmpChannel,
-  QmpChannelHandlers,
   WebSocketConstructor,
   WebSocketFraming,
-} from './transports/channel.js';
-export { dial, StreamChannel, WebSocketChannel } from './transports/channel.js';
+} from './transports/websocket.js';
+export { WebSocketChannel } from './transports/websocket.js';

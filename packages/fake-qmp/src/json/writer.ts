@@ -6,6 +6,9 @@
  */
 import { isDict, QemuFloat, RawJson } from './values.js';
 
+/** UTF-8 bytes without Node's Buffer (the fake also runs in a page). */
+const utf8 = new TextEncoder();
+
 const BUCKETS = 512;
 const bucketCache = new Map<string, number>();
 
@@ -13,7 +16,7 @@ const bucketCache = new Map<string, number>();
 export function qdictBucket(key: string): number {
   let cached = bucketCache.get(key);
   if (cached !== undefined) return cached;
-  const bytes = Buffer.from(key, 'utf8');
+  const bytes = utf8.encode(key);
   let v = Math.imul(0x238f13af, bytes.length) >>> 0;
   for (let i = 0; i < bytes.length; i++) {
     v = (v + ((bytes[i]! << ((i * 5) % 24)) >>> 0)) >>> 0;

@@ -6,6 +6,9 @@
  * removal, and GLib's grow/shrink thresholds; rehashing follows GLib's in-place algorithm.
  */
 
+/** UTF-8 bytes without Node's Buffer (the fake also runs in a page). */
+const utf8 = new TextEncoder();
+
 const MIN_SHIFT = 3;
 const PRIMES = [
   1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
@@ -17,7 +20,7 @@ const TOMBSTONE = 1;
 
 /** GLib's `g_str_hash` (djb2 over *signed* chars of the UTF-8 bytes). */
 export function gStrHash(key: string): number {
-  const bytes = Buffer.from(key, 'utf8');
+  const bytes = utf8.encode(key);
   let h = 5381;
   for (const b of bytes) {
     const signed = b > 127 ? b - 256 : b;

@@ -8,9 +8,11 @@
  * and globalstate sections, vmdesc trailer) — for `-machine none` a real QEMU loads it, and
  * the fake loads `-machine none` streams from a real QEMU (it reads the saved run state).
  */
-import net from 'node:net';
+import type net from 'node:net';
 import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
+import { nodePlatform } from '#node';
 import { qmpError } from '../errors.js';
+import { needNode } from '../platform/runtime.js';
 import type { BlockGraph } from './block.js';
 import { type HandlerTable, handler, type ModelHost } from './host.js';
 import type { RunState, RunStateName } from './runstate.js';
@@ -309,6 +311,11 @@ export class Migration {
   }
 
   private connectAndSend(uri: string): void {
+    if (nodePlatform === undefined) {
+      this.fail('qmpkit fake-qmp in a page cannot migrate over a socket');
+      return;
+    }
+    const { net } = nodePlatform;
     let socket: net.Socket;
     let target: string;
     if (uri.startsWith('unix:')) {
@@ -404,6 +411,7 @@ export class Migration {
     if (!uri.startsWith('unix:') && !uri.startsWith('tcp:')) {
       throw qmpError(`qmpkit fake-qmp does not model incoming '${uri.split(':')[0]}:' migration`);
     }
+    const { net } = needNode(nodePlatform, 'incoming migration');
     this.incomingStarted = true;
     const server = net.createServer((socket) => {
       server.close();

@@ -4,8 +4,8 @@
  * `info iothreads`. Other object types are refused with a GenericError naming the fake.
  * Errors, their order and the listing order are QEMU 7.2's (contract scenario "objects").
  */
-import path from 'node:path';
 import { qmpError } from '../errors.js';
+import { dirname, hostPid } from '../platform/runtime.js';
 import { GHashTableOrder } from './ghash.js';
 import { type HandlerTable, handler, idWellformed, type ModelHost } from './host.js';
 
@@ -51,7 +51,7 @@ export class Objects {
       type,
       props,
       usedBy: undefined,
-      threadId: type === 'iothread' ? process.pid + this.nextThread++ : 0,
+      threadId: type === 'iothread' ? hostPid + this.nextThread++ : 0,
     };
     this.objects.set(id, object);
     this.container.insert(id);
@@ -68,7 +68,7 @@ export class Objects {
         const memPath = String(props['mem-path']);
         // A directory gets a temporary file; a path names the file itself (its directory
         // must exist). The fake creates nothing.
-        if (!storage.stat(memPath) && !storage.stat(path.dirname(memPath)))
+        if (!storage.stat(memPath) && !storage.stat(dirname(memPath)))
           throw qmpError(
             `can't open backing store ${memPath} for guest RAM: No such file or directory`,
           );

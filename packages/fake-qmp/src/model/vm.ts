@@ -2,8 +2,10 @@
  * The simulated QEMU: run state, block graph, devices, jobs, snapshots, migration and HMP,
  * composed into one table of command handlers.
  */
+
 import { qmpError } from '../errors.js';
 import { RawJson } from '../json/values.js';
+import { hostPid } from '../platform/runtime.js';
 import { BlockGraph } from './block.js';
 import { Devices, type MachineKind } from './devices.js';
 import { Hmp } from './hmp.js';
@@ -125,7 +127,7 @@ export class VmModel {
             {
               'cpu-index': 0,
               'qom-path': '/machine/unattached/device[0]',
-              'thread-id': process.pid,
+              'thread-id': hostPid,
               props: { 'core-id': 0, 'thread-id': 0, 'socket-id': 0 },
               target: 'x86_64',
             },

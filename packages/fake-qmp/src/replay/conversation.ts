@@ -13,7 +13,7 @@
  * between) are imported with `importReplies`; their replies are re-serialised in QEMU's
  * wire format and the greeting is built from the recorded `query-version`.
  */
-import { isSchemaError, parseReplies } from '@qmpkit/schema';
+import { isSchemaError, parseReplies } from '@qmpkit/schema/replies';
 import { ConversationFileError } from '../errors.js';
 import { RawJson } from '../json/values.js';
 import { writeOrderedJson, writeQemuJson } from '../json/writer.js';

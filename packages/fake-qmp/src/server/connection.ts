@@ -3,9 +3,11 @@
  * (`qmp_dispatch` order and wording), in-band queue and out-of-band bypass, replies in
  * QEMU's byte format, and the hooks for faults, strict expectations and replay.
  */
+
 import { isQmpReplyError } from '../errors.js';
 import { isDict, type QemuDict, type QemuValue, toPlain } from '../json/values.js';
 import { qemuLine } from '../json/writer.js';
+import { nextTurn } from '../platform/runtime.js';
 import { RequestReader } from '../protocol/input.js';
 import { qdictKeys } from '../protocol/visitor.js';
 import type { ReplayPlayer } from '../replay/player.js';
@@ -144,13 +146,11 @@ export class Connection implements FakeClient {
   data(chunk: Uint8Array): void {
     if (!this.open) return;
     if (!this.greeted) {
-      const copy = Buffer.from(chunk);
+      const copy = new Uint8Array(chunk); // a copy: the caller may reuse its chunk
       this.early.push(() => this.data(copy));
       return;
     }
-    const buf = Buffer.isBuffer(chunk)
-      ? chunk
-      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = chunk;
     this.inbox.push(buf);
     this.inboxBytes += buf.length;
     if (!this.turnPending) this.pump();
@@ -161,7 +161,7 @@ export class Connection implements FakeClient {
     return this.inboxBytes;
   }
 
-  private readonly inbox: Buffer[] = [];
+  private readonly inbox: Uint8Array[] = [];
   private inboxBytes = 0;
   /** A later turn is scheduled (setImmediate, or waiting for the output to drain). */
   private turnPending = false;
@@ -196,7 +196,7 @@ export class Connection implements FakeClient {
     if (this.inbox.length > 0) {
       this.turnPending = true;
       this.io.pause?.();
-      setImmediate(() => {
+      nextTurn(() => {
         this.turnPending = false;
         if (this.open) this.pump();
       });

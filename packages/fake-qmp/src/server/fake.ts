@@ -2,18 +2,7 @@
  * `createFakeQmp`: a QMP server that answers like QEMU 7.2 or 10.0, on a UNIX socket, TCP,
  * WebSocket, or in-memory duplex pairs.
  */
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  unlinkSync,
-} from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Commands, DEFAULT_QEMU_VERSION, type Events } from '@qmpkit/qapi';
 import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
@@ -22,6 +11,7 @@ import { tables as tables100 } from '@qmpkit/qapi/qemu-10.0';
 import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
 import type { QmpAddress } from '@qmpkit/transport';
 import type { QmpVersionInfo } from '@qmpkit/transport/codec';
+import { nodePlatform } from '#node';
 import * as data72 from '../data/qemu-7.2.generated.js';
 import * as data100 from '../data/qemu-10.0.generated.js';
 import {
@@ -33,8 +23,9 @@ import {
 import type { QemuDict } from '../json/values.js';
 import { qemuLine } from '../json/writer.js';
 import type { FakeTiming, HandlerTable, ModelHost, VersionFacts } from '../model/host.js';
-import { HostStorage, MemoryStorage, type Storage } from '../model/storage.js';
+import { MemoryStorage, type Storage } from '../model/storage.js';
 import { VmModel, type VmOptions } from '../model/vm.js';
+import { monotonicNs, needNode } from '../platform/runtime.js';
 import { canonicalize } from '../protocol/canonical.js';
 import { checkArguments, type IntegerMembers } from '../protocol/visitor.js';
 import type { Conversation } from '../replay/conversation.js';
@@ -46,7 +37,6 @@ import {
 } from '../script/expectations.js';
 import { type FaultHandle, type FaultSpec, Faults } from '../script/faults.js';
 import { Connection, type ConnectionHost, type ConnectionIO } from './connection.js';
-import { createDuplexPair } from './duplex.js';
 import type { CommandContext, CommandHandler, ExchangeRecord, FakeClient } from './types.js';
 
 /** Where the fake listens. Omitted paths/ports are chosen for you (a fresh 0700 directory, a free port). */
@@ -244,14 +234,14 @@ export class FakeQmp {
   private readonly connections = new Set<Connection>();
   private readonly servers: { close(cb: () => void): void }[] = [];
   private readonly cleanup: (() => void)[] = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly historyLimit: number;
   private readonly historyList: ExchangeRecord[] = [];
   private readonly divergences: ReplayDivergence[] = [];
   private readonly players = new Set<ReplayPlayer>();
   private readonly waiters: { command: string; resolve(e: ExchangeRecord): void }[] = [];
   private nextClient = 1;
-  private started = process.hrtime.bigint();
+  private started = monotonicNs();
   private dead = false;
   readonly addresses: FakeAddress[] = [];
   readonly capabilities: readonly string[];
@@ -273,12 +263,15 @@ export class FakeQmp {
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
     });
+    // Default: host files in Node, memory in a page (no filesystem there).
     const storage =
       options.storage === 'memory'
         ? new MemoryStorage()
-        : options.storage === 'host' || options.storage === undefined
-          ? new HostStorage()
-          : options.storage;
+        : options.storage === 'host'
+          ? needNode(nodePlatform, "storage: 'host'").hostStorage()
+          : options.storage === undefined
+            ? (nodePlatform?.hostStorage() ?? new MemoryStorage())
+            : options.storage;
     const timing = {
       jobMs: options.timing?.jobMs ?? 1,
       migrationMs: options.timing?.migrationMs ?? 2,
@@ -302,7 +295,7 @@ export class FakeQmp {
       },
       sleep: (ms) => new Promise<void>((resolve) => host.later(ms, resolve)),
       exit: (code) => this.exit(code),
-      uptimeNs: () => process.hrtime.bigint() - this.started,
+      uptimeNs: () => monotonicNs() - this.started,
     };
     this.model = new VmModel(host, options, data);
     this.modelHandlers = this.model.handlers();
@@ -351,6 +344,9 @@ export class FakeQmp {
   }
 
   private async listenOne(spec: ListenOption): Promise<void> {
+    const { fs, net, os, path } = needNode(nodePlatform, 'listening on a socket');
+    const { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } = fs;
+    const tmpdir = os.tmpdir;
     if ('unix' in spec) {
       let file: string;
       if (spec.unix === true) {
@@ -382,7 +378,7 @@ export class FakeQmp {
         server.listen({ host: host ?? '127.0.0.1', port: port ?? 0 }, () => resolve());
       });
       this.servers.push(server);
-      const info = server.address() as net.AddressInfo;
+      const info = server.address() as AddressInfo;
       const shown = info.family === 'IPv6' ? `[${info.address}]` : info.address;
       this.addresses.push({ kind: 'tcp', address: `tcp:${shown}:${info.port}` });
       return;
@@ -416,7 +412,7 @@ export class FakeQmp {
       socket.on('error', () => connection.ended());
     });
     this.servers.push({ close: (cb) => server.close(() => cb()) });
-    const info = server.address() as net.AddressInfo;
+    const info = server.address() as AddressInfo;
     const shown = info.family === 'IPv6' ? `[${info.address}]` : info.address;
     this.addresses.push({ kind: 'ws', address: `ws://${shown}:${info.port}${ws.path ?? '/'}` });
   }
@@ -430,11 +426,11 @@ export class FakeQmp {
    * Serves QMP on a connected socket, as QEMU serves a monitor on an inherited descriptor
    * (`-chardev socket,fd=N`); used by the process mode.
    */
-  accept(socket: net.Socket): void {
+  accept(socket: Socket): void {
     this.acceptSocket(socket, 'unix');
   }
 
-  private acceptSocket(socket: net.Socket, kind: 'unix' | 'tcp'): void {
+  private acceptSocket(socket: Socket, kind: 'unix' | 'tcp'): void {
     if (this.dead) {
       socket.destroy();
       return;
@@ -466,7 +462,7 @@ export class FakeQmp {
    * Pass `{ kind: 'duplex', stream }` (see `pair()`) to `@qmpkit/transport`'s `connect`.
    */
   connectStream(): Duplex {
-    const [client, server] = createDuplexPair();
+    const [client, server] = needNode(nodePlatform, 'an in-memory stream pair').createDuplexPair();
     const connection = this.attach('memory', new StreamIO(server));
     server.on('data', (d: Buffer) => connection.data(d));
     server.on('end', () => connection.ended());

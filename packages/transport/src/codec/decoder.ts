@@ -1,5 +1,5 @@
-import { isUtf8 } from 'node:buffer';
 import { QmpProtocolError, type QmpProtocolErrorCode } from '../errors.js';
+import { bytes } from './bytes.js';
 import type {
   QmpMessage,
   WireCommand,
@@ -76,7 +76,7 @@ export class QmpDecoder {
   private readonly handler: QmpMessageHandler;
   private readonly maxLineBytes: number;
   /** Pieces of the current, incomplete line (copies; the caller may reuse its chunks). */
-  private parts: Buffer[] = [];
+  private parts: Uint8Array[] = [];
   private partsLength = 0;
   /** Inside an over-long line: drop bytes until the next newline. */
   private discarding = false;
@@ -95,9 +95,9 @@ export class QmpDecoder {
       options.framing === 'stream'
         ? new JsonStreamSplitter(
             {
-              message: (bytes, start, end, json) => {
-                if (json) this.line(bytes, start, end);
-                else this.notJson(bytes.toString('utf8', start, end));
+              message: (data, start, end, json) => {
+                if (json) this.line(data, start, end);
+                else this.notJson(bytes.text(data, start, end));
               },
               error: (kind, token) => this.splitError(kind, token),
             },
@@ -127,9 +127,7 @@ export class QmpDecoder {
   /** Feeds bytes; calls the handler once per complete message, in order. */
   push(chunk: Uint8Array): void {
     if (this.stopped) return;
-    const buf = Buffer.isBuffer(chunk)
-      ? chunk
-      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = bytes.view(chunk);
     if (this.splitter) {
       this.splitter.push(buf);
       return;
@@ -155,7 +153,7 @@ export class QmpDecoder {
         this.tooLong(total);
       } else {
         this.parts.push(buf.subarray(start, nl));
-        const line = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, total);
+        const line = this.parts.length === 1 ? this.parts[0]! : bytes.concat(this.parts, total);
         this.parts = [];
         this.partsLength = 0;
         this.line(line, 0, line.length);
@@ -171,7 +169,7 @@ export class QmpDecoder {
     if (last - start <= this.maxLineBytes) {
       // Fast path: all complete lines of the chunk become one string (one native call);
       // the region is within the limit, so every line in it is too.
-      const text = buf.toString('utf8', start, last);
+      const text = bytes.text(buf, start, last);
       if (text.indexOf('\uFFFD') < 0) {
         this.lines(text);
         if (last + 1 < length && !this.stopped) this.appendPartial(buf, last + 1, length);
@@ -204,13 +202,13 @@ export class QmpDecoder {
         new QmpProtocolError(
           'truncated',
           `stream ended inside a message (${rest.length} bytes)`,
-          rest.toString('utf8', 0, Math.min(rest.length, 512)),
+          bytes.text(rest, 0, Math.min(rest.length, 512)),
         ),
       );
       return false;
     }
     const pending = this.partsLength;
-    const partial = pending > 0 ? Buffer.concat(this.parts, pending) : undefined;
+    const partial = pending > 0 ? bytes.concat(this.parts, pending) : undefined;
     this.parts = [];
     this.partsLength = 0;
     this.discarding = false;
@@ -219,13 +217,13 @@ export class QmpDecoder {
       new QmpProtocolError(
         'truncated',
         `stream ended inside a message (${pending} bytes without a newline)`,
-        partial.toString('utf8', 0, Math.min(partial.length, 512)),
+        bytes.text(partial, 0, Math.min(partial.length, 512)),
       ),
     );
     return false;
   }
 
-  private appendPartial(buf: Buffer, start: number, end: number): void {
+  private appendPartial(buf: Uint8Array, start: number, end: number): void {
     const total = this.partsLength + (end - start);
     if (total > this.maxLineBytes) {
       this.parts = [];
@@ -236,7 +234,7 @@ export class QmpDecoder {
     }
     // Copy unless told the caller never reuses its chunks.
     const piece = buf.subarray(start, end);
-    this.parts.push(this.copyPartial ? Buffer.from(piece) : piece);
+    this.parts.push(this.copyPartial ? bytes.copy(piece) : piece);
     this.partsLength = total;
   }
 
@@ -248,9 +246,9 @@ export class QmpDecoder {
     );
   }
 
-  private splitError(kind: SplitErrorKind, token: Buffer | undefined): void {
+  private splitError(kind: SplitErrorKind, token: Uint8Array | undefined): void {
     if (kind === 'stray') {
-      const text = token?.toString('utf8') ?? '';
+      const text = token === undefined ? '' : bytes.text(token, 0, token.length);
       this.handler.protocolError(
         streamError('stray-token', 'QMP input has a stray token', text),
         text,
@@ -298,12 +296,12 @@ export class QmpDecoder {
   }
 
   /** Slow path for one line: checks its bytes for invalid UTF-8. */
-  private line(buf: Buffer, start: number, end: number): void {
+  private line(buf: Uint8Array, start: number, end: number): void {
     if (end > start && buf[end - 1] === CR) end--;
     if (end <= start) return;
-    const text = buf.toString('utf8', start, end);
-    // toString maps invalid UTF-8 to U+FFFD; only then pay for a strict check.
-    if (text.indexOf('\uFFFD') >= 0 && !isUtf8(buf.subarray(start, end))) {
+    const text = bytes.text(buf, start, end);
+    // Decoding maps invalid UTF-8 to U+FFFD; only then pay for a strict check.
+    if (text.indexOf('\uFFFD') >= 0 && !bytes.isUtf8(buf.subarray(start, end))) {
       this.handler.protocolError(
         new QmpProtocolError('invalid-utf8', 'QMP line is not valid UTF-8', text),
         text,
@@ -415,7 +413,7 @@ function streamError(code: QmpProtocolErrorCode, message: string, raw?: string):
   }
 }
 
-function isBlank(buf: Buffer, start: number, end: number): boolean {
+function isBlank(buf: Uint8Array, start: number, end: number): boolean {
   for (let i = start; i < end; i++) {
     const c = buf[i];
     if (c !== 0x20 && c !== 0x09 && c !== CR && c !== NEWLINE) return false;
@@ -447,7 +445,7 @@ export function decodeAll(
     },
     options,
   );
-  decoder.push(typeof input === 'string' ? Buffer.from(input, 'utf8') : input);
+  decoder.push(typeof input === 'string' ? bytes.encode(input) : input);
   decoder.end();
   return out;
 }

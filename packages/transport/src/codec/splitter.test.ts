@@ -2,6 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { QmpProtocolError } from '../errors.js';
 import { QmpDecoder } from './decoder.js';
 
+// Runs in Node and in Chromium (vitest project `browser`): bytes come from TextEncoder.
+const encoder = new TextEncoder();
+const utf8 = (text: string): Uint8Array => encoder.encode(text);
+
 type Seen = { kind: string; value?: unknown; code?: string; text?: string | undefined };
 
 function streamDecoder(seen: Seen[], maxLineBytes = 1024 * 1024): QmpDecoder {
@@ -21,10 +25,10 @@ function streamDecoder(seen: Seen[], maxLineBytes = 1024 * 1024): QmpDecoder {
   );
 }
 
-function decode(chunks: readonly (string | Buffer)[], max?: number): Seen[] {
+function decode(chunks: readonly (string | Uint8Array)[], max?: number): Seen[] {
   const seen: Seen[] = [];
   const d = streamDecoder(seen, max);
-  for (const c of chunks) d.push(typeof c === 'string' ? Buffer.from(c) : c);
+  for (const c of chunks) d.push(typeof c === 'string' ? utf8(c) : c);
   d.end();
   return seen;
 }
@@ -48,19 +52,19 @@ describe('QmpDecoder, stream framing (how QEMU reads QMP)', () => {
   });
 
   it('gives the same messages however the bytes are split (every cut, every byte alone)', () => {
-    const bytes = Buffer.from(input);
+    const bytes = utf8(input);
     for (let cut = 1; cut < bytes.length; cut++)
       expect(decode([bytes.subarray(0, cut), bytes.subarray(cut)]), `cut ${cut}`).toEqual(want);
-    expect(decode([...bytes].map((b) => Buffer.from([b])))).toEqual(want);
+    expect(decode([...bytes].map((b) => new Uint8Array([b])))).toEqual(want);
   });
 
   it('copies what it keeps: a caller reusing its chunk buffer does not corrupt a message', () => {
     const seen: Seen[] = [];
     const d = streamDecoder(seen);
-    const buf = Buffer.from('{"execute":"ab');
+    const buf = utf8('{"execute":"ab');
     d.push(buf);
     buf.fill(0x40);
-    d.push(Buffer.from('c"}'));
+    d.push(utf8('c"}'));
     expect(seen).toEqual([{ kind: 'command', value: { execute: 'abc' } }]);
   });
 
@@ -98,12 +102,12 @@ describe('QmpDecoder, stream framing (how QEMU reads QMP)', () => {
   it('bounds memory: an endless message is reported once and not held', () => {
     const seen: Seen[] = [];
     const d = streamDecoder(seen, 100);
-    d.push(Buffer.from('{"execute":"'));
+    d.push(utf8('{"execute":"'));
     for (let i = 0; i < 50; i++) {
-      d.push(Buffer.alloc(1000, 0x61));
+      d.push(new Uint8Array(1000).fill(0x61));
       expect(d.bufferedBytes).toBeLessThanOrEqual(100);
     }
-    d.push(Buffer.from('"}{"execute":"ok"}'));
+    d.push(utf8('"}{"execute":"ok"}'));
     expect(seen).toEqual([
       { kind: 'protocol', code: 'message-too-long', text: undefined },
       { kind: 'command', value: { execute: 'ok' } },
@@ -136,8 +140,8 @@ describe('QmpDecoder, stream framing (how QEMU reads QMP)', () => {
       },
       { framing: 'stream' },
     );
-    d.push(Buffer.from('{"execute":"a"}{"execute":"b"}'));
-    d.push(Buffer.from('{"execute":"c"}'));
+    d.push(utf8('{"execute":"a"}{"execute":"b"}'));
+    d.push(utf8('{"execute":"c"}'));
     expect(seen).toEqual([{ kind: 'command', value: { execute: 'a' } }]);
   });
 });

@@ -14,6 +14,8 @@
  * Written from QEMU's documented behaviour and measurements of qemu-system-x86_64 7.2.
  */
 
+import { bytes, latin1 } from './bytes.js';
+
 /** Why a message was refused by the splitter (QEMU's own limits and lexical errors). */
 export type SplitErrorKind = 'stray' | 'too-long' | 'too-many-tokens' | 'too-deep';
 
@@ -24,12 +26,12 @@ export interface SplitSink {
    * than true/false/null, or a message that starts with `}`, `]`, `,` or `:`): the caller can
    * skip `JSON.parse`, whose exceptions are slow.
    */
-  message(bytes: Buffer, start: number, end: number, json: boolean): void;
+  message(bytes: Uint8Array, start: number, end: number, json: boolean): void;
   /**
    * A lexical error (`stray`, with the bytes of the offending token up to and including the
    * byte that broke it) or a limit. The message being read is dropped and reading goes on.
    */
-  error(kind: SplitErrorKind, token?: Buffer): void;
+  error(kind: SplitErrorKind, token?: Uint8Array): void;
 }
 
 /** QEMU's per-message limits (json-streamer). */
@@ -61,7 +63,7 @@ enum Tk {
   Other,
 }
 
-const EMPTY = Buffer.alloc(0);
+const EMPTY = new Uint8Array(0);
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 const isLower = (c: number) => c >= 0x61 && c <= 0x7a;
 
@@ -70,7 +72,7 @@ export class JsonStreamSplitter {
   /** Absolute stream offset of the first byte of the current chunk. */
   private base = 0;
   /** Kept bytes of earlier chunks, starting at absolute offset `keptFrom`. */
-  private kept: Buffer[] = [];
+  private kept: Uint8Array[] = [];
   private keptLength = 0;
   private keptFrom = 0;
   /** Absolute offsets: first byte of the current message / token; -1 when none. */
@@ -111,7 +113,7 @@ export class JsonStreamSplitter {
    * Feeds bytes. A sink callback may call `halt()` to stop at once: the rest of the chunk
    * is ignored and the incomplete message dropped.
    */
-  push(buf: Buffer): void {
+  push(buf: Uint8Array): void {
     const length = buf.length;
     const base = this.base;
     this.halted = false;
@@ -127,7 +129,7 @@ export class JsonStreamSplitter {
   }
 
   /** The stream ended: returns the bytes of an incomplete message, if any (not blank). */
-  end(): Buffer | undefined {
+  end(): Uint8Array | undefined {
     const start = this.messageStart >= 0 ? this.messageStart : this.tokenStart;
     const rest =
       start >= 0 && !this.oversized ? this.slice(EMPTY, this.base, start, this.base) : undefined;
@@ -136,7 +138,7 @@ export class JsonStreamSplitter {
   }
 
   /** Keeps the unfinished message's bytes of this chunk (bounded). */
-  private keep(buf: Buffer, base: number): void {
+  private keep(buf: Uint8Array, base: number): void {
     const from = this.messageStart >= 0 ? this.messageStart : this.tokenStart;
     if (from < 0 || this.oversized) {
       this.kept = [];
@@ -160,18 +162,18 @@ export class JsonStreamSplitter {
     }
     // Copy: the caller may reuse its chunk after push returns.
     if (piece.length > 0) {
-      this.kept.push(Buffer.from(piece));
+      this.kept.push(bytes.copy(piece));
       this.keptLength += piece.length;
     }
   }
 
   /** Bytes [from, to) (absolute) from the kept pieces and the current chunk. */
-  private slice(buf: Buffer, base: number, from: number, to: number): Buffer {
+  private slice(buf: Uint8Array, base: number, from: number, to: number): Uint8Array {
     if (from >= base) return buf.subarray(from - base, to - base);
-    const kept = this.keptLength === 0 ? EMPTY : Buffer.concat(this.kept, this.keptLength);
+    const kept = this.keptLength === 0 ? EMPTY : bytes.concat(this.kept, this.keptLength);
     const head = kept.subarray(from - this.keptFrom);
     if (to <= base) return head.subarray(0, to - from);
-    return Buffer.concat([head, buf.subarray(0, to - base)]);
+    return bytes.concat([head, buf.subarray(0, to - base)], head.length + to - base);
   }
 
   private dropMessage(): void {
@@ -185,7 +187,7 @@ export class JsonStreamSplitter {
     this.keptLength = 0;
   }
 
-  private byte(buf: Buffer, i: number, base: number): void {
+  private byte(buf: Uint8Array, i: number, base: number): void {
     const c = buf[i]!;
     for (;;) {
       const from = this.state;
@@ -295,7 +297,7 @@ export class JsonStreamSplitter {
         this.state = St.Recovery;
         this.tokenStart = -1;
         this.dropMessage();
-        this.sink.error('stray', stray === undefined ? undefined : Buffer.from(stray));
+        this.sink.error('stray', stray === undefined ? undefined : Uint8Array.from(stray));
         return;
       }
       if (token !== -1) {
@@ -310,15 +312,16 @@ export class JsonStreamSplitter {
   }
 
   /** The keyword token ending before `end` (absolute) is true, false or null. */
-  private standardKeyword(buf: Buffer, base: number, end: number): boolean {
+  private standardKeyword(buf: Uint8Array, base: number, end: number): boolean {
     const length = end - this.tokenStart;
     if (length !== 4 && length !== 5) return false;
-    const word = this.slice(buf, base, this.tokenStart, end).toString('latin1');
+    const token = this.slice(buf, base, this.tokenStart, end);
+    const word = latin1(token, 0, token.length);
     return word === 'true' || word === 'null' || word === 'false';
   }
 
   /** QEMU's json-streamer: a message ends when braces and brackets balance. */
-  private token(type: Tk, buf: Buffer, base: number, end: number): void {
+  private token(type: Tk, buf: Uint8Array, base: number, end: number): void {
     if (this.messageStart < 0) this.messageStart = this.tokenStart;
     this.tokenStart = -1;
     if (type !== Tk.Other) {

@@ -14,7 +14,7 @@ import {
   QmpTimeoutError,
 } from '../errors.js';
 import { parseAddress } from '../transports/address.js';
-import { dial } from '../transports/channel.js';
+import { dial } from '../transports/dial.node.js';
 import { QmpSession } from './session.js';
 
 const cleanups: (() => Promise<void>)[] = [];
