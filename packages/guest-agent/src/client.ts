@@ -1,8 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Commands as Qga72Commands } from '@qmpkit/qapi/qga-7.2';
 import {
-  AgentSession,
-  type AgentSessionOptions,
   type ArgsOf,
   type CloseReason,
   type CommandMap,
@@ -14,9 +12,13 @@ import {
   isQmpConnectionError,
   isQmpDisconnectedError,
   type Logger,
-  type NoReplyOutcome,
   type ReturnOf,
 } from '@qmpkit/transport';
+import {
+  AgentSession,
+  type AgentSessionOptions,
+  type NoReplyOutcome,
+} from '@qmpkit/transport/agent';
 import {
   AgentLostError,
   AgentUnavailableError,

@@ -73,8 +73,6 @@ export {
   QmpUnknownCapabilityError,
   QmpValidationError,
 } from './errors.js';
-export type { AgentSendOptions, AgentSessionOptions, NoReplyOutcome } from './session/agent.js';
-export { AgentSession } from './session/agent.js';
 export type {
   CloseReason,
   Logger,

@@ -4,8 +4,6 @@
  */
 export type { QmpProtocolErrorCode } from '../errors.js';
 export { isQmpProtocolError, QmpProtocolError } from '../errors.js';
-export type { AgentDecoderOptions, AgentMessageHandler } from './agent.js';
-export { AgentDecoder } from './agent.js';
 export type { QmpDecoderOptions, QmpMessageHandler } from './decoder.js';
 export { DEFAULT_MAX_LINE_BYTES, decodeAll, QmpDecoder } from './decoder.js';
 export {
