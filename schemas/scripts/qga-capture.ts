@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadQapiSource, parseQapiFile, type QapiValue } from '@qmpkit/codegen';
+import { loadQapiSource, parseQapiFile, type QapiValue, type ReadOptions } from '@qmpkit/codegen';
 import { fetchQapiSource } from './fetch-source.js';
 
 const schemasDir = path.resolve(import.meta.dirname, '..');
@@ -47,8 +47,11 @@ function qapiText(value: QapiValue): string {
  * are kept (the checks need their exception lists) except `doc-required`, since the capture
  * has no docs by design.
  */
-export function qgaCaptureText(mainFile: string): { text: string; definitions: number } {
-  const parsed = parseQapiFile(mainFile);
+export function qgaCaptureText(
+  mainFile: string,
+  options: ReadOptions = {},
+): { text: string; definitions: number } {
+  const parsed = parseQapiFile(mainFile, options);
   const lines: string[] = [];
   let definitions = 0;
   for (const expr of parsed.expressions) {
@@ -80,14 +83,14 @@ export async function captureQga(options: {
     commit?: string;
   };
   const version = path.basename(sourceDir).slice('qemu-'.length);
-  const { text, definitions } = qgaCaptureText(main);
+  const { text, definitions } = qgaCaptureText(main, { qemuVersion: version });
   const outDir = path.join(options.out ?? schemasDir, `qga-${version}`);
   mkdirSync(outDir, { recursive: true });
   const captureFile = path.join(outDir, QGA_CAPTURE_FILE);
   writeFileSync(captureFile, text);
   // The capture must read back into the same schema as the source, docs aside.
-  const fromSource = loadQapiSource(main);
-  const fromCapture = loadQapiSource(captureFile);
+  const fromSource = loadQapiSource(main, { qemuVersion: version });
+  const fromCapture = loadQapiSource(captureFile, { qemuVersion: version });
   for (const kind of ['types', 'commands', 'events'] as const) {
     const a = [...fromSource[kind].keys()].sort().join(',');
     const b = [...fromCapture[kind].keys()].sort().join(',');

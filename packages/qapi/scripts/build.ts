@@ -86,7 +86,7 @@ for (const dirName of qgaDirs()) {
   const sourceMain = path.join(repoRoot, `.cache/qapi-source/qemu-${version}/qga/qapi-schema.json`);
   if (!existsSync(sourceMain)) continue;
   const { schema: capture, file, qemuVersion } = readQgaCapture(dirName);
-  const schema = withSourceDocs(capture, loadQapiSource(sourceMain));
+  const schema = withSourceDocs(capture, loadQapiSource(sourceMain, { qemuVersion: version }));
   const files = emitTypeScript(schema, {
     runtimeImport: '../../runtime/index.js',
     generatorVersion: GENERATOR_VERSION,
