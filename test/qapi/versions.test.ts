@@ -27,6 +27,15 @@ const sourceMain = path.join(repoRoot, '.cache/qapi-source/qemu-7.2/qapi/qapi-sc
 const versions = readdirSync(path.join(repoRoot, 'schemas'))
   .filter((d) => /^qemu-\d+\.\d+$/.test(d))
   .map((d) => d.slice('qemu-'.length));
+/**
+ * The versions libvirt recorded: bookworm's libvirt 9.0 (what `schemas:libvirt` unpacks) has
+ * replies for QEMU up to 7.2 (and the 8.0 development snapshot qmpkit dropped); 10.0 is a
+ * capture of our own with no libvirt recording beside it.
+ */
+const recorded = versions.filter((v) => {
+  const [major = 0, minor = 0] = v.split('.').map(Number);
+  return major < 7 || (major === 7 && minor <= 2);
+});
 
 function need(ctx: TestContext, file: string, how: string): void {
   if (existsSync(file)) return;
@@ -113,7 +122,7 @@ describe('versions', () => {
   });
 
   // it.for (not it.each) passes the test context, for ctx.skip.
-  it.for(versions)(
+  it.for(recorded)(
     'every non-schema reply of the %s recording validates against its tables',
     async (version, ctx) => {
       const file = path.join(recordings, `caps_${version}.0.x86_64.replies`);
