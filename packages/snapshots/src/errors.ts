@@ -41,27 +41,207 @@ export class SnapshotExistsError extends Error {
   }
 }
 
+/**
+ * Why a snapshot cannot load here. Refusals before anything is touched (no QEMU started or
+ * ended, nothing written):
+ * - `machine-type-missing`: the loading binary has no such (pinned) machine type;
+ * - `machine-type-differs`, `device-set-differs`, `ram-differs`, `cpus-differs`: the VM's
+ *   configuration is not the one the snapshot was saved on (a migration stream loads only
+ *   into an identical machine);
+ * - `mapped-ram-unsupported`: a mapped-ram state file onto a QEMU without mapped-ram;
+ * - `binary-missing`, `not-qemu`, `module-dir-missing`: the binary the load would run is gone,
+ *   is not QEMU, or is an unpacked root without its module dir;
+ * - `incompatible-state`: the compatibility probe (the same configuration migrated from the
+ *   saving into the loading binary on scratch images) failed; `qemuStderr` has QEMU's reason.
+ *
+ * And after the fact: `qemu-refused`, QEMU started the load and failed it (`qemuStderr`).
+ */
+export type CannotLoadReason =
+  | 'machine-type-missing'
+  | 'machine-type-differs'
+  | 'device-set-differs'
+  | 'ram-differs'
+  | 'cpus-differs'
+  | 'mapped-ram-unsupported'
+  | 'binary-missing'
+  | 'not-qemu'
+  | 'module-dir-missing'
+  | 'incompatible-state'
+  | 'qemu-refused';
+
+/** One QEMU binary as an error names it (either side may be unknown). */
+export interface CannotLoadBinary {
+  readonly path: string | undefined;
+  readonly version: string | undefined;
+}
+
+export interface CannotLoadFields {
+  readonly snapshot: string;
+  /** The binary that saved the snapshot, as the manifest records it. */
+  readonly saved?: CannotLoadBinary;
+  /** The binary the load would run (or ran). */
+  readonly loading?: CannotLoadBinary;
+  /** What the snapshot has / needs (e.g. `33554432 bytes`, `pc-i440fx-7.2`). */
+  readonly expected?: string;
+  /** What the VM or the loading binary has instead. */
+  readonly actual?: string;
+  /** The relevant lines of the loading QEMU's stderr (`incompatible-state`, `qemu-refused`). */
+  readonly qemuStderr?: string;
+  /** What to do about it, appended to the message. */
+  readonly hint?: string;
+}
+
+/** The names of this hierarchy's classes (guards check names, not only `instanceof`). */
+export type CannotLoadErrorName =
+  | 'SnapshotCannotLoadError'
+  | 'SnapshotMismatchError'
+  | 'SnapshotLoadFailedError'
+  | (string & {});
+
+function stderrBlock(text: string | undefined): string {
+  if (text === undefined || text.trim() === '') return '';
+  return `\nQEMU's stderr:\n${text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n')}`;
+}
+
+function side(b: CannotLoadBinary | undefined): string | undefined {
+  if (b === undefined) return undefined;
+  return `QEMU ${b.version ?? '?'}${b.path !== undefined ? ` (${b.path})` : ''}`;
+}
+
+/**
+ * "This snapshot cannot load here": the one base class of every refusal to load and of a load
+ * QEMU failed. `reason` says which (see `CannotLoadReason`); the other fields say with what.
+ * Catch this (or test `isSnapshotCannotLoadError`) to handle all of them; subclasses
+ * (`SnapshotMismatchError`, `SnapshotLoadFailedError`, …) keep their own names and fields.
+ */
+export class SnapshotCannotLoadError extends Error {
+  override readonly name: CannotLoadErrorName = 'SnapshotCannotLoadError';
+  /** Brand shared by every class of the hierarchy, also those of other packages' subclasses. */
+  readonly snapshotCannotLoad = true as const;
+  readonly reason: CannotLoadReason;
+  readonly snapshot: string;
+  readonly saved: CannotLoadBinary | undefined;
+  readonly loading: CannotLoadBinary | undefined;
+  readonly expected: string | undefined;
+  readonly actual: string | undefined;
+  readonly qemuStderr: string | undefined;
+
+  constructor(
+    reason: CannotLoadReason,
+    fields: CannotLoadFields & { readonly message?: string },
+    options?: { cause?: unknown },
+  ) {
+    const sides = [
+      fields.saved !== undefined ? `saved on ${side(fields.saved)}` : undefined,
+      fields.loading !== undefined ? `loading on ${side(fields.loading)}` : undefined,
+    ].filter((s) => s !== undefined);
+    const head =
+      fields.message ??
+      `snapshot '${fields.snapshot}' cannot load here (${reason})${
+        fields.expected !== undefined || fields.actual !== undefined
+          ? `: the snapshot has ${fields.expected ?? '?'}, here ${fields.actual ?? '?'}`
+          : ''
+      }`;
+    super(
+      `${head}${sides.length > 0 ? ` [${sides.join('; ')}]` : ''}${fields.hint ? `; ${fields.hint}` : ''}${stderrBlock(fields.qemuStderr)}`,
+      options,
+    );
+    this.reason = reason;
+    this.snapshot = fields.snapshot;
+    this.saved = fields.saved;
+    this.loading = fields.loading;
+    this.expected = fields.expected;
+    this.actual = fields.actual;
+    this.qemuStderr = fields.qemuStderr;
+  }
+}
+
 /** What about a snapshot does not fit the VM it is loaded into. */
-export type MismatchField = 'machine-type' | 'device-config' | 'memory' | 'qemu-version';
+export type MismatchField = 'machine-type' | 'device-config' | 'memory' | 'cpus' | 'qemu-version';
+
+const MISMATCH_REASON: Record<MismatchField, CannotLoadReason> = {
+  'machine-type': 'machine-type-differs',
+  'device-config': 'device-set-differs',
+  memory: 'ram-differs',
+  cpus: 'cpus-differs',
+  'qemu-version': 'incompatible-state',
+};
 
 /**
  * The snapshot was taken on a different machine type or device configuration than the VM
- * has now. Migration streams only load into an identical machine, so `load` refuses.
+ * has now. Migration streams only load into an identical machine, so `load` refuses before
+ * anything is touched. Part of the `SnapshotCannotLoadError` hierarchy (`reason` follows
+ * `field`: `ram-differs`, `cpus-differs`, `device-set-differs`, `machine-type-differs`).
  */
-export class SnapshotMismatchError extends Error {
-  override readonly name = 'SnapshotMismatchError' as const;
-  readonly snapshot: string;
+export class SnapshotMismatchError extends SnapshotCannotLoadError {
+  override readonly name: CannotLoadErrorName = 'SnapshotMismatchError';
   readonly field: MismatchField;
-  readonly expected: string;
-  readonly actual: string;
-  constructor(snapshot: string, field: MismatchField, expected: string, actual: string) {
-    super(
-      `snapshot '${snapshot}' does not fit this VM: ${field} of the snapshot is ${expected}, the VM has ${actual}`,
-    );
-    this.snapshot = snapshot;
+  override readonly expected: string;
+  override readonly actual: string;
+  constructor(
+    snapshot: string,
+    field: MismatchField,
+    expected: string,
+    actual: string,
+    extra: Omit<CannotLoadFields, 'snapshot' | 'expected' | 'actual'> & {
+      readonly reason?: CannotLoadReason;
+    } = {},
+  ) {
+    const { reason, ...rest } = extra;
+    super(reason ?? MISMATCH_REASON[field], {
+      ...rest,
+      snapshot,
+      expected,
+      actual,
+      message: `snapshot '${snapshot}' does not fit this VM: ${field} of the snapshot is ${expected}, the VM has ${actual}`,
+    });
     this.field = field;
     this.expected = expected;
     this.actual = actual;
+  }
+}
+
+/**
+ * QEMU started the load and failed it (`reason: 'qemu-refused'`): a `snapshot-load` job error
+ * (which says only "Error -22 while loading VM state") or an HMP `loadvm` error, with the
+ * loading QEMU's stderr lines that say why (`qemuStderr`, also in the message). The VM is
+ * left paused (or resumed when it was running and QEMU kept its old state).
+ */
+export class SnapshotLoadFailedError extends SnapshotCannotLoadError {
+  override readonly name: CannotLoadErrorName = 'SnapshotLoadFailedError';
+  readonly strategy: StrategyKind;
+  /** The command that failed (`snapshot-load`, `loadvm`). */
+  readonly command: string;
+  /** QEMU's own error text (the job's or HMP's). */
+  readonly desc: string;
+  constructor(
+    init: {
+      snapshot: string;
+      strategy: StrategyKind;
+      command: string;
+      desc: string;
+      qemuStderr: string;
+      loading?: CannotLoadBinary;
+    },
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'qemu-refused',
+      {
+        snapshot: init.snapshot,
+        qemuStderr: init.qemuStderr,
+        ...(init.loading !== undefined ? { loading: init.loading } : {}),
+        message: `${init.strategy} load of '${init.snapshot}': ${init.command}: ${init.desc}`,
+      },
+      options,
+    );
+    this.strategy = init.strategy;
+    this.command = init.command;
+    this.desc = init.desc;
   }
 }
 
@@ -222,6 +402,15 @@ export const isSnapshotExistsError = (e: unknown): e is SnapshotExistsError =>
   hasName(e, 'SnapshotExistsError');
 export const isSnapshotMismatchError = (e: unknown): e is SnapshotMismatchError =>
   hasName(e, 'SnapshotMismatchError');
+/** Any error of the "cannot load here" hierarchy, subclasses of other packages included. */
+export const isSnapshotCannotLoadError = (e: unknown): e is SnapshotCannotLoadError =>
+  typeof e === 'object' &&
+  e !== null &&
+  typeof (e as { name?: unknown }).name === 'string' &&
+  (e as { snapshotCannotLoad?: unknown }).snapshotCannotLoad === true &&
+  typeof (e as { reason?: unknown }).reason === 'string';
+export const isSnapshotLoadFailedError = (e: unknown): e is SnapshotLoadFailedError =>
+  hasName(e, 'SnapshotLoadFailedError');
 export const isSnapshotIntegrityError = (e: unknown): e is SnapshotIntegrityError =>
   hasName(e, 'SnapshotIntegrityError');
 export const isSnapshotQemuError = (e: unknown): e is SnapshotQemuError =>

@@ -10,11 +10,20 @@
  */
 export type { ChooseOptions, StrategyCandidate, StrategyChoice, StrategyProbes } from './choose.js';
 export { chooseStrategy } from './choose.js';
-export type { MismatchField, StateFileProblem } from './errors.js';
+export type {
+  CannotLoadBinary,
+  CannotLoadErrorName,
+  CannotLoadFields,
+  CannotLoadReason,
+  MismatchField,
+  StateFileProblem,
+} from './errors.js';
 export {
   isSnapshotAbortedError,
+  isSnapshotCannotLoadError,
   isSnapshotExistsError,
   isSnapshotIntegrityError,
+  isSnapshotLoadFailedError,
   isSnapshotMismatchError,
   isSnapshotNotFoundError,
   isSnapshotQemuError,
@@ -23,8 +32,10 @@ export {
   isSnapshotTimeoutError,
   isSnapshotUnsupportedError,
   SnapshotAbortedError,
+  SnapshotCannotLoadError,
   SnapshotExistsError,
   SnapshotIntegrityError,
+  SnapshotLoadFailedError,
   SnapshotMismatchError,
   SnapshotNotFoundError,
   SnapshotQemuError,

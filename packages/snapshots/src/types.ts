@@ -111,6 +111,10 @@ export interface SnapshotInfo {
   /** The machine state file format the VM had (`qmpkit-machine/state` version), when known. */
   readonly stateFormat?: { readonly format: string; readonly version: number };
   readonly memoryBytes: number;
+  /** vCPUs at the save (absent in manifests written before it was recorded). */
+  readonly cpus?: number;
+  /** Guest-visible devices at the save as `driver#id`, in order (absent in older manifests). */
+  readonly deviceSet?: readonly string[];
   /** Size of the saved VM state (state file, or the internal snapshot's vm-state-size). */
   readonly vmStateBytes: number;
   /** Whether the guest was running when the snapshot was taken (it is resumed after a load). */

@@ -2,10 +2,13 @@ import { MiB, type VmConfig } from '@qmpkit/devices';
 import type { MachineQmp } from '@qmpkit/machine';
 import { describe, expect, it } from 'vitest';
 import {
+  isSnapshotCannotLoadError,
   isSnapshotMismatchError,
   isSnapshotQemuError,
   isSnapshotUnsupportedError,
-  type SnapshotMismatchError,
+  SnapshotCannotLoadError,
+  SnapshotLoadFailedError,
+  SnapshotMismatchError,
 } from './errors.js';
 import type { SnapshotRecord } from './types.js';
 import { checkIdentity, checkName, deviceConfigHash, hmpChecked, type VmIdentity } from './vm.js';
@@ -96,6 +99,9 @@ describe('checkIdentity', () => {
       memoryBytes: id.memoryBytes,
       configHash: id.configHash,
       qemuVersion: id.qemuVersion,
+      ...(id.cpus !== undefined ? { cpus: id.cpus } : {}),
+      ...(id.deviceSet !== undefined ? { deviceSet: id.deviceSet } : {}),
+      ...(id.qemuBinary !== undefined ? { qemuBinary: id.qemuBinary } : {}),
     } as unknown as SnapshotRecord;
   };
   const mismatch = (r: SnapshotRecord, vm: VmIdentity = identity): SnapshotMismatchError => {
@@ -152,5 +158,97 @@ describe('checkIdentity', () => {
     expect(mismatch(record(all)).field).toBe('machine-type');
     const { machineType: _, ...rest } = all;
     expect(mismatch(record(rest)).field).toBe('memory');
+  });
+
+  it('reasons of the cannot-load hierarchy follow the field', () => {
+    expect(mismatch(record({ machineType: 'pc-q35-7.2' })).reason).toBe('machine-type-differs');
+    expect(mismatch(record({ memoryBytes: 32 * MiB })).reason).toBe('ram-differs');
+    expect(mismatch(record({ configHash: 'b'.repeat(64) })).reason).toBe('device-set-differs');
+    expect(isSnapshotCannotLoadError(mismatch(record({ memoryBytes: 1 })))).toBe(true);
+  });
+
+  it('names a CPU count that differs (cpus-differs) before the device set', () => {
+    const here: VmIdentity = { ...identity, cpus: 1, deviceSet: ['ide-hd#boot0'] };
+    const e = mismatch(
+      record({ configHash: 'b'.repeat(64), cpus: 2, deviceSet: ['ide-hd#boot0'] }),
+      here,
+    );
+    expect([e.reason, e.field, e.expected, e.actual]).toEqual([
+      'cpus-differs',
+      'cpus',
+      '2 CPUs',
+      '1 CPUs',
+    ]);
+  });
+
+  it('names the devices only one side has (device-set-differs)', () => {
+    const here: VmIdentity = { ...identity, cpus: 1, deviceSet: ['ide-hd#boot0', 'e1000#net0'] };
+    const e = mismatch(
+      record({ configHash: 'b'.repeat(64), cpus: 1, deviceSet: ['ide-hd#boot0'] }),
+      here,
+    );
+    expect([e.reason, e.expected, e.actual]).toEqual([
+      'device-set-differs',
+      'devices nothing else',
+      'devices e1000#net0',
+    ]);
+  });
+
+  it('names both binaries when the record and the VM know them', () => {
+    const e = mismatch(
+      record({ memoryBytes: 1, qemuBinary: { path: '/a/qemu', version: '7.2.22' } }),
+      { ...identity, qemuBinary: { path: '/b/qemu', version: '10.0.2' } },
+    );
+    expect([e.saved, e.loading]).toEqual([
+      { path: '/a/qemu', version: '7.2.22' },
+      { path: '/b/qemu', version: '10.0.2' },
+    ]);
+    expect(e.message).toContain(
+      '[saved on QEMU 7.2.22 (/a/qemu); loading on QEMU 10.0.2 (/b/qemu)]',
+    );
+  });
+});
+
+describe('the cannot-load hierarchy', () => {
+  it('SnapshotMismatchError and SnapshotLoadFailedError are SnapshotCannotLoadErrors', () => {
+    const m = new SnapshotMismatchError('s', 'memory', '1 bytes', '2 bytes');
+    const f = new SnapshotLoadFailedError({
+      snapshot: 's',
+      strategy: 'internal-jobs',
+      command: 'snapshot-load',
+      desc: 'Error -22 while loading VM state',
+      qemuStderr: 'Size mismatch: pc.ram: 0x1 != 0x2: Invalid argument',
+    });
+    for (const e of [m, f]) {
+      expect(e).toBeInstanceOf(SnapshotCannotLoadError);
+      expect(isSnapshotCannotLoadError(e)).toBe(true);
+    }
+    expect([m.name, m.reason]).toEqual(['SnapshotMismatchError', 'ram-differs']);
+    expect([f.name, f.reason, f.qemuStderr]).toEqual([
+      'SnapshotLoadFailedError',
+      'qemu-refused',
+      'Size mismatch: pc.ram: 0x1 != 0x2: Invalid argument',
+    ]);
+    expect(f.message).toContain('Error -22 while loading VM state');
+    expect(f.message).toContain("QEMU's stderr:\n  Size mismatch: pc.ram");
+  });
+
+  it('a subclass of SnapshotMismatchError from elsewhere keeps its own name and is recognised', () => {
+    class Other extends SnapshotMismatchError {
+      override readonly name = 'SomeOtherRefusal';
+    }
+    const e = new Other('s', 'device-config', 'a', 'b', { reason: 'mapped-ram-unsupported' });
+    expect([e.name, e.reason, isSnapshotCannotLoadError(e)]).toEqual([
+      'SomeOtherRefusal',
+      'mapped-ram-unsupported',
+      true,
+    ]);
+  });
+
+  it('the guard takes a plain object of another copy of the package, and refuses other errors', () => {
+    expect(
+      isSnapshotCannotLoadError({ name: 'X', snapshotCannotLoad: true, reason: 'not-qemu' }),
+    ).toBe(true);
+    expect(isSnapshotCannotLoadError(new Error('x'))).toBe(false);
   });
 });

@@ -8,7 +8,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type DeviceConfig, deviceProps, isGenericDevice, type VmConfig } from '@qmpkit/devices';
 import { type Machine, type MachineQmp, STATE_FORMAT, STATE_VERSION } from '@qmpkit/machine';
 import type { QmpTimestamp } from '@qmpkit/transport';
-import { SnapshotMismatchError, SnapshotQemuError, SnapshotUnsupportedError } from './errors.js';
+import {
+  type CannotLoadBinary,
+  SnapshotMismatchError,
+  SnapshotQemuError,
+  SnapshotUnsupportedError,
+} from './errors.js';
 import type { SnapshotRecord, StrategyKind } from './types.js';
 
 /** Snapshot names: they end up in HMP command lines and file names. */
@@ -92,6 +97,10 @@ export function deviceConfigHash(config: VmConfig): string {
 
 export interface VmIdentity {
   readonly qemuVersion: string;
+  /** Number of vCPUs (`-smp`; 1 when the configuration has none). */
+  readonly cpus?: number;
+  /** The guest-visible devices as `driver#id`, in order (see `deviceSetOf`). */
+  readonly deviceSet?: readonly string[];
   readonly machineType: string;
   readonly configHash: string;
   readonly memoryBytes: number;
@@ -107,11 +116,32 @@ export async function currentMachineType(qmp: MachineQmp): Promise<string> {
   return typeof type === 'string' ? type.replace(/-machine$/, '') : String(type);
 }
 
+/** vCPUs of a configuration: `cpus`, else the product of the topology, else 1. */
+export function cpuCount(config: VmConfig): number {
+  const smp = config.smp;
+  if (smp === undefined) return 1;
+  if (smp.cpus !== undefined) return smp.cpus;
+  return (
+    (smp.sockets ?? 1) *
+    (smp.dies ?? 1) *
+    (smp.clusters ?? 1) *
+    (smp.cores ?? 1) *
+    (smp.threads ?? 1)
+  );
+}
+
+/** The guest-visible devices of a configuration as `driver#id` (what a refusal can name). */
+export function deviceSetOf(config: VmConfig): string[] {
+  return (config.devices ?? []).map((d) => `${d.driver}#${d.id ?? ''}`);
+}
+
 export async function vmIdentity(machine: Machine): Promise<VmIdentity> {
   const v = machine.qemuVersion;
   const running = machine.status === 'running';
   return {
     qemuVersion: `${v.major}.${v.minor}.${v.micro}`,
+    cpus: cpuCount(machine.config),
+    deviceSet: deviceSetOf(machine.config),
     machineType: running
       ? await currentMachineType(machine.qmp)
       : (machine.machineType ?? machine.config.machine.type),
@@ -127,21 +157,56 @@ export async function vmIdentity(machine: Machine): Promise<VmIdentity> {
 /** The identity fields a snapshot record keeps beside version, type and hash. */
 export function recordedBinary(
   identity: VmIdentity,
-): Pick<SnapshotRecord, 'qemuBinary' | 'stateFormat'> {
+): Pick<SnapshotRecord, 'qemuBinary' | 'stateFormat' | 'cpus' | 'deviceSet'> {
   return {
+    ...(identity.cpus !== undefined ? { cpus: identity.cpus } : {}),
+    ...(identity.deviceSet !== undefined ? { deviceSet: identity.deviceSet } : {}),
     ...(identity.qemuBinary !== undefined ? { qemuBinary: identity.qemuBinary } : {}),
     ...(identity.stateFormat !== undefined ? { stateFormat: identity.stateFormat } : {}),
   };
 }
 
-/** Throws `SnapshotMismatchError` unless `record` fits the VM `identity` describes. */
+function sides(
+  record: SnapshotRecord,
+  identity: VmIdentity,
+): { saved?: CannotLoadBinary; loading?: CannotLoadBinary } {
+  return {
+    ...(record.qemuBinary !== undefined
+      ? { saved: { path: record.qemuBinary.path, version: record.qemuBinary.version } }
+      : {}),
+    ...(identity.qemuBinary !== undefined
+      ? { loading: { path: identity.qemuBinary.path, version: identity.qemuBinary.version } }
+      : {}),
+  };
+}
+
+/** `only in the snapshot: …; only here: …` of two device lists, or undefined when equal. */
+function deviceDifference(
+  saved: readonly string[],
+  here: readonly string[],
+): { expected: string; actual: string } | undefined {
+  const a = new Set(saved);
+  const b = new Set(here);
+  const onlySaved = saved.filter((d) => !b.has(d));
+  const onlyHere = here.filter((d) => !a.has(d));
+  if (onlySaved.length === 0 && onlyHere.length === 0) return undefined;
+  const list = (l: string[]) => (l.length === 0 ? 'nothing else' : l.join(', '));
+  return { expected: `devices ${list(onlySaved)}`, actual: `devices ${list(onlyHere)}` };
+}
+
+/**
+ * Throws `SnapshotMismatchError` (reason `machine-type-differs`, `ram-differs`,
+ * `cpus-differs` or `device-set-differs`) unless `record` fits the VM `identity` describes.
+ */
 export function checkIdentity(record: SnapshotRecord, identity: VmIdentity): void {
+  const extra = sides(record, identity);
   if (record.machineType !== identity.machineType)
     throw new SnapshotMismatchError(
       record.name,
       'machine-type',
       record.machineType,
       identity.machineType,
+      extra,
     );
   if (record.memoryBytes !== identity.memoryBytes)
     throw new SnapshotMismatchError(
@@ -149,14 +214,28 @@ export function checkIdentity(record: SnapshotRecord, identity: VmIdentity): voi
       'memory',
       `${record.memoryBytes} bytes`,
       `${identity.memoryBytes} bytes`,
+      extra,
     );
-  if (record.configHash !== identity.configHash)
+  if (record.configHash === identity.configHash) return;
+  if (record.cpus !== undefined && identity.cpus !== undefined && record.cpus !== identity.cpus)
     throw new SnapshotMismatchError(
       record.name,
-      'device-config',
-      `hash ${record.configHash.slice(0, 12)}…`,
-      `hash ${identity.configHash.slice(0, 12)}…`,
+      'cpus',
+      `${record.cpus} CPUs`,
+      `${identity.cpus} CPUs`,
+      extra,
     );
+  const devices =
+    record.deviceSet !== undefined && identity.deviceSet !== undefined
+      ? deviceDifference(record.deviceSet, identity.deviceSet)
+      : undefined;
+  throw new SnapshotMismatchError(
+    record.name,
+    'device-config',
+    devices?.expected ?? `hash ${record.configHash.slice(0, 12)}…`,
+    devices?.actual ?? `hash ${identity.configHash.slice(0, 12)}…`,
+    extra,
+  );
 }
 
 /**
