@@ -130,7 +130,7 @@ export type {
 } from './machine.js';
 export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
 export type { MachineTypeInfo } from './machine-type.js';
-export { parseMachineHelp } from './machine-type.js';
+export { machineTypes, parseMachineHelp, resolveMachineType } from './machine-type.js';
 export type {
   IncomingMigrationOptions,
   MigrationSetup,
@@ -139,6 +139,7 @@ export type {
 } from './migration.js';
 export { migrateIncoming, migrateOutgoing, setUpMigration } from './migration.js';
 export { diesWithUs, setprivAvailable } from './parent-death.js';
+export { resolveBinary } from './proc.js';
 export type { LeakRepair, QemuImgOptions, QemuImgResult } from './qemu-img.js';
 export { repairLeaks, runQemuImg } from './qemu-img.js';
 export type {

@@ -11,7 +11,7 @@
  * - The state file (`qmpkit-machine/state` v1) is rewritten atomically on every change;
  *   `Machine.relaunch(file)` starts the VM again after a crash of QEMU or of this process.
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type AccelConfig,
@@ -39,6 +39,7 @@ import {
   MachineNotRunningError,
   MachineOptionsError,
   MachinePlugError,
+  QemuBinaryError,
 } from './errors.js';
 import { binaryFromSpec, binaryFromState, type QemuSpec, storedBinary } from './launch-binary.js';
 import { acquireRunDirLock, type RunDirLock } from './lock.js';
@@ -136,6 +137,15 @@ export interface StopOptions {
 export interface RestartOptions extends ProcessOptions, StopOptions {
   /** Keep the consoles' unread text (default: cleared, a fresh QEMU prints afresh). */
   readonly keepConsoleBuffers?: boolean;
+  /**
+   * Run the new process on this QEMU (e.g. a newer release), recorded in the state file for
+   * every later one. It is checked before the running QEMU is touched: `QemuBinaryError` for
+   * one that is not QEMU or lacks its module dir, `QemuLaunchError` `not-found`, and
+   * `MachineTypeError` when it lacks the pinned machine type.
+   */
+  readonly qemu?: QemuSpec;
+  /** Where a release name in `qemu` is looked up (default `defaultCacheDir()`). */
+  readonly cacheDir?: string;
 }
 
 export interface RelaunchOptions extends ProcessOptions {
@@ -229,11 +239,11 @@ function qdevId(qdev: string): string | undefined {
 export class Machine {
   #config: VmConfig;
   #launch: StoredLaunch;
-  readonly #settings: Settings;
+  #settings: Settings;
   readonly #runDir: string;
   readonly #ownsRunDir: boolean;
   readonly #stateFile: string | undefined;
-  readonly #binary: string;
+  #binary: string;
   #proc: Proc;
   #status: MachineStatus = 'running';
   #trays: Record<string, 'open' | 'closed'> = {};
@@ -781,11 +791,47 @@ export class Machine {
     // The pin stands for the configured type; a configuration that names another type is
     // a deliberate change of machine type, pinned anew once the new process runs.
     const repin = model.machine.type !== this.#config.machine.type;
-    const launch: StoredLaunch = repin ? withoutPin(this.#launch) : this.#launch;
-    planProcess(model, launch, options, {
+    let launch: StoredLaunch = repin ? withoutPin(this.#launch) : this.#launch;
+    const planned = planProcess(model, launch, options, {
       qmp: 3,
       consoles: dummyConsoleFds(this.#launch),
     });
+    // Another binary: resolved and checked (machine type included) before anything ends.
+    let switchTo: { binary: QemuBinary; settings: Settings } | undefined;
+    if (options.qemu !== undefined) {
+      const binary = await binaryFromSpec(
+        options.qemu,
+        this.#settings.env,
+        (b) => [b, ...planned.args],
+        options.cacheDir,
+      );
+      const record = await storedBinary(binary);
+      const types = await machineTypes(
+        binary,
+        this.#settings.env,
+        `${record.size}:${record.mtimeMs}`,
+      );
+      const pinned = repin ? undefined : launch.machineType;
+      resolveMachineType(pinned ?? model.machine.type, types, binary, pinned !== undefined);
+      launch = { ...launch, qemu: binary.path, binary: record };
+      switchTo = {
+        binary,
+        settings: {
+          ...this.#settings,
+          env: qemuBinaryEnv(binary, this.#settings.env),
+          qemuArgs: qemuBinaryArgs(binary),
+        },
+      };
+    } else if (
+      this.#binary.includes('/') &&
+      (await stat(this.#binary).catch(() => undefined)) === undefined
+    ) {
+      // Removed since the launch (an upgrade in place): the running QEMU stays.
+      throw new QemuBinaryError('not-found', this.#binary, {
+        detail: `the state file names QEMU ${this.#launch.binary?.version ?? ''} at ${this.#binary}, which no longer exists; restart with \`qemu\` set to the binary to use now`,
+        ...(this.#launch.binary !== undefined ? { version: this.#launch.binary.version } : {}),
+      });
+    }
     // Files to inherit must open before the running QEMU is touched.
     for (const file of options.inheritFiles ?? []) {
       const handle = await open(file.path, file.flags ?? 'r', file.mode ?? 0o600);
@@ -804,6 +850,12 @@ export class Machine {
       // After stop() a temporary run directory is gone and the lock released: take both again.
       await prepareRunDir({ runDir: this.#runDir });
       if (this.#lock?.owned() !== true) this.#lock = await acquireRunDirLock(this.#runDir);
+      if (switchTo !== undefined) {
+        // From here on this machine runs the new binary (a failed start is retried on it).
+        this.#binary = switchTo.binary.path;
+        this.#settings = switchTo.settings;
+        this.#launch = launch;
+      }
       proc = await startProcess(
         this.#binary,
         true,

@@ -50,7 +50,7 @@ export class SnapshotExistsError extends Error {
  *   into an identical machine);
  * - `mapped-ram-unsupported`: a mapped-ram state file onto a QEMU without mapped-ram;
  * - `binary-missing`, `not-qemu`, `module-dir-missing`: the binary the load would run is gone,
- *   is not QEMU, or is an unpacked root without its module dir;
+ *   is not QEMU, or is an unpacked root without its module dir (or its data dir);
  * - `incompatible-state`: the compatibility probe (the same configuration migrated from the
  *   saving into the loading binary on scratch images) failed; `qemuStderr` has QEMU's reason.
  *
@@ -66,6 +66,7 @@ export type CannotLoadReason =
   | 'binary-missing'
   | 'not-qemu'
   | 'module-dir-missing'
+  | 'data-dir-missing'
   | 'incompatible-state'
   | 'qemu-refused';
 

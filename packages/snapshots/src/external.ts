@@ -58,6 +58,7 @@ import {
   SnapshotTimeoutError,
   SnapshotUnsupportedError,
 } from './errors.js';
+import { preflightLoad } from './preflight.js';
 import { verifyStateFile } from './statefile.js';
 import { configFiles } from './store.js';
 import { startTask, type TaskContext } from './task.js';
@@ -73,7 +74,6 @@ import type {
   StrategyKind,
 } from './types.js';
 import {
-  checkIdentity,
   checkName,
   defaultTimeout,
   ensureBlockActive,
@@ -459,7 +459,7 @@ export class ExternalStrategy extends BaseStrategy {
       const record = this.record(name);
       const machine = this.machine;
       const identity = await vmIdentity(machine);
-      checkIdentity(record, identity);
+      const target = await preflightLoad(machine, record, identity, options, true);
       const timeout = options.timeout ?? defaultTimeout(identity.memoryBytes);
       const deadline = performance.now() + timeout;
       const left = () => Math.max(1, deadline - performance.now());
@@ -516,6 +516,7 @@ export class ExternalStrategy extends BaseStrategy {
           paused: true,
           inheritFiles: [{ path: state.path }],
           consoleState: record.consoles,
+          ...(target.qemu !== undefined ? { qemu: target.qemu } : {}),
         });
         uri = inherited[0]?.uri ?? '';
       } catch (error) {

@@ -25,6 +25,7 @@ import {
   SnapshotTimeoutError,
   SnapshotUnsupportedError,
 } from './errors.js';
+import { preflightLoad } from './preflight.js';
 import { startTask, type TaskContext } from './task.js';
 import type {
   DeleteOptions,
@@ -227,10 +228,22 @@ abstract class InternalStrategy extends BaseStrategy {
     return startTask(name, options, async (ctx) => {
       const record = this.record(name);
       const tag = record.tag ?? '';
-      if (this.machine.status !== 'running') {
-        // After a crash of QEMU: start the same configuration paused, then load into it.
+      const restarts = this.machine.status !== 'running' || options.qemu !== undefined;
+      const target = await preflightLoad(
+        this.machine,
+        record,
+        await vmIdentity(this.machine),
+        options,
+        restarts,
+      );
+      if (restarts) {
+        // After a crash of QEMU, or onto another binary: the same configuration, paused,
+        // then the load into it (the images hold the snapshot).
         ctx.phase('restart');
-        await this.machine.restart(this.machine.config, { paused: true });
+        await this.machine.restart(this.machine.config, {
+          paused: true,
+          ...(target.qemu !== undefined ? { qemu: target.qemu } : {}),
+        });
       }
       const qmp = this.machine.qmp;
       const identity = await vmIdentity(this.machine);

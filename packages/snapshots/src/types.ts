@@ -2,7 +2,7 @@
  * The public shapes of `@qmpkit/snapshots`: the strategy interface, options, results,
  * progress events and snapshot records.
  */
-import type { ConsoleState } from '@qmpkit/machine';
+import type { ConsoleState, QemuSpec } from '@qmpkit/machine';
 
 /** The three ways QEMU 7.2 can snapshot a running VM. */
 export type StrategyKind = 'internal-hmp' | 'internal-jobs' | 'external';
@@ -82,6 +82,15 @@ export interface LoadOptions {
    * save time.
    */
   readonly resume?: boolean;
+  /**
+   * Load on this QEMU instead of the VM's current one (a `QemuBinary`, a path, a release in
+   * the cache such as `'10.0'`, or a name on `PATH`); the VM runs on it from then on. It is
+   * checked before anything is touched (`SnapshotCannotLoadError`: `binary-missing`,
+   * `not-qemu`, `module-dir-missing`, `machine-type-missing`).
+   */
+  readonly qemu?: QemuSpec;
+  /** Where a release name in `qemu` is looked up (default `defaultCacheDir()`). */
+  readonly cacheDir?: string;
 }
 
 export interface DeleteOptions {

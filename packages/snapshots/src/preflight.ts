@@ -1,0 +1,168 @@
+/**
+ * What a load checks before it touches anything (no QEMU started or ended, no file written):
+ * the binary it will run (given as `qemu`, or the VM's own when the load restarts QEMU), the
+ * pinned machine type on that binary, and the VM against the snapshot (machine type, RAM,
+ * CPUs, devices). Each refusal is a `SnapshotCannotLoadError` with its `reason`; the errors of
+ * machine (`QemuBinaryError`, `QemuLaunchError`, `MachineTypeError`) are its `cause`.
+ */
+import { stat } from 'node:fs/promises';
+import {
+  isMachineTypeError,
+  isQemuBinaryError,
+  isQemuLaunchError,
+  type Machine,
+  machineTypes,
+  type QemuBinary,
+  QemuBinaryError,
+  type QemuSpec,
+  resolveBinary,
+  resolveMachineType,
+  resolveQemuBinary,
+} from '@qmpkit/machine';
+import { type CannotLoadBinary, type CannotLoadReason, SnapshotCannotLoadError } from './errors.js';
+import type { SnapshotRecord } from './types.js';
+import { checkIdentity, type VmIdentity } from './vm.js';
+
+/** Where a load runs. */
+export interface LoadTarget {
+  /** Another binary than the VM's current one (`LoadOptions.qemu`), resolved and checked. */
+  readonly qemu: QemuBinary | undefined;
+  /** The binary the load runs on (the VM's own when `qemu` is undefined). */
+  readonly loading: CannotLoadBinary;
+  /** The binary that saved the snapshot, as the manifest records it. */
+  readonly saved: CannotLoadBinary | undefined;
+}
+
+function savedSide(record: SnapshotRecord): CannotLoadBinary | undefined {
+  return record.qemuBinary === undefined
+    ? undefined
+    : { path: record.qemuBinary.path, version: record.qemuBinary.version };
+}
+
+const BINARY_REASON: Record<string, CannotLoadReason> = {
+  'not-found': 'binary-missing',
+  'not-fetched': 'binary-missing',
+  'not-qemu': 'not-qemu',
+  'version-mismatch': 'not-qemu',
+  'missing-module-dir': 'module-dir-missing',
+  'missing-data-dir': 'data-dir-missing',
+};
+
+/** `spec` resolved; machine's binary errors become the hierarchy's. */
+async function resolveTarget(
+  record: SnapshotRecord,
+  spec: QemuSpec,
+  cacheDir: string | undefined,
+): Promise<QemuBinary> {
+  const asked = typeof spec === 'string' ? spec : spec.path;
+  const saved = savedSide(record);
+  try {
+    if (typeof spec !== 'string') {
+      if ((await stat(spec.path).catch(() => undefined)) === undefined)
+        throw new SnapshotCannotLoadError('binary-missing', {
+          snapshot: record.name,
+          ...(saved ? { saved } : {}),
+          loading: { path: spec.path, version: spec.version },
+          message: `snapshot '${record.name}' cannot load on ${spec.path}: it does not exist`,
+        });
+      return spec;
+    }
+    let target = spec;
+    if (!spec.includes('/') && !/^\d+\.\d+$/.test(spec)) {
+      // A name on PATH: the file it stands for (compatibility answers hash the file).
+      const found = await resolveBinary(spec);
+      if (found === undefined)
+        throw new QemuBinaryError('not-found', spec, { detail: `no ${spec} on PATH` });
+      target = found;
+    }
+    return await resolveQemuBinary(target, cacheDir !== undefined ? { cacheDir } : {});
+  } catch (error) {
+    if (isQemuBinaryError(error) || (isQemuLaunchError(error) && error.reason === 'not-found')) {
+      const reason = isQemuBinaryError(error)
+        ? (BINARY_REASON[error.problem] ?? 'not-qemu')
+        : 'binary-missing';
+      throw new SnapshotCannotLoadError(
+        reason,
+        {
+          snapshot: record.name,
+          ...(saved ? { saved } : {}),
+          loading: {
+            path: asked,
+            version: isQemuBinaryError(error) ? error.version : undefined,
+          },
+          message: `snapshot '${record.name}' cannot load on ${JSON.stringify(asked)} (${reason}): ${error.message}`,
+        },
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * Checks everything a load of `record` needs before it touches anything and returns where it
+ * runs. `restarts`: the load starts a new QEMU (external always; internal with `qemu` or
+ * after a crash), so the binary it starts must exist.
+ */
+export async function preflightLoad(
+  machine: Machine,
+  record: SnapshotRecord,
+  identity: VmIdentity,
+  options: { readonly qemu?: QemuSpec; readonly cacheDir?: string },
+  restarts: boolean,
+): Promise<LoadTarget> {
+  const saved = savedSide(record);
+  let qemu: QemuBinary | undefined;
+  let loading: CannotLoadBinary;
+  if (options.qemu !== undefined) {
+    qemu = await resolveTarget(record, options.qemu, options.cacheDir);
+    loading = { path: qemu.path, version: qemu.version };
+    const info = await stat(qemu.path);
+    try {
+      const types = await machineTypes(qemu, process.env, `${info.size}:${info.mtimeMs}`);
+      resolveMachineType(record.machineType, types, qemu, true);
+    } catch (error) {
+      if (!isMachineTypeError(error) && !isQemuBinaryError(error)) throw error;
+      const missing = isMachineTypeError(error);
+      throw new SnapshotCannotLoadError(
+        missing ? 'machine-type-missing' : 'not-qemu',
+        {
+          snapshot: record.name,
+          ...(saved ? { saved } : {}),
+          loading,
+          expected: `machine type ${record.machineType}`,
+          actual: missing
+            ? `QEMU ${qemu.version} without it`
+            : `no machine type list from ${qemu.path}`,
+          ...(missing
+            ? {
+                hint: `load it on a QEMU that has ${record.machineType} (\`${qemu.path} -machine help\` lists this one's)`,
+              }
+            : {}),
+        },
+        { cause: error },
+      );
+    }
+  } else {
+    const own = machine.qemuBinary;
+    loading = { path: own?.path, version: own?.version ?? identity.qemuVersion };
+    if (
+      restarts &&
+      own !== undefined &&
+      own.path.includes('/') &&
+      (await stat(own.path).catch(() => undefined)) === undefined
+    )
+      throw new SnapshotCannotLoadError('binary-missing', {
+        snapshot: record.name,
+        ...(saved ? { saved } : {}),
+        loading,
+        message: `snapshot '${record.name}' cannot load: the load restarts QEMU, and the binary the VM's state file names (QEMU ${own.version} at ${own.path}) no longer exists`,
+        hint: 'pass qemu (the binary to use now) to load it on another one',
+      });
+  }
+  checkIdentity(record, {
+    ...identity,
+    qemuBinary: { path: loading.path ?? '', version: loading.version ?? '' },
+  });
+  return { qemu, loading, saved };
+}
