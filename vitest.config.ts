@@ -28,6 +28,7 @@ const ONCE = [
   'packages/cli/src/commands/vmstate.qemu.test.ts',
   'packages/snapshots/src/__tests__/cross-version.qemu.test.ts',
   'packages/snapshots/src/__tests__/cannot-load.qemu.test.ts',
+  'packages/snapshots/src/__tests__/load-compat.qemu.test.ts',
   'test/e2e/linux-guest.qemu.test.ts',
   // The contract suite picks its binaries per scenario (fake of version X vs real X).
   'test/contract/contract.qemu.test.ts',

@@ -294,12 +294,15 @@ export class SnapshotQemuError extends Error {
   /** The command that failed (`savevm`, `snapshot-save`, `migrate`, …). */
   readonly command: string;
   readonly desc: string;
+  /** HMP: the whole reply (QEMU prints the reason on lines before `Error: …`). */
+  readonly output: string | undefined;
   constructor(
     init: {
       strategy: StrategyKind;
       operation: 'save' | 'load' | 'delete' | 'list';
       command: string;
       desc: string;
+      output?: string;
     },
     options?: { cause?: unknown },
   ) {
@@ -308,6 +311,7 @@ export class SnapshotQemuError extends Error {
     this.operation = init.operation;
     this.command = init.command;
     this.desc = init.desc;
+    this.output = init.output;
   }
 }
 

@@ -48,6 +48,7 @@ import {
 import { isQmpJobError } from '@qmpkit/transport';
 import { createStreamSink } from '@qmpkit/transport/fd';
 import { BaseStrategy, refuseMixing, toInfo, withoutSnapshot } from './base.js';
+import { keepDump } from './compat.js';
 import {
   isSnapshotAbortedError,
   SnapshotAbortedError,
@@ -193,6 +194,7 @@ export class ExternalStrategy extends BaseStrategy {
       if (layers.length === 0)
         throw new SnapshotUnsupportedError(this.kind, ['the VM has no writable disk to freeze']);
       const frozen = layers.map((l) => layerFile(before, l)?.filename ?? '');
+      const vmstateKey = await keepDump(machine, this.store.dir, identity.machineType);
       const id = newId();
       const statePath = this.store.statePath(id);
 
@@ -325,6 +327,7 @@ export class ExternalStrategy extends BaseStrategy {
         machineType: identity.machineType,
         configHash: identity.configHash,
         ...recordedBinary(identity),
+        ...(vmstateKey !== undefined ? { vmstateKey } : {}),
         memoryBytes: identity.memoryBytes,
         vmStateBytes: result.bytes,
         wasRunning,
@@ -459,7 +462,11 @@ export class ExternalStrategy extends BaseStrategy {
       const record = this.record(name);
       const machine = this.machine;
       const identity = await vmIdentity(machine);
-      const target = await preflightLoad(machine, record, identity, options, true);
+      const target = await preflightLoad(machine, record, identity, options, {
+        restarts: true,
+        config: recordConfig(record),
+        storeDir: this.store.dir,
+      });
       const timeout = options.timeout ?? defaultTimeout(identity.memoryBytes);
       const deadline = performance.now() + timeout;
       const left = () => Math.max(1, deadline - performance.now());
@@ -547,6 +554,8 @@ export class ExternalStrategy extends BaseStrategy {
         },
         bytesRead: state.bytes,
         verified,
+        ...(target.compat !== undefined ? { compat: target.compat } : {}),
+        warnings: target.warnings,
       };
     });
   }

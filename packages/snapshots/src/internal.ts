@@ -16,10 +16,13 @@
 import { blockGraph } from '@qmpkit/devices';
 import { isQmpJobError, isQmpTimeoutError } from '@qmpkit/transport';
 import { BaseStrategy, refuseMixing, toInfo, withoutSnapshot } from './base.js';
+import { keepDump } from './compat.js';
 import {
   isSnapshotAbortedError,
+  isSnapshotQemuError,
   SnapshotAbortedError,
   SnapshotExistsError,
+  SnapshotLoadFailedError,
   SnapshotNotFoundError,
   SnapshotQemuError,
   SnapshotTimeoutError,
@@ -107,6 +110,7 @@ abstract class InternalStrategy extends BaseStrategy {
       const blocked = (await qmp.execute('query-migrate'))['blocked-reasons'] ?? [];
       if (blocked.length > 0) throw new SnapshotUnsupportedError(this.kind, blocked);
       await ensureBlockActive(qmp, timeout);
+      const vmstateKey = await keepDump(this.machine, this.store.dir, identity.machineType);
       const id = newId();
       const tag = `${name}~${id}`;
       const images = this.#imageFiles(targets);
@@ -181,6 +185,7 @@ abstract class InternalStrategy extends BaseStrategy {
         machineType: identity.machineType,
         configHash: identity.configHash,
         ...recordedBinary(identity),
+        ...(vmstateKey !== undefined ? { vmstateKey } : {}),
         memoryBytes: identity.memoryBytes,
         vmStateBytes,
         wasRunning,
@@ -234,7 +239,7 @@ abstract class InternalStrategy extends BaseStrategy {
         record,
         await vmIdentity(this.machine),
         options,
-        restarts,
+        { restarts, config: this.machine.config, storeDir: this.store.dir },
       );
       if (restarts) {
         // After a crash of QEMU, or onto another binary: the same configuration, paused,
@@ -262,9 +267,14 @@ abstract class InternalStrategy extends BaseStrategy {
       const paused = await pause(qmp, timeout);
       await settleConsoles(this.machine);
       let resumeMs: number | undefined;
+      const stderrBefore = this.machine.stderr();
       try {
         ctx.phase('load', record.vmStateBytes);
-        await this.loadTag(tag, record, timeout);
+        try {
+          await this.loadTag(tag, record, timeout);
+        } catch (error) {
+          throw this.#loadFailed(error, record, stderrBefore, target.loading);
+        }
         this.machine.restoreConsoleState(record.consoles);
         ctx.phase('resume');
         if (options.resume ?? record.wasRunning) resumeMs = await resume(qmp, timeout);
@@ -289,6 +299,8 @@ abstract class InternalStrategy extends BaseStrategy {
         },
         bytesRead: record.vmStateBytes,
         verified: undefined,
+        ...(target.compat !== undefined ? { compat: target.compat } : {}),
+        warnings: target.warnings,
       };
     });
   }
@@ -360,6 +372,42 @@ abstract class InternalStrategy extends BaseStrategy {
     return files;
   }
 
+  /**
+   * A load QEMU failed (job error, HMP `Error:`): `SnapshotLoadFailedError` with the lines
+   * QEMU wrote to its stderr during the load (the job error alone says only "Error -22 while
+   * loading VM state"; the reason, e.g. "Size mismatch: …", is on stderr).
+   */
+  #loadFailed(
+    error: unknown,
+    record: SnapshotRecord,
+    stderrBefore: string,
+    loading: { path: string | undefined; version: string | undefined },
+  ): unknown {
+    const qemu = isQmpJobError(error)
+      ? { command: error.command, desc: error.desc, reply: '' }
+      : isSnapshotQemuError(error)
+        ? { command: error.command, desc: error.desc, reply: error.output ?? '' }
+        : undefined;
+    if (qemu === undefined) return error;
+    // HMP prints the reason into its reply, before the `Error:` line; the job on stderr.
+    const reply = qemu.reply
+      .split('\n')
+      .filter((l) => !/^Error: ?/.test(l.trim()))
+      .join('\n');
+    const lines = relevantStderr(`${reply}\n${stderrSince(stderrBefore, this.machine.stderr())}`);
+    return new SnapshotLoadFailedError(
+      {
+        snapshot: record.name,
+        strategy: this.kind,
+        command: qemu.command,
+        desc: qemu.desc,
+        qemuStderr: lines,
+        loading,
+      },
+      { cause: error },
+    );
+  }
+
   #translate(
     error: unknown,
     name: string,
@@ -378,6 +426,22 @@ abstract class InternalStrategy extends BaseStrategy {
     if (isQmpTimeoutError(error)) return new SnapshotTimeoutError(name, ctx.currentPhase, timeout);
     return error;
   }
+}
+
+/** What QEMU wrote to stderr between two readings of its (bounded) stderr ring. */
+export function stderrSince(before: string, after: string): string {
+  if (after.startsWith(before)) return after.slice(before.length);
+  // Another process (a restart) or a ring that dropped its front: its last lines.
+  return after.split('\n').slice(-20).join('\n');
+}
+
+/** QEMU's stderr lines that say something (module-load noise and blank lines dropped). */
+export function relevantStderr(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() !== '' && !/failed to open module/i.test(l))
+    .join('\n');
 }
 
 /** HMP `savevm` / `loadvm` / `delvm` through `human-monitor-command`. */

@@ -6,6 +6,7 @@
  * machine (`QemuBinaryError`, `QemuLaunchError`, `MachineTypeError`) are its `cause`.
  */
 import { stat } from 'node:fs/promises';
+import type { VmConfig } from '@qmpkit/devices';
 import {
   isMachineTypeError,
   isQemuBinaryError,
@@ -14,13 +15,13 @@ import {
   machineTypes,
   type QemuBinary,
   QemuBinaryError,
-  type QemuSpec,
   resolveBinary,
   resolveMachineType,
   resolveQemuBinary,
 } from '@qmpkit/machine';
+import { checkCompatibility, type LoadCompatibility } from './compat.js';
 import { type CannotLoadBinary, type CannotLoadReason, SnapshotCannotLoadError } from './errors.js';
-import type { SnapshotRecord } from './types.js';
+import type { LoadOptions, SnapshotRecord } from './types.js';
 import { checkIdentity, type VmIdentity } from './vm.js';
 
 /** Where a load runs. */
@@ -31,6 +32,9 @@ export interface LoadTarget {
   readonly loading: CannotLoadBinary;
   /** The binary that saved the snapshot, as the manifest records it. */
   readonly saved: CannotLoadBinary | undefined;
+  /** The compatibility check (undefined on the saving binary). */
+  readonly compat: LoadCompatibility | undefined;
+  readonly warnings: readonly string[];
 }
 
 function savedSide(record: SnapshotRecord): CannotLoadBinary | undefined {
@@ -108,9 +112,16 @@ export async function preflightLoad(
   machine: Machine,
   record: SnapshotRecord,
   identity: VmIdentity,
-  options: { readonly qemu?: QemuSpec; readonly cacheDir?: string },
-  restarts: boolean,
+  options: LoadOptions,
+  how: {
+    /** The load starts a new QEMU (so the binary it starts must exist). */
+    readonly restarts: boolean;
+    /** The configuration the load runs (probed on both binaries). */
+    readonly config: VmConfig;
+    readonly storeDir: string;
+  },
 ): Promise<LoadTarget> {
+  const restarts = how.restarts;
   const saved = savedSide(record);
   let qemu: QemuBinary | undefined;
   let loading: CannotLoadBinary;
@@ -164,5 +175,19 @@ export async function preflightLoad(
     ...identity,
     qemuBinary: { path: loading.path ?? '', version: loading.version ?? '' },
   });
-  return { qemu, loading, saved };
+  const warnings: string[] = [];
+  const compat = await checkCompatibility({
+    machine,
+    record,
+    storeDir: how.storeDir,
+    config: how.config,
+    qemu,
+    force: options.force === true,
+    cacheDir: options.cacheDir,
+    warn: (message) => {
+      warnings.push(message);
+      options.onWarning?.(message);
+    },
+  });
+  return { qemu, loading, saved, compat, warnings };
 }

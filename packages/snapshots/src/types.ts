@@ -3,6 +3,7 @@
  * progress events and snapshot records.
  */
 import type { ConsoleState, QemuSpec } from '@qmpkit/machine';
+import type { LoadCompatibility } from './compat.js';
 
 /** The three ways QEMU 7.2 can snapshot a running VM. */
 export type StrategyKind = 'internal-hmp' | 'internal-jobs' | 'external';
@@ -89,8 +90,18 @@ export interface LoadOptions {
    * `not-qemu`, `module-dir-missing`, `machine-type-missing`).
    */
   readonly qemu?: QemuSpec;
-  /** Where a release name in `qemu` is looked up (default `defaultCacheDir()`). */
+  /**
+   * Where a release name in `qemu` is looked up and where compatibility verdicts are cached
+   * (`<cacheDir>/compat`; default `defaultCacheDir()`).
+   */
   readonly cacheDir?: string;
+  /**
+   * Skip the compatibility check of a load on another binary than the save (see
+   * `LoadResult.compat`). The checks of the binary, machine type and configuration stay.
+   */
+  readonly force?: boolean;
+  /** Called with each warning (they are in `LoadResult.warnings` too). */
+  readonly onWarning?: (message: string) => void;
 }
 
 export interface DeleteOptions {
@@ -124,6 +135,11 @@ export interface SnapshotInfo {
   readonly cpus?: number;
   /** Guest-visible devices at the save as `driver#id`, in order (absent in older manifests). */
   readonly deviceSet?: readonly string[];
+  /**
+   * Key of the saving binary's vmstate dump kept in the store (`vmstate/<key>.json`) for a
+   * static check when that binary is gone; absent when none was kept.
+   */
+  readonly vmstateKey?: string;
   /** Size of the saved VM state (state file, or the internal snapshot's vm-state-size). */
   readonly vmStateBytes: number;
   /** Whether the guest was running when the snapshot was taken (it is resumed after a load). */
@@ -179,6 +195,13 @@ export interface LoadResult {
   readonly bytesRead: number;
   /** External: how the state file was checked (`sha256`, `unchanged` since the save, `header`). */
   readonly verified: 'sha256' | 'unchanged' | 'header' | undefined;
+  /**
+   * The compatibility check of a load on another binary than the save (undefined on the
+   * saving binary, or when the manifest names none).
+   */
+  readonly compat?: LoadCompatibility;
+  /** Warnings of the load (e.g. sections the static vmstate check flags; no probe ran). */
+  readonly warnings: readonly string[];
 }
 
 export interface DeleteResult {

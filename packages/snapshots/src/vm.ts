@@ -308,6 +308,7 @@ export async function hmpChecked(
       ...context,
       command: line.split(' ')[0] ?? line,
       desc: error[1] ?? text,
+      output: text,
     });
   return output;
 }
