@@ -57,6 +57,7 @@ const ONCE = [
   'packages/machine/src/compat/torture.qemu.test.ts',
   'packages/cli/src/commands/machine.qemu.test.ts',
   'packages/cli/src/commands/vm-torture.qemu.test.ts',
+  'packages/cli/src/commands/upgrade.qemu.test.ts',
   'packages/guest-agent/src/__tests__/agent-7.2.qemu.test.ts',
   'packages/guest-agent/src/__tests__/agent-10.0.qemu.test.ts',
   'test/contract/agent.qemu.test.ts',

@@ -9,7 +9,13 @@ import { createProgress } from '../progress.js';
 import { didYouMean } from '../suggest.js';
 import { ControlClient, isSupervisorError, type PendingRequest } from '../vm/client.js';
 import { vmPaths } from '../vm/paths.js';
-import type { AbortCheck, ListResult, OperationProgress, WireError } from '../vm/protocol.js';
+import type {
+  AbortCheck,
+  ListResult,
+  LoadSummary,
+  OperationProgress,
+  WireError,
+} from '../vm/protocol.js';
 import { STRATEGIES } from '../vm/supervisor.js';
 import { renderTree } from '../vm/tree.js';
 import type { CliCommand, CommandContext } from './command.js';
@@ -83,19 +89,41 @@ export const snapshotCommand: CliCommand = {
       .description('bring the VM back to a snapshot (progress on stderr; Ctrl-C aborts, exit 130)')
       .argument('<name>', 'snapshot name')
       .addOption(dirOption())
+      .option(
+        '--qemu <binary|version>',
+        'load on this QEMU (a path, a name on PATH or a release fetched with `qmpkit qemu fetch`); the VM runs on it afterwards',
+      )
+      .option(
+        '--force',
+        'skip the compatibility check (probe) of a load on another binary than the save',
+      )
       .option('--json', 'print the result as JSON')
-      .action(async (name: string, flags: { dir: string; json?: boolean }) => {
-        context.exit(
-          await runTask(
-            context,
-            flags.dir,
-            'load',
-            name,
-            flags.json === true,
-            (client, onProgress) => client.request('load', { name }, { onProgress }),
-          ),
-        );
-      });
+      .action(
+        async (
+          name: string,
+          flags: { dir: string; json?: boolean; qemu?: string; force?: boolean },
+        ) => {
+          context.exit(
+            await runTask(
+              context,
+              flags.dir,
+              'load',
+              name,
+              flags.json === true,
+              (client, onProgress) =>
+                client.request(
+                  'load',
+                  {
+                    name,
+                    ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
+                    ...(flags.force === true ? { force: true } : {}),
+                  },
+                  { onProgress },
+                ),
+            ),
+          );
+        },
+      );
 
     snapshot
       .command('delete')
@@ -178,6 +206,24 @@ interface TaskSummary {
   readonly totalMs: number;
   readonly downtimeMs: number | null;
   readonly bytes: number;
+  /** Loads only. */
+  readonly qemu?: LoadSummary['qemu'];
+  readonly compat?: LoadSummary['compat'];
+  readonly warnings?: readonly string[];
+}
+
+/** The compatibility line of a load on another binary than the save. */
+export function compatLine(compat: NonNullable<LoadSummary['compat']>): string {
+  switch (compat.check) {
+    case 'forced':
+      return 'compatibility: not checked (--force)';
+    case 'none':
+      return 'compatibility: not checked (the saving binary is gone and no vmstate dump of it was kept)';
+    case 'static':
+      return `compatibility: ${compat.verdict} (static check only, no probe ran: the saving binary is gone)${compat.flaggedSections.length > 0 ? `; flagged: ${compat.flaggedSections.join(', ')}` : ''}`;
+    case 'probe':
+      return `compatibility: ${compat.verdict} (probe loaded the state)${compat.flaggedSections.length > 0 ? `; statically flagged: ${compat.flaggedSections.join(', ')}, of which the probe loaded ${compat.flaggedButLoaded.length}` : ''}`;
+  }
 }
 
 /** Progress on stderr: a bar on a terminal; otherwise a line per phase and per quarter. */
@@ -279,12 +325,14 @@ async function runTask(
       return EXIT_INTERRUPTED;
     }
     view.finish();
+    for (const warning of outcome.warnings ?? []) io.stderr.write(`qmpkit: warning: ${warning}\n`);
     if (json) io.stdout.write(`${formatJson(outcome, false)}\n`);
     else {
       const verb = method === 'save' ? 'saved' : 'loaded';
       io.stdout.write(
-        `${verb} '${outcome.name}': ${outcome.strategy}, ${ms(outcome.totalMs)} (guest downtime ${ms(outcome.downtimeMs ?? undefined)}), ${bytes(outcome.bytes)} of VM state\n`,
+        `${verb} '${outcome.name}': ${outcome.strategy}, ${ms(outcome.totalMs)} (guest downtime ${ms(outcome.downtimeMs ?? undefined)}), ${bytes(outcome.bytes)} of VM state${outcome.qemu ? `; QEMU ${outcome.qemu.version}` : ''}\n`,
       );
+      if (outcome.compat) io.stdout.write(`${compatLine(outcome.compat)}\n`);
     }
     if (interrupts > 0)
       io.stderr.write(`qmpkit: the ${method} had finished before the abort arrived\n`);
@@ -341,6 +389,14 @@ export function reportFailure(io: CliIo, method: string, name: string, error: un
       io.stderr.write(`qmpkit: ${remote.message}\n`);
       return 2;
     default:
+      if (remote.snapshotCannotLoad === true) {
+        // The "cannot load here" hierarchy: its reason first (nothing was touched unless it
+        // is qemu-refused).
+        io.stderr.write(
+          `qmpkit: ${method} '${name}' refused (${String(remote.reason)}): ${remote.message}\n`,
+        );
+        return 1;
+      }
       io.stderr.write(`qmpkit: ${method} '${name}': ${remote.name}: ${remote.message}\n`);
       return 1;
   }

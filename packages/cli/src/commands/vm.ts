@@ -9,7 +9,7 @@ import type { StatusResult } from '../vm/protocol.js';
 import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
 import { type CliCommand, type CommandContext, collect, positiveInt } from './command.js';
-import { EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
+import { compatLine, EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
 import { registerTorture } from './vm-torture.js';
 
 interface StartFlags {
@@ -155,6 +155,25 @@ export const vmCommand: CliCommand = {
         context.exit(await runMigrate(context, flags));
       });
 
+    vm.command('upgrade')
+      .description(
+        "restart the running VM on another QEMU through a snapshot: a save with the VM's strategy (external state files are the migration stream, which both older and newer binaries load), then a load of it on --qemu after the compatibility check (the probe: the same configuration migrated into --qemu on scratch images; a refusal leaves the VM untouched). The snapshot stays: `qmpkit snapshot load <name> --qemu <old>` goes back",
+      )
+      .addOption(dirOption())
+      .requiredOption(
+        '--qemu <binary|version>',
+        'the QEMU to run on (a path, a name on PATH or a release fetched with `qmpkit qemu fetch`)',
+      )
+      .option(
+        '--name <snapshot>',
+        'name of the snapshot taken for the move (default upgrade-<time>)',
+      )
+      .option('--force', 'skip the compatibility check')
+      .option('--json', 'print {from, to, save, load} as JSON')
+      .action(async (flags: UpgradeFlags) => {
+        context.exit(await runUpgrade(context, flags));
+      });
+
     vm.command('supervise', { hidden: true })
       .description('the supervisor process itself (started by `vm start`)')
       .addOption(dirOption())
@@ -244,6 +263,51 @@ async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise
     return reportFailure(io, 'migrate to', flags.to, error);
   } finally {
     unsubscribe();
+    client.close();
+  }
+}
+
+interface UpgradeFlags {
+  dir: string;
+  qemu: string;
+  name?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+/** `vm upgrade`: save, then load on `--qemu` (see its description). */
+async function runUpgrade(context: CommandContext, flags: UpgradeFlags): Promise<number> {
+  const { io } = context;
+  const name = flags.name ?? `upgrade-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const client = await ControlClient.connect(flags.dir);
+  try {
+    const from = (await client.call('status', {})).qemu.version;
+    let step: 'save' | 'load' = 'save';
+    try {
+      const save = await client.call('save', { name });
+      step = 'load';
+      const load = await client.call('load', {
+        name,
+        qemu: flags.qemu,
+        ...(flags.force === true ? { force: true } : {}),
+      });
+      for (const warning of load.warnings) io.stderr.write(`qmpkit: warning: ${warning}\n`);
+      if (flags.json === true)
+        io.stdout.write(`${formatJson({ from, to: load.qemu.version, save, load }, false)}\n`);
+      else {
+        io.stdout.write(
+          `upgraded: QEMU ${from} → ${load.qemu.version} through snapshot '${name}' (${save.strategy}; save ${ms(save.totalMs)}, load ${ms(load.totalMs)})\n`,
+        );
+        if (load.compat) io.stdout.write(`${compatLine(load.compat)}\n`);
+        io.stdout.write(
+          `back: qmpkit snapshot load ${name} --dir ${flags.dir} --qemu <the previous binary>\n`,
+        );
+      }
+      return 0;
+    } catch (error) {
+      return reportFailure(io, step, name, error);
+    }
+  } finally {
     client.close();
   }
 }

@@ -59,7 +59,7 @@ export interface BackupSummary {
 export interface Methods {
   status: { params: Record<string, never>; result: StatusResult };
   save: { params: SaveParams; result: SaveSummary };
-  load: { params: { readonly name: string }; result: LoadSummary };
+  load: { params: LoadParams; result: LoadSummary };
   delete: { params: { readonly name: string }; result: DeleteSummary };
   list: { params: Record<string, never>; result: ListResult };
   stop: { params: Record<string, never>; result: StopResult };
@@ -155,6 +155,14 @@ export interface SaveSummary {
   readonly live: boolean;
 }
 
+export interface LoadParams {
+  readonly name: string;
+  /** Load on this QEMU (path, name on PATH or a release in the cache); the VM runs on it then. */
+  readonly qemu?: string;
+  /** Skip the compatibility check of a load on another binary than the save. */
+  readonly force?: boolean;
+}
+
 export interface LoadSummary {
   readonly name: string;
   readonly strategy: StrategyKind;
@@ -162,6 +170,19 @@ export interface LoadSummary {
   readonly downtimeMs: number | null;
   readonly bytes: number;
   readonly verified: string | null;
+  /** The QEMU the VM runs on after the load. */
+  readonly qemu: { readonly version: string; readonly path: string | null };
+  /**
+   * The compatibility check of a load on another binary than the save (`@qmpkit/snapshots`'
+   * `LoadCompatibility`), or null on the saving binary.
+   */
+  readonly compat: {
+    readonly check: 'probe' | 'static' | 'none' | 'forced';
+    readonly verdict: 'ok' | 'warn' | 'refuse' | null;
+    readonly flaggedSections: readonly string[];
+    readonly flaggedButLoaded: readonly string[];
+  } | null;
+  readonly warnings: readonly string[];
 }
 
 export interface DeleteSummary {

@@ -26,6 +26,7 @@ import {
   type AbortCheck,
   type BackupParams,
   isRecord,
+  type LoadParams,
   lineReader,
   METHODS,
   type Method,
@@ -350,8 +351,8 @@ class Supervisor {
           this.#save(connection, request.id, p, signal),
         );
       case 'load':
-        return this.#exclusive(connection, request.id, 'load', nameParam(params), (p, signal) =>
-          this.#load(connection, request.id, p.name, signal),
+        return this.#exclusive(connection, request.id, 'load', loadParams(params), (p, signal) =>
+          this.#load(connection, request.id, p, signal),
         );
       case 'migrate': {
         const p = migrateParams(params);
@@ -553,13 +554,22 @@ class Supervisor {
   async #load(
     connection: Connection,
     id: number,
-    name: string,
+    params: LoadParams,
     signal: AbortSignal,
   ): Promise<Methods['load']['result']> {
+    const { name } = params;
     const onProgress = (progress: SnapshotProgress) => connection.send({ id, progress });
     const before = this.#snapshots.store.find(name)?.id ?? null;
     try {
-      const result = await this.#snapshots.load(name, { signal, onProgress });
+      const result = await this.#snapshots.load(name, {
+        signal,
+        onProgress,
+        ...(params.qemu !== undefined ? { qemu: params.qemu } : {}),
+        ...(params.force === true ? { force: true } : {}),
+        onWarning: (message) => this.#log(`warning: ${message}`),
+      });
+      const v = this.#machine.qemuVersion;
+      const compat = result.compat;
       return {
         name: result.snapshot.name,
         strategy: result.strategy,
@@ -567,6 +577,20 @@ class Supervisor {
         downtimeMs: result.timings.downtimeMs ?? null,
         bytes: result.bytesRead,
         verified: result.verified ?? null,
+        qemu: {
+          version: `${v.major}.${v.minor}.${v.micro}`,
+          path: this.#machine.qemuBinary?.path ?? null,
+        },
+        compat:
+          compat === undefined
+            ? null
+            : {
+                check: compat.check,
+                verdict: compat.verdict ?? null,
+                flaggedSections: compat.flaggedSections,
+                flaggedButLoaded: compat.flaggedButLoaded,
+              },
+        warnings: result.warnings,
       };
     } catch (error) {
       if (isSnapshotAbortedError(error))
@@ -711,6 +735,19 @@ function nameParam(params: Record<string, unknown>): { name: string } {
   if (typeof params.name !== 'string' || params.name === '')
     throw new ProtocolError('params.name (a snapshot name) is required');
   return { name: params.name };
+}
+
+function loadParams(params: Record<string, unknown>): LoadParams {
+  const { name } = nameParam(params);
+  if (params.qemu !== undefined && (typeof params.qemu !== 'string' || params.qemu === ''))
+    throw new ProtocolError('params.qemu: a QEMU binary (path, name or release)');
+  if (params.force !== undefined && typeof params.force !== 'boolean')
+    throw new ProtocolError('params.force: a boolean');
+  return {
+    name,
+    ...(typeof params.qemu === 'string' ? { qemu: params.qemu } : {}),
+    ...(params.force === true ? { force: true } : {}),
+  };
 }
 
 function saveParams(params: Record<string, unknown>): SaveParams {
