@@ -15,6 +15,7 @@ import {
   machineTypes,
   type QemuBinary,
   QemuBinaryError,
+  type QemuSpec,
   resolveBinary,
   resolveMachineType,
   resolveQemuBinary,

@@ -14,7 +14,7 @@ import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
 import { SupervisorError } from '../vm/client.js';
 import { lineReader, PROTOCOL_VERSION } from '../vm/protocol.js';
-import { EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
+import { compatLine, EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'qmpkit-snap-unit-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -147,6 +147,15 @@ describe('reportFailure', () => {
       code: 1,
       err: "qmpkit: save 'snap': SnapshotQemuError: no space\n",
     });
+    // Any class of the cannot-load hierarchy (recognised by its brand, not its name).
+    expect(
+      report({
+        name: 'SnapshotMismatchError',
+        snapshotCannotLoad: true,
+        reason: 'ram-differs',
+        message: 'does not fit',
+      }),
+    ).toEqual({ code: 1, err: "qmpkit: save 'snap' refused (ram-differs): does not fit\n" });
     const io = recordingIo();
     expect(
       reportFailure(io, 'load', 'x', new Error('the supervisor closed the control connection')),
@@ -284,5 +293,33 @@ describe('progressView', () => {
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe('compatLine', () => {
+  const base = { flaggedSections: [] as string[], flaggedButLoaded: [] as string[] };
+  it('says what was checked and what the probe loaded', () => {
+    expect(
+      compatLine({
+        check: 'probe',
+        verdict: 'warn',
+        flaggedSections: ['e1000e', 'hpet'],
+        flaggedButLoaded: ['e1000e', 'hpet'],
+      }),
+    ).toBe(
+      'compatibility: warn (probe loaded the state); statically flagged: e1000e, hpet, of which the probe loaded 2',
+    );
+    expect(compatLine({ ...base, check: 'probe', verdict: 'ok' })).toBe(
+      'compatibility: ok (probe loaded the state)',
+    );
+    expect(
+      compatLine({ ...base, check: 'static', verdict: 'warn', flaggedSections: ['hpet'] }),
+    ).toBe(
+      'compatibility: warn (static check only, no probe ran: the saving binary is gone); flagged: hpet',
+    );
+    expect(compatLine({ ...base, check: 'forced', verdict: null })).toBe(
+      'compatibility: not checked (--force)',
+    );
+    expect(compatLine({ ...base, check: 'none', verdict: null })).toMatch(/not checked/);
   });
 });
