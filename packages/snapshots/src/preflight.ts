@@ -160,8 +160,7 @@ export async function preflightLoad(
     loading = { path: own?.path, version: own?.version ?? identity.qemuVersion };
     if (
       restarts &&
-      own !== undefined &&
-      own.path.includes('/') &&
+      own?.path.includes('/') === true &&
       (await stat(own.path).catch(() => undefined)) === undefined
     )
       throw new SnapshotCannotLoadError('binary-missing', {
