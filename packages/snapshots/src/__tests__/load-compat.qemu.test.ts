@@ -6,6 +6,7 @@
  *   stand-in the issues allow: no device of this board was found whose state 7.2 → 10.0 does
  *   not load), `force: true`: QEMU fails the load, and its stderr reason (`Size mismatch: …`)
  *   reaches the caller — the job error alone says only "Error -22 while loading VM state";
+ *   the same through HMP `loadvm`, whose reply holds the reason;
  * - the same without `force`: the compatibility probe refuses before anything is touched
  *   (`incompatible-state`, QEMU's reason in the error);
  * - on 10.0: the static vmstate diff flags e1000e and hpet, the probe loads them — a warning
@@ -155,6 +156,9 @@ describe.skipIf(skip !== undefined)(
       counterAtSave = await ramCounter(m);
       const saved = await snaps.save('a').result;
       expect(saved.snapshot.vmstateKey).toMatch(/^[0-9a-f]{64}$/);
+      // The same state through HMP savevm (same family: both live in the image).
+      const hmp = await snaps.strategy('internal-hmp').save('h').result;
+      expect(hmp.snapshot.vmstateKey).toBe(saved.snapshot.vmstateKey);
     }, 120_000);
 
     it("QEMU fails the load (force: true, ROM-size mismatch): SnapshotLoadFailedError with QEMU's stderr reason", async () => {
@@ -171,6 +175,21 @@ describe.skipIf(skip !== undefined)(
       expect(error.qemuStderr).toMatch(/Size mismatch: .*e1000e\.rom: 0x40000 != 0x80000/);
       expect(error.message).toMatch(/Size mismatch: .*e1000e\.rom/);
       expect(error.loading?.path).toBe(bigRom);
+    }, 60_000);
+
+    it('the same through HMP loadvm: the reason QEMU prints into the reply reaches the caller', async () => {
+      const error: unknown = await snaps.load('h', { qemu: bigRom, force: true }).result.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isSnapshotLoadFailedError(error), String(error)).toBe(true);
+      if (!isSnapshotLoadFailedError(error)) throw error;
+      expect([error.reason, error.strategy, error.command]).toEqual([
+        'qemu-refused',
+        'internal-hmp',
+        'loadvm',
+      ]);
+      expect(error.qemuStderr).toMatch(/Size mismatch: .*e1000e\.rom: 0x40000 != 0x80000/);
     }, 60_000);
 
     it("the probe refuses before anything is touched (incompatible-state), with QEMU's reason", async () => {
