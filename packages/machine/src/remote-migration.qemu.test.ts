@@ -1,0 +1,157 @@
+/**
+ * Migration to a QEMU this side does not own: `receiveMigration()` (the receiving host) and
+ * `migrateTo()` (the source, which sees only its own QMP) on TCP loopback, against the binary
+ * of the vitest project (both sides the same version). "Continues" means: the source's COM1
+ * text and the target's, read together, are one counter with no gap and no repeat.
+ */
+import path from 'node:path';
+import type { VmConfig } from '@qmpkit/devices';
+import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
+import { describe, expect, it } from 'vitest';
+import { isLiveMigrationError, type LiveMigrationError } from './errors.js';
+import { launch, Machine } from './machine.js';
+import { guestConfig } from './qemu.test-support.js';
+import { type IncomingMigration, receiveMigration } from './receive.js';
+import { migrateTo, type RemoteMigrateOptions } from './remote-migration.js';
+import { readState } from './state.js';
+
+const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-remote-migration-' });
+const quiet = { warn: () => {} };
+const COUNTER = /C=([0-9A-F]{8})\r\n/g;
+
+let n = 0;
+async function source(
+  options: { dirtyRam?: boolean; memoryMiB?: number } = {},
+): Promise<{ m: Machine; config: VmConfig }> {
+  n += 1;
+  const config = await guestConfig(suite.dir, {
+    name: `g${n}`,
+    ...(options.dirtyRam === true ? { dirtyRam: true, intervalMs: 0 } : {}),
+    ...(options.memoryMiB !== undefined ? { memoryMiB: options.memoryMiB } : {}),
+  });
+  const m = suite.adopt(
+    await launch(config, {
+      ...launchQemu(),
+      consoles: ['ser0'],
+      runDir: path.join(suite.dir, `src-${n}`),
+      logger: quiet,
+    }),
+  );
+  await m.console('ser0').expect(/C=[0-9A-F]{8}\r\n/, { timeout: 30_000 });
+  return { m, config };
+}
+
+async function receiver(
+  config: VmConfig,
+  options: Partial<Parameters<typeof receiveMigration>[1]> = {},
+): Promise<IncomingMigration> {
+  const incoming = await receiveMigration(config, {
+    ...launchQemu(),
+    consoles: ['ser0'],
+    runDir: path.join(suite.dir, `tgt-${n}`),
+    logger: quiet,
+    ...options,
+  });
+  suite.adopt(incoming.machine);
+  return incoming;
+}
+
+function counters(text: string): number[] {
+  return [...text.matchAll(COUNTER)].map((m) => Number.parseInt(m[1] ?? '', 16));
+}
+
+/** Migrates m to the receiver and checks the counter continues across both QEMUs. */
+async function moveAndCheck(
+  m: Machine,
+  incoming: IncomingMigration,
+  options: RemoteMigrateOptions = {},
+) {
+  const before = m.console('ser0').read();
+  const result = await migrateTo(m, incoming.uri, { logger: quiet, ...options }).result;
+  const received = await incoming.done;
+  expect(received.running).toBe(true);
+  expect(m.status).toBe('stopped');
+  const t = received.machine;
+  expect((await t.qmp.execute('query-status')).status).toBe('running');
+  const sourceText = before + m.console('ser0').read();
+  const seen = await t.console('ser0').expect(/(C=[0-9A-F]{8}\r\n[\s\S]*){3}/, { timeout: 30_000 });
+  const all = counters(sourceText + seen.before + seen.match);
+  expect(all.length).toBeGreaterThan(3);
+  const first = all[0] ?? 0;
+  expect(all).toEqual(all.map((_, i) => first + i));
+  // The source's state file says the VM left (no local peer to relaunch).
+  const state = await readState(path.join(m.runDir, 'state.json'));
+  expect(state.runtime.migration?.phase).toBe('done');
+  expect((await readState(t.stateFile ?? '')).runtime.migration).toBeUndefined();
+  return { result, t };
+}
+
+async function failure(promise: Promise<unknown>): Promise<LiveMigrationError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isLiveMigrationError(error)) throw new Error(`expected a LiveMigrationError, got ${error}`);
+  return error;
+}
+
+async function expectSourceIntact(m: Machine, e: LiveMigrationError): Promise<void> {
+  expect(e.sourceRunning).toBe(true);
+  expect((await m.qmp.execute('query-status')).status).toBe('running');
+  m.console('ser0').read();
+  await m.console('ser0').expect(/(C=[0-9A-F]{8}\r\n[\s\S]*){2}/, { timeout: 30_000 });
+  expect((await readState(m.stateFile ?? '')).runtime.migration).toBeUndefined();
+}
+
+describe('remote migration (receiveMigration + migrateTo, TCP loopback)', () => {
+  it('the counter continues; the receiver itself reports the guest running', async () => {
+    const { m, config } = await source();
+    const incoming = await receiver(config);
+    expect(incoming.uri).toMatch(/^tcp:127\.0\.0\.1:[1-9]\d*$/);
+    expect((await incoming.machine.qmp.execute('query-status')).status).toBe('inmigrate');
+    // A relaunch of the receiver's state before the guest arrived is refused.
+    const early = await Machine.relaunch(incoming.machine.stateFile ?? '', {
+      logger: quiet,
+    }).catch((e: unknown) => e);
+    expect(isLiveMigrationError(early) && early.reason).toBe('incomplete-target');
+    const { result, t } = await moveAndCheck(m, incoming);
+    expect(result.capabilities).toEqual(expect.arrayContaining(['events', 'return-path']));
+    expect(result.postcopy).toBe(false);
+    await t.stop();
+  });
+
+  it('nobody listens at the address: failed, the source untouched', async () => {
+    const { m } = await source();
+    // A port that was free a moment ago: bound and closed by the receiver it belonged to.
+    const { config } = { config: m.config };
+    const incoming = await receiver(config);
+    const uri = incoming.uri;
+    await incoming.cancel();
+    const e = await failure(migrateTo(m, uri, { logger: quiet }).result);
+    expect(e.reason).toBe('failed');
+    await expectSourceIntact(m, e);
+  });
+
+  it('a receiver whose guest differs (RAM size): the source learns it over return-path', async () => {
+    const { m, config } = await source();
+    const incoming = await receiver({ ...config, memory: { size: 64 * 1024 * 1024 } });
+    const e = await failure(migrateTo(m, incoming.uri, { logger: quiet }).result);
+    expect(e.reason).toBe('failed');
+    await expectSourceIntact(m, e);
+    const r = await failure(incoming.done);
+    expect(['target-exited', 'failed']).toContain(r.reason);
+    expect(r.stderr).toMatch(/Size mismatch|Length mismatch/);
+  });
+
+  it('bad input: not an address', async () => {
+    const { m } = await source();
+    for (const bad of ['exec:cat', 'fd:3', '/tmp/x.sock', 'tcp:host', 'tcp:h:99999']) {
+      const e = await failure(migrateTo(m, bad, { logger: quiet }).result);
+      expect(e.reason).toBe('bad-address');
+      expect(e.sourceRunning).toBe(true);
+    }
+    await expect(receiveMigration(m.config, { listen: 'exec:cat' })).rejects.toMatchObject({
+      reason: 'bad-address',
+    });
+  });
+});
