@@ -7,13 +7,14 @@
 import path from 'node:path';
 import type { VmConfig } from '@qmpkit/devices';
 import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { isLiveMigrationError, type LiveMigrationError } from './errors.js';
 import { launch, Machine } from './machine.js';
 import { guestConfig } from './qemu.test-support.js';
 import { type IncomingMigration, receiveMigration } from './receive.js';
 import { migrateTo, type RemoteMigrateOptions } from './remote-migration.js';
 import { readState } from './state.js';
+import { makeTlsDirs } from './tls.test-support.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-remote-migration-' });
 const quiet = { warn: () => {} };
@@ -153,5 +154,61 @@ describe('remote migration (receiveMigration + migrateTo, TCP loopback)', () => 
     await expect(receiveMigration(m.config, { listen: 'exec:cat' })).rejects.toMatchObject({
       reason: 'bad-address',
     });
+  });
+});
+
+describe('remote migration over TLS (tls-creds-x509, certificates made by the test)', () => {
+  let tls: { good: string; wrongCa: string };
+  beforeAll(async () => {
+    tls = await makeTlsDirs(path.join(suite.dir, 'pki'));
+  });
+
+  it('the counter continues; both sides really use TLS', async () => {
+    const { m, config } = await source();
+    const incoming = await receiver(config, { tls: { dir: tls.good } });
+    const params = await incoming.machine.qmp.execute('query-migrate-parameters');
+    expect(params['tls-creds']).toBe('qmpkit-migration-tls');
+    const { t } = await moveAndCheck(m, incoming, { tls: { dir: tls.good } });
+    await t.stop();
+  });
+
+  it('a source without TLS against a TLS receiver: failed, the source untouched, the receiver listens on', async () => {
+    const { m, config } = await source();
+    const incoming = await receiver(config, { tls: { dir: tls.good } });
+    const e = await failure(migrateTo(m, incoming.uri, { logger: quiet }).result);
+    expect(e.reason).toBe('failed');
+    await expectSourceIntact(m, e);
+    // QEMU drops the failed handshake and listens on: the right source then gets through.
+    expect((await incoming.machine.qmp.execute('query-status')).status).toBe('inmigrate');
+    const { t } = await moveAndCheck(m, incoming, { tls: { dir: tls.good } });
+    await t.stop();
+  });
+
+  it('a source that trusts another CA: failed at the handshake, the source untouched', async () => {
+    const { m, config } = await source();
+    const incoming = await receiver(config, { tls: { dir: tls.good } });
+    const e = await failure(
+      migrateTo(m, incoming.uri, { logger: quiet, tls: { dir: tls.wrongCa } }).result,
+    );
+    expect(e.reason).toBe('failed');
+    expect(e.desc).toMatch(/certificate|TLS|handshake/i);
+    await expectSourceIntact(m, e);
+    // The source's credentials object went with the roll-back.
+    const params = await m.qmp.execute('query-migrate-parameters');
+    expect(params['tls-creds'] ?? '').toBe('');
+    // The receiver listens on (the handshake failed, not the load): giving up is the caller's.
+    expect((await incoming.machine.qmp.execute('query-status')).status).toBe('inmigrate');
+    await incoming.cancel();
+    expect(incoming.machine.status).not.toBe('running');
+  });
+
+  it('a TLS directory without the files: typed error before anything is sent', async () => {
+    const { m } = await source();
+    const e = await failure(
+      migrateTo(m, 'tcp:127.0.0.1:1', { logger: quiet, tls: { dir: suite.dir } }).result,
+    );
+    expect(e.reason).toBe('tls');
+    expect(e.desc).toMatch(/lacks ca-cert\.pem, client-cert\.pem, client-key\.pem/);
+    await expectSourceIntact(m, e);
   });
 });
