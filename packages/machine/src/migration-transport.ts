@@ -139,24 +139,39 @@ export interface PostcopySupport {
  * when `/dev/userfaultfd` (Linux ≥ 6.1) can be opened for reading and writing. Not Linux: no.
  */
 export async function probePostcopy(): Promise<PostcopySupport> {
-  if (process.platform !== 'linux')
-    return { available: false, reason: `userfaultfd is Linux-only (this is ${process.platform})` };
-  const root = process.getuid?.() === 0;
-  const sysctl = await readFile('/proc/sys/vm/unprivileged_userfaultfd', 'utf8').then(
-    (t) => t.trim(),
-    () => undefined,
-  );
-  const device = await access('/dev/userfaultfd', constants.R_OK | constants.W_OK).then(
-    () => true,
-    () => false,
-  );
-  const facts = `uid ${process.getuid?.() ?? '?'}, vm.unprivileged_userfaultfd=${sysctl ?? 'absent'}, /dev/userfaultfd ${device ? 'usable' : 'not usable'}`;
-  if (sysctl === undefined && !device)
-    return { available: false, reason: `the kernel has no userfaultfd (${facts})` };
-  if (root || sysctl === '1' || device) return { available: true, reason: facts };
+  return postcopyVerdict({
+    platform: process.platform,
+    uid: process.getuid?.(),
+    sysctl: await readFile('/proc/sys/vm/unprivileged_userfaultfd', 'utf8').then(
+      (t) => t.trim(),
+      () => undefined,
+    ),
+    device: await access('/dev/userfaultfd', constants.R_OK | constants.W_OK).then(
+      () => true,
+      () => false,
+    ),
+  });
+}
+
+/** The rule of `probePostcopy` over the facts it gathered (pure, for tests). */
+export function postcopyVerdict(facts: {
+  readonly platform: string;
+  readonly uid: number | undefined;
+  /** `vm.unprivileged_userfaultfd` (absent: a kernel without userfaultfd). */
+  readonly sysctl: string | undefined;
+  /** `/dev/userfaultfd` can be opened read-write. */
+  readonly device: boolean;
+}): PostcopySupport {
+  if (facts.platform !== 'linux')
+    return { available: false, reason: `userfaultfd is Linux-only (this is ${facts.platform})` };
+  const said = `uid ${facts.uid ?? '?'}, vm.unprivileged_userfaultfd=${facts.sysctl ?? 'absent'}, /dev/userfaultfd ${facts.device ? 'usable' : 'not usable'}`;
+  if (facts.sysctl === undefined && !facts.device)
+    return { available: false, reason: `the kernel has no userfaultfd (${said})` };
+  if (facts.uid === 0 || facts.sysctl === '1' || facts.device)
+    return { available: true, reason: said };
   return {
     available: false,
-    reason: `userfaultfd is reserved for privileged processes here (${facts}); run QEMU as root, set vm.unprivileged_userfaultfd=1, or grant access to /dev/userfaultfd`,
+    reason: `userfaultfd is reserved for privileged processes here (${said}); run QEMU as root, set vm.unprivileged_userfaultfd=1, or grant access to /dev/userfaultfd`,
   };
 }
 

@@ -296,11 +296,17 @@ class RemoteRun {
       await options.onSample?.(sample, source);
     };
     const uri = addressUri(address);
-    const watched = await this.#watch(uri, onSample, () => {
-      // Without the controller `postcopy: true` means: switch as soon as the stream runs.
-      if (postcopy === 'immediate' || (postcopy === true && controller === undefined))
-        return startPostcopy();
-      return undefined;
+    // `'immediate'` (and `true` without the controller) switches at the first sample that shows
+    // RAM on the wire, not right after `migrate`: by then the receiver has read the stream's
+    // post-copy advise, and one that refuses it has failed the migration already (switching
+    // in that window crashed a 10.0 source).
+    let switchNow = postcopy === 'immediate' || (postcopy === true && controller === undefined);
+    const watched = await this.#watch(uri, async (sample) => {
+      if (switchNow && sample.transferred > 0) {
+        switchNow = false;
+        await startPostcopy();
+      }
+      await onSample(sample);
     });
     await this.#setPhase('finishing');
     const final = await source.qmp.execute('query-migrate').catch(() => undefined);
@@ -327,7 +333,6 @@ class RemoteRun {
   async #watch(
     uri: string,
     onSample: (sample: MigrationProgress) => Promise<void>,
-    afterStart: () => Promise<void> | undefined,
   ): Promise<{ lastProgress: MigrationProgress | null }> {
     const source = this.#source;
     const options = this.#options;
@@ -368,7 +373,6 @@ class RemoteRun {
     try {
       await this.#setPhase('transferring');
       await source.qmp.execute('migrate', { uri });
-      await afterStart();
       for (;;) {
         this.#checkAbort();
         if (seen.exited)
