@@ -73,9 +73,26 @@ export interface IncomingMigration {
   readonly done: Promise<ReceivedMigration>;
   /** Gives up waiting: kills the QEMU and removes its files (`done` rejects with `aborted`). */
   cancel(reason?: unknown): Promise<void>;
+  /**
+   * Post-copy recovery, receiving side: waits until this QEMU reports `postcopy-paused` (the
+   * link broke after the switch; this side holds the guest, which waits for its missing
+   * pages), then listens again (`migrate-recover`, default: the first address' host, any port)
+   * and returns the address for the source's resume (`migrateTo`'s `onPostcopyPaused`).
+   */
+  recover(listen?: string): Promise<string>;
 }
 
-const IN_FLIGHT = new Set(['none', 'setup', 'active', 'postcopy-active', 'device', 'completed']);
+const IN_FLIGHT = new Set([
+  'none',
+  'setup',
+  'active',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover-setup',
+  'postcopy-recover',
+  'device',
+  'completed',
+]);
 
 /**
  * Starts the receiving QEMU and resolves once it listens. Failures before that (launch, a
@@ -183,6 +200,17 @@ export async function receiveMigration(
     machine,
     uri,
     done,
+    recover: async (listen?: string) => {
+      const again =
+        listen !== undefined
+          ? parseMigrationAddress(listen)
+          : address.type === 'tcp'
+            ? { ...address, port: 0 }
+            : { type: 'unix' as const, path: `${address.path}.recover` };
+      await untilStatus(machine, 'postcopy-paused');
+      await machine.qmp.execute('migrate-recover', { uri: addressUri(again) });
+      return listeningUri(machine, again);
+    },
     cancel: async (reason?: unknown) => {
       cancel.abort(reason);
       await done.then(
@@ -202,7 +230,8 @@ export async function receiveMigration(
 async function listeningUri(machine: Machine, address: ReturnType<typeof parseMigrationAddress>) {
   if (address.type === 'unix' || address.port !== 0) return addressUri(address);
   const info = await machine.qmp.execute('query-migrate');
-  const inet = info['socket-address']?.find((a) => a.type === 'inet');
+  // After `migrate-recover` the list holds the first listener too: the newest is last.
+  const inet = info['socket-address']?.filter((a) => a.type === 'inet').at(-1);
   if (inet === undefined || inet.type !== 'inet')
     throw new LiveMigrationError(
       'command-failed',
@@ -210,6 +239,30 @@ async function listeningUri(machine: Machine, address: ReturnType<typeof parseMi
       'the target listens on TCP but query-migrate names no inet address',
     );
   return addressUri({ type: 'tcp', host: address.host, port: Number(inet.port) });
+}
+
+/** Resolves once `query-migrate` on `machine` reports `status` (checked on each MIGRATION event). */
+async function untilStatus(machine: Machine, status: string): Promise<void> {
+  let wake: () => void = () => {};
+  const off = machine.qmp.on('MIGRATION', () => wake());
+  try {
+    for (;;) {
+      const next = Promise.race([
+        new Promise<void>((resolve) => {
+          wake = resolve;
+        }),
+        machine.exited.then(() => undefined),
+      ]);
+      if ((await machine.qmp.execute('query-migrate')).status === status) return;
+      if (machine.status !== 'running')
+        throw new LiveMigrationError('target-exited', 'switchover', 'the receiving QEMU is gone', {
+          stderr: machine.stderr(),
+        });
+      await next;
+    }
+  } finally {
+    off();
+  }
 }
 
 /**

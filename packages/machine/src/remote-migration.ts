@@ -55,6 +55,7 @@ export interface RemoteMigrateOptions
     | 'deadlines'
     | 'onSample'
     | 'logger'
+    | 'parameters'
   > {
   /** TLS (client side); the receiver must listen with TLS. */
   readonly tls?: MigrationTls;
@@ -66,6 +67,15 @@ export interface RemoteMigrateOptions
   readonly postcopy?: boolean | 'immediate';
   /** Called when a phase begins (after the state file says so). */
   readonly onPhase?: (phase: MigrationPhase) => void;
+  /**
+   * Post-copy recovery: called when the link broke during post-copy (the source in
+   * `postcopy-paused`; the guest runs on neither side). Return the address the receiver now
+   * listens on (`IncomingMigration.recover()` there) to resume the stream (`migrate` with
+   * `resume`), or `undefined` to give up (`postcopy-failed`). Without it: `postcopy-failed`.
+   */
+  readonly onPostcopyPaused?: (context: {
+    readonly attempt: number;
+  }) => Promise<string | undefined>;
 }
 
 export interface RemoteMigrationResult {
@@ -278,7 +288,7 @@ class RemoteRun {
         ...(await addTlsCredentials(source, 'client', options.tls, hostname, 'setup')),
       };
     }
-    await source.qmp.execute('migrate-set-parameters', parameters);
+    await source.qmp.execute('migrate-set-parameters', { ...parameters, ...options.parameters });
     this.#checkAbort();
     controller?.start(autoConverge);
     const startPostcopy = async () => {
@@ -369,6 +379,7 @@ class RemoteRun {
     let phaseStarted = started;
     let warned = false;
     let lastProgress: MigrationProgress | null = null;
+    let recoveries = 0;
     const interval = options.progressInterval ?? 250;
     try {
       await this.#setPhase('transferring');
@@ -386,12 +397,25 @@ class RemoteRun {
             info?.['error-desc'] ?? `the source reported '${seen.status}'`,
           );
         }
-        if (seen.status === 'postcopy-paused')
-          throw new LiveMigrationError(
-            'postcopy-failed',
-            this.#phase,
-            'the link broke during post-copy (postcopy-paused)',
-          );
+        if (seen.status === 'postcopy-paused') {
+          const resumeAt =
+            options.onPostcopyPaused === undefined
+              ? undefined
+              : await options.onPostcopyPaused({ attempt: ++recoveries });
+          if (resumeAt === undefined)
+            throw new LiveMigrationError(
+              'postcopy-failed',
+              this.#phase,
+              'the link broke during post-copy (postcopy-paused)',
+            );
+          // Events from here on (postcopy-recover, postcopy-active, completed) say how it goes.
+          seen.status = undefined;
+          await source.qmp.execute('migrate', {
+            uri: addressUri(parseMigrationAddress(resumeAt)),
+            resume: true,
+          });
+          continue;
+        }
         if (
           !this.#handedOver &&
           (seen.status === 'postcopy-active' || seen.status === 'device' || seen.stopMs !== null)
@@ -401,6 +425,8 @@ class RemoteRun {
           phaseStarted = performance.now();
           warned = false;
         }
+        // Post-copy: the target runs the guest from here on; a relaunch of the source is refused.
+        if (this.#postcopy && this.#phase === 'switchover') await this.#setPhase('confirming');
         const now = performance.now();
         const deadline = this.#handedOver ? deadlines.switchover : deadlines.transfer;
         // Post-copy copies the rest of RAM after the hand-over: the transfer deadline applies.
