@@ -84,4 +84,48 @@ describe('ConvergenceController', () => {
     expect(isLiveMigrationError(error) && error.reason).toBe('does-not-converge');
     expect(c.decisions.at(-1)?.action).toBe('give-up');
   });
+
+  it('with post-copy allowed: switches once where it would give up, then decides nothing more', async () => {
+    const c = new ConvergenceController({
+      initialDowntimeLimit: 300,
+      maxDowntimeLimit: 300,
+      autoConverge: false,
+      giveUpPasses: 2,
+      postcopy: true,
+    });
+    let switched = 0;
+    const feed = (s: MigrationProgress) =>
+      c.observe(
+        s,
+        false,
+        async () => {},
+        async () => {
+          switched += 1;
+        },
+      );
+    await feed(sample(2, 7_000));
+    await feed(sample(3, 7_000));
+    expect(switched).toBe(0);
+    await feed(sample(4, 7_000));
+    expect(switched).toBe(1);
+    expect(c.switchedToPostcopy).toBe(true);
+    await feed(sample(5, 7_000));
+    await feed(sample(6, 7_000));
+    expect(switched).toBe(1);
+    expect(c.decisions.map((d) => d.action)).toEqual(['start-postcopy']);
+    expect(c.decisions[0]?.reason).toMatch(/stopped shrinking.*switching to post-copy/);
+  });
+
+  it('with post-copy allowed but no way to switch (no callback): gives up as before', async () => {
+    const c = new ConvergenceController({
+      initialDowntimeLimit: 300,
+      maxDowntimeLimit: 300,
+      autoConverge: false,
+      giveUpPasses: 1,
+      postcopy: true,
+    });
+    await c.observe(sample(2, 7_000), false, async () => {});
+    const error = await c.observe(sample(3, 7_000), false, async () => {}).catch((e: unknown) => e);
+    expect(isLiveMigrationError(error) && error.reason).toBe('does-not-converge');
+  });
 });

@@ -29,12 +29,17 @@ export interface ConvergenceOptions {
   readonly autoConverge?: boolean;
   /** The throttle QEMU stops at (`max-cpu-throttle`, default 99). */
   readonly maxCpuThrottle?: number;
+  /**
+   * Switch to post-copy instead of giving up (the migration must have `postcopy-ram` on both
+   * sides; `observe` then needs its `startPostcopy` callback). Default false.
+   */
+  readonly postcopy?: boolean;
   /** Called with every decision, as it is made. */
   readonly onDecision?: (decision: ConvergenceDecision) => void;
 }
 
 export interface ConvergenceDecision {
-  readonly action: 'start' | 'raise-downtime-limit' | 'give-up';
+  readonly action: 'start' | 'raise-downtime-limit' | 'start-postcopy' | 'give-up';
   /** Why, in words, with the numbers. */
   readonly reason: string;
   readonly downtimeLimit: { readonly from: number; readonly to: number };
@@ -45,7 +50,9 @@ export interface ConvergenceDecision {
 /** Decides on each sample; see the module comment. One controller per migration. */
 export class ConvergenceController {
   readonly decisions: ConvergenceDecision[] = [];
-  readonly #options: Required<Omit<ConvergenceOptions, 'onDecision'>>;
+  readonly #options: Required<Omit<ConvergenceOptions, 'onDecision' | 'postcopy'>>;
+  readonly #postcopy: boolean;
+  #switched = false;
   readonly #onDecision: ((d: ConvergenceDecision) => void) | undefined;
   #limit: number;
   #lastPass = 0;
@@ -63,7 +70,13 @@ export class ConvergenceController {
       maxCpuThrottle: options.maxCpuThrottle ?? 99,
     };
     this.#onDecision = options.onDecision;
+    this.#postcopy = options.postcopy ?? false;
     this.#limit = this.#options.initialDowntimeLimit;
+  }
+
+  /** Whether it switched the migration to post-copy (then it decides nothing more). */
+  get switchedToPostcopy(): boolean {
+    return this.#switched;
   }
 
   get autoConverge(): boolean {
@@ -98,7 +111,7 @@ export class ConvergenceController {
     sample: MigrationProgress,
     autoConverge: boolean,
   ): { readonly raise?: number; readonly giveUp?: string } {
-    if (sample.iterations <= this.#lastPass || sample.iterations < 2) return {};
+    if (this.#switched || sample.iterations <= this.#lastPass || sample.iterations < 2) return {};
     this.#lastPass = sample.iterations;
     if (sample.remaining < this.#best) {
       this.#best = sample.remaining;
@@ -127,6 +140,7 @@ export class ConvergenceController {
     sample: MigrationProgress,
     autoConverge: boolean,
     setDowntimeLimit: (ms: number) => Promise<void>,
+    startPostcopy?: () => Promise<void>,
   ): Promise<void> {
     const verdict = this.assess(sample, autoConverge);
     if (verdict.raise !== undefined) {
@@ -137,6 +151,15 @@ export class ConvergenceController {
         action: 'raise-downtime-limit',
         reason: `remaining ${sample.remaining} bytes after pass ${sample.iterations} is no new low (best ${this.#best}) for ${this.#options.stalledPasses} passes; expected downtime ${sample.expectedDowntimeMs ?? '?'} ms, dirty ${sample.dirtyRate} B/s, wire ${sample.throughput} B/s, throttle ${sample.cpuThrottle ?? 0}%`,
         downtimeLimit: { from, to: verdict.raise },
+        sample,
+      });
+    } else if (verdict.giveUp !== undefined && this.#postcopy && startPostcopy !== undefined) {
+      await startPostcopy();
+      this.#switched = true;
+      this.#decide({
+        action: 'start-postcopy',
+        reason: `${verdict.giveUp}: switching to post-copy (the target runs the guest and fetches the rest on demand)`,
+        downtimeLimit: { from: this.#limit, to: this.#limit },
         sample,
       });
     } else if (verdict.giveUp !== undefined) {

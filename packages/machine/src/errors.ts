@@ -529,6 +529,16 @@ export type LiveMigrationFailure =
   | 'does-not-converge'
   /** `cancel()` on a migration that has already ended. */
   | 'not-active'
+  /** A migration address that is not `unix:PATH` or `tcp:HOST:PORT`. */
+  | 'bad-address'
+  /** TLS credentials missing or refused (the handshake itself failing is `failed`). */
+  | 'tls'
+  /** Post-copy asked for but impossible here (no `postcopy-ram`, no userfaultfd: `desc` says why). */
+  | 'postcopy-unavailable'
+  /** The link broke after the switch to post-copy: the target holds the newest state, the source stays paused. */
+  | 'postcopy-failed'
+  /** Something this QEMU cannot do safely (e.g. a remote target without `return-path`). */
+  | 'unsupported'
   /** `relaunch` of a source whose guest may already run on the target (`peerStateFile`). */
   | 'moved'
   /** `relaunch` of a target that never received the guest (the source is the VM). */

@@ -138,10 +138,32 @@ export type {
   OutgoingMigrationResult,
 } from './migration.js';
 export { migrateIncoming, migrateOutgoing, setUpMigration } from './migration.js';
+export type {
+  MigrationAddress,
+  MigrationTls,
+  PostcopySupport,
+} from './migration-transport.js';
+export {
+  addressUri,
+  parseMigrationAddress,
+  probePostcopy,
+} from './migration-transport.js';
 export { diesWithUs, setprivAvailable } from './parent-death.js';
 export { resolveBinary } from './proc.js';
 export type { LeakRepair, QemuImgOptions, QemuImgResult } from './qemu-img.js';
 export { repairLeaks, runQemuImg } from './qemu-img.js';
+export type {
+  IncomingMigration,
+  ReceivedMigration,
+  ReceiveOptions,
+} from './receive.js';
+export { receiveMigration } from './receive.js';
+export type {
+  RemoteMigrateOptions,
+  RemoteMigration,
+  RemoteMigrationResult,
+} from './remote-migration.js';
+export { migrateTo } from './remote-migration.js';
 export type {
   LoadedState,
   MachineState,

@@ -203,7 +203,7 @@ export interface LiveMigration {
   cancel(reason?: unknown): Promise<void>;
 }
 
-const ACTIVE: ReadonlySet<string> = new Set([
+export const ACTIVE: ReadonlySet<string> = new Set([
   'setup',
   'active',
   'device',
@@ -217,7 +217,7 @@ const ACTIVE: ReadonlySet<string> = new Set([
 ]);
 
 /** Sources with a migration of ours under way. */
-const busy = new WeakSet<Machine>();
+export const busy = new WeakSet<Machine>();
 
 /** Fields of the configuration the guest sees; the rest (host paths, backends) may differ. */
 export function guestDifferences(source: VmConfig, target: VmConfig): string[] {
@@ -253,7 +253,7 @@ export function guestDifferences(source: VmConfig, target: VmConfig): string[] {
   return out;
 }
 
-function progressFrom(
+export function progressFrom(
   info: MigrationInfo,
   phase: MigrationPhase,
   elapsedMs: number,
@@ -274,12 +274,12 @@ function progressFrom(
   };
 }
 
-function eventMs(e: { timestamp: { seconds: number; microseconds: number } }): number {
+export function eventMs(e: { timestamp: { seconds: number; microseconds: number } }): number {
   return e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
 }
 
 /** Fan-out of samples to every open iterator; each iterator ends when the migration does. */
-class ProgressHub implements AsyncIterable<MigrationProgress> {
+export class ProgressHub implements AsyncIterable<MigrationProgress> {
   readonly #subscribers = new Set<{
     queue: MigrationProgress[];
     wake: (() => void) | undefined;

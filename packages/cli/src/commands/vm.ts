@@ -1,4 +1,5 @@
 import { closeSync, writeSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
@@ -25,6 +26,11 @@ interface StartFlags {
 interface SuperviseFlags extends StartFlags {
   config?: string;
   notifyFd?: number;
+  incoming?: string;
+  fromState?: string;
+  tlsDir?: string;
+  postcopy?: boolean;
+  machineType?: string;
 }
 
 const dirOption = () =>
@@ -147,9 +153,17 @@ export const vmCommand: CliCommand = {
         "live-migrate the running VM into a new QEMU whose VM directory is --to (progress on stderr; Ctrl-C cancels: the VM keeps running where it was, exit 130). The supervisor then serves the VM from --to; the old directory's state file says where it went",
       )
       .addOption(dirOption())
-      .requiredOption('--to <vm-dir>', 'the VM directory to move to (created; must hold no VM)')
+      .requiredOption(
+        '--to <vm-dir|address>',
+        "the VM directory to move to (created; must hold no VM), or the address `qmpkit vm receive` printed (tcp:HOST:PORT, unix:PATH): then success is the source QEMU's own `completed` over return-path, the receiver confirms the guest runs, and this supervisor ends",
+      )
       .option('--qemu <binary>', "the target's QEMU (default: the one the VM runs on)")
       .option('--tcp', 'stream over TCP on 127.0.0.1 instead of a unix socket')
+      .option(
+        '--tls-dir <dir>',
+        'to an address: TLS credentials (ca-cert.pem, client-cert.pem, client-key.pem)',
+      )
+      .option('--postcopy', 'to an address: switch to post-copy when pre-copy does not converge')
       .option('--json', 'print the summary as JSON')
       .action(async (flags: MigrateFlags) => {
         context.exit(await runMigrate(context, flags));
@@ -174,6 +188,41 @@ export const vmCommand: CliCommand = {
         context.exit(await runUpgrade(context, flags));
       });
 
+    vm.command('receive')
+      .description(
+        'start a QEMU that receives a live migration (the same configuration and pinned machine type, -incoming) under a supervisor for --dir; prints the address to give `qmpkit vm migrate --to` on the source, then waits until the guest runs here (exit 0; the supervisor serves the VM from --dir) or the migration fails (exit 2, the QEMU is gone). Ctrl-C gives up waiting',
+      )
+      .argument(
+        '<config|vm-dir>',
+        "the guest's configuration file, or a VM directory whose state.json holds it with the pinned machine type (e.g. the source's, copied over)",
+      )
+      .addOption(dirOption())
+      .option(
+        '--listen <address>',
+        'tcp:HOST:PORT (port 0: any free one) or unix:PATH',
+        'tcp:127.0.0.1:0',
+      )
+      .option(
+        '--tls-dir <dir>',
+        'TLS credentials (ca-cert.pem, server-cert.pem, server-key.pem); the source must use TLS',
+      )
+      .option('--postcopy', 'allow post-copy (needs userfaultfd here)')
+      .option(
+        '--machine-type <type>',
+        "the source's pinned machine type (e.g. pc-i440fx-7.2), when the configuration names an alias",
+      )
+      .option('--console <chardev>', "keep this chardev's output, repeatable", collect)
+      .option('--qemu <binary>', 'qemu-system binary (default qemu-system-x86_64)')
+      .addOption(
+        new Option(
+          '--timeout <ms>',
+          'how long the start may take until listening (default 120000)',
+        ).argParser(positiveInt('--timeout')),
+      )
+      .action(async (source: string, flags: ReceiveFlags) => {
+        context.exit(await runReceive(context, source, flags));
+      });
+
     vm.command('supervise', { hidden: true })
       .description('the supervisor process itself (started by `vm start`)')
       .addOption(dirOption())
@@ -183,6 +232,11 @@ export const vmCommand: CliCommand = {
       .addOption(strategyOption())
       .option('--qemu <binary>')
       .addOption(new Option('--notify-fd <fd>').argParser(positiveInt('--notify-fd')))
+      .option('--incoming <address>')
+      .option('--from-state <file>')
+      .option('--tls-dir <dir>')
+      .option('--postcopy')
+      .option('--machine-type <type>')
       .action(async (flags: SuperviseFlags) => {
         context.exit(await runSupervise(context, flags));
       });
@@ -194,7 +248,72 @@ interface MigrateFlags {
   to: string;
   qemu?: string;
   tcp?: boolean;
+  tlsDir?: string;
+  postcopy?: boolean;
   json?: boolean;
+}
+
+interface ReceiveFlags {
+  dir: string;
+  listen: string;
+  tlsDir?: string;
+  postcopy?: boolean;
+  machineType?: string;
+  console?: string[];
+  qemu?: string;
+  timeout?: number;
+}
+
+/**
+ * `vm receive`: a supervisor whose QEMU waits for a live migration. The address goes to stdout
+ * as soon as it listens (`listening on URI`), the outcome when the guest runs here.
+ */
+async function runReceive(
+  context: CommandContext,
+  source: string,
+  flags: ReceiveFlags,
+): Promise<number> {
+  const { io } = context;
+  const asDir = await stat(source).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  let unsubscribe = () => {};
+  try {
+    const status = await startSupervisor({
+      dir: flags.dir,
+      ...(asDir ? {} : { config: source }),
+      ...(flags.console !== undefined ? { consoles: flags.console } : {}),
+      ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
+      ...(flags.timeout !== undefined ? { timeout: flags.timeout } : {}),
+      incoming: {
+        listen: flags.listen,
+        ...(asDir ? { fromState: path.join(source, 'state.json') } : {}),
+        ...(flags.tlsDir !== undefined ? { tlsDir: flags.tlsDir } : {}),
+        ...(flags.postcopy === true ? { postcopy: true } : {}),
+        ...(flags.machineType !== undefined ? { machineType: flags.machineType } : {}),
+      },
+      onListening: (uri) => {
+        io.stdout.write(
+          `listening on ${uri}\non the source: qmpkit vm migrate --dir SOURCE_DIR --to ${uri}${flags.tlsDir !== undefined ? ' --tls-dir CLIENT_TLS_DIR' : ''}${flags.postcopy === true ? ' --postcopy' : ''}\n`,
+        );
+      },
+      onCancel: (cancel) => {
+        unsubscribe = io.onInterrupt(() => {
+          io.stderr.write('qmpkit: interrupted: no longer waiting for the guest\n');
+          cancel();
+        });
+      },
+    });
+    io.stdout.write(
+      `received: the guest ${status.qemu.runState === 'running' ? 'runs' : `is ${status.qemu.runState}`} in ${status.dir} (QEMU ${status.qemu.version}, pid ${status.qemu.pid})\n`,
+    );
+    return 0;
+  } catch (error) {
+    return reportFailure(io, 'receive into', flags.dir, error);
+  } finally {
+    unsubscribe();
+  }
 }
 
 /**
@@ -214,7 +333,9 @@ async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise
   const request = client.request(
     'migrate',
     {
-      to: path.resolve(flags.to),
+      to: /^(tcp|unix):/.test(flags.to) ? flags.to : path.resolve(flags.to),
+      ...(flags.tlsDir !== undefined ? { tlsDir: path.resolve(flags.tlsDir) } : {}),
+      ...(flags.postcopy === true ? { postcopy: true } : {}),
       ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
       ...(flags.tcp === true ? { transport: 'tcp' as const } : {}),
     },
@@ -244,7 +365,9 @@ async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise
     else {
       for (const d of outcome.decisions) io.stderr.write(`convergence: ${d}\n`);
       io.stdout.write(
-        `migrated to ${outcome.dir}: QEMU ${outcome.qemu.version} (pid ${outcome.qemu.pid}), ${ms(outcome.totalMs)}, guest downtime ${ms(outcome.downtimeMs ?? undefined)}, ${bytes(outcome.bytes)} of RAM sent\n`,
+        outcome.qemu === null
+          ? `migrated to ${outcome.dir}${outcome.postcopy ? ' (post-copy)' : ''}: the source QEMU reported completed over return-path, ${ms(outcome.totalMs)}, ${bytes(outcome.bytes)} of RAM sent; the VM runs there now (this supervisor has ended)\n`
+          : `migrated to ${outcome.dir}: QEMU ${outcome.qemu.version} (pid ${outcome.qemu.pid}), ${ms(outcome.totalMs)}, guest downtime ${ms(outcome.downtimeMs ?? undefined)}, ${bytes(outcome.bytes)} of RAM sent\n`,
       );
     }
     return 0;
@@ -361,6 +484,17 @@ async function runSupervise(context: CommandContext, flags: SuperviseFlags): Pro
     ...(flags.console ? { consoles: flags.console } : {}),
     ...(flags.strategy ? { strategy: flags.strategy } : {}),
     ...(flags.qemu ? { qemu: flags.qemu } : {}),
+    ...(flags.incoming !== undefined
+      ? {
+          incoming: {
+            listen: flags.incoming,
+            ...(flags.fromState !== undefined ? { fromState: flags.fromState } : {}),
+            ...(flags.tlsDir !== undefined ? { tlsDir: flags.tlsDir } : {}),
+            ...(flags.postcopy === true ? { postcopy: true } : {}),
+            ...(flags.machineType !== undefined ? { machineType: flags.machineType } : {}),
+          },
+        }
+      : {}),
     log: (line) => context.io.stdout.write(`${new Date().toISOString()} ${line}\n`),
     notify: (message) => {
       notified = true;
@@ -370,7 +504,8 @@ async function runSupervise(context: CommandContext, flags: SuperviseFlags): Pro
       }
       try {
         writeSync(fd, `${JSON.stringify(message)}\n`);
-        closeSync(fd);
+        // A receiving supervisor reports `listening` first and its outcome later.
+        if (!('listening' in message)) closeSync(fd);
       } catch {
         // `vm start` gave up waiting; the log has it.
       }

@@ -69,8 +69,15 @@ export interface Methods {
 }
 
 export interface MigrateParams {
-  /** The VM directory the VM moves to (created; must hold no VM). */
+  /**
+   * The VM directory the VM moves to (created; must hold no VM), or the address of a QEMU that
+   * `qmpkit vm receive` started elsewhere (`tcp:HOST:PORT`, `unix:PATH`).
+   */
   readonly to: string;
+  /** To an address: TLS credentials (`tls-creds-x509` layout), absolute path. */
+  readonly tlsDir?: string;
+  /** To an address: allow post-copy (the receiver must too). */
+  readonly postcopy?: boolean;
   /** The target's QEMU (default: the one the VM runs on). */
   readonly qemu?: string;
   /** `unix` (default, a socket in the target's run dir) or `tcp` (127.0.0.1). */
@@ -87,7 +94,10 @@ export interface MigrateSummary {
   readonly qemuDowntimeMs: number | null;
   /** RAM bytes sent. */
   readonly bytes: number;
-  readonly qemu: { readonly pid: number; readonly version: string };
+  /** The target QEMU; null when the VM went to an address (a QEMU this side does not own). */
+  readonly qemu: { readonly pid: number; readonly version: string } | null;
+  /** Whether the hand-over went through post-copy. */
+  readonly postcopy: boolean;
   /** The convergence controller's decisions, as log lines. */
   readonly decisions: readonly string[];
 }

@@ -35,6 +35,23 @@ export interface StartOptions {
   readonly force?: boolean;
   /** Called with a function that cancels the start (SIGTERM to the supervisor), for Ctrl-C. */
   readonly onCancel?: (cancel: () => void) => void;
+  /**
+   * Start as the receiving side of a live migration (`vm receive`): the supervisor reports
+   * the address to give the source (`onListening`), then ready once the guest runs here.
+   * `timeout` then covers only the start up to listening.
+   */
+  readonly incoming?: IncomingOptions;
+  readonly onListening?: (uri: string) => void;
+}
+
+export interface IncomingOptions {
+  /** `tcp:HOST:PORT` (port 0: any free one) or `unix:PATH`. */
+  readonly listen: string;
+  /** Take the configuration and pinned machine type from this state file (another VM dir's). */
+  readonly fromState?: string;
+  readonly tlsDir?: string;
+  readonly postcopy?: boolean;
+  readonly machineType?: string;
 }
 
 /** `node` arguments that run this CLI's entry point, from `dist/` or from source. */
@@ -103,6 +120,15 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
   for (const id of options.consoles ?? []) args.push('--console', id);
   if (options.strategy !== undefined) args.push('--strategy', options.strategy);
   if (options.qemu !== undefined) args.push('--qemu', options.qemu);
+  const incoming = options.incoming;
+  if (incoming !== undefined) {
+    args.push('--incoming', incoming.listen);
+    if (incoming.fromState !== undefined)
+      args.push('--from-state', path.resolve(incoming.fromState));
+    if (incoming.tlsDir !== undefined) args.push('--tls-dir', path.resolve(incoming.tlsDir));
+    if (incoming.postcopy === true) args.push('--postcopy');
+    if (incoming.machineType !== undefined) args.push('--machine-type', incoming.machineType);
+  }
 
   const log = openSync(paths.log, 'a', 0o600);
   let child: ChildProcess;
@@ -126,7 +152,16 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
     };
     notify.on(
       'data',
-      lineReader(done, () => {}),
+      lineReader(
+        (value) => {
+          // A receiving supervisor listens first; from then on it waits for the source.
+          if (isRecord(value) && typeof value.listening === 'string') {
+            clearTimeout(timer);
+            options.onListening?.(value.listening);
+          } else done(value);
+        },
+        () => {},
+      ),
     );
     notify.on('error', () => {});
     child.once('error', (error) => done({ spawnError: error }));

@@ -12,7 +12,17 @@ import net from 'node:net';
 import path from 'node:path';
 import { backupFull, backupIncremental } from '@qmpkit/backup';
 import type { AccelConfig, VmConfig } from '@qmpkit/devices';
-import { type BlockJob, type ExitInfo, launch, Machine, migrate } from '@qmpkit/machine';
+import {
+  type BlockJob,
+  type ExitInfo,
+  launch,
+  Machine,
+  type MigrationProgress,
+  migrate,
+  migrateTo,
+  readState,
+  receiveMigration,
+} from '@qmpkit/machine';
 import {
   isSnapshotAbortedError,
   openSnapshots,
@@ -53,8 +63,25 @@ export interface SuperviseOptions {
   readonly consoles?: readonly string[];
   readonly strategy?: StrategyKind | 'auto';
   readonly qemu?: string;
-  /** Called once: the VM is ready (with its status) or could not start. */
-  readonly notify?: (message: { ready: StatusResult } | { error: WireError }) => void;
+  /**
+   * Receive a live migration instead of booting (`vm receive`): listen there, report the
+   * address (`notify({listening})`), and be ready once the guest runs here.
+   */
+  readonly incoming?: {
+    readonly listen: string;
+    /** The configuration and pinned machine type from this state file (not `config`). */
+    readonly fromState?: string;
+    readonly tlsDir?: string;
+    readonly postcopy?: boolean;
+    readonly machineType?: string;
+  };
+  /**
+   * Called once: the VM is ready (with its status) or could not start. A receiving supervisor
+   * first reports `{listening: uri}`.
+   */
+  readonly notify?: (
+    message: { ready: StatusResult } | { error: WireError } | { listening: string },
+  ) => void;
   /** Where log lines go (default: stdout, which `vm start` points at `supervisor.log`). */
   readonly log?: (line: string) => void;
 }
@@ -152,7 +179,7 @@ async function superviseWith(
     await ensurePrivateDir(paths.dir);
     checkSocketPath(paths);
     await claimSocket(paths);
-    machine = await startMachine(paths, options, log);
+    machine = await startMachine(paths, options, log, stopper);
   } catch (error) {
     return fail('start failed', error);
   }
@@ -182,8 +209,11 @@ async function startMachine(
   paths: VmPaths,
   options: SuperviseOptions,
   log: (line: string) => void,
+  stopper: Stopper,
 ): Promise<Machine> {
   const consoles = options.consoles ?? [];
+  if (options.incoming !== undefined)
+    return receiveMachine(paths, options, options.incoming, log, stopper);
   if (options.config === undefined) {
     log(`relaunching from ${paths.stateFile}`);
     return Machine.relaunch(paths.stateFile);
@@ -198,6 +228,54 @@ async function startMachine(
     consoles,
     ...(options.qemu !== undefined ? { qemu: options.qemu } : {}),
   });
+}
+
+/** `vm receive`: the guest arrives from a source elsewhere; see `receiveMigration`. */
+async function receiveMachine(
+  paths: VmPaths,
+  options: SuperviseOptions,
+  incoming: NonNullable<SuperviseOptions['incoming']>,
+  log: (line: string) => void,
+  stopper: Stopper,
+): Promise<Machine> {
+  let config: VmConfig;
+  let machineType = incoming.machineType;
+  if (incoming.fromState !== undefined) {
+    const state = await readState(incoming.fromState);
+    config = state.config;
+    machineType ??= state.launch.machineType;
+  } else if (options.config !== undefined) config = await readVmConfig(options.config);
+  else throw new Error('vm receive needs a configuration or a VM directory to take it from');
+  if (options.accel !== undefined && options.accel.length > 0)
+    config = { ...config, accel: options.accel as AccelConfig[] };
+  const pending = await receiveMigration(config, {
+    runDir: paths.runDir,
+    stateFile: paths.stateFile,
+    consoles: options.consoles ?? [],
+    listen: incoming.listen,
+    ...(options.qemu !== undefined ? { qemu: options.qemu } : {}),
+    ...(machineType !== undefined ? { machineType } : {}),
+    ...(incoming.tlsDir !== undefined ? { tls: { dir: incoming.tlsDir } } : {}),
+    ...(incoming.postcopy === true ? { postcopy: true } : {}),
+    logger: { warn: (message) => log(message) },
+  });
+  log(`receiving: QEMU pid ${pending.machine.pid} listens on ${pending.uri}`);
+  options.notify?.({ listening: pending.uri });
+  // A signal while waiting gives up: the receiving QEMU is killed, the source runs on.
+  stopper.handler = (signal) => {
+    log(`${signal}: no longer waiting for the guest`);
+    // How the cancel ended shows in `done`, awaited below.
+    void pending.cancel(new Error(`${signal} while receiving`)).catch(() => undefined);
+  };
+  if (stopper.requested !== undefined) stopper.handler(stopper.requested);
+  let received: Awaited<typeof pending.done>;
+  try {
+    received = await pending.done;
+  } finally {
+    stopper.handler = undefined;
+  }
+  log(`received: the guest ${received.running ? 'runs' : 'is paused'} here`);
+  return received.machine;
 }
 
 class Supervisor {
@@ -622,6 +700,11 @@ class Supervisor {
     params: MigrateParams,
     signal: AbortSignal,
   ): Promise<Methods['migrate']['result']> {
+    if (isAddress(params.to)) return this.#migrateTo(connection, id, params, signal);
+    if (params.tlsDir !== undefined || params.postcopy === true)
+      throw new ProtocolError(
+        'params.tlsDir and params.postcopy apply to a migration to an address (tcp:HOST:PORT, unix:PATH), not to a local VM directory',
+      );
     const to = vmPaths(params.to);
     if (to.dir === this.#paths.dir) throw new ProtocolError('params.to: the VM is already there');
     await ensurePrivateDir(to.dir);
@@ -688,6 +771,50 @@ class Supervisor {
       qemuDowntimeMs: result.qemuDowntimeMs,
       bytes: result.lastProgress?.transferred ?? 0,
       qemu: { pid: moved.pid, version: `${v.major}.${v.minor}.${v.micro}` },
+      postcopy: false,
+      decisions: result.decisions.map((d) => `${d.action}: ${d.reason}`),
+    };
+  }
+
+  /**
+   * Live-migrates the VM to a QEMU listening at `params.to` (`qmpkit vm receive` elsewhere) with
+   * `@qmpkit/machine`'s `migrateTo`: success is the source's own `completed` with return-path
+   * (the receiver confirms that the guest runs). Then the VM lives there and this supervisor
+   * ends; the state file says the VM left.
+   */
+  async #migrateTo(
+    connection: Connection,
+    id: number,
+    params: MigrateParams,
+    signal: AbortSignal,
+  ): Promise<Methods['migrate']['result']> {
+    const started = performance.now();
+    const run = migrateTo(this.#machine, params.to, {
+      signal,
+      logger: { warn: (message) => this.#log(message) },
+      ...(params.tlsDir !== undefined ? { tls: { dir: params.tlsDir } } : {}),
+      ...(params.postcopy === true ? { postcopy: true } : {}),
+      convergence: {
+        onDecision: (d) => this.#log(`migrate: convergence ${d.action}: ${d.reason}`),
+      },
+    });
+    const forwarding = (async () => {
+      for await (const p of run.progress) connection.send({ id, progress: progressLine(p) });
+    })();
+    const result = await run.result.finally(() => forwarding);
+    this.#log(
+      `migrated to ${params.to}${result.postcopy ? ' (post-copy)' : ''}: the VM runs there now; this supervisor ends`,
+    );
+    // Answer first, then end: QEMU has already quit.
+    setImmediate(() => void this.#stop());
+    return {
+      dir: params.to,
+      totalMs: Math.round(performance.now() - started),
+      downtimeMs: null,
+      qemuDowntimeMs: result.qemuDowntimeMs,
+      bytes: result.lastProgress?.transferred ?? 0,
+      qemu: null,
+      postcopy: result.postcopy,
       decisions: result.decisions.map((d) => `${d.action}: ${d.reason}`),
     };
   }
@@ -769,6 +896,26 @@ function saveParams(params: Record<string, unknown>): SaveParams {
   };
 }
 
+/** `tcp:…` or `unix:…`: a migration address rather than a VM directory. */
+function isAddress(to: string): boolean {
+  return /^(tcp|unix):/.test(to);
+}
+
+function progressLine(p: MigrationProgress): MigrateProgressLine {
+  return {
+    phase: p.phase,
+    bytes: p.transferred,
+    totalBytes: p.total > 0 ? p.total : undefined,
+    percent: p.total > 0 ? Math.min(100, (100 * (p.total - p.remaining)) / p.total) : undefined,
+    elapsedMs: p.elapsedMs,
+    remaining: p.remaining,
+    dirtyRate: p.dirtyRate,
+    throughput: p.throughput,
+    iterations: p.iterations,
+    expectedDowntimeMs: p.expectedDowntimeMs,
+  };
+}
+
 function migrateParams(params: Record<string, unknown>): MigrateParams {
   if (typeof params.to !== 'string' || params.to === '')
     throw new ProtocolError('params.to (the VM directory to migrate to) is required');
@@ -776,8 +923,17 @@ function migrateParams(params: Record<string, unknown>): MigrateParams {
     throw new ProtocolError('params.qemu: a QEMU binary (path, name or release)');
   if (params.transport !== undefined && params.transport !== 'unix' && params.transport !== 'tcp')
     throw new ProtocolError('params.transport: "unix" or "tcp"');
+  if (
+    params.tlsDir !== undefined &&
+    (typeof params.tlsDir !== 'string' || !path.isAbsolute(params.tlsDir))
+  )
+    throw new ProtocolError('params.tlsDir: the TLS credentials directory, an absolute path');
+  if (params.postcopy !== undefined && typeof params.postcopy !== 'boolean')
+    throw new ProtocolError('params.postcopy: a boolean');
   return {
     to: params.to,
+    ...(typeof params.tlsDir === 'string' ? { tlsDir: params.tlsDir } : {}),
+    ...(params.postcopy === true ? { postcopy: true } : {}),
     ...(typeof params.qemu === 'string' ? { qemu: params.qemu } : {}),
     ...(params.transport === 'unix' || params.transport === 'tcp'
       ? { transport: params.transport }

@@ -1,0 +1,156 @@
+/**
+ * `qmpkit vm receive` + `qmpkit vm migrate --to ADDRESS` against the binary under test: two
+ * supervisors that know nothing of each other but the address the receiver printed. The
+ * receiver takes the guest's configuration and pinned machine type from the source's VM
+ * directory, the source ends when its QEMU reports `completed` over return-path, the receiver
+ * when its own QEMU runs the guest.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { readState } from '@qmpkit/machine';
+import { writeGuestImage } from '@qmpkit/testguest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { recordingIo } from '../cli.test-support.js';
+import { main } from '../main.js';
+import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import type { MigrateSummary, StatusResult } from '../vm/protocol.js';
+
+const ENV = { PATH: process.env.PATH };
+
+function start(...argv: string[]) {
+  const io = recordingIo(ENV);
+  const code = main(argv, io);
+  return { io, code };
+}
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const { io, code } = start(...argv);
+  return { code: await code, out: io.out(), err: io.err() };
+}
+
+/** Resolves with the text once `pattern` appears in `read()` (or the command ended). */
+async function waitFor(read: () => string, pattern: RegExp, ended: Promise<unknown>) {
+  let over = false;
+  void ended.then(() => {
+    over = true;
+  });
+  for (;;) {
+    const m = pattern.exec(read());
+    if (m !== null) return m;
+    if (over) throw new Error(`the command ended without printing ${pattern}: ${read()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const suite = qemuSuite({ prefix: 'qmpkit-vm-receive-' });
+const qemu = QEMU_BINARY.system;
+
+describe.skipIf(skipQemu)(
+  `qmpkit vm receive / migrate --to ADDRESS (real QEMU)${SKIP_REASON}`,
+  () => {
+    const work = suite.dir;
+    let config: string;
+
+    beforeAll(async () => {
+      await writeGuestImage(path.join(work, 'guest.raw'), { intervalMs: 20 });
+      const vm: VmConfig = {
+        machine: { type: 'pc-i440fx-7.2' },
+        memory: { size: 32 * MiB },
+        chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
+        blockdevs: [
+          { driver: 'file', 'node-name': 'boot-file', filename: 'guest.raw' },
+          { driver: 'raw', 'node-name': 'boot', file: 'boot-file' },
+        ],
+        devices: [
+          { driver: 'ide-hd', id: 'boot0', drive: 'boot', bus: 'ide.0', bootindex: 0 },
+          { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
+        ],
+      };
+      config = path.join(work, 'vm.json');
+      writeFileSync(config, toJSON(vm));
+    });
+
+    async function track(dir: string): Promise<StatusResult> {
+      const status = JSON.parse(
+        (await run('vm', 'status', '--dir', dir, '--json')).out,
+      ) as StatusResult;
+      suite.trackPid(status.pid);
+      suite.trackPid(status.qemu.pid);
+      return status;
+    }
+
+    it('the receiver prints the address, the source moves there and ends, the receiver serves the VM', async () => {
+      const from = path.join(work, 'a');
+      const to = path.join(work, 'b');
+      expect(
+        (await run('vm', 'start', config, '--dir', from, '--accel', 'tcg', '--qemu', qemu)).code,
+      ).toBe(0);
+      const before = await track(from);
+
+      // The configuration and the pinned type come from the source's VM directory.
+      const receiving = start('vm', 'receive', from, '--dir', to, '--qemu', qemu);
+      const [, uri] = await waitFor(
+        receiving.io.out,
+        /listening on (tcp:127\.0\.0\.1:\d+)\n/,
+        receiving.code,
+      );
+      expect(receiving.io.out()).toContain(`qmpkit vm migrate --dir SOURCE_DIR --to ${uri}`);
+      // Its control socket comes up once the guest runs here (the suite kills its QEMU on failure).
+
+      const moved = await run('vm', 'migrate', '--dir', from, '--to', uri ?? '', '--json');
+      expect(moved.code).toBe(0);
+      const summary = JSON.parse(moved.out) as MigrateSummary;
+      expect(summary).toMatchObject({ dir: uri, qemu: null, postcopy: false });
+      expect(summary.bytes).toBeGreaterThan(0);
+
+      expect(await receiving.code).toBe(0);
+      expect(receiving.io.out()).toMatch(/received: the guest runs in /);
+      const after = await track(to);
+      expect(after.qemu).toMatchObject({ runState: 'running' });
+      expect(after.qemu.pid).not.toBe(before.qemu.pid);
+      // The source's supervisor ended with its QEMU; its state file says the VM left.
+      expect((await run('vm', 'status', '--dir', from)).code).toBe(2);
+      const old = await readState(path.join(from, 'state.json'));
+      expect(old.runtime.migration).toMatchObject({ role: 'source', phase: 'done', peer: null });
+      const again = await run('vm', 'start', '--dir', from);
+      expect(again.code).toBe(2);
+      expect((await run('vm', 'stop', '--dir', to)).code).toBe(0);
+    });
+
+    it('bad input: --postcopy to a VM directory, an address nobody listens on: refused, the VM runs on', async () => {
+      const from = path.join(work, 'c');
+      const started = await run(
+        'vm',
+        'start',
+        config,
+        '--dir',
+        from,
+        '--accel',
+        'tcg',
+        '--qemu',
+        qemu,
+      );
+      expect(started.err).toBe('');
+      expect(started.code).toBe(0);
+      await track(from);
+      const local = await run(
+        'vm',
+        'migrate',
+        '--dir',
+        from,
+        '--to',
+        path.join(work, 'd'),
+        '--postcopy',
+      );
+      expect(local.code).toBe(2);
+      expect(local.err).toMatch(/apply to a migration to an address/);
+      const bad = await run('vm', 'migrate', '--dir', from, '--to', 'tcp:127.0.0.1:1');
+      expect(bad.code).toBe(1);
+      expect(bad.err).toMatch(/LiveMigrationError: live migration failed .*Connection refused/);
+      const still = await track(from);
+      expect(still.qemu.runState).toBe('running');
+      expect((await run('vm', 'stop', '--dir', from)).code).toBe(0);
+    });
+  },
+);

@@ -1,0 +1,359 @@
+/**
+ * The receiving side of a live migration whose source this process does not own (another
+ * host, another manager): `receiveMigration()` starts QEMU with the guest's configuration and
+ * pinned machine type under `-incoming defer`, sets the capabilities the source will use
+ * (events, return-path, post-copy when asked — from the running QEMU's own list), TLS
+ * credentials when asked, listens, and hands back the URI to give the source. `done` resolves
+ * once this QEMU itself reports the guest `running` (or `paused`, when the source was paused)
+ * after its MIGRATION `completed`; on a failed load, an exit, an abort or the deadline it kills
+ * the QEMU, removes what it created and rejects with a `LiveMigrationError`.
+ */
+import type { VmConfig } from '@qmpkit/devices';
+import type { Logger } from '@qmpkit/transport';
+import { isLiveMigrationError, LiveMigrationError } from './errors.js';
+import { type LaunchOptions, launch, type Machine } from './machine.js';
+import {
+  addressUri,
+  addTlsCredentials,
+  baseCapabilities,
+  capabilitiesOf,
+  type MigrationTls,
+  parseMigrationAddress,
+  requirePostcopy,
+} from './migration-transport.js';
+
+export interface ReceiveOptions
+  extends Pick<
+    LaunchOptions,
+    | 'qemu'
+    | 'cacheDir'
+    | 'runDir'
+    | 'runDirParent'
+    | 'stateFile'
+    | 'consoles'
+    | 'accel'
+    | 'launchTimeout'
+    | 'extraArgs'
+    | 'env'
+  > {
+  /**
+   * Where to listen: `tcp:HOST:PORT` (port 0: any free one, reported in `uri`) or `unix:PATH`
+   * (default `tcp:127.0.0.1:0`).
+   */
+  readonly listen?: string;
+  /**
+   * The source's pinned machine type (e.g. `pc-i440fx-7.2`), replacing the configuration's: an
+   * alias such as `pc` means this binary's newest type, which another QEMU version refuses.
+   */
+  readonly machineType?: string;
+  /** TLS credentials (server side); the source must use TLS too. */
+  readonly tls?: MigrationTls;
+  /** Allow post-copy (`postcopy-ram`); the source must ask for it too. Needs userfaultfd. */
+  readonly postcopy?: boolean;
+  /** Milliseconds to wait for the guest to arrive and run (default: forever, until aborted). */
+  readonly timeout?: number;
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+}
+
+export interface ReceivedMigration {
+  /** The machine, now running the guest (or paused, as the source was). */
+  readonly machine: Machine;
+  readonly running: boolean;
+  /** MIGRATION `completed` on this side → the query that saw the guest's run state (ms). */
+  readonly waitedMs: number;
+}
+
+export interface IncomingMigration {
+  /** The QEMU waiting for the stream (`inmigrate` until the guest arrives). */
+  readonly machine: Machine;
+  /** What to give the source (`migrate --to URI`): the listening address with its real port. */
+  readonly uri: string;
+  /** The received guest, or a `LiveMigrationError` after the QEMU was killed and removed. */
+  readonly done: Promise<ReceivedMigration>;
+  /** Gives up waiting: kills the QEMU and removes its files (`done` rejects with `aborted`). */
+  cancel(reason?: unknown): Promise<void>;
+  /**
+   * Post-copy recovery, receiving side: waits until this QEMU reports `postcopy-paused` (the
+   * link broke after the switch; this side holds the guest, which waits for its missing
+   * pages), then listens again (`migrate-recover`, default: the first address' host, any port)
+   * and returns the address for the source's resume (`migrateTo`'s `onPostcopyPaused`).
+   */
+  recover(listen?: string): Promise<string>;
+}
+
+const IN_FLIGHT = new Set([
+  'none',
+  'setup',
+  'active',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover-setup',
+  'postcopy-recover',
+  'device',
+  'completed',
+]);
+
+/**
+ * Starts the receiving QEMU and resolves once it listens. Failures before that (launch, a
+ * capability or TLS refused, the address taken) kill the QEMU and reject with a
+ * `LiveMigrationError`.
+ */
+export async function receiveMigration(
+  config: VmConfig,
+  options: ReceiveOptions = {},
+): Promise<IncomingMigration> {
+  const address = parseMigrationAddress(options.listen ?? 'tcp:127.0.0.1:0');
+  const model: VmConfig =
+    options.machineType !== undefined
+      ? { ...config, machine: { ...config.machine, type: options.machineType } }
+      : config;
+  const logger = options.logger ?? {
+    warn: (message: string, detail?: unknown) =>
+      console.warn(`[qmpkit/machine] ${message}`, detail ?? ''),
+  };
+  if (options.signal?.aborted)
+    throw new LiveMigrationError(
+      'aborted',
+      'starting-target',
+      'aborted before the start',
+      {},
+      {
+        cause: options.signal.reason,
+      },
+    );
+  const {
+    signal: _signal,
+    listen: _listen,
+    tls,
+    postcopy,
+    timeout,
+    machineType,
+    ...rest
+  } = options;
+  let machine: Machine;
+  try {
+    machine = await launch(model, {
+      ...rest,
+      incoming: true,
+      logger,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    throw new LiveMigrationError(
+      'target-launch',
+      'starting-target',
+      `the receiving QEMU did not start: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      {},
+      { cause: error },
+    );
+  }
+  const killed = async () => {
+    // The QEMU is ours: killing it also removes a temporary run dir launch() created.
+    await machine.kill().catch((e: unknown) => logger.warn('receive: kill failed', e));
+  };
+  const startedAt = new Date().toISOString();
+  let uri: string;
+  try {
+    // A relaunch of this state file before the guest arrived is refused (`incomplete-target`):
+    // it would boot the configuration afresh beside the source that still runs the guest.
+    await machine.recordMigration({ role: 'target', phase: 'setup', peer: null, startedAt });
+    const caps = await capabilitiesOf(machine);
+    if (postcopy === true) await requirePostcopy(machine, caps, 'target', 'setup');
+    await machine.qmp.execute('migrate-set-capabilities', {
+      capabilities: baseCapabilities(caps, postcopy === true),
+    });
+    if (tls !== undefined) {
+      const parameters = await addTlsCredentials(machine, 'server', tls, undefined, 'setup');
+      await machine.qmp.execute('migrate-set-parameters', parameters);
+    }
+    await machine.qmp.execute('migrate-incoming', { uri: addressUri(address) });
+    uri = await listeningUri(machine, address);
+  } catch (error) {
+    await killed();
+    if (isLiveMigrationError(error)) throw error;
+    throw new LiveMigrationError(
+      'command-failed',
+      'setup',
+      `setting up the receiving QEMU failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      { stderr: machine.stderr() },
+      { cause: error },
+    );
+  }
+  const cancel = new AbortController();
+  const done = waitForGuest(machine, {
+    ...(timeout !== undefined ? { timeout } : {}),
+    signals: [cancel.signal, ...(options.signal !== undefined ? [options.signal] : [])],
+  }).then(
+    async (received) => {
+      await machine.recordMigration(undefined);
+      return received;
+    },
+    async (error: unknown) => {
+      await killed();
+      throw error;
+    },
+  );
+  // Awaited by the caller; this only keeps an early rejection from being reported unhandled.
+  done.catch(() => undefined);
+  return {
+    machine,
+    uri,
+    done,
+    recover: async (listen?: string) => {
+      const again =
+        listen !== undefined
+          ? parseMigrationAddress(listen)
+          : address.type === 'tcp'
+            ? { ...address, port: 0 }
+            : { type: 'unix' as const, path: `${address.path}.recover` };
+      await untilStatus(machine, 'postcopy-paused');
+      await machine.qmp.execute('migrate-recover', { uri: addressUri(again) });
+      return listeningUri(machine, again);
+    },
+    cancel: async (reason?: unknown) => {
+      cancel.abort(reason);
+      await done.then(
+        () => {
+          throw new LiveMigrationError('not-active', 'done', 'the guest had already arrived');
+        },
+        (error: unknown) => {
+          if (isLiveMigrationError(error) && error.reason === 'aborted') return;
+          throw error;
+        },
+      );
+    },
+  };
+}
+
+/** The URI with the port QEMU chose (`tcp:…:0`) from `query-migrate`'s `socket-address`. */
+async function listeningUri(machine: Machine, address: ReturnType<typeof parseMigrationAddress>) {
+  if (address.type === 'unix' || address.port !== 0) return addressUri(address);
+  const info = await machine.qmp.execute('query-migrate');
+  // After `migrate-recover` the list holds the first listener too: the newest is last.
+  const inet = info['socket-address']?.filter((a) => a.type === 'inet').at(-1);
+  if (inet === undefined || inet.type !== 'inet')
+    throw new LiveMigrationError(
+      'command-failed',
+      'setup',
+      'the target listens on TCP but query-migrate names no inet address',
+    );
+  return addressUri({ type: 'tcp', host: address.host, port: Number(inet.port) });
+}
+
+/** Resolves once `query-migrate` on `machine` reports `status` (checked on each MIGRATION event). */
+async function untilStatus(machine: Machine, status: string): Promise<void> {
+  let wake: () => void = () => {};
+  const off = machine.qmp.on('MIGRATION', () => wake());
+  try {
+    for (;;) {
+      const next = Promise.race([
+        new Promise<void>((resolve) => {
+          wake = resolve;
+        }),
+        machine.exited.then(() => undefined),
+      ]);
+      if ((await machine.qmp.execute('query-migrate')).status === status) return;
+      if (machine.status !== 'running')
+        throw new LiveMigrationError('target-exited', 'switchover', 'the receiving QEMU is gone', {
+          stderr: machine.stderr(),
+        });
+      await next;
+    }
+  } finally {
+    off();
+  }
+}
+
+/**
+ * Waits for MIGRATION `completed` and then a run state of `running` or `paused`, read from this
+ * QEMU (`query-status`), re-checked on each of its events; `failed`, an exit, an abort or the
+ * timeout reject.
+ */
+async function waitForGuest(
+  machine: Machine,
+  options: { readonly timeout?: number; readonly signals: readonly AbortSignal[] },
+): Promise<ReceivedMigration> {
+  let completedAt: number | undefined;
+  let failed: string | undefined;
+  let wake: () => void = () => {};
+  const changed = () => wake();
+  const offs = [
+    machine.qmp.on('MIGRATION', (e) => {
+      if (e.data.status === 'completed') completedAt ??= performance.now();
+      else if (!IN_FLIGHT.has(e.data.status)) failed = e.data.status;
+      changed();
+    }),
+    machine.qmp.on('RESUME', changed),
+    machine.qmp.on('STOP', changed),
+  ];
+  let exited: { code: number | null; signal: string | null } | undefined;
+  void machine.exited.then((exit) => {
+    exited = exit;
+    changed();
+  });
+  for (const s of options.signals) s.addEventListener('abort', changed, { once: true });
+  const started = performance.now();
+  try {
+    for (;;) {
+      const aborted = options.signals.find((s) => s.aborted);
+      if (aborted !== undefined)
+        throw new LiveMigrationError(
+          'aborted',
+          'transferring',
+          'stopped waiting for the guest',
+          {},
+          {
+            cause: aborted.reason,
+          },
+        );
+      if (exited !== undefined)
+        throw new LiveMigrationError(
+          'target-exited',
+          'transferring',
+          `the receiving QEMU exited before it ran the guest (${exited.signal ?? `exit code ${exited.code}`})`,
+          { exitCode: exited.code, signal: exited.signal, stderr: machine.stderr() },
+        );
+      if (failed !== undefined) {
+        const info = await machine.qmp.execute('query-migrate').catch(() => undefined);
+        throw new LiveMigrationError(
+          'failed',
+          'transferring',
+          info?.['error-desc'] ?? `the incoming migration ended '${failed}'`,
+          { stderr: machine.stderr() },
+        );
+      }
+      if (completedAt !== undefined) {
+        const status = (await machine.qmp.execute('query-status')).status;
+        if (status === 'running' || status === 'paused')
+          return {
+            machine,
+            running: status === 'running',
+            waitedMs: Math.round(performance.now() - completedAt),
+          };
+      }
+      const left =
+        options.timeout === undefined ? undefined : options.timeout - (performance.now() - started);
+      if (left !== undefined && left <= 0)
+        throw new LiveMigrationError(
+          'timeout',
+          completedAt === undefined ? 'transferring' : 'confirming',
+          `the guest did not arrive within ${options.timeout} ms`,
+        );
+      await new Promise<void>((resolve) => {
+        // After `completed` the run state settles without an event of its own on some
+        // versions: look again shortly; before it, only events, the exit or the deadline wake.
+        const ms = completedAt !== undefined ? 20 : left;
+        const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = () => {};
+    }
+  } finally {
+    for (const off of offs) off();
+    for (const s of options.signals) s.removeEventListener('abort', changed);
+  }
+}
