@@ -37,6 +37,7 @@ const ONCE = [
   'packages/testguest/src/example.qemu.test.ts',
   'packages/machine/src/example.qemu.test.ts',
   'packages/snapshots/src/__tests__/example.qemu.test.ts',
+  'packages/backup/src/__tests__/example.qemu.test.ts',
   'packages/cli/src/from-clone.qemu.test.ts',
   'test/packaging/packaging.qemu.test.ts',
   // The README's main job and the vm init example, run as written (the system's QEMU).
@@ -61,14 +62,6 @@ const ONCE = [
   'packages/guest-agent/src/__tests__/agent-7.2.qemu.test.ts',
   'packages/guest-agent/src/__tests__/agent-10.0.qemu.test.ts',
   'test/contract/agent.qemu.test.ts',
-  // Written before the per-binary projects and still launching the system's QEMU whatever the
-  // project (running them twice would run 7.2 twice): block jobs, backup, vm migrate. Next:
-  // make them follow test-support's QEMU and drop them from this list.
-  'packages/machine/src/block-jobs.qemu.test.ts',
-  'packages/backup/src/backup.qemu.test.ts',
-  'packages/backup/src/__tests__/example.qemu.test.ts',
-  'packages/cli/src/commands/backup.qemu.test.ts',
-  'packages/cli/src/commands/migrate.qemu.test.ts',
 ];
 
 /**

@@ -1,5 +1,6 @@
 /**
- * Push-mode backup against a real QEMU 7.2 with two qcow2 disks: a full backup and three
+ * Push-mode backup against a real QEMU (the binary under test, test-support's `QEMU`) with
+ * two qcow2 disks: a full backup and three
  * incrementals with known patterns written between them, every point restored with
  * `qemu-img` and compared byte for byte (SHA-256) with what the disks held at that instant;
  * the bytes each incremental copied against the bytes written; and the bad inputs (an
@@ -14,14 +15,17 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
-import { launch, type Machine, runQemuImg } from '@qmpkit/machine';
-import { qemuSuite, TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import { launch, type Machine, runQemuImg as runImg } from '@qmpkit/machine';
+import { launchQemu, qemuSuite, TEST_ACCEL } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { backupFull, backupIncremental } from './backup.js';
 import { restore } from './restore.js';
 import { readManifest } from './store.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-backup-test-' });
+/** The qemu-img of the binary under test, for the tests and for the code under test. */
+const IMG = { qemuImg: suite.binary.img };
+const runQemuImg = (args: readonly string[]) => runImg(args, IMG);
 const SIZE = 4 * MiB;
 const KiB = 1024;
 const CLUSTER = 64 * KiB;
@@ -79,7 +83,9 @@ async function twoDiskVm(name: string): Promise<{ m: Machine; disks: Disks }> {
       bus: `ide.${i}`,
     })),
   };
-  const m = suite.adopt(await launch(config, { runDirParent: suite.dir }));
+  const m = suite.adopt(
+    await launch(config, { ...launchQemu(suite.binary), runDirParent: suite.dir }),
+  );
   return { m, disks: new Disks() };
 }
 
@@ -102,7 +108,7 @@ async function write(
 let restores = 0;
 async function restoredSha(dir: string, point: string): Promise<Record<string, string>> {
   const to = path.join(suite.dir, `restore-${++restores}`);
-  const result = await restore({ from: dir, to, point, format: 'raw' });
+  const result = await restore({ ...IMG, from: dir, to, point, format: 'raw' });
   const out: Record<string, string> = {};
   for (const d of result.disks) out[d.device] = sha256(await readFile(d.file));
   return out;
@@ -130,7 +136,7 @@ describe('push-mode backup', () => {
 
     await write(m, disks, 'disk0', 0x11, 0, 1 * MiB);
     await write(m, disks, 'disk1', 0x21, 512 * KiB, 1 * MiB);
-    const full = await backupFull(m, { dir });
+    const full = await backupFull(m, { ...IMG, dir });
     expect(full.point).toMatchObject({ id: '0001', kind: 'full' });
     expect(full.point.disks.map((d) => [d.device, d.copied])).toEqual([
       ['disk0', SIZE],
@@ -156,7 +162,7 @@ describe('push-mode backup', () => {
     for (const round of rounds) {
       for (const [disk, pattern, offset, length] of round)
         await write(m, disks, disk, pattern, offset, length);
-      const inc = await backupIncremental(m, { dir });
+      const inc = await backupIncremental(m, { ...IMG, dir });
       const at = disks.point();
       expect(inc.point).toMatchObject({ kind: 'incremental', since: previousCheckpoint });
       const copied = inc.point.disks.reduce((sum, d) => sum + d.copied, 0);
@@ -190,20 +196,22 @@ describe('push-mode backup', () => {
     const dir = path.join(suite.dir, 'bad-backup');
 
     // An incremental with no full before it.
-    await expect(backupIncremental(m, { dir })).rejects.toMatchObject({
+    await expect(backupIncremental(m, { ...IMG, dir })).rejects.toMatchObject({
       name: 'BackupChainError',
       problems: [{ kind: 'no-full' }],
     });
     expect(await readdir(dir)).toEqual([]);
 
     await write(m, disks, 'disk0', 0x31, 0, 128 * KiB);
-    const full = await backupFull(m, { dir });
+    const full = await backupFull(m, { ...IMG, dir });
     disks.point();
     const files = (await readdir(dir)).sort();
     const manifest = await readFile(path.join(dir, 'backup.json'), 'utf8');
 
     // A checkpoint name that exists already.
-    await expect(backupFull(m, { dir, checkpoint: full.point.checkpoint })).rejects.toMatchObject({
+    await expect(
+      backupFull(m, { ...IMG, dir, checkpoint: full.point.checkpoint }),
+    ).rejects.toMatchObject({
       name: 'CheckpointExistsError',
       checkpoint: full.point.checkpoint,
       device: 'disk0',
@@ -217,7 +225,7 @@ describe('push-mode backup', () => {
       node: 'disk1-fmt',
       name: full.point.checkpoint,
     });
-    const refused = backupIncremental(m, { dir });
+    const refused = backupIncremental(m, { ...IMG, dir });
     await expect(refused).rejects.toMatchObject({
       name: 'BackupChainError',
       problems: [{ kind: 'bitmap-missing', device: 'disk1', bitmap: full.point.checkpoint }],
@@ -228,12 +236,12 @@ describe('push-mode backup', () => {
     await noLeftovers(m);
 
     // Repaired by a full backup, after which incrementals work again.
-    const repaired = await backupIncremental(m, { dir, ifBroken: 'full' });
+    const repaired = await backupIncremental(m, { ...IMG, dir, ifBroken: 'full' });
     expect(repaired.point.kind).toBe('full');
     expect(repaired.repaired?.map((p) => p.kind)).toEqual(['bitmap-missing']);
     const afterRepair = disks.point();
     await write(m, disks, 'disk1', 0x33, 2 * MiB, 64 * KiB);
-    const inc = await backupIncremental(m, { dir });
+    const inc = await backupIncremental(m, { ...IMG, dir });
     expect(inc.point).toMatchObject({ kind: 'incremental', since: repaired.point.checkpoint });
     const atInc = disks.point();
     // The old chain's bitmap went with the repair: one bitmap per disk.
@@ -243,9 +251,9 @@ describe('push-mode backup', () => {
 
     // A restore into a non-empty directory: refused, the file there untouched.
     const busy = path.join(suite.dir, 'busy');
-    await restore({ from: dir, to: busy, format: 'raw' });
+    await restore({ ...IMG, from: dir, to: busy, format: 'raw' });
     await writeFile(path.join(busy, 'keep.txt'), 'mine');
-    await expect(restore({ from: dir, to: busy })).rejects.toMatchObject({
+    await expect(restore({ ...IMG, from: dir, to: busy })).rejects.toMatchObject({
       name: 'RestoreTargetError',
       entries: ['disk0.raw', 'disk1.raw', 'keep.txt'],
     });
@@ -257,7 +265,7 @@ describe('push-mode backup', () => {
     const { m, disks } = await twoDiskVm('abort');
     const dir = path.join(suite.dir, 'abort-backup');
     await write(m, disks, 'disk0', 0x41, 0, 256 * KiB);
-    const full = await backupFull(m, { dir });
+    const full = await backupFull(m, { ...IMG, dir });
     disks.point();
     const files = (await readdir(dir)).sort();
     await write(m, disks, 'disk0', 0x42, 1 * MiB, 64 * KiB);
@@ -267,6 +275,7 @@ describe('push-mode backup', () => {
     // backup fails and the checkpoint chain is put back: same outcome either way.
     const controller = new AbortController();
     const failed = await backupIncremental(m, {
+      ...IMG,
       dir,
       signal: controller.signal,
       onJobs: () => controller.abort('stop'),
@@ -292,7 +301,7 @@ describe('push-mode backup', () => {
 
     // The next incremental holds the writes of before and after the aborted one.
     await write(m, disks, 'disk1', 0x44, 3 * MiB, 64 * KiB);
-    const inc = await backupIncremental(m, { dir });
+    const inc = await backupIncremental(m, { ...IMG, dir });
     const at = disks.point();
     expect(inc.point.disks.reduce((sum, d) => sum + d.copied, 0)).toBe(at.dirtyBytes);
     expect(await restoredSha(dir, inc.point.id)).toEqual(at.sha);

@@ -8,17 +8,25 @@ import { blockGraph } from './graph.js';
 import type { BlockNode, DeviceConfig, VmConfig } from './model.js';
 import { deviceProps, isGenericDevice } from './model.js';
 
-/**
- * The one place a node gets members set by name (`file`, `backing`, `read-only`): `BlockNode`
- * is a union by driver, and these members mean the same for every driver that has them.
- */
-function withMembers(node: BlockNode, members: Record<string, unknown>): BlockNode {
-  const copy: Record<string, unknown> = { ...node, ...members };
-  return copy as unknown as BlockNode;
+/** The members this module sets on a node: they mean the same for every driver that has them. */
+interface NodeMembers {
+  file?: string;
+  backing?: string | null;
+  'read-only'?: boolean;
 }
 
+/**
+ * The one place a node gets members set (`file`, `backing`, `read-only`): `BlockNode` is a
+ * union by driver, and every member set here is one of `NodeMembers`, a node reference or a
+ * flag that every driver having it types the same way.
+ */
+function withMembers(node: BlockNode, members: NodeMembers): BlockNode {
+  return { ...node, ...members };
+}
+
+/** A member of a node by name, whatever its driver (own properties only: nodes are plain data). */
 function member(node: BlockNode | undefined, name: string): unknown {
-  return node === undefined ? undefined : (node as unknown as Record<string, unknown>)[name];
+  return node === undefined ? undefined : Object.getOwnPropertyDescriptor(node, name)?.value;
 }
 
 /** Where a format node keeps its data: the file name and format of the image it opens. */
@@ -139,7 +147,7 @@ export function reconcileBlockGraph(
   const blockdevs = (model.blockdevs ?? []).map((node): BlockNode => {
     const actual = children?.get(node['node-name']);
     if (actual === undefined) return node;
-    const patch: Record<string, unknown> = {};
+    const patch: NodeMembers = {};
     for (const role of ['file', 'backing'] as const) {
       const have = member(node, role);
       const want = actual.get(role);

@@ -34,15 +34,20 @@ export interface OverlayResult {
   readonly replaced: string;
 }
 
+/**
+ * `node` with every reference to `from` in its child members (`file`, `backing`, `children`,
+ * … per driver) made `to`. Only node-name strings change, to other node-name strings, so the
+ * node keeps its driver's type; `Object.assign` onto a copy says so without a cast.
+ */
 function replaceNodeRefs(node: BlockNode, from: string, to: string): BlockNode {
-  const copy: Record<string, unknown> = { ...node };
+  const changes: Record<string, unknown> = {};
   for (const member of blockChildMembers(node.driver)) {
-    const value = copy[member.name];
-    if (value === from) copy[member.name] = to;
+    const value: unknown = Object.getOwnPropertyDescriptor(node, member.name)?.value;
+    if (value === from) changes[member.name] = to;
     else if (Array.isArray(value))
-      copy[member.name] = value.map((v: unknown) => (v === from ? to : v));
+      changes[member.name] = value.map((v: unknown) => (v === from ? to : v));
   }
-  return copy as unknown as BlockNode;
+  return Object.assign({}, node, changes);
 }
 
 function replaceDeviceDrive(device: DeviceConfig, from: string, to: string): DeviceConfig {

@@ -1,5 +1,6 @@
 /**
- * The block-job runner against a real QEMU 7.2: commit (inner and active), stream and mirror
+ * The block-job runner against a real QEMU (the binary under test, test-support's `QEMU`):
+ * commit (inner and active), stream and mirror
  * on a 3-layer qcow2 chain while data is written, the model's graph equal to QEMU's after each
  * job, cancel (in `pending` and in `ready`), pause/resume/set-speed, and job errors with
  * QEMU's own message.
@@ -17,15 +18,17 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { MiB, type VmConfig } from '@qmpkit/devices';
-import { qemuSuite, TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite, TEST_ACCEL } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { type BlockJobUpdate, backup, commit, mirror, stream } from './block-jobs.js';
 import { isBlockJobError } from './errors.js';
 import { launch, type Machine } from './machine.js';
-import { runQemuImg } from './qemu-img.js';
+import { runQemuImg as runImg } from './qemu-img.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-blockjobs-test-' });
 const run = promisify(execFile);
+/** The qemu-img of the binary under test. */
+const runQemuImg = (args: readonly string[]) => runImg(args, { qemuImg: suite.binary.img });
 const SIZE = 4 * MiB;
 const KiB = 1024;
 
@@ -38,7 +41,7 @@ class Disk {
 }
 
 async function qemuIo(image: string, command: string): Promise<void> {
-  await run('qemu-io', ['-f', 'qcow2', image, '-c', command]);
+  await run(suite.binary.io, ['-f', 'qcow2', image, '-c', command]);
 }
 
 /** base ← mid ← top, each holding its own pattern, and a VM whose IDE disk uses top. */
@@ -70,7 +73,9 @@ async function chainVm(name: string): Promise<{ m: Machine; disk: Disk; files: s
     ],
     devices: [{ driver: 'ide-hd', id: 'disk0', drive: 'top', bus: 'ide.0' }],
   };
-  const m = suite.adopt(await launch(config, { runDirParent: suite.dir }));
+  const m = suite.adopt(
+    await launch(config, { ...launchQemu(suite.binary), runDirParent: suite.dir }),
+  );
   return { m, disk, files };
 }
 

@@ -2,7 +2,7 @@
  * Paths a real QEMU rarely takes, against fake "QEMU" processes: @qmpkit/fake-qmp's process
  * mode (`qmpkit-fake-qemu`), which reads QEMU's command line, serves QMP on the inherited
  * monitor descriptor like QEMU 7.2 and misbehaves on purpose when told — stop()'s escalation
- * (quit → SIGTERM → SIGKILL) and hot-plug steps that fail half-way. No real QEMU needed;
+ * (quit → SIGTERM → SIGKILL), a QEMU that never greets, and hot-plug steps that fail half-way. No real QEMU needed;
  * every process here is started by the test and ended by its pid.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveQemuBinary } from './binary.js';
-import { isMachineNotRunningError, isMachinePlugError } from './errors.js';
+import { isMachineNotRunningError, isMachinePlugError, isQemuLaunchError } from './errors.js';
 import { launch } from './machine.js';
 import { processAlive } from './proc.js';
 import { readState } from './state.js';
@@ -24,7 +24,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /**
  * The fake QEMU executable: a Node script that runs fake-qmp's process mode from source
  * (the workspace is not built in tests; NODE_OPTIONS below loads TypeScript). Switches:
- * `--fake-ignore-quit`, `--fake-ignore-term`, `--fake-fail=COMMAND`.
+ * `--fake-ignore-quit`, `--fake-ignore-term`, `--fake-fail=COMMAND`, `--fake-no-greeting`.
  */
 const require = createRequire(import.meta.url);
 const entry = path.join(
@@ -91,6 +91,33 @@ describe('stop', () => {
     expect(exit.signal).toBe('SIGKILL');
     expect(m.status).toBe('stopped');
     expect(processAlive(m.pid)).toBe(false);
+  });
+});
+
+describe('launch', () => {
+  it('kills a QEMU that never sends a greeting after launchTimeout', async () => {
+    // The fake holds its monitor open and never greets: however fast or slow it starts, the
+    // launch deadline is the only way this launch can end.
+    const error = await launch(config, {
+      qemu: fake,
+      extraArgs: ['--fake-no-greeting'],
+      launchTimeout: 500,
+      runDirParent: dir,
+      env,
+      logger: { warn: () => {} },
+    }).catch((e: unknown) => e);
+    expect(isQemuLaunchError(error)).toBe(true);
+    if (!isQemuLaunchError(error)) return;
+    expect(error.reason).toBe('timeout');
+    expect(error.message).toMatch(
+      /no QMP greeting from QEMU \(pid \d+\) within 500 ms; it was killed/,
+    );
+    expect(error.signal).toBe('SIGKILL');
+    expect(error.exitCode).toBeNull();
+    // launch waited for the exit before rejecting: the process is gone, not just signalled.
+    const pid = Number(/\(pid (\d+)\)/.exec(error.message)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    expect(processAlive(pid)).toBe(false);
   });
 });
 

@@ -771,6 +771,8 @@ export class Machine {
     proc.ending = true;
     if (proc.exit === undefined) proc.child.kill('SIGKILL');
     const exit = await proc.exited;
+    // QEMU has exited (the exit is the outcome); a failure to close our end of its gone socket says
+    // nothing more.
     await proc.qmp.close().catch(() => {});
     await this.#finish(exit);
     return exit;
@@ -981,6 +983,8 @@ export class Machine {
     // Without the lock the state file is another manager's (or nobody's) to write.
     if (file === undefined || this.#lock?.owned() !== true) return Promise.resolve();
     const doc = stateDocument(this.#config, this.#launch, this.#runtime());
+    // Only orders this write after the last one: that one's failure went to its own caller (or the
+    // logger).
     const next = this.#writes.catch(() => {}).then(() => writeState(file, doc));
     this.#writes = next;
     return next;
@@ -1010,6 +1014,8 @@ export class Machine {
       proc.child.kill('SIGKILL');
       exit = await proc.exited;
     }
+    // QEMU has exited (the exit is the outcome); a failure to close our end of its gone socket says
+    // nothing more.
     await proc.qmp.close().catch(() => {});
     return exit;
   }
@@ -1019,6 +1025,7 @@ export class Machine {
     for (const console of this.#consoles.values()) console.detach();
     const inRunDir =
       this.#stateFile !== undefined && path.dirname(this.#stateFile) === this.#runDir;
+    // Waits for writes in flight before the run dir goes; their failures went to their own callers.
     if (this.#ownsRunDir) await this.#writes.catch(() => {});
     if (!this.#ownsRunDir || !(inRunDir || this.#stateFile === undefined)) await this.#persist();
     if (this.#ownsRunDir) await rm(this.#runDir, { recursive: true, force: true });

@@ -412,6 +412,8 @@ export async function startProcess(
     }
     if (plan.cont) await qmp.execute('cont');
   } catch (error) {
+    // The launch already failed with `error` (thrown below); QEMU is killed next, so a close error
+    // adds nothing.
     await qmp.close().catch(() => {});
     const exit = exitInfo ?? (await killNow());
     const assembly = (error as { assembly?: boolean }).assembly === true;

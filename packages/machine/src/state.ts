@@ -237,11 +237,15 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
       await link(file, bakTemp);
       await rename(bakTemp, backupPath(file));
     } catch (error) {
+      // Usually absent (the link failed); a leftover `.tmp` is harmless and the link/rename error
+      // below counts.
       await unlink(bakTemp).catch(() => {});
       if (code(error) !== 'ENOENT') throw error;
     }
     await rename(temp, file);
   } catch (error) {
+    // The write's own error is thrown below; a temp file that stays is a dot-file named for this
+    // pid.
     await unlink(temp).catch(() => {});
     throw new StateFileError(file, 'write-failed', [String(code(error) ?? error)], {
       cause: error,

@@ -39,3 +39,60 @@ export class CodegenError extends Error {
 export function isCodegenError(value: unknown): value is CodegenError {
   return value instanceof Error && value.name === 'CodegenError';
 }
+
+/** Where `captureFromBinary` / `captureSchema` failed. */
+export type SchemaCaptureStage =
+  /** The binary could not be started (not there, not executable). */
+  | 'spawn'
+  /** QEMU exited (or closed QMP) before the capture finished: `exitCode`, `signal`, `stderr`. */
+  | 'exited'
+  /** QEMU sent something that is not what QMP sends at that point (see `message`). */
+  | 'protocol'
+  /** A command QEMU answered with an error (`command`, `errorClass`). */
+  | 'command';
+
+/**
+ * Capturing a binary's introspection schema failed. `binary` is what was spawned; `stderr`
+ * holds the last 4 KiB QEMU printed (usually the reason: a missing module, a bad `-L`).
+ */
+export class SchemaCaptureError extends Error {
+  override readonly name = 'SchemaCaptureError' as const;
+  readonly binary: string;
+  readonly stage: SchemaCaptureStage;
+  /** The QMP command being run, for `command` and for failures while one was in flight. */
+  readonly command: string | undefined;
+  /** QMP's error class, for `command`. */
+  readonly errorClass: string | undefined;
+  readonly exitCode: number | null;
+  /** The signal that ended QEMU (e.g. `SIGKILL` after the 30 s deadline), for `exited`. */
+  readonly signal: string | null;
+  readonly stderr: string;
+
+  constructor(
+    details: {
+      readonly binary: string;
+      readonly stage: SchemaCaptureStage;
+      readonly message: string;
+      readonly command?: string;
+      readonly errorClass?: string;
+      readonly exitCode?: number | null;
+      readonly signal?: string | null;
+      readonly stderr?: string;
+    },
+    options?: { cause?: unknown },
+  ) {
+    super(details.message, options);
+    this.binary = details.binary;
+    this.stage = details.stage;
+    this.command = details.command;
+    this.errorClass = details.errorClass;
+    this.exitCode = details.exitCode ?? null;
+    this.signal = details.signal ?? null;
+    this.stderr = details.stderr ?? '';
+  }
+}
+
+/** Recognises a SchemaCaptureError also across two copies of this package (checks `name`). */
+export function isSchemaCaptureError(value: unknown): value is SchemaCaptureError {
+  return value instanceof Error && value.name === 'SchemaCaptureError';
+}

@@ -6,7 +6,15 @@
  * schemas with it without installing the TypeScript compiler.
  */
 
-export { CodegenError, isCodegenError, isSchemaError, SchemaError } from './errors.js';
+export type { SchemaCaptureStage } from './errors.js';
+export {
+  CodegenError,
+  isCodegenError,
+  isSchemaCaptureError,
+  isSchemaError,
+  SchemaCaptureError,
+  SchemaError,
+} from './errors.js';
 export * from './info.js';
 export type { Capture, CaptureLaunch, CaptureResult } from './introspection/capture.js';
 export { captureFromBinary, captureSchema, formatSchemaList } from './introspection/capture.js';

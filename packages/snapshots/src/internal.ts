@@ -149,6 +149,8 @@ abstract class InternalStrategy extends BaseStrategy {
           });
         vmStateBytes = saved.vmStateSize;
         if (ctx.signal.aborted) {
+          // The abort below goes to the error path, which looks for the tag again and keeps the
+          // pending entry if it stays.
           await this.deleteTag(tag, undefined, timeout).catch(() => {});
           ctx.checkAborted();
         }
@@ -162,13 +164,25 @@ abstract class InternalStrategy extends BaseStrategy {
             () => false,
           ));
         if (alive) {
-          // QEMU is still there: remove a tag the failed save may have left, then resume.
-          const tags = await imageTags(qmp).catch(() => new Map<string, unknown>());
-          if (tags.has(tag)) await this.deleteTag(tag, undefined, timeout).catch(() => {});
+          // QEMU is still there: remove a tag the failed save may have left, then resume. The
+          // pending entry goes only once the tag is known to be gone: a tag that stays (or an
+          // image that cannot be read now) keeps its entry, so the next open removes it.
+          const tagGone = await imageTags(qmp).then(
+            (tags) =>
+              !tags.has(tag) ||
+              this.deleteTag(tag, undefined, timeout).then(
+                () => true,
+                () => false,
+              ),
+            () => false,
+          );
+          // The save's error is what the caller needs; a guest left paused shows in query-status.
           if (wasRunning && resumeMs === undefined) await resume(qmp, timeout).catch(() => {});
-          await this.store
-            .update((m) => ({ ...m, pending: m.pending.filter((p) => p.id !== id) }))
-            .catch(() => {});
+          if (tagGone)
+            await this.store
+              .update((m) => ({ ...m, pending: m.pending.filter((p) => p.id !== id) }))
+              // A pending entry that stays is only cleaned up again by the next open.
+              .catch(() => {});
         }
         // Otherwise the pending entry stays: the next open removes the tag offline.
         throw this.#translate(error, name, ctx, timeout);
@@ -213,6 +227,8 @@ abstract class InternalStrategy extends BaseStrategy {
       // The old tag goes only after the new snapshot is committed (a crash leaves debris
       // that the next open removes, never a name without a snapshot).
       if (existing?.tag !== undefined)
+        // The new snapshot is committed; an old tag that stays is unreferenced and the next open
+        // removes it.
         await this.deleteTag(existing.tag, existing, timeout).catch(() => {});
       ctx.phase('done');
       return {
@@ -280,6 +296,7 @@ abstract class InternalStrategy extends BaseStrategy {
         if (options.resume ?? record.wasRunning) resumeMs = await resume(qmp, timeout);
       } catch (error) {
         if (paused.wasRunning && this.machine.status === 'running' && resumeMs === undefined)
+          // The load's error is what the caller needs; a guest left paused shows in query-status.
           await resume(qmp, timeout).catch(() => {});
         throw this.#translate(error, name, ctx, timeout, 'load');
       }

@@ -222,6 +222,7 @@ export class SnapshotStore {
   /** Applies `change` to the manifest and writes it atomically (writes are serialised). */
   update(change: (manifest: Manifest) => Manifest): Promise<void> {
     const next = this.#writes
+      // Only orders this write after the last one: that one's failure went to its own caller.
       .catch(() => {})
       .then(async () => {
         const updated = change(this.#manifest);

@@ -106,6 +106,8 @@ class Task<T> implements SnapshotTask<T> {
         for (const wake of this.#wakers) wake();
       }
     })();
+    // Observed by whoever awaits the task; this only keeps a task nobody awaits from an unhandled
+    // rejection.
     this.result.catch(() => {});
   }
 

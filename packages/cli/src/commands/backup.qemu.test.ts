@@ -1,5 +1,6 @@
 /**
- * `qmpkit backup` against a real QEMU under a `qmpkit vm start` supervisor: full and
+ * `qmpkit backup` against a real QEMU (the binary under test) under a `qmpkit vm start`
+ * supervisor: full and
  * incremental through the supervisor, the chain refused before a full, list and restore
  * without a VM, a restore equal to the disks (`qemu-img compare`), and a refused restore into
  * a non-empty directory. No guest runs; the disks hold patterns written with the `qemu-io`
@@ -10,11 +11,11 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
-import { runQemuImg } from '@qmpkit/machine';
+import { runQemuImg as runImg } from '@qmpkit/machine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
 import type { BackupSummary, StatusResult } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
@@ -26,6 +27,8 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
 }
 
 const suite = qemuSuite({ prefix: 'qmpkit-backup-cli-' });
+/** The qemu-img of the binary under test (the CLI's own backup runs `qemu-img` from PATH). */
+const runQemuImg = (args: readonly string[]) => runImg(args, { qemuImg: QEMU_BINARY.img });
 
 describe.skipIf(skipQemu)(`qmpkit backup (real QEMU, tcg)${SKIP_REASON}`, () => {
   const work = suite.dir;
@@ -38,7 +41,7 @@ describe.skipIf(skipQemu)(`qmpkit backup (real QEMU, tcg)${SKIP_REASON}`, () => 
     for (const [i, d] of disks.entries()) {
       const image = path.join(work, `${d}.qcow2`);
       await runQemuImg(['create', '-q', '-f', 'qcow2', image, String(4 * MiB)]);
-      await promisify(execFile)('qemu-io', [
+      await promisify(execFile)(QEMU_BINARY.io, [
         '-f',
         'qcow2',
         image,
@@ -57,7 +60,17 @@ describe.skipIf(skipQemu)(`qmpkit backup (real QEMU, tcg)${SKIP_REASON}`, () => 
     };
     config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
-    const start = await run('vm', 'start', config, '--dir', dir, '--accel', 'tcg');
+    const start = await run(
+      'vm',
+      'start',
+      config,
+      '--dir',
+      dir,
+      '--accel',
+      'tcg',
+      '--qemu',
+      QEMU_BINARY.system,
+    );
     expect(start.err).toBe('');
     expect(start.code).toBe(0);
     const status = JSON.parse(

@@ -1,5 +1,6 @@
 /**
- * `qmpkit vm migrate` against a real QEMU: the tiny guest under a supervisor moves into a new
+ * `qmpkit vm migrate` against a real QEMU (the binary under test; the target runs on the same
+ * one, `vm migrate`'s default): the tiny guest under a supervisor moves into a new
  * VM directory; the supervisor then answers there, the old directory has no supervisor and a
  * state file that says where the VM went; bad targets are refused with the VM running on.
  */
@@ -11,7 +12,7 @@ import { writeGuestImage } from '@qmpkit/testguest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
 import type { MigrateSummary, StatusResult } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
@@ -50,7 +51,17 @@ describe.skipIf(skipQemu)(`qmpkit vm migrate (real QEMU, tcg)${SKIP_REASON}`, ()
   });
 
   it('moves the VM; the supervisor serves it from --to; the old dir says where it went', async () => {
-    const start = await run('vm', 'start', config, '--dir', from, '--accel', 'tcg');
+    const start = await run(
+      'vm',
+      'start',
+      config,
+      '--dir',
+      from,
+      '--accel',
+      'tcg',
+      '--qemu',
+      QEMU_BINARY.system,
+    );
     expect(start.code).toBe(0);
     const before = JSON.parse(
       (await run('vm', 'status', '--dir', from, '--json')).out,

@@ -313,6 +313,8 @@ async function runTask(
       io.stderr.write(
         `qmpkit: interrupted: aborting the ${method} of '${name}' (Ctrl-C again to stop waiting)\n`,
       );
+      // The snapshot request's own answer says how the abort ended (or that the supervisor is
+      // gone).
       client.request('abort', { id: request.id }).result.catch(() => {});
     } else giveUp?.();
   });

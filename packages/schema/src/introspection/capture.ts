@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { SchemaCaptureError, type SchemaCaptureStage } from '../errors.js';
 
 interface QmpReply {
   return?: unknown;
@@ -49,7 +50,10 @@ export interface CaptureLaunch {
   readonly fetchedWith?: string;
 }
 
-/** Runs a QEMU binary briefly and returns its introspection schema, version and target. */
+/**
+ * Runs a QEMU binary briefly and returns its introspection schema, version and target.
+ * Rejects with `SchemaCaptureError` (its `stage`, `command` and QEMU's `stderr` say why).
+ */
 export async function captureFromBinary(
   binary: string,
   launch: CaptureLaunch = {},
@@ -73,19 +77,44 @@ export async function captureFromBinary(
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-4096);
   });
+  const fail = (
+    stage: SchemaCaptureStage,
+    message: string,
+    more: { command?: string; errorClass?: string; cause?: unknown } = {},
+  ): SchemaCaptureError => {
+    const { cause, ...fields } = more;
+    return new SchemaCaptureError(
+      {
+        binary,
+        stage,
+        message,
+        ...fields,
+        exitCode: child.exitCode,
+        signal: child.signalCode,
+        stderr: stderr.trim(),
+      },
+      cause === undefined ? undefined : { cause },
+    );
+  };
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
-    child.once('error', (err) => reject(new Error(`cannot start ${binary}: ${err.message}`)));
+    child.once('error', (err) =>
+      reject(fail('spawn', `cannot start ${binary}: ${err.message}`, { cause: err })),
+    );
   });
   await spawned;
 
   const lines = createInterface({ input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY });
   const iterator = lines[Symbol.asyncIterator]();
+  let running: string | undefined;
   const exited = new Promise<never>((_, reject) => {
-    child.once('exit', (code, signal) =>
+    // 'close', not 'exit': it comes after stdout and stderr ended, so `stderr` is complete.
+    child.once('close', (code, signal) =>
       reject(
-        new Error(
+        fail(
+          'exited',
           `${binary} exited (code ${code}, signal ${signal}) before the capture finished: ${stderr.trim()}`,
+          running === undefined ? {} : { command: running },
         ),
       ),
     );
@@ -96,27 +125,43 @@ export async function captureFromBinary(
   async function next(): Promise<QmpReply> {
     for (;;) {
       const result = await Promise.race([iterator.next(), exited]);
-      if (result.done) throw new Error(`${binary} closed QMP early: ${stderr.trim()}`);
-      const message = JSON.parse(result.value) as QmpReply;
+      // QMP's stdout ends when QEMU exits: report that exit (code, signal, all of stderr).
+      // One that closed it and lived on is killed by the deadline and reported the same way.
+      if (result.done) return await exited;
+      let message: QmpReply;
+      try {
+        message = JSON.parse(result.value) as QmpReply;
+      } catch (error) {
+        throw fail('protocol', `${binary} sent a line that is not JSON: ${result.value}`, {
+          cause: error,
+        });
+      }
       if (message.event === undefined) return message;
     }
   }
   let nextId = 0;
   async function execute(command: string): Promise<unknown> {
     const id = `capture-${nextId++}`;
+    running = command;
     child.stdin.write(`${JSON.stringify({ execute: command, id })}\n`);
     const reply = await next();
     if (reply.id !== id)
-      throw new Error(`unexpected reply to ${command}: ${JSON.stringify(reply)}`);
+      throw fail('protocol', `unexpected reply to ${command}: ${JSON.stringify(reply)}`, {
+        command,
+      });
     if (reply.error)
-      throw new Error(`${command} failed: ${reply.error.class}: ${reply.error.desc}`);
+      throw fail('command', `${command} failed: ${reply.error.class}: ${reply.error.desc}`, {
+        command,
+        errorClass: reply.error.class,
+      });
+    running = undefined;
     return reply.return;
   }
 
   try {
     const greeting = await next();
     if (greeting.QMP === undefined)
-      throw new Error(`expected a QMP greeting, got ${JSON.stringify(greeting)}`);
+      throw fail('protocol', `expected a QMP greeting, got ${JSON.stringify(greeting)}`);
     await execute('qmp_capabilities');
     const version = (await execute('query-version')) as {
       qemu: { major: number; minor: number; micro: number };
@@ -124,7 +169,10 @@ export async function captureFromBinary(
     };
     const target = (await execute('query-target')) as { arch: string };
     const schema = await execute('query-qmp-schema');
-    if (!Array.isArray(schema)) throw new Error('query-qmp-schema did not return a list');
+    if (!Array.isArray(schema))
+      throw fail('protocol', 'query-qmp-schema did not return a list', {
+        command: 'query-qmp-schema',
+      });
     child.stdin.write(`${JSON.stringify({ execute: 'quit' })}\n`);
     return {
       schema,

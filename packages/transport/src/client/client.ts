@@ -341,6 +341,8 @@ export class QmpClient<
       return;
     }
     this.reconnecting = this.reconnectLoop(reconnect === true ? {} : reconnect, reason);
+    // Its failure reaches `closed` (finalClose) and every call waiting on it; this only keeps it
+    // from going unhandled.
     this.reconnecting.catch(() => {});
   }
 

@@ -213,6 +213,8 @@ export async function createTunedStreamSink(
         // after its pending fs requests completed (Node drains them in the worker's
         // cleanup), so the fd number cannot be reused under a late write.
         await worker?.terminate();
+        // Already failing with `reason`; the worker is gone, so a close error cannot hide a lost
+        // write.
         await handle?.close().catch(() => {});
         if (!options.keepPartial) await rm(partial, { force: true });
         await cleanup();
@@ -256,6 +258,8 @@ export async function createTunedStreamSink(
         }
         if (finished) {
           // Failed (abort, timeout) while the file was being created.
+          // The sink already failed (abort, timeout) with its own error; the empty file is removed
+          // next.
           await opened.close().catch(() => {});
           if (!options.keepPartial) await rm(partial, { force: true });
           return;
@@ -373,6 +377,8 @@ export async function createTunedStreamSink(
       timers.push(setTimeout(() => fail(new QmpTimeoutError('stream sink', ms)), ms));
     }
   });
+  // Awaited below once listening; this only keeps an early failure (before that) from going
+  // unhandled.
   done.catch(() => {});
 
   await new Promise<void>((resolve, reject) => {
@@ -448,6 +454,8 @@ export async function streamFileToSocket(options: StreamSourceOptions): Promise<
         if (bytes < total) reject(new Error(`peer closed after ${bytes} of ${total} bytes`));
       });
     });
+    // Only raced against each read below (which rethrows it); unraced after the last read, it must
+    // not go unhandled.
     failed.catch(() => {});
     const buffer = Buffer.allocUnsafe(1 << 20);
     for (;;) {

@@ -1,16 +1,15 @@
 import { randomInt } from 'node:crypto';
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AgentDecoder } from '../codec/agent.js';
 import { encodeCommand } from '../codec/encoder.js';
 import {
   AgentSyncError,
   QmpCommandError,
-  QmpConnectionError,
   QmpDisconnectedError,
   QmpProtocolError,
   QmpTimeoutError,
 } from '../errors.js';
+import { connectSocket } from '../transports/dial.node.js';
 import type { CloseReason, Logger } from './session.js';
 
 /**
@@ -130,27 +129,7 @@ export class AgentSession {
     options: AgentSessionOptions & { readonly signal?: AbortSignal } = {},
   ): Promise<AgentSession> {
     const label = options.label ?? `unix:${path}`;
-    const socket = net.createConnection({ path });
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        socket.destroy();
-        reject(
-          new QmpConnectionError(label, 'ABORT_ERR', 'connect aborted', {
-            cause: options.signal?.reason,
-          }),
-        );
-      };
-      if (options.signal?.aborted) return onAbort();
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      socket.once('connect', () => {
-        options.signal?.removeEventListener('abort', onAbort);
-        resolve();
-      });
-      socket.once('error', (error: NodeJS.ErrnoException) => {
-        options.signal?.removeEventListener('abort', onAbort);
-        reject(new QmpConnectionError(label, error.code, error.message, { cause: error }));
-      });
-    });
+    const socket = await connectSocket({ path }, label, options.signal);
     return new AgentSession(socket, { ...options, label });
   }
 
