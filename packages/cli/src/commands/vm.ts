@@ -150,6 +150,12 @@ export const vmCommand: CliCommand = {
       .requiredOption('--to <vm-dir>', 'the VM directory to move to (created; must hold no VM)')
       .option('--qemu <binary>', "the target's QEMU (default: the one the VM runs on)")
       .option('--tcp', 'stream over TCP on 127.0.0.1 instead of a unix socket')
+      .addOption(
+        new Option(
+          '--disks <mode>',
+          'shared: both QEMUs open the same images; copy: mirror them over NBD into <to>/disks',
+        ).choices(['shared', 'copy']),
+      )
       .option('--json', 'print the summary as JSON')
       .action(async (flags: MigrateFlags) => {
         context.exit(await runMigrate(context, flags));
@@ -175,6 +181,7 @@ interface MigrateFlags {
   to: string;
   qemu?: string;
   tcp?: boolean;
+  disks?: 'shared' | 'copy';
   json?: boolean;
 }
 
@@ -198,6 +205,7 @@ async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise
       to: path.resolve(flags.to),
       ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
       ...(flags.tcp === true ? { transport: 'tcp' as const } : {}),
+      ...(flags.disks !== undefined ? { disks: flags.disks } : {}),
     },
     { onProgress: (p) => view.update(p) },
   );

@@ -611,11 +611,15 @@ class Supervisor {
       {
         runDir: to.runDir,
         stateFile: to.stateFile,
+        // Beside the run dir, so the copied images outlive the QEMU process.
+        diskDir: path.join(to.dir, 'disks'),
         ...(params.qemu !== undefined ? { qemu: params.qemu } : {}),
       },
       {
         signal,
         transport: { type: params.transport ?? 'unix' },
+        ...(params.disks !== undefined ? { disks: params.disks } : {}),
+        ...(params.transport === 'tcp' ? { nbd: { type: 'tcp' as const } } : {}),
         logger: { warn: (message) => this.#log(message) },
         convergence: {
           onDecision: (d) => this.#log(`migrate: convergence ${d.action}: ${d.reason}`),
@@ -636,6 +640,7 @@ class Supervisor {
           throughput: p.throughput,
           iterations: p.iterations,
           expectedDowntimeMs: p.expectedDowntimeMs,
+          ...(p.disks !== undefined ? { disks: p.disks } : {}),
         };
         connection.send({ id, progress: line });
       }
@@ -739,12 +744,15 @@ function migrateParams(params: Record<string, unknown>): MigrateParams {
     throw new ProtocolError('params.qemu: a QEMU binary (path, name or release)');
   if (params.transport !== undefined && params.transport !== 'unix' && params.transport !== 'tcp')
     throw new ProtocolError('params.transport: "unix" or "tcp"');
+  if (params.disks !== undefined && params.disks !== 'copy' && params.disks !== 'shared')
+    throw new ProtocolError('params.disks: "copy" or "shared"');
   return {
     to: params.to,
     ...(typeof params.qemu === 'string' ? { qemu: params.qemu } : {}),
     ...(params.transport === 'unix' || params.transport === 'tcp'
       ? { transport: params.transport }
       : {}),
+    ...(params.disks === 'copy' || params.disks === 'shared' ? { disks: params.disks } : {}),
   };
 }
 
