@@ -388,7 +388,9 @@ export async function removeExports(target: Machine, disks: readonly CopiedDisk[
 export async function sweepSource(source: Machine, timeoutMs = 30_000): Promise<void> {
   const started = performance.now();
   const ours = async () =>
-    (await source.qmp.execute('query-jobs')).filter((j) => j.id.startsWith(DISK_COPY_PREFIX));
+    (await source.qmp.execute('query-jobs', undefined, { timeout: 10_000 })).filter((j) =>
+      j.id.startsWith(DISK_COPY_PREFIX),
+    );
   const cancelled = new Set<string>();
   for (;;) {
     const jobs = await ours();
@@ -396,10 +398,15 @@ export async function sweepSource(source: Machine, timeoutMs = 30_000): Promise<
     for (const job of jobs) {
       // A job may move on between the query and the command: the next round sees it again.
       try {
-        if (job.status === 'concluded') await source.qmp.execute('job-dismiss', { id: job.id });
+        if (job.status === 'concluded')
+          await source.qmp.execute('job-dismiss', { id: job.id }, { timeout: 10_000 });
         else if (job.status !== 'null' && !cancelled.has(job.id)) {
           cancelled.add(job.id);
-          await source.qmp.execute('block-job-cancel', { device: job.id, force: true });
+          await source.qmp.execute(
+            'block-job-cancel',
+            { device: job.id, force: true },
+            { timeout: 10_000 },
+          );
         }
       } catch (error) {
         if (!isQmpCommandError(error)) throw error;

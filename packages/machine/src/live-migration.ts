@@ -1237,16 +1237,18 @@ class MigrationRun {
         problems.push(e);
       }
     }
+    // The mirrors and NBD client nodes go while the target's NBD server still answers (a
+    // mirror cancelled against a server that vanished can leave the source waiting).
+    for (const job of this.#jobs) job.detach();
+    if (this.#disks.length > 0 && alive()) {
+      await sweepSource(source).catch((e: unknown) => problems.push(e));
+    }
     if (target !== undefined) {
       // The target dies first: a source resumed while a target still runs the guest would be
       // two copies of one VM writing the same disks.
       await target.kill().catch((e: unknown) => problems.push(e));
     }
-    // The mirrors and NBD client nodes go after the target: with its server gone a mirror
-    // fails at once instead of waiting on I/O a stopped target never answers.
-    for (const job of this.#jobs) job.detach();
-    if (this.#disks.length > 0 && alive())
-      await sweepSource(source).catch((e: unknown) => problems.push(e));
+
     let sourceRunning: boolean | null = null;
     if (alive()) {
       try {
