@@ -16,8 +16,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { readCounterFromDisk } from '@qmpkit/testguest';
 import {
   pidfileQemus,
@@ -28,18 +28,13 @@ import {
 import { describe, expect, it } from 'vitest';
 import { qemuCacheDir, resolveQemuBinary } from './binary.js';
 import { isLiveMigrationError, type LiveMigrationError } from './errors.js';
-import {
-  type LiveMigrateOptions,
-  type MigrationProgress,
-  type MigrationTarget,
-  migrate,
-} from './live-migration.js';
+import { type MigrationProgress, type MigrationTarget, migrate } from './live-migration.js';
 import { launch, Machine } from './machine.js';
 import { processAlive } from './proc.js';
-import { runQemuImg } from './qemu-img.js';
 import { namedNodes, qcow2GuestConfig } from './qemu.test-support.js';
-import { readState } from './state.js';
+import { runQemuImg } from './qemu-img.js';
 import type { MigrationPhase } from './state.js';
+import { readState } from './state.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-live-disks-' });
 const quiet = { warn: () => {} };
@@ -403,7 +398,7 @@ describe('disk copy: kill trials', () => {
     draw(phases, TRIALS, SEED + salt).map((phase, i) => ({ victim, phase, i }));
 
   it.each(plan('target', KILL_PHASES.slice(1), 1))(
-    'SIGKILL of the target QEMU at $phase (#$i)',
+    'SIGKILL of the target QEMU at $phase (trial $i)',
     async ({ phase }) => {
       const started = performance.now();
       const { m } = await source(1);
@@ -434,7 +429,7 @@ describe('disk copy: kill trials', () => {
   );
 
   it.each(plan('source', KILL_PHASES, 2))(
-    'SIGKILL of the source QEMU at $phase (#$i)',
+    'SIGKILL of the source QEMU at $phase (trial $i)',
     async ({ phase }) => {
       const started = performance.now();
       const { m } = await source(1);
@@ -469,7 +464,7 @@ describe('disk copy: kill trials', () => {
   );
 
   it.each(plan('ours', KILL_PHASES, 3))(
-    'SIGKILL of the process running migrate at $phase (#$i)',
+    'SIGKILL of the process running migrate at $phase (trial $i)',
     async ({ phase }) => {
       const started = performance.now();
       n += 1;

@@ -40,7 +40,6 @@ import {
 import {
   type CopiedDisk,
   createTargetImages,
-  plannedPaths,
   type DiskProgress,
   endMirrors,
   exportTargetDisks,
@@ -48,6 +47,7 @@ import {
   type NbdAddress,
   type NbdTransport,
   planDiskCopy,
+  plannedPaths,
   removeExports,
   removeMade,
   startMirrors,
