@@ -53,6 +53,8 @@ const ONCE = [
   // Name their binaries themselves (7.2 and 10.0 cases inside the file, or one agent version
   // per file): live migration, machine diff / compatibility probe / torture, the guest agent.
   'packages/machine/src/live-migration.qemu.test.ts',
+  // Disk copy over NBD and its kill trials: 7.2→7.2 and 7.2→10.0 inside the file.
+  'packages/machine/src/live-migration-disks.qemu.test.ts',
   'packages/machine/src/compat/machine-type-diff.qemu.test.ts',
   'packages/machine/src/compat/probe.qemu.test.ts',
   'packages/machine/src/compat/torture.qemu.test.ts',

@@ -399,6 +399,14 @@ export class BlockJob {
         }
       }
       if (this.#lost !== undefined) throw this.#lostError();
+      // Detached: no status will come any more (waiting on would spin without end).
+      if (this.#unlisten === undefined)
+        throw new BlockJobError({
+          phase: 'lost',
+          jobId: this.id,
+          type: this.type,
+          desc: `stopped following the job before it reached '${status}'`,
+        });
       await this.#changed(seen);
     }
   }
@@ -539,6 +547,13 @@ export class BlockJob {
         this.detach();
         throw this.#lostError();
       }
+      if (this.#unlisten === undefined)
+        throw new BlockJobError({
+          phase: 'lost',
+          jobId: this.id,
+          type: this.type,
+          desc: 'stopped following the job before it concluded',
+        });
       seen = this.#statuses.length;
       await this.#changed(seen);
     }

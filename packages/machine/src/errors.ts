@@ -511,6 +511,10 @@ export type LiveMigrationFailure =
   | 'config-mismatch'
   /** The target QEMU lacks the source's (pinned) machine type; `cause` is a `MachineTypeError`. */
   | 'machine-type'
+  /** The options cannot work (e.g. `disks: 'copy'` without a place for the images); nothing started. */
+  | 'invalid-options'
+  /** Copying a local disk to the target failed (the mirror's error, e.g. no space left). */
+  | 'disk-copy'
   /** The target QEMU did not start; `cause` is the launch error. */
   | 'target-launch'
   /** A QMP command of the set-up or the hand-over was refused (`cause`). */

@@ -1072,6 +1072,9 @@ async function removeMigrationTarget(
 ): Promise<void> {
   try {
     await endRunDirQemus(peer.runDir, { logger: settings.logger });
+    // The target's fresh disk images (a disk copy), newest first: files, then their dirs.
+    for (const f of [...(peer.files ?? [])].reverse())
+      await rm(f, { recursive: true, force: true });
     if (peer.createdRunDir) await rm(peer.runDir, { recursive: true, force: true });
     else if (peer.stateFile !== null)
       for (const f of [peer.stateFile, backupPath(peer.stateFile)]) await rm(f, { force: true });

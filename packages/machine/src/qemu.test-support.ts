@@ -62,3 +62,45 @@ export async function pciIds(machine: Machine): Promise<string[]> {
     .filter((id) => id !== '')
     .sort();
 }
+
+/**
+ * The test guest booting from a qcow2 image (the guest rewrites its LBA 1 on every iteration):
+ * `sizeMiB` of disk, everything past the guest's two sectors filled with bytes from a seeded
+ * generator so a copy has real data to move. Node names as in `guestConfig` (`boot`, `boot-file`).
+ */
+export async function qcow2GuestConfig(
+  dir: string,
+  options: { name: string; sizeMiB?: number; seed?: number; qemuImg?: string },
+): Promise<{ config: VmConfig; image: string }> {
+  const { open } = await import('node:fs/promises');
+  const { runQemuImg } = await import('./qemu-img.js');
+  const base = await guestConfig(dir, { name: options.name });
+  const raw = path.join(dir, `${options.name}.raw`);
+  const size = (options.sizeMiB ?? 4) * MiB;
+  const fill = Buffer.alloc(size - 1024);
+  let x = options.seed ?? 1;
+  for (let i = 0; i < fill.length; i += 4) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    fill.writeUInt32LE(x, i);
+  }
+  const file = await open(raw, 'r+');
+  try {
+    await file.write(fill, 0, fill.length, 1024);
+  } finally {
+    await file.close();
+  }
+  const image = path.join(dir, `${options.name}.qcow2`);
+  await runQemuImg(['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, image], {
+    ...(options.qemuImg !== undefined ? { qemuImg: options.qemuImg } : {}),
+  });
+  return {
+    image,
+    config: {
+      ...base,
+      blockdevs: [
+        { driver: 'file', 'node-name': 'boot-file', filename: image },
+        { driver: 'qcow2', 'node-name': 'boot', file: 'boot-file' },
+      ],
+    },
+  };
+}

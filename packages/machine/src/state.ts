@@ -113,19 +113,23 @@ export interface MigrationRecord {
     readonly stateFile: string | null;
     /** True when the migration created that run directory (then it removes it on undo). */
     readonly createdRunDir: boolean;
+    /** Files and directories the migration created for the target (its fresh disk images). */
+    readonly files?: readonly string[];
   } | null;
   /** ISO time the migration began. */
   readonly startedAt: string;
 }
 
 /**
- * `starting-target` → `setup` (capabilities, listening) → `transferring` (RAM copied while the
+ * `starting-target` → `setup` (capabilities, listening) → `mirroring` (local disks copied
+ * over NBD, `disks: 'copy'` only) → `transferring` (RAM copied while the
  * guest runs) → `switchover` (source stopped, final state sent) → `confirming` (waiting for
  * the target's own RESUME/paused) → `finishing` (source ended) → `done`.
  */
 export type MigrationPhase =
   | 'starting-target'
   | 'setup'
+  | 'mirroring'
   | 'transferring'
   | 'switchover'
   | 'confirming'
@@ -135,6 +139,7 @@ export type MigrationPhase =
 export const MIGRATION_PHASES: readonly MigrationPhase[] = [
   'starting-target',
   'setup',
+  'mirroring',
   'transferring',
   'switchover',
   'confirming',
@@ -496,7 +501,7 @@ function readMigration(value: unknown, issues: Issues): MigrationRecord {
   if (r.peer !== null) {
     const p = `${at}.peer`;
     const pr = issues.record(r.peer, p);
-    issues.known(pr, ['runDir', 'stateFile', 'createdRunDir'], p);
+    issues.known(pr, ['runDir', 'stateFile', 'createdRunDir', 'files'], p);
     const runDir = issues.string(pr, 'runDir', p);
     if (runDir !== '' && !path.isAbsolute(runDir))
       issues.add(`${p}.runDir`, `expected an absolute path, got ${describe(runDir)}`);
@@ -505,10 +510,17 @@ function readMigration(value: unknown, issues: Issues): MigrationRecord {
       issues.add(`${p}.stateFile`, `expected a string or null, got ${describe(stateFile)}`);
     if (typeof pr.createdRunDir !== 'boolean')
       issues.add(`${p}.createdRunDir`, `expected a boolean, got ${describe(pr.createdRunDir)}`);
+    const files = pr.files;
+    if (
+      files !== undefined &&
+      !(Array.isArray(files) && files.every((f) => typeof f === 'string' && path.isAbsolute(f)))
+    )
+      issues.add(`${p}.files`, `expected absolute paths, got ${describe(files)}`);
     peer = {
       runDir,
       stateFile: typeof stateFile === 'string' ? stateFile : null,
       createdRunDir: pr.createdRunDir === true,
+      ...(Array.isArray(files) ? { files: files.filter((f) => typeof f === 'string') } : {}),
     };
   }
   return {

@@ -164,6 +164,12 @@ export const vmCommand: CliCommand = {
         'to an address: TLS credentials (ca-cert.pem, client-cert.pem, client-key.pem)',
       )
       .option('--postcopy', 'to an address: switch to post-copy when pre-copy does not converge')
+      .addOption(
+        new Option(
+          '--disks <mode>',
+          'shared: both QEMUs open the same images; copy: mirror them over NBD into <to>/disks',
+        ).choices(['shared', 'copy']),
+      )
       .option('--json', 'print the summary as JSON')
       .action(async (flags: MigrateFlags) => {
         context.exit(await runMigrate(context, flags));
@@ -250,6 +256,7 @@ interface MigrateFlags {
   tcp?: boolean;
   tlsDir?: string;
   postcopy?: boolean;
+  disks?: 'shared' | 'copy';
   json?: boolean;
 }
 
@@ -338,6 +345,7 @@ async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise
       ...(flags.postcopy === true ? { postcopy: true } : {}),
       ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
       ...(flags.tcp === true ? { transport: 'tcp' as const } : {}),
+      ...(flags.disks !== undefined ? { disks: flags.disks } : {}),
     },
     { onProgress: (p) => view.update(p) },
   );

@@ -82,6 +82,8 @@ export interface MigrateParams {
   readonly qemu?: string;
   /** `unix` (default, a socket in the target's run dir) or `tcp` (127.0.0.1). */
   readonly transport?: 'unix' | 'tcp';
+  /** `shared` (default: both QEMUs open the same images) or `copy` (mirrored over NBD into `<to>/disks`). */
+  readonly disks?: 'copy' | 'shared';
 }
 
 export interface MigrateSummary {
@@ -115,6 +117,13 @@ export interface MigrateProgressLine {
   readonly throughput: number;
   readonly iterations: number;
   readonly expectedDowntimeMs: number | null;
+  /** `disks: 'copy'`: each disk mirror's bytes copied (`offset`) of `len`, and whether it is ready. */
+  readonly disks?: readonly {
+    readonly node: string;
+    readonly offset: number;
+    readonly len: number;
+    readonly ready: boolean;
+  }[];
 }
 
 /** What `progress` lines of a request of method `M` carry. */

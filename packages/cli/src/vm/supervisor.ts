@@ -718,11 +718,15 @@ class Supervisor {
       {
         runDir: to.runDir,
         stateFile: to.stateFile,
+        // Beside the run dir, so the copied images outlive the QEMU process.
+        diskDir: path.join(to.dir, 'disks'),
         ...(params.qemu !== undefined ? { qemu: params.qemu } : {}),
       },
       {
         signal,
         transport: { type: params.transport ?? 'unix' },
+        ...(params.disks !== undefined ? { disks: params.disks } : {}),
+        ...(params.transport === 'tcp' ? { nbd: { type: 'tcp' as const } } : {}),
         logger: { warn: (message) => this.#log(message) },
         convergence: {
           onDecision: (d) => this.#log(`migrate: convergence ${d.action}: ${d.reason}`),
@@ -743,6 +747,7 @@ class Supervisor {
           throughput: p.throughput,
           iterations: p.iterations,
           expectedDowntimeMs: p.expectedDowntimeMs,
+          ...(p.disks !== undefined ? { disks: p.disks } : {}),
         };
         connection.send({ id, progress: line });
       }
@@ -788,6 +793,10 @@ class Supervisor {
     params: MigrateParams,
     signal: AbortSignal,
   ): Promise<Methods['migrate']['result']> {
+    if (params.disks === 'copy')
+      throw new ProtocolError(
+        'params.disks: "copy" applies to a local VM directory; a migration to an address needs storage both hosts can open (disks: "shared")',
+      );
     const started = performance.now();
     const run = migrateTo(this.#machine, params.to, {
       signal,
@@ -930,6 +939,8 @@ function migrateParams(params: Record<string, unknown>): MigrateParams {
     throw new ProtocolError('params.tlsDir: the TLS credentials directory, an absolute path');
   if (params.postcopy !== undefined && typeof params.postcopy !== 'boolean')
     throw new ProtocolError('params.postcopy: a boolean');
+  if (params.disks !== undefined && params.disks !== 'copy' && params.disks !== 'shared')
+    throw new ProtocolError('params.disks: "copy" or "shared"');
   return {
     to: params.to,
     ...(typeof params.tlsDir === 'string' ? { tlsDir: params.tlsDir } : {}),
@@ -938,6 +949,7 @@ function migrateParams(params: Record<string, unknown>): MigrateParams {
     ...(params.transport === 'unix' || params.transport === 'tcp'
       ? { transport: params.transport }
       : {}),
+    ...(params.disks === 'copy' || params.disks === 'shared' ? { disks: params.disks } : {}),
   };
 }
 

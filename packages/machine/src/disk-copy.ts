@@ -1,0 +1,429 @@
+/**
+ * Local disks for live migration (`migrate(…, { disks: 'copy' })`): the target QEMU gets fresh
+ * images of the same format and virtual size, exports each over NBD (writable), and the source
+ * mirrors every disk into an NBD client node of its own. The sequence and its traps
+ * (`docs/decisions.md`, the migration notes):
+ *
+ * - `nbd-server-start` takes the legacy `{type, data}` address; `blockdev-add`'s `server` is
+ *   flat; ports are strings.
+ * - All mirrors start before any is waited for; RAM moves only once every mirror is `ready`.
+ * - The mirrors end with `block-job-cancel` at `pre-switchover` (source stopped: the last
+ *   writes are on the target, a ready mirror cancelled does not pivot, so the source keeps its
+ *   original graph for a roll-back). Completing them would re-attach the source's devices to
+ *   the NBD nodes.
+ * - The exports go (and with them the NBD server) before the target runs the guest: a writable
+ *   export on the disk node conflicts with the guest device's write permission.
+ *
+ * Everything this module adds to the source carries the `qmpkit-mig-` prefix, so a roll-back
+ * finds its leftovers in QEMU's own lists (`query-jobs`, `query-named-block-nodes`) rather
+ * than in bookkeeping that a failure may have cut short.
+ */
+import { access, mkdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import type { VmConfig } from '@qmpkit/devices';
+import { deviceProps } from '@qmpkit/devices';
+import { isQmpCommandError, type Logger } from '@qmpkit/transport';
+import { type BlockJob, mirror } from './block-jobs.js';
+import { LiveMigrationError } from './errors.js';
+import type { Machine } from './machine.js';
+import { runQemuImg } from './qemu-img.js';
+
+/** Names of jobs and nodes the disk copy adds to the source (and exports to the target). */
+export const DISK_COPY_PREFIX = 'qmpkit-mig-';
+
+/** Where the target's NBD server listens: a unix socket (default, in its run dir) or TCP. */
+export type NbdTransport =
+  | { readonly type: 'unix'; readonly path?: string }
+  | { readonly type: 'tcp'; readonly host?: string; readonly port?: number };
+
+/** One disk copied to the target. */
+export interface CopiedDisk {
+  /** The format node the guest's device uses (the same name on both sides). */
+  readonly node: string;
+  readonly format: 'qcow2' | 'raw';
+  /** Virtual size in bytes. */
+  readonly size: number;
+  readonly sourceFile: string;
+  readonly targetFile: string;
+  /** The NBD export's name on the target. */
+  readonly exportName: string;
+  /** The NBD client node on the source, the mirror's target. */
+  readonly clientNode: string;
+  readonly jobId: string;
+}
+
+/** One mirror's progress (bytes copied of `len`; `len` grows while the guest writes). */
+export interface DiskProgress {
+  readonly node: string;
+  readonly offset: number;
+  readonly len: number;
+  readonly ready: boolean;
+}
+
+type BlockNode = NonNullable<VmConfig['blockdevs']>[number];
+
+function invalid(desc: string): LiveMigrationError {
+  return new LiveMigrationError('invalid-options', 'starting-target', desc);
+}
+
+function nodeMap(config: VmConfig): Map<string, BlockNode> {
+  return new Map((config.blockdevs ?? []).map((n) => [n['node-name'], n]));
+}
+
+function field(node: BlockNode, key: string): unknown {
+  return (node as unknown as Record<string, unknown>)[key];
+}
+
+/** The `file`-driver node below `top` (through `file` and blkdebug/… `image` links). */
+function fileNodeBelow(nodes: Map<string, BlockNode>, top: string): BlockNode | undefined {
+  let name: unknown = field(nodes.get(top) as BlockNode, 'file');
+  for (let depth = 0; depth < 8 && typeof name === 'string'; depth++) {
+    const node = nodes.get(name);
+    if (node === undefined) return undefined;
+    if (node.driver === 'file') return node;
+    name = field(node, 'file') ?? field(node, 'image');
+  }
+  return undefined;
+}
+
+/** The writable format nodes the guest's devices use: the disks a copy moves. */
+export function writableDisks(config: VmConfig): string[] {
+  const nodes = nodeMap(config);
+  const out: string[] = [];
+  for (const device of config.devices ?? []) {
+    const props = deviceProps(device);
+    const drive = props.drive;
+    if (typeof drive !== 'string' || out.includes(drive)) continue;
+    const node = nodes.get(drive);
+    if (node === undefined || field(node, 'read-only') === true || props.readonly === true)
+      continue;
+    out.push(drive);
+  }
+  return out;
+}
+
+/**
+ * Decides which disks move and where their fresh images go: the target configuration's own
+ * image paths when the caller gave one (they must differ from the source's), else the source's
+ * file names inside `diskDir`. Returns the disks and the configuration to launch the target
+ * with. Supports qcow2 and raw over a `file` node; a qcow2 with a backing chain is refused.
+ */
+export async function planDiskCopy(
+  source: Machine,
+  targetConfig: VmConfig,
+  givenConfig: boolean,
+  diskDir: string | undefined,
+): Promise<{ disks: CopiedDisk[]; config: VmConfig }> {
+  const srcNodes = nodeMap(source.config);
+  const sizes = new Map(
+    (await source.qmp.execute('query-named-block-nodes', { flat: true })).map((n) => [
+      n['node-name'] ?? '',
+      n.image['virtual-size'],
+    ]),
+  );
+  const disks: CopiedDisk[] = [];
+  const renamed = new Map<string, string>();
+  const used = new Set<string>();
+  for (const node of writableDisks(source.config)) {
+    const top = srcNodes.get(node) as BlockNode;
+    if (top.driver !== 'qcow2' && top.driver !== 'raw')
+      throw invalid(`disk ${node}: only qcow2 and raw disks can be copied (it is ${top.driver})`);
+    const backing = field(top, 'backing');
+    if (top.driver === 'qcow2' && backing !== undefined && backing !== null)
+      throw invalid(
+        `disk ${node}: a qcow2 with a backing chain cannot be copied yet (commit or stream it first)`,
+      );
+    const srcFile = fileNodeBelow(srcNodes, node);
+    const sourceFile = srcFile === undefined ? undefined : field(srcFile, 'filename');
+    if (typeof sourceFile !== 'string')
+      throw invalid(`disk ${node}: its image is not a plain file node`);
+    const size = sizes.get(node);
+    if (size === undefined) throw invalid(`disk ${node}: QEMU does not report its size`);
+    let targetFile: string;
+    if (givenConfig) {
+      const tgtNodes = nodeMap(targetConfig);
+      const tgtTop = tgtNodes.get(node);
+      if (tgtTop?.driver !== top.driver)
+        throw invalid(`disk ${node}: the target configuration has no ${top.driver} node '${node}'`);
+      const f = fileNodeBelow(tgtNodes, node);
+      const name = f === undefined ? undefined : field(f, 'filename');
+      if (typeof name !== 'string')
+        throw invalid(`disk ${node}: the target's image is not a plain file node`);
+      targetFile = path.resolve(name);
+    } else {
+      if (diskDir === undefined)
+        throw invalid('disks: copy needs a place for the target images: give target.diskDir');
+      let base = path.basename(sourceFile);
+      if (used.has(base)) base = `${node}-${base}`;
+      used.add(base);
+      targetFile = path.join(path.resolve(diskDir), base);
+      renamed.set(srcFile?.['node-name'] ?? '', targetFile);
+    }
+    if (targetFile === path.resolve(sourceFile))
+      throw invalid(`disk ${node}: the target image would be the source's own (${sourceFile})`);
+    disks.push({
+      node,
+      format: top.driver,
+      size,
+      sourceFile: path.resolve(sourceFile),
+      targetFile,
+      exportName: node,
+      clientNode: `${DISK_COPY_PREFIX}nbd-${node}`,
+      jobId: `${DISK_COPY_PREFIX}mirror-${node}`,
+    });
+  }
+  if (disks.length === 0) throw invalid('disks: copy, but the guest has no writable disk');
+  const config: VmConfig =
+    renamed.size === 0
+      ? targetConfig
+      : {
+          ...targetConfig,
+          blockdevs: (targetConfig.blockdevs ?? []).map((n) => {
+            const file = renamed.get(n['node-name']);
+            return file === undefined ? n : ({ ...n, filename: file } as BlockNode);
+          }),
+        };
+  return { disks, config };
+}
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * What `createTargetImages` will make, parents first: the directories that do not exist yet
+ * and the image files (recorded in the state file before they are created).
+ */
+export async function plannedPaths(disks: readonly CopiedDisk[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const disk of disks) {
+    const missing: string[] = [];
+    for (let dir = path.dirname(disk.targetFile); !(await exists(dir)); dir = path.dirname(dir))
+      missing.unshift(dir);
+    for (const dir of missing) if (!out.includes(dir)) out.push(dir);
+    if (await exists(disk.targetFile))
+      throw invalid(`disk ${disk.node}: the target image ${disk.targetFile} exists already`);
+    out.push(disk.targetFile);
+  }
+  return out;
+}
+
+/** Creates the fresh target images (and their directories, 0700). */
+export async function createTargetImages(
+  disks: readonly CopiedDisk[],
+  logger: Logger,
+): Promise<void> {
+  for (const disk of disks) {
+    await mkdir(path.dirname(disk.targetFile), { recursive: true, mode: 0o700 });
+    await runQemuImg(['create', '-q', '-f', disk.format, disk.targetFile, String(disk.size)], {
+      logger,
+    });
+  }
+}
+
+/** Removes what `createTargetImages` made (files first, then the directories it created). */
+export async function removeMade(made: readonly string[]): Promise<void> {
+  for (const p of [...made].reverse()) await rm(p, { recursive: true, force: true });
+}
+
+/** A free TCP port on `host` (NBD has no query for the port of a server started on port 0). */
+async function freePort(host: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** The address the source's NBD clients connect to, and a `qemu-img`-style URI per export. */
+export interface NbdAddress {
+  readonly server:
+    | { readonly type: 'unix'; readonly path: string }
+    | { readonly type: 'inet'; readonly host: string; readonly port: string };
+  uri(exportName: string): string;
+}
+
+/** Starts the target's NBD server and a writable export of every disk. */
+export async function exportTargetDisks(
+  target: Machine,
+  disks: readonly CopiedDisk[],
+  transport: NbdTransport,
+): Promise<NbdAddress> {
+  let address: NbdAddress;
+  if (transport.type === 'unix') {
+    const socket = transport.path ?? path.join(target.runDir, 'nbd.sock');
+    await target.qmp.execute('nbd-server-start', {
+      addr: { type: 'unix', data: { path: socket } },
+    });
+    address = {
+      server: { type: 'unix', path: socket },
+      uri: (name) => `nbd+unix:///${name}?socket=${socket}`,
+    };
+  } else {
+    const host = transport.host ?? '127.0.0.1';
+    let port = transport.port;
+    for (let attempt = 0; ; attempt++) {
+      const chosen = port ?? (await freePort(host));
+      try {
+        await target.qmp.execute('nbd-server-start', {
+          addr: { type: 'inet', data: { host, port: String(chosen) } },
+        });
+        port = chosen;
+        break;
+      } catch (error) {
+        // Someone took the free port between our check and QEMU's bind: pick another.
+        if (transport.port !== undefined || attempt >= 3) throw error;
+      }
+    }
+    const bracketed = host.includes(':') ? `[${host}]` : host;
+    address = {
+      server: { type: 'inet', host, port: String(port) },
+      uri: (name) => `nbd://${bracketed}:${port}/${name}`,
+    };
+  }
+  for (const disk of disks)
+    await target.qmp.execute('block-export-add', {
+      type: 'nbd',
+      id: `${DISK_COPY_PREFIX}${disk.exportName}`,
+      'node-name': disk.node,
+      name: disk.exportName,
+      writable: true,
+    });
+  return address;
+}
+
+/** Adds an NBD client node per disk on the source and starts every mirror into them. */
+export async function startMirrors(
+  source: Machine,
+  disks: readonly CopiedDisk[],
+  address: NbdAddress,
+  jobs: BlockJob[],
+  speed: number | undefined,
+): Promise<void> {
+  for (const disk of disks)
+    await source.qmp.execute('blockdev-add', {
+      driver: 'nbd',
+      'node-name': disk.clientNode,
+      server: address.server,
+      export: disk.exportName,
+    });
+  // The host has no model to sync: the NBD nodes are not part of the VM's configuration.
+  const host = { qmp: source.qmp };
+  for (const disk of disks)
+    jobs.push(
+      await mirror(host, {
+        node: disk.node,
+        target: disk.clientNode,
+        jobId: disk.jobId,
+        ...(speed !== undefined ? { speed } : {}),
+      }),
+    );
+}
+
+/** Every mirror's progress, from `query-block-jobs`. */
+export async function mirrorProgress(
+  source: Machine,
+  disks: readonly CopiedDisk[],
+): Promise<DiskProgress[]> {
+  const jobs = await source.qmp.execute('query-block-jobs');
+  return disks.map((d) => {
+    const j = jobs.find((x) => x.device === d.jobId);
+    return { node: d.node, offset: j?.offset ?? 0, len: j?.len ?? 0, ready: j?.ready ?? false };
+  });
+}
+
+/**
+ * At `pre-switchover` (the source stopped): ends every mirror with a cancel (the target holds
+ * the same data; the source keeps its graph) and deletes the NBD client nodes. The target's
+ * exports stay until `removeExports`.
+ */
+export async function endMirrors(
+  source: Machine,
+  disks: readonly CopiedDisk[],
+  jobs: readonly BlockJob[],
+): Promise<void> {
+  for (const job of jobs) await job.cancel();
+  for (const job of jobs) {
+    const outcome = await job.wait();
+    if (outcome.outcome !== 'cancelled')
+      throw new LiveMigrationError(
+        'disk-copy',
+        'switchover',
+        `mirror ${job.id} ended as '${outcome.outcome}' instead of a cancel after ready`,
+      );
+  }
+  for (const disk of disks)
+    await source.qmp.execute('blockdev-del', { 'node-name': disk.clientNode });
+}
+
+/** Deletes the target's exports (waiting for QEMU to say they are gone) and its NBD server. */
+export async function removeExports(target: Machine, disks: readonly CopiedDisk[]): Promise<void> {
+  const ids = new Set(disks.map((d) => `${DISK_COPY_PREFIX}${d.exportName}`));
+  const gone = new Promise<void>((resolve) => {
+    const off = target.qmp.on('BLOCK_EXPORT_DELETED', (e) => {
+      ids.delete(e.data.id);
+      if (ids.size === 0) {
+        off();
+        resolve();
+      }
+    });
+  });
+  for (const id of [...ids]) await target.qmp.execute('block-export-del', { id, mode: 'hard' });
+  await gone;
+  await target.qmp.execute('nbd-server-stop');
+}
+
+/**
+ * Takes everything the disk copy added off the source, read from QEMU itself: jobs named
+ * `qmpkit-mig-…` are force-cancelled and dismissed once concluded, nodes of that name deleted.
+ * Bounded: gives up after `timeoutMs` and says what is left.
+ */
+export async function sweepSource(source: Machine, timeoutMs = 30_000): Promise<void> {
+  const started = performance.now();
+  const ours = async () =>
+    (await source.qmp.execute('query-jobs', undefined, { timeout: 10_000 })).filter((j) =>
+      j.id.startsWith(DISK_COPY_PREFIX),
+    );
+  const cancelled = new Set<string>();
+  for (;;) {
+    const jobs = await ours();
+    if (jobs.length === 0) break;
+    for (const job of jobs) {
+      // A job may move on between the query and the command: the next round sees it again.
+      try {
+        if (job.status === 'concluded')
+          await source.qmp.execute('job-dismiss', { id: job.id }, { timeout: 10_000 });
+        else if (job.status !== 'null' && !cancelled.has(job.id)) {
+          cancelled.add(job.id);
+          await source.qmp.execute(
+            'block-job-cancel',
+            { device: job.id, force: true },
+            { timeout: 10_000 },
+          );
+        }
+      } catch (error) {
+        if (!isQmpCommandError(error)) throw error;
+      }
+    }
+    if (performance.now() - started > timeoutMs)
+      throw new LiveMigrationError(
+        'disk-copy',
+        'rollback',
+        `mirror jobs still on the source after ${timeoutMs} ms: ${jobs.map((j) => `${j.id} (${j.status})`).join(', ')}`,
+      );
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const nodes = await source.qmp.execute('query-named-block-nodes', { flat: true });
+  for (const n of nodes) {
+    const name = n['node-name'];
+    if (name?.startsWith(DISK_COPY_PREFIX) === true)
+      await source.qmp.execute('blockdev-del', { 'node-name': name });
+  }
+}
