@@ -42,7 +42,12 @@ export class SnapshotExistsError extends Error {
 }
 
 /** What about a snapshot does not fit the VM it is loaded into. */
-export type MismatchField = 'machine-type' | 'device-config' | 'memory' | 'qemu-version';
+export type MismatchField =
+  | 'machine-type'
+  | 'device-config'
+  | 'memory'
+  | 'qemu-version'
+  | 'state-format';
 
 /**
  * The snapshot was taken on a different machine type or device configuration than the VM
@@ -62,6 +67,24 @@ export class SnapshotMismatchError extends Error {
     this.field = field;
     this.expected = expected;
     this.actual = actual;
+  }
+}
+
+/**
+ * The snapshot's state file is `mapped-ram` and this QEMU has no `mapped-ram` migration
+ * capability (QEMU < 9.0, e.g. 7.2): it cannot read the file. Raised before anything is
+ * touched. Save with `portable: true` for a snapshot that loads on such a QEMU. Recognised
+ * by `isSnapshotMismatchError` plus `reason`.
+ */
+export class SnapshotStateFormatError extends SnapshotMismatchError {
+  readonly reason = 'mapped-ram-unsupported' as const;
+  constructor(snapshot: string, qemuVersion: string) {
+    super(
+      snapshot,
+      'state-format',
+      'a QEMU with the mapped-ram migration capability (9.0 or newer)',
+      `QEMU ${qemuVersion} without it; save the snapshot with portable: true (the stream format) to load it there`,
+    );
   }
 }
 
@@ -222,6 +245,9 @@ export const isSnapshotExistsError = (e: unknown): e is SnapshotExistsError =>
   hasName(e, 'SnapshotExistsError');
 export const isSnapshotMismatchError = (e: unknown): e is SnapshotMismatchError =>
   hasName(e, 'SnapshotMismatchError');
+export const isSnapshotStateFormatError = (e: unknown): e is SnapshotStateFormatError =>
+  hasName(e, 'SnapshotMismatchError') &&
+  (e as { reason?: unknown }).reason === 'mapped-ram-unsupported';
 export const isSnapshotIntegrityError = (e: unknown): e is SnapshotIntegrityError =>
   hasName(e, 'SnapshotIntegrityError');
 export const isSnapshotQemuError = (e: unknown): e is SnapshotQemuError =>

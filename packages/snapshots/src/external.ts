@@ -55,10 +55,22 @@ import {
   SnapshotIntegrityError,
   SnapshotQemuError,
   SnapshotRestoreError,
+  SnapshotStateFormatError,
   SnapshotTimeoutError,
   SnapshotUnsupportedError,
 } from './errors.js';
-import { verifyStateFile } from './statefile.js';
+import {
+  applyEncoding,
+  chooseEncoding,
+  DEFAULT_MAPPED_RAM_LOAD,
+  DEFAULT_MAPPED_RAM_SAVE,
+  fileUriFor,
+  type MappedRamSupport,
+  mappedRamSupport,
+  probeDirectIo,
+  recordedEncoding,
+} from './mapped-ram.js';
+import { sha256File, verifyStateFile } from './statefile.js';
 import { configFiles } from './store.js';
 import { startTask, type TaskContext } from './task.js';
 import type {
@@ -70,6 +82,7 @@ import type {
   SaveResult,
   SnapshotRecord,
   SnapshotTask,
+  StateEncoding,
   StrategyKind,
 } from './types.js';
 import {
@@ -195,6 +208,19 @@ export class ExternalStrategy extends BaseStrategy {
       const frozen = layers.map((l) => layerFile(before, l)?.filename ?? '');
       const id = newId();
       const statePath = this.store.statePath(id);
+      const support = await mappedRamSupport(qmp);
+      const tuning = { ...DEFAULT_MAPPED_RAM_SAVE, ...options.mappedRam };
+      const fileUri = fileUriFor(statePath);
+      const encoding = chooseEncoding(support, {
+        portable: options.portable === true,
+        live,
+        uriOk: fileUri !== undefined,
+        directIoOk:
+          support.mappedRam && support.directIo && tuning.directIo
+            ? await probeDirectIo(this.store.statesDir)
+            : false,
+        tuning,
+      });
 
       // Everything that does not need the guest paused happens first.
       ctx.phase('overlay');
@@ -244,11 +270,16 @@ export class ExternalStrategy extends BaseStrategy {
           ],
           parameters: { 'max-bandwidth': MAX_BANDWIDTH },
         });
-        sink = await createStreamSink({
-          file: statePath,
-          acceptTimeout: 30_000,
-          timeout: left(),
-        });
+        await applyEncoding(qmp, support, encoding);
+        if (encoding.format === 'stream')
+          sink = await createStreamSink({
+            file: statePath,
+            acceptTimeout: 30_000,
+            timeout: left(),
+          });
+        // QEMU writes a mapped-ram file itself (`file:` URI); created 0600 by us first, as
+        // QEMU would create it with the umask's mode and keeps the mode of a file that exists.
+        else await (await open(statePath, 'wx', 0o600)).close();
         ctx.checkAborted();
 
         ctx.phase('pause');
@@ -276,7 +307,8 @@ export class ExternalStrategy extends BaseStrategy {
         ctx.checkAborted();
 
         ctx.phase('save', identity.memoryBytes);
-        const outcome = await this.#migrate(sink, ctx, name, left, identity.memoryBytes, live);
+        const target = sink ?? { uri: fileUri ?? '', bytes: 0 };
+        const outcome = await this.#migrate(target, ctx, name, left, identity.memoryBytes, live);
         if (live) resumeMs = outcome.resumeMs;
         else {
           // Still paused: let anything still in flight arrive, then take the console text.
@@ -284,13 +316,14 @@ export class ExternalStrategy extends BaseStrategy {
           consoles = machine.consoleState();
         }
         result = await withDeadline(
-          sink.done,
+          sink !== undefined ? sink.done : this.#sealFile(statePath, ctx),
           left(),
           () => new SnapshotTimeoutError(name, 'save', timeout),
         );
         if (ctx.signal.aborted) await rm(statePath, { force: true });
         ctx.checkAborted();
         ctx.phase('saved');
+        if (encoding.format !== 'stream') await applyEncoding(qmp, support, { format: 'stream' });
         if (live)
           await qmp.execute('migrate-set-capabilities', {
             capabilities: [{ capability: 'background-snapshot', state: false }],
@@ -302,7 +335,8 @@ export class ExternalStrategy extends BaseStrategy {
         }
       } catch (error) {
         sink?.abort(error);
-        await this.#undoSave(qmp, { added, switched, overlays, wasRunning, live });
+        if (sink === undefined) await rm(statePath, { force: true });
+        await this.#undoSave(qmp, { added, switched, overlays, wasRunning, live, support });
         await dropPending();
         throw translate(error, name, ctx, timeout);
       }
@@ -328,7 +362,13 @@ export class ExternalStrategy extends BaseStrategy {
         memoryBytes: identity.memoryBytes,
         vmStateBytes: result.bytes,
         wasRunning,
-        stateFile: { path: statePath, bytes: result.bytes, sha256: result.sha256, written },
+        stateFile: {
+          path: statePath,
+          bytes: result.bytes,
+          sha256: result.sha256,
+          written,
+          encoding,
+        },
         layers: frozen,
         tag: undefined,
         live,
@@ -359,6 +399,23 @@ export class ExternalStrategy extends BaseStrategy {
         bytesWritten: result.bytes,
       };
     });
+  }
+
+  /**
+   * A mapped-ram file QEMU wrote: fsync (QEMU does not; `completed` is not durable), then its
+   * size and SHA-256 (read back, from the page cache unless it was written with O_DIRECT).
+   */
+  async #sealFile(file: string, ctx: TaskContext): Promise<{ bytes: number; sha256: string }> {
+    const handle = await open(file, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const { size } = await stat(file);
+    ctx.phase('checksum', size);
+    const sha256 = await sha256File(file, (b) => ctx.bytes(b, size), ctx.signal);
+    return { bytes: size, sha256 };
   }
 
   /** `blockdev-reopen` of `layers` with `read-only: true`, and the model with them. */
@@ -426,9 +483,14 @@ export class ExternalStrategy extends BaseStrategy {
       overlays: readonly { path: string }[];
       wasRunning: boolean;
       live: boolean;
+      support: MappedRamSupport;
     },
   ): Promise<void> {
     if (this.machine.status !== 'running') return;
+    await applyEncoding(qmp, s.support, { format: 'stream' })
+      // Every later save sets the encoding itself; a live migration would find mapped-ram
+      // on and fail with QEMU's own message.
+      .catch(() => undefined);
     // Every step of the undo is best effort: the save's own error is what the caller gets,
     // and none of these leaves anything a later operation trips over.
     await qmp
@@ -468,6 +530,31 @@ export class ExternalStrategy extends BaseStrategy {
         throw new SnapshotIntegrityError(name, '(none)', 'missing', {
           message: 'the manifest names no state file',
         });
+      // A mapped-ram file needs mapped-ram on the incoming side: refused here, before the
+      // file is read or the VM touched, on a QEMU whose live schema lacks it.
+      const recorded = recordedEncoding(state);
+      let incoming: { support: MappedRamSupport; encoding: StateEncoding; uri: string } | undefined;
+      if (recorded.format === 'mapped-ram') {
+        const support = await mappedRamSupport(machine.qmp);
+        if (!support.mappedRam) throw new SnapshotStateFormatError(name, identity.qemuVersion);
+        const uri = fileUriFor(state.path);
+        if (uri === undefined)
+          throw new SnapshotUnsupportedError(this.kind, [
+            `the state file's path contains ',offset=', which QEMU's file: URI cannot name`,
+          ]);
+        const tuning = { ...DEFAULT_MAPPED_RAM_LOAD, ...options.mappedRam };
+        const encoding = chooseEncoding(support, {
+          portable: false,
+          live: false,
+          uriOk: true,
+          directIoOk:
+            support.directIo && tuning.directIo
+              ? await probeDirectIo(path.dirname(state.path))
+              : false,
+          tuning,
+        });
+        incoming = { support, encoding, uri };
+      }
 
       // Everything is verified before the running VM is touched.
       ctx.phase('verify', state.bytes);
@@ -514,16 +601,34 @@ export class ExternalStrategy extends BaseStrategy {
         const inherited = await machine.restart(config, {
           incoming: true,
           paused: true,
-          inheritFiles: [{ path: state.path }],
+          // A mapped-ram file is opened by QEMU itself (`file:`), several times with multifd.
+          ...(incoming === undefined ? { inheritFiles: [{ path: state.path }] } : {}),
           consoleState: record.consoles,
         });
-        uri = inherited[0]?.uri ?? '';
+        uri = incoming?.uri ?? inherited[0]?.uri ?? '';
       } catch (error) {
         await Promise.all(overlays.map((o) => rm(o.path, { force: true })));
         throw error;
       }
       ctx.phase('load', state.bytes);
       const qmp = machine.qmp;
+      if (incoming !== undefined) {
+        try {
+          await applyEncoding(qmp, incoming.support, incoming.encoding);
+        } catch (error) {
+          // The new QEMU waits for a stream that will not come: it goes, as after a failed load.
+          await machine.kill().catch(() => undefined);
+          throw new SnapshotQemuError(
+            {
+              strategy: this.kind,
+              operation: 'load',
+              command: 'migrate-set-capabilities',
+              desc: error instanceof Error ? error.message : String(error),
+            },
+            { cause: error },
+          );
+        }
+      }
       await this.#incoming(uri, name, left, timeout);
       ctx.phase('resume');
       let resumeMs: number | undefined;
