@@ -55,6 +55,7 @@ import {
   SnapshotIntegrityError,
   SnapshotQemuError,
   SnapshotRestoreError,
+  isSnapshotStateFormatError,
   SnapshotStateFormatError,
   SnapshotTimeoutError,
   SnapshotUnsupportedError,
@@ -66,6 +67,7 @@ import {
   DEFAULT_MAPPED_RAM_SAVE,
   fileUriFor,
   type MappedRamSupport,
+  machineSupport,
   mappedRamSupport,
   probeDirectIo,
   recordedEncoding,
@@ -208,7 +210,7 @@ export class ExternalStrategy extends BaseStrategy {
       const frozen = layers.map((l) => layerFile(before, l)?.filename ?? '');
       const id = newId();
       const statePath = this.store.statePath(id);
-      const support = await mappedRamSupport(qmp);
+      const support = (await machineSupport(machine)) ?? (await mappedRamSupport(qmp));
       const tuning = { ...DEFAULT_MAPPED_RAM_SAVE, ...options.mappedRam };
       const fileUri = fileUriFor(statePath);
       const encoding = chooseEncoding(support, {
@@ -532,28 +534,27 @@ export class ExternalStrategy extends BaseStrategy {
         });
       // A mapped-ram file needs mapped-ram on the incoming side: refused here, before the
       // file is read or the VM touched, on a QEMU whose live schema lacks it.
+      // (A machine that is not running has no schema to ask: what its executable answered
+      // before in this process, else the QEMU started below is asked, before it reads.)
       const recorded = recordedEncoding(state);
-      let incoming: { support: MappedRamSupport; encoding: StateEncoding; uri: string } | undefined;
+      let incoming:
+        | { support: MappedRamSupport | undefined; directIoOk: boolean; uri: string }
+        | undefined;
       if (recorded.format === 'mapped-ram') {
-        const support = await mappedRamSupport(machine.qmp);
-        if (!support.mappedRam) throw new SnapshotStateFormatError(name, identity.qemuVersion);
+        const support = await machineSupport(machine);
+        if (support !== undefined && !support.mappedRam)
+          throw new SnapshotStateFormatError(name, identity.qemuVersion);
         const uri = fileUriFor(state.path);
         if (uri === undefined)
           throw new SnapshotUnsupportedError(this.kind, [
             `the state file's path contains ',offset=', which QEMU's file: URI cannot name`,
           ]);
-        const tuning = { ...DEFAULT_MAPPED_RAM_LOAD, ...options.mappedRam };
-        const encoding = chooseEncoding(support, {
-          portable: false,
-          live: false,
-          uriOk: true,
-          directIoOk:
-            support.directIo && tuning.directIo
-              ? await probeDirectIo(path.dirname(state.path))
-              : false,
-          tuning,
-        });
-        incoming = { support, encoding, uri };
+        const wantDirect = options.mappedRam?.directIo ?? DEFAULT_MAPPED_RAM_LOAD.directIo;
+        incoming = {
+          support,
+          directIoOk: wantDirect ? await probeDirectIo(path.dirname(state.path)) : false,
+          uri,
+        };
       }
 
       // Everything is verified before the running VM is touched.
@@ -612,23 +613,8 @@ export class ExternalStrategy extends BaseStrategy {
       }
       ctx.phase('load', state.bytes);
       const qmp = machine.qmp;
-      if (incoming !== undefined) {
-        try {
-          await applyEncoding(qmp, incoming.support, incoming.encoding);
-        } catch (error) {
-          // The new QEMU waits for a stream that will not come: it goes, as after a failed load.
-          await machine.kill().catch(() => undefined);
-          throw new SnapshotQemuError(
-            {
-              strategy: this.kind,
-              operation: 'load',
-              command: 'migrate-set-capabilities',
-              desc: error instanceof Error ? error.message : String(error),
-            },
-            { cause: error },
-          );
-        }
-      }
+      if (incoming !== undefined)
+        await this.#incomingEncoding(name, incoming, options, left, timeout, overlays);
       await this.#incoming(uri, name, left, timeout);
       ctx.phase('resume');
       let resumeMs: number | undefined;
@@ -653,6 +639,74 @@ export class ExternalStrategy extends BaseStrategy {
         verified,
       };
     });
+  }
+
+  /**
+   * Sets mapped-ram (+ multifd, direct I/O) on the QEMU started for the load, under the
+   * load's deadline. Where that QEMU has no mapped-ram (known only now when the machine was
+   * not running before), it is stopped and its overlays removed: `SnapshotStateFormatError`.
+   * Any other failure stops it too (it would wait for a stream that never comes).
+   */
+  async #incomingEncoding(
+    name: string,
+    incoming: { support: MappedRamSupport | undefined; directIoOk: boolean; uri: string },
+    options: LoadOptions,
+    left: () => number,
+    timeout: number,
+    overlays: readonly { path: string }[],
+  ): Promise<void> {
+    const machine = this.machine;
+    const qmp = machine.qmp;
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      // Ends whatever command waits (the QMP connection closes with the process).
+      void machine.kill().catch(() => undefined);
+    }, left());
+    try {
+      const support = incoming.support ?? (await machineSupport(machine));
+      if (support === undefined || !support.mappedRam) {
+        const v = machine.qemuVersion;
+        await machine.stop().catch(() => machine.kill().catch(() => undefined));
+        await Promise.all(overlays.map((o) => rm(o.path, { force: true })));
+        throw new SnapshotStateFormatError(name, `${v.major}.${v.minor}.${v.micro}`);
+      }
+      const tuning = { ...DEFAULT_MAPPED_RAM_LOAD, ...options.mappedRam };
+      const encoding = chooseEncoding(support, {
+        portable: false,
+        live: false,
+        uriOk: true,
+        directIoOk: incoming.directIoOk,
+        tuning,
+      });
+      await applyEncoding(qmp, support, encoding);
+    } catch (error) {
+      if (isSnapshotStateFormatError(error)) throw error;
+      const exit = await machine.kill().catch(() => machine.exited);
+      if (expired)
+        throw new SnapshotRestoreError(
+          name,
+          'timeout',
+          {
+            exitCode: exit.code,
+            signal: exit.signal,
+            stderr: machine.stderr(),
+            detail: `no completed incoming migration within ${timeout} ms`,
+          },
+          { cause: error },
+        );
+      throw new SnapshotQemuError(
+        {
+          strategy: this.kind,
+          operation: 'load',
+          command: 'migrate-set-capabilities',
+          desc: error instanceof Error ? error.message : String(error),
+        },
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** `migrate-incoming` on the freshly started QEMU (machine's `migrateIncoming`). */

@@ -11,7 +11,7 @@
 import { constants } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { MachineQmp } from '@qmpkit/machine';
+import type { Machine, MachineQmp } from '@qmpkit/machine';
 import type { MappedRamTuning, StateEncoding } from './types.js';
 
 /** What the live schema of a QEMU offers for saving RAM to a file. */
@@ -54,6 +54,30 @@ export async function mappedRamSupport(qmp: MachineQmp): Promise<MappedRamSuppor
     multifdChannels: schema.query('migrate-set-parameters', { member: 'multifd-channels' }),
     directIo: schema.query('migrate-set-parameters', { member: 'direct-io' }),
   };
+}
+
+/** Answers seen per QEMU executable (path, version, size, mtime), for a machine not running. */
+const seen = new Map<string, MappedRamSupport>();
+
+function binaryKey(machine: Machine): string | undefined {
+  const b = machine.qemuBinary;
+  return b === undefined ? undefined : JSON.stringify([b.path, b.version, b.size, b.mtimeMs]);
+}
+
+/**
+ * What the machine's QEMU offers: from the live schema while it runs (and remembered for its
+ * executable); for a machine that is not running (after a failed load, a crash), what the
+ * same executable answered before in this process, else `undefined` (unknown until a QEMU
+ * runs: the caller asks the one it starts).
+ */
+export async function machineSupport(machine: Machine): Promise<MappedRamSupport | undefined> {
+  const key = binaryKey(machine);
+  if (machine.status === 'running') {
+    const support = await mappedRamSupport(machine.qmp);
+    if (key !== undefined) seen.set(key, support);
+    return support;
+  }
+  return key === undefined ? undefined : seen.get(key);
 }
 
 /**
