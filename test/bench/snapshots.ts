@@ -25,8 +25,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { type AccelConfig, MiB } from '@qmpkit/devices';
 import type { Machine } from '@qmpkit/machine';
 import {

@@ -50,12 +50,12 @@ import { createStreamSink } from '@qmpkit/transport/fd';
 import { BaseStrategy, refuseMixing, toInfo, withoutSnapshot } from './base.js';
 import {
   isSnapshotAbortedError,
+  isSnapshotStateFormatError,
   SnapshotAbortedError,
   SnapshotExistsError,
   SnapshotIntegrityError,
   SnapshotQemuError,
   SnapshotRestoreError,
-  isSnapshotStateFormatError,
   SnapshotStateFormatError,
   SnapshotTimeoutError,
   SnapshotUnsupportedError,
@@ -84,7 +84,6 @@ import type {
   SaveResult,
   SnapshotRecord,
   SnapshotTask,
-  StateEncoding,
   StrategyKind,
 } from './types.js';
 import {

@@ -81,8 +81,8 @@ export async function machineSupport(machine: Machine): Promise<MappedRamSupport
 }
 
 /**
- * Whether files in `dir` can be opened with `O_DIRECT` (tmpfs, for one, refuses with
- * EINVAL). Creates and removes a probe file; any failure counts as "no".
+ * Whether files in `dir` can be opened with `O_DIRECT` (some file systems refuse with
+ * EINVAL: tmpfs before Linux 6.6, several FUSE and network file systems). Creates and removes a probe file; any failure counts as "no".
  */
 export async function probeDirectIo(dir: string): Promise<boolean> {
   const direct = constants.O_DIRECT;
