@@ -127,7 +127,7 @@ interface Row {
 }
 
 const f2 = (n: number) => (n / 1000).toFixed(2);
-const loadBoth: Case['loads'] = [
+const loadBoth: readonly (readonly [string, MappedRamTuning])[] = [
   ['buffered', { directIo: false }],
   ['direct-io', { directIo: true }],
 ];
