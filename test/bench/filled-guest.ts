@@ -19,6 +19,8 @@ export async function bootFilled(
   name: string,
   mib: number,
   accel: readonly AccelConfig[],
+  /** Which QEMU (`launchQemu(binary)` of the test support); default the system's. */
+  qemu?: { readonly qemu: string; readonly cacheDir: string },
 ): Promise<Machine> {
   const image = await createQcow2Guest(join(dir, `${name}.qcow2`), {
     fillRam: true,
@@ -38,7 +40,12 @@ export async function bootFilled(
       { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
     ],
   };
-  const m = await launch(config, { consoles: ['ser0'], runDirParent: dir, launchTimeout: 120_000 });
+  const m = await launch(config, {
+    ...qemu,
+    consoles: ['ser0'],
+    runDirParent: dir,
+    launchTimeout: 120_000,
+  });
   await m.console('ser0').expect(FILLED, { timeout: 600_000 });
   await m.console('ser0').expect(COUNTER, { timeout: 60_000 });
   return m;

@@ -162,7 +162,13 @@ export class SnapshotCannotLoadError extends Error {
 }
 
 /** What about a snapshot does not fit the VM it is loaded into. */
-export type MismatchField = 'machine-type' | 'device-config' | 'memory' | 'cpus' | 'qemu-version';
+export type MismatchField =
+  | 'machine-type'
+  | 'device-config'
+  | 'memory'
+  | 'cpus'
+  | 'qemu-version'
+  | 'state-format';
 
 const MISMATCH_REASON: Record<MismatchField, CannotLoadReason> = {
   'machine-type': 'machine-type-differs',
@@ -170,6 +176,7 @@ const MISMATCH_REASON: Record<MismatchField, CannotLoadReason> = {
   memory: 'ram-differs',
   cpus: 'cpus-differs',
   'qemu-version': 'incompatible-state',
+  'state-format': 'mapped-ram-unsupported',
 };
 
 /**
@@ -243,6 +250,23 @@ export class SnapshotLoadFailedError extends SnapshotCannotLoadError {
     this.strategy = init.strategy;
     this.command = init.command;
     this.desc = init.desc;
+  }
+}
+
+/**
+ * The snapshot's state file is `mapped-ram` and this QEMU has no `mapped-ram` migration
+ * capability (QEMU < 9.0, e.g. 7.2): it cannot read the file. Raised before anything is
+ * touched. Save with `portable: true` for a snapshot that loads on such a QEMU. A
+ * `SnapshotMismatchError` with `field: 'state-format'` and `reason: 'mapped-ram-unsupported'`.
+ */
+export class SnapshotStateFormatError extends SnapshotMismatchError {
+  constructor(snapshot: string, qemuVersion: string) {
+    super(
+      snapshot,
+      'state-format',
+      'a QEMU with the mapped-ram migration capability (9.0 or newer)',
+      `QEMU ${qemuVersion} without it; save the snapshot with portable: true (the stream format) to load it there`,
+    );
   }
 }
 
@@ -416,6 +440,9 @@ export const isSnapshotCannotLoadError = (e: unknown): e is SnapshotCannotLoadEr
   typeof (e as { reason?: unknown }).reason === 'string';
 export const isSnapshotLoadFailedError = (e: unknown): e is SnapshotLoadFailedError =>
   hasName(e, 'SnapshotLoadFailedError');
+export const isSnapshotStateFormatError = (e: unknown): e is SnapshotStateFormatError =>
+  hasName(e, 'SnapshotMismatchError') &&
+  (e as { reason?: unknown }).reason === 'mapped-ram-unsupported';
 export const isSnapshotIntegrityError = (e: unknown): e is SnapshotIntegrityError =>
   hasName(e, 'SnapshotIntegrityError');
 export const isSnapshotQemuError = (e: unknown): e is SnapshotQemuError =>

@@ -51,16 +51,30 @@ import { BaseStrategy, refuseMixing, toInfo, withoutSnapshot } from './base.js';
 import { keepDump } from './compat.js';
 import {
   isSnapshotAbortedError,
+  isSnapshotStateFormatError,
   SnapshotAbortedError,
   SnapshotExistsError,
   SnapshotIntegrityError,
   SnapshotQemuError,
   SnapshotRestoreError,
+  SnapshotStateFormatError,
   SnapshotTimeoutError,
   SnapshotUnsupportedError,
 } from './errors.js';
+import {
+  applyEncoding,
+  chooseEncoding,
+  DEFAULT_MAPPED_RAM_LOAD,
+  DEFAULT_MAPPED_RAM_SAVE,
+  fileUriFor,
+  type MappedRamSupport,
+  machineSupport,
+  mappedRamSupport,
+  probeDirectIo,
+  recordedEncoding,
+} from './mapped-ram.js';
 import { preflightLoad } from './preflight.js';
-import { verifyStateFile } from './statefile.js';
+import { sha256File, verifyStateFile } from './statefile.js';
 import { configFiles } from './store.js';
 import { startTask, type TaskContext } from './task.js';
 import type {
@@ -197,6 +211,19 @@ export class ExternalStrategy extends BaseStrategy {
       const vmstateKey = await keepDump(machine, this.store.dir, identity.machineType);
       const id = newId();
       const statePath = this.store.statePath(id);
+      const support = (await machineSupport(machine)) ?? (await mappedRamSupport(qmp));
+      const tuning = { ...DEFAULT_MAPPED_RAM_SAVE, ...options.mappedRam };
+      const fileUri = fileUriFor(statePath);
+      const encoding = chooseEncoding(support, {
+        portable: options.portable === true,
+        live,
+        uriOk: fileUri !== undefined,
+        directIoOk:
+          support.mappedRam && support.directIo && tuning.directIo
+            ? await probeDirectIo(this.store.statesDir)
+            : false,
+        tuning,
+      });
 
       // Everything that does not need the guest paused happens first.
       ctx.phase('overlay');
@@ -246,11 +273,16 @@ export class ExternalStrategy extends BaseStrategy {
           ],
           parameters: { 'max-bandwidth': MAX_BANDWIDTH },
         });
-        sink = await createStreamSink({
-          file: statePath,
-          acceptTimeout: 30_000,
-          timeout: left(),
-        });
+        await applyEncoding(qmp, support, encoding);
+        if (encoding.format === 'stream')
+          sink = await createStreamSink({
+            file: statePath,
+            acceptTimeout: 30_000,
+            timeout: left(),
+          });
+        // QEMU writes a mapped-ram file itself (`file:` URI); created 0600 by us first, as
+        // QEMU would create it with the umask's mode and keeps the mode of a file that exists.
+        else await (await open(statePath, 'wx', 0o600)).close();
         ctx.checkAborted();
 
         ctx.phase('pause');
@@ -278,7 +310,8 @@ export class ExternalStrategy extends BaseStrategy {
         ctx.checkAborted();
 
         ctx.phase('save', identity.memoryBytes);
-        const outcome = await this.#migrate(sink, ctx, name, left, identity.memoryBytes, live);
+        const target = sink ?? { uri: fileUri ?? '', bytes: 0 };
+        const outcome = await this.#migrate(target, ctx, name, left, identity.memoryBytes, live);
         if (live) resumeMs = outcome.resumeMs;
         else {
           // Still paused: let anything still in flight arrive, then take the console text.
@@ -286,13 +319,14 @@ export class ExternalStrategy extends BaseStrategy {
           consoles = machine.consoleState();
         }
         result = await withDeadline(
-          sink.done,
+          sink !== undefined ? sink.done : this.#sealFile(statePath, ctx),
           left(),
           () => new SnapshotTimeoutError(name, 'save', timeout),
         );
         if (ctx.signal.aborted) await rm(statePath, { force: true });
         ctx.checkAborted();
         ctx.phase('saved');
+        if (encoding.format !== 'stream') await applyEncoding(qmp, support, { format: 'stream' });
         if (live)
           await qmp.execute('migrate-set-capabilities', {
             capabilities: [{ capability: 'background-snapshot', state: false }],
@@ -304,7 +338,8 @@ export class ExternalStrategy extends BaseStrategy {
         }
       } catch (error) {
         sink?.abort(error);
-        await this.#undoSave(qmp, { added, switched, overlays, wasRunning, live });
+        if (sink === undefined) await rm(statePath, { force: true });
+        await this.#undoSave(qmp, { added, switched, overlays, wasRunning, live, support });
         await dropPending();
         throw translate(error, name, ctx, timeout);
       }
@@ -331,7 +366,13 @@ export class ExternalStrategy extends BaseStrategy {
         memoryBytes: identity.memoryBytes,
         vmStateBytes: result.bytes,
         wasRunning,
-        stateFile: { path: statePath, bytes: result.bytes, sha256: result.sha256, written },
+        stateFile: {
+          path: statePath,
+          bytes: result.bytes,
+          sha256: result.sha256,
+          written,
+          encoding,
+        },
         layers: frozen,
         tag: undefined,
         live,
@@ -362,6 +403,23 @@ export class ExternalStrategy extends BaseStrategy {
         bytesWritten: result.bytes,
       };
     });
+  }
+
+  /**
+   * A mapped-ram file QEMU wrote: fsync (QEMU does not; `completed` is not durable), then its
+   * size and SHA-256 (read back, from the page cache unless it was written with O_DIRECT).
+   */
+  async #sealFile(file: string, ctx: TaskContext): Promise<{ bytes: number; sha256: string }> {
+    const handle = await open(file, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const { size } = await stat(file);
+    ctx.phase('checksum', size);
+    const sha256 = await sha256File(file, (b) => ctx.bytes(b, size), ctx.signal);
+    return { bytes: size, sha256 };
   }
 
   /** `blockdev-reopen` of `layers` with `read-only: true`, and the model with them. */
@@ -429,9 +487,14 @@ export class ExternalStrategy extends BaseStrategy {
       overlays: readonly { path: string }[];
       wasRunning: boolean;
       live: boolean;
+      support: MappedRamSupport;
     },
   ): Promise<void> {
     if (this.machine.status !== 'running') return;
+    await applyEncoding(qmp, s.support, { format: 'stream' })
+      // Every later save sets the encoding itself; a live migration would find mapped-ram
+      // on and fail with QEMU's own message.
+      .catch(() => undefined);
     // Every step of the undo is best effort: the save's own error is what the caller gets,
     // and none of these leaves anything a later operation trips over.
     await qmp
@@ -475,6 +538,30 @@ export class ExternalStrategy extends BaseStrategy {
         throw new SnapshotIntegrityError(name, '(none)', 'missing', {
           message: 'the manifest names no state file',
         });
+      // A mapped-ram file needs mapped-ram on the incoming side: refused here, before the
+      // file is read or the VM touched, on a QEMU whose live schema lacks it.
+      // (A machine that is not running has no schema to ask: what its executable answered
+      // before in this process, else the QEMU started below is asked, before it reads.)
+      const recorded = recordedEncoding(state);
+      let incoming:
+        | { support: MappedRamSupport | undefined; directIoOk: boolean; uri: string }
+        | undefined;
+      if (recorded.format === 'mapped-ram') {
+        const support = await machineSupport(machine);
+        if (support !== undefined && !support.mappedRam)
+          throw new SnapshotStateFormatError(name, identity.qemuVersion);
+        const uri = fileUriFor(state.path);
+        if (uri === undefined)
+          throw new SnapshotUnsupportedError(this.kind, [
+            `the state file's path contains ',offset=', which QEMU's file: URI cannot name`,
+          ]);
+        const wantDirect = options.mappedRam?.directIo ?? DEFAULT_MAPPED_RAM_LOAD.directIo;
+        incoming = {
+          support,
+          directIoOk: wantDirect ? await probeDirectIo(path.dirname(state.path)) : false,
+          uri,
+        };
+      }
 
       // Everything is verified before the running VM is touched.
       ctx.phase('verify', state.bytes);
@@ -521,17 +608,20 @@ export class ExternalStrategy extends BaseStrategy {
         const inherited = await machine.restart(config, {
           incoming: true,
           paused: true,
-          inheritFiles: [{ path: state.path }],
+          // A mapped-ram file is opened by QEMU itself (`file:`), several times with multifd.
+          ...(incoming === undefined ? { inheritFiles: [{ path: state.path }] } : {}),
           consoleState: record.consoles,
           ...(target.qemu !== undefined ? { qemu: target.qemu } : {}),
         });
-        uri = inherited[0]?.uri ?? '';
+        uri = incoming?.uri ?? inherited[0]?.uri ?? '';
       } catch (error) {
         await Promise.all(overlays.map((o) => rm(o.path, { force: true })));
         throw error;
       }
       ctx.phase('load', state.bytes);
       const qmp = machine.qmp;
+      if (incoming !== undefined)
+        await this.#incomingEncoding(name, incoming, options, left, timeout, overlays);
       await this.#incoming(uri, name, left, timeout);
       ctx.phase('resume');
       let resumeMs: number | undefined;
@@ -558,6 +648,74 @@ export class ExternalStrategy extends BaseStrategy {
         warnings: target.warnings,
       };
     });
+  }
+
+  /**
+   * Sets mapped-ram (+ multifd, direct I/O) on the QEMU started for the load, under the
+   * load's deadline. Where that QEMU has no mapped-ram (known only now when the machine was
+   * not running before), it is stopped and its overlays removed: `SnapshotStateFormatError`.
+   * Any other failure stops it too (it would wait for a stream that never comes).
+   */
+  async #incomingEncoding(
+    name: string,
+    incoming: { support: MappedRamSupport | undefined; directIoOk: boolean; uri: string },
+    options: LoadOptions,
+    left: () => number,
+    timeout: number,
+    overlays: readonly { path: string }[],
+  ): Promise<void> {
+    const machine = this.machine;
+    const qmp = machine.qmp;
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      // Ends whatever command waits (the QMP connection closes with the process).
+      void machine.kill().catch(() => undefined);
+    }, left());
+    try {
+      const support = incoming.support ?? (await machineSupport(machine));
+      if (support === undefined || !support.mappedRam) {
+        const v = machine.qemuVersion;
+        await machine.stop().catch(() => machine.kill().catch(() => undefined));
+        await Promise.all(overlays.map((o) => rm(o.path, { force: true })));
+        throw new SnapshotStateFormatError(name, `${v.major}.${v.minor}.${v.micro}`);
+      }
+      const tuning = { ...DEFAULT_MAPPED_RAM_LOAD, ...options.mappedRam };
+      const encoding = chooseEncoding(support, {
+        portable: false,
+        live: false,
+        uriOk: true,
+        directIoOk: incoming.directIoOk,
+        tuning,
+      });
+      await applyEncoding(qmp, support, encoding);
+    } catch (error) {
+      if (isSnapshotStateFormatError(error)) throw error;
+      const exit = await machine.kill().catch(() => machine.exited);
+      if (expired)
+        throw new SnapshotRestoreError(
+          name,
+          'timeout',
+          {
+            exitCode: exit.code,
+            signal: exit.signal,
+            stderr: machine.stderr(),
+            detail: `no completed incoming migration within ${timeout} ms`,
+          },
+          { cause: error },
+        );
+      throw new SnapshotQemuError(
+        {
+          strategy: this.kind,
+          operation: 'load',
+          command: 'migrate-set-capabilities',
+          desc: error instanceof Error ? error.message : String(error),
+        },
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** `migrate-incoming` on the freshly started QEMU (machine's `migrateIncoming`). */

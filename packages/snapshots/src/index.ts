@@ -28,6 +28,7 @@ export {
   isSnapshotNotFoundError,
   isSnapshotQemuError,
   isSnapshotRestoreError,
+  isSnapshotStateFormatError,
   isSnapshotStoreError,
   isSnapshotTimeoutError,
   isSnapshotUnsupportedError,
@@ -40,6 +41,7 @@ export {
   SnapshotNotFoundError,
   SnapshotQemuError,
   SnapshotRestoreError,
+  SnapshotStateFormatError,
   SnapshotStoreError,
   SnapshotTimeoutError,
   SnapshotUnsupportedError,
@@ -47,6 +49,13 @@ export {
 export type { ExternalOptions } from './external.js';
 export { ExternalStrategy } from './external.js';
 export { InternalHmpStrategy, InternalJobsStrategy } from './internal.js';
+export type { MappedRamSupport } from './mapped-ram.js';
+export {
+  DEFAULT_MAPPED_RAM_LOAD,
+  DEFAULT_MAPPED_RAM_SAVE,
+  mappedRamSupport,
+  probeDirectIo,
+} from './mapped-ram.js';
 export type { DebrisReport, OpenSnapshotsOptions } from './snapshots.js';
 export { createStrategy, openSnapshots, Snapshots } from './snapshots.js';
 export type { ExpectedStream } from './statefile.js';
@@ -58,6 +67,7 @@ export type {
   DeleteResult,
   LoadOptions,
   LoadResult,
+  MappedRamTuning,
   SaveOptions,
   SaveResult,
   SnapshotInfo,
@@ -67,6 +77,7 @@ export type {
   SnapshotStrategy,
   SnapshotTask,
   SnapshotTimings,
+  StateEncoding,
   StrategyKind,
 } from './types.js';
 export type { VmIdentity } from './vm.js';

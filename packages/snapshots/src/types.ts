@@ -23,6 +23,7 @@ export type SnapshotPhase =
   | 'load'
   | 'delete'
   | 'merge'
+  | 'checksum'
   | 'done';
 
 /** One progress report. `bytes` counts state bytes written (save) or read (load) so far. */
@@ -61,7 +62,42 @@ export interface SaveOptions {
    */
   readonly devices?: readonly string[];
   readonly vmstate?: string;
+  /**
+   * External only: write the VM state as the sequential migration stream every QEMU loads
+   * (7.2 included), even where this QEMU has `mapped-ram` (≥ 9.0), whose files load only on
+   * a QEMU with `mapped-ram`. Use it for a snapshot that must load on an older QEMU.
+   */
+  readonly portable?: boolean;
+  /**
+   * External only, where the live schema has `mapped-ram` and `portable` is not set: how the
+   * state file is written (defaults: `DEFAULT_MAPPED_RAM_SAVE`).
+   */
+  readonly mappedRam?: MappedRamTuning;
 }
+
+/**
+ * How a `mapped-ram` state file is written or read. `multifdChannels: 0` means no multifd
+ * (one thread; QEMU then ignores `directIo`). `directIo` opens the file with `O_DIRECT` (QEMU
+ * ≥ 9.1, multifd only); it is used only where the file system accepts `O_DIRECT` (probed).
+ */
+export interface MappedRamTuning {
+  readonly multifdChannels?: number;
+  readonly directIo?: boolean;
+}
+
+/**
+ * The encoding of an external snapshot's state file, as recorded in the manifest (absent in
+ * manifests written before it was recorded: those are `stream`). `mapped-ram` records the
+ * multifd channels and whether `O_DIRECT` was used when it was written; a load needs only
+ * `mapped-ram` itself to match (it picks its own channels and direct I/O).
+ */
+export type StateEncoding =
+  | { readonly format: 'stream' }
+  | {
+      readonly format: 'mapped-ram';
+      readonly multifdChannels: number;
+      readonly directIo: boolean;
+    };
 
 export interface LoadOptions {
   readonly signal?: AbortSignal;
@@ -102,6 +138,11 @@ export interface LoadOptions {
   readonly force?: boolean;
   /** Called with each warning (they are in `LoadResult.warnings` too). */
   readonly onWarning?: (message: string) => void;
+  /**
+   * External, `mapped-ram` state files only: how the file is read (defaults:
+   * `DEFAULT_MAPPED_RAM_LOAD`).
+   */
+  readonly mappedRam?: MappedRamTuning;
 }
 
 export interface DeleteOptions {
@@ -156,6 +197,8 @@ export interface SnapshotInfo {
           readonly mtimeMs: number;
           readonly ctimeMs: number;
         };
+        /** How the file is encoded; absent = `stream` (manifests written before it was recorded). */
+        readonly encoding?: StateEncoding;
       }
     | undefined;
   /** External: the frozen image files holding the disks at the save point. */

@@ -151,9 +151,18 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
       'external',
       '--description',
       'after first',
+      '--portable',
     );
     expect(second.code).toBe(0);
     expect(second.out).toMatch(/^saved 'second': external, /);
+    // QEMU >= 9.0 (10.0 here) writes mapped-ram by default; --portable always the stream.
+    const manifest = JSON.parse(
+      readFileSync(path.join(dir, 'snapshots', 'manifest.json'), 'utf8'),
+    ) as { snapshots: { name: string; stateFile: { encoding: { format: string } } }[] };
+    expect(manifest.snapshots.map((s) => [s.name, s.stateFile.encoding.format])).toEqual([
+      ['first', (QEMU_BINARY.version?.major ?? 0) >= 9 ? 'mapped-ram' : 'stream'],
+      ['second', 'stream'],
+    ]);
 
     const dup = await run('snapshot', 'save', 'first', '--dir', dir);
     expect(dup.code).toBe(1);

@@ -26,6 +26,7 @@ export const EXIT_INTERRUPTED = 130;
 interface SaveFlags {
   dir: string;
   live?: boolean;
+  portable?: boolean;
   overwrite?: boolean;
   strategy?: (typeof STRATEGIES)[number];
   description?: string;
@@ -52,6 +53,10 @@ export const snapshotCommand: CliCommand = {
       .argument('<name>', 'snapshot name ([A-Za-z0-9][A-Za-z0-9._-]*, up to 64 characters)')
       .addOption(dirOption())
       .option('--live', 'external only: keep the guest running while RAM is saved')
+      .option(
+        '--portable',
+        'external only: write the stream format, which QEMU 7.2 loads too (default on QEMU >= 9.0: mapped-ram)',
+      )
       .option('--overwrite', 'replace a snapshot of the same name')
       .addOption(
         new Option('--strategy <kind>', "strategy for this save (default: the VM's)").choices([
@@ -74,6 +79,7 @@ export const snapshotCommand: CliCommand = {
                 {
                   name,
                   ...(flags.live ? { live: true } : {}),
+                  ...(flags.portable ? { portable: true } : {}),
                   ...(flags.overwrite ? { overwrite: true } : {}),
                   ...(flags.strategy ? { strategy: flags.strategy } : {}),
                   ...(flags.description !== undefined ? { description: flags.description } : {}),

@@ -177,7 +177,7 @@ export const vmCommand: CliCommand = {
 
     vm.command('upgrade')
       .description(
-        "restart the running VM on another QEMU through a snapshot: a save with the VM's strategy (external state files are the migration stream, which both older and newer binaries load), then a load of it on --qemu after the compatibility check (the probe: the same configuration migrated into --qemu on scratch images; a refusal leaves the VM untouched). The snapshot stays: `qmpkit snapshot load <name> --qemu <old>` goes back",
+        "restart the running VM on another QEMU through a snapshot: a save with the VM's strategy in the portable format (external state files as the migration stream, never mapped-ram, so both older and newer binaries load it), then a load of it on --qemu after the compatibility check (the probe: the same configuration migrated into --qemu on scratch images; a refusal leaves the VM untouched). The snapshot stays: `qmpkit snapshot load <name> --qemu <old>` goes back",
       )
       .addOption(dirOption())
       .requiredOption(
@@ -415,7 +415,7 @@ async function runUpgrade(context: CommandContext, flags: UpgradeFlags): Promise
     const from = (await client.call('status', {})).qemu.version;
     let step: 'save' | 'load' = 'save';
     try {
-      const save = await client.call('save', { name });
+      const save = await client.call('save', { name, portable: true });
       step = 'load';
       const load = await client.call('load', {
         name,

@@ -17,6 +17,8 @@ export const PROTOCOL_VERSION = 1;
 export interface SaveParams {
   readonly name: string;
   readonly live?: boolean;
+  /** External: write the stream format even where QEMU has mapped-ram (loads on 7.2 too). */
+  readonly portable?: boolean;
   readonly overwrite?: boolean;
   readonly strategy?: StrategyKind;
   readonly description?: string;

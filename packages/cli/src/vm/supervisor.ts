@@ -611,6 +611,7 @@ class Supervisor {
         signal,
         onProgress,
         ...(params.live !== undefined ? { live: params.live } : {}),
+        ...(params.portable !== undefined ? { portable: params.portable } : {}),
         ...(params.overwrite !== undefined ? { overwrite: params.overwrite } : {}),
         ...(params.description !== undefined ? { description: params.description } : {}),
       });
@@ -891,7 +892,7 @@ function saveParams(params: Record<string, unknown>): SaveParams {
   const strategy = params.strategy;
   if (strategy !== undefined && !STRATEGIES.includes(strategy as StrategyKind))
     throw new ProtocolError(`params.strategy: one of ${STRATEGIES.join(', ')}`);
-  for (const key of ['live', 'overwrite'] as const)
+  for (const key of ['live', 'overwrite', 'portable'] as const)
     if (params[key] !== undefined && typeof params[key] !== 'boolean')
       throw new ProtocolError(`params.${key}: a boolean`);
   if (params.description !== undefined && typeof params.description !== 'string')
@@ -900,6 +901,7 @@ function saveParams(params: Record<string, unknown>): SaveParams {
     name,
     ...(strategy !== undefined ? { strategy: strategy as StrategyKind } : {}),
     ...(typeof params.live === 'boolean' ? { live: params.live } : {}),
+    ...(typeof params.portable === 'boolean' ? { portable: params.portable } : {}),
     ...(typeof params.overwrite === 'boolean' ? { overwrite: params.overwrite } : {}),
     ...(typeof params.description === 'string' ? { description: params.description } : {}),
   };
