@@ -10,7 +10,7 @@
  */
 export type { ChooseOptions, StrategyCandidate, StrategyChoice, StrategyProbes } from './choose.js';
 export { chooseStrategy } from './choose.js';
-export type { MismatchField, StateFileProblem } from './errors.js';
+export type { MismatchField, QuiesceProblem, StateFileProblem } from './errors.js';
 export {
   isSnapshotAbortedError,
   isSnapshotExistsError,
@@ -18,6 +18,7 @@ export {
   isSnapshotMismatchError,
   isSnapshotNotFoundError,
   isSnapshotQemuError,
+  isSnapshotQuiesceError,
   isSnapshotRestoreError,
   isSnapshotStoreError,
   isSnapshotTimeoutError,
@@ -28,6 +29,7 @@ export {
   SnapshotMismatchError,
   SnapshotNotFoundError,
   SnapshotQemuError,
+  SnapshotQuiesceError,
   SnapshotRestoreError,
   SnapshotStoreError,
   SnapshotTimeoutError,
@@ -47,8 +49,10 @@ export type {
   DeleteResult,
   LoadOptions,
   LoadResult,
+  QuiesceHook,
   SaveOptions,
   SaveResult,
+  SnapshotConsistency,
   SnapshotInfo,
   SnapshotPhase,
   SnapshotProgress,

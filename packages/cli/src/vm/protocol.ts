@@ -17,6 +17,10 @@ export const PROTOCOL_VERSION = 1;
 export interface SaveParams {
   readonly name: string;
   readonly live?: boolean;
+  /** Disks only (no RAM), the guest's filesystems frozen through its agent when it has one. */
+  readonly diskOnly?: boolean;
+  /** Disk-only: refuse when the guest cannot be frozen (default: a crash-consistent snapshot). */
+  readonly requireQuiesce?: boolean;
   readonly overwrite?: boolean;
   readonly strategy?: StrategyKind;
   readonly description?: string;
@@ -153,6 +157,8 @@ export interface SaveSummary {
   readonly downtimeMs: number | null;
   readonly bytes: number;
   readonly live: boolean;
+  /** Disk-only saves: `filesystem` (frozen by the agent) or `crash`. */
+  readonly consistency?: string;
 }
 
 export interface LoadSummary {

@@ -532,6 +532,8 @@ class Supervisor {
         signal,
         onProgress,
         ...(params.live !== undefined ? { live: params.live } : {}),
+        ...(params.diskOnly !== undefined ? { diskOnly: params.diskOnly } : {}),
+        ...(params.requireQuiesce !== undefined ? { requireQuiesce: params.requireQuiesce } : {}),
         ...(params.overwrite !== undefined ? { overwrite: params.overwrite } : {}),
         ...(params.description !== undefined ? { description: params.description } : {}),
       });
@@ -542,6 +544,9 @@ class Supervisor {
         downtimeMs: result.timings.downtimeMs ?? null,
         bytes: result.bytesWritten,
         live: result.snapshot.live,
+        ...(result.snapshot.consistency !== undefined
+          ? { consistency: result.snapshot.consistency }
+          : {}),
       };
     } catch (error) {
       if (isSnapshotAbortedError(error))
@@ -718,7 +723,7 @@ function saveParams(params: Record<string, unknown>): SaveParams {
   const strategy = params.strategy;
   if (strategy !== undefined && !STRATEGIES.includes(strategy as StrategyKind))
     throw new ProtocolError(`params.strategy: one of ${STRATEGIES.join(', ')}`);
-  for (const key of ['live', 'overwrite'] as const)
+  for (const key of ['live', 'overwrite', 'diskOnly', 'requireQuiesce'] as const)
     if (params[key] !== undefined && typeof params[key] !== 'boolean')
       throw new ProtocolError(`params.${key}: a boolean`);
   if (params.description !== undefined && typeof params.description !== 'string')
@@ -727,6 +732,10 @@ function saveParams(params: Record<string, unknown>): SaveParams {
     name,
     ...(strategy !== undefined ? { strategy: strategy as StrategyKind } : {}),
     ...(typeof params.live === 'boolean' ? { live: params.live } : {}),
+    ...(typeof params.diskOnly === 'boolean' ? { diskOnly: params.diskOnly } : {}),
+    ...(typeof params.requireQuiesce === 'boolean'
+      ? { requireQuiesce: params.requireQuiesce }
+      : {}),
     ...(typeof params.overwrite === 'boolean' ? { overwrite: params.overwrite } : {}),
     ...(typeof params.description === 'string' ? { description: params.description } : {}),
   };
