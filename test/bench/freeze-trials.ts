@@ -1,9 +1,11 @@
 // Frozen against unfrozen disk-only snapshots of the Linux test guest while a loop in the
 // guest writes 64 KiB files (temp name + rename) to its ext4 disk: for every snapshot the
 // disk is read from its overlay chain (qemu-img convert to raw), `e2fsck -fn` must be clean
-// and every file complete. Frozen (`quiesce`: the guest agent) and crash-consistent
-// (`quiesce: false`) saves alternate on the same VM, so both meet the same writes. Also
-// prints how long the guest's filesystems stayed frozen (freeze + switch + thaw).
+// and every file complete. First the crash-consistent saves (`quiesce: false`), then the
+// frozen ones (`quiesce`: the guest agent) on the same VM: they must not alternate, because a
+// freeze syncs the guest's page cache and a crash snapshot right after one sees that clean
+// state. `lag` is how many files the writer had completed at the save that the snapshot
+// lacks. Also prints how long the guest's filesystems stayed frozen (freeze + switch + thaw).
 //
 //   pnpm bench:freeze [--trials 20] [--qemu qemu-system-x86_64]
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -54,10 +56,11 @@ try {
   );
   await startWriter(agent);
   const snaps = await openSnapshots(m, { dir: path.join(dir, 'store'), strategy: 'external' });
-  const taken: { kind: 'frozen' | 'crash'; layer: string; frozenMs: number }[] = [];
+  const taken: { kind: 'frozen' | 'crash'; layer: string; frozenMs: number; index: number }[] =
+    [];
   let index = await writerPast(agent, 0);
-  for (let t = 1; t <= trials; t++) {
-    for (const kind of ['frozen', 'crash'] as const) {
+  for (const kind of ['crash', 'frozen'] as const) {
+    for (let t = 1; t <= trials; t++) {
       index = await writerPast(agent, index);
       const r = await snaps.save(`${kind}-${t}`, {
         diskOnly: true,
@@ -70,6 +73,7 @@ try {
         kind,
         layer: r.snapshot.layers[0] ?? '',
         frozenMs: (p.freeze ?? 0) + (p.switch ?? 0) + (p.thaw ?? 0),
+        index,
       });
     }
   }
@@ -80,10 +84,10 @@ try {
     if (check.fsckCode === 0) tally[s.kind].clean++;
     if (check.incomplete.length === 0) tally[s.kind].complete++;
     results[s.kind].push(
-      `e2fsck=${check.fsckCode} files=${check.files} last=${check.last} incomplete=${check.incomplete.length}`,
+      `e2fsck=${check.fsckCode} files=${check.files} last=${check.last} lag=${s.index - check.last} incomplete=${check.incomplete.length}`,
     );
   }
-  for (const kind of ['frozen', 'crash'] as const) {
+  for (const kind of ['crash', 'frozen'] as const) {
     console.log(`\n${kind} (${trials}):`);
     results[kind].forEach((line, i) => console.log(`  ${i + 1}: ${line}`));
   }
