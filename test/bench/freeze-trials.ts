@@ -56,8 +56,7 @@ try {
   );
   await startWriter(agent);
   const snaps = await openSnapshots(m, { dir: path.join(dir, 'store'), strategy: 'external' });
-  const taken: { kind: 'frozen' | 'crash'; layer: string; frozenMs: number; index: number }[] =
-    [];
+  const taken: { kind: 'frozen' | 'crash'; layer: string; frozenMs: number; index: number }[] = [];
   let index = await writerPast(agent, 0);
   for (const kind of ['crash', 'frozen'] as const) {
     for (let t = 1; t <= trials; t++) {
@@ -89,7 +88,7 @@ try {
   }
   for (const kind of ['crash', 'frozen'] as const) {
     console.log(`\n${kind} (${trials}):`);
-    results[kind].forEach((line, i) => console.log(`  ${i + 1}: ${line}`));
+    for (const [i, line] of results[kind].entries()) console.log(`  ${i + 1}: ${line}`);
   }
   const frozenMs = taken.filter((s) => s.kind === 'frozen').map((s) => s.frozenMs);
   const crashMs = taken.filter((s) => s.kind === 'crash').map((s) => s.frozenMs);
