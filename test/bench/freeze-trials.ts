@@ -34,7 +34,9 @@ const trials = Number(values.trials);
 const cacheDir = path.resolve(import.meta.dirname, '../../.cache');
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2;
+  return s.length === 0
+    ? Number.NaN
+    : ((s[(s.length - 1) >> 1] ?? Number.NaN) + (s[s.length >> 1] ?? Number.NaN)) / 2;
 };
 
 const dir = await mkdtemp(path.join(tmpdir(), 'qmpkit-freeze-bench-'));

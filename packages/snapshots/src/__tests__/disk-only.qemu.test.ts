@@ -7,6 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { deviceProps, layerFile } from '@qmpkit/devices';
 import type { Machine } from '@qmpkit/machine';
 import { readCounterFromImageFile } from '@qmpkit/testguest';
 import { qemuSuite } from '@qmpkit/testguest/test-support';
@@ -19,15 +20,9 @@ const suite = qemuSuite({ prefix: 'qmpkit-disk-only-' });
 
 /** The file under the boot disk's active layer. */
 function activeFile(m: Machine): string {
-  const blockdevs = (m.config.blockdevs ?? []) as {
-    'node-name': string;
-    file?: string;
-    filename?: string;
-  }[];
-  const devices = (m.config.devices ?? []) as { id?: string; drive?: string }[];
-  const drive = devices.find((d) => d.id === 'boot0')?.drive;
-  const fmt = blockdevs.find((n) => n['node-name'] === drive);
-  return blockdevs.find((n) => n['node-name'] === fmt?.file)?.filename ?? '';
+  const boot = (m.config.devices ?? []).find((d) => d.id === 'boot0');
+  const drive = boot === undefined ? undefined : deviceProps(boot).drive;
+  return typeof drive === 'string' ? (layerFile(m.config, drive)?.filename ?? '') : '';
 }
 
 function recordingHook(): { hook: QuiesceHook; calls: string[] } {
