@@ -5,6 +5,7 @@
  * the VM still on its old chain), and the load as a cold boot from the frozen disk.
  * The Linux guest with a real agent is in `disk-only-linux.qemu.test.ts`.
  */
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { deviceProps, layerFile } from '@qmpkit/devices';
@@ -170,4 +171,17 @@ it('load: a cold boot from the frozen disk (the RAM counter starts again)', asyn
   expect(snaps.store.manifest.current).toBe(snaps.store.find('d1')?.id);
   // The snapshot's layer is untouched by the new run (it writes to a fresh overlay).
   expect(activeFile(m)).not.toBe(snaps.store.find('d1')?.layers[0]);
+});
+
+it('delete: a disk-only snapshot goes like any external one (no state file to remove)', async () => {
+  const d2 = snaps.store.find('d2');
+  const result = await snaps.delete('d2');
+  // d2 froze the layer d1's save had put on top; after the load of d1 only d2 used it.
+  expect(result.removed).toEqual([d2?.layers[0]]);
+  expect(existsSync(d2?.layers[0] ?? '')).toBe(false);
+  expect(snaps.store.snapshots().map((s) => s.name)).toEqual(['d1']);
+  expect(d2?.stateFile).toBeUndefined();
+  // d1 still loads after the delete (its layer was not d2's to remove).
+  await snaps.load('d1');
+  expect(await nextCounter(m)).toBe(1);
 });
