@@ -450,6 +450,23 @@ export class GuestAgent<C extends CommandMap<C> = Qga72Commands> {
     return result;
   }
 
+  /**
+   * Freezes the guest's filesystems (`guest-fsfreeze-freeze`, or `-freeze-list` for
+   * `mountpoints`); resolves with how many were frozen. Prefer `withFrozenFilesystems`, which
+   * always thaws; this and `thaw` are for callers that own the thaw themselves (the
+   * `quiesce` hook of `@qmpkit/snapshots` takes an object with both).
+   */
+  freeze(mountpoints?: readonly string[]): Promise<number> {
+    return mountpoints
+      ? this.call('guest-fsfreeze-freeze-list', { mountpoints: [...mountpoints] })
+      : this.call('guest-fsfreeze-freeze', undefined);
+  }
+
+  /** `guest-fsfreeze-status`: `frozen` or `thawed`. */
+  async freezeStatus(): Promise<'frozen' | 'thawed'> {
+    return this.call('guest-fsfreeze-status', undefined);
+  }
+
   /** Thaws the guest's filesystems; resolves with how many were thawed. */
   thaw(): Promise<number> {
     return this.call('guest-fsfreeze-thaw', undefined);

@@ -425,6 +425,43 @@ export class SnapshotStoreError extends Error {
   }
 }
 
+/**
+ * Why a disk-only save could not quiesce the guest: `no-agent` (no quiesce hook and no agent
+ * in the VM's configuration, with `requireQuiesce`), `freeze-failed` (the freeze was refused
+ * or timed out, with `requireQuiesce`), `timeout` (the overlay switch did not finish within
+ * `quiesceTimeout` of the freeze: the guest was thawed and no snapshot taken), `thaw-failed`
+ * (the thaw after the freeze failed: the guest's filesystems may still be frozen).
+ */
+export type QuiesceProblem = 'no-agent' | 'freeze-failed' | 'timeout' | 'thaw-failed';
+
+/** A disk-only save could not freeze, or thaw, the guest's filesystems (see `reason`). */
+export class SnapshotQuiesceError extends Error {
+  override readonly name = 'SnapshotQuiesceError' as const;
+  readonly snapshot: string;
+  readonly reason: QuiesceProblem;
+  /** Whether the thaw after the freeze succeeded (false for `thaw-failed`, true otherwise). */
+  readonly thawed: boolean;
+  /** Whether the snapshot was committed to the store anyway (a `thaw-failed` after the switch). */
+  readonly committed: boolean;
+  /** `timeout`: the `quiesceTimeout` that ran out. */
+  readonly timeoutMs: number | undefined;
+  constructor(
+    snapshot: string,
+    reason: QuiesceProblem,
+    detail: { message: string; committed?: boolean; timeoutMs?: number },
+    options?: { cause?: unknown },
+  ) {
+    super(`snapshot '${snapshot}': ${detail.message}`, options);
+    this.snapshot = snapshot;
+    this.reason = reason;
+    this.thawed = reason !== 'thaw-failed';
+    this.committed = detail.committed ?? false;
+    this.timeoutMs = detail.timeoutMs;
+  }
+}
+
+export const isSnapshotQuiesceError = (e: unknown): e is SnapshotQuiesceError =>
+  hasName(e, 'SnapshotQuiesceError');
 export const isSnapshotNotFoundError = (e: unknown): e is SnapshotNotFoundError =>
   hasName(e, 'SnapshotNotFoundError');
 export const isSnapshotExistsError = (e: unknown): e is SnapshotExistsError =>

@@ -16,6 +16,11 @@
  * inherited fd (`migrate-incoming uri=fd:N`) under a deadline; a failure carries the
  * destination's stderr and exit code.
  *
+ * Disk-only (`diskOnly`): overlays only, no state file, the guest keeps running; with a
+ * quiesce hook (default: the VM's guest agent) the switch runs between a filesystem freeze
+ * and its thaw (`quiesced.ts`), and the record says `consistency: 'filesystem' | 'crash'`.
+ * Loading one restarts QEMU on fresh overlays above its layers: a cold boot from the disks.
+ *
  * Delete: removes the state file; a layer other images still build on is merged into them
  * first (`block-stream` for images the running VM uses, `qemu-img rebase` for the others),
  * so every remaining chain stays valid.
@@ -56,6 +61,7 @@ import {
   SnapshotExistsError,
   SnapshotIntegrityError,
   SnapshotQemuError,
+  SnapshotQuiesceError,
   SnapshotRestoreError,
   SnapshotStateFormatError,
   SnapshotTimeoutError,
@@ -63,6 +69,7 @@ import {
 } from './errors.js';
 import {
   applyEncoding,
+  binarySupport,
   chooseEncoding,
   DEFAULT_MAPPED_RAM_LOAD,
   DEFAULT_MAPPED_RAM_SAVE,
@@ -74,6 +81,8 @@ import {
   recordedEncoding,
 } from './mapped-ram.js';
 import { preflightLoad } from './preflight.js';
+import { AGENT_PORT_NAME, agentQuiesce } from './quiesce.js';
+import { DEFAULT_QUIESCE_TIMEOUT, isSwitchedLateError, quiesced } from './quiesced.js';
 import { sha256File, verifyStateFile } from './statefile.js';
 import { configFiles } from './store.js';
 import { startTask, type TaskContext } from './task.js';
@@ -84,6 +93,7 @@ import type {
   LoadResult,
   SaveOptions,
   SaveResult,
+  SnapshotConsistency,
   SnapshotRecord,
   SnapshotTask,
   StrategyKind,
@@ -119,6 +129,14 @@ function layerFile(config: VmConfig, node: string): LayerFile | undefined {
   return layer === undefined ? undefined : { ...layer, filename: path.resolve(layer.filename) };
 }
 
+/** An overlay file created for `target`, with the block nodes that open it. */
+interface PlannedOverlay {
+  readonly target: string;
+  readonly format: BlockNode;
+  readonly file: BlockNode;
+  readonly path: string;
+}
+
 function recordConfig(record: SnapshotRecord): VmConfig {
   return fromDocument(record.config, { validate: false });
 }
@@ -138,8 +156,8 @@ export class ExternalStrategy extends BaseStrategy {
     layers: readonly string[],
     id: string,
     sizes: ReadonlyMap<string, number>,
-  ): Promise<{ target: string; format: BlockNode; file: BlockNode; path: string }[]> {
-    const out: { target: string; format: BlockNode; file: BlockNode; path: string }[] = [];
+  ): Promise<PlannedOverlay[]> {
+    const out: PlannedOverlay[] = [];
     try {
       for (const [i, target] of layers.entries()) {
         const lf = layerFile(config, target);
@@ -181,6 +199,8 @@ export class ExternalStrategy extends BaseStrategy {
   }
 
   save(name: string, options: SaveOptions = {}): SnapshotTask<SaveResult> {
+    if (options.diskOnly === true)
+      return startTask(name, options, (ctx) => this.#saveDiskOnly(name, options, ctx));
     return startTask(name, options, async (ctx) => {
       checkName(this.kind, name);
       const machine = this.machine;
@@ -422,6 +442,188 @@ export class ExternalStrategy extends BaseStrategy {
     return { bytes: size, sha256 };
   }
 
+  /**
+   * A disk-only save: overlays added while the guest runs, then freeze → `transaction` →
+   * thaw (the thaw always runs; past `quiesceTimeout` it runs without waiting for the
+   * switch, and the switch is called off if it has not been sent yet), then the frozen layers
+   * are reopened read-only and the record committed with its `consistency`.
+   */
+  async #saveDiskOnly(name: string, options: SaveOptions, ctx: TaskContext): Promise<SaveResult> {
+    checkName(this.kind, name);
+    const machine = this.machine;
+    if (machine.status !== 'running')
+      throw new SnapshotUnsupportedError(this.kind, ['the machine is not running']);
+    if (options.live === true)
+      throw new SnapshotUnsupportedError(this.kind, [
+        'live and diskOnly exclude each other: a disk-only save writes no RAM',
+      ]);
+    const existing = this.store.find(name);
+    if (existing !== undefined && options.overwrite !== true)
+      throw new SnapshotExistsError(name, 'store');
+    refuseMixing(this.store, this.kind, existing?.id);
+    const qmp = machine.qmp;
+    const identity = await vmIdentity(machine);
+    const timeout = options.timeout ?? defaultTimeout(0);
+    const quiesceTimeout = options.quiesceTimeout ?? DEFAULT_QUIESCE_TIMEOUT;
+    const deadline = performance.now() + timeout;
+    const left = () => Math.max(1, deadline - performance.now());
+    await ensureBlockActive(qmp, timeout);
+    const before = machine.config;
+    const layers = blockGraph(before).writableActiveLayers();
+    if (layers.length === 0)
+      throw new SnapshotUnsupportedError(this.kind, ['the VM has no writable disk to freeze']);
+    // The hook is settled before anything is created: a refusal leaves nothing behind.
+    const owned =
+      options.quiesce === undefined ? agentQuiesce(before, Math.min(left(), 10_000)) : undefined;
+    const hook = options.quiesce === false ? undefined : (options.quiesce ?? owned?.hook);
+    if (hook === undefined && options.requireQuiesce === true)
+      throw new SnapshotQuiesceError(name, 'no-agent', {
+        message:
+          options.quiesce === false
+            ? 'requireQuiesce with quiesce: false'
+            : `requireQuiesce, but the VM has no guest agent port (a virtserialport named ${AGENT_PORT_NAME} on a UNIX socket chardev); pass a quiesce hook`,
+      });
+    const frozen = layers.map((l) => layerFile(before, l)?.filename ?? '');
+    const id = newId();
+    const status = await qmp.execute('query-status');
+
+    ctx.phase('overlay');
+    await this.store.update((m) => ({
+      ...m,
+      pending: [
+        ...m.pending,
+        { id, name, strategy: this.kind, startedAt: new Date().toISOString() },
+      ],
+    }));
+    const dropPending = () =>
+      this.store
+        .update((m) => ({ ...m, pending: m.pending.filter((p) => p.id !== id) }))
+        // As in `save`: the next open cleans a pending entry that stays.
+        .catch(() => undefined);
+    const added: string[] = [];
+    let overlays: PlannedOverlay[] = [];
+    let consistency: SnapshotConsistency = 'crash';
+    let thawError: unknown;
+    try {
+      overlays = await this.#createOverlays(before, layers, id, await this.#virtualSizes(qmp));
+      for (const o of overlays) {
+        await qmp.executeUnchecked('blockdev-add', o.file);
+        added.push(o.file['node-name']);
+        await qmp.executeUnchecked('blockdev-add', { ...o.format, backing: null });
+        added.push(o.format['node-name']);
+      }
+      ctx.checkAborted();
+      const actions = overlays.map((o) => ({
+        type: 'blockdev-snapshot' as const,
+        data: { node: o.target, overlay: o.format['node-name'] },
+      }));
+      const outcome = await quiesced(
+        hook,
+        {
+          name,
+          timeoutMs: quiesceTimeout,
+          requireQuiesce: options.requireQuiesce === true,
+          settleTimeoutMs: left(),
+          phase: (p) => ctx.phase(p),
+        },
+        async (proceed) => {
+          await options.onFrozen?.();
+          if (!proceed()) return;
+          await qmp.execute('transaction', { actions });
+        },
+      );
+      consistency = outcome.consistency;
+      thawError = outcome.thawError;
+    } catch (error) {
+      if (isSwitchedLateError(error)) {
+        // The switch happened after the guest was thawed: the VM runs on the overlays now
+        // (nothing references them; a later load or open collects them).
+        await this.#adoptOverlays(overlays);
+      } else {
+        for (const node of [...added].reverse())
+          await qmp
+            .execute('blockdev-del', { 'node-name': node })
+            // An unused node that stays goes away with the QEMU process; its file goes below.
+            .catch(() => undefined);
+        await Promise.all(overlays.map((o) => rm(o.path, { force: true })));
+      }
+      await dropPending();
+      await owned?.close();
+      throw translate(isSwitchedLateError(error) ? error.error : error, name, ctx, timeout);
+    }
+    await owned?.close();
+    await this.#adoptOverlays(overlays);
+
+    ctx.phase('commit');
+    await this.#freeze(qmp, layers);
+    const parent = this.store.byId(this.store.manifest.current)?.name ?? null;
+    const record: SnapshotRecord = {
+      id,
+      name,
+      strategy: this.kind,
+      parent: existing !== undefined && parent === name ? existing.parent : parent,
+      createdAt: new Date().toISOString(),
+      description: options.description,
+      qemuVersion: identity.qemuVersion,
+      machineType: identity.machineType,
+      configHash: identity.configHash,
+      ...recordedBinary(identity),
+      memoryBytes: identity.memoryBytes,
+      vmStateBytes: 0,
+      wasRunning: status.running,
+      stateFile: undefined,
+      layers: frozen,
+      tag: undefined,
+      live: false,
+      diskOnly: true,
+      consistency,
+      consoles: [],
+      config: toDocument(before),
+    };
+    await this.store.update((m) => ({
+      ...m,
+      snapshots: [...m.snapshots.filter((s) => s.id !== existing?.id), record],
+      pending: m.pending.filter((p) => p.id !== id),
+      current: id,
+    }));
+    // As in `save`: the old record is out of the manifest; its files are debris otherwise.
+    if (existing !== undefined) await this.#deleteRecord(existing).catch(() => undefined);
+    if (thawError !== undefined)
+      throw new SnapshotQuiesceError(
+        name,
+        'thaw-failed',
+        {
+          message:
+            'the snapshot was taken, but the thaw after it failed: the guest may still be frozen (thaw it through the agent)',
+          committed: true,
+        },
+        { cause: thawError },
+      );
+    ctx.phase('done');
+    return {
+      snapshot: toInfo(record),
+      strategy: this.kind,
+      timings: {
+        totalMs: performance.now() - ctx.startedAt,
+        downtimeMs: undefined,
+        phases: ctx.phaseTimes(),
+      },
+      bytesWritten: 0,
+    };
+  }
+
+  /** The model after a disk-only switch: each overlay above its target. */
+  async #adoptOverlays(overlays: readonly PlannedOverlay[]): Promise<void> {
+    let next = this.machine.config;
+    for (const o of overlays)
+      next = insertOverlay(next, {
+        target: { node: o.target },
+        overlay: o.format,
+        nodes: [o.file],
+      }).config;
+    await this.machine.adopt(next);
+  }
+
   /** `blockdev-reopen` of `layers` with `read-only: true`, and the model with them. */
   async #freeze(qmp: MachineQmp, layers: readonly string[]): Promise<void> {
     const config = this.machine.config;
@@ -523,6 +725,7 @@ export class ExternalStrategy extends BaseStrategy {
   load(name: string, options: LoadOptions = {}): SnapshotTask<LoadResult> {
     return startTask(name, options, async (ctx) => {
       const record = this.record(name);
+      if (record.diskOnly === true) return this.#loadDiskOnly(record, options, ctx);
       const machine = this.machine;
       const identity = await vmIdentity(machine);
       const target = await preflightLoad(machine, record, identity, options, {
@@ -547,9 +750,13 @@ export class ExternalStrategy extends BaseStrategy {
         | { support: MappedRamSupport | undefined; directIoOk: boolean; uri: string }
         | undefined;
       if (recorded.format === 'mapped-ram') {
-        const support = await machineSupport(machine);
+        // On another binary (`options.qemu`) that binary is asked, not the one running now.
+        const support =
+          target.qemu !== undefined
+            ? await binarySupport(target.qemu)
+            : await machineSupport(machine);
         if (support !== undefined && !support.mappedRam)
-          throw new SnapshotStateFormatError(name, identity.qemuVersion);
+          throw new SnapshotStateFormatError(name, target.loading.version ?? identity.qemuVersion);
         const uri = fileUriFor(state.path);
         if (uri === undefined)
           throw new SnapshotUnsupportedError(this.kind, [
@@ -716,6 +923,88 @@ export class ExternalStrategy extends BaseStrategy {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * A disk-only snapshot has no RAM to restore: QEMU is restarted on the snapshot's
+   * configuration with a fresh overlay above each of its layers and the guest boots from
+   * them (a cold boot, as after a clean shutdown for `filesystem` consistency, or after a
+   * power cut for `crash`). `resume: false` starts it paused (`-S`).
+   */
+  async #loadDiskOnly(
+    record: SnapshotRecord,
+    options: LoadOptions,
+    ctx: TaskContext,
+  ): Promise<LoadResult> {
+    const machine = this.machine;
+    const name = record.name;
+    const identity = await vmIdentity(machine);
+    const saved = recordConfig(record);
+    // The same checks as any load (binary, machine type, the VM against the snapshot); no
+    // compatibility check: a cold boot carries no device state across binaries.
+    const target = await preflightLoad(
+      machine,
+      record,
+      identity,
+      { ...options, force: true },
+      { restarts: true, config: saved, storeDir: this.store.dir },
+    );
+    ctx.phase('verify');
+    for (const file of configFiles(saved)) {
+      try {
+        await stat(file);
+      } catch (cause) {
+        throw new SnapshotIntegrityError(
+          name,
+          file,
+          'layer-missing',
+          { message: 'a disk layer of the snapshot is missing' },
+          { cause },
+        );
+      }
+    }
+    ctx.checkAborted();
+    const id = newId();
+    const layers = blockGraph(saved).writableActiveLayers();
+    const overlays = await this.#createOverlays(saved, layers, id, new Map());
+    let config = withReadOnly(saved, chainNodes(saved, layers));
+    for (const o of overlays)
+      config = insertOverlay(config, {
+        target: { node: o.target },
+        overlay: o.format,
+        nodes: [o.file],
+      }).config;
+    const previousFiles = new Set(configFiles(machine.config));
+
+    ctx.phase('restart');
+    try {
+      await machine.restart(config, {
+        paused: options.resume === false,
+        ...(target.qemu !== undefined ? { qemu: target.qemu } : {}),
+      });
+    } catch (error) {
+      await Promise.all(overlays.map((o) => rm(o.path, { force: true })));
+      throw error;
+    }
+    ctx.phase('commit');
+    await this.store.update((m) => ({ ...m, current: record.id }));
+    const keep = this.store.referencedFiles();
+    for (const f of configFiles(machine.config)) keep.add(f);
+    for (const f of previousFiles)
+      if (!keep.has(f) && path.dirname(f) === this.store.layersDir) await rm(f, { force: true });
+    ctx.phase('done');
+    return {
+      snapshot: toInfo(record),
+      strategy: this.kind,
+      timings: {
+        totalMs: performance.now() - ctx.startedAt,
+        downtimeMs: undefined,
+        phases: ctx.phaseTimes(),
+      },
+      bytesRead: 0,
+      verified: undefined,
+      warnings: target.warnings,
+    };
   }
 
   /** `migrate-incoming` on the freshly started QEMU (machine's `migrateIncoming`). */

@@ -98,6 +98,10 @@ abstract class InternalStrategy extends BaseStrategy {
         throw new SnapshotUnsupportedError(this.kind, [
           'live mode (background-snapshot) exists for the external strategy only',
         ]);
+      if (options.diskOnly === true)
+        throw new SnapshotUnsupportedError(this.kind, [
+          'disk-only snapshots are external (qcow2 overlays); internal snapshots always hold the VM state',
+        ]);
       this.#running();
       const existing = this.store.find(name);
       if (existing !== undefined && options.overwrite !== true)

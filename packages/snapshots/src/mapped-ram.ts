@@ -9,9 +9,11 @@
  * direction (see docs/decisions.md for the measurements behind the defaults).
  */
 import { constants } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Machine, MachineQmp } from '@qmpkit/machine';
+import { type Machine, type MachineQmp, type QemuBinary, qemuBinaryEnv } from '@qmpkit/machine';
+import { captureFromBinary } from '@qmpkit/schema';
+import { SchemaIndex } from '@qmpkit/transport';
 import type { MappedRamTuning, StateEncoding } from './types.js';
 
 /** What the live schema of a QEMU offers for saving RAM to a file. */
@@ -45,7 +47,29 @@ export const DEFAULT_MAPPED_RAM_LOAD: Required<MappedRamTuning> = {
 
 /** Reads the migration capability and parameters this QEMU has from its live schema. */
 export async function mappedRamSupport(qmp: MachineQmp): Promise<MappedRamSupport> {
-  const schema = await qmp.schema();
+  return supportIn(await qmp.schema());
+}
+
+/**
+ * What another binary offers (a load with `LoadOptions.qemu`), asked before anything of the
+ * VM is touched: the binary runs briefly with `-machine none` and answers `query-qmp-schema`.
+ * Remembered per executable (path, version, size, mtime) for this process.
+ */
+export async function binarySupport(qemu: QemuBinary): Promise<MappedRamSupport> {
+  const file = await stat(qemu.path);
+  const key = JSON.stringify([qemu.path, qemu.version, file.size, file.mtimeMs]);
+  const known = seen.get(key);
+  if (known !== undefined) return known;
+  const capture = await captureFromBinary(qemu.path, {
+    args: qemu.dataDir !== undefined ? ['-L', qemu.dataDir] : [],
+    env: qemuBinaryEnv(qemu),
+  });
+  const support = supportIn(SchemaIndex.from(capture.schema));
+  seen.set(key, support);
+  return support;
+}
+
+function supportIn(schema: Pick<SchemaIndex, 'query'>): MappedRamSupport {
   return {
     mappedRam: schema.query('migrate-set-capabilities', {
       member: 'capabilities',

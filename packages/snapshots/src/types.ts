@@ -13,7 +13,9 @@ export type SnapshotPhase =
   | 'prepare'
   | 'pause'
   | 'overlay'
+  | 'freeze'
   | 'switch'
+  | 'thaw'
   | 'save'
   | 'saved'
   | 'commit'
@@ -73,7 +75,57 @@ export interface SaveOptions {
    * state file is written (defaults: `DEFAULT_MAPPED_RAM_SAVE`).
    */
   readonly mappedRam?: MappedRamTuning;
+  /**
+   * External only: snapshot the disks and nothing else — qcow2 overlays for every writable
+   * disk in one `transaction`, no RAM or device state, and the guest keeps running. Such a
+   * snapshot loads as a cold boot from its disks (`consistency` says how clean they are).
+   */
+  readonly diskOnly?: boolean;
+  /**
+   * Disk-only saves: freezes the guest's filesystems around the overlay switch (freeze →
+   * transaction → thaw; the thaw always runs). Default: the guest agent of the VM when its
+   * configuration has one (a `virtserialport` named `org.qemu.guest_agent.0` on a UNIX
+   * socket chardev the library can connect to). `false`: no freeze. A `GuestAgent` of
+   * `@qmpkit/guest-agent` fits; pass it when your code is connected to the agent already
+   * (the chardev takes one client at a time).
+   */
+  readonly quiesce?: QuiesceHook | false;
+  /**
+   * Disk-only saves: refuse (`SnapshotQuiesceError`) instead of taking a crash-consistent
+   * snapshot when no agent is there or the freeze fails. Default false.
+   */
+  readonly requireQuiesce?: boolean;
+  /**
+   * Disk-only saves: milliseconds the guest may stay frozen (default 10 000). When the
+   * overlay switch is not done by then, the filesystems are thawed anyway and the save fails
+   * with `SnapshotQuiesceError` reason `timeout`.
+   */
+  readonly quiesceTimeout?: number;
+  /**
+   * Disk-only saves: called after the freeze (or its failure) and before the overlay switch,
+   * inside the `quiesceTimeout` window — for work that must see the guest's disks quiet
+   * (snapshotting other storage at the same instant).
+   */
+  readonly onFrozen?: () => Promise<void> | void;
 }
+
+/**
+ * Freezes and thaws the guest's filesystems for a disk-only snapshot. `GuestAgent` of
+ * `@qmpkit/guest-agent` fits this shape, so the snapshot package needs no agent of its own.
+ */
+export interface QuiesceHook {
+  /** Freezes; resolves with the number of filesystems frozen. */
+  freeze(): Promise<number>;
+  /** Thaws; resolves with the number thawed. Called after every freeze attempt. */
+  thaw(): Promise<number>;
+}
+
+/**
+ * How clean a disk-only snapshot's disks are: `filesystem` (frozen by the guest's agent:
+ * every filesystem is consistent, as after a clean unmount) or `crash` (as after a power cut:
+ * journals replay on boot, recent writes may be missing).
+ */
+export type SnapshotConsistency = 'filesystem' | 'crash';
 
 /**
  * How a `mapped-ram` state file is written or read. `multifdChannels: 0` means no multifd
@@ -207,6 +259,10 @@ export interface SnapshotInfo {
   readonly tag: string | undefined;
   /** Whether it was saved in live mode (background-snapshot). */
   readonly live: boolean;
+  /** External: only the disks were saved (no state file); a load boots from them. */
+  readonly diskOnly?: boolean;
+  /** Disk-only snapshots: whether the guest's filesystems were frozen for it. */
+  readonly consistency?: SnapshotConsistency;
 }
 
 export interface SnapshotTimings {

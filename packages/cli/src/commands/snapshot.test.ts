@@ -233,6 +233,25 @@ describe('Ctrl-C against a scripted supervisor', () => {
     await fake.close();
   });
 
+  it('--disk-only asks for an external disk-only save, --require-quiesce passes through', async () => {
+    const dir = path.join(root, 'fake-disk-only');
+    const fake = await fakeSupervisor(dir, true);
+    const io = recordingIo();
+    const done = main(
+      ['snapshot', 'save', 'd', '--disk-only', '--require-quiesce', '--dir', dir],
+      io,
+    );
+    while (!io.err().includes('save d: save 25%')) await new Promise((r) => setTimeout(r, 5));
+    io.interrupt();
+    expect(await done).toBe(EXIT_INTERRUPTED);
+    expect(fake.received[0]).toEqual({
+      id: 1,
+      method: 'save',
+      params: { name: 'd', diskOnly: true, requireQuiesce: true, strategy: 'external' },
+    });
+    await fake.close();
+  });
+
   it('a second Ctrl-C stops waiting (exit 130) when the supervisor does not answer', async () => {
     const dir = path.join(root, 'fake2');
     const fake = await fakeSupervisor(dir, false);

@@ -27,6 +27,8 @@ interface SaveFlags {
   dir: string;
   live?: boolean;
   portable?: boolean;
+  diskOnly?: boolean;
+  requireQuiesce?: boolean;
   overwrite?: boolean;
   strategy?: (typeof STRATEGIES)[number];
   description?: string;
@@ -57,6 +59,14 @@ export const snapshotCommand: CliCommand = {
         '--portable',
         'external only: write the stream format, which QEMU 7.2 loads too (default on QEMU >= 9.0: mapped-ram)',
       )
+      .option(
+        '--disk-only',
+        'external only: the disks alone (no RAM), the guest keeps running; its filesystems are frozen through its guest agent when it has one; loading it boots from the disks',
+      )
+      .option(
+        '--require-quiesce',
+        'with --disk-only: fail instead of taking a crash-consistent snapshot when the guest cannot be frozen',
+      )
       .option('--overwrite', 'replace a snapshot of the same name')
       .addOption(
         new Option('--strategy <kind>', "strategy for this save (default: the VM's)").choices([
@@ -80,8 +90,13 @@ export const snapshotCommand: CliCommand = {
                   name,
                   ...(flags.live ? { live: true } : {}),
                   ...(flags.portable ? { portable: true } : {}),
+                  ...(flags.diskOnly ? { diskOnly: true } : {}),
+                  ...(flags.requireQuiesce ? { requireQuiesce: true } : {}),
                   ...(flags.overwrite ? { overwrite: true } : {}),
-                  ...(flags.strategy ? { strategy: flags.strategy } : {}),
+                  // Disk-only snapshots are external; another --strategy is refused by it.
+                  ...(flags.strategy || flags.diskOnly
+                    ? { strategy: flags.strategy ?? ('external' as const) }
+                    : {}),
                   ...(flags.description !== undefined ? { description: flags.description } : {}),
                 },
                 { onProgress },
@@ -338,7 +353,9 @@ async function runTask(
     else {
       const verb = method === 'save' ? 'saved' : 'loaded';
       io.stdout.write(
-        `${verb} '${outcome.name}': ${outcome.strategy}, ${ms(outcome.totalMs)} (guest downtime ${ms(outcome.downtimeMs ?? undefined)}), ${bytes(outcome.bytes)} of VM state${outcome.qemu ? `; QEMU ${outcome.qemu.version}` : ''}\n`,
+        'consistency' in outcome && typeof outcome.consistency === 'string'
+          ? `${verb} '${outcome.name}': ${outcome.strategy}, disks only (${outcome.consistency}-consistent), ${ms(outcome.totalMs)}\n`
+          : `${verb} '${outcome.name}': ${outcome.strategy}, ${ms(outcome.totalMs)} (guest downtime ${ms(outcome.downtimeMs ?? undefined)}), ${bytes(outcome.bytes)} of VM state${outcome.qemu ? `; QEMU ${outcome.qemu.version}` : ''}\n`,
       );
       if (outcome.compat) io.stdout.write(`${compatLine(outcome.compat)}\n`);
     }

@@ -19,6 +19,10 @@ export interface SaveParams {
   readonly live?: boolean;
   /** External: write the stream format even where QEMU has mapped-ram (loads on 7.2 too). */
   readonly portable?: boolean;
+  /** Disks only (no RAM), the guest's filesystems frozen through its agent when it has one. */
+  readonly diskOnly?: boolean;
+  /** Disk-only: refuse when the guest cannot be frozen (default: a crash-consistent snapshot). */
+  readonly requireQuiesce?: boolean;
   readonly overwrite?: boolean;
   readonly strategy?: StrategyKind;
   readonly description?: string;
@@ -174,6 +178,8 @@ export interface SaveSummary {
   readonly downtimeMs: number | null;
   readonly bytes: number;
   readonly live: boolean;
+  /** Disk-only saves: `filesystem` (frozen by the agent) or `crash`. */
+  readonly consistency?: string;
 }
 
 export interface LoadParams {

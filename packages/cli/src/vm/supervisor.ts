@@ -612,6 +612,8 @@ class Supervisor {
         onProgress,
         ...(params.live !== undefined ? { live: params.live } : {}),
         ...(params.portable !== undefined ? { portable: params.portable } : {}),
+        ...(params.diskOnly !== undefined ? { diskOnly: params.diskOnly } : {}),
+        ...(params.requireQuiesce !== undefined ? { requireQuiesce: params.requireQuiesce } : {}),
         ...(params.overwrite !== undefined ? { overwrite: params.overwrite } : {}),
         ...(params.description !== undefined ? { description: params.description } : {}),
       });
@@ -622,6 +624,9 @@ class Supervisor {
         downtimeMs: result.timings.downtimeMs ?? null,
         bytes: result.bytesWritten,
         live: result.snapshot.live,
+        ...(result.snapshot.consistency !== undefined
+          ? { consistency: result.snapshot.consistency }
+          : {}),
       };
     } catch (error) {
       if (isSnapshotAbortedError(error))
@@ -892,7 +897,7 @@ function saveParams(params: Record<string, unknown>): SaveParams {
   const strategy = params.strategy;
   if (strategy !== undefined && !STRATEGIES.includes(strategy as StrategyKind))
     throw new ProtocolError(`params.strategy: one of ${STRATEGIES.join(', ')}`);
-  for (const key of ['live', 'overwrite', 'portable'] as const)
+  for (const key of ['live', 'overwrite', 'portable', 'diskOnly', 'requireQuiesce'] as const)
     if (params[key] !== undefined && typeof params[key] !== 'boolean')
       throw new ProtocolError(`params.${key}: a boolean`);
   if (params.description !== undefined && typeof params.description !== 'string')
@@ -902,6 +907,10 @@ function saveParams(params: Record<string, unknown>): SaveParams {
     ...(strategy !== undefined ? { strategy: strategy as StrategyKind } : {}),
     ...(typeof params.live === 'boolean' ? { live: params.live } : {}),
     ...(typeof params.portable === 'boolean' ? { portable: params.portable } : {}),
+    ...(typeof params.diskOnly === 'boolean' ? { diskOnly: params.diskOnly } : {}),
+    ...(typeof params.requireQuiesce === 'boolean'
+      ? { requireQuiesce: params.requireQuiesce }
+      : {}),
     ...(typeof params.overwrite === 'boolean' ? { overwrite: params.overwrite } : {}),
     ...(typeof params.description === 'string' ? { description: params.description } : {}),
   };

@@ -76,7 +76,11 @@ export function renderTree(
     head: `${prefix}${info.name}`,
     prefix,
     info,
-    strategy: info.live ? `${info.strategy} (live)` : info.strategy,
+    strategy: info.live
+      ? `${info.strategy} (live)`
+      : info.diskOnly === true
+        ? `${info.strategy} (disks, ${info.consistency ?? 'crash'})`
+        : info.strategy,
     size: bytes(info.vmStateBytes),
     age: age(info.createdAt, now),
   }));

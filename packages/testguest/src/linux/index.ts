@@ -11,6 +11,13 @@ export { type CpioEntry, writeCpio } from './cpio.js';
 export { AGENT_PORT, GUEST_MODULES, READY_MARKER, TICK_PREFIX } from './init.js';
 export { type Json, JsonLineClient, type JsonObject } from './jsonlines.js';
 export {
+  efiKernel,
+  type FetchOvmfOptions,
+  fetchOvmf,
+  type Ovmf,
+  ovmfVarsCopy,
+} from './ovmf.js';
+export {
   AGENT_PORT_ID,
   type LinuxGuestLine,
   LinuxGuestProcess,
