@@ -3,6 +3,7 @@
  * a `CliCommand` (see `command.ts`) and listing it here; nothing else needs to change.
  */
 import { backupCommand } from './backup.js';
+import { bridgeCommand } from './bridge.js';
 import type { CliCommand } from './command.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
@@ -27,4 +28,5 @@ export const COMMANDS: readonly CliCommand[] = [
   qemuCommand,
   vmstateCommand,
   machineCommand,
+  bridgeCommand,
 ];
