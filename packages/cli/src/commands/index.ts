@@ -11,6 +11,7 @@ import { execCommand } from './exec.js';
 import { machineCommand } from './machine.js';
 import { qemuCommand } from './qemu.js';
 import { schemaCommand } from './schema.js';
+import { serveCommand } from './serve.js';
 import { shellCommand } from './shell.js';
 import { snapshotCommand } from './snapshot.js';
 import { vmCommand } from './vm.js';
@@ -29,4 +30,5 @@ export const COMMANDS: readonly CliCommand[] = [
   vmstateCommand,
   machineCommand,
   bridgeCommand,
+  serveCommand,
 ];
