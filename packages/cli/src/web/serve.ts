@@ -70,6 +70,12 @@ export async function startServe(options: ServeOptions): Promise<Dashboard> {
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const entry = FILES[url.pathname];
+    if (url.pathname === '/favicon.ico') {
+      // No icon: an empty answer keeps the browser's console free of a 404.
+      response.writeHead(204);
+      response.end();
+      return;
+    }
     if (request.method !== 'GET' || entry === undefined) {
       response.writeHead(request.method === 'GET' ? 404 : 405, {
         'content-type': 'text/plain; charset=utf-8',

@@ -121,9 +121,10 @@ function renderTree(tree) {
   setBusy(busy || lastStatus?.busy != null);
 }
 
-function treeItem(node, current) {
+function treeItem(node, current, parentPath = '') {
   const li = document.createElement('li');
   li.dataset.snapshot = node.name;
+  li.dataset.path = parentPath === '' ? node.name : `${parentPath}/${node.name}`;
   if (node.id === current) li.className = 'current';
   const name = document.createElement('span');
   name.className = 'snapshot-name';
@@ -140,7 +141,7 @@ function treeItem(node, current) {
   li.append(name, meta, load);
   if (node.children.length > 0) {
     const ul = document.createElement('ul');
-    ul.append(...node.children.map((child) => treeItem(child, current)));
+    ul.append(...node.children.map((child) => treeItem(child, current, li.dataset.path)));
     li.append(ul);
   }
   return li;
