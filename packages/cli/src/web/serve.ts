@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { vmPaths } from '../vm/paths.js';
 import { isRecord, lineReader, type Method } from '../vm/protocol.js';
@@ -53,7 +54,8 @@ export interface Dashboard {
 }
 
 /** The page's files, beside this module (`src/web/dashboard`, `dist/web/dashboard`). */
-const ASSETS = path.join(import.meta.dirname, 'dashboard');
+// (`import.meta.dirname` needs Node 20.11; `engines` says >=20.)
+const ASSETS = fileURLToPath(new URL('./dashboard/', import.meta.url));
 const FILES: Readonly<Record<string, { file: string; type: string }>> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
