@@ -3,6 +3,7 @@ import path from 'node:path';
 import { playwright } from '@vitest/browser-playwright';
 import { defaultClientConditions, defaultServerConditions } from 'vite';
 import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+import { dashboard } from './test/browser/dashboard.command.js';
 
 // Tests run on the TypeScript sources of every workspace package through the
 // `@qmpkit/source` export condition, so no build step is needed before testing.
@@ -132,7 +133,10 @@ const browserProject: TestProjectInlineConfiguration = {
     include: [...nodeFreeTransportTests(), '**/*.browser.test.ts'],
     exclude,
     testTimeout: 30_000,
+    // Group (c): `qmpkit bridge` and `qmpkit serve` in front of real QEMU for the page tests.
+    globalSetup: ['test/browser/qemu.global-setup.ts'],
     browser: {
+      commands: { dashboard },
       enabled: true,
       headless: true,
       screenshotFailures: false,

@@ -29,3 +29,8 @@ for (const dir of readdirSync(schemas).filter((d) => /^qemu-\d+\.\d+$/.test(d)))
     if (existsSync(from)) cpSync(from, path.join(out, file));
   }
 }
+
+// The dashboard of `qmpkit serve`: plain files, served from beside the compiled module.
+cpSync(path.join(pkgDir, 'src/web/dashboard'), path.join(dist, 'web/dashboard'), {
+  recursive: true,
+});

@@ -3,6 +3,7 @@
  * a `CliCommand` (see `command.ts`) and listing it here; nothing else needs to change.
  */
 import { backupCommand } from './backup.js';
+import { bridgeCommand } from './bridge.js';
 import type { CliCommand } from './command.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
@@ -10,6 +11,7 @@ import { execCommand } from './exec.js';
 import { machineCommand } from './machine.js';
 import { qemuCommand } from './qemu.js';
 import { schemaCommand } from './schema.js';
+import { serveCommand } from './serve.js';
 import { shellCommand } from './shell.js';
 import { snapshotCommand } from './snapshot.js';
 import { vmCommand } from './vm.js';
@@ -27,4 +29,6 @@ export const COMMANDS: readonly CliCommand[] = [
   qemuCommand,
   vmstateCommand,
   machineCommand,
+  bridgeCommand,
+  serveCommand,
 ];

@@ -72,6 +72,58 @@ export interface Methods {
   backup: { params: BackupParams; result: BackupSummary };
   abort: { params: { readonly id: number }; result: { readonly aborted: boolean } };
   migrate: { params: MigrateParams; result: MigrateSummary };
+  subscribe: { params: Record<string, never>; result: { readonly ended: string } };
+  tree: { params: Record<string, never>; result: TreeResult };
+  graph: { params: Record<string, never>; result: BlockGraph };
+}
+
+/**
+ * What a `subscribe` request's progress lines carry, until `abort {id}` or the connection
+ * closes: every QMP event of the VM, and the status whenever it may have changed (once at
+ * the start, after run-state events, when an operation starts or ends).
+ */
+export type SubscribeNotice =
+  | {
+      readonly kind: 'event';
+      readonly event: {
+        readonly event: string;
+        readonly data?: unknown;
+        readonly timestamp: { readonly seconds: number; readonly microseconds: number };
+      };
+    }
+  | { readonly kind: 'status'; readonly status: StatusResult };
+
+/** A snapshot and the ones taken after it (`tree`). */
+export interface SnapshotNode {
+  readonly id: string;
+  readonly name: string;
+  readonly strategy: StrategyKind;
+  readonly live: boolean;
+  readonly createdAt: string;
+  readonly description: string | null;
+  readonly vmStateBytes: number;
+  readonly children: readonly SnapshotNode[];
+}
+
+export interface TreeResult {
+  /** Id of the snapshot the VM descends from, or null. */
+  readonly current: string | null;
+  /** Snapshots without a (known) parent, oldest first, each with its subtree. */
+  readonly roots: readonly SnapshotNode[];
+}
+
+/** QEMU's block graph (`x-debug-query-block-graph`): backends, jobs and driver nodes. */
+export interface BlockGraph {
+  readonly nodes: readonly {
+    readonly id: number;
+    readonly type: 'block-backend' | 'block-job' | 'block-driver';
+    readonly name: string;
+  }[];
+  readonly edges: readonly {
+    readonly parent: number;
+    readonly child: number;
+    readonly name: string;
+  }[];
 }
 
 export interface MigrateParams {
@@ -137,7 +189,9 @@ export type ProgressOf<M extends Method> = M extends 'migrate'
   ? MigrateProgressLine
   : M extends 'backup'
     ? OperationProgress
-    : SnapshotProgress;
+    : M extends 'subscribe'
+      ? SubscribeNotice
+      : SnapshotProgress;
 
 export type Method = keyof Methods;
 export const METHODS: readonly Method[] = [
@@ -150,6 +204,9 @@ export const METHODS: readonly Method[] = [
   'abort',
   'migrate',
   'backup',
+  'subscribe',
+  'tree',
+  'graph',
 ];
 
 export interface StatusResult {
@@ -258,7 +315,11 @@ export type Response =
   | { readonly hello: { readonly protocol: number; readonly pid: number } }
   | {
       readonly id: number;
-      readonly progress: SnapshotProgress | MigrateProgressLine | OperationProgress;
+      readonly progress:
+        | SnapshotProgress
+        | MigrateProgressLine
+        | OperationProgress
+        | SubscribeNotice;
     }
   | { readonly id: number; readonly result: unknown }
   | { readonly id: number; readonly error: WireError };

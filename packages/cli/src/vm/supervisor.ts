@@ -47,11 +47,24 @@ import {
   type Request,
   type SaveParams,
   type StatusResult,
+  type SubscribeNotice,
   toWireError,
   type WireError,
 } from './protocol.js';
+import { snapshotTree } from './tree.js';
 
 export const STRATEGIES: readonly StrategyKind[] = ['external', 'internal-jobs', 'internal-hmp'];
+
+/** Events after which subscribers get the status again (the run state may have changed). */
+const RUN_STATE_EVENTS = new Set([
+  'STOP',
+  'RESUME',
+  'SHUTDOWN',
+  'RESET',
+  'SUSPEND',
+  'WAKEUP',
+  'GUEST_PANICKED',
+]);
 
 export interface SuperviseOptions {
   readonly dir: string;
@@ -289,6 +302,10 @@ class Supervisor {
   readonly #connections = new Set<Connection>();
   #busy: Busy | undefined;
   #stopping: Promise<ExitInfo> | undefined;
+  /** `subscribe` requests: each gets every notice. */
+  readonly #subscribers = new Set<(notice: SubscribeNotice) => void>();
+  /** The QMP client whose events reach the subscribers, and how to stop listening to it. */
+  #events: { qmp: unknown; off: () => void } | undefined;
 
   constructor(paths: VmPaths, machine: Machine, snapshots: Snapshots, log: (line: string) => void) {
     this.#paths = paths;
@@ -309,6 +326,7 @@ class Supervisor {
       `ready: QEMU pid ${this.#machine.pid}, control socket ${this.#paths.control}, supervisor pid ${process.pid}`,
     );
     notify?.({ ready: await this.#status() });
+    this.#attachEvents();
 
     stopper.handler = (signal) => {
       this.#log(`${signal}: stopping`);
@@ -327,6 +345,7 @@ class Supervisor {
       this.#onStopped = resolve;
     });
     clearInterval(watch);
+    this.#events?.off();
     const server = this.#server;
     await new Promise<void>((resolve) => {
       if (server === undefined) resolve();
@@ -424,6 +443,15 @@ class Supervisor {
       }
       case 'stop':
         return this.#stop();
+      case 'tree':
+        return {
+          current: this.#snapshots.store.manifest.current,
+          roots: snapshotTree(await this.#snapshots.list()),
+        } satisfies Methods['tree']['result'];
+      case 'graph':
+        return this.#graph();
+      case 'subscribe':
+        return this.#subscribe(connection, request.id);
       case 'save':
         return this.#exclusive(connection, request.id, 'save', saveParams(params), (p, signal) =>
           this.#save(connection, request.id, p, signal),
@@ -542,6 +570,7 @@ class Supervisor {
     this.#busy = { method, name: params.name, controller, done };
     connection.operations.set(id, controller);
     this.#log(`${method} '${params.name}' started`);
+    this.#publishStatus();
     try {
       const result = await done;
       this.#log(`${method} '${params.name}' done`);
@@ -554,7 +583,74 @@ class Supervisor {
     } finally {
       connection.operations.delete(id);
       this.#busy = undefined;
+      // A load or migrate may have replaced the QEMU process (and its QMP client).
+      this.#attachEvents();
+      this.#publishStatus();
     }
+  }
+
+  /**
+   * Streams notices to `connection` as progress lines of request `id` until `abort {id}`
+   * or the connection closes; then answers with why it ended.
+   */
+  async #subscribe(connection: Connection, id: number): Promise<Methods['subscribe']['result']> {
+    const controller = new AbortController();
+    connection.operations.set(id, controller);
+    const send = (notice: SubscribeNotice) => connection.send({ id, progress: notice });
+    this.#subscribers.add(send);
+    try {
+      send({ kind: 'status', status: await this.#status() });
+      const ended = await new Promise<string>((resolve) => {
+        controller.signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+        connection.socket.once('close', () => resolve('closed'));
+      });
+      return { ended };
+    } finally {
+      this.#subscribers.delete(send);
+      connection.operations.delete(id);
+    }
+  }
+
+  /** Listens to the current QEMU's events (again, when the process changed). */
+  #attachEvents(): void {
+    const qmp = this.#machine.qmp;
+    if (this.#events?.qmp === qmp) return;
+    this.#events?.off();
+    const off = qmp.onAny((event) => {
+      const notice: SubscribeNotice = {
+        kind: 'event',
+        event: {
+          event: event.event,
+          ...('data' in event && event.data !== undefined ? { data: event.data } : {}),
+          timestamp: event.timestamp,
+        },
+      };
+      for (const send of this.#subscribers) send(notice);
+      if (RUN_STATE_EVENTS.has(event.event)) this.#publishStatus();
+    });
+    this.#events = { qmp, off };
+  }
+
+  /** Sends the status to every subscriber (nothing to do without one). */
+  #publishStatus(): void {
+    if (this.#subscribers.size === 0) return;
+    void this.#status().then(
+      (status) => {
+        for (const send of this.#subscribers) send({ kind: 'status', status });
+      },
+      // A status that cannot be read now (QEMU going away) is published by the next change.
+      (error: unknown) => this.#log(`status for subscribers: ${String(error)}`),
+    );
+  }
+
+  async #graph(): Promise<Methods['graph']['result']> {
+    if (this.#machine.status !== 'running')
+      throw new SupervisorStoppingError(`QEMU is ${this.#machine.status}: no block graph`);
+    const graph = await this.#machine.qmp.execute('x-debug-query-block-graph');
+    return {
+      nodes: graph.nodes.map((n) => ({ id: n.id, type: n.type, name: n.name })),
+      edges: graph.edges.map((e) => ({ parent: e.parent, child: e.child, name: e.name })),
+    };
   }
 
   async #runState(): Promise<string> {

@@ -1,7 +1,8 @@
 import type { SnapshotInfo } from '@qmpkit/snapshots';
 import { describe, expect, it } from 'vitest';
 import { painter } from '../io.js';
-import { age, renderTree } from './tree.js';
+import type { SnapshotNode } from './protocol.js';
+import { age, renderTree, snapshotTree } from './tree.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 
@@ -84,5 +85,41 @@ describe('renderTree', () => {
     expect(age(at(3 * 86_400_000), NOW)).toBe('3 d ago');
     expect(age(at(-5000), NOW)).toBe('in the future');
     expect(age('garbage', NOW)).toBe('?');
+  });
+});
+
+describe('snapshotTree', () => {
+  const shape = (nodes: readonly SnapshotNode[]): unknown =>
+    nodes.map((n) => [n.name, shape(n.children)]);
+
+  it('nests by parent; an unknown parent makes a root; a cycle is listed once', () => {
+    const list = [
+      info('base', null),
+      info('a', 'base'),
+      info('b', 'base'),
+      info('a1', 'a', { description: 'note' }),
+      info('orphan', 'gone'),
+      info('x', 'y'),
+      info('y', 'x'),
+    ];
+    const tree = snapshotTree(list);
+    expect(shape(tree)).toEqual([
+      [
+        'base',
+        [
+          ['a', [['a1', []]]],
+          ['b', []],
+        ],
+      ],
+      ['orphan', []],
+      ['x', [['y', []]]],
+    ]);
+    expect(tree[0]?.children[0]?.children[0]).toMatchObject({
+      id: 'id-a1',
+      strategy: 'external',
+      description: 'note',
+      vmStateBytes: 1536 * 1024,
+    });
+    expect(snapshotTree([])).toEqual([]);
   });
 });

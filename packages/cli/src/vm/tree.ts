@@ -6,6 +6,7 @@
 import type { SnapshotInfo } from '@qmpkit/snapshots';
 import { bytes } from '../demo/report.js';
 import type { Paint } from '../io.js';
+import type { SnapshotNode } from './protocol.js';
 
 export interface TreeOptions {
   /** Milliseconds since the epoch ages are measured from (default: now). */
@@ -96,4 +97,41 @@ export function renderTree(
     return `${isCurrent ? '*' : ' '} ${paint('dim', c.prefix)}${name}${pad}  ${c.strategy.padEnd(wStrategy)}  ${c.size.padStart(wSize)}  ${c.age}${mark}${note}`.trimEnd();
   });
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The tree as data (the `tree` method of the control protocol): each snapshot under the one
+ * it was taken after, roots oldest first; a parent that is not in the list makes a root, and
+ * snapshots on a parent cycle are listed as roots (each once), as `renderTree` does.
+ */
+export function snapshotTree(snapshots: readonly SnapshotInfo[]): SnapshotNode[] {
+  const names = new Set(snapshots.map((s) => s.name));
+  const children = new Map<string | null, SnapshotInfo[]>();
+  for (const s of snapshots) {
+    const parent = s.parent !== null && names.has(s.parent) ? s.parent : null;
+    children.set(parent, [...(children.get(parent) ?? []), s]);
+  }
+  const seen = new Set<string>();
+  const build = (info: SnapshotInfo): SnapshotNode => {
+    seen.add(info.name);
+    const below = (children.get(info.name) ?? []).filter((c) => !seen.has(c.name));
+    for (const c of below) seen.add(c.name);
+    return {
+      id: info.id,
+      name: info.name,
+      strategy: info.strategy,
+      live: info.live,
+      createdAt: info.createdAt,
+      description: info.description ?? null,
+      vmStateBytes: info.vmStateBytes,
+      children: below.map(build),
+    };
+  };
+  const roots = (children.get(null) ?? []).map((s) => {
+    seen.add(s.name);
+    return s;
+  });
+  const out = roots.map(build);
+  for (const s of snapshots) if (!seen.has(s.name)) out.push(build(s));
+  return out;
 }

@@ -1,0 +1,81 @@
+/**
+ * `qmpkit bridge --qmp unix:PATH [--listen 127.0.0.1:PORT]`: a WebSocket↔QMP bridge for
+ * pages using `@qmpkit/transport` directly (see `web/bridge.ts`). Prints the URL with its
+ * token on stdout, logs on stderr, runs until Ctrl-C or SIGTERM.
+ */
+import { Option } from 'commander';
+import { startBridge } from '../web/bridge.js';
+import { isListenAddressError, isListenError } from '../web/errors.js';
+import { parseListen } from '../web/gate.js';
+import type { CliCommand, CommandContext } from './command.js';
+
+interface BridgeFlags {
+  qmp: string;
+  listen?: string;
+}
+
+export const bridgeCommand: CliCommand = {
+  name: 'bridge',
+  register(program, context) {
+    program
+      .command('bridge')
+      .description(
+        'serve a QMP monitor to web pages over a WebSocket (loopback only, token in the URL)',
+      )
+      .addOption(
+        new Option('--qmp <address>', 'the QMP monitor: unix:PATH or tcp:HOST:PORT')
+          .env('QMPKIT_QMP')
+          .makeOptionMandatory(),
+      )
+      .option(
+        '--listen <host:port>',
+        'loopback address to listen on (default 127.0.0.1:0, any free port)',
+      )
+      .action(async (flags: BridgeFlags) => {
+        await runUntilStopped(context, async (log) => {
+          const bridge = await startBridge({
+            qmp: flags.qmp,
+            listen: parseListen(flags.listen),
+            log,
+          });
+          context.io.stdout.write(`${bridge.url}\n`);
+          return () => bridge.close();
+        });
+      });
+  },
+};
+
+/**
+ * Starts a server with `start` (log lines go to stderr, stamped), then waits for Ctrl-C or
+ * SIGTERM and closes it. Address errors exit 2 with their message.
+ */
+export async function runUntilStopped(
+  context: CommandContext,
+  start: (log: (line: string) => void) => Promise<() => Promise<void>>,
+): Promise<void> {
+  const { io } = context;
+  const log = (line: string) => io.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  let close: () => Promise<void>;
+  try {
+    close = await start(log);
+  } catch (error) {
+    if (isListenAddressError(error) || isListenError(error)) {
+      io.stderr.write(`qmpkit: ${error.message}\n`);
+      context.exit(error.exitCode);
+      return;
+    }
+    throw error;
+  }
+  await new Promise<void>((resolve) => {
+    const onStop = () => {
+      unsubscribe();
+      process.off('SIGTERM', onStop);
+      resolve();
+    };
+    const unsubscribe = io.onInterrupt(onStop);
+    process.on('SIGTERM', onStop);
+  });
+  log('shutting down');
+  await close();
+  context.exit(0);
+}
