@@ -1,8 +1,8 @@
 /**
  * A small NBD client over a unix socket: enough to read a backup export's dirty extents from
  * QEMU (`qemu:dirty-bitmap:NAME` / `base:allocation` block status, structured reads) and to
- * write them into a `qemu-nbd` serving the new qcow2 layer. One request in flight at a time;
- * the wire format lives in `codec.ts`.
+ * write them into a `qemu-nbd` serving the new qcow2 layer. Several requests may be in flight
+ * (replies are matched by cookie); the wire format lives in `codec.ts`.
  */
 import { createConnection, type Socket } from 'node:net';
 import {
@@ -59,12 +59,59 @@ export class NbdClient {
   bytesRead = 0;
   readonly #io: SocketIo;
   #cookie = 1n;
+  /** Requests sent and not yet answered, by cookie: several may be in flight. */
+  readonly #pending = new Map<bigint, Pending>();
+  #failure: Error | undefined;
 
   private constructor(io: SocketIo, size: number, flags: number, contexts: Map<string, number>) {
     this.#io = io;
     this.size = size;
     this.transmissionFlags = flags;
     this.contexts = contexts;
+    this.#replies().catch((error: unknown) => this.#fail(error));
+  }
+
+  #fail(error: unknown): void {
+    this.#failure ??=
+      error instanceof Error ? error : new NbdProtocolError(`NBD reply loop: ${String(error)}`);
+    for (const p of this.#pending.values()) p.reject(this.#failure);
+    this.#pending.clear();
+  }
+
+  /** Reads replies for as long as the connection lives and hands them to their requests. */
+  async #replies(): Promise<void> {
+    for (;;) {
+      const magic = (await this.#io.read(4)).readUInt32BE(0);
+      const header = decodeReplyHeader(magic, await this.#io.read(replyHeaderRest(magic)));
+      const pending = this.#pending.get(header.cookie);
+      if (pending === undefined)
+        throw new NbdProtocolError(`reply for unknown cookie ${header.cookie}`);
+      if (header.kind === 'simple') {
+        this.#pending.delete(header.cookie);
+        if (header.error !== 0) {
+          pending.reject(new NbdServerError(pending.what, header.error, ''));
+          continue;
+        }
+        if (pending.simpleDataLength > 0) {
+          const payload = await this.#io.read(pending.simpleDataLength);
+          const withOffset = Buffer.alloc(8);
+          withOffset.writeBigUInt64BE(BigInt(pending.offset));
+          pending.onChunk?.(CHUNK.OFFSET_DATA, Buffer.concat([withOffset, payload]));
+        }
+        pending.resolve();
+        continue;
+      }
+      const payload = await this.#io.read(header.length);
+      if (header.type === CHUNK.ERROR || header.type === CHUNK.ERROR_OFFSET) {
+        const e = decodeErrorChunk(payload);
+        pending.error ??= new NbdServerError(pending.what, e.errno, e.message);
+      } else if (pending.error === undefined) pending.onChunk?.(header.type, payload);
+      if ((header.flags & CHUNK_FLAG_DONE) !== 0) {
+        this.#pending.delete(header.cookie);
+        if (pending.error !== undefined) pending.reject(pending.error);
+        else pending.resolve();
+      }
+    }
   }
 
   static async connect(options: NbdConnectOptions): Promise<NbdClient> {
@@ -149,7 +196,13 @@ export class NbdClient {
 
   /** `length` bytes at `offset` (holes come back as zeros). */
   async read(offset: number, length: number): Promise<Buffer> {
+    return (await this.readCounted(offset, length)).data;
+  }
+
+  /** Like `read`, with the data bytes that came over the wire (holes are not sent). */
+  async readCounted(offset: number, length: number): Promise<{ data: Buffer; received: number }> {
     const out = Buffer.alloc(length);
+    let received = 0;
     await this.#command(
       CMD.READ,
       offset,
@@ -160,13 +213,14 @@ export class NbdClient {
           const at = Number(payload.readBigUInt64BE(0)) - offset;
           const data = payload.subarray(8);
           data.copy(out, at);
-          this.bytesRead += data.length;
+          received += data.length;
         }
         // OFFSET_HOLE: zeros, which `out` holds already.
       },
       length,
     );
-    return out;
+    this.bytesRead += received;
+    return { data: out, received };
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
@@ -199,7 +253,7 @@ export class NbdClient {
     this.#io.destroy();
   }
 
-  async #command(
+  #command(
     type: number,
     offset: number,
     length: number,
@@ -207,46 +261,33 @@ export class NbdClient {
     onChunk?: (type: number, payload: Buffer) => void,
     simpleDataLength = 0,
   ): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const cookie = this.#cookie++;
     const what = `${commandName(type)} at ${offset}+${length}`;
-    this.#io.write(encodeRequest(type, cookie, offset, length));
-    if (data !== undefined) this.#io.write(data);
-    for (;;) {
-      const magic = (await this.#io.read(4)).readUInt32BE(0);
-      const header = decodeReplyHeader(magic, await this.#io.read(replyHeaderRest(magic)));
-      if (header.cookie !== cookie)
-        throw new NbdProtocolError(`reply for cookie ${header.cookie}, expected ${cookie}`);
-      if (header.kind === 'simple') {
-        if (header.error !== 0) throw new NbdServerError(what, header.error, '');
-        if (simpleDataLength > 0) {
-          const payload = await this.#io.read(simpleDataLength);
-          const withOffset = Buffer.alloc(8);
-          withOffset.writeBigUInt64BE(BigInt(offset));
-          onChunk?.(CHUNK.OFFSET_DATA, Buffer.concat([withOffset, payload]));
-        }
-        return;
-      }
-      const payload = await this.#io.read(header.length);
-      if (header.type === CHUNK.ERROR || header.type === CHUNK.ERROR_OFFSET) {
-        const e = decodeErrorChunk(payload);
-        // The server still ends the reply with a DONE chunk when this one lacks the flag.
-        if ((header.flags & CHUNK_FLAG_DONE) === 0) await this.#drain(cookie);
-        throw new NbdServerError(what, e.errno, e.message);
-      }
-      onChunk?.(header.type, payload);
-      if ((header.flags & CHUNK_FLAG_DONE) !== 0) return;
-    }
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(cookie, {
+        what,
+        offset,
+        simpleDataLength,
+        resolve,
+        reject,
+        ...(onChunk === undefined ? {} : { onChunk }),
+      });
+      this.#io.write(encodeRequest(type, cookie, offset, length));
+      if (data !== undefined) this.#io.write(data);
+    });
   }
+}
 
-  async #drain(cookie: bigint): Promise<void> {
-    for (;;) {
-      const magic = (await this.#io.read(4)).readUInt32BE(0);
-      const header = decodeReplyHeader(magic, await this.#io.read(replyHeaderRest(magic)));
-      if (header.kind === 'simple' || header.cookie !== cookie) return;
-      await this.#io.read(header.length);
-      if ((header.flags & CHUNK_FLAG_DONE) !== 0) return;
-    }
-  }
+interface Pending {
+  readonly what: string;
+  readonly offset: number;
+  readonly simpleDataLength: number;
+  readonly onChunk?: (type: number, payload: Buffer) => void;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+  /** An error chunk came; the request fails once its last chunk is in. */
+  error?: Error;
 }
 
 function commandName(type: number): string {
