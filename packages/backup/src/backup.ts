@@ -20,6 +20,7 @@ import type { TransactionAction } from '@qmpkit/qapi';
 import {
   type BackupPlan,
   checkChain,
+  type Disk,
   type DiskJob,
   diskJob,
   planBackup,
@@ -97,16 +98,30 @@ async function bitmapsByNode(qmp: MachineQmp): Promise<Map<string, ReportedBitma
   return new Map(nodes.map((n) => [n['node-name'] ?? '', n['dirty-bitmaps'] ?? []]));
 }
 
-async function virtualSizes(qmp: MachineQmp): Promise<Map<string, number>> {
+export async function virtualSizes(qmp: MachineQmp): Promise<Map<string, number>> {
   const nodes = await qmp.execute('query-named-block-nodes', { flat: true });
   return new Map(nodes.map((n) => [n['node-name'] ?? '', n.image['virtual-size']]));
 }
 
-async function runBackup(
+/** What both modes decide before touching QEMU: the chain check, point id, checkpoint. */
+export interface PreparedBackup {
+  readonly manifest: BackupManifest;
+  readonly disks: readonly Disk[];
+  readonly kind: 'full' | 'incremental';
+  readonly repaired: ChainProblem[] | undefined;
+  readonly id: string;
+  readonly checkpoint: string;
+  readonly last: BackupPoint | undefined;
+  readonly since: string | undefined;
+  readonly stale: ReadonlyMap<string, readonly string[]>;
+}
+
+/** Reads the manifest and the disks' bitmaps; refuses (typed) what cannot be backed up. */
+export async function prepareBackup(
   machine: Machine,
   options: IncrementalOptions,
   asked: 'full' | 'incremental',
-): Promise<BackupResult> {
+): Promise<PreparedBackup> {
   const qmp = machine.qmp;
   await ensureDir(options.dir);
   const manifest: BackupManifest = (await readManifest(options.dir)) ?? {
@@ -143,6 +158,17 @@ async function runBackup(
         .filter((n) => n.startsWith(`${manifest.prefix}-`)),
     ]),
   );
+  return { manifest, disks, kind, repaired, id, checkpoint, last, since, stale };
+}
+
+async function runBackup(
+  machine: Machine,
+  options: IncrementalOptions,
+  asked: 'full' | 'incremental',
+): Promise<BackupResult> {
+  const qmp = machine.qmp;
+  const { manifest, disks, kind, repaired, id, checkpoint, last, since, stale } =
+    await prepareBackup(machine, options, asked);
   const jobs = disks.map((d) => diskJob(d, id, path.join(options.dir, diskFile(d.device, id))));
   const plan = planBackup({ jobs, checkpoint, ...(since === undefined ? {} : { since }), stale });
   const startedAt = new Date().toISOString();
@@ -259,12 +285,15 @@ async function removeDebris(
   }
 }
 
-async function transaction(qmp: MachineQmp, actions: readonly TransactionAction[]): Promise<void> {
+export async function transaction(
+  qmp: MachineQmp,
+  actions: readonly TransactionAction[],
+): Promise<void> {
   if (actions.length > 0) await qmp.execute('transaction', { actions: [...actions] });
 }
 
 /** Puts the checkpoint chain back after a failed backup whose transaction had run. */
-async function undo(qmp: MachineQmp, plan: BackupPlan): Promise<void> {
+export async function undo(qmp: MachineQmp, plan: BackupPlan): Promise<void> {
   // Merge and enable first (one transaction, so no write falls between), then drop the new.
   const restore = plan.onFailure.filter((a) => a.type !== 'block-dirty-bitmap-remove');
   const remove = plan.onFailure.filter((a) => a.type === 'block-dirty-bitmap-remove');

@@ -158,3 +158,27 @@ export class RestoreTargetError extends Error {
 export function isRestoreTargetError(value: unknown): value is RestoreTargetError {
   return hasName(value, 'RestoreTargetError');
 }
+
+/**
+ * A pull-mode export could not be set up or torn down: `socket-exists` (the NBD socket path
+ * is taken; nothing was changed, QEMU would have unlinked it), `writer-stuck` (the local
+ * `qemu-nbd` writing a backup layer did not exit after its client left).
+ */
+export class PullExportError extends Error {
+  override readonly name = 'PullExportError' as const;
+  readonly reason: 'socket-exists' | 'writer-stuck';
+  readonly path: string;
+  constructor(reason: 'socket-exists' | 'writer-stuck', path: string) {
+    super(
+      reason === 'socket-exists'
+        ? `the NBD socket path ${path} exists already; remove it or choose another socket`
+        : `qemu-nbd serving ${path} did not exit after the backup layer was written`,
+    );
+    this.reason = reason;
+    this.path = path;
+  }
+}
+
+export function isPullExportError(value: unknown): value is PullExportError {
+  return hasName(value, 'PullExportError');
+}

@@ -4,6 +4,8 @@
  * - `backupFull(machine, { dir })`, `backupIncremental(machine, { dir, ifBroken? })`: all disks
  *   in one `transaction` (one instant), checkpoints as persistent dirty bitmaps, a qcow2
  *   file per disk and point whose backing file is the previous point.
+ * - `pullBackupFull` / `pullBackupIncremental`: pull mode — the disks at one instant exported
+ *   over NBD (fleecing, with the checkpoint bitmap), only the dirty extents read.
  * - `restore({ from, to, point? })`, `listBackups(dir)`.
  * - Pure parts: `selectDisks`, `checkChain`, `planBackup` (testable without QEMU).
  */
@@ -23,9 +25,21 @@ export {
   isBackupStoreError,
   isBackupUnsupportedError,
   isCheckpointExistsError,
+  isPullExportError,
   isRestoreTargetError,
+  PullExportError,
   RestoreTargetError,
 } from './errors.js';
+export type { NbdConnectOptions, NbdExtent } from './nbd/client.js';
+export { NbdClient } from './nbd/client.js';
+export {
+  isNbdProtocolError,
+  isNbdServerError,
+  NbdProtocolError,
+  NbdServerError,
+} from './nbd/errors.js';
+export type { PullOptions, PullPhase, PullResult } from './pull.js';
+export { pullBackupFull, pullBackupIncremental } from './pull.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';
 export { listBackups, restore } from './restore.js';
 export type { BackupManifest, BackupPoint, DiskPoint } from './store.js';

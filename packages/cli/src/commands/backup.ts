@@ -20,6 +20,7 @@ interface RunFlags {
   to: string;
   disk?: string[];
   ifBroken?: 'refuse' | 'full';
+  pull?: boolean;
   json?: boolean;
 }
 
@@ -30,6 +31,9 @@ const dirOption = () =>
 
 const toOption = () =>
   new Option('--to <backup-dir>', 'the backup directory (created 0700)').makeOptionMandatory();
+
+const PULL_HELP =
+  'pull mode: the VM exports its disks at one instant over NBD (a unix socket in its run dir) and only the dirty extents are read';
 
 export const backupCommand: CliCommand = {
   name: 'backup',
@@ -46,6 +50,7 @@ export const backupCommand: CliCommand = {
       .addOption(dirOption())
       .addOption(toOption())
       .option('--disk <device-id>', 'only this disk (repeatable; default: every disk)', collect)
+      .option('--pull', PULL_HELP)
       .option('--json', 'print the result as JSON')
       .action(async (flags: RunFlags) => {
         context.exit(await runBackup(context, flags, 'full'));
@@ -57,6 +62,7 @@ export const backupCommand: CliCommand = {
       .addOption(dirOption())
       .addOption(toOption())
       .option('--disk <device-id>', 'only this disk (repeatable; default: every disk)', collect)
+      .option('--pull', PULL_HELP)
       .addOption(
         new Option(
           '--if-broken <what>',
@@ -134,8 +140,9 @@ async function runBackup(
     to,
     ...(flags.ifBroken !== undefined ? { ifBroken: flags.ifBroken } : {}),
     ...(flags.disk !== undefined ? { disks: flags.disk } : {}),
+    ...(flags.pull === true ? { pull: true } : {}),
   };
-  const label = `${kind} backup`;
+  const label = `${kind} backup${flags.pull === true ? ' (pull)' : ''}`;
   const client = await ControlClient.connect(flags.dir);
   const view = progressView(io, label);
   let interrupted = false;

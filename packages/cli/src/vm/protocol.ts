@@ -45,6 +45,8 @@ export interface BackupParams {
   readonly ifBroken?: 'refuse' | 'full';
   /** Device ids (default: every disk). */
   readonly disks?: readonly string[];
+  /** Pull mode: the disks exported over NBD at one instant, read by the supervisor. */
+  readonly pull?: boolean;
 }
 
 export interface BackupSummary {

@@ -10,7 +10,13 @@
 import { chmod, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { backupFull, backupIncremental } from '@qmpkit/backup';
+import {
+  backupFull,
+  backupIncremental,
+  type PullPhase,
+  pullBackupFull,
+  pullBackupIncremental,
+} from '@qmpkit/backup';
 import type { AccelConfig, VmConfig } from '@qmpkit/devices';
 import {
   type BlockJob,
@@ -533,13 +539,25 @@ class Supervisor {
           );
       },
     };
+    const ifBroken = params.ifBroken !== undefined ? { ifBroken: params.ifBroken } : {};
+    // Pull mode: progress is the bytes read from the export, of the extents to read.
+    const pullOptions = {
+      ...options,
+      ...ifBroken,
+      onPhase: (p: PullPhase) => {
+        if (p.phase !== 'extent') return;
+        done.set('pull', { offset: p.bytesRead, len: p.totalBytes });
+        report();
+      },
+    };
     const result =
-      params.kind === 'full'
-        ? await backupFull(this.#machine, options)
-        : await backupIncremental(this.#machine, {
-            ...options,
-            ...(params.ifBroken !== undefined ? { ifBroken: params.ifBroken } : {}),
-          });
+      params.pull === true
+        ? params.kind === 'full'
+          ? await pullBackupFull(this.#machine, pullOptions)
+          : await pullBackupIncremental(this.#machine, pullOptions)
+        : params.kind === 'full'
+          ? await backupFull(this.#machine, options)
+          : await backupIncremental(this.#machine, { ...options, ...ifBroken });
     return {
       kind: result.point.kind,
       point: result.point.id,
@@ -961,9 +979,12 @@ function backupParams(params: Record<string, unknown>): BackupParams {
   const disks = params.disks;
   if (disks !== undefined && !(Array.isArray(disks) && disks.every((d) => typeof d === 'string')))
     throw new ProtocolError('params.disks: device ids (strings)');
+  if (params.pull !== undefined && typeof params.pull !== 'boolean')
+    throw new ProtocolError('params.pull: a boolean');
   return {
     kind: params.kind,
     to: params.to,
+    ...(params.pull === true ? { pull: true } : {}),
     ...(params.ifBroken !== undefined ? { ifBroken: params.ifBroken } : {}),
     ...(disks !== undefined ? { disks: disks as string[] } : {}),
   };

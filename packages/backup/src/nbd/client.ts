@@ -1,0 +1,391 @@
+/**
+ * A small NBD client over a unix socket: enough to read a backup export's dirty extents from
+ * QEMU (`qemu:dirty-bitmap:NAME` / `base:allocation` block status, structured reads) and to
+ * write them into a `qemu-nbd` serving the new qcow2 layer. Several requests may be in flight
+ * (replies are matched by cookie); the wire format lives in `codec.ts`.
+ */
+import { createConnection, type Socket } from 'node:net';
+import {
+  ByteQueue,
+  CHUNK,
+  CHUNK_FLAG_DONE,
+  CMD,
+  decodeBlockStatus,
+  decodeErrorChunk,
+  decodeOptionReply,
+  decodeReplyHeader,
+  encodeClientFlags,
+  encodeGo,
+  encodeOption,
+  encodeRequest,
+  encodeSetMetaContext,
+  FLAG_FIXED_NEWSTYLE,
+  FLAG_NO_ZEROES,
+  IHAVEOPT,
+  INFO_EXPORT,
+  NBDMAGIC,
+  OPT,
+  REP,
+  REP_ERROR_BIT,
+  replyHeaderRest,
+  TFLAG,
+} from './codec.js';
+import { NbdProtocolError, NbdServerError } from './errors.js';
+
+export interface NbdConnectOptions {
+  /** Unix socket path of the server. */
+  readonly path: string;
+  /** Export name. */
+  readonly exportName: string;
+  /** Metadata contexts to select (`base:allocation`, `qemu:dirty-bitmap:NAME`). */
+  readonly metaContexts?: readonly string[];
+}
+
+export interface NbdExtent {
+  readonly offset: number;
+  readonly length: number;
+  readonly flags: number;
+}
+
+/** Largest single read or write this client sends (QEMU accepts up to 32 MiB). */
+export const MAX_REQUEST = 4 * 1024 * 1024;
+
+export class NbdClient {
+  readonly size: number;
+  readonly transmissionFlags: number;
+  /** Context name → id, for the contexts the server agreed to. */
+  readonly contexts: ReadonlyMap<string, number>;
+  /** Data bytes received by `read` (holes the server reported are not counted). */
+  bytesRead = 0;
+  readonly #io: SocketIo;
+  #cookie = 1n;
+  /** Requests sent and not yet answered, by cookie: several may be in flight. */
+  readonly #pending = new Map<bigint, Pending>();
+  #failure: Error | undefined;
+
+  private constructor(io: SocketIo, size: number, flags: number, contexts: Map<string, number>) {
+    this.#io = io;
+    this.size = size;
+    this.transmissionFlags = flags;
+    this.contexts = contexts;
+    this.#replies().catch((error: unknown) => this.#fail(error));
+  }
+
+  #fail(error: unknown): void {
+    this.#failure ??=
+      error instanceof Error ? error : new NbdProtocolError(`NBD reply loop: ${String(error)}`);
+    for (const p of this.#pending.values()) p.reject(this.#failure);
+    this.#pending.clear();
+  }
+
+  /** Reads replies for as long as the connection lives and hands them to their requests. */
+  async #replies(): Promise<void> {
+    for (;;) {
+      const magic = (await this.#io.read(4)).readUInt32BE(0);
+      const header = decodeReplyHeader(magic, await this.#io.read(replyHeaderRest(magic)));
+      const pending = this.#pending.get(header.cookie);
+      if (pending === undefined)
+        throw new NbdProtocolError(`reply for unknown cookie ${header.cookie}`);
+      if (header.kind === 'simple') {
+        this.#pending.delete(header.cookie);
+        if (header.error !== 0) {
+          pending.reject(new NbdServerError(pending.what, header.error, ''));
+          continue;
+        }
+        if (pending.simpleDataLength > 0) {
+          const payload = await this.#io.read(pending.simpleDataLength);
+          const withOffset = Buffer.alloc(8);
+          withOffset.writeBigUInt64BE(BigInt(pending.offset));
+          pending.onChunk?.(CHUNK.OFFSET_DATA, Buffer.concat([withOffset, payload]));
+        }
+        pending.resolve();
+        continue;
+      }
+      const payload = await this.#io.read(header.length);
+      if (header.type === CHUNK.ERROR || header.type === CHUNK.ERROR_OFFSET) {
+        const e = decodeErrorChunk(payload);
+        pending.error ??= new NbdServerError(pending.what, e.errno, e.message);
+      } else if (pending.error === undefined) pending.onChunk?.(header.type, payload);
+      if ((header.flags & CHUNK_FLAG_DONE) !== 0) {
+        this.#pending.delete(header.cookie);
+        if (pending.error !== undefined) pending.reject(pending.error);
+        else pending.resolve();
+      }
+    }
+  }
+
+  static async connect(options: NbdConnectOptions): Promise<NbdClient> {
+    const io = await SocketIo.open(options.path);
+    try {
+      const hello = await io.read(18);
+      if (hello.readBigUInt64BE(0) !== NBDMAGIC || hello.readBigUInt64BE(8) !== IHAVEOPT)
+        throw new NbdProtocolError(`${options.path} is not a newstyle NBD server`);
+      const serverFlags = hello.readUInt16BE(16);
+      if ((serverFlags & FLAG_FIXED_NEWSTYLE) === 0)
+        throw new NbdProtocolError('the NBD server does not speak fixed newstyle');
+      io.write(encodeClientFlags(FLAG_FIXED_NEWSTYLE | (serverFlags & FLAG_NO_ZEROES)));
+
+      io.write(encodeOption(OPT.STRUCTURED_REPLY));
+      await expectAck(io, OPT.STRUCTURED_REPLY, 'structured replies');
+
+      const contexts = new Map<string, number>();
+      const wanted = options.metaContexts ?? [];
+      if (wanted.length > 0) {
+        io.write(encodeSetMetaContext(options.exportName, wanted));
+        for (;;) {
+          const reply = await optionReply(io, OPT.SET_META_CONTEXT, 'meta contexts');
+          if (reply.type === REP.ACK) break;
+          if (reply.type === REP.META_CONTEXT)
+            contexts.set(reply.data.subarray(4).toString('utf8'), reply.data.readUInt32BE(0));
+        }
+        const missing = wanted.filter((c) => !contexts.has(c));
+        if (missing.length > 0)
+          throw new NbdServerError(
+            `meta context ${missing.join(', ')}`,
+            0,
+            `export '${options.exportName}' does not offer it`,
+          );
+      }
+
+      io.write(encodeGo(options.exportName));
+      let size: number | undefined;
+      let flags = 0;
+      for (;;) {
+        const reply = await optionReply(io, OPT.GO, `export '${options.exportName}'`);
+        if (reply.type === REP.ACK) break;
+        if (reply.type === REP.INFO && reply.data.readUInt16BE(0) === INFO_EXPORT) {
+          size = Number(reply.data.readBigUInt64BE(2));
+          flags = reply.data.readUInt16BE(10);
+        }
+      }
+      if (size === undefined) throw new NbdProtocolError('the NBD server sent no export size');
+      return new NbdClient(io, size, flags, contexts);
+    } catch (error) {
+      io.destroy();
+      throw error;
+    }
+  }
+
+  /**
+   * The extents of context `name` from `offset` on (at least one, maybe fewer bytes than
+   * asked: call again from where they end).
+   */
+  async blockStatus(name: string, offset: number, length: number): Promise<NbdExtent[]> {
+    const id = this.contexts.get(name);
+    if (id === undefined) throw new NbdProtocolError(`meta context ${name} was not negotiated`);
+    const out: NbdExtent[] = [];
+    await this.#command(
+      CMD.BLOCK_STATUS,
+      offset,
+      Math.min(length, 0xffff_ffff),
+      undefined,
+      (type, payload) => {
+        if (type !== CHUNK.BLOCK_STATUS) return;
+        const status = decodeBlockStatus(payload);
+        if (status.context !== id) return;
+        let at = offset;
+        for (const e of status.extents) {
+          out.push({ offset: at, length: e.length, flags: e.flags });
+          at += e.length;
+        }
+      },
+    );
+    if (out.length === 0) throw new NbdProtocolError(`no extents of ${name} at ${offset}`);
+    return out;
+  }
+
+  /** `length` bytes at `offset` (holes come back as zeros). */
+  async read(offset: number, length: number): Promise<Buffer> {
+    return (await this.readCounted(offset, length)).data;
+  }
+
+  /** Like `read`, with the data bytes that came over the wire (holes are not sent). */
+  async readCounted(offset: number, length: number): Promise<{ data: Buffer; received: number }> {
+    const out = Buffer.alloc(length);
+    let received = 0;
+    await this.#command(
+      CMD.READ,
+      offset,
+      length,
+      undefined,
+      (type, payload) => {
+        if (type === CHUNK.OFFSET_DATA) {
+          const at = Number(payload.readBigUInt64BE(0)) - offset;
+          const data = payload.subarray(8);
+          data.copy(out, at);
+          received += data.length;
+        }
+        // OFFSET_HOLE: zeros, which `out` holds already.
+      },
+      length,
+    );
+    this.bytesRead += received;
+    return { data: out, received };
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    await this.#command(CMD.WRITE, offset, data.length, data);
+  }
+
+  /** Zeros at `offset` (as a WRITE of zeros when the server lacks WRITE_ZEROES). */
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    if ((this.transmissionFlags & TFLAG.SEND_WRITE_ZEROES) !== 0)
+      await this.#command(CMD.WRITE_ZEROES, offset, length);
+    else
+      for (let at = 0; at < length; at += MAX_REQUEST)
+        await this.write(offset + at, Buffer.alloc(Math.min(MAX_REQUEST, length - at)));
+  }
+
+  async flush(): Promise<void> {
+    if ((this.transmissionFlags & TFLAG.SEND_FLUSH) !== 0) await this.#command(CMD.FLUSH, 0, 0);
+  }
+
+  /** Says goodbye (`NBD_CMD_DISC`) and closes the socket. */
+  async close(): Promise<void> {
+    if (!this.#io.closed) {
+      this.#io.write(encodeRequest(CMD.DISC, this.#cookie++, 0, 0));
+      await this.#io.end();
+    }
+  }
+
+  /** Drops the connection without goodbye. */
+  destroy(): void {
+    this.#io.destroy();
+  }
+
+  #command(
+    type: number,
+    offset: number,
+    length: number,
+    data?: Buffer,
+    onChunk?: (type: number, payload: Buffer) => void,
+    simpleDataLength = 0,
+  ): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const cookie = this.#cookie++;
+    const what = `${commandName(type)} at ${offset}+${length}`;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(cookie, {
+        what,
+        offset,
+        simpleDataLength,
+        resolve,
+        reject,
+        ...(onChunk === undefined ? {} : { onChunk }),
+      });
+      this.#io.write(encodeRequest(type, cookie, offset, length));
+      if (data !== undefined) this.#io.write(data);
+    });
+  }
+}
+
+interface Pending {
+  readonly what: string;
+  readonly offset: number;
+  readonly simpleDataLength: number;
+  readonly onChunk?: (type: number, payload: Buffer) => void;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+  /** An error chunk came; the request fails once its last chunk is in. */
+  error?: Error;
+}
+
+function commandName(type: number): string {
+  return Object.entries(CMD).find(([, v]) => v === type)?.[0] ?? `command ${type}`;
+}
+
+async function optionReply(
+  io: SocketIo,
+  option: number,
+  what: string,
+): Promise<{ type: number; data: Buffer }> {
+  const header = decodeOptionReply(await io.read(20));
+  const data = await io.read(header.length);
+  if (header.option !== option)
+    throw new NbdProtocolError(`reply to option ${header.option}, expected ${option}`);
+  if ((header.type & REP_ERROR_BIT) !== 0)
+    throw new NbdServerError(what, header.type & ~REP_ERROR_BIT, data.toString('utf8'));
+  return { type: header.type, data };
+}
+
+async function expectAck(io: SocketIo, option: number, what: string): Promise<void> {
+  const reply = await optionReply(io, option, what);
+  if (reply.type !== REP.ACK)
+    throw new NbdProtocolError(`expected ACK for ${what}, got reply type ${reply.type}`);
+}
+
+/** The socket, with `read(n)` that resolves once `n` bytes arrived (or fails when it closes). */
+class SocketIo {
+  readonly #socket: Socket;
+  readonly #queue = new ByteQueue();
+  #waiter: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
+  #failure: Error | undefined;
+  closed = false;
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.#queue.push(chunk);
+      this.#wake();
+    });
+    const fail = (error: Error) => {
+      this.closed = true;
+      this.#failure ??= error;
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w?.reject(this.#failure);
+    };
+    socket.on('error', (e) =>
+      fail(new NbdProtocolError(`NBD connection failed: ${e.message}`, { cause: e })),
+    );
+    socket.on('close', () => fail(new NbdProtocolError('the NBD server closed the connection')));
+  }
+
+  static open(path: string): Promise<SocketIo> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ path });
+      const onError = (e: Error) =>
+        reject(
+          new NbdProtocolError(`cannot connect to NBD socket ${path}: ${e.message}`, { cause: e }),
+        );
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        resolve(new SocketIo(socket));
+      });
+    });
+  }
+
+  read(n: number): Promise<Buffer> {
+    if (this.#queue.length >= n) return Promise.resolve(this.#queue.take(n));
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#waiter = { n, resolve, reject };
+    });
+  }
+
+  write(data: Buffer): void {
+    this.#socket.write(data);
+  }
+
+  end(): Promise<void> {
+    return new Promise((resolve) => {
+      this.closed = true;
+      this.#socket.end(() => resolve());
+      this.#socket.once('close', () => resolve());
+    });
+  }
+
+  destroy(): void {
+    this.closed = true;
+    this.#socket.destroy();
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    if (w !== undefined && this.#queue.length >= w.n) {
+      this.#waiter = undefined;
+      w.resolve(this.#queue.take(w.n));
+    }
+  }
+}

@@ -1,0 +1,563 @@
+/**
+ * Pull-mode backup: instead of QEMU writing the backup (push mode, `backup.ts`), QEMU exposes
+ * each disk's content *at one instant* over NBD, and a reader outside QEMU takes what it needs.
+ *
+ * The point-in-time view is image fleecing: in one `transaction` with the checkpoint bitmaps,
+ * a `blockdev-backup sync: none` job per disk inserts a copy-before-write filter over the disk
+ * that copies old data into a temporary fleecing qcow2 (backed by the disk) before a guest
+ * write overwrites it. Where the live schema has the `snapshot-access` driver, a
+ * `snapshot-access` node over that filter is exported (QEMU's own view of the snapshot);
+ * otherwise the fleecing node itself. Neither QEMU 7.2 nor 10.0 has `blockdev-replace`, and
+ * `blockdev-reopen` cannot put a filter above a node a device is attached to, which is why
+ * the backup job inserts the filter (see docs/decisions.md).
+ *
+ * The export (`block-export-add` type nbd, read-only, with the previous checkpoint's bitmap
+ * for an incremental) listens on a unix socket in the VM's 0700 run dir. Our NBD client reads
+ * only the dirty extents (`qemu:dirty-bitmap:NAME`; a full backup: the allocated extents of
+ * `base:allocation`) and writes them through `qemu-nbd` into a qcow2 layer whose backing file
+ * is the previous point — the same backup directory format as push mode, so `restore` works.
+ *
+ * Everything added to QEMU is removed again in a `finally`, on success, failure and abort.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { access, chmod, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import {
+  type BlockJob,
+  backupArgs,
+  blockJobId,
+  type Machine,
+  type MachineQmp,
+  runQemuImg,
+  watchBlockJobs,
+} from '@qmpkit/machine';
+import type { TransactionAction } from '@qmpkit/qapi';
+import {
+  type BackupResult,
+  type IncrementalOptions,
+  prepareBackup,
+  transaction,
+  undo,
+  virtualSizes,
+} from './backup.js';
+import { type Disk, planBackup } from './chain.js';
+import { BackupFailedError, PullExportError } from './errors.js';
+import { MAX_REQUEST, NbdClient } from './nbd/client.js';
+import { STATE_DIRTY, STATE_ZERO } from './nbd/codec.js';
+import { type BackupPoint, diskFile, writeManifest } from './store.js';
+
+const run = promisify(execFile);
+
+/** Where a pull backup is; `extent` phases come once per extent read. */
+export type PullPhase =
+  | { readonly phase: 'exported'; readonly socket: string; readonly exports: readonly string[] }
+  | {
+      readonly phase: 'extent';
+      readonly device: string;
+      readonly offset: number;
+      readonly length: number;
+      /** Bytes read from QEMU so far, all disks. */
+      readonly bytesRead: number;
+      /** Bytes of the extents to read, all disks (known once each disk's map was read). */
+      readonly totalBytes: number;
+    }
+  | { readonly phase: 'tearing-down' };
+
+export interface PullOptions extends IncrementalOptions {
+  /** NBD server socket (default `<run dir>/backup-nbd.sock`); refused if the path exists. */
+  readonly socket?: string;
+  /** `qemu-nbd` binary (default: next to `qemuImg`, else `qemu-nbd` on PATH). */
+  readonly qemuNbd?: string;
+  /** Called at each phase; may be async (the backup waits for it). */
+  readonly onPhase?: (phase: PullPhase) => void | Promise<void>;
+}
+
+export interface PullResult extends BackupResult {
+  /** Bytes the reader received from QEMU's export, per disk. */
+  readonly bytesRead: Readonly<Record<string, number>>;
+  /** Whether the exported node was `snapshot-access` (else the fleecing node). */
+  readonly snapshotAccess: boolean;
+}
+
+/** A pull-mode full backup: same directory format as `backupFull`. */
+export function pullBackupFull(machine: Machine, options: PullOptions): Promise<PullResult> {
+  return pullBackup(machine, options, 'full');
+}
+
+/** A pull-mode incremental: only the extents the last checkpoint's bitmap marks are read. */
+export function pullBackupIncremental(machine: Machine, options: PullOptions): Promise<PullResult> {
+  return pullBackup(machine, options, 'incremental');
+}
+
+/** Names of what one disk's part of a pull backup adds to QEMU (`qkp<point>-…` nodes). */
+interface PullDisk {
+  readonly disk: Disk;
+  readonly jobId: string;
+  readonly fleece: string;
+  readonly fleeceFile: string;
+  readonly fleecePath: string;
+  readonly filter: string;
+  readonly snapshot: string;
+  readonly exportId: string;
+  readonly target: string;
+}
+
+function pullDisk(disk: Disk, id: string, dir: string): PullDisk {
+  // Node names are at most 31 characters: the device id goes in as a short hash.
+  const base = `qkp${id}-${createHash('sha256').update(disk.device).digest('hex').slice(0, 8)}`;
+  return {
+    disk,
+    jobId: blockJobId('backup'),
+    fleece: `${base}-fl`,
+    fleeceFile: `${base}-ff`,
+    fleecePath: path.join(dir, `.${disk.device}.${id}.fleece.qcow2`),
+    filter: `${base}-cbw`,
+    snapshot: `${base}-snap`,
+    exportId: `qmpkit-pull-${id}-${disk.device}`,
+    target: path.join(dir, diskFile(disk.device, id)),
+  };
+}
+
+async function pullBackup(
+  machine: Machine,
+  options: PullOptions,
+  asked: 'full' | 'incremental',
+): Promise<PullResult> {
+  const qmp = machine.qmp;
+  const socket = options.socket ?? path.join(machine.runDir, 'backup-nbd.sock');
+  if (await exists(socket)) throw new PullExportError('socket-exists', socket);
+  const prep = await prepareBackup(machine, options, asked);
+  const { manifest, disks, kind, repaired, id, checkpoint, last, since, stale } = prep;
+  const qemuImg = options.qemuImg ?? 'qemu-img';
+  const qemuNbd =
+    options.qemuNbd ??
+    (qemuImg.includes(path.sep) ? path.join(path.dirname(qemuImg), 'qemu-nbd') : 'qemu-nbd');
+  const snapshotAccess = await qmp.has('blockdev-add', {
+    member: 'driver',
+    value: 'snapshot-access',
+  });
+  const parts = disks.map((d) => pullDisk(d, id, options.dir));
+  const sizes = await virtualSizes(qmp);
+  await removeDebris(qmp, parts, sizes);
+
+  // The checkpoint transaction of push mode, with `sync: none` jobs into the fleecing nodes.
+  const plan = planBackup({
+    jobs: parts.map((p) => ({
+      disk: p.disk,
+      jobId: p.jobId,
+      target: p.fleece,
+      fileNode: p.fleeceFile,
+      file: p.fleecePath,
+    })),
+    checkpoint,
+    ...(since === undefined ? {} : { since }),
+    stale,
+  });
+  const actions: TransactionAction[] = plan.actions.map((a) => {
+    const part =
+      a.type === 'blockdev-backup' ? parts.find((p) => p.jobId === a.data['job-id']) : undefined;
+    return part === undefined
+      ? a
+      : {
+          type: 'blockdev-backup',
+          data: backupArgs(part.jobId, {
+            node: part.disk.node,
+            target: part.fleece,
+            sync: 'none',
+            filterNodeName: part.filter,
+          }),
+        };
+  });
+
+  const startedAt = new Date().toISOString();
+  const nodes: string[] = [];
+  const exports: string[] = [];
+  const files: string[] = [];
+  let handles: readonly BlockJob[] = [];
+  let serverStarted = false;
+  let transactionRan = false;
+  const bytesRead: Record<string, number> = {};
+  const copied: Record<string, number> = {};
+  let scratch: string | undefined;
+
+  const teardown = async (): Promise<unknown[]> => {
+    const errors: unknown[] = [];
+    const step = async (what: () => Promise<unknown>) => {
+      try {
+        await what();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    for (const e of exports.splice(0)) await step(() => deleteExport(qmp, e));
+    if (serverStarted) await step(() => qmp.execute('nbd-server-stop'));
+    serverStarted = false;
+    for (const h of handles) {
+      await step(async () => {
+        await h.cancel();
+        await h.wait();
+      });
+    }
+    handles = [];
+    for (const n of nodes.splice(0).reverse())
+      await step(() => qmp.execute('blockdev-del', { 'node-name': n }));
+    for (const p of parts) await step(() => rm(p.fleecePath, { force: true }));
+    await step(() => rm(socket, { force: true }));
+    if (scratch !== undefined)
+      await step(() => rm(scratch ?? '', { recursive: true, force: true }));
+    return errors;
+  };
+
+  try {
+    scratch = await mkdtemp(path.join(tmpdir(), 'qmpkit-pull-'));
+    for (const p of parts) {
+      const size = sizes.get(p.disk.node) ?? 0;
+      await createPrivate(p.fleecePath);
+      files.push(p.fleecePath);
+      await runQemuImg(['create', '-q', '-f', 'qcow2', p.fleecePath, String(size)], { qemuImg });
+      await qmp.execute('blockdev-add', {
+        driver: 'file',
+        'node-name': p.fleeceFile,
+        filename: p.fleecePath,
+      });
+      nodes.push(p.fleeceFile);
+      await qmp.execute('blockdev-add', {
+        driver: 'qcow2',
+        'node-name': p.fleece,
+        file: p.fleeceFile,
+        backing: p.disk.node,
+      });
+      nodes.push(p.fleece);
+    }
+    handles = await watchBlockJobs(
+      { qmp },
+      parts.map((p) => ({ jobId: p.jobId, type: 'backup' as const })),
+      () => qmp.execute('transaction', { actions }),
+    );
+    transactionRan = true;
+    if (snapshotAccess)
+      for (const p of parts) {
+        await qmp.execute('blockdev-add', {
+          driver: 'snapshot-access',
+          'node-name': p.snapshot,
+          file: p.filter,
+        });
+        nodes.push(p.snapshot);
+      }
+    await qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: socket } } });
+    serverStarted = true;
+    for (const p of parts) {
+      await qmp.execute('block-export-add', {
+        type: 'nbd',
+        id: p.exportId,
+        'node-name': snapshotAccess ? p.snapshot : p.fleece,
+        name: p.disk.device,
+        writable: false,
+        ...(since === undefined ? {} : { bitmaps: [{ node: p.disk.node, name: since }] }),
+      });
+      exports.push(p.exportId);
+    }
+    await options.onPhase?.({ phase: 'exported', socket, exports: [...exports] });
+
+    const total = { read: 0, planned: 0 };
+    for (const p of parts) {
+      options.signal?.throwIfAborted();
+      const previous = last?.disks.find((d) => d.device === p.disk.device);
+      const size = sizes.get(p.disk.node) ?? 0;
+      await createPrivate(p.target);
+      files.push(p.target);
+      const args = ['create', '-q', '-f', 'qcow2'];
+      if (kind === 'incremental' && previous !== undefined)
+        args.push('-F', 'qcow2', '-b', previous.file, '-u');
+      args.push(p.target, String(size));
+      await runQemuImg(args, { qemuImg });
+      await chmod(p.target, 0o600);
+      const result = await copyExtents({
+        socket,
+        exportName: p.disk.device,
+        context: since === undefined ? 'base:allocation' : `qemu:dirty-bitmap:${since}`,
+        target: p.target,
+        scratch,
+        qemuNbd,
+        qemuImg,
+        device: p.disk.device,
+        total,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
+      });
+      bytesRead[p.disk.device] = result.bytesRead;
+      copied[p.disk.device] = result.copied;
+    }
+    options.signal?.throwIfAborted();
+    await options.onPhase?.({ phase: 'tearing-down' });
+    const leftovers = await teardown();
+    if (leftovers.length > 0) throw new AggregateError(leftovers, 'tearing down the export failed');
+    await transaction(qmp, plan.onSuccess);
+    const point: BackupPoint = {
+      id,
+      kind,
+      checkpoint,
+      ...(since === undefined ? {} : { since }),
+      startedAt,
+      completedAt: new Date().toISOString(),
+      disks: parts.map((p) => ({
+        device: p.disk.device,
+        node: p.disk.node,
+        file: path.basename(p.target),
+        virtualSize: sizes.get(p.disk.node) ?? 0,
+        copied: copied[p.disk.device] ?? 0,
+      })),
+    };
+    await writeManifest(options.dir, { ...manifest, points: [...manifest.points, point] });
+    return {
+      point,
+      leftovers: [],
+      bytesRead,
+      snapshotAccess,
+      ...(repaired === undefined ? {} : { repaired }),
+    };
+  } catch (cause) {
+    const cleanupErrors = await teardown();
+    let chainIntact = true;
+    if (transactionRan) {
+      try {
+        await undo(qmp, plan);
+      } catch (error) {
+        cleanupErrors.push(error);
+        chainIntact = false;
+      }
+    }
+    for (const f of files)
+      await rm(f, { force: true }).catch((e: unknown) => cleanupErrors.push(e));
+    throw new BackupFailedError(kind, { chainIntact, cleanupErrors }, { cause });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Created 0600 by us first: qemu-img keeps the mode of a file that exists. */
+async function createPrivate(file: string): Promise<void> {
+  await (await open(file, 'wx', 0o600)).close();
+}
+
+/** Deletes an export and waits until QEMU has let go of it (clients may still be closing). */
+async function deleteExport(qmp: MachineQmp, id: string): Promise<void> {
+  const gone = new Promise<void>((resolve) => {
+    const off = qmp.on('BLOCK_EXPORT_DELETED', (event) => {
+      if (event.data.id === id) {
+        off();
+        resolve();
+      }
+    });
+  });
+  await qmp.execute('block-export-del', { id });
+  const listed = (await qmp.execute('query-block-exports')).some((e) => e.id === id);
+  if (listed) await gone;
+}
+
+/**
+ * What a pull backup of the same point left when our process died in the middle (a VM that
+ * lived on): its exports, jobs, nodes and fleecing files, all named by point id and device.
+ */
+async function removeDebris(
+  qmp: MachineQmp,
+  parts: readonly PullDisk[],
+  nodes: ReadonlyMap<string, number>,
+): Promise<void> {
+  const exports = await qmp.execute('query-block-exports');
+  for (const p of parts) {
+    if (exports.some((e) => e.id === p.exportId)) await deleteExport(qmp, p.exportId);
+    for (const n of [p.snapshot, p.fleece, p.fleeceFile])
+      if (nodes.has(n)) await qmp.execute('blockdev-del', { 'node-name': n });
+    await rm(p.fleecePath, { force: true });
+    await rm(p.target, { force: true });
+  }
+}
+
+interface CopyOptions {
+  readonly socket: string;
+  readonly exportName: string;
+  readonly context: string;
+  readonly target: string;
+  readonly scratch: string;
+  readonly qemuNbd: string;
+  readonly qemuImg: string;
+  readonly device: string;
+  readonly total: { read: number; planned: number };
+  readonly signal?: AbortSignal;
+  readonly onPhase?: (phase: PullPhase) => void | Promise<void>;
+}
+
+/**
+ * Reads the extents of `context` that hold data (dirty, or allocated and not zero) from the
+ * VM's export and writes them at the same offsets into `target`: an incremental through our
+ * NBD client into a `qemu-nbd`, a full with `qemu-img convert` (see the decision record).
+ * `bytesRead` of a full is the size of the data extents the map names, which is what
+ * `qemu-img convert` reads (it skips the holes too).
+ */
+async function copyExtents(o: CopyOptions): Promise<{ bytesRead: number; copied: number }> {
+  const source = await NbdClient.connect({
+    path: o.socket,
+    exportName: o.exportName,
+    metaContexts: [o.context],
+  });
+  let writer: QemuNbd | undefined;
+  try {
+    const dirtyOnly = o.context !== 'base:allocation';
+    const wanted: { offset: number; length: number }[] = [];
+    for (let at = 0; at < source.size; ) {
+      const extents = await source.blockStatus(o.context, at, source.size - at);
+      for (const e of extents) {
+        const length = Math.min(e.length, source.size - e.offset);
+        const take = dirtyOnly ? (e.flags & STATE_DIRTY) !== 0 : (e.flags & STATE_ZERO) === 0;
+        if (take && length > 0) {
+          const prev = wanted.at(-1);
+          if (prev !== undefined && prev.offset + prev.length === e.offset) prev.length += length;
+          else wanted.push({ offset: e.offset, length });
+        }
+        at = e.offset + length;
+      }
+    }
+    const planned = wanted.reduce((sum, e) => sum + e.length, 0);
+    o.total.planned += planned;
+    if (!dirtyOnly) {
+      // A full backup reads every data extent: `qemu-img convert` over the export does that
+      // several times faster than our client (docs/decisions.md), and skips the same holes.
+      await runQemuImg(
+        [
+          'convert',
+          '-n',
+          '--target-is-zero',
+          '-f',
+          'raw',
+          '-O',
+          'qcow2',
+          `nbd+unix:///${encodeURIComponent(o.exportName)}?socket=${encodeURIComponent(o.socket)}`,
+          o.target,
+        ],
+        { qemuImg: o.qemuImg },
+      );
+      o.total.read += planned;
+      o.signal?.throwIfAborted();
+      await o.onPhase?.({
+        phase: 'extent',
+        device: o.device,
+        offset: 0,
+        length: source.size,
+        bytesRead: o.total.read,
+        totalBytes: o.total.planned,
+      });
+      return { bytesRead: planned, copied: planned };
+    }
+    writer = await QemuNbd.start(o.qemuNbd, o.target, path.join(o.scratch, `${o.exportName}.sock`));
+    const sink = await NbdClient.connect({ path: writer.socket, exportName: '' });
+    let copied = 0;
+    const pieces: { offset: number; length: number }[] = [];
+    for (const e of wanted)
+      for (let at = e.offset; at < e.offset + e.length; at += MAX_REQUEST)
+        pieces.push({ offset: at, length: Math.min(MAX_REQUEST, e.offset + e.length - at) });
+    const zeros = Buffer.alloc(MAX_REQUEST);
+    try {
+      // A few requests in flight on both connections: one at a time leaves both servers idle
+      // for a round trip per piece (see docs/decisions.md for the numbers).
+      const worker = async () => {
+        for (let piece = pieces.shift(); piece !== undefined; piece = pieces.shift()) {
+          const { offset: at, length } = piece;
+          o.signal?.throwIfAborted();
+          const { data, received } = await source.readCounted(at, length);
+          o.total.read += received;
+          if (data.equals(zeros.subarray(0, length))) {
+            // A full backup has no backing: zeros need not be written at all.
+            if (dirtyOnly) await sink.writeZeroes(at, length);
+          } else await sink.write(at, data);
+          copied += length;
+          o.signal?.throwIfAborted();
+          await o.onPhase?.({
+            phase: 'extent',
+            device: o.device,
+            offset: at,
+            length,
+            bytesRead: o.total.read,
+            totalBytes: o.total.planned,
+          });
+        }
+      };
+      const results = await Promise.allSettled(Array.from({ length: IN_FLIGHT }, worker));
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      await sink.flush();
+    } finally {
+      await sink.close();
+    }
+    await writer.exited();
+    writer = undefined;
+    return { bytesRead: source.bytesRead, copied };
+  } finally {
+    await source.close().catch(() => {
+      // The VM side may be gone already (QEMU killed); the caller's error says why.
+    });
+    await writer?.kill();
+  }
+}
+
+/** Requests each disk's copy keeps in flight. */
+const IN_FLIGHT = 4;
+
+/**
+ * A `qemu-nbd` serving one qcow2 file on a private unix socket. `--fork` makes the start
+ * deterministic: the command returns once the socket listens. Without `--persistent` it ends
+ * by itself when our client disconnects.
+ */
+class QemuNbd {
+  private constructor(
+    readonly socket: string,
+    readonly pid: number,
+  ) {}
+
+  static async start(binary: string, file: string, socket: string): Promise<QemuNbd> {
+    const pidFile = `${socket}.pid`;
+    await run(binary, [
+      '--fork',
+      `--pid-file=${pidFile}`,
+      `--socket=${socket}`,
+      '--format=qcow2',
+      '--export-name=',
+      file,
+    ]);
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    return new QemuNbd(socket, pid);
+  }
+
+  /** Waits (bounded) until the server, its client gone, has closed the image and exited. */
+  async exited(): Promise<void> {
+    for (let i = 0; i < 1000 && alive(this.pid); i++) await new Promise((r) => setTimeout(r, 10));
+    if (alive(this.pid)) throw new PullExportError('writer-stuck', this.socket);
+  }
+
+  async kill(): Promise<void> {
+    if (alive(this.pid)) process.kill(this.pid, 'SIGKILL');
+    for (let i = 0; i < 500 && alive(this.pid); i++) await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function alive(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  // A zombie only waits to be reaped (the forked daemon is not our child): it is gone.
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}

@@ -1,0 +1,120 @@
+/**
+ * `qmpkit backup full|incremental --pull` against the QEMU under test (`--qemu`, so it runs on
+ * 7.2 and 10.0) under a `qmpkit vm start` supervisor: the supervisor exports the disks over
+ * NBD and reads them; a full and two empty incrementals (the second would meet any socket,
+ * export or node the first left); the restore equal to the disks (`qemu-img compare`).
+ * One VM for the file.
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { runQemuImg } from '@qmpkit/machine';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordingIo } from '../cli.test-support.js';
+import { main } from '../main.js';
+import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import type { BackupSummary, StatusResult } from '../vm/protocol.js';
+
+const ENV = { PATH: process.env.PATH };
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const io = recordingIo(ENV);
+  const code = await main(argv, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+const suite = qemuSuite({ prefix: 'qmpkit-backup-pull-cli-' });
+
+describe.skipIf(skipQemu)(`qmpkit backup --pull (real QEMU, tcg)${SKIP_REASON}`, () => {
+  const work = suite.dir;
+  const dir = path.join(work, 'vm');
+  const backups = path.join(work, 'backups');
+  const disks = ['disk0', 'disk1'];
+
+  beforeAll(async () => {
+    for (const [i, d] of disks.entries()) {
+      const image = path.join(work, `${d}.qcow2`);
+      await runQemuImg(['create', '-q', '-f', 'qcow2', image, String(4 * MiB)]);
+      await promisify(execFile)('qemu-io', [
+        '-f',
+        'qcow2',
+        image,
+        '-c',
+        `write -P 0x${(0x61 + i).toString(16)} ${i * MiB} 1M`,
+      ]);
+    }
+    const vm: VmConfig = {
+      machine: { type: 'pc-i440fx-7.2' },
+      memory: { size: 32 * MiB },
+      blockdevs: disks.flatMap((d) => [
+        { driver: 'file' as const, 'node-name': `${d}-file`, filename: `${d}.qcow2` },
+        { driver: 'qcow2' as const, 'node-name': d, file: `${d}-file` },
+      ]),
+      devices: disks.map((d, i) => ({ driver: 'ide-hd', id: d, drive: d, bus: `ide.${i}` })),
+    };
+    const config = path.join(work, 'vm.json');
+    writeFileSync(config, toJSON(vm));
+    const start = await run(
+      'vm',
+      'start',
+      config,
+      '--dir',
+      dir,
+      '--accel',
+      'tcg',
+      '--qemu',
+      QEMU_BINARY.system,
+    );
+    expect(start.err).toBe('');
+    expect(start.code).toBe(0);
+    const status = JSON.parse(
+      (await run('vm', 'status', '--dir', dir, '--json')).out,
+    ) as StatusResult;
+    suite.trackPid(status.pid);
+    suite.trackPid(status.qemu.pid);
+  });
+
+  afterAll(async () => {
+    await run('vm', 'stop', '--dir', dir);
+  });
+
+  it('takes a full and an incremental in pull mode and restores the disks', async () => {
+    const full = await run('backup', 'full', '--pull', '--dir', dir, '--to', backups, '--json');
+    expect(full.err).toMatch(/^full backup \(pull\): /m); // plain progress lines off a terminal
+    expect(full.code).toBe(0);
+    const f = JSON.parse(full.out) as BackupSummary;
+    expect(f).toMatchObject({ kind: 'full', point: '0001' });
+    // A pull full reads the data extents only: the 1 MiB each disk holds.
+    expect(f.disks.map((d) => [d.device, d.copied])).toEqual([
+      ['disk0', MiB],
+      ['disk1', MiB],
+    ]);
+
+    const inc = await run('backup', 'incremental', '--pull', '--dir', dir, '--to', backups);
+    expect(inc.code).toBe(0);
+    expect(inc.out).toMatch(/^incremental backup 0002 in \d+ ms: disk0 0 B, disk1 0 B copied\n$/);
+
+    // A second pull right after: nothing of the first (socket, export, nodes) is in the way.
+    const again = await run('backup', 'incremental', '--pull', '--dir', dir, '--to', backups);
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/^incremental backup 0003 /);
+
+    const stop = await run('vm', 'stop', '--dir', dir);
+    expect(stop.code).toBe(0);
+    const to = path.join(work, 'restored');
+    const restored = await run('backup', 'restore', '--from', backups, '--to', to);
+    expect(restored.code).toBe(0);
+    for (const d of disks)
+      await runQemuImg([
+        'compare',
+        '-f',
+        'qcow2',
+        '-F',
+        'qcow2',
+        path.join(to, `${d}.qcow2`),
+        path.join(work, `${d}.qcow2`),
+      ]);
+  });
+});

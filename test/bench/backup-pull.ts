@@ -1,0 +1,138 @@
+// Pull-mode backup (@qmpkit/backup `pullBackupFull` / `pullBackupIncremental`): how the reader
+// of the VM's NBD export compares with the tools that could read it instead, on the same export
+// in the same run.
+//
+//   pnpm bench:backup-pull [--size 256] [--changed 5] [--accel tcg]
+//
+// The disk is a qcow2 image of --size MiB, every cluster allocated with non-zero data, attached
+// to a VM that runs no guest. While each backup's export is open (the backup waits in its
+// `exported` phase), the baselines run against that same export:
+// - `qemu-img convert` of the whole export into a qcow2 (what a reader without block status
+//   for the bitmap does: it reads everything);
+// - `qemu-img map --image-opts …x-dirty-bitmap=qemu:dirty-bitmap:NAME` (the dirty map alone,
+//   what `nbdinfo --map` would print; it writes nothing).
+// Then our reader runs: the map by NBD_CMD_BLOCK_STATUS, READs of the dirty extents, WRITEs into
+// the new layer through qemu-nbd. "reader" is the time from the end of the exported phase to
+// the start of tear-down.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { type PullPhase, pullBackupFull, pullBackupIncremental } from '@qmpkit/backup';
+import { type AccelConfig, MiB } from '@qmpkit/devices';
+import { launch, runQemuImg } from '@qmpkit/machine';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '256' },
+    changed: { type: 'string', default: '5' },
+    accel: { type: 'string', default: 'tcg' },
+  },
+});
+const sizeMiB = Number(values.size);
+const changedPercent = Number(values.changed);
+const accel = values.accel.split(',').filter((a) => a !== '') as AccelConfig[];
+const exec = promisify(execFile);
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'qmpkit-bench-pull-'));
+try {
+  const image = join(dir, 'disk0.qcow2');
+  await runQemuImg(['create', '-q', '-f', 'qcow2', image, `${sizeMiB}M`]);
+  await exec('qemu-io', ['-f', 'qcow2', image, '-c', `write -P 0x5a 0 ${sizeMiB}M`]);
+  const vm = await launch(
+    {
+      machine: { type: 'pc-i440fx-7.2' },
+      accel,
+      memory: { size: 32 * MiB },
+      blockdevs: [
+        { driver: 'file', 'node-name': 'disk0-file', filename: image },
+        { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
+      ],
+      devices: [{ driver: 'ide-hd', id: 'disk0', drive: 'disk0', bus: 'ide.0' }],
+    },
+    { runDirParent: dir },
+  );
+  const rows: string[] = [];
+  let n = 0;
+  /** Runs the baselines on the open export and times our reader after them. */
+  const probe = (bitmap: string | undefined) => {
+    const t = { convert: 0, map: 0, readerStart: 0, reader: 0 };
+    const onPhase = async (p: PullPhase) => {
+      if (p.phase === 'exported') {
+        const uri = `nbd+unix:///disk0?socket=${p.socket}`;
+        t.convert = await timed(() =>
+          runQemuImg([
+            'convert',
+            '-f',
+            'raw',
+            '-O',
+            'qcow2',
+            uri,
+            join(dir, `convert-${++n}.qcow2`),
+          ]),
+        );
+        if (bitmap !== undefined)
+          t.map = await timed(() =>
+            runQemuImg([
+              'map',
+              '--output=json',
+              '--image-opts',
+              `driver=nbd,server.type=unix,server.path=${p.socket},export=disk0,x-dirty-bitmap=qemu:dirty-bitmap:${bitmap}`,
+            ]),
+          );
+        t.readerStart = performance.now();
+      } else if (p.phase === 'tearing-down') t.reader = performance.now() - t.readerStart;
+    };
+    return { t, onPhase };
+  };
+  try {
+    const backups = join(dir, 'backups');
+    const f = probe(undefined);
+    const full = await pullBackupFull(vm, { dir: backups, onPhase: f.onPhase });
+    const runs = Math.max(1, Math.round((sizeMiB * changedPercent) / 100));
+    const stride = Math.floor(sizeMiB / runs);
+    for (let i = 0; i < runs; i++)
+      await vm.qmp.hmp(`qemu-io -d disk0 "write -P 0xa5 ${i * stride}M 1M"`);
+    const i = probe(full.point.checkpoint);
+    const inc = await pullBackupIncremental(vm, { dir: backups, onPhase: i.onPhase });
+    const ms = (x: number) => `${x.toFixed(0).padStart(7)} ms`;
+    const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
+    rows.push(
+      `pull backup of a ${sizeMiB} MiB qcow2 disk (all allocated), accel ${accel.join(',')}`,
+    );
+    rows.push(
+      `load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
+    rows.push(
+      `full: qemu-img convert of the export  ${ms(f.t.convert)}  reads ${mib(sizeMiB * MiB)}`,
+    );
+    rows.push(
+      `full: our reader                      ${ms(f.t.reader)}  reads ${mib(full.bytesRead.disk0 ?? 0)}`,
+    );
+    rows.push(`incremental (${changedPercent}%, ${runs} MiB written):`);
+    rows.push(
+      `  qemu-img convert of the export      ${ms(i.t.convert)}  reads ${mib(sizeMiB * MiB)}`,
+    );
+    rows.push(`  qemu-img map x-dirty-bitmap (map)   ${ms(i.t.map)}  reads nothing`);
+    rows.push(
+      `  our reader (map + read + write)     ${ms(i.t.reader)}  reads ${mib(inc.bytesRead.disk0 ?? 0)}`,
+    );
+    rows.push(
+      `ratios: full reader / convert ${(f.t.reader / f.t.convert).toFixed(2)}x; incremental reader / convert ${(i.t.reader / i.t.convert).toFixed(3)}x for ${((inc.bytesRead.disk0 ?? 0) / (sizeMiB * MiB)).toFixed(3)} of the data; snapshot-access ${inc.snapshotAccess}`,
+    );
+    console.log(rows.join('\n'));
+  } finally {
+    await vm.stop();
+  }
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
