@@ -72,7 +72,7 @@ function nodeMap(config: VmConfig): Map<string, BlockNode> {
 }
 
 function field(node: BlockNode, key: string): unknown {
-  return (node as unknown as Record<string, unknown>)[key];
+  return Object.getOwnPropertyDescriptor(node, key)?.value;
 }
 
 /** The `file`-driver node below `top` (through `file` and blkdebug/… `image` links). */
