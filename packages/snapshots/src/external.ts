@@ -781,31 +781,7 @@ export class ExternalStrategy extends BaseStrategy {
         throw error;
       });
       const saved = recordConfig(record);
-      for (const file of configFiles(saved)) {
-        try {
-          await stat(file);
-        } catch (cause) {
-          throw new SnapshotIntegrityError(
-            name,
-            file,
-            'layer-missing',
-            { message: 'a disk layer of the snapshot is missing' },
-            { cause },
-          );
-        }
-      }
-      ctx.checkAborted();
-      const id = newId();
-      const layers = blockGraph(saved).writableActiveLayers();
-      const overlays = await this.#createOverlays(saved, layers, id, new Map());
-      // The snapshot's layers are never written again: open them read-only.
-      let config = withReadOnly(saved, chainNodes(saved, layers));
-      for (const o of overlays)
-        config = insertOverlay(config, {
-          target: { node: o.target },
-          overlay: o.format,
-          nodes: [o.file],
-        }).config;
+      const { config, overlays } = await this.#loadConfig(name, saved, ctx);
       const previousFiles = new Set(configFiles(machine.config));
 
       ctx.phase('restart');
@@ -950,30 +926,7 @@ export class ExternalStrategy extends BaseStrategy {
       { restarts: true, config: saved, storeDir: this.store.dir },
     );
     ctx.phase('verify');
-    for (const file of configFiles(saved)) {
-      try {
-        await stat(file);
-      } catch (cause) {
-        throw new SnapshotIntegrityError(
-          name,
-          file,
-          'layer-missing',
-          { message: 'a disk layer of the snapshot is missing' },
-          { cause },
-        );
-      }
-    }
-    ctx.checkAborted();
-    const id = newId();
-    const layers = blockGraph(saved).writableActiveLayers();
-    const overlays = await this.#createOverlays(saved, layers, id, new Map());
-    let config = withReadOnly(saved, chainNodes(saved, layers));
-    for (const o of overlays)
-      config = insertOverlay(config, {
-        target: { node: o.target },
-        overlay: o.format,
-        nodes: [o.file],
-      }).config;
+    const { config, overlays } = await this.#loadConfig(name, saved, ctx);
     const previousFiles = new Set(configFiles(machine.config));
 
     ctx.phase('restart');
@@ -1005,6 +958,42 @@ export class ExternalStrategy extends BaseStrategy {
       verified: undefined,
       warnings: target.warnings,
     };
+  }
+
+  /**
+   * What a load runs: every layer of the snapshot's configuration checked to exist, then a
+   * fresh overlay above each writable active layer, the snapshot's layers opened read-only
+   * (they are never written again). Shared by full and disk-only loads.
+   */
+  async #loadConfig(
+    name: string,
+    saved: VmConfig,
+    ctx: TaskContext,
+  ): Promise<{ config: VmConfig; overlays: PlannedOverlay[] }> {
+    for (const file of configFiles(saved)) {
+      try {
+        await stat(file);
+      } catch (cause) {
+        throw new SnapshotIntegrityError(
+          name,
+          file,
+          'layer-missing',
+          { message: 'a disk layer of the snapshot is missing' },
+          { cause },
+        );
+      }
+    }
+    ctx.checkAborted();
+    const layers = blockGraph(saved).writableActiveLayers();
+    const overlays = await this.#createOverlays(saved, layers, newId(), new Map());
+    let config = withReadOnly(saved, chainNodes(saved, layers));
+    for (const o of overlays)
+      config = insertOverlay(config, {
+        target: { node: o.target },
+        overlay: o.format,
+        nodes: [o.file],
+      }).config;
+    return { config, overlays };
   }
 
   /** `migrate-incoming` on the freshly started QEMU (machine's `migrateIncoming`). */
