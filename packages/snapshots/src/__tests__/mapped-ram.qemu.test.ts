@@ -5,7 +5,7 @@
  * channels than the save used; `portable: true` writes the stream instead, which loads on
  * 7.2 (as does a manifest entry without the `encoding` field, as manifests written before it
  * was recorded are); a mapped-ram snapshot onto 7.2 is refused before anything is started or
- * changed on disk. Names both binaries itself, so it runs once (`ONCE` in vitest.config.ts).
+ * changed on disk, also when the load names 7.2 (`qemu:`) on a VM that runs 10.0. Names both binaries itself, so it runs once (`ONCE` in vitest.config.ts).
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -213,6 +213,41 @@ describe.skipIf(skip !== undefined)(
       expect(await tree(suite.dir, live)).toEqual(before);
       await nextCounter(m2);
       await m2.stop();
+    });
+
+    it('a mapped-ram snapshot loaded with qemu: 7.2 on a VM running 10.0 asks 7.2 and is refused before anything is touched', async () => {
+      // The VM runs 10.0, which has mapped-ram: asking the running QEMU would pass. The check
+      // must ask the binary the load names (its own schema), before the VM is stopped.
+      const m = await boot(QEMU_10, 'target');
+      const dir = path.join(suite.dir, 'snaps-target');
+      const snaps = await openSnapshots(m, { dir, strategy: 'external' });
+      const saved = await snaps.save('t');
+      expect(saved.snapshot.stateFile?.encoding).toMatchObject({ format: 'mapped-ram' });
+      await nextCounter(m);
+      const pid = m.pid;
+      const live = new Set([path.resolve(topFile(m))]);
+      const before = await tree(suite.dir, live);
+      const warnings: string[] = [];
+      const error = await snaps
+        .load('t', { ...launchQemu(QEMU_SYSTEM), onWarning: (w) => warnings.push(w) })
+        .result.catch((e: unknown) => e);
+      expect(isSnapshotStateFormatError(error)).toBe(true);
+      expect(
+        isSnapshotStateFormatError(error) && [error.reason, error.field, error.snapshot],
+      ).toEqual(['mapped-ram-unsupported', 'state-format', 't']);
+      expect(String((error as Error).message)).toMatch(/QEMU 7\.2\.\d+ without it/);
+      // The same 10.0 process, still running and counting; no file below the suite's dir
+      // created or changed; the VM still runs 10.0.
+      expect(m.pid).toBe(pid);
+      expect((await m.qmp.execute('query-status')).running).toBe(true);
+      expect(m.qemuVersion).toMatchObject({ major: 10, minor: 0 });
+      expect(await tree(suite.dir, live)).toEqual(before);
+      await nextCounter(m);
+      // The same snapshot still loads on the binary it was saved with.
+      await snaps.load('t');
+      await m.qmp.execute('cont');
+      await nextCounter(m);
+      await m.stop();
     });
   },
 );
