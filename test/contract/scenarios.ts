@@ -15,6 +15,7 @@ import {
 import { connect } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
 import type { Scenario, Step } from './runner.js';
+import { blockJobScenarios } from './scenarios-block-jobs.js';
 
 const NEGOTIATE: Step = { send: '{"execute":"qmp_capabilities"}' };
 const NEGOTIATE_OOB: Step = {
@@ -1131,6 +1132,8 @@ export const scenarios: Scenario[] = [
       { send: exec('device_del', { id: 'hx' }) },
     ],
   },
+  // Block jobs, dirty bitmaps and NBD exports (scenarios-block-jobs.ts).
+  ...blockJobScenarios,
 ];
 
 // ---- helpers for migration scenarios ---------------------------------------------------
