@@ -1030,9 +1030,9 @@ export const scenarios: Scenario[] = [
     ],
     steps: [
       NEGOTIATE,
-      { send: exec('block-dirty-bitmap-add', { node: 'x', name: 'b' }, 7) },
-      { send: exec('block-stream', { device: 'x' }) },
-      { send: exec('block-stream', {}, 'checked-first') },
+      { send: exec('drive-mirror', { device: 'x', target: '/t', sync: 'full' }, 7) },
+      { send: exec('drive-backup', { device: 'x', target: '/t', sync: 'full' }) },
+      { send: exec('drive-backup', { target: '/t', sync: 'full' }, 'checked-first') },
     ],
   },
   {
