@@ -543,4 +543,45 @@ export const blockJobScenarios: Scenario[] = [
       { send: exec('nbd-server-stop') },
     ],
   },
+  {
+    name: 'block jobs: a mirror pivot moves a device onto the target; backup into a transaction with a bitmap',
+    setup: { machine: 'pc', paused: true },
+    steps: [
+      NEGOTIATE,
+      { send: nullNode('disk') },
+      { send: nullNode('copy') },
+      { send: nullNode('bk') },
+      { send: exec('device_add', { driver: 'virtio-blk-pci', drive: 'disk', id: 'vda' }) },
+      {
+        send: exec('blockdev-mirror', {
+          'job-id': 'm',
+          device: 'disk',
+          target: 'copy',
+          sync: 'full',
+        }),
+        until: ['BLOCK_JOB_READY'],
+      },
+      { send: exec('blockdev-del', { 'node-name': 'copy' }) },
+      { send: exec('job-complete', { id: 'm' }), until: ['"null"'] },
+      { send: exec('query-block') },
+      { send: exec('blockdev-del', { 'node-name': 'disk' }) },
+      { send: exec('blockdev-del', { 'node-name': 'copy' }) },
+      {
+        send: exec('transaction', {
+          actions: [
+            {
+              type: 'block-dirty-bitmap-add',
+              data: { node: 'copy', name: 'c0', persistent: false },
+            },
+            {
+              type: 'blockdev-backup',
+              data: { 'job-id': 'b0', device: 'copy', target: 'bk', sync: 'full' },
+            },
+          ],
+        }),
+        until: ['"null"'],
+      },
+      { send: exec('query-block') },
+    ],
+  },
 ];
