@@ -117,13 +117,19 @@ export class BlockJobs {
       return;
     }
     const release = () => {
-      if (block.held !== release) return;
+      if (block.held !== release || job.cancelled) return;
+      // Paused when its time came: it goes on when resumed (`Jobs.resume`).
+      if (job.status !== 'running') return;
       block.held = undefined;
-      if (job.status === 'running' && !job.cancelled) done();
+      done();
     };
     block.held = release;
     const ms = (len / block.speed) * 1000;
-    if (ms <= MAX_TIMER_MS) this.host.later(ms, release);
+    if (ms <= MAX_TIMER_MS)
+      this.host.later(ms, () => {
+        block.due = true;
+        release();
+      });
   }
 
   private withDefaultHooks(job: Job, hooks: { prepare?: () => void; clean?: () => void }): void {
@@ -376,7 +382,10 @@ export class BlockJobs {
     if (!block) return;
     block.speed = speed;
     // The rate limit lifted: what was held back is done now.
-    if (speed === 0) block.held?.();
+    if (speed === 0) {
+      block.due = true;
+      block.held?.();
+    }
   }
 
   handlers(table: HandlerTable): void {

@@ -53,6 +53,8 @@ export interface BlockJobPart {
   clean?(): void;
   /** Work held back by the rate limit: runs when the limit is lifted (or its time is up). */
   held?: (() => void) | undefined;
+  /** The rate limit's time for `held` has come (it waits only for a resume). */
+  due?: boolean;
   /** Status before a pause (`job-pause`), to return to on resume. */
   resumeTo?: JobStatus | undefined;
 }
@@ -237,17 +239,28 @@ export class Jobs {
 
   /** `job-pause` of a block job: paused (or standby when ready), JOB_STATUS_CHANGE. */
   pause(job: Job): void {
-    if (!job.block || job.block.resumeTo !== undefined) return;
-    job.block.resumeTo = job.status;
-    this.transition(job, job.status === 'ready' ? 'standby' : 'paused');
+    const block = job.block;
+    if (!block || block.resumeTo !== undefined) return;
+    // `paused` shows at once; the job itself stops at its next pause point, after the reply.
+    const from = job.status;
+    block.resumeTo = from;
+    this.host.later(0, () => {
+      if (block.resumeTo === from && job.status === from)
+        this.transition(job, from === 'ready' ? 'standby' : 'paused');
+    });
   }
 
   /** `job-resume`; a job that was not paused is refused like QEMU. */
   resume(job: Job): void {
-    const to = job.block?.resumeTo;
-    if (!job.block || to === undefined) throw qmpError("Can't resume a job that was not paused");
-    job.block.resumeTo = undefined;
-    this.transition(job, to);
+    const block = job.block;
+    const to = block?.resumeTo;
+    if (!block || to === undefined) throw qmpError("Can't resume a job that was not paused");
+    block.resumeTo = undefined;
+    this.host.later(0, () => {
+      if (job.status === 'paused' || job.status === 'standby') this.transition(job, to);
+      // A job whose rate-limit time came while it was paused goes on now.
+      if (block.due) block.held?.();
+    });
   }
 
   info(job: Job): Record<string, unknown> {
