@@ -92,6 +92,11 @@ export type Step =
       readonly until?: readonly string[];
       /** Extra milliseconds to collect lines after the step's condition holds. */
       readonly settle?: number;
+      /**
+       * Compare this step's lines as a set (sorted): QEMU races its reply against events of
+       * work that waits for I/O threads (a block job on image files), so their order varies.
+       */
+      readonly unordered?: boolean;
     }
   | {
       /** Exact bytes (nothing appended). */
@@ -368,6 +373,9 @@ async function converse(scenario: Scenario, ctx: StepContext): Promise<Transcrip
       }
       if (step.settle) await new Promise((r) => setTimeout(r, step.settle));
       take(label);
+      const last = transcript.at(-1);
+      if ('unordered' in step && step.unordered && last)
+        transcript[transcript.length - 1] = { ...last, lines: [...last.lines].sort() };
     }
     // Anything that arrived late.
     await new Promise((r) => setTimeout(r, 50));

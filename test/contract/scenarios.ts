@@ -15,6 +15,7 @@ import {
 import { connect } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
 import type { Scenario, Step } from './runner.js';
+import { blockJobScenarios } from './scenarios-block-jobs.js';
 
 const NEGOTIATE: Step = { send: '{"execute":"qmp_capabilities"}' };
 const NEGOTIATE_OOB: Step = {
@@ -1029,9 +1030,9 @@ export const scenarios: Scenario[] = [
     ],
     steps: [
       NEGOTIATE,
-      { send: exec('block-dirty-bitmap-add', { node: 'x', name: 'b' }, 7) },
-      { send: exec('block-stream', { device: 'x' }) },
-      { send: exec('block-stream', {}, 'checked-first') },
+      { send: exec('drive-mirror', { device: 'x', target: '/t', sync: 'full' }, 7) },
+      { send: exec('drive-backup', { device: 'x', target: '/t', sync: 'full' }) },
+      { send: exec('drive-backup', { target: '/t', sync: 'full' }, 'checked-first') },
     ],
   },
   {
@@ -1131,6 +1132,8 @@ export const scenarios: Scenario[] = [
       { send: exec('device_del', { id: 'hx' }) },
     ],
   },
+  // Block jobs, dirty bitmaps and NBD exports (scenarios-block-jobs.ts).
+  ...blockJobScenarios,
 ];
 
 // ---- helpers for migration scenarios ---------------------------------------------------

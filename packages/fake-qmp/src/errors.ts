@@ -106,3 +106,16 @@ export class ConversationFileError extends Error {
 
 export const isConversationFileError = (e: unknown): e is ConversationFileError =>
   hasName(e, 'ConversationFileError');
+
+/** A file the model asked for is missing (a bug of the model: it checks `openError` first). */
+export class StorageError extends Error {
+  override readonly name = 'StorageError' as const;
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+  }
+}
+
+export const isStorageError = (e: unknown): e is StorageError => hasName(e, 'StorageError');

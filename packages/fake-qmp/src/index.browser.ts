@@ -15,10 +15,12 @@ export {
   isFakeQmpUsageError,
   isQmpReplyError,
   isReplayDivergenceError,
+  isStorageError,
   QmpReplyError,
   qmpError,
   type ReplayDivergence,
   ReplayDivergenceError,
+  StorageError,
 } from './errors.js';
 export { QemuFloat, type QemuValue, RawJson } from './json/values.js';
 export { formatDouble, qdictOrder, quoteString, writeQemuJson } from './json/writer.js';

@@ -149,15 +149,17 @@ describe('wire', () => {
     // the two with only the text normalised).
     const f = await fake();
     const c = await negotiated(f);
-    c.send('{"execute":"block-dirty-bitmap-add","arguments":{"node":"x","name":"b"},"id":7}\n');
-    c.send('{"execute":"block-stream","arguments":{"device":"x"}}\n');
+    c.send(
+      '{"execute":"drive-mirror","arguments":{"device":"x","target":"/t","sync":"full"},"id":7}\n',
+    );
+    c.send('{"execute":"drive-backup","arguments":{"device":"x","target":"/t","sync":"full"}}\n');
     const lines = await c.waitLines(4);
     expect(lines.slice(2)).toEqual([
-      `{"id": 7, "error": {"class": "GenericError", "desc": "qmpkit fake-qmp does not model 'block-dirty-bitmap-add' (QEMU 7.2.22 has it)"}}`,
-      `{"error": {"class": "GenericError", "desc": "qmpkit fake-qmp does not model 'block-stream' (QEMU 7.2.22 has it)"}}`,
+      `{"id": 7, "error": {"class": "GenericError", "desc": "qmpkit fake-qmp does not model 'drive-mirror' (QEMU 7.2.22 has it)"}}`,
+      `{"error": {"class": "GenericError", "desc": "qmpkit fake-qmp does not model 'drive-backup' (QEMU 7.2.22 has it)"}}`,
     ]);
     // Arguments are still checked first, as QEMU checks them before running the command.
-    c.send('{"execute":"block-stream","arguments":{},"id":8}\n');
+    c.send('{"execute":"drive-backup","arguments":{"target":"/t","sync":"full"},"id":8}\n');
     expect((await c.waitLines(5))[4]).toBe(
       `{"id": 8, "error": {"class": "GenericError", "desc": "Parameter 'device' is missing"}}`,
     );

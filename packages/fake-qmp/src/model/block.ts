@@ -29,6 +29,10 @@ export class BlockNode {
   /** Block nodes are inactive after an outgoing migration completed (until `cont`). */
   inactive = false;
   readonly snapshots: InternalSnapshot[] = [];
+  /** Dirty bitmaps, newest first (QEMU lists them so). */
+  readonly bitmaps: DirtyBitmap[] = [];
+  /** Block jobs and exports holding this node (QEMU: their BlockBackends), by id. */
+  readonly users = new Set<string>();
 
   constructor(
     public nodeName: string,
@@ -106,12 +110,39 @@ export class BlockNode {
   }
 }
 
+/** A dirty bitmap: guest writes are not modelled, so its count stays 0 unless merged. */
+export interface DirtyBitmap {
+  readonly name: string;
+  readonly granularity: number;
+  recording: boolean;
+  readonly persistent: boolean;
+  /** Held by a backup job or an NBD export. */
+  busy: boolean;
+  inconsistent: boolean;
+  count: number;
+}
+
+export interface TransactionAction {
+  commit(): void;
+  abort(): void;
+}
+
 type BlockdevArgs = Record<string, unknown> & { driver: string; 'node-name'?: string };
 
 export class BlockGraph {
   /** Named nodes in the order their names were assigned (QEMU's graph list). */
   private readonly nodes: BlockNode[] = [];
   private autoCounter = 0;
+  /**
+   * `transaction` actions other parts of the model add (dirty bitmaps, blockdev-backup): each
+   * prepares its action (throwing QEMU's error) and returns how to commit or undo it.
+   */
+  readonly actions = new Map<string, (data: Record<string, unknown>) => TransactionAction>();
+
+  /** Adds a `transaction` action whose data (checked against the schema) is read as `A`. */
+  addAction<A>(type: string, prepare: (data: A) => TransactionAction): void {
+    this.actions.set(type, prepare as (data: Record<string, unknown>) => TransactionAction);
+  }
 
   constructor(private readonly host: ModelHost) {}
 
@@ -288,7 +319,11 @@ export class BlockGraph {
     const file = node.extra.backingFile;
     if (file === undefined) return;
     const fmt = node.extra.backingFormat ?? 'raw';
-    const inner: BlockNode = this.open({ driver: 'file', filename: file }, created);
+    // Backing layers QEMU opens by itself are read-only, their file nodes too.
+    const inner: BlockNode = this.open(
+      { driver: 'file', filename: file, 'read-only': true },
+      created,
+    );
     const opened = this.open(
       { driver: fmt === 'qcow2' ? 'qcow2' : 'raw', file: inner.nodeName, 'read-only': true },
       created,
@@ -300,7 +335,8 @@ export class BlockGraph {
   del(name: string): void {
     const node = this.find(name);
     if (!node) throw qmpError(`Failed to find node with node-name='${name}'`);
-    if (node.attachedTo !== undefined) throw qmpError(`Node ${name} is in use`);
+    if (node.attachedTo !== undefined || node.users.size > 0)
+      throw qmpError(`Node ${name} is in use`);
     const asBacking = [...node.parents].find((p) => p.backing === node);
     if (asBacking)
       throw qmpError(
@@ -331,7 +367,11 @@ export class BlockGraph {
       format: node.driver,
       'dirty-flag': node.driver === 'null-co' || node.driver === 'null-aio' ? undefined : false,
       'actual-size': fileStat ? fileStat.allocated : node.driver.startsWith('null') ? 0 : undefined,
-      'virtual-size': node.driver === 'file' ? (stat?.size ?? node.virtualSize) : node.virtualSize,
+      // A file's length in whole 512-byte sectors (`bdrv_getlength` counts sectors).
+      'virtual-size':
+        node.driver === 'file'
+          ? Math.ceil((stat?.size ?? node.virtualSize) / 512) * 512
+          : node.virtualSize,
       'cluster-size': node.extra.clusterSize,
     };
     const backing = node.backing;
@@ -396,6 +436,19 @@ export class BlockGraph {
       image: this.imageInfo(node, flat),
       cache: { writeback: true, direct: false, 'no-flush': false },
       write_threshold: 0,
+      ...(node.bitmaps.length > 0
+        ? {
+            'dirty-bitmaps': node.bitmaps.map((b) => ({
+              name: b.name,
+              count: b.count,
+              granularity: b.granularity,
+              recording: b.recording,
+              busy: b.busy,
+              persistent: b.persistent,
+              ...(b.inconsistent ? { inconsistent: true } : {}),
+            })),
+          }
+        : {}),
       // BlockDeviceInfo.active (QEMU ≥ 10.0): the fake has no inactive nodes.
       ...(membersOf(this.host.tables, 'BlockDeviceInfo').has('active') ? { active: true } : {}),
     };
@@ -429,7 +482,8 @@ export class BlockGraph {
     if (overlay.driver !== 'qcow2') throw qmpError('The overlay does not support backing images');
   }
 
-  private lookupBs(device: string | undefined, nodeName: string | undefined): BlockNode {
+  /** QEMU's `bdrv_lookup_bs`: a device's root or a node name, else its error. */
+  lookupBs(device: string | undefined, nodeName: string | undefined): BlockNode {
     const node =
       (device !== undefined ? this.find(device) : undefined) ??
       (nodeName !== undefined ? this.find(nodeName) : undefined);
@@ -522,6 +576,47 @@ export class BlockGraph {
     }
   }
 
+  /**
+   * `bdrv_replace_node`: every parent of `from` (and the device using it) uses `to` instead —
+   * a mirror's or active commit's pivot.
+   */
+  replaceNode(from: BlockNode, to: BlockNode): void {
+    for (const parent of [...from.parents]) {
+      if (parent === to) continue;
+      for (const c of parent.children) if (c.node === from) c.node = to;
+      from.parents.delete(parent);
+      to.parents.add(parent);
+    }
+    if (from.attachedTo !== undefined) {
+      to.attachedTo = from.attachedTo;
+      from.attachedTo = undefined;
+    }
+  }
+
+  /**
+   * `bdrv_drop_intermediate` (inner commit, stream): `overlay`'s backing becomes `base` (or
+   * nothing) and the image header names it; layers nobody else holds are closed.
+   */
+  dropIntermediate(overlay: BlockNode, base: BlockNode | undefined): void {
+    const i = overlay.children.findIndex((c) => c.role === 'backing');
+    if (i < 0) return;
+    const old = overlay.children[i]!.node;
+    if (old === base) return;
+    old.parents.delete(overlay);
+    if (base) {
+      overlay.children[i] = { role: 'backing', node: base };
+      base.parents.add(overlay);
+      overlay.extra.backingFile = base.filename;
+      overlay.extra.backingFormat = base.driver;
+    } else {
+      overlay.children.splice(i, 1);
+      delete overlay.extra.backingFile;
+      delete overlay.extra.backingFormat;
+    }
+    if (old.parents.size === 0 && !old.monitorOwned && old.attachedTo === undefined)
+      this.release(old);
+  }
+
   private undoAppend(overlay: BlockNode, base: BlockNode): void {
     const i = overlay.children.findIndex((c) => c.role === 'backing' && c.node === base);
     if (i >= 0) overlay.children.splice(i, 1);
@@ -602,6 +697,11 @@ export class BlockGraph {
         try {
           for (const action of args.actions) {
             if (action.type === 'abort') throw qmpError('Transaction aborted using Abort action');
+            const other = this.actions.get(action.type);
+            if (other) {
+              done.push(other(action.data));
+              continue;
+            }
             if (action.type !== 'blockdev-snapshot' && action.type !== 'blockdev-snapshot-sync')
               throw qmpError(`qmpkit fake-qmp does not model transaction action '${action.type}'`);
             done.push(this.snapshotAction(action.type, action.data));

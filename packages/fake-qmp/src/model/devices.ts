@@ -63,7 +63,10 @@ export class Device {
     readonly driver: string,
     readonly path: string,
     readonly bus: Bus | undefined,
+    /** The node it was plugged onto; the node it uses now may differ (see `Devices.driveOf`). */
     readonly drive: BlockNode | undefined,
+    /** Its BlockBackend's QOM path (`attachedTo` of whichever node it uses). */
+    readonly attachPath?: string,
   ) {}
 }
 
@@ -143,8 +146,9 @@ export class Devices {
           `Property '${backend}.drive' can't take value '${String(ref)}': Node '${drive.nodeName}' is busy: node is used as backing hd of '${drive.nodeName}'`,
         );
     }
-    const device = new Device(id, driver, path, bus, drive);
-    if (drive) drive.attachedTo = model.virtio ? `${path}/virtio-backend` : path;
+    const attachPath = drive ? (model.virtio ? `${path}/virtio-backend` : path) : undefined;
+    const device = new Device(id, driver, path, bus, drive, attachPath);
+    if (drive) drive.attachedTo = attachPath;
     this.devices.push(device);
     if (id !== undefined) this.peripheral.insert(id);
     else this.peripheralAnon.insert(path.slice(path.lastIndexOf('/') + 1));
@@ -160,7 +164,8 @@ export class Devices {
     this.devices.splice(i, 1);
     for (let b = this.buses.length - 1; b >= 0; b--)
       if (this.buses[b]!.owner === device) this.buses.splice(b, 1);
-    if (device.drive) device.drive.attachedTo = undefined;
+    const drive = this.driveOf(device);
+    if (drive) drive.attachedTo = undefined;
     if (device.id !== undefined) this.peripheral.remove(device.id);
     else this.peripheralAnon.remove(device.path.slice(device.path.lastIndexOf('/') + 1));
     const model = DEVICE_MODELS[device.driver];
@@ -185,19 +190,32 @@ export class Devices {
     this.host.later(0, () => this.remove(device));
   }
 
+  /**
+   * The node a device uses now: an external snapshot, a mirror's pivot or an active commit
+   * moves its BlockBackend (`attachedTo`) onto another node.
+   */
+  driveOf(device: Device): BlockNode | undefined {
+    if (device.attachPath === undefined) return undefined;
+    return this.block.all().find((n) => n.attachedTo === device.attachPath);
+  }
+
   /** `query-block`: one entry per device that uses a block node. */
   blockInfo(): Record<string, unknown>[] {
-    return this.devices
-      .filter((d) => d.drive !== undefined)
-      .map((d) => ({
-        device: '',
-        qdev: d.drive!.attachedTo,
-        type: 'unknown',
-        removable: d.driver === 'ide-cd',
-        locked: false,
-        inserted: this.block.deviceInfo(d.drive!, false),
-        'io-status': 'ok',
-      }));
+    return this.devices.flatMap((d) => {
+      const drive = this.driveOf(d);
+      if (!drive) return [];
+      return [
+        {
+          device: '',
+          qdev: d.attachPath,
+          type: 'unknown',
+          removable: d.driver === 'ide-cd',
+          locked: false,
+          inserted: this.block.deviceInfo(drive, false),
+          'io-status': 'ok',
+        },
+      ];
+    });
   }
 
   qomList(path: string): Record<string, unknown>[] {

@@ -48,7 +48,7 @@ export class HostStorage implements Storage {
     }
   }
 
-  write(path: string, offset: number, data: Buffer): void {
+  write(path: string, offset: number, data: Uint8Array): void {
     const fd = openSync(path, 'r+');
     try {
       writeSync(fd, data, 0, data.length, offset);

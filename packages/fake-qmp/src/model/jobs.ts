@@ -35,12 +35,37 @@ const VERBS: Record<Verb, readonly JobStatus[]> = {
   dismiss: ['concluded'],
 };
 
+/**
+ * What a block job (mirror, commit, stream, backup) adds to a job: the `BLOCK_JOB_*` events,
+ * `query-block-jobs`, a rate limit, the ready state, and hooks the job's kind fills in.
+ */
+export interface BlockJobPart {
+  speed: number;
+  /** Mirror and active commit: reached `ready` (stays true once there). */
+  ready: boolean;
+  /** `block-job-cancel` of a ready job without `force`: complete without pivoting. */
+  softCancel: boolean;
+  /** QEMU 10.0's `actively-synced` (a write-blocking mirror once ready). */
+  activelySynced?: boolean;
+  /** Success, before `pending`: the graph change (pivot, shorter chain). */
+  prepare?(): void;
+  /** The job ended (any outcome): release what it held (bitmaps, node use). */
+  clean?(): void;
+  /** Work held back by the rate limit: runs when the limit is lifted (or its time is up). */
+  held?: (() => void) | undefined;
+  /** The rate limit's time for `held` has come (it waits only for a resume). */
+  due?: boolean;
+  /** Status before a pause (`job-pause`), to return to on resume. */
+  resumeTo?: JobStatus | undefined;
+}
+
 export class Job {
   status: JobStatus = 'undefined';
   current = 0;
   total = 0;
   error: string | undefined;
   cancelled = false;
+  block: BlockJobPart | undefined;
 
   constructor(
     readonly id: string,
@@ -69,7 +94,8 @@ export class Jobs {
     return this.list;
   }
 
-  private transition(job: Job, status: JobStatus): void {
+  /** Moves a job to `status` with its JOB_STATUS_CHANGE event. */
+  transition(job: Job, status: JobStatus): void {
     job.status = status;
     this.host.emit('JOB_STATUS_CHANGE', { id: job.id, status });
   }
@@ -91,37 +117,150 @@ export class Jobs {
 
   /** The job's work ended (`error` set on failure): move on like QEMU's completion path. */
   finish(job: Job, error: string | undefined): void {
-    if (job.status !== 'running') return;
+    const active: readonly JobStatus[] = job.block
+      ? ['running', 'ready', 'paused', 'standby']
+      : ['running'];
+    if (!active.includes(job.status)) return;
     if (error !== undefined || job.cancelled) {
-      job.error = error ?? 'Operation cancelled';
+      // Block jobs say it the American way; blockdev-create the British one (both QEMU's).
+      job.error = error ?? (job.block ? 'Operation canceled' : 'Operation cancelled');
       this.transition(job, 'aborting');
+      job.block?.clean?.();
       this.conclude(job);
       return;
     }
     this.transition(job, 'waiting');
+    if (job.block && !job.block.softCancel) job.block.prepare?.();
+    job.block?.clean?.();
     this.transition(job, 'pending');
     if (job.autoFinalize) this.conclude(job);
+    else if (job.block) this.host.emit('BLOCK_JOB_PENDING', { type: job.type, id: job.id });
   }
 
   private conclude(job: Job): void {
+    if (job.block) {
+      const data = {
+        device: job.id,
+        len: job.total,
+        offset: job.current,
+        speed: job.block.speed,
+        type: job.type,
+      };
+      if (job.cancelled && job.error === 'Operation canceled')
+        this.host.emit('BLOCK_JOB_CANCELLED', data);
+      else
+        this.host.emit('BLOCK_JOB_COMPLETED', {
+          ...data,
+          ...(job.error !== undefined ? { error: job.error } : {}),
+        });
+    }
     this.transition(job, 'concluded');
     if (job.autoDismiss) this.dismiss(job);
   }
 
-  private dismiss(job: Job): void {
+  /** Mirror and active commit: the copy caught up (BLOCK_JOB_READY). */
+  ready(job: Job): void {
+    if (!job.block || job.status !== 'running') return;
+    job.block.ready = true;
+    this.transition(job, 'ready');
+    this.host.emit('BLOCK_JOB_READY', {
+      device: job.id,
+      len: job.total,
+      offset: job.current,
+      speed: job.block.speed,
+      type: job.type,
+    });
+  }
+
+  /**
+   * `job-complete` of a ready block job: its coroutine wakes up after the reply (the pivot and
+   * the events follow it).
+   */
+  complete(job: Job): void {
+    if (job.block) this.host.later(0, () => this.finish(job, undefined));
+  }
+
+  /** `job-cancel` / `block-job-cancel`: `force` false on a ready job completes without pivot. */
+  cancel(job: Job, force: boolean): void {
+    if (job.block && job.type !== 'backup') {
+      // Like complete: the job notices the cancel after the reply (a backup waiting for guest
+      // writes, before it).
+      this.host.later(0, () => this.cancelNow(job, force));
+      return;
+    }
+    this.cancelNow(job, force);
+  }
+
+  private cancelNow(job: Job, force: boolean): void {
+    if (job.block && !force && job.block.ready && job.status === 'ready') {
+      job.block.softCancel = true;
+      this.finish(job, undefined);
+      return;
+    }
+    job.cancelled = true;
+    if (
+      job.status === 'running' ||
+      job.status === 'created' ||
+      (job.block && ['ready', 'paused', 'standby'].includes(job.status))
+    )
+      this.finish(job, undefined);
+    else if (job.status === 'pending' || job.status === 'waiting') {
+      job.error = job.block ? 'Operation canceled' : 'Operation cancelled';
+      this.transition(job, 'aborting');
+      job.block?.clean?.();
+      this.conclude(job);
+    }
+  }
+
+  dismiss(job: Job): void {
     this.transition(job, 'null');
     const i = this.list.indexOf(job);
     if (i >= 0) this.list.splice(i, 1);
   }
 
-  private verb(id: string, verb: Verb): Job {
+  /** A job by id for a verb, refused in the wrong state (`block`: the block-job-* wording). */
+  verb(id: string, verb: Verb, block = false): Job {
     const job = this.get(id);
-    if (!job) throw qmpError('Job not found');
+    if (!job || (block && !job.block))
+      throw block
+        ? qmpError(`Block job '${id}' not found`, 'DeviceNotActive')
+        : qmpError('Job not found');
     if (!VERBS[verb].includes(job.status))
       throw qmpError(
         `Job '${job.id}' in state '${job.status}' cannot accept command verb '${verb}'`,
       );
     return job;
+  }
+
+  /** `job-finalize`. */
+  finalize(job: Job): void {
+    this.conclude(job);
+  }
+
+  /** `job-pause` of a block job: paused (or standby when ready), JOB_STATUS_CHANGE. */
+  pause(job: Job): void {
+    const block = job.block;
+    if (!block || block.resumeTo !== undefined) return;
+    // `paused` shows at once; the job itself stops at its next pause point, after the reply.
+    const from = job.status;
+    block.resumeTo = from;
+    this.host.later(0, () => {
+      if (block.resumeTo === from && job.status === from)
+        this.transition(job, from === 'ready' ? 'standby' : 'paused');
+    });
+  }
+
+  /** `job-resume`; a job that was not paused is refused like QEMU. */
+  resume(job: Job): void {
+    const block = job.block;
+    const to = block?.resumeTo;
+    if (!block || to === undefined) throw qmpError("Can't resume a job that was not paused");
+    block.resumeTo = undefined;
+    this.host.later(0, () => {
+      if (job.status === 'paused' || job.status === 'standby') this.transition(job, to);
+      // A job whose rate-limit time came while it was paused goes on now.
+      if (block.due) block.held?.();
+    });
   }
 
   info(job: Job): Record<string, unknown> {
@@ -162,39 +301,31 @@ export class Jobs {
     table.set(
       'job-finalize',
       handler<{ id: string }>((args) => {
-        this.conclude(this.verb(args.id, 'finalize'));
+        this.finalize(this.verb(args.id, 'finalize'));
       }),
     );
     table.set(
       'job-cancel',
       handler<{ id: string }>((args) => {
-        const job = this.verb(args.id, 'cancel');
-        job.cancelled = true;
-        if (job.status === 'running' || job.status === 'created') this.finish(job, undefined);
-        else if (job.status === 'pending' || job.status === 'waiting') {
-          job.error = 'Operation cancelled';
-          this.transition(job, 'aborting');
-          this.conclude(job);
-        }
+        this.cancel(this.verb(args.id, 'cancel'), true);
       }),
     );
     table.set(
       'job-complete',
       handler<{ id: string }>((args) => {
-        this.verb(args.id, 'complete');
+        this.complete(this.verb(args.id, 'complete'));
       }),
     );
     table.set(
       'job-pause',
       handler<{ id: string }>((args) => {
-        this.verb(args.id, 'pause');
+        this.pause(this.verb(args.id, 'pause'));
       }),
     );
     table.set(
       'job-resume',
       handler<{ id: string }>((args) => {
-        this.verb(args.id, 'resume');
-        throw qmpError("Can't resume a job that was not paused");
+        this.resume(this.verb(args.id, 'resume'));
       }),
     );
     table.set(

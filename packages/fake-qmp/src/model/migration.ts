@@ -400,7 +400,9 @@ export class Migration {
     if (reason !== undefined) throw qmpError(`Could not open '${file}': ${reason}`);
     this.incomingStarted = true;
     const size = this.host.storage.stat(file)?.size ?? 0;
-    const data = this.host.storage.read(file, 0, size);
+    // Storage returns Uint8Array now (Node-free); this file's stream code still reads Buffers.
+    const bytes = this.host.storage.read(file, 0, size);
+    const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.host.later(0, () => {
       this.setStatus('active');
       this.finishIncoming(data);

@@ -1,3 +1,5 @@
+import { StorageError } from '../errors.js';
+
 /**
  * Where the fake's image files live. `host` uses the real filesystem (so a test can make
  * images with `qemu-img` and the fake sees them, and images the fake creates are valid
@@ -14,20 +16,20 @@ export interface Storage {
   readonly kind: 'host' | 'memory';
   stat(path: string): FileInfo | undefined;
   /** Reads up to `length` bytes from `offset` (fewer at end of file). */
-  read(path: string, offset: number, length: number): Buffer;
+  read(path: string, offset: number, length: number): Uint8Array;
   /** Creates or truncates the file to `size` bytes. */
   create(path: string, size: number): void;
-  write(path: string, offset: number, data: Buffer): void;
+  write(path: string, offset: number, data: Uint8Array): void;
   /** Grows or shrinks the file to `size` bytes. */
   resize(path: string, size: number): void;
   /** Why the file cannot be opened (`No such file or directory`), or undefined. */
   openError(path: string): string | undefined;
 }
 
-/** Files as sparse byte maps: only written ranges hold memory. */
+/** Files as sparse byte maps: only written ranges hold memory (no Node: runs in a page). */
 export class MemoryStorage implements Storage {
   readonly kind = 'memory' as const;
-  private readonly files = new Map<string, { size: number; chunks: Map<number, Buffer> }>();
+  private readonly files = new Map<string, { size: number; chunks: Map<number, Uint8Array> }>();
   private static readonly CHUNK = 64 * 1024;
 
   stat(path: string): FileInfo | undefined {
@@ -35,17 +37,17 @@ export class MemoryStorage implements Storage {
     return f ? { size: f.size, allocated: f.chunks.size * MemoryStorage.CHUNK } : undefined;
   }
 
-  read(path: string, offset: number, length: number): Buffer {
-    const f = this.files.get(path);
-    if (!f) throw new Error(`${path}: No such file or directory`);
+  read(path: string, offset: number, length: number): Uint8Array {
+    const f = this.file(path);
     const n = Math.max(0, Math.min(length, f.size - offset));
-    const out = Buffer.alloc(n);
+    const out = new Uint8Array(n);
     for (let pos = 0; pos < n; ) {
       const abs = offset + pos;
       const index = Math.floor(abs / MemoryStorage.CHUNK);
       const within = abs % MemoryStorage.CHUNK;
       const take = Math.min(MemoryStorage.CHUNK - within, n - pos);
-      f.chunks.get(index)?.copy(out, pos, within, within + take);
+      const chunk = f.chunks.get(index);
+      if (chunk) out.set(chunk.subarray(within, within + take), pos);
       pos += take;
     }
     return out;
@@ -55,9 +57,8 @@ export class MemoryStorage implements Storage {
     this.files.set(path, { size, chunks: new Map() });
   }
 
-  write(path: string, offset: number, data: Buffer): void {
-    const f = this.files.get(path);
-    if (!f) throw new Error(`${path}: No such file or directory`);
+  write(path: string, offset: number, data: Uint8Array): void {
+    const f = this.file(path);
     for (let pos = 0; pos < data.length; ) {
       const abs = offset + pos;
       const index = Math.floor(abs / MemoryStorage.CHUNK);
@@ -65,25 +66,32 @@ export class MemoryStorage implements Storage {
       const take = Math.min(MemoryStorage.CHUNK - within, data.length - pos);
       let chunk = f.chunks.get(index);
       if (!chunk) {
-        chunk = Buffer.alloc(MemoryStorage.CHUNK);
+        chunk = new Uint8Array(MemoryStorage.CHUNK);
         f.chunks.set(index, chunk);
       }
-      data.copy(chunk, within, pos, pos + take);
+      chunk.set(data.subarray(pos, pos + take), within);
       pos += take;
     }
     f.size = Math.max(f.size, offset + data.length);
   }
 
   resize(path: string, size: number): void {
+    this.file(path).size = size;
+  }
+
+  private file(path: string): { size: number; chunks: Map<number, Uint8Array> } {
     const f = this.files.get(path);
-    if (!f) throw new Error(`${path}: No such file or directory`);
-    f.size = size;
+    if (!f) throw new StorageError(path, 'No such file or directory');
+    return f;
   }
 
   openError(path: string): string | undefined {
     return this.files.has(path) ? undefined : 'No such file or directory';
   }
 }
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
 
 // ---- qcow2 -------------------------------------------------------------------------------
 
@@ -98,26 +106,28 @@ export interface Qcow2Header {
 }
 
 /** Parses a qcow2 header (enough for image info), or undefined when it is not qcow2. */
-export function readQcow2Header(head: Buffer): Qcow2Header | undefined {
-  if (head.length < 72 || head.readUInt32BE(0) !== QCOW2_MAGIC) return undefined;
-  const version = head.readUInt32BE(4);
-  const backingOffset = Number(head.readBigUInt64BE(8));
-  const backingSize = head.readUInt32BE(16);
-  const clusterBits = head.readUInt32BE(20);
-  const size = Number(head.readBigUInt64BE(24));
+export function readQcow2Header(head: Uint8Array): Qcow2Header | undefined {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (head.length < 72 || view.getUint32(0) !== QCOW2_MAGIC) return undefined;
+  const version = view.getUint32(4);
+  const backingOffset = Number(view.getBigUint64(8));
+  const backingSize = view.getUint32(16);
+  const clusterBits = view.getUint32(20);
+  const size = Number(view.getBigUint64(24));
+  const text = (from: number, to: number) => utf8Decoder.decode(head.subarray(from, to));
   let backingFile: string | undefined;
   if (backingOffset > 0 && backingSize > 0 && backingOffset + backingSize <= head.length)
-    backingFile = head.toString('utf8', backingOffset, backingOffset + backingSize);
+    backingFile = text(backingOffset, backingOffset + backingSize);
   let backingFormat: string | undefined;
   if (version >= 3 && head.length >= 104) {
-    const headerLength = head.readUInt32BE(100);
+    const headerLength = view.getUint32(100);
     let pos = headerLength;
     while (pos + 8 <= head.length) {
-      const type = head.readUInt32BE(pos);
-      const len = head.readUInt32BE(pos + 4);
+      const type = view.getUint32(pos);
+      const len = view.getUint32(pos + 4);
       if (type === 0) break;
       if (type === 0xe2792aca && pos + 8 + len <= head.length)
-        backingFormat = head.toString('utf8', pos + 8, pos + 8 + len);
+        backingFormat = text(pos + 8, pos + 8 + len);
       pos += 8 + Math.ceil(len / 8) * 8;
     }
   }
@@ -138,7 +148,7 @@ export function readQcow2Header(head: Buffer): Qcow2Header | undefined {
 export function createQcow2Image(
   size: number,
   options: { backingFile?: string; backingFormat?: string; clusterBits?: number } = {},
-): Buffer {
+): Uint8Array {
   const clusterBits = options.clusterBits ?? 16;
   const cluster = 1 << clusterBits;
   const l2Entries = cluster / 8;
@@ -148,39 +158,42 @@ export function createQcow2Image(
   const refBlock = 2 * cluster;
   const l1Table = 3 * cluster;
   const total = l1Table + l1Bytes;
-  const buf = Buffer.alloc(total);
-  buf.writeUInt32BE(QCOW2_MAGIC, 0);
-  buf.writeUInt32BE(3, 4);
-  buf.writeUInt32BE(clusterBits, 20);
-  buf.writeBigUInt64BE(BigInt(size), 24);
-  buf.writeUInt32BE(0, 32); // crypt method
-  buf.writeUInt32BE(l1Size, 36);
-  buf.writeBigUInt64BE(BigInt(l1Table), 40);
-  buf.writeBigUInt64BE(BigInt(refTable), 48);
-  buf.writeUInt32BE(1, 56); // refcount table clusters
-  buf.writeUInt32BE(0, 60); // snapshots
-  buf.writeBigUInt64BE(0n, 64);
-  buf.writeUInt32BE(4, 96); // refcount order: 16-bit refcounts
-  buf.writeUInt32BE(112, 100); // header length
+  const buf = new Uint8Array(total);
+  const view = new DataView(buf.buffer);
+  const u32 = (value: number, at: number) => view.setUint32(at, value);
+  const u64 = (value: number, at: number) => view.setBigUint64(at, BigInt(value));
+  u32(QCOW2_MAGIC, 0);
+  u32(3, 4);
+  u32(clusterBits, 20);
+  u64(size, 24);
+  u32(0, 32); // crypt method
+  u32(l1Size, 36);
+  u64(l1Table, 40);
+  u64(refTable, 48);
+  u32(1, 56); // refcount table clusters
+  u32(0, 60); // snapshots
+  u64(0, 64);
+  u32(4, 96); // refcount order: 16-bit refcounts
+  u32(112, 100); // header length
   buf[104] = 0; // compression type zlib
   let pos = 112;
   if (options.backingFormat !== undefined) {
-    const fmt = Buffer.from(options.backingFormat, 'utf8');
-    buf.writeUInt32BE(0xe2792aca, pos);
-    buf.writeUInt32BE(fmt.length, pos + 4);
-    fmt.copy(buf, pos + 8);
+    const fmt = utf8.encode(options.backingFormat);
+    u32(0xe2792aca, pos);
+    u32(fmt.length, pos + 4);
+    buf.set(fmt, pos + 8);
     pos += 8 + Math.ceil(fmt.length / 8) * 8;
   }
-  buf.writeUInt32BE(0, pos); // end of header extensions
-  buf.writeUInt32BE(0, pos + 4);
+  u32(0, pos); // end of header extensions
+  u32(0, pos + 4);
   pos += 8;
   if (options.backingFile !== undefined) {
-    const name = Buffer.from(options.backingFile, 'utf8');
-    name.copy(buf, pos);
-    buf.writeBigUInt64BE(BigInt(pos), 8);
-    buf.writeUInt32BE(name.length, 16);
+    const name = utf8.encode(options.backingFile);
+    buf.set(name, pos);
+    u64(pos, 8);
+    u32(name.length, 16);
   }
-  buf.writeBigUInt64BE(BigInt(refBlock), refTable);
-  for (let i = 0; i < 4; i++) buf.writeUInt16BE(1, refBlock + i * 2);
+  u64(refBlock, refTable);
+  for (let i = 0; i < 4; i++) view.setUint16(refBlock + i * 2, 1);
   return buf;
 }

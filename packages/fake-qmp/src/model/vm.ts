@@ -6,8 +6,11 @@
 import { qmpError } from '../errors.js';
 import { RawJson } from '../json/values.js';
 import { hostPid } from '../platform/runtime.js';
+import { DirtyBitmaps } from './bitmaps.js';
 import { BlockGraph } from './block.js';
+import { BlockJobs } from './blockjobs.js';
 import { Devices, type MachineKind } from './devices.js';
+import { BlockExports } from './exports.js';
 import { Hmp } from './hmp.js';
 import type { HandlerTable, ModelHost } from './host.js';
 import { Jobs } from './jobs.js';
@@ -43,6 +46,11 @@ export class VmModel {
   readonly devices: Devices;
   readonly snapshots: Snapshots;
   readonly jobs: Jobs;
+  /** Mirror, commit, stream and backup on `jobs`. */
+  readonly blockJobs: BlockJobs;
+  readonly bitmaps: DirtyBitmaps;
+  /** The NBD server and its exports (QMP side only). */
+  readonly exports: BlockExports;
   readonly migration: Migration;
   readonly hmp: Hmp;
   readonly objects: Objects;
@@ -62,6 +70,9 @@ export class VmModel {
       ...(options.vmStateSize !== undefined ? { vmStateSize: options.vmStateSize } : {}),
     });
     this.jobs = new Jobs(host, this.block, this.run, this.snapshots);
+    this.blockJobs = new BlockJobs(host, this.block, this.jobs);
+    this.bitmaps = new DirtyBitmaps(this.block);
+    this.exports = new BlockExports(host, this.block);
     this.migration = new Migration(host, this.run, this.block, {
       ...(options.incoming !== undefined ? { incoming: options.incoming } : {}),
       machineType: options.machineType ?? (machine === 'none' ? 'none' : 'pc-i440fx-7.2'),
@@ -97,6 +108,9 @@ export class VmModel {
     this.block.handlers(table);
     this.devices.handlers(table);
     this.jobs.handlers(table);
+    this.blockJobs.handlers(table);
+    this.bitmaps.handlers(table);
+    this.exports.handlers(table);
     this.migration.handlers(table);
     this.hmp.handlers(table);
     this.objects.handlers(table);
