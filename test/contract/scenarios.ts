@@ -14,7 +14,7 @@ import {
 } from '@qmpkit/testguest/test-support';
 import { connect } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
-import type { Scenario, Step } from './runner.js';
+import type { Scenario, Step, StepContext } from './runner.js';
 
 const NEGOTIATE: Step = { send: '{"execute":"qmp_capabilities"}' };
 const NEGOTIATE_OOB: Step = {
@@ -59,6 +59,18 @@ const qcow2 = (name: string, size = '16M') => image('qcow2', name, size);
 const qcow2Node = (name: string, file: string): string[] => [
   exec('blockdev-add', { driver: 'file', filename: `$DIR/${file}`, 'node-name': `${name}-file` }),
   exec('blockdev-add', { driver: 'qcow2', file: `${name}-file`, 'node-name': name }),
+];
+
+/** Capabilities both sides of a live migration set (issue 16: events and return-path). */
+const LIVE_CAPS = [
+  { capability: 'events', state: true },
+  { capability: 'return-path', state: true },
+];
+
+/** MIGRATION_NUMBERS plus the port a target chose and RAM counts of two peers. */
+const TWO_PEER_NUMBERS: readonly (readonly [RegExp, string])[] = [
+  ...MIGRATION_NUMBERS,
+  [/"port": "\d+"/g, '"port": "P"'],
 ];
 
 export const scenarios: Scenario[] = [
@@ -1131,9 +1143,108 @@ export const scenarios: Scenario[] = [
       { send: exec('device_del', { id: 'hx' }) },
     ],
   },
+  // ---- migration between two peers (two QEMUs, or two fakes) ----------------------------
+  {
+    name: 'migration between two peers over unix: events on both sides, return-path, the target resumes',
+    setup: { machine: 'none', target: { machine: 'none', incoming: 'defer' } },
+    normalize: TWO_PEER_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { ...NEGOTIATE, peer: 'target' },
+      { send: exec('query-status'), peer: 'target' },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }), peer: 'target' },
+      {
+        send: exec('migrate-incoming', { uri: 'unix:$DIR/mig.sock' }),
+        peer: 'target',
+        until: ['"setup"'],
+      },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }) },
+      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }), until: ['"completed"'] },
+      { await: ['"completed"', 'RESUME'], peer: 'target' },
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+      { send: exec('query-migrate'), peer: 'target' },
+      { send: exec('query-status'), peer: 'target' },
+    ],
+  },
+  {
+    name: 'migration between two peers over tcp from a stopped source with pause-before-switchover: migrate-continue, the target stays paused',
+    setup: { machine: 'none', target: { machine: 'none', incoming: 'defer' } },
+    normalize: TWO_PEER_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { ...NEGOTIATE, peer: 'target' },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }), peer: 'target' },
+      {
+        send: exec('migrate-incoming', { uri: 'tcp:127.0.0.1:0' }),
+        peer: 'target',
+        until: ['"setup"'],
+      },
+      { send: exec('query-migrate'), peer: 'target' },
+      { run: (ctx) => readPort(ctx) },
+      { send: exec('stop'), until: ['STOP'] },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [...LIVE_CAPS, { capability: 'pause-before-switchover', state: true }],
+        }),
+      },
+      { send: exec('migrate-continue', { state: 'pre-switchover' }) },
+      { send: exec('migrate', { uri: 'tcp:127.0.0.1:$PORT' }), until: ['"pre-switchover"'] },
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+      { send: exec('migrate-continue', { state: 'active' }) },
+      { send: exec('migrate-continue', { state: 'pre-switchover' }), until: ['"completed"'] },
+      { await: ['"completed"'], peer: 'target' },
+      { send: exec('query-status') },
+      { send: exec('query-status'), peer: 'target' },
+      { send: exec('cont'), peer: 'target', until: ['RESUME'] },
+    ],
+  },
+  {
+    name: 'migration between two peers cancelled at pre-switchover: the source runs again, the target fails and exits',
+    setup: { machine: 'none', target: { machine: 'none', incoming: 'defer' } },
+    normalize: TWO_PEER_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { ...NEGOTIATE, peer: 'target' },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }), peer: 'target' },
+      {
+        send: exec('migrate-incoming', { uri: 'unix:$DIR/mig.sock' }),
+        peer: 'target',
+        until: ['"setup"'],
+      },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [...LIVE_CAPS, { capability: 'pause-before-switchover', state: true }],
+        }),
+      },
+      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }), until: ['"pre-switchover"'] },
+      { send: exec('query-status') },
+      { send: exec('migrate_cancel'), until: ['"cancelled"', 'RESUME'] },
+      { await: ['"failed"'], peer: 'target' },
+      { expectClose: true, peer: 'target' },
+      // 10.0's return path records the target's end as the cancelled migration's error-desc.
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+      { send: exec('migrate_cancel') },
+    ],
+  },
 ];
 
 // ---- helpers for migration scenarios ---------------------------------------------------
+
+/** Reads the port of the target's last `socket-address` (query-migrate) into `state.port`. */
+function readPort(ctx: StepContext): void {
+  const ports = [
+    ...ctx
+      .lines('target')
+      .join('\n')
+      .matchAll(/"port": "(\d+)"/g),
+  ];
+  const port = ports.at(-1)?.[1];
+  if (port === undefined) throw new Error('the target reported no listening port');
+  ctx.state.set('port', port);
+}
 
 function startSink(dir: string, state: Map<string, unknown>): Promise<void> {
   const file = path.join(dir, 'mig.sock');

@@ -47,6 +47,8 @@ export interface VersionFacts {
   readonly migrationTransferredCountsStream: boolean;
   /** query-migrate on a listening incoming side shows `status: setup` beside `socket-address`. */
   readonly incomingSetupStatusShown: boolean;
+  /** query-migrate of a migration cancelled after it connected shows this `error-desc` (10.0). */
+  readonly migrationCancelErrorDesc?: string;
 }
 
 export interface ModelHost {

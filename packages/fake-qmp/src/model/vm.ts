@@ -35,6 +35,16 @@ export interface VmOptions {
   readonly object?: readonly Record<string, unknown>[];
   /** `-machine memory-backend=ID`: that object is the guest RAM (it cannot be deleted). */
   readonly memoryBackend?: string;
+  /**
+   * Guest RAM a migration copies, in bytes (query-migrate's `ram.total`). Default 0 for
+   * `-machine none` (as QEMU reports it) and 128 MiB (QEMU's default `-m`) for a PC.
+   */
+  readonly ramBytes?: number;
+  /**
+   * Bytes per second the running guest dirties, in the migration's simulated time (each step
+   * is 100 ms): with `max-bandwidth` at or below it a migration never converges. Default 0.
+   */
+  readonly dirtyRate?: number;
 }
 
 export class VmModel {
@@ -65,6 +75,9 @@ export class VmModel {
     this.migration = new Migration(host, this.run, this.block, {
       ...(options.incoming !== undefined ? { incoming: options.incoming } : {}),
       machineType: options.machineType ?? (machine === 'none' ? 'none' : 'pc-i440fx-7.2'),
+      machine,
+      ...(options.ramBytes !== undefined ? { ramBytes: options.ramBytes } : {}),
+      ...(options.dirtyRate !== undefined ? { dirtyRate: options.dirtyRate } : {}),
     });
     this.objects = new Objects(host);
     for (const args of options.object ?? []) this.objects.add(args);

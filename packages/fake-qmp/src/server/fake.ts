@@ -122,6 +122,7 @@ const VERSIONS: Record<FakeQemuVersion, VersionData> = {
       deviceAddDriverMustBeString: true,
       migrationTransferredCountsStream: true,
       incomingSetupStatusShown: true,
+      migrationCancelErrorDesc: 'Channel error: Input/output error',
     },
     tables: tables100,
     integers: data100.integerMembers,
