@@ -138,6 +138,8 @@ export interface ParsedStream {
   readonly runstate: string;
   /** The source asked for a return path (OPEN_RETURN_PATH after the configuration). */
   readonly returnPath: boolean;
+  /** The machine type in the configuration section ('' when the stream has none). */
+  readonly machineType: string;
 }
 
 function indexOf(data: Uint8Array, needle: Uint8Array): number {
@@ -158,7 +160,12 @@ export function parseStream(data: Uint8Array): ParsedStream | string {
   if (data.length < 8 || view.getUint32(0) !== QEVM) return 'Not a migration stream';
   if (view.getUint32(4) !== 3) return 'Unsupported migration stream version';
   let at = 8;
-  if (data[at] === VM_CONFIGURATION && at + 5 <= data.length) at += 5 + view.getUint32(at + 1);
+  let machineType = '';
+  if (data[at] === VM_CONFIGURATION && at + 5 <= data.length) {
+    const length = view.getUint32(at + 1);
+    machineType = latin1Text(data.subarray(at + 5, at + 5 + length));
+    at += 5 + length;
+  }
   const returnPath =
     at + 5 <= data.length &&
     data[at] === VM_COMMAND &&
@@ -171,7 +178,7 @@ export function parseStream(data: Uint8Array): ParsedStream | string {
   const size = view.getUint32(fieldAt);
   if (fieldAt + 4 + size > data.length) return 'load of migration failed: Input/output error';
   const text = latin1Text(data.subarray(fieldAt + 4, fieldAt + 4 + size)).replace(/\0.*$/s, '');
-  return { runstate: text || 'running', returnPath };
+  return { runstate: text || 'running', returnPath, machineType };
 }
 
 /** The target's SHUT message on the return path (`failed`: the load did not succeed). */

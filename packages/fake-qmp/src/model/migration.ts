@@ -460,13 +460,30 @@ export class Migration {
     return (this.bandwidth * Number(this.parameters['downtime-limit'] ?? 300)) / 1000;
   }
 
-  /** One iteration: switch over when the rest fits the downtime, else send one step's worth. */
+  /** A dirty-bitmap sync: a new pass, what the guest dirtied is now to be sent. */
+  private sync(): void {
+    const ram = this.ram;
+    ram.syncs++;
+    this.pass(ram.syncs);
+    ram.remaining += ram.dirtied;
+    ram.dirtied = 0;
+  }
+
+  /**
+   * One iteration (QEMU's `migration_iteration_run`): when the rest looks small enough, sync
+   * to count what the guest dirtied and switch over if it still fits `downtime-limit`;
+   * otherwise send one step's worth.
+   */
   private step(): void {
     if (this.status !== 'active') return;
     const ram = this.ram;
     if (ram.remaining <= this.threshold) {
-      this.switchover();
-      return;
+      // Nothing pending at all (no RAM, nothing dirtied): QEMU completes without a sync.
+      if (ram.remaining + ram.dirtied > 0) this.sync();
+      if (ram.remaining <= this.threshold) {
+        this.switchover();
+        return;
+      }
     }
     const budget = Math.floor((this.bandwidth * MIGRATION_STEP_MS) / 1000 / PAGE) * PAGE;
     const sent = Math.min(ram.remaining, Math.max(PAGE, budget));
@@ -478,13 +495,8 @@ export class Migration {
         ram.total,
         ram.dirtied + Math.floor((this.dirtyRate * MIGRATION_STEP_MS) / 1000 / PAGE) * PAGE,
       );
-    if (ram.remaining === 0) {
-      // The pass is over: a bitmap sync finds what the guest dirtied meanwhile.
-      ram.syncs++;
-      this.pass(ram.syncs);
-      ram.remaining = ram.dirtied;
-      ram.dirtied = 0;
-    }
+    // The pass is over: a bitmap sync finds what the guest dirtied meanwhile.
+    if (ram.remaining === 0) this.sync();
     this.host.later(this.host.timing.migrationMs, () => this.step());
   }
 
@@ -648,13 +660,11 @@ export class Migration {
     const parsed = parseStream(data);
     if (typeof parsed === 'string') {
       if (parsed === 'empty') return; // QEMU waits forever on an empty stream
-      this.setStatus('failed');
-      if (channel) {
-        channel.write(returnPathShut(true));
-        channel.end();
-      }
-      // A real QEMU exits with status 1 after a failed incoming migration.
-      this.host.later(0, () => this.host.exit(1));
+      this.loadFailed(channel);
+      return;
+    }
+    if (parsed.machineType !== this.machineType) {
+      this.loadFailed(channel);
       return;
     }
     const resume = this.run.autostart && parsed.runstate === 'running';
@@ -666,6 +676,21 @@ export class Migration {
       channel.end();
     }
     this.incomingChannel = undefined;
+  }
+
+  /**
+   * The target could not load the stream (cut short, another machine type — QEMU's "Machine
+   * type received is …"): `failed`, SHUT(failed) on the return path, and exit status 1.
+   */
+  private loadFailed(channel: ByteChannel | undefined): void {
+    this.setStatus('failed');
+    if (channel) {
+      channel.write(returnPathShut(true));
+      channel.end();
+    }
+    this.incomingChannel = undefined;
+    // A real QEMU exits with status 1 after a failed incoming migration.
+    this.host.later(0, () => this.host.exit(1));
   }
 
   handlers(table: HandlerTable): void {
