@@ -1229,6 +1229,39 @@ export const scenarios: Scenario[] = [
       { send: exec('migrate_cancel') },
     ],
   },
+  {
+    name: 'migration between two peers into another machine type: the target gives up on the configuration section, the source fails and its guest runs on',
+    setup: {
+      machine: 'pc',
+      fake: () => ({ ramBytes: 16 * 1024 * 1024 }),
+      target: {
+        machine: 'pc',
+        incoming: 'defer',
+        qemuArgs: () => ['-machine', 'pc-i440fx-7.1'],
+        fake: () => ({ machineType: 'pc-i440fx-7.1' }),
+      },
+    },
+    normalize: TWO_PEER_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { ...NEGOTIATE, peer: 'target' },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }), peer: 'target' },
+      {
+        send: exec('migrate-incoming', { uri: 'unix:$DIR/mig.sock' }),
+        peer: 'target',
+        until: ['"setup"'],
+      },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }) },
+      // 1 byte/s: the source cannot finish the RAM before the target has read the
+      // configuration section (which comes first), so it fails while still active.
+      { send: exec('migrate-set-parameters', { 'max-bandwidth': 1 }) },
+      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }), until: ['"failed"'] },
+      { await: ['"failed"'], peer: 'target' },
+      { expectClose: true, peer: 'target' },
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+    ],
+  },
 ];
 
 // ---- helpers for migration scenarios ---------------------------------------------------

@@ -151,6 +151,20 @@ function indexOf(data: Uint8Array, needle: Uint8Array): number {
 }
 
 /**
+ * The machine type of a stream's configuration section as soon as the bytes are there (a
+ * target checks it before anything else, like QEMU): undefined while too few bytes arrived,
+ * '' for a stream without the section (or no QEVM header).
+ */
+export function streamMachineType(data: Uint8Array): string | undefined {
+  if (data.length < 13) return undefined;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (view.getUint32(0) !== QEVM || data[8] !== VM_CONFIGURATION) return '';
+  const length = view.getUint32(9);
+  if (data.length < 13 + length) return undefined;
+  return latin1Text(data.subarray(13, 13 + length));
+}
+
+/**
  * Reads a stream: the saved run state and the return-path request, or an error text ('empty'
  * for no bytes at all — QEMU keeps waiting then).
  */

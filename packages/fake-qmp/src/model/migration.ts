@@ -32,6 +32,7 @@ import {
   ReturnPathReader,
   returnPathShut,
   streamHead,
+  streamMachineType,
   streamTail,
 } from './migration-stream.js';
 import type { RunState } from './runstate.js';
@@ -544,16 +545,17 @@ export class Migration {
       this.completed();
       return;
     }
-    this.sourceFailed('Detected IO failure for postcopy. Migration fails.');
+    this.sourceFailed(this.host.facts.migrationTargetGoneDesc);
   }
 
-  /** The target closed the channel: without SHUT, after the stream, this is a failure. */
+  /**
+   * The target closed the channel: a failure while the stream still flows, and after it with a
+   * return path (no SHUT came). Without one the source has already completed.
+   */
   private targetGone(returnPath: boolean): void {
-    if (this.status === 'active' || this.status === 'pre-switchover') {
-      this.sourceFailed('Unable to write to socket: Broken pipe');
-      return;
-    }
-    if (this.status === 'device' && returnPath) this.sourceFailed('Return path closed');
+    const flowing = this.status === 'active' || this.status === 'pre-switchover';
+    if (flowing || (this.status === 'device' && returnPath))
+      this.sourceFailed(this.host.facts.migrationTargetGoneDesc);
   }
 
   /** A migration that failed after it started: the source's guest runs on (QEMU restarts it). */
@@ -644,13 +646,26 @@ export class Migration {
     this.setStatus('active');
     const chunks: Uint8Array[] = [];
     let ended = false;
+    let typeChecked = false;
     const end = () => {
       if (ended) return;
       ended = true;
       this.finishIncoming(concatBytes(chunks), channel);
     };
     return {
-      data: (chunk) => chunks.push(chunk.slice()),
+      data: (chunk) => {
+        if (ended) return;
+        chunks.push(chunk.slice());
+        if (typeChecked) return;
+        // QEMU checks the configuration section first and gives up at once on a mismatch.
+        const type = streamMachineType(concatBytes(chunks));
+        if (type === undefined) return;
+        typeChecked = true;
+        if (type !== '' && type !== this.machineType) {
+          ended = true;
+          this.loadFailed(channel);
+        }
+      },
       end,
       error: end,
     };

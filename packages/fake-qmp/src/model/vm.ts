@@ -11,6 +11,7 @@ import { Devices, type MachineKind } from './devices.js';
 import { Hmp } from './hmp.js';
 import type { HandlerTable, ModelHost } from './host.js';
 import { Jobs } from './jobs.js';
+import { resolveMachineType } from './machine-types.js';
 import { Migration } from './migration.js';
 import { Objects } from './objects.js';
 import { RunState } from './runstate.js';
@@ -19,7 +20,7 @@ import { Snapshots } from './snapshots.js';
 export interface VmOptions {
   /** `-machine none` (no buses, no devices) or a PC (`pci.0`, `ide.0`/`ide.1`). Default 'pc'. */
   readonly machine?: MachineKind;
-  /** Machine type written into migration streams. Default 'none' / 'pc-i440fx-7.2'. */
+  /** Machine type written into migration streams. Default 'none' / the version's `pc` (`pc-i440fx-7.2`). */
   readonly machineType?: string;
   /** Started with `-S`: run state 'prelaunch' until `cont`. */
   readonly paused?: boolean;
@@ -74,7 +75,11 @@ export class VmModel {
     this.jobs = new Jobs(host, this.block, this.run, this.snapshots);
     this.migration = new Migration(host, this.run, this.block, {
       ...(options.incoming !== undefined ? { incoming: options.incoming } : {}),
-      machineType: options.machineType ?? (machine === 'none' ? 'none' : 'pc-i440fx-7.2'),
+      machineType:
+        options.machineType ??
+        (machine === 'none'
+          ? 'none'
+          : resolveMachineType(`${host.version.qemu.major}.${host.version.qemu.minor}`, 'pc')),
       machine,
       ...(options.ramBytes !== undefined ? { ramBytes: options.ramBytes } : {}),
       ...(options.dirtyRate !== undefined ? { dirtyRate: options.dirtyRate } : {}),
