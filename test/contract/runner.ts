@@ -99,6 +99,12 @@ export type Step =
       readonly send: string;
       /** The peer the line goes to (default the first; 'target': `setup.target`). */
       readonly peer?: 'target';
+      /**
+       * The reply's place among this step's events varies in QEMU (a thread of its own, e.g.
+       * the migration thread, emits them while the monitor answers): the transcript moves
+       * reply lines after the events, whose order among themselves still counts.
+       */
+      readonly replyLast?: boolean;
       /** Replies to wait for (default 1). */
       readonly replies?: number;
       /** Substrings that must all appear in this step's lines before it ends. */
@@ -359,9 +365,12 @@ async function converse(
   const timeout = scenario.timeout ?? 5000;
   const transcript: TranscriptEntry[] = [];
   const consumed = new Map<Wire, number>();
-  const take = (wire: Wire, label: string) => {
+  const isReply = (l: string) =>
+    l.startsWith('{"return"') || l.startsWith('{"error"') || l.startsWith('{"id"');
+  const take = (wire: Wire, label: string, replyLast = false) => {
     const from = consumed.get(wire) ?? 0;
-    const lines = wire.lines.slice(from).map(normalize);
+    let lines = wire.lines.slice(from).map(normalize);
+    if (replyLast) lines = [...lines.filter((l) => !isReply(l)), ...lines.filter(isReply)];
     consumed.set(wire, wire.lines.length);
     transcript.push({ step: label, lines });
   };
@@ -437,7 +446,7 @@ async function converse(
       wire.write(text);
       await waitFor(wire, start, step.until ?? [], step.replies ?? ('send' in step ? 1 : 0));
       if (step.settle) await new Promise((r) => setTimeout(r, step.settle));
-      take(wire, `${prefix}${label}`);
+      take(wire, `${prefix}${label}`, 'send' in step && step.replyLast === true);
     }
     // Anything that arrived late.
     await new Promise((r) => setTimeout(r, 50));

@@ -1159,8 +1159,12 @@ export const scenarios: Scenario[] = [
         until: ['"setup"'],
       },
       { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }) },
-      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }), until: ['"completed"'] },
-      { await: ['"completed"', 'RESUME'], peer: 'target' },
+      {
+        send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }),
+        replyLast: true,
+        until: ['"completed"'],
+      },
+      { await: ['RESUME', '"completed"'], peer: 'target' },
       { send: exec('query-migrate') },
       { send: exec('query-status') },
       { send: exec('query-migrate'), peer: 'target' },
@@ -1189,11 +1193,19 @@ export const scenarios: Scenario[] = [
         }),
       },
       { send: exec('migrate-continue', { state: 'pre-switchover' }) },
-      { send: exec('migrate', { uri: 'tcp:127.0.0.1:$PORT' }), until: ['"pre-switchover"'] },
+      {
+        send: exec('migrate', { uri: 'tcp:127.0.0.1:$PORT' }),
+        replyLast: true,
+        until: ['"pre-switchover"'],
+      },
       { send: exec('query-migrate') },
       { send: exec('query-status') },
       { send: exec('migrate-continue', { state: 'active' }) },
-      { send: exec('migrate-continue', { state: 'pre-switchover' }), until: ['"completed"'] },
+      {
+        send: exec('migrate-continue', { state: 'pre-switchover' }),
+        replyLast: true,
+        until: ['"completed"'],
+      },
       { await: ['"completed"'], peer: 'target' },
       { send: exec('query-status') },
       { send: exec('query-status'), peer: 'target' },
@@ -1218,9 +1230,13 @@ export const scenarios: Scenario[] = [
           capabilities: [...LIVE_CAPS, { capability: 'pause-before-switchover', state: true }],
         }),
       },
-      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }), until: ['"pre-switchover"'] },
+      {
+        send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }),
+        replyLast: true,
+        until: ['"pre-switchover"'],
+      },
       { send: exec('query-status') },
-      { send: exec('migrate_cancel'), until: ['"cancelled"', 'RESUME'] },
+      { send: exec('migrate_cancel'), replyLast: true, until: ['RESUME', '"cancelled"'] },
       { await: ['"failed"'], peer: 'target' },
       { expectClose: true, peer: 'target' },
       // 10.0's return path records the target's end as the cancelled migration's error-desc.
@@ -1241,7 +1257,15 @@ export const scenarios: Scenario[] = [
         fake: () => ({ machineType: 'pc-i440fx-7.1' }),
       },
     },
-    normalize: TWO_PEER_NUMBERS,
+    normalize: [
+      ...TWO_PEER_NUMBERS,
+      // Which socket call notices the target's end first varies from run to run (7.2: Broken
+      // pipe or Bad file descriptor; 10.0: Connection reset by peer or a channel error).
+      [
+        /"error-desc": "(Unable to (write to|read from) socket|Channel error): [^"]*"/g,
+        '"error-desc": "SOCKET ERROR"',
+      ],
+    ],
     steps: [
       NEGOTIATE,
       { ...NEGOTIATE, peer: 'target' },
@@ -1255,7 +1279,11 @@ export const scenarios: Scenario[] = [
       // 1 byte/s: the source cannot finish the RAM before the target has read the
       // configuration section (which comes first), so it fails while still active.
       { send: exec('migrate-set-parameters', { 'max-bandwidth': 1 }) },
-      { send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }), until: ['"failed"'] },
+      {
+        send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }),
+        replyLast: true,
+        until: ['"failed"'],
+      },
       { await: ['"failed"'], peer: 'target' },
       { expectClose: true, peer: 'target' },
       { send: exec('query-migrate') },

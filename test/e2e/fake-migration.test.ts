@@ -107,7 +107,7 @@ describe('migrate() between two fake QEMUs', () => {
     expect((await result.machine.qmp.execute('query-status')).status).toBe('paused');
   }, 60_000);
 
-  it('an abort during the copy cancels: the source runs on, the target is gone', async () => {
+  it('an abort at pre-switchover cancels (migrate_cancel): the source runs on, the target is gone', async () => {
     const m = await source();
     const abort = new AbortController();
     const run = migrate(
@@ -116,14 +116,16 @@ describe('migrate() between two fake QEMUs', () => {
       {
         logger: quiet,
         signal: abort.signal,
-        onPhase: (phase) => {
-          if (phase === 'transferring') abort.abort();
-        },
+        // The source waits at pre-switchover for migrate() to continue: certain timing.
+        beforeSwitchover: () => abort.abort(),
       },
     );
     const error = await run.result.catch((e: unknown) => e);
     expect(isLiveMigrationError(error)).toBe(true);
+    if (!isLiveMigrationError(error)) return;
+    expect(error.phase).toBe('switchover');
     expect(m.status).toBe('running');
     expect((await m.qmp.execute('query-status')).status).toBe('running');
+    expect((await m.qmp.execute('query-migrate')).status).toBe('cancelled');
   }, 60_000);
 });
