@@ -60,8 +60,8 @@ describe('migration between two fakes in a real browser', () => {
 
   it('migrates over tcp:127.0.0.1:0 with pause-before-switchover: events on both sides, the target runs', async () => {
     const caps = [
-      { capability: 'events', state: true },
-      { capability: 'return-path', state: true },
+      { capability: 'events' as const, state: true },
+      { capability: 'return-path' as const, state: true },
     ];
     await dst.execute('migrate-set-capabilities', { capabilities: caps });
     await dst.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
@@ -69,7 +69,7 @@ describe('migration between two fakes in a real browser', () => {
     const port = address?.type === 'inet' ? address.port : '';
     expect(Number(port)).toBeGreaterThan(0);
     await src.execute('migrate-set-capabilities', {
-      capabilities: [...caps, { capability: 'pause-before-switchover', state: true }],
+      capabilities: [...caps, { capability: 'pause-before-switchover' as const, state: true }],
     });
     const parked = src.expectEvent('MIGRATION', (e) => e.data.status === 'pre-switchover');
     await src.execute('migrate', { uri: `tcp:127.0.0.1:${port}` });

@@ -117,7 +117,7 @@ describe('migrate() between two fake QEMUs', () => {
         logger: quiet,
         signal: abort.signal,
         // The source waits at pre-switchover for migrate() to continue: certain timing.
-        beforeSwitchover: () => abort.abort(),
+        beforeSwitchover: async () => abort.abort(),
       },
     );
     const error = await run.result.catch((e: unknown) => e);
