@@ -70,6 +70,12 @@ export interface Setup {
   readonly fake?: (dir: string) => Partial<FakeQmpOptions>;
   /** Prepares files in the peer's private directory (with `binary`'s `qemu-img`) before it starts. */
   readonly prepare?: (dir: string, binary: QemuBinary) => void | Promise<void>;
+  /**
+   * A second peer of the same kind (a second QEMU, or a second fake), started after the first
+   * in the same private directory — a migration target. Steps with `peer: 'target'` talk to it;
+   * their transcript labels start with `target: `.
+   */
+  readonly target?: Omit<Setup, 'target' | 'prepare'>;
 }
 
 export interface StepContext {
@@ -80,12 +86,25 @@ export interface StepContext {
   readonly binary: QemuBinary;
   /** State a scenario keeps between its steps (per peer). */
   readonly state: Map<string, unknown>;
+  /**
+   * The raw lines a peer sent so far (not normalised), e.g. to read a port the target chose;
+   * a `send` replaces `$PORT` with `state.get('port')`.
+   */
+  readonly lines: (peer?: 'target') => readonly string[];
 }
 
 export type Step =
   | {
       /** One command line (a newline is appended); `$DIR` is replaced by the peer's directory. */
       readonly send: string;
+      /** The peer the line goes to (default the first; 'target': `setup.target`). */
+      readonly peer?: 'target';
+      /**
+       * The reply's place among this step's events varies in QEMU (a thread of its own, e.g.
+       * the migration thread, emits them while the monitor answers): the transcript moves
+       * reply lines after the events, whose order among themselves still counts.
+       */
+      readonly replyLast?: boolean;
       /** Replies to wait for (default 1). */
       readonly replies?: number;
       /** Substrings that must all appear in this step's lines before it ends. */
@@ -101,12 +120,21 @@ export type Step =
   | {
       /** Exact bytes (nothing appended). */
       readonly raw: string;
+      readonly peer?: 'target';
       readonly replies?: number;
       readonly until?: readonly string[];
       readonly settle?: number;
     }
   | { readonly run: (ctx: StepContext) => Promise<void> | void; readonly label?: string }
-  | { readonly expectClose: true };
+  | {
+      /**
+       * Sends nothing: waits until the lines not yet in the transcript contain these substrings
+       * in order (events that arrived while the other peer was talked to), then takes them.
+       */
+      readonly await: readonly string[];
+      readonly peer?: 'target';
+    }
+  | { readonly expectClose: true; readonly peer?: 'target' };
 
 export interface Scenario {
   readonly name: string;
@@ -228,13 +256,18 @@ async function startQemu(setup: Setup, dir: string, binary: QemuBinary): Promise
   };
 }
 
-async function startFake(setup: Setup, dir: string, binary: QemuBinary): Promise<Peer> {
+async function startFake(
+  setup: Setup,
+  dir: string,
+  binary: QemuBinary,
+  socketName = 'qmp.sock',
+): Promise<Peer> {
   const qemuVersion = fakeVersionOf(binary);
   if (qemuVersion === undefined)
     throw new ContractSetupError(
       `the fake imitates QEMU ${FAKE_QEMU_VERSIONS.join(', ')}, not ${binary.description}`,
     );
-  const socketPath = path.join(dir, 'qmp.sock');
+  const socketPath = path.join(dir, socketName);
   const extra = setup.fake?.(dir) ?? {};
   const fake: FakeQmp = await createFakeQmp({
     qemuVersion,
@@ -304,84 +337,132 @@ export async function runScenario(
   const tmp = privateTempDir(`qmpkit-contract-${kind}-`);
   const dir = tmp.dir;
   const state = new Map<string, unknown>();
-  const ctx: StepContext = { dir, kind, binary, state };
+  const wires: { first?: Wire; target?: Wire } = {};
+  const ctx: StepContext = {
+    dir,
+    kind,
+    binary,
+    state,
+    lines: (peer) => (peer === 'target' ? wires.target : wires.first)?.lines ?? [],
+  };
   try {
-    return await converse(scenario, ctx);
+    return await converse(scenario, ctx, wires);
   } finally {
     tmp.remove();
   }
 }
 
-async function converse(scenario: Scenario, ctx: StepContext): Promise<TranscriptEntry[]> {
+async function converse(
+  scenario: Scenario,
+  ctx: StepContext,
+  wires: { first?: Wire; target?: Wire },
+): Promise<TranscriptEntry[]> {
   const { dir, kind, binary } = ctx;
   if (scenario.setup.guest) await writeGuestImage(path.join(dir, GUEST_IMAGE), { intervalMs: 10 });
   await scenario.setup.prepare?.(dir, binary);
-  const peer =
+  const first =
     kind === 'qemu'
       ? await startQemu(scenario.setup, dir, binary)
       : await startFake(scenario.setup, dir, binary);
+  const peers: Peer[] = [first];
+  wires.first = first.wire;
   const normalize = normalizer(scenario, dir);
   const timeout = scenario.timeout ?? 5000;
   const transcript: TranscriptEntry[] = [];
-  const wire = peer.wire;
-  let consumed = 0;
-  const take = (label: string) => {
-    const lines = wire.lines.slice(consumed).map(normalize);
-    consumed = wire.lines.length;
+  const consumed = new Map<Wire, number>();
+  const isReply = (l: string) =>
+    l.startsWith('{"return"') || l.startsWith('{"error"') || l.startsWith('{"id"');
+  const take = (wire: Wire, label: string, replyLast = false) => {
+    const from = consumed.get(wire) ?? 0;
+    let lines = wire.lines.slice(from).map(normalize);
+    if (replyLast) lines = [...lines.filter((l) => !isReply(l)), ...lines.filter(isReply)];
+    consumed.set(wire, wire.lines.length);
     transcript.push({ step: label, lines });
   };
-  try {
-    // The greeting.
+  const greeting = async (wire: Wire, label: string) => {
     const deadline = Date.now() + timeout;
     while (wire.lines.length === 0 && !wire.closed && Date.now() < deadline)
       await wire.waitForMore(100);
-    take('greeting');
+    take(wire, label);
+  };
+  /** Waits until `lines()` has every substring of `until` in order (or the wire closed / timed out). */
+  const waitFor = async (wire: Wire, from: number, until: readonly string[], replies: number) => {
+    const end = Date.now() + timeout;
+    for (;;) {
+      const lines = wire.lines.slice(from);
+      let pos = 0;
+      const allSeen = until.every((u) => {
+        const i = lines.findIndex((l, k) => k >= pos && l.includes(u));
+        if (i < 0) return false;
+        pos = i + 1;
+        return true;
+      });
+      if (countReplies(lines) >= replies && allSeen) return;
+      if (wire.closed || Date.now() > end) return;
+      await wire.waitForMore(Math.max(1, end - Date.now()));
+    }
+  };
+  try {
+    await greeting(first.wire, 'greeting');
+    let target: Peer | undefined;
+    const { target: targetSetup } = scenario.setup;
+    if (targetSetup) {
+      target =
+        kind === 'qemu'
+          ? await startQemu(targetSetup, dir, binary)
+          : await startFake(targetSetup, dir, binary, 'qmp-target.sock');
+      peers.push(target);
+      wires.target = target.wire;
+      await greeting(target.wire, 'target: greeting');
+    }
+    const wireOf = (step: { readonly peer?: 'target' }): [Wire, string] => {
+      if (step.peer !== 'target') return [first.wire, ''];
+      if (!target) throw new ContractSetupError("a step names peer 'target' but setup has none");
+      return [target.wire, 'target: '];
+    };
     for (const step of scenario.steps) {
       if ('run' in step) {
         await step.run(ctx);
         continue;
       }
+      const [wire, prefix] = wireOf(step);
+      if ('await' in step) {
+        await waitFor(wire, consumed.get(wire) ?? 0, step.await, 0);
+        take(wire, `${prefix}<await ${step.await.join(', ')}>`);
+        continue;
+      }
       if ('expectClose' in step) {
         const end = Date.now() + timeout;
         while (!wire.closed && Date.now() < end) await wire.waitForMore(100);
-        take('<close>');
-        transcript.push({ step: '<closed>', lines: [String(wire.closed)] });
+        take(wire, `${prefix}<close>`);
+        transcript.push({ step: `${prefix}<closed>`, lines: [String(wire.closed)] });
         continue;
       }
       const text =
         'send' in step
-          ? `${step.send.split('$DIR').join(dir)}\n`
+          ? `${step.send
+              .split('$DIR')
+              .join(dir)
+              .split('$PORT')
+              .join(String(ctx.state.get('port')))}\n`
           : step.raw.split('$DIR').join(dir);
       const label = 'send' in step ? step.send : `raw ${JSON.stringify(step.raw)}`;
       const start = wire.lines.length;
       wire.write(text);
-      const wantReplies = step.replies ?? ('send' in step ? 1 : 0);
-      const until = step.until ?? [];
-      const end = Date.now() + timeout;
-      for (;;) {
-        const lines = wire.lines.slice(start);
-        let pos = 0;
-        const allSeen = until.every((u) => {
-          const i = lines.findIndex((l, k) => k >= pos && l.includes(u));
-          if (i < 0) return false;
-          pos = i + 1;
-          return true;
-        });
-        if (countReplies(lines) >= wantReplies && allSeen) break;
-        if (wire.closed || Date.now() > end) break;
-        await wire.waitForMore(Math.max(1, end - Date.now()));
-      }
+      await waitFor(wire, start, step.until ?? [], step.replies ?? ('send' in step ? 1 : 0));
       if (step.settle) await new Promise((r) => setTimeout(r, step.settle));
-      take(label);
+      take(wire, `${prefix}${label}`, 'send' in step && step.replyLast === true);
       const last = transcript.at(-1);
       if ('unordered' in step && step.unordered && last)
         transcript[transcript.length - 1] = { ...last, lines: [...last.lines].sort() };
     }
     // Anything that arrived late.
     await new Promise((r) => setTimeout(r, 50));
-    if (wire.lines.length > consumed) take('<late>');
+    for (const [i, peer] of peers.entries())
+      if (peer.wire.lines.length > (consumed.get(peer.wire) ?? 0))
+        take(peer.wire, i === 0 ? '<late>' : 'target: <late>');
   } finally {
-    await peer.close();
+    for (const peer of peers.reverse()) await peer.close();
   }
   return transcript;
 }

@@ -14,7 +14,7 @@ import {
 } from '@qmpkit/testguest/test-support';
 import { connect } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
-import type { Scenario, Step } from './runner.js';
+import type { Scenario, Step, StepContext } from './runner.js';
 import { blockJobScenarios } from './scenarios-block-jobs.js';
 
 const NEGOTIATE: Step = { send: '{"execute":"qmp_capabilities"}' };
@@ -60,6 +60,18 @@ const qcow2 = (name: string, size = '16M') => image('qcow2', name, size);
 const qcow2Node = (name: string, file: string): string[] => [
   exec('blockdev-add', { driver: 'file', filename: `$DIR/${file}`, 'node-name': `${name}-file` }),
   exec('blockdev-add', { driver: 'qcow2', file: `${name}-file`, 'node-name': name }),
+];
+
+/** Capabilities both sides of a live migration set (issue 16: events and return-path). */
+const LIVE_CAPS = [
+  { capability: 'events', state: true },
+  { capability: 'return-path', state: true },
+];
+
+/** MIGRATION_NUMBERS plus the port a target chose and RAM counts of two peers. */
+const TWO_PEER_NUMBERS: readonly (readonly [RegExp, string])[] = [
+  ...MIGRATION_NUMBERS,
+  [/"port": "\d+"/g, '"port": "P"'],
 ];
 
 export const scenarios: Scenario[] = [
@@ -1134,9 +1146,169 @@ export const scenarios: Scenario[] = [
   },
   // Block jobs, dirty bitmaps and NBD exports (scenarios-block-jobs.ts).
   ...blockJobScenarios,
+  // ---- migration between two peers (two QEMUs, or two fakes) ----------------------------
+  {
+    name: 'migration between two peers over unix: events on both sides, return-path, the target resumes',
+    setup: { machine: 'none', target: { machine: 'none', incoming: 'defer' } },
+    normalize: TWO_PEER_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { ...NEGOTIATE, peer: 'target' },
+      { send: exec('query-status'), peer: 'target' },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }), peer: 'target' },
+      {
+        send: exec('migrate-incoming', { uri: 'unix:$DIR/mig.sock' }),
+        peer: 'target',
+        until: ['"setup"'],
+      },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }) },
+      {
+        send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }),
+        replyLast: true,
+        until: ['"completed"'],
+      },
+      { await: ['RESUME', '"completed"'], peer: 'target' },
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+      { send: exec('query-migrate'), peer: 'target' },
+      { send: exec('query-status'), peer: 'target' },
+    ],
+  },
+  {
+    name: 'migration between two peers over tcp from a stopped source with pause-before-switchover: migrate-continue, the target stays paused',
+    setup: { machine: 'none', target: { machine: 'none', incoming: 'defer' } },
+    normalize: TWO_PEER_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { ...NEGOTIATE, peer: 'target' },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }), peer: 'target' },
+      {
+        send: exec('migrate-incoming', { uri: 'tcp:127.0.0.1:0' }),
+        peer: 'target',
+        until: ['"setup"'],
+      },
+      { send: exec('query-migrate'), peer: 'target' },
+      { run: (ctx) => readPort(ctx) },
+      { send: exec('stop'), until: ['STOP'] },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [...LIVE_CAPS, { capability: 'pause-before-switchover', state: true }],
+        }),
+      },
+      { send: exec('migrate-continue', { state: 'pre-switchover' }) },
+      {
+        send: exec('migrate', { uri: 'tcp:127.0.0.1:$PORT' }),
+        replyLast: true,
+        until: ['"pre-switchover"'],
+      },
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+      { send: exec('migrate-continue', { state: 'active' }) },
+      {
+        send: exec('migrate-continue', { state: 'pre-switchover' }),
+        replyLast: true,
+        until: ['"completed"'],
+      },
+      { await: ['"completed"'], peer: 'target' },
+      { send: exec('query-status') },
+      { send: exec('query-status'), peer: 'target' },
+      { send: exec('cont'), peer: 'target', until: ['RESUME'] },
+    ],
+  },
+  {
+    name: 'migration between two peers cancelled at pre-switchover: the source runs again, the target fails and exits',
+    setup: { machine: 'none', target: { machine: 'none', incoming: 'defer' } },
+    normalize: TWO_PEER_NUMBERS,
+    steps: [
+      NEGOTIATE,
+      { ...NEGOTIATE, peer: 'target' },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }), peer: 'target' },
+      {
+        send: exec('migrate-incoming', { uri: 'unix:$DIR/mig.sock' }),
+        peer: 'target',
+        until: ['"setup"'],
+      },
+      {
+        send: exec('migrate-set-capabilities', {
+          capabilities: [...LIVE_CAPS, { capability: 'pause-before-switchover', state: true }],
+        }),
+      },
+      {
+        send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }),
+        replyLast: true,
+        until: ['"pre-switchover"'],
+      },
+      { send: exec('query-status') },
+      { send: exec('migrate_cancel'), replyLast: true, until: ['RESUME', '"cancelled"'] },
+      { await: ['"failed"'], peer: 'target' },
+      { expectClose: true, peer: 'target' },
+      // 10.0's return path records the target's end as the cancelled migration's error-desc.
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+      { send: exec('migrate_cancel') },
+    ],
+  },
+  {
+    name: 'migration between two peers into another machine type: the target gives up on the configuration section, the source fails and its guest runs on',
+    setup: {
+      machine: 'pc',
+      fake: () => ({ ramBytes: 16 * 1024 * 1024 }),
+      target: {
+        machine: 'pc',
+        incoming: 'defer',
+        qemuArgs: () => ['-machine', 'pc-i440fx-7.1'],
+        fake: () => ({ machineType: 'pc-i440fx-7.1' }),
+      },
+    },
+    normalize: [
+      ...TWO_PEER_NUMBERS,
+      // Which socket call notices the target's end first varies from run to run (7.2: Broken
+      // pipe or Bad file descriptor; 10.0: Connection reset by peer or a channel error).
+      [
+        /"error-desc": "(Unable to (write to|read from) socket|Channel error): [^"]*"/g,
+        '"error-desc": "SOCKET ERROR"',
+      ],
+    ],
+    steps: [
+      NEGOTIATE,
+      { ...NEGOTIATE, peer: 'target' },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }), peer: 'target' },
+      {
+        send: exec('migrate-incoming', { uri: 'unix:$DIR/mig.sock' }),
+        peer: 'target',
+        until: ['"setup"'],
+      },
+      { send: exec('migrate-set-capabilities', { capabilities: LIVE_CAPS }) },
+      // 1 byte/s: the source cannot finish the RAM before the target has read the
+      // configuration section (which comes first), so it fails while still active.
+      { send: exec('migrate-set-parameters', { 'max-bandwidth': 1 }) },
+      {
+        send: exec('migrate', { uri: 'unix:$DIR/mig.sock' }),
+        replyLast: true,
+        until: ['"failed"'],
+      },
+      { await: ['"failed"'], peer: 'target' },
+      { expectClose: true, peer: 'target' },
+      { send: exec('query-migrate') },
+      { send: exec('query-status') },
+    ],
+  },
 ];
 
 // ---- helpers for migration scenarios ---------------------------------------------------
+
+/** Reads the port of the target's last `socket-address` (query-migrate) into `state.port`. */
+function readPort(ctx: StepContext): void {
+  const ports = [
+    ...ctx
+      .lines('target')
+      .join('\n')
+      .matchAll(/"port": "(\d+)"/g),
+  ];
+  const port = ports.at(-1)?.[1];
+  if (port === undefined) throw new Error('the target reported no listening port');
+  ctx.state.set('port', port);
+}
 
 function startSink(dir: string, state: Map<string, unknown>): Promise<void> {
   const file = path.join(dir, 'mig.sock');

@@ -18,7 +18,9 @@
  * process dies by the signal (exit code null, signal set).
  */
 import net from 'node:net';
+import { DEFAULT_QEMU_VERSION } from '@qmpkit/qapi';
 import { FakeQmpUsageError, qmpError } from './errors.js';
+import { machineHelp, resolveMachineType } from './model/machine-types.js';
 import { createFakeQmp, type FakeQmpOptions } from './server/fake.js';
 
 export interface FakeQemuIo {
@@ -38,6 +40,18 @@ export interface FakeQemuCommandLine {
   readonly fail: readonly string[];
   readonly exit: { readonly code: number; readonly text: string } | undefined;
   readonly version: boolean;
+  /** `-machine help`: print the machine types and exit. */
+  readonly machineHelp: boolean;
+}
+
+/** QEMU's size suffixes for `-m` (a bare number is MiB). */
+function memoryBytes(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)([kKmMgGtT]?)[bB]?$/.exec(text);
+  if (!m) return undefined;
+  const unit = { '': 2 ** 20, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[
+    (m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
+  ];
+  return Math.round(Number(m[1]) * unit);
 }
 
 /** Key=value list of a QEMU option (`socket,id=qmp,fd=3`); the first bare word is `''`. */
@@ -73,6 +87,9 @@ export function parseQemuCommandLine(argv: readonly string[]): FakeQemuCommandLi
   const object: Record<string, unknown>[] = [];
   const fail: string[] = [];
   let machine: 'pc' | 'none' = 'pc';
+  let machineType: string | undefined;
+  let machineHelp = false;
+  let ramBytes: number | undefined;
   let memoryBackend: string | undefined;
   let paused = false;
   let incoming: string | undefined;
@@ -108,8 +125,15 @@ export function parseQemuCommandLine(argv: readonly string[]): FakeQemuCommandLi
     else if (arg === '-machine' || arg === '-M') {
       const kv = keyValues(next());
       const type = kv.get('type') ?? kv.get('');
-      if (type) machine = type === 'none' ? 'none' : 'pc';
+      if (type === 'help') machineHelp = true;
+      else if (type) {
+        machine = type === 'none' ? 'none' : 'pc';
+        machineType = type === 'none' ? undefined : resolveMachineType(DEFAULT_QEMU_VERSION, type);
+      }
       if (kv.has('memory-backend')) memoryBackend = kv.get('memory-backend');
+    } else if (arg === '-m') {
+      const kv = keyValues(next());
+      ramBytes = memoryBytes(kv.get('size') ?? kv.get('') ?? '');
     } else if (arg === '-chardev') {
       const kv = keyValues(next());
       const id = kv.get('id');
@@ -138,6 +162,8 @@ export function parseQemuCommandLine(argv: readonly string[]): FakeQemuCommandLi
       ...(device.length > 0 ? { device } : {}),
       ...(object.length > 0 ? { object } : {}),
       ...(memoryBackend !== undefined ? { memoryBackend } : {}),
+      ...(machineType !== undefined ? { machineType } : {}),
+      ...(ramBytes !== undefined ? { ramBytes } : {}),
     },
     monitorFd,
     ignoreQuit,
@@ -146,6 +172,7 @@ export function parseQemuCommandLine(argv: readonly string[]): FakeQemuCommandLi
     fail,
     exit,
     version,
+    machineHelp,
   };
 }
 
@@ -160,6 +187,10 @@ export async function runFakeQemu(argv: readonly string[], io: FakeQemuIo): Prom
   } catch (error) {
     io.stderr(`qemu-system-x86_64: ${(error as Error).message}\n`);
     return 1;
+  }
+  if (line.machineHelp) {
+    io.stdout(machineHelp(DEFAULT_QEMU_VERSION));
+    return 0;
   }
   if (line.exit) {
     io.stderr(line.exit.text === '' ? '' : `${line.exit.text}\n`);

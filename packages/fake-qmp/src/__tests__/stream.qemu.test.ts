@@ -1,7 +1,12 @@
-/** The fake's migration stream is QEMU-shaped: a real QEMU 7.2 `-machine none` loads it. */
+/**
+ * The fake's migration stream is QEMU-shaped: a real QEMU 7.2 `-machine none` loads it; and
+ * the machine types a stream names are QEMU's (`-machine help`, byte for byte).
+ */
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import {
   privateTempDir,
+  QEMU,
   qemuSkipReason,
   qemuSuite,
   skipNote,
@@ -10,6 +15,8 @@ import {
 import { connect } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
 import { describe, expect, it } from 'vitest';
+import { machineHelp, resolveMachineType } from '../model/machine-types.js';
+import { parseQemuCommandLine } from '../process.js';
 import { createFakeQmp } from '../server/fake.js';
 
 // Binary lookup (QMPKIT_QEMU still overrides), skip rules (never skip with CI=true) and
@@ -68,5 +75,19 @@ describe.skipIf(missing !== undefined)(`migration stream${skipNote()}`, () => {
       }
       remove();
     }
+  });
+
+  it("-machine help of the fake (process mode) is the real binary's; pc and q35 resolve to its newest types", () => {
+    const { major, minor } = QEMU.version ?? { major: 0, minor: 0 };
+    const version = `${major}.${minor}`;
+    const real = execFileSync(QEMU.system, [...QEMU.baseArgs, '-machine', 'help'], {
+      env: { ...process.env, ...QEMU.env },
+      encoding: 'utf8',
+    });
+    expect(machineHelp(version)).toBe(real);
+    expect(resolveMachineType(version, 'q35')).toBe(`pc-q35-${version}`);
+    const line = parseQemuCommandLine(['-machine', 'type=pc,accel=tcg', '-m', 'size=48M']);
+    expect(line.options).toMatchObject({ machineType: 'pc-i440fx-7.2', ramBytes: 48 * 2 ** 20 });
+    expect(parseQemuCommandLine(['-machine', 'help']).machineHelp).toBe(true);
   });
 });

@@ -47,6 +47,10 @@ export interface VersionFacts {
   readonly migrationTransferredCountsStream: boolean;
   /** query-migrate on a listening incoming side shows `status: setup` beside `socket-address`. */
   readonly incomingSetupStatusShown: boolean;
+  /** query-migrate of a migration cancelled after it connected shows this `error-desc` (10.0). */
+  readonly migrationCancelErrorDesc?: string;
+  /** The source's `error-desc` when the target fails or goes away mid-stream. */
+  readonly migrationTargetGoneDesc: string;
 }
 
 export interface ModelHost {

@@ -14,6 +14,7 @@ import { BlockExports } from './exports.js';
 import { Hmp } from './hmp.js';
 import type { HandlerTable, ModelHost } from './host.js';
 import { Jobs } from './jobs.js';
+import { resolveMachineType } from './machine-types.js';
 import { Migration } from './migration.js';
 import { Objects } from './objects.js';
 import { RunState } from './runstate.js';
@@ -22,7 +23,7 @@ import { Snapshots } from './snapshots.js';
 export interface VmOptions {
   /** `-machine none` (no buses, no devices) or a PC (`pci.0`, `ide.0`/`ide.1`). Default 'pc'. */
   readonly machine?: MachineKind;
-  /** Machine type written into migration streams. Default 'none' / 'pc-i440fx-7.2'. */
+  /** Machine type written into migration streams. Default 'none' / the version's `pc` (`pc-i440fx-7.2`). */
   readonly machineType?: string;
   /** Started with `-S`: run state 'prelaunch' until `cont`. */
   readonly paused?: boolean;
@@ -38,6 +39,16 @@ export interface VmOptions {
   readonly object?: readonly Record<string, unknown>[];
   /** `-machine memory-backend=ID`: that object is the guest RAM (it cannot be deleted). */
   readonly memoryBackend?: string;
+  /**
+   * Guest RAM a migration copies, in bytes (query-migrate's `ram.total`). Default 0 for
+   * `-machine none` (as QEMU reports it) and 128 MiB (QEMU's default `-m`) for a PC.
+   */
+  readonly ramBytes?: number;
+  /**
+   * Bytes per second the running guest dirties, in the migration's simulated time (each step
+   * is 100 ms): with `max-bandwidth` at or below it a migration never converges. Default 0.
+   */
+  readonly dirtyRate?: number;
 }
 
 export class VmModel {
@@ -75,7 +86,14 @@ export class VmModel {
     this.exports = new BlockExports(host, this.block);
     this.migration = new Migration(host, this.run, this.block, {
       ...(options.incoming !== undefined ? { incoming: options.incoming } : {}),
-      machineType: options.machineType ?? (machine === 'none' ? 'none' : 'pc-i440fx-7.2'),
+      machineType:
+        options.machineType ??
+        (machine === 'none'
+          ? 'none'
+          : resolveMachineType(`${host.version.qemu.major}.${host.version.qemu.minor}`, 'pc')),
+      machine,
+      ...(options.ramBytes !== undefined ? { ramBytes: options.ramBytes } : {}),
+      ...(options.dirtyRate !== undefined ? { dirtyRate: options.dirtyRate } : {}),
     });
     this.objects = new Objects(host);
     for (const args of options.object ?? []) this.objects.add(args);
