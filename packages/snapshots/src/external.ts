@@ -69,7 +69,6 @@ import {
 } from './errors.js';
 import {
   applyEncoding,
-  binarySupport,
   chooseEncoding,
   DEFAULT_MAPPED_RAM_LOAD,
   DEFAULT_MAPPED_RAM_SAVE,
@@ -741,22 +740,14 @@ export class ExternalStrategy extends BaseStrategy {
         throw new SnapshotIntegrityError(name, '(none)', 'missing', {
           message: 'the manifest names no state file',
         });
-      // A mapped-ram file needs mapped-ram on the incoming side: refused here, before the
-      // file is read or the VM touched, on a QEMU whose live schema lacks it.
-      // (A machine that is not running has no schema to ask: what its executable answered
-      // before in this process, else the QEMU started below is asked, before it reads.)
+      // A mapped-ram file needs mapped-ram on the incoming side: the preflight refused a
+      // loading binary without it and says what that binary offers (undefined: unknown until
+      // the QEMU started below is asked, before it reads).
       const recorded = recordedEncoding(state);
       let incoming:
         | { support: MappedRamSupport | undefined; directIoOk: boolean; uri: string }
         | undefined;
       if (recorded.format === 'mapped-ram') {
-        // On another binary (`options.qemu`) that binary is asked, not the one running now.
-        const support =
-          target.qemu !== undefined
-            ? await binarySupport(target.qemu)
-            : await machineSupport(machine);
-        if (support !== undefined && !support.mappedRam)
-          throw new SnapshotStateFormatError(name, target.loading.version ?? identity.qemuVersion);
         const uri = fileUriFor(state.path);
         if (uri === undefined)
           throw new SnapshotUnsupportedError(this.kind, [
@@ -764,7 +755,7 @@ export class ExternalStrategy extends BaseStrategy {
           ]);
         const wantDirect = options.mappedRam?.directIo ?? DEFAULT_MAPPED_RAM_LOAD.directIo;
         incoming = {
-          support,
+          support: target.support,
           directIoOk: wantDirect ? await probeDirectIo(path.dirname(state.path)) : false,
           uri,
         };

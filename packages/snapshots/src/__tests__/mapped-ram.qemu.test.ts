@@ -5,7 +5,9 @@
  * channels than the save used; `portable: true` writes the stream instead, which loads on
  * 7.2 (as does a manifest entry without the `encoding` field, as manifests written before it
  * was recorded are); a mapped-ram snapshot onto 7.2 is refused before anything is started or
- * changed on disk. Names both binaries itself, so it runs once (`ONCE` in vitest.config.ts).
+ * changed on disk — from 10.0 with `qemu`, and on 7.2 also while its QEMU is down (the
+ * preflight asks the executable then). Names both binaries itself, so it runs once (`ONCE` in
+ * vitest.config.ts).
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -192,7 +194,35 @@ describe.skipIf(skip !== undefined)(
       const dir = path.join(suite.dir, 'snaps-refused');
       const snaps = await openSnapshots(m, { dir, strategy: 'external' });
       await snaps.save('m');
-      const m2 = await moveTo(m, QEMU_SYSTEM);
+      // Onto another binary from the running 10.0 (`qemu`): that binary's schema is asked.
+      const sourcePid = m.pid;
+      const other = await snaps.load('m', { qemu: QEMU_SYSTEM.machineQemu }).result.catch((e) => e);
+      expect(isSnapshotStateFormatError(other) && other.reason).toBe('mapped-ram-unsupported');
+      expect([m.pid, m.status]).toEqual([sourcePid, 'running']);
+      const crashed = await moveTo(m, QEMU_SYSTEM);
+
+      // Its QEMU gone (no live schema to ask, and none asked before in this process): the
+      // preflight asks the executable itself, so no QEMU is started for the refusal.
+      // (It started 7.2, then stopped it and refused.)
+      const deadPid = crashed.pid;
+      process.kill(deadPid, 'SIGKILL');
+      await crashed.exited;
+      const storeBefore = await tree(dir, new Set());
+      const down = await openSnapshots(crashed, { dir, strategy: 'external' });
+      const refusedDown = await down.load('m').result.catch((e: unknown) => e);
+      expect(
+        isSnapshotStateFormatError(refusedDown) && [refusedDown.reason, refusedDown.snapshot],
+      ).toEqual(['mapped-ram-unsupported', 'm']);
+      // No QEMU started (a restart gives the machine a new process and another status).
+      expect([crashed.pid, crashed.status]).toEqual([deadPid, 'exited']);
+      expect(await tree(dir, new Set())).toEqual(storeBefore);
+
+      const m2 = suite.adopt(
+        await Machine.relaunch(crashed.stateFile ?? '', {
+          ...launchQemu(QEMU_SYSTEM),
+          logger: quiet,
+        }),
+      );
       const snaps2 = await openSnapshots(m2, { dir, strategy: 'external' });
       await nextCounter(m2);
       const pid = m2.pid;
