@@ -12,8 +12,9 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { launch, Machine } from '@qmpkit/machine';
-import { readCounterFromImageFile } from '@qmpkit/testguest';
 import {
+  deviceTopFile,
+  diskCounterOf,
   launchQemu,
   QEMU_10,
   QEMU_SYSTEM,
@@ -38,22 +39,8 @@ const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-mapped-' });
 const skip = qemuSkipReason(QEMU_SYSTEM) ?? qemuSkipReason(QEMU_10);
 const quiet = { warn: () => {} };
 
-/** The file under the qcow2 node that `boot0` reads now (the top of the active chain). */
-function topFile(m: Machine): string {
-  const blockdevs = (m.config.blockdevs ?? []) as readonly {
-    'node-name': string;
-    file?: unknown;
-    filename?: unknown;
-  }[];
-  const drive = (m.config.devices ?? []).find((d) => d.id === 'boot0') as
-    | { drive?: string }
-    | undefined;
-  const fmt = blockdevs.find((n) => n['node-name'] === drive?.drive);
-  return String(blockdevs.find((n) => n['node-name'] === fmt?.file)?.filename ?? '');
-}
-
-const diskCounter = (m: Machine) =>
-  readCounterFromImageFile(topFile(m), { format: 'qcow2', forceShare: true });
+const topFile = (m: Machine) => deviceTopFile(m.config);
+const diskCounter = (m: Machine) => diskCounterOf(m.config);
 
 /**
  * Every file below `dir` with its size and mtime (what "nothing changed on disk" compares);
