@@ -13,7 +13,8 @@
 // file is loaded cold twice where the format allows: buffered and with direct-io.
 //
 // "Save" is the state written and fsynced (the `save` phase: for the stream it includes the
-// inline SHA-256, for mapped-ram the hash is read back after the fsync, shown separately);
+// inline SHA-256; for mapped-ram the file is read back for its hash beside the fsync, and
+// "hash s" is what that takes beyond the fsync);
 // the whole call (overlays, pause, manifest commit) is shown too. "Load" is QEMU's incoming
 // migration (the `load` phase) with `verify: 'quick'` (a SHA-256 pass would warm the cache);
 // before every load each file of the store and the disk image is evicted from the page cache

@@ -58,9 +58,7 @@ async function probe(machine: Machine): Promise<StrategyProbes> {
       : undefined;
   const shared = (config.objects ?? [])
     .filter(
-      (o) =>
-        String(o['qom-type']).startsWith('memory-backend') &&
-        (o as unknown as { share?: unknown }).share === true,
+      (o) => String(o['qom-type']).startsWith('memory-backend') && 'share' in o && o.share === true,
     )
     .map((o) => o.id);
   let snapshotSave = machine.qemuVersion.major >= 6;

@@ -80,7 +80,7 @@ function canonical(value: unknown): string {
 }
 
 /** The binary a machine runs on, as a `QemuBinary` (from its state file's record). */
-function machineBinary(machine: Machine): QemuBinary | undefined {
+export function machineBinary(machine: Machine): QemuBinary | undefined {
   const b = machine.qemuBinary;
   if (b === undefined) return undefined;
   const [major, minor] = b.version.split('.');

@@ -54,7 +54,10 @@ export class SnapshotExistsError extends Error {
  * - `incompatible-state`: the compatibility probe (the same configuration migrated from the
  *   saving into the loading binary on scratch images) failed; `qemuStderr` has QEMU's reason.
  *
- * And after the fact: `qemu-refused`, QEMU started the load and failed it (`qemuStderr`).
+ * And after the fact, when the VM was already touched (`SnapshotLoadFailedError` and its
+ * subclass `SnapshotRestoreError`): `qemu-refused`, QEMU started the load and failed it
+ * (`qemuStderr`); `load-timeout`, the loading QEMU did not finish within the load's deadline
+ * and was killed.
  */
 export type CannotLoadReason =
   | 'machine-type-missing'
@@ -68,7 +71,8 @@ export type CannotLoadReason =
   | 'module-dir-missing'
   | 'data-dir-missing'
   | 'incompatible-state'
-  | 'qemu-refused';
+  | 'qemu-refused'
+  | 'load-timeout';
 
 /** One QEMU binary as an error names it (either side may be unknown). */
 export interface CannotLoadBinary {
@@ -97,6 +101,7 @@ export type CannotLoadErrorName =
   | 'SnapshotCannotLoadError'
   | 'SnapshotMismatchError'
   | 'SnapshotLoadFailedError'
+  | 'SnapshotRestoreError'
   | (string & {});
 
 function stderrBlock(text: string | undefined): string {
@@ -116,13 +121,20 @@ function side(b: CannotLoadBinary | undefined): string | undefined {
 /**
  * "This snapshot cannot load here": the one base class of every refusal to load and of a load
  * QEMU failed. `reason` says which (see `CannotLoadReason`); the other fields say with what.
- * Catch this (or test `isSnapshotCannotLoadError`) to handle all of them; subclasses
- * (`SnapshotMismatchError`, `SnapshotLoadFailedError`, …) keep their own names and fields.
+ * Catch this (or test `isSnapshotCannotLoadError`) to handle all of them; subclasses keep
+ * their own names and fields. The tree has two branches:
+ * - refusals before anything is touched (this class, `SnapshotMismatchError` and its
+ *   `SnapshotStateFormatError`): the VM runs on as it was, `touched` is false;
+ * - `SnapshotLoadFailedError` (internal loads) and its `SnapshotRestoreError` (external
+ *   loads): the load had started, so the VM was touched (paused, or its QEMU replaced and
+ *   stopped); `touched` is true and `isSnapshotLoadFailedError` recognises both.
  */
 export class SnapshotCannotLoadError extends Error {
   override readonly name: CannotLoadErrorName = 'SnapshotCannotLoadError';
   /** Brand shared by every class of the hierarchy, also those of other packages' subclasses. */
   readonly snapshotCannotLoad = true as const;
+  /** Whether the load had touched the VM before it failed (see the class comment). */
+  readonly touched: boolean = false;
   readonly reason: CannotLoadReason;
   readonly snapshot: string;
   readonly saved: CannotLoadBinary | undefined;
@@ -217,12 +229,16 @@ export class SnapshotMismatchError extends SnapshotCannotLoadError {
  * QEMU started the load and failed it (`reason: 'qemu-refused'`): a `snapshot-load` job error
  * (which says only "Error -22 while loading VM state") or an HMP `loadvm` error, with the
  * loading QEMU's stderr lines that say why (`qemuStderr`, also in the message). The VM is
- * left paused (or resumed when it was running and QEMU kept its old state).
+ * left paused (or resumed when it was running and QEMU kept its old state). The branch of the
+ * hierarchy for loads that failed after touching the VM (`touched: true`; brand `loadFailed`,
+ * which `isSnapshotLoadFailedError` checks so that subclasses count).
  */
 export class SnapshotLoadFailedError extends SnapshotCannotLoadError {
   override readonly name: CannotLoadErrorName = 'SnapshotLoadFailedError';
+  override readonly touched = true;
+  readonly loadFailed = true as const;
   readonly strategy: StrategyKind;
-  /** The command that failed (`snapshot-load`, `loadvm`). */
+  /** The command that failed (`snapshot-load`, `loadvm`, `migrate-incoming`). */
   readonly command: string;
   /** QEMU's own error text (the job's or HMP's). */
   readonly desc: string;
@@ -234,16 +250,22 @@ export class SnapshotLoadFailedError extends SnapshotCannotLoadError {
       desc: string;
       qemuStderr: string;
       loading?: CannotLoadBinary;
+      /** Default `qemu-refused`. */
+      reason?: CannotLoadReason;
+      /** Default: strategy, command and QEMU's error text. */
+      message?: string;
     },
     options?: { cause?: unknown },
   ) {
     super(
-      'qemu-refused',
+      init.reason ?? 'qemu-refused',
       {
         snapshot: init.snapshot,
         qemuStderr: init.qemuStderr,
         ...(init.loading !== undefined ? { loading: init.loading } : {}),
-        message: `${init.strategy} load of '${init.snapshot}': ${init.command}: ${init.desc}`,
+        message:
+          init.message ??
+          `${init.strategy} load of '${init.snapshot}': ${init.command}: ${init.desc}`,
       },
       options,
     );
@@ -339,35 +361,42 @@ export class SnapshotQemuError extends Error {
   }
 }
 
+/** How the destination QEMU of an external restore failed. */
+export type RestoreOutcome = 'failed' | 'exited' | 'timeout';
+
 /**
  * The destination QEMU of an external restore failed (QEMU 7.2 reports a failed incoming
- * migration only on its stderr and with exit code 1). The machine is stopped afterwards.
+ * migration only on its stderr and with exit code 1), exited, or did not finish within the
+ * load's deadline (`outcome`). The VM's previous QEMU had been replaced, and the machine is
+ * stopped afterwards: a `SnapshotLoadFailedError` (`touched: true`) with `reason`
+ * `qemu-refused` (failed, exited) or `load-timeout`.
  */
-export class SnapshotRestoreError extends Error {
-  override readonly name = 'SnapshotRestoreError' as const;
-  readonly snapshot: string;
-  readonly reason: 'failed' | 'exited' | 'timeout';
+export class SnapshotRestoreError extends SnapshotLoadFailedError {
+  override readonly name: CannotLoadErrorName = 'SnapshotRestoreError';
+  readonly outcome: RestoreOutcome;
   readonly exitCode: number | null;
   readonly signal: string | null;
-  /** The tail of the destination QEMU's stderr. */
+  /** The tail of the destination QEMU's stderr (also `qemuStderr`). */
   readonly stderr: string;
   constructor(
     snapshot: string,
-    reason: 'failed' | 'exited' | 'timeout',
+    outcome: RestoreOutcome,
     fields: { exitCode: number | null; signal: string | null; stderr: string; detail: string },
     options?: { cause?: unknown },
   ) {
-    const tail =
-      fields.stderr.trim() === ''
-        ? ''
-        : `\nQEMU's stderr:\n${fields.stderr
-            .trimEnd()
-            .split('\n')
-            .map((l) => `  ${l}`)
-            .join('\n')}`;
-    super(`restoring '${snapshot}': ${fields.detail}${tail}`, options);
-    this.snapshot = snapshot;
-    this.reason = reason;
+    super(
+      {
+        snapshot,
+        strategy: 'external',
+        command: 'migrate-incoming',
+        desc: fields.detail,
+        qemuStderr: fields.stderr,
+        reason: outcome === 'timeout' ? 'load-timeout' : 'qemu-refused',
+        message: `restoring '${snapshot}': ${fields.detail}`,
+      },
+      options,
+    );
+    this.outcome = outcome;
     this.exitCode = fields.exitCode;
     this.signal = fields.signal;
     this.stderr = fields.stderr;
@@ -475,8 +504,9 @@ export const isSnapshotCannotLoadError = (e: unknown): e is SnapshotCannotLoadEr
   typeof (e as { name?: unknown }).name === 'string' &&
   (e as { snapshotCannotLoad?: unknown }).snapshotCannotLoad === true &&
   typeof (e as { reason?: unknown }).reason === 'string';
+/** A load that failed after touching the VM (`SnapshotLoadFailedError`, its subclasses too). */
 export const isSnapshotLoadFailedError = (e: unknown): e is SnapshotLoadFailedError =>
-  hasName(e, 'SnapshotLoadFailedError');
+  isSnapshotCannotLoadError(e) && (e as { loadFailed?: unknown }).loadFailed === true;
 export const isSnapshotStateFormatError = (e: unknown): e is SnapshotStateFormatError =>
   hasName(e, 'SnapshotMismatchError') &&
   (e as { reason?: unknown }).reason === 'mapped-ram-unsupported';

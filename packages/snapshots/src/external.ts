@@ -69,7 +69,6 @@ import {
 } from './errors.js';
 import {
   applyEncoding,
-  binarySupport,
   chooseEncoding,
   DEFAULT_MAPPED_RAM_LOAD,
   DEFAULT_MAPPED_RAM_SAVE,
@@ -426,20 +425,41 @@ export class ExternalStrategy extends BaseStrategy {
   }
 
   /**
-   * A mapped-ram file QEMU wrote: fsync (QEMU does not; `completed` is not durable), then its
-   * size and SHA-256 (read back, from the page cache unless it was written with O_DIRECT).
+   * A mapped-ram file QEMU wrote: fsync (QEMU does not; `completed` is not durable) and its
+   * size and SHA-256. QEMU wrote the file itself, so the hash needs one read of it; that read
+   * (from the page cache unless the file was written with O_DIRECT) runs beside the fsync
+   * instead of after it: the file does not change any more, and the fsync's writeback and the
+   * read-back overlap. The `save` phase ends with the fsync; `checksum` is what the hash takes
+   * beyond it.
    */
   async #sealFile(file: string, ctx: TaskContext): Promise<{ bytes: number; sha256: string }> {
+    const { size } = await stat(file);
     const handle = await open(file, 'r');
+    let sha256: Promise<string>;
+    // Progress of the hash is the checksum phase's: held back while the save phase lasts.
+    let hashed = 0;
+    let reporting = false;
     try {
+      sha256 = sha256File(
+        file,
+        (b) => {
+          hashed = b;
+          if (reporting) ctx.bytes(b, size);
+        },
+        ctx.signal,
+      );
+      // Observed below; here only its rejection is kept from going unhandled while the
+      // fsync runs (a failed fsync is thrown first, and the read then stops with the signal
+      // or at its end).
+      sha256.catch(() => undefined);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    const { size } = await stat(file);
     ctx.phase('checksum', size);
-    const sha256 = await sha256File(file, (b) => ctx.bytes(b, size), ctx.signal);
-    return { bytes: size, sha256 };
+    reporting = true;
+    ctx.bytes(hashed, size);
+    return { bytes: size, sha256: await sha256 };
   }
 
   /**
@@ -741,22 +761,14 @@ export class ExternalStrategy extends BaseStrategy {
         throw new SnapshotIntegrityError(name, '(none)', 'missing', {
           message: 'the manifest names no state file',
         });
-      // A mapped-ram file needs mapped-ram on the incoming side: refused here, before the
-      // file is read or the VM touched, on a QEMU whose live schema lacks it.
-      // (A machine that is not running has no schema to ask: what its executable answered
-      // before in this process, else the QEMU started below is asked, before it reads.)
+      // A mapped-ram file needs mapped-ram on the incoming side: the preflight refused a
+      // loading binary without it and says what that binary offers (undefined: unknown until
+      // the QEMU started below is asked, before it reads).
       const recorded = recordedEncoding(state);
       let incoming:
         | { support: MappedRamSupport | undefined; directIoOk: boolean; uri: string }
         | undefined;
       if (recorded.format === 'mapped-ram') {
-        // On another binary (`options.qemu`) that binary is asked, not the one running now.
-        const support =
-          target.qemu !== undefined
-            ? await binarySupport(target.qemu)
-            : await machineSupport(machine);
-        if (support !== undefined && !support.mappedRam)
-          throw new SnapshotStateFormatError(name, target.loading.version ?? identity.qemuVersion);
         const uri = fileUriFor(state.path);
         if (uri === undefined)
           throw new SnapshotUnsupportedError(this.kind, [
@@ -764,7 +776,7 @@ export class ExternalStrategy extends BaseStrategy {
           ]);
         const wantDirect = options.mappedRam?.directIo ?? DEFAULT_MAPPED_RAM_LOAD.directIo;
         incoming = {
-          support,
+          support: target.support,
           directIoOk: wantDirect ? await probeDirectIo(path.dirname(state.path)) : false,
           uri,
         };

@@ -17,6 +17,7 @@ export type {
   CannotLoadReason,
   MismatchField,
   QuiesceProblem,
+  RestoreOutcome,
   StateFileProblem,
 } from './errors.js';
 export {

@@ -1,9 +1,14 @@
 /**
  * What a load checks before it touches anything (no QEMU started or ended, no file written):
  * the binary it will run (given as `qemu`, or the VM's own when the load restarts QEMU), the
- * pinned machine type on that binary, and the VM against the snapshot (machine type, RAM,
- * CPUs, devices). Each refusal is a `SnapshotCannotLoadError` with its `reason`; the errors of
- * machine (`QemuBinaryError`, `QemuLaunchError`, `MachineTypeError`) are its `cause`.
+ * pinned machine type on that binary, the VM against the snapshot (machine type, RAM, CPUs,
+ * devices) and, for a mapped-ram state file, that the loading binary reads the format. Each
+ * refusal is a `SnapshotCannotLoadError` with its `reason`; the errors of machine
+ * (`QemuBinaryError`, `QemuLaunchError`, `MachineTypeError`) are its `cause`.
+ *
+ * What the loading binary offers is asked here once (its live schema while it runs, else one
+ * schema probe of the executable, remembered per path, version, size and mtime) and returned
+ * as `LoadTarget.support`; the load reads that instead of asking again.
  */
 import { stat } from 'node:fs/promises';
 import type { VmConfig } from '@qmpkit/devices';
@@ -20,8 +25,19 @@ import {
   resolveMachineType,
   resolveQemuBinary,
 } from '@qmpkit/machine';
-import { checkCompatibility, type LoadCompatibility } from './compat.js';
-import { type CannotLoadBinary, type CannotLoadReason, SnapshotCannotLoadError } from './errors.js';
+import { checkCompatibility, type LoadCompatibility, machineBinary } from './compat.js';
+import {
+  type CannotLoadBinary,
+  type CannotLoadReason,
+  SnapshotCannotLoadError,
+  SnapshotStateFormatError,
+} from './errors.js';
+import {
+  binarySupport,
+  type MappedRamSupport,
+  machineSupport,
+  recordedEncoding,
+} from './mapped-ram.js';
 import type { LoadOptions, SnapshotRecord } from './types.js';
 import { checkIdentity, type VmIdentity } from './vm.js';
 
@@ -35,6 +51,13 @@ export interface LoadTarget {
   readonly saved: CannotLoadBinary | undefined;
   /** The compatibility check (undefined on the saving binary). */
   readonly compat: LoadCompatibility | undefined;
+  /**
+   * What the loading binary offers for the state file, asked once by the preflight: set for a
+   * mapped-ram state file (always `mappedRam: true` then: one the binary cannot read is
+   * refused), undefined for every other load or when the binary is unknown (a state file
+   * without its record; the QEMU the load starts is asked then, before it reads).
+   */
+  readonly support: MappedRamSupport | undefined;
   readonly warnings: readonly string[];
 }
 
@@ -175,6 +198,10 @@ export async function preflightLoad(
     ...identity,
     qemuBinary: { path: loading.path ?? '', version: loading.version ?? '' },
   });
+  // Before the compatibility probe: a format the binary cannot read needs no probe to refuse.
+  const support = await loadingSupport(machine, record, qemu, restarts);
+  if (support !== undefined && !support.mappedRam)
+    throw new SnapshotStateFormatError(record.name, loading.version ?? identity.qemuVersion);
   const warnings: string[] = [];
   const compat = await checkCompatibility({
     machine,
@@ -189,5 +216,32 @@ export async function preflightLoad(
       options.onWarning?.(message);
     },
   });
-  return { qemu, loading, saved, compat, warnings };
+  return { qemu, loading, saved, compat, support, warnings };
+}
+
+/**
+ * What the loading binary offers, for a mapped-ram state file only (no other load needs it,
+ * and a probe runs a QEMU): `qemu` when given, else the machine's own binary (its live schema
+ * while it runs; else one probe of its executable when the load restarts QEMU).
+ */
+async function loadingSupport(
+  machine: Machine,
+  record: SnapshotRecord,
+  qemu: QemuBinary | undefined,
+  restarts: boolean,
+): Promise<MappedRamSupport | undefined> {
+  if (record.stateFile === undefined || recordedEncoding(record.stateFile).format !== 'mapped-ram')
+    return undefined;
+  if (qemu !== undefined) return await binarySupport(qemu);
+  const known = await machineSupport(machine);
+  if (known !== undefined || !restarts) return known;
+  const own = machineBinary(machine);
+  if (own === undefined) return undefined;
+  try {
+    return await binarySupport(own);
+  } catch {
+    // The probe could not run this executable (checked to exist above): unknown here; the
+    // QEMU the load starts is asked before it reads, and fails to start with its own error.
+    return undefined;
+  }
 }

@@ -3,12 +3,16 @@ import type { MachineQmp } from '@qmpkit/machine';
 import { describe, expect, it } from 'vitest';
 import {
   isSnapshotCannotLoadError,
+  isSnapshotLoadFailedError,
   isSnapshotMismatchError,
   isSnapshotQemuError,
+  isSnapshotRestoreError,
   isSnapshotUnsupportedError,
   SnapshotCannotLoadError,
   SnapshotLoadFailedError,
   SnapshotMismatchError,
+  SnapshotRestoreError,
+  SnapshotStateFormatError,
 } from './errors.js';
 import type { SnapshotRecord } from './types.js';
 import { checkIdentity, checkName, deviceConfigHash, hmpChecked, type VmIdentity } from './vm.js';
@@ -231,6 +235,48 @@ describe('the cannot-load hierarchy', () => {
     ]);
     expect(f.message).toContain('Error -22 while loading VM state');
     expect(f.message).toContain("QEMU's stderr:\n  Size mismatch: pc.ram");
+  });
+
+  it('the tree separates refusals (nothing touched) from loads that failed after touching the VM', () => {
+    const refusal = new SnapshotStateFormatError('s', '7.2.22');
+    const failed = new SnapshotLoadFailedError({
+      snapshot: 's',
+      strategy: 'internal-jobs',
+      command: 'snapshot-load',
+      desc: 'x',
+      qemuStderr: '',
+    });
+    const exited = new SnapshotRestoreError('s', 'exited', {
+      exitCode: 1,
+      signal: null,
+      stderr: 'qemu: load of migration failed: Invalid argument',
+      detail: 'the destination QEMU exited',
+    });
+    const late = new SnapshotRestoreError('s', 'timeout', {
+      exitCode: null,
+      signal: 'SIGKILL',
+      stderr: '',
+      detail: 'no completed incoming migration within 5 ms',
+    });
+    for (const e of [exited, late]) {
+      expect(e).toBeInstanceOf(SnapshotLoadFailedError);
+      expect(e).toBeInstanceOf(SnapshotCannotLoadError);
+      expect([isSnapshotCannotLoadError(e), isSnapshotLoadFailedError(e)]).toEqual([true, true]);
+      expect([isSnapshotRestoreError(e), e.touched, e.strategy]).toEqual([true, true, 'external']);
+    }
+    expect([exited.name, exited.outcome, exited.reason]).toEqual([
+      'SnapshotRestoreError',
+      'exited',
+      'qemu-refused',
+    ]);
+    expect([late.outcome, late.reason]).toEqual(['timeout', 'load-timeout']);
+    expect(exited.message).toBe(
+      "restoring 's': the destination QEMU exited\nQEMU's stderr:\n  qemu: load of migration failed: Invalid argument",
+    );
+    expect([failed.touched, isSnapshotLoadFailedError(failed)]).toEqual([true, true]);
+    expect([refusal.touched, isSnapshotLoadFailedError(refusal)]).toEqual([false, false]);
+    // Over the supervisor's wire a plain object keeps the brand.
+    expect(isSnapshotLoadFailedError({ ...exited, name: exited.name })).toBe(true);
   });
 
   it('a subclass of SnapshotMismatchError from elsewhere keeps its own name and is recognised', () => {

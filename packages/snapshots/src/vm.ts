@@ -74,10 +74,7 @@ export function deviceConfigHash(config: VmConfig): string {
   const m = config.machine;
   const memoryObjects = (config.objects ?? [])
     .filter((o) => String(o['qom-type']).startsWith('memory-backend'))
-    .map((o) => {
-      const { 'mem-path': _path, ...rest } = o as unknown as Record<string, unknown>;
-      return rest;
-    });
+    .map((o) => Object.fromEntries(Object.entries(o).filter(([key]) => key !== 'mem-path')));
   const canonical = {
     machine: {
       type: m.type,

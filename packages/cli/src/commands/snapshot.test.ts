@@ -156,6 +156,19 @@ describe('reportFailure', () => {
         message: 'does not fit',
       }),
     ).toEqual({ code: 1, err: "qmpkit: save 'snap' refused (ram-differs): does not fit\n" });
+    // A load that failed after touching the VM is no refusal.
+    expect(
+      report({
+        name: 'SnapshotRestoreError',
+        snapshotCannotLoad: true,
+        touched: true,
+        reason: 'load-timeout',
+        message: 'no completed incoming migration',
+      }),
+    ).toEqual({
+      code: 1,
+      err: "qmpkit: save 'snap' failed (load-timeout): no completed incoming migration\n",
+    });
     const io = recordingIo();
     expect(
       reportFailure(io, 'load', 'x', new Error('the supervisor closed the control connection')),

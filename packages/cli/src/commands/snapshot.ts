@@ -415,10 +415,10 @@ export function reportFailure(io: CliIo, method: string, name: string, error: un
       return 2;
     default:
       if (remote.snapshotCannotLoad === true) {
-        // The "cannot load here" hierarchy: its reason first (nothing was touched unless it
-        // is qemu-refused).
+        // The "cannot load here" hierarchy: its reason first; a refusal touched nothing, a
+        // load that failed after touching the VM (`touched`) says so.
         io.stderr.write(
-          `qmpkit: ${method} '${name}' refused (${String(remote.reason)}): ${remote.message}\n`,
+          `qmpkit: ${method} '${name}' ${remote.touched === true ? 'failed' : 'refused'} (${String(remote.reason)}): ${remote.message}\n`,
         );
         return 1;
       }

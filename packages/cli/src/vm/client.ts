@@ -6,6 +6,7 @@ import net from 'node:net';
 import { CliConnectError } from '../errors.js';
 import { vmPaths } from './paths.js';
 import {
+  asWireError,
   isRecord,
   lineReader,
   type Method,
@@ -121,7 +122,7 @@ export class ControlClient {
     }
     this.#pending.delete(value.id);
     if ('error' in value && isRecord(value.error))
-      pending.reject(new SupervisorError(value.error as unknown as WireError));
+      pending.reject(new SupervisorError(asWireError(value.error)));
     else pending.resolve(value.result);
   }
 

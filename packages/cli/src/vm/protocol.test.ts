@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lineReader, toWireError } from './protocol.js';
+import { asWireError, isRequest, isStatusResult, lineReader, toWireError } from './protocol.js';
 
 describe('lineReader', () => {
   it('splits chunks into JSON values across chunk boundaries and reports bad lines', () => {
@@ -49,5 +49,39 @@ describe('toWireError', () => {
     expect(toWireError(Object.assign(new Error('c'), { circular })).circular).toBe(
       '[object Object]',
     );
+  });
+});
+
+describe('checks of what arrives on the wire', () => {
+  it('a request needs a numeric id and a method name', () => {
+    expect(isRequest({ id: 1, method: 'status' })).toBe(true);
+    expect(isRequest({ id: 1, method: 'save', params: { name: 'a' } })).toBe(true);
+    expect(isRequest({ id: '1', method: 'status' })).toBe(false);
+    expect(isRequest({ id: 1 })).toBe(false);
+    expect(isRequest([1, 'status'])).toBe(false);
+  });
+
+  it('an error of any shape stays an error, its fields kept', () => {
+    expect(asWireError({ name: 'X', message: 'm', reason: 'r' })).toEqual({
+      name: 'X',
+      message: 'm',
+      reason: 'r',
+    });
+    expect(asWireError({ code: 3 })).toEqual({ name: 'Error', message: '{"code":3}', code: 3 });
+  });
+
+  it('a ready line is a status with its fields', () => {
+    const status = {
+      dir: 'vm',
+      pid: 2,
+      startedAt: '2026-01-01T00:00:00.000Z',
+      qemu: { pid: 3, version: '7.2.0', accel: 'tcg', runState: 'running' },
+      strategy: 'external',
+      busy: null,
+      snapshots: 0,
+    };
+    expect(isStatusResult(status)).toBe(true);
+    expect(isStatusResult({ ...status, qemu: { pid: 3 } })).toBe(false);
+    expect(isStatusResult({ ...status, pid: '2' })).toBe(false);
   });
 });

@@ -380,3 +380,36 @@ export function lineReader(
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** A request line as the supervisor takes it: a numeric `id` and a `method` name. */
+export function isRequest(value: unknown): value is Request {
+  return isRecord(value) && typeof value.id === 'number' && typeof value.method === 'string';
+}
+
+/**
+ * An error as it arrived: a record of any shape becomes a `WireError` (a missing `name` or
+ * `message` is filled in, every other field kept), so a reply with an odd error is still an error.
+ */
+export function asWireError(value: Record<string, unknown>): WireError {
+  return {
+    ...value,
+    name: typeof value.name === 'string' ? value.name : 'Error',
+    message: typeof value.message === 'string' ? value.message : JSON.stringify(value),
+  };
+}
+
+/** The `ready` line of a starting supervisor: a `StatusResult`, checked field by field. */
+export function isStatusResult(value: unknown): value is StatusResult {
+  return (
+    isRecord(value) &&
+    typeof value.dir === 'string' &&
+    typeof value.pid === 'number' &&
+    typeof value.startedAt === 'string' &&
+    typeof value.strategy === 'string' &&
+    typeof value.snapshots === 'number' &&
+    isRecord(value.qemu) &&
+    typeof value.qemu.pid === 'number' &&
+    typeof value.qemu.version === 'string' &&
+    typeof value.qemu.runState === 'string'
+  );
+}

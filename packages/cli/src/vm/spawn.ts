@@ -18,7 +18,7 @@ import { VmStartError } from '../errors.js';
 import { ControlClient } from './client.js';
 import { frozenImagesInUse, readVmConfig } from './config.js';
 import { checkSocketPath, ensurePrivateDir, vmPaths } from './paths.js';
-import { isRecord, lineReader, type StatusResult } from './protocol.js';
+import { isRecord, isStatusResult, lineReader, type StatusResult } from './protocol.js';
 
 export interface StartOptions {
   readonly dir: string;
@@ -172,9 +172,9 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
     child.once('exit', (code, signal) => done({ exited: { code, signal } }));
   });
   notify.destroy();
-  if (isRecord(message) && isRecord(message.ready)) {
+  if (isRecord(message) && isStatusResult(message.ready)) {
     child.unref();
-    return message.ready as unknown as StatusResult;
+    return message.ready;
   }
   // The supervisor reports its error and exits by itself; otherwise it is ended here.
   if (child.exitCode === null && child.signalCode === null) {

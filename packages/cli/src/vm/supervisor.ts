@@ -42,6 +42,7 @@ import {
   type AbortCheck,
   type BackupParams,
   isRecord,
+  isRequest,
   type LoadParams,
   lineReader,
   METHODS,
@@ -409,14 +410,14 @@ class Supervisor {
   }
 
   async #handle(connection: Connection, value: unknown): Promise<void> {
-    if (!isRecord(value) || typeof value.id !== 'number' || typeof value.method !== 'string') {
+    if (!isRequest(value)) {
       connection.send({
         id: isRecord(value) && typeof value.id === 'number' ? value.id : null,
         error: { name: 'ProtocolError', message: 'expected {"id": <number>, "method": "…"}' },
       });
       return;
     }
-    const request = value as unknown as Request;
+    const request = value;
     try {
       const result = await this.#dispatch(connection, request);
       connection.send({ id: request.id, result });

@@ -8,8 +8,8 @@
  */
 import path from 'node:path';
 import { launch, Machine } from '@qmpkit/machine';
-import { readCounterFromImageFile } from '@qmpkit/testguest';
 import {
+  diskCounterOf,
   launchQemu,
   QEMU_10,
   QEMU_SYSTEM,
@@ -32,23 +32,7 @@ const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-xver-' });
 const skip = qemuSkipReason(QEMU_SYSTEM) ?? qemuSkipReason(QEMU_10);
 const quiet = { warn: () => {} };
 
-/** The file under the qcow2 node that `boot0` reads now (the top of the active chain). */
-function topFile(m: {
-  config: { blockdevs?: readonly unknown[]; devices?: readonly unknown[] };
-}): string {
-  const blockdevs = (m.config.blockdevs ?? []) as {
-    'node-name': string;
-    file?: string;
-    filename?: string;
-  }[];
-  const devices = (m.config.devices ?? []) as { id?: string; drive?: string }[];
-  const drive = devices.find((d) => d.id === 'boot0')?.drive;
-  const fmt = blockdevs.find((n) => n['node-name'] === drive);
-  return blockdevs.find((n) => n['node-name'] === fmt?.file)?.filename ?? '';
-}
-
-const diskCounter = (m: Machine) =>
-  readCounterFromImageFile(topFile(m), { format: 'qcow2', forceShare: true });
+const diskCounter = (m: Machine) => diskCounterOf(m.config);
 
 const label = (b: QemuBinary) => `${b.version?.major}.${b.version?.minor}`;
 

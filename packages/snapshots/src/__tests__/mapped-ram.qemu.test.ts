@@ -5,13 +5,16 @@
  * channels than the save used; `portable: true` writes the stream instead, which loads on
  * 7.2 (as does a manifest entry without the `encoding` field, as manifests written before it
  * was recorded are); a mapped-ram snapshot onto 7.2 is refused before anything is started or
- * changed on disk, also when the load names 7.2 (`qemu:`) on a VM that runs 10.0. Names both binaries itself, so it runs once (`ONCE` in vitest.config.ts).
+ * changed on disk — from 10.0 with `qemu`, and on 7.2 also while its QEMU is down (the
+ * preflight asks the executable then). Names both binaries itself, so it runs once (`ONCE` in
+ * vitest.config.ts).
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { launch, Machine } from '@qmpkit/machine';
-import { readCounterFromImageFile } from '@qmpkit/testguest';
 import {
+  deviceTopFile,
+  diskCounterOf,
   launchQemu,
   QEMU_10,
   QEMU_SYSTEM,
@@ -36,22 +39,8 @@ const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-snapshots-mapped-' });
 const skip = qemuSkipReason(QEMU_SYSTEM) ?? qemuSkipReason(QEMU_10);
 const quiet = { warn: () => {} };
 
-/** The file under the qcow2 node that `boot0` reads now (the top of the active chain). */
-function topFile(m: Machine): string {
-  const blockdevs = (m.config.blockdevs ?? []) as readonly {
-    'node-name': string;
-    file?: unknown;
-    filename?: unknown;
-  }[];
-  const drive = (m.config.devices ?? []).find((d) => d.id === 'boot0') as
-    | { drive?: string }
-    | undefined;
-  const fmt = blockdevs.find((n) => n['node-name'] === drive?.drive);
-  return String(blockdevs.find((n) => n['node-name'] === fmt?.file)?.filename ?? '');
-}
-
-const diskCounter = (m: Machine) =>
-  readCounterFromImageFile(topFile(m), { format: 'qcow2', forceShare: true });
+const topFile = (m: Machine) => deviceTopFile(m.config);
+const diskCounter = (m: Machine) => diskCounterOf(m.config);
 
 /**
  * Every file below `dir` with its size and mtime (what "nothing changed on disk" compares);
@@ -192,7 +181,31 @@ describe.skipIf(skip !== undefined)(
       const dir = path.join(suite.dir, 'snaps-refused');
       const snaps = await openSnapshots(m, { dir, strategy: 'external' });
       await snaps.save('m');
-      const m2 = await moveTo(m, QEMU_SYSTEM);
+      // (Onto 7.2 named by `qemu` from the running 10.0: the last case below.)
+      const crashed = await moveTo(m, QEMU_SYSTEM);
+
+      // Its QEMU gone (no live schema to ask, and none asked before in this process): the
+      // preflight asks the executable itself, so no QEMU is started for the refusal.
+      // (It started 7.2, then stopped it and refused.)
+      const deadPid = crashed.pid;
+      process.kill(deadPid, 'SIGKILL');
+      await crashed.exited;
+      const storeBefore = await tree(dir, new Set());
+      const down = await openSnapshots(crashed, { dir, strategy: 'external' });
+      const refusedDown = await down.load('m').result.catch((e: unknown) => e);
+      expect(
+        isSnapshotStateFormatError(refusedDown) && [refusedDown.reason, refusedDown.snapshot],
+      ).toEqual(['mapped-ram-unsupported', 'm']);
+      // No QEMU started (a restart gives the machine a new process and another status).
+      expect([crashed.pid, crashed.status]).toEqual([deadPid, 'exited']);
+      expect(await tree(dir, new Set())).toEqual(storeBefore);
+
+      const m2 = suite.adopt(
+        await Machine.relaunch(crashed.stateFile ?? '', {
+          ...launchQemu(QEMU_SYSTEM),
+          logger: quiet,
+        }),
+      );
       const snaps2 = await openSnapshots(m2, { dir, strategy: 'external' });
       await nextCounter(m2);
       const pid = m2.pid;

@@ -3,7 +3,7 @@
  * passes every check we can make before the load (size, `QEVM` v3 header, SHA-256 fixed up
  * in the manifest) but whose stream is garbage makes the destination exit with code 1 and
  * say why only on its stderr — both end up in `SnapshotRestoreError`; and a restore that
- * does not complete within its deadline is killed (`reason: 'timeout'`). In both cases the
+ * does not complete within its deadline is killed (`outcome: 'timeout'`, `reason: 'load-timeout'`). In both cases the
  * machine is stopped (never a half-restored guest left running) and the next load of a good
  * snapshot brings it back.
  */
@@ -67,7 +67,8 @@ it('a stream QEMU rejects: SnapshotRestoreError with exit code 1 and its stderr,
   const error = await snaps.load('bad').result.catch((e: unknown) => e);
   expect(isSnapshotRestoreError(error)).toBe(true);
   if (!isSnapshotRestoreError(error)) return;
-  expect(['failed', 'exited']).toContain(error.reason);
+  expect(['failed', 'exited']).toContain(error.outcome);
+  expect([error.reason, error.touched]).toEqual(['qemu-refused', true]);
   expect(error.exitCode).toBe(1);
   expect(error.signal).toBeNull();
   expect(error.stderr.trim()).not.toBe('');
@@ -116,7 +117,7 @@ it('a restore past its deadline: reason timeout (not the exit our kill causes), 
   expect(destination).toBeDefined();
   expect(isSnapshotRestoreError(error)).toBe(true);
   if (!isSnapshotRestoreError(error)) return;
-  expect(error.reason).toBe('timeout');
+  expect([error.outcome, error.reason]).toEqual(['timeout', 'load-timeout']);
   expect(error.signal).toBe('SIGKILL');
   expect(error.message).toMatch(/within 3000 ms/);
   // No QEMU left behind.

@@ -32,7 +32,12 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
-import { type GuestQemuArgsOptions, guestQemuArgs, writeGuestImage } from '../node.js';
+import {
+  type GuestQemuArgsOptions,
+  guestQemuArgs,
+  readCounterFromImageFile,
+  writeGuestImage,
+} from '../node.js';
 
 /** A test-support precondition failed (e.g. a temp dir is not private, QEMU exited early). */
 export class TestSupportError extends Error {
@@ -583,4 +588,42 @@ export async function tinyGuestArgs(
   const image = path.join(dir, `${name}.raw`);
   await writeGuestImage(image, { intervalMs });
   return guestQemuArgs({ accel: TEST_ACCEL, ...rest, image });
+}
+
+/** A VM configuration as far as the helpers below read it (a `VmConfig` of `@qmpkit/devices`). */
+export interface BlockConfigView {
+  readonly blockdevs?: readonly object[];
+  readonly devices?: readonly object[];
+}
+
+const field = (o: object | undefined, key: string): unknown =>
+  o === undefined ? undefined : Object.getOwnPropertyDescriptor(o, key)?.value;
+
+/**
+ * The file under the format node that device `deviceId` reads now, i.e. the top of its active
+ * chain (it changes with every overlay a snapshot puts above it); '' when there is none.
+ */
+export function deviceTopFile(config: BlockConfigView, deviceId = 'boot0'): string {
+  const blockdevs = config.blockdevs ?? [];
+  const node = (name: unknown) => blockdevs.find((n) => field(n, 'node-name') === name);
+  const drive = field(
+    (config.devices ?? []).find((d) => field(d, 'id') === deviceId),
+    'drive',
+  );
+  const file = field(node(field(node(drive), 'file')), 'filename');
+  return typeof file === 'string' ? file : '';
+}
+
+/**
+ * The counter the test guest last wrote to the qcow2 disk behind `deviceId` (the top of its
+ * active chain), read with force-share so a running QEMU's lock does not stand in the way.
+ */
+export function diskCounterOf(
+  config: BlockConfigView,
+  deviceId = 'boot0',
+): Promise<number | undefined> {
+  return readCounterFromImageFile(deviceTopFile(config, deviceId), {
+    format: 'qcow2',
+    forceShare: true,
+  });
 }
