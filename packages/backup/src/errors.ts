@@ -40,13 +40,23 @@ export interface ChainProblem {
 export class BackupChainError extends Error {
   override readonly name = 'BackupChainError' as const;
   readonly problems: readonly ChainProblem[];
-  constructor(problems: readonly ChainProblem[]) {
+  /** Set when a backup of the directory was interrupted (its process died) before this one. */
+  readonly interrupted: { readonly id: string; readonly pid: number } | undefined;
+  constructor(
+    problems: readonly ChainProblem[],
+    interrupted?: { readonly id: string; readonly pid: number },
+  ) {
     super(
       `the checkpoint chain cannot carry an incremental backup: ${problems
         .map((p) => p.detail)
-        .join('; ')}; a full backup is needed (it starts a new chain)`,
+        .join('; ')}${
+        interrupted === undefined
+          ? ''
+          : ` (backup ${interrupted.id} of process ${interrupted.pid} was interrupted; its leftovers were removed, but the bitmaps QEMU reports now cannot be merged back)`
+      }; a full backup is needed (it starts a new chain)`,
     );
     this.problems = problems;
+    this.interrupted = interrupted;
   }
 }
 

@@ -43,3 +43,4 @@ export { pullBackupFull, pullBackupIncremental } from './pull.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';
 export { listBackups, restore } from './restore.js';
 export type { BackupManifest, BackupPoint, DiskPoint } from './store.js';
+export type { InterruptedBackup } from './teardown.js';

@@ -91,4 +91,20 @@ describe('NBD codec', () => {
     expect([...q.take(2)]).toEqual([5, 6]);
     expect(() => q.take(1)).toThrow(/take\(1\) with 0 bytes/);
   });
+
+  it('moves queued bytes straight into a target buffer, partly when fewer are queued', () => {
+    const q = new ByteQueue();
+    for (let i = 0; i < 200; i++) q.push(Buffer.from([i, i + 1]));
+    const target = Buffer.alloc(300, 0xff);
+    expect(q.takeInto(target, 10, 280)).toBe(280);
+    expect(target[9]).toBe(0xff);
+    expect([...target.subarray(10, 14)]).toEqual([0, 1, 1, 2]);
+    expect(target[289]).toBe(140);
+    expect(q.length).toBe(120);
+    // Fewer queued than asked: moves what is there, and take() still sees the order.
+    expect(q.takeInto(Buffer.alloc(200), 0, 200)).toBe(120);
+    q.push(Buffer.from([7, 8, 9]));
+    expect([...q.take(2)]).toEqual([7, 8]);
+    expect(q.length).toBe(1);
+  });
 });

@@ -105,7 +105,9 @@ export function encodeRequest(
  * removes them. The client waits for data between calls; the queue itself never blocks.
  */
 export class ByteQueue {
-  #chunks: Buffer[] = [];
+  #chunks: (Buffer | undefined)[] = [];
+  /** Index of the first chunk still queued. */
+  #head = 0;
   #length = 0;
 
   get length(): number {
@@ -117,16 +119,53 @@ export class ByteQueue {
     this.#length += chunk.length;
   }
 
+  /**
+   * Removes the first `n` bytes. Copies only when they span several chunks, and then only
+   * those `n` bytes: the rest stays queued as it came (no re-concatenation of the queue).
+   */
   take(n: number): Buffer {
     if (n > this.#length)
       throw new NbdProtocolError(`internal: take(${n}) with ${this.#length} bytes queued`);
-    const all = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks);
-    if (all === undefined) return Buffer.alloc(0);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.#chunks = rest.length > 0 ? [rest] : [];
-    this.#length = rest.length;
+    const first = this.#chunks[this.#head];
+    if (first !== undefined && first.length >= n) {
+      this.#consume(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    this.takeInto(out, 0, n);
     return out;
+  }
+
+  /** Moves up to `n` queued bytes into `target` at `at`; returns how many it moved. */
+  takeInto(target: Buffer, at: number, n: number): number {
+    let done = 0;
+    while (done < n) {
+      const chunk = this.#chunks[this.#head];
+      if (chunk === undefined) break;
+      const count = Math.min(chunk.length, n - done);
+      chunk.copy(target, at + done, 0, count);
+      this.#consume(count);
+      done += count;
+    }
+    return done;
+  }
+
+  /** Drops `n` bytes from the head (never more than the first chunk holds). */
+  #consume(n: number): void {
+    const chunk = this.#chunks[this.#head];
+    if (chunk === undefined) return;
+    this.#length -= n;
+    if (n < chunk.length) {
+      this.#chunks[this.#head] = chunk.subarray(n);
+      return;
+    }
+    this.#chunks[this.#head] = undefined;
+    this.#head++;
+    // Compact now and then instead of shifting the array on every chunk.
+    if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
   }
 }
 
