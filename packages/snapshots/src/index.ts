@@ -8,6 +8,8 @@
  *   `ExternalStrategy` (overlays + migration stream, optionally live), `createStrategy`.
  * - `SnapshotStore` (the manifest), `verifyStateFile`, `deviceConfigHash`.
  */
+export type { Clone, CloneOptions, CloneRam, CloneSet } from './clones.js';
+export { cloneSnapshot } from './clones.js';
 export type { ChooseOptions, StrategyCandidate, StrategyChoice, StrategyProbes } from './choose.js';
 export { chooseStrategy } from './choose.js';
 export type {
@@ -15,6 +17,7 @@ export type {
   CannotLoadErrorName,
   CannotLoadFields,
   CannotLoadReason,
+  CloneErrorReason,
   MismatchField,
   QuiesceProblem,
   StateFileProblem,
@@ -22,6 +25,7 @@ export type {
 export {
   isSnapshotAbortedError,
   isSnapshotCannotLoadError,
+  isSnapshotCloneError,
   isSnapshotExistsError,
   isSnapshotIntegrityError,
   isSnapshotLoadFailedError,
@@ -36,6 +40,7 @@ export {
   isSnapshotUnsupportedError,
   SnapshotAbortedError,
   SnapshotCannotLoadError,
+  SnapshotCloneError,
   SnapshotExistsError,
   SnapshotIntegrityError,
   SnapshotLoadFailedError,
@@ -71,9 +76,12 @@ export type {
   LoadOptions,
   LoadResult,
   MappedRamTuning,
+  RamFileRecord,
   QuiesceHook,
   SaveOptions,
   SaveResult,
+  SharedRamFallbackReason,
+  SharedRamOutcome,
   SnapshotConsistency,
   SnapshotInfo,
   SnapshotPhase,
