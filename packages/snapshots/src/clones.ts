@@ -8,7 +8,8 @@
  * run/         the machine's run directory
  * disks/       one fresh qcow2 overlay per writable disk, over the snapshot's frozen layers
  * qmp.sock     a QMP monitor of its own (beside the machine's private one)
- * ram          only with `ram: 'copy'` on a sharedRam snapshot: its own copy of the RAM file
+ * ram          its own RAM file: a copy of the snapshot's (`ram: 'copy'`), or where the
+ *              saved VM's RAM was a memory-backend-file and RAM comes from the stream
  * ```
  * and is a separate `Machine`: stopping one leaves the others running. The snapshot's files
  * are never written: its layers are opened read-only under the overlays, its state file is
@@ -291,6 +292,16 @@ async function cloneConfig(plan: ClonePlan, dir: string): Promise<VmConfig> {
     if (plan.ram === 'file-copy')
       ramFile = await copyRamFile(plan.ramFile.path, path.join(dir, 'ram'), ramFile.backend);
     config = privateRamConfig(config, ramFile);
+  } else {
+    // RAM comes from the stream. A file backend of the saved VM would be one file for every
+    // clone (and the template's own, if it runs): each clone gets a file of its own.
+    const own = path.join(dir, 'ram');
+    config = {
+      ...config,
+      objects: (config.objects ?? []).map((o) =>
+        o['qom-type'] === 'memory-backend-file' ? { ...o, 'mem-path': own } : o,
+      ) as VmConfig['objects'] & object,
+    };
   }
   // The versioned machine type the snapshot was saved with (an alias would move on).
   return { ...config, machine: { ...config.machine, type: plan.record.machineType } };
