@@ -20,7 +20,7 @@ import { openSnapshots, type Snapshots } from '../snapshots.js';
 import { sha256File } from '../statefile.js';
 import { guestConfig, nextCounter, ramCounter, startGuest } from './qemu.test-support.js';
 
-const suite = qemuSuite({ kill: 'file', prefix: 'qmpkit-clones-' });
+const suite = qemuSuite({ kill: 'all', prefix: 'qmpkit-clones-' });
 const MEM = 16 * MiB;
 
 interface Fingerprint {
@@ -183,9 +183,10 @@ it('a load of the template maps its RAM file privately too (the VM runs on, the 
   await templateSnaps.load('tpl', { resume: false });
   const n = await ramCounter(template);
   expect(n).toBeGreaterThan(0);
-  const ram = template.config.objects?.find((o) => o.id === 'ram0') as Record<string, unknown>;
-  expect(ram['mem-path']).toBe(record?.ramFile?.path);
-  expect(ram.share).toBe(false);
+  expect(template.config.objects?.find((o) => o.id === 'ram0')).toMatchObject({
+    'mem-path': record?.ramFile?.path,
+    share: false,
+  });
   await template.qmp.execute('cont');
   let line = await nextCounter(template);
   while (line < n) line = await nextCounter(template);
