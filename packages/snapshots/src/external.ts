@@ -81,6 +81,8 @@ import {
   recordedEncoding,
 } from './mapped-ram.js';
 import { preflightLoad } from './preflight.js';
+import { AGENT_PORT_NAME, agentQuiesce } from './quiesce.js';
+import { DEFAULT_QUIESCE_TIMEOUT, isSwitchedLateError, quiesced } from './quiesced.js';
 import {
   copyRamFile,
   hasIgnoreShared,
@@ -88,8 +90,6 @@ import {
   sharedRamBackend,
   verifyRamFile,
 } from './shared-ram.js';
-import { AGENT_PORT_NAME, agentQuiesce } from './quiesce.js';
-import { DEFAULT_QUIESCE_TIMEOUT, isSwitchedLateError, quiesced } from './quiesced.js';
 import { sha256File, verifyStateFile } from './statefile.js';
 import { configFiles } from './store.js';
 import { startTask, type TaskContext } from './task.js';

@@ -8,10 +8,11 @@
  *   `ExternalStrategy` (overlays + migration stream, optionally live), `createStrategy`.
  * - `SnapshotStore` (the manifest), `verifyStateFile`, `deviceConfigHash`.
  */
-export type { Clone, CloneOptions, CloneRam, CloneSet } from './clones.js';
-export { cloneSnapshot } from './clones.js';
+
 export type { ChooseOptions, StrategyCandidate, StrategyChoice, StrategyProbes } from './choose.js';
 export { chooseStrategy } from './choose.js';
+export type { Clone, CloneOptions, CloneRam, CloneSet } from './clones.js';
+export { cloneSnapshot } from './clones.js';
 export type {
   CannotLoadBinary,
   CannotLoadErrorName,
@@ -76,8 +77,8 @@ export type {
   LoadOptions,
   LoadResult,
   MappedRamTuning,
-  RamFileRecord,
   QuiesceHook,
+  RamFileRecord,
   SaveOptions,
   SaveResult,
   SharedRamFallbackReason,
