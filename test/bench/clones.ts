@@ -126,7 +126,8 @@ async function coldBoots(
   dir: string,
   n: number,
 ): Promise<Row> {
-  const base = (config.blockdevs?.[0] as { filename: string }).filename;
+  const first = config.blockdevs?.[0];
+  const base = first !== undefined && 'filename' in first ? String(first.filename) : '';
   const started = performance.now();
   const machines: Machine[] = [];
   const queue = Array.from({ length: n }, (_, i) => i);
