@@ -524,3 +524,49 @@ export const isSnapshotTimeoutError = (e: unknown): e is SnapshotTimeoutError =>
   hasName(e, 'SnapshotTimeoutError');
 export const isSnapshotStoreError = (e: unknown): e is SnapshotStoreError =>
   hasName(e, 'SnapshotStoreError');
+
+/**
+ * Why `cloneSnapshot` refused or failed. Refusals happen before anything is created (no
+ * directory, no QEMU):
+ * - `count`: `count` is not an integer ≥ 1;
+ * - `no-store`: the snapshot store directory does not exist (e.g. a VM directory that was
+ *   never used);
+ * - `not-external`: the snapshot has no state file to start from (internal or disk-only);
+ * - `exists`: a clone directory exists already (`dirs` lists them), or two clones would get
+ *   the same directory;
+ * - `path-too-long`: a clone's QMP socket path would not fit a UNIX socket address.
+ * After QEMU was started (every clone of the call is then stopped and its directory removed):
+ * - `no-x-ignore-shared`: the snapshot's RAM is a file (`sharedRam`) and the clone's QEMU has
+ *   no `x-ignore-shared` capability, so its stream cannot be loaded;
+ * - `start-failed`: a clone's QEMU did not start or did not load the state (`cause`).
+ */
+export type CloneErrorReason =
+  | 'count'
+  | 'no-store'
+  | 'not-external'
+  | 'exists'
+  | 'path-too-long'
+  | 'no-x-ignore-shared'
+  | 'start-failed';
+
+export class SnapshotCloneError extends Error {
+  override readonly name = 'SnapshotCloneError' as const;
+  readonly reason: CloneErrorReason;
+  readonly snapshot: string | undefined;
+  /** The clone directories concerned (for `exists`, the ones found). */
+  readonly dirs: readonly string[];
+  constructor(
+    reason: CloneErrorReason,
+    message: string,
+    detail: { snapshot?: string; dirs?: readonly string[] } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.reason = reason;
+    this.snapshot = detail.snapshot;
+    this.dirs = detail.dirs ?? [];
+  }
+}
+
+export const isSnapshotCloneError = (e: unknown): e is SnapshotCloneError =>
+  hasName(e, 'SnapshotCloneError');

@@ -82,6 +82,13 @@ import {
 import { preflightLoad } from './preflight.js';
 import { AGENT_PORT_NAME, agentQuiesce } from './quiesce.js';
 import { DEFAULT_QUIESCE_TIMEOUT, isSwitchedLateError, quiesced } from './quiesced.js';
+import {
+  copyRamFile,
+  hasIgnoreShared,
+  privateRamConfig,
+  sharedRamBackend,
+  verifyRamFile,
+} from './shared-ram.js';
 import { sha256File, verifyStateFile } from './statefile.js';
 import { configFiles } from './store.js';
 import { startTask, type TaskContext } from './task.js';
@@ -92,6 +99,7 @@ import type {
   LoadResult,
   SaveOptions,
   SaveResult,
+  SharedRamOutcome,
   SnapshotConsistency,
   SnapshotRecord,
   SnapshotTask,
@@ -211,6 +219,10 @@ export class ExternalStrategy extends BaseStrategy {
       refuseMixing(this.store, this.kind, existing?.id);
       const qmp = machine.qmp;
       const live = options.live === true;
+      if (live && options.sharedRam === true)
+        throw new SnapshotUnsupportedError(this.kind, [
+          'sharedRam copies the RAM file while the guest is paused; a live save would let the guest change it during the copy',
+        ]);
       const identity = await vmIdentity(machine);
       const timeout = options.timeout ?? defaultTimeout(identity.memoryBytes);
       const deadline = performance.now() + timeout;
@@ -227,6 +239,20 @@ export class ExternalStrategy extends BaseStrategy {
       if (layers.length === 0)
         throw new SnapshotUnsupportedError(this.kind, ['the VM has no writable disk to freeze']);
       const frozen = layers.map((l) => layerFile(before, l)?.filename ?? '');
+      // A template for clones: the RAM file instead of RAM in the stream, where possible.
+      let sharedRam: SharedRamOutcome | undefined;
+      let ramBackend: { id: string; memPath: string } | undefined;
+      if (options.sharedRam === true) {
+        const found = sharedRamBackend(before);
+        if ('reason' in found) sharedRam = { used: false, ...found };
+        else if (!(await hasIgnoreShared(qmp)))
+          sharedRam = {
+            used: false,
+            reason: 'no-x-ignore-shared',
+            detail: `QEMU ${identity.qemuVersion} has no x-ignore-shared migration capability`,
+          };
+        else ramBackend = found;
+      }
       const vmstateKey = await keepDump(machine, this.store.dir, identity.machineType);
       const id = newId();
       const statePath = this.store.statePath(id);
@@ -234,7 +260,8 @@ export class ExternalStrategy extends BaseStrategy {
       const tuning = { ...DEFAULT_MAPPED_RAM_SAVE, ...options.mappedRam };
       const fileUri = fileUriFor(statePath);
       const encoding = chooseEncoding(support, {
-        portable: options.portable === true,
+        // The RAM file is the bulk of a template; its stream stays the one every QEMU loads.
+        portable: options.portable === true || options.sharedRam === true,
         live,
         uriOk: fileUri !== undefined,
         directIoOk:
@@ -276,6 +303,7 @@ export class ExternalStrategy extends BaseStrategy {
       let consoles: ReturnType<typeof machine.consoleState> = [];
       let sink: Awaited<ReturnType<typeof createStreamSink>> | undefined;
       let result: { bytes: number; sha256: string } | undefined;
+      const ramPath = `${statePath}.ram`;
       try {
         // Nodes of the devices model go through the unchecked call, as every model-made
         // step does (`BlockNode` is the model's type, checked by its own validator).
@@ -288,7 +316,7 @@ export class ExternalStrategy extends BaseStrategy {
         await setUpMigration(machine, {
           capabilities: [
             { capability: 'background-snapshot', state: live },
-            { capability: 'x-ignore-shared', state: false },
+            { capability: 'x-ignore-shared', state: ramBackend !== undefined },
           ],
           parameters: { 'max-bandwidth': MAX_BANDWIDTH },
         });
@@ -344,6 +372,15 @@ export class ExternalStrategy extends BaseStrategy {
         );
         if (ctx.signal.aborted) await rm(statePath, { force: true });
         ctx.checkAborted();
+        if (ramBackend !== undefined) {
+          // Still paused: the file holds exactly the RAM the stream left out.
+          const ramFile = await withDeadline(
+            copyRamFile(ramBackend.memPath, ramPath, ramBackend.id),
+            left(),
+            () => new SnapshotTimeoutError(name, 'save', timeout),
+          );
+          sharedRam = { used: true, ramFile };
+        }
         ctx.phase('saved');
         if (encoding.format !== 'stream') await applyEncoding(qmp, support, { format: 'stream' });
         if (live)
@@ -358,6 +395,7 @@ export class ExternalStrategy extends BaseStrategy {
       } catch (error) {
         sink?.abort(error);
         if (sink === undefined) await rm(statePath, { force: true });
+        await rm(ramPath, { force: true });
         await this.#undoSave(qmp, { added, switched, overlays, wasRunning, live, support });
         await dropPending();
         throw translate(error, name, ctx, timeout);
@@ -393,6 +431,7 @@ export class ExternalStrategy extends BaseStrategy {
           encoding,
         },
         layers: frozen,
+        ...(sharedRam?.used === true ? { ramFile: sharedRam.ramFile } : {}),
         tag: undefined,
         live,
         consoles,
@@ -420,6 +459,7 @@ export class ExternalStrategy extends BaseStrategy {
           phases: ctx.phaseTimes(),
         },
         bytesWritten: result.bytes,
+        ...(sharedRam !== undefined ? { sharedRam } : {}),
       };
     });
   }
@@ -793,7 +833,14 @@ export class ExternalStrategy extends BaseStrategy {
         throw error;
       });
       const saved = recordConfig(record);
-      const { config, overlays } = await this.#loadConfig(name, saved, ctx);
+      const ramFile = record.ramFile;
+      if (ramFile !== undefined)
+        await verifyRamFile(name, ramFile, (options.verify ?? 'full') === 'full' ? 'full' : 'size');
+      const loaded = await this.#loadConfig(name, saved, ctx);
+      const overlays = loaded.overlays;
+      // A template's RAM is its file, mapped privately (the store's copy is never written).
+      const config =
+        ramFile !== undefined ? privateRamConfig(loaded.config, ramFile) : loaded.config;
       const previousFiles = new Set(configFiles(machine.config));
 
       ctx.phase('restart');
@@ -817,6 +864,10 @@ export class ExternalStrategy extends BaseStrategy {
       const qmp = machine.qmp;
       if (incoming !== undefined)
         await this.#incomingEncoding(name, incoming, options, left, timeout, overlays);
+      if (ramFile !== undefined)
+        await setUpMigration(machine, {
+          capabilities: [{ capability: 'x-ignore-shared', state: true }],
+        });
       await this.#incoming(uri, name, left, timeout);
       ctx.phase('resume');
       let resumeMs: number | undefined;
@@ -1135,7 +1186,7 @@ export class ExternalStrategy extends BaseStrategy {
     // Files go last: the manifest no longer needs them.
     const keep = this.store.referencedFiles();
     for (const f of configFiles(machine.config)) keep.add(f);
-    const candidates = [record.stateFile?.path, ...record.layers].filter(
+    const candidates = [record.stateFile?.path, record.ramFile?.path, ...record.layers].filter(
       (f): f is string => typeof f === 'string',
     );
     for (const f of candidates) {

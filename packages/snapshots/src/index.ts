@@ -8,13 +8,17 @@
  *   `ExternalStrategy` (overlays + migration stream, optionally live), `createStrategy`.
  * - `SnapshotStore` (the manifest), `verifyStateFile`, `deviceConfigHash`.
  */
+
 export type { ChooseOptions, StrategyCandidate, StrategyChoice, StrategyProbes } from './choose.js';
 export { chooseStrategy } from './choose.js';
+export type { Clone, CloneOptions, CloneRam, CloneSet } from './clones.js';
+export { cloneSnapshot } from './clones.js';
 export type {
   CannotLoadBinary,
   CannotLoadErrorName,
   CannotLoadFields,
   CannotLoadReason,
+  CloneErrorReason,
   MismatchField,
   QuiesceProblem,
   RestoreOutcome,
@@ -23,6 +27,7 @@ export type {
 export {
   isSnapshotAbortedError,
   isSnapshotCannotLoadError,
+  isSnapshotCloneError,
   isSnapshotExistsError,
   isSnapshotIntegrityError,
   isSnapshotLoadFailedError,
@@ -37,6 +42,7 @@ export {
   isSnapshotUnsupportedError,
   SnapshotAbortedError,
   SnapshotCannotLoadError,
+  SnapshotCloneError,
   SnapshotExistsError,
   SnapshotIntegrityError,
   SnapshotLoadFailedError,
@@ -73,8 +79,11 @@ export type {
   LoadResult,
   MappedRamTuning,
   QuiesceHook,
+  RamFileRecord,
   SaveOptions,
   SaveResult,
+  SharedRamFallbackReason,
+  SharedRamOutcome,
   SnapshotConsistency,
   SnapshotInfo,
   SnapshotPhase,

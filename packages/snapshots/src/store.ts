@@ -244,6 +244,7 @@ export class SnapshotStore {
     const out = new Set<string>();
     for (const s of this.#manifest.snapshots) {
       if (s.stateFile) out.add(path.resolve(s.stateFile.path));
+      if (s.ramFile) out.add(path.resolve(s.ramFile.path));
       for (const l of s.layers) out.add(path.resolve(l));
       const config = (s.config as { config?: VmConfig } | null)?.config;
       for (const f of configFiles(config)) out.add(f);

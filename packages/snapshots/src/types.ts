@@ -58,6 +58,15 @@ export interface SaveOptions {
    */
   readonly live?: boolean;
   /**
+   * External only: a template for copy-on-write clones (`cloneSnapshot`). Where the guest RAM
+   * is a `memory-backend-file` with `share: true` and the live schema has the
+   * `x-ignore-shared` capability, the RAM is left out of the stream and its file is copied
+   * into the store while the guest is paused; clones then map that copy privately instead
+   * of loading RAM from the stream. Otherwise the save falls back to the ordinary stream and
+   * `SaveResult.sharedRam` says why. Implies `portable`; refused with `live`.
+   */
+  readonly sharedRam?: boolean;
+  /**
    * Internal jobs only: the qcow2 nodes to snapshot (default: every writable qcow2 node the
    * block graph model lists as snapshottable) and the node that holds the VM state
    * (default: the first of them).
@@ -255,6 +264,11 @@ export interface SnapshotInfo {
     | undefined;
   /** External: the frozen image files holding the disks at the save point. */
   readonly layers: readonly string[];
+  /**
+   * External, saved with `sharedRam`: the copy of the guest RAM file (memory backend
+   * `backend`) the state stream leaves out (`x-ignore-shared`). Clones map it privately.
+   */
+  readonly ramFile?: RamFileRecord;
   /** Internal: the snapshot tag in the qcow2 images. */
   readonly tag: string | undefined;
   /** Whether it was saved in live mode (background-snapshot). */
@@ -284,6 +298,8 @@ export interface SaveResult {
   readonly timings: SnapshotTimings;
   /** VM state bytes written (state file, or vm-state-size for internal snapshots). */
   readonly bytesWritten: number;
+  /** Only when `sharedRam` was asked for: whether the RAM file was used, else why not. */
+  readonly sharedRam?: SharedRamOutcome;
 }
 
 export interface LoadResult {
@@ -351,3 +367,29 @@ export interface SnapshotRecord extends SnapshotInfo {
   readonly devices?: readonly string[];
   readonly vmstate?: string;
 }
+
+/** The guest RAM file of a `sharedRam` snapshot (see `SnapshotInfo.ramFile`). */
+export interface RamFileRecord {
+  readonly path: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  /** The id of the `memory-backend-file` object it backs. */
+  readonly backend: string;
+}
+
+/**
+ * Why a `sharedRam` save wrote RAM into the stream after all:
+ * - `no-memory-backend`: the machine's RAM is not a `memory-backend` object;
+ * - `not-file-backed`: that backend is not a `memory-backend-file` with a `mem-path`;
+ * - `not-shared`: the file backend is mapped `share: false` (QEMU would not skip it);
+ * - `no-x-ignore-shared`: the live schema has no `x-ignore-shared` migration capability.
+ */
+export type SharedRamFallbackReason =
+  | 'no-memory-backend'
+  | 'not-file-backed'
+  | 'not-shared'
+  | 'no-x-ignore-shared';
+
+export type SharedRamOutcome =
+  | { readonly used: true; readonly ramFile: RamFileRecord }
+  | { readonly used: false; readonly reason: SharedRamFallbackReason; readonly detail: string };

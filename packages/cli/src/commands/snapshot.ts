@@ -14,6 +14,7 @@ import type {
   ListResult,
   LoadSummary,
   OperationProgress,
+  SaveSummary,
   WireError,
 } from '../vm/protocol.js';
 import { STRATEGIES } from '../vm/supervisor.js';
@@ -27,6 +28,7 @@ interface SaveFlags {
   dir: string;
   live?: boolean;
   portable?: boolean;
+  sharedRam?: boolean;
   diskOnly?: boolean;
   requireQuiesce?: boolean;
   overwrite?: boolean;
@@ -60,6 +62,10 @@ export const snapshotCommand: CliCommand = {
         'external only: write the stream format, which QEMU 7.2 loads too (default on QEMU >= 9.0: mapped-ram)',
       )
       .option(
+        '--shared-ram',
+        'external only: a template for `qmpkit vm clone`: with the guest RAM in a shared memory-backend-file, leave it out of the stream (x-ignore-shared) and keep a copy of the file, which clones map copy-on-write (otherwise an ordinary save; the result says why)',
+      )
+      .option(
         '--disk-only',
         'external only: the disks alone (no RAM), the guest keeps running; its filesystems are frozen through its guest agent when it has one; loading it boots from the disks',
       )
@@ -90,6 +96,7 @@ export const snapshotCommand: CliCommand = {
                   name,
                   ...(flags.live ? { live: true } : {}),
                   ...(flags.portable ? { portable: true } : {}),
+                  ...(flags.sharedRam ? { sharedRam: true } : {}),
                   ...(flags.diskOnly ? { diskOnly: true } : {}),
                   ...(flags.requireQuiesce ? { requireQuiesce: true } : {}),
                   ...(flags.overwrite ? { overwrite: true } : {}),
@@ -358,6 +365,13 @@ async function runTask(
           : `${verb} '${outcome.name}': ${outcome.strategy}, ${ms(outcome.totalMs)} (guest downtime ${ms(outcome.downtimeMs ?? undefined)}), ${bytes(outcome.bytes)} of VM state${outcome.qemu ? `; QEMU ${outcome.qemu.version}` : ''}\n`,
       );
       if (outcome.compat) io.stdout.write(`${compatLine(outcome.compat)}\n`);
+      const shared = 'sharedRam' in outcome ? (outcome as SaveSummary).sharedRam : undefined;
+      if (shared !== undefined)
+        io.stdout.write(
+          shared.used
+            ? `RAM file kept for clones: ${bytes(shared.ramBytes)} (qmpkit vm clone maps it copy-on-write)\n`
+            : `RAM saved in the stream, not as a file (${shared.reason}): ${shared.detail}\n`,
+        );
     }
     if (interrupts > 0)
       io.stderr.write(`qmpkit: the ${method} had finished before the abort arrived\n`);

@@ -1,11 +1,13 @@
 import { closeSync, writeSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { cloneSnapshot } from '@qmpkit/snapshots';
 import { Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
 import { formatJson } from '../format.js';
 import { ControlClient, isSupervisorError } from '../vm/client.js';
 import { EXAMPLE_DISK, writeExampleConfig } from '../vm/init.js';
+import { vmPaths } from '../vm/paths.js';
 import type { StatusResult } from '../vm/protocol.js';
 import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
@@ -229,6 +231,35 @@ export const vmCommand: CliCommand = {
         context.exit(await runReceive(context, source, flags));
       });
 
+    vm.command('clone')
+      .description(
+        "start N clones of a VM's external snapshot, each a VM of its own (own directory, qcow2 overlays over the snapshot's frozen disks, own QMP socket), loaded from the snapshot's state; a snapshot saved with `snapshot save --shared-ram` gives them its RAM file copy-on-write. Prints each clone's directory and QMP socket and leaves the clones running (stop one with `qmpkit exec unix:SOCKET quit`). On any failure no clone is left",
+      )
+      .argument('<vm-dir>', 'the VM directory whose snapshot store holds the snapshot')
+      .addOption(
+        new Option('--count <n>', 'how many clones')
+          .argParser(positiveInt('--count'))
+          .makeOptionMandatory(),
+      )
+      .option('--snapshot <tag>', "the snapshot (default: the store's current one)")
+      .option('--into <dir>', 'where the clone directories go (default <vm-dir>/clones)')
+      .option(
+        '--prefix <name>',
+        'clone directories are <prefix>-1…<prefix>-N (default: the snapshot name)',
+      )
+      .addOption(
+        new Option(
+          '--ram <mode>',
+          "shared: map the snapshot's RAM file copy-on-write (default); copy: each clone its own copy",
+        ).choices(['shared', 'copy']),
+      )
+      .option('--paused', 'leave the clones paused after the load')
+      .option('--qemu <binary>', 'qemu-system binary (default: the one that saved the snapshot)')
+      .option('--json', 'print the clones as JSON')
+      .action(async (vmDir: string, flags: CloneFlags) => {
+        context.exit(await runClone(context, vmDir, flags));
+      });
+
     vm.command('supervise', { hidden: true })
       .description('the supervisor process itself (started by `vm start`)')
       .addOption(dirOption())
@@ -248,6 +279,61 @@ export const vmCommand: CliCommand = {
       });
   },
 };
+
+interface CloneFlags {
+  count: number;
+  snapshot?: string;
+  into?: string;
+  prefix?: string;
+  ram?: 'shared' | 'copy';
+  paused?: boolean;
+  qemu?: string;
+  json?: boolean;
+}
+
+/**
+ * `vm clone`: the clones are started by this process (`cloneSnapshot`) and outlive it: each
+ * has a QMP socket of its own, which is how they are reached afterwards.
+ */
+async function runClone(
+  context: CommandContext,
+  vmDir: string,
+  flags: CloneFlags,
+): Promise<number> {
+  const { io } = context;
+  const paths = vmPaths(vmDir);
+  try {
+    const set = await cloneSnapshot(paths.snapshots, flags.snapshot, {
+      count: flags.count,
+      into: flags.into ?? path.join(paths.dir, 'clones'),
+      ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
+      ...(flags.ram !== undefined ? { ram: flags.ram } : {}),
+      ...(flags.paused === true ? { resume: false } : {}),
+      ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
+    });
+    const rows = set.clones.map((c) => ({
+      dir: c.dir,
+      qmp: c.qmpSocket,
+      pid: c.machine.pid,
+    }));
+    if (flags.json === true)
+      io.stdout.write(
+        `${formatJson({ snapshot: set.snapshot.name, ram: set.ram, totalMs: set.totalMs, clones: rows }, false)}\n`,
+      );
+    else {
+      io.stdout.write(
+        `${rows.length} clone${rows.length === 1 ? '' : 's'} of '${set.snapshot.name}' in ${ms(set.totalMs)} (RAM: ${set.ram})\n`,
+      );
+      for (const r of rows) io.stdout.write(`${r.dir}  qmp unix:${r.qmp}  pid ${r.pid}\n`);
+    }
+    return 0;
+  } catch (error) {
+    io.stderr.write(
+      `qmpkit: vm clone ${vmDir}: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return 1;
+  }
+}
 
 interface MigrateFlags {
   dir: string;

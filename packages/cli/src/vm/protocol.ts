@@ -19,6 +19,8 @@ export interface SaveParams {
   readonly live?: boolean;
   /** External: write the stream format even where QEMU has mapped-ram (loads on 7.2 too). */
   readonly portable?: boolean;
+  /** External: a template for copy-on-write clones (RAM file + x-ignore-shared). */
+  readonly sharedRam?: boolean;
   /** Disks only (no RAM), the guest's filesystems frozen through its agent when it has one. */
   readonly diskOnly?: boolean;
   /** Disk-only: refuse when the guest cannot be frozen (default: a crash-consistent snapshot). */
@@ -239,6 +241,10 @@ export interface SaveSummary {
   readonly live: boolean;
   /** Disk-only saves: `filesystem` (frozen by the agent) or `crash`. */
   readonly consistency?: string;
+  /** `--shared-ram` saves: the RAM file kept for clones, or why RAM went into the stream. */
+  readonly sharedRam?:
+    | { readonly used: true; readonly ramBytes: number }
+    | { readonly used: false; readonly reason: string; readonly detail: string };
 }
 
 export interface LoadParams {

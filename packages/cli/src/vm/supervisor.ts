@@ -727,6 +727,7 @@ class Supervisor {
         onProgress,
         ...(params.live !== undefined ? { live: params.live } : {}),
         ...(params.portable !== undefined ? { portable: params.portable } : {}),
+        ...(params.sharedRam !== undefined ? { sharedRam: params.sharedRam } : {}),
         ...(params.diskOnly !== undefined ? { diskOnly: params.diskOnly } : {}),
         ...(params.requireQuiesce !== undefined ? { requireQuiesce: params.requireQuiesce } : {}),
         ...(params.overwrite !== undefined ? { overwrite: params.overwrite } : {}),
@@ -739,6 +740,17 @@ class Supervisor {
         downtimeMs: result.timings.downtimeMs ?? null,
         bytes: result.bytesWritten,
         live: result.snapshot.live,
+        ...(result.sharedRam !== undefined
+          ? {
+              sharedRam: result.sharedRam.used
+                ? { used: true as const, ramBytes: result.sharedRam.ramFile.bytes }
+                : {
+                    used: false as const,
+                    reason: result.sharedRam.reason,
+                    detail: result.sharedRam.detail,
+                  },
+            }
+          : {}),
         ...(result.snapshot.consistency !== undefined
           ? { consistency: result.snapshot.consistency }
           : {}),
@@ -1015,7 +1027,14 @@ function saveParams(params: Record<string, unknown>): SaveParams {
   const strategy = params.strategy;
   if (strategy !== undefined && !STRATEGIES.includes(strategy as StrategyKind))
     throw new ProtocolError(`params.strategy: one of ${STRATEGIES.join(', ')}`);
-  for (const key of ['live', 'overwrite', 'portable', 'diskOnly', 'requireQuiesce'] as const)
+  for (const key of [
+    'live',
+    'overwrite',
+    'portable',
+    'diskOnly',
+    'requireQuiesce',
+    'sharedRam',
+  ] as const)
     if (params[key] !== undefined && typeof params[key] !== 'boolean')
       throw new ProtocolError(`params.${key}: a boolean`);
   if (params.description !== undefined && typeof params.description !== 'string')
@@ -1025,6 +1044,7 @@ function saveParams(params: Record<string, unknown>): SaveParams {
     ...(strategy !== undefined ? { strategy: strategy as StrategyKind } : {}),
     ...(typeof params.live === 'boolean' ? { live: params.live } : {}),
     ...(typeof params.portable === 'boolean' ? { portable: params.portable } : {}),
+    ...(typeof params.sharedRam === 'boolean' ? { sharedRam: params.sharedRam } : {}),
     ...(typeof params.diskOnly === 'boolean' ? { diskOnly: params.diskOnly } : {}),
     ...(typeof params.requireQuiesce === 'boolean'
       ? { requireQuiesce: params.requireQuiesce }
