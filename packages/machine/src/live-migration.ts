@@ -64,7 +64,19 @@ import { binaryFromSpec, binaryFromState, type QemuSpec, storedBinary } from './
 import { LOCK_FILE } from './lock.js';
 import { type ExitInfo, launch, type Machine } from './machine.js';
 import { machineTypes, resolveMachineType } from './machine-type.js';
+import {
+  ACTIVE,
+  busy,
+  cancelSourceMigration,
+  MigrationRunBase,
+  PhaseClock,
+  type PhaseDeadline,
+  ProgressHub,
+  sampleMigration,
+} from './migration-run.js';
 import type { MigrationPhase, MigrationRecord } from './state.js';
+
+export { ACTIVE, busy, type PhaseDeadline, ProgressHub };
 
 type MigrationInfo = Commands['query-migrate']['returns'];
 type MigrationStatus = NonNullable<MigrationInfo['status']>;
@@ -101,12 +113,6 @@ export interface MigrationTarget {
 export type MigrationTransport =
   | { readonly type: 'unix'; readonly path?: string }
   | { readonly type: 'tcp'; readonly host?: string; readonly port?: number };
-
-/** Warn after `warnAfter` ms in a phase, give up (roll back, `timeout`) after `failAfter`. */
-export interface PhaseDeadline {
-  readonly warnAfter: number;
-  readonly failAfter: number;
-}
 
 export interface MigrationDeadlines {
   /** From the start to `migrate` accepted (target launch, capabilities, listening). */
@@ -250,22 +256,6 @@ export interface LiveMigration {
   cancel(reason?: unknown): Promise<void>;
 }
 
-export const ACTIVE: ReadonlySet<string> = new Set([
-  'setup',
-  'active',
-  'device',
-  'pre-switchover',
-  'postcopy-active',
-  'postcopy-paused',
-  'postcopy-recover',
-  'cancelling',
-  'wait-unplug',
-  'colo',
-]);
-
-/** Sources with a migration of ours under way. */
-export const busy = new WeakSet<Machine>();
-
 /** Fields of the configuration the guest sees; the rest (host paths, backends) may differ. */
 export function guestDifferences(source: VmConfig, target: VmConfig): string[] {
   const out: string[] = [];
@@ -329,51 +319,6 @@ export function eventMs(e: { timestamp: { seconds: number; microseconds: number 
   return e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
 }
 
-/** Fan-out of samples to every open iterator; each iterator ends when the migration does. */
-export class ProgressHub implements AsyncIterable<MigrationProgress> {
-  readonly #subscribers = new Set<{
-    queue: MigrationProgress[];
-    wake: (() => void) | undefined;
-  }>();
-  #ended = false;
-
-  push(sample: MigrationProgress): void {
-    for (const s of this.#subscribers) {
-      s.queue.push(sample);
-      if (s.queue.length > 1000) s.queue.shift();
-      s.wake?.();
-    }
-  }
-
-  end(): void {
-    this.#ended = true;
-    for (const s of this.#subscribers) s.wake?.();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<MigrationProgress> {
-    const sub = { queue: [] as MigrationProgress[], wake: undefined as (() => void) | undefined };
-    this.#subscribers.add(sub);
-    const done = (): IteratorResult<MigrationProgress> => {
-      this.#subscribers.delete(sub);
-      return { done: true, value: undefined };
-    };
-    return {
-      next: async () => {
-        for (;;) {
-          const item = sub.queue.shift();
-          if (item !== undefined) return { done: false, value: item };
-          if (this.#ended) return done();
-          await new Promise<void>((resolve) => {
-            sub.wake = resolve;
-          });
-          sub.wake = undefined;
-        }
-      },
-      return: async () => done(),
-    };
-  }
-}
-
 /**
  * Moves the running (or paused) `source` into a new QEMU and returns at once; see the module
  * comment for the phases. `result` resolves with the target as the machine, or rejects with a
@@ -388,21 +333,11 @@ export function migrate(
   return run.handle();
 }
 
-class MigrationRun {
-  readonly #source: Machine;
+class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgress> {
   readonly #spec: MigrationTarget;
   readonly #options: LiveMigrateOptions;
-  readonly #logger: Logger;
-  readonly #hub = new ProgressHub();
-  readonly #startedAt = new Date().toISOString();
-  readonly #abort = new AbortController();
-  #phase: MigrationPhase = 'starting-target';
   #target: Machine | undefined;
   #targetRunDir: { path: string; created: boolean } | undefined;
-  #ended = false;
-  #cancelling: Promise<void> | undefined;
-  #result!: Promise<LiveMigrationResult>;
-  #abortReason: unknown;
   /** `disks: 'copy'`: the disks, what was created for them, the mirrors, the NBD address. */
   #disks: CopiedDisk[] = [];
   readonly #made: string[] = [];
@@ -410,97 +345,19 @@ class MigrationRun {
   #nbd: NbdAddress | undefined;
 
   constructor(source: Machine, target: MigrationTarget, options: LiveMigrateOptions) {
-    this.#source = source;
+    super(source, options, 'starting-target');
     this.#spec = target;
     this.#options = options;
-    this.#logger = options.logger ?? {
-      warn: (message, detail) => console.warn(`[qmpkit/machine] ${message}`, detail ?? ''),
-    };
   }
 
-  handle(): LiveMigration {
-    const signal = this.#options.signal;
-    const onAbort = () => this.#requestAbort(signal?.reason);
-    this.#result = (async () => {
-      if (busy.has(this.#source))
-        throw new LiveMigrationError(
-          'busy',
-          'starting-target',
-          'a migration of this machine is already under way',
-          { sourceRunning: this.#source.status === 'running' },
-        );
-      busy.add(this.#source);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        if (signal?.aborted) this.#requestAbort(signal.reason);
-        return await this.#run();
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
-        busy.delete(this.#source);
-        this.#ended = true;
-        this.#hub.end();
-      }
-    })();
-    // Awaited by the caller; this only keeps an early rejection from being reported unhandled.
-    this.#result.catch(() => undefined);
-    const self = this;
-    return {
-      result: this.#result,
-      progress: this.#hub,
-      get phase() {
-        return self.#phase;
-      },
-      cancel: (reason?: unknown) => this.#cancel(reason),
-    };
-  }
-
-  #requestAbort(reason: unknown): void {
-    if (this.#abort.signal.aborted) return;
-    this.#abortReason = reason;
-    this.#abort.abort(reason);
-  }
-
-  #cancel(reason: unknown): Promise<void> {
-    if (this.#cancelling !== undefined && !this.#ended) return this.#cancelling;
-    if (this.#ended || this.#phase === 'finishing' || this.#phase === 'done')
-      return Promise.reject(
-        new LiveMigrationError('not-active', this.#phase, 'the migration has already ended', {
-          sourceRunning: this.#source.status === 'running',
-        }),
-      );
-    this.#requestAbort(reason);
-    this.#cancelling = this.#result.then(
-      () => {
-        throw new LiveMigrationError(
-          'not-active',
-          'done',
-          'the migration completed before the cancel took effect',
-        );
-      },
-      (error: unknown) => {
-        if (isLiveMigrationError(error) && error.reason === 'aborted') return;
-        throw error;
-      },
-    );
-    return this.#cancelling;
-  }
-
-  /** Throws `aborted` when the caller cancelled. */
-  #checkAbort(): void {
-    if (this.#abort.signal.aborted)
-      throw new LiveMigrationError(
-        'aborted',
-        this.#phase,
-        'aborted by the caller',
-        {},
-        {
-          cause: this.#abortReason,
-        },
-      );
+  protected override tooLateToCancel(): string | undefined {
+    return this.phase === 'finishing' || this.phase === 'done'
+      ? 'the migration has already ended'
+      : undefined;
   }
 
   async #setPhase(phase: MigrationPhase): Promise<void> {
-    this.#phase = phase;
+    this.phase = phase;
     const target = this.#target;
     const files = this.#made.length > 0 ? { files: [...this.#made] } : {};
     const peerOf = (m: Machine, created: boolean, withFiles: boolean): MigrationRecord['peer'] => ({
@@ -513,10 +370,10 @@ class MigrationRun {
       role,
       phase,
       peer,
-      startedAt: this.#startedAt,
+      startedAt: this.startedAt,
     });
     const targetDir = this.#targetRunDir;
-    await this.#source.recordMigration(
+    await this.source.recordMigration(
       record(
         'source',
         target !== undefined
@@ -532,13 +389,13 @@ class MigrationRun {
       ),
     );
     if (target !== undefined)
-      await target.recordMigration(record('target', peerOf(this.#source, false, false)));
+      await target.recordMigration(record('target', peerOf(this.source, false, false)));
     // Awaited when it returns a promise: a test (or a manager) may act on the phase first.
     await this.#options.onPhase?.(phase, target !== undefined ? { target } : {});
   }
 
-  async #run(): Promise<LiveMigrationResult> {
-    const source = this.#source;
+  protected override async run(): Promise<LiveMigrationResult> {
+    const source = this.source;
     if (source.status !== 'running')
       throw new LiveMigrationError(
         'source-not-running',
@@ -571,7 +428,7 @@ class MigrationRun {
     const env = this.#spec.env ?? process.env;
     const binary = await this.#targetBinary(env);
     await this.#checkMachineType(binary, env);
-    this.#checkAbort();
+    this.checkAbort();
     const runDir = await this.#prepareTargetRunDir();
     try {
       await this.#setPhase('starting-target');
@@ -579,12 +436,12 @@ class MigrationRun {
         // Recorded before they exist: a relaunch after a crash removes whatever got made.
         this.#made.push(...(await plannedPaths(this.#disks)));
         await this.#setPhase('starting-target');
-        await createTargetImages(this.#disks, this.#logger);
+        await createTargetImages(this.#disks, this.logger);
       }
       const target = await this.#launchTarget(config, binary, runDir, env);
       this.#target = target;
       await this.#setPhase('setup');
-      this.#checkAbort();
+      this.checkAbort();
       return await this.#transfer(target, wasRunning);
     } catch (error) {
       throw await this.#rollBack(error, wasRunning);
@@ -592,7 +449,7 @@ class MigrationRun {
   }
 
   async #checkedConfig(): Promise<VmConfig> {
-    const source = this.#source;
+    const source = this.source;
     const pinned = source.machineType ?? source.config.machine.type;
     const base = source.config;
     const given = this.#spec.config;
@@ -620,14 +477,14 @@ class MigrationRun {
   }
 
   async #targetBinary(env: NodeJS.ProcessEnv): Promise<QemuBinary> {
-    const stored = this.#source.qemuBinary;
+    const stored = this.source.qemuBinary;
     if (this.#spec.qemu !== undefined) return binaryFromSpec(this.#spec.qemu, env, (b) => [b]);
-    if (stored !== undefined) return binaryFromState(stored, env, this.#logger);
-    return binaryFromSpec(this.#source.argv[0] ?? 'qemu-system-x86_64', env, (b) => [b]);
+    if (stored !== undefined) return binaryFromState(stored, env, this.logger);
+    return binaryFromSpec(this.source.argv[0] ?? 'qemu-system-x86_64', env, (b) => [b]);
   }
 
   async #checkMachineType(binary: QemuBinary, env: NodeJS.ProcessEnv): Promise<void> {
-    const type = this.#source.machineType ?? this.#source.config.machine.type;
+    const type = this.source.machineType ?? this.source.config.machine.type;
     const record = await storedBinary(binary);
     const types = await machineTypes(binary, env, `${record.size}:${record.mtimeMs}`);
     try {
@@ -638,7 +495,7 @@ class MigrationRun {
         'machine-type',
         'starting-target',
         `QEMU ${binary.version} at ${binary.path} has no machine type '${type}' (the source's pinned type)`,
-        { sourceRunning: this.#source.status === 'running' },
+        { sourceRunning: this.source.status === 'running' },
         { cause: error },
       );
     }
@@ -663,7 +520,7 @@ class MigrationRun {
     runDir: { path: string; created: boolean } | undefined,
     env: NodeJS.ProcessEnv,
   ): Promise<Machine> {
-    const source = this.#source;
+    const source = this.source;
     const stored = source.launchRecord;
     try {
       return await launch(config, {
@@ -678,8 +535,8 @@ class MigrationRun {
         launchTimeout: this.#spec.launchTimeout ?? stored.launchTimeout,
         incoming: true,
         env,
-        logger: this.#logger,
-        signal: this.#abort.signal,
+        logger: this.logger,
+        signal: this.abort.signal,
       });
     } catch (error) {
       throw new LiveMigrationError(
@@ -698,7 +555,7 @@ class MigrationRun {
     } catch (error) {
       throw new LiveMigrationError(
         'command-failed',
-        this.#phase,
+        this.phase,
         `${what} on the ${side} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
         {},
         { cause: error },
@@ -712,7 +569,7 @@ class MigrationRun {
   }
 
   async #transfer(target: Machine, wasRunning: boolean): Promise<LiveMigrationResult> {
-    const source = this.#source;
+    const source = this.source;
     const options = this.#options;
     const deadlines = { ...DEFAULT_MIGRATION_DEADLINES, ...options.deadlines };
     const setupStarted = performance.now();
@@ -767,7 +624,7 @@ class MigrationRun {
         target.qmp.execute('migrate-set-parameters', { 'multifd-channels': channels }),
       );
     const uri = await this.#listen(target, transport);
-    this.#checkAbort();
+    this.checkAbort();
     if (this.#disks.length > 0) {
       if (!srcCaps.has('pause-before-switchover'))
         throw new LiveMigrationError(
@@ -806,13 +663,13 @@ class MigrationRun {
    * them; returns once every mirror is `ready` (samples with each mirror's progress meanwhile).
    */
   async #copyDisks(target: Machine, deadline: PhaseDeadline): Promise<void> {
-    const source = this.#source;
+    const source = this.source;
     this.#nbd = await this.#command('target', 'NBD export', () =>
       exportTargetDisks(target, this.#disks, this.#options.nbd ?? { type: 'unix' }),
     );
     const nbd = this.#nbd;
     await this.#setPhase('mirroring');
-    this.#checkAbort();
+    this.checkAbort();
     try {
       await startMirrors(source, this.#disks, nbd, this.#jobs, this.#options.mirrorSpeed);
     } catch (error) {
@@ -846,13 +703,12 @@ class MigrationRun {
       wake();
     });
     const onAbort = () => wake();
-    this.#abort.signal.addEventListener('abort', onAbort);
-    const started = performance.now();
+    this.abort.signal.addEventListener('abort', onAbort);
+    const clock = new PhaseClock();
     const interval = this.#options.progressInterval ?? 250;
-    let warned = false;
     try {
       for (;;) {
-        this.#checkAbort();
+        this.checkAbort();
         if (exits.source !== undefined)
           throw new LiveMigrationError(
             'source-exited',
@@ -876,10 +732,10 @@ class MigrationRun {
             { cause: e },
           );
         }
-        const elapsed = performance.now() - started;
+        const elapsed = clock.elapsed;
         const disks = await mirrorProgress(source, this.#disks).catch(() => undefined);
         if (disks !== undefined)
-          this.#hub.push({
+          this.hub.push({
             phase: 'mirroring',
             status: 'none',
             elapsedMs: Math.round(elapsed),
@@ -894,19 +750,7 @@ class MigrationRun {
             disks,
           });
         if (state.ready) return;
-        if (!warned && elapsed > deadline.warnAfter) {
-          warned = true;
-          this.#logger.warn(
-            `live migration: the disk copy has taken ${Math.round(elapsed)} ms (fails after ${deadline.failAfter} ms)`,
-            disks,
-          );
-        }
-        if (elapsed > deadline.failAfter)
-          throw new LiveMigrationError(
-            'timeout',
-            'mirroring',
-            `the disk mirrors were not ready within ${deadline.failAfter} ms`,
-          );
+        clock.check('mirroring', deadline, this.logger, disks, 'the disk copy');
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, interval);
           wake = () => {
@@ -917,7 +761,7 @@ class MigrationRun {
         wake = () => {};
       }
     } finally {
-      this.#abort.signal.removeEventListener('abort', onAbort);
+      this.abort.signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -958,7 +802,7 @@ class MigrationRun {
     onSample: (sample: MigrationProgress) => Promise<void>,
     decisions: readonly ConvergenceDecision[],
   ): Promise<LiveMigrationResult> {
-    const source = this.#source;
+    const source = this.source;
     const options = this.#options;
     // Written by event handlers, read by the loop below.
     const seen: {
@@ -1012,27 +856,26 @@ class MigrationRun {
       changed();
     });
     const abortWake = () => changed();
-    this.#abort.signal.addEventListener('abort', abortWake);
+    this.abort.signal.addEventListener('abort', abortWake);
     const started = performance.now();
-    let phaseStarted = started;
-    let warned = false;
+    const clock = new PhaseClock();
     const interval = options.progressInterval ?? 250;
     let handedOver = false;
     try {
       await this.#setPhase('transferring');
       await this.#command('source', 'migrate', () => source.qmp.execute('migrate', { uri }));
       for (;;) {
-        this.#checkAbort();
+        this.checkAbort();
         if (seen.sourceExit !== undefined)
           throw new LiveMigrationError(
             'source-exited',
-            this.#phase,
+            this.phase,
             `the source QEMU exited (${seen.sourceExit.signal ?? `exit code ${seen.sourceExit.code}`})`,
           );
         if (seen.targetExit !== undefined)
           throw new LiveMigrationError(
             'target-exited',
-            this.#phase,
+            this.phase,
             `the target QEMU exited before it ran the guest (${seen.targetExit.signal ?? `exit code ${seen.targetExit.code}`})`,
             {
               exitCode: seen.targetExit.code,
@@ -1053,7 +896,7 @@ class MigrationRun {
           ]).finally(() => clearTimeout(grace));
           throw new LiveMigrationError(
             'failed',
-            this.#phase,
+            this.phase,
             info?.['error-desc'] ?? `the source reported '${seen.sourceStatus}'`,
             {
               stderr: target.stderr(),
@@ -1064,8 +907,7 @@ class MigrationRun {
         if (seen.sourceStatus === 'pre-switchover' && !handedOver) {
           handedOver = true;
           await this.#setPhase('switchover');
-          phaseStarted = performance.now();
-          warned = false;
+          clock.restart();
           if (this.#disks.length > 0)
             await this.#command('source', 'ending the disk mirrors', () =>
               endMirrors(source, this.#disks, this.#jobs),
@@ -1073,8 +915,8 @@ class MigrationRun {
           if (options.beforeSwitchover !== undefined) {
             const info = await source.qmp.execute('query-migrate');
             const aborted = new Promise<void>((resolve) => {
-              if (this.#abort.signal.aborted) resolve();
-              this.#abort.signal.addEventListener('abort', () => resolve(), { once: true });
+              if (this.abort.signal.aborted) resolve();
+              this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
             });
             await Promise.race([
               options.beforeSwitchover({
@@ -1086,7 +928,7 @@ class MigrationRun {
               }),
               aborted,
             ]);
-            this.#checkAbort();
+            this.checkAbort();
           }
           if (this.#disks.length > 0)
             await this.#command('target', 'removing the NBD exports', () =>
@@ -1097,11 +939,11 @@ class MigrationRun {
           );
           continue;
         }
-        if (seen.sourceStatus === 'completed' && this.#phase !== 'confirming') {
-          if (!handedOver) phaseStarted = performance.now();
+        if (seen.sourceStatus === 'completed' && this.phase !== 'confirming') {
+          // Only a hand-over without pre-switchover starts the switch-over deadline here.
+          if (!handedOver) clock.restart();
           handedOver = true;
           await this.#setPhase('confirming');
-          warned = false;
         }
         const targetRuns = wasRunning ? seen.resumeMs !== null : seen.targetCompleted;
         if (targetRuns && seen.sourceStatus === 'completed') {
@@ -1111,39 +953,20 @@ class MigrationRun {
         // Deadlines: warn first (QEMU's main loop can be busy for seconds), fail at the hard one.
         const now = performance.now();
         const deadline = handedOver ? deadlines.switchover : deadlines.transfer;
-        const inPhase = now - phaseStarted;
-        if (!warned && inPhase > deadline.warnAfter) {
-          warned = true;
-          this.#logger.warn(
-            `live migration: phase ${this.#phase} has taken ${Math.round(inPhase)} ms (fails after ${deadline.failAfter} ms)`,
-            lastProgress ?? undefined,
-          );
-        }
-        if (inPhase > deadline.failAfter)
-          throw new LiveMigrationError(
-            'timeout',
-            this.#phase,
-            `phase ${this.#phase} did not end within ${deadline.failAfter} ms`,
-          );
+        clock.check(this.phase, deadline, this.logger, lastProgress);
         if (!handedOver && now >= nextSample) {
           nextSample = now + interval;
-          const info = await source.qmp
-            .execute('query-migrate', undefined, { timeout: interval * 20 })
-            .catch((error: unknown) => {
-              // A busy monitor answers late during migration: a missed sample is not a failure.
-              this.#logger.warn('live migration: query-migrate did not answer in time', error);
-              return undefined;
-            });
+          const info = await sampleMigration(source, interval, this.logger);
           if (info !== undefined && info.status !== undefined && ACTIVE.has(info.status)) {
             const disks =
               this.#disks.length > 0
                 ? await mirrorProgress(source, this.#disks).catch(() => undefined)
                 : undefined;
             lastProgress = {
-              ...progressFrom(info, this.#phase, now - started),
+              ...progressFrom(info, this.phase, now - started),
               ...(disks !== undefined ? { disks } : {}),
             };
-            this.#hub.push(lastProgress);
+            this.hub.push(lastProgress);
             await onSample(lastProgress);
           }
           continue;
@@ -1168,11 +991,11 @@ class MigrationRun {
         role: 'source',
         phase: 'done',
         peer: { runDir: target.runDir, stateFile: target.stateFile ?? null, createdRunDir: false },
-        startedAt: this.#startedAt,
+        startedAt: this.startedAt,
       });
       await source.stop();
       await target.recordMigration(undefined);
-      this.#phase = 'done';
+      this.phase = 'done';
       return {
         machine: target,
         uri,
@@ -1186,7 +1009,7 @@ class MigrationRun {
         decisions: [...decisions],
       };
     } finally {
-      this.#abort.signal.removeEventListener('abort', abortWake);
+      this.abort.signal.removeEventListener('abort', abortWake);
       for (const off of offs) off();
     }
   }
@@ -1197,13 +1020,13 @@ class MigrationRun {
    * files, clears the state files' record. Returns the error to throw (with `sourceRunning`).
    */
   async #rollBack(error: unknown, wasRunning: boolean): Promise<unknown> {
-    const source = this.#source;
+    const source = this.source;
     const target = this.#target;
     const failure: LiveMigrationError = isLiveMigrationError(error)
       ? error
       : new LiveMigrationError(
-          this.#abort.signal.aborted ? 'aborted' : 'command-failed',
-          this.#phase,
+          this.abort.signal.aborted ? 'aborted' : 'command-failed',
+          this.phase,
           error instanceof Error ? error.message : String(error),
           {},
           { cause: error },
@@ -1212,27 +1035,7 @@ class MigrationRun {
     const alive = () => source.status === 'running';
     if (alive()) {
       try {
-        const info = await source.qmp.execute('query-migrate');
-        if (info.status !== undefined && ACTIVE.has(info.status)) {
-          const ended = new Promise<void>((resolve) => {
-            const off = source.qmp.on('MIGRATION', (e) => {
-              if (
-                e.data.status === 'cancelled' ||
-                e.data.status === 'failed' ||
-                e.data.status === 'completed'
-              ) {
-                off();
-                resolve();
-              }
-            });
-            setTimeout(() => {
-              off();
-              resolve();
-            }, 30_000).unref();
-          });
-          await source.qmp.execute('migrate_cancel');
-          await ended;
-        }
+        await cancelSourceMigration(source);
       } catch (e) {
         problems.push(e);
       }
@@ -1263,7 +1066,7 @@ class MigrationRun {
     await removeMade(this.#made).catch((e: unknown) => problems.push(e));
     await source.recordMigration(undefined).catch((e: unknown) => problems.push(e));
     if (problems.length > 0)
-      this.#logger.warn('live migration: the roll-back met problems', problems);
+      this.logger.warn('live migration: the roll-back met problems', problems);
     return failure.withSource(sourceRunning);
   }
 
