@@ -24,6 +24,10 @@
  * `pause-before-switchover` where present (the hand-over waits for us, which is where disk
  * mirrors will be completed), `multifd` when asked and both sides have it. `max-bandwidth` is
  * raised (QEMU's default 128 MiB/s throttles even a local copy).
+ *
+ * `tls` puts the stream and the disk copy's NBD link under `tls-creds-x509` (one object per
+ * side). `postcopy` adds `postcopy-ram` on both sides; once the source reports
+ * `postcopy-active` the target runs the guest and nothing is rolled back (`postcopy-failed`).
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -45,6 +49,7 @@ import {
   exportTargetDisks,
   mirrorProgress,
   type NbdAddress,
+  type NbdTls,
   type NbdTransport,
   planDiskCopy,
   plannedPaths,
@@ -74,6 +79,13 @@ import {
   ProgressHub,
   sampleMigration,
 } from './migration-run.js';
+import {
+  addTlsCredentials,
+  type MigrationTls,
+  removeTlsCredentials,
+  requirePostcopy,
+  TLS_OBJECT_ID,
+} from './migration-transport.js';
 import type { MigrationPhase, MigrationRecord } from './state.js';
 
 export { ACTIVE, busy, type PhaseDeadline, ProgressHub };
@@ -165,6 +177,20 @@ export interface LiveMigrateOptions {
   readonly downtimeLimit?: number;
   /** Channels for `multifd` (used only when both QEMUs have the capability and TCP is used). */
   readonly multifd?: number;
+  /**
+   * TLS (`tls-creds-x509`) for the migration stream and, with `disks: 'copy'`, the NBD link:
+   * the target gets the server side, the source the client side of the same directory's
+   * certificates. `hostname` defaults to the TCP host, else to `localhost` (a unix socket names
+   * no host, and QEMU needs one to check the certificate against).
+   */
+  readonly tls?: MigrationTls;
+  /**
+   * Post-copy (`postcopy-ram` on both sides; needs userfaultfd here): `true` lets the
+   * convergence controller switch when pre-copy does not converge (without the controller: at
+   * once); `'immediate'` switches at the first sample that shows RAM on the wire. After the
+   * switch the target runs the guest and there is no way back (`postcopy-failed`).
+   */
+  readonly postcopy?: boolean | 'immediate';
   /** Further capabilities for the source (each only if the source has it). */
   readonly capabilities?: readonly Capability[];
   /** Further `migrate-set-parameters` for the source. */
@@ -239,6 +265,8 @@ export interface LiveMigrationResult {
   readonly lastProgress: MigrationProgress | null;
   /** The convergence controller's decisions, in order (empty without it). */
   readonly decisions: readonly ConvergenceDecision[];
+  /** Whether the hand-over went through post-copy. */
+  readonly postcopy: boolean;
 }
 
 /** A migration under way: its result, its progress, and a way to cancel it. */
@@ -343,6 +371,10 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
   readonly #made: string[] = [];
   readonly #jobs: BlockJob[] = [];
   #nbd: NbdAddress | undefined;
+  /** Whether a TLS object was added to the source (removed again by a roll-back). */
+  #tls = false;
+  /** Set once the source reports `postcopy-active`: from then on nothing can be undone. */
+  #postcopy = false;
 
   constructor(source: Machine, target: MigrationTarget, options: LiveMigrateOptions) {
     super(source, options, 'starting-target');
@@ -351,9 +383,14 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
   }
 
   protected override tooLateToCancel(): string | undefined {
-    return this.phase === 'finishing' || this.phase === 'done'
-      ? 'the migration has already ended'
-      : undefined;
+    if (this.phase === 'finishing' || this.phase === 'done')
+      return 'the migration has already ended';
+    return this.#postcopy ? 'the guest was already handed over (post-copy)' : undefined;
+  }
+
+  /** After the switch to post-copy the target holds the guest: an abort no longer rolls back. */
+  protected override abortHonoured(): boolean {
+    return !this.#postcopy;
   }
 
   async #setPhase(phase: MigrationPhase): Promise<void> {
@@ -549,6 +586,47 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
     }
   }
 
+  /** The name the source checks the target's certificate against (stream and NBD alike). */
+  #tlsHostname(tls: MigrationTls, transport: { type: string; host?: string }): string {
+    return (
+      tls.hostname ?? (transport.type === 'tcp' ? (transport.host ?? '127.0.0.1') : 'localhost')
+    );
+  }
+
+  /**
+   * One `tls-creds-x509` object per side (the target the server, the source the client); the
+   * target's migration parameters name it at once, the source's are returned for the caller's
+   * `migrate-set-parameters`. The NBD link of a disk copy uses the same objects.
+   */
+  async #addTls(
+    target: Machine,
+    tls: MigrationTls,
+    transport: MigrationTransport,
+  ): Promise<Parameters> {
+    const server = await addTlsCredentials(target, 'server', tls, undefined, 'setup');
+    await this.#command('target', 'migrate-set-parameters', () =>
+      target.qmp.execute('migrate-set-parameters', server),
+    );
+    this.#tls = true;
+    return addTlsCredentials(
+      this.source,
+      'client',
+      tls,
+      this.#tlsHostname(tls, transport),
+      'setup',
+    );
+  }
+
+  /** TLS for the NBD link when the migration has it (the objects `#addTls` made). */
+  #nbdTls(): NbdTls | undefined {
+    const tls = this.#options.tls;
+    if (tls === undefined) return undefined;
+    return {
+      creds: TLS_OBJECT_ID,
+      hostname: this.#tlsHostname(tls, this.#options.nbd ?? { type: 'unix' }),
+    };
+  }
+
   async #command<T>(side: 'source' | 'target', what: string, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
@@ -587,14 +665,26 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
       sourceCaps.push({ capability: 'return-path', state: true });
       targetCaps.push({ capability: 'return-path', state: true });
     }
-    if (srcCaps.has('pause-before-switchover'))
+    // Post-copy without disks to hand over goes straight on, as migrateTo's does: one run here
+    // with pause-before-switchover in front of the switch printed a counter line twice.
+    const postcopyAsked = (options.postcopy ?? false) !== false;
+    if (srcCaps.has('pause-before-switchover') && (!postcopyAsked || this.#disks.length > 0))
       sourceCaps.push({ capability: 'pause-before-switchover', state: true });
     if (multifd) {
       sourceCaps.push({ capability: 'multifd', state: true });
       targetCaps.push({ capability: 'multifd', state: true });
     }
+    const postcopy = options.postcopy ?? false;
+    if (postcopy !== false) {
+      await requirePostcopy(source, srcCaps, 'source', 'setup');
+      await requirePostcopy(target, tgtCaps, 'target', 'setup');
+      sourceCaps.push({ capability: 'postcopy-ram', state: true });
+      targetCaps.push({ capability: 'postcopy-ram', state: true });
+    }
     const controller =
-      options.convergence === false ? undefined : new ConvergenceController(options.convergence);
+      options.convergence === false
+        ? undefined
+        : new ConvergenceController({ ...options.convergence, postcopy: postcopy === true });
     const autoConverge = controller?.autoConverge === true && srcCaps.has('auto-converge');
     if (autoConverge) sourceCaps.push({ capability: 'auto-converge', state: true });
     for (const c of options.capabilities ?? [])
@@ -606,7 +696,9 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
     await this.#command('target', 'migrate-set-capabilities', () =>
       target.qmp.execute('migrate-set-capabilities', { capabilities: targetCaps }),
     );
+    const tls = options.tls !== undefined ? await this.#addTls(target, options.tls, transport) : {};
     const parameters: Parameters = {
+      ...tls,
       'max-bandwidth': options.maxBandwidth ?? 16 * 1024 ** 3,
       ...(controller !== undefined
         ? { 'downtime-limit': controller.downtimeLimit }
@@ -641,10 +733,27 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
         `set-up took longer than ${deadlines.setup.failAfter} ms`,
       );
     controller?.start(autoConverge);
+    const startPostcopy = async () => {
+      await this.#command('source', 'migrate-start-postcopy', () =>
+        source.qmp.execute('migrate-start-postcopy'),
+      );
+    };
+    // `'immediate'` (and `true` without the controller) switches at the first sample that
+    // shows RAM on the wire: by then the target has read the stream's post-copy advise.
+    let switchNow = postcopy === 'immediate' || (postcopy === true && controller === undefined);
     const onSample = async (sample: MigrationProgress) => {
-      await controller?.observe(sample, autoConverge, async (ms) => {
-        await source.qmp.execute('migrate-set-parameters', { 'downtime-limit': ms });
-      });
+      if (switchNow && sample.transferred > 0) {
+        switchNow = false;
+        await startPostcopy();
+      }
+      await controller?.observe(
+        sample,
+        autoConverge,
+        async (ms) => {
+          await source.qmp.execute('migrate-set-parameters', { 'downtime-limit': ms });
+        },
+        startPostcopy,
+      );
       await options.onSample?.(sample, source);
     };
     return await this.#watch(
@@ -664,14 +773,15 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
    */
   async #copyDisks(target: Machine, deadline: PhaseDeadline): Promise<void> {
     const source = this.source;
+    const tls = this.#nbdTls();
     this.#nbd = await this.#command('target', 'NBD export', () =>
-      exportTargetDisks(target, this.#disks, this.#options.nbd ?? { type: 'unix' }),
+      exportTargetDisks(target, this.#disks, this.#options.nbd ?? { type: 'unix' }, tls),
     );
     const nbd = this.#nbd;
     await this.#setPhase('mirroring');
     this.checkAbort();
     try {
-      await startMirrors(source, this.#disks, nbd, this.#jobs, this.#options.mirrorSpeed);
+      await startMirrors(source, this.#disks, nbd, this.#jobs, this.#options.mirrorSpeed, tls);
     } catch (error) {
       throw new LiveMigrationError(
         'command-failed',
@@ -831,6 +941,7 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
       }),
       source.qmp.on('MIGRATION', (e) => {
         seen.sourceStatus = e.data.status;
+        if (e.data.status === 'postcopy-active') this.#postcopy = true;
         changed();
       }),
       // A new pass over RAM: sample at once, so `remaining` is what the last pass left dirty.
@@ -939,6 +1050,13 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
           );
           continue;
         }
+        // Post-copy: the target runs the guest from here on; a relaunch of the source is refused.
+        if (this.#postcopy && !handedOver) {
+          handedOver = true;
+          clock.restart();
+          await this.#setPhase('switchover');
+        }
+        if (this.#postcopy && this.phase === 'switchover') await this.#setPhase('confirming');
         if (seen.sourceStatus === 'completed' && this.phase !== 'confirming') {
           // Only a hand-over without pre-switchover starts the switch-over deadline here.
           if (!handedOver) clock.restart();
@@ -952,9 +1070,10 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
         }
         // Deadlines: warn first (QEMU's main loop can be busy for seconds), fail at the hard one.
         const now = performance.now();
-        const deadline = handedOver ? deadlines.switchover : deadlines.transfer;
+        // Post-copy copies the rest of RAM after the hand-over: the transfer deadline applies.
+        const deadline = handedOver && !this.#postcopy ? deadlines.switchover : deadlines.transfer;
         clock.check(this.phase, deadline, this.logger, lastProgress);
-        if (!handedOver && now >= nextSample) {
+        if ((!handedOver || this.#postcopy) && now >= nextSample) {
           nextSample = now + interval;
           const info = await sampleMigration(source, interval, this.logger);
           if (info !== undefined && info.status !== undefined && ACTIVE.has(info.status)) {
@@ -967,14 +1086,14 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
               ...(disks !== undefined ? { disks } : {}),
             };
             this.hub.push(lastProgress);
-            await onSample(lastProgress);
+            if (!handedOver) await onSample(lastProgress);
           }
           continue;
         }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(
             resolve,
-            handedOver ? 50 : Math.max(1, nextSample - performance.now()),
+            handedOver && !this.#postcopy ? 50 : Math.max(1, nextSample - performance.now()),
           );
           wake = () => {
             clearTimeout(timer);
@@ -1007,6 +1126,7 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
         totalTimeMs: final?.['total-time'] ?? null,
         lastProgress,
         decisions: [...decisions],
+        postcopy: this.#postcopy,
       };
     } finally {
       this.abort.signal.removeEventListener('abort', abortWake);
@@ -1031,6 +1151,16 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
           {},
           { cause: error },
         );
+    if (this.#postcopy)
+      // Nothing is undone: both QEMUs stay as they are and the state files keep `confirming`
+      // (a relaunch of the source is refused, one of the target takes it as the VM).
+      return new LiveMigrationError(
+        'postcopy-failed',
+        this.phase,
+        `${failure.desc}. The migration had switched to post-copy: the target (${target?.stateFile ?? target?.runDir ?? 'gone'}) holds the guest's newest RAM and device state, the source only a stale copy; the source stays paused (resuming it would run an old state beside the target's)`,
+        { sourceRunning: false },
+        { cause: failure },
+      );
     const problems: unknown[] = [];
     const alive = () => source.status === 'running';
     if (alive()) {
@@ -1046,6 +1176,9 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
     if (this.#disks.length > 0 && alive()) {
       await sweepSource(source).catch((e: unknown) => problems.push(e));
     }
+    // After the NBD client nodes that used it.
+    if (this.#tls && alive())
+      await removeTlsCredentials(source).catch((e: unknown) => problems.push(e));
     if (target !== undefined) {
       // The target dies first: a source resumed while a target still runs the guest would be
       // two copies of one VM writing the same disks.
