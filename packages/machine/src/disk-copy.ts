@@ -107,7 +107,10 @@ export function writableDisks(config: VmConfig): string[] {
  * Decides which disks move and where their fresh images go: the target configuration's own
  * image paths when the caller gave one (they must differ from the source's), else the source's
  * file names inside `diskDir`. Returns the disks and the configuration to launch the target
- * with. Supports qcow2 and raw over a `file` node; a qcow2 with a backing chain is refused.
+ * with. Supports qcow2 and raw over a `file` node. A qcow2 with a backing chain is flattened:
+ * the mirror (`sync: full`) reads through the whole chain, so the target's fresh image of the
+ * virtual size receives every byte the guest sees; its node gets `backing: null` and the
+ * chain's nodes that nothing else uses leave the target's configuration (docs/decisions.md).
  */
 export async function planDiskCopy(
   source: Machine,
@@ -129,11 +132,6 @@ export async function planDiskCopy(
     const top = srcNodes.get(node) as BlockNode;
     if (top.driver !== 'qcow2' && top.driver !== 'raw')
       throw invalid(`disk ${node}: only qcow2 and raw disks can be copied (it is ${top.driver})`);
-    const backing = field(top, 'backing');
-    if (top.driver === 'qcow2' && backing !== undefined && backing !== null)
-      throw invalid(
-        `disk ${node}: a qcow2 with a backing chain cannot be copied yet (commit or stream it first)`,
-      );
     const srcFile = fileNodeBelow(srcNodes, node);
     const sourceFile = srcFile === undefined ? undefined : field(srcFile, 'filename');
     if (typeof sourceFile !== 'string')
@@ -174,7 +172,7 @@ export async function planDiskCopy(
     });
   }
   if (disks.length === 0) throw invalid('disks: copy, but the guest has no writable disk');
-  const config: VmConfig =
+  const renamedConfig: VmConfig =
     renamed.size === 0
       ? targetConfig
       : {
@@ -184,7 +182,65 @@ export async function planDiskCopy(
             return file === undefined ? n : ({ ...n, filename: file } as BlockNode);
           }),
         };
-  return { disks, config };
+  return {
+    disks,
+    config: flattenCopied(
+      renamedConfig,
+      disks.map((d) => d.node),
+    ),
+  };
+}
+
+/** The node names a node refers to (`file`, `backing`, `image`, `data-file` given by name). */
+function children(node: BlockNode): string[] {
+  const out: string[] = [];
+  for (const key of ['file', 'backing', 'image', 'data-file']) {
+    const v = field(node, key);
+    if (typeof v === 'string') out.push(v);
+  }
+  return out;
+}
+
+/**
+ * The target's configuration for copied disks: each copied node without its backing chain
+ * (`backing: null`; its fresh image holds all the data), and the chain's nodes dropped unless
+ * a device or another node still uses them.
+ */
+export function flattenCopied(config: VmConfig, copied: readonly string[]): VmConfig {
+  const nodes = config.blockdevs ?? [];
+  const byName = new Map(nodes.map((n) => [n['node-name'], n]));
+  const hasChain = copied.filter((name) => {
+    const b =
+      byName.get(name) === undefined ? undefined : field(byName.get(name) as BlockNode, 'backing');
+    return b !== undefined && b !== null;
+  });
+  if (hasChain.length === 0) return config;
+  const flattened = nodes.map((n) =>
+    hasChain.includes(n['node-name']) ? ({ ...n, backing: null } as BlockNode) : n,
+  );
+  // Keep what the devices reach through the flattened graph; drop the rest of the old chains.
+  const wanted = new Set<string>();
+  const flatByName = new Map(flattened.map((n) => [n['node-name'], n]));
+  const visit = (name: string) => {
+    if (wanted.has(name)) return;
+    const node = flatByName.get(name);
+    if (node === undefined) return;
+    wanted.add(name);
+    for (const c of children(node)) visit(c);
+  };
+  const chains = new Set<string>();
+  const collect = (name: string) => {
+    const node = byName.get(name);
+    if (node === undefined || chains.has(name)) return;
+    chains.add(name);
+    for (const c of children(node)) collect(c);
+  };
+  for (const name of hasChain) {
+    const b = field(byName.get(name) as BlockNode, 'backing');
+    if (typeof b === 'string') collect(b);
+  }
+  for (const n of flattened) if (!chains.has(n['node-name'])) visit(n['node-name']);
+  return { ...config, blockdevs: flattened.filter((n) => wanted.has(n['node-name'])) };
 }
 
 const exists = (p: string) =>
@@ -250,17 +306,30 @@ export interface NbdAddress {
   uri(exportName: string): string;
 }
 
-/** Starts the target's NBD server and a writable export of every disk. */
+/**
+ * TLS on the NBD link: the id of a `tls-creds-x509` object each side already has (the
+ * migration's own: endpoint `server` on the target, `client` on the source) and the name the
+ * source checks the server's certificate against.
+ */
+export interface NbdTls {
+  readonly creds: string;
+  readonly hostname?: string;
+}
+
+/** Starts the target's NBD server (with TLS: only TLS clients) and a writable export of every disk. */
 export async function exportTargetDisks(
   target: Machine,
   disks: readonly CopiedDisk[],
   transport: NbdTransport,
+  tls?: NbdTls,
 ): Promise<NbdAddress> {
+  const creds = tls !== undefined ? { 'tls-creds': tls.creds } : {};
   let address: NbdAddress;
   if (transport.type === 'unix') {
     const socket = transport.path ?? path.join(target.runDir, 'nbd.sock');
     await target.qmp.execute('nbd-server-start', {
       addr: { type: 'unix', data: { path: socket } },
+      ...creds,
     });
     address = {
       server: { type: 'unix', path: socket },
@@ -274,6 +343,7 @@ export async function exportTargetDisks(
       try {
         await target.qmp.execute('nbd-server-start', {
           addr: { type: 'inet', data: { host, port: String(chosen) } },
+          ...creds,
         });
         port = chosen;
         break;
@@ -306,6 +376,7 @@ export async function startMirrors(
   address: NbdAddress,
   jobs: BlockJob[],
   speed: number | undefined,
+  tls?: NbdTls,
 ): Promise<void> {
   for (const disk of disks)
     await source.qmp.execute('blockdev-add', {
@@ -313,6 +384,8 @@ export async function startMirrors(
       'node-name': disk.clientNode,
       server: address.server,
       export: disk.exportName,
+      ...(tls !== undefined ? { 'tls-creds': tls.creds } : {}),
+      ...(tls?.hostname !== undefined ? { 'tls-hostname': tls.hostname } : {}),
     });
   // The host has no model to sync: the NBD nodes are not part of the VM's configuration.
   const host = { qmp: source.qmp };

@@ -105,7 +105,11 @@ async function moveAndCheck(
   expect(result.downtimeMs).not.toBeNull();
   expect(result.downtimeMs ?? -1).toBeGreaterThanOrEqual(0);
   expect(result.capabilities).toEqual(
-    expect.arrayContaining(['events', 'return-path', 'pause-before-switchover']),
+    expect.arrayContaining([
+      'events',
+      'return-path',
+      ...(result.postcopy ? ['postcopy-ram'] : ['pause-before-switchover']),
+    ]),
   );
   // The source's state file says where the VM went; relaunching it is refused.
   const state = await readState(path.join(sourceDir, 'state.json'));
@@ -472,6 +476,70 @@ describe('convergence: a guest that rewrites all its RAM on every iteration', ()
       },
     );
     expectRedirtied(lastSourceText, samples);
+    await t.stop();
+  });
+
+  const stuck = {
+    maxBandwidth: link,
+    progressInterval: 100,
+    convergence: {
+      initialDowntimeLimit: 300,
+      maxDowntimeLimit: 300,
+      autoConverge: false,
+      giveUpPasses: 3,
+    },
+  } as const;
+
+  it('with post-copy: the controller switches instead of giving up, the counter continues', async () => {
+    const m = await source({ dirtyRam: true, memoryMiB: 8 });
+    const phases: string[] = [];
+    const t = await moveAndCheck(
+      m,
+      {},
+      {
+        ...stuck,
+        postcopy: true,
+        onPhase: (p) => {
+          phases.push(p);
+        },
+        onResult: (result) => {
+          expect(result.postcopy).toBe(true);
+          expect(result.capabilities).toContain('postcopy-ram');
+          const switched = result.decisions.filter((d) => d.action === 'start-postcopy');
+          expect(switched).toHaveLength(1);
+          expect(switched[0]?.reason).toMatch(/remaining RAM stopped shrinking.*post-copy/);
+          expect(result.decisions.some((d) => d.action === 'give-up')).toBe(false);
+        },
+      },
+    );
+    // Post-copy's switch is the hand-over (switchover), the target then runs the guest.
+    expect(phases).toEqual([
+      'starting-target',
+      'setup',
+      'transferring',
+      'switchover',
+      'confirming',
+      'finishing',
+    ]);
+    await t.stop();
+  });
+
+  it("post-copy on request ('immediate', no controller): switches at the first sample", async () => {
+    const m = await source({ dirtyRam: true, memoryMiB: 8 });
+    const t = await moveAndCheck(
+      m,
+      {},
+      {
+        maxBandwidth: link,
+        progressInterval: 100,
+        convergence: false,
+        postcopy: 'immediate',
+        onResult: (result) => {
+          expect(result.postcopy).toBe(true);
+          expect(result.decisions).toEqual([]);
+        },
+      },
+    );
     await t.stop();
   });
 });

@@ -24,6 +24,10 @@
  * `pause-before-switchover` where present (the hand-over waits for us, which is where disk
  * mirrors will be completed), `multifd` when asked and both sides have it. `max-bandwidth` is
  * raised (QEMU's default 128 MiB/s throttles even a local copy).
+ *
+ * `tls` puts the stream and the disk copy's NBD link under `tls-creds-x509` (one object per
+ * side). `postcopy` adds `postcopy-ram` on both sides; once the source reports
+ * `postcopy-active` the target runs the guest and nothing is rolled back (`postcopy-failed`).
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -45,6 +49,7 @@ import {
   exportTargetDisks,
   mirrorProgress,
   type NbdAddress,
+  type NbdTls,
   type NbdTransport,
   planDiskCopy,
   plannedPaths,
@@ -64,7 +69,26 @@ import { binaryFromSpec, binaryFromState, type QemuSpec, storedBinary } from './
 import { LOCK_FILE } from './lock.js';
 import { type ExitInfo, launch, type Machine } from './machine.js';
 import { machineTypes, resolveMachineType } from './machine-type.js';
+import {
+  ACTIVE,
+  busy,
+  cancelSourceMigration,
+  MigrationRunBase,
+  PhaseClock,
+  type PhaseDeadline,
+  ProgressHub,
+  sampleMigration,
+} from './migration-run.js';
+import {
+  addTlsCredentials,
+  type MigrationTls,
+  removeTlsCredentials,
+  requirePostcopy,
+  TLS_OBJECT_ID,
+} from './migration-transport.js';
 import type { MigrationPhase, MigrationRecord } from './state.js';
+
+export { ACTIVE, busy, type PhaseDeadline, ProgressHub };
 
 type MigrationInfo = Commands['query-migrate']['returns'];
 type MigrationStatus = NonNullable<MigrationInfo['status']>;
@@ -101,12 +125,6 @@ export interface MigrationTarget {
 export type MigrationTransport =
   | { readonly type: 'unix'; readonly path?: string }
   | { readonly type: 'tcp'; readonly host?: string; readonly port?: number };
-
-/** Warn after `warnAfter` ms in a phase, give up (roll back, `timeout`) after `failAfter`. */
-export interface PhaseDeadline {
-  readonly warnAfter: number;
-  readonly failAfter: number;
-}
 
 export interface MigrationDeadlines {
   /** From the start to `migrate` accepted (target launch, capabilities, listening). */
@@ -159,6 +177,20 @@ export interface LiveMigrateOptions {
   readonly downtimeLimit?: number;
   /** Channels for `multifd` (used only when both QEMUs have the capability and TCP is used). */
   readonly multifd?: number;
+  /**
+   * TLS (`tls-creds-x509`) for the migration stream and, with `disks: 'copy'`, the NBD link:
+   * the target gets the server side, the source the client side of the same directory's
+   * certificates. `hostname` defaults to the TCP host, else to `localhost` (a unix socket names
+   * no host, and QEMU needs one to check the certificate against).
+   */
+  readonly tls?: MigrationTls;
+  /**
+   * Post-copy (`postcopy-ram` on both sides; needs userfaultfd here): `true` lets the
+   * convergence controller switch when pre-copy does not converge (without the controller: at
+   * once); `'immediate'` switches at the first sample that shows RAM on the wire. After the
+   * switch the target runs the guest and there is no way back (`postcopy-failed`).
+   */
+  readonly postcopy?: boolean | 'immediate';
   /** Further capabilities for the source (each only if the source has it). */
   readonly capabilities?: readonly Capability[];
   /** Further `migrate-set-parameters` for the source. */
@@ -233,6 +265,8 @@ export interface LiveMigrationResult {
   readonly lastProgress: MigrationProgress | null;
   /** The convergence controller's decisions, in order (empty without it). */
   readonly decisions: readonly ConvergenceDecision[];
+  /** Whether the hand-over went through post-copy. */
+  readonly postcopy: boolean;
 }
 
 /** A migration under way: its result, its progress, and a way to cancel it. */
@@ -249,22 +283,6 @@ export interface LiveMigration {
    */
   cancel(reason?: unknown): Promise<void>;
 }
-
-export const ACTIVE: ReadonlySet<string> = new Set([
-  'setup',
-  'active',
-  'device',
-  'pre-switchover',
-  'postcopy-active',
-  'postcopy-paused',
-  'postcopy-recover',
-  'cancelling',
-  'wait-unplug',
-  'colo',
-]);
-
-/** Sources with a migration of ours under way. */
-export const busy = new WeakSet<Machine>();
 
 /** Fields of the configuration the guest sees; the rest (host paths, backends) may differ. */
 export function guestDifferences(source: VmConfig, target: VmConfig): string[] {
@@ -329,51 +347,6 @@ export function eventMs(e: { timestamp: { seconds: number; microseconds: number 
   return e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
 }
 
-/** Fan-out of samples to every open iterator; each iterator ends when the migration does. */
-export class ProgressHub implements AsyncIterable<MigrationProgress> {
-  readonly #subscribers = new Set<{
-    queue: MigrationProgress[];
-    wake: (() => void) | undefined;
-  }>();
-  #ended = false;
-
-  push(sample: MigrationProgress): void {
-    for (const s of this.#subscribers) {
-      s.queue.push(sample);
-      if (s.queue.length > 1000) s.queue.shift();
-      s.wake?.();
-    }
-  }
-
-  end(): void {
-    this.#ended = true;
-    for (const s of this.#subscribers) s.wake?.();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<MigrationProgress> {
-    const sub = { queue: [] as MigrationProgress[], wake: undefined as (() => void) | undefined };
-    this.#subscribers.add(sub);
-    const done = (): IteratorResult<MigrationProgress> => {
-      this.#subscribers.delete(sub);
-      return { done: true, value: undefined };
-    };
-    return {
-      next: async () => {
-        for (;;) {
-          const item = sub.queue.shift();
-          if (item !== undefined) return { done: false, value: item };
-          if (this.#ended) return done();
-          await new Promise<void>((resolve) => {
-            sub.wake = resolve;
-          });
-          sub.wake = undefined;
-        }
-      },
-      return: async () => done(),
-    };
-  }
-}
-
 /**
  * Moves the running (or paused) `source` into a new QEMU and returns at once; see the module
  * comment for the phases. `result` resolves with the target as the machine, or rejects with a
@@ -388,119 +361,40 @@ export function migrate(
   return run.handle();
 }
 
-class MigrationRun {
-  readonly #source: Machine;
+class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgress> {
   readonly #spec: MigrationTarget;
   readonly #options: LiveMigrateOptions;
-  readonly #logger: Logger;
-  readonly #hub = new ProgressHub();
-  readonly #startedAt = new Date().toISOString();
-  readonly #abort = new AbortController();
-  #phase: MigrationPhase = 'starting-target';
   #target: Machine | undefined;
   #targetRunDir: { path: string; created: boolean } | undefined;
-  #ended = false;
-  #cancelling: Promise<void> | undefined;
-  #result!: Promise<LiveMigrationResult>;
-  #abortReason: unknown;
   /** `disks: 'copy'`: the disks, what was created for them, the mirrors, the NBD address. */
   #disks: CopiedDisk[] = [];
   readonly #made: string[] = [];
   readonly #jobs: BlockJob[] = [];
   #nbd: NbdAddress | undefined;
+  /** Whether a TLS object was added to the source (removed again by a roll-back). */
+  #tls = false;
+  /** Set once the source reports `postcopy-active`: from then on nothing can be undone. */
+  #postcopy = false;
 
   constructor(source: Machine, target: MigrationTarget, options: LiveMigrateOptions) {
-    this.#source = source;
+    super(source, options, 'starting-target');
     this.#spec = target;
     this.#options = options;
-    this.#logger = options.logger ?? {
-      warn: (message, detail) => console.warn(`[qmpkit/machine] ${message}`, detail ?? ''),
-    };
   }
 
-  handle(): LiveMigration {
-    const signal = this.#options.signal;
-    const onAbort = () => this.#requestAbort(signal?.reason);
-    this.#result = (async () => {
-      if (busy.has(this.#source))
-        throw new LiveMigrationError(
-          'busy',
-          'starting-target',
-          'a migration of this machine is already under way',
-          { sourceRunning: this.#source.status === 'running' },
-        );
-      busy.add(this.#source);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        if (signal?.aborted) this.#requestAbort(signal.reason);
-        return await this.#run();
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
-        busy.delete(this.#source);
-        this.#ended = true;
-        this.#hub.end();
-      }
-    })();
-    // Awaited by the caller; this only keeps an early rejection from being reported unhandled.
-    this.#result.catch(() => undefined);
-    const self = this;
-    return {
-      result: this.#result,
-      progress: this.#hub,
-      get phase() {
-        return self.#phase;
-      },
-      cancel: (reason?: unknown) => this.#cancel(reason),
-    };
+  protected override tooLateToCancel(): string | undefined {
+    if (this.phase === 'finishing' || this.phase === 'done')
+      return 'the migration has already ended';
+    return this.#postcopy ? 'the guest was already handed over (post-copy)' : undefined;
   }
 
-  #requestAbort(reason: unknown): void {
-    if (this.#abort.signal.aborted) return;
-    this.#abortReason = reason;
-    this.#abort.abort(reason);
-  }
-
-  #cancel(reason: unknown): Promise<void> {
-    if (this.#cancelling !== undefined && !this.#ended) return this.#cancelling;
-    if (this.#ended || this.#phase === 'finishing' || this.#phase === 'done')
-      return Promise.reject(
-        new LiveMigrationError('not-active', this.#phase, 'the migration has already ended', {
-          sourceRunning: this.#source.status === 'running',
-        }),
-      );
-    this.#requestAbort(reason);
-    this.#cancelling = this.#result.then(
-      () => {
-        throw new LiveMigrationError(
-          'not-active',
-          'done',
-          'the migration completed before the cancel took effect',
-        );
-      },
-      (error: unknown) => {
-        if (isLiveMigrationError(error) && error.reason === 'aborted') return;
-        throw error;
-      },
-    );
-    return this.#cancelling;
-  }
-
-  /** Throws `aborted` when the caller cancelled. */
-  #checkAbort(): void {
-    if (this.#abort.signal.aborted)
-      throw new LiveMigrationError(
-        'aborted',
-        this.#phase,
-        'aborted by the caller',
-        {},
-        {
-          cause: this.#abortReason,
-        },
-      );
+  /** After the switch to post-copy the target holds the guest: an abort no longer rolls back. */
+  protected override abortHonoured(): boolean {
+    return !this.#postcopy;
   }
 
   async #setPhase(phase: MigrationPhase): Promise<void> {
-    this.#phase = phase;
+    this.phase = phase;
     const target = this.#target;
     const files = this.#made.length > 0 ? { files: [...this.#made] } : {};
     const peerOf = (m: Machine, created: boolean, withFiles: boolean): MigrationRecord['peer'] => ({
@@ -513,10 +407,10 @@ class MigrationRun {
       role,
       phase,
       peer,
-      startedAt: this.#startedAt,
+      startedAt: this.startedAt,
     });
     const targetDir = this.#targetRunDir;
-    await this.#source.recordMigration(
+    await this.source.recordMigration(
       record(
         'source',
         target !== undefined
@@ -532,13 +426,13 @@ class MigrationRun {
       ),
     );
     if (target !== undefined)
-      await target.recordMigration(record('target', peerOf(this.#source, false, false)));
+      await target.recordMigration(record('target', peerOf(this.source, false, false)));
     // Awaited when it returns a promise: a test (or a manager) may act on the phase first.
     await this.#options.onPhase?.(phase, target !== undefined ? { target } : {});
   }
 
-  async #run(): Promise<LiveMigrationResult> {
-    const source = this.#source;
+  protected override async run(): Promise<LiveMigrationResult> {
+    const source = this.source;
     if (source.status !== 'running')
       throw new LiveMigrationError(
         'source-not-running',
@@ -571,7 +465,7 @@ class MigrationRun {
     const env = this.#spec.env ?? process.env;
     const binary = await this.#targetBinary(env);
     await this.#checkMachineType(binary, env);
-    this.#checkAbort();
+    this.checkAbort();
     const runDir = await this.#prepareTargetRunDir();
     try {
       await this.#setPhase('starting-target');
@@ -579,12 +473,12 @@ class MigrationRun {
         // Recorded before they exist: a relaunch after a crash removes whatever got made.
         this.#made.push(...(await plannedPaths(this.#disks)));
         await this.#setPhase('starting-target');
-        await createTargetImages(this.#disks, this.#logger);
+        await createTargetImages(this.#disks, this.logger);
       }
       const target = await this.#launchTarget(config, binary, runDir, env);
       this.#target = target;
       await this.#setPhase('setup');
-      this.#checkAbort();
+      this.checkAbort();
       return await this.#transfer(target, wasRunning);
     } catch (error) {
       throw await this.#rollBack(error, wasRunning);
@@ -592,7 +486,7 @@ class MigrationRun {
   }
 
   async #checkedConfig(): Promise<VmConfig> {
-    const source = this.#source;
+    const source = this.source;
     const pinned = source.machineType ?? source.config.machine.type;
     const base = source.config;
     const given = this.#spec.config;
@@ -620,14 +514,14 @@ class MigrationRun {
   }
 
   async #targetBinary(env: NodeJS.ProcessEnv): Promise<QemuBinary> {
-    const stored = this.#source.qemuBinary;
+    const stored = this.source.qemuBinary;
     if (this.#spec.qemu !== undefined) return binaryFromSpec(this.#spec.qemu, env, (b) => [b]);
-    if (stored !== undefined) return binaryFromState(stored, env, this.#logger);
-    return binaryFromSpec(this.#source.argv[0] ?? 'qemu-system-x86_64', env, (b) => [b]);
+    if (stored !== undefined) return binaryFromState(stored, env, this.logger);
+    return binaryFromSpec(this.source.argv[0] ?? 'qemu-system-x86_64', env, (b) => [b]);
   }
 
   async #checkMachineType(binary: QemuBinary, env: NodeJS.ProcessEnv): Promise<void> {
-    const type = this.#source.machineType ?? this.#source.config.machine.type;
+    const type = this.source.machineType ?? this.source.config.machine.type;
     const record = await storedBinary(binary);
     const types = await machineTypes(binary, env, `${record.size}:${record.mtimeMs}`);
     try {
@@ -638,7 +532,7 @@ class MigrationRun {
         'machine-type',
         'starting-target',
         `QEMU ${binary.version} at ${binary.path} has no machine type '${type}' (the source's pinned type)`,
-        { sourceRunning: this.#source.status === 'running' },
+        { sourceRunning: this.source.status === 'running' },
         { cause: error },
       );
     }
@@ -663,7 +557,7 @@ class MigrationRun {
     runDir: { path: string; created: boolean } | undefined,
     env: NodeJS.ProcessEnv,
   ): Promise<Machine> {
-    const source = this.#source;
+    const source = this.source;
     const stored = source.launchRecord;
     try {
       return await launch(config, {
@@ -678,8 +572,8 @@ class MigrationRun {
         launchTimeout: this.#spec.launchTimeout ?? stored.launchTimeout,
         incoming: true,
         env,
-        logger: this.#logger,
-        signal: this.#abort.signal,
+        logger: this.logger,
+        signal: this.abort.signal,
       });
     } catch (error) {
       throw new LiveMigrationError(
@@ -692,13 +586,54 @@ class MigrationRun {
     }
   }
 
+  /** The name the source checks the target's certificate against (stream and NBD alike). */
+  #tlsHostname(tls: MigrationTls, transport: { type: string; host?: string }): string {
+    return (
+      tls.hostname ?? (transport.type === 'tcp' ? (transport.host ?? '127.0.0.1') : 'localhost')
+    );
+  }
+
+  /**
+   * One `tls-creds-x509` object per side (the target the server, the source the client); the
+   * target's migration parameters name it at once, the source's are returned for the caller's
+   * `migrate-set-parameters`. The NBD link of a disk copy uses the same objects.
+   */
+  async #addTls(
+    target: Machine,
+    tls: MigrationTls,
+    transport: MigrationTransport,
+  ): Promise<Parameters> {
+    const server = await addTlsCredentials(target, 'server', tls, undefined, 'setup');
+    await this.#command('target', 'migrate-set-parameters', () =>
+      target.qmp.execute('migrate-set-parameters', server),
+    );
+    this.#tls = true;
+    return addTlsCredentials(
+      this.source,
+      'client',
+      tls,
+      this.#tlsHostname(tls, transport),
+      'setup',
+    );
+  }
+
+  /** TLS for the NBD link when the migration has it (the objects `#addTls` made). */
+  #nbdTls(): NbdTls | undefined {
+    const tls = this.#options.tls;
+    if (tls === undefined) return undefined;
+    return {
+      creds: TLS_OBJECT_ID,
+      hostname: this.#tlsHostname(tls, this.#options.nbd ?? { type: 'unix' }),
+    };
+  }
+
   async #command<T>(side: 'source' | 'target', what: string, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (error) {
       throw new LiveMigrationError(
         'command-failed',
-        this.#phase,
+        this.phase,
         `${what} on the ${side} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
         {},
         { cause: error },
@@ -712,7 +647,7 @@ class MigrationRun {
   }
 
   async #transfer(target: Machine, wasRunning: boolean): Promise<LiveMigrationResult> {
-    const source = this.#source;
+    const source = this.source;
     const options = this.#options;
     const deadlines = { ...DEFAULT_MIGRATION_DEADLINES, ...options.deadlines };
     const setupStarted = performance.now();
@@ -730,14 +665,26 @@ class MigrationRun {
       sourceCaps.push({ capability: 'return-path', state: true });
       targetCaps.push({ capability: 'return-path', state: true });
     }
-    if (srcCaps.has('pause-before-switchover'))
+    // Post-copy without disks to hand over goes straight on, as migrateTo's does: one run here
+    // with pause-before-switchover in front of the switch printed a counter line twice.
+    const postcopyAsked = (options.postcopy ?? false) !== false;
+    if (srcCaps.has('pause-before-switchover') && (!postcopyAsked || this.#disks.length > 0))
       sourceCaps.push({ capability: 'pause-before-switchover', state: true });
     if (multifd) {
       sourceCaps.push({ capability: 'multifd', state: true });
       targetCaps.push({ capability: 'multifd', state: true });
     }
+    const postcopy = options.postcopy ?? false;
+    if (postcopy !== false) {
+      await requirePostcopy(source, srcCaps, 'source', 'setup');
+      await requirePostcopy(target, tgtCaps, 'target', 'setup');
+      sourceCaps.push({ capability: 'postcopy-ram', state: true });
+      targetCaps.push({ capability: 'postcopy-ram', state: true });
+    }
     const controller =
-      options.convergence === false ? undefined : new ConvergenceController(options.convergence);
+      options.convergence === false
+        ? undefined
+        : new ConvergenceController({ ...options.convergence, postcopy: postcopy === true });
     const autoConverge = controller?.autoConverge === true && srcCaps.has('auto-converge');
     if (autoConverge) sourceCaps.push({ capability: 'auto-converge', state: true });
     for (const c of options.capabilities ?? [])
@@ -749,7 +696,9 @@ class MigrationRun {
     await this.#command('target', 'migrate-set-capabilities', () =>
       target.qmp.execute('migrate-set-capabilities', { capabilities: targetCaps }),
     );
+    const tls = options.tls !== undefined ? await this.#addTls(target, options.tls, transport) : {};
     const parameters: Parameters = {
+      ...tls,
       'max-bandwidth': options.maxBandwidth ?? 16 * 1024 ** 3,
       ...(controller !== undefined
         ? { 'downtime-limit': controller.downtimeLimit }
@@ -767,7 +716,7 @@ class MigrationRun {
         target.qmp.execute('migrate-set-parameters', { 'multifd-channels': channels }),
       );
     const uri = await this.#listen(target, transport);
-    this.#checkAbort();
+    this.checkAbort();
     if (this.#disks.length > 0) {
       if (!srcCaps.has('pause-before-switchover'))
         throw new LiveMigrationError(
@@ -784,10 +733,27 @@ class MigrationRun {
         `set-up took longer than ${deadlines.setup.failAfter} ms`,
       );
     controller?.start(autoConverge);
+    const startPostcopy = async () => {
+      await this.#command('source', 'migrate-start-postcopy', () =>
+        source.qmp.execute('migrate-start-postcopy'),
+      );
+    };
+    // `'immediate'` (and `true` without the controller) switches at the first sample that
+    // shows RAM on the wire: by then the target has read the stream's post-copy advise.
+    let switchNow = postcopy === 'immediate' || (postcopy === true && controller === undefined);
     const onSample = async (sample: MigrationProgress) => {
-      await controller?.observe(sample, autoConverge, async (ms) => {
-        await source.qmp.execute('migrate-set-parameters', { 'downtime-limit': ms });
-      });
+      if (switchNow && sample.transferred > 0) {
+        switchNow = false;
+        await startPostcopy();
+      }
+      await controller?.observe(
+        sample,
+        autoConverge,
+        async (ms) => {
+          await source.qmp.execute('migrate-set-parameters', { 'downtime-limit': ms });
+        },
+        startPostcopy,
+      );
       await options.onSample?.(sample, source);
     };
     return await this.#watch(
@@ -806,15 +772,16 @@ class MigrationRun {
    * them; returns once every mirror is `ready` (samples with each mirror's progress meanwhile).
    */
   async #copyDisks(target: Machine, deadline: PhaseDeadline): Promise<void> {
-    const source = this.#source;
+    const source = this.source;
+    const tls = this.#nbdTls();
     this.#nbd = await this.#command('target', 'NBD export', () =>
-      exportTargetDisks(target, this.#disks, this.#options.nbd ?? { type: 'unix' }),
+      exportTargetDisks(target, this.#disks, this.#options.nbd ?? { type: 'unix' }, tls),
     );
     const nbd = this.#nbd;
     await this.#setPhase('mirroring');
-    this.#checkAbort();
+    this.checkAbort();
     try {
-      await startMirrors(source, this.#disks, nbd, this.#jobs, this.#options.mirrorSpeed);
+      await startMirrors(source, this.#disks, nbd, this.#jobs, this.#options.mirrorSpeed, tls);
     } catch (error) {
       throw new LiveMigrationError(
         'command-failed',
@@ -846,13 +813,12 @@ class MigrationRun {
       wake();
     });
     const onAbort = () => wake();
-    this.#abort.signal.addEventListener('abort', onAbort);
-    const started = performance.now();
+    this.abort.signal.addEventListener('abort', onAbort);
+    const clock = new PhaseClock();
     const interval = this.#options.progressInterval ?? 250;
-    let warned = false;
     try {
       for (;;) {
-        this.#checkAbort();
+        this.checkAbort();
         if (exits.source !== undefined)
           throw new LiveMigrationError(
             'source-exited',
@@ -876,10 +842,10 @@ class MigrationRun {
             { cause: e },
           );
         }
-        const elapsed = performance.now() - started;
+        const elapsed = clock.elapsed;
         const disks = await mirrorProgress(source, this.#disks).catch(() => undefined);
         if (disks !== undefined)
-          this.#hub.push({
+          this.hub.push({
             phase: 'mirroring',
             status: 'none',
             elapsedMs: Math.round(elapsed),
@@ -894,19 +860,7 @@ class MigrationRun {
             disks,
           });
         if (state.ready) return;
-        if (!warned && elapsed > deadline.warnAfter) {
-          warned = true;
-          this.#logger.warn(
-            `live migration: the disk copy has taken ${Math.round(elapsed)} ms (fails after ${deadline.failAfter} ms)`,
-            disks,
-          );
-        }
-        if (elapsed > deadline.failAfter)
-          throw new LiveMigrationError(
-            'timeout',
-            'mirroring',
-            `the disk mirrors were not ready within ${deadline.failAfter} ms`,
-          );
+        clock.check('mirroring', deadline, this.logger, disks, 'the disk copy');
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, interval);
           wake = () => {
@@ -917,7 +871,7 @@ class MigrationRun {
         wake = () => {};
       }
     } finally {
-      this.#abort.signal.removeEventListener('abort', onAbort);
+      this.abort.signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -958,7 +912,7 @@ class MigrationRun {
     onSample: (sample: MigrationProgress) => Promise<void>,
     decisions: readonly ConvergenceDecision[],
   ): Promise<LiveMigrationResult> {
-    const source = this.#source;
+    const source = this.source;
     const options = this.#options;
     // Written by event handlers, read by the loop below.
     const seen: {
@@ -987,6 +941,7 @@ class MigrationRun {
       }),
       source.qmp.on('MIGRATION', (e) => {
         seen.sourceStatus = e.data.status;
+        if (e.data.status === 'postcopy-active') this.#postcopy = true;
         changed();
       }),
       // A new pass over RAM: sample at once, so `remaining` is what the last pass left dirty.
@@ -1012,27 +967,26 @@ class MigrationRun {
       changed();
     });
     const abortWake = () => changed();
-    this.#abort.signal.addEventListener('abort', abortWake);
+    this.abort.signal.addEventListener('abort', abortWake);
     const started = performance.now();
-    let phaseStarted = started;
-    let warned = false;
+    const clock = new PhaseClock();
     const interval = options.progressInterval ?? 250;
     let handedOver = false;
     try {
       await this.#setPhase('transferring');
       await this.#command('source', 'migrate', () => source.qmp.execute('migrate', { uri }));
       for (;;) {
-        this.#checkAbort();
+        this.checkAbort();
         if (seen.sourceExit !== undefined)
           throw new LiveMigrationError(
             'source-exited',
-            this.#phase,
+            this.phase,
             `the source QEMU exited (${seen.sourceExit.signal ?? `exit code ${seen.sourceExit.code}`})`,
           );
         if (seen.targetExit !== undefined)
           throw new LiveMigrationError(
             'target-exited',
-            this.#phase,
+            this.phase,
             `the target QEMU exited before it ran the guest (${seen.targetExit.signal ?? `exit code ${seen.targetExit.code}`})`,
             {
               exitCode: seen.targetExit.code,
@@ -1053,7 +1007,7 @@ class MigrationRun {
           ]).finally(() => clearTimeout(grace));
           throw new LiveMigrationError(
             'failed',
-            this.#phase,
+            this.phase,
             info?.['error-desc'] ?? `the source reported '${seen.sourceStatus}'`,
             {
               stderr: target.stderr(),
@@ -1064,8 +1018,7 @@ class MigrationRun {
         if (seen.sourceStatus === 'pre-switchover' && !handedOver) {
           handedOver = true;
           await this.#setPhase('switchover');
-          phaseStarted = performance.now();
-          warned = false;
+          clock.restart();
           if (this.#disks.length > 0)
             await this.#command('source', 'ending the disk mirrors', () =>
               endMirrors(source, this.#disks, this.#jobs),
@@ -1073,8 +1026,8 @@ class MigrationRun {
           if (options.beforeSwitchover !== undefined) {
             const info = await source.qmp.execute('query-migrate');
             const aborted = new Promise<void>((resolve) => {
-              if (this.#abort.signal.aborted) resolve();
-              this.#abort.signal.addEventListener('abort', () => resolve(), { once: true });
+              if (this.abort.signal.aborted) resolve();
+              this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
             });
             await Promise.race([
               options.beforeSwitchover({
@@ -1086,7 +1039,7 @@ class MigrationRun {
               }),
               aborted,
             ]);
-            this.#checkAbort();
+            this.checkAbort();
           }
           if (this.#disks.length > 0)
             await this.#command('target', 'removing the NBD exports', () =>
@@ -1097,11 +1050,18 @@ class MigrationRun {
           );
           continue;
         }
-        if (seen.sourceStatus === 'completed' && this.#phase !== 'confirming') {
-          if (!handedOver) phaseStarted = performance.now();
+        // Post-copy: the target runs the guest from here on; a relaunch of the source is refused.
+        if (this.#postcopy && !handedOver) {
+          handedOver = true;
+          clock.restart();
+          await this.#setPhase('switchover');
+        }
+        if (this.#postcopy && this.phase === 'switchover') await this.#setPhase('confirming');
+        if (seen.sourceStatus === 'completed' && this.phase !== 'confirming') {
+          // Only a hand-over without pre-switchover starts the switch-over deadline here.
+          if (!handedOver) clock.restart();
           handedOver = true;
           await this.#setPhase('confirming');
-          warned = false;
         }
         const targetRuns = wasRunning ? seen.resumeMs !== null : seen.targetCompleted;
         if (targetRuns && seen.sourceStatus === 'completed') {
@@ -1110,48 +1070,30 @@ class MigrationRun {
         }
         // Deadlines: warn first (QEMU's main loop can be busy for seconds), fail at the hard one.
         const now = performance.now();
-        const deadline = handedOver ? deadlines.switchover : deadlines.transfer;
-        const inPhase = now - phaseStarted;
-        if (!warned && inPhase > deadline.warnAfter) {
-          warned = true;
-          this.#logger.warn(
-            `live migration: phase ${this.#phase} has taken ${Math.round(inPhase)} ms (fails after ${deadline.failAfter} ms)`,
-            lastProgress ?? undefined,
-          );
-        }
-        if (inPhase > deadline.failAfter)
-          throw new LiveMigrationError(
-            'timeout',
-            this.#phase,
-            `phase ${this.#phase} did not end within ${deadline.failAfter} ms`,
-          );
-        if (!handedOver && now >= nextSample) {
+        // Post-copy copies the rest of RAM after the hand-over: the transfer deadline applies.
+        const deadline = handedOver && !this.#postcopy ? deadlines.switchover : deadlines.transfer;
+        clock.check(this.phase, deadline, this.logger, lastProgress);
+        if ((!handedOver || this.#postcopy) && now >= nextSample) {
           nextSample = now + interval;
-          const info = await source.qmp
-            .execute('query-migrate', undefined, { timeout: interval * 20 })
-            .catch((error: unknown) => {
-              // A busy monitor answers late during migration: a missed sample is not a failure.
-              this.#logger.warn('live migration: query-migrate did not answer in time', error);
-              return undefined;
-            });
+          const info = await sampleMigration(source, interval, this.logger);
           if (info !== undefined && info.status !== undefined && ACTIVE.has(info.status)) {
             const disks =
               this.#disks.length > 0
                 ? await mirrorProgress(source, this.#disks).catch(() => undefined)
                 : undefined;
             lastProgress = {
-              ...progressFrom(info, this.#phase, now - started),
+              ...progressFrom(info, this.phase, now - started),
               ...(disks !== undefined ? { disks } : {}),
             };
-            this.#hub.push(lastProgress);
-            await onSample(lastProgress);
+            this.hub.push(lastProgress);
+            if (!handedOver) await onSample(lastProgress);
           }
           continue;
         }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(
             resolve,
-            handedOver ? 50 : Math.max(1, nextSample - performance.now()),
+            handedOver && !this.#postcopy ? 50 : Math.max(1, nextSample - performance.now()),
           );
           wake = () => {
             clearTimeout(timer);
@@ -1168,11 +1110,11 @@ class MigrationRun {
         role: 'source',
         phase: 'done',
         peer: { runDir: target.runDir, stateFile: target.stateFile ?? null, createdRunDir: false },
-        startedAt: this.#startedAt,
+        startedAt: this.startedAt,
       });
       await source.stop();
       await target.recordMigration(undefined);
-      this.#phase = 'done';
+      this.phase = 'done';
       return {
         machine: target,
         uri,
@@ -1184,9 +1126,10 @@ class MigrationRun {
         totalTimeMs: final?.['total-time'] ?? null,
         lastProgress,
         decisions: [...decisions],
+        postcopy: this.#postcopy,
       };
     } finally {
-      this.#abort.signal.removeEventListener('abort', abortWake);
+      this.abort.signal.removeEventListener('abort', abortWake);
       for (const off of offs) off();
     }
   }
@@ -1197,42 +1140,32 @@ class MigrationRun {
    * files, clears the state files' record. Returns the error to throw (with `sourceRunning`).
    */
   async #rollBack(error: unknown, wasRunning: boolean): Promise<unknown> {
-    const source = this.#source;
+    const source = this.source;
     const target = this.#target;
     const failure: LiveMigrationError = isLiveMigrationError(error)
       ? error
       : new LiveMigrationError(
-          this.#abort.signal.aborted ? 'aborted' : 'command-failed',
-          this.#phase,
+          this.abort.signal.aborted ? 'aborted' : 'command-failed',
+          this.phase,
           error instanceof Error ? error.message : String(error),
           {},
           { cause: error },
         );
+    if (this.#postcopy)
+      // Nothing is undone: both QEMUs stay as they are and the state files keep `confirming`
+      // (a relaunch of the source is refused, one of the target takes it as the VM).
+      return new LiveMigrationError(
+        'postcopy-failed',
+        this.phase,
+        `${failure.desc}. The migration had switched to post-copy: the target (${target?.stateFile ?? target?.runDir ?? 'gone'}) holds the guest's newest RAM and device state, the source only a stale copy; the source stays paused (resuming it would run an old state beside the target's)`,
+        { sourceRunning: false },
+        { cause: failure },
+      );
     const problems: unknown[] = [];
     const alive = () => source.status === 'running';
     if (alive()) {
       try {
-        const info = await source.qmp.execute('query-migrate');
-        if (info.status !== undefined && ACTIVE.has(info.status)) {
-          const ended = new Promise<void>((resolve) => {
-            const off = source.qmp.on('MIGRATION', (e) => {
-              if (
-                e.data.status === 'cancelled' ||
-                e.data.status === 'failed' ||
-                e.data.status === 'completed'
-              ) {
-                off();
-                resolve();
-              }
-            });
-            setTimeout(() => {
-              off();
-              resolve();
-            }, 30_000).unref();
-          });
-          await source.qmp.execute('migrate_cancel');
-          await ended;
-        }
+        await cancelSourceMigration(source);
       } catch (e) {
         problems.push(e);
       }
@@ -1243,6 +1176,9 @@ class MigrationRun {
     if (this.#disks.length > 0 && alive()) {
       await sweepSource(source).catch((e: unknown) => problems.push(e));
     }
+    // After the NBD client nodes that used it.
+    if (this.#tls && alive())
+      await removeTlsCredentials(source).catch((e: unknown) => problems.push(e));
     if (target !== undefined) {
       // The target dies first: a source resumed while a target still runs the guest would be
       // two copies of one VM writing the same disks.
@@ -1263,7 +1199,7 @@ class MigrationRun {
     await removeMade(this.#made).catch((e: unknown) => problems.push(e));
     await source.recordMigration(undefined).catch((e: unknown) => problems.push(e));
     if (problems.length > 0)
-      this.#logger.warn('live migration: the roll-back met problems', problems);
+      this.logger.warn('live migration: the roll-back met problems', problems);
     return failure.withSource(sourceRunning);
   }
 

@@ -16,20 +16,23 @@
  * the source stays paused (`postcopy-failed`).
  */
 import type { Commands } from '@qmpkit/qapi';
-import type { Logger } from '@qmpkit/transport';
 import { ConvergenceController, type ConvergenceDecision } from './convergence.js';
 import { isLiveMigrationError, LiveMigrationError } from './errors.js';
 import {
-  ACTIVE,
-  busy,
   DEFAULT_MIGRATION_DEADLINES,
   eventMs,
   type LiveMigrateOptions,
   type MigrationProgress,
-  ProgressHub,
   progressFrom,
 } from './live-migration.js';
 import type { Machine } from './machine.js';
+import {
+  ACTIVE,
+  cancelSourceMigration,
+  MigrationRunBase,
+  PhaseClock,
+  sampleMigration,
+} from './migration-run.js';
 import {
   addressUri,
   addTlsCredentials,
@@ -110,110 +113,41 @@ export function migrateTo(
   return new RemoteRun(source, uri, options).handle();
 }
 
-class RemoteRun {
-  readonly #source: Machine;
+class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgress> {
   readonly #uri: string;
   readonly #options: RemoteMigrateOptions;
-  readonly #logger: Logger;
-  readonly #hub = new ProgressHub();
-  readonly #abort = new AbortController();
-  readonly #startedAt = new Date().toISOString();
-  #phase: MigrationPhase = 'setup';
   #handedOver = false;
   #postcopy = false;
   #tls = false;
-  #ended = false;
-  #result!: Promise<RemoteMigrationResult>;
 
   constructor(source: Machine, uri: string, options: RemoteMigrateOptions) {
-    this.#source = source;
+    super(source, options, 'setup');
     this.#uri = uri;
     this.#options = options;
-    this.#logger = options.logger ?? {
-      warn: (message, detail) => console.warn(`[qmpkit/machine] ${message}`, detail ?? ''),
-    };
   }
 
-  handle(): RemoteMigration {
-    const signal = this.#options.signal;
-    const onAbort = () => this.#abort.abort(signal?.reason);
-    this.#result = (async () => {
-      if (busy.has(this.#source))
-        throw new LiveMigrationError(
-          'busy',
-          'setup',
-          'a migration of this machine is already under way',
-          { sourceRunning: this.#source.status === 'running' },
-        );
-      busy.add(this.#source);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        if (signal?.aborted) onAbort();
-        return await this.#run();
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
-        busy.delete(this.#source);
-        this.#ended = true;
-        this.#hub.end();
-      }
-    })();
-    // Awaited by the caller; this only keeps an early rejection from being reported unhandled.
-    this.#result.catch(() => undefined);
-    const self = this;
-    return {
-      result: this.#result,
-      progress: this.#hub,
-      get phase() {
-        return self.#phase;
-      },
-      cancel: async (reason?: unknown) => {
-        if (this.#ended || this.#handedOver)
-          throw new LiveMigrationError(
-            'not-active',
-            this.#phase,
-            this.#ended ? 'the migration has already ended' : 'the guest was already handed over',
-            { sourceRunning: this.#source.status === 'running' },
-          );
-        this.#abort.abort(reason);
-        await this.#result.then(
-          () => {
-            throw new LiveMigrationError('not-active', 'done', 'completed before the cancel');
-          },
-          (error: unknown) => {
-            if (isLiveMigrationError(error) && error.reason === 'aborted') return;
-            throw error;
-          },
-        );
-      },
-    };
+  protected override tooLateToCancel(): string | undefined {
+    return this.#handedOver ? 'the guest was already handed over' : undefined;
   }
 
-  #checkAbort(): void {
-    if (this.#abort.signal.aborted && !this.#handedOver)
-      throw new LiveMigrationError(
-        'aborted',
-        this.#phase,
-        'aborted by the caller',
-        {},
-        {
-          cause: this.#abort.signal.reason,
-        },
-      );
+  /** After the hand-over the target holds the guest: an abort no longer rolls back. */
+  protected override abortHonoured(): boolean {
+    return !this.#handedOver;
   }
 
   async #setPhase(phase: MigrationPhase): Promise<void> {
-    this.#phase = phase;
-    await this.#source.recordMigration({
+    this.phase = phase;
+    await this.source.recordMigration({
       role: 'source',
       phase,
       peer: null,
-      startedAt: this.#startedAt,
+      startedAt: this.startedAt,
     });
     this.#options.onPhase?.(phase);
   }
 
-  async #run(): Promise<RemoteMigrationResult> {
-    const source = this.#source;
+  protected override async run(): Promise<RemoteMigrationResult> {
+    const source = this.source;
     let address: ReturnType<typeof parseMigrationAddress>;
     try {
       address = parseMigrationAddress(this.#uri);
@@ -250,7 +184,7 @@ class RemoteRun {
     address: ReturnType<typeof parseMigrationAddress>,
     wasRunning: boolean,
   ): Promise<RemoteMigrationResult> {
-    const source = this.#source;
+    const source = this.source;
     const options = this.#options;
     const caps = await capabilitiesOf(source);
     if (!caps.has('return-path'))
@@ -289,7 +223,7 @@ class RemoteRun {
       };
     }
     await source.qmp.execute('migrate-set-parameters', { ...parameters, ...options.parameters });
-    this.#checkAbort();
+    this.checkAbort();
     controller?.start(autoConverge);
     const startPostcopy = async () => {
       await source.qmp.execute('migrate-start-postcopy');
@@ -324,10 +258,10 @@ class RemoteRun {
       role: 'source',
       phase: 'done',
       peer: null,
-      startedAt: this.#startedAt,
+      startedAt: this.startedAt,
     });
     await source.stop();
-    this.#phase = 'done';
+    this.phase = 'done';
     return {
       uri,
       capabilities: capabilities.map((c) => c.capability),
@@ -344,7 +278,7 @@ class RemoteRun {
     uri: string,
     onSample: (sample: MigrationProgress) => Promise<void>,
   ): Promise<{ lastProgress: MigrationProgress | null }> {
-    const source = this.#source;
+    const source = this.source;
     const options = this.#options;
     const deadlines = { ...DEFAULT_MIGRATION_DEADLINES, ...options.deadlines };
     const seen: { status: string | undefined; stopMs: number | null; exited: boolean } = {
@@ -374,10 +308,9 @@ class RemoteRun {
       seen.exited = true;
       changed();
     });
-    this.#abort.signal.addEventListener('abort', changed);
+    this.abort.signal.addEventListener('abort', changed);
     const started = performance.now();
-    let phaseStarted = started;
-    let warned = false;
+    const clock = new PhaseClock();
     let lastProgress: MigrationProgress | null = null;
     let recoveries = 0;
     const interval = options.progressInterval ?? 250;
@@ -385,15 +318,15 @@ class RemoteRun {
       await this.#setPhase('transferring');
       await source.qmp.execute('migrate', { uri });
       for (;;) {
-        this.#checkAbort();
+        this.checkAbort();
         if (seen.exited)
-          throw new LiveMigrationError('source-exited', this.#phase, 'the source QEMU exited');
+          throw new LiveMigrationError('source-exited', this.phase, 'the source QEMU exited');
         if (seen.status === 'completed') break;
         if (seen.status === 'failed' || seen.status === 'cancelled') {
           const info = await source.qmp.execute('query-migrate').catch(() => undefined);
           throw new LiveMigrationError(
             'failed',
-            this.#phase,
+            this.phase,
             info?.['error-desc'] ?? `the source reported '${seen.status}'`,
           );
         }
@@ -405,7 +338,7 @@ class RemoteRun {
           if (resumeAt === undefined)
             throw new LiveMigrationError(
               'postcopy-failed',
-              this.#phase,
+              this.phase,
               'the link broke during post-copy (postcopy-paused)',
             );
           // Events from here on (postcopy-recover, postcopy-active, completed) say how it goes.
@@ -422,40 +355,20 @@ class RemoteRun {
         ) {
           this.#handedOver = true;
           await this.#setPhase('switchover');
-          phaseStarted = performance.now();
-          warned = false;
+          clock.restart();
         }
         // Post-copy: the target runs the guest from here on; a relaunch of the source is refused.
-        if (this.#postcopy && this.#phase === 'switchover') await this.#setPhase('confirming');
+        if (this.#postcopy && this.phase === 'switchover') await this.#setPhase('confirming');
         const now = performance.now();
         const deadline = this.#handedOver ? deadlines.switchover : deadlines.transfer;
         // Post-copy copies the rest of RAM after the hand-over: the transfer deadline applies.
-        const limit = this.#postcopy ? deadlines.transfer : deadline;
-        const inPhase = now - phaseStarted;
-        if (!warned && inPhase > limit.warnAfter) {
-          warned = true;
-          this.#logger.warn(
-            `live migration: phase ${this.#phase} has taken ${Math.round(inPhase)} ms (fails after ${limit.failAfter} ms)`,
-          );
-        }
-        if (inPhase > limit.failAfter)
-          throw new LiveMigrationError(
-            'timeout',
-            this.#phase,
-            `phase ${this.#phase} did not end within ${limit.failAfter} ms`,
-          );
+        clock.check(this.phase, this.#postcopy ? deadlines.transfer : deadline, this.logger);
         if ((!this.#handedOver || this.#postcopy) && now >= nextSample) {
           nextSample = now + interval;
-          const info = await source.qmp
-            .execute('query-migrate', undefined, { timeout: interval * 20 })
-            .catch((error: unknown) => {
-              // A busy monitor answers late during migration: a missed sample is not a failure.
-              this.#logger.warn('live migration: query-migrate did not answer in time', error);
-              return undefined;
-            });
+          const info = await sampleMigration(source, interval, this.logger);
           if (info?.status !== undefined && ACTIVE.has(info.status)) {
-            lastProgress = progressFrom(info, this.#phase, now - started);
-            this.#hub.push(lastProgress);
+            lastProgress = progressFrom(info, this.phase, now - started);
+            this.hub.push(lastProgress);
             if (!this.#handedOver) await onSample(lastProgress);
           }
           continue;
@@ -471,7 +384,7 @@ class RemoteRun {
       }
       return { lastProgress };
     } finally {
-      this.#abort.signal.removeEventListener('abort', changed);
+      this.abort.signal.removeEventListener('abort', changed);
       for (const off of offs) off();
     }
   }
@@ -481,12 +394,12 @@ class RemoteRun {
    * record. After a switch to post-copy nothing is undone: the target has the newest state.
    */
   async #rollBack(error: unknown, wasRunning: boolean): Promise<unknown> {
-    const source = this.#source;
+    const source = this.source;
     const failure = isLiveMigrationError(error)
       ? error
       : new LiveMigrationError(
-          this.#abort.signal.aborted ? 'aborted' : 'command-failed',
-          this.#phase,
+          this.abort.signal.aborted ? 'aborted' : 'command-failed',
+          this.phase,
           error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error),
           {},
           { cause: error },
@@ -494,7 +407,7 @@ class RemoteRun {
     if (this.#postcopy)
       return new LiveMigrationError(
         'postcopy-failed',
-        this.#phase,
+        this.phase,
         `${failure.desc}. The migration had switched to post-copy: the target holds the guest's newest RAM and device state, the source only a stale copy; the source stays paused (resuming it would run an old state beside the target's). Recover with migrate-recover on the target and migrate with resume on the source, or give the VM up`,
         { sourceRunning: false },
         { cause: failure },
@@ -503,25 +416,7 @@ class RemoteRun {
     const alive = () => source.status === 'running';
     if (alive()) {
       try {
-        const info = await source.qmp.execute('query-migrate');
-        if (info.status !== undefined && ACTIVE.has(info.status)) {
-          const ended = new Promise<void>((resolve) => {
-            const timer = setTimeout(() => {
-              off();
-              resolve();
-            }, 30_000);
-            timer.unref();
-            const off = source.qmp.on('MIGRATION', (e) => {
-              if (['cancelled', 'failed', 'completed'].includes(e.data.status)) {
-                clearTimeout(timer);
-                off();
-                resolve();
-              }
-            });
-          });
-          await source.qmp.execute('migrate_cancel');
-          await ended;
-        }
+        await cancelSourceMigration(source);
         const status = await source.qmp.execute('query-status');
         if (wasRunning && !status.running) await source.qmp.execute('cont');
         if (this.#tls) await removeTlsCredentials(source);
@@ -540,7 +435,7 @@ class RemoteRun {
       );
     await source.recordMigration(undefined).catch((e: unknown) => problems.push(e));
     if (problems.length > 0)
-      this.#logger.warn('live migration: the roll-back met problems', problems);
+      this.logger.warn('live migration: the roll-back met problems', problems);
     return failure.withSource(sourceRunning);
   }
 }
