@@ -100,7 +100,7 @@ export {
   StateFileError,
 } from './errors.js';
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
-export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
+export { fetchQemu, QEMU_DOWNLOADS, QEMU_TOOL_DOWNLOADS, qemuToolsCacheDir } from './fetch.js';
 export type { QemuSpec } from './launch-binary.js';
 export type {
   LiveMigrateOptions,
@@ -185,6 +185,13 @@ export {
   STATE_VERSIONS_READ,
   writeFileAtomic,
 } from './state.js';
+export type { StorageDaemonBinary } from './storage-daemon-binary.js';
+export {
+  parseStorageDaemonVersion,
+  resolveStorageDaemon,
+  STORAGE_DAEMON,
+  storageDaemonEnv,
+} from './storage-daemon-binary.js';
 export type { RunDirProcess } from './tracking.js';
 export { runDirProcesses } from './tracking.js';
 export * from './vmstate/index.js';
