@@ -27,8 +27,10 @@ export {
 } from './binary.js';
 export type {
   BackupOptions,
+  BlockJobCommand,
   BlockJobHost,
   BlockJobOutcome,
+  BlockJobQmp,
   BlockJobType,
   BlockJobUpdate,
   CommitOptions,
@@ -64,6 +66,7 @@ export type {
   QemuBinaryProblem,
   RunDirProblem,
   StateFileProblem,
+  StorageDaemonFailure,
 } from './errors.js';
 export {
   BlockJobError,
@@ -85,6 +88,7 @@ export {
   isRunDirError,
   isRunDirLockedError,
   isStateFileError,
+  isStorageDaemonError,
   LeftoverQemuError,
   LiveMigrationError,
   MachineNotRunningError,
@@ -98,6 +102,7 @@ export {
   RunDirError,
   RunDirLockedError,
   StateFileError,
+  StorageDaemonError,
 } from './errors.js';
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
 export { fetchQemu, QEMU_DOWNLOADS, QEMU_TOOL_DOWNLOADS, qemuToolsCacheDir } from './fetch.js';
@@ -185,6 +190,17 @@ export {
   STATE_VERSIONS_READ,
   writeFileAtomic,
 } from './state.js';
+export type {
+  StorageDaemonNbdServer,
+  StorageDaemonOptions,
+  StorageDaemonQmp,
+} from './storage-daemon.js';
+export {
+  launchStorageDaemon,
+  STORAGE_DAEMON_PIDFILE,
+  StorageDaemon,
+  storageDaemonArgs,
+} from './storage-daemon.js';
 export type { StorageDaemonBinary } from './storage-daemon-binary.js';
 export {
   parseStorageDaemonVersion,
