@@ -44,6 +44,7 @@ export type BlockJobCommand =
   | 'transaction'
   | 'query-block-jobs'
   | 'query-jobs'
+  | 'query-named-block-nodes'
   | 'job-pause'
   | 'job-resume'
   | 'job-complete'
@@ -71,6 +72,7 @@ export interface BlockJobQmp {
     Exec<'transaction'> &
     Exec<'query-block-jobs'> &
     Exec<'query-jobs'> &
+    Exec<'query-named-block-nodes'> &
     Exec<'job-pause'> &
     Exec<'job-resume'> &
     Exec<'job-complete'> &

@@ -726,3 +726,46 @@ export class StorageDaemonError extends Error {
 export function isStorageDaemonError(value: unknown): value is StorageDaemonError {
   return value instanceof Error && value.name === 'StorageDaemonError';
 }
+
+/** Why a chain job (`commit`/`stream`/`mirror` of one disk) was refused or failed. */
+export type ChainJobProblem =
+  /** No disk with that id (or the VM has none). */
+  | 'unknown-disk'
+  /** The VM has several disks and none was named. */
+  | 'ambiguous-disk'
+  /** A `top`/`base` that is not a layer of the disk's chain. */
+  | 'unknown-node'
+  /** The chain has one layer: nothing to commit or stream. */
+  | 'single-layer'
+  /** Contradicting options (a base above the top, a mirror without target). */
+  | 'bad-request'
+  /** The storage daemon did not end cleanly after the job (state file left unchanged). */
+  | 'daemon-failed';
+
+/**
+ * A chain job was refused before anything ran (`unknown-disk`, `unknown-node`,
+ * `single-layer`, …) or its daemon failed; `disks` lists the VM's disks, `chain` the disk's
+ * layers (base first) so the caller can pick valid names.
+ */
+export class ChainJobError extends Error {
+  override readonly name = 'ChainJobError' as const;
+  readonly problem: ChainJobProblem;
+  readonly disks: readonly string[];
+  readonly chain: readonly string[];
+
+  constructor(
+    problem: ChainJobProblem,
+    detail: string,
+    fields: { readonly disks: readonly string[]; readonly chain?: readonly string[] },
+    options?: { cause?: unknown },
+  ) {
+    super(detail, options);
+    this.problem = problem;
+    this.disks = fields.disks;
+    this.chain = fields.chain ?? [];
+  }
+}
+
+export function isChainJobError(value: unknown): value is ChainJobError {
+  return value instanceof Error && value.name === 'ChainJobError';
+}

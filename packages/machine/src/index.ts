@@ -47,6 +47,15 @@ export {
   stream,
   watchBlockJobs,
 } from './block-jobs.js';
+export type {
+  ChainHost,
+  ChainJobRequest,
+  ChainJobResult,
+  ChainOperation,
+  ChainPlan,
+  StoppedVmChainOptions,
+} from './chain-jobs.js';
+export { chainJobOnStoppedVm, planChainJob, runChainJob } from './chain-jobs.js';
 export * from './compat/index.js';
 export type {
   ConsoleEncoding,
@@ -60,6 +69,7 @@ export type { ConvergenceDecision, ConvergenceOptions } from './convergence.js';
 export { ConvergenceController } from './convergence.js';
 export type {
   BlockJobFailure,
+  ChainJobProblem,
   LaunchFailure,
   LiveMigrationFailure,
   MigrationFailure,
@@ -70,9 +80,11 @@ export type {
 } from './errors.js';
 export {
   BlockJobError,
+  ChainJobError,
   ConsoleClosedError,
   ConsoleTimeoutError,
   isBlockJobError,
+  isChainJobError,
   isConsoleClosedError,
   isConsoleTimeoutError,
   isLeftoverQemuError,
