@@ -1,12 +1,14 @@
 /**
  * Recover real names of masked introspection types from QAPI source of the same version:
- *   pnpm schemas:names [--version 7.2]
+ *   pnpm schemas:names [--version 7.2] [--storage-daemon]
  * Reads schemas/qemu-<ver>/query-qmp-schema.json and the source cache
  * (.cache/qapi-source/qemu-<ver>, see `pnpm schemas:source`), writes schemas/qemu-<ver>/names.json
  * (identifiers and module names only — no QEMU prose), and notes in the manifest's `qapiSource`
  * which source package the names (and locally built docs) come from: it may be a later patch
  * release than the captured binary (10.0: binary 10.0.2 from bookworm-backports, source 10.0.13
- * from trixie).
+ * from trixie). `--storage-daemon` does the same for schemas/qsd-<ver>/ (a qemu-storage-daemon
+ * capture): the daemon's schema is a subset of the same QAPI modules, so QEMU's full source
+ * names its types.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -28,12 +30,15 @@ export function sourceProvenance(provenanceText: string): {
   return { release: p.source, package: p.package, version };
 }
 
-export function namesFor(version: string): {
+export function namesFor(
+  version: string,
+  prefix: 'qemu' | 'qsd' = 'qemu',
+): {
   text: string;
   unmatched: readonly string[];
   conflicts: readonly string[];
 } {
-  const capture = path.join(repoRoot, `schemas/qemu-${version}/query-qmp-schema.json`);
+  const capture = path.join(repoRoot, `schemas/${prefix}-${version}/query-qmp-schema.json`);
   const sourceMain = path.join(
     repoRoot,
     `.cache/qapi-source/qemu-${version}/qapi/qapi-schema.json`,
@@ -51,17 +56,23 @@ export function namesFor(version: string): {
 }
 
 if (process.argv[1]?.endsWith('recover-names.ts')) {
-  const { values } = parseArgs({ options: { version: { type: 'string', default: '7.2' } } });
+  const { values } = parseArgs({
+    options: {
+      version: { type: 'string', default: '7.2' },
+      'storage-daemon': { type: 'boolean', default: false },
+    },
+  });
+  const prefix = values['storage-daemon'] ? 'qsd' : 'qemu';
   try {
-    const { text, unmatched, conflicts } = namesFor(values.version);
-    const out = path.join(repoRoot, `schemas/qemu-${values.version}/names.json`);
+    const { text, unmatched, conflicts } = namesFor(values.version, prefix);
+    const out = path.join(repoRoot, `schemas/${prefix}-${values.version}/names.json`);
     writeFileSync(out, text);
     const provenanceFile = path.join(
       repoRoot,
       `.cache/qapi-source/qemu-${values.version}/provenance.json`,
     );
     if (existsSync(provenanceFile)) {
-      const manifestFile = path.join(repoRoot, `schemas/qemu-${values.version}/manifest.json`);
+      const manifestFile = path.join(repoRoot, `schemas/${prefix}-${values.version}/manifest.json`);
       const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Record<string, unknown>;
       manifest.qapiSource = sourceProvenance(readFileSync(provenanceFile, 'utf8'));
       writeFileSync(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);

@@ -17,16 +17,79 @@
  */
 
 import { blockGraph, deviceProps, type VmConfig } from '@qmpkit/devices';
-import type { BlockdevOnError, JobStatus, MirrorCopyMode, MirrorSyncMode } from '@qmpkit/qapi';
-import { isQmpCommandError } from '@qmpkit/transport';
+import type {
+  BlockdevOnError,
+  Commands,
+  JobStatus,
+  MirrorCopyMode,
+  MirrorSyncMode,
+} from '@qmpkit/qapi';
+import {
+  type ArgsOf,
+  type CloseReason,
+  type ExecuteRest,
+  isQmpCommandError,
+  type ReturnOf,
+} from '@qmpkit/transport';
 import { BlockJobError } from './errors.js';
-import type { MachineQmp } from './process.js';
 
 export type BlockJobType = 'stream' | 'commit' | 'mirror' | 'backup';
 
+/** The commands the runner sends. */
+export type BlockJobCommand =
+  | 'block-stream'
+  | 'block-commit'
+  | 'blockdev-mirror'
+  | 'blockdev-backup'
+  | 'transaction'
+  | 'query-block-jobs'
+  | 'query-jobs'
+  | 'query-named-block-nodes'
+  | 'job-pause'
+  | 'job-resume'
+  | 'job-complete'
+  | 'job-finalize'
+  | 'job-dismiss'
+  | 'block-job-cancel'
+  | 'block-job-set-speed';
+
+type Exec<K extends BlockJobCommand> = (
+  command: K,
+  ...rest: ExecuteRest<ArgsOf<Commands, K>>
+) => Promise<ReturnOf<Commands, K>>;
+
+/**
+ * The part of a typed client the runner uses: these commands and `JOB_STATUS_CHANGE`. A
+ * `Machine`'s client (QEMU's bindings) and a `StorageDaemon`'s (the daemon's own bindings,
+ * the same QAPI types for these commands) both fit, so one runner serves a running VM and
+ * the images of a stopped one.
+ */
+export interface BlockJobQmp {
+  readonly execute: Exec<'block-stream'> &
+    Exec<'block-commit'> &
+    Exec<'blockdev-mirror'> &
+    Exec<'blockdev-backup'> &
+    Exec<'transaction'> &
+    Exec<'query-block-jobs'> &
+    Exec<'query-jobs'> &
+    Exec<'query-named-block-nodes'> &
+    Exec<'job-pause'> &
+    Exec<'job-resume'> &
+    Exec<'job-complete'> &
+    Exec<'job-finalize'> &
+    Exec<'job-dismiss'> &
+    Exec<'block-job-cancel'> &
+    Exec<'block-job-set-speed'>;
+  on(
+    name: 'JOB_STATUS_CHANGE',
+    fn: (event: { readonly data: { readonly id: string; readonly status: JobStatus } }) => void,
+  ): () => void;
+  readonly closed: Promise<CloseReason>;
+}
+
 /** What the runner needs: a typed client, and (a `Machine` has it) a model to keep in line. */
 export interface BlockJobHost {
-  readonly qmp: MachineQmp;
+  readonly qmp: BlockJobQmp;
   /** Re-reads the block graph into the model; called after each job is dismissed. */
   syncBlockGraph?(): Promise<boolean>;
   /** The model (a `Machine`'s configuration), compared before and after a job. */
@@ -259,7 +322,7 @@ async function startBlockJob(
   host: BlockJobHost,
   type: BlockJobType,
   jobId: string,
-  send: (qmp: MachineQmp) => Promise<unknown>,
+  send: (qmp: BlockJobQmp) => Promise<unknown>,
 ): Promise<BlockJob> {
   const jobs = await watchBlockJobs(host, [{ jobId, type }], () => send(host.qmp));
   return jobs[0] as BlockJob;

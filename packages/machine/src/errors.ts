@@ -672,3 +672,100 @@ export class BlockJobError extends Error {
 export function isBlockJobError(value: unknown): value is BlockJobError {
   return value instanceof Error && value.name === 'BlockJobError';
 }
+
+/** Why a `qemu-storage-daemon` could not be started. */
+export type StorageDaemonFailure =
+  /** No such binary (or a release not fetched into the cache). */
+  | 'not-found'
+  /** The file is not a qemu-storage-daemon (`--version` says otherwise). */
+  | 'bad-binary'
+  | 'spawn-failed'
+  /** It exited before QMP was ready: a refused argument or image (see `stderr`). */
+  | 'exited'
+  /** No QMP greeting in time; it was killed. */
+  | 'timeout'
+  /** QMP negotiation failed; it was killed. */
+  | 'handshake';
+
+/**
+ * A `qemu-storage-daemon` could not be started. `argv` is the full command, `stderr` the tail
+ * of its standard error (where it explains a refused `--blockdev` or `--export`), `exitCode`
+ * and `signal` how it ended. Nothing of it is left running.
+ */
+export class StorageDaemonError extends Error {
+  override readonly name = 'StorageDaemonError' as const;
+  readonly reason: StorageDaemonFailure;
+  readonly argv: readonly string[];
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+
+  constructor(
+    reason: StorageDaemonFailure,
+    detail: string,
+    fields: {
+      readonly argv: readonly string[];
+      readonly exitCode?: number | null;
+      readonly signal?: NodeJS.Signals | null;
+      readonly stderr?: string;
+    },
+    options?: { cause?: unknown },
+  ) {
+    const stderr = fields.stderr ?? '';
+    const tail =
+      stderr.trim() === '' ? '' : `\nqemu-storage-daemon's stderr:\n${indent(stderr.trimEnd())}`;
+    super(`${detail}${tail}`, options);
+    this.reason = reason;
+    this.argv = fields.argv;
+    this.exitCode = fields.exitCode ?? null;
+    this.signal = fields.signal ?? null;
+    this.stderr = stderr;
+  }
+}
+
+export function isStorageDaemonError(value: unknown): value is StorageDaemonError {
+  return value instanceof Error && value.name === 'StorageDaemonError';
+}
+
+/** Why a chain job (`commit`/`stream`/`mirror` of one disk) was refused or failed. */
+export type ChainJobProblem =
+  /** No disk with that id (or the VM has none). */
+  | 'unknown-disk'
+  /** The VM has several disks and none was named. */
+  | 'ambiguous-disk'
+  /** A `top`/`base` that is not a layer of the disk's chain. */
+  | 'unknown-node'
+  /** The chain has one layer: nothing to commit or stream. */
+  | 'single-layer'
+  /** Contradicting options (a base above the top, a mirror without target). */
+  | 'bad-request'
+  /** The storage daemon did not end cleanly after the job (state file left unchanged). */
+  | 'daemon-failed';
+
+/**
+ * A chain job was refused before anything ran (`unknown-disk`, `unknown-node`,
+ * `single-layer`, …) or its daemon failed; `disks` lists the VM's disks, `chain` the disk's
+ * layers (base first) so the caller can pick valid names.
+ */
+export class ChainJobError extends Error {
+  override readonly name = 'ChainJobError' as const;
+  readonly problem: ChainJobProblem;
+  readonly disks: readonly string[];
+  readonly chain: readonly string[];
+
+  constructor(
+    problem: ChainJobProblem,
+    detail: string,
+    fields: { readonly disks: readonly string[]; readonly chain?: readonly string[] },
+    options?: { cause?: unknown },
+  ) {
+    super(detail, options);
+    this.problem = problem;
+    this.disks = fields.disks;
+    this.chain = fields.chain ?? [];
+  }
+}
+
+export function isChainJobError(value: unknown): value is ChainJobError {
+  return value instanceof Error && value.name === 'ChainJobError';
+}

@@ -42,6 +42,21 @@ export const QEMU_DOWNLOADS: Readonly<Record<string, QemuDownload>> = {
   },
 };
 
+/**
+ * The tools of a release (`qemu-img`, `qemu-nbd`, `qemu-storage-daemon`), unpacked apart from
+ * the emulator into `<cache>/qemu-utils/<release>/root`: Debian moved `qemu-storage-daemon`
+ * from qemu-system-common to qemu-utils in 8.0, and a cache filled before the tools were
+ * fetched keeps its emulator root untouched (others may be running it) — the tools land beside.
+ */
+export const QEMU_TOOL_DOWNLOADS: Readonly<Record<string, QemuDownload>> = {
+  '10.0': { suite: 'bookworm-backports', packages: ['qemu-utils'] },
+};
+
+/** Where `fetchQemu(release)` unpacks a release's tools inside `cacheDir`. */
+export function qemuToolsCacheDir(cacheDir: string, release: string): string {
+  return path.join(cacheDir, 'qemu-utils', release);
+}
+
 export interface FetchQemuOptions {
   /** Default `defaultCacheDir()`. */
   readonly cacheDir?: string;
@@ -98,8 +113,49 @@ export async function fetchQemu(
     };
     await writeFile(path.join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   });
+  const tools = QEMU_TOOL_DOWNLOADS[release];
+  let toolsCached = true;
+  if (tools !== undefined)
+    toolsCached = (await fetchTools(cacheDir, release, tools, progress)).cached;
   const binary = await resolveQemuBinary(release, { cacheDir });
-  return { binary, cached, dir };
+  return { binary, cached: cached && toolsCached, dir };
+}
+
+/** Unpacks a release's tool packages into `qemuToolsCacheDir` (once; later calls find it). */
+async function fetchTools(
+  cacheDir: string,
+  release: string,
+  download: QemuDownload,
+  progress: (message: string) => void,
+): Promise<{ dir: string; cached: boolean }> {
+  return cachedDir(qemuToolsCacheDir(cacheDir, release), async (staging) => {
+    const apt = cacheRepo(cacheDir);
+    await apt.update();
+    const packages = await apt.resolve(download.packages, { release: download.suite });
+    const wrong = packages.find((p) => !p.version.replace(/^\d+:/, '').startsWith(`${release}.`));
+    if (wrong) {
+      throw new QemuBinaryError('version-mismatch', release, {
+        detail: `${download.suite} now offers ${wrong.name} ${wrong.version}, not ${release}.x`,
+        version: wrong.version,
+      });
+    }
+    progress(`downloading ${packages.map((p) => `${p.name} ${p.version}`).join(', ')}`);
+    const debsDir = path.join(staging, 'debs');
+    const debs = await apt.download(packages, debsDir);
+    await unpackDebs(
+      debs.map((d) => d.file),
+      path.join(staging, 'root'),
+    );
+    await rm(debsDir, { recursive: true, force: true });
+    const manifest = {
+      format: 'qmpkit-qemu-tools-cache',
+      formatVersion: 1,
+      release,
+      suite: download.suite,
+      packages: packages.map((p) => ({ name: p.name, version: p.version, sha256: p.sha256 })),
+    };
+    await writeFile(path.join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  });
 }
 
 /** Checks the unpacked binary runs (with its own modules) before the cache entry is committed. */

@@ -27,8 +27,10 @@ export {
 } from './binary.js';
 export type {
   BackupOptions,
+  BlockJobCommand,
   BlockJobHost,
   BlockJobOutcome,
+  BlockJobQmp,
   BlockJobType,
   BlockJobUpdate,
   CommitOptions,
@@ -45,6 +47,15 @@ export {
   stream,
   watchBlockJobs,
 } from './block-jobs.js';
+export type {
+  ChainHost,
+  ChainJobRequest,
+  ChainJobResult,
+  ChainOperation,
+  ChainPlan,
+  StoppedVmChainOptions,
+} from './chain-jobs.js';
+export { chainJobOnStoppedVm, planChainJob, runChainJob } from './chain-jobs.js';
 export * from './compat/index.js';
 export type {
   ConsoleEncoding,
@@ -58,18 +69,22 @@ export type { ConvergenceDecision, ConvergenceOptions } from './convergence.js';
 export { ConvergenceController } from './convergence.js';
 export type {
   BlockJobFailure,
+  ChainJobProblem,
   LaunchFailure,
   LiveMigrationFailure,
   MigrationFailure,
   QemuBinaryProblem,
   RunDirProblem,
   StateFileProblem,
+  StorageDaemonFailure,
 } from './errors.js';
 export {
   BlockJobError,
+  ChainJobError,
   ConsoleClosedError,
   ConsoleTimeoutError,
   isBlockJobError,
+  isChainJobError,
   isConsoleClosedError,
   isConsoleTimeoutError,
   isLeftoverQemuError,
@@ -85,6 +100,7 @@ export {
   isRunDirError,
   isRunDirLockedError,
   isStateFileError,
+  isStorageDaemonError,
   LeftoverQemuError,
   LiveMigrationError,
   MachineNotRunningError,
@@ -98,9 +114,10 @@ export {
   RunDirError,
   RunDirLockedError,
   StateFileError,
+  StorageDaemonError,
 } from './errors.js';
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
-export { fetchQemu, QEMU_DOWNLOADS } from './fetch.js';
+export { fetchQemu, QEMU_DOWNLOADS, QEMU_TOOL_DOWNLOADS, qemuToolsCacheDir } from './fetch.js';
 export type { QemuSpec } from './launch-binary.js';
 export type {
   LiveMigrateOptions,
@@ -185,6 +202,24 @@ export {
   STATE_VERSIONS_READ,
   writeFileAtomic,
 } from './state.js';
+export type {
+  StorageDaemonNbdServer,
+  StorageDaemonOptions,
+  StorageDaemonQmp,
+} from './storage-daemon.js';
+export {
+  launchStorageDaemon,
+  STORAGE_DAEMON_PIDFILE,
+  StorageDaemon,
+  storageDaemonArgs,
+} from './storage-daemon.js';
+export type { StorageDaemonBinary } from './storage-daemon-binary.js';
+export {
+  parseStorageDaemonVersion,
+  resolveStorageDaemon,
+  STORAGE_DAEMON,
+  storageDaemonEnv,
+} from './storage-daemon-binary.js';
 export type { RunDirProcess } from './tracking.js';
 export { runDirProcesses } from './tracking.js';
 export * from './vmstate/index.js';

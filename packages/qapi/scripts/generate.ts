@@ -115,6 +115,32 @@ export function readQgaCapture(dirName: string) {
   return { schema, file, qemuVersion: manifest.qemu.version };
 }
 
+/** `qsd-<major>.<minor>` directories of `schemas/` (qemu-storage-daemon captures), oldest first. */
+export function qsdDirs(dir = schemasDir): string[] {
+  const ver = (d: string) => d.slice('qsd-'.length).split('.').map(Number) as [number, number];
+  return readdirSync(dir)
+    .filter((d) => /^qsd-\d+\.\d+$/.test(d))
+    .sort((a, b) => ver(a)[0] - ver(b)[0] || ver(a)[1] - ver(b)[1]);
+}
+
+/** The schema of one introspection capture (`schemas/<dirName>/`), with its recovered names. */
+function readCapture(dirName: string) {
+  const dir = path.join(schemasDir, dirName);
+  const manifest = readManifest(dirName);
+  const namesFile = path.join(dir, 'names.json');
+  const names = existsSync(namesFile)
+    ? (JSON.parse(readFileSync(namesFile, 'utf8')) as NameMap)
+    : undefined;
+  const input = path.join(dir, 'query-qmp-schema.json');
+  const schema = readIntrospection({
+    file: path.relative(repoRoot, input),
+    text: readFileSync(input, 'utf8'),
+    qemuVersion: manifest.qemu.version,
+    ...(names ? { names } : {}),
+  });
+  return { schema, manifest, input };
+}
+
 /** Generated files for every capture or recording under schemas/. */
 export function generateAll(): Generation {
   const outputs: VersionOutput[] = [];
@@ -158,6 +184,18 @@ export function generateAll(): Generation {
       generatorVersion: GENERATOR_VERSION,
       inputDescription: file,
       qemuVersion,
+      docs: false,
+    });
+    outputs.push({ dirName, files });
+  }
+  // qemu-storage-daemon: its own schema (a subset of QEMU's modules), not part of `merged`.
+  for (const dirName of qsdDirs()) {
+    const { schema, manifest, input } = readCapture(dirName);
+    const files = emitTypeScript(schema, {
+      runtimeImport: '../../runtime/index.js',
+      generatorVersion: GENERATOR_VERSION,
+      inputDescription: path.relative(repoRoot, input),
+      qemuVersion: manifest.qemu.version,
       docs: false,
     });
     outputs.push({ dirName, files });
@@ -226,7 +264,8 @@ export function compareWithDirectory(generation: Generation, dir: string): strin
 
 /**
  * The `exports` map of package.json: `.`, `./qemu-<ver>` for every version, `./merged`,
- * `./qga-<ver>` for every guest agent capture, runtime, package.json.
+ * `./qga-<ver>` for every guest agent capture, `./qsd-<ver>` for every qemu-storage-daemon
+ * capture, runtime, package.json.
  */
 export function exportsFor(dirNames: readonly string[]): Record<string, unknown> {
   const entry = (src: string, dist: string) => ({

@@ -16,8 +16,19 @@ export {
   SchemaError,
 } from './errors.js';
 export * from './info.js';
-export type { Capture, CaptureLaunch, CaptureResult } from './introspection/capture.js';
-export { captureFromBinary, captureSchema, formatSchemaList } from './introspection/capture.js';
+export type {
+  Capture,
+  CaptureKind,
+  CaptureLaunch,
+  CaptureResult,
+} from './introspection/capture.js';
+export {
+  captureArgs,
+  captureFromBinary,
+  captureSchema,
+  captureStorageDaemonSchema,
+  formatSchemaList,
+} from './introspection/capture.js';
 export type { IntrospectionInput, NameMap } from './introspection/read.js';
 export { readIntrospection } from './introspection/read.js';
 export type { RecoveredNames } from './introspection/recover.js';

@@ -3,6 +3,7 @@
  * a `CliCommand` (see `command.ts`) and listing it here; nothing else needs to change.
  */
 import { backupCommand } from './backup.js';
+import { blockCommand } from './block.js';
 import { bridgeCommand } from './bridge.js';
 import type { CliCommand } from './command.js';
 import { demoCommand } from './demo.js';
@@ -26,6 +27,7 @@ export const COMMANDS: readonly CliCommand[] = [
   vmCommand,
   snapshotCommand,
   backupCommand,
+  blockCommand,
   qemuCommand,
   vmstateCommand,
   machineCommand,

@@ -66,6 +66,28 @@ export interface BackupSummary {
   readonly repaired: readonly string[] | null;
 }
 
+/** `block`: chain maintenance of one disk (see `@qmpkit/machine`'s `ChainJobRequest`). */
+export interface BlockParams {
+  readonly op: 'commit' | 'stream' | 'mirror';
+  readonly disk?: string;
+  readonly top?: string;
+  readonly base?: string;
+  /** mirror: the new image (absolute path). */
+  readonly target?: string;
+  readonly speed?: number;
+}
+
+export interface BlockSummary {
+  readonly op: 'commit' | 'stream' | 'mirror';
+  readonly disk: string;
+  readonly jobId: string;
+  /** The disk's chain before and after, base first. */
+  readonly before: readonly string[];
+  readonly after: readonly string[];
+  readonly removed: readonly string[];
+  readonly totalMs: number;
+}
+
 export interface Methods {
   status: { params: Record<string, never>; result: StatusResult };
   save: { params: SaveParams; result: SaveSummary };
@@ -79,6 +101,7 @@ export interface Methods {
   subscribe: { params: Record<string, never>; result: { readonly ended: string } };
   tree: { params: Record<string, never>; result: TreeResult };
   graph: { params: Record<string, never>; result: BlockGraph };
+  block: { params: BlockParams; result: BlockSummary };
 }
 
 /**
@@ -191,7 +214,7 @@ export interface MigrateProgressLine {
 /** What `progress` lines of a request of method `M` carry. */
 export type ProgressOf<M extends Method> = M extends 'migrate'
   ? MigrateProgressLine
-  : M extends 'backup'
+  : M extends 'backup' | 'block'
     ? OperationProgress
     : M extends 'subscribe'
       ? SubscribeNotice
@@ -211,6 +234,7 @@ export const METHODS: readonly Method[] = [
   'subscribe',
   'tree',
   'graph',
+  'block',
 ];
 
 export interface StatusResult {

@@ -26,8 +26,10 @@ import {
   type MigrationProgress,
   migrate,
   migrateTo,
+  planChainJob,
   readState,
   receiveMigration,
+  runChainJob,
 } from '@qmpkit/machine';
 import {
   isSnapshotAbortedError,
@@ -41,6 +43,7 @@ import { checkSocketPath, ensurePrivateDir, type VmPaths, vmPaths } from './path
 import {
   type AbortCheck,
   type BackupParams,
+  type BlockParams,
   isRecord,
   isRequest,
   type LoadParams,
@@ -481,6 +484,16 @@ class Supervisor {
         return this.#exclusive(connection, request.id, 'delete', nameParam(params), (p) =>
           this.#delete(p.name),
         );
+      case 'block': {
+        const p = blockParams(params);
+        return this.#exclusive(
+          connection,
+          request.id,
+          'block',
+          { name: `${p.op}${p.disk === undefined ? '' : ` of ${p.disk}`}`, params: p },
+          (q) => this.#block(connection, request.id, q.params),
+        );
+      }
       case 'backup': {
         const p = backupParams(params);
         // `name` is what `status` shows as busy.
@@ -493,6 +506,39 @@ class Supervisor {
         );
       }
     }
+  }
+
+  /** A commit/stream/mirror of one disk's chain, with the job's progress as lines. */
+  async #block(
+    connection: Connection,
+    id: number,
+    params: BlockParams,
+  ): Promise<Methods['block']['result']> {
+    const started = performance.now();
+    const plan = planChainJob(this.#machine.config, params);
+    const result = await runChainJob(this.#machine, plan, {
+      ...(params.speed === undefined ? {} : { speed: params.speed }),
+      onJob: (job) =>
+        void (async () => {
+          for await (const u of job.progress({ intervalMs: 500 })) {
+            if (u.kind !== 'progress') continue;
+            connection.send({
+              id,
+              progress: {
+                phase: params.op,
+                bytes: u.offset,
+                totalBytes: u.len,
+                percent: u.len > 0 ? (100 * u.offset) / u.len : undefined,
+                elapsedMs: performance.now() - started,
+              },
+            });
+          }
+        })().catch((error: unknown) =>
+          // Progress is a courtesy: the job's own result reports a lost job.
+          this.#log(`${params.op} progress: ${String(error)}`),
+        ),
+    });
+    return { ...result, totalMs: performance.now() - started };
   }
 
   /** A backup of every disk into `params.to`, with the jobs' summed progress as lines. */
@@ -980,6 +1026,27 @@ class Supervisor {
     })();
     return this.#stopping.then((exit) => ({ code: exit.code, signal: exit.signal }));
   }
+}
+
+function blockParams(params: Record<string, unknown>): BlockParams {
+  if (params.op !== 'commit' && params.op !== 'stream' && params.op !== 'mirror')
+    throw new ProtocolError("params.op: 'commit', 'stream' or 'mirror'");
+  const out: { -readonly [K in keyof BlockParams]: BlockParams[K] } = { op: params.op };
+  for (const key of ['disk', 'top', 'base', 'target'] as const) {
+    const value = params[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || value === '')
+      throw new ProtocolError(`params.${key}: a non-empty string`);
+    out[key] = value;
+  }
+  if (out.target !== undefined && !path.isAbsolute(out.target))
+    throw new ProtocolError('params.target: the new image, an absolute path');
+  if (params.speed !== undefined) {
+    if (typeof params.speed !== 'number' || !(params.speed >= 0))
+      throw new ProtocolError('params.speed: bytes per second (a number ≥ 0)');
+    out.speed = params.speed;
+  }
+  return out;
 }
 
 function backupParams(params: Record<string, unknown>): BackupParams {

@@ -51,28 +51,34 @@ export interface CaptureLaunch {
 }
 
 /**
+ * The binary's kind: `system` (a `qemu-system-*`, the default) or `storage-daemon`
+ * (`qemu-storage-daemon`: its own, smaller schema; no machine, so no `query-target`, and QMP
+ * is set up with `--chardev stdio` + `--monitor` instead of `-qmp stdio`).
+ */
+export type CaptureKind = 'system' | 'storage-daemon';
+
+const MONITOR_ID = 'qmpkit-capture';
+
+/** The arguments a capture runs `kind` with (after `launch.args`). */
+export function captureArgs(kind: CaptureKind): string[] {
+  return kind === 'storage-daemon'
+    ? ['--chardev', `stdio,id=${MONITOR_ID}`, '--monitor', `chardev=${MONITOR_ID}`]
+    : ['-machine', 'none', '-nodefaults', '-display', 'none', '-S', '-qmp', 'stdio'];
+}
+
+/**
  * Runs a QEMU binary briefly and returns its introspection schema, version and target.
  * Rejects with `SchemaCaptureError` (its `stage`, `command` and QEMU's `stderr` say why).
  */
 export async function captureFromBinary(
   binary: string,
   launch: CaptureLaunch = {},
+  kind: CaptureKind = 'system',
 ): Promise<Capture> {
-  const child = spawn(
-    binary,
-    [
-      ...(launch.args ?? []),
-      '-machine',
-      'none',
-      '-nodefaults',
-      '-display',
-      'none',
-      '-S',
-      '-qmp',
-      'stdio',
-    ],
-    { stdio: ['pipe', 'pipe', 'pipe'], ...(launch.env ? { env: launch.env } : {}) },
-  );
+  const child = spawn(binary, [...(launch.args ?? []), ...captureArgs(kind)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(launch.env ? { env: launch.env } : {}),
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-4096);
@@ -167,7 +173,11 @@ export async function captureFromBinary(
       qemu: { major: number; minor: number; micro: number };
       package: string;
     };
-    const target = (await execute('query-target')) as { arch: string };
+    // The storage daemon has no target (it emulates no machine): the host's, as QEMU names it.
+    const target =
+      kind === 'storage-daemon'
+        ? { arch: hostArch() }
+        : ((await execute('query-target')) as { arch: string });
     const schema = await execute('query-qmp-schema');
     if (!Array.isArray(schema))
       throw fail('protocol', 'query-qmp-schema did not return a list', {
@@ -190,15 +200,49 @@ export async function captureFromBinary(
   }
 }
 
+/** The host architecture under QEMU's name (`x86_64`, `aarch64`, …). */
+function hostArch(): string {
+  const names: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i386' };
+  return names[process.arch] ?? process.arch;
+}
+
+/**
+ * Captures a `qemu-storage-daemon`'s schema into `<outRoot>/qsd-<major>.<minor>/` (schema +
+ * manifest.json, `source.binary: "qemu-storage-daemon"`).
+ */
+export async function captureStorageDaemonSchema(
+  binary: string,
+  outRoot: string,
+  launch: CaptureLaunch = {},
+): Promise<CaptureResult> {
+  return writeCapture(
+    await captureFromBinary(binary, launch, 'storage-daemon'),
+    'storage-daemon',
+    binary,
+    outRoot,
+    launch,
+  );
+}
+
 /** Captures a binary's schema into `<outRoot>/qemu-<major>.<minor>/` (schema + manifest.json). */
 export async function captureSchema(
   binary: string,
   outRoot: string,
   launch: CaptureLaunch = {},
 ): Promise<CaptureResult> {
-  const { schema, version, target } = await captureFromBinary(binary, launch);
+  return writeCapture(await captureFromBinary(binary, launch), 'system', binary, outRoot, launch);
+}
+
+async function writeCapture(
+  { schema, version, target }: Capture,
+  kind: CaptureKind,
+  binary: string,
+  outRoot: string,
+  launch: CaptureLaunch,
+): Promise<CaptureResult> {
   const { major, minor, micro } = version;
-  const dir = path.join(outRoot, `qemu-${major}.${minor}`);
+  const prefix = kind === 'storage-daemon' ? 'qsd' : 'qemu';
+  const dir = path.join(outRoot, `${prefix}-${major}.${minor}`);
   await mkdir(dir, { recursive: true });
   const schemaText = formatSchemaList(schema);
   await writeFile(path.join(dir, 'query-qmp-schema.json'), schemaText);
@@ -209,7 +253,10 @@ export async function captureSchema(
       kind: 'capture',
       binary: path.basename(binary),
       command: 'query-qmp-schema',
-      options: ['-machine', 'none', '-nodefaults', '-display', 'none'],
+      options:
+        kind === 'storage-daemon'
+          ? captureArgs(kind)
+          : ['-machine', 'none', '-nodefaults', '-display', 'none'],
       ...(launch.fetchedWith ? { fetchedWith: launch.fetchedWith } : {}),
     },
     files: {

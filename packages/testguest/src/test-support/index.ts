@@ -63,6 +63,12 @@ export interface QemuBinary {
   readonly img: string;
   /** The matching `qemu-io` (not probed: only a few tests use it, and fail if it is missing). */
   readonly io: string;
+  /**
+   * The matching `qemu-storage-daemon` as `@qmpkit/machine`'s `launchStorageDaemon({ qemu })`
+   * takes it (with `cacheDir: REPO_CACHE_DIR`): a release name of the cache or a path/name.
+   * Not probed: the files that use it fail when it is missing.
+   */
+  readonly storageDaemon: string;
   /** Arguments every spawn of `system` needs (e.g. `-L <datadir>` for an unpacked build). */
   readonly baseArgs: readonly string[];
   /** Environment every spawn of `system` needs on top of `process.env` (e.g. `QEMU_MODULE_DIR`). */
@@ -85,6 +91,7 @@ interface Candidate {
   readonly system: string;
   readonly img: string;
   readonly io: string;
+  readonly storageDaemon: string;
   readonly baseArgs?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   readonly machineQemu?: string;
@@ -110,6 +117,8 @@ function qemu10Candidate(): Candidate {
     // the same format on both).
     img: process.env.QMPKIT_QEMU_IMG ?? 'qemu-img',
     io: process.env.QMPKIT_QEMU_IO ?? 'qemu-io',
+    // Unpacked from qemu-utils into `.cache/qemu-utils/10.0` by the same fetch.
+    storageDaemon: '10.0',
     baseArgs: ['-L', path.join(root, 'usr/share/qemu')],
     env: { QEMU_MODULE_DIR: path.join(root, 'usr/lib/x86_64-linux-gnu/qemu') },
     machineQemu: '10.0',
@@ -129,6 +138,7 @@ function candidates(): Candidate[] {
       system: process.env.QMPKIT_QEMU ?? 'qemu-system-x86_64',
       img: process.env.QMPKIT_QEMU_IMG ?? 'qemu-img',
       io: process.env.QMPKIT_QEMU_IO ?? 'qemu-io',
+      storageDaemon: process.env.QMPKIT_QEMU_STORAGE_DAEMON ?? 'qemu-storage-daemon',
     },
     qemu10Candidate(),
   ];
@@ -162,6 +172,7 @@ function probe(candidate: Candidate): QemuBinary {
     system: candidate.system,
     img: candidate.img,
     io: candidate.io,
+    storageDaemon: candidate.storageDaemon,
     baseArgs: candidate.baseArgs ?? [],
     env: candidate.env ?? {},
     machineQemu: candidate.machineQemu ?? candidate.system,
@@ -366,7 +377,9 @@ export function pidfileQemus(dir: string): number[] {
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     const argv = commandLine(entry);
-    const i = argv?.indexOf('-pidfile') ?? -1;
+    // `--pidfile`: qemu-storage-daemon's spelling (getopt_long), same meaning.
+    let i = argv?.indexOf('-pidfile') ?? -1;
+    if (i < 0) i = argv?.indexOf('--pidfile') ?? -1;
     const pidfile = i >= 0 ? argv?.[i + 1] : undefined;
     if (pidfile === undefined || !isUnder(path.resolve(pidfile), root)) continue;
     if (pidRunning(Number(entry))) out.push(Number(entry));
