@@ -124,6 +124,18 @@ function nodeFreeTransportTests(): string[] {
 const chromium = findChromium();
 const browserProject: TestProjectInlineConfiguration = {
   resolve: { conditions: ['@qmpkit/source', ...defaultClientConditions] },
+  // The global setup runs `qmpkit bridge`/`serve` and a VM supervisor in-process (Node side).
+  // Vitest runs it in its `__vitest__` environment, which otherwise resolves like the page
+  // (browser conditions and main fields): give it Node's, and the sources of our packages.
+  environments: {
+    __vitest__: {
+      resolve: {
+        conditions,
+        externalConditions: ['@qmpkit/source'],
+        mainFields: ['main'],
+      },
+    },
+  },
   // Pre-bundled up front: discovering them mid-run makes Vite reload the page under a test.
   optimizeDeps: { include: ['fast-check', 'ws', 'msw', 'msw/browser'] },
   test: {

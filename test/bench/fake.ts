@@ -157,7 +157,7 @@ async function memoryRun(
   const stream = fake.connectStream();
   let replies = 0;
   let wake: (() => void) | undefined;
-  stream.on('data', (d: Buffer) => {
+  stream.on('data', (d: Uint8Array) => {
     for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) replies++;
     wake?.();
   });

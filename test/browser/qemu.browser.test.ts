@@ -70,6 +70,42 @@ describe.skipIf(skipReason !== undefined)(
         await first.close();
       }
     });
+
+    it('a binary frame and a half command from the page are closed with their codes and reasons; the bridge and QEMU serve on', async () => {
+      /** A page's own WebSocket: the first message (QEMU's greeting) and how it closed. */
+      const page = (address: string) => {
+        const ws = new WebSocket(address);
+        const first = new Promise<string>((resolve) =>
+          ws.addEventListener('message', (e) => resolve(String(e.data)), { once: true }),
+        );
+        const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+          ws.addEventListener('close', (e) => resolve({ code: e.code, reason: e.reason })),
+        );
+        return { ws, first, closed };
+      };
+      const binary = page(url);
+      expect(JSON.parse(await binary.first)).toHaveProperty('QMP');
+      binary.ws.send(new TextEncoder().encode('{"execute":"qmp_capabilities"}'));
+      expect(await binary.closed).toEqual({
+        code: 1003,
+        reason: 'binary frames are not supported: send JSON as text frames',
+      });
+
+      const half = page(url);
+      await half.first;
+      half.ws.send('{"execute": "qmp_capa');
+      expect(await half.closed).toEqual({
+        code: 1007,
+        reason: 'a text frame must hold one complete JSON value (one QMP command)',
+      });
+
+      const qmp = await connect(url);
+      try {
+        expect(await qmp.execute('query-status')).toMatchObject({ running: false });
+      } finally {
+        await qmp.close();
+      }
+    });
   },
 );
 

@@ -48,6 +48,7 @@ export {
   type FakeQemuVersion,
   FakeQmp,
   type FakeQmpOptions,
+  type FakeStream,
   type ListenOption,
 } from './server/fake.js';
 export {

@@ -84,7 +84,7 @@ export type {
 export { QmpSession } from './session/session.js';
 export type { QmpAddress } from './transports/address.js';
 export { formatAddress, parseAddress } from './transports/address.js';
-export type { QmpChannel, QmpChannelHandlers } from './transports/channel.js';
+export type { DuplexLike, QmpChannel, QmpChannelHandlers } from './transports/channel.js';
 export { StreamChannel } from './transports/channel.js';
 export type {
   DialOptions,

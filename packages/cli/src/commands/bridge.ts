@@ -6,12 +6,13 @@
 import { Option } from 'commander';
 import { startBridge } from '../web/bridge.js';
 import { isListenAddressError, isListenError } from '../web/errors.js';
-import { parseListen } from '../web/gate.js';
+import { ALLOW_REMOTE_FLAG, type ListenAddress, parseListen, remoteWarning } from '../web/gate.js';
 import type { CliCommand, CommandContext } from './command.js';
 
 interface BridgeFlags {
   qmp: string;
   listen?: string;
+  allowRemote?: boolean;
 }
 
 export const bridgeCommand: CliCommand = {
@@ -29,13 +30,17 @@ export const bridgeCommand: CliCommand = {
       )
       .option(
         '--listen <host:port>',
-        'loopback address to listen on (default 127.0.0.1:0, any free port)',
+        `address to listen on, loopback unless ${ALLOW_REMOTE_FLAG} (default 127.0.0.1:0, any free port)`,
+      )
+      .option(
+        ALLOW_REMOTE_FLAG,
+        'allow a non-loopback --listen address (still token-protected; prints a warning)',
       )
       .action(async (flags: BridgeFlags) => {
         await runUntilStopped(context, async (log) => {
           const bridge = await startBridge({
             qmp: flags.qmp,
-            listen: parseListen(flags.listen),
+            listen: listenAddress(flags, log),
             log,
           });
           context.io.stdout.write(`${bridge.url}\n`);
@@ -44,6 +49,21 @@ export const bridgeCommand: CliCommand = {
       });
   },
 };
+
+/**
+ * `--listen` and `--allow-remote` as a validated address (a `ListenAddressError` when a
+ * non-loopback address comes without the flag); with the flag and a non-loopback address, the
+ * warning goes to the log (stderr) before anything listens.
+ */
+export function listenAddress(
+  flags: { listen?: string; allowRemote?: boolean },
+  log: (line: string) => void,
+): ListenAddress {
+  const address = parseListen(flags.listen, { allowRemote: flags.allowRemote === true });
+  const warning = remoteWarning(address);
+  if (warning !== undefined) for (const line of warning.split('\n')) log(line);
+  return address;
+}
 
 /**
  * Starts a server with `start` (log lines go to stderr, stamped), then waits for Ctrl-C or

@@ -4,14 +4,15 @@
  * logs on stderr, runs until Ctrl-C or SIGTERM.
  */
 import { Option } from 'commander';
-import { parseListen } from '../web/gate.js';
+import { ALLOW_REMOTE_FLAG } from '../web/gate.js';
 import { startServe } from '../web/serve.js';
-import { runUntilStopped } from './bridge.js';
+import { listenAddress, runUntilStopped } from './bridge.js';
 import type { CliCommand } from './command.js';
 
 interface ServeFlags {
   dir: string;
   listen?: string;
+  allowRemote?: boolean;
 }
 
 export const serveCommand: CliCommand = {
@@ -29,13 +30,17 @@ export const serveCommand: CliCommand = {
       )
       .option(
         '--listen <host:port>',
-        'loopback address to listen on (default 127.0.0.1:0, any free port)',
+        `address to listen on, loopback unless ${ALLOW_REMOTE_FLAG} (default 127.0.0.1:0, any free port)`,
+      )
+      .option(
+        ALLOW_REMOTE_FLAG,
+        'allow a non-loopback --listen address (still token-protected; prints a warning)',
       )
       .action(async (flags: ServeFlags) => {
         await runUntilStopped(context, async (log) => {
           const dashboard = await startServe({
             dir: flags.dir,
-            listen: parseListen(flags.listen),
+            listen: listenAddress(flags, log),
             log,
           });
           context.io.stdout.write(`${dashboard.url}\n`);

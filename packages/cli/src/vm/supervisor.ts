@@ -107,6 +107,12 @@ export interface SuperviseOptions {
   ) => void;
   /** Where log lines go (default: stdout, which `vm start` points at `supervisor.log`). */
   readonly log?: (line: string) => void;
+  /**
+   * Stop on SIGTERM/SIGHUP/SIGINT (default true, as `vm supervise` runs). False for a
+   * supervisor embedded in a program that owns its signals (a test harness): it ends by
+   * `stop` over the control socket or QEMU exiting.
+   */
+  readonly signals?: boolean;
 }
 
 class ProtocolError extends Error {
@@ -177,11 +183,12 @@ export async function supervise(options: SuperviseOptions): Promise<ExitInfo | u
     if (stopper.handler !== undefined) stopper.handler(signal);
     else stopper.requested ??= signal;
   };
-  for (const s of SIGNALS) process.on(s, onSignal);
+  const signals = options.signals === false ? [] : SIGNALS;
+  for (const s of signals) process.on(s, onSignal);
   try {
     return await superviseWith(options, stopper, log);
   } finally {
-    for (const s of SIGNALS) process.off(s, onSignal);
+    for (const s of signals) process.off(s, onSignal);
   }
 }
 

@@ -4,6 +4,8 @@
  * in-process through `main` (as `qmpkit bridge` runs it) and is stopped with Ctrl-C.
  * Clients: `@qmpkit/transport`'s WebSocket client, and raw `ws` sockets for bad input.
  */
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { connect, type QmpClient } from '@qmpkit/transport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -162,6 +164,11 @@ describe.skipIf(skipQemu)(`qmpkit bridge (real QEMU)${SKIP_REASON}`, () => {
       code: CLOSE.badFrame,
       reason: 'a text frame must hold one complete JSON value (one QMP command)',
     });
+    // Both refusals are in the bridge's log, with the client and the code.
+    expect(cli.io.err()).toMatch(
+      /client \d+ \(.*\): closed \(1003\): binary frames are not supported/,
+    );
+    expect(cli.io.err()).toMatch(/client \d+ \(.*\): closed \(1007\): a text frame must hold/);
 
     // A client that vanishes without a close handshake.
     const gone = raw(cli.url);
@@ -169,6 +176,63 @@ describe.skipIf(skipQemu)(`qmpkit bridge (real QEMU)${SKIP_REASON}`, () => {
     gone.ws.terminate();
     await gone.closed;
 
+    const qmp = await connect(cli.url, { WebSocket });
+    expect(await qmp.execute('query-status')).toMatchObject({ running: false });
+    await qmp.close();
+    expect(await aux.execute('query-status')).toMatchObject({ running: false });
+  });
+
+  it('a connection that drops in the middle of a frame, or of a fragmented message, is logged as gone (1006); the bridge serves on, QEMU unaffected', async () => {
+    // Two raw TCP clients speak the WebSocket handshake themselves, then stop mid-message:
+    // one inside a frame's payload (the header says 100 bytes, 10 come), one after the first
+    // fragment of a message whose final fragment never comes.
+    const cut = async (frames: Buffer) => {
+      const url = new URL(cli.url);
+      const socket = net.connect(Number(url.port), url.hostname);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+      });
+      const port = socket.localPort;
+      socket.write(
+        [
+          `GET /${url.search} HTTP/1.1`,
+          `Host: ${url.host}`,
+          'Upgrade: websocket',
+          'Connection: Upgrade',
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+          'Sec-WebSocket-Version: 13',
+          '',
+          '',
+        ].join('\r\n'),
+      );
+      // The bridge answers 101 and then QEMU's greeting as a frame: the session is up.
+      let seen = '';
+      await new Promise<void>((resolve) => {
+        const onData = (chunk: Buffer) => {
+          seen += chunk.toString('latin1');
+          if (seen.startsWith('HTTP/1.1 101') && seen.includes('"QMP"')) {
+            socket.off('data', onData);
+            resolve();
+          }
+        };
+        socket.on('data', onData);
+      });
+      socket.write(frames);
+      socket.destroy();
+      const gone = new RegExp(`:${port}\\): gone \\(1006\\)`);
+      while (!gone.test(cli.io.err())) await new Promise((r) => setImmediate(r));
+    };
+    /** A client frame (masked, as RFC 6455 requires): FIN bit, opcode, declared length. */
+    const frame = (fin: boolean, opcode: number, declared: number, payload: string) => {
+      const mask = randomBytes(4);
+      const body = Buffer.from(payload).map((b, i) => b ^ mask[i % 4]!);
+      return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | declared]), mask, body]);
+    };
+    await cut(frame(true, 0x1, 100, '{"execute"'));
+    const first = '{"execute":"qmp_capabilities"}';
+    await cut(frame(false, 0x1, first.length, first));
+    // The bridge serves the next client; QEMU (seen through the other monitor) is unaffected.
     const qmp = await connect(cli.url, { WebSocket });
     expect(await qmp.execute('query-status')).toMatchObject({ running: false });
     await qmp.close();

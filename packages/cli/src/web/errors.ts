@@ -9,7 +9,10 @@ export class ListenAddressError extends Error {
   readonly exitCode = 2 as const;
   /** The address as given. */
   readonly address: string;
-  /** `not-loopback`: a routable address (refused: these servers hand out a VM); `syntax`. */
+  /**
+   * `not-loopback`: a routable address without `--allow-remote` (refused: these servers hand
+   * out a VM); `syntax`.
+   */
   readonly reason: 'not-loopback' | 'syntax';
 
   constructor(address: string, reason: 'not-loopback' | 'syntax', message: string) {

@@ -39,7 +39,15 @@ export const DEFAULT_HOST = '127.0.0.1';
 export interface ListenAddress {
   readonly host: string;
   readonly port: number;
+  /**
+   * Set by `--allow-remote`: the host may be a non-loopback address. Without it, `listen`
+   * refuses anything but loopback.
+   */
+  readonly allowRemote?: boolean;
 }
+
+/** The flag that lets `qmpkit bridge` and `qmpkit serve` listen on a non-loopback address. */
+export const ALLOW_REMOTE_FLAG = '--allow-remote';
 
 /** Whether `host` is a loopback IP address (127.0.0.0/8, ::1, ::ffff:127.x.y.z). */
 export function isLoopback(host: string): boolean {
@@ -54,13 +62,24 @@ export function isLoopback(host: string): boolean {
   return false;
 }
 
+export interface ParseListenOptions {
+  /** `--allow-remote`: accept a non-loopback host (an IP address or a host name). */
+  readonly allowRemote?: boolean;
+}
+
 /**
  * Parses `--listen` (`HOST:PORT`, `[::1]:PORT`, `PORT`, `localhost:PORT`; port 0 picks a free
- * one). Anything but a loopback address is a `ListenAddressError`: these servers hand out a
- * VM's monitor, and a token in a URL is no protection on a network.
+ * one). A non-loopback address is a `ListenAddressError` naming the address and
+ * `--allow-remote` unless `allowRemote` is set: these servers hand out a VM's monitor, and a
+ * token in a ws:// URL travels in clear text on a network.
  */
-export function parseListen(text: string | undefined): ListenAddress {
-  if (text === undefined || text === '') return { host: DEFAULT_HOST, port: 0 };
+export function parseListen(
+  text: string | undefined,
+  options: ParseListenOptions = {},
+): ListenAddress {
+  const allowRemote = options.allowRemote === true;
+  if (text === undefined || text === '')
+    return { host: DEFAULT_HOST, port: 0, ...(allowRemote ? { allowRemote } : {}) };
   const match = /^(?:(\[[^\]]+\]|[^:]+):)?(\d{1,5})$/.exec(text);
   const port = Number(match?.[2]);
   if (match === null || !Number.isInteger(port) || port > 65535)
@@ -71,13 +90,35 @@ export function parseListen(text: string | undefined): ListenAddress {
     );
   const given = match[1] ?? DEFAULT_HOST;
   const host = given === 'localhost' ? DEFAULT_HOST : given.replace(/^\[|\]$/g, '');
-  if (!isLoopback(host))
-    throw new ListenAddressError(
-      text,
-      'not-loopback',
-      `--listen '${text}': only loopback addresses (127.0.0.1, ::1) are allowed; reach it from elsewhere through an SSH tunnel`,
-    );
-  return { host, port };
+  return checkListen({ host, port, ...(allowRemote ? { allowRemote } : {}) }, text);
+}
+
+/**
+ * Refuses a non-loopback `address` unless it carries `allowRemote` (a `ListenAddressError`
+ * naming the address and the flag); returns it unchanged otherwise. `listen` calls it too, so
+ * a program that builds a `ListenAddress` itself meets the same rule.
+ */
+export function checkListen(address: ListenAddress, given?: string): ListenAddress {
+  if (isLoopback(address.host) || address.allowRemote === true) return address;
+  const text = given ?? authority(address.host, address.port);
+  throw new ListenAddressError(
+    text,
+    'not-loopback',
+    `--listen '${text}': ${address.host} is not a loopback address (127.0.0.1, ::1); reach it from elsewhere through an SSH tunnel, or pass ${ALLOW_REMOTE_FLAG} to listen there anyway (anyone on that network who learns the token controls the VM)`,
+  );
+}
+
+/**
+ * The warning `qmpkit bridge` and `qmpkit serve` print (stderr, before the URL) when they
+ * listen on a non-loopback address; `undefined` for loopback.
+ */
+export function remoteWarning(address: ListenAddress): string | undefined {
+  if (isLoopback(address.host)) return undefined;
+  return [
+    `WARNING: ${ALLOW_REMOTE_FLAG}: listening on ${address.host}, which is not loopback.`,
+    'WARNING: anyone who can reach this address and learns the token controls this VM.',
+    'WARNING: ws:// and http:// are not encrypted: the token travels in clear text; prefer an SSH tunnel.',
+  ].join('\n');
 }
 
 /** A fresh random token (128 bits, URL-safe). */
@@ -100,6 +141,7 @@ export function authority(host: string, port: number): string {
 /** Starts `server` on `address`; a failure is a `ListenError`. Resolves to the bound port. */
 export function listen(server: http.Server, address: ListenAddress): Promise<number> {
   return new Promise((resolve, reject) => {
+    checkListen(address); // throws synchronously inside the executor: a rejection
     const onError = (error: NodeJS.ErrnoException) => {
       reject(new ListenError(address.host, address.port, error.code, { cause: error }));
     };

@@ -1,7 +1,6 @@
 /** Test support: raw clients of a fake (exact bytes in, raw lines out). */
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
-import type { FakeQmp } from '../server/fake.js';
+import type { FakeQmp, FakeStream } from '../server/fake.js';
 
 export interface RawClient {
   readonly lines: string[];
@@ -14,14 +13,14 @@ export interface RawClient {
   destroy(): void;
 }
 
-export function rawOver(stream: Duplex): RawClient {
+export function rawOver(stream: FakeStream): RawClient {
   const lines: string[] = [];
   let buffer = '';
   let all = '';
   let closedFlag = false;
   const waiters: (() => void)[] = [];
-  stream.on('data', (d: Buffer) => {
-    const text = d.toString('utf8');
+  stream.on('data', (d: Uint8Array) => {
+    const text = Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('utf8');
     all += text;
     buffer += text;
     const parts = buffer.split('\r\n');

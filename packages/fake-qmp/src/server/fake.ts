@@ -2,8 +2,7 @@
  * `createFakeQmp`: a QMP server that answers like QEMU 7.2 or 10.0, on a UNIX socket, TCP,
  * WebSocket, or in-memory duplex pairs.
  */
-import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
 import { type Commands, DEFAULT_QEMU_VERSION, type Events } from '@qmpkit/qapi';
 import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
 // The data of the entries below (not the default: the default may move to another version).
@@ -184,8 +183,31 @@ class WsIO implements ConnectionIO {
   }
 }
 
+/**
+ * A connected byte stream the fake serves on: what it uses of a Node `net.Socket` or a duplex
+ * pair end (both fit). Typed here rather than imported from `node:net`/`node:stream` so the
+ * fake's declarations name no Node type: a web project without `@types/node` type-checks
+ * against `@qmpkit/fake-qmp` and its msw adapter.
+ */
+export interface FakeStream {
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  readonly writableNeedDrain: boolean;
+  write(text: string): unknown;
+  end(callback?: () => void): unknown;
+  destroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  isPaused(): boolean;
+  setNoDelay?(noDelay?: boolean): unknown;
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'drain' | 'end' | 'close', listener: () => void): unknown;
+  off(event: 'drain' | 'close', listener: () => void): unknown;
+}
+
 class StreamIO implements ConnectionIO {
-  constructor(private readonly stream: Duplex) {}
+  constructor(private readonly stream: FakeStream) {}
   write(text: string): void {
     if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.write(text);
   }
@@ -429,11 +451,11 @@ export class FakeQmp {
    * Serves QMP on a connected socket, as QEMU serves a monitor on an inherited descriptor
    * (`-chardev socket,fd=N`); used by the process mode.
    */
-  accept(socket: Socket): void {
+  accept(socket: FakeStream): void {
     this.acceptSocket(socket, 'unix');
   }
 
-  private acceptSocket(socket: Socket, kind: 'unix' | 'tcp'): void {
+  private acceptSocket(socket: FakeStream, kind: 'unix' | 'tcp'): void {
     if (this.dead) {
       socket.destroy();
       return;
@@ -441,7 +463,7 @@ export class FakeQmp {
     socket.setNoDelay?.(true);
     const io = new StreamIO(socket);
     const connection = this.attach(kind, io);
-    socket.on('data', (d: Buffer) => connection.data(d));
+    socket.on('data', (d) => connection.data(d));
     socket.on('end', () => {
       connection.ended();
       // Node ends our side too (no half-open sockets); a client that never reads would keep
@@ -464,10 +486,10 @@ export class FakeQmp {
    * A new in-memory client: returns the client's end of a duplex pair, already attached.
    * Pass `{ kind: 'duplex', stream }` (see `pair()`) to `@qmpkit/transport`'s `connect`.
    */
-  connectStream(): Duplex {
+  connectStream(): FakeStream {
     const [client, server] = needNode(nodePlatform, 'an in-memory stream pair').createDuplexPair();
     const connection = this.attach('memory', new StreamIO(server));
-    server.on('data', (d: Buffer) => connection.data(d));
+    server.on('data', (d: Uint8Array) => connection.data(d));
     server.on('end', () => connection.ended());
     server.on('close', () => connection.ended());
     return client;

@@ -70,7 +70,7 @@ export class InheritedSocketpair extends InheritedFd {
   }
 
   /** The parent's end as a QMP address for `connect`. */
-  address(child: ChildProcess): QmpAddress {
+  address(child: ChildProcess): Extract<QmpAddress, { kind: 'duplex' }> & { stream: net.Socket } {
     return { kind: 'duplex', stream: this.socket(child), label: `socketpair:fd=${this.fd}` };
   }
 }

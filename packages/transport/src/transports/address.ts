@@ -1,11 +1,11 @@
-import type { Duplex } from 'node:stream';
+import type { DuplexLike } from './channel.js';
 
 /** Where a QMP server listens, or an already-open byte stream to one. */
 export type QmpAddress =
   | { readonly kind: 'unix'; readonly path: string }
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
   | { readonly kind: 'ws'; readonly url: string }
-  | { readonly kind: 'duplex'; readonly stream: Duplex; readonly label?: string };
+  | { readonly kind: 'duplex'; readonly stream: DuplexLike; readonly label?: string };
 
 /**
  * Parses an address string:

@@ -1,4 +1,19 @@
-import type { Duplex } from 'node:stream';
+/**
+ * What a `StreamChannel` uses of a Node `Duplex` (a `net.Socket`, a socketpair end, any other
+ * Duplex; all of them fit). Typed here rather than imported from `node:stream` so the root
+ * entry's declarations name no Node type: a web project without `@types/node` type-checks
+ * against them.
+ */
+export interface DuplexLike {
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'end' | 'close', listener: () => void): unknown;
+  write(chunk: string): unknown;
+  end(): unknown;
+  destroy(): unknown;
+}
 
 /** What a session needs from a transport: bytes in, lines out, one close notification. */
 export interface QmpChannelHandlers {
@@ -22,12 +37,12 @@ export interface QmpChannel {
 /** A Node stream (net.Socket, a child's stdio socketpair end, or another Duplex) as a channel. */
 export class StreamChannel implements QmpChannel {
   readonly label: string;
-  private readonly stream: Duplex;
+  private readonly stream: DuplexLike;
   private closedOnce = false;
   private error: Error | undefined;
   private handlers: QmpChannelHandlers | undefined;
 
-  constructor(stream: Duplex, label = 'duplex') {
+  constructor(stream: DuplexLike, label = 'duplex') {
     this.stream = stream;
     this.label = label;
   }
