@@ -42,6 +42,9 @@ const ONCE = [
   'packages/snapshots/src/__tests__/example.qemu.test.ts',
   'packages/backup/src/__tests__/example.qemu.test.ts',
   'packages/cli/src/from-clone.qemu.test.ts',
+  // The `vm clone` verb's wiring (the clone mechanism itself runs on both binaries in
+  // packages/snapshots/src/__tests__/clones.qemu.test.ts).
+  'packages/cli/src/commands/clone.qemu.test.ts',
   'test/packaging/packaging.qemu.test.ts',
   // The README's main job and the vm init example, run as written (the system's QEMU).
   'packages/cli/src/demo/demo.qemu.test.ts',

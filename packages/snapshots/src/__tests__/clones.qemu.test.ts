@@ -119,8 +119,9 @@ async function continuesFromSnapshot(clones: readonly Clone[]): Promise<number> 
 describe('clones of a sharedRam template', () => {
   it('map the RAM file privately, continue the counter, write their own disks, stop alone; the template is untouched', async () => {
     const into = path.join(suite.dir, 'farm');
+    // Ten, as issue #16 asks of a test farm's fan-out (tiny guests: 10 TCG QEMUs fit CI).
     const set = await cloneSnapshot(store, 'tpl', {
-      count: 3,
+      count: 10,
       into,
       ...launchQemu(),
       consoles: ['ser0'],
@@ -128,8 +129,10 @@ describe('clones of a sharedRam template', () => {
     });
     for (const c of set.clones) suite.adopt(c.machine);
     expect(set.ram).toBe('private-map');
-    expect(set.clones.map((c) => path.basename(c.dir))).toEqual(['tpl-1', 'tpl-2', 'tpl-3']);
-    expect(new Set(set.clones.map((c) => c.machine.pid)).size).toBe(3);
+    expect(set.clones.map((c) => path.basename(c.dir))).toEqual(
+      Array.from({ length: 10 }, (_, i) => `tpl-${i + 1}`),
+    );
+    expect(new Set(set.clones.map((c) => c.machine.pid)).size).toBe(10);
     for (const c of set.clones) {
       expect(existsSync(c.qmpSocket)).toBe(true);
       expect(c.stateFile).toBe(path.join(c.dir, 'state.json'));
@@ -146,7 +149,7 @@ describe('clones of a sharedRam template', () => {
       expect(await ownData(path.join(c.dir, 'disks', '0.qcow2'))).toBe(true);
     // The clones ran and dirtied RAM; no file of the snapshot changed.
     expect(await fingerprint(templateFiles)).toEqual(before);
-  }, 90_000);
+  }, 240_000);
 
   it('ram: copy gives a clone its own copy of the RAM file; a plain snapshot loads RAM from the stream', async () => {
     const into = path.join(suite.dir, 'copies');
