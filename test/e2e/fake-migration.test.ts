@@ -107,25 +107,33 @@ describe('migrate() between two fake QEMUs', () => {
     expect((await result.machine.qmp.execute('query-status')).status).toBe('paused');
   }, 60_000);
 
-  it('an abort at pre-switchover cancels (migrate_cancel): the source runs on, the target is gone', async () => {
-    const m = await source();
-    const abort = new AbortController();
-    const run = migrate(
-      m,
-      { runDir: path.join(dir, `tgt-${++n}`), env },
-      {
-        logger: quiet,
-        signal: abort.signal,
-        // The source waits at pre-switchover for migrate() to continue: certain timing.
-        beforeSwitchover: async () => abort.abort(),
-      },
-    );
-    const error = await run.result.catch((e: unknown) => e);
-    expect(isLiveMigrationError(error)).toBe(true);
-    if (!isLiveMigrationError(error)) return;
-    expect(error.phase).toBe('switchover');
-    expect(m.status).toBe('running');
-    expect((await m.qmp.execute('query-status')).status).toBe('running');
-    expect((await m.qmp.execute('query-migrate')).status).toBe('cancelled');
-  }, 60_000);
+  // The source waits at pre-switchover for migrate() to continue: certain timing. Without a
+  // beforeSwitchover hook, an abort from onPhase('switchover') must stop the hand-over too
+  // (it went on to migrate-continue before: the fakes showed it).
+  it.for(['beforeSwitchover', 'onPhase'] as const)(
+    'an abort at pre-switchover (from %s) cancels (migrate_cancel): the source runs on, the target is gone',
+    { timeout: 60_000 },
+    async (via) => {
+      const m = await source();
+      const abort = new AbortController();
+      const run = migrate(
+        m,
+        { runDir: path.join(dir, `tgt-${++n}`), env },
+        {
+          logger: quiet,
+          signal: abort.signal,
+          ...(via === 'beforeSwitchover'
+            ? { beforeSwitchover: async () => abort.abort() }
+            : { onPhase: (phase: string) => (phase === 'switchover' ? abort.abort() : undefined) }),
+        },
+      );
+      const error = await run.result.catch((e: unknown) => e);
+      expect(isLiveMigrationError(error)).toBe(true);
+      if (!isLiveMigrationError(error)) return;
+      expect(error.phase).toBe('switchover');
+      expect(m.status).toBe('running');
+      expect((await m.qmp.execute('query-status')).status).toBe('running');
+      expect((await m.qmp.execute('query-migrate')).status).toBe('cancelled');
+    },
+  );
 });

@@ -366,6 +366,8 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
   readonly #options: LiveMigrateOptions;
   #target: Machine | undefined;
   #targetRunDir: { path: string; created: boolean } | undefined;
+  /** Whether the caller's target state file was there before (then a roll-back keeps it). */
+  #stateFileExisted = true;
   /** `disks: 'copy'`: the disks, what was created for them, the mirrors, the NBD address. */
   #disks: CopiedDisk[] = [];
   readonly #made: string[] = [];
@@ -547,6 +549,12 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
       () => false,
     );
     if (!exists) await mkdir(resolved, { recursive: true, mode: 0o700 });
+    const stateFile = this.#spec.stateFile;
+    if (typeof stateFile === 'string')
+      this.#stateFileExisted = await stat(stateFile).then(
+        () => true,
+        () => false,
+      );
     this.#targetRunDir = { path: resolved, created: !exists };
     return this.#targetRunDir;
   }
@@ -1039,8 +1047,10 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
               }),
               aborted,
             ]);
-            this.checkAbort();
           }
+          // The last point where a cancel leaves the source whole: an abort during the phase
+          // change (an onPhase('switchover') handler), the mirrors' end or the hook stops here.
+          this.checkAbort();
           if (this.#disks.length > 0)
             await this.#command('target', 'removing the NBD exports', () =>
               removeExports(target, this.#disks),
@@ -1205,6 +1215,15 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
 
   async #removeTargetFiles(target: Machine | undefined): Promise<void> {
     const dir = this.#targetRunDir;
+    // A state file the caller placed outside the run dir (a VM directory's state.json beside
+    // its run/) goes too, whether or not we created the run dir.
+    const outside = this.#spec.stateFile;
+    if (
+      typeof outside === 'string' &&
+      !this.#stateFileExisted &&
+      (dir === undefined || path.dirname(path.resolve(outside)) !== dir.path)
+    )
+      for (const f of [outside, `${outside}.bak`]) await rm(f, { force: true });
     if (dir?.created) {
       await rm(dir.path, { recursive: true, force: true });
       return;

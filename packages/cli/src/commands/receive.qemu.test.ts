@@ -5,7 +5,7 @@
  * directory, the source ends when its QEMU reports `completed` over return-path, the receiver
  * when its own QEMU runs the guest.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
 import { readState } from '@qmpkit/machine';
@@ -118,7 +118,7 @@ describe.skipIf(skipQemu)(
       expect((await run('vm', 'stop', '--dir', to)).code).toBe(0);
     });
 
-    it('bad input: --postcopy to a VM directory, an address nobody listens on: refused, the VM runs on', async () => {
+    it('bad input: --tls-dir without certificates to a VM directory, an address nobody listens on: refused, the VM runs on', async () => {
       const from = path.join(work, 'c');
       const started = await run(
         'vm',
@@ -141,10 +141,14 @@ describe.skipIf(skipQemu)(
         from,
         '--to',
         path.join(work, 'd'),
-        '--postcopy',
+        '--tls-dir',
+        work,
       );
-      expect(local.code).toBe(2);
-      expect(local.err).toMatch(/apply to a migration to an address/);
+      // The directory reaches the local migrate() (it was refused for a local target before):
+      // its check names the files the target lacks, and nothing was started or moved.
+      expect(local.code).toBe(1);
+      expect(local.err).toMatch(/LiveMigrationError: .*TLS directory .* lacks ca-cert\.pem/);
+      expect(existsSync(path.join(work, 'd', 'state.json'))).toBe(false);
       const bad = await run('vm', 'migrate', '--dir', from, '--to', 'tcp:127.0.0.1:1');
       expect(bad.code).toBe(1);
       expect(bad.err).toMatch(/LiveMigrationError: live migration failed .*Connection refused/);

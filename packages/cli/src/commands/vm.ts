@@ -163,9 +163,9 @@ export const vmCommand: CliCommand = {
       .option('--tcp', 'stream over TCP on 127.0.0.1 instead of a unix socket')
       .option(
         '--tls-dir <dir>',
-        'to an address: TLS credentials (ca-cert.pem, client-cert.pem, client-key.pem)',
+        'TLS credentials for RAM and disk copy: to an address ca-cert.pem, client-cert.pem, client-key.pem; to a VM directory also server-cert.pem and server-key.pem (both ends run here)',
       )
-      .option('--postcopy', 'to an address: switch to post-copy when pre-copy does not converge')
+      .option('--postcopy', 'switch to post-copy when pre-copy does not converge')
       .addOption(
         new Option(
           '--disks <mode>',

@@ -159,9 +159,12 @@ export interface MigrateParams {
    * `qmpkit vm receive` started elsewhere (`tcp:HOST:PORT`, `unix:PATH`).
    */
   readonly to: string;
-  /** To an address: TLS credentials (`tls-creds-x509` layout), absolute path. */
+  /**
+   * TLS credentials (`tls-creds-x509` layout), absolute path: the client's to an address; to a
+   * VM directory both ends' (the target's server and the source's client certificate).
+   */
   readonly tlsDir?: string;
-  /** To an address: allow post-copy (the receiver must too). */
+  /** Allow post-copy (to an address the receiver must too). */
   readonly postcopy?: boolean;
   /** The target's QEMU (default: the one the VM runs on). */
   readonly qemu?: string;

@@ -887,10 +887,6 @@ class Supervisor {
     signal: AbortSignal,
   ): Promise<Methods['migrate']['result']> {
     if (isAddress(params.to)) return this.#migrateTo(connection, id, params, signal);
-    if (params.tlsDir !== undefined || params.postcopy === true)
-      throw new ProtocolError(
-        'params.tlsDir and params.postcopy apply to a migration to an address (tcp:HOST:PORT, unix:PATH), not to a local VM directory',
-      );
     const to = vmPaths(params.to);
     if (to.dir === this.#paths.dir) throw new ProtocolError('params.to: the VM is already there');
     await ensurePrivateDir(to.dir);
@@ -911,6 +907,10 @@ class Supervisor {
       {
         signal,
         transport: { type: params.transport ?? 'unix' },
+        // One directory for both ends here (both QEMUs run on this host): the target's
+        // server certificate and the source's client certificate, for RAM and NBD alike.
+        ...(params.tlsDir !== undefined ? { tls: { dir: params.tlsDir } } : {}),
+        ...(params.postcopy === true ? { postcopy: true } : {}),
         ...(params.disks !== undefined ? { disks: params.disks } : {}),
         ...(params.transport === 'tcp' ? { nbd: { type: 'tcp' as const } } : {}),
         logger: { warn: (message) => this.#log(message) },
@@ -962,7 +962,7 @@ class Supervisor {
       qemuDowntimeMs: result.qemuDowntimeMs,
       bytes: result.lastProgress?.transferred ?? 0,
       qemu: { pid: moved.pid, version: `${v.major}.${v.minor}.${v.micro}` },
-      postcopy: false,
+      postcopy: result.postcopy,
       decisions: result.decisions.map((d) => `${d.action}: ${d.reason}`),
     };
   }
