@@ -4,7 +4,7 @@
  * VM directory; the supervisor then answers there, the old directory has no supervisor and a
  * state file that says where the VM went; bad targets are refused with the VM running on.
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
 import { readState } from '@qmpkit/machine';
@@ -112,6 +112,38 @@ describe.skipIf(skipQemu)(`qmpkit vm migrate (real QEMU, tcg)${SKIP_REASON}`, ()
     ) as StatusResult;
     expect(still.qemu).toMatchObject({ pid: qemu.pid, runState: 'running' });
 
-    expect((await run('vm', 'stop', '--dir', to)).code).toBe(0);
+    // On with its disk copied over NBD (--disks copy): the mirrors' progress is drawn, the
+    // image lands in <to>/disks, the VM runs there from its own copy.
+    const third = path.join(work, 'c');
+    const copied = await run(
+      'vm',
+      'migrate',
+      '--dir',
+      to,
+      '--to',
+      third,
+      '--disks',
+      'copy',
+      '--json',
+    );
+    expect(copied.err).toMatch(/^migrate to .*: mirroring \(\d\/1 disk ready\)/m);
+    expect(copied.code).toBe(0);
+    const copySummary = JSON.parse(copied.out) as MigrateSummary;
+    suite.trackPid(copySummary.qemu?.pid ?? -1);
+    expect(copySummary.dir).toBe(third);
+    const images = readdirSync(path.join(third, 'disks'));
+    expect(images).toHaveLength(1);
+    const there = await readState(path.join(third, 'state.json'));
+    // The file node names the copy (same base name, under <to>/disks), not the original.
+    const files = (there.config.blockdevs ?? []).flatMap((b) =>
+      'filename' in b && typeof b.filename === 'string' ? [b.filename] : [],
+    );
+    expect(files).toEqual([path.join(third, 'disks', images[0] ?? '')]);
+    const copiedStatus = JSON.parse(
+      (await run('vm', 'status', '--dir', third, '--json')).out,
+    ) as StatusResult;
+    expect(copiedStatus.qemu).toMatchObject({ runState: 'running' });
+
+    expect((await run('vm', 'stop', '--dir', third)).code).toBe(0);
   });
 });

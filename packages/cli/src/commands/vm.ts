@@ -8,11 +8,17 @@ import { formatJson } from '../format.js';
 import { ControlClient, isSupervisorError } from '../vm/client.js';
 import { EXAMPLE_DISK, writeExampleConfig } from '../vm/init.js';
 import { vmPaths } from '../vm/paths.js';
-import type { StatusResult } from '../vm/protocol.js';
+import type { MigrateProgressLine, StatusResult } from '../vm/protocol.js';
 import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
 import { type CliCommand, type CommandContext, collect, positiveInt } from './command.js';
-import { compatLine, EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
+import {
+  compatLine,
+  EXIT_INTERRUPTED,
+  type ProgressLike,
+  progressView,
+  reportFailure,
+} from './snapshot.js';
 import { registerTorture } from './vm-torture.js';
 
 interface StartFlags {
@@ -410,6 +416,29 @@ async function runReceive(
 }
 
 /**
+ * What the progress view draws of a migration: while the disk mirrors copy (`disks: 'copy'`,
+ * phase `mirroring`) their bytes summed, with how many are ready; from then on RAM, with the
+ * disks' state in the phase's words (they keep mirroring the guest's writes until the switch).
+ */
+export function migrateProgress(p: MigrateProgressLine): ProgressLike {
+  const disks = p.disks ?? [];
+  if (disks.length === 0) return p;
+  const ready = disks.filter((d) => d.ready).length;
+  const of = `${ready}/${disks.length} disk${disks.length === 1 ? '' : 's'} ready`;
+  if (p.phase === 'mirroring') {
+    const copied = disks.reduce((sum, d) => sum + d.offset, 0);
+    const total = disks.reduce((sum, d) => sum + d.len, 0);
+    return {
+      phase: `mirroring (${of})`,
+      bytes: copied,
+      totalBytes: total > 0 ? total : undefined,
+      percent: total > 0 ? Math.min(100, (100 * copied) / total) : undefined,
+    };
+  }
+  return { ...p, phase: `${p.phase} (${of})` };
+}
+
+/**
  * `vm migrate`: a `migrate` request to the supervisor with a progress view. The first Ctrl-C
  * asks the supervisor to cancel and waits for its answer (the VM runs on in --dir); a second
  * one stops waiting.
@@ -433,7 +462,7 @@ async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise
       ...(flags.tcp === true ? { transport: 'tcp' as const } : {}),
       ...(flags.disks !== undefined ? { disks: flags.disks } : {}),
     },
-    { onProgress: (p) => view.update(p) },
+    { onProgress: (p) => view.update(migrateProgress(p)) },
   );
   const unsubscribe = io.onInterrupt(() => {
     interrupts += 1;

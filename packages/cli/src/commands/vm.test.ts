@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import type { MigrateProgressLine } from '../vm/protocol.js';
+import { migrateProgress } from './vm.js';
+
+const line = (over: Partial<MigrateProgressLine>): MigrateProgressLine => ({
+  phase: 'transferring',
+  bytes: 10,
+  totalBytes: 100,
+  percent: 10,
+  elapsedMs: 5,
+  remaining: 90,
+  dirtyRate: 0,
+  throughput: 0,
+  iterations: 1,
+  expectedDowntimeMs: null,
+  ...over,
+});
+
+describe('vm migrate progress', () => {
+  it('without disk copy: the RAM line as it is', () => {
+    const p = line({});
+    expect(migrateProgress(p)).toBe(p);
+  });
+
+  it('while mirroring: the disks summed, with how many are ready', () => {
+    const p = line({
+      phase: 'mirroring',
+      bytes: 0,
+      totalBytes: undefined,
+      percent: undefined,
+      disks: [
+        { node: 'a', offset: 30, len: 100, ready: false },
+        { node: 'b', offset: 50, len: 100, ready: true },
+      ],
+    });
+    expect(migrateProgress(p)).toEqual({
+      phase: 'mirroring (1/2 disks ready)',
+      bytes: 80,
+      totalBytes: 200,
+      percent: 40,
+    });
+  });
+
+  it('empty disks give no percent; after mirroring the RAM figures, the disks in the phase', () => {
+    const empty = line({
+      phase: 'mirroring',
+      disks: [{ node: 'a', offset: 0, len: 0, ready: true }],
+    });
+    expect(migrateProgress(empty)).toMatchObject({
+      phase: 'mirroring (1/1 disk ready)',
+      totalBytes: undefined,
+      percent: undefined,
+    });
+    const ram = line({ disks: [{ node: 'a', offset: 100, len: 100, ready: true }] });
+    expect(migrateProgress(ram)).toMatchObject({
+      phase: 'transferring (1/1 disk ready)',
+      bytes: 10,
+      totalBytes: 100,
+      percent: 10,
+    });
+  });
+});
