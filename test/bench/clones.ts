@@ -7,7 +7,7 @@
 // memory (sum of the QEMUs' PSS from /proc/PID/smaps_rollup, split into anonymous and file
 // pages) once all run.
 //
-//   pnpm bench:clones [--qemu 7.2,10.0] [--small 32] [--large 256] [--counts 1,4,8] [--large-counts 1,4]
+//   pnpm bench:clones [--qemu 7.2,10.0] [--small 32] [--large 256] [--counts 1,5,10] [--large-counts 1,5]
 //
 // The guest is @qmpkit/testguest with `fillRam`: every page above 1 MiB is non-zero, so RAM
 // is really in the state and the files. "Running" = the clone's QEMU reports `running`
@@ -37,8 +37,8 @@ const { values } = parseArgs({
     qemu: { type: 'string', default: '7.2,10.0' },
     small: { type: 'string', default: '32' },
     large: { type: 'string', default: '256' },
-    counts: { type: 'string', default: '1,4,8' },
-    'large-counts': { type: 'string', default: '1,4' },
+    counts: { type: 'string', default: '1,5,10' },
+    'large-counts': { type: 'string', default: '1,5' },
   },
 });
 const label = (b: QemuBinary) => `${b.version?.major}.${b.version?.minor}`;
