@@ -38,13 +38,24 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s', (_name, 
       if (subpath === './package.json' || testOnly(target)) continue;
       const t = target as Record<string, unknown>;
       // A page's build (the `browser` condition) sits between types and default, and the
-      // source condition then picks the browser or Node source the same way.
+      // source condition then picks the browser or Node source the same way. A browser build
+      // with declarations of its own (no Node types in them) is an object {types, default}
+      // before the Node `types`, so TypeScript under the browser condition reads those.
       const browser = 'browser' in t;
+      const ownTypes = browser && typeof t.browser === 'object' && t.browser !== null;
       expect(Object.keys(t), subpath).toEqual(
-        browser
-          ? ['@qmpkit/source', 'types', 'browser', 'default']
-          : ['@qmpkit/source', 'types', 'default'],
+        ownTypes
+          ? ['@qmpkit/source', 'browser', 'types', 'default']
+          : browser
+            ? ['@qmpkit/source', 'types', 'browser', 'default']
+            : ['@qmpkit/source', 'types', 'default'],
       );
+      if (ownTypes) {
+        const b = t.browser as Record<string, unknown>;
+        expect(Object.keys(b), subpath).toEqual(['types', 'default']);
+        expect(b.types, subpath).toMatch(/^\.\/dist\/.*\.d\.ts$/);
+        expect(b.default, subpath).toMatch(/^\.\/dist\/.*\.js$/);
+      }
       const sources = browser
         ? Object.values(t['@qmpkit/source'] as Record<string, string>)
         : [t['@qmpkit/source']];
@@ -53,7 +64,7 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s', (_name, 
       for (const source of sources) expect(source, subpath).toMatch(/^\.\/src\/.*\.ts$/);
       expect(t.types, subpath).toMatch(/^\.\/dist\/.*\.d\.ts$/);
       expect(t.default, subpath).toMatch(/^\.\/dist\/.*\.js$/);
-      if (browser) expect(t.browser, subpath).toMatch(/^\.\/dist\/.*\.js$/);
+      if (browser && !ownTypes) expect(t.browser, subpath).toMatch(/^\.\/dist\/.*\.js$/);
     }
   });
 
