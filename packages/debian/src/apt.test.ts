@@ -106,4 +106,26 @@ describe('withDirLock', () => {
     );
     expect(order.map((o) => o.slice(2))).toEqual(['start', 'end', 'start', 'end']);
   });
+
+  it('eight callers on one stale lock: one at a time, none loses its fresh lock to a taker', async () => {
+    // All eight see the dead owner at once; before the takeover guard a late taker removed the
+    // winner's new lock (ENOENT on its pid file, or two callers inside at once).
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { withDirLock } = await import('./lock.js');
+    const lock = path.join(tmp, 'stale8.lock');
+    mkdirSync(lock);
+    writeFileSync(path.join(lock, 'pid'), '2147483646'); // no such process
+    let inside = 0;
+    let most = 0;
+    const runs = Array.from({ length: 8 }, () =>
+      withDirLock(lock, async () => {
+        inside++;
+        most = Math.max(most, inside);
+        await new Promise((r) => setTimeout(r, 5));
+        inside--;
+      }),
+    );
+    await Promise.all(runs);
+    expect(most).toBe(1);
+  });
 });
