@@ -147,19 +147,7 @@ export function generateAll(): Generation {
   const merged: VersionInput[] = [];
   const dirs = versionDirs();
   for (const dirName of dirs) {
-    const dir = path.join(schemasDir, dirName);
-    const manifest = readManifest(dirName);
-    const namesFile = path.join(dir, 'names.json');
-    const names = existsSync(namesFile)
-      ? (JSON.parse(readFileSync(namesFile, 'utf8')) as NameMap)
-      : undefined;
-    const input = path.join(dir, 'query-qmp-schema.json');
-    const schema = readIntrospection({
-      file: path.relative(repoRoot, input),
-      text: readFileSync(input, 'utf8'),
-      qemuVersion: manifest.qemu.version,
-      ...(names ? { names } : {}),
-    });
+    const { schema, manifest, input } = readCapture(dirName);
     const files = emitTypeScript(schema, {
       runtimeImport: '../../runtime/index.js',
       generatorVersion: GENERATOR_VERSION,
