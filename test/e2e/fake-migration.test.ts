@@ -5,11 +5,9 @@
  * started by `migrate()` itself with `-incoming defer`. No real QEMU; every process here is
  * started by the test and ended by its pid.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import {
   isLiveMigrationError,
@@ -20,6 +18,7 @@ import {
   resolveQemuBinary,
 } from '@qmpkit/machine';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { writeFakeQemu } from '../../packages/machine/src/fake-qemu.test-support.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'qmpkit-fake-migration-'));
 const machines: Machine[] = [];
@@ -29,22 +28,7 @@ afterEach(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The fake QEMU executable: fake-qmp's process mode run from source (tests are not built). */
-const require = createRequire(import.meta.url);
-const entry = path.join(
-  path.dirname(require.resolve('@qmpkit/fake-qmp/package.json')),
-  'src',
-  'qemu-bin.ts',
-);
-const fake = path.join(dir, 'fake-qemu');
-writeFileSync(
-  fake,
-  `#!${process.execPath}\nimport(${JSON.stringify(pathToFileURL(entry).href)});\n`,
-  { mode: 0o700 },
-);
-const env = {
-  ...process.env,
-  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --conditions=@qmpkit/source --import tsx`.trim(),
-};
+const { path: fake, env } = writeFakeQemu(dir);
 const quiet = { warn: () => {} };
 
 beforeAll(async () => {

@@ -5,15 +5,14 @@
  * (quit → SIGTERM → SIGKILL), a QEMU that never greets, and hot-plug steps that fail half-way. No real QEMU needed;
  * every process here is started by the test and ended by its pid.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveQemuBinary } from './binary.js';
 import { isMachineNotRunningError, isMachinePlugError, isQemuLaunchError } from './errors.js';
+import { writeFakeQemu } from './fake-qemu.test-support.js';
 import { launch } from './machine.js';
 import { processAlive } from './proc.js';
 import { readState } from './state.js';
@@ -23,25 +22,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
  * The fake QEMU executable: a Node script that runs fake-qmp's process mode from source
- * (the workspace is not built in tests; NODE_OPTIONS below loads TypeScript). Switches:
+ * (the workspace is not built in tests; its env loads TypeScript). Switches:
  * `--fake-ignore-quit`, `--fake-ignore-term`, `--fake-fail=COMMAND`, `--fake-no-greeting`.
  */
-const require = createRequire(import.meta.url);
-const entry = path.join(
-  path.dirname(require.resolve('@qmpkit/fake-qmp/package.json')),
-  'src',
-  'qemu-bin.ts',
-);
-const fake = path.join(dir, 'fake-qemu');
-writeFileSync(
-  fake,
-  `#!${process.execPath}\nimport(${JSON.stringify(pathToFileURL(entry).href)});\n`,
-  { mode: 0o700 },
-);
-const env = {
-  ...process.env,
-  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --conditions=@qmpkit/source --import tsx`.trim(),
-};
+const { path: fake, env } = writeFakeQemu(dir);
 
 // launch checks its binary with `--version` (another slow start of the fake, cached per
 // file): do it once here, so each test pays one start.
