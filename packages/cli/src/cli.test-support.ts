@@ -59,3 +59,13 @@ export function recordingIo(env: Record<string, string | undefined> = {}): Recor
     },
   };
 }
+
+/** Runs the CLI in-process with only `PATH` in its environment: exit code, stdout, stderr. */
+export async function runCli(
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> {
+  const { main } = await import('./main.js');
+  const io = recordingIo({ PATH: process.env.PATH });
+  const code = await main(argv, io);
+  return { code, out: io.out(), err: io.err() };
+}

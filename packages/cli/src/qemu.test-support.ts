@@ -17,6 +17,7 @@ import {
   waitForFiles,
 } from '@qmpkit/testguest/test-support';
 import { connect } from '@qmpkit/transport';
+import type { StatusResult } from './vm/protocol.js';
 
 export { qemuSuite } from '@qmpkit/testguest/test-support';
 export const QEMU = BINARY.system;
@@ -87,4 +88,37 @@ export async function startQemu(): Promise<TestQemu> {
       tmp.remove();
     },
   };
+}
+
+/**
+ * `qmpkit vm start ARGS --dir DIR --accel tcg --qemu <binary under test>` in-process: it must
+ * succeed without a word on stderr; its supervisor and QEMU pids go to `suite`'s tracking so
+ * nothing outlives the file. Returns the VM's status.
+ */
+export async function startVm(
+  suite: { trackPid(pid: number): void },
+  dir: string,
+  ...args: string[]
+): Promise<StatusResult> {
+  const { expect } = await import('vitest');
+  const { runCli } = await import('./cli.test-support.js');
+  const started = await runCli(
+    'vm',
+    'start',
+    ...args,
+    '--dir',
+    dir,
+    '--accel',
+    'tcg',
+    '--qemu',
+    BINARY.system,
+  );
+  expect(started.err).toBe('');
+  expect(started.code).toBe(0);
+  const status = JSON.parse(
+    (await runCli('vm', 'status', '--dir', dir, '--json')).out,
+  ) as StatusResult;
+  suite.trackPid(status.pid);
+  suite.trackPid(status.qemu.pid);
+  return status;
 }

@@ -14,8 +14,8 @@ import { runQemuImg } from '@qmpkit/machine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
-import type { BackupSummary, StatusResult } from '../vm/protocol.js';
+import { qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
+import type { BackupSummary } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
 
@@ -56,24 +56,7 @@ describe.skipIf(skipQemu)(`qmpkit backup --pull (real QEMU, tcg)${SKIP_REASON}`,
     };
     const config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
-    const start = await run(
-      'vm',
-      'start',
-      config,
-      '--dir',
-      dir,
-      '--accel',
-      'tcg',
-      '--qemu',
-      QEMU_BINARY.system,
-    );
-    expect(start.err).toBe('');
-    expect(start.code).toBe(0);
-    const status = JSON.parse(
-      (await run('vm', 'status', '--dir', dir, '--json')).out,
-    ) as StatusResult;
-    suite.trackPid(status.pid);
-    suite.trackPid(status.qemu.pid);
+    await startVm(suite, dir, config);
   });
 
   afterAll(async () => {

@@ -23,10 +23,10 @@ import { REPO_CACHE_DIR } from '@qmpkit/testguest/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
 import { ControlClient } from '../vm/client.js';
 import { vmPaths } from '../vm/paths.js';
-import type { BlockSummary, StatusResult } from '../vm/protocol.js';
+import type { BlockSummary } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
 /** A qcow2 node's `backing` (absent on drivers without one). */
@@ -65,24 +65,7 @@ describe.skipIf(skipQemu)(`qmpkit block (real QEMU, tcg)${SKIP_REASON}`, () => {
   let config: string;
 
   const start = async (...from: string[]) => {
-    const started = await run(
-      'vm',
-      'start',
-      ...from,
-      '--dir',
-      dir,
-      '--accel',
-      'tcg',
-      '--qemu',
-      QEMU_BINARY.system,
-    );
-    expect(started.err).toBe('');
-    expect(started.code).toBe(0);
-    const status = JSON.parse(
-      (await run('vm', 'status', '--dir', dir, '--json')).out,
-    ) as StatusResult;
-    suite.trackPid(status.pid);
-    suite.trackPid(status.qemu.pid);
+    await startVm(suite, dir, ...from);
   };
   const storedTop = async () =>
     (await readState(vmPaths(dir).stateFile)).config.blockdevs?.find(

@@ -10,8 +10,7 @@ import { createQcow2Guest } from '@qmpkit/testguest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
-import type { StatusResult } from '../vm/protocol.js';
+import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
 
 const ENV = { PATH: process.env.PATH };
 
@@ -57,24 +56,7 @@ describe.skipIf(skipQemu)(`qmpkit vm clone (real QEMU, tcg)${SKIP_REASON}`, () =
   });
 
   it('clones a --shared-ram snapshot: each prints its dir and QMP socket and runs on after the command', async () => {
-    const start = await run(
-      'vm',
-      'start',
-      config,
-      '--dir',
-      dir,
-      '--accel',
-      'tcg',
-      '--qemu',
-      QEMU_BINARY.system,
-    );
-    expect(start.err).toBe('');
-    expect(start.code).toBe(0);
-    const status = JSON.parse(
-      (await run('vm', 'status', '--dir', dir, '--json')).out,
-    ) as StatusResult;
-    suite.trackPid(status.pid);
-    suite.trackPid(status.qemu.pid);
+    await startVm(suite, dir, config);
 
     const save = await run('snapshot', 'save', 'tpl', '--dir', dir, '--shared-ram');
     expect(save.code).toBe(0);
