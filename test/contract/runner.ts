@@ -143,6 +143,11 @@ export interface Scenario {
   readonly steps: readonly Step[];
   /** Extra normalisations for this scenario (applied after the defaults). */
   readonly normalize?: readonly (readonly [RegExp, string])[];
+  /**
+   * Lines (after normalising) that real QEMU prints in some runs and not in others because of a
+   * race inside QEMU itself; they are dropped from both transcripts. Each use says which race.
+   */
+  readonly racyLines?: readonly RegExp[];
   /** Per-step timeout in ms (default 5000). */
   readonly timeout?: number;
 }
@@ -374,7 +379,10 @@ async function converse(
     l.startsWith('{"return"') || l.startsWith('{"error"') || l.startsWith('{"id"');
   const take = (wire: Wire, label: string, replyLast = false) => {
     const from = consumed.get(wire) ?? 0;
-    let lines = wire.lines.slice(from).map(normalize);
+    let lines = wire.lines
+      .slice(from)
+      .map(normalize)
+      .filter((l) => !scenario.racyLines?.some((re) => re.test(l)));
     if (replyLast) lines = [...lines.filter((l) => !isReply(l)), ...lines.filter(isReply)];
     consumed.set(wire, wire.lines.length);
     transcript.push({ step: label, lines });
