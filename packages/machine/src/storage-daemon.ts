@@ -30,7 +30,7 @@ import {
   type ValidateMode,
 } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
-import { isQemuBinaryError, StorageDaemonError } from './errors.js';
+import { StorageDaemonError } from './errors.js';
 import { diesWithUs } from './parent-death.js';
 import { waitForProcessGone } from './proc.js';
 import { ByteRing } from './ring.js';
@@ -38,6 +38,7 @@ import {
   resolveStorageDaemon,
   type StorageDaemonBinary,
   storageDaemonEnv,
+  storageDaemonSpecError,
 } from './storage-daemon-binary.js';
 
 /** The daemon's typed QMP client (its own 7.2 bindings; 10.0 answers the same for these). */
@@ -53,10 +54,11 @@ export interface StorageDaemonNbdServer {
 
 export interface StorageDaemonOptions {
   /**
-   * Which daemon: a release fetched into the cache (`'10.0'`), a path, or a name on `PATH`
-   * (default `qemu-storage-daemon`).
+   * Which daemon: a release fetched into the cache (`'10.0'`), a path, a name on `PATH`
+   * (default `qemu-storage-daemon`), or one already resolved (`resolveStorageDaemon`,
+   * `storageDaemonFor`).
    */
-  readonly qemu?: string;
+  readonly qemu?: string | StorageDaemonBinary;
   /** Cache for a release name (default: `defaultCacheDir()`). */
   readonly cacheDir?: string;
   /** Nodes opened at start (`--blockdev`, one per entry, in order). */
@@ -221,19 +223,17 @@ export async function launchStorageDaemon(
 ): Promise<StorageDaemon> {
   let binary: StorageDaemonBinary;
   try {
-    binary = await resolveStorageDaemon(options.qemu, {
-      ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
-      ...(options.env === undefined ? {} : { env: options.env }),
-    });
+    binary =
+      typeof options.qemu === 'object'
+        ? options.qemu
+        : await resolveStorageDaemon(options.qemu, {
+            ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+            ...(options.env === undefined ? {} : { env: options.env }),
+          });
   } catch (error) {
-    const spec = options.qemu ?? 'qemu-storage-daemon';
-    throw new StorageDaemonError(
-      isQemuBinaryError(error) && error.problem !== 'not-found' && error.problem !== 'not-fetched'
-        ? 'bad-binary'
-        : 'not-found',
-      isQemuBinaryError(error) ? error.message : `cannot run ${spec}: ${String(error)}`,
-      { argv: [spec] },
-      { cause: error },
+    throw storageDaemonSpecError(
+      typeof options.qemu === 'string' ? options.qemu : 'qemu-storage-daemon',
+      error,
     );
   }
   const runDir = await mkdtemp(path.join(options.runDirParent ?? tmpdir(), 'qmpkit-qsd-'));
