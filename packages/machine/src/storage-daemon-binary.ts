@@ -270,8 +270,8 @@ export function storageDaemonSpecError(spec: string, error: unknown): StorageDae
 
 /** The QEMU that last ran a VM, from its state file: `launch.binary`, else the runtime's. */
 export function stateQemu(state: {
-  readonly launch: StoredLaunch;
-  readonly runtime: RuntimeFacts;
+  readonly launch: Pick<StoredLaunch, 'binary'>;
+  readonly runtime: Pick<RuntimeFacts, 'qemuBinary' | 'qemuVersion'>;
 }): DaemonQemu | undefined {
   const { binary } = state.launch;
   if (binary !== undefined)
