@@ -145,6 +145,8 @@ export interface ChainJobResult {
   readonly after: readonly string[];
   /** Nodes the job left unused, deleted from QEMU and the model. */
   readonly removed: readonly string[];
+  /** The `qemu-storage-daemon` that ran the job (stopped VM only). */
+  readonly daemon?: { readonly path: string; readonly version: string };
 }
 
 /** Runs a planned chain job on `host`; `onJob` sees the job (for progress) once it started. */
@@ -326,7 +328,7 @@ export async function chainJobOnStoppedVm(options: StoppedVmChainOptions): Promi
         { disks: [plan.disk], chain: plan.chain },
       );
     await writeState(options.stateFile, stateDocument(host.config, state.launch, state.runtime));
-    return result;
+    return { ...result, daemon: { path: binary.path, version: binary.version } };
   } finally {
     if (daemon !== undefined && daemon.status === 'running') await daemon.kill();
     await lock.release();
