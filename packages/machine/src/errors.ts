@@ -35,6 +35,8 @@ export interface ProcessLaunchFields {
  */
 export abstract class ProcessLaunchError<R extends string = string> extends Error {
   abstract override readonly name: 'QemuLaunchError' | 'StorageDaemonError';
+  /** The program's name in the message (`<program>'s stderr:`). */
+  protected static readonly program: string = 'the process';
   readonly reason: R;
   readonly argv: readonly string[];
   readonly exitCode: number | null;
@@ -42,13 +44,13 @@ export abstract class ProcessLaunchError<R extends string = string> extends Erro
   readonly stderr: string;
 
   constructor(
-    program: string,
     reason: R,
     detail: string,
     fields: ProcessLaunchFields,
     options?: { cause?: unknown },
   ) {
     const stderr = fields.stderr ?? '';
+    const program = new.target.program;
     const tail = stderr.trim() === '' ? '' : `\n${program}'s stderr:\n${indent(stderr.trimEnd())}`;
     super(`${detail}${tail}`, options);
     this.reason = reason;
@@ -80,16 +82,8 @@ export type LaunchFailure =
  * ended when it did.
  */
 export class QemuLaunchError extends ProcessLaunchError<LaunchFailure> {
+  protected static override readonly program = 'QEMU';
   override readonly name = 'QemuLaunchError' as const;
-
-  constructor(
-    reason: LaunchFailure,
-    detail: string,
-    fields: ProcessLaunchFields,
-    options?: { cause?: unknown },
-  ) {
-    super('QEMU', reason, detail, fields, options);
-  }
 }
 
 function indent(text: string): string {
@@ -723,16 +717,8 @@ export type StorageDaemonFailure =
  * and `signal` how it ended. Nothing of it is left running.
  */
 export class StorageDaemonError extends ProcessLaunchError<StorageDaemonFailure> {
+  protected static override readonly program = 'qemu-storage-daemon';
   override readonly name = 'StorageDaemonError' as const;
-
-  constructor(
-    reason: StorageDaemonFailure,
-    detail: string,
-    fields: ProcessLaunchFields,
-    options?: { cause?: unknown },
-  ) {
-    super('qemu-storage-daemon', reason, detail, fields, options);
-  }
 }
 
 export function isStorageDaemonError(value: unknown): value is StorageDaemonError {

@@ -6,14 +6,9 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, describe, expect, it } from 'vitest';
 import { unpackedRootLayout } from './binary.js';
-import {
-  isStorageDaemonError,
-  isStorageDaemonVersionError,
-  type StorageDaemonError,
-  type StorageDaemonVersionError,
-} from './errors.js';
+import { isStorageDaemonError, isStorageDaemonVersionError } from './errors.js';
 import type { RuntimeFacts } from './state.js';
 import {
   compareVersions,
@@ -55,15 +50,6 @@ function qemu(file: string, version: string): string {
 
 /** An environment whose `PATH` is `dirs` only (plus /bin for `sh`'s own needs: none here). */
 const envWith = (...dirs: string[]) => ({ ...process.env, PATH: dirs.join(path.delimiter) });
-
-async function rejection<T>(promise: Promise<unknown>): Promise<T> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as T;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('storageDaemonFor: the daemon of the VM QEMU release', () => {
   it('takes the daemon beside the binary, run with the binary module dir', async () => {
@@ -142,13 +128,11 @@ describe('storageDaemonFor: the daemon of the VM QEMU release', () => {
     const onPath = dir('path');
     // A QEMU where a daemon should be: not a daemon, listed with why.
     qemu(path.join(onPath, STORAGE_DAEMON), '9.1.3');
-    const error = await rejection<StorageDaemonVersionError>(
-      storageDaemonFor(
-        { path: system, version: '9.1.3' },
-        { env: envWith(onPath), cacheDir: dir('cache') },
-      ),
-    );
-    expect(isStorageDaemonVersionError(error)).toBe(true);
+    const error = await storageDaemonFor(
+      { path: system, version: '9.1.3' },
+      { env: envWith(onPath), cacheDir: dir('cache') },
+    ).catch((e: unknown) => e);
+    assert(isStorageDaemonVersionError(error), String(error));
     expect(error.wanted).toBe('9.1.3');
     expect(error.qemu).toBe(system);
     expect(error.candidates).toEqual([
@@ -170,9 +154,11 @@ describe('storageDaemonFor: the daemon of the VM QEMU release', () => {
   });
 
   it('a release the project can fetch says how to fetch its tools', async () => {
-    const error = await rejection<StorageDaemonVersionError>(
-      storageDaemonFor({ version: '10.0.2' }, { env: envWith(dir('empty')), cacheDir: dir('c') }),
-    );
+    const error = await storageDaemonFor(
+      { version: '10.0.2' },
+      { env: envWith(dir('empty')), cacheDir: dir('c') },
+    ).catch((e: unknown) => e);
+    assert(isStorageDaemonVersionError(error), String(error));
     expect(error.candidates).toEqual([]);
     expect(error.message).toContain('none was found');
     expect(error.message).toContain('`qmpkit qemu fetch 10.0`');
@@ -212,8 +198,8 @@ describe('daemonForVm: an explicit daemon, and a VM that never ran', () => {
       [path.join(d, 'missing'), 'not-found', /does not exist/],
     ];
     for (const [explicit, reason, message] of cases) {
-      const error = await rejection<StorageDaemonError>(daemonForVm(vm, { explicit }));
-      expect(isStorageDaemonError(error), explicit).toBe(true);
+      const error = await daemonForVm(vm, { explicit }).catch((e: unknown) => e);
+      assert(isStorageDaemonError(error), `${explicit}: ${String(error)}`);
       expect(error.reason, explicit).toBe(reason);
       expect(error.message).toMatch(message);
     }

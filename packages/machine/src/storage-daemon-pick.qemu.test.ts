@@ -12,15 +12,10 @@ import { chmodSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { launchQemu, qemuSuite, REPO_CACHE_DIR, TEST_ACCEL } from '@qmpkit/testguest/test-support';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { assert, beforeAll, describe, expect, it } from 'vitest';
 import { unpackedRootLayout } from './binary.js';
 import { chainJobOnStoppedVm } from './chain-jobs.js';
-import {
-  isStorageDaemonError,
-  isStorageDaemonVersionError,
-  type StorageDaemonError,
-  type StorageDaemonVersionError,
-} from './errors.js';
+import { isStorageDaemonError, isStorageDaemonVersionError } from './errors.js';
 import { binaryFromSpec } from './launch-binary.js';
 import { launch } from './machine.js';
 import { runQemuImg as runImg } from './qemu-img.js';
@@ -60,15 +55,6 @@ async function stoppedVm(
 /** The binary under test as `launch` resolves it (a name on PATH becomes its path). */
 const underTest = () => binaryFromSpec(launchQemu().qemu, process.env, (b) => [b], REPO_CACHE_DIR);
 
-async function rejection<T>(promise: Promise<unknown>): Promise<T> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as T;
-  }
-  throw new Error('expected a rejection');
-}
-
 describe(`qemu-storage-daemon picked for a stopped VM on ${suite.binary.id}`, () => {
   let vm: { stateFile: string; runDir: string };
   let release: string;
@@ -89,10 +75,13 @@ describe(`qemu-storage-daemon picked for a stopped VM on ${suite.binary.id}`, ()
       [systemPath, /did not print "qemu-storage-daemon version X\.Y\.Z"/],
       [notExecutable, /not executable/],
     ] as const) {
-      const error = await rejection<StorageDaemonError>(
-        chainJobOnStoppedVm({ ...vm, request: { op: 'stream' }, qemu, cacheDir: REPO_CACHE_DIR }),
-      );
-      expect(isStorageDaemonError(error), String(error)).toBe(true);
+      const error = await chainJobOnStoppedVm({
+        ...vm,
+        request: { op: 'stream' },
+        qemu,
+        cacheDir: REPO_CACHE_DIR,
+      }).catch((e: unknown) => e);
+      assert(isStorageDaemonError(error), String(error));
       expect(error.reason).toBe('bad-binary');
       expect(error.message).toMatch(message);
     }
@@ -153,15 +142,13 @@ describe(`qemu-storage-daemon picked for a stopped VM on ${suite.binary.id}`, ()
           ? mkdtempSync(path.join(suite.dir, 'path-'))
           : process.env.PATH,
     };
-    const error = await rejection<StorageDaemonVersionError>(
-      chainJobOnStoppedVm({
-        ...lonely,
-        request: { op: 'stream' },
-        cacheDir: mkdtempSync(path.join(suite.dir, 'cache-')),
-        env,
-      }),
-    );
-    expect(isStorageDaemonVersionError(error), String(error)).toBe(true);
+    const error = await chainJobOnStoppedVm({
+      ...lonely,
+      request: { op: 'stream' },
+      cacheDir: mkdtempSync(path.join(suite.dir, 'cache-')),
+      env,
+    }).catch((e: unknown) => e);
+    assert(isStorageDaemonVersionError(error), String(error));
     expect(error.wanted).toBe(qemu.version);
     expect(error.message).toContain(`no qemu-storage-daemon of QEMU ${release}`);
     expect(error.message).toContain('--storage-daemon');
