@@ -86,6 +86,8 @@ export interface BlockSummary {
   readonly after: readonly string[];
   readonly removed: readonly string[];
   readonly totalMs: number;
+  /** The `qemu-storage-daemon` that ran the job (stopped VM only). */
+  readonly daemon?: { readonly path: string; readonly version: string };
 }
 
 export interface Methods {
