@@ -573,6 +573,14 @@ export type LiveMigrationFailure =
   | 'postcopy-unavailable'
   /** The link broke after the switch to post-copy: the target holds the newest state, the source stays paused. */
   | 'postcopy-failed'
+  /**
+   * The link broke during post-copy and could not be recovered (or a relaunch met such a
+   * record): both QEMUs are alive and paused, the target holding the guest, the source the
+   * pages not yet sent; neither may be killed. `recoverPostcopy()` tries again.
+   */
+  | 'postcopy-paused'
+  /** `cancel()` after the switch to post-copy: QEMU cannot cancel it (the target runs the guest). */
+  | 'cannot-cancel'
   /** Something this QEMU cannot do safely (e.g. a remote target without `return-path`). */
   | 'unsupported'
   /** `relaunch` of a source whose guest may already run on the target (`peerStateFile`). */

@@ -173,6 +173,12 @@ export {
   probePostcopy,
 } from './migration-transport.js';
 export { diesWithUs, setprivAvailable } from './parent-death.js';
+export type {
+  PostcopyRecoveryOptions,
+  RecoverPostcopyOptions,
+  RecoverPostcopyResult,
+} from './postcopy-recovery.js';
+export { recoverPostcopy } from './postcopy-recovery.js';
 export { resolveBinary } from './proc.js';
 export type { LeakRepair, QemuImgOptions, QemuImgResult } from './qemu-img.js';
 export { repairLeaks, runQemuImg } from './qemu-img.js';

@@ -214,6 +214,12 @@ export interface MigrateProgressLine {
     readonly len: number;
     readonly ready: boolean;
   }[];
+  /** Post-copy recovery (phases `postcopy-paused`, `recovering`): the attempt, of how many, why the last failed. */
+  readonly recovery?: {
+    readonly attempt: number;
+    readonly of: number;
+    readonly lastError?: string;
+  };
 }
 
 /** What `progress` lines of a request of method `M` carry. */
