@@ -5,15 +5,17 @@
  * `qemu-img` and compared byte for byte (SHA-256) with what the disks held at that instant;
  * the bytes each incremental copied against the bytes written; and the bad inputs (an
  * incremental with no full, a checkpoint name that exists, a disk whose bitmap is gone, a
- * restore into a non-empty directory) refused with typed errors and nothing lost.
+ * target that cannot grow (a full disk), a restore into a non-empty directory) refused with typed errors and nothing lost.
  *
  * No guest runs: the patterns are written into the running VM's disks with HMP
  * `qemu-io -d diskN "write -P …"`, which goes through the device's own block backend exactly
  * like a guest write (test use only). Nothing here depends on timing.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { MiB, type VmConfig } from '@qmpkit/devices';
 import { launch, type Machine, runQemuImg as runImg } from '@qmpkit/machine';
 import { launchQemu, qemuSuite, TEST_ACCEL } from '@qmpkit/testguest/test-support';
@@ -248,6 +250,41 @@ describe('push-mode backup', () => {
     expect(await bitmapNames(m, 'disk0-fmt')).toEqual([`${inc.point.checkpoint}:on`]);
     expect(await restoredSha(dir, repaired.point.id)).toEqual(afterRepair.sha);
     expect(await restoredSha(dir, inc.point.id)).toEqual(atInc.sha);
+
+    // A target that cannot grow, as on a full disk: QEMU's soft file-size limit lowered under the
+    // first data cluster of a new qcow2 (256 KiB), so the job's first write fails (EFBIG, the
+    // same failed target write as ENOSPC; QEMU ignores SIGXFSZ). Refused with a typed error;
+    // the new files and checkpoint go, the points before and the chain stay.
+    await write(m, disks, 'disk0', 0x34, 1 * MiB, 64 * KiB);
+    const kept = (await readdir(dir)).sort();
+    const keptManifest = await readFile(path.join(dir, 'backup.json'), 'utf8');
+    const prlimit = (...args: string[]) =>
+      promisify(execFile)('prlimit', ['--pid', String(m.pid), ...args]);
+    const soft = (
+      await prlimit('--fsize', '--raw', '--noheadings', '--output', 'SOFT')
+    ).stdout.trim();
+    const limit = (bytes: string) => prlimit(`--fsize=${bytes}:`);
+    await limit(String(256 * KiB));
+    const full2 = await backupFull(m, { ...IMG, dir }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await limit(soft);
+    expect(full2).toMatchObject({
+      name: 'BackupFailedError',
+      kind: 'full',
+      chainIntact: true,
+      cleanupErrors: [],
+      cause: { name: 'BlockJobError', desc: 'File too large' },
+    });
+    expect((await readdir(dir)).sort()).toEqual(kept);
+    expect(await readFile(path.join(dir, 'backup.json'), 'utf8')).toBe(keptManifest);
+    for (const d of DISKS)
+      expect(await bitmapNames(m, `${d}-fmt`)).toEqual([`${inc.point.checkpoint}:on`]);
+    await noLeftovers(m);
+    const afterFull = await backupIncremental(m, { ...IMG, dir });
+    expect(afterFull.point).toMatchObject({ kind: 'incremental', since: inc.point.checkpoint });
+    expect(await restoredSha(dir, afterFull.point.id)).toEqual(disks.point().sha);
 
     // A restore into a non-empty directory: refused, the file there untouched.
     const busy = path.join(suite.dir, 'busy');

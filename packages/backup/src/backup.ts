@@ -71,6 +71,11 @@ export interface BackupOptions {
    * schema has it). Default true; false keeps QEMU's plain read/write copy.
    */
   readonly copyOffload?: boolean;
+  /**
+   * Bytes per second each disk's job may copy (QEMU's job `speed`); absent: as fast as the
+   * disks go. Push mode only (pull mode reads at the reader's pace).
+   */
+  readonly speed?: number;
   /** Called once the jobs run, e.g. to follow `job.progress()`. */
   readonly onJobs?: (jobs: readonly { readonly device: string; readonly job: BlockJob }[]) => void;
 }
@@ -193,7 +198,13 @@ async function runBackup(
   const prep = await prepareBackup(machine, options, asked);
   const { manifest, disks, kind, repaired, id, checkpoint, last, since, stale } = prep;
   const jobs = disks.map((d) => diskJob(d, id, path.join(options.dir, diskFile(d.device, id))));
-  const plan = planBackup({ jobs, checkpoint, ...(since === undefined ? {} : { since }), stale });
+  const plan = planBackup({
+    jobs,
+    checkpoint,
+    ...(since === undefined ? {} : { since }),
+    stale,
+    ...(options.speed === undefined ? {} : { speed: options.speed }),
+  });
   // Copy offload (`copy_file_range` from the disk's file into the target's): ~8× faster than
   // QEMU's default 64 KiB read/write loop in `pnpm bench:backup` (docs/decisions.md). QEMU
   // falls back to read/write by itself where the files cannot do it (other filesystem).
@@ -222,6 +233,8 @@ async function runBackup(
   const made: Debris = emptyDebris();
   let started = false;
   try {
+    // Aborted before anything was made: nothing to undo.
+    options.signal?.throwIfAborted();
     for (const j of jobs) {
       const previous = last?.disks.find((d) => d.device === j.disk.device);
       const size = sizes.get(j.disk.node) ?? 0;
@@ -250,6 +263,7 @@ async function runBackup(
       });
       made.nodes.push(j.target);
     }
+    options.signal?.throwIfAborted();
     const handles = await watchBlockJobs(
       { qmp },
       jobs.map((j) => ({ jobId: j.jobId, type: 'backup' as const })),
@@ -348,9 +362,12 @@ async function runJobs(
         // Already concluded: its own wait() reports how it ended.
       });
   };
-  onJobs?.(handles.map((job, i) => ({ device: jobs[i]?.disk.device ?? '', job })));
+  // Armed before `onJobs` runs, and an abort that came earlier (while the targets were made,
+  // or from `onJobs` itself) cancels at once: a listener added to an aborted signal never fires.
   signal?.addEventListener('abort', cancelAll, { once: true });
   try {
+    onJobs?.(handles.map((job, i) => ({ device: jobs[i]?.disk.device ?? '', job })));
+    if (signal?.aborted === true) cancelAll();
     const settled = await Promise.allSettled(
       handles.map((h) =>
         h.wait().catch((error: unknown) => {

@@ -148,8 +148,11 @@ export function planBackup(options: {
   readonly checkpoint: string;
   readonly since?: string;
   readonly stale?: ReadonlyMap<string, readonly string[]>;
+  /** Bytes per second each job may copy (QEMU's `speed`; absent: unlimited). */
+  readonly speed?: number;
 }): BackupPlan {
   const { jobs, checkpoint, since } = options;
+  const speed = options.speed === undefined ? {} : { speed: options.speed };
   const actions: TransactionAction[] = [];
   const onSuccess: TransactionAction[] = [];
   const onFailure: TransactionAction[] = [];
@@ -162,7 +165,7 @@ export function planBackup(options: {
     if (since === undefined) {
       actions.push({
         type: 'blockdev-backup',
-        data: backupArgs(j.jobId, { node, target: j.target, sync: 'full' }),
+        data: backupArgs(j.jobId, { node, target: j.target, sync: 'full', ...speed }),
       });
       for (const name of options.stale?.get(node) ?? [])
         onSuccess.push({ type: 'block-dirty-bitmap-remove', data: { node, name } });
@@ -178,6 +181,7 @@ export function planBackup(options: {
           sync: 'bitmap',
           bitmap: since,
           bitmapMode: 'never',
+          ...speed,
         }),
       });
       onSuccess.push({ type: 'block-dirty-bitmap-remove', data: { node, name: since } });

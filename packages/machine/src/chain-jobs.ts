@@ -7,6 +7,7 @@
  * the QEMU release the VM last ran on,
  * brings the stored configuration in line with the new chain and writes the state file).
  */
+import { randomBytes } from 'node:crypto';
 import {
   type BlockNode,
   blockGraph,
@@ -176,7 +177,7 @@ export async function runChainJob(
     const target = plan.mirror?.target as string;
     const size = await virtualSize(host, plan.active);
     await runQemuImg(['create', '-q', '-f', 'qcow2', target, String(size)]);
-    const id = `qmpkit-mirror-${process.pid}-${Date.now().toString(36)}`;
+    const id = mirrorNodeName();
     const blockdevs: BlockNode[] = [
       { driver: 'file', 'node-name': `${id}-file`, filename: target },
       { driver: 'qcow2', 'node-name': id, file: `${id}-file` },
@@ -201,6 +202,15 @@ export async function runChainJob(
     after,
     removed: outcome.removed ? outcome.detached : [],
   };
+}
+
+/**
+ * The new image's format node (its file node adds `-file`): unique per call and, with the
+ * suffix, within QEMU's 31 characters for a node name. (It used to hold the pid and the
+ * time, which made the file node 32+ characters for any pid above 99: every mirror failed.)
+ */
+export function mirrorNodeName(): string {
+  return `qmpkit-mirror-${randomBytes(4).toString('hex')}`;
 }
 
 function afterChain(config: VmConfig, disk: string): string[] {

@@ -7,7 +7,8 @@
  * tool before the VM starts. One VM for the file.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
@@ -16,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
 import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
+import { ControlClient } from '../vm/client.js';
 import type { BackupSummary } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
@@ -27,6 +29,21 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
 }
 
 const suite = qemuSuite({ prefix: 'qmpkit-backup-cli-' });
+
+function alive(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (bounded) for a process we signalled to exit. */
+async function gone(pid: number): Promise<void> {
+  for (let i = 0; i < 3000 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(alive(pid)).toBe(false);
+}
 /** The qemu-img of the binary under test (the CLI's own backup runs `qemu-img` from PATH). */
 const runQemuImg = (args: readonly string[]) => runImg(args, { qemuImg: QEMU_BINARY.img });
 
@@ -93,6 +110,79 @@ describe.skipIf(skipQemu)(`qmpkit backup (real QEMU, tcg)${SKIP_REASON}`, () => 
     expect(list.code).toBe(0);
     expect(list.out).toMatch(/^0001 +full .* disk0,disk1 /m);
     expect(list.out).toMatch(/^0002 +incremental .* disk0,disk1 /m);
+  });
+
+  it('the supervisor killed mid-backup, its QEMU ended cleanly after: the next incremental through a new supervisor repairs and is exact', async () => {
+    const crash = path.join(work, 'crash-backups');
+    expect((await run('backup', 'full', '--dir', dir, '--to', crash)).code).toBe(0);
+    const before = await stat(path.join(crash, 'disk0.0001.qcow2'));
+    const status = JSON.parse((await run('vm', 'status', '--dir', dir, '--json')).out) as {
+      pid: number;
+      qemu: { pid: number };
+    };
+    // A full held by its rate limit (1 byte per second: QEMU lets the first chunk through,
+    // then the job waits for hours), so the supervisor dies with its job running.
+    const client = await ControlClient.connect(dir);
+    const progressed = new Promise<void>((resolve) => {
+      const held = client.request(
+        'backup',
+        { kind: 'full', to: crash, speed: 1 },
+        { onProgress: () => resolve() },
+      );
+      held.result.catch(() => {
+        // The supervisor is killed below: this request never gets its answer.
+      });
+    });
+    await progressed;
+    expect(existsSync(path.join(crash, '.backup-pending.json'))).toBe(true);
+    process.kill(status.pid, 'SIGKILL');
+    await gone(status.pid);
+    client.close();
+    // Its QEMU lived on; a clean end (as at a host shutdown) stores the checkpoint bitmaps.
+    // (A relaunch would SIGKILL it: the bitmaps are then inconsistent and a full is needed.)
+    expect(alive(status.qemu.pid)).toBe(true);
+    process.kill(status.qemu.pid, 'SIGTERM');
+    await gone(status.qemu.pid);
+
+    await startVm(suite, dir);
+    const inc = await run('backup', 'incremental', '--dir', dir, '--to', crash, '--json');
+    expect(inc.code).toBe(0);
+    expect(inc.err).toMatch(
+      /backup 0002 \(push\) of process \d+ had been interrupted; its leftovers were removed \(checkpoint chain: untouched\)/,
+    );
+    const summary = JSON.parse(inc.out) as BackupSummary;
+    expect(summary).toMatchObject({
+      kind: 'incremental',
+      point: '0002',
+      repaired: null,
+      interrupted: { id: '0002', mode: 'push', pid: status.pid, chain: 'untouched' },
+    });
+    // Nothing was written since the full: the chain carried the incremental, with no copy.
+    expect(summary.disks.map((d) => d.copied)).toEqual([0, 0]);
+    expect((await readdir(crash)).filter((f) => !f.startsWith('backup.json')).sort()).toEqual([
+      'disk0.0001.qcow2',
+      'disk0.0002.qcow2',
+      'disk1.0001.qcow2',
+      'disk1.0002.qcow2',
+    ]);
+    const after = await stat(path.join(crash, 'disk0.0001.qcow2'));
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+    // The restored point equals the disks (read shared: the VM runs).
+    const to = path.join(work, 'crash-restored');
+    expect(
+      (await run('backup', 'restore', '--from', crash, '--to', to, '--format', 'raw')).code,
+    ).toBe(0);
+    for (const d of disks)
+      await runQemuImg([
+        'compare',
+        '-U',
+        '-f',
+        'raw',
+        '-F',
+        'qcow2',
+        path.join(to, `${d}.raw`),
+        path.join(work, `${d}.qcow2`),
+      ]);
   });
 
   it('restores without a VM into a new directory, and refuses a non-empty one', async () => {

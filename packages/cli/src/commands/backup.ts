@@ -159,6 +159,12 @@ async function runBackup(
   try {
     const result = await request.result;
     view.finish();
+    // On stderr in both modes: the repair happened whatever the output format.
+    const cut = result.interrupted;
+    if (cut !== null)
+      io.stderr.write(
+        `qmpkit: backup ${cut.id} (${cut.mode}) of process ${cut.pid} had been interrupted; its leftovers were removed (checkpoint chain: ${cut.chain})\n`,
+      );
     if (flags.json === true) io.stdout.write(`${formatJson(result, false)}\n`);
     else {
       const disks = result.disks.map((d) => `${d.device} ${bytes(d.copied)}`).join(', ');

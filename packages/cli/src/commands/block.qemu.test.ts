@@ -6,7 +6,9 @@
  * After `vm stop`: a stream through qemu-storage-daemon, then a one-layer chain refused. The
  * state file follows the chain each time, the data stays what the patterns say
  * (`qemu-img compare`), and a restart from the state file opens the new chain
- * (the supervisor's `graph`: QEMU's own block graph). One VM for the file.
+ * (the supervisor's `graph`: QEMU's own block graph). Then a mirror through the supervisor
+ * and one through the daemon after `vm stop`: the disk moves onto each new image, the data
+ * compares equal, and QEMU's graph is the stored model's. One VM for the file.
  */
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -72,10 +74,33 @@ describe.skipIf(skipQemu)(`qmpkit block (real QEMU, tcg)${SKIP_REASON}`, () => {
       (b) => b['node-name'] === 'top',
     );
   /** `shared`: the VM runs (it holds the image's write lock), so read with `-U`. */
-  const assertData = async (shared = false) => {
+  const assertData = async (shared = false, image = files[2]) => {
     const ref = path.join(work, 'expected.raw');
     writeFileSync(ref, expected);
-    await runQemuImg(['compare', '-q', ...(shared ? ['-U'] : []), '-f', 'raw', ref, files[2]]);
+    await runQemuImg(['compare', '-q', ...(shared ? ['-U'] : []), '-f', 'raw', ref, image]);
+  };
+  /** The state file's model of the block graph: node names and each format node's file. */
+  const storedGraph = async () =>
+    ((await readState(vmPaths(dir).stateFile)).config.blockdevs ?? [])
+      .map((b) => `${b['node-name']}${'file' in b ? ` <- ${String(b.file)}` : ''}`)
+      .sort();
+  /** QEMU's block graph (the supervisor's `graph`) in the same shape. */
+  const qemuGraph = async () => {
+    const client = await ControlClient.connect(dir);
+    try {
+      const graph = await client.request('graph', {}).result;
+      const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+      return graph.nodes
+        .filter((n) => n.type === 'block-driver')
+        .map((n) => {
+          const file = graph.edges.find((e) => e.parent === n.id && e.name === 'file');
+          const child = file === undefined ? undefined : byId.get(file.child);
+          return `${n.name}${child === undefined ? '' : ` <- ${child.name}`}`;
+        })
+        .sort();
+    } finally {
+      client.close();
+    }
   };
 
   beforeAll(async () => {
@@ -186,5 +211,48 @@ describe.skipIf(skipQemu)(`qmpkit block (real QEMU, tcg)${SKIP_REASON}`, () => {
       client.close();
     }
     await assertData(true);
+  });
+
+  it('mirror: on the running VM through the supervisor, then on the stopped VM through qemu-storage-daemon; data and graph model follow', async () => {
+    const running = path.join(work, 'mirror-running.qcow2');
+    const onVm = await run('block', 'mirror', '--dir', dir, '--to', running, '--json');
+    expect(onVm.err).not.toMatch(/qmpkit: block/);
+    expect(onVm.code).toBe(0);
+    const first = JSON.parse(onVm.out) as BlockSummary;
+    expect(first).toMatchObject({ op: 'mirror', disk: 'disk0', before: ['top'] });
+    const [mirrored] = first.after;
+    expect(first.after).toEqual([expect.stringMatching(/^qmpkit-mirror-/)]);
+    // The old image left the graph; QEMU's graph and the stored model agree.
+    expect(first.removed).toEqual(expect.arrayContaining(['top', 'top-file']));
+    expect(await storedGraph()).toEqual([`${mirrored} <- ${mirrored}-file`, `${mirrored}-file`]);
+    expect(await qemuGraph()).toEqual(await storedGraph());
+    await assertData(true, running);
+
+    expect((await run('vm', 'stop', '--dir', dir)).code).toBe(0);
+    const stopped = path.join(work, 'mirror-stopped.qcow2');
+    const offline = await run(
+      'block',
+      'mirror',
+      '--dir',
+      dir,
+      '--storage-daemon',
+      DAEMON,
+      '--to',
+      stopped,
+      '--json',
+    );
+    expect(offline.err).not.toMatch(/qmpkit: block/);
+    expect(offline.code).toBe(0);
+    const second = JSON.parse(offline.out) as BlockSummary;
+    expect(second).toMatchObject({ op: 'mirror', before: [mirrored] });
+    const [moved] = second.after;
+    expect(moved).toMatch(/^qmpkit-mirror-/);
+    expect(moved).not.toBe(mirrored);
+    expect(await storedGraph()).toEqual([`${moved} <- ${moved}-file`, `${moved}-file`]);
+    await assertData(false, stopped);
+    // The VM starts on the new image: QEMU opens exactly the stored graph.
+    await start();
+    expect(await qemuGraph()).toEqual(await storedGraph());
+    await assertData(true, stopped);
   });
 });

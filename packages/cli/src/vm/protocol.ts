@@ -49,6 +49,8 @@ export interface BackupParams {
   readonly disks?: readonly string[];
   /** Pull mode: the disks exported over NBD at one instant, read by the supervisor. */
   readonly pull?: boolean;
+  /** Push mode: bytes per second each disk's job may copy (default: unlimited). */
+  readonly speed?: number;
 }
 
 export interface BackupSummary {
@@ -64,6 +66,16 @@ export interface BackupSummary {
   }[];
   /** Why an incremental became a full (`ifBroken: 'full'`), else null. */
   readonly repaired: readonly string[] | null;
+  /**
+   * A backup of the directory whose process died (e.g. a killed supervisor), whose leftovers
+   * were removed before this one ran; `chain` as in `@qmpkit/backup`'s `InterruptedBackup`.
+   */
+  readonly interrupted: {
+    readonly id: string;
+    readonly mode: 'push' | 'pull';
+    readonly pid: number;
+    readonly chain: 'merged' | 'dropped' | 'untouched';
+  } | null;
 }
 
 /** `block`: chain maintenance of one disk (see `@qmpkit/machine`'s `ChainJobRequest`). */

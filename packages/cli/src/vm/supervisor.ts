@@ -604,14 +604,15 @@ class Supervisor {
         report();
       },
     };
+    const push = { ...options, ...(params.speed !== undefined ? { speed: params.speed } : {}) };
     const result =
       params.pull === true
         ? params.kind === 'full'
           ? await pullBackupFull(this.#machine, pullOptions)
           : await pullBackupIncremental(this.#machine, pullOptions)
         : params.kind === 'full'
-          ? await backupFull(this.#machine, options)
-          : await backupIncremental(this.#machine, { ...options, ...ifBroken });
+          ? await backupFull(this.#machine, push)
+          : await backupIncremental(this.#machine, { ...push, ...ifBroken });
     return {
       kind: result.point.kind,
       point: result.point.id,
@@ -624,6 +625,15 @@ class Supervisor {
         virtualSize: d.virtualSize,
       })),
       repaired: result.repaired?.map((p) => p.detail) ?? null,
+      interrupted:
+        result.interrupted === undefined
+          ? null
+          : {
+              id: result.interrupted.id,
+              mode: result.interrupted.mode,
+              pid: result.interrupted.pid,
+              chain: result.interrupted.chain,
+            },
     };
   }
 
@@ -1069,7 +1079,11 @@ function backupParams(params: Record<string, unknown>): BackupParams {
     throw new ProtocolError('params.disks: device ids (strings)');
   if (params.pull !== undefined && typeof params.pull !== 'boolean')
     throw new ProtocolError('params.pull: a boolean');
+  const speed = params.speed;
+  if (speed !== undefined && !(typeof speed === 'number' && Number.isInteger(speed) && speed > 0))
+    throw new ProtocolError('params.speed: bytes per second (a positive integer)');
   return {
+    ...(speed !== undefined ? { speed } : {}),
     kind: params.kind,
     to: params.to,
     ...(params.pull === true ? { pull: true } : {}),
