@@ -60,12 +60,20 @@ export function recordingIo(env: Record<string, string | undefined> = {}): Recor
   };
 }
 
-/** Runs the CLI in-process with only `PATH` in its environment: exit code, stdout, stderr. */
-export async function runCli(
-  ...argv: string[]
-): Promise<{ code: number; out: string; err: string }> {
-  const { main } = await import('./main.js');
-  const io = recordingIo({ PATH: process.env.PATH });
-  const code = await main(argv, io);
-  return { code, out: io.out(), err: io.err() };
+/**
+ * A runner of the CLI in-process with only `PATH` and `env` in its environment: each call
+ * returns the exit code, stdout and stderr.
+ */
+export function cliRunner(
+  env: Record<string, string | undefined> = {},
+): (...argv: string[]) => Promise<{ code: number; out: string; err: string }> {
+  return async (...argv) => {
+    const { main } = await import('./main.js');
+    const io = recordingIo({ PATH: process.env.PATH, ...env });
+    const code = await main(argv, io);
+    return { code, out: io.out(), err: io.err() };
+  };
 }
+
+/** Runs the CLI in-process with only `PATH` in its environment: exit code, stdout, stderr. */
+export const runCli = cliRunner();

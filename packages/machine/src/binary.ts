@@ -37,7 +37,7 @@ export function qemuBinaryArgs(binary: QemuBinary): string[] {
 
 /** The environment to spawn `binary` with: `base` plus `QEMU_MODULE_DIR` when it needs one. */
 export function qemuBinaryEnv(
-  binary: QemuBinary,
+  binary: Pick<QemuBinary, 'moduleDir'>,
   base: NodeJS.ProcessEnv = process.env,
 ): NodeJS.ProcessEnv {
   if (binary.moduleDir === undefined) {
@@ -118,11 +118,7 @@ export async function resolveQemuBinary(
       timeoutMs,
       env,
     );
-  const file = path.resolve(spec);
-  if (!existsSync(file))
-    throw new QemuBinaryError('not-found', spec, { detail: `${file} does not exist` });
-  if (!statSync(file).isFile())
-    throw new QemuBinaryError('not-qemu', spec, { detail: `${file} is not a file` });
+  const file = existingFile(spec);
   const bin = path.dirname(file);
   const root =
     path.basename(bin) === 'bin' && path.basename(path.dirname(bin)) === 'usr'
@@ -174,10 +170,72 @@ export function parseQemuVersion(text: string): string | undefined {
 }
 
 /**
- * Versions already read, per executable file (path, inode, size, mtime) and module dir: a
- * launch checks its binary every time, and an unchanged file prints the same `--version`.
+ * Versions already read, per executable file (path, inode, size, mtime), module dir and kind
+ * of program: a launch checks its binary every time, and an unchanged file prints the same
+ * `--version`.
  */
 const probed = new Map<string, string>();
+
+/** What `probeVersion` expects a program's `--version` to print. */
+export interface VersionFormat {
+  /** What the first line must look like, for the error message (`QEMU emulator version X.Y.Z`). */
+  readonly expected: string;
+  /** The `X.Y.Z` in the output, or `undefined` when it is not this program's. */
+  readonly parse: (text: string) => string | undefined;
+}
+
+/**
+ * Runs `file --version` (with `moduleDir` as `QEMU_MODULE_DIR`) and returns the version
+ * `format` finds in it. A file that cannot be run or prints something else is a
+ * `QemuBinaryError` (`not-found` for ENOENT, `not-qemu` otherwise) naming `spec`.
+ */
+export async function probeVersion(
+  file: string,
+  spec: string,
+  format: VersionFormat,
+  options: {
+    readonly moduleDir: string | undefined;
+    readonly env: NodeJS.ProcessEnv;
+    readonly timeoutMs: number;
+  },
+): Promise<string> {
+  const info = file.includes('/') ? statSync(file, { throwIfNoEntry: false }) : undefined;
+  const key =
+    info === undefined
+      ? undefined
+      : [file, info.ino, info.size, info.mtimeMs, options.moduleDir ?? '', format.expected].join(
+          '\0',
+        );
+  const known = key === undefined ? undefined : probed.get(key);
+  if (known !== undefined) return known;
+  const { code, output, error } = await runOnce(
+    file,
+    ['--version'],
+    qemuBinaryEnv({ moduleDir: options.moduleDir }, options.env),
+    options.timeoutMs,
+  );
+  if (error) {
+    const reason = error.code === 'ENOENT' ? 'not-found' : 'not-qemu';
+    const why = error.code === 'EACCES' ? 'it is not executable' : error.message;
+    throw new QemuBinaryError(reason, spec, {
+      detail: `${file} could not be run: ${why}`,
+      cause: error,
+    });
+  }
+  const version = format.parse(output);
+  if (code !== 0 || version === undefined) {
+    throw new QemuBinaryError('not-qemu', spec, {
+      detail: `${file} --version ${code === 0 ? `did not print "${format.expected}"` : `exited with ${String(code)}`}: ${JSON.stringify(output.trim().slice(0, 200))}`,
+    });
+  }
+  if (key !== undefined) probed.set(key, version);
+  return version;
+}
+
+const QEMU_VERSION: VersionFormat = {
+  expected: 'QEMU emulator version X.Y.Z',
+  parse: parseQemuVersion,
+};
 
 async function probe(
   base: Omit<QemuBinary, 'version' | 'release'>,
@@ -185,40 +243,31 @@ async function probe(
   timeoutMs: number,
   env: NodeJS.ProcessEnv,
 ): Promise<QemuBinary> {
-  const file = base.path.includes('/') ? statSync(base.path, { throwIfNoEntry: false }) : undefined;
-  const key =
-    file === undefined
-      ? undefined
-      : [base.path, file.ino, file.size, file.mtimeMs, base.moduleDir ?? ''].join('\0');
-  const known = key === undefined ? undefined : probed.get(key);
-  if (known !== undefined) return withVersion(base, known);
-  const partial: QemuBinary = { ...base, version: '', release: '' };
-  const { code, output, error } = await runOnce(
-    base.path,
-    ['--version'],
-    qemuBinaryEnv(partial, env),
+  const version = await probeVersion(base.path, spec, QEMU_VERSION, {
+    moduleDir: base.moduleDir,
+    env,
     timeoutMs,
-  );
-  if (error) {
-    const reason = error.code === 'ENOENT' ? 'not-found' : 'not-qemu';
-    throw new QemuBinaryError(reason, spec, {
-      detail: `${base.path} could not be run: ${error.message}`,
-      cause: error,
-    });
-  }
-  const version = parseQemuVersion(output);
-  if (code !== 0 || version === undefined) {
-    throw new QemuBinaryError('not-qemu', spec, {
-      detail: `${base.path} --version ${code === 0 ? 'did not print "QEMU emulator version X.Y.Z"' : `exited with ${String(code)}`}: ${JSON.stringify(output.trim().slice(0, 200))}`,
-    });
-  }
-  if (key !== undefined) probed.set(key, version);
-  return withVersion(base, version);
+  });
+  return { ...base, version, release: releaseOf(version) };
 }
 
-function withVersion(base: Omit<QemuBinary, 'version' | 'release'>, version: string): QemuBinary {
+/** `major.minor` of `X.Y.Z`. */
+export function releaseOf(version: string): string {
   const [major, minor] = version.split('.');
-  return { ...base, version, release: `${major}.${minor}` };
+  return `${major}.${minor}`;
+}
+
+/**
+ * `spec` as an absolute path to a file that exists: `not-found` (`QemuBinaryError`) when it
+ * does not, `not-qemu` when it is not a file (a directory).
+ */
+export function existingFile(spec: string): string {
+  const file = path.resolve(spec);
+  if (!existsSync(file))
+    throw new QemuBinaryError('not-found', spec, { detail: `${file} does not exist` });
+  if (!statSync(file).isFile())
+    throw new QemuBinaryError('not-qemu', spec, { detail: `${file} is not a file` });
+  return file;
 }
 
 /** Runs `file args` (no shell, killed after `timeoutMs`) and collects stdout and stderr. */

@@ -3,7 +3,8 @@
  * (which disk, which layers; refused before anything runs when the disk or a node is unknown
  * or the chain has one layer) and run with the block-job runner on a host: a running
  * `Machine`, or the images of a stopped VM opened by `qemu-storage-daemon`
- * (`chainJobOnStoppedVm`: takes the VM's run-directory lock, runs the job on the daemon,
+ * (`chainJobOnStoppedVm`: takes the VM's run-directory lock, runs the job on the daemon of
+ * the QEMU release the VM last ran on,
  * brings the stored configuration in line with the new chain and writes the state file).
  */
 import {
@@ -17,12 +18,14 @@ import {
   reconcileBlockGraph,
   type VmConfig,
 } from '@qmpkit/devices';
+import type { Logger } from '@qmpkit/transport';
 import { type BlockJob, type BlockJobHost, commit, mirror, stream } from './block-jobs.js';
 import { ChainJobError } from './errors.js';
 import { acquireRunDirLock } from './lock.js';
 import { runQemuImg } from './qemu-img.js';
 import { readState, stateDocument, writeState } from './state.js';
 import { launchStorageDaemon, type StorageDaemon } from './storage-daemon.js';
+import { daemonForVm, stateQemu } from './storage-daemon-binary.js';
 
 export type ChainOperation = 'commit' | 'stream' | 'mirror';
 
@@ -142,6 +145,8 @@ export interface ChainJobResult {
   readonly after: readonly string[];
   /** Nodes the job left unused, deleted from QEMU and the model. */
   readonly removed: readonly string[];
+  /** The `qemu-storage-daemon` that ran the job (stopped VM only). */
+  readonly daemon?: { readonly path: string; readonly version: string };
 }
 
 /** Runs a planned chain job on `host`; `onJob` sees the job (for progress) once it started. */
@@ -273,10 +278,17 @@ export interface StoppedVmChainOptions {
   /** Its run directory, whose lock says nobody else manages the VM. */
   readonly runDir: string;
   readonly request: ChainJobRequest;
-  /** The storage daemon (see `launchStorageDaemon`'s `qemu`). */
+  /**
+   * The storage daemon (a path, a name on `PATH` or a release in the cache). Default: the
+   * daemon of the QEMU release the VM last ran on (`storageDaemonFor`); one older than that
+   * QEMU is used with a warning to `logger`.
+   */
   readonly qemu?: string;
   readonly cacheDir?: string;
   readonly onJob?: (job: BlockJob) => void;
+  /** Told about an explicit daemon older than the VM's QEMU. */
+  readonly logger?: Pick<Logger, 'warn'>;
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -291,9 +303,15 @@ export async function chainJobOnStoppedVm(options: StoppedVmChainOptions): Promi
   try {
     const state = await readState(options.stateFile);
     const plan = planChainJob(state.config, options.request);
-    daemon = await launchStorageDaemon({
-      ...(options.qemu === undefined ? {} : { qemu: options.qemu }),
+    const binary = await daemonForVm(stateQemu(state), {
+      ...(options.qemu === undefined ? {} : { explicit: options.qemu }),
       ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+      ...(options.env === undefined ? {} : { env: options.env }),
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
+    daemon = await launchStorageDaemon({
+      qemu: binary,
+      ...(options.env === undefined ? {} : { env: options.env }),
       runDirParent: options.runDir,
       blockdevs: state.config.blockdevs ?? [],
     });
@@ -310,7 +328,7 @@ export async function chainJobOnStoppedVm(options: StoppedVmChainOptions): Promi
         { disks: [plan.disk], chain: plan.chain },
       );
     await writeState(options.stateFile, stateDocument(host.config, state.launch, state.runtime));
-    return result;
+    return { ...result, daemon: { path: binary.path, version: binary.version } };
   } finally {
     if (daemon !== undefined && daemon.status === 'running') await daemon.kill();
     await lock.release();

@@ -4,18 +4,75 @@
  * of the package are recognised too.
  */
 
-/** Why QEMU did not come up. */
-export type LaunchFailure =
-  /** The QEMU binary does not exist (or is not on `PATH`). */
+/** Why a child process with a QMP monitor (QEMU, `qemu-storage-daemon`) did not come up. */
+export type ProcessLaunchFailure =
+  /** The binary does not exist (or is not on `PATH`). */
   | 'not-found'
   /** `spawn` failed for another reason (permissions, resources). */
   | 'spawn-failed'
-  /** QEMU exited before the QMP session was ready (bad option, unknown device, …). */
+  /** It exited before the QMP session was ready (bad option, unknown device, refused image, …). */
   | 'exited'
-  /** No QMP greeting within `launchTimeout`; the process was killed. */
+  /** No QMP greeting in time; the process was killed. */
   | 'timeout'
   /** The QMP handshake failed although the process was still running; it was killed. */
-  | 'handshake'
+  | 'handshake';
+
+/** What a launch failure knows about the process: its command and how it ended. */
+export interface ProcessLaunchFields {
+  /** The full command, binary first. */
+  readonly argv: readonly string[];
+  readonly exitCode?: number | null;
+  readonly signal?: NodeJS.Signals | null;
+  /** The tail of its standard error. */
+  readonly stderr?: string;
+}
+
+/**
+ * The shape both launch errors share (`QemuLaunchError`, `StorageDaemonError`): `reason`,
+ * `argv`, how the process ended and the tail of its stderr, which the message repeats under
+ * `<program>'s stderr:`. Not thrown itself; a caller can catch either subclass with
+ * `isProcessLaunchError` (checks `name`, like every guard here).
+ */
+export abstract class ProcessLaunchError<R extends string = string> extends Error {
+  abstract override readonly name: 'QemuLaunchError' | 'StorageDaemonError';
+  /** The program's name in the message (`<program>'s stderr:`). */
+  protected static readonly program: string = 'the process';
+  readonly reason: R;
+  readonly argv: readonly string[];
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+
+  constructor(
+    reason: R,
+    detail: string,
+    fields: ProcessLaunchFields,
+    options?: { cause?: unknown },
+  ) {
+    const stderr = fields.stderr ?? '';
+    const program = new.target.program;
+    const tail = stderr.trim() === '' ? '' : `\n${program}'s stderr:\n${indent(stderr.trimEnd())}`;
+    super(`${detail}${tail}`, options);
+    this.reason = reason;
+    this.argv = fields.argv;
+    this.exitCode = fields.exitCode ?? null;
+    this.signal = fields.signal ?? null;
+    this.stderr = stderr;
+  }
+}
+
+const PROCESS_LAUNCH_ERRORS: ReadonlySet<string> = new Set([
+  'QemuLaunchError',
+  'StorageDaemonError',
+]);
+
+export function isProcessLaunchError(value: unknown): value is ProcessLaunchError {
+  return value instanceof Error && PROCESS_LAUNCH_ERRORS.has(value.name);
+}
+
+/** Why QEMU did not come up. */
+export type LaunchFailure =
+  | ProcessLaunchFailure
   /** A cold-plug step (`assemble: 'qmp'`) was refused; the process was killed. */
   | 'assembly';
 
@@ -24,34 +81,9 @@ export type LaunchFailure =
  * QEMU's standard error (where it explains a refused option), `exitCode`/`signal` how it
  * ended when it did.
  */
-export class QemuLaunchError extends Error {
+export class QemuLaunchError extends ProcessLaunchError<LaunchFailure> {
+  protected static override readonly program = 'QEMU';
   override readonly name = 'QemuLaunchError' as const;
-  readonly reason: LaunchFailure;
-  readonly argv: readonly string[];
-  readonly exitCode: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stderr: string;
-
-  constructor(
-    reason: LaunchFailure,
-    detail: string,
-    fields: {
-      readonly argv: readonly string[];
-      readonly exitCode?: number | null;
-      readonly signal?: NodeJS.Signals | null;
-      readonly stderr?: string;
-    },
-    options?: { cause?: unknown },
-  ) {
-    const stderr = fields.stderr ?? '';
-    const tail = stderr.trim() === '' ? '' : `\nQEMU's stderr:\n${indent(stderr.trimEnd())}`;
-    super(`${detail}${tail}`, options);
-    this.reason = reason;
-    this.argv = fields.argv;
-    this.exitCode = fields.exitCode ?? null;
-    this.signal = fields.signal ?? null;
-    this.stderr = stderr;
-  }
 }
 
 function indent(text: string): string {
@@ -541,6 +573,14 @@ export type LiveMigrationFailure =
   | 'postcopy-unavailable'
   /** The link broke after the switch to post-copy: the target holds the newest state, the source stays paused. */
   | 'postcopy-failed'
+  /**
+   * The link broke during post-copy and could not be recovered (or a relaunch met such a
+   * record): both QEMUs are alive and paused, the target holding the guest, the source the
+   * pages not yet sent; neither may be killed. `recoverPostcopy()` tries again.
+   */
+  | 'postcopy-paused'
+  /** `cancel()` after the switch to post-copy: QEMU cannot cancel it (the target runs the guest). */
+  | 'cannot-cancel'
   /** Something this QEMU cannot do safely (e.g. a remote target without `return-path`). */
   | 'unsupported'
   /** `relaunch` of a source whose guest may already run on the target (`peerStateFile`). */
@@ -675,56 +715,77 @@ export function isBlockJobError(value: unknown): value is BlockJobError {
 
 /** Why a `qemu-storage-daemon` could not be started. */
 export type StorageDaemonFailure =
-  /** No such binary (or a release not fetched into the cache). */
-  | 'not-found'
-  /** The file is not a qemu-storage-daemon (`--version` says otherwise). */
-  | 'bad-binary'
-  | 'spawn-failed'
-  /** It exited before QMP was ready: a refused argument or image (see `stderr`). */
-  | 'exited'
-  /** No QMP greeting in time; it was killed. */
-  | 'timeout'
-  /** QMP negotiation failed; it was killed. */
-  | 'handshake';
+  | ProcessLaunchFailure
+  /** The file is not a qemu-storage-daemon (`--version` says otherwise) or cannot be executed. */
+  | 'bad-binary';
 
 /**
  * A `qemu-storage-daemon` could not be started. `argv` is the full command, `stderr` the tail
  * of its standard error (where it explains a refused `--blockdev` or `--export`), `exitCode`
  * and `signal` how it ended. Nothing of it is left running.
  */
-export class StorageDaemonError extends Error {
+export class StorageDaemonError extends ProcessLaunchError<StorageDaemonFailure> {
+  protected static override readonly program = 'qemu-storage-daemon';
   override readonly name = 'StorageDaemonError' as const;
-  readonly reason: StorageDaemonFailure;
-  readonly argv: readonly string[];
-  readonly exitCode: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stderr: string;
-
-  constructor(
-    reason: StorageDaemonFailure,
-    detail: string,
-    fields: {
-      readonly argv: readonly string[];
-      readonly exitCode?: number | null;
-      readonly signal?: NodeJS.Signals | null;
-      readonly stderr?: string;
-    },
-    options?: { cause?: unknown },
-  ) {
-    const stderr = fields.stderr ?? '';
-    const tail =
-      stderr.trim() === '' ? '' : `\nqemu-storage-daemon's stderr:\n${indent(stderr.trimEnd())}`;
-    super(`${detail}${tail}`, options);
-    this.reason = reason;
-    this.argv = fields.argv;
-    this.exitCode = fields.exitCode ?? null;
-    this.signal = fields.signal ?? null;
-    this.stderr = stderr;
-  }
 }
 
 export function isStorageDaemonError(value: unknown): value is StorageDaemonError {
   return value instanceof Error && value.name === 'StorageDaemonError';
+}
+
+/** A `qemu-storage-daemon` looked at while picking one for a VM's QEMU. */
+export interface StorageDaemonCandidate {
+  /** The executable. */
+  readonly path: string;
+  /** Where it was looked for: beside the VM's binary, the cache's qemu-utils tree, `PATH`. */
+  readonly where: 'beside-binary' | 'cache' | 'path';
+  /** Its `--version`, or `undefined` when it did not run as a daemon (`problem` says why). */
+  readonly version: string | undefined;
+  readonly problem?: string;
+}
+
+/**
+ * No `qemu-storage-daemon` of the QEMU release that runs a VM was found, so nothing opened its
+ * images. `wanted` is that QEMU's version (`qemu` its binary, as the state file records it),
+ * `candidates` every daemon looked at with its version. Pass one explicitly (`qemu` of
+ * `chainJobOnStoppedVm`, `--storage-daemon` of `qmpkit block`), or fetch the release's tools.
+ */
+export class StorageDaemonVersionError extends Error {
+  override readonly name = 'StorageDaemonVersionError' as const;
+  readonly wanted: string;
+  readonly qemu: string | undefined;
+  readonly candidates: readonly StorageDaemonCandidate[];
+
+  constructor(fields: {
+    readonly wanted: string;
+    readonly qemu: string | undefined;
+    readonly candidates: readonly StorageDaemonCandidate[];
+    /** How to get one, e.g. the fetch command for a release the project can download. */
+    readonly hint?: string;
+  }) {
+    const [major, minor] = fields.wanted.split('.');
+    const found =
+      fields.candidates.length === 0
+        ? 'none was found'
+        : `found:\n${indent(
+            fields.candidates
+              .map(
+                (c) =>
+                  `${c.path} (${c.where}): ${c.version === undefined ? (c.problem ?? 'not a daemon') : `version ${c.version}`}`,
+              )
+              .join('\n'),
+          )}`;
+    super(
+      `no qemu-storage-daemon of QEMU ${major}.${minor} (the VM last ran on QEMU ${fields.wanted}${fields.qemu === undefined ? '' : ` at ${fields.qemu}`}); ${found}\n${fields.hint === undefined ? '' : `${fields.hint}, or `}pass the daemon to use (\`--storage-daemon <path>\` in the CLI, \`qemu\` in the API)`,
+    );
+    this.wanted = fields.wanted;
+    this.qemu = fields.qemu;
+    this.candidates = fields.candidates;
+  }
+}
+
+export function isStorageDaemonVersionError(value: unknown): value is StorageDaemonVersionError {
+  return value instanceof Error && value.name === 'StorageDaemonVersionError';
 }
 
 /** Why a chain job (`commit`/`stream`/`mirror` of one disk) was refused or failed. */

@@ -73,9 +73,12 @@ export type {
   LaunchFailure,
   LiveMigrationFailure,
   MigrationFailure,
+  ProcessLaunchFailure,
+  ProcessLaunchFields,
   QemuBinaryProblem,
   RunDirProblem,
   StateFileProblem,
+  StorageDaemonCandidate,
   StorageDaemonFailure,
 } from './errors.js';
 export {
@@ -94,6 +97,7 @@ export {
   isMachinePlugError,
   isMachineTypeError,
   isMigrationError,
+  isProcessLaunchError,
   isQemuBinaryError,
   isQemuImgError,
   isQemuLaunchError,
@@ -101,6 +105,7 @@ export {
   isRunDirLockedError,
   isStateFileError,
   isStorageDaemonError,
+  isStorageDaemonVersionError,
   LeftoverQemuError,
   LiveMigrationError,
   MachineNotRunningError,
@@ -108,6 +113,7 @@ export {
   MachinePlugError,
   MachineTypeError,
   MigrationError,
+  ProcessLaunchError,
   QemuBinaryError,
   QemuImgError,
   QemuLaunchError,
@@ -115,6 +121,7 @@ export {
   RunDirLockedError,
   StateFileError,
   StorageDaemonError,
+  StorageDaemonVersionError,
 } from './errors.js';
 export type { FetchQemuOptions, QemuDownload } from './fetch.js';
 export { fetchQemu, QEMU_DOWNLOADS, QEMU_TOOL_DOWNLOADS, qemuToolsCacheDir } from './fetch.js';
@@ -166,6 +173,12 @@ export {
   probePostcopy,
 } from './migration-transport.js';
 export { diesWithUs, setprivAvailable } from './parent-death.js';
+export type {
+  PostcopyRecoveryOptions,
+  RecoverPostcopyOptions,
+  RecoverPostcopyResult,
+} from './postcopy-recovery.js';
+export { recoverPostcopy } from './postcopy-recovery.js';
 export { resolveBinary } from './proc.js';
 export type { LeakRepair, QemuImgOptions, QemuImgResult } from './qemu-img.js';
 export { repairLeaks, runQemuImg } from './qemu-img.js';
@@ -213,12 +226,20 @@ export {
   StorageDaemon,
   storageDaemonArgs,
 } from './storage-daemon.js';
-export type { StorageDaemonBinary } from './storage-daemon-binary.js';
+export type {
+  DaemonQemu,
+  PickedStorageDaemon,
+  ResolveStorageDaemonOptions,
+  StorageDaemonBinary,
+} from './storage-daemon-binary.js';
 export {
+  daemonForVm,
   parseStorageDaemonVersion,
   resolveStorageDaemon,
   STORAGE_DAEMON,
+  stateQemu,
   storageDaemonEnv,
+  storageDaemonFor,
 } from './storage-daemon-binary.js';
 export type { RunDirProcess } from './tracking.js';
 export { runDirProcesses } from './tracking.js';

@@ -86,6 +86,11 @@ import {
   requirePostcopy,
   TLS_OBJECT_ID,
 } from './migration-transport.js';
+import {
+  type PostcopyRecoveryOptions,
+  recoverLink,
+  whoHoldsTheTruth,
+} from './postcopy-recovery.js';
 import type { MigrationPhase, MigrationRecord } from './state.js';
 
 export { ACTIVE, busy, type PhaseDeadline, ProgressHub };
@@ -191,6 +196,14 @@ export interface LiveMigrateOptions {
    * switch the target runs the guest and there is no way back (`postcopy-failed`).
    */
   readonly postcopy?: boolean | 'immediate';
+  /**
+   * When the link breaks after the switch to post-copy (both QEMUs in `postcopy-paused`): the
+   * target listens again on a fresh channel and the source resumes into it, up to `attempts`
+   * times (default 3; see `PostcopyRecoveryOptions`). Every attempt failing, or `false`: the
+   * result rejects with `postcopy-paused`, both QEMUs alive and paused and the state files saying
+   * so; `recoverPostcopy(source, target)` tries again.
+   */
+  readonly postcopyRecovery?: PostcopyRecoveryOptions | false;
   /** Further capabilities for the source (each only if the source has it). */
   readonly capabilities?: readonly Capability[];
   /** Further `migrate-set-parameters` for the source. */
@@ -246,6 +259,15 @@ export interface MigrationProgress {
   readonly cpuThrottle: number | null;
   /** `disks: 'copy'`: each mirror's progress (absent otherwise). */
   readonly disks?: readonly DiskProgress[];
+  /**
+   * Post-copy recovery under way (phase `postcopy-paused` or `recovering`): the attempt, how
+   * many there may be, and why the previous one failed.
+   */
+  readonly recovery?: {
+    readonly attempt: number;
+    readonly of: number;
+    readonly lastError?: string;
+  };
 }
 
 export interface LiveMigrationResult {
@@ -267,6 +289,8 @@ export interface LiveMigrationResult {
   readonly decisions: readonly ConvergenceDecision[];
   /** Whether the hand-over went through post-copy. */
   readonly postcopy: boolean;
+  /** Post-copy breaks of the link that were recovered. */
+  readonly recoveries: number;
 }
 
 /** A migration under way: its result, its progress, and a way to cancel it. */
@@ -279,9 +303,17 @@ export interface LiveMigration {
   /**
    * Cancels and resolves once rolled back (the source runs, the target is gone). A second call
    * while cancelling gets the same promise; a call after the end (also after a cancel that took
-   * effect) rejects with `not-active` and changes nothing.
+   * effect) rejects with `not-active` and changes nothing. After the switch to post-copy QEMU
+   * cannot cancel (the target runs the guest): `cannot-cancel`.
    */
   cancel(reason?: unknown): Promise<void>;
+  /**
+   * `migrate-pause` on the source while post-copy is active: cuts the stream as a broken link
+   * would (both QEMUs go to `postcopy-paused`), after which the run recovers as
+   * `postcopyRecovery` says. Refused (`not-active`) in any other state. For tests and for
+   * moving the stream to another channel.
+   */
+  pausePostcopy(): Promise<void>;
 }
 
 /** Fields of the configuration the guest sees; the rest (host paths, backends) may differ. */
@@ -358,7 +390,16 @@ export function migrate(
   options: LiveMigrateOptions = {},
 ): LiveMigration {
   const run = new MigrationRun(source, target, options);
-  return run.handle();
+  const handle = run.handle();
+  return {
+    result: handle.result,
+    progress: handle.progress,
+    get phase() {
+      return handle.phase;
+    },
+    cancel: (reason?: unknown) => handle.cancel(reason),
+    pausePostcopy: () => run.pausePostcopy(),
+  };
 }
 
 class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgress> {
@@ -377,6 +418,11 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
   #tls = false;
   /** Set once the source reports `postcopy-active`: from then on nothing can be undone. */
   #postcopy = false;
+  /** The stream's transport (recovery channels derive from it). */
+  #transport: MigrationTransport = { type: 'unix' };
+  /** Post-copy recovery: the attempt under way, and the breaks recovered so far. */
+  #recovery: MigrationProgress['recovery'];
+  #recoveries = 0;
 
   constructor(source: Machine, target: MigrationTarget, options: LiveMigrateOptions) {
     super(source, options, 'starting-target');
@@ -384,10 +430,29 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
     this.#options = options;
   }
 
-  protected override tooLateToCancel(): string | undefined {
+  protected override tooLateToCancel() {
     if (this.phase === 'finishing' || this.phase === 'done')
       return 'the migration has already ended';
-    return this.#postcopy ? 'the guest was already handed over (post-copy)' : undefined;
+    return this.#postcopy
+      ? {
+          reason: 'cannot-cancel' as const,
+          desc: 'the migration switched to post-copy: QEMU cannot cancel it (the target runs the guest, the source holds the pages not yet sent); it completes, or pauses when the link breaks',
+        }
+      : undefined;
+  }
+
+  async pausePostcopy(): Promise<void> {
+    const source = this.source;
+    if (this.ended || source.status !== 'running')
+      throw new LiveMigrationError('not-active', this.phase, 'the migration has already ended');
+    const status = (await source.qmp.execute('query-migrate')).status;
+    if (status !== 'postcopy-active')
+      throw new LiveMigrationError(
+        'not-active',
+        this.phase,
+        `migrate-pause works only while post-copy is active; the source's migration is in '${status ?? 'none'}'`,
+      );
+    await this.#command('source', 'migrate-pause', () => source.qmp.execute('migrate-pause'));
   }
 
   /** After the switch to post-copy the target holds the guest: an abort no longer rolls back. */
@@ -660,6 +725,7 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
     const deadlines = { ...DEFAULT_MIGRATION_DEADLINES, ...options.deadlines };
     const setupStarted = performance.now();
     const transport = options.transport ?? { type: 'unix' };
+    this.#transport = transport;
     const [srcCaps, tgtCaps] = await Promise.all([
       this.#command('source', 'query-migrate-capabilities', () => this.#capabilities(source)),
       this.#command('target', 'query-migrate-capabilities', () => this.#capabilities(target)),
@@ -1002,6 +1068,22 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
               stderr: target.stderr(),
             },
           );
+        if (seen.sourceStatus === 'postcopy-paused') {
+          // Events from here on (postcopy-recover, postcopy-active, completed) say how it goes.
+          seen.sourceStatus = undefined;
+          await this.#recover(target, async () => {
+            const now = performance.now();
+            const info = await sampleMigration(source, interval, this.logger);
+            if (info === undefined) return;
+            lastProgress = {
+              ...progressFrom(info, this.phase, now - started),
+              ...(this.#recovery !== undefined ? { recovery: this.#recovery } : {}),
+            };
+            this.hub.push(lastProgress);
+          });
+          clock.restart();
+          continue;
+        }
         if (seen.sourceStatus === 'failed' || seen.sourceStatus === 'cancelled') {
           // Only for QEMU's error-desc: without it the status alone is reported.
           const info = await source.qmp.execute('query-migrate').catch(() => undefined);
@@ -1137,11 +1219,59 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
         lastProgress,
         decisions: [...decisions],
         postcopy: this.#postcopy,
+        recoveries: this.#recoveries,
       };
     } finally {
       this.abort.signal.removeEventListener('abort', abortWake);
       for (const off of offs) off();
     }
+  }
+
+  /**
+   * The link broke during post-copy: records `postcopy-paused`, then recovers over a fresh
+   * channel (`recoverLink`, phase `recovering` during each attempt) and goes back to
+   * `confirming`. Every attempt failing (or recovery off): `postcopy-paused`, both QEMUs alive.
+   */
+  async #recover(target: Machine, sample: () => Promise<void>): Promise<void> {
+    const recovery = this.#options.postcopyRecovery;
+    this.#recovery = undefined;
+    await this.#setPhase('postcopy-paused');
+    await sample();
+    try {
+      if (recovery === false)
+        throw new LiveMigrationError(
+          'postcopy-paused',
+          'postcopy-paused',
+          `the link broke during post-copy and recovery is off; ${whoHoldsTheTruth(target)}. Recover with recoverPostcopy(source, target)`,
+          { sourceRunning: false, peerStateFile: target.stateFile ?? null },
+        );
+      await recoverLink(this.source, target, this.#transport, recovery ?? {}, {
+        attempt: async (attempt, of) => {
+          this.#recovery = {
+            attempt,
+            of,
+            ...(this.#recovery?.lastError !== undefined
+              ? { lastError: this.#recovery.lastError }
+              : {}),
+          };
+          await this.#setPhase('recovering');
+          await sample();
+        },
+        failed: async (attempt, desc) => {
+          this.#recovery = { attempt, of: this.#recovery?.of ?? attempt, lastError: desc };
+          this.logger.warn(`live migration: post-copy recovery attempt ${attempt} failed`, desc);
+          await sample();
+        },
+      });
+    } catch (error) {
+      if (isLiveMigrationError(error) && error.reason === 'postcopy-paused')
+        await this.#setPhase('postcopy-paused');
+      throw error;
+    }
+    this.#recoveries += 1;
+    this.#recovery = undefined;
+    await this.#setPhase('confirming');
+    await sample();
   }
 
   /**
@@ -1161,6 +1291,8 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
           {},
           { cause: error },
         );
+    // A paused post-copy that could not be recovered: both QEMUs stay, the records say so.
+    if (failure.reason === 'postcopy-paused') return failure;
     if (this.#postcopy)
       // Nothing is undone: both QEMUs stay as they are and the state files keep `confirming`
       // (a relaunch of the source is refused, one of the target takes it as the VM).

@@ -1046,6 +1046,14 @@ function migrationToUndo(
   record: MigrationRecord | undefined,
 ): NonNullable<MigrationRecord['peer']> | undefined {
   if (record === undefined) return undefined;
+  // A paused post-copy: neither side is the VM alone, and a relaunch would kill its QEMU.
+  if (record.phase === 'postcopy-paused' || record.phase === 'recovering')
+    throw new LiveMigrationError(
+      'postcopy-paused',
+      record.phase,
+      `this QEMU is the ${record.role} of a post-copy migration whose link broke: the target holds the guest's state and received pages, the source the pages not yet sent, so neither QEMU may be killed or relaunched; recover the link (recoverPostcopy) with both still running${record.peer?.stateFile ? ` (the other side: ${record.peer.stateFile})` : ''}`,
+      { peerStateFile: record.peer?.stateFile ?? null },
+    );
   const handedOver =
     MIGRATION_PHASES.indexOf(record.phase) >= MIGRATION_PHASES.indexOf('confirming');
   if (record.role === 'source' && handedOver)

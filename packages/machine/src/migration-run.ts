@@ -9,7 +9,7 @@
  */
 import type { Commands } from '@qmpkit/qapi';
 import type { Logger } from '@qmpkit/transport';
-import { isLiveMigrationError, LiveMigrationError } from './errors.js';
+import { isLiveMigrationError, LiveMigrationError, type LiveMigrationFailure } from './errors.js';
 import type { Machine } from './machine.js';
 import type { MigrationPhase } from './state.js';
 
@@ -205,8 +205,14 @@ export abstract class MigrationRunBase<R, P> {
   /** The steps and their roll-back. */
   protected abstract run(): Promise<R>;
 
-  /** Why a cancel can no longer take effect (the guest went over), or `undefined`. */
-  protected abstract tooLateToCancel(): string | undefined;
+  /**
+   * Why a cancel can no longer take effect (the guest went over), or `undefined`; a string is
+   * refused as `not-active`, an object with its own reason (e.g. `cannot-cancel`).
+   */
+  protected abstract tooLateToCancel():
+    | string
+    | { readonly reason: LiveMigrationFailure; readonly desc: string }
+    | undefined;
 
   /** Whether a caller's abort still counts (the default: always, until the run ends). */
   protected abortHonoured(): boolean {
@@ -263,12 +269,15 @@ export abstract class MigrationRunBase<R, P> {
   #cancel(reason: unknown): Promise<void> {
     if (this.#cancelling !== undefined && !this.ended) return this.#cancelling;
     const late = this.ended ? 'the migration has already ended' : this.tooLateToCancel();
-    if (late !== undefined)
+    if (late !== undefined) {
+      const { reason, desc } =
+        typeof late === 'string' ? { reason: 'not-active' as const, desc: late } : late;
       return Promise.reject(
-        new LiveMigrationError('not-active', this.phase, late, {
+        new LiveMigrationError(reason, this.phase, desc, {
           sourceRunning: this.source.status === 'running',
         }),
       );
+    }
     this.requestAbort(reason);
     this.#cancelling = this.#result.then(
       () => {

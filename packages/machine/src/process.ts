@@ -3,7 +3,6 @@
  * spawn with an argument array, QMP and consoles on inherited socketpairs, readiness
  * (greeting + negotiation), and cold-plug over QMP for `assemble: 'qmp'`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import {
   assemblyPlan,
   assertValid,
@@ -14,29 +13,20 @@ import {
   type VmConfig,
 } from '@qmpkit/devices';
 import type { Commands, Events } from '@qmpkit/qapi';
-import {
-  connect,
-  isQmpConnectionError,
-  type Logger,
-  type QmpClient,
-  type ValidateMode,
-} from '@qmpkit/transport';
+import { connect, type Logger, type QmpClient, type ValidateMode } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
 import type { Console, ConsoleState } from './console.js';
 import { MachineOptionsError, QemuLaunchError } from './errors.js';
 import { processStartTime } from './proc.js';
-import { ByteRing } from './ring.js';
+import { awaitQmp, type LaunchErrorFactory, type SpawnedChild, spawnChild } from './spawn-qmp.js';
 import type { QemuVersion, StoredLaunch } from './state.js';
 import { journal, pidfileArgs, type QemuRole } from './tracking.js';
 
 /** The typed QMP client of a machine (QEMU 7.2 bindings). */
 export type MachineQmp = QmpClient<Commands, Events>;
 
-/** How a QEMU process ended. */
-export interface ExitInfo {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
+export type { ExitInfo } from './spawn-qmp.js';
+export { within } from './spawn-qmp.js';
 
 /** A file QEMU inherits as an fd, e.g. a saved state for `migrate-incoming uri=fd:N`. */
 export interface InheritFile {
@@ -74,16 +64,11 @@ export interface ProcessOptions {
 
 /** The QMP chardev id used when the configuration reserves none. */
 export const DEFAULT_QMP_CHARDEV = 'qmpkit-qmp';
-export interface Proc {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  readonly argv: readonly string[];
-  readonly exited: Promise<ExitInfo>;
-  exit: ExitInfo | undefined;
-  /** Resolves when every stdio stream of the child has closed (stderr fully read). */
-  readonly drained: Promise<void>;
-  readonly stderr: ByteRing;
-  readonly stdout: ByteRing;
+export interface Proc
+  extends Pick<
+    SpawnedChild,
+    'child' | 'pid' | 'argv' | 'exited' | 'exit' | 'drained' | 'stderr' | 'stdout'
+  > {
   readonly qmp: MachineQmp;
   readonly inherited: readonly InheritedFileInfo[];
   readonly accel: string;
@@ -101,16 +86,6 @@ export interface Settings {
   readonly consoleCapacity: number;
   /** Options the binary needs before any other (`-L <data dir>`), see `qemuBinaryArgs`. */
   readonly qemuArgs?: readonly string[];
-}
-
-export function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** A chardev backend on an inherited socket (`-chardev socket,id=…,fd=N,server=off`). */
@@ -264,54 +239,15 @@ export async function startProcess(
       { cause: error },
     );
   }
-  let child: ChildProcess;
-  try {
-    // An argument array and no shell: nothing in the configuration is ever interpreted.
-    child = spawn(binary, args, {
-      stdio: fds.stdio,
-      env: settings.env,
-      shell: false,
-      windowsHide: true,
-    });
-  } catch (error) {
-    throw new QemuLaunchError(
-      'spawn-failed',
-      `cannot start ${binary}: ${String(error)}`,
-      { argv },
-      {
-        cause: error,
-      },
-    );
-  } finally {
-    fds.closeParentCopies();
-  }
-  const stderr = new ByteRing(settings.stderrBytes);
-  const stdout = new ByteRing(settings.stderrBytes);
-  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
-  child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-  let exitInfo: ExitInfo | undefined;
-  const exited = new Promise<ExitInfo>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitInfo = { code, signal };
-      resolve(exitInfo);
-    });
+  const fail: LaunchErrorFactory = (reason, detail, fields, options) =>
+    new QemuLaunchError(reason, detail, fields, options);
+  const spawned = await spawnChild(binary, args, {
+    fds,
+    env: settings.env,
+    ringBytes: settings.stderrBytes,
+    fail,
   });
-  const drained = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-  const spawned = await Promise.race([
-    new Promise<true>((resolve) => child.once('spawn', () => resolve(true))),
-    spawnError,
-  ]);
-  if (spawned !== true) {
-    const code = (spawned as { code?: string }).code;
-    throw new QemuLaunchError(
-      code === 'ENOENT' ? 'not-found' : 'spawn-failed',
-      `cannot start ${binary} (${code ?? spawned.message})`,
-      { argv },
-      { cause: spawned },
-    );
-  }
-  const pid = child.pid as number;
+  const { child, pid, exited, drained, stderr, stdout } = spawned;
   for (const [id, pair] of consolePairs) consoles.get(id)?.attach(pair.socket(child));
   const startTime = (await processStartTime(pid)) ?? null;
   const note = (entry: Parameters<typeof journal>[1]) =>
@@ -323,61 +259,23 @@ export async function startProcess(
   await note({ op: 'pid', pid, startTime });
   void exited.then(() => note({ op: 'exit', pid }));
 
-  const killNow = async () => {
-    if (exitInfo === undefined) child.kill('SIGKILL');
-    const exit = await exited;
-    await within(drained, 1000);
-    return exit;
-  };
-  const failure = (
-    reason: 'exited' | 'timeout' | 'handshake' | 'assembly',
-    detail: string,
-    exit: ExitInfo | undefined,
-    cause: unknown,
-  ) =>
-    new QemuLaunchError(
-      reason,
-      detail,
-      { argv, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, stderr: stderr.text() },
-      { cause },
-    );
-  const describeExit = (exit: ExitInfo) =>
-    exit.signal === null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
-
-  let qmp: MachineQmp;
-  try {
-    const abort = perProcess.signal;
-    qmp = await connect(qmpPair.address(child), {
+  const abort = perProcess.signal;
+  const qmp: MachineQmp = await awaitQmp(
+    spawned,
+    connect(qmpPair.address(child), {
       connectTimeout: launch.launchTimeout,
       validate: settings.validate,
       logger: settings.logger,
       ...(abort ? { signal: abort } : {}),
-    });
-  } catch (error) {
-    // A connection that breaks usually means QEMU is exiting: give the exit status a moment
-    // (a timeout or an abort needs no waiting).
-    const timedOut = isQmpConnectionError(error) && error.code === 'ETIMEDOUT';
-    const exit =
-      exitInfo ?? (timedOut || perProcess.signal?.aborted ? undefined : await within(exited, 2000));
-    if (exit !== undefined) {
-      await within(drained, 1000);
-      throw failure(
-        'exited',
-        `QEMU exited before QMP was ready (${describeExit(exit)})`,
-        exit,
-        error,
-      );
-    }
-    const killed = await killNow();
-    throw failure(
-      timedOut ? 'timeout' : 'handshake',
-      timedOut
-        ? `no QMP greeting from QEMU (pid ${pid}) within ${launch.launchTimeout} ms; it was killed`
-        : `QMP handshake with QEMU (pid ${pid}) failed: ${error instanceof Error ? error.message : String(error)}; it was killed`,
-      killed,
-      error,
-    );
-  }
+    }),
+    {
+      program: 'QEMU',
+      timeoutMs: launch.launchTimeout,
+      exitGraceMs: 2000,
+      ...(abort ? { signal: abort } : {}),
+      fail,
+    },
+  );
 
   let accel = 'tcg';
   let version: QemuVersion;
@@ -415,13 +313,14 @@ export async function startProcess(
     // The launch already failed with `error` (thrown below); QEMU is killed next, so a close error
     // adds nothing.
     await qmp.close().catch(() => {});
-    const exit = exitInfo ?? (await killNow());
+    const exitedBefore = spawned.exit !== undefined;
+    const exit = spawned.exit ?? (await spawned.kill());
     const assembly = (error as { assembly?: boolean }).assembly === true;
-    throw failure(
-      exitInfo !== undefined && !assembly ? 'exited' : assembly ? 'assembly' : 'handshake',
+    throw new QemuLaunchError(
+      exitedBefore && !assembly ? 'exited' : assembly ? 'assembly' : 'handshake',
       error instanceof Error ? error.message : String(error),
-      exit,
-      error,
+      { argv, exitCode: exit.code, signal: exit.signal, stderr: stderr.text() },
+      { cause: error },
     );
   }
   return {
@@ -430,10 +329,7 @@ export async function startProcess(
     argv,
     exited,
     get exit() {
-      return exitInfo;
-    },
-    set exit(value: ExitInfo | undefined) {
-      exitInfo = value;
+      return spawned.exit;
     },
     drained,
     stderr,

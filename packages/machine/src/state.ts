@@ -124,7 +124,10 @@ export interface MigrationRecord {
  * `starting-target` → `setup` (capabilities, listening) → `mirroring` (local disks copied
  * over NBD, `disks: 'copy'` only) → `transferring` (RAM copied while the
  * guest runs) → `switchover` (source stopped, final state sent) → `confirming` (waiting for
- * the target's own RESUME/paused) → `finishing` (source ended) → `done`.
+ * the target's own RESUME/paused) → `finishing` (source ended) → `done`. After the switch to
+ * post-copy a broken link adds `postcopy-paused` (both QEMUs alive and paused: the target holds
+ * the guest, the source the pages not yet sent; neither may be killed) and `recovering` (a
+ * fresh channel is being set up), then back to `confirming`.
  */
 export type MigrationPhase =
   | 'starting-target'
@@ -133,6 +136,8 @@ export type MigrationPhase =
   | 'transferring'
   | 'switchover'
   | 'confirming'
+  | 'postcopy-paused'
+  | 'recovering'
   | 'finishing'
   | 'done';
 
@@ -143,6 +148,8 @@ export const MIGRATION_PHASES: readonly MigrationPhase[] = [
   'transferring',
   'switchover',
   'confirming',
+  'postcopy-paused',
+  'recovering',
   'finishing',
   'done',
 ];

@@ -11,7 +11,7 @@
  * and, where `setpriv` has `--pdeathsig`, a parent-death signal: it never outlives this
  * process. A failed start kills it and says why (`StorageDaemonError`, with its stderr).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,20 +24,27 @@ import {
 import {
   connect,
   defineBindings,
-  isQmpConnectionError,
   type Logger,
   type QmpClient,
   type ValidateMode,
 } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
-import { isQemuBinaryError, StorageDaemonError } from './errors.js';
-import { diesWithUs } from './parent-death.js';
+import { StorageDaemonError } from './errors.js';
 import { waitForProcessGone } from './proc.js';
-import { ByteRing } from './ring.js';
+import type { ByteRing } from './ring.js';
+import {
+  awaitQmp,
+  type ExitInfo,
+  type LaunchErrorFactory,
+  type SpawnedChild,
+  spawnChild,
+  within,
+} from './spawn-qmp.js';
 import {
   resolveStorageDaemon,
   type StorageDaemonBinary,
   storageDaemonEnv,
+  storageDaemonSpecError,
 } from './storage-daemon-binary.js';
 
 /** The daemon's typed QMP client (its own 7.2 bindings; 10.0 answers the same for these). */
@@ -53,10 +60,11 @@ export interface StorageDaemonNbdServer {
 
 export interface StorageDaemonOptions {
   /**
-   * Which daemon: a release fetched into the cache (`'10.0'`), a path, or a name on `PATH`
-   * (default `qemu-storage-daemon`).
+   * Which daemon: a release fetched into the cache (`'10.0'`), a path, a name on `PATH`
+   * (default `qemu-storage-daemon`), or one already resolved (`resolveStorageDaemon`,
+   * `storageDaemonFor`).
    */
-  readonly qemu?: string;
+  readonly qemu?: string | StorageDaemonBinary;
   /** Cache for a release name (default: `defaultCacheDir()`). */
   readonly cacheDir?: string;
   /** Nodes opened at start (`--blockdev`, one per entry, in order). */
@@ -106,21 +114,6 @@ export function storageDaemonArgs(
   return args;
 }
 
-function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
 /** A running `qemu-storage-daemon`. Start one with `launchStorageDaemon`. */
 export class StorageDaemon {
   readonly qmp: StorageDaemonQmp;
@@ -131,9 +124,9 @@ export class StorageDaemon {
   readonly runDir: string;
   readonly #child: ChildProcess;
   readonly #stderr: ByteRing;
-  readonly #exited: Promise<Exit>;
-  #exit: Exit | undefined;
-  #ending: Promise<Exit> | undefined;
+  readonly #exited: Promise<ExitInfo>;
+  #exit: ExitInfo | undefined;
+  #ending: Promise<ExitInfo> | undefined;
 
   /** @internal Use `launchStorageDaemon`. */
   constructor(fields: {
@@ -143,7 +136,7 @@ export class StorageDaemon {
     binary: StorageDaemonBinary;
     runDir: string;
     stderr: ByteRing;
-    exited: Promise<Exit>;
+    exited: Promise<ExitInfo>;
   }) {
     this.qmp = fields.qmp;
     this.#child = fields.child;
@@ -169,7 +162,7 @@ export class StorageDaemon {
   }
 
   /** Resolves when the process has exited. */
-  get exited(): Promise<Exit> {
+  get exited(): Promise<ExitInfo> {
     return this.#exited;
   }
 
@@ -177,7 +170,7 @@ export class StorageDaemon {
    * Ends the daemon cleanly: `quit` (it closes every image, flushing them), then waits for the
    * exit. One that does not exit within `timeoutMs` (default 10 000) is killed.
    */
-  quit(options: { readonly timeoutMs?: number } = {}): Promise<Exit> {
+  quit(options: { readonly timeoutMs?: number } = {}): Promise<ExitInfo> {
     this.#ending ??= this.#end(async () => {
       try {
         await this.qmp.execute('quit');
@@ -192,14 +185,14 @@ export class StorageDaemon {
   }
 
   /** SIGKILLs the daemon (images are not flushed) and waits until all its threads are gone. */
-  kill(): Promise<Exit> {
+  kill(): Promise<ExitInfo> {
     this.#ending ??= this.#end(async () => {
       if (this.#exit === undefined) this.#child.kill('SIGKILL');
     });
     return this.#ending;
   }
 
-  async #end(stop: () => Promise<void>): Promise<Exit> {
+  async #end(stop: () => Promise<void>): Promise<ExitInfo> {
     await stop();
     const exit = await this.#exited;
     // QMP's side ends with the process; close it so nothing waits on it.
@@ -221,19 +214,17 @@ export async function launchStorageDaemon(
 ): Promise<StorageDaemon> {
   let binary: StorageDaemonBinary;
   try {
-    binary = await resolveStorageDaemon(options.qemu, {
-      ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
-      ...(options.env === undefined ? {} : { env: options.env }),
-    });
+    binary =
+      typeof options.qemu === 'object'
+        ? options.qemu
+        : await resolveStorageDaemon(options.qemu, {
+            ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+            ...(options.env === undefined ? {} : { env: options.env }),
+          });
   } catch (error) {
-    const spec = options.qemu ?? 'qemu-storage-daemon';
-    throw new StorageDaemonError(
-      isQemuBinaryError(error) && error.problem !== 'not-found' && error.problem !== 'not-fetched'
-        ? 'bad-binary'
-        : 'not-found',
-      isQemuBinaryError(error) ? error.message : `cannot run ${spec}: ${String(error)}`,
-      { argv: [spec] },
-      { cause: error },
+    throw storageDaemonSpecError(
+      typeof options.qemu === 'string' ? options.qemu : 'qemu-storage-daemon',
+      error,
     );
   }
   const runDir = await mkdtemp(path.join(options.runDirParent ?? tmpdir(), 'qmpkit-qsd-'));
@@ -247,80 +238,49 @@ export async function launchStorageDaemon(
     await removeRunDir();
     throw options.signal.reason;
   }
-  const guarded = await diesWithUs(binary.path, args, options.logger);
-  let child: ChildProcess;
+  const fail: LaunchErrorFactory = (reason, detail, fields, opts) =>
+    new StorageDaemonError(reason, detail, fields, opts);
+  let spawned: SpawnedChild;
   try {
-    child = spawn(guarded.command, guarded.args, {
-      stdio: fds.stdio,
+    spawned = await spawnChild(binary.path, args, {
+      fds,
       env: storageDaemonEnv(binary, options.env),
-      shell: false,
+      ringBytes: 64 * 1024,
+      stdoutIntoStderr: true,
+      diesWithUs: true,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+      fail,
     });
   } catch (error) {
     await removeRunDir();
-    throw new StorageDaemonError(
-      'spawn-failed',
-      `cannot start ${binary.path}: ${String(error)}`,
-      { argv },
-      { cause: error },
-    );
-  } finally {
-    fds.closeParentCopies();
+    throw error;
   }
-  const stderr = new ByteRing(64 * 1024);
-  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
-  child.stdout?.on('data', (chunk: Buffer) => stderr.push(chunk));
-  const exited = new Promise<Exit>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const spawned = await Promise.race([
-    new Promise<true>((resolve) => child.once('spawn', () => resolve(true))),
-    new Promise<Error>((resolve) => child.once('error', resolve)),
-  ]);
-  if (spawned !== true) {
-    await removeRunDir();
-    const code = (spawned as { code?: string }).code;
-    throw new StorageDaemonError(
-      code === 'ENOENT' ? 'not-found' : 'spawn-failed',
-      `cannot start ${guarded.command} (${code ?? spawned.message})`,
-      { argv },
-      { cause: spawned },
-    );
-  }
+  const { child, exited, stderr } = spawned;
   const timeout = options.launchTimeout ?? 30_000;
   let qmp: StorageDaemonQmp;
   try {
-    qmp = await connect(qmpPair.address(child), {
-      bindings: qsdBindings,
-      connectTimeout: timeout,
-      validate: options.validate ?? 'off',
-      ...(options.logger === undefined ? {} : { logger: options.logger }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-  } catch (error) {
-    const timedOut = isQmpConnectionError(error) && error.code === 'ETIMEDOUT';
-    // A refused argument ends the daemon at once: its exit status and stderr say why.
-    let exit = timedOut ? undefined : await within(exited, 5000);
-    let reason: 'exited' | 'timeout' | 'handshake' = 'exited';
-    if (exit === undefined) {
-      reason = timedOut ? 'timeout' : 'handshake';
-      child.kill('SIGKILL');
-      exit = await exited;
-    }
-    await within(closed, 1000);
-    await waitForProcessGone(child.pid as number, 10_000);
-    await removeRunDir();
-    const how = exit.signal === null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
-    throw new StorageDaemonError(
-      reason,
-      reason === 'exited'
-        ? `qemu-storage-daemon exited before QMP was ready (${how})`
-        : reason === 'timeout'
-          ? `no QMP greeting from qemu-storage-daemon within ${timeout} ms; it was killed`
-          : `QMP handshake with qemu-storage-daemon failed (${String(error)}); it was killed`,
-      { argv, exitCode: exit.code, signal: exit.signal, stderr: stderr.text() },
-      { cause: error },
+    qmp = await awaitQmp(
+      spawned,
+      connect(qmpPair.address(child), {
+        bindings: qsdBindings,
+        connectTimeout: timeout,
+        validate: options.validate ?? 'off',
+        ...(options.logger === undefined ? {} : { logger: options.logger }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      }),
+      {
+        program: 'qemu-storage-daemon',
+        timeoutMs: timeout,
+        // A refused argument ends the daemon at once: its exit status and stderr say why.
+        exitGraceMs: 5000,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        fail,
+      },
     );
+  } catch (error) {
+    await waitForProcessGone(spawned.pid, 10_000);
+    await removeRunDir();
+    throw error;
   }
   return new StorageDaemon({ qmp, child, argv, binary, runDir, stderr, exited });
 }

@@ -147,10 +147,26 @@ describe.skipIf(skipQemu)(`qmpkit block (real QEMU, tcg)${SKIP_REASON}`, () => {
 
   it('stopped VM: stream through qemu-storage-daemon, state file follows, data intact, restart opens the new chain', async () => {
     expect((await run('vm', 'stop', '--dir', dir)).code).toBe(0);
-    const stream = await run('block', 'stream', '--dir', dir, '--storage-daemon', DAEMON, '--json');
+    // A --storage-daemon that is no daemon (the VM's own QEMU) is refused: exit 2, nothing ran.
+    const wrong = await run(
+      'block',
+      'stream',
+      '--dir',
+      dir,
+      '--storage-daemon',
+      QEMU_BINARY.system,
+    );
+    expect(wrong.code).toBe(2);
+    expect(wrong.err).toMatch(/StorageDaemonError: .*did not print "qemu-storage-daemon version/);
+    // No --storage-daemon: the daemon of the VM's QEMU release runs the job.
+    const stream = await run('block', 'stream', '--dir', dir, '--json');
     expect(stream.err).not.toMatch(/qmpkit: block/);
     expect(stream.code).toBe(0);
-    expect(JSON.parse(stream.out)).toMatchObject({ before: ['base', 'top'], after: ['top'] });
+    const streamed = JSON.parse(stream.out) as BlockSummary;
+    expect(streamed).toMatchObject({ before: ['base', 'top'], after: ['top'] });
+    const v = QEMU_BINARY.version;
+    expect(streamed.daemon?.version).toMatch(new RegExp(`^${v?.major}\\.${v?.minor}\\.`));
+    if (DAEMON.includes('/')) expect(streamed.daemon?.path).toBe(DAEMON);
     expect(backingOf(await storedTop()) ?? null).toBeNull();
     await assertData();
     const single = await run('block', 'commit', '--dir', dir, '--storage-daemon', DAEMON);

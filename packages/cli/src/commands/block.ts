@@ -5,7 +5,13 @@
  * directory's lock, and the state file gets the new chain. Progress on stderr like `backup`.
  */
 import path from 'node:path';
-import { chainJobOnStoppedVm, isChainJobError, isRunDirLockedError } from '@qmpkit/machine';
+import {
+  chainJobOnStoppedVm,
+  isChainJobError,
+  isRunDirLockedError,
+  isStorageDaemonError,
+  isStorageDaemonVersionError,
+} from '@qmpkit/machine';
 import { Option } from 'commander';
 import { ms } from '../demo/report.js';
 import { isCliConnectError } from '../errors.js';
@@ -51,7 +57,7 @@ export const blockCommand: CliCommand = {
         .option('--speed <bytes-per-second>', 'rate limit of the job')
         .option(
           '--storage-daemon <qemu-storage-daemon>',
-          'stopped VM: the daemon to run (a path, or a release fetched with `qmpkit qemu fetch`)',
+          "stopped VM: the daemon to run (a path, or a release fetched with `qmpkit qemu fetch`; default: the one of the VM's QEMU release)",
         )
         .option('--json', 'print the result as JSON');
     common('commit', 'merge layers down: the active layer (default) or --top, into --base')
@@ -109,6 +115,9 @@ async function runBlock(context: CommandContext, flags: BlockFlags, op: Op): Pro
         runDir: paths.runDir,
         request: params,
         ...(flags.storageDaemon !== undefined ? { qemu: flags.storageDaemon } : {}),
+        logger: {
+          warn: (message) => io.stderr.write(`qmpkit: block ${op}: warning: ${message}\n`),
+        },
         onJob: (job) =>
           void (async () => {
             for await (const u of job.progress({ intervalMs: 500 }))
@@ -136,12 +145,16 @@ async function runBlock(context: CommandContext, flags: BlockFlags, op: Op): Pro
     const name = remote?.name ?? (error instanceof Error ? error.name : 'Error');
     const message = remote?.message ?? (error instanceof Error ? error.message : String(error));
     io.stderr.write(`qmpkit: block ${op}: ${name}: ${message}\n`);
-    // Refused before anything ran (bad names, one layer, a VM someone else manages): 2.
+    // Refused before anything ran (bad names, one layer, a VM someone else manages, no daemon
+    // of the VM's QEMU or an unusable --storage-daemon): 2.
     const refused =
       name === 'ChainJobError' ||
       name === 'ProtocolError' ||
       isChainJobError(error) ||
-      isRunDirLockedError(error);
+      isRunDirLockedError(error) ||
+      isStorageDaemonVersionError(error) ||
+      (isStorageDaemonError(error) &&
+        (error.reason === 'not-found' || error.reason === 'bad-binary'));
     return refused ? 2 : 1;
   } finally {
     client?.close();

@@ -3,7 +3,7 @@
  * pages using `@qmpkit/transport` directly (see `web/bridge.ts`). Prints the URL with its
  * token on stdout, logs on stderr, runs until Ctrl-C or SIGTERM.
  */
-import { Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { startBridge } from '../web/bridge.js';
 import { isListenAddressError, isListenError } from '../web/errors.js';
 import { ALLOW_REMOTE_FLAG, type ListenAddress, parseListen, remoteWarning } from '../web/gate.js';
@@ -18,7 +18,7 @@ interface BridgeFlags {
 export const bridgeCommand: CliCommand = {
   name: 'bridge',
   register(program, context) {
-    program
+    const command = program
       .command('bridge')
       .description(
         'serve a QMP monitor to web pages over a WebSocket (loopback only, token in the URL)',
@@ -27,28 +27,33 @@ export const bridgeCommand: CliCommand = {
         new Option('--qmp <address>', 'the QMP monitor: unix:PATH or tcp:HOST:PORT')
           .env('QMPKIT_QMP')
           .makeOptionMandatory(),
-      )
-      .option(
-        '--listen <host:port>',
-        `address to listen on, loopback unless ${ALLOW_REMOTE_FLAG} (default 127.0.0.1:0, any free port)`,
-      )
-      .option(
-        ALLOW_REMOTE_FLAG,
-        'allow a non-loopback --listen address (still token-protected; prints a warning)',
-      )
-      .action(async (flags: BridgeFlags) => {
-        await runUntilStopped(context, async (log) => {
-          const bridge = await startBridge({
-            qmp: flags.qmp,
-            listen: listenAddress(flags, log),
-            log,
-          });
-          context.io.stdout.write(`${bridge.url}\n`);
-          return () => bridge.close();
+      );
+    withListenOptions(command).action(async (flags: BridgeFlags) => {
+      await runUntilStopped(context, async (log) => {
+        const bridge = await startBridge({
+          qmp: flags.qmp,
+          listen: listenAddress(flags, log),
+          log,
         });
+        context.io.stdout.write(`${bridge.url}\n`);
+        return () => bridge.close();
       });
+    });
   },
 };
+
+/** Adds `--listen` and `--allow-remote` (the flags `listenAddress` reads) to a server verb. */
+export function withListenOptions(command: Command): Command {
+  return command
+    .option(
+      '--listen <host:port>',
+      `address to listen on, loopback unless ${ALLOW_REMOTE_FLAG} (default 127.0.0.1:0, any free port)`,
+    )
+    .option(
+      ALLOW_REMOTE_FLAG,
+      'allow a non-loopback --listen address (still token-protected; prints a warning)',
+    );
+}
 
 /**
  * `--listen` and `--allow-remote` as a validated address (a `ListenAddressError` when a

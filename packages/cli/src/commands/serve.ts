@@ -4,9 +4,8 @@
  * logs on stderr, runs until Ctrl-C or SIGTERM.
  */
 import { Option } from 'commander';
-import { ALLOW_REMOTE_FLAG } from '../web/gate.js';
 import { startServe } from '../web/serve.js';
-import { listenAddress, runUntilStopped } from './bridge.js';
+import { listenAddress, runUntilStopped, withListenOptions } from './bridge.js';
 import type { CliCommand } from './command.js';
 
 interface ServeFlags {
@@ -18,7 +17,7 @@ interface ServeFlags {
 export const serveCommand: CliCommand = {
   name: 'serve',
   register(program, context) {
-    program
+    const command = program
       .command('serve')
       .description(
         "serve a VM's dashboard (run state, block graph, events, snapshots) on a loopback address",
@@ -27,25 +26,17 @@ export const serveCommand: CliCommand = {
         new Option('-d, --dir <vm-dir>', 'the VM directory of `qmpkit vm start`')
           .env('QMPKIT_VM_DIR')
           .makeOptionMandatory(),
-      )
-      .option(
-        '--listen <host:port>',
-        `address to listen on, loopback unless ${ALLOW_REMOTE_FLAG} (default 127.0.0.1:0, any free port)`,
-      )
-      .option(
-        ALLOW_REMOTE_FLAG,
-        'allow a non-loopback --listen address (still token-protected; prints a warning)',
-      )
-      .action(async (flags: ServeFlags) => {
-        await runUntilStopped(context, async (log) => {
-          const dashboard = await startServe({
-            dir: flags.dir,
-            listen: listenAddress(flags, log),
-            log,
-          });
-          context.io.stdout.write(`${dashboard.url}\n`);
-          return () => dashboard.close();
+      );
+    withListenOptions(command).action(async (flags: ServeFlags) => {
+      await runUntilStopped(context, async (log) => {
+        const dashboard = await startServe({
+          dir: flags.dir,
+          listen: listenAddress(flags, log),
+          log,
         });
+        context.io.stdout.write(`${dashboard.url}\n`);
+        return () => dashboard.close();
       });
+    });
   },
 };

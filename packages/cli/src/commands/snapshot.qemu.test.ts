@@ -12,7 +12,7 @@ import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
 import { readState } from '@qmpkit/machine';
 import { createQcow2Guest } from '@qmpkit/testguest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RecordingIo, recordingIo } from '../cli.test-support.js';
+import { type RecordingIo, recordingIo, runCli } from '../cli.test-support.js';
 import { main } from '../main.js';
 import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
 
@@ -22,13 +22,7 @@ import { cliEntry } from '../vm/spawn.js';
 /** The binary under test (`QMPKIT_TEST_QEMU`), as `vm status` prints it: `7\.2`, `10\.0`. */
 const VERSION = String.raw`${QEMU_BINARY.version?.major}\.${QEMU_BINARY.version?.minor}`;
 
-const ENV = { PATH: process.env.PATH };
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const io = recordingIo(ENV);
-  const code = await main(argv, io);
-  return { code, out: io.out(), err: io.err() };
-}
+const run = runCli;
 
 function alive(pid: number): boolean {
   try {
@@ -211,7 +205,7 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
   });
 
   it('Ctrl-C during a save (in-process interrupt): exit 130, the store is unchanged, the VM runs', async () => {
-    const io: RecordingIo = recordingIo(ENV);
+    const io: RecordingIo = recordingIo({ PATH: process.env.PATH });
     const saving = main(['snapshot', 'save', 'doomed', '--dir', dir, '--strategy', 'external'], io);
     // Interrupted while QEMU streams the RAM (the `save` phase), not before it started.
     await waitFor(io.err, 'save doomed: save ');

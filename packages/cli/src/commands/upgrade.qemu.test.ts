@@ -17,8 +17,7 @@ import {
   REPO_CACHE_DIR,
 } from '@qmpkit/testguest/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { recordingIo } from '../cli.test-support.js';
-import { main } from '../main.js';
+import { cliRunner } from '../cli.test-support.js';
 import type { StatusResult } from '../vm/protocol.js';
 
 // Release names (`10.0`) are looked up in the repository's cache, as `qmpkit qemu fetch` fills it.
@@ -26,11 +25,7 @@ const ENV = { PATH: process.env.PATH, QMPKIT_CACHE_DIR: REPO_CACHE_DIR };
 const skip = qemuSkipReason(QEMU_SYSTEM) ?? qemuSkipReason(QEMU_10);
 const v = (b: typeof QEMU_SYSTEM) => String.raw`${b.version?.major}\.${b.version?.minor}\.\d+`;
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const io = recordingIo(ENV);
-  const code = await main(argv, io);
-  return { code, out: io.out(), err: io.err() };
-}
+const run = cliRunner(ENV);
 
 const suite = qemuSuite({ prefix: 'qmpkit-vm-upgrade-' });
 

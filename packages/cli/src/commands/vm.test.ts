@@ -59,4 +59,26 @@ describe('vm migrate progress', () => {
       percent: 10,
     });
   });
+
+  it('post-copy link broken, then recovering: the phase says so, the RAM figures stay', () => {
+    expect(migrateProgress(line({ phase: 'postcopy-paused' }))).toMatchObject({
+      phase: 'postcopy-paused (link broken)',
+      bytes: 10,
+      percent: 10,
+    });
+    expect(
+      migrateProgress(line({ phase: 'recovering', recovery: { attempt: 1, of: 3 } })).phase,
+    ).toBe('recovering (attempt 1/3)');
+    const failed = line({
+      phase: 'recovering',
+      recovery: { attempt: 2, of: 3, lastError: 'migrate-recover on the target failed: x' },
+      disks: [{ node: 'a', offset: 100, len: 100, ready: true }],
+    });
+    expect(migrateProgress(failed).phase).toBe(
+      'recovering (attempt 2/3, last: migrate-recover on the target failed: x) (1/1 disk ready)',
+    );
+    expect(
+      migrateProgress(line({ phase: 'postcopy-paused', recovery: { attempt: 3, of: 3 } })).phase,
+    ).toBe('postcopy-paused (link broken, 3/3 recovery attempts failed)');
+  });
 });

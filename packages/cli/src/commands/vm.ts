@@ -502,13 +502,29 @@ async function runReceive(
 }
 
 /**
+ * A post-copy whose link broke, in the phase's words: `postcopy-paused (link broken)`, then
+ * `recovering (attempt 2/3, last: …)` while a fresh channel is set up.
+ */
+function recoveryPhase(p: MigrateProgressLine): string {
+  const r = p.recovery;
+  if (p.phase === 'postcopy-paused')
+    return r === undefined
+      ? 'postcopy-paused (link broken)'
+      : `postcopy-paused (link broken, ${r.attempt}/${r.of} recovery attempts failed)`;
+  if (p.phase !== 'recovering' || r === undefined) return p.phase;
+  const last = r.lastError === undefined ? '' : `, last: ${r.lastError.slice(0, 80)}`;
+  return `recovering (attempt ${r.attempt}/${r.of}${last})`;
+}
+
+/**
  * What the progress view draws of a migration: while the disk mirrors copy (`disks: 'copy'`,
  * phase `mirroring`) their bytes summed, with how many are ready; from then on RAM, with the
  * disks' state in the phase's words (they keep mirroring the guest's writes until the switch).
  */
-export function migrateProgress(p: MigrateProgressLine): ProgressLike {
+export function migrateProgress(line: MigrateProgressLine): ProgressLike {
+  const p = { ...line, phase: recoveryPhase(line) };
   const disks = p.disks ?? [];
-  if (disks.length === 0) return p;
+  if (disks.length === 0) return p.phase === line.phase ? line : p;
   const ready = disks.filter((d) => d.ready).length;
   const of = `${ready}/${disks.length} disk${disks.length === 1 ? '' : 's'} ready`;
   if (p.phase === 'mirroring') {

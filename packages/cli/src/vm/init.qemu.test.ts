@@ -6,18 +6,11 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { recordingIo } from '../cli.test-support.js';
-import { main } from '../main.js';
+import { runCli } from '../cli.test-support.js';
 import { qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
 import type { StatusResult } from './protocol.js';
 
-const ENV = { PATH: process.env.PATH };
-
-async function run(...argv: string[]) {
-  const io = recordingIo(ENV);
-  const code = await main(argv, io);
-  return { code, out: io.out(), err: io.err() };
-}
+const run = runCli;
 
 // A private dir; its hooks kill every QEMU and supervisor the test started, also on failure.
 const suite = qemuSuite({ prefix: 'qmpkit-init-' });

@@ -86,6 +86,8 @@ export interface BlockSummary {
   readonly after: readonly string[];
   readonly removed: readonly string[];
   readonly totalMs: number;
+  /** The `qemu-storage-daemon` that ran the job (stopped VM only). */
+  readonly daemon?: { readonly path: string; readonly version: string };
 }
 
 export interface Methods {
@@ -212,6 +214,12 @@ export interface MigrateProgressLine {
     readonly len: number;
     readonly ready: boolean;
   }[];
+  /** Post-copy recovery (phases `postcopy-paused`, `recovering`): the attempt, of how many, why the last failed. */
+  readonly recovery?: {
+    readonly attempt: number;
+    readonly of: number;
+    readonly lastError?: string;
+  };
 }
 
 /** What `progress` lines of a request of method `M` carry. */

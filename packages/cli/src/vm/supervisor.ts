@@ -948,6 +948,7 @@ class Supervisor {
           throughput: p.throughput,
           iterations: p.iterations,
           expectedDowntimeMs: p.expectedDowntimeMs,
+          ...(p.recovery !== undefined ? { recovery: p.recovery } : {}),
           ...(p.disks !== undefined ? { disks: p.disks } : {}),
         };
         connection.send({ id, progress: line });
