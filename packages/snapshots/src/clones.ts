@@ -4,10 +4,12 @@
  *
  * Every clone gets its own directory `<into>/<prefix>-<n>`:
  * ```
+ * clone.json   what the clone starts from (`prepareClones` writes it, `startPreparedClone`
+ *              reads it, in this process or in another: the CLI's supervisors)
  * state.json   @qmpkit/machine's state file (a later `Machine.relaunch` cold-boots the disks)
  * run/         the machine's run directory
  * disks/       one fresh qcow2 overlay per writable disk, over the snapshot's frozen layers
- * qmp.sock     a QMP monitor of its own (beside the machine's private one)
+ * qmp.sock     a QMP monitor of its own (beside the machine's private one; `cloneSnapshot` only)
  * ram          its own RAM file: a copy of the snapshot's (`ram: 'copy'`), or where the
  *              saved VM's RAM was a memory-backend-file and RAM comes from the stream
  * ```
@@ -20,18 +22,21 @@
  * to start or load, every clone of the call is stopped and every directory it created is
  * removed (`SnapshotCloneError`).
  */
-import { lstat, mkdir, open, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   blockGraph,
+  type ConfigDocument,
   chainNodes,
   fromDocument,
   insertOverlay,
   layerFile,
+  toDocument,
   type VmConfig,
   withReadOnly,
 } from '@qmpkit/devices';
 import {
+  type ConsoleState,
   launch,
   type Machine,
   migrateIncoming,
@@ -45,7 +50,7 @@ import { applyEncoding, fileUriFor, mappedRamSupport, recordedEncoding } from '.
 import { copyRamFile, hasIgnoreShared, privateRamConfig, verifyRamFile } from './shared-ram.js';
 import { verifyStateFile } from './statefile.js';
 import { configFiles, SnapshotStore } from './store.js';
-import type { RamFileRecord, SnapshotInfo, SnapshotRecord } from './types.js';
+import type { RamFileRecord, SnapshotInfo, SnapshotRecord, StateEncoding } from './types.js';
 import { defaultTimeout } from './vm.js';
 
 /** UNIX socket paths longer than this do not fit `sockaddr_un` on Linux. */
@@ -113,7 +118,7 @@ interface ClonePlan {
   readonly statePath: string;
   readonly ram: CloneRam;
   readonly ramFile: RamFileRecord | undefined;
-  readonly options: CloneOptions;
+  readonly options: PrepareCloneOptions;
   readonly timeout: number;
   readonly resume: boolean;
 }
@@ -131,10 +136,63 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
+/** What `prepareClones` takes: `CloneOptions` without what only a running clone needs. */
+export type PrepareCloneOptions = Omit<
+  CloneOptions,
+  'qemu' | 'cacheDir' | 'consoles' | 'concurrency'
+> & {
+  /** The QEMU recorded in each `clone.json` (default: the binary that saved the snapshot). */
+  readonly qemu?: string;
+};
+
+/** A clone directory made ready by `prepareClones`: overlays, RAM file, and `clone.json`. */
+export interface PreparedClone {
+  /** 1…count. */
+  readonly index: number;
+  readonly dir: string;
+  /** `<dir>/clone.json`: what `startPreparedClone` (in this process or another) starts from. */
+  readonly spec: string;
+}
+
+export interface PreparedCloneSet {
+  readonly snapshot: SnapshotInfo;
+  readonly ram: CloneRam;
+  readonly clones: readonly PreparedClone[];
+  /**
+   * Removes every directory the call created (`into` too when it created it). Stop the
+   * clones started from them first.
+   */
+  discard(): Promise<void>;
+}
+
+/** `clone.json`: one prepared clone, readable by another process. */
+interface CloneSpec {
+  readonly format: typeof SPEC_FORMAT;
+  readonly version: typeof SPEC_VERSION;
+  readonly snapshot: string;
+  readonly index: number;
+  readonly dir: string;
+  /** The clone's configuration: overlays over the frozen layers, its RAM, versioned machine type. */
+  readonly config: ConfigDocument;
+  /** The QEMU to run unless the starter names one. */
+  readonly qemu: string;
+  readonly state: { readonly path: string; readonly encoding: StateEncoding };
+  readonly ram: CloneRam;
+  /** The consoles' unread text at the save (restored for the consoles the clone keeps). */
+  readonly consoles: readonly ConsoleState[];
+  readonly timeout: number;
+  readonly resume: boolean;
+}
+
+const SPEC_FORMAT = 'qmpkit-clone';
+const SPEC_VERSION = 1;
+const SPEC_FILE = 'clone.json';
+
 /**
  * Starts `options.count` clones of snapshot `name` (default: the store's current one) of
- * the store in `storeDir` (a VM directory's `snapshots/`). Resolves when every clone has
- * loaded the state (and runs, unless `resume: false`).
+ * the store in `storeDir` (a VM directory's `snapshots/`), in this process. Resolves when
+ * every clone has loaded the state (and runs, unless `resume: false`). The same as
+ * `prepareClones` followed by `startPreparedClone` for each, with a QMP socket per clone.
  */
 export async function cloneSnapshot(
   storeDir: string,
@@ -142,6 +200,75 @@ export async function cloneSnapshot(
   options: CloneOptions,
 ): Promise<CloneSet> {
   const started = performance.now();
+  const { qemu, cacheDir, consoles, concurrency, ...rest } = options;
+  const prepared = await prepareClones(storeDir, name, {
+    ...rest,
+    ...(typeof qemu === 'string' ? { qemu } : {}),
+  });
+  const clones: Clone[] = [];
+  let failure: unknown;
+  const queue = [...prepared.clones];
+  const worker = async () => {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      if (failure !== undefined) return;
+      const qmpSocket = path.join(next.dir, 'qmp.sock');
+      const stateFile = path.join(next.dir, 'state.json');
+      try {
+        const machine = await startPreparedClone(next.spec, {
+          runDir: path.join(next.dir, 'run'),
+          stateFile,
+          consoles: consoles ?? [],
+          ...(qemu !== undefined ? { qemu } : {}),
+          ...(cacheDir !== undefined ? { cacheDir } : {}),
+          extraArgs: [
+            '-chardev',
+            `socket,id=clone-qmp,path=${qmpSocket},server=on,wait=off`,
+            '-mon',
+            'chardev=clone-qmp,mode=control',
+          ],
+        });
+        clones.push({ index: next.index, dir: next.dir, qmpSocket, stateFile, machine });
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  };
+  const count = prepared.clones.length;
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency ?? 4, count)) }, worker));
+  if (failure !== undefined) {
+    await Promise.all(clones.map((c) => c.machine.stop().catch(() => c.machine.kill())));
+    await prepared.discard();
+    throw failure instanceof SnapshotCloneError
+      ? failure
+      : new SnapshotCloneError(
+          'start-failed',
+          `a clone of '${prepared.snapshot.name}' did not start: ${failure instanceof Error ? failure.message : String(failure)}`,
+          { snapshot: prepared.snapshot.name, dirs: prepared.clones.map((c) => c.dir) },
+          { cause: failure },
+        );
+  }
+  clones.sort((a, b) => a.index - b.index);
+  return {
+    snapshot: prepared.snapshot,
+    ram: prepared.ram,
+    clones,
+    totalMs: performance.now() - started,
+  };
+}
+
+/**
+ * Everything of `cloneSnapshot` but starting QEMU: checks the snapshot and the clone
+ * directories, then creates each `<into>/<prefix>-<n>` with its overlays (and RAM file, for
+ * `ram: 'copy'` or a stream snapshot) and a `clone.json` that `startPreparedClone` starts
+ * from — in this process or in another (the CLI starts each clone under a supervisor of its
+ * own). Everything that can be refused is refused before a directory is created; a failure
+ * while creating them removes what this call created.
+ */
+export async function prepareClones(
+  storeDir: string,
+  name: string | undefined,
+  options: PrepareCloneOptions,
+): Promise<PreparedCloneSet> {
   const { count } = options;
   if (!Number.isInteger(count) || count < 1)
     throw new SnapshotCloneError('count', `count must be an integer ≥ 1, not ${count}`);
@@ -208,56 +335,154 @@ export async function cloneSnapshot(
   // Only `into` itself may exist before; everything below it is this call's.
   const createdInto = !(await exists(into));
   await mkdir(into, { recursive: true, mode: 0o700 });
-  const clones: Clone[] = [];
   const made: string[] = [];
-  let failure: unknown;
-  const queue = dirs.map((dir, i) => ({ dir, index: i + 1 }));
-  const worker = async () => {
-    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-      if (failure !== undefined) return;
-      try {
-        await mkdir(next.dir, { mode: 0o700 });
-      } catch (error) {
-        // Appeared since the check (another caller): theirs, not removed below.
-        failure ??= new SnapshotCloneError(
-          'exists',
-          `clone directory ${next.dir} appeared while cloning`,
-          { snapshot: record.name, dirs: [next.dir] },
-          { cause: error },
-        );
-        return;
-      }
-      made.push(next.dir);
-      try {
-        clones.push(await startClone(plan, next.dir, next.index));
-      } catch (error) {
-        failure ??= error;
-      }
-    }
-  };
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 4, count)) }, worker),
-  );
-  if (failure !== undefined) {
-    await Promise.all(clones.map((c) => c.machine.stop().catch(() => c.machine.kill())));
+  const discard = async () => {
     await Promise.all(made.map((d) => rm(d, { recursive: true, force: true })));
     if (createdInto) await rm(into, { recursive: true, force: true });
-    throw failure instanceof SnapshotCloneError
-      ? failure
-      : new SnapshotCloneError(
-          'start-failed',
-          `a clone of '${record.name}' did not start: ${failure instanceof Error ? failure.message : String(failure)}`,
-          { snapshot: record.name, dirs: made },
-          { cause: failure },
-        );
-  }
-  clones.sort((a, b) => a.index - b.index);
-  return {
-    snapshot: toInfo(record),
-    ram: plan.ram,
-    clones,
-    totalMs: performance.now() - started,
   };
+  const clones: PreparedClone[] = [];
+  try {
+    for (const [i, dir] of dirs.entries()) {
+      try {
+        await mkdir(dir, { mode: 0o700 });
+      } catch (error) {
+        // Appeared since the check (another caller): theirs, not removed below.
+        throw new SnapshotCloneError(
+          'exists',
+          `clone directory ${dir} appeared while cloning`,
+          { snapshot: record.name, dirs: [dir] },
+          { cause: error },
+        );
+      }
+      made.push(dir);
+      clones.push(await prepareClone(plan, dir, i + 1));
+    }
+  } catch (error) {
+    await discard();
+    throw error;
+  }
+  return { snapshot: toInfo(record), ram: plan.ram, clones, discard };
+}
+
+/** Writes a clone directory's overlays, RAM file and `clone.json`. */
+async function prepareClone(plan: ClonePlan, dir: string, index: number): Promise<PreparedClone> {
+  const { record } = plan;
+  const config = await cloneConfig(plan, dir);
+  const spec: CloneSpec = {
+    format: SPEC_FORMAT,
+    version: SPEC_VERSION,
+    snapshot: record.name,
+    index,
+    dir,
+    config: toDocument(config),
+    qemu: plan.options.qemu ?? record.qemuBinary?.path ?? 'qemu-system-x86_64',
+    state: { path: plan.statePath, encoding: recordedEncoding(record.stateFile) },
+    ram: plan.ram,
+    consoles: record.consoles,
+    timeout: plan.timeout,
+    resume: plan.resume,
+  };
+  const file = path.join(dir, SPEC_FILE);
+  await writeFile(file, `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  return { index, dir, spec: file };
+}
+
+export interface StartPreparedCloneOptions {
+  /** The machine's run directory (default `<clone dir>/run`). */
+  readonly runDir?: string;
+  /** The machine's state file (default `<clone dir>/state.json`). */
+  readonly stateFile?: string;
+  /** The QEMU to run (default: the one `clone.json` names). */
+  readonly qemu?: QemuSpec;
+  readonly cacheDir?: string;
+  /**
+   * Chardev ids to keep as consoles; those the snapshot recorded get their unread text back
+   * (default: every console the snapshot recorded).
+   */
+  readonly consoles?: readonly string[];
+  /** More QEMU arguments (e.g. a QMP monitor of the clone's own). */
+  readonly extraArgs?: readonly string[];
+}
+
+async function readSpec(file: string): Promise<CloneSpec> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new SnapshotCloneError(
+      'spec',
+      `${file}: not a readable clone specification (${error instanceof Error ? error.message : String(error)})`,
+      {},
+      { cause: error },
+    );
+  }
+  const v = value as Partial<CloneSpec> | null;
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    v.format !== SPEC_FORMAT ||
+    v.version !== SPEC_VERSION ||
+    typeof v.dir !== 'string' ||
+    typeof v.state?.path !== 'string'
+  )
+    throw new SnapshotCloneError(
+      'spec',
+      `${file}: not a ${SPEC_FORMAT} version ${SPEC_VERSION} file (written by prepareClones)`,
+    );
+  return v as CloneSpec;
+}
+
+/**
+ * Starts the clone a `prepareClones` call prepared (`spec`: its `clone.json`): QEMU with
+ * `-incoming defer`, paused; the snapshot's state loaded (with `x-ignore-shared` when its RAM
+ * is a file); then `cont` when the snapshot was of a running guest (or `resume` was asked).
+ * On failure QEMU is stopped and the error thrown; the directory stays (the caller's).
+ */
+export async function startPreparedClone(
+  spec: string,
+  options: StartPreparedCloneOptions = {},
+): Promise<Machine> {
+  const clone = await readSpec(spec);
+  const config = fromDocument(clone.config, { validate: false });
+  const mappedRam = clone.state.encoding.format === 'mapped-ram';
+  const consoles = options.consoles ?? clone.consoles.map((c) => c.chardev);
+  const machine = await launch(config, {
+    qemu: options.qemu ?? clone.qemu,
+    ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+    runDir: options.runDir ?? path.join(clone.dir, 'run'),
+    stateFile: options.stateFile ?? path.join(clone.dir, 'state.json'),
+    consoles,
+    consoleState: clone.consoles.filter((c) => consoles.includes(c.chardev)),
+    incoming: true,
+    paused: true,
+    // A mapped-ram file is opened by QEMU itself (`file:` URI).
+    ...(mappedRam ? {} : { inheritFiles: [{ path: clone.state.path }] }),
+    extraArgs: options.extraArgs ?? [],
+  });
+  try {
+    if (clone.ram !== 'stream') {
+      if (!(await hasIgnoreShared(machine.qmp)))
+        throw new SnapshotCloneError(
+          'no-x-ignore-shared',
+          `snapshot '${clone.snapshot}' keeps its RAM in a file and this QEMU (${machine.qemuVersion.major}.${machine.qemuVersion.minor}) has no x-ignore-shared migration capability to load its stream`,
+          { snapshot: clone.snapshot, dirs: [clone.dir] },
+        );
+      await setUpMigration(machine, {
+        capabilities: [{ capability: 'x-ignore-shared', state: true }],
+      });
+    }
+    let uri = machine.inheritedFiles[0]?.uri ?? '';
+    if (mappedRam) {
+      await applyEncoding(machine.qmp, await mappedRamSupport(machine.qmp), clone.state.encoding);
+      uri = fileUriFor(clone.state.path) ?? '';
+    }
+    await migrateIncoming(machine, { uri, timeout: clone.timeout });
+    if (clone.resume) await machine.qmp.execute('cont');
+  } catch (error) {
+    await machine.stop().catch(() => machine.kill());
+    throw error;
+  }
+  return machine;
 }
 
 /** The snapshot's configuration with a fresh overlay in `<dir>/disks` above each layer. */
@@ -305,55 +530,4 @@ async function cloneConfig(plan: ClonePlan, dir: string): Promise<VmConfig> {
   }
   // The versioned machine type the snapshot was saved with (an alias would move on).
   return { ...config, machine: { ...config.machine, type: plan.record.machineType } };
-}
-
-async function startClone(plan: ClonePlan, dir: string, index: number): Promise<Clone> {
-  const { record, options } = plan;
-  const config = await cloneConfig(plan, dir);
-  const qmpSocket = path.join(dir, 'qmp.sock');
-  const stateFile = path.join(dir, 'state.json');
-  const encoding = recordedEncoding(record.stateFile);
-  const mappedRam = encoding.format === 'mapped-ram';
-  const machine = await launch(config, {
-    qemu: options.qemu ?? record.qemuBinary?.path ?? 'qemu-system-x86_64',
-    ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
-    runDir: path.join(dir, 'run'),
-    stateFile,
-    consoles: options.consoles ?? [],
-    consoleState: record.consoles.filter((c) => (options.consoles ?? []).includes(c.chardev)),
-    incoming: true,
-    paused: true,
-    // A mapped-ram file is opened by QEMU itself (`file:` URI).
-    ...(mappedRam ? {} : { inheritFiles: [{ path: plan.statePath }] }),
-    extraArgs: [
-      '-chardev',
-      `socket,id=clone-qmp,path=${qmpSocket},server=on,wait=off`,
-      '-mon',
-      'chardev=clone-qmp,mode=control',
-    ],
-  });
-  try {
-    if (plan.ramFile !== undefined) {
-      if (!(await hasIgnoreShared(machine.qmp)))
-        throw new SnapshotCloneError(
-          'no-x-ignore-shared',
-          `snapshot '${record.name}' keeps its RAM in a file and this QEMU (${machine.qemuVersion.major}.${machine.qemuVersion.minor}) has no x-ignore-shared migration capability to load its stream`,
-          { snapshot: record.name, dirs: [dir] },
-        );
-      await setUpMigration(machine, {
-        capabilities: [{ capability: 'x-ignore-shared', state: true }],
-      });
-    }
-    let uri = machine.inheritedFiles[0]?.uri ?? '';
-    if (mappedRam) {
-      await applyEncoding(machine.qmp, await mappedRamSupport(machine.qmp), encoding);
-      uri = fileUriFor(plan.statePath) ?? '';
-    }
-    await migrateIncoming(machine, { uri, timeout: plan.timeout });
-    if (plan.resume) await machine.qmp.execute('cont');
-  } catch (error) {
-    await machine.stop().catch(() => machine.kill());
-    throw error;
-  }
-  return { index, dir, qmpSocket, stateFile, machine };
 }

@@ -539,6 +539,8 @@ export const isSnapshotStoreError = (e: unknown): e is SnapshotStoreError =>
  * - `no-x-ignore-shared`: the snapshot's RAM is a file (`sharedRam`) and the clone's QEMU has
  *   no `x-ignore-shared` capability, so its stream cannot be loaded;
  * - `start-failed`: a clone's QEMU did not start or did not load the state (`cause`).
+ * Starting a prepared clone from its `clone.json` (`startPreparedClone`):
+ * - `spec`: the file is missing or not a clone specification this version reads.
  */
 export type CloneErrorReason =
   | 'count'
@@ -547,7 +549,8 @@ export type CloneErrorReason =
   | 'exists'
   | 'path-too-long'
   | 'no-x-ignore-shared'
-  | 'start-failed';
+  | 'start-failed'
+  | 'spec';
 
 export class SnapshotCloneError extends Error {
   override readonly name = 'SnapshotCloneError' as const;

@@ -11,8 +11,17 @@
 
 export type { ChooseOptions, StrategyCandidate, StrategyChoice, StrategyProbes } from './choose.js';
 export { chooseStrategy } from './choose.js';
-export type { Clone, CloneOptions, CloneRam, CloneSet } from './clones.js';
-export { cloneSnapshot } from './clones.js';
+export type {
+  Clone,
+  CloneOptions,
+  CloneRam,
+  CloneSet,
+  PrepareCloneOptions,
+  PreparedClone,
+  PreparedCloneSet,
+  StartPreparedCloneOptions,
+} from './clones.js';
+export { cloneSnapshot, prepareClones, startPreparedClone } from './clones.js';
 export type {
   CannotLoadBinary,
   CannotLoadErrorName,

@@ -1,26 +1,41 @@
 /**
  * `qmpkit vm clone` against a real QEMU: a VM under a supervisor with its RAM in a shared
- * memory-backend-file, `snapshot save --shared-ram`, then two clones that outlive the command
- * and answer on their own QMP sockets; a VM directory without a store is refused.
+ * memory-backend-file and its COM1 kept as a console, `snapshot save --shared-ram`, then three
+ * clones, each under a supervisor of its own that outlives the command: `vm status --dir`
+ * answers for each, a `snapshot save` on each records a console that continues the template's
+ * exactly (its text at the save, then n+1, n+2, …), `vm stop --dir` ends each, and no QEMU or
+ * supervisor is left. Refused inputs create nothing and start nothing; a clone that cannot
+ * start leaves no directory.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
-import { createQcow2Guest } from '@qmpkit/testguest';
+import { createQcow2Guest, parseCounterLine } from '@qmpkit/testguest';
+import { pidfileQemus, waitForPidGone } from '@qmpkit/testguest/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { recordingIo } from '../cli.test-support.js';
-import { main } from '../main.js';
+import { runCli as run } from '../cli.test-support.js';
 import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
-
-const ENV = { PATH: process.env.PATH };
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const io = recordingIo(ENV);
-  const code = await main(argv, io);
-  return { code, out: io.out(), err: io.err() };
-}
+import type { StatusResult } from '../vm/protocol.js';
 
 const suite = qemuSuite({ prefix: 'qmpkit-vm-clone-' });
+
+/** The unread text of `chardev` recorded with snapshot `name` in the store of VM dir `dir`. */
+function recordedConsole(dir: string, name: string, chardev = 'ser0'): string {
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'snapshots', 'manifest.json'), 'utf8'));
+  const record = (
+    manifest.snapshots as { name: string; consoles: { chardev: string; unread: string }[] }[]
+  ).find((s) => s.name === name);
+  const text = record?.consoles.find((c) => c.chardev === chardev)?.unread;
+  expect(text, `${name}: console ${chardev} recorded`).toBeTypeOf('string');
+  return text ?? '';
+}
+
+function counters(text: string): number[] {
+  return text
+    .split('\r\n')
+    .map(parseCounterLine)
+    .filter((n): n is number => n !== undefined);
+}
 
 describe.skipIf(skipQemu)(`qmpkit vm clone (real QEMU, tcg)${SKIP_REASON}`, () => {
   const work = suite.dir;
@@ -55,56 +70,127 @@ describe.skipIf(skipQemu)(`qmpkit vm clone (real QEMU, tcg)${SKIP_REASON}`, () =
     writeFileSync(config, toJSON(vm));
   });
 
-  it('clones a --shared-ram snapshot: each prints its dir and QMP socket and runs on after the command', async () => {
-    await startVm(suite, dir, config);
+  it('clones run under supervisors of their own: status, save and stop through --dir; the console continues exactly; nothing left', async () => {
+    const template = await startVm(suite, dir, config, '--console', 'ser0');
 
-    const save = await run('snapshot', 'save', 'tpl', '--dir', dir, '--shared-ram');
-    expect(save.code).toBe(0);
-    expect(save.out).toMatch(/^RAM file kept for clones: /m);
+    // A template whose console shows a counter (the guest may not have printed one yet: save
+    // again until it has; each save is a complete template).
+    let tpl = '';
+    let n: number | undefined;
+    for (let i = 1; n === undefined && i <= 10; i++) {
+      tpl = `tpl${i}`;
+      const save = await run('snapshot', 'save', tpl, '--dir', dir, '--shared-ram');
+      expect(save.code).toBe(0);
+      expect(save.out).toMatch(/^RAM file kept for clones: /m);
+      n = counters(recordedConsole(dir, tpl)).at(-1);
+    }
+    expect(n).toBeTypeOf('number');
+    const saved = recordedConsole(dir, tpl);
+    const last = n ?? -1;
 
     const into = path.join(work, 'farm');
-    const clone = await run(
+    const clone = await run('vm', 'clone', dir, '--count', '3', '--snapshot', tpl, '--into', into);
+    expect(clone.err).toBe('');
+    expect(clone.code).toBe(0);
+    const lines = clone.out.trimEnd().split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^3 clones of '${tpl}' in .+ \\(RAM: private-map\\)$`));
+    const rows = lines.slice(1).map((l) => {
+      const m = /^(\S+) {2}supervisor pid (\d+) {2}qemu pid (\d+) {2}running$/.exec(l);
+      expect(m, l).not.toBeNull();
+      const pids = [Number(m?.[2]), Number(m?.[3])];
+      for (const pid of pids) suite.trackPid(pid);
+      return { dir: m?.[1] ?? '', pids };
+    });
+    const dirs = [1, 2, 3].map((i) => path.join(into, `${tpl}-${i}`));
+    expect(rows.map((r) => r.dir)).toEqual(dirs);
+
+    // The command has returned: each clone is a VM of its own, reached through its supervisor.
+    for (const [i, c] of rows.entries()) {
+      const status = await run('vm', 'status', '--dir', c.dir, '--json');
+      expect(status.code).toBe(0);
+      const s = JSON.parse(status.out) as StatusResult;
+      expect(s).toMatchObject({ dir: c.dir, pid: c.pids[0], qemu: { pid: c.pids[1] } });
+      expect(s.qemu.runState).toBe('running');
+      expect(s.qemu.version.startsWith(`${QEMU_BINARY.version?.major}.`)).toBe(true);
+
+      // A save on the clone records its console: the template's text at the save (restored
+      // by the load), then the clone's own lines, counting on from the saved counter.
+      const save = await run('snapshot', 'save', `own${i}`, '--dir', c.dir);
+      expect(save.code, save.err).toBe(0);
+      const text = recordedConsole(c.dir, `own${i}`);
+      expect(text.startsWith(saved)).toBe(true);
+      const own = counters(text.slice(saved.length));
+      expect(own.length).toBeGreaterThan(0);
+      expect(own).toEqual(own.map((_, k) => last + 1 + k));
+      const list = await run('snapshot', 'list', '--dir', c.dir);
+      expect(list.out).toContain(`own${i}`);
+    }
+
+    for (const c of rows) {
+      const stop = await run('vm', 'stop', '--dir', c.dir);
+      expect(stop.code).toBe(0);
+      const gone = await run('vm', 'status', '--dir', c.dir);
+      expect(gone.code).toBe(2);
+    }
+    expect((await run('vm', 'stop', '--dir', dir)).code).toBe(0);
+    for (const pid of [template.pid, template.qemu.pid, ...rows.flatMap((r) => r.pids)])
+      expect(await waitForPidGone(pid, 30_000), `pid ${pid} ended`).toBe(true);
+    expect(pidfileQemus(work)).toEqual([]);
+  }, 240_000);
+
+  it('refused inputs: typed errors, nothing created, nothing started', async () => {
+    const store = path.join(dir, 'snapshots', 'manifest.json');
+    expect(existsSync(store)).toBe(true);
+    const into = path.join(work, 'refused');
+
+    const zero = await run('vm', 'clone', dir, '--count', '0', '--into', into);
+    expect(zero.code).toBe(2);
+    expect(zero.err).toMatch(/--count must be a positive integer/);
+    expect(existsSync(into)).toBe(false);
+
+    const missing = await run('vm', 'clone', dir, '--count', '2', '--snapshot', 'nope');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/SnapshotNotFoundError: .*nope/);
+    expect(existsSync(path.join(dir, 'clones'))).toBe(false);
+
+    // `--into` holds a directory a clone of this call would get: refused before anything.
+    mkdirSync(path.join(into, 'tpl1-2'), { recursive: true, mode: 0o700 });
+    const exists = await run(
+      'vm',
+      'clone',
+      dir,
+      '--count',
+      '3',
+      '--snapshot',
+      'tpl1',
+      '--into',
+      into,
+    );
+    expect(exists.code).toBe(1);
+    expect(exists.err).toMatch(/SnapshotCloneError \(exists\): clone directory .*tpl1-2 exists/);
+    expect(readdirSync(into)).toEqual(['tpl1-2']);
+    expect(readdirSync(path.join(into, 'tpl1-2'))).toEqual([]);
+  });
+
+  it('a clone that cannot start: exit 2, every directory of the call removed, no process left', async () => {
+    const into = path.join(work, 'broken');
+    const r = await run(
       'vm',
       'clone',
       dir,
       '--count',
       '2',
       '--snapshot',
-      'tpl',
+      'tpl1',
       '--into',
       into,
       '--qemu',
-      QEMU_BINARY.system,
+      path.join(work, 'no-such-qemu'),
     );
-    expect(clone.err).toBe('');
-    expect(clone.code).toBe(0);
-    const lines = clone.out.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^2 clones of 'tpl' in .+ \(RAM: private-map\)$/);
-    const clones = lines.slice(1).map((l) => {
-      const m = /^(\S+) {2}qmp unix:(\S+) {2}pid (\d+)$/.exec(l);
-      expect(m).not.toBeNull();
-      suite.trackPid(Number(m?.[3]));
-      return { dir: m?.[1] ?? '', socket: m?.[2] ?? '' };
-    });
-    expect(clones.map((c) => c.dir)).toEqual([path.join(into, 'tpl-1'), path.join(into, 'tpl-2')]);
-    // The command is over; each clone answers on its own socket, and quits alone.
-    for (const c of clones) {
-      const q = await run('exec', `unix:${c.socket}`, 'query-status', '--no-pretty');
-      expect(q.code).toBe(0);
-      expect(JSON.parse(q.out)).toMatchObject({ status: 'running' });
-    }
-    expect((await run('exec', `unix:${clones[0]?.socket}`, 'quit')).code).toBe(0);
-    const other = await run('exec', `unix:${clones[1]?.socket}`, 'query-status', '--no-pretty');
-    expect(JSON.parse(other.out)).toMatchObject({ status: 'running' });
-    expect((await run('exec', `unix:${clones[1]?.socket}`, 'quit')).code).toBe(0);
-    expect((await run('vm', 'stop', '--dir', dir)).code).toBe(0);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/did not start: .*no-such-qemu/);
+    expect(r.err).toMatch(/every clone directory removed/);
+    expect(existsSync(into)).toBe(false);
+    expect(pidfileQemus(work)).toEqual([]);
   }, 120_000);
-
-  it('a VM directory without a snapshot store: exit 1, nothing created', async () => {
-    const missing = path.join(work, 'no-such-vm');
-    const r = await run('vm', 'clone', missing, '--count', '2');
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/holds no snapshot store/);
-    expect(existsSync(missing)).toBe(false);
-  });
 });

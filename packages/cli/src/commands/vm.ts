@@ -1,13 +1,13 @@
 import { closeSync, writeSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { cloneSnapshot } from '@qmpkit/snapshots';
+import { type PreparedCloneSet, prepareClones } from '@qmpkit/snapshots';
 import { Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
 import { formatJson } from '../format.js';
 import { ControlClient, isSupervisorError } from '../vm/client.js';
 import { EXAMPLE_DISK, writeExampleConfig } from '../vm/init.js';
-import { vmPaths } from '../vm/paths.js';
+import { checkSocketPath, vmPaths } from '../vm/paths.js';
 import type { MigrateProgressLine, StatusResult } from '../vm/protocol.js';
 import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
@@ -39,6 +39,7 @@ interface SuperviseFlags extends StartFlags {
   tlsDir?: string;
   postcopy?: boolean;
   machineType?: string;
+  clone?: string;
 }
 
 const dirOption = () =>
@@ -239,7 +240,7 @@ export const vmCommand: CliCommand = {
 
     vm.command('clone')
       .description(
-        "start N clones of a VM's external snapshot, each a VM of its own (own directory, qcow2 overlays over the snapshot's frozen disks, own QMP socket), loaded from the snapshot's state; a snapshot saved with `snapshot save --shared-ram` gives them its RAM file copy-on-write. Prints each clone's directory and QMP socket and leaves the clones running (stop one with `qmpkit exec unix:SOCKET quit`). On any failure no clone is left",
+        "start N clones of a VM's external snapshot, each a VM of its own under its own detached supervisor (own VM directory, qcow2 overlays over the snapshot's frozen disks), loaded from the snapshot's state; a snapshot saved with `snapshot save --shared-ram` gives them its RAM file copy-on-write. Returns when all run and prints each clone's directory: every `vm`/`snapshot` verb takes it as --dir (stop one with `qmpkit vm stop --dir CLONE_DIR`). Refused inputs exit 1 with nothing created; when a clone does not start (exit 2) or on Ctrl-C (exit 130), the clones of the call are stopped and their directories removed",
       )
       .argument('<vm-dir>', 'the VM directory whose snapshot store holds the snapshot')
       .addOption(
@@ -280,6 +281,7 @@ export const vmCommand: CliCommand = {
       .option('--tls-dir <dir>')
       .option('--postcopy')
       .option('--machine-type <type>')
+      .option('--clone <file>')
       .action(async (flags: SuperviseFlags) => {
         context.exit(await runSupervise(context, flags));
       });
@@ -297,9 +299,15 @@ interface CloneFlags {
   json?: boolean;
 }
 
+/** How many clone supervisors start at once (each a node process and a QEMU). */
+const CLONE_CONCURRENCY = 4;
+
 /**
- * `vm clone`: the clones are started by this process (`cloneSnapshot`) and outlive it: each
- * has a QMP socket of its own, which is how they are reached afterwards.
+ * `vm clone`: `prepareClones` makes each clone's directory (overlays, `clone.json`), then each
+ * clone starts under a detached supervisor of its own, like `vm start` (the supervisor loads
+ * the snapshot's state instead of booting), so every verb on a running VM works on a clone
+ * (`--dir <clone dir>`) and the clones do not depend on this process. When any clone does not
+ * start (or Ctrl-C), the clones of this call are stopped and their directories removed.
  */
 async function runClone(
   context: CommandContext,
@@ -308,8 +316,10 @@ async function runClone(
 ): Promise<number> {
   const { io } = context;
   const paths = vmPaths(vmDir);
+  const started = performance.now();
+  let set: PreparedCloneSet;
   try {
-    const set = await cloneSnapshot(paths.snapshots, flags.snapshot, {
+    set = await prepareClones(paths.snapshots, flags.snapshot, {
       count: flags.count,
       into: flags.into ?? path.join(paths.dir, 'clones'),
       ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
@@ -317,28 +327,104 @@ async function runClone(
       ...(flags.paused === true ? { resume: false } : {}),
       ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
     });
-    const rows = set.clones.map((c) => ({
-      dir: c.dir,
-      qmp: c.qmpSocket,
-      pid: c.machine.pid,
-    }));
-    if (flags.json === true)
-      io.stdout.write(
-        `${formatJson({ snapshot: set.snapshot.name, ram: set.ram, totalMs: set.totalMs, clones: rows }, false)}\n`,
-      );
-    else {
-      io.stdout.write(
-        `${rows.length} clone${rows.length === 1 ? '' : 's'} of '${set.snapshot.name}' in ${ms(set.totalMs)} (RAM: ${set.ram})\n`,
-      );
-      for (const r of rows) io.stdout.write(`${r.dir}  qmp unix:${r.qmp}  pid ${r.pid}\n`);
-    }
-    return 0;
   } catch (error) {
-    io.stderr.write(
-      `qmpkit: vm clone ${vmDir}: ${error instanceof Error ? error.message : String(error)}\n`,
-    );
+    io.stderr.write(`qmpkit: vm clone ${vmDir}: ${describeError(error)}\n`);
     return 1;
   }
+  // The supervisors' control sockets must fit (checked before any starts).
+  try {
+    for (const c of set.clones) checkSocketPath(vmPaths(c.dir));
+  } catch (error) {
+    await set.discard();
+    io.stderr.write(`qmpkit: vm clone ${vmDir}: ${describeError(error)}\n`);
+    return 2;
+  }
+
+  const running: { dir: string; status: StatusResult }[] = [];
+  const cancels = new Set<() => void>();
+  let failure: { dir: string; error: unknown } | undefined;
+  let interrupted = false;
+  const off = io.onInterrupt(() => {
+    interrupted = true;
+    for (const cancel of cancels) cancel();
+  });
+  const queue = [...set.clones];
+  const worker = async () => {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      if (failure !== undefined || interrupted) return;
+      let cancel: (() => void) | undefined;
+      try {
+        const status = await startSupervisor({
+          dir: next.dir,
+          clone: next.spec,
+          env: { ...process.env, ...io.env },
+          onCancel: (c) => {
+            cancel = c;
+            cancels.add(c);
+          },
+        });
+        running.push({ dir: next.dir, status });
+      } catch (error) {
+        failure ??= { dir: next.dir, error };
+      } finally {
+        if (cancel !== undefined) cancels.delete(cancel);
+      }
+    }
+  };
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(CLONE_CONCURRENCY, set.clones.length) }, worker),
+    );
+  } finally {
+    off();
+  }
+  if (failure !== undefined || interrupted) {
+    await Promise.all(running.map((r) => stopClone(r.dir)));
+    await set.discard();
+    const why = interrupted
+      ? 'interrupted'
+      : `clone ${failure?.dir} did not start: ${describeError(failure?.error)}`;
+    io.stderr.write(
+      `qmpkit: vm clone ${vmDir}: ${why}; the ${running.length} clone${running.length === 1 ? '' : 's'} started by this call ${running.length === 1 ? 'was' : 'were'} stopped and every clone directory removed\n`,
+    );
+    return interrupted ? EXIT_INTERRUPTED : 2;
+  }
+  running.sort((a, b) => a.dir.localeCompare(b.dir, 'en', { numeric: true }));
+  const totalMs = performance.now() - started;
+  const rows = running.map((r) => ({
+    dir: r.dir,
+    pid: r.status.pid,
+    qemuPid: r.status.qemu.pid,
+    runState: r.status.qemu.runState,
+  }));
+  if (flags.json === true)
+    io.stdout.write(
+      `${formatJson({ snapshot: set.snapshot.name, ram: set.ram, totalMs, clones: rows }, false)}\n`,
+    );
+  else {
+    io.stdout.write(
+      `${rows.length} clone${rows.length === 1 ? '' : 's'} of '${set.snapshot.name}' in ${ms(totalMs)} (RAM: ${set.ram})\n`,
+    );
+    for (const r of rows)
+      io.stdout.write(`${r.dir}  supervisor pid ${r.pid}  qemu pid ${r.qemuPid}  ${r.runState}\n`);
+  }
+  return 0;
+}
+
+/** Stops a clone this call started (it is removed next, so its outcome only goes to its log). */
+async function stopClone(dir: string): Promise<void> {
+  try {
+    await withClient(dir, (client) => client.call('stop', {}));
+  } catch {
+    // Its supervisor ended already (it stops QEMU with itself); nothing else can be done here.
+  }
+}
+
+/** `Name (reason): message` of a typed error, so the class shows on the terminal. */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const reason = (error as { reason?: unknown }).reason;
+  return `${error.name}${typeof reason === 'string' ? ` (${reason})` : ''}: ${error.message}`;
 }
 
 interface MigrateFlags {
@@ -623,6 +709,7 @@ async function runSupervise(context: CommandContext, flags: SuperviseFlags): Pro
     ...(flags.console ? { consoles: flags.console } : {}),
     ...(flags.strategy ? { strategy: flags.strategy } : {}),
     ...(flags.qemu ? { qemu: flags.qemu } : {}),
+    ...(flags.clone !== undefined ? { clone: flags.clone } : {}),
     ...(flags.incoming !== undefined
       ? {
           incoming: {

@@ -42,6 +42,8 @@ export interface StartOptions {
    */
   readonly incoming?: IncomingOptions;
   readonly onListening?: (uri: string) => void;
+  /** Start the clone `vm clone` prepared in `dir` (its `clone.json`) instead of booting. */
+  readonly clone?: string;
 }
 
 export interface IncomingOptions {
@@ -120,6 +122,7 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
   for (const id of options.consoles ?? []) args.push('--console', id);
   if (options.strategy !== undefined) args.push('--strategy', options.strategy);
   if (options.qemu !== undefined) args.push('--qemu', options.qemu);
+  if (options.clone !== undefined) args.push('--clone', path.resolve(options.clone));
   const incoming = options.incoming;
   if (incoming !== undefined) {
     args.push('--incoming', incoming.listen);

@@ -37,6 +37,7 @@ import {
   type SnapshotProgress,
   type Snapshots,
   type StrategyKind,
+  startPreparedClone,
 } from '@qmpkit/snapshots';
 import { readVmConfig } from './config.js';
 import { checkSocketPath, ensurePrivateDir, type VmPaths, vmPaths } from './paths.js';
@@ -98,6 +99,11 @@ export interface SuperviseOptions {
     readonly postcopy?: boolean;
     readonly machineType?: string;
   };
+  /**
+   * Start a clone prepared by `vm clone` instead of booting: this is its `clone.json`
+   * (`@qmpkit/snapshots`' `prepareClones`), in `dir`; QEMU loads the snapshot's state.
+   */
+  readonly clone?: string;
   /**
    * Called once: the VM is ready (with its status) or could not start. A receiving supervisor
    * first reports `{listening: uri}`.
@@ -244,6 +250,15 @@ async function startMachine(
   const consoles = options.consoles ?? [];
   if (options.incoming !== undefined)
     return receiveMachine(paths, options, options.incoming, log, stopper);
+  if (options.clone !== undefined) {
+    log(`starting the clone prepared in ${options.clone}`);
+    return startPreparedClone(options.clone, {
+      runDir: paths.runDir,
+      stateFile: paths.stateFile,
+      ...(options.consoles !== undefined ? { consoles: options.consoles } : {}),
+      ...(options.qemu !== undefined ? { qemu: options.qemu } : {}),
+    });
+  }
   if (options.config === undefined) {
     log(`relaunching from ${paths.stateFile}`);
     return Machine.relaunch(paths.stateFile);
