@@ -22,16 +22,16 @@
 import path from 'node:path';
 import type { VmConfig } from '@qmpkit/devices';
 import type { Logger } from '@qmpkit/transport';
-import { isLiveMigrationError, LiveMigrationError } from './errors.js';
 import {
   type CopiedDisk,
   createTargetImages,
   exportTargetDisks,
-  planReceivedDisks,
   plannedPaths,
+  planReceivedDisks,
   removeExports,
   removeMade,
 } from './disk-copy.js';
+import { isLiveMigrationError, LiveMigrationError } from './errors.js';
 import { type LaunchOptions, launch, type Machine } from './machine.js';
 import {
   addressUri,
@@ -193,7 +193,9 @@ export async function receiveMigration(
   if (copy) {
     const refuse = (desc: string) => new LiveMigrationError('invalid-options', 'setup', desc);
     if (address.type !== 'tcp')
-      throw refuse("disks: 'copy' needs a TCP address to listen on (the NBD server shares its host)");
+      throw refuse(
+        "disks: 'copy' needs a TCP address to listen on (the NBD server shares its host)",
+      );
     const dir =
       diskDir ?? (options.runDir !== undefined ? path.join(options.runDir, 'disks') : undefined);
     if (dir === undefined) throw refuse("disks: 'copy' needs diskDir (or runDir)");

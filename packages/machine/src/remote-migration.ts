@@ -204,7 +204,8 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
       );
     if (copy) {
       this.#disks = writableDisks(source.config).map(mirroredDisk);
-      if (this.#disks.length === 0) throw refuse("disks: 'copy', but the guest has no writable disk");
+      if (this.#disks.length === 0)
+        throw refuse("disks: 'copy', but the guest has no writable disk");
     }
     if (source.status !== 'running')
       throw new LiveMigrationError(
