@@ -47,7 +47,7 @@ interface SuperviseFlags extends StartFlags {
  * `--disk-size NODE=SIZE` (repeatable): SIZE in bytes or with a binary suffix (K, M, G, T),
  * as `qemu-img info` shows a disk's virtual size.
  */
-function diskSize(value: string, previous: Record<string, number> | undefined) {
+export function parseDiskSize(value: string, previous: Record<string, number> | undefined) {
   const m = /^([^=]+)=(\d+)([KMGT]?)i?B?$/i.exec(value.trim());
   const scale = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 } as const;
   const size =
@@ -248,7 +248,7 @@ export const vmCommand: CliCommand = {
       .option(
         '--disk-size <node=size>',
         "with --disks copy: a writable disk's virtual size, the source's (`qemu-img info` there), e.g. boot=64M; repeat per disk. The source refuses a different size before it copies anything",
-        diskSize,
+        parseDiskSize,
       )
       .option(
         '--machine-type <type>',
@@ -310,7 +310,7 @@ export const vmCommand: CliCommand = {
       .option('--postcopy')
       .option('--machine-type <type>')
       .addOption(new Option('--disks <mode>').choices(['copy']))
-      .option('--disk-size <node=size>', '', diskSize)
+      .option('--disk-size <node=size>', '', parseDiskSize)
       .action(async (flags: SuperviseFlags) => {
         context.exit(await runSupervise(context, flags));
       });
