@@ -25,8 +25,9 @@ import type { VmConfig } from '@qmpkit/devices';
 import { deviceProps } from '@qmpkit/devices';
 import { isQmpCommandError, type Logger } from '@qmpkit/transport';
 import { type BlockJob, mirror } from './block-jobs.js';
-import { LiveMigrationError } from './errors.js';
+import { BlockJobError, LiveMigrationError } from './errors.js';
 import type { Machine } from './machine.js';
+import { PhaseClock, type PhaseDeadline } from './migration-run.js';
 import { runQemuImg } from './qemu-img.js';
 
 /** Names of jobs and nodes the disk copy adds to the source (and exports to the target). */
@@ -51,6 +52,19 @@ export interface CopiedDisk {
   /** The NBD client node on the source, the mirror's target. */
   readonly clientNode: string;
   readonly jobId: string;
+}
+
+/** What the source side of a copy needs to know of a disk (a remote receiver's images are not its). */
+export type MirroredDisk = Pick<CopiedDisk, 'node' | 'exportName' | 'clientNode' | 'jobId'>;
+
+/** The names a source uses to mirror `node` into the target's export of the same name. */
+export function mirroredDisk(node: string): MirroredDisk {
+  return {
+    node,
+    exportName: node,
+    clientNode: `${DISK_COPY_PREFIX}nbd-${node}`,
+    jobId: `${DISK_COPY_PREFIX}mirror-${node}`,
+  };
 }
 
 /** One mirror's progress (bytes copied of `len`; `len` grows while the guest writes). */
@@ -161,14 +175,11 @@ export async function planDiskCopy(
     if (targetFile === path.resolve(sourceFile))
       throw invalid(`disk ${node}: the target image would be the source's own (${sourceFile})`);
     disks.push({
-      node,
       format: top.driver,
       size,
       sourceFile: path.resolve(sourceFile),
       targetFile,
-      exportName: node,
-      clientNode: `${DISK_COPY_PREFIX}nbd-${node}`,
-      jobId: `${DISK_COPY_PREFIX}mirror-${node}`,
+      ...mirroredDisk(node),
     });
   }
   if (disks.length === 0) throw invalid('disks: copy, but the guest has no writable disk');
@@ -182,6 +193,70 @@ export async function planDiskCopy(
             return file === undefined ? n : ({ ...n, filename: file } as BlockNode);
           }),
         };
+  return {
+    disks,
+    config: flattenCopied(
+      renamedConfig,
+      disks.map((d) => d.node),
+    ),
+  };
+}
+
+/**
+ * The receiving side of a copy to an address (`receiveMigration`'s `disks: 'copy'`): a fresh
+ * image per writable disk of `config`, of the size the caller gives per node (this host cannot
+ * see the source's; the source refuses a mismatch before it writes, `checkExportSizes`), named
+ * after the configuration's image file inside `diskDir`. Returns the disks and the
+ * configuration to launch with (file nodes pointing at the fresh images, chains flattened).
+ */
+export function planReceivedDisks(
+  config: VmConfig,
+  sizes: Readonly<Record<string, number>>,
+  diskDir: string,
+): { disks: CopiedDisk[]; config: VmConfig } {
+  const nodes = nodeMap(config);
+  const disks: CopiedDisk[] = [];
+  const renamed = new Map<string, string>();
+  const used = new Set<string>();
+  for (const node of writableDisks(config)) {
+    const top = nodes.get(node) as BlockNode;
+    if (top.driver !== 'qcow2' && top.driver !== 'raw')
+      throw invalid(`disk ${node}: only qcow2 and raw disks can be copied (it is ${top.driver})`);
+    const fileNode = fileNodeBelow(nodes, node);
+    const named = fileNode === undefined ? undefined : field(fileNode, 'filename');
+    if (fileNode === undefined || typeof named !== 'string')
+      throw invalid(`disk ${node}: its image is not a plain file node`);
+    const size = Object.getOwnPropertyDescriptor(sizes, node)?.value as unknown;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0)
+      throw invalid(
+        `disk ${node}: give its virtual size in bytes (the source's; e.g. --disk-size ${node}=64M)`,
+      );
+    let base = path.basename(named);
+    if (used.has(base)) base = `${node}-${base}`;
+    used.add(base);
+    const targetFile = path.join(path.resolve(diskDir), base);
+    renamed.set(fileNode['node-name'], targetFile);
+    disks.push({
+      format: top.driver,
+      size,
+      sourceFile: named,
+      targetFile,
+      ...mirroredDisk(node),
+    });
+  }
+  if (disks.length === 0) throw invalid('disks: copy, but the guest has no writable disk');
+  const unknown = Object.keys(sizes).filter((k) => !disks.some((d) => d.node === k));
+  if (unknown.length > 0)
+    throw invalid(
+      `disk sizes given for ${unknown.join(', ')}, which no device uses as a writable disk`,
+    );
+  const renamedConfig: VmConfig = {
+    ...config,
+    blockdevs: (config.blockdevs ?? []).map((n) => {
+      const file = renamed.get(n['node-name']);
+      return file === undefined ? n : ({ ...n, filename: file } as BlockNode);
+    }),
+  };
   return {
     disks,
     config: flattenCopied(
@@ -372,7 +447,7 @@ export async function exportTargetDisks(
 /** Adds an NBD client node per disk on the source and starts every mirror into them. */
 export async function startMirrors(
   source: Machine,
-  disks: readonly CopiedDisk[],
+  disks: readonly MirroredDisk[],
   address: NbdAddress,
   jobs: BlockJob[],
   speed: number | undefined,
@@ -387,6 +462,7 @@ export async function startMirrors(
       ...(tls !== undefined ? { 'tls-creds': tls.creds } : {}),
       ...(tls?.hostname !== undefined ? { 'tls-hostname': tls.hostname } : {}),
     });
+  await checkExportSizes(source, disks);
   // The host has no model to sync: the NBD nodes are not part of the VM's configuration.
   const host = { qmp: source.qmp };
   for (const disk of disks)
@@ -400,10 +476,44 @@ export async function startMirrors(
     );
 }
 
+/**
+ * Refuses (`disk-size-mismatch`) when an NBD client node's size (the target's export) differs
+ * from its disk's: a smaller target would fail mid-copy, a larger one would hand the guest a
+ * disk of another size. Runs before any mirror starts, so nothing is written yet. A remote
+ * receiver makes its images from sizes it was told, so this is where a wrong size shows.
+ */
+export async function checkExportSizes(
+  source: Machine,
+  disks: readonly MirroredDisk[],
+): Promise<void> {
+  const sizes = new Map(
+    (await source.qmp.execute('query-named-block-nodes', { flat: true })).map((n) => [
+      n['node-name'] ?? '',
+      n.image['virtual-size'],
+    ]),
+  );
+  const differences: string[] = [];
+  for (const disk of disks) {
+    const mine = sizes.get(disk.node);
+    const theirs = sizes.get(disk.clientNode);
+    if (mine !== theirs)
+      differences.push(
+        `disk ${disk.node}: the source's is ${mine ?? '?'} bytes, the target's export ${theirs ?? '?'} bytes`,
+      );
+  }
+  if (differences.length > 0)
+    throw new LiveMigrationError(
+      'disk-size-mismatch',
+      'mirroring',
+      "the target's images differ in size from the source's disks (nothing was copied)",
+      { differences },
+    );
+}
+
 /** Every mirror's progress, from `query-block-jobs`. */
 export async function mirrorProgress(
   source: Machine,
-  disks: readonly CopiedDisk[],
+  disks: readonly MirroredDisk[],
 ): Promise<DiskProgress[]> {
   const jobs = await source.qmp.execute('query-block-jobs');
   return disks.map((d) => {
@@ -413,13 +523,87 @@ export async function mirrorProgress(
 }
 
 /**
+ * Waits until every mirror is `ready`, reporting each mirror's progress every `interval` ms.
+ * Throws `disk-copy` when a mirror fails (e.g. the NBD server went away), `source-exited`,
+ * whatever `checkAbort` throws, or `timeout` past the phase's hard deadline.
+ */
+export async function untilMirrorsReady(options: {
+  readonly source: Machine;
+  readonly disks: readonly MirroredDisk[];
+  readonly jobs: readonly BlockJob[];
+  readonly signal: AbortSignal;
+  readonly checkAbort: () => void;
+  readonly interval: number;
+  readonly deadline: PhaseDeadline;
+  readonly logger: Logger;
+  readonly onProgress: (disks: DiskProgress[], elapsedMs: number) => void;
+}): Promise<void> {
+  const { source, disks, jobs, signal } = options;
+  const state: { ready: boolean; error: unknown; exited: boolean } = {
+    ready: false,
+    error: undefined,
+    exited: false,
+  };
+  let wake: () => void = () => {};
+  Promise.all(jobs.map((j) => j.ready())).then(
+    () => {
+      state.ready = true;
+      wake();
+    },
+    (error: unknown) => {
+      state.error = error;
+      wake();
+    },
+  );
+  void source.exited.then(() => {
+    state.exited = true;
+    wake();
+  });
+  const onAbort = () => wake();
+  signal.addEventListener('abort', onAbort);
+  const clock = new PhaseClock();
+  try {
+    for (;;) {
+      options.checkAbort();
+      if (state.exited)
+        throw new LiveMigrationError('source-exited', 'mirroring', 'the source QEMU exited');
+      if (state.error !== undefined) {
+        const e = state.error;
+        throw new LiveMigrationError(
+          'disk-copy',
+          'mirroring',
+          e instanceof BlockJobError ? e.desc : e instanceof Error ? e.message : String(e),
+          {},
+          { cause: e },
+        );
+      }
+      // Progress is for display: a sample the busy monitor did not answer is skipped.
+      const progress = await mirrorProgress(source, disks).catch(() => undefined);
+      if (progress !== undefined) options.onProgress(progress, Math.round(clock.elapsed));
+      if (state.ready) return;
+      clock.check('mirroring', options.deadline, options.logger, progress, 'the disk copy');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.interval);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = () => {};
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
  * At `pre-switchover` (the source stopped): ends every mirror with a cancel (the target holds
  * the same data; the source keeps its graph) and deletes the NBD client nodes. The target's
  * exports stay until `removeExports`.
  */
 export async function endMirrors(
   source: Machine,
-  disks: readonly CopiedDisk[],
+  disks: readonly MirroredDisk[],
   jobs: readonly BlockJob[],
 ): Promise<void> {
   for (const job of jobs) await job.cancel();

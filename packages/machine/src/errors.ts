@@ -547,6 +547,11 @@ export type LiveMigrationFailure =
   | 'invalid-options'
   /** Copying a local disk to the target failed (the mirror's error, e.g. no space left). */
   | 'disk-copy'
+  /**
+   * A disk the target exports over NBD differs in size from the source's (`differences`);
+   * refused before any mirror started, so nothing was written to the target's images.
+   */
+  | 'disk-size-mismatch'
   /** The target QEMU did not start; `cause` is the launch error. */
   | 'target-launch'
   /** A QMP command of the set-up or the hand-over was refused (`cause`). */

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { isLiveMigrationError } from './errors.js';
-import { addressUri, parseMigrationAddress, postcopyVerdict } from './migration-transport.js';
+import {
+  addressUri,
+  parseMigrationAddress,
+  parseReceiverAddress,
+  postcopyVerdict,
+  receiverAddressText,
+} from './migration-transport.js';
 
 describe('parseMigrationAddress', () => {
   it('reads unix and tcp addresses (IPv6 in brackets) and writes them back', () => {
@@ -50,5 +56,39 @@ describe('postcopyVerdict', () => {
       /the kernel has no userfaultfd/,
     );
     expect(postcopyVerdict({ ...linux, platform: 'darwin' }).reason).toMatch(/Linux-only/);
+  });
+});
+
+describe('parseReceiverAddress (the one token a receiver prints)', () => {
+  it('splits the NBD port off a TCP address and writes it back the same', () => {
+    const a = parseReceiverAddress('tcp:127.0.0.1:4444,nbd=4445');
+    expect(a).toEqual({ migration: { type: 'tcp', host: '127.0.0.1', port: 4444 }, nbdPort: 4445 });
+    expect(receiverAddressText(a)).toBe('tcp:127.0.0.1:4444,nbd=4445');
+    expect(parseReceiverAddress('tcp:[::1]:4444,nbd=9').migration).toEqual({
+      type: 'tcp',
+      host: '::1',
+      port: 4444,
+    });
+    expect(parseReceiverAddress('unix:/run/m.sock')).toEqual({
+      migration: { type: 'unix', path: '/run/m.sock' },
+    });
+  });
+
+  it('refuses a bad NBD port or a bad address in front of it', () => {
+    for (const text of [
+      'tcp:127.0.0.1:4444,nbd=0',
+      'tcp:127.0.0.1:4444,nbd=70000',
+      'tcp:h,nbd=1',
+    ]) {
+      const error = (() => {
+        try {
+          parseReceiverAddress(text);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(isLiveMigrationError(error) && error.reason).toBe('bad-address');
+    }
   });
 });

@@ -40,6 +40,36 @@ export function parseMigrationAddress(text: string): MigrationAddress {
   );
 }
 
+/**
+ * What `receiveMigration` prints for the source: the migration address, and with a disk copy
+ * the port of its NBD server on the same host, as one token (`tcp:HOST:PORT,nbd=NBDPORT`) a
+ * user pastes whole. QEMU never sees the `,nbd=` part.
+ */
+export interface ReceiverAddress {
+  readonly migration: MigrationAddress;
+  /** The receiver's NBD server (same host as `migration`), when it exports disks. */
+  readonly nbdPort?: number;
+}
+
+export function parseReceiverAddress(text: string): ReceiverAddress {
+  const match = /^(tcp:.*),nbd=(\d{1,5})$/.exec(text);
+  if (match === null) return { migration: parseMigrationAddress(text) };
+  const nbdPort = Number(match[2]);
+  if (nbdPort < 1 || nbdPort > 65535)
+    throw new LiveMigrationError(
+      'bad-address',
+      'starting-target',
+      `'${text}': the NBD port ${nbdPort} is out of range`,
+    );
+  return { migration: parseMigrationAddress(match[1] ?? ''), nbdPort };
+}
+
+/** The token `parseReceiverAddress` reads. */
+export function receiverAddressText(address: ReceiverAddress): string {
+  const uri = addressUri(address.migration);
+  return address.nbdPort === undefined ? uri : `${uri},nbd=${address.nbdPort}`;
+}
+
 /** The URI QEMU takes for an address. */
 export function addressUri(address: MigrationAddress): string {
   if (address.type === 'unix') return `unix:${address.path}`;

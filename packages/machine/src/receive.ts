@@ -7,9 +7,30 @@
  * once this QEMU itself reports the guest `running` (or `paused`, when the source was paused)
  * after its MIGRATION `completed`; on a failed load, an exit, an abort or the deadline it kills
  * the QEMU, removes what it created and rejects with a `LiveMigrationError`.
+ *
+ * `disks: 'copy'` (the source migrates with `disks: 'copy'` too): fresh images of the sizes the
+ * caller gives (`diskSizes`, the source's; the source refuses a mismatch before it writes) go
+ * into `diskDir`, the QEMU starts with them under `-S`, and an NBD server on the listening host
+ * exports each disk writable (with `tls`: TLS clients only). The address printed for the source
+ * names both (`tcp:HOST:PORT,nbd=NBDPORT`). Once this QEMU's MIGRATION says `completed` (the
+ * source ended its mirrors at `pre-switchover`), the exports and the NBD server go and the guest
+ * is resumed here: a writable export conflicts with the guest's own write access to its disk,
+ * which is why the QEMU waits under `-S`. A source refuses a paused guest with a disk copy (this
+ * side could not tell a paused source from a running one under `-S`). On any failure the
+ * images are removed with the QEMU.
  */
+import path from 'node:path';
 import type { VmConfig } from '@qmpkit/devices';
 import type { Logger } from '@qmpkit/transport';
+import {
+  type CopiedDisk,
+  createTargetImages,
+  exportTargetDisks,
+  plannedPaths,
+  planReceivedDisks,
+  removeExports,
+  removeMade,
+} from './disk-copy.js';
 import { isLiveMigrationError, LiveMigrationError } from './errors.js';
 import { type LaunchOptions, launch, type Machine } from './machine.js';
 import {
@@ -19,7 +40,9 @@ import {
   capabilitiesOf,
   type MigrationTls,
   parseMigrationAddress,
+  receiverAddressText,
   requirePostcopy,
+  TLS_OBJECT_ID,
 } from './migration-transport.js';
 
 export interface ReceiveOptions
@@ -50,6 +73,28 @@ export interface ReceiveOptions
   readonly tls?: MigrationTls;
   /** Allow post-copy (`postcopy-ram`); the source must ask for it too. Needs userfaultfd. */
   readonly postcopy?: boolean;
+  /**
+   * `copy`: receive the guest's disks too (see the module comment); needs a TCP `listen`.
+   * Default: the configuration's images are opened as they are (storage both hosts share).
+   */
+  readonly disks?: 'copy' | 'shared';
+  /** `disks: 'copy'`: each writable disk's virtual size in bytes, by node name (the source's). */
+  readonly diskSizes?: Readonly<Record<string, number>>;
+  /**
+   * `disks: 'copy'`: where the fresh images go (created 0700; default `<runDir>/disks`); each
+   * is named after the configuration's image file. Must not hold them already.
+   */
+  readonly diskDir?: string;
+  /**
+   * `disks: 'copy'`: runs once the stream completed, while the guest is still paused here and
+   * the NBD exports still up (the place to read the images as the source left them). A
+   * rejection fails the receipt (the QEMU is killed, the images removed).
+   */
+  readonly beforeResume?: (context: {
+    readonly machine: Machine;
+    readonly disks: readonly CopiedDisk[];
+    readonly nbdPort: number;
+  }) => Promise<void>;
   /** Milliseconds to wait for the guest to arrive and run (default: forever, until aborted). */
   readonly timeout?: number;
   readonly signal?: AbortSignal;
@@ -67,8 +112,13 @@ export interface ReceivedMigration {
 export interface IncomingMigration {
   /** The QEMU waiting for the stream (`inmigrate` until the guest arrives). */
   readonly machine: Machine;
-  /** What to give the source (`migrate --to URI`): the listening address with its real port. */
+  /**
+   * What to give the source (`migrate --to URI`): the listening address with its real port
+   * (with `disks: 'copy'` followed by `,nbd=PORT`, the NBD server's).
+   */
   readonly uri: string;
+  /** `disks: 'copy'`: the images made here (removed again when the guest does not arrive). */
+  readonly disks: readonly CopiedDisk[];
   /** The received guest, or a `LiveMigrationError` after the QEMU was killed and removed. */
   readonly done: Promise<ReceivedMigration>;
   /** Gives up waiting: kills the QEMU and removes its files (`done` rejects with `aborted`). */
@@ -129,17 +179,57 @@ export async function receiveMigration(
     postcopy,
     timeout,
     machineType,
+    disks: _disks,
+    diskSizes,
+    diskDir,
+    beforeResume,
     ...rest
   } = options;
+  const copy = options.disks === 'copy';
+  let disks: CopiedDisk[] = [];
+  const made: string[] = [];
+  let launchConfig = model;
+  let finalConfig = model;
+  if (copy) {
+    const refuse = (desc: string) => new LiveMigrationError('invalid-options', 'setup', desc);
+    if (address.type !== 'tcp')
+      throw refuse(
+        "disks: 'copy' needs a TCP address to listen on (the NBD server shares its host)",
+      );
+    const dir =
+      diskDir ?? (options.runDir !== undefined ? path.join(options.runDir, 'disks') : undefined);
+    if (dir === undefined) throw refuse("disks: 'copy' needs diskDir (or runDir)");
+    const plan = planReceivedDisks(model, diskSizes ?? {}, dir);
+    disks = plan.disks;
+    // Paused until the exports are gone: they conflict with the guest's write access.
+    finalConfig = plan.config;
+    launchConfig = { ...plan.config, paused: true };
+    made.push(...(await plannedPaths(disks)));
+    try {
+      await createTargetImages(disks, logger);
+    } catch (error) {
+      await removeMade(made);
+      throw new LiveMigrationError(
+        'disk-copy',
+        'setup',
+        `creating the receiving images failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+        {},
+        { cause: error },
+      );
+    }
+  }
+  const removeImages = () =>
+    removeMade(made).catch((e: unknown) => logger.warn('receive: removing the images failed', e));
   let machine: Machine;
   try {
-    machine = await launch(model, {
+    machine = await launch(launchConfig, {
       ...rest,
       incoming: true,
       logger,
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
     });
   } catch (error) {
+    await removeImages();
     throw new LiveMigrationError(
       'target-launch',
       'starting-target',
@@ -151,9 +241,11 @@ export async function receiveMigration(
   const killed = async () => {
     // The QEMU is ours: killing it also removes a temporary run dir launch() created.
     await machine.kill().catch((e: unknown) => logger.warn('receive: kill failed', e));
+    await removeImages();
   };
   const startedAt = new Date().toISOString();
   let uri: string;
+  let nbdPort: number | undefined;
   try {
     // A relaunch of this state file before the guest arrived is refused (`incomplete-target`):
     // it would boot the configuration afresh beside the source that still runs the guest.
@@ -167,8 +259,20 @@ export async function receiveMigration(
       const parameters = await addTlsCredentials(machine, 'server', tls, undefined, 'setup');
       await machine.qmp.execute('migrate-set-parameters', parameters);
     }
+    if (copy && address.type === 'tcp') {
+      const nbd = await exportTargetDisks(
+        machine,
+        disks,
+        { type: 'tcp', host: address.host },
+        tls !== undefined ? { creds: TLS_OBJECT_ID } : undefined,
+      );
+      nbdPort = nbd.server.type === 'inet' ? Number(nbd.server.port) : undefined;
+    }
     await machine.qmp.execute('migrate-incoming', { uri: addressUri(address) });
-    uri = await listeningUri(machine, address);
+    uri = receiverAddressText({
+      migration: parseMigrationAddress(await listeningUri(machine, address)),
+      ...(nbdPort !== undefined ? { nbdPort } : {}),
+    });
   } catch (error) {
     await killed();
     if (isLiveMigrationError(error)) throw error;
@@ -184,6 +288,20 @@ export async function receiveMigration(
   const done = waitForGuest(machine, {
     ...(timeout !== undefined ? { timeout } : {}),
     signals: [cancel.signal, ...(options.signal !== undefined ? [options.signal] : [])],
+    ...(copy
+      ? {
+          // The source ended its mirrors before it let the migration complete: the images hold
+          // its data. The exports go first (their write access conflicts with the guest's).
+          onCompleted: async () => {
+            if (beforeResume !== undefined && nbdPort !== undefined)
+              await beforeResume({ machine, disks, nbdPort });
+            await removeExports(machine, disks);
+            await machine.qmp.execute('cont');
+            // The stored model loses `paused`: a later relaunch boots the guest as usual.
+            await machine.adopt(finalConfig);
+          },
+        }
+      : {}),
   }).then(
     async (received) => {
       await machine.recordMigration(undefined);
@@ -199,6 +317,7 @@ export async function receiveMigration(
   return {
     machine,
     uri,
+    disks,
     done,
     recover: async (listen?: string) => {
       const again =
@@ -272,8 +391,14 @@ async function untilStatus(machine: Machine, status: string): Promise<void> {
  */
 async function waitForGuest(
   machine: Machine,
-  options: { readonly timeout?: number; readonly signals: readonly AbortSignal[] },
+  options: {
+    readonly timeout?: number;
+    readonly signals: readonly AbortSignal[];
+    /** Runs once after MIGRATION `completed`, before the run state is read. */
+    readonly onCompleted?: () => Promise<void>;
+  },
 ): Promise<ReceivedMigration> {
+  let hookRan = false;
   let completedAt: number | undefined;
   let failed: string | undefined;
   let wake: () => void = () => {};
@@ -324,6 +449,20 @@ async function waitForGuest(
         );
       }
       if (completedAt !== undefined) {
+        if (!hookRan && options.onCompleted !== undefined) {
+          hookRan = true;
+          try {
+            await options.onCompleted();
+          } catch (error) {
+            throw new LiveMigrationError(
+              'command-failed',
+              'confirming',
+              `finishing the disk copy on the receiving side failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+              { stderr: machine.stderr() },
+              { cause: error },
+            );
+          }
+        }
         const status = (await machine.qmp.execute('query-status')).status;
         if (status === 'running' || status === 'paused')
           return {

@@ -14,9 +14,30 @@
  * every failure rolls back: `migrate_cancel`, the guest runs on the source as before, TLS object
  * removed. After a switch to post-copy there is no way back: the target holds the newest RAM,
  * the source stays paused (`postcopy-failed`).
+ *
+ * `disks: 'copy'` to a receiver that exports its fresh images (`receiveMigration`'s
+ * `disks: 'copy'`; its address ends in `,nbd=PORT`): phase `mirroring` adds an NBD client node
+ * per writable disk, refuses images of another size (`disk-size-mismatch`, nothing written),
+ * starts every mirror and waits until all are ready; RAM then moves with
+ * pause-before-switchover, and at `pre-switchover` (the source stopped) the mirrors end with a
+ * cancel (the target holds the same data, the source keeps its graph) and the client nodes go
+ * before the migration continues. A roll-back removes every `qmpkit-mig-` job and node.
  */
 import type { Commands } from '@qmpkit/qapi';
+import type { BlockJob } from './block-jobs.js';
 import { ConvergenceController, type ConvergenceDecision } from './convergence.js';
+import {
+  endMirrors,
+  type MirroredDisk,
+  mirroredDisk,
+  mirrorProgress,
+  type NbdAddress,
+  type NbdTls,
+  startMirrors,
+  sweepSource,
+  untilMirrorsReady,
+  writableDisks,
+} from './disk-copy.js';
 import { isLiveMigrationError, LiveMigrationError } from './errors.js';
 import {
   DEFAULT_MIGRATION_DEADLINES,
@@ -40,8 +61,10 @@ import {
   capabilitiesOf,
   type MigrationTls,
   parseMigrationAddress,
+  parseReceiverAddress,
   removeTlsCredentials,
   requirePostcopy,
+  TLS_OBJECT_ID,
 } from './migration-transport.js';
 import type { MigrationPhase } from './state.js';
 
@@ -59,7 +82,15 @@ export interface RemoteMigrateOptions
     | 'onSample'
     | 'logger'
     | 'parameters'
+    | 'mirrorSpeed'
   > {
+  /**
+   * `copy`: mirror every writable disk into the images the receiver exports (its address names
+   * its NBD port: `tcp:HOST:PORT,nbd=NBDPORT`); `shared` (default): the receiver opens storage
+   * both hosts share. An address with an NBD port needs `copy` (the receiver's images are
+   * empty), and `copy` needs one.
+   */
+  readonly disks?: 'copy' | 'shared';
   /** TLS (client side); the receiver must listen with TLS. */
   readonly tls?: MigrationTls;
   /**
@@ -119,6 +150,9 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
   #handedOver = false;
   #postcopy = false;
   #tls = false;
+  /** `disks: 'copy'`: the disks mirrored and their jobs (a roll-back sweeps QEMU's own lists). */
+  #disks: MirroredDisk[] = [];
+  readonly #jobs: BlockJob[] = [];
 
   constructor(source: Machine, uri: string, options: RemoteMigrateOptions) {
     super(source, options, 'setup');
@@ -149,10 +183,29 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
   protected override async run(): Promise<RemoteMigrationResult> {
     const source = this.source;
     let address: ReturnType<typeof parseMigrationAddress>;
+    let nbdPort: number | undefined;
     try {
-      address = parseMigrationAddress(this.#uri);
+      ({ migration: address, nbdPort } = parseReceiverAddress(this.#uri));
     } catch (error) {
       throw isLiveMigrationError(error) ? error.withSource(source.status === 'running') : error;
+    }
+    const copy = this.#options.disks === 'copy';
+    const refuse = (desc: string) =>
+      new LiveMigrationError('invalid-options', 'setup', desc, {
+        sourceRunning: source.status === 'running',
+      });
+    if (nbdPort !== undefined && !copy)
+      throw refuse(
+        `the receiver at ${this.#uri} waits for the disks (it exports empty images over NBD): migrate with disks: 'copy'`,
+      );
+    if (copy && (nbdPort === undefined || address.type !== 'tcp'))
+      throw refuse(
+        `disks: 'copy' needs a receiver that exports its images (started with disks: 'copy'; its address ends in ',nbd=PORT'), not ${this.#uri}`,
+      );
+    if (copy) {
+      this.#disks = writableDisks(source.config).map(mirroredDisk);
+      if (this.#disks.length === 0)
+        throw refuse("disks: 'copy', but the guest has no writable disk");
     }
     if (source.status !== 'running')
       throw new LiveMigrationError(
@@ -172,9 +225,13 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
         { sourceRunning: true },
       );
     const wasRunning = (await source.qmp.execute('query-status')).running;
+    if (copy && !wasRunning)
+      throw refuse(
+        "disks: 'copy' to an address needs a running guest: the receiver resumes the guest once its exports are gone and cannot tell a paused source from a running one",
+      );
     try {
       await this.#setPhase('setup');
-      return await this.#transfer(address, wasRunning);
+      return await this.#transfer(address, wasRunning, nbdPort);
     } catch (error) {
       throw await this.#rollBack(error, wasRunning);
     }
@@ -183,6 +240,7 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
   async #transfer(
     address: ReturnType<typeof parseMigrationAddress>,
     wasRunning: boolean,
+    nbdPort: number | undefined,
   ): Promise<RemoteMigrationResult> {
     const source = this.source;
     const options = this.#options;
@@ -203,9 +261,19 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
             postcopy: postcopy === true,
           });
     const capabilities = baseCapabilities(caps, postcopy !== false);
+    if (this.#disks.length > 0) {
+      if (!caps.has('pause-before-switchover'))
+        throw new LiveMigrationError(
+          'unsupported',
+          'setup',
+          "disks: 'copy' needs the source's pause-before-switchover capability (QEMU ≥ 2.11)",
+        );
+      capabilities.push({ capability: 'pause-before-switchover', state: true });
+    }
     const autoConverge = controller?.autoConverge === true && caps.has('auto-converge');
     if (autoConverge) capabilities.push({ capability: 'auto-converge', state: true });
     await source.qmp.execute('migrate-set-capabilities', { capabilities });
+    let nbdTls: NbdTls | undefined;
     let parameters: Parameters = {
       'max-bandwidth': options.maxBandwidth ?? 16 * 1024 ** 3,
       ...(controller !== undefined
@@ -217,6 +285,7 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
     if (options.tls !== undefined) {
       this.#tls = true;
       const hostname = options.tls.hostname ?? (address.type === 'tcp' ? address.host : undefined);
+      nbdTls = { creds: TLS_OBJECT_ID, ...(hostname !== undefined ? { hostname } : {}) };
       parameters = {
         ...parameters,
         ...(await addTlsCredentials(source, 'client', options.tls, hostname, 'setup')),
@@ -224,6 +293,8 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
     }
     await source.qmp.execute('migrate-set-parameters', { ...parameters, ...options.parameters });
     this.checkAbort();
+    if (this.#disks.length > 0 && nbdPort !== undefined && address.type === 'tcp')
+      await this.#copyDisks(address.host, nbdPort, nbdTls);
     controller?.start(autoConverge);
     const startPostcopy = async () => {
       await source.qmp.execute('migrate-start-postcopy');
@@ -272,6 +343,66 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
       lastProgress: watched.lastProgress,
       decisions: [...(controller?.decisions ?? [])],
     };
+  }
+
+  /**
+   * Phase `mirroring`: an NBD client node per disk (sizes checked against the receiver's
+   * exports), every mirror started, then until all are ready (progress samples meanwhile).
+   */
+  async #copyDisks(host: string, port: number, tls: NbdTls | undefined): Promise<void> {
+    const source = this.source;
+    await this.#setPhase('mirroring');
+    this.checkAbort();
+    const bracketed = host.includes(':') ? `[${host}]` : host;
+    const nbd: NbdAddress = {
+      server: { type: 'inet', host, port: String(port) },
+      uri: (name) => `nbd://${bracketed}:${port}/${name}`,
+    };
+    try {
+      await startMirrors(source, this.#disks, nbd, this.#jobs, this.#options.mirrorSpeed, tls);
+    } catch (error) {
+      if (isLiveMigrationError(error)) throw error;
+      throw new LiveMigrationError(
+        'command-failed',
+        'mirroring',
+        `starting the disk mirrors to ${nbd.uri('…')} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+        {},
+        { cause: error },
+      );
+    }
+    const deadlines = { ...DEFAULT_MIGRATION_DEADLINES, ...this.#options.deadlines };
+    await untilMirrorsReady({
+      source,
+      disks: this.#disks,
+      jobs: this.#jobs,
+      signal: this.abort.signal,
+      checkAbort: () => this.checkAbort(),
+      interval: this.#options.progressInterval ?? 250,
+      deadline: deadlines.mirror,
+      logger: this.logger,
+      onProgress: (disks, elapsedMs) =>
+        this.hub.push({
+          phase: 'mirroring',
+          status: 'none',
+          elapsedMs,
+          transferred: 0,
+          remaining: 0,
+          total: 0,
+          dirtyRate: 0,
+          throughput: 0,
+          expectedDowntimeMs: null,
+          iterations: 0,
+          cpuThrottle: null,
+          disks,
+        }),
+    });
+    // A guest paused meanwhile would be resumed by the receiver (see run()).
+    if (!(await source.qmp.execute('query-status')).running)
+      throw new LiveMigrationError(
+        'invalid-options',
+        'mirroring',
+        "the guest was paused during the disk copy; disks: 'copy' to an address needs it running",
+      );
   }
 
   async #watch(
@@ -349,8 +480,20 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
           });
           continue;
         }
+        if (seen.status === 'pre-switchover' && !this.#handedOver && this.#disks.length > 0) {
+          // The source is stopped: its disks no longer change. Ending the mirrors leaves the
+          // receiver's images equal to them and the source's graph as it was.
+          await endMirrors(source, this.#disks, this.#jobs);
+          this.checkAbort();
+          this.#handedOver = true;
+          await this.#setPhase('switchover');
+          clock.restart();
+          await source.qmp.execute('migrate-continue', { state: 'pre-switchover' });
+          continue;
+        }
         if (
           !this.#handedOver &&
+          this.#disks.length === 0 &&
           (seen.status === 'postcopy-active' || seen.status === 'device' || seen.stopMs !== null)
         ) {
           this.#handedOver = true;
@@ -367,7 +510,15 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
           nextSample = now + interval;
           const info = await sampleMigration(source, interval, this.logger);
           if (info?.status !== undefined && ACTIVE.has(info.status)) {
-            lastProgress = progressFrom(info, this.phase, now - started);
+            // Only for display: a mirror sample the busy monitor missed is left out.
+            const disks =
+              this.#disks.length > 0 && !this.#handedOver
+                ? await mirrorProgress(source, this.#disks).catch(() => undefined)
+                : undefined;
+            lastProgress = {
+              ...progressFrom(info, this.phase, now - started),
+              ...(disks !== undefined ? { disks } : {}),
+            };
             this.hub.push(lastProgress);
             if (!this.#handedOver) await onSample(lastProgress);
           }
@@ -419,11 +570,16 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
         await cancelSourceMigration(source);
         const status = await source.qmp.execute('query-status');
         if (wasRunning && !status.running) await source.qmp.execute('cont');
-        if (this.#tls) await removeTlsCredentials(source);
       } catch (e) {
         problems.push(e);
       }
     }
+    // The mirrors and NBD client nodes go before the TLS object they use.
+    for (const job of this.#jobs) job.detach();
+    if (this.#disks.length > 0 && alive())
+      await sweepSource(source).catch((e: unknown) => problems.push(e));
+    if (this.#tls && alive())
+      await removeTlsCredentials(source).catch((e: unknown) => problems.push(e));
     let sourceRunning: boolean | null = false;
     if (alive())
       sourceRunning = await source.qmp.execute('query-status').then(

@@ -5,7 +5,7 @@
  * directory, the source ends when its QEMU reports `completed` over return-path, the receiver
  * when its own QEMU runs the guest.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
 import { readState } from '@qmpkit/machine';
@@ -80,7 +80,9 @@ describe.skipIf(skipQemu)(
       return status;
     }
 
-    it('the receiver prints the address, the source moves there and ends, the receiver serves the VM', async () => {
+    // With --disks copy (the receiver's fresh images mirrored over NBD): one migration covers
+    // the receive and migrate verbs with and without disks (the disk steps add about a second).
+    it('the receiver prints the address, the source moves there with its disk and ends, the receiver serves the VM', async () => {
       const from = path.join(work, 'a');
       const to = path.join(work, 'b');
       expect(
@@ -89,17 +91,51 @@ describe.skipIf(skipQemu)(
       const before = await track(from);
 
       // The configuration and the pinned type come from the source's VM directory.
-      const receiving = start('vm', 'receive', from, '--dir', to, '--qemu', qemu);
+      const size = statSync(path.join(work, 'guest.raw')).size;
+      const receiving = start(
+        'vm',
+        'receive',
+        from,
+        '--dir',
+        to,
+        '--qemu',
+        qemu,
+        '--disks',
+        'copy',
+        '--disk-size',
+        `boot=${size}`,
+      );
       const [, uri] = await waitFor(
         receiving.io.out,
-        /listening on (tcp:127\.0\.0\.1:\d+)\n/,
+        /listening on (tcp:127\.0\.0\.1:\d+,nbd=\d+)\n/,
         receiving.code,
       );
-      expect(receiving.io.out()).toContain(`qmpkit vm migrate --dir SOURCE_DIR --to ${uri}`);
+      expect(receiving.io.out()).toContain(
+        `qmpkit vm migrate --dir SOURCE_DIR --to ${uri} --disks copy`,
+      );
+      const image = path.join(to, 'disks', 'guest.raw');
+      expect(statSync(image).size).toBe(size);
       // Its control socket comes up once the guest runs here (the suite kills its QEMU on failure).
 
-      const moved = await run('vm', 'migrate', '--dir', from, '--to', uri ?? '', '--json');
-      expect(moved.code).toBe(0);
+      // Without --disks copy the source refuses: the receiver's images are still empty.
+      const refused = await run('vm', 'migrate', '--dir', from, '--to', uri ?? '');
+      expect(refused.code).toBe(1);
+      expect(refused.err).toMatch(/invalid-options.*disks: 'copy'/);
+      const moving = start(
+        'vm',
+        'migrate',
+        '--dir',
+        from,
+        '--to',
+        uri ?? '',
+        '--disks',
+        'copy',
+        '--json',
+      );
+      expect(await moving.code).toBe(0);
+      // The progress view showed the disk bytes while they copied.
+      expect(moving.io.err()).toMatch(/mirroring \(\d\/1 disk ready\)/);
+      const moved = { out: moving.io.out() };
       const summary = JSON.parse(moved.out) as MigrateSummary;
       expect(summary).toMatchObject({ dir: uri, qemu: null, postcopy: false });
       expect(summary.bytes).toBeGreaterThan(0);
@@ -109,6 +145,9 @@ describe.skipIf(skipQemu)(
       const after = await track(to);
       expect(after.qemu).toMatchObject({ runState: 'running' });
       expect(after.qemu.pid).not.toBe(before.qemu.pid);
+      // The fresh image (zeros) received the disk: its boot sector is the guest's.
+      const sector = (file: string) => readFileSync(file).subarray(0, 512);
+      expect(sector(image).equals(sector(path.join(work, 'guest.raw')))).toBe(true);
       // The source's supervisor ended with its QEMU; its state file says the VM left.
       expect((await run('vm', 'status', '--dir', from)).code).toBe(2);
       const old = await readState(path.join(from, 'state.json'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MigrateProgressLine } from '../vm/protocol.js';
-import { migrateProgress } from './vm.js';
+import { migrateProgress, parseDiskSize } from './vm.js';
 
 const line = (over: Partial<MigrateProgressLine>): MigrateProgressLine => ({
   phase: 'transferring',
@@ -80,5 +80,19 @@ describe('vm migrate progress', () => {
     expect(
       migrateProgress(line({ phase: 'postcopy-paused', recovery: { attempt: 3, of: 3 } })).phase,
     ).toBe('postcopy-paused (link broken, 3/3 recovery attempts failed)');
+  });
+});
+
+describe('vm receive --disk-size NODE=SIZE', () => {
+  it('reads bytes or binary suffixes and collects one entry per node', () => {
+    let sizes = parseDiskSize('boot=64M', undefined);
+    sizes = parseDiskSize('data=1048576', sizes);
+    sizes = parseDiskSize('big=2GiB', sizes);
+    expect(sizes).toEqual({ boot: 64 * 2 ** 20, data: 2 ** 20, big: 2 * 2 ** 30 });
+  });
+
+  it('refuses what is not NODE=SIZE', () => {
+    for (const bad of ['boot', 'boot=', 'boot=0', 'boot=1X', '=5M'])
+      expect(() => parseDiskSize(bad, undefined)).toThrow(/NODE=SIZE/);
   });
 });

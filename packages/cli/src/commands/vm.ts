@@ -2,7 +2,7 @@ import { closeSync, writeSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type PreparedCloneSet, prepareClones } from '@qmpkit/snapshots';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
 import { formatJson } from '../format.js';
 import { ControlClient, isSupervisorError } from '../vm/client.js';
@@ -40,6 +40,24 @@ interface SuperviseFlags extends StartFlags {
   postcopy?: boolean;
   machineType?: string;
   clone?: string;
+  disks?: 'copy';
+  diskSize?: Record<string, number>;
+}
+
+/**
+ * `--disk-size NODE=SIZE` (repeatable): SIZE in bytes or with a binary suffix (K, M, G, T),
+ * as `qemu-img info` shows a disk's virtual size.
+ */
+export function parseDiskSize(value: string, previous: Record<string, number> | undefined) {
+  const m = /^([^=]+)=(\d+)([KMGT]?)i?B?$/i.exec(value.trim());
+  const scale = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 } as const;
+  const size =
+    m === null
+      ? Number.NaN
+      : Number(m[2]) * scale[(m[3] ?? '').toUpperCase() as keyof typeof scale];
+  if (m === null || !Number.isSafeInteger(size) || size <= 0)
+    throw new InvalidArgumentError('expected NODE=SIZE, e.g. boot=64M (bytes, or K/M/G/T)');
+  return { ...previous, [m[1] ?? '']: size };
 }
 
 const dirOption = () =>
@@ -176,7 +194,7 @@ export const vmCommand: CliCommand = {
       .addOption(
         new Option(
           '--disks <mode>',
-          'shared: both QEMUs open the same images; copy: mirror them over NBD into <to>/disks',
+          'shared: both QEMUs open the same images; copy: mirror them over NBD into <to>/disks, or to an address into the images `vm receive --disks copy` exports there (progress shows disk bytes while they copy)',
         ).choices(['shared', 'copy']),
       )
       .option('--json', 'print the summary as JSON')
@@ -222,6 +240,17 @@ export const vmCommand: CliCommand = {
         'TLS credentials (ca-cert.pem, server-cert.pem, server-key.pem); the source must use TLS',
       )
       .option('--postcopy', 'allow post-copy (needs userfaultfd here)')
+      .addOption(
+        new Option(
+          '--disks <mode>',
+          'copy: receive the disks too — fresh images in <dir>/disks (sizes from --disk-size), exported writable over NBD on the --listen host (TLS with --tls-dir); the address printed then names both ports (tcp:HOST:PORT,nbd=PORT) and the source must migrate with --disks copy. Needs a tcp: address',
+        ).choices(['copy']),
+      )
+      .option(
+        '--disk-size <node=size>',
+        "with --disks copy: a writable disk's virtual size, the source's (`qemu-img info` there), e.g. boot=64M; repeat per disk. The source refuses a different size before it copies anything",
+        parseDiskSize,
+      )
       .option(
         '--machine-type <type>',
         "the source's pinned machine type (e.g. pc-i440fx-7.2), when the configuration names an alias",
@@ -282,6 +311,8 @@ export const vmCommand: CliCommand = {
       .option('--postcopy')
       .option('--machine-type <type>')
       .option('--clone <file>')
+      .addOption(new Option('--disks <mode>').choices(['copy']))
+      .option('--disk-size <node=size>', '', parseDiskSize)
       .action(async (flags: SuperviseFlags) => {
         context.exit(await runSupervise(context, flags));
       });
@@ -444,6 +475,8 @@ interface ReceiveFlags {
   tlsDir?: string;
   postcopy?: boolean;
   machineType?: string;
+  disks?: 'copy';
+  diskSize?: Record<string, number>;
   console?: string[];
   qemu?: string;
   timeout?: number;
@@ -477,10 +510,13 @@ async function runReceive(
         ...(flags.tlsDir !== undefined ? { tlsDir: flags.tlsDir } : {}),
         ...(flags.postcopy === true ? { postcopy: true } : {}),
         ...(flags.machineType !== undefined ? { machineType: flags.machineType } : {}),
+        ...(flags.disks === 'copy'
+          ? { disks: 'copy' as const, diskSizes: flags.diskSize ?? {} }
+          : {}),
       },
       onListening: (uri) => {
         io.stdout.write(
-          `listening on ${uri}\non the source: qmpkit vm migrate --dir SOURCE_DIR --to ${uri}${flags.tlsDir !== undefined ? ' --tls-dir CLIENT_TLS_DIR' : ''}${flags.postcopy === true ? ' --postcopy' : ''}\n`,
+          `listening on ${uri}\non the source: qmpkit vm migrate --dir SOURCE_DIR --to ${uri}${flags.tlsDir !== undefined ? ' --tls-dir CLIENT_TLS_DIR' : ''}${flags.postcopy === true ? ' --postcopy' : ''}${flags.disks === 'copy' ? ' --disks copy' : ''}\n`,
         );
       },
       onCancel: (cancel) => {
@@ -718,6 +754,9 @@ async function runSupervise(context: CommandContext, flags: SuperviseFlags): Pro
             ...(flags.tlsDir !== undefined ? { tlsDir: flags.tlsDir } : {}),
             ...(flags.postcopy === true ? { postcopy: true } : {}),
             ...(flags.machineType !== undefined ? { machineType: flags.machineType } : {}),
+            ...(flags.disks === 'copy'
+              ? { disks: 'copy' as const, diskSizes: flags.diskSize ?? {} }
+              : {}),
           },
         }
       : {}),

@@ -54,6 +54,10 @@ export interface IncomingOptions {
   readonly tlsDir?: string;
   readonly postcopy?: boolean;
   readonly machineType?: string;
+  /** Receive the disks too (fresh images in `<dir>/disks`, exported over NBD). */
+  readonly disks?: 'copy';
+  /** With `disks: 'copy'`: each writable disk's size in bytes, by node name (the source's). */
+  readonly diskSizes?: Readonly<Record<string, number>>;
 }
 
 /** `node` arguments that run this CLI's entry point, from `dist/` or from source. */
@@ -131,6 +135,9 @@ export async function startSupervisor(options: StartOptions): Promise<StatusResu
     if (incoming.tlsDir !== undefined) args.push('--tls-dir', path.resolve(incoming.tlsDir));
     if (incoming.postcopy === true) args.push('--postcopy');
     if (incoming.machineType !== undefined) args.push('--machine-type', incoming.machineType);
+    if (incoming.disks === 'copy') args.push('--disks', 'copy');
+    for (const [node, size] of Object.entries(incoming.diskSizes ?? {}))
+      args.push('--disk-size', `${node}=${size}`);
   }
 
   const log = openSync(paths.log, 'a', 0o600);

@@ -98,6 +98,9 @@ export interface SuperviseOptions {
     readonly tlsDir?: string;
     readonly postcopy?: boolean;
     readonly machineType?: string;
+    /** Receive the disks too: fresh images of these sizes in `<dir>/disks`, exported over NBD. */
+    readonly disks?: 'copy';
+    readonly diskSizes?: Readonly<Record<string, number>>;
   };
   /**
    * Start a clone prepared by `vm clone` instead of booting: this is its `clone.json`
@@ -302,6 +305,13 @@ async function receiveMachine(
     ...(machineType !== undefined ? { machineType } : {}),
     ...(incoming.tlsDir !== undefined ? { tls: { dir: incoming.tlsDir } } : {}),
     ...(incoming.postcopy === true ? { postcopy: true } : {}),
+    ...(incoming.disks === 'copy'
+      ? {
+          disks: 'copy' as const,
+          diskSizes: incoming.diskSizes ?? {},
+          diskDir: path.join(paths.dir, 'disks'),
+        }
+      : {}),
     logger: { warn: (message) => log(message) },
   });
   log(`receiving: QEMU pid ${pending.machine.pid} listens on ${pending.uri}`);
@@ -1005,16 +1015,13 @@ class Supervisor {
     params: MigrateParams,
     signal: AbortSignal,
   ): Promise<Methods['migrate']['result']> {
-    if (params.disks === 'copy')
-      throw new ProtocolError(
-        'params.disks: "copy" applies to a local VM directory; a migration to an address needs storage both hosts can open (disks: "shared")',
-      );
     const started = performance.now();
     const run = migrateTo(this.#machine, params.to, {
       signal,
       logger: { warn: (message) => this.#log(message) },
       ...(params.tlsDir !== undefined ? { tls: { dir: params.tlsDir } } : {}),
       ...(params.postcopy === true ? { postcopy: true } : {}),
+      ...(params.disks !== undefined ? { disks: params.disks } : {}),
       convergence: {
         onDecision: (d) => this.#log(`migrate: convergence ${d.action}: ${d.reason}`),
       },
@@ -1175,6 +1182,7 @@ function progressLine(p: MigrationProgress): MigrateProgressLine {
     throughput: p.throughput,
     iterations: p.iterations,
     expectedDowntimeMs: p.expectedDowntimeMs,
+    ...(p.disks !== undefined ? { disks: p.disks } : {}),
   };
 }
 
