@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { dataPath, generateData, VERSIONS } from '../../scripts/generate-data.js';
+import { dataPath, generateData, KINDS, VERSIONS } from '../../scripts/generate-data.js';
 
 const root = path.join(import.meta.dirname, '../..');
 
@@ -13,10 +13,10 @@ describe('package', () => {
     expect(block).toBe(example);
   });
 
-  it.each(VERSIONS)(
-    'the data module for QEMU %s is generated from schemas/ (run scripts/generate-data.ts)',
-    (v) => {
-      expect(readFileSync(dataPath(v), 'utf8')).toBe(generateData(v));
+  it.each(VERSIONS.flatMap((v) => KINDS.map((k) => [v, k] as const)))(
+    'the data module for QEMU %s (%s) is generated from schemas/ (run scripts/generate-data.ts)',
+    (v, kind) => {
+      expect(readFileSync(dataPath(v, kind), 'utf8')).toBe(generateData(v, kind));
     },
   );
 
