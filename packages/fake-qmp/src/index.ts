@@ -19,3 +19,11 @@ export { HostStorage } from './model/host-storage.js';
 export type { FakeQemuCommandLine, FakeQemuIo } from './process.js';
 export { parseQemuCommandLine, runFakeQemu } from './process.js';
 export { conversationFile, recordConversation } from './replay/recorder.js';
+export {
+  FakeDaemonCommandLineError,
+  type FakeDaemonMonitor,
+  type FakeStorageDaemonCommandLine,
+  type FakeStorageDaemonIo,
+  parseStorageDaemonCommandLine,
+  runFakeStorageDaemon,
+} from './storage-daemon-process.js';
