@@ -16,7 +16,8 @@ import {
   type FakeQemuVersion,
   type FakeQmp,
   type FakeQmpOptions,
-  type FakeStorageDaemonOptions,
+  openDaemonActions,
+  parseStorageDaemonCommandLine,
 } from '@qmpkit/fake-qmp';
 import { resolveStorageDaemon, storageDaemonEnv } from '@qmpkit/machine';
 import { writeGuestImage } from '@qmpkit/testguest';
@@ -66,10 +67,12 @@ export type Setup = SystemSetup | DaemonSetup;
  */
 export interface DaemonSetup {
   readonly program: 'storage-daemon';
-  /** More daemon arguments (`--blockdev` …; the fake gets the equivalent through `fake`). */
+  /**
+   * More daemon arguments (`--blockdev`, `--object`, `--nbd-server`, `--export`, JSON or
+   * key=value). The fake reads the same arguments with its own command-line reader
+   * (`parseStorageDaemonCommandLine` + `openDaemonActions`), so the scenario checks that too.
+   */
   readonly daemonArgs?: (dir: string) => string[];
-  /** Options for the fake that mirror `daemonArgs`. */
-  readonly fake?: (dir: string) => Partial<FakeStorageDaemonOptions>;
   /** Prepares files in the peer's private directory (with `binary`'s `qemu-img`) before it starts. */
   readonly prepare?: (dir: string, binary: QemuBinary) => void | Promise<void>;
 }
@@ -329,11 +332,7 @@ async function startFake(
   const socketPath = path.join(dir, socketName);
   const fake: FakeQmp =
     setup.program === 'storage-daemon'
-      ? await createFakeStorageDaemon({
-          qemuVersion,
-          ...setup.fake?.(dir),
-          listen: { unix: socketPath },
-        })
+      ? await startDaemonFake(setup, dir, qemuVersion, socketPath)
       : await startSystemFake(setup, dir, qemuVersion, socketPath);
   const socket = net.connect(socketPath);
   await new Promise<void>((resolve, reject) => {
@@ -349,6 +348,26 @@ async function startFake(
       await fake.close();
     },
   };
+}
+
+async function startDaemonFake(
+  setup: DaemonSetup,
+  dir: string,
+  qemuVersion: FakeQemuVersion,
+  socketPath: string,
+): Promise<FakeQmp> {
+  const line = parseStorageDaemonCommandLine([
+    ...(setup.daemonArgs?.(dir) ?? []),
+    `--fake-version=${qemuVersion}`,
+  ]);
+  const fake = await createFakeStorageDaemon({ qemuVersion, listen: { unix: socketPath } });
+  try {
+    openDaemonActions(fake, line.actions);
+  } catch (error) {
+    await fake.close();
+    throw error;
+  }
+  return fake;
 }
 
 async function startSystemFake(

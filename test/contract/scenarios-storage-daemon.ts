@@ -79,7 +79,6 @@ export const storageDaemonScenarios: Scenario[] = [
       program: 'storage-daemon',
       prepare: chain,
       daemonArgs: (dir) => blockdevArgs(chainNodes(dir)),
-      fake: (dir) => ({ blockdev: chainNodes(dir) }),
     },
     normalize: [[/"actual-size": \d+/g, '"actual-size": N']],
     steps: [
@@ -111,7 +110,7 @@ export const storageDaemonScenarios: Scenario[] = [
     ],
   },
   {
-    name: 'storage daemon: dirty bitmaps add, disable, merge into another, remove; errors',
+    name: 'storage daemon: a key=value --blockdev; dirty bitmaps add, disable, merge into another, remove; errors',
     setup: {
       program: 'storage-daemon',
       daemonArgs: () => blockdevArgs([{ driver: 'null-co', 'node-name': 'n', size: 1048576 }]),
@@ -135,18 +134,18 @@ export const storageDaemonScenarios: Scenario[] = [
     ],
   },
   {
-    name: 'storage daemon: NBD server from --nbd-server, block-export-add/del, BLOCK_EXPORT_DELETED; quit closes without SHUTDOWN',
+    name: 'storage daemon: NBD server and an export from the command line, block-export-add/del, BLOCK_EXPORT_DELETED; quit closes without SHUTDOWN',
     setup: {
       program: 'storage-daemon',
       daemonArgs: (dir) => [
         ...blockdevArgs([{ driver: 'null-co', 'node-name': 'n', size: 1048576 }]),
+        '--blockdev',
+        'driver=null-co,node-name=m,size=1048576,read-only=on',
         '--nbd-server',
         JSON.stringify({ addr: { type: 'unix', path: path.join(dir, 'nbd.sock') } }),
+        '--export',
+        'nbd,id=boot,node-name=m,name=m-export',
       ],
-      fake: (dir) => ({
-        blockdev: [{ driver: 'null-co', 'node-name': 'n', size: 1048576 }],
-        nbdServer: { addr: { type: 'unix', path: path.join(dir, 'nbd.sock') } },
-      }),
     },
     steps: [
       NEGOTIATE,
@@ -155,12 +154,26 @@ export const storageDaemonScenarios: Scenario[] = [
           addr: { type: 'unix', data: { path: '$DIR/nbd2.sock' } },
         }),
       },
+      { send: exec('query-block-exports') },
       { send: exec('block-export-add', { type: 'nbd', id: 'e0', 'node-name': 'n' }) },
       { send: exec('block-export-add', { type: 'nbd', id: 'e0', 'node-name': 'n' }) },
+      {
+        send: exec('block-export-add', {
+          type: 'nbd',
+          id: 'e1',
+          'node-name': 'm',
+          name: 'm-export',
+        }),
+      },
+      {
+        send: exec('block-export-add', { type: 'nbd', id: 'e1', 'node-name': 'm', writable: true }),
+      },
       { send: exec('query-block-exports') },
       { send: exec('block-export-del', { id: 'e0' }), until: ['BLOCK_EXPORT_DELETED'] },
       { send: exec('block-export-del', { id: 'e0' }) },
+      { send: exec('block-export-add', { type: 'nbd', id: 'e2', 'node-name': 'n' }) },
       { send: exec('query-block-exports') },
+      // The command line's export and e2 are closed at exit (7.2 oldest first, 10.0 newest first).
       { send: exec('quit') },
       { expectClose: true },
     ],

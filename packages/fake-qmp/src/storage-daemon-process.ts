@@ -11,8 +11,8 @@
  * option (`<argv0>: unrecognized option '--x'`, `invalid option -- 'x'`), a missing value
  * (`option '--blockdev' requires an argument`), a stray argument (`qemu-storage-daemon: x:
  * Unexpected argument`). Values of `--blockdev`, `--object`, `--nbd-server` and `--export`
- * are read in JSON form only (what `launchStorageDaemon` passes); the key=value form is refused
- * with a usage message rather than guessed at.
+ * are JSON (what `launchStorageDaemon` passes) or QEMU's key=value syntax (what people type),
+ * read through the daemon's schema (protocol/keyval.ts).
  *
  * Switches of the fake (never the daemon's): `--fake-version=7.2|10.0` (default: qapi's
  * default), `--fake-fail=COMMAND` (repeatable), `--fake-no-greeting`.
@@ -21,14 +21,26 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { DEFAULT_QEMU_VERSION } from '@qmpkit/qapi';
+import { tables as qsdTables72 } from '@qmpkit/qapi/qsd-7.2';
+import { tables as qsdTables100 } from '@qmpkit/qapi/qsd-10.0';
+import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
+import { integerMembers as qsdIntegers72 } from './data/qsd-7.2.generated.js';
+import { integerMembers as qsdIntegers100 } from './data/qsd-10.0.generated.js';
 import { FakeQmpUsageError, isQmpReplyError, qmpError } from './errors.js';
-import type { ExportAddArgs } from './model/exports.js';
+import { isKeyvalError, keyvalToJson, parseKeyval } from './protocol/keyval.js';
+import type { IntegerMembers } from './protocol/visitor.js';
+
+/** The daemon's schema: its tables and the sized integers its source names. */
+interface DaemonSchema {
+  readonly tables: SchemaTables;
+  readonly integers: IntegerMembers;
+}
+
 import {
   createFakeStorageDaemon,
   FAKE_QEMU_VERSIONS,
   type FakeQemuVersion,
   type FakeQmp,
-  type FakeStorageDaemonOptions,
   type ListenOption,
 } from './server/fake.js';
 
@@ -46,9 +58,19 @@ export type FakeDaemonMonitor =
   | { readonly kind: 'fd'; readonly fd: number }
   | { readonly kind: 'unix'; readonly path: string };
 
+/** One `--blockdev`/`--object`/`--nbd-server`/`--export`, in command-line order. */
+export interface FakeDaemonAction {
+  readonly option: 'blockdev' | 'object' | 'nbd-server' | 'export';
+  /** The value as given (the daemon quotes it in its errors). */
+  readonly text: string;
+  /** The value read as the daemon reads it (JSON, or key=value through the schema). */
+  readonly args: Record<string, unknown>;
+}
+
 export interface FakeStorageDaemonCommandLine {
   readonly qemuVersion: FakeQemuVersion;
-  readonly options: FakeStorageDaemonOptions;
+  /** What the daemon opens at start, in order (see `openDaemonActions`). */
+  readonly actions: readonly FakeDaemonAction[];
   readonly monitors: readonly FakeDaemonMonitor[];
   readonly pidfile: string | undefined;
   readonly help: boolean;
@@ -60,8 +82,11 @@ export interface FakeStorageDaemonCommandLine {
 /** The daemon refused its command line: `text` goes to stderr, the exit code is 1. */
 export class FakeDaemonCommandLineError extends Error {
   override readonly name = 'FakeDaemonCommandLineError' as const;
-  constructor(readonly text: string) {
-    super(text);
+  constructor(
+    readonly text: string,
+    options?: ErrorOptions,
+  ) {
+    super(text, options);
   }
 }
 
@@ -91,34 +116,51 @@ function keyValues(text: string, implied = ''): Map<string, string> {
   return out;
 }
 
-function jsonObject(option: string, text: string): Record<string, unknown> {
+/**
+ * An option value as the daemon reads it: JSON when it starts with `{`, else QEMU's key=value
+ * syntax read as schema type `type` (`impliedKey` names a first bare value).
+ */
+function optionObject(
+  schema: DaemonSchema,
+  option: string,
+  text: string,
+  type: string | undefined,
+  impliedKey?: string,
+): Record<string, unknown> {
   if (text.trimStart().startsWith('{')) {
+    let value: unknown;
     try {
-      const value = JSON.parse(text) as unknown;
-      if (value !== null && typeof value === 'object' && !Array.isArray(value))
-        return value as Record<string, unknown>;
-    } catch {
-      // reported below
+      value = JSON.parse(text) as unknown;
+    } catch (error) {
+      throw new FakeQmpUsageError(`--${option}: ${(error as Error).message}`, { cause: error });
     }
+    if (value !== null && typeof value === 'object' && !Array.isArray(value))
+      return value as Record<string, unknown>;
+    throw new FakeQmpUsageError(`--${option}: expected a JSON object`);
   }
-  throw new FakeQmpUsageError(
-    `qmpkit fake qemu-storage-daemon reads --${option} in JSON form only, got '${text.slice(0, 80)}'`,
-  );
+  const tree = parseKeyval(text, impliedKey);
+  if (type === undefined) return tree;
+  return keyvalToJson(schema.tables, type, tree, '', schema.integers) as Record<string, unknown>;
 }
 
-function exportArgs(value: Record<string, unknown>): ExportAddArgs {
-  const { type, id, name, writable, bitmaps } = value;
-  const node = value['node-name'];
-  if (typeof type !== 'string') throw qmpError("Parameter 'type' is missing");
-  if (typeof id !== 'string') throw qmpError("Parameter 'id' is missing");
-  if (typeof node !== 'string') throw qmpError("Parameter 'node-name' is missing");
+/** `--nbd-server` (the daemon's own NbdServerOptions, which its QMP schema does not list). */
+function nbdServerOptions(schema: DaemonSchema, text: string): Record<string, unknown> {
+  const { tables } = schema;
+  const raw = optionObject(schema, 'nbd-server', text, undefined);
+  const fromKeyval = !text.trimStart().startsWith('{');
+  const addr = raw.addr;
+  if (addr === null || typeof addr !== 'object' || Array.isArray(addr))
+    throw qmpError("Parameter 'addr' is missing");
+  const maxConnections = raw['max-connections'];
   return {
-    type,
-    id,
-    'node-name': node,
-    ...(typeof name === 'string' ? { name } : {}),
-    ...(typeof writable === 'boolean' ? { writable } : {}),
-    ...(Array.isArray(bitmaps) ? { bitmaps: bitmaps.map(String) } : {}),
+    ...raw,
+    addr: (fromKeyval ? keyvalToJson(tables, 'SocketAddress', addr, 'addr') : addr) as Record<
+      string,
+      unknown
+    >,
+    ...(fromKeyval && typeof maxConnections === 'string'
+      ? { 'max-connections': keyvalToJson(tables, 'uint32', maxConnections, 'max-connections') }
+      : {}),
   };
 }
 
@@ -129,13 +171,10 @@ export function parseStorageDaemonCommandLine(
   argv: readonly string[],
   argv0 = 'qemu-storage-daemon',
 ): FakeStorageDaemonCommandLine {
-  const blockdev: Record<string, unknown>[] = [];
-  const object: Record<string, unknown>[] = [];
-  const exports: ExportAddArgs[] = [];
+  const actions: FakeDaemonAction[] = [];
   const chardevs = new Map<string, FakeDaemonMonitor>();
   const monitorIds: string[] = [];
   const fail: string[] = [];
-  let nbdServer: FakeStorageDaemonOptions['nbdServer'];
   let pidfile: string | undefined;
   let help = false;
   let version = false;
@@ -207,26 +246,31 @@ export function parseStorageDaemonCommandLine(
     }
     throw new FakeDaemonCommandLineError(`qemu-storage-daemon: ${arg}: Unexpected argument`);
   }
+  const schema: DaemonSchema =
+    qemuVersion === '10.0'
+      ? { tables: qsdTables100, integers: qsdIntegers100 }
+      : { tables: qsdTables72, integers: qsdIntegers72 };
   // The daemon reads --help/--version first (they exit), then acts on the rest in order.
   for (const { name, value } of help || version ? [] : pending) {
     switch (name) {
       case 'blockdev':
-        blockdev.push(jsonObject(name, value));
-        break;
       case 'object':
-        object.push(jsonObject(name, value));
-        break;
       case 'export':
-        exports.push(exportArgs(jsonObject(name, value)));
+      case 'nbd-server':
+        try {
+          const args =
+            name === 'nbd-server'
+              ? nbdServerOptions(schema, value)
+              : name === 'blockdev'
+                ? optionObject(schema, name, value, 'BlockdevOptions')
+                : name === 'object'
+                  ? optionObject(schema, name, value, 'ObjectOptions', 'qom-type')
+                  : optionObject(schema, name, value, 'BlockExportOptions', 'type');
+          actions.push({ option: name, text: value, args });
+        } catch (error) {
+          throw optionError(name, value, error);
+        }
         break;
-      case 'nbd-server': {
-        const server = jsonObject(name, value);
-        const addr = server.addr;
-        if (addr === null || typeof addr !== 'object' || Array.isArray(addr))
-          throw qmpError("Parameter 'addr' is missing");
-        nbdServer = { ...server, addr: addr as Record<string, unknown> };
-        break;
-      }
       case 'chardev': {
         const kv = keyValues(value, 'backend');
         const id = kv.get('id');
@@ -264,12 +308,7 @@ export function parseStorageDaemonCommandLine(
   }
   return {
     qemuVersion,
-    options: {
-      ...(blockdev.length > 0 ? { blockdev } : {}),
-      ...(object.length > 0 ? { object } : {}),
-      ...(nbdServer !== undefined ? { nbdServer } : {}),
-      ...(exports.length > 0 ? { exports } : {}),
-    },
+    actions,
     monitors: monitorIds.map((id) => chardevs.get(id)!),
     pidfile,
     help,
@@ -279,10 +318,35 @@ export function parseStorageDaemonCommandLine(
   };
 }
 
+/** The daemon's words for a refused option value: `qemu-storage-daemon: --OPT VALUE: why`. */
+function optionError(option: string, text: string, error: unknown): FakeDaemonCommandLineError {
+  return new FakeDaemonCommandLineError(
+    `qemu-storage-daemon: --${option} ${text}: ${errorText(error)}`,
+    { cause: error },
+  );
+}
+
+/**
+ * Opens the command line's nodes, objects, NBD server and exports on `fake` in order, as the
+ * daemon does before it serves QMP; the first refusal is a `FakeDaemonCommandLineError` with
+ * the daemon's words (`qemu-storage-daemon: --export nbd,id=e0,node-name=x: NBD server not
+ * running`).
+ */
+export function openDaemonActions(fake: FakeQmp, actions: readonly FakeDaemonAction[]): void {
+  for (const action of actions) {
+    try {
+      fake.openAtStart(action.option, action.args);
+    } catch (error) {
+      throw optionError(action.option, action.text, error);
+    }
+  }
+}
+
 const COPYRIGHT_YEAR: Record<FakeQemuVersion, number> = { '7.2': 2022, '10.0': 2025 };
 
 function errorText(error: unknown): string {
   if (isQmpReplyError(error)) return error.desc;
+  if (isKeyvalError(error)) return error.message;
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -321,7 +385,6 @@ export async function runFakeStorageDaemon(
       m.kind === 'unix' ? [{ unix: path.resolve(m.path) }] : [],
     );
     fake = await createFakeStorageDaemon({
-      ...line.options,
       qemuVersion: line.qemuVersion,
       storage: 'host',
       ...(listen.length > 0 ? { listen } : {}),
@@ -337,6 +400,13 @@ export async function runFakeStorageDaemon(
     );
     await fake.close();
     return 0;
+  }
+  try {
+    openDaemonActions(fake, line.actions);
+  } catch (error) {
+    io.stderr(`${error instanceof FakeDaemonCommandLineError ? error.text : errorText(error)}\n`);
+    await fake.close();
+    return 1;
   }
   if (line.noGreeting) fake.inject({ kind: 'stall-greeting' });
   for (const command of line.fail)

@@ -92,13 +92,13 @@ describe('storage-daemon command line', () => {
       qemuVersion: '10.0',
       monitors: [{ kind: 'fd', fd: 3 }],
       pidfile: '/run/qsd.pid',
-      options: {
-        blockdev: [{ driver: 'null-co', 'node-name': 'n0' }],
-        object: [{ 'qom-type': 'iothread', id: 'io0' }],
-        nbdServer: { addr: { type: 'unix', path: '/run/nbd.sock' } },
-        exports: [{ type: 'nbd', id: 'e0', 'node-name': 'n0' }],
-      },
     });
+    expect(line.actions.map((a) => [a.option, a.args])).toEqual([
+      ['blockdev', { driver: 'null-co', 'node-name': 'n0' }],
+      ['object', { 'qom-type': 'iothread', id: 'io0' }],
+      ['nbd-server', { addr: { type: 'unix', path: '/run/nbd.sock' } }],
+      ['export', { type: 'nbd', id: 'e0', 'node-name': 'n0' }],
+    ]);
     expect(
       parseStorageDaemonCommandLine([
         '--chardev',
@@ -109,12 +109,62 @@ describe('storage-daemon command line', () => {
     ).toEqual([{ kind: 'unix', path: '/run/qmp.sock' }]);
   });
 
-  // The words and the exit code of qemu-storage-daemon 7.2 and 10.0 (getopt_long, then its own).
+  it('reads key=value values as the daemon does, through its schema', () => {
+    const line = parseStorageDaemonCommandLine([
+      '--blockdev',
+      'driver=qcow2,node-name=disk,file.driver=file,file.filename=/img/a,,b.qcow2,read-only=on,cache.direct=off',
+      '--blockdev',
+      'driver=null-co,node-name=n,size=1048576',
+      '--object',
+      'iothread,id=io0,poll-max-ns=0',
+      '--nbd-server',
+      'addr.type=inet,addr.host=127.0.0.1,addr.port=10809,max-connections=4',
+      '--export',
+      'nbd,id=e0,node-name=disk,writable=off,bitmaps.0=b0,bitmaps.1=b1',
+    ]);
+    expect(line.actions.map((a) => a.args)).toEqual([
+      {
+        driver: 'qcow2',
+        'node-name': 'disk',
+        file: { driver: 'file', filename: '/img/a,b.qcow2' },
+        'read-only': true,
+        cache: { direct: false },
+      },
+      { driver: 'null-co', 'node-name': 'n', size: 1048576 },
+      { 'qom-type': 'iothread', id: 'io0', 'poll-max-ns': 0 },
+      {
+        addr: { type: 'inet', host: '127.0.0.1', port: '10809' },
+        'max-connections': 4,
+      },
+      {
+        type: 'nbd',
+        id: 'e0',
+        'node-name': 'disk',
+        writable: false,
+        bitmaps: ['b0', 'b1'],
+      },
+    ]);
+  });
+
+  // The words and the exit code of qemu-storage-daemon 7.2 and 10.0 (getopt_long, then its
+  // own checks, which quote the option and its value), measured on both.
   it.each([
     [['--bogus'], "qsd: unrecognized option '--bogus'"],
     [['-S'], "qsd: invalid option -- 'S'"],
     [['--blockdev'], "qsd: option '--blockdev' requires an argument"],
     [['extra'], 'qemu-storage-daemon: extra: Unexpected argument'],
+    [
+      ['--blockdev', 'driver=null-co,node-name=x,size=1G,read-only=maybe'],
+      "qemu-storage-daemon: --blockdev driver=null-co,node-name=x,size=1G,read-only=maybe: Parameter 'read-only' expects 'on' or 'off'",
+    ],
+    [
+      ['--blockdev', 'driver=null-co,node-name=x,size=1x'],
+      "qemu-storage-daemon: --blockdev driver=null-co,node-name=x,size=1x: Parameter 'size' expects integer",
+    ],
+    [
+      ['--blockdev', 'driver=null-co,node-name'],
+      "qemu-storage-daemon: --blockdev driver=null-co,node-name: Expected '=' after parameter 'node-name'",
+    ],
   ])('refuses %j like the daemon', async (argv, text) => {
     expect(() => parseStorageDaemonCommandLine(argv, 'qsd')).toThrow(FakeDaemonCommandLineError);
     let stderr = '';
@@ -126,6 +176,36 @@ describe('storage-daemon command line', () => {
       argv0: 'qsd',
     });
     expect({ code, stderr }).toEqual({ code: 1, stderr: `${text}\n` });
+  });
+
+  // Refused when opened, in command-line order, with the daemon's words (measured on 7.2 and 10.0).
+  it.each([
+    [['--blockdev', 'node-name=x'], "--blockdev node-name=x: Parameter 'driver' is missing"],
+    [
+      ['--blockdev', 'driver=qcow2,node-name=x'],
+      "--blockdev driver=qcow2,node-name=x: Parameter 'file' is missing",
+    ],
+    [
+      ['--blockdev', 'driver=null-co,node-name=x,bogus=1'],
+      "--blockdev driver=null-co,node-name=x,bogus=1: Parameter 'bogus' is unexpected",
+    ],
+    [
+      ['--blockdev', 'driver=null-co,node-name=x', '--blockdev', 'driver=null-co,node-name=x'],
+      "--blockdev driver=null-co,node-name=x: Duplicate nodes with node-name='x'",
+    ],
+    [
+      ['--blockdev', 'driver=null-co,node-name=x', '--export', 'nbd,id=e,node-name=x'],
+      '--export nbd,id=e,node-name=x: NBD server not running',
+    ],
+  ])('opens %j in order and refuses like the daemon', async (argv, text) => {
+    let stderr = '';
+    const code = await runFakeStorageDaemon(argv, {
+      stdout: () => {},
+      stderr: (t) => {
+        stderr += t;
+      },
+    });
+    expect({ code, stderr }).toEqual({ code: 1, stderr: `qemu-storage-daemon: ${text}\n` });
   });
 
   it('prints the version as the daemon does', async () => {

@@ -74,10 +74,19 @@ export class BlockExports {
       throw qmpError(`Bitmap '${b}' is not found`);
     });
     if (args.writable === true && node.readOnly)
-      throw qmpError('Cannot export a read-only node as writable');
+      throw qmpError('Cannot export read-only node as writable');
     for (const b of bitmaps) b.busy = true;
     node.users.add(`export:${args.id}`);
     this.list.unshift({ id: args.id, name, node, writable: args.writable === true, bitmaps });
+  }
+
+  /** Every export closed (QEMU's `blk_exp_close_all` at exit), in the version's order. */
+  closeAll(): void {
+    const newestFirst = [...this.list];
+    for (const entry of this.host.facts.exitClosesExportsNewestFirst
+      ? newestFirst
+      : newestFirst.reverse())
+      this.remove(entry);
   }
 
   private remove(entry: Export): void {

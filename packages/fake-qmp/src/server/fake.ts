@@ -124,6 +124,7 @@ const VERSIONS: Record<FakeQemuVersion, VersionData> = {
       migrationTransferredCountsStream: false,
       incomingSetupStatusShown: false,
       migrationTargetGoneDesc: 'Unable to write to socket: Bad file descriptor',
+      exitClosesExportsNewestFirst: false,
     },
     tables: tables72,
     integers: data72.integerMembers,
@@ -142,6 +143,7 @@ const VERSIONS: Record<FakeQemuVersion, VersionData> = {
       incomingSetupStatusShown: true,
       migrationCancelErrorDesc: 'Channel error: Input/output error',
       migrationTargetGoneDesc: 'Channel error: Input/output error',
+      exitClosesExportsNewestFirst: true,
     },
     tables: tables100,
     integers: data100.integerMembers,
@@ -384,6 +386,36 @@ export class FakeQmp {
 
   /** The QEMU program the fake imitates (see `FakeQmpOptions.personality`). */
   readonly personality: FakePersonality;
+
+  /**
+   * Opens what one command-line option opens, as the program does at start: the arguments are
+   * checked against the schema type of the option (QEMU's wording, e.g. `Parameter 'file' is
+   * missing`), then the model acts (`blockdev`: a node, `object`: an object, `nbd-server`: the
+   * NBD server on `addr`, `export`: a block export). Throws `QmpReplyError` with QEMU's text.
+   */
+  openAtStart(
+    option: 'blockdev' | 'object' | 'nbd-server' | 'export',
+    args: Record<string, unknown>,
+  ): void {
+    const type = {
+      blockdev: 'BlockdevOptions',
+      object: 'ObjectOptions',
+      export: 'BlockExportOptions',
+      'nbd-server': undefined,
+    }[option];
+    if (type !== undefined) {
+      const problem = checkArguments(this.data.tables, type, args as QemuDict, this.data.integers);
+      if (problem !== undefined) throw qmpError(problem);
+    }
+    if (option === 'blockdev') this.model.block.add(args as { driver: string });
+    else if (option === 'object') this.model.objects.add(args);
+    else if (option === 'export') this.model.exports.addExport(exportArgs(args));
+    else {
+      const { addr } = args;
+      if (addr === null || typeof addr !== 'object') throw qmpError("Parameter 'addr' is missing");
+      this.model.exports.start(addr);
+    }
+  }
 
   /** The first listening address (`unix:…`, `tcp:…` or `ws://…`). */
   get address(): string {
@@ -759,6 +791,32 @@ export class FakeQmp {
     }
     return override ? withFallback(override) : base;
   }
+}
+
+/** `block-export-add` arguments the schema check let through, read as the model's. */
+function exportArgs(value: Record<string, unknown>): ExportAddArgs {
+  const { type, id, name, writable, bitmaps } = value;
+  const node = value['node-name'];
+  if (typeof type !== 'string') throw qmpError("Parameter 'type' is missing");
+  if (typeof id !== 'string') throw qmpError("Parameter 'id' is missing");
+  if (typeof node !== 'string') throw qmpError("Parameter 'node-name' is missing");
+  return {
+    type,
+    id,
+    'node-name': node,
+    ...(typeof name === 'string' ? { name } : {}),
+    ...(typeof writable === 'boolean' ? { writable } : {}),
+    // Bitmaps by name (the model reads names; `{node, name}` entries name a bitmap too).
+    ...(Array.isArray(bitmaps)
+      ? {
+          bitmaps: bitmaps.map((b) =>
+            typeof b === 'object' && b !== null
+              ? String((b as { name?: unknown }).name)
+              : String(b),
+          ),
+        }
+      : {}),
+  };
 }
 
 function splitHostPort(text: string): { host?: string; port?: number } {
