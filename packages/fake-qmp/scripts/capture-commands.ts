@@ -52,7 +52,8 @@ try {
     '../../..',
     `schemas/${values.daemon ? 'qsd' : 'qemu'}-${values.version}/query-commands.json`,
   );
-  writeFileSync(file, `${JSON.stringify(names, null, 1)}\n`);
+  // schemas/qemu-* are outside biome's files (one-space captures); schemas/qsd-* are inside it.
+  writeFileSync(file, `${JSON.stringify(names, null, values.daemon ? 2 : 1)}\n`);
   console.log(`${file}: ${names.length} commands`);
 } finally {
   if (child.exitCode === null) child.kill('SIGKILL');
