@@ -113,8 +113,8 @@ export const storageDaemonScenarios: Scenario[] = [
     name: 'storage daemon: a key=value --blockdev; dirty bitmaps add, disable, merge into another, remove; errors',
     setup: {
       program: 'storage-daemon',
-      daemonArgs: () => blockdevArgs([{ driver: 'null-co', 'node-name': 'n', size: 1048576 }]),
-      fake: () => ({ blockdev: [{ driver: 'null-co', 'node-name': 'n', size: 1048576 }] }),
+      // What people type: key=value.
+      daemonArgs: () => ['--blockdev', 'driver=null-co,node-name=n,size=1048576'],
     },
     steps: [
       NEGOTIATE,

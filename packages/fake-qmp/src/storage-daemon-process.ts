@@ -145,22 +145,23 @@ function optionObject(
 
 /** `--nbd-server` (the daemon's own NbdServerOptions, which its QMP schema does not list). */
 function nbdServerOptions(schema: DaemonSchema, text: string): Record<string, unknown> {
-  const { tables } = schema;
-  const raw = optionObject(schema, 'nbd-server', text, undefined);
-  const fromKeyval = !text.trimStart().startsWith('{');
-  const addr = raw.addr;
-  if (addr === null || typeof addr !== 'object' || Array.isArray(addr))
+  if (text.trimStart().startsWith('{')) {
+    const raw = optionObject(schema, 'nbd-server', text, undefined);
+    const { addr } = raw;
+    if (addr === null || typeof addr !== 'object' || Array.isArray(addr))
+      throw qmpError("Parameter 'addr' is missing");
+    return raw;
+  }
+  const { addr, 'max-connections': max, ...rest } = parseKeyval(text);
+  if (addr === undefined || typeof addr === 'string' || Array.isArray(addr))
     throw qmpError("Parameter 'addr' is missing");
-  const maxConnections = raw['max-connections'];
+  const { tables, integers } = schema;
   return {
-    ...raw,
-    addr: (fromKeyval ? keyvalToJson(tables, 'SocketAddress', addr, 'addr') : addr) as Record<
-      string,
-      unknown
-    >,
-    ...(fromKeyval && typeof maxConnections === 'string'
-      ? { 'max-connections': keyvalToJson(tables, 'uint32', maxConnections, 'max-connections') }
-      : {}),
+    ...rest,
+    addr: keyvalToJson(tables, 'SocketAddress', addr, 'addr', integers),
+    ...(max === undefined
+      ? {}
+      : { 'max-connections': keyvalToJson(tables, 'uint32', max, 'max-connections') }),
   };
 }
 
