@@ -6,22 +6,29 @@
  * QEMU invents) into a transcript. A scenario is written once as data; the test compares the
  * two transcripts. The binary is a parameter, so the same scenarios run per QEMU version.
  */
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import {
   createFakeQmp,
+  createFakeStorageDaemon,
   FAKE_QEMU_VERSIONS,
   type FakeQemuVersion,
   type FakeQmp,
   type FakeQmpOptions,
+  openDaemonActions,
+  parseStorageDaemonCommandLine,
 } from '@qmpkit/fake-qmp';
+import { resolveStorageDaemon, storageDaemonEnv } from '@qmpkit/machine';
 import { writeGuestImage } from '@qmpkit/testguest';
 import {
   killQemu,
   privateTempDir,
   type QemuBinary,
   qemuSkipReason,
+  REPO_CACHE_DIR,
   spawnQemu,
+  trackQemu,
 } from '@qmpkit/testguest/test-support';
 import { InheritedFds } from '@qmpkit/transport/fd';
 
@@ -50,7 +57,28 @@ export class ContractSetupError extends Error {
   override readonly name = 'ContractSetupError' as const;
 }
 
-export interface Setup {
+/** The contract of a QEMU program: the system emulator (`SystemSetup`) or the storage daemon. */
+export type Setup = SystemSetup | DaemonSetup;
+
+/**
+ * The binary's `qemu-storage-daemon` (`QemuBinary.storageDaemon`: the system's for 7.2, the
+ * cache's qemu-utils for 10.0) with QMP on an inherited socketpair (`--chardev socket,fd=N`
+ * + `--monitor`), against the fake's storage-daemon personality of that version.
+ */
+export interface DaemonSetup {
+  readonly program: 'storage-daemon';
+  /**
+   * More daemon arguments (`--blockdev`, `--object`, `--nbd-server`, `--export`, JSON or
+   * key=value). The fake reads the same arguments with its own command-line reader
+   * (`parseStorageDaemonCommandLine` + `openDaemonActions`), so the scenario checks that too.
+   */
+  readonly daemonArgs?: (dir: string) => string[];
+  /** Prepares files in the peer's private directory (with `binary`'s `qemu-img`) before it starts. */
+  readonly prepare?: (dir: string, binary: QemuBinary) => void | Promise<void>;
+}
+
+export interface SystemSetup {
+  readonly program?: 'qemu-system';
   /** `-machine none` or `-machine pc -m 16` (-nodefaults, -accel tcg in both). */
   readonly machine: 'none' | 'pc';
   /** `-S`. */
@@ -75,7 +103,7 @@ export interface Setup {
    * in the same private directory — a migration target. Steps with `peer: 'target'` talk to it;
    * their transcript labels start with `target: `.
    */
-  readonly target?: Omit<Setup, 'target' | 'prepare'>;
+  readonly target?: Omit<SystemSetup, 'target' | 'prepare'>;
 }
 
 export interface StepContext {
@@ -231,7 +259,36 @@ function guestQemuArgs(dir: string): string[] {
   ];
 }
 
-async function startQemu(setup: Setup, dir: string, binary: QemuBinary): Promise<Peer> {
+async function startDaemon(setup: DaemonSetup, dir: string, binary: QemuBinary): Promise<Peer> {
+  const daemon = await resolveStorageDaemon(binary.storageDaemon, { cacheDir: REPO_CACHE_DIR });
+  const fds = new InheritedFds(['ignore', 'pipe', 'pipe']);
+  const monitor = fds.socketpair();
+  const args = [
+    '--chardev',
+    `socket,id=qmp,fd=${monitor.fd}`,
+    '--monitor',
+    'chardev=qmp',
+    ...(setup.daemonArgs?.(dir) ?? []),
+  ];
+  // Tracked like a QEMU: the shared suite cleanup kills it if `close` never runs.
+  const child = trackQemu(
+    spawn(daemon.path, args, { stdio: fds.stdio, cwd: dir, env: storageDaemonEnv(daemon) }),
+  );
+  fds.closeParentCopies();
+  child.stdout?.resume();
+  child.stderr?.resume();
+  const wire = wireOver(monitor.socket(child));
+  return {
+    wire,
+    dir,
+    close: async () => {
+      wire.destroy();
+      await killQemu(child);
+    },
+  };
+}
+
+async function startQemu(setup: SystemSetup, dir: string, binary: QemuBinary): Promise<Peer> {
   const fds = new InheritedFds(['ignore', 'pipe', 'pipe']);
   const monitor = fds.socketpair();
   const args = [
@@ -273,8 +330,54 @@ async function startFake(
       `the fake imitates QEMU ${FAKE_QEMU_VERSIONS.join(', ')}, not ${binary.description}`,
     );
   const socketPath = path.join(dir, socketName);
+  const fake: FakeQmp =
+    setup.program === 'storage-daemon'
+      ? await startDaemonFake(setup, dir, qemuVersion, socketPath)
+      : await startSystemFake(setup, dir, qemuVersion, socketPath);
+  const socket = net.connect(socketPath);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('error', reject);
+  });
+  const wire = wireOver(socket);
+  return {
+    wire,
+    dir,
+    close: async () => {
+      wire.destroy();
+      await fake.close();
+    },
+  };
+}
+
+async function startDaemonFake(
+  setup: DaemonSetup,
+  dir: string,
+  qemuVersion: FakeQemuVersion,
+  socketPath: string,
+): Promise<FakeQmp> {
+  const line = parseStorageDaemonCommandLine([
+    ...(setup.daemonArgs?.(dir) ?? []),
+    `--fake-version=${qemuVersion}`,
+  ]);
+  const fake = await createFakeStorageDaemon({ qemuVersion, listen: { unix: socketPath } });
+  try {
+    openDaemonActions(fake, line.actions);
+  } catch (error) {
+    await fake.close();
+    throw error;
+  }
+  return fake;
+}
+
+async function startSystemFake(
+  setup: SystemSetup,
+  dir: string,
+  qemuVersion: FakeQemuVersion,
+  socketPath: string,
+): Promise<FakeQmp> {
   const extra = setup.fake?.(dir) ?? {};
-  const fake: FakeQmp = await createFakeQmp({
+  return createFakeQmp({
     qemuVersion,
     machine: setup.machine,
     ...(setup.paused ? { paused: true } : {}),
@@ -290,20 +393,6 @@ async function startFake(
       : {}),
     listen: { unix: socketPath },
   });
-  const socket = net.connect(socketPath);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve());
-    socket.once('error', reject);
-  });
-  const wire = wireOver(socket);
-  return {
-    wire,
-    dir,
-    close: async () => {
-      wire.destroy();
-      await fake.close();
-    },
-  };
 }
 
 const DEFAULT_NORMALIZE: readonly (readonly [RegExp, string])[] = [
@@ -363,12 +452,16 @@ async function converse(
   wires: { first?: Wire; target?: Wire },
 ): Promise<TranscriptEntry[]> {
   const { dir, kind, binary } = ctx;
-  if (scenario.setup.guest) await writeGuestImage(path.join(dir, GUEST_IMAGE), { intervalMs: 10 });
-  await scenario.setup.prepare?.(dir, binary);
+  const { setup } = scenario;
+  const system = setup.program === 'storage-daemon' ? undefined : setup;
+  if (system?.guest) await writeGuestImage(path.join(dir, GUEST_IMAGE), { intervalMs: 10 });
+  await setup.prepare?.(dir, binary);
   const first =
-    kind === 'qemu'
-      ? await startQemu(scenario.setup, dir, binary)
-      : await startFake(scenario.setup, dir, binary);
+    kind === 'fake'
+      ? await startFake(setup, dir, binary)
+      : setup.program === 'storage-daemon'
+        ? await startDaemon(setup, dir, binary)
+        : await startQemu(setup, dir, binary);
   const peers: Peer[] = [first];
   wires.first = first.wire;
   const normalize = normalizer(scenario, dir);
@@ -413,7 +506,7 @@ async function converse(
   try {
     await greeting(first.wire, 'greeting');
     let target: Peer | undefined;
-    const { target: targetSetup } = scenario.setup;
+    const targetSetup = system?.target;
     if (targetSetup) {
       target =
         kind === 'qemu'

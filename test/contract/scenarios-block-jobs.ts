@@ -544,6 +544,22 @@ export const blockJobScenarios: Scenario[] = [
     ],
   },
   {
+    name: 'NBD exports: quit closes the remaining exports (7.2 oldest first, 10.0 newest first), BLOCK_EXPORT_DELETED after SHUTDOWN and before the reply',
+    setup: { machine: 'none' },
+    steps: [
+      NEGOTIATE,
+      { send: nullNode('n') },
+      { send: nullNode('m') },
+      {
+        send: exec('nbd-server-start', { addr: { type: 'unix', data: { path: '$DIR/nbd.sock' } } }),
+      },
+      { send: exec('block-export-add', { type: 'nbd', id: 'e0', 'node-name': 'n' }) },
+      { send: exec('block-export-add', { type: 'nbd', id: 'e1', 'node-name': 'm' }) },
+      { send: exec('quit') },
+      { expectClose: true },
+    ],
+  },
+  {
     name: 'block jobs: a mirror pivot moves a device onto the target; backup into a transaction with a bitmap',
     setup: { machine: 'pc', paused: true },
     steps: [

@@ -16,6 +16,7 @@ import { connect } from '@qmpkit/transport';
 import { InheritedFds } from '@qmpkit/transport/fd';
 import type { Scenario, Step, StepContext } from './runner.js';
 import { blockJobScenarios } from './scenarios-block-jobs.js';
+import { storageDaemonScenarios } from './scenarios-storage-daemon.js';
 
 const NEGOTIATE: Step = { send: '{"execute":"qmp_capabilities"}' };
 const NEGOTIATE_OOB: Step = {
@@ -1298,6 +1299,8 @@ export const scenarios: Scenario[] = [
       { send: exec('query-status') },
     ],
   },
+  // qemu-storage-daemon against the fake's storage-daemon personality (scenarios-storage-daemon.ts).
+  ...storageDaemonScenarios,
 ];
 
 // ---- helpers for migration scenarios ---------------------------------------------------

@@ -2,8 +2,10 @@
  * `query-commands` lists commands in QEMU's registration order (reversed), which the
  * introspection data does not give. This captures it from a QEMU binary into
  * `schemas/qemu-<ver>/query-commands.json` (command names only), which generate-data.ts reads.
+ * With `--daemon` it runs a `qemu-storage-daemon` instead (QMP through `--chardev` + `--monitor`)
+ * and writes `schemas/qsd-<ver>/query-commands.json`.
  *
- *   node --conditions=@qmpkit/source --import tsx packages/fake-qmp/scripts/capture-commands.ts [--qemu BIN] [--version 7.2] [--data-dir DIR]
+ *   node --conditions=@qmpkit/source --import tsx packages/fake-qmp/scripts/capture-commands.ts [--qemu BIN] [--version 7.2] [--data-dir DIR] [--daemon]
  *
  * A QEMU unpacked beside the system's (10.0, `pnpm qemu:fetch 10.0`) needs its own data dir
  * (`--data-dir <root>/usr/share/qemu`, passed as -L) and `QEMU_MODULE_DIR` in the environment.
@@ -20,16 +22,20 @@ const { values } = parseArgs({
     qemu: { type: 'string', default: 'qemu-system-x86_64' },
     version: { type: 'string', default: '7.2' },
     'data-dir': { type: 'string' },
+    daemon: { type: 'boolean', default: false },
   },
 });
 const fds = new InheritedFds(['ignore', 'ignore', 'inherit']);
 const monitor = fds.socketpair();
+const qmpFd = monitor.fd;
 const child = spawn(
   values.qemu,
-  [
-    ...(values['data-dir'] ? ['-L', values['data-dir']] : []),
-    ...['-machine', 'none', '-nodefaults', '-display', 'none', ...monitor.monitorArgs()],
-  ],
+  values.daemon
+    ? ['--chardev', `socket,id=qmp,fd=${qmpFd}`, '--monitor', 'chardev=qmp']
+    : [
+        ...(values['data-dir'] ? ['-L', values['data-dir']] : []),
+        ...['-machine', 'none', '-nodefaults', '-display', 'none', ...monitor.monitorArgs()],
+      ],
   { stdio: fds.stdio },
 );
 try {
@@ -44,9 +50,10 @@ try {
   const file = path.join(
     import.meta.dirname,
     '../../..',
-    `schemas/qemu-${values.version}/query-commands.json`,
+    `schemas/${values.daemon ? 'qsd' : 'qemu'}-${values.version}/query-commands.json`,
   );
-  writeFileSync(file, `${JSON.stringify(names, null, 1)}\n`);
+  // schemas/qemu-* are outside biome's files (one-space captures); schemas/qsd-* are inside it.
+  writeFileSync(file, `${JSON.stringify(names, null, values.daemon ? 2 : 1)}\n`);
   console.log(`${file}: ${names.length} commands`);
 } finally {
   if (child.exitCode === null) child.kill('SIGKILL');

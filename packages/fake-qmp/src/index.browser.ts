@@ -26,6 +26,7 @@ export { QemuFloat, type QemuValue, RawJson } from './json/values.js';
 export { formatDouble, qdictOrder, quoteString, writeQemuJson } from './json/writer.js';
 export type { InternalSnapshot } from './model/block.js';
 export type { MachineKind } from './model/devices.js';
+export type { ExportAddArgs } from './model/exports.js';
 export type { FakeTiming } from './model/host.js';
 export type { RunStateName } from './model/runstate.js';
 export type { FileInfo, Storage } from './model/storage.js';
@@ -43,11 +44,14 @@ export type { ArgumentsMatcher, Expectation } from './script/expectations.js';
 export type { FaultHandle, FaultMatch, FaultSpec } from './script/faults.js';
 export {
   createFakeQmp,
+  createFakeStorageDaemon,
   FAKE_QEMU_VERSIONS,
   type FakeAddress,
+  type FakePersonality,
   type FakeQemuVersion,
   FakeQmp,
   type FakeQmpOptions,
+  type FakeStorageDaemonOptions,
   type FakeStream,
   type ListenOption,
 } from './server/fake.js';

@@ -19,3 +19,13 @@ export { HostStorage } from './model/host-storage.js';
 export type { FakeQemuCommandLine, FakeQemuIo } from './process.js';
 export { parseQemuCommandLine, runFakeQemu } from './process.js';
 export { conversationFile, recordConversation } from './replay/recorder.js';
+export {
+  type FakeDaemonAction,
+  FakeDaemonCommandLineError,
+  type FakeDaemonMonitor,
+  type FakeStorageDaemonCommandLine,
+  type FakeStorageDaemonIo,
+  openDaemonActions,
+  parseStorageDaemonCommandLine,
+  runFakeStorageDaemon,
+} from './storage-daemon-process.js';

@@ -282,6 +282,18 @@ class DaemonChainHost implements ChainHost {
   }
 }
 
+/**
+ * A `ChainHost` over a running storage daemon holding the images of `config` (opened with its
+ * `blockdevs`): what `chainJobOnStoppedVm` runs on, for callers that manage the daemon
+ * themselves. Its `config` follows the chain as jobs change it.
+ */
+export function storageDaemonChainHost(
+  daemon: StorageDaemon,
+  config: VmConfig,
+): ChainHost & { readonly config: VmConfig } {
+  return new DaemonChainHost(daemon, config);
+}
+
 export interface StoppedVmChainOptions {
   /** The VM's state file (`<vm-dir>/state.json`). */
   readonly stateFile: string;

@@ -9,13 +9,26 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 export function writeFakeQemu(dir: string): { path: string; env: NodeJS.ProcessEnv } {
+  return writeFakeProgram(dir, 'qemu-bin.ts', 'fake-qemu');
+}
+
+/** The fake `qemu-storage-daemon` executable (the fake's storage-daemon process mode). */
+export function writeFakeStorageDaemon(dir: string): { path: string; env: NodeJS.ProcessEnv } {
+  return writeFakeProgram(dir, 'qsd-bin.ts', 'fake-qemu-storage-daemon');
+}
+
+function writeFakeProgram(
+  dir: string,
+  entryFile: string,
+  name: string,
+): { path: string; env: NodeJS.ProcessEnv } {
   const require = createRequire(import.meta.url);
   const entry = path.join(
     path.dirname(require.resolve('@qmpkit/fake-qmp/package.json')),
     'src',
-    'qemu-bin.ts',
+    entryFile,
   );
-  const fake = path.join(dir, 'fake-qemu');
+  const fake = path.join(dir, name);
   writeFileSync(
     fake,
     `#!${process.execPath}\nimport(${JSON.stringify(pathToFileURL(entry).href)});\n`,

@@ -55,7 +55,12 @@ export type {
   ChainPlan,
   StoppedVmChainOptions,
 } from './chain-jobs.js';
-export { chainJobOnStoppedVm, planChainJob, runChainJob } from './chain-jobs.js';
+export {
+  chainJobOnStoppedVm,
+  planChainJob,
+  runChainJob,
+  storageDaemonChainHost,
+} from './chain-jobs.js';
 export * from './compat/index.js';
 export type {
   ConsoleEncoding,

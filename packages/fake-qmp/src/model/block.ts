@@ -661,6 +661,28 @@ export class BlockGraph {
     throw qmpError(`qmpkit fake-qmp does not model blockdev-create for driver '${String(driver)}'`);
   }
 
+  /**
+   * `x-debug-query-block-graph`, the driver part only: every node (ids are positions, QEMU's are
+   * pointers) and each parent → child edge with its role. Backends (devices, jobs, exports) and
+   * permissions are not modelled (`perm`/`shared-perm` are empty): what a reader of the chain
+   * needs, not a picture of QEMU's permission system.
+   */
+  private debugGraph(): { nodes: unknown[]; edges: unknown[] } {
+    const ids = new Map(this.nodes.map((n, i) => [n, i + 1]));
+    return {
+      nodes: this.nodes.map((n) => ({ id: ids.get(n), type: 'block-driver', name: n.nodeName })),
+      edges: this.nodes.flatMap((n) =>
+        n.children.map((c) => ({
+          parent: ids.get(n),
+          child: ids.get(c.node),
+          name: c.role,
+          perm: [],
+          'shared-perm': [],
+        })),
+      ),
+    };
+  }
+
   handlers(table: HandlerTable): void {
     table.set(
       'blockdev-add',
@@ -678,6 +700,7 @@ export class BlockGraph {
       'query-named-block-nodes',
       handler<{ flat?: boolean }>((args) => this.namedNodes(args.flat === true)),
     );
+    table.set('x-debug-query-block-graph', () => this.debugGraph());
     table.set(
       'blockdev-snapshot',
       handler<Record<string, unknown>>((args) => {

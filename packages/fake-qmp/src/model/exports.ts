@@ -16,13 +16,14 @@ interface Export {
   readonly bitmaps: readonly DirtyBitmap[];
 }
 
-interface ExportAddArgs {
-  type: string;
-  id: string;
-  'node-name': string;
-  name?: string;
-  writable?: boolean;
-  bitmaps?: string[];
+/** `block-export-add`'s arguments as the fake reads them (type `nbd` only). */
+export interface ExportAddArgs {
+  readonly type: string;
+  readonly id: string;
+  readonly 'node-name': string;
+  readonly name?: string;
+  readonly writable?: boolean;
+  readonly bitmaps?: readonly string[];
 }
 
 export class BlockExports {
@@ -39,6 +40,17 @@ export class BlockExports {
   /** The running NBD server's address (as given to `nbd-server-start`), or undefined. */
   get serverAddress(): unknown {
     return this.server;
+  }
+
+  /** `nbd-server-start` (also the storage daemon's `--nbd-server`). */
+  start(addr: unknown): void {
+    if (this.server !== undefined) throw qmpError('NBD server already running');
+    this.server = addr;
+  }
+
+  /** `block-export-add` (also the storage daemon's `--export`). */
+  addExport(args: ExportAddArgs): void {
+    this.add(args);
   }
 
   private add(args: ExportAddArgs): void {
@@ -62,10 +74,19 @@ export class BlockExports {
       throw qmpError(`Bitmap '${b}' is not found`);
     });
     if (args.writable === true && node.readOnly)
-      throw qmpError('Cannot export a read-only node as writable');
+      throw qmpError('Cannot export read-only node as writable');
     for (const b of bitmaps) b.busy = true;
     node.users.add(`export:${args.id}`);
     this.list.unshift({ id: args.id, name, node, writable: args.writable === true, bitmaps });
+  }
+
+  /** Every export closed (QEMU's `blk_exp_close_all` at exit), in the version's order. */
+  closeAll(): void {
+    const newestFirst = [...this.list];
+    for (const entry of this.host.facts.exitClosesExportsNewestFirst
+      ? newestFirst
+      : newestFirst.reverse())
+      this.remove(entry);
   }
 
   private remove(entry: Export): void {
@@ -79,10 +100,7 @@ export class BlockExports {
   handlers(table: HandlerTable): void {
     table.set(
       'nbd-server-start',
-      handler<{ addr: unknown }>((args) => {
-        if (this.server !== undefined) throw qmpError('NBD server already running');
-        this.server = args.addr;
-      }),
+      handler<{ addr: unknown }>((args) => this.start(args.addr)),
     );
     table.set('nbd-server-stop', () => {
       if (this.server === undefined) throw qmpError('NBD server not running');

@@ -51,6 +51,8 @@ export interface VersionFacts {
   readonly migrationCancelErrorDesc?: string;
   /** The source's `error-desc` when the target fails or goes away mid-stream. */
   readonly migrationTargetGoneDesc: string;
+  /** `quit` closes the remaining exports newest first (10.0) rather than oldest first (7.2). */
+  readonly exitClosesExportsNewestFirst: boolean;
 }
 
 export interface ModelHost {

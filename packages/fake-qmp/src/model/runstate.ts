@@ -31,6 +31,8 @@ export class RunState {
   autostart: boolean;
   /** Hooks run when the VM (re)starts, e.g. block nodes re-activated after migration. */
   readonly onStart: (() => string | undefined)[] = [];
+  /** Run on `quit` after SHUTDOWN, before the reply (QEMU's cleanup: exports closed). */
+  readonly onQuit: (() => void)[] = [];
   /** Guest work waiting for the vCPUs to run again (see `guestLater`). */
   private readonly waitingForStart: (() => void)[] = [];
   private firmwareResetPending = false;
@@ -146,6 +148,7 @@ export class RunState {
     });
     table.set('quit', () => {
       this.host.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
+      for (const hook of this.onQuit) hook();
       this.host.later(0, () => this.host.exit(0)); // after the reply, like QEMU
       return undefined;
     });

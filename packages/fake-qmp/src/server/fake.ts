@@ -7,12 +7,16 @@ import { type Commands, DEFAULT_QEMU_VERSION, type Events } from '@qmpkit/qapi';
 import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
 // The data of the entries below (not the default: the default may move to another version).
 import { tables as tables100 } from '@qmpkit/qapi/qemu-10.0';
+import { tables as qsdTables72 } from '@qmpkit/qapi/qsd-7.2';
+import { tables as qsdTables100 } from '@qmpkit/qapi/qsd-10.0';
 import type { SchemaTables } from '@qmpkit/qapi/runtime-v1';
 import type { QmpAddress } from '@qmpkit/transport';
 import type { QmpVersionInfo } from '@qmpkit/transport/codec';
 import { nodePlatform } from '#node';
 import * as data72 from '../data/qemu-7.2.generated.js';
 import * as data100 from '../data/qemu-10.0.generated.js';
+import * as qsdData72 from '../data/qsd-7.2.generated.js';
+import * as qsdData100 from '../data/qsd-10.0.generated.js';
 import {
   FakeQmpUsageError,
   qmpError,
@@ -21,6 +25,7 @@ import {
 } from '../errors.js';
 import type { QemuDict } from '../json/values.js';
 import { qemuLine } from '../json/writer.js';
+import type { ExportAddArgs } from '../model/exports.js';
 import type { FakeTiming, HandlerTable, ModelHost, VersionFacts } from '../model/host.js';
 import { MemoryStorage, type Storage } from '../model/storage.js';
 import { VmModel, type VmOptions } from '../model/vm.js';
@@ -59,6 +64,16 @@ export interface FakeAddress {
 export interface FakeQmpOptions extends VmOptions {
   /** The QEMU the fake imitates (one of {@link FAKE_QEMU_VERSIONS}; default: qapi's default). */
   readonly qemuVersion?: FakeQemuVersion;
+  /**
+   * Which QEMU program: `qemu-system` (default, `qemu-system-x86_64`) or `storage-daemon`
+   * (`qemu-storage-daemon`: its own schema and command set, no machine; see
+   * `createFakeStorageDaemon`).
+   */
+  readonly personality?: FakePersonality;
+  /** `--nbd-server` of the storage daemon (or `nbd-server-start` before any client): its `addr`. */
+  readonly nbdServer?: { readonly addr: Record<string, unknown> } & Record<string, unknown>;
+  /** Exports present at start (`--export` of the storage daemon), after `blockdev` and `nbdServer`. */
+  readonly exports?: readonly ExportAddArgs[];
   readonly listen?: ListenOption | readonly ListenOption[];
   /** Capabilities offered in the greeting (default `['oob']`, like QEMU on a socket). */
   readonly capabilities?: readonly string[];
@@ -86,6 +101,9 @@ type EventName = keyof Events & string;
 /** A QEMU version the fake models. */
 export type FakeQemuVersion = '7.2' | '10.0';
 
+/** The QEMU program the fake is: the system emulator or the storage daemon. */
+export type FakePersonality = 'qemu-system' | 'storage-daemon';
+
 interface VersionData {
   readonly facts: VersionFacts;
   readonly tables: SchemaTables;
@@ -106,6 +124,7 @@ const VERSIONS: Record<FakeQemuVersion, VersionData> = {
       migrationTransferredCountsStream: false,
       incomingSetupStatusShown: false,
       migrationTargetGoneDesc: 'Unable to write to socket: Bad file descriptor',
+      exitClosesExportsNewestFirst: false,
     },
     tables: tables72,
     integers: data72.integerMembers,
@@ -124,6 +143,7 @@ const VERSIONS: Record<FakeQemuVersion, VersionData> = {
       incomingSetupStatusShown: true,
       migrationCancelErrorDesc: 'Channel error: Input/output error',
       migrationTargetGoneDesc: 'Channel error: Input/output error',
+      exitClosesExportsNewestFirst: true,
     },
     tables: tables100,
     integers: data100.integerMembers,
@@ -131,6 +151,31 @@ const VERSIONS: Record<FakeQemuVersion, VersionData> = {
     schemaWire: data100.schemaWire,
     commandNames: data100.commandNames,
     target: data100.target,
+  },
+};
+
+/**
+ * The storage daemon of each version: the same build (version, block layer, so the same facts)
+ * with the daemon's own captured schema and command list.
+ */
+const DAEMON_VERSIONS: Record<FakeQemuVersion, VersionData> = {
+  '7.2': {
+    ...VERSIONS['7.2'],
+    tables: qsdTables72,
+    integers: qsdData72.integerMembers,
+    version: qsdData72.version,
+    schemaWire: qsdData72.schemaWire,
+    commandNames: qsdData72.commandNames,
+    target: qsdData72.target,
+  },
+  '10.0': {
+    ...VERSIONS['10.0'],
+    tables: qsdTables100,
+    integers: qsdData100.integerMembers,
+    version: qsdData100.version,
+    schemaWire: qsdData100.schemaWire,
+    commandNames: qsdData100.commandNames,
+    target: qsdData100.target,
   },
 };
 
@@ -275,7 +320,13 @@ export class FakeQmp {
   /** Use `createFakeQmp`. */
   constructor(private readonly options: FakeQmpOptions = {}) {
     const version = options.qemuVersion ?? DEFAULT_QEMU_VERSION;
-    const data = VERSIONS[version];
+    const personality = options.personality ?? 'qemu-system';
+    if (personality !== 'qemu-system' && personality !== 'storage-daemon')
+      throw new FakeQmpUsageError(
+        `qmpkit fake-qmp is 'qemu-system' or 'storage-daemon', not '${String(personality)}'`,
+      );
+    this.personality = personality;
+    const data = (personality === 'storage-daemon' ? DAEMON_VERSIONS : VERSIONS)[version];
     if (!data)
       throw new FakeQmpUsageError(
         `qmpkit fake-qmp imitates QEMU ${FAKE_QEMU_VERSIONS.join(' and ')}, not '${String(version)}'`,
@@ -322,8 +373,48 @@ export class FakeQmp {
       exit: (code) => this.exit(code),
       uptimeNs: () => monotonicNs() - this.started,
     };
-    this.model = new VmModel(host, options, data);
+    // The daemon has no machine: nothing to plug devices into, nothing that runs.
+    this.model = new VmModel(
+      host,
+      personality === 'storage-daemon' ? { ...options, machine: 'none' } : options,
+      data,
+    );
+    if (options.nbdServer !== undefined) this.model.exports.start(options.nbdServer.addr);
+    for (const args of options.exports ?? []) this.model.exports.addExport(args);
     this.modelHandlers = this.model.handlers();
+  }
+
+  /** The QEMU program the fake imitates (see `FakeQmpOptions.personality`). */
+  readonly personality: FakePersonality;
+
+  /**
+   * Opens what one command-line option opens, as the program does at start: the arguments are
+   * checked against the schema type of the option (QEMU's wording, e.g. `Parameter 'file' is
+   * missing`), then the model acts (`blockdev`: a node, `object`: an object, `nbd-server`: the
+   * NBD server on `addr`, `export`: a block export). Throws `QmpReplyError` with QEMU's text.
+   */
+  openAtStart(
+    option: 'blockdev' | 'object' | 'nbd-server' | 'export',
+    args: Record<string, unknown>,
+  ): void {
+    const type = {
+      blockdev: 'BlockdevOptions',
+      object: 'ObjectOptions',
+      export: 'BlockExportOptions',
+      'nbd-server': undefined,
+    }[option];
+    if (type !== undefined) {
+      const problem = checkArguments(this.data.tables, type, args as QemuDict, this.data.integers);
+      if (problem !== undefined) throw qmpError(problem);
+    }
+    if (option === 'blockdev') this.model.block.add(args as { driver: string });
+    else if (option === 'object') this.model.objects.add(args);
+    else if (option === 'export') this.model.exports.addExport(exportArgs(args));
+    else {
+      const { addr } = args;
+      if (addr === null || typeof addr !== 'object') throw qmpError("Parameter 'addr' is missing");
+      this.model.exports.start(addr);
+    }
   }
 
   /** The first listening address (`unix:…`, `tcp:…` or `ws://…`). */
@@ -520,6 +611,9 @@ export class FakeQmp {
   emit(event: string, data?: unknown): void;
   emit(event: string, data?: unknown): void {
     if (this.connections.size === 0) return;
+    // A program never sends an event its schema lacks (the storage daemon has no SHUTDOWN):
+    // the shared model announces what a QEMU would, each program says what it has.
+    if (!this.data.tables.events[event]) return;
     const line = this.eventLine(event, data);
     for (const c of this.connections) if (c.negotiated && c.isOpen) c.write(line);
   }
@@ -699,11 +793,62 @@ export class FakeQmp {
   }
 }
 
+/** `block-export-add` arguments the schema check let through, read as the model's. */
+function exportArgs(value: Record<string, unknown>): ExportAddArgs {
+  const { type, id, name, writable, bitmaps } = value;
+  const node = value['node-name'];
+  if (typeof type !== 'string') throw qmpError("Parameter 'type' is missing");
+  if (typeof id !== 'string') throw qmpError("Parameter 'id' is missing");
+  if (typeof node !== 'string') throw qmpError("Parameter 'node-name' is missing");
+  return {
+    type,
+    id,
+    'node-name': node,
+    ...(typeof name === 'string' ? { name } : {}),
+    ...(typeof writable === 'boolean' ? { writable } : {}),
+    // Bitmaps by name (the model reads names; `{node, name}` entries name a bitmap too).
+    ...(Array.isArray(bitmaps)
+      ? {
+          bitmaps: bitmaps.map((b) =>
+            typeof b === 'object' && b !== null
+              ? String((b as { name?: unknown }).name)
+              : String(b),
+          ),
+        }
+      : {}),
+  };
+}
+
 function splitHostPort(text: string): { host?: string; port?: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
   if (!m) throw new FakeQmpUsageError(`expected HOST:PORT, got '${text}'`);
   const host = m[1] ?? m[2];
   return { ...(host ? { host } : {}), port: Number(m[3]) };
+}
+
+/** Options of a fake `qemu-storage-daemon`: no machine, so no VM options. */
+export type FakeStorageDaemonOptions = Omit<
+  FakeQmpOptions,
+  | 'personality'
+  | 'machine'
+  | 'machineType'
+  | 'paused'
+  | 'incoming'
+  | 'device'
+  | 'memoryBackend'
+  | 'ramBytes'
+  | 'dirtyRate'
+  | 'vmStateSize'
+>;
+
+/**
+ * Creates a fake `qemu-storage-daemon` (the daemon's greeting, schema and command set; the same
+ * block graph, jobs, bitmaps and exports as the system emulator's fake) and starts its listeners.
+ */
+export async function createFakeStorageDaemon(
+  options: FakeStorageDaemonOptions = {},
+): Promise<FakeQmp> {
+  return createFakeQmp({ ...options, personality: 'storage-daemon' });
 }
 
 /** Creates a fake QMP server and starts its listeners. */
