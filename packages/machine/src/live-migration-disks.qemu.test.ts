@@ -11,8 +11,9 @@
  * Failures (each a typed error; the source runs on with the block graph, jobs and exports it
  * had before) and kill trials (SIGKILL of the source QEMU, the target QEMU, and a child
  * process running `migrate`, at seeded random phases). CI runs `QMPKIT_KILL_TRIALS` (default
- * 2) trials per victim; the full count: `QMPKIT_KILL_TRIALS=10 npx vitest run --project
- * qemu-7.2 packages/machine/src/live-migration-disks.qemu.test.ts -t kill`.
+ * 2) trials per victim before the switch and one per victim after it (`confirming`,
+ * `finishing`: the target is the VM); the full count: `QMPKIT_KILL_TRIALS=10 npx vitest run
+ * --project qemu-7.2 packages/machine/src/live-migration-disks.qemu.test.ts -t kill`.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -33,8 +34,7 @@ import { launch, Machine } from './machine.js';
 import { processAlive } from './proc.js';
 import { namedNodes, qcow2GuestConfig } from './qemu.test-support.js';
 import { runQemuImg } from './qemu-img.js';
-import type { MigrationPhase } from './state.js';
-import { readState } from './state.js';
+import { MIGRATION_PHASES, type MigrationPhase, readState } from './state.js';
 import { makeTlsDirs } from './tls.test-support.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-live-disks-' });
@@ -586,6 +586,259 @@ describe('disk copy: kill trials', () => {
       await again.console('ser0').expect(/C=[0-9A-F]{8}\r\n/, { timeout: 30_000 });
       await again.stop();
       timed('ours', performance.now() - started);
+    },
+  );
+});
+
+/**
+ * After the switch (`confirming`: the source reported `completed`, so with `return-path` the
+ * target has loaded the whole state; `finishing`: the target runs the guest) the truth moves to
+ * the target. A kill there leaves exactly one VM: the target, or — only when the target itself
+ * died before it was confirmed running — the source, resumed on its own image.
+ */
+const AFTER_SWITCH: readonly MigrationPhase[] = ['confirming', 'finishing'];
+
+/** The target is the VM: it counts on its own copy of the disk, nothing of the copy is left. */
+async function expectTargetIsTheVm(t: Machine, targetImage: string): Promise<void> {
+  expect(t.config.blockdevs?.find((b) => b['node-name'] === 'boot-file')).toMatchObject({
+    filename: targetImage,
+  });
+  expect(t.migration).toBeUndefined();
+  expect((await readState(t.stateFile ?? '')).runtime.migration).toBeUndefined();
+  expect(await blockState(t)).toEqual({
+    nodes: ['boot-file:file', 'boot:qcow2'],
+    jobs: [],
+    exports: [],
+  });
+  t.console('ser0').read();
+  const seen = await t.console('ser0').expect(/(C=[0-9A-F]{8}\r\n[\s\S]*){2}/, { timeout: 30_000 });
+  expect(seen.before + seen.match).not.toMatch(/D=/);
+}
+
+/**
+ * The source's state file says the VM moved to `targetState` (a phase from `from` on: the
+ * record of a source QEMU that died stays at a phase between the one it died in and `done`,
+ * depending on whether the run's next writes came before the exit was noticed); a relaunch is
+ * refused.
+ */
+async function expectSourceMoved(
+  stateFile: string,
+  targetState: string,
+  from: MigrationPhase = 'done',
+): Promise<void> {
+  const state = await readState(stateFile);
+  expect(state.runtime.migration).toMatchObject({
+    role: 'source',
+    peer: { stateFile: targetState },
+  });
+  expect(MIGRATION_PHASES.slice(MIGRATION_PHASES.indexOf(from))).toContain(
+    state.runtime.migration?.phase,
+  );
+  const again = await Machine.relaunch(stateFile, { logger: quiet }).catch((e: unknown) => e);
+  expect(isLiveMigrationError(again) && again.reason).toBe('moved');
+  expect(isLiveMigrationError(again) && again.peerStateFile).toBe(targetState);
+}
+
+/**
+ * By hand (`QMPKIT_KILL_TRIALS` set): that many trials per victim, drawn like the ones before
+ * the switch. CI: one per victim, the phase fixed by the victim (the source's death in
+ * `confirming` has its own deterministic test below), to keep the file's time small.
+ */
+const AFTER_TRIALS = process.env.QMPKIT_KILL_TRIALS !== undefined ? TRIALS : 1;
+
+describe('disk copy: kill trials after the switch', () => {
+  const plan = (victim: string, salt: number) =>
+    (AFTER_TRIALS === 1
+      ? [AFTER_SWITCH[salt % AFTER_SWITCH.length] as MigrationPhase]
+      : draw(AFTER_SWITCH, AFTER_TRIALS, SEED + salt)
+    ).map((phase, i) => ({ victim, phase, i }));
+
+  it.each(plan('target', 4))(
+    'SIGKILL of the target QEMU at $phase (trial $i)',
+    async ({ phase }) => {
+      const started = performance.now();
+      const { m, image } = await source(1);
+      const before = await blockState(m);
+      let targetPid = 0;
+      const run = migrate(
+        m,
+        { runDir: tgtDir() },
+        {
+          logger: quiet,
+          disks: 'copy',
+          // Awaits the exit: the run sees the target gone before its next look at the target.
+          onPhase: async (p, { target }) => {
+            if (p !== phase || target === undefined) return;
+            targetPid = target.pid;
+            process.kill(target.pid, 'SIGKILL');
+            await target.exited;
+          },
+        },
+      );
+      if (phase === 'confirming') {
+        // Not confirmed running: the source takes the guest back on its own image (the
+        // target's copy, never in use by a running VM, goes with the target's dir).
+        const e = await failure(run.result);
+        expect(e.reason).toBe('target-exited');
+        expect(processAlive(targetPid)).toBe(false);
+        await expectSourceIntact(m, e, before);
+        expect(m.config.blockdevs?.find((b) => b['node-name'] === 'boot-file')).toMatchObject({
+          filename: image,
+        });
+        expect(pidfileQemus(suite.dir)).toEqual([m.pid]);
+        await m.stop();
+      } else {
+        // The target ran the guest: its death afterwards is the VM's crash, not the
+        // migration's. The source is not resumed (an older state beside the target's disk);
+        // the target's dir relaunches as the VM on its copy, the source's image is kept.
+        const result = await run.result;
+        const t = suite.adopt(result.machine);
+        expect(t.pid).toBe(targetPid);
+        expect(t.status).toBe('exited');
+        expect(m.status).toBe('stopped');
+        expect(existsSync(image)).toBe(true);
+        await expectSourceMoved(m.stateFile ?? '', t.stateFile ?? '');
+        expect(pidfileQemus(suite.dir)).toEqual([]);
+        const again = suite.adopt(await Machine.relaunch(t.stateFile ?? '', { logger: quiet }));
+        await expectTargetIsTheVm(again, path.join(tgtDir(), 'disks', path.basename(image)));
+        expect(pidfileQemus(suite.dir)).toEqual([again.pid]);
+        await again.stop();
+      }
+      timed(`target@${phase}`, performance.now() - started);
+    },
+  );
+
+  it.each(plan('source', 5))(
+    'SIGKILL of the source QEMU at $phase (trial $i)',
+    async ({ phase }) => {
+      const started = performance.now();
+      const { m, image } = await source(1);
+      const run = migrate(
+        m,
+        { runDir: tgtDir() },
+        {
+          logger: quiet,
+          disks: 'copy',
+          // Awaits the exit: the run sees the source gone before the target's RESUME.
+          onPhase: async (p) => {
+            if (p !== phase) return;
+            process.kill(m.pid, 'SIGKILL');
+            await m.exited;
+          },
+        },
+      );
+      // The target has the whole state (return-path: `completed` waited for its load): it is
+      // the VM, the source's death changes nothing but how the source ends.
+      const result = await run.result;
+      const t = suite.adopt(result.machine);
+      expect(m.status).toBe('stopped');
+      expect((await t.qmp.execute('query-status')).status).toBe('running');
+      await expectTargetIsTheVm(t, path.join(tgtDir(), 'disks', path.basename(image)));
+      expect(existsSync(image)).toBe(true);
+      // A QEMU that exited leaves its state file as it was (the record of the phase it died in).
+      await expectSourceMoved(m.stateFile ?? '', t.stateFile ?? '', phase);
+      expect(pidfileQemus(suite.dir)).toEqual([t.pid]);
+      await t.stop();
+      timed(`source@${phase}`, performance.now() - started);
+    },
+  );
+
+  it('the source dies in confirming before the target runs: the target still becomes the VM', async () => {
+    // Regression: the run treated any source exit as a failure and its roll-back killed the
+    // target, which held the only complete copy of the guest: no VM ran. The target is held
+    // (`stop`) so the run sees the source's exit before the target runs; the run's warning
+    // that it waits for the target lets it go (`cont`).
+    const { m, image } = await source(1);
+    let held: Machine | undefined;
+    let resumed: Promise<unknown> | undefined;
+    const warnings: string[] = [];
+    const run = migrate(
+      m,
+      { runDir: tgtDir() },
+      {
+        disks: 'copy',
+        logger: {
+          warn: (message: unknown) => {
+            warnings.push(String(message));
+            if (String(message).includes('waiting for the target') && held !== undefined)
+              resumed = held.qmp.execute('cont');
+          },
+        },
+        onPhase: async (p, { target }) => {
+          if (p !== 'confirming' || target === undefined) return;
+          await target.qmp.execute('stop');
+          held = target;
+          process.kill(m.pid, 'SIGKILL');
+          await m.exited;
+        },
+      },
+    );
+    const result = await run.result;
+    await resumed;
+    const t = suite.adopt(result.machine);
+    expect(warnings.filter((w) => w.includes('the source QEMU exited (SIGKILL)'))).toHaveLength(1);
+    expect((await t.qmp.execute('query-status')).status).toBe('running');
+    await expectTargetIsTheVm(t, path.join(tgtDir(), 'disks', path.basename(image)));
+    await expectSourceMoved(m.stateFile ?? '', t.stateFile ?? '', 'confirming');
+    expect(pidfileQemus(suite.dir)).toEqual([t.pid]);
+    await t.stop();
+  });
+
+  it.each(plan('ours', 6))(
+    'SIGKILL of the process running migrate at $phase (trial $i)',
+    async ({ phase }) => {
+      const started = performance.now();
+      n += 1;
+      const dir = path.join(suite.dir, `child-${n}`);
+      mkdirSync(dir, { mode: 0o700 });
+      const child = spawnNodeChild(
+        path.join(import.meta.dirname, 'migrate-child.test-support.ts'),
+        [dir, phase],
+      );
+      child.stderr.pipe(process.stderr);
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const line = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: child.stdout }).once('line', resolve);
+        child.once('exit', (code) => reject(new Error(`child exited ${code}`)));
+      });
+      await exited;
+      const got = JSON.parse(line) as {
+        stateFile: string;
+        sourcePid: number;
+        targetPid: number;
+        targetStateFile: string;
+        phase: string;
+      };
+      expect(got.phase).toBe(phase);
+      // Both QEMUs outlive the manager; both state files name the phase and each other.
+      expect(processAlive(got.sourcePid)).toBe(true);
+      expect(processAlive(got.targetPid)).toBe(true);
+      expect((await readState(got.stateFile)).runtime.migration).toMatchObject({
+        role: 'source',
+        phase,
+        peer: { stateFile: got.targetStateFile },
+      });
+      expect((await readState(got.targetStateFile)).runtime.migration).toMatchObject({
+        role: 'target',
+        phase,
+        peer: { stateFile: got.stateFile },
+      });
+      // Recovery, in either order of the two dirs: the source's relaunch is refused (the VM
+      // moved); the target's relaunches the VM on its copy of the disk and ends the source's
+      // QEMU (paused, its monitor gone with the manager), finishing the migration.
+      const first = await Machine.relaunch(got.stateFile, { logger: quiet }).catch(
+        (e: unknown) => e,
+      );
+      expect(isLiveMigrationError(first) && first.reason).toBe('moved');
+      const again = suite.adopt(await Machine.relaunch(got.targetStateFile, { logger: quiet }));
+      expect(processAlive(got.sourcePid)).toBe(false);
+      expect(processAlive(got.targetPid)).toBe(false);
+      await expectTargetIsTheVm(again, path.join(dir, 'tgt', 'disks', 'child.qcow2'));
+      expect(existsSync(path.join(dir, 'child.qcow2'))).toBe(true);
+      await expectSourceMoved(got.stateFile, got.targetStateFile, phase);
+      expect(pidfileQemus(suite.dir)).toEqual([again.pid]);
+      await again.stop();
+      timed(`ours@${phase}`, performance.now() - started);
     },
   );
 });

@@ -9,8 +9,11 @@
  * | `setup`           | capabilities/parameters both sides, listen       | same                          |
  * | `transferring`    | `migrate`; RAM copied while the guest runs       | `migrate_cancel`, same        |
  * | `switchover`      | source stopped at `pre-switchover`, continue     | `migrate_cancel` (guest runs) |
- * | `confirming`      | wait for the target's own RESUME (or `paused`)   | source `cont`, target killed  |
+ * | `confirming`      | wait for the target's own RESUME (or `paused`)   | source `cont`, target killed¹ |
  * | `finishing`       | source `quit`; the target is the machine         | —                             |
+ *
+ * ¹ Only when the target fails. A source that exits after its `completed` (with `return-path`:
+ * after the target loaded everything) is no failure: the target is still awaited as the VM.
  *
  * Success is read from the target: its RESUME event (a source that was paused: `paused` after
  * its MIGRATION `completed`). The source's `completed` alone proves nothing — without
@@ -91,6 +94,7 @@ import {
   recoverLink,
   whoHoldsTheTruth,
 } from './postcopy-recovery.js';
+import { within } from './process.js';
 import type { MigrationPhase, MigrationRecord } from './state.js';
 
 export { ACTIVE, busy, type PhaseDeadline, ProgressHub };
@@ -1049,25 +1053,39 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
     try {
       await this.#setPhase('transferring');
       await this.#command('source', 'migrate', () => source.qmp.execute('migrate', { uri }));
+      const targetExited = (exit: ExitInfo) =>
+        new LiveMigrationError(
+          'target-exited',
+          this.phase,
+          `the target QEMU exited before it ran the guest (${exit.signal ?? `exit code ${exit.code}`})`,
+          { exitCode: exit.code, signal: exit.signal, stderr: target.stderr() },
+        );
+      let sourceGoneNoted = false;
       for (;;) {
         this.checkAbort();
-        if (seen.sourceExit !== undefined)
-          throw new LiveMigrationError(
-            'source-exited',
-            this.phase,
-            `the source QEMU exited (${seen.sourceExit.signal ?? `exit code ${seen.sourceExit.code}`})`,
-          );
-        if (seen.targetExit !== undefined)
-          throw new LiveMigrationError(
-            'target-exited',
-            this.phase,
-            `the target QEMU exited before it ran the guest (${seen.targetExit.signal ?? `exit code ${seen.targetExit.code}`})`,
-            {
-              exitCode: seen.targetExit.code,
-              signal: seen.targetExit.signal,
-              stderr: target.stderr(),
-            },
-          );
+        if (seen.sourceExit !== undefined) {
+          // With return-path the source's `completed` waited for the target's end of the load:
+          // the target holds the whole guest and is the VM once it runs; the source only ended
+          // sooner than `finishing` would have ended it.
+          const handedOff =
+            this.phase === 'confirming' &&
+            !this.#postcopy &&
+            seen.sourceStatus === 'completed' &&
+            (capabilities.includes('return-path') || seen.targetCompleted);
+          if (!handedOff)
+            throw new LiveMigrationError(
+              'source-exited',
+              this.phase,
+              `the source QEMU exited (${seen.sourceExit.signal ?? `exit code ${seen.sourceExit.code}`})`,
+            );
+          if (!sourceGoneNoted) {
+            sourceGoneNoted = true;
+            this.logger.warn(
+              `live migration: the source QEMU exited (${seen.sourceExit.signal ?? `exit code ${seen.sourceExit.code}`}) after it sent the whole state; waiting for the target to run the guest`,
+            );
+          }
+        }
+        if (seen.targetExit !== undefined) throw targetExited(seen.targetExit);
         if (seen.sourceStatus === 'postcopy-paused') {
           // Events from here on (postcopy-recover, postcopy-active, completed) say how it goes.
           seen.sourceStatus = undefined;
@@ -1157,7 +1175,14 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
         }
         const targetRuns = wasRunning ? seen.resumeMs !== null : seen.targetCompleted;
         if (targetRuns && seen.sourceStatus === 'completed') {
-          const status = (await target.qmp.execute('query-status')).status;
+          // A target killed here fails the query: its exit, not the lost connection, is the error.
+          const status = await target.qmp.execute('query-status').then(
+            (s) => s.status,
+            async (error: unknown) => {
+              const exit = await within(target.exited, 2000);
+              throw exit !== undefined ? targetExited(exit) : error;
+            },
+          );
           if (status === (wasRunning ? 'running' : 'paused')) break;
         }
         // Deadlines: warn first (QEMU's main loop can be busy for seconds), fail at the hard one.

@@ -392,7 +392,12 @@ export class Machine {
       });
       await removeWriteTemps(stateFile);
       // A migration cut short before the hand-over: the source is the VM, the target goes.
-      if (undoMigration !== undefined) await removeMigrationTarget(undoMigration, settings);
+      if (undoMigration?.undo !== undefined)
+        await removeMigrationTarget(undoMigration.undo, settings);
+      // One cut short after it: this target is the VM, the source's QEMU goes (before this one
+      // starts: with shared storage both would open the same images).
+      if (undoMigration?.endSource !== undefined)
+        await endMigrationSource(undoMigration.endSource.runDir, settings);
       if (state.runtime.status !== 'stopped' || ended.length > 0)
         await reclaimLeaks(state.config, options.qemuImg, settings);
       if (options.useBackup) {
@@ -1040,11 +1045,9 @@ export class Machine {
  * hand-over relaunches (the target it started is ended, returned here); a source from
  * `confirming` on is refused (the guest may run on the target: relaunch that one); a target
  * that never got the guest is refused (the source is the VM); a target from `confirming` on
- * relaunches as the VM.
+ * relaunches as the VM and ends its source's QEMU (`endSource`).
  */
-function migrationToUndo(
-  record: MigrationRecord | undefined,
-): NonNullable<MigrationRecord['peer']> | undefined {
+function migrationToUndo(record: MigrationRecord | undefined): MigrationRecovery | undefined {
   if (record === undefined) return undefined;
   // A paused post-copy: neither side is the VM alone, and a relaunch would kill its QEMU.
   if (record.phase === 'postcopy-paused' || record.phase === 'recovering')
@@ -1070,7 +1073,47 @@ function migrationToUndo(
       `this QEMU was started to receive a migration that did not reach the hand-over; the source${record.peer?.stateFile ? ` (${record.peer.stateFile})` : ''} is the VM`,
       { peerStateFile: record.peer?.stateFile ?? null },
     );
-  return record.role === 'source' ? (record.peer ?? undefined) : undefined;
+  if (record.peer === null) return undefined;
+  return record.role === 'source'
+    ? { undo: record.peer }
+    : { endSource: { runDir: record.peer.runDir } };
+}
+
+/**
+ * What a relaunch finishes for a migration its state file records: `undo`, a source's target
+ * that never got the guest (ended, its files removed); `endSource`, a target's source from
+ * `confirming` on — paused with a stale copy of the guest, its monitor gone with the crashed
+ * manager — whose QEMU is ended so that only the relaunched target runs the VM.
+ */
+interface MigrationRecovery {
+  readonly undo?: NonNullable<MigrationRecord['peer']>;
+  readonly endSource?: { readonly runDir: string };
+}
+
+/**
+ * Ends the QEMUs of a handed-over source's run directory, under that directory's lock (a live
+ * holder means a manager still drives it: then it is left alone, with a warning). Its state
+ * file keeps the record that makes a relaunch of it refused (`moved`).
+ */
+async function endMigrationSource(runDir: string, settings: Settings): Promise<void> {
+  let lock: RunDirLock | undefined;
+  try {
+    await stat(runDir);
+  } catch {
+    return; // Removed already, or on another host (a remote source): nothing of it runs here.
+  }
+  try {
+    lock = await acquireRunDirLock(runDir);
+    const ended = await endRunDirQemus(runDir, { logger: settings.logger });
+    if (ended.length > 0)
+      settings.logger.warn(
+        `ended the QEMU (pid ${ended.map((e) => e.pid).join(', ')}) of the migration source in ${runDir}: the guest was handed over to this target`,
+      );
+  } catch (error) {
+    settings.logger.warn(`the migration source in ${runDir} was not ended`, error);
+  } finally {
+    await lock?.release();
+  }
 }
 
 /** Ends the QEMUs of a migration target's run directory and removes what the migration made. */

@@ -2,7 +2,7 @@
  * Run as a separate Node process by `live-migration-disks.qemu.test.ts` (kill trials of our
  * own process): launches the qcow2 test guest (run dir `<dir>/src`), starts a disk-copy
  * migration into `<dir>/tgt` and, when the migration enters `<phase>`, prints one JSON line
- * `{ stateFile, sourcePid, targetPid, phase }` and SIGKILLs itself. Both QEMUs outlive it.
+ * `{ stateFile, sourcePid, targetPid, targetStateFile, phase }` and SIGKILLs itself. Both QEMUs outlive it.
  *
  *   node --conditions=@qmpkit/source --import tsx migrate-child.test-support.ts <dir> <phase> [<qemu>]
  */
@@ -32,7 +32,7 @@ const run = migrate(
     onPhase: (p, { target }) => {
       if (p !== phase) return;
       process.stdout.write(
-        `${JSON.stringify({ stateFile: source.stateFile, sourcePid: source.pid, targetPid: target?.pid ?? null, phase: p })}\n`,
+        `${JSON.stringify({ stateFile: source.stateFile, sourcePid: source.pid, targetPid: target?.pid ?? null, targetStateFile: target?.stateFile ?? null, phase: p })}\n`,
       );
       process.kill(process.pid, 'SIGKILL');
     },
