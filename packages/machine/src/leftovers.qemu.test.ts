@@ -92,6 +92,34 @@ describe('a launch killed after the spawn', () => {
     await m.stop();
     expect(await runDirProcesses(m.runDir)).toEqual([]);
   }, 60_000);
+  it('ends a leftover QEMU with SIGTERM first, so its persistent dirty bitmaps reach the image', async () => {
+    const dir = path.join(suite.dir, 'orphan-bitmap');
+    mkdirSync(dir, { mode: 0o700 });
+    const c = child('crash-child.test-support.ts', [dir, 'bitmap']);
+    const { line, exit } = await firstLine<{ qemuPid: number; stateFile: string }>(c);
+    suite.trackPid(line.qemuPid);
+    c.kill('SIGKILL');
+    expect(await exit).toBe('SIGKILL');
+    expect(processAlive(line.qemuPid)).toBe(true);
+    const warnings: string[] = [];
+    const m = suite.adopt(
+      await Machine.relaunch(line.stateFile, { logger: { warn: (w) => warnings.push(w) } }),
+    );
+    expect(processAlive(line.qemuPid)).toBe(false);
+    expect(warnings).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`ended a leftover QEMU .*\\(pid ${line.qemuPid}, vm, SIGTERM\\)`),
+      ),
+    );
+    // QEMU stores a persistent bitmap in the qcow2 only when it closes the image: after a
+    // SIGKILL the relaunched QEMU finds no b0 at all (as before this change).
+    const nodes = await m.qmp.execute('query-named-block-nodes', { flat: true });
+    const data = nodes.find((n) => n['node-name'] === 'data');
+    expect(
+      data?.['dirty-bitmaps']?.map((b) => [b.name, b.persistent, b.inconsistent ?? false]),
+    ).toEqual([['b0', true, false]]);
+    await m.stop();
+  }, 60_000);
 });
 
 describe('one manager per run directory', () => {

@@ -11,7 +11,10 @@
  *   whose command line does not name this run directory's pidfile is never touched (a reused
  *   pid is some other program).
  * - `endRunDirQemus` (run under the run directory's lock, by launch and relaunch, before any
- *   image is touched) SIGKILLs every such process and waits until all its threads are gone.
+ *   image is touched) ends every such process and waits until all its threads are gone: first
+ *   with SIGTERM, so QEMU closes its images as at a clean quit (persistent dirty bitmaps are
+ *   written to qcow2 only then; a SIGKILLed QEMU loses them and the next incremental backup
+ *   needs a full one), and with SIGKILL when it has not gone after `graceMs`.
  */
 import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -142,6 +145,8 @@ export async function endRunDirQemus(
     readonly legacy?: { readonly pid: number; readonly startTime: number } | undefined;
     readonly logger: Logger;
     readonly timeoutMs?: number;
+    /** How long a QEMU has after SIGTERM before it gets SIGKILL (default 5000 ms). */
+    readonly graceMs?: number;
     /** A running machine's own QEMU: left alone, and the journal and pidfile stay. */
     readonly keep?: number;
   },
@@ -163,18 +168,28 @@ export async function endRunDirQemus(
   }
   const ended: EndedQemu[] = [];
   const timeout = options.timeoutMs ?? 10_000;
-  for (const t of targets.values()) {
+  const grace = options.graceMs ?? 5000;
+  const signal = (pid: number, name: NodeJS.Signals) => {
     try {
-      process.kill(t.pid, 'SIGKILL');
+      process.kill(pid, name);
     } catch {
       // Gone meanwhile.
     }
-    if (!(await waitForProcessGone(t.pid, timeout)))
-      throw new LeftoverQemuError(runDir, t.pid, timeout);
+  };
+  // All get SIGTERM at once, so their clean shutdowns overlap; then each is waited for.
+  for (const t of targets.values()) signal(t.pid, 'SIGTERM');
+  for (const t of targets.values()) {
+    let how = 'SIGTERM';
+    if (!(await waitForProcessGone(t.pid, grace))) {
+      how = `SIGKILL after ${grace} ms without ending on SIGTERM`;
+      signal(t.pid, 'SIGKILL');
+      if (!(await waitForProcessGone(t.pid, timeout)))
+        throw new LeftoverQemuError(runDir, t.pid, timeout);
+    }
     const r = roles.get(t.pid);
     ended.push({ pid: t.pid, role: r });
     options.logger.warn(
-      `ended a leftover QEMU of ${runDir} (pid ${t.pid}${r ? `, ${r}` : ''}): its manager had gone`,
+      `ended a leftover QEMU of ${runDir} (pid ${t.pid}${r ? `, ${r}` : ''}, ${how}): its manager had gone`,
     );
   }
   if (options.keep === undefined) {
