@@ -2,12 +2,13 @@
  * Our own process killed in the middle of a pull backup (a real SIGKILL of a child process
  * that holds the machine, see `pull-crash-child.test-support.ts`), while QEMU with the export,
  * fleecing nodes, jobs and the new checkpoint bitmap lives on. Two ways it goes on:
- * - QEMU is then ended cleanly (SIGTERM, as at a host shutdown): it stores the bitmaps, the
- *   next run merges the interrupted checkpoint back, and the next incremental holds every
- *   write since the full — exact by checksum, and only the dirty clusters are read;
- * - the relaunch SIGKILLs the QEMU that lived on (what `Machine.relaunch` does): the bitmaps
- *   are inconsistent, so the next incremental says why a full backup is needed, naming the
- *   interrupted backup, and `ifBroken: 'full'` repairs.
+ * - the relaunch ends the QEMU that lived on (`Machine.relaunch` sends SIGTERM first): QEMU
+ *   stores the bitmaps, the next run merges the interrupted checkpoint back, and the next
+ *   incremental holds every write since the full — exact by checksum, and only the dirty
+ *   clusters are read;
+ * - QEMU is SIGKILLed before the relaunch (a host crash): the bitmaps were never stored, so
+ *   the next incremental says why a full backup is needed, naming the interrupted backup, and
+ *   `ifBroken: 'full'` repairs.
  * Both: no leftover nodes, exports, jobs, socket, scratch or pending record.
  */
 import { createHash } from 'node:crypto';
@@ -101,15 +102,15 @@ const CHILD: [number, number, number][] = [
 ];
 
 describe('our process killed mid-pull', () => {
-  it('QEMU lived on and quit cleanly: the next run merges the checkpoint back and the incremental is exact', async () => {
+  it('QEMU lived on and the relaunch ended it cleanly: the next run merges the checkpoint back and the incremental is exact', async () => {
     const dir = path.join(suite.dir, 'merge');
     mkdirSync(dir, { mode: 0o700 });
     const { stateFile, qemuPid } = await crashMidPull(dir);
-    // The interrupted backup's export and fleecing nodes still exist in that QEMU; a clean
-    // end stores its bitmaps (the previous checkpoint disabled, the new one recording).
-    process.kill(qemuPid, 'SIGTERM');
-    await gone(qemuPid);
+    // The interrupted backup's export and fleecing nodes still exist in that QEMU. The
+    // relaunch ends it with SIGTERM first: a clean end stores its bitmaps (the previous
+    // checkpoint disabled, the new one recording).
     const m = suite.adopt(await Machine.relaunch(stateFile, { logger: quiet }));
+    expect(alive(qemuPid)).toBe(false);
     const backups = path.join(dir, 'backup');
     await m.qmp.hmp('qemu-io -d disk0 "write -P 0x44 2M 64k"');
 
@@ -131,13 +132,14 @@ describe('our process killed mid-pull', () => {
     expect((await leftovers(m, backups)).nodes).toEqual(['disk0-file', 'disk0-fmt']);
   }, 120_000);
 
-  it('QEMU killed by the relaunch: the next incremental names the interrupted backup and asks for a full; a full repairs', async () => {
+  it('QEMU SIGKILLed after it (a host crash): the next incremental names the interrupted backup and asks for a full; a full repairs', async () => {
     const dir = path.join(suite.dir, 'drop');
     mkdirSync(dir, { mode: 0o700 });
     const { stateFile, qemuPid } = await crashMidPull(dir);
-    // Relaunch ends the QEMU that lived on with SIGKILL: the bitmaps were in use.
+    // A SIGKILLed QEMU never stores its bitmaps: the checkpoints were in use.
+    process.kill(qemuPid, 'SIGKILL');
+    await gone(qemuPid);
     const m = suite.adopt(await Machine.relaunch(stateFile, { logger: quiet }));
-    expect(alive(qemuPid)).toBe(false);
     const backups = path.join(dir, 'backup');
 
     const refused = await pullBackupIncremental(m, { dir: backups }).then(

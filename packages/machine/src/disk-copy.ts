@@ -28,6 +28,7 @@ import { type BlockJob, mirror } from './block-jobs.js';
 import { BlockJobError, LiveMigrationError } from './errors.js';
 import type { Machine } from './machine.js';
 import { PhaseClock, type PhaseDeadline } from './migration-run.js';
+import type { ExitInfo } from './process.js';
 import { runQemuImg } from './qemu-img.js';
 
 /** Names of jobs and nodes the disk copy adds to the source (and exports to the target). */
@@ -537,12 +538,13 @@ export async function untilMirrorsReady(options: {
   readonly deadline: PhaseDeadline;
   readonly logger: Logger;
   readonly onProgress: (disks: DiskProgress[], elapsedMs: number) => void;
+  /** The target, when it is a QEMU of ours: its exit ends the wait too. */
+  readonly target?: Machine;
 }): Promise<void> {
-  const { source, disks, jobs, signal } = options;
-  const state: { ready: boolean; error: unknown; exited: boolean } = {
+  const { source, target, disks, jobs, signal } = options;
+  const state: { ready: boolean; error: unknown; source?: ExitInfo; target?: ExitInfo } = {
     ready: false,
     error: undefined,
-    exited: false,
   };
   let wake: () => void = () => {};
   Promise.all(jobs.map((j) => j.ready())).then(
@@ -555,8 +557,12 @@ export async function untilMirrorsReady(options: {
       wake();
     },
   );
-  void source.exited.then(() => {
-    state.exited = true;
+  void source.exited.then((e) => {
+    state.source = e;
+    wake();
+  });
+  void target?.exited.then((e) => {
+    state.target = e;
     wake();
   });
   const onAbort = () => wake();
@@ -565,8 +571,19 @@ export async function untilMirrorsReady(options: {
   try {
     for (;;) {
       options.checkAbort();
-      if (state.exited)
-        throw new LiveMigrationError('source-exited', 'mirroring', 'the source QEMU exited');
+      if (state.source !== undefined)
+        throw new LiveMigrationError(
+          'source-exited',
+          'mirroring',
+          `the source QEMU exited (${state.source.signal ?? `exit code ${state.source.code}`})`,
+        );
+      if (state.target !== undefined && target !== undefined)
+        throw new LiveMigrationError(
+          'target-exited',
+          'mirroring',
+          `the target QEMU exited while the disks were copied (${state.target.signal ?? `exit code ${state.target.code}`})`,
+          { exitCode: state.target.code, signal: state.target.signal, stderr: target.stderr() },
+        );
       if (state.error !== undefined) {
         const e = state.error;
         throw new LiveMigrationError(

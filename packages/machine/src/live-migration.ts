@@ -60,9 +60,9 @@ import {
   removeMade,
   startMirrors,
   sweepSource,
+  untilMirrorsReady,
 } from './disk-copy.js';
 import {
-  BlockJobError,
   isLiveMigrationError,
   LiveMigrationError,
   type LiveMigrationFailure,
@@ -318,6 +318,24 @@ export interface LiveMigration {
    * moving the stream to another channel.
    */
   pausePostcopy(): Promise<void>;
+}
+
+/** A progress sample of phase `mirroring`: the disks' mirrors, no RAM moved yet. */
+export function mirroringSample(disks: DiskProgress[], elapsedMs: number): MigrationProgress {
+  return {
+    phase: 'mirroring',
+    status: 'none',
+    elapsedMs,
+    transferred: 0,
+    remaining: 0,
+    total: 0,
+    dirtyRate: 0,
+    throughput: 0,
+    expectedDowntimeMs: null,
+    iterations: 0,
+    cpuThrottle: null,
+    disks,
+  };
 }
 
 /** Fields of the configuration the guest sees; the rest (host paths, backends) may differ. */
@@ -869,88 +887,18 @@ class MigrationRun extends MigrationRunBase<LiveMigrationResult, MigrationProgre
         { cause: error },
       );
     }
-    const state: { ready: boolean; error: unknown } = { ready: false, error: undefined };
-    let wake: () => void = () => {};
-    Promise.all(this.#jobs.map((j) => j.ready())).then(
-      () => {
-        state.ready = true;
-        wake();
-      },
-      (error: unknown) => {
-        state.error = error;
-        wake();
-      },
-    );
-    const exits: { target?: ExitInfo; source?: ExitInfo } = {};
-    void target.exited.then((e) => {
-      exits.target = e;
-      wake();
+    await untilMirrorsReady({
+      source,
+      target,
+      disks: this.#disks,
+      jobs: this.#jobs,
+      signal: this.abort.signal,
+      checkAbort: () => this.checkAbort(),
+      interval: this.#options.progressInterval ?? 250,
+      deadline,
+      logger: this.logger,
+      onProgress: (disks, elapsedMs) => this.hub.push(mirroringSample(disks, elapsedMs)),
     });
-    void source.exited.then((e) => {
-      exits.source = e;
-      wake();
-    });
-    const onAbort = () => wake();
-    this.abort.signal.addEventListener('abort', onAbort);
-    const clock = new PhaseClock();
-    const interval = this.#options.progressInterval ?? 250;
-    try {
-      for (;;) {
-        this.checkAbort();
-        if (exits.source !== undefined)
-          throw new LiveMigrationError(
-            'source-exited',
-            'mirroring',
-            `the source QEMU exited (${exits.source.signal ?? `exit code ${exits.source.code}`})`,
-          );
-        if (exits.target !== undefined)
-          throw new LiveMigrationError(
-            'target-exited',
-            'mirroring',
-            `the target QEMU exited while the disks were copied (${exits.target.signal ?? `exit code ${exits.target.code}`})`,
-            { exitCode: exits.target.code, signal: exits.target.signal, stderr: target.stderr() },
-          );
-        if (state.error !== undefined) {
-          const e = state.error;
-          throw new LiveMigrationError(
-            'disk-copy',
-            'mirroring',
-            e instanceof BlockJobError ? e.desc : e instanceof Error ? e.message : String(e),
-            {},
-            { cause: e },
-          );
-        }
-        const elapsed = clock.elapsed;
-        const disks = await mirrorProgress(source, this.#disks).catch(() => undefined);
-        if (disks !== undefined)
-          this.hub.push({
-            phase: 'mirroring',
-            status: 'none',
-            elapsedMs: Math.round(elapsed),
-            transferred: 0,
-            remaining: 0,
-            total: 0,
-            dirtyRate: 0,
-            throughput: 0,
-            expectedDowntimeMs: null,
-            iterations: 0,
-            cpuThrottle: null,
-            disks,
-          });
-        if (state.ready) return;
-        clock.check('mirroring', deadline, this.logger, disks, 'the disk copy');
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, interval);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = () => {};
-      }
-    } finally {
-      this.abort.signal.removeEventListener('abort', onAbort);
-    }
   }
 
   async #listen(target: Machine, transport: MigrationTransport): Promise<string> {

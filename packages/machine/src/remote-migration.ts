@@ -44,6 +44,7 @@ import {
   eventMs,
   type LiveMigrateOptions,
   type MigrationProgress,
+  mirroringSample,
   progressFrom,
 } from './live-migration.js';
 import type { Machine } from './machine.js';
@@ -380,21 +381,7 @@ class RemoteRun extends MigrationRunBase<RemoteMigrationResult, MigrationProgres
       interval: this.#options.progressInterval ?? 250,
       deadline: deadlines.mirror,
       logger: this.logger,
-      onProgress: (disks, elapsedMs) =>
-        this.hub.push({
-          phase: 'mirroring',
-          status: 'none',
-          elapsedMs,
-          transferred: 0,
-          remaining: 0,
-          total: 0,
-          dirtyRate: 0,
-          throughput: 0,
-          expectedDowntimeMs: null,
-          iterations: 0,
-          cpuThrottle: null,
-          disks,
-        }),
+      onProgress: (disks, elapsedMs) => this.hub.push(mirroringSample(disks, elapsedMs)),
     });
     // A guest paused meanwhile would be resumed by the receiver (see run()).
     if (!(await source.qmp.execute('query-status')).running)
