@@ -49,6 +49,14 @@ export interface BackupParams {
   readonly disks?: readonly string[];
   /** Pull mode: the disks exported over NBD at one instant, read by the supervisor. */
   readonly pull?: boolean;
+  /** Pull mode on TCP (loopback unless `allowRemote`, TLS unless `allowPlaintext`). */
+  readonly tcp?: {
+    readonly port: number;
+    readonly host?: string;
+    readonly tls?: { readonly dir: string; readonly hostname?: string };
+    readonly allowRemote?: boolean;
+    readonly allowPlaintext?: boolean;
+  };
 }
 
 export interface BackupSummary {
