@@ -20,10 +20,10 @@
 // in the same run; the ratios TLS / unix are printed.
 import { execFile } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { createServer } from 'node:net';
 import {
   NbdClient,
   type NbdConnectOptions,

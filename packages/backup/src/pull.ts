@@ -41,7 +41,7 @@ import {
 } from './backup.js';
 import { type Disk, planBackup } from './chain.js';
 import { BackupFailedError, PullExportError } from './errors.js';
-import { type NbdConnectOptions, NbdClient, type NbdTlsOptions } from './nbd/client.js';
+import { NbdClient, type NbdConnectOptions, type NbdTlsOptions } from './nbd/client.js';
 import { STATE_DIRTY, STATE_ZERO } from './nbd/codec.js';
 import { type BackupPoint, diskFile, writeManifest } from './store.js';
 import {
