@@ -4,7 +4,8 @@
  * incrementals (read by our client after `NBD_OPT_STARTTLS`), each restored and compared by
  * SHA-256; a plaintext client against the TLS export is refused; bad inputs leave the VM as
  * it was (nodes, exports, jobs, QOM objects): a TLS directory missing a file, a reader that
- * trusts the wrong CA, a port in use, a non-loopback host, TCP without TLS; a backup whose
+ * trusts the wrong CA, a port in use, a non-loopback host, TCP without TLS (refused; when
+ * asked for, a reader that wants TLS is refused by QEMU's answer to STARTTLS); a backup whose
  * process stopped while exported leaves a TLS object and a TCP server that the next backup
  * of the directory removes.
  *
@@ -235,9 +236,26 @@ describe('pull-mode backup over TCP with TLS', () => {
     }
     await unchanged();
 
-    // After all that the chain still carries an incremental with every write since the full.
+    // After all that the chain still carries an incremental with every write since the full,
+    // here on TCP without TLS (asked for): a reader that wants TLS is refused, never served
+    // in plaintext.
     await write(s, 0x22, 3 * MiB, 64 * KiB);
-    const inc = await pullBackupIncremental(s.m, { dir, tcp: { port, tls: { dir: s.good } } });
+    let starttls: unknown;
+    const tls = {
+      ca: await readFile(path.join(s.good, 'ca-cert.pem')),
+      hostname: '127.0.0.1',
+    };
+    const inc = await pullBackupIncremental(s.m, {
+      dir,
+      tcp: { port, allowPlaintext: true },
+      onPhase: async (p) => {
+        if (p.phase === 'exported')
+          starttls = await settle(
+            NbdClient.connect({ tcp: { host: '127.0.0.1', port }, exportName: 'disk0', tls }),
+          );
+      },
+    });
+    expect(starttls).toMatchObject({ name: 'NbdTlsError', reason: 'starttls-refused' });
     expect(inc.point).toMatchObject({ kind: 'incremental', since: full.point.checkpoint });
     expect(inc.bytesRead).toEqual({ disk0: 64 * KiB });
     expect(await restoredSha(dir, inc.point.id)).toBe(sha256(s.bytes));
