@@ -1,9 +1,10 @@
 /**
  * A small NBD client over a unix socket or TCP, optionally TLS (`NBD_OPT_STARTTLS`, then the
- * socket is upgraded with `node:tls`; never a fallback to plaintext): enough to read a backup export's dirty extents from
- * QEMU (`qemu:dirty-bitmap:NAME` / `base:allocation` block status, structured reads) and to
- * write them into a `qemu-nbd` serving the new qcow2 layer. Several requests may be in flight
- * (replies are matched by cookie); the wire format lives in `codec.ts`.
+ * socket is upgraded with `node:tls`; never a fallback to plaintext): enough to read a backup
+ * export's dirty extents from QEMU (`qemu:dirty-bitmap:NAME` / `base:allocation` block
+ * status, structured reads) and to write them into a `qemu-nbd` serving the new qcow2 layer.
+ * Several requests may be in flight (replies are matched by cookie); the wire format lives in
+ * `codec.ts`.
  */
 import { createConnection, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
