@@ -15,14 +15,26 @@
 // Then our reader runs: the map by NBD_CMD_BLOCK_STATUS, READs of the dirty extents, WRITEs into
 // the new layer through qemu-nbd. "reader" is the time from the end of the exported phase to
 // the start of tear-down.
+// The same full and incremental run once more with the export on loopback TCP under TLS
+// (`tcp: { tls }`, the reader's and our client's reads over TLS), beside the unix socket ones
+// in the same run; the ratios TLS / unix are printed.
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { NbdClient, type PullPhase, pullBackupFull, pullBackupIncremental } from '@qmpkit/backup';
+import {
+  NbdClient,
+  type NbdConnectOptions,
+  type PullPhase,
+  type PullTcp,
+  pullBackupFull,
+  pullBackupIncremental,
+} from '@qmpkit/backup';
 import { type AccelConfig, MiB } from '@qmpkit/devices';
 import { launch, runQemuImg } from '@qmpkit/machine';
+import { makeTlsDirs } from '../../packages/machine/src/tls.test-support.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,8 +49,11 @@ const accel = values.accel.split(',').filter((a) => a !== '') as AccelConfig[];
 const exec = promisify(execFile);
 
 /** Our client alone: every byte of the export, 1 MiB requests, 8 in flight, data dropped. */
-async function readAll(socket: string, exportName: string): Promise<void> {
-  const client = await NbdClient.connect({ path: socket, exportName });
+async function readAll(
+  to: Omit<NbdConnectOptions, 'exportName'>,
+  exportName: string,
+): Promise<void> {
+  const client = await NbdClient.connect({ ...to, exportName });
   try {
     let next = 0;
     const worker = async () => {
@@ -84,11 +99,16 @@ try {
   const rows: string[] = [];
   let n = 0;
   /** Runs the baselines on the open export and times our reader after them. */
-  const probe = (bitmap: string | undefined) => {
+  const probe = (bitmap: string | undefined, tls?: Omit<NbdConnectOptions, 'exportName'>) => {
     const t = { convert: 0, map: 0, readerStart: 0, reader: 0, client: 0 };
     const onPhase = async (p: PullPhase) => {
-      if (p.phase === 'exported') {
-        const uri = `nbd+unix:///disk0?socket=${p.socket}`;
+      if (p.phase === 'exported' && tls !== undefined) {
+        // TLS run: our client alone over TLS, then the shipped reader.
+        if (bitmap === undefined) t.client = await timed(() => readAll(tls, 'disk0'));
+        t.readerStart = performance.now();
+      } else if (p.phase === 'exported') {
+        const socket = p.socket ?? '';
+        const uri = `nbd+unix:///disk0?socket=${socket}`;
         t.convert = await timed(() =>
           runQemuImg([
             'convert',
@@ -100,14 +120,14 @@ try {
             join(dir, `convert-${++n}.qcow2`),
           ]),
         );
-        if (bitmap === undefined) t.client = await timed(() => readAll(p.socket, 'disk0'));
+        if (bitmap === undefined) t.client = await timed(() => readAll({ path: socket }, 'disk0'));
         if (bitmap !== undefined)
           t.map = await timed(() =>
             runQemuImg([
               'map',
               '--output=json',
               '--image-opts',
-              `driver=nbd,server.type=unix,server.path=${p.socket},export=disk0,x-dirty-bitmap=qemu:dirty-bitmap:${bitmap}`,
+              `driver=nbd,server.type=unix,server.path=${socket},export=disk0,x-dirty-bitmap=qemu:dirty-bitmap:${bitmap}`,
             ]),
           );
         t.readerStart = performance.now();
@@ -125,6 +145,25 @@ try {
       await vm.qmp.hmp(`qemu-io -d disk0 "write -P 0xa5 ${i * stride}M 1M"`);
     const i = probe(full.point.checkpoint);
     const inc = await pullBackupIncremental(vm, { dir: backups, onPhase: i.onPhase });
+    // The same again over loopback TCP with TLS.
+    const certs = await makeTlsDirs(join(dir, 'tls'));
+    const tcp: PullTcp = { port: await freePort(), tls: { dir: certs.good } };
+    const client = {
+      tcp: { host: '127.0.0.1', port: tcp.port },
+      tls: {
+        ca: await readFile(join(certs.good, 'ca-cert.pem')),
+        cert: await readFile(join(certs.good, 'client-cert.pem')),
+        key: await readFile(join(certs.good, 'client-key.pem')),
+        hostname: '127.0.0.1',
+      },
+    };
+    const tlsBackups = join(dir, 'backups-tls');
+    const ft = probe(undefined, client);
+    const fullTls = await pullBackupFull(vm, { dir: tlsBackups, tcp, onPhase: ft.onPhase });
+    for (let i = 0; i < runs; i++)
+      await vm.qmp.hmp(`qemu-io -d disk0 "write -P 0x3c ${i * stride}M 1M"`);
+    const it = probe(fullTls.point.checkpoint, client);
+    const incTls = await pullBackupIncremental(vm, { dir: tlsBackups, tcp, onPhase: it.onPhase });
     const ms = (x: number) => `${x.toFixed(0).padStart(7)} ms`;
     const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
     rows.push(
@@ -155,10 +194,36 @@ try {
     rows.push(
       `ratios: full reader / convert ${(f.t.reader / f.t.convert).toFixed(2)}x; incremental reader / convert ${(i.t.reader / i.t.convert).toFixed(3)}x for ${((inc.bytesRead.disk0 ?? 0) / (sizeMiB * MiB)).toFixed(3)} of the data; snapshot-access ${inc.snapshotAccess}`,
     );
+    rows.push('TLS over loopback TCP (same VM, same run):');
+    rows.push(
+      `  full: our NBD client, reads only    ${ms(ft.t.client)}  ${(ft.t.client / f.t.client).toFixed(2)}x the unix socket`,
+    );
+    rows.push(
+      `  full: shipped reader (qemu-img)     ${ms(ft.t.reader)}  ${(ft.t.reader / f.t.reader).toFixed(2)}x the unix socket; reads ${mib(fullTls.bytesRead.disk0 ?? 0)}`,
+    );
+    rows.push(
+      `  incremental: our reader             ${ms(it.t.reader)}  ${(it.t.reader / i.t.reader).toFixed(2)}x the unix socket; reads ${mib(incTls.bytesRead.disk0 ?? 0)}`,
+    );
     console.log(rows.join('\n'));
   } finally {
     await vm.stop();
   }
 } finally {
   await rm(dir, { recursive: true, force: true });
+}
+
+/** A loopback port nothing listens on now (the kernel's pick, released again). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address !== null
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
+    });
+  });
 }

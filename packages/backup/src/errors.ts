@@ -169,23 +169,57 @@ export function isRestoreTargetError(value: unknown): value is RestoreTargetErro
   return hasName(value, 'RestoreTargetError');
 }
 
+/** Why a pull-mode export could not be set up or torn down (see `PullExportError`). */
+export type PullExportReason =
+  /** The NBD socket path is taken; nothing was changed (QEMU would have unlinked it). */
+  | 'socket-exists'
+  /** The local `qemu-nbd` writing a backup layer did not exit after its client left. */
+  | 'writer-stuck'
+  /** A TCP export on a host that is not loopback, without `allowRemote`. */
+  | 'remote-host'
+  /** A TCP export without TLS, without `allowPlaintext`. */
+  | 'plaintext-tcp'
+  /** The TLS directory lacks files (`missing` names them); nothing was changed in the VM. */
+  | 'tls-files'
+  /** QEMU refused to start the NBD server (port in use, address not local, bad credentials). */
+  | 'server-start';
+
+const PULL_EXPORT_MESSAGES: Record<PullExportReason, (path: string) => string> = {
+  'socket-exists': (p) =>
+    `the NBD socket path ${p} exists already; remove it or choose another socket`,
+  'writer-stuck': (p) => `qemu-nbd serving ${p} did not exit after the backup layer was written`,
+  'remote-host': (p) =>
+    `the NBD export address ${p} is not loopback: anyone who can reach it can read the disks; pass allowRemote (CLI: --nbd-allow-remote) to export there`,
+  'plaintext-tcp': (p) =>
+    `a TCP export at ${p} without TLS can be read by anyone who reaches the port; give TLS credentials (CLI: --nbd-tls-dir) or allowPlaintext (CLI: --nbd-plaintext)`,
+  'tls-files': (p) => `the TLS directory ${p} lacks files`,
+  'server-start': (p) => `QEMU could not start the NBD server at ${p}`,
+};
+
 /**
- * A pull-mode export could not be set up or torn down: `socket-exists` (the NBD socket path
- * is taken; nothing was changed, QEMU would have unlinked it), `writer-stuck` (the local
- * `qemu-nbd` writing a backup layer did not exit after its client left).
+ * A pull-mode export could not be set up or torn down (`reason`). `path` is the socket, the
+ * `host:port`, or the TLS directory the reason is about; `missing` the files a TLS directory
+ * lacks (absolute paths).
  */
 export class PullExportError extends Error {
   override readonly name = 'PullExportError' as const;
-  readonly reason: 'socket-exists' | 'writer-stuck';
+  readonly reason: PullExportReason;
   readonly path: string;
-  constructor(reason: 'socket-exists' | 'writer-stuck', path: string) {
+  readonly missing: readonly string[];
+  constructor(
+    reason: PullExportReason,
+    path: string,
+    details: { readonly missing?: readonly string[]; readonly detail?: string } = {},
+    options?: ErrorOptions,
+  ) {
+    const missing = details.missing ?? [];
     super(
-      reason === 'socket-exists'
-        ? `the NBD socket path ${path} exists already; remove it or choose another socket`
-        : `qemu-nbd serving ${path} did not exit after the backup layer was written`,
+      `${PULL_EXPORT_MESSAGES[reason](path)}${missing.length > 0 ? `: ${missing.join(', ')}` : ''}${details.detail === undefined ? '' : `: ${details.detail}`}`,
+      options,
     );
     this.reason = reason;
     this.path = path;
+    this.missing = missing;
   }
 }
 

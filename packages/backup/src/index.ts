@@ -5,7 +5,8 @@
  *   in one `transaction` (one instant), checkpoints as persistent dirty bitmaps, a qcow2
  *   file per disk and point whose backing file is the previous point.
  * - `pullBackupFull` / `pullBackupIncremental`: pull mode — the disks at one instant exported
- *   over NBD (fleecing, with the checkpoint bitmap), only the dirty extents read.
+ *   over NBD (fleecing, with the checkpoint bitmap), only the dirty extents read; on a unix
+ *   socket in the run dir, or on TCP (`tcp`) under TLS.
  * - `restore({ from, to, point? })`, `listBackups(dir)`.
  * - Pure parts: `selectDisks`, `checkChain`, `planBackup` (testable without QEMU).
  */
@@ -13,7 +14,7 @@ export type { BackupOptions, BackupResult, IncrementalOptions } from './backup.j
 export { backupFull, backupIncremental } from './backup.js';
 export type { BackupPlan, Disk, DiskJob, ReportedBitmap } from './chain.js';
 export { checkChain, diskJob, planBackup, selectDisks } from './chain.js';
-export type { ChainProblem, ChainProblemKind } from './errors.js';
+export type { ChainProblem, ChainProblemKind, PullExportReason } from './errors.js';
 export {
   BackupChainError,
   BackupFailedError,
@@ -30,15 +31,17 @@ export {
   PullExportError,
   RestoreTargetError,
 } from './errors.js';
-export type { NbdConnectOptions, NbdExtent } from './nbd/client.js';
+export type { NbdConnectOptions, NbdExtent, NbdTlsOptions } from './nbd/client.js';
 export { NbdClient } from './nbd/client.js';
 export {
   isNbdProtocolError,
   isNbdServerError,
+  isNbdTlsError,
   NbdProtocolError,
   NbdServerError,
+  NbdTlsError,
 } from './nbd/errors.js';
-export type { PullOptions, PullPhase, PullResult } from './pull.js';
+export type { PullOptions, PullPhase, PullResult, PullTcp, PullTls } from './pull.js';
 export { pullBackupFull, pullBackupIncremental } from './pull.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';
 export { listBackups, restore } from './restore.js';

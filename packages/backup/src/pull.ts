@@ -12,7 +12,9 @@
  * the backup job inserts the filter (see docs/decisions.md).
  *
  * The export (`block-export-add` type nbd, read-only, with the previous checkpoint's bitmap
- * for an incremental) listens on a unix socket in the VM's 0700 run dir. Our NBD client reads
+ * for an incremental) listens on a unix socket in the VM's 0700 run dir, or — when asked
+ * (`tcp`) — on a TCP port, loopback unless `allowRemote`, under TLS (`tls-creds-x509`) unless
+ * `allowPlaintext`. Our NBD client reads
  * only the dirty extents (`qemu:dirty-bitmap:NAME`; a full backup: the allocated extents of
  * `base:allocation`) and writes them through `qemu-nbd` into a qcow2 layer whose backing file
  * is the previous point — the same backup directory format as push mode, so `restore` works.
@@ -21,8 +23,9 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { access, chmod, mkdir, open, readFile, rm } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { backupArgs, blockJobId, type Machine, runQemuImg, watchBlockJobs } from '@qmpkit/machine';
@@ -38,7 +41,7 @@ import {
 } from './backup.js';
 import { type Disk, planBackup } from './chain.js';
 import { BackupFailedError, PullExportError } from './errors.js';
-import { NbdClient } from './nbd/client.js';
+import { NbdClient, type NbdConnectOptions, type NbdTlsOptions } from './nbd/client.js';
 import { STATE_DIRTY, STATE_ZERO } from './nbd/codec.js';
 import { type BackupPoint, diskFile, writeManifest } from './store.js';
 import {
@@ -54,7 +57,14 @@ const run = promisify(execFile);
 
 /** Where a pull backup is; `extent` phases come once per extent read. */
 export type PullPhase =
-  | { readonly phase: 'exported'; readonly socket: string; readonly exports: readonly string[] }
+  | {
+      readonly phase: 'exported';
+      /** The unix socket of the export (absent for a TCP export). */
+      readonly socket?: string;
+      /** The TCP address of the export, and whether it is under TLS. */
+      readonly tcp?: { readonly host: string; readonly port: number; readonly tls: boolean };
+      readonly exports: readonly string[];
+    }
   | {
       readonly phase: 'extent';
       readonly device: string;
@@ -67,9 +77,40 @@ export type PullPhase =
     }
   | { readonly phase: 'tearing-down' };
 
+/**
+ * TLS for a TCP export: a directory in QEMU's `tls-creds-x509` layout (the shape live
+ * migration's `tls` has). QEMU, the server, reads `ca-cert.pem`, `server-cert.pem`,
+ * `server-key.pem` from `dir`; the reader (our client and `qemu-img`) reads `ca-cert.pem` and,
+ * with `verifyPeer` (the default), `client-cert.pem` and `client-key.pem` from `clientDir`
+ * (default `dir`). One directory with all five serves both.
+ */
+export interface PullTls {
+  readonly dir: string;
+  /** The reader's directory, when it is not `dir` (another CA, other client credentials). */
+  readonly clientDir?: string;
+  /** The name the reader checks the server's certificate against (default: the host). */
+  readonly hostname?: string;
+  /** QEMU asks for and checks the reader's client certificate (default true). */
+  readonly verifyPeer?: boolean;
+}
+
+/** A TCP export instead of the unix socket. */
+export interface PullTcp {
+  /** Default `127.0.0.1`; anything but a loopback address needs `allowRemote`. */
+  readonly host?: string;
+  readonly port: number;
+  readonly tls?: PullTls;
+  /** Export on a host that is not loopback (reachable from other machines). */
+  readonly allowRemote?: boolean;
+  /** Export without TLS (anyone who reaches the port can read the disks). */
+  readonly allowPlaintext?: boolean;
+}
+
 export interface PullOptions extends IncrementalOptions {
   /** NBD server socket (default `<run dir>/backup-nbd.sock`); refused if the path exists. */
   readonly socket?: string;
+  /** Export on TCP instead of the unix socket (`socket` is then ignored). */
+  readonly tcp?: PullTcp;
   /** `qemu-nbd` binary (default: next to `qemuImg`, else `qemu-nbd` on PATH). */
   readonly qemuNbd?: string;
   /** Called at each phase; may be async (the backup waits for it). */
@@ -128,11 +169,18 @@ async function pullBackup(
   asked: 'full' | 'incremental',
 ): Promise<PullResult> {
   const qmp = machine.qmp;
-  const socket = options.socket ?? path.join(machine.runDir, 'backup-nbd.sock');
+  // Refused before anything is changed, in QEMU or on disk.
+  const tcp = options.tcp === undefined ? undefined : await checkTcp(options.tcp);
+  const socket =
+    tcp === undefined
+      ? (options.socket ?? path.join(machine.runDir, 'backup-nbd.sock'))
+      : undefined;
   // After the preparation: it removes the socket of a pull whose process died (its record).
   const prep = await prepareBackup(machine, options, asked);
-  if (await exists(socket)) throw new PullExportError('socket-exists', socket);
+  if (socket !== undefined && (await exists(socket)))
+    throw new PullExportError('socket-exists', socket);
   const { manifest, disks, kind, repaired, id, checkpoint, last, since, stale } = prep;
+  const tlsObject = tcp?.tls === undefined ? undefined : `qmpkit-pull-tls-${id}`;
   const qemuImg = options.qemuImg ?? 'qemu-img';
   const qemuNbd =
     options.qemuNbd ??
@@ -181,6 +229,7 @@ async function pullBackup(
     jobs: parts.map((p) => ({ id: p.jobId })),
     nodes: parts.flatMap((p) => [p.fleeceFile, p.fleece, p.snapshot]),
     files: [...parts.flatMap((p) => [p.fleecePath, p.target]), scratch],
+    objects: tlsObject === undefined ? [] : [tlsObject],
   };
   // Left by a run of the same point without a record (names are fixed by point and device);
   // never the socket: a path that exists was refused above and stays untouched.
@@ -188,7 +237,7 @@ async function pullBackup(
   if (stray.length > 0) throw new AggregateError(stray, 'removing a stray pull export failed');
   await writePending(options.dir, {
     ...pendingOf(prep, 'pull', startedAt),
-    debris: { ...planned, socket },
+    debris: { ...planned, socket, tcp: tcp?.address },
   });
   /** What exists so far; the targets are removed only after a failure. */
   const made: Debris = emptyDebris();
@@ -237,8 +286,11 @@ async function pullBackup(
         });
         made.nodes.push(p.snapshot);
       }
-    await qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: socket } } });
-    made.socket = socket;
+    if (tcp !== undefined) await startTcpServer(qmp, tcp, tlsObject, made);
+    else if (socket !== undefined) {
+      await qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: socket } } });
+      made.socket = socket;
+    }
     for (const p of parts) {
       await qmp.execute('block-export-add', {
         type: 'nbd',
@@ -250,7 +302,18 @@ async function pullBackup(
       });
       made.exports.push(p.exportId);
     }
-    await options.onPhase?.({ phase: 'exported', socket, exports: [...made.exports] });
+    await options.onPhase?.({
+      phase: 'exported',
+      ...(socket === undefined ? {} : { socket }),
+      ...(tcp === undefined
+        ? {}
+        : { tcp: { host: tcp.host, port: tcp.port, tls: tcp.tls !== undefined } }),
+      exports: [...made.exports],
+    });
+    const endpoint: Endpoint =
+      tcp === undefined
+        ? { path: socket ?? '' }
+        : { tcp, ...(tlsObject === undefined ? {} : { tlsObject }) };
 
     const total = { read: 0, planned: 0 };
     for (const p of parts) {
@@ -266,7 +329,7 @@ async function pullBackup(
       await runQemuImg(args, { qemuImg });
       await chmod(p.target, 0o600);
       const result = await copyExtents({
-        socket,
+        endpoint,
         exportName: p.disk.device,
         context: since === undefined ? 'base:allocation' : `qemu:dirty-bitmap:${since}`,
         target: p.target,
@@ -345,7 +408,7 @@ async function createPrivate(file: string): Promise<void> {
 }
 
 interface CopyOptions {
-  readonly socket: string;
+  readonly endpoint: Endpoint;
   readonly exportName: string;
   readonly context: string;
   readonly target: string;
@@ -367,7 +430,7 @@ interface CopyOptions {
  */
 async function copyExtents(o: CopyOptions): Promise<{ bytesRead: number; copied: number }> {
   const source = await NbdClient.connect({
-    path: o.socket,
+    ...connectTo(o.endpoint),
     exportName: o.exportName,
     metaContexts: [o.context],
   });
@@ -394,17 +457,11 @@ async function copyExtents(o: CopyOptions): Promise<{ bytesRead: number; copied:
       // A full backup reads every data extent: `qemu-img convert` over the export does that
       // several times faster than our client (docs/decisions.md), and skips the same holes.
       await runQemuImg(
-        [
-          'convert',
-          '-n',
-          '--target-is-zero',
-          '-f',
-          'raw',
+        ['convert', '-n', '--target-is-zero', ...convertSource(o.endpoint, o.exportName)].concat([
           '-O',
           'qcow2',
-          `nbd+unix:///${encodeURIComponent(o.exportName)}?socket=${encodeURIComponent(o.socket)}`,
           o.target,
-        ],
+        ]),
         { qemuImg: o.qemuImg },
       );
       o.total.read += planned;
@@ -524,4 +581,146 @@ function alive(pid: number): boolean {
   }
   // A zombie only waits to be reaped (the forked daemon is not our child): it is gone.
   return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}
+
+/** Where the reader finds the export. */
+type Endpoint =
+  | { readonly path: string; readonly tcp?: undefined }
+  | { readonly tcp: CheckedTcp; readonly tlsObject?: string };
+
+/** `PullTcp` after the checks, with the TLS material the reader needs read into memory. */
+interface CheckedTcp {
+  readonly host: string;
+  readonly port: number;
+  /** `host:port` (`[v6]:port`). */
+  readonly address: string;
+  readonly tls?: PullTls & { readonly client: NbdTlsOptions; readonly clientDir: string };
+}
+
+const SERVER_FILES = ['ca-cert.pem', 'server-cert.pem', 'server-key.pem'] as const;
+const CLIENT_FILES = ['ca-cert.pem', 'client-cert.pem', 'client-key.pem'] as const;
+
+/** Whether `host` is a loopback address or `localhost`. */
+function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+/**
+ * The TCP export's address and TLS checked before anything is changed: a remote host needs
+ * `allowRemote`, no TLS needs `allowPlaintext`, and every file both sides need must be
+ * readable (QEMU itself would only complain at the first handshake).
+ */
+async function checkTcp(options: PullTcp): Promise<CheckedTcp> {
+  const host = options.host ?? '127.0.0.1';
+  const address = `${host.includes(':') ? `[${host}]` : host}:${options.port}`;
+  if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535)
+    throw new PullExportError('server-start', address, { detail: 'the port must be 1 to 65535' });
+  if (!isLoopback(host) && options.allowRemote !== true)
+    throw new PullExportError('remote-host', address);
+  const tls = options.tls;
+  if (tls === undefined) {
+    if (options.allowPlaintext !== true) throw new PullExportError('plaintext-tcp', address);
+    return { host, port: options.port, address };
+  }
+  const dir = path.resolve(tls.dir);
+  const clientDir = path.resolve(tls.clientDir ?? tls.dir);
+  const verifyPeer = tls.verifyPeer ?? true;
+  const needed = [
+    ...SERVER_FILES.map((f) => path.join(dir, f)),
+    ...(verifyPeer ? CLIENT_FILES : CLIENT_FILES.slice(0, 1)).map((f) => path.join(clientDir, f)),
+  ];
+  const missing: string[] = [];
+  for (const file of new Set(needed))
+    await access(file, constants.R_OK).catch(() => missing.push(file));
+  if (missing.length > 0) throw new PullExportError('tls-files', dir, { missing });
+  const read = (name: string) => readFile(path.join(clientDir, name));
+  const client: NbdTlsOptions = {
+    ca: await read('ca-cert.pem'),
+    ...(verifyPeer
+      ? { cert: await read('client-cert.pem'), key: await read('client-key.pem') }
+      : {}),
+    hostname: tls.hostname ?? host,
+  };
+  return { host, port: options.port, address, tls: { ...tls, dir, clientDir, client } };
+}
+
+/**
+ * The export's TLS object (when asked), then the NBD server on TCP with it. A server QEMU
+ * refuses (port in use, address not local) is a `PullExportError` (`server-start`).
+ */
+async function startTcpServer(
+  qmp: Machine['qmp'],
+  tcp: CheckedTcp,
+  tlsObject: string | undefined,
+  made: Debris,
+): Promise<void> {
+  if (tcp.tls !== undefined && tlsObject !== undefined) {
+    await qmp.execute('object-add', {
+      'qom-type': 'tls-creds-x509',
+      id: tlsObject,
+      dir: tcp.tls.dir,
+      endpoint: 'server',
+      'verify-peer': tcp.tls.verifyPeer ?? true,
+    });
+    made.objects?.push(tlsObject);
+  }
+  try {
+    await qmp.execute('nbd-server-start', {
+      addr: { type: 'inet', data: { host: tcp.host, port: String(tcp.port) } },
+      ...(tlsObject === undefined ? {} : { 'tls-creds': tlsObject }),
+    });
+  } catch (error) {
+    throw new PullExportError(
+      'server-start',
+      tcp.address,
+      { detail: error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error) },
+      { cause: error },
+    );
+  }
+  made.tcp = tcp.address;
+}
+
+function connectTo(endpoint: Endpoint): Pick<NbdConnectOptions, 'path' | 'tcp' | 'tls'> {
+  if (endpoint.tcp === undefined) return { path: endpoint.path };
+  return {
+    tcp: { host: endpoint.tcp.host, port: endpoint.tcp.port },
+    ...(endpoint.tcp.tls === undefined ? {} : { tls: endpoint.tcp.tls.client }),
+  };
+}
+
+/** A value in QEMU's `key=value,…` option syntax: a comma is doubled. */
+function optionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+/**
+ * `qemu-img convert`'s source arguments for the export: an `nbd+unix` URI, or for TCP the
+ * `nbd` driver's options with a client `tls-creds-x509` object of its own (`--object`).
+ */
+function convertSource(endpoint: Endpoint, exportName: string): string[] {
+  if (endpoint.tcp === undefined)
+    return [
+      '-f',
+      'raw',
+      `nbd+unix:///${encodeURIComponent(exportName)}?socket=${encodeURIComponent(endpoint.path)}`,
+    ];
+  const { tcp } = endpoint;
+  const opts = [
+    'driver=nbd',
+    'server.type=inet',
+    `server.host=${optionValue(tcp.host)}`,
+    `server.port=${tcp.port}`,
+    `export=${optionValue(exportName)}`,
+  ];
+  const args: string[] = [];
+  if (tcp.tls !== undefined) {
+    const id = 'qmpkit-reader-tls';
+    args.push(
+      '--object',
+      `tls-creds-x509,id=${id},dir=${optionValue(tcp.tls.clientDir)},endpoint=client`,
+    );
+    opts.push(`tls-creds=${id}`, `tls-hostname=${optionValue(tcp.tls.client.hostname)}`);
+  }
+  return [...args, '--image-opts', opts.join(',')];
 }

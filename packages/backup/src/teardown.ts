@@ -3,8 +3,8 @@
  * mode (`backup.ts`), pull mode (`pull.ts`) and the repair of a backup whose process died.
  *
  * Before a backup changes anything it writes `.backup-pending.json` into the backup directory:
- * the point id, kind, checkpoint and every name it will add (exports, NBD socket, jobs, nodes,
- * files). The record goes once the backup ended — succeeded, or failed and cleaned up by the
+ * the point id, kind, checkpoint and every name it will add (exports, NBD socket or TCP server,
+ * TLS object, jobs, nodes, files). The record goes once the backup ended — succeeded, or failed and cleaned up by the
  * process itself. A record that is still there when the next backup of the directory starts
  * means that process died in the middle (libvirt keeps its job state in the status XML for
  * the same reason), and `repairInterrupted` removes what it names and puts the checkpoint
@@ -19,8 +19,15 @@ import type { BackupManifest } from './store.js';
 /** Everything a backup added: removed in this order (exports before the server, etc.). */
 export interface Debris {
   readonly exports: string[];
-  /** The NBD server's socket, when this backup started the server. */
+  /** The NBD server's socket, when this backup started the server on a unix socket. */
   socket?: string | undefined;
+  /** The NBD server's `host:port`, when this backup started the server on TCP. */
+  tcp?: string | undefined;
+  /**
+   * QOM objects (the export's `tls-creds-x509`), removed after the server that uses them.
+   * Optional: records written before TCP exports existed do not have it.
+   */
+  readonly objects?: string[];
   readonly jobs: { readonly id: string; readonly handle?: BlockJob }[];
   /** Block nodes, in the order they were added (deleted in reverse). */
   readonly nodes: string[];
@@ -29,7 +36,7 @@ export interface Debris {
 }
 
 export function emptyDebris(): Debris {
-  return { exports: [], jobs: [], nodes: [], files: [] };
+  return { exports: [], jobs: [], nodes: [], files: [], objects: [] };
 }
 
 /**
@@ -51,11 +58,14 @@ export async function tearDown(
   };
   for (const e of debris.exports.splice(0)) await step(() => deleteExport(qmp, e));
   const socket = debris.socket;
+  const tcp = debris.tcp;
   debris.socket = undefined;
-  if (socket !== undefined) {
-    await step(() => qmp.execute('nbd-server-stop'));
-    await step(() => rm(socket, { force: true }));
-  }
+  debris.tcp = undefined;
+  if (socket !== undefined || tcp !== undefined) await step(() => qmp.execute('nbd-server-stop'));
+  if (socket !== undefined) await step(() => rm(socket, { force: true }));
+  // Only once the server that holds them is gone: QEMU refuses to delete an object in use.
+  for (const o of debris.objects?.splice(0) ?? [])
+    await step(() => qmp.execute('object-del', { id: o }));
   for (const j of debris.jobs.splice(0))
     await step(async () => {
       if (j.handle === undefined) return endJob(qmp, j.id);
@@ -121,18 +131,26 @@ export async function removeNamed(qmp: MachineQmp, named: Debris): Promise<unkno
     (await qmp.execute('query-named-block-nodes', { flat: true })).map((n) => n['node-name']),
   );
   const listed = new Set((await qmp.execute('query-block-exports')).map((e) => e.id));
+  const objects = named.objects ?? [];
+  const present =
+    objects.length === 0
+      ? new Set<string>()
+      : new Set((await qmp.execute('qom-list', { path: '/objects' })).map((o) => o.name));
   const debris: Debris = {
     exports: named.exports.filter((e) => listed.has(e)),
     socket: named.socket,
+    tcp: named.tcp,
+    objects: objects.filter((o) => present.has(o)),
     jobs: named.jobs.map((j) => ({ id: j.id })),
     nodes: named.nodes.filter((n) => nodes.has(n)),
     files: [...named.files],
   };
   // Its NBD server can only still run in the QEMU it ran in (its nodes are still there; the
   // fleecing nodes go only after the server stopped). Otherwise only the socket file is left.
-  if (debris.socket !== undefined && debris.nodes.length === 0) {
-    await rm(debris.socket, { force: true });
+  if ((debris.socket !== undefined || debris.tcp !== undefined) && debris.nodes.length === 0) {
+    if (debris.socket !== undefined) await rm(debris.socket, { force: true });
     debris.socket = undefined;
+    debris.tcp = undefined;
   }
   return tearDown(qmp, debris);
 }

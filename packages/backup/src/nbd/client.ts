@@ -1,10 +1,13 @@
 /**
- * A small NBD client over a unix socket: enough to read a backup export's dirty extents from
- * QEMU (`qemu:dirty-bitmap:NAME` / `base:allocation` block status, structured reads) and to
- * write them into a `qemu-nbd` serving the new qcow2 layer. Several requests may be in flight
- * (replies are matched by cookie); the wire format lives in `codec.ts`.
+ * A small NBD client over a unix socket or TCP, optionally TLS (`NBD_OPT_STARTTLS`, then the
+ * socket is upgraded with `node:tls`; never a fallback to plaintext): enough to read a backup
+ * export's dirty extents from QEMU (`qemu:dirty-bitmap:NAME` / `base:allocation` block
+ * status, structured reads) and to write them into a `qemu-nbd` serving the new qcow2 layer.
+ * Several requests may be in flight (replies are matched by cookie); the wire format lives in
+ * `codec.ts`.
  */
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import {
   ByteQueue,
   CHUNK,
@@ -30,15 +33,30 @@ import {
   replyHeaderRest,
   TFLAG,
 } from './codec.js';
-import { NbdProtocolError, NbdServerError } from './errors.js';
+import { NbdProtocolError, NbdServerError, NbdTlsError } from './errors.js';
 
 export interface NbdConnectOptions {
-  /** Unix socket path of the server. */
-  readonly path: string;
+  /** Unix socket path of the server (or `tcp`). */
+  readonly path?: string;
+  /** The server's TCP address (instead of `path`). */
+  readonly tcp?: { readonly host: string; readonly port: number };
+  /** Upgrade to TLS before anything else is negotiated; refused servers fail, never plaintext. */
+  readonly tls?: NbdTlsOptions;
   /** Export name. */
   readonly exportName: string;
   /** Metadata contexts to select (`base:allocation`, `qemu:dirty-bitmap:NAME`). */
   readonly metaContexts?: readonly string[];
+}
+
+/** PEM material for the TLS upgrade. */
+export interface NbdTlsOptions {
+  /** The CA the server's certificate must chain to. */
+  readonly ca: Buffer;
+  /** Our client certificate and key (a server with verify-peer asks for them). */
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  /** The name (or IP address) the server's certificate must carry. */
+  readonly hostname: string;
 }
 
 export interface NbdExtent {
@@ -134,15 +152,36 @@ export class NbdClient {
   }
 
   static async connect(options: NbdConnectOptions): Promise<NbdClient> {
-    const io = await SocketIo.open(options.path);
+    const where =
+      options.tcp !== undefined
+        ? `${options.tcp.host}:${options.tcp.port}`
+        : (options.path ?? '(no address)');
+    let io = await SocketIo.open(options);
     try {
       const hello = await io.read(18);
       if (hello.readBigUInt64BE(0) !== NBDMAGIC || hello.readBigUInt64BE(8) !== IHAVEOPT)
-        throw new NbdProtocolError(`${options.path} is not a newstyle NBD server`);
+        throw new NbdProtocolError(`${where} is not a newstyle NBD server`);
       const serverFlags = hello.readUInt16BE(16);
       if ((serverFlags & FLAG_FIXED_NEWSTYLE) === 0)
         throw new NbdProtocolError('the NBD server does not speak fixed newstyle');
       io.write(encodeClientFlags(FLAG_FIXED_NEWSTYLE | (serverFlags & FLAG_NO_ZEROES)));
+
+      if (options.tls !== undefined) {
+        io.write(encodeOption(OPT.STARTTLS));
+        const header = decodeOptionReply(await io.read(20));
+        const data = await io.read(header.length);
+        if (header.option !== OPT.STARTTLS)
+          throw new NbdProtocolError(`reply to option ${header.option}, expected STARTTLS`);
+        if ((header.type & REP_ERROR_BIT) !== 0 || header.type !== REP.ACK) {
+          const errno = header.type & ~REP_ERROR_BIT;
+          throw new NbdTlsError(
+            'starttls-refused',
+            `the NBD server at ${where} refused TLS (reply ${errno}${data.length > 0 ? `: ${data.toString('utf8')}` : ''}); not continuing in plaintext`,
+            { errno },
+          );
+        }
+        io = await io.upgrade(options.tls);
+      }
 
       io.write(encodeOption(OPT.STRUCTURED_REPLY));
       await expectAck(io, OPT.STRUCTURED_REPLY, 'structured replies');
@@ -337,36 +376,98 @@ class SocketIo {
   #failure: Error | undefined;
   closed = false;
 
+  readonly #onData = (chunk: Buffer) => {
+    this.#queue.push(chunk);
+    this.#wake();
+  };
+  readonly #onError = (e: Error) =>
+    this.#fail(new NbdProtocolError(`NBD connection failed: ${e.message}`, { cause: e }));
+  readonly #onClose = () =>
+    this.#fail(new NbdProtocolError('the NBD server closed the connection'));
+
   private constructor(socket: Socket) {
     this.#socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.#queue.push(chunk);
-      this.#wake();
-    });
-    const fail = (error: Error) => {
-      this.closed = true;
-      this.#failure ??= error;
-      const w = this.#waiter;
-      this.#waiter = undefined;
-      w?.reject(this.#failure);
-    };
-    socket.on('error', (e) =>
-      fail(new NbdProtocolError(`NBD connection failed: ${e.message}`, { cause: e })),
-    );
-    socket.on('close', () => fail(new NbdProtocolError('the NBD server closed the connection')));
+    socket.on('data', this.#onData);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
   }
 
-  static open(path: string): Promise<SocketIo> {
+  #fail(error: Error): void {
+    this.closed = true;
+    this.#failure ??= error;
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.reject(this.#failure);
+  }
+
+  static open(options: NbdConnectOptions): Promise<SocketIo> {
+    const where =
+      options.tcp !== undefined ? `${options.tcp.host}:${options.tcp.port}` : options.path;
     return new Promise((resolve, reject) => {
-      const socket = createConnection({ path });
+      if (where === undefined) {
+        reject(new NbdProtocolError('an NBD connection needs a socket path or a TCP address'));
+        return;
+      }
+      const socket =
+        options.tcp !== undefined
+          ? createConnection({ host: options.tcp.host, port: options.tcp.port })
+          : createConnection({ path: where });
+      if (options.tcp !== undefined) socket.setNoDelay(true);
       const onError = (e: Error) =>
         reject(
-          new NbdProtocolError(`cannot connect to NBD socket ${path}: ${e.message}`, { cause: e }),
+          new NbdProtocolError(`cannot connect to NBD server ${where}: ${e.message}`, { cause: e }),
         );
       socket.once('error', onError);
       socket.once('connect', () => {
         socket.off('error', onError);
         resolve(new SocketIo(socket));
+      });
+    });
+  }
+
+  /**
+   * Hands the socket to `node:tls` (after the server acknowledged `NBD_OPT_STARTTLS`) and
+   * returns the reader of the encrypted connection. The server sends nothing between its
+   * acknowledgement and the handshake, so no plaintext byte may be waiting here.
+   */
+  upgrade(tls: NbdTlsOptions): Promise<SocketIo> {
+    if (this.#queue.length > 0)
+      return Promise.reject(
+        new NbdProtocolError('the NBD server sent data before the TLS handshake'),
+      );
+    const raw = this.#socket;
+    raw.off('data', this.#onData);
+    raw.off('error', this.#onError);
+    raw.off('close', this.#onClose);
+    return new Promise((resolve, reject) => {
+      const secure = tlsConnect({
+        socket: raw,
+        ca: [tls.ca],
+        ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+        ...(tls.key === undefined ? {} : { key: tls.key }),
+        // The identity check uses `host`; SNI (`servername`) takes names only, not addresses.
+        host: tls.hostname,
+        ...(isIP(tls.hostname) === 0 ? { servername: tls.hostname } : {}),
+        minVersion: 'TLSv1.2',
+        rejectUnauthorized: true,
+      });
+      const onError = (e: Error) => {
+        secure.destroy();
+        reject(tlsFailure(e, tls.hostname));
+      };
+      const onClose = () =>
+        reject(
+          new NbdTlsError(
+            'handshake',
+            'the NBD server closed the connection during the TLS handshake (does it accept our client certificate?)',
+          ),
+        );
+      secure.once('error', onError);
+      secure.once('close', onClose);
+      secure.once('secureConnect', () => {
+        secure.off('error', onError);
+        secure.off('close', onClose);
+        resolve(new SocketIo(secure));
       });
     });
   }
@@ -423,6 +524,28 @@ class SocketIo {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Node's codes for a certificate that does not verify (chain, dates, name). */
+const CERTIFICATE_CODE =
+  /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_SELF_SIGNED|CERT_|HOSTNAME_MISMATCH)/;
+
+function tlsFailure(e: Error, hostname: string): NbdTlsError {
+  const code = (e as { code?: unknown }).code;
+  const text = typeof code === 'string' ? code : undefined;
+  if (text !== undefined && CERTIFICATE_CODE.test(text))
+    return new NbdTlsError(
+      'certificate',
+      `the NBD server's certificate was refused (${text}): it must chain to the given CA and name ${hostname}`,
+      { code: text },
+      { cause: e },
+    );
+  return new NbdTlsError(
+    'handshake',
+    `the TLS handshake with the NBD server failed: ${e.message}`,
+    text === undefined ? {} : { code: text },
+    { cause: e },
+  );
+}
 
 /** The one read waiting for data: `n` bytes as a buffer, or copied into `into.target`. */
 interface Waiter {

@@ -1,6 +1,6 @@
 /**
  * The NBD wire format, the part a pull-mode backup needs (fixed newstyle handshake,
- * `NBD_OPT_STRUCTURED_REPLY`, `NBD_OPT_SET_META_CONTEXT`, `NBD_OPT_GO`, and the transmission
+ * `NBD_OPT_STARTTLS`, `NBD_OPT_STRUCTURED_REPLY`, `NBD_OPT_SET_META_CONTEXT`, `NBD_OPT_GO`, and the transmission
  * commands READ, WRITE, WRITE_ZEROES, FLUSH, BLOCK_STATUS, DISC), after the protocol document
  * of the NBD project. Pure: encoders return buffers, `ByteQueue` parses what arrives. No I/O.
  */
@@ -16,7 +16,13 @@ export const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
 export const FLAG_FIXED_NEWSTYLE = 1;
 export const FLAG_NO_ZEROES = 2;
 
-export const OPT = { ABORT: 2, GO: 7, STRUCTURED_REPLY: 8, SET_META_CONTEXT: 10 } as const;
+export const OPT = {
+  ABORT: 2,
+  STARTTLS: 5,
+  GO: 7,
+  STRUCTURED_REPLY: 8,
+  SET_META_CONTEXT: 10,
+} as const;
 export const REP = { ACK: 1, INFO: 3, META_CONTEXT: 4 } as const;
 export const INFO_EXPORT = 0;
 export const REP_ERROR_BIT = 0x8000_0000;

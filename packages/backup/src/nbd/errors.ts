@@ -28,3 +28,33 @@ export class NbdServerError extends Error {
 export function isNbdServerError(value: unknown): value is NbdServerError {
   return hasName(value, 'NbdServerError');
 }
+
+/**
+ * The TLS upgrade of an NBD connection failed; the client never falls back to plaintext.
+ * `starttls-refused`: the server answered `NBD_OPT_STARTTLS` with an error (`errno`, its
+ * message); `certificate`: the server's certificate did not verify against the CA or the
+ * hostname (`code` is Node's, e.g. `UNABLE_TO_VERIFY_LEAF_SIGNATURE`,
+ * `ERR_TLS_CERT_ALTNAME_INVALID`); `handshake`: the handshake failed otherwise (the server
+ * refused our client certificate, closed the connection, no common protocol).
+ */
+export class NbdTlsError extends Error {
+  override readonly name = 'NbdTlsError' as const;
+  readonly reason: 'starttls-refused' | 'certificate' | 'handshake';
+  readonly code: string | undefined;
+  readonly errno: number | undefined;
+  constructor(
+    reason: 'starttls-refused' | 'certificate' | 'handshake',
+    message: string,
+    details: { readonly code?: string; readonly errno?: number } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.reason = reason;
+    this.code = details.code;
+    this.errno = details.errno;
+  }
+}
+
+export function isNbdTlsError(value: unknown): value is NbdTlsError {
+  return hasName(value, 'NbdTlsError');
+}

@@ -2,16 +2,20 @@
  * `qmpkit backup full|incremental --pull` against the QEMU under test (`--qemu`, so it runs on
  * 7.2 and 10.0) under a `qmpkit vm start` supervisor: the supervisor exports the disks over
  * NBD and reads them; a full and two empty incrementals (the second would meet any socket,
- * export or node the first left); the restore equal to the disks (`qemu-img compare`).
+ * export or node the first left; it exports on loopback TCP under TLS, `--nbd-port` and
+ * `--nbd-tls-dir`); the refusals of TCP without TLS and of `--nbd-*` without its base; the
+ * restore equal to the disks (`qemu-img compare`).
  * One VM for the file.
  */
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/machine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTlsDirs } from '../../../machine/src/tls.test-support.js';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
 import { qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
@@ -79,8 +83,52 @@ describe.skipIf(skipQemu)(`qmpkit backup --pull (real QEMU, tcg)${SKIP_REASON}`,
     expect(inc.code).toBe(0);
     expect(inc.out).toMatch(/^incremental backup 0002 in \d+ ms: disk0 0 B, disk1 0 B copied\n$/);
 
-    // A second pull right after: nothing of the first (socket, export, nodes) is in the way.
-    const again = await run('backup', 'incremental', '--pull', '--dir', dir, '--to', backups);
+    // TCP without TLS is refused unless asked for; `--nbd-*` flags need `--nbd-port`.
+    const port = await freePort();
+    const plain = await run(
+      'backup',
+      'incremental',
+      '--pull',
+      '--nbd-port',
+      String(port),
+      '--dir',
+      dir,
+      '--to',
+      backups,
+    );
+    expect(plain.code).not.toBe(0);
+    expect(plain.err).toMatch(/without TLS can be read by anyone/);
+    const orphan = await run(
+      'backup',
+      'incremental',
+      '--pull',
+      '--nbd-tls-dir',
+      work,
+      '--dir',
+      dir,
+      '--to',
+      backups,
+    );
+    expect(orphan.code).toBe(2);
+    expect(orphan.err).toMatch(/need --nbd-port/);
+
+    // A second pull right after, on TCP with TLS: nothing of the first (socket, export,
+    // nodes) is in the way.
+    const { good } = await makeTlsDirs(path.join(work, 'certs'));
+    const again = await run(
+      'backup',
+      'incremental',
+      '--pull',
+      '--nbd-port',
+      String(port),
+      '--nbd-tls-dir',
+      good,
+      '--dir',
+      dir,
+      '--to',
+      backups,
+    );
+    expect(again.err).not.toMatch(/qmpkit:/);
     expect(again.code).toBe(0);
     expect(again.out).toMatch(/^incremental backup 0003 /);
 
@@ -101,3 +149,19 @@ describe.skipIf(skipQemu)(`qmpkit backup --pull (real QEMU, tcg)${SKIP_REASON}`,
       ]);
   });
 });
+
+/** A loopback port nothing listens on now (the kernel's pick, released again). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address !== null
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
+    });
+  });
+}

@@ -12,7 +12,7 @@ import { formatJson } from '../format.js';
 import { ControlClient } from '../vm/client.js';
 import type { BackupParams } from '../vm/protocol.js';
 import type { CliCommand, CommandContext } from './command.js';
-import { collect } from './command.js';
+import { collect, positiveInt } from './command.js';
 import { EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
 
 interface RunFlags {
@@ -22,7 +22,35 @@ interface RunFlags {
   ifBroken?: 'refuse' | 'full';
   pull?: boolean;
   json?: boolean;
+  nbdPort?: number;
+  nbdHost?: string;
+  nbdTlsDir?: string;
+  nbdTlsHostname?: string;
+  nbdAllowRemote?: boolean;
+  nbdPlaintext?: boolean;
 }
+
+/** `--pull` on TCP: the export's port and host, TLS, and the two explicit opt-outs. */
+const nbdOptions = (): Option[] => [
+  new Option(
+    '--nbd-port <port>',
+    'with --pull: export on this TCP port instead of the unix socket (needs --nbd-tls-dir or --nbd-plaintext)',
+  ).argParser(positiveInt('--nbd-port')),
+  new Option('--nbd-host <host>', 'with --nbd-port: the address to listen on (default 127.0.0.1)'),
+  new Option(
+    '--nbd-tls-dir <dir>',
+    'with --nbd-port: TLS with the certificates in <dir> (ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem, client-key.pem)',
+  ),
+  new Option(
+    '--nbd-tls-hostname <name>',
+    "with --nbd-tls-dir: the name the server's certificate must carry (default: the host)",
+  ),
+  new Option('--nbd-allow-remote', 'with --nbd-port: allow a host that is not loopback'),
+  new Option(
+    '--nbd-plaintext',
+    'with --nbd-port: export without TLS (anyone who reaches the port can read the disks)',
+  ),
+];
 
 const dirOption = () =>
   new Option('-d, --dir <vm-dir>', 'the VM directory given to `qmpkit vm start`')
@@ -73,6 +101,11 @@ export const backupCommand: CliCommand = {
       .action(async (flags: RunFlags) => {
         context.exit(await runBackup(context, flags, 'incremental'));
       });
+
+    // The TCP/TLS options of `--pull`, on both verbs.
+    for (const verb of backup.commands)
+      if (verb.name() === 'full' || verb.name() === 'incremental')
+        for (const option of nbdOptions()) verb.addOption(option);
 
     backup
       .command('list')
@@ -142,6 +175,14 @@ async function runBackup(
     ...(flags.disk !== undefined ? { disks: flags.disk } : {}),
     ...(flags.pull === true ? { pull: true } : {}),
   };
+  const tcp = pullTcp(flags);
+  if (tcp === 'misused') {
+    io.stderr.write(
+      'qmpkit: --nbd-host, --nbd-tls-dir, --nbd-tls-hostname, --nbd-allow-remote and --nbd-plaintext need --nbd-port, and --nbd-port needs --pull\n',
+    );
+    return 2;
+  }
+  if (tcp !== undefined) Object.assign(params, { tcp });
   const label = `${kind} backup${flags.pull === true ? ' (pull)' : ''}`;
   const client = await ControlClient.connect(flags.dir);
   const view = progressView(io, label);
@@ -183,4 +224,32 @@ async function runBackup(
     unsubscribe();
     client.close();
   }
+}
+
+/** The `tcp` of a pull backup from the `--nbd-*` flags; `misused` when one lacks its base. */
+function pullTcp(flags: RunFlags): BackupParams['tcp'] | 'misused' {
+  const dependent =
+    flags.nbdHost !== undefined ||
+    flags.nbdTlsDir !== undefined ||
+    flags.nbdTlsHostname !== undefined ||
+    flags.nbdAllowRemote === true ||
+    flags.nbdPlaintext === true;
+  if (flags.nbdPort === undefined) return dependent ? 'misused' : undefined;
+  if (flags.pull !== true) return 'misused';
+  if (flags.nbdTlsHostname !== undefined && flags.nbdTlsDir === undefined) return 'misused';
+  return {
+    port: flags.nbdPort,
+    ...(flags.nbdHost !== undefined ? { host: flags.nbdHost } : {}),
+    ...(flags.nbdTlsDir !== undefined
+      ? {
+          tls: {
+            // Absolute: the supervisor's working directory is not the client's.
+            dir: path.resolve(flags.nbdTlsDir),
+            ...(flags.nbdTlsHostname !== undefined ? { hostname: flags.nbdTlsHostname } : {}),
+          },
+        }
+      : {}),
+    ...(flags.nbdAllowRemote === true ? { allowRemote: true } : {}),
+    ...(flags.nbdPlaintext === true ? { allowPlaintext: true } : {}),
+  };
 }

@@ -51,6 +51,14 @@ export interface BackupParams {
   readonly pull?: boolean;
   /** Push mode: bytes per second each disk's job may copy (default: unlimited). */
   readonly speed?: number;
+  /** Pull mode on TCP (loopback unless `allowRemote`, TLS unless `allowPlaintext`). */
+  readonly tcp?: {
+    readonly port: number;
+    readonly host?: string;
+    readonly tls?: { readonly dir: string; readonly hostname?: string };
+    readonly allowRemote?: boolean;
+    readonly allowPlaintext?: boolean;
+  };
 }
 
 export interface BackupSummary {

@@ -623,6 +623,7 @@ class Supervisor {
     const pullOptions = {
       ...options,
       ...ifBroken,
+      ...(params.tcp !== undefined ? { tcp: params.tcp } : {}),
       onPhase: (p: PullPhase) => {
         if (p.phase !== 'extent') return;
         done.set('pull', { offset: p.bytesRead, len: p.totalBytes });
@@ -1104,13 +1105,46 @@ function backupParams(params: Record<string, unknown>): BackupParams {
   const speed = params.speed;
   if (speed !== undefined && !(typeof speed === 'number' && Number.isInteger(speed) && speed > 0))
     throw new ProtocolError('params.speed: bytes per second (a positive integer)');
+  const tcp = params.tcp === undefined ? undefined : tcpParam(params.tcp, params.pull === true);
   return {
     ...(speed !== undefined ? { speed } : {}),
+    ...(tcp !== undefined ? { tcp } : {}),
     kind: params.kind,
     to: params.to,
     ...(params.pull === true ? { pull: true } : {}),
     ...(params.ifBroken !== undefined ? { ifBroken: params.ifBroken } : {}),
     ...(disks !== undefined ? { disks: disks as string[] } : {}),
+  };
+}
+
+/** `params.tcp` of a pull backup, checked field by field (the library checks the values). */
+function tcpParam(value: unknown, pull: boolean): NonNullable<BackupParams['tcp']> {
+  const fail = (what: string): never => {
+    throw new ProtocolError(`params.tcp${what}`);
+  };
+  if (!pull) fail(': only with params.pull');
+  if (typeof value !== 'object' || value === null) return fail(': an object');
+  const t = value as Record<string, unknown>;
+  if (typeof t.port !== 'number' || !Number.isInteger(t.port)) fail('.port: an integer');
+  if (t.host !== undefined && typeof t.host !== 'string') fail('.host: a string');
+  for (const key of ['allowRemote', 'allowPlaintext'] as const)
+    if (t[key] !== undefined && typeof t[key] !== 'boolean') fail(`.${key}: a boolean`);
+  let tls: { dir: string; hostname?: string } | undefined;
+  if (t.tls !== undefined) {
+    const l = (
+      typeof t.tls === 'object' && t.tls !== null ? t.tls : fail('.tls: an object')
+    ) as Record<string, unknown>;
+    if (typeof l.dir !== 'string' || !path.isAbsolute(l.dir))
+      return fail('.tls.dir: an absolute path');
+    if (l.hostname !== undefined && typeof l.hostname !== 'string') fail('.tls.hostname: a string');
+    tls = { dir: l.dir, ...(typeof l.hostname === 'string' ? { hostname: l.hostname } : {}) };
+  }
+  return {
+    port: t.port as number,
+    ...(typeof t.host === 'string' ? { host: t.host } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    ...(t.allowRemote === true ? { allowRemote: true } : {}),
+    ...(t.allowPlaintext === true ? { allowPlaintext: true } : {}),
   };
 }
 
