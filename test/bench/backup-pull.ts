@@ -20,7 +20,6 @@
 // in the same run; the ratios TLS / unix are printed.
 import { execFile } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -34,6 +33,7 @@ import {
 } from '@qmpkit/backup';
 import { type AccelConfig, MiB } from '@qmpkit/devices';
 import { launch, runQemuImg } from '@qmpkit/machine';
+import { freeLoopbackPort } from '@qmpkit/testguest/test-support';
 import { makeTlsDirs } from '../../packages/machine/src/tls.test-support.js';
 
 const { values } = parseArgs({
@@ -147,7 +147,7 @@ try {
     const inc = await pullBackupIncremental(vm, { dir: backups, onPhase: i.onPhase });
     // The same again over loopback TCP with TLS.
     const certs = await makeTlsDirs(join(dir, 'tls'));
-    const tcp: PullTcp = { port: await freePort(), tls: { dir: certs.good } };
+    const tcp: PullTcp = { port: await freeLoopbackPort(), tls: { dir: certs.good } };
     const client = {
       tcp: { host: '127.0.0.1', port: tcp.port },
       tls: {
@@ -210,20 +210,4 @@ try {
   }
 } finally {
   await rm(dir, { recursive: true, force: true });
-}
-
-/** A loopback port nothing listens on now (the kernel's pick, released again). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
 }

@@ -17,7 +17,12 @@ import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { MiB } from '@qmpkit/devices';
 import { launch, type Machine, runQemuImg } from '@qmpkit/machine';
-import { launchQemu, qemuSuite, TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import {
+  freeLoopbackPort,
+  launchQemu,
+  qemuSuite,
+  TEST_ACCEL,
+} from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { makeTlsDirs } from '../../machine/src/tls.test-support.js';
 import { NbdClient } from './nbd/client.js';
@@ -94,22 +99,6 @@ async function state(m: Machine) {
   };
 }
 
-/** A loopback port nothing listens on now (the kernel's pick, released again). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 function settle<T>(p: Promise<T>): Promise<unknown> {
   return p.then(
     () => undefined,
@@ -122,7 +111,7 @@ describe('pull-mode backup over TCP with TLS', () => {
     const s = await setup();
     const dir = path.join(suite.dir, 'tls-chain');
     const before = await state(s.m);
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const tcp = { port, tls: { dir: s.good } };
 
     await write(s, 0x11, 0, 1 * MiB);
@@ -166,7 +155,7 @@ describe('pull-mode backup over TCP with TLS', () => {
     const s = await setup();
     const dir = path.join(suite.dir, 'tls-bad');
     const before = await state(s.m);
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     await write(s, 0x21, 1 * MiB, 64 * KiB);
     const full = await pullBackupFull(s.m, { dir, tcp: { port, tls: { dir: s.good } } });
     const manifest = await readFile(path.join(dir, 'backup.json'), 'utf8');
@@ -265,7 +254,7 @@ describe('pull-mode backup over TCP with TLS', () => {
     const s = await setup();
     const dir = path.join(suite.dir, 'tls-stuck');
     const before = await state(s.m);
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const tcp = { port, tls: { dir: s.good } };
     await pullBackupFull(s.m, { dir, tcp });
     await write(s, 0x31, 0, 64 * KiB);

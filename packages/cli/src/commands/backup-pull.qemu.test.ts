@@ -9,11 +9,11 @@
  */
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/machine';
+import { freeLoopbackPort } from '@qmpkit/testguest/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTlsDirs } from '../../../machine/src/tls.test-support.js';
 import { recordingIo } from '../cli.test-support.js';
@@ -84,7 +84,7 @@ describe.skipIf(skipQemu)(`qmpkit backup --pull (real QEMU, tcg)${SKIP_REASON}`,
     expect(inc.out).toMatch(/^incremental backup 0002 in \d+ ms: disk0 0 B, disk1 0 B copied\n$/);
 
     // TCP without TLS is refused unless asked for; `--nbd-*` flags need `--nbd-port`.
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const plain = await run(
       'backup',
       'incremental',
@@ -149,19 +149,3 @@ describe.skipIf(skipQemu)(`qmpkit backup --pull (real QEMU, tcg)${SKIP_REASON}`,
       ]);
   });
 });
-
-/** A loopback port nothing listens on now (the kernel's pick, released again). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}

@@ -27,6 +27,7 @@ import {
   spawnSync,
 } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -639,4 +640,21 @@ export function diskCounterOf(
     format: 'qcow2',
     forceShare: true,
   });
+}
+
+/**
+ * A loopback TCP port nothing listens on right now (the kernel's pick, released again), for
+ * servers whose port must be named up front (QEMU reports none it picked itself for NBD).
+ */
+export async function freeLoopbackPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string')
+    throw new TestSupportError(`no TCP port from a loopback listener: ${String(address)}`);
+  return address.port;
 }

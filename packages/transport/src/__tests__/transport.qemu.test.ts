@@ -11,7 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { tables as tables72 } from '@qmpkit/qapi/qemu-7.2';
 import { tables as tables100 } from '@qmpkit/qapi/qemu-10.0';
-import { QEMU, spawnQemu as spawnTracked } from '@qmpkit/testguest/test-support';
+import { freeLoopbackPort, QEMU, spawnQemu as spawnTracked } from '@qmpkit/testguest/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { QmpClient, ValidationReport } from '../client/client.js';
@@ -569,7 +569,7 @@ describe.skipIf(skipQemu)(`unix, tcp and WebSocket transports${SKIP_REASON}`, ()
   const socketPath = path.join(tmp.dir, 'qmp.sock');
 
   beforeAll(async () => {
-    port = await freePort();
+    port = await freeLoopbackPort();
     child = spawnTracked(
       [
         '-machine',
@@ -661,14 +661,6 @@ describe.skipIf(skipQemu)(`unix, tcp and WebSocket transports${SKIP_REASON}`, ()
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /**
  * A tiny ws↔unix bridge: `message` framing sends one QMP line per WebSocket message;
