@@ -404,8 +404,10 @@ describe('a consumer project with the tarballs installed by npm', () => {
     for (const pkg of packages) {
       for (const bin of Object.keys(pkg.manifest.bin ?? {})) {
         const output = run(path.join(consumer, 'node_modules/.bin', bin), ['--version'], consumer);
-        // The fake QEMU process answers --version as the QEMU it imitates does.
+        // The fake QEMU and storage daemon answer --version as the programs they imitate do.
         if (bin === 'qmpkit-fake-qemu') expect(output, bin).toMatch(/^QEMU emulator version \d+/);
+        else if (bin === 'qmpkit-fake-qemu-storage-daemon')
+          expect(output, bin).toMatch(/^qemu-storage-daemon version \d+/);
         else expect(output.trim(), bin).toBe(pkg.manifest.version);
       }
     }
