@@ -67,7 +67,10 @@ async function moveAndCheck(
   incoming: IncomingMigration,
   options: RemoteMigrateOptions = {},
 ) {
-  const before = m.console('ser0').read();
+  // One counter line the source printed itself, so the check below spans both QEMUs (without
+  // it a migration that starts right after source()'s line finds none on the source).
+  const last = await m.console('ser0').expect(/C=[0-9A-F]{8}\r\n/, { timeout: 30_000 });
+  const before = last.before + last.match + m.console('ser0').read();
   const result = await migrateTo(m, incoming.uri, { logger: quiet, ...options }).result;
   const received = await incoming.done;
   expect(received.running).toBe(true);
