@@ -134,7 +134,9 @@ async function deadPort(): Promise<number> {
 
 async function moveWithDisks(tlsDir?: string): Promise<void> {
   const { m, config, image } = await source();
-  const before = m.console('ser0').read();
+  // A counter line the source prints itself, so the continuity check spans both QEMUs.
+  const last = await m.console('ser0').expect(/C=[0-9A-F]{8}\r\n/, { timeout: 30_000 });
+  const before = last.before + last.match + m.console('ser0').read();
   const atSwitch = path.join(suite.dir, `switch-${n}.raw`);
   const sourceRaw = path.join(suite.dir, `source-${n}.raw`);
   let plainRefused = '';
