@@ -2,11 +2,15 @@
 // (`waitForAgent`), then guest-ping round trips through `GuestAgent` beside the same pings
 // written and read on a raw socket (the baseline: no sync, no session, no types), against
 // the real qemu-ga under TCG and against the fake agent of @qmpkit/fake-qmp.
+// The two are measured in alternating rounds (client first in even rounds, raw first in odd
+// ones) and the medians compared: on a shared machine one pass of each, always in the same
+// order, measured the load of the moment as much as the client (a pass right after boot ran
+// while the guest was still settling).
 //
-//   pnpm bench:guest-agent [--pings 200] [--agent bookworm|bookworm-backports]
+//   pnpm bench:guest-agent [--pings 200] [--rounds 5] [--agent bookworm|bookworm-backports]
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FakeGuestAgent } from '@qmpkit/fake-qmp';
@@ -16,10 +20,12 @@ import { buildLinuxGuest, READY_MARKER, startLinuxGuest } from '@qmpkit/testgues
 const { values } = parseArgs({
   options: {
     pings: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '5' },
     agent: { type: 'string', default: 'bookworm' },
   },
 });
 const pings = Number(values.pings);
+const rounds = Math.max(1, Number(values.rounds));
 const agentSuite = values.agent === 'bookworm-backports' ? 'bookworm-backports' : 'bookworm';
 const cacheDir = path.resolve(import.meta.dirname, '../../.cache');
 
@@ -56,8 +62,50 @@ async function clientRate(agent: GuestAgent, n: number): Promise<number> {
   await agent.execute('guest-ping');
   const started = performance.now();
   for (let i = 0; i < n; i++) await agent.execute('guest-ping');
-  return n / ((performance.now() - started) / 1000);
+  const rate = n / ((performance.now() - started) / 1000);
+  // The host end of the chardev takes one client at a time: free it for the raw rounds.
+  await agent.disconnect();
+  return rate;
 }
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+/** Alternating rounds of both; the medians, and every round's ratio. */
+async function compare(
+  agent: GuestAgent,
+  socketPath: string,
+  n: number,
+): Promise<{ client: number; raw: number; ratios: number[] }> {
+  const client: number[] = [];
+  const raw: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      client.push(await clientRate(agent, n));
+      raw.push(await rawRate(socketPath, n));
+    } else {
+      raw.push(await rawRate(socketPath, n));
+      client.push(await clientRate(agent, n));
+    }
+  }
+  return {
+    client: median(client),
+    raw: median(raw),
+    ratios: client.map((c, i) => c / (raw[i] as number)),
+  };
+}
+
+const show = (what: string, n: number, m: Awaited<ReturnType<typeof compare>>) =>
+  console.log(
+    `${what}, ${rounds} rounds of ${n} guest-ping (medians): GuestAgent ${m.client.toFixed(0)}/s, raw socket ${m.raw.toFixed(0)}/s (client/raw ${(m.client / m.raw).toFixed(2)}; per round ${m.ratios.map((x) => x.toFixed(2)).join(' ')}); load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  );
 
 const dir = await mkdtemp(path.join(tmpdir(), 'bench-guest-agent-'));
 const guest = await buildLinuxGuest({ cacheDir, agentSuite });
@@ -70,24 +118,14 @@ try {
   console.log(
     `qemu-ga (${agentSuite}) under TCG: READY ${(ready.atMs / 1000).toFixed(2)} s, agent ready ${(agentReady / 1000).toFixed(2)} s after spawn`,
   );
-  const viaClient = await clientRate(agent, pings);
-  await agent.disconnect();
-  const raw = await rawRate(vm.agentSocket, pings);
-  console.log(
-    `real agent, ${pings} guest-ping: GuestAgent ${viaClient.toFixed(0)}/s, raw socket ${raw.toFixed(0)}/s (client/raw ${(viaClient / raw).toFixed(2)})`,
-  );
+  show('real agent (TCG)', pings, await compare(agent, vm.agentSocket, pings));
   await agent.close();
 
   const fake = new FakeGuestAgent();
   const fakeSocket = path.join(dir, 'fake.sock');
   const server = await fake.listen(fakeSocket);
   const fakeAgent = new GuestAgent({ socket: fakeSocket });
-  const fakeClient = await clientRate(fakeAgent, pings * 10);
-  await fakeAgent.disconnect();
-  const fakeRaw = await rawRate(fakeSocket, pings * 10);
-  console.log(
-    `fake agent, ${pings * 10} guest-ping: GuestAgent ${fakeClient.toFixed(0)}/s, raw socket ${fakeRaw.toFixed(0)}/s (client/raw ${(fakeClient / fakeRaw).toFixed(2)})`,
-  );
+  show('fake agent (same process)', pings * 10, await compare(fakeAgent, fakeSocket, pings * 10));
   await fakeAgent.close();
   await server.close();
 } finally {
