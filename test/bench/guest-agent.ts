@@ -5,7 +5,8 @@
 // The two are measured in alternating rounds (client first in even rounds, raw first in odd
 // ones) and the medians compared: on a shared machine one pass of each, always in the same
 // order, measured the load of the moment as much as the client (a pass right after boot ran
-// while the guest was still settling).
+// while the guest was still settling). The CPU time this process spends per ping is shown
+// beside: unlike the rates it hardly depends on the machine's load.
 //
 //   pnpm bench:guest-agent [--pings 200] [--rounds 5] [--agent bookworm|bookworm-backports]
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -30,7 +31,26 @@ const agentSuite = values.agent === 'bookworm-backports' ? 'bookworm-backports' 
 const cacheDir = path.resolve(import.meta.dirname, '../../.cache');
 
 /** guest-ping round trips per second on a raw connection: write a line, wait for a line. */
-async function rawRate(socketPath: string, n: number): Promise<number> {
+interface Pass {
+  /** Pings per second (wall clock). */
+  readonly rate: number;
+  /** CPU time of this process per ping, µs (user + system): the client's own cost. */
+  readonly cpuUs: number;
+}
+
+/** Times `n` awaited calls of `ping`: wall-clock rate and this process's CPU per call. */
+async function timed(n: number, ping: () => Promise<unknown>): Promise<Pass> {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  for (let i = 0; i < n; i++) await ping();
+  const used = process.cpuUsage(cpu);
+  return {
+    rate: n / ((performance.now() - started) / 1000),
+    cpuUs: (used.user + used.system) / n,
+  };
+}
+
+async function rawRate(socketPath: string, n: number): Promise<Pass> {
   const socket = net.createConnection({ path: socketPath });
   await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   let buffered = '';
@@ -51,21 +71,17 @@ async function rawRate(socketPath: string, n: number): Promise<number> {
   };
   // Settle the pipe once (the raw client must sync too, or it may read a stale line).
   await exchange('{"execute":"guest-sync","arguments":{"id":1}}\n');
-  const started = performance.now();
-  for (let i = 0; i < n; i++) await exchange('{"execute":"guest-ping"}\n');
-  const rate = n / ((performance.now() - started) / 1000);
+  const pass = await timed(n, () => exchange('{"execute":"guest-ping"}\n'));
   socket.destroy();
-  return rate;
+  return pass;
 }
 
-async function clientRate(agent: GuestAgent, n: number): Promise<number> {
+async function clientRate(agent: GuestAgent, n: number): Promise<Pass> {
   await agent.execute('guest-ping');
-  const started = performance.now();
-  for (let i = 0; i < n; i++) await agent.execute('guest-ping');
-  const rate = n / ((performance.now() - started) / 1000);
+  const pass = await timed(n, () => agent.execute('guest-ping'));
   // The host end of the chardev takes one client at a time: free it for the raw rounds.
   await agent.disconnect();
-  return rate;
+  return pass;
 }
 
 const median = (xs: readonly number[]) => {
@@ -81,9 +97,9 @@ async function compare(
   agent: GuestAgent,
   socketPath: string,
   n: number,
-): Promise<{ client: number; raw: number; ratios: number[] }> {
-  const client: number[] = [];
-  const raw: number[] = [];
+): Promise<{ client: number; raw: number; ratios: number[]; clientCpu: number; rawCpu: number }> {
+  const client: Pass[] = [];
+  const raw: Pass[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r % 2 === 0) {
       client.push(await clientRate(agent, n));
@@ -94,15 +110,17 @@ async function compare(
     }
   }
   return {
-    client: median(client),
-    raw: median(raw),
-    ratios: client.map((c, i) => c / (raw[i] as number)),
+    client: median(client.map((p) => p.rate)),
+    raw: median(raw.map((p) => p.rate)),
+    ratios: client.map((c, i) => c.rate / (raw[i] as Pass).rate),
+    clientCpu: median(client.map((p) => p.cpuUs)),
+    rawCpu: median(raw.map((p) => p.cpuUs)),
   };
 }
 
 const show = (what: string, n: number, m: Awaited<ReturnType<typeof compare>>) =>
   console.log(
-    `${what}, ${rounds} rounds of ${n} guest-ping (medians): GuestAgent ${m.client.toFixed(0)}/s, raw socket ${m.raw.toFixed(0)}/s (client/raw ${(m.client / m.raw).toFixed(2)}; per round ${m.ratios.map((x) => x.toFixed(2)).join(' ')}); load average ${loadavg()
+    `${what}, ${rounds} rounds of ${n} guest-ping (medians): GuestAgent ${m.client.toFixed(0)}/s, raw socket ${m.raw.toFixed(0)}/s (client/raw ${(m.client / m.raw).toFixed(2)}; per round ${m.ratios.map((x) => x.toFixed(2)).join(' ')}); CPU of this process per ping ${m.clientCpu.toFixed(0)} µs vs ${m.rawCpu.toFixed(0)} µs raw; load average ${loadavg()
       .map((x) => x.toFixed(1))
       .join(' ')}`,
   );
