@@ -10,7 +10,6 @@
  */
 import { constants } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { type Machine, type MachineQmp, type QemuBinary, qemuBinaryEnv } from '@qmpkit/machine';
 import { captureFromBinary } from '@qmpkit/schema';
@@ -37,15 +36,12 @@ export const DEFAULT_MAPPED_RAM_SAVE: Required<MappedRamTuning> = {
 };
 
 /**
- * Defaults for a load: multifd channels with `O_DIRECT` where the file system takes it (a
+ * Defaults for a load: 4 multifd channels with `O_DIRECT` where the file system takes it (a
  * cold read with direct I/O ran at the disk's `dd iflag=direct` speed; buffered reads were
- * slower and noisy). 4 channels, but never more than the CPUs this process may use: QEMU's
- * main thread hands each chunk to a free channel by polling them without sleeping, so
- * channels beyond the CPUs compete with that loop (on 2 shared cores, 2 channels loaded
- * 1 GiB in a median 0.98 s where 4 took 2.29 s; see docs/decisions.md).
+ * slower and noisy).
  */
 export const DEFAULT_MAPPED_RAM_LOAD: Required<MappedRamTuning> = {
-  multifdChannels: Math.min(4, Math.max(1, availableParallelism())),
+  multifdChannels: 4,
   directIo: true,
 };
 

@@ -10,7 +10,6 @@
  * vitest.config.ts).
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { launch, Machine } from '@qmpkit/machine';
 import {
@@ -127,18 +126,14 @@ describe.skipIf(skip !== undefined)(
         { capability: 'mapped-ram', state: false },
       ]);
 
-      // Default load: 4 channels (fewer on fewer CPUs), direct I/O where the store's file
-      // system takes O_DIRECT.
+      // Default load: 4 channels, direct I/O where the store's file system takes O_DIRECT.
       await snaps.load('a', { resume: false });
       const direct = await probeDirectIo(path.dirname(state?.path ?? ''));
       const params = (await m.qmp.executeUnchecked('query-migrate-parameters')) as {
         'direct-io'?: boolean;
         'multifd-channels'?: number;
       };
-      expect([params['direct-io'], params['multifd-channels']]).toEqual([
-        direct,
-        Math.min(4, availableParallelism()),
-      ]);
+      expect([params['direct-io'], params['multifd-channels']]).toEqual([direct, 4]);
       expect(await ramCounter(m)).toBe(n);
       expect(await diskCounter(m)).toBe(diskAtSave);
       await m.qmp.execute('cont');
