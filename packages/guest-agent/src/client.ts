@@ -209,18 +209,32 @@ export class GuestAgent<C extends CommandMap<C> = Qga72Commands> {
   }
 
   /** Runs a command of the agent, typed by the version's command map. */
-  async execute<K extends CommandName<C>>(
+  execute<K extends CommandName<C>>(
     command: K,
     ...rest: ExecuteRest<ArgsOf<C, K>>
   ): Promise<ReturnOf<C, K>> {
     const [args, options] = rest as [unknown, ExecuteOptions | undefined];
-    return (await this.send(command, args, options)) as ReturnOf<C, K>;
+    return this.send(command, args, options) as Promise<ReturnOf<C, K>>;
   }
 
-  private async send(command: string, args: unknown, options?: ExecuteOptions): Promise<unknown> {
-    const session = await this.open();
-    const timeout = options?.timeout ?? this.timeoutFor(command);
-    const sendOptions = { timeout, ...(options?.signal ? { signal: options.signal } : {}) };
+  private send(command: string, args: unknown, options?: ExecuteOptions): Promise<unknown> {
+    // An open session is used at once: no await (and no microtask) before the write.
+    const session = this.session;
+    if (session !== undefined && !session.isClosed && !this.closedByUser)
+      return this.sendOn(session, command, args, options);
+    return this.open().then((opened) => this.sendOn(opened, command, args, options));
+  }
+
+  private async sendOn(
+    session: AgentSession,
+    command: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): Promise<unknown> {
+    const sendOptions = {
+      timeout: options?.timeout ?? this.timeoutFor(command),
+      signal: options?.signal,
+    };
     if (NO_REPLY_COMMANDS.has(command)) {
       await session.sendNoReply(command, args, sendOptions);
       return {};

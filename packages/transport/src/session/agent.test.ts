@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AgentDecoder } from '../codec/agent.js';
 import { AgentSession } from './agent.js';
 
@@ -89,6 +89,25 @@ describe('AgentSession', () => {
     const session = await open();
     await expect(session.send('guest-ping')).resolves.toEqual({});
     expect(session.staleBytes).toBeGreaterThan(30);
+    await session.close();
+  });
+
+  it('rejects arguments JSON cannot encode with nothing left armed, and stays in sync', async () => {
+    const session = await open();
+    await session.sync();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      // A BigInt: JSON.stringify throws. No timer may be left to fire (and unsync) later.
+      await expect(
+        session.send('guest-file-read', { handle: 1n }, { timeout: 50 }),
+      ).rejects.toBeInstanceOf(TypeError);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(session.isSynced).toBe(true);
+    await expect(session.send('guest-ping')).resolves.toEqual({});
+    expect(received.map((r) => r.execute)).toEqual(['guest-sync-delimited', 'guest-ping']);
     await session.close();
   });
 

@@ -51,17 +51,50 @@ export type NoReplyOutcome =
   /** Neither an error nor anything else within the timeout: success by the protocol's rules. */
   | 'silent';
 
-interface Op {
-  readonly kind: 'sync' | 'command' | 'no-reply';
-  readonly command: string;
-  readonly args: unknown;
-  /** The command's id, or the sync id for `sync`. */
-  readonly id: number;
-  /** For `no-reply`: the id of the sync sent right behind the command. */
-  readonly syncId: number;
-  readonly stale: unknown[];
-  resolve(value: unknown): void;
-  reject(error: Error): void;
+/**
+ * The operation in flight. A class with the settling logic on its prototype, so a command
+ * allocates one object and its promise, not a set of closures (a ping is dominated by them).
+ */
+class Op {
+  readonly stale: unknown[] = [];
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  constructor(
+    readonly kind: 'sync' | 'command' | 'no-reply',
+    readonly command: string,
+    readonly args: unknown,
+    /** The command's id, or the sync id for `sync`. */
+    readonly id: number,
+    /** For `no-reply`: the id of the sync sent right behind the command. */
+    readonly syncId: number,
+    private readonly settle: (value: unknown) => void,
+    private readonly fail: (error: Error) => void,
+    private readonly ended: (op: Op, timedOut: boolean) => void,
+  ) {}
+
+  resolve(value: unknown, timedOut = false): void {
+    this.finish(timedOut);
+    this.settle(value);
+  }
+
+  reject(error: Error, timedOut = false): void {
+    this.finish(timedOut);
+    this.fail(error);
+  }
+
+  private finish(timedOut: boolean): void {
+    clearTimeout(this.timer);
+    if (this.onAbort) this.signal?.removeEventListener('abort', this.onAbort);
+    this.ended(this, timedOut);
+  }
+}
+
+/** The timer of an operation (passed its op: no closure per command). */
+function expire(op: Op, timeout: number): void {
+  if (op.kind === 'no-reply') op.resolve('silent' satisfies NoReplyOutcome, true);
+  else if (op.kind === 'sync') op.reject(new AgentSyncError(op.id, timeout, op.stale), true);
+  else op.reject(new QmpTimeoutError(op.command, timeout), true);
 }
 
 const noop = (): void => {};
@@ -82,6 +115,8 @@ export class AgentSession {
   private readonly options: AgentSessionOptions;
   private readonly logger: Logger;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Operations started or waiting in `exclusive` and not settled yet. */
+  private queued = 0;
   private current: Op | undefined;
   private synced = false;
   private closeReason: CloseReason | undefined;
@@ -182,10 +217,13 @@ export class AgentSession {
    * signal's reason, `QmpProtocolError` (an undecodable reply) or `QmpDisconnectedError`.
    */
   send(command: string, args?: unknown, options: AgentSendOptions = {}): Promise<unknown> {
-    return this.exclusive(async () => {
+    return this.exclusive(() => {
+      // In sync (the usual case): straight to the command, no deadline to split.
+      if (this.synced) return this.run('command', command, args, options);
       const deadline = deadlineOf(options.timeout);
-      if (!this.synced) await this.runSync({ ...options, timeout: left(deadline) });
-      return this.run('command', command, args, { ...options, timeout: left(deadline) });
+      return this.runSync({ ...options, timeout: left(deadline) }).then(() =>
+        this.run('command', command, args, { ...options, timeout: left(deadline) }),
+      );
     });
   }
 
@@ -217,11 +255,28 @@ export class AgentSession {
     return this.closed;
   }
 
+  /**
+   * Runs `fn` once every operation queued before it has settled. With nothing queued (the
+   * usual case: one caller awaiting each command) it starts at once rather than a microtask
+   * later behind the queue's promise.
+   */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.then(noop, noop);
+    let run: Promise<T>;
+    if (this.queued === 0) {
+      try {
+        run = fn();
+      } catch (error) {
+        run = Promise.reject(error);
+      }
+    } else run = this.queue.then(fn, fn);
+    this.queued++;
+    this.queue = run.then(this.dequeue, this.dequeue);
     return run;
   }
+
+  private readonly dequeue = (): void => {
+    this.queued--;
+  };
 
   private async runSync(options: AgentSendOptions): Promise<void> {
     await this.run('sync', 'guest-sync-delimited', undefined, options);
@@ -238,65 +293,59 @@ export class AgentSession {
       return Promise.reject(new QmpDisconnectedError(command, { cause: this.closeReason.error }));
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const syncId = this.options.syncId?.() ?? randomInt(1, 2 ** 31);
+    // A plain command needs no sync id (the random source is the costliest part of a ping).
+    const syncId = kind === 'command' ? 0 : (this.options.syncId?.() ?? randomInt(1, 2 ** 31));
     const id = kind === 'sync' ? syncId : this.nextId++;
-    return new Promise((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const finish = (): void => {
-        clearTimeout(timer);
-        if (onAbort) signal?.removeEventListener('abort', onAbort);
-        if (this.current === op) this.current = undefined;
-      };
-      const op: Op = {
-        kind,
-        command,
-        args,
-        id,
-        syncId,
-        stale: [],
-        resolve: (value) => {
-          finish();
-          resolve(value);
-        },
-        reject: (error) => {
-          finish();
-          reject(error);
-        },
-      };
-      const onAbort = signal
-        ? () => {
-            this.synced = false;
-            op.reject(
-              signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)),
-            );
-          }
-        : undefined;
-      const timeout = options.timeout;
-      if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY) {
-        timer = setTimeout(
-          () => {
-            this.synced = false;
-            if (kind === 'no-reply') op.resolve('silent' satisfies NoReplyOutcome);
-            else if (kind === 'sync') op.reject(new AgentSyncError(id, timeout, op.stale));
-            else op.reject(new QmpTimeoutError(command, timeout));
-          },
-          Math.max(0, timeout),
-        );
-      }
-      if (onAbort) signal?.addEventListener('abort', onAbort, { once: true });
-      this.current = op;
-      if (kind === 'sync') {
-        // 0xFF resets the agent's parser; then drop everything up to the agent's own 0xFF.
-        this.decoder.seekDelimiter();
-        this.write(Buffer.from([0xff]), '\\xff');
-        this.write(encodeCommand('guest-sync-delimited', { id }));
-      } else {
-        this.write(encodeCommand(command, args, id));
-        // Its error reply (if any) comes as a plain line before the sync's 0xFF-led reply.
-        if (kind === 'no-reply') this.write(encodeCommand('guest-sync-delimited', { id: syncId }));
-      }
+    // Encoded before anything is set up: arguments JSON cannot encode reject with nothing
+    // left behind (no timer, no operation in flight).
+    let line: string;
+    try {
+      line =
+        kind === 'sync'
+          ? encodeCommand('guest-sync-delimited', { id })
+          : encodeCommand(command, args, id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let settle!: (value: unknown) => void;
+    let fail!: (error: Error) => void;
+    const promise = new Promise<unknown>((resolve, reject) => {
+      settle = resolve;
+      fail = reject;
     });
+    const op = new Op(kind, command, args, id, syncId, settle, fail, this.opEnded);
+    const timeout = options.timeout;
+    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY)
+      op.timer = setTimeout(expire, Math.max(0, timeout), op, timeout);
+    if (signal) {
+      op.signal = signal;
+      op.onAbort = () => {
+        this.synced = false;
+        op.reject(
+          signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)),
+        );
+      };
+      signal.addEventListener('abort', op.onAbort, { once: true });
+    }
+    this.current = op;
+    if (kind === 'sync') {
+      // 0xFF resets the agent's parser; then drop everything up to the agent's own 0xFF.
+      this.decoder.seekDelimiter();
+      this.write(Buffer.from([0xff]), '\\xff');
+      this.write(line);
+    } else {
+      this.write(line);
+      // Its error reply (if any) comes as a plain line before the sync's 0xFF-led reply.
+      if (kind === 'no-reply') this.write(encodeCommand('guest-sync-delimited', { id: syncId }));
+    }
+    return promise;
   }
+
+  /** An operation settled: it is no longer the one in flight; a timeout also unsyncs. */
+  private readonly opEnded = (op: Op, timedOut: boolean): void => {
+    if (timedOut) this.synced = false;
+    if (this.current === op) this.current = undefined;
+  };
 
   private write(data: string | Buffer, traced?: string): void {
     if (this.stream.destroyed || this.stream.writableEnded) return;
