@@ -14,6 +14,7 @@
  * last one the caller gets `postcopy-paused` with both QEMUs alive and the state files saying
  * so (a relaunch of either is refused), and can try again with `recoverPostcopy()`.
  */
+import net from 'node:net';
 import path from 'node:path';
 import { isLiveMigrationError, LiveMigrationError } from './errors.js';
 import type { MigrationTransport } from './live-migration.js';
@@ -166,28 +167,75 @@ function defaultListen(
   return { type: 'tcp', host: transport.host ?? '127.0.0.1', port: 0 };
 }
 
-/** `migrate-recover` on the target; returns the URI the source resumes to. */
+/** A TCP port nobody listens on at `host` now (the kernel's pick, released at once). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address !== null
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/**
+ * `migrate-recover` on the target, out of band; returns the URI the source resumes to.
+ *
+ * Nothing here is in-band on the target: while post-copy is paused its main loop can be
+ * blocked on a page that never comes (a vCPU faulted on it while holding the big lock), and
+ * then every in-band command waits for the resume that it is meant to set up. That is why QEMU
+ * marks `migrate-recover` allow-oob. For the same reason a TCP port 0 is not resolved through
+ * `query-migrate` afterwards: the port is picked here first (free a moment ago; a taker in
+ * between makes this attempt fail and the next one picks again).
+ */
 async function listenAgain(target: Machine, where: MigrationTransport): Promise<string> {
-  if (where.type === 'unix') {
-    const socket = where.path ?? path.join(target.runDir, 'migration-recover.sock');
-    await target.qmp.execute('migrate-recover', { uri: `unix:${socket}` });
-    return `unix:${socket}`;
+  let uri: string;
+  if (where.type === 'unix')
+    uri = `unix:${where.path ?? path.join(target.runDir, 'migration-recover.sock')}`;
+  else {
+    const host = where.host ?? '127.0.0.1';
+    const bracketed = host.includes(':') ? `[${host}]` : host;
+    const port = where.port === undefined || where.port === 0 ? await freePort(host) : where.port;
+    uri = `tcp:${bracketed}:${port}`;
   }
-  const host = where.host ?? '127.0.0.1';
-  const bracketed = host.includes(':') ? `[${host}]` : host;
-  const port = where.port ?? 0;
-  await target.qmp.execute('migrate-recover', { uri: `tcp:${bracketed}:${port}` });
-  if (port !== 0) return `tcp:${bracketed}:${port}`;
-  // After `migrate-recover` the list holds the first listener too: the newest is last.
-  const info = await target.qmp.execute('query-migrate');
-  const inet = info['socket-address']?.filter((a) => a.type === 'inet').at(-1);
-  if (inet === undefined || inet.type !== 'inet')
-    throw new LiveMigrationError(
-      'command-failed',
-      'recovering',
-      'the target listens again on TCP but query-migrate names no inet address',
-    );
-  return `tcp:${bracketed}:${inet.port}`;
+  await target.qmp.executeOob('migrate-recover', { uri });
+  return uri;
+}
+
+/**
+ * Resolves once the target is in `postcopy-paused`: from its MIGRATION event, or from
+ * `migrate-recover` itself (out of band) being accepted — the caller's next step — so this only
+ * waits; `undefined` after `timeout` ms or when the target exits. An in-band `query-migrate`
+ * is raced too (it answers at once when the main loop is free, e.g. the break is older than the
+ * event listener) but never awaited alone: see `listenAgain`.
+ */
+async function untilTargetPaused(target: Machine, timeout: number): Promise<string | undefined> {
+  let off = () => {};
+  let timer: NodeJS.Timeout | undefined;
+  const event = new Promise<string | undefined>((resolve) => {
+    off = target.qmp.on('MIGRATION', (e) => {
+      if (e.data.status === 'postcopy-paused') resolve('postcopy-paused');
+    });
+    timer = setTimeout(() => resolve(undefined), timeout);
+    void target.exited.then(() => resolve(undefined));
+  });
+  // Its answer may come only after the resume (then the event has settled the race already).
+  const query = target.qmp.execute('query-migrate').then(
+    (info) =>
+      info.status === 'postcopy-paused' ? 'postcopy-paused' : new Promise<never>(() => {}),
+    () => new Promise<never>(() => {}),
+  );
+  try {
+    return await Promise.race([event, query]);
+  } finally {
+    off();
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -234,26 +282,32 @@ export async function recoverLink(
       await events.failed?.(attempt, desc);
     };
     // The target notices the break on its own (EOF or error on the stream); only then does it
-    // accept `migrate-recover`.
-    const targetStatus = await waitForStatus(target, ['postcopy-paused'], timeout);
-    gone();
-    if (targetStatus === undefined) {
-      await fail(`the target did not reach postcopy-paused within ${timeout} ms`);
-      continue;
+    // accept `migrate-recover`. Tried at once (out of band: see `listenAgain`); refused while the
+    // target has not noticed yet, then again once it has.
+    let uri: string;
+    const where = options.listen?.(attempt) ?? defaultListen(target, transport, attempt);
+    try {
+      uri = await listenAgain(target, where);
+    } catch {
+      gone();
+      const targetStatus = await untilTargetPaused(target, timeout);
+      gone();
+      if (targetStatus === undefined) {
+        await fail(`the target did not reach postcopy-paused within ${timeout} ms`);
+        continue;
+      }
+      try {
+        uri = await listenAgain(target, where);
+      } catch (error) {
+        gone();
+        await fail(`migrate-recover on the target failed: ${message(error)}`);
+        continue;
+      }
     }
     const sourceStatus = await waitForStatus(source, ['postcopy-paused'], timeout);
     gone();
     if (sourceStatus === undefined) {
       await fail(`the source did not reach postcopy-paused within ${timeout} ms`);
-      continue;
-    }
-    let uri: string;
-    const where = options.listen?.(attempt) ?? defaultListen(target, transport, attempt);
-    try {
-      uri = await listenAgain(target, where);
-    } catch (error) {
-      gone();
-      await fail(`migrate-recover on the target failed: ${message(error)}`);
       continue;
     }
     // `migrate` with `resume` returns before the source changes state (7.2 connects first and

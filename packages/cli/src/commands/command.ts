@@ -28,6 +28,16 @@ export function positiveInt(label: string) {
   };
 }
 
+/** An integer ≥ 0 (commander `argParser`), e.g. a bandwidth where 0 means unlimited. */
+export function nonNegativeInt(label: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new InvalidArgumentError(`${label} must be an integer ≥ 0.`);
+    return n;
+  };
+}
+
 /** Collects a repeatable option into a list (commander `argParser`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -11,7 +11,13 @@ import { checkSocketPath, vmPaths } from '../vm/paths.js';
 import type { MigrateProgressLine, StatusResult } from '../vm/protocol.js';
 import { startSupervisor } from '../vm/spawn.js';
 import { STRATEGIES, supervise } from '../vm/supervisor.js';
-import { type CliCommand, type CommandContext, collect, positiveInt } from './command.js';
+import {
+  type CliCommand,
+  type CommandContext,
+  collect,
+  nonNegativeInt,
+  positiveInt,
+} from './command.js';
 import {
   compatLine,
   EXIT_INTERRUPTED,
@@ -82,6 +88,14 @@ export function formatStatus(status: StatusResult): string {
     ['snapshots', `${status.snapshots} (saves use ${status.strategy})`],
     ['busy', status.busy ? `${status.busy.method} '${status.busy.name}'` : '-'],
     ['vm dir', status.dir],
+    ...(status.postcopyPaused !== undefined
+      ? [
+          [
+            'post-copy',
+            `paused: the target in ${status.postcopyPaused.to} holds the guest (qmpkit vm postcopy recover --dir ${status.dir})`,
+          ],
+        ]
+      : []),
   ];
   return `${lines.map(([k, v]) => `${(k ?? '').padEnd(11)} ${v}`).join('\n')}\n`;
 }
@@ -191,6 +205,27 @@ export const vmCommand: CliCommand = {
         'TLS credentials for RAM and disk copy: to an address ca-cert.pem, client-cert.pem, client-key.pem; to a VM directory also server-cert.pem and server-key.pem (both ends run here)',
       )
       .option('--postcopy', 'switch to post-copy when pre-copy does not converge')
+      .option(
+        '--postcopy-immediate',
+        'switch to post-copy as soon as RAM moves (implies --postcopy): the target runs the guest from then on',
+      )
+      .addOption(
+        new Option('--max-bandwidth <bytes/s>', 'limit of the stream (default 16 GiB/s)').argParser(
+          positiveInt('--max-bandwidth'),
+        ),
+      )
+      .addOption(
+        new Option(
+          '--postcopy-bandwidth <bytes/s>',
+          "limit of the stream after the switch to post-copy (default QEMU's: unlimited; pages the target faults on go first)",
+        ).argParser(nonNegativeInt('--postcopy-bandwidth')),
+      )
+      .addOption(
+        new Option(
+          '--recover-attempts <n>',
+          'to a VM directory: when the link breaks during post-copy, how often a fresh channel is tried (default 3); 0: none, both QEMUs stay paused for `qmpkit vm postcopy recover`',
+        ).argParser(nonNegativeInt('--recover-attempts')),
+      )
       .addOption(
         new Option(
           '--disks <mode>',
@@ -200,6 +235,47 @@ export const vmCommand: CliCommand = {
       .option('--json', 'print the summary as JSON')
       .action(async (flags: MigrateFlags) => {
         context.exit(await runMigrate(context, flags));
+      });
+
+    const postcopy = vm
+      .command('postcopy')
+      .description(
+        'control the post-copy phase of a `vm migrate` to a VM directory (after the switch the target runs the guest and the source holds the pages not yet sent: neither QEMU may be killed)',
+      );
+    postcopy
+      .command('pause')
+      .description(
+        'cut the stream of the migration under way (migrate-pause) once it is in post-copy and the target runs the guest; both QEMUs go to postcopy-paused. With --recover-attempts 0 on the migrate it ends there and `vm postcopy recover` resumes it; else it recovers on a fresh channel by itself. Refused (exit 1, PostcopyStateError) in any other state',
+      )
+      .addOption(dirOption())
+      .option('--json', 'print the result as JSON')
+      .action(async (flags: { dir: string; json?: boolean }) => {
+        context.exit(await runPostcopyPause(context, flags));
+      });
+    postcopy
+      .command('recover')
+      .description(
+        "resume a post-copy migration whose link broke and that ended in postcopy-paused: the target listens again (migrate-recover), the source resumes into it (migrate with resume) and sends the rest; then the supervisor serves the VM from the target's directory. Refused (exit 1, PostcopyStateError) when no post-copy of this VM is paused; a failed resume leaves both paused (try again)",
+      )
+      .addOption(dirOption())
+      .option(
+        '--to <address>',
+        'where the target listens for the resumed stream: unix:PATH or tcp:HOST:PORT (port 0: any free one); default a fresh socket beside the first, or a fresh port on the same host',
+      )
+      .addOption(
+        new Option(
+          '--postcopy-bandwidth <bytes/s>',
+          'limit of the resumed stream (0: unlimited; default unchanged)',
+        ).argParser(nonNegativeInt('--postcopy-bandwidth')),
+      )
+      .addOption(
+        new Option('--attempts <n>', 'attempts before giving up (default 3)').argParser(
+          positiveInt('--attempts'),
+        ),
+      )
+      .option('--json', 'print the summary as JSON')
+      .action(async (flags: RecoverFlags) => {
+        context.exit(await runPostcopyRecover(context, flags));
       });
 
     vm.command('upgrade')
@@ -465,6 +541,10 @@ interface MigrateFlags {
   tcp?: boolean;
   tlsDir?: string;
   postcopy?: boolean;
+  postcopyImmediate?: boolean;
+  maxBandwidth?: number;
+  postcopyBandwidth?: number;
+  recoverAttempts?: number;
   disks?: 'shared' | 'copy';
   json?: boolean;
 }
@@ -595,7 +675,16 @@ async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise
     {
       to: /^(tcp|unix):/.test(flags.to) ? flags.to : path.resolve(flags.to),
       ...(flags.tlsDir !== undefined ? { tlsDir: path.resolve(flags.tlsDir) } : {}),
-      ...(flags.postcopy === true ? { postcopy: true } : {}),
+      ...(flags.postcopyImmediate === true
+        ? { postcopy: 'immediate' as const }
+        : flags.postcopy === true
+          ? { postcopy: true }
+          : {}),
+      ...(flags.maxBandwidth !== undefined ? { maxBandwidth: flags.maxBandwidth } : {}),
+      ...(flags.postcopyBandwidth !== undefined
+        ? { postcopyBandwidth: flags.postcopyBandwidth }
+        : {}),
+      ...(flags.recoverAttempts !== undefined ? { recoverAttempts: flags.recoverAttempts } : {}),
       ...(flags.qemu !== undefined ? { qemu: flags.qemu } : {}),
       ...(flags.tcp === true ? { transport: 'tcp' as const } : {}),
       ...(flags.disks !== undefined ? { disks: flags.disks } : {}),
@@ -644,10 +733,77 @@ async function runMigrate(context: CommandContext, flags: MigrateFlags): Promise
       );
       return EXIT_INTERRUPTED;
     }
+    if (
+      isSupervisorError(error) &&
+      error.remote.name === 'LiveMigrationError' &&
+      error.remote.reason === 'postcopy-paused'
+    ) {
+      io.stderr.write(
+        `qmpkit: migrate to '${flags.to}': ${error.remote.message}\nqmpkit: both QEMUs are kept; resume with: qmpkit vm postcopy recover --dir ${flags.dir}\n`,
+      );
+      return 1;
+    }
     return reportFailure(io, 'migrate to', flags.to, error);
   } finally {
     unsubscribe();
     client.close();
+  }
+}
+
+interface RecoverFlags {
+  dir: string;
+  to?: string;
+  postcopyBandwidth?: number;
+  attempts?: number;
+  json?: boolean;
+}
+
+/** `vm postcopy pause`: a `postcopy-pause` request; the migrate request reports how it goes on. */
+async function runPostcopyPause(
+  context: CommandContext,
+  flags: { dir: string; json?: boolean },
+): Promise<number> {
+  const { io } = context;
+  try {
+    const result = await withClient(flags.dir, (client) => client.call('postcopy-pause', {}));
+    io.stdout.write(
+      flags.json === true
+        ? `${formatJson(result, false)}\n`
+        : `post-copy stream to ${result.to} cut: ${result.recovers ? 'the migration recovers on a fresh channel by itself' : `both QEMUs are paused; resume with: qmpkit vm postcopy recover --dir ${flags.dir}`}\n`,
+    );
+    return 0;
+  } catch (error) {
+    return reportFailure(io, 'postcopy pause of', flags.dir, error);
+  }
+}
+
+/** `vm postcopy recover`: a `postcopy-recover` request; the VM is then served from the target. */
+async function runPostcopyRecover(context: CommandContext, flags: RecoverFlags): Promise<number> {
+  const { io } = context;
+  try {
+    const summary = await withClient(flags.dir, (client) =>
+      client.call('postcopy-recover', {
+        ...(flags.to !== undefined
+          ? {
+              listen: flags.to.startsWith('unix:')
+                ? `unix:${path.resolve(flags.to.slice('unix:'.length))}`
+                : flags.to,
+            }
+          : {}),
+        ...(flags.postcopyBandwidth !== undefined
+          ? { postcopyBandwidth: flags.postcopyBandwidth }
+          : {}),
+        ...(flags.attempts !== undefined ? { attempts: flags.attempts } : {}),
+      }),
+    );
+    io.stdout.write(
+      flags.json === true
+        ? `${formatJson(summary, false)}\n`
+        : `post-copy recovered: the VM runs in ${summary.dir} (QEMU ${summary.qemu?.version ?? '?'}, pid ${summary.qemu?.pid ?? '?'}), ${ms(summary.totalMs)}\n`,
+    );
+    return 0;
+  } catch (error) {
+    return reportFailure(io, 'postcopy recover of', flags.dir, error);
   }
 }
 

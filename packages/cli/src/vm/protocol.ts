@@ -124,6 +124,34 @@ export interface Methods {
   tree: { params: Record<string, never>; result: TreeResult };
   graph: { params: Record<string, never>; result: BlockGraph };
   block: { params: BlockParams; result: BlockSummary };
+  'postcopy-pause': { params: Record<string, never>; result: PostcopyPauseResult };
+  'postcopy-recover': { params: PostcopyRecoverParams; result: MigrateSummary };
+}
+
+/**
+ * `postcopy-pause`: the migration under way (`migrate` to a VM directory) is in post-copy and
+ * the target runs the guest; the stream is cut (`migrate-pause`), both QEMUs go to
+ * `postcopy-paused`. With `recoverAttempts` > 0 the migration recovers on its own over a fresh
+ * channel, with 0 it ends with `postcopy-paused` and `postcopy-recover` resumes it.
+ */
+export interface PostcopyPauseResult {
+  /** The target's VM directory. */
+  readonly to: string;
+  /** Whether the running migration recovers by itself (its `recoverAttempts` > 0). */
+  readonly recovers: boolean;
+}
+
+/** `postcopy-recover`: resumes a post-copy migration left in `postcopy-paused`. */
+export interface PostcopyRecoverParams {
+  /**
+   * Where the target listens for the resumed stream (`unix:PATH` or `tcp:HOST:PORT`, port 0:
+   * any free one); default a fresh socket beside the first, or a fresh port on the same host.
+   */
+  readonly listen?: string;
+  /** `max-postcopy-bandwidth` for the rest, bytes/s (0: unlimited); default unchanged. */
+  readonly postcopyBandwidth?: number;
+  /** Attempts before giving up again with `postcopy-paused` (default 3). */
+  readonly attempts?: number;
 }
 
 /**
@@ -186,8 +214,20 @@ export interface MigrateParams {
    * VM directory both ends' (the target's server and the source's client certificate).
    */
   readonly tlsDir?: string;
-  /** Allow post-copy (to an address the receiver must too). */
-  readonly postcopy?: boolean;
+  /**
+   * Allow post-copy (to an address the receiver must too); `immediate` switches as soon as RAM
+   * moves instead of when pre-copy does not converge.
+   */
+  readonly postcopy?: boolean | 'immediate';
+  /** `max-bandwidth` of the stream, bytes/s (default 16 GiB/s). */
+  readonly maxBandwidth?: number;
+  /** `max-postcopy-bandwidth` after the switch, bytes/s (default: QEMU's, unlimited). */
+  readonly postcopyBandwidth?: number;
+  /**
+   * To a VM directory: recovery attempts when the link breaks during post-copy (default 3); 0:
+   * none, the migration ends with `postcopy-paused` (both QEMUs kept) for `postcopy-recover`.
+   */
+  readonly recoverAttempts?: number;
   /** The target's QEMU (default: the one the VM runs on). */
   readonly qemu?: string;
   /** `unix` (default, a socket in the target's run dir) or `tcp` (127.0.0.1). */
@@ -266,6 +306,8 @@ export const METHODS: readonly Method[] = [
   'tree',
   'graph',
   'block',
+  'postcopy-pause',
+  'postcopy-recover',
 ];
 
 export interface StatusResult {
@@ -285,6 +327,11 @@ export interface StatusResult {
   /** The save, load or delete in progress. */
   readonly busy: { readonly method: Method; readonly name: string } | null;
   readonly snapshots: number;
+  /**
+   * A post-copy migration to another VM directory whose link broke and that was not recovered:
+   * both QEMUs are alive and paused, `postcopy-recover` resumes it (the target holds the guest).
+   */
+  readonly postcopyPaused?: { readonly to: string };
 }
 
 export interface SaveSummary {

@@ -21,14 +21,18 @@ import type { AccelConfig, VmConfig } from '@qmpkit/devices';
 import {
   type BlockJob,
   type ExitInfo,
+  isLiveMigrationError,
+  type LiveMigration,
   launch,
   Machine,
   type MigrationProgress,
+  type MigrationTransport,
   migrate,
   migrateTo,
   planChainJob,
   readState,
   receiveMigration,
+  recoverPostcopy,
   runChainJob,
 } from '@qmpkit/machine';
 import {
@@ -54,6 +58,7 @@ import {
   type Methods,
   type MigrateParams,
   type MigrateProgressLine,
+  type PostcopyRecoverParams,
   PROTOCOL_VERSION,
   type Request,
   type SaveParams,
@@ -139,6 +144,31 @@ class SupervisorBusyError extends Error {
 
 class SupervisorStoppingError extends Error {
   override readonly name = 'SupervisorStoppingError' as const;
+}
+
+/**
+ * `postcopy-pause` or `postcopy-recover` asked of a VM whose migration is not in the state the
+ * verb needs: `state` is the source QEMU's migration status (`none` without a migration), or
+ * `postcopy-paused` when a paused one waits for `postcopy-recover`.
+ */
+class PostcopyStateError extends Error {
+  override readonly name = 'PostcopyStateError' as const;
+  readonly state: string;
+  /** The state the verb needs. */
+  readonly wanted: 'postcopy-active' | 'postcopy-paused';
+  constructor(message: string, state: string, wanted: 'postcopy-active' | 'postcopy-paused') {
+    super(message);
+    this.state = state;
+    this.wanted = wanted;
+  }
+}
+
+/** A post-copy migration to a VM directory that this supervisor runs or holds paused. */
+interface PostcopyRun {
+  readonly to: VmPaths;
+  readonly transport: MigrationTransport;
+  /** The target QEMU, once started. */
+  target: Machine | undefined;
 }
 
 interface Connection {
@@ -348,6 +378,15 @@ class Supervisor {
   readonly #subscribers = new Set<(notice: SubscribeNotice) => void>();
   /** The QMP client whose events reach the subscribers, and how to stop listening to it. */
   #events: { qmp: unknown; off: () => void } | undefined;
+  /** The `migrate` to a VM directory under way (for `postcopy-pause`). */
+  #live:
+    | { readonly post: PostcopyRun; readonly run: LiveMigration; readonly recovers: boolean }
+    | undefined;
+  /**
+   * A post-copy migration whose link broke and was not recovered: the source (`#machine`) and
+   * this target are both alive and paused until `postcopy-recover` (or `stop`, which ends both).
+   */
+  #paused: (PostcopyRun & { target: Machine }) | undefined;
 
   constructor(paths: VmPaths, machine: Machine, snapshots: Snapshots, log: (line: string) => void) {
     this.#paths = paths;
@@ -524,6 +563,20 @@ class Supervisor {
           'block',
           { name: `${p.op}${p.disk === undefined ? '' : ` of ${p.disk}`}`, params: p },
           (q) => this.#block(connection, request.id, q.params),
+        );
+      }
+      case 'postcopy-pause':
+        return this.#postcopyPause();
+      case 'postcopy-recover': {
+        const p = recoverParams(params);
+        // Before the busy check: a migration under way is the state to report.
+        const paused = await this.#pausedPostcopy();
+        return this.#exclusive(
+          connection,
+          request.id,
+          'postcopy-recover',
+          { name: paused.to.dir, params: p },
+          (q) => this.#postcopyRecover(paused, q.params),
         );
       }
       case 'backup': {
@@ -785,6 +838,7 @@ class Supervisor {
       strategy: this.#snapshots.kind,
       busy: this.#busy ? { method: this.#busy.method, name: this.#busy.name } : null,
       snapshots: this.#snapshots.store.snapshots().length,
+      ...(this.#paused !== undefined ? { postcopyPaused: { to: this.#paused.to.dir } } : {}),
     };
   }
 
@@ -929,8 +983,17 @@ class Supervisor {
     checkSocketPath(to);
     if (await exists(to.stateFile))
       throw new ProtocolError(`params.to: ${to.dir} already holds a VM (${to.stateFile})`);
+    if (this.#paused !== undefined)
+      throw new PostcopyStateError(
+        `a post-copy migration to ${this.#paused.to.dir} is paused: recover it first (qmpkit vm postcopy recover)`,
+        'postcopy-paused',
+        'postcopy-active',
+      );
     await claimSocket(to);
     const started = performance.now();
+    const transport: MigrationTransport = { type: params.transport ?? 'unix' };
+    const attempts = params.recoverAttempts ?? 3;
+    const live: PostcopyRun = { to, transport, target: undefined };
     const run = migrate(
       this.#machine,
       {
@@ -942,19 +1005,25 @@ class Supervisor {
       },
       {
         signal,
-        transport: { type: params.transport ?? 'unix' },
+        transport,
         // One directory for both ends here (both QEMUs run on this host): the target's
         // server certificate and the source's client certificate, for RAM and NBD alike.
         ...(params.tlsDir !== undefined ? { tls: { dir: params.tlsDir } } : {}),
-        ...(params.postcopy === true ? { postcopy: true } : {}),
+        ...(params.postcopy !== undefined ? { postcopy: params.postcopy } : {}),
+        ...bandwidths(params),
+        postcopyRecovery: attempts > 0 ? { attempts } : false,
         ...(params.disks !== undefined ? { disks: params.disks } : {}),
         ...(params.transport === 'tcp' ? { nbd: { type: 'tcp' as const } } : {}),
         logger: { warn: (message) => this.#log(message) },
         convergence: {
           onDecision: (d) => this.#log(`migrate: convergence ${d.action}: ${d.reason}`),
         },
+        onPhase: (_phase, context) => {
+          live.target ??= context.target;
+        },
       },
     );
+    this.#live = { post: live, run, recovers: attempts > 0 };
     const forwarding = (async () => {
       for await (const p of run.progress) {
         const line: MigrateProgressLine = {
@@ -975,9 +1044,42 @@ class Supervisor {
         connection.send({ id, progress: line });
       }
     })();
-    const result = await run.result.finally(() => forwarding);
+    let result: Awaited<typeof run.result>;
+    try {
+      result = await run.result.finally(() => forwarding);
+    } catch (error) {
+      // Both QEMUs stay (the target holds the guest): kept for `postcopy-recover` and `stop`.
+      if (isLiveMigrationError(error) && error.reason === 'postcopy-paused' && live.target) {
+        this.#paused = { ...live, target: live.target };
+        this.#log(
+          `migrate: post-copy paused; the target ${to.dir} (QEMU pid ${live.target.pid}) holds the guest, this source the pages not yet sent; qmpkit vm postcopy recover --dir ${this.#paths.dir} resumes it`,
+        );
+      }
+      throw error;
+    } finally {
+      this.#live = undefined;
+    }
     const old = this.#paths;
-    const moved = result.machine;
+    await this.#moveTo(result.machine, to);
+    this.#log(
+      `migrated to ${to.dir}: QEMU pid ${result.machine.pid}, downtime ${result.downtimeMs ?? '?'} ms; control socket ${to.control} (this log stays in ${old.dir})`,
+    );
+    const v = result.machine.qemuVersion;
+    return {
+      dir: to.dir,
+      totalMs: Math.round(performance.now() - started),
+      downtimeMs: result.downtimeMs,
+      qemuDowntimeMs: result.qemuDowntimeMs,
+      bytes: result.lastProgress?.transferred ?? 0,
+      qemu: { pid: result.machine.pid, version: `${v.major}.${v.minor}.${v.micro}` },
+      postcopy: result.postcopy,
+      decisions: result.decisions.map((d) => `${d.action}: ${d.reason}`),
+    };
+  }
+
+  /** From now on the VM is `moved` in `to`: control socket and snapshot store move there. */
+  async #moveTo(moved: Machine, to: VmPaths): Promise<void> {
+    const old = this.#paths;
     this.#machine = moved;
     this.#paths = to;
     this.#snapshots = await openSnapshots(moved, {
@@ -988,20 +1090,116 @@ class Supervisor {
     this.#server = await this.#listen(to);
     oldServer?.close();
     await rm(old.control, { force: true });
+  }
+
+  /**
+   * `postcopy-pause`: cuts the stream of the `migrate` under way (`migrate-pause` on the source)
+   * once post-copy is active and the target runs the guest. A cut while the target still loads
+   * the device state would lose the guest, so a switch in progress is waited for (bounded).
+   */
+  async #postcopyPause(): Promise<Methods['postcopy-pause']['result']> {
+    const live = this.#live;
+    if (live === undefined) {
+      if (this.#paused !== undefined)
+        throw new PostcopyStateError(
+          `the post-copy migration to ${this.#paused.to.dir} is already paused; resume it with qmpkit vm postcopy recover`,
+          'postcopy-paused',
+          'postcopy-active',
+        );
+      throw new PostcopyStateError(
+        `no migration of this VM to a VM directory is under way (its QEMU reports '${await this.#migrationStatus()}')`,
+        await this.#migrationStatus(),
+        'postcopy-active',
+      );
+    }
+    const status = await this.#migrationStatus();
+    const target = live.post.target;
+    if (status !== 'postcopy-active' || target === undefined)
+      throw new PostcopyStateError(
+        `the migration to ${live.post.to.dir} is in '${status}', not in post-copy: only a post-copy stream can be paused (cancel a pre-copy one with Ctrl-C on vm migrate)`,
+        status,
+        'postcopy-active',
+      );
+    await untilTargetRuns(target, 60_000);
+    await live.run.pausePostcopy();
     this.#log(
-      `migrated to ${to.dir}: QEMU pid ${moved.pid}, downtime ${result.downtimeMs ?? '?'} ms; control socket ${to.control} (this log stays in ${old.dir})`,
+      `postcopy-pause: the stream to ${live.post.to.dir} was cut (${live.recovers ? 'the migration recovers on its own' : 'resume with postcopy-recover'})`,
     );
-    const v = moved.qemuVersion;
-    return {
-      dir: to.dir,
-      totalMs: Math.round(performance.now() - started),
-      downtimeMs: result.downtimeMs,
-      qemuDowntimeMs: result.qemuDowntimeMs,
-      bytes: result.lastProgress?.transferred ?? 0,
-      qemu: { pid: moved.pid, version: `${v.major}.${v.minor}.${v.micro}` },
-      postcopy: result.postcopy,
-      decisions: result.decisions.map((d) => `${d.action}: ${d.reason}`),
-    };
+    return { to: live.post.to.dir, recovers: live.recovers };
+  }
+
+  /**
+   * `postcopy-recover`: resumes the paused post-copy migration (`recoverPostcopy`: the target
+   * listens anew, the source resumes into it and sends the rest); then the VM is the target and
+   * this supervisor serves it from there, as after a `migrate`.
+   */
+  async #postcopyRecover(
+    paused: PostcopyRun & { target: Machine },
+    params: PostcopyRecoverParams,
+  ): Promise<Methods['postcopy-recover']['result']> {
+    const source = this.#machine;
+    const started = performance.now();
+    if (params.postcopyBandwidth !== undefined)
+      await source.qmp.execute('migrate-set-parameters', {
+        'max-postcopy-bandwidth': params.postcopyBandwidth,
+      });
+    const listen = params.listen !== undefined ? listenTransport(params.listen) : undefined;
+    try {
+      const result = await recoverPostcopy(source, paused.target, {
+        transport: paused.transport,
+        ...(listen !== undefined ? { listen: () => listen } : {}),
+        ...(params.attempts !== undefined ? { attempts: params.attempts } : {}),
+      });
+      this.#paused = undefined;
+      const old = this.#paths;
+      await this.#moveTo(result.machine, paused.to);
+      this.#log(
+        `postcopy-recover: resumed after ${result.attempts} attempt(s); the VM runs in ${paused.to.dir} (QEMU pid ${result.machine.pid}; this log stays in ${old.dir})`,
+      );
+      const v = result.machine.qemuVersion;
+      return {
+        dir: paused.to.dir,
+        totalMs: Math.round(performance.now() - started),
+        downtimeMs: null,
+        qemuDowntimeMs: null,
+        bytes: 0,
+        qemu: { pid: result.machine.pid, version: `${v.major}.${v.minor}.${v.micro}` },
+        postcopy: true,
+        decisions: [],
+      };
+    } catch (error) {
+      // A QEMU that went away took the guest with it: nothing is left to recover.
+      if (source.status !== 'running' || paused.target.status !== 'running') {
+        this.#paused = undefined;
+        // Without the source's pages the target's guest cannot go on; how its stop went is
+        // only for the log (the QEMU is ended either way).
+        if (paused.target.status === 'running')
+          await paused.target
+            .stop()
+            .catch((e: unknown) => this.#log(`stopping the target: ${String(e)}`));
+      }
+      throw error;
+    }
+  }
+
+  /** The paused post-copy `postcopy-recover` resumes, or a `PostcopyStateError`. */
+  async #pausedPostcopy(): Promise<PostcopyRun & { target: Machine }> {
+    const paused = this.#paused;
+    if (paused !== undefined) return paused;
+    const status = await this.#migrationStatus();
+    throw new PostcopyStateError(
+      this.#live !== undefined
+        ? `the migration to ${this.#live.post.to.dir} is still under way ('${status}'); only one that ended in postcopy-paused is resumed here`
+        : `no post-copy migration of this VM is paused (its QEMU reports '${status}')`,
+      status,
+      'postcopy-paused',
+    );
+  }
+
+  /** The source QEMU's migration status (`none` without one, `gone` when QEMU is). */
+  async #migrationStatus(): Promise<string> {
+    if (this.#machine.status !== 'running') return 'gone';
+    return (await this.#machine.qmp.execute('query-migrate')).status ?? 'none';
   }
 
   /**
@@ -1021,7 +1219,8 @@ class Supervisor {
       signal,
       logger: { warn: (message) => this.#log(message) },
       ...(params.tlsDir !== undefined ? { tls: { dir: params.tlsDir } } : {}),
-      ...(params.postcopy === true ? { postcopy: true } : {}),
+      ...(params.postcopy !== undefined ? { postcopy: params.postcopy } : {}),
+      ...bandwidths(params),
       ...(params.disks !== undefined ? { disks: params.disks } : {}),
       convergence: {
         onDecision: (d) => this.#log(`migrate: convergence ${d.action}: ${d.reason}`),
@@ -1061,6 +1260,13 @@ class Supervisor {
         this.#machine.status === 'exited'
           ? await this.#machine.exited
           : await this.#machine.stop().catch(() => this.#machine.exited);
+      // A paused post-copy's target goes with the source (neither is the VM without the other).
+      const paused = this.#paused;
+      if (paused !== undefined) {
+        this.#paused = undefined;
+        this.#log(`stopping: the paused post-copy's target in ${paused.to.dir} ends too`);
+        await paused.target.stop().catch(() => paused.target.exited);
+      }
       // Answer `stop` before the socket goes away.
       setImmediate(() => this.#onStopped(exit));
       return exit;
@@ -1232,14 +1438,26 @@ function migrateParams(params: Record<string, unknown>): MigrateParams {
     (typeof params.tlsDir !== 'string' || !path.isAbsolute(params.tlsDir))
   )
     throw new ProtocolError('params.tlsDir: the TLS credentials directory, an absolute path');
-  if (params.postcopy !== undefined && typeof params.postcopy !== 'boolean')
-    throw new ProtocolError('params.postcopy: a boolean');
+  if (
+    params.postcopy !== undefined &&
+    typeof params.postcopy !== 'boolean' &&
+    params.postcopy !== 'immediate'
+  )
+    throw new ProtocolError('params.postcopy: a boolean or "immediate"');
   if (params.disks !== undefined && params.disks !== 'copy' && params.disks !== 'shared')
     throw new ProtocolError('params.disks: "copy" or "shared"');
+  const maxBandwidth = bytesParam(params, 'maxBandwidth', 1);
+  const postcopyBandwidth = bytesParam(params, 'postcopyBandwidth', 0);
+  const recoverAttempts = bytesParam(params, 'recoverAttempts', 0);
   return {
     to: params.to,
     ...(typeof params.tlsDir === 'string' ? { tlsDir: params.tlsDir } : {}),
-    ...(params.postcopy === true ? { postcopy: true } : {}),
+    ...(params.postcopy === true || params.postcopy === 'immediate'
+      ? { postcopy: params.postcopy }
+      : {}),
+    ...(maxBandwidth !== undefined ? { maxBandwidth } : {}),
+    ...(postcopyBandwidth !== undefined ? { postcopyBandwidth } : {}),
+    ...(recoverAttempts !== undefined ? { recoverAttempts } : {}),
     ...(typeof params.qemu === 'string' ? { qemu: params.qemu } : {}),
     ...(params.transport === 'unix' || params.transport === 'tcp'
       ? { transport: params.transport }
@@ -1253,4 +1471,88 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** An integer param ≥ `min` (bytes/s, a count), or undefined when absent. */
+function bytesParam(params: Record<string, unknown>, key: string, min: number): number | undefined {
+  const value = params[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+    throw new ProtocolError(`params.${key}: an integer ≥ ${min}`);
+  return value;
+}
+
+/** The migration's bandwidth options from `migrate` params. */
+function bandwidths(params: MigrateParams) {
+  return {
+    ...(params.maxBandwidth !== undefined ? { maxBandwidth: params.maxBandwidth } : {}),
+    ...(params.postcopyBandwidth !== undefined
+      ? { parameters: { 'max-postcopy-bandwidth': params.postcopyBandwidth } }
+      : {}),
+  };
+}
+
+function recoverParams(params: Record<string, unknown>): PostcopyRecoverParams {
+  if (
+    params.listen !== undefined &&
+    (typeof params.listen !== 'string' || !isAddress(params.listen))
+  )
+    throw new ProtocolError('params.listen: unix:PATH or tcp:HOST:PORT');
+  const postcopyBandwidth = bytesParam(params, 'postcopyBandwidth', 0);
+  const attempts = bytesParam(params, 'attempts', 1);
+  if (typeof params.listen === 'string') listenTransport(params.listen);
+  return {
+    ...(typeof params.listen === 'string' ? { listen: params.listen } : {}),
+    ...(postcopyBandwidth !== undefined ? { postcopyBandwidth } : {}),
+    ...(attempts !== undefined ? { attempts } : {}),
+  };
+}
+
+/** `unix:PATH` or `tcp:HOST:PORT` (IPv6 hosts in brackets) as a migration transport. */
+function listenTransport(address: string): MigrationTransport {
+  if (address.startsWith('unix:')) {
+    const socket = address.slice('unix:'.length);
+    if (!path.isAbsolute(socket))
+      throw new ProtocolError('params.listen: unix: needs an absolute path');
+    return { type: 'unix', path: socket };
+  }
+  const m = /^tcp:(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address);
+  const port = Number(m?.[3]);
+  if (m === null || !(port >= 0 && port <= 65535))
+    throw new ProtocolError('params.listen: tcp:HOST:PORT (port 0: any free one)');
+  return { type: 'tcp', host: m[1] ?? m[2] ?? '127.0.0.1', port };
+}
+
+/**
+ * Waits until `target` runs the guest after the switch (its run state leaves `inmigrate`: the
+ * device state is loaded), re-checked on each run-state event; a `PostcopyStateError` after
+ * `timeout` ms or when the target exits.
+ */
+async function untilTargetRuns(target: Machine, timeout: number): Promise<void> {
+  let wake: () => void = () => {};
+  const offs = [target.qmp.on('RESUME', () => wake()), target.qmp.on('STOP', () => wake())];
+  const deadline = performance.now() + timeout;
+  try {
+    for (;;) {
+      const next = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 500);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      const state =
+        target.status === 'running' ? (await target.qmp.execute('query-status')).status : 'gone';
+      if (state !== 'inmigrate' && state !== 'gone') return;
+      if (state === 'gone' || performance.now() >= deadline)
+        throw new PostcopyStateError(
+          `the target did not take over the guest (${state === 'gone' ? 'its QEMU exited' : `still '${state}' after ${timeout} ms`}); the stream was not cut`,
+          'postcopy-active',
+          'postcopy-active',
+        );
+      await next;
+    }
+  } finally {
+    for (const off of offs) off();
+  }
 }
