@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { VmConfig } from '@qmpkit/devices';
 import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
+import { removeExports } from './disk-copy.js';
 import { isLiveMigrationError, type LiveMigrationError } from './errors.js';
 import type { MigrationProgress } from './live-migration.js';
 import { launch, type Machine } from './machine.js';
@@ -274,5 +275,43 @@ describe('migration to an address with the disks copied over NBD (TCP loopback)'
     await expectSourceIntact(m, e, before);
     await expectReceiverGone(live);
     expect(existsSync(path.join(tgtRunDir(n), 'disks'))).toBe(false);
+  });
+
+  it('a step after the stream completed fails: the guest is kept paused with its images and resumes on cont', async () => {
+    const { m, config } = await source();
+    const last = await m.console('ser0').expect(/C=[0-9A-F]{8}\r\n/, { timeout: 30_000 });
+    const before = last.before + last.match + m.console('ser0').read();
+    // The hook stands for any step between MIGRATION completed and `cont` that fails (the
+    // exports' removal, `cont` itself): the source has handed the guest over by then.
+    const incoming = await receiver(m, config, {
+      beforeResume: async () => {
+        throw new Error('held by the test');
+      },
+    });
+    const result = await migrateTo(m, incoming.uri, { logger: quiet, disks: 'copy' }).result;
+    expect(result.capabilities).toContain('pause-before-switchover');
+    const received = await incoming.done;
+    expect(received.running).toBe(false);
+    expect(received.resumeError?.reason).toBe('command-failed');
+    expect(received.resumeError?.phase).toBe('confirming');
+    expect(received.resumeError?.desc).toMatch(/held by the test.*stays paused/);
+    const t = received.machine;
+    expect(t.status).toBe('running');
+    expect((await t.qmp.execute('query-status')).status).toBe('paused');
+    for (const d of incoming.disks) expect(existsSync(d.targetFile)).toBe(true);
+    // The model no longer starts paused: a relaunch boots the guest as usual.
+    expect(t.config.paused).toBeUndefined();
+    // What the user does once the cause is fixed: the exports go, `cont`, and the guest counts
+    // on from where the source stopped.
+    await removeExports(t, incoming.disks);
+    await t.qmp.execute('cont');
+    const seen = await t
+      .console('ser0')
+      .expect(/(C=[0-9A-F]{8}\r\n[\s\S]*){2}/, { timeout: 30_000 });
+    const all = counters(before + m.console('ser0').read() + seen.before + seen.match);
+    const first = all[0] ?? 0;
+    expect(all.length).toBeGreaterThan(2);
+    expect(all).toEqual(all.map((_, i) => first + i));
+    await t.stop();
   });
 });

@@ -88,7 +88,8 @@ export interface ReceiveOptions
   /**
    * `disks: 'copy'`: runs once the stream completed, while the guest is still paused here and
    * the NBD exports still up (the place to read the images as the source left them). A
-   * rejection fails the receipt (the QEMU is killed, the images removed).
+   * rejection does not kill the QEMU: the source has completed, so this QEMU holds the only
+   * copy of the guest; `done` resolves paused with `resumeError` (see there).
    */
   readonly beforeResume?: (context: {
     readonly machine: Machine;
@@ -107,6 +108,13 @@ export interface ReceivedMigration {
   readonly running: boolean;
   /** MIGRATION `completed` on this side → the query that saw the guest's run state (ms). */
   readonly waitedMs: number;
+  /**
+   * Set when the guest arrived but a step after the stream completed failed (`beforeResume`,
+   * removing the NBD exports, `cont`). The source has handed the guest over, so it is never
+   * thrown away: this QEMU keeps it paused (`running: false`) with its images, and `cont` resumes
+   * it once the cause is fixed. A `LiveMigrationError` (`command-failed`, phase `confirming`).
+   */
+  readonly resumeError?: LiveMigrationError;
 }
 
 export interface IncomingMigration {
@@ -293,12 +301,16 @@ export async function receiveMigration(
           // The source ended its mirrors before it let the migration complete: the images hold
           // its data. The exports go first (their write access conflicts with the guest's).
           onCompleted: async () => {
-            if (beforeResume !== undefined && nbdPort !== undefined)
-              await beforeResume({ machine, disks, nbdPort });
-            await removeExports(machine, disks);
-            await machine.qmp.execute('cont');
-            // The stored model loses `paused`: a later relaunch boots the guest as usual.
-            await machine.adopt(finalConfig);
+            try {
+              if (beforeResume !== undefined && nbdPort !== undefined)
+                await beforeResume({ machine, disks, nbdPort });
+              await removeExports(machine, disks);
+              await machine.qmp.execute('cont');
+            } finally {
+              // The stored model loses `paused` (even when a step failed and the guest waits
+              // here paused): a later relaunch boots the guest as usual.
+              await machine.adopt(finalConfig);
+            }
           },
         }
       : {}),
@@ -399,6 +411,7 @@ async function waitForGuest(
   },
 ): Promise<ReceivedMigration> {
   let hookRan = false;
+  let resumeError: LiveMigrationError | undefined;
   let completedAt: number | undefined;
   let failed: string | undefined;
   let wake: () => void = () => {};
@@ -454,10 +467,11 @@ async function waitForGuest(
           try {
             await options.onCompleted();
           } catch (error) {
-            throw new LiveMigrationError(
+            // Not thrown: the source has completed, this QEMU holds the only copy of the guest.
+            resumeError = new LiveMigrationError(
               'command-failed',
               'confirming',
-              `finishing the disk copy on the receiving side failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+              `the guest arrived but resuming it failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}; it stays paused in the receiving QEMU (pid ${machine.pid}) with its images, 'cont' resumes it`,
               { stderr: machine.stderr() },
               { cause: error },
             );
@@ -469,6 +483,7 @@ async function waitForGuest(
             machine,
             running: status === 'running',
             waitedMs: Math.round(performance.now() - completedAt),
+            ...(resumeError !== undefined ? { resumeError } : {}),
           };
       }
       const left =

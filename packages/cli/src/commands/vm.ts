@@ -176,6 +176,24 @@ export const vmCommand: CliCommand = {
         );
       });
 
+    for (const [verb, what] of [
+      ['pause', 'pause the guest (QMP stop) through its supervisor'],
+      [
+        'resume',
+        'resume a paused guest (QMP cont), e.g. one that arrived by `vm receive` but was not resumed',
+      ],
+    ] as const)
+      vm.command(verb)
+        .description(what)
+        .addOption(dirOption())
+        .option('--json', 'print the status after it as JSON')
+        .action(async (flags: { dir: string; json?: boolean }) => {
+          const status = await withClient(flags.dir, (client) => client.call(verb, {}));
+          context.io.stdout.write(
+            flags.json ? `${formatJson(status, false)}\n` : formatStatus(status),
+          );
+        });
+
     vm.command('status')
       .description(
         'supervisor and QEMU pids, QEMU version, accelerator, run state (exit 2 when no supervisor runs)',

@@ -1,6 +1,7 @@
 /**
  * `qmpkit vm init`, then `vm start` of the file as written (after the `qemu-img create` its
- * comments ask for), then `vm stop`: the example runs a real QEMU (issue #12 §4).
+ * comments ask for), `vm pause`/`vm resume`, then `vm stop`: the example runs a real QEMU
+ * (issue #12 §4).
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -42,6 +43,15 @@ describe.skipIf(skipQemu)(`qmpkit vm init → vm start (real QEMU)${SKIP_REASON}
     suite.trackPid(parsed.pid);
     suite.trackPid(parsed.qemu.pid);
     expect(parsed.qemu.runState).toBe('running');
+    // vm pause / vm resume go through the supervisor, which owns QMP; each prints the status after it.
+    const paused = await run('vm', 'pause', '--dir', dir(), '--json');
+    expect(paused.code).toBe(0);
+    expect((JSON.parse(paused.out) as StatusResult).qemu.runState).toBe('paused');
+    const resumed = await run('vm', 'resume', '--dir', dir());
+    expect(resumed.code).toBe(0);
+    expect(resumed.out).toMatch(/running/);
+    const again = JSON.parse((await run('vm', 'status', '--dir', dir(), '--json')).out);
+    expect((again as StatusResult).qemu.runState).toBe('running');
     const stop = await run('vm', 'stop', '--dir', dir());
     expect(stop.code).toBe(0);
     started = false;

@@ -126,6 +126,9 @@ export interface Methods {
   block: { params: BlockParams; result: BlockSummary };
   'postcopy-pause': { params: Record<string, never>; result: PostcopyPauseResult };
   'postcopy-recover': { params: PostcopyRecoverParams; result: MigrateSummary };
+  /** QMP `stop` / `cont` on the VM (not while another operation runs); the status after it. */
+  pause: { params: Record<string, never>; result: StatusResult };
+  resume: { params: Record<string, never>; result: StatusResult };
 }
 
 /**
@@ -308,6 +311,8 @@ export const METHODS: readonly Method[] = [
   'block',
   'postcopy-pause',
   'postcopy-recover',
+  'pause',
+  'resume',
 ];
 
 export interface StatusResult {

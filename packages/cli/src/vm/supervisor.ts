@@ -359,7 +359,11 @@ async function receiveMachine(
   } finally {
     stopper.handler = undefined;
   }
-  log(`received: the guest ${received.running ? 'runs' : 'is paused'} here`);
+  if (received.resumeError !== undefined)
+    log(
+      `received, but not resumed: ${received.resumeError.message} (qmpkit vm resume --dir resumes it)`,
+    );
+  else log(`received: the guest ${received.running ? 'runs' : 'is paused'} here`);
   return received.machine;
 }
 
@@ -579,6 +583,13 @@ class Supervisor {
           (q) => this.#postcopyRecover(paused, q.params),
         );
       }
+      case 'pause':
+      case 'resume':
+        // Exclusive: a save, load or migration decides the run state while it runs.
+        return this.#exclusive(connection, request.id, method, { name: method }, async () => {
+          await this.#machine.qmp.execute(method === 'pause' ? 'stop' : 'cont');
+          return this.#status();
+        });
       case 'backup': {
         const p = backupParams(params);
         // `name` is what `status` shows as busy.
