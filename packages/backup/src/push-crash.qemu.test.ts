@@ -22,16 +22,17 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { MiB } from '@qmpkit/devices';
-import { launch, Machine, type Machine as MachineType, runQemuImg } from '@qmpkit/machine';
-import { launchQemu, qemuSuite, spawnNodeChild, TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import { launch, Machine, type Machine as MachineType } from '@qmpkit/machine';
+import { launchQemu, qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { backupFull, backupIncremental } from './backup.js';
+import { DISK_SIZE, diskVmConfig } from './qemu.test-support.js';
 import { restore } from './restore.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-push-crash-' });
 const IMG = { qemuImg: suite.binary.img };
 const KiB = 1024;
-const SIZE = 4 * MiB;
+const SIZE = DISK_SIZE;
 const quiet = { warn: () => {} };
 
 function sha256(data: Buffer): string {
@@ -105,31 +106,13 @@ async function gone(pid: number): Promise<void> {
 }
 
 async function vm(name: string, disks: readonly string[]): Promise<MachineType> {
-  const images = disks.map((d) => path.join(suite.dir, `${name}-${d}.qcow2`));
-  for (const f of images) await runQemuImg(['create', '-q', '-f', 'qcow2', f, String(SIZE)], IMG);
+  const config = await diskVmConfig(suite.dir, disks, { name, img: IMG });
   return suite.adopt(
-    await launch(
-      {
-        machine: { type: 'pc-i440fx-7.2' },
-        accel: [...TEST_ACCEL],
-        memory: { size: 32 * MiB },
-        blockdevs: disks.flatMap((d, i) => [
-          { driver: 'file' as const, 'node-name': `${d}-file`, filename: images[i] ?? '' },
-          { driver: 'qcow2' as const, 'node-name': `${d}-fmt`, file: `${d}-file` },
-        ]),
-        devices: disks.map((d, i) => ({
-          driver: 'ide-hd',
-          id: d,
-          drive: `${d}-fmt`,
-          bus: `ide.${i}`,
-        })),
-      },
-      {
-        ...launchQemu(suite.binary),
-        runDir: path.join(suite.dir, `${name}-run`),
-        logger: quiet,
-      },
-    ),
+    await launch(config, {
+      ...launchQemu(suite.binary),
+      runDir: path.join(suite.dir, `${name}-run`),
+      logger: quiet,
+    }),
   );
 }
 
