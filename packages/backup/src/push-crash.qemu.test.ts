@@ -20,13 +20,13 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { MiB } from '@qmpkit/devices';
 import { launch, Machine, type Machine as MachineType } from '@qmpkit/machine';
-import { launchQemu, qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
+import { startCrashChild } from '../../machine/src/crash.test-support.js';
 import { backupFull, backupIncremental } from './backup.js';
-import { DISK_SIZE, diskVmConfig } from './qemu.test-support.js';
+import { BACKUP_SCENARIOS, DISK_SIZE, diskVmConfig } from './qemu.test-support.js';
 import { restore } from './restore.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-push-crash-' });
@@ -120,24 +120,12 @@ describe('push backup cut short', () => {
   it('our process killed mid-job, QEMU ended cleanly after: the next incremental repairs from the pending record and is exact', async () => {
     const dir = path.join(suite.dir, 'child');
     mkdirSync(dir, { mode: 0o700 });
-    const c = spawnNodeChild(path.join(import.meta.dirname, 'push-crash-child.test-support.ts'), [
-      dir,
-    ]);
-    let stderr = '';
-    c.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exit = new Promise((resolve) =>
-      c.once('exit', (code, signal) => resolve(signal ?? code)),
-    );
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: c.stdout }).once('line', resolve);
-      c.once('exit', (code, signal) =>
-        reject(new Error(`child ended (${signal ?? code}) before it said anything:\n${stderr}`)),
-      );
-    });
-    const { stateFile, qemuPid } = JSON.parse(line) as { stateFile: string; qemuPid: number };
-    suite.trackPid(qemuPid);
+    const {
+      child: c,
+      exit,
+      stateFile,
+      qemuPid,
+    } = await startCrashChild(suite, dir, 'push', BACKUP_SCENARIOS);
     c.kill('SIGKILL');
     expect(await exit).toBe('SIGKILL');
     const backups = path.join(dir, 'backup');

@@ -1,13 +1,16 @@
 /**
  * Backup-specific helpers for the real-QEMU suites: the VM they all back up (no guest code,
- * only qcow2 data disks) and the disks they write. Binary lookup, skip
+ * only qcow2 data disks) and the backup scenarios of machine's crash child. Binary lookup, skip
  * rules, temp dirs and killing every QEMU come from `@qmpkit/testguest/test-support`. Not
  * part of the published package.
  */
 import path from 'node:path';
 import { MiB, type VmConfig } from '@qmpkit/devices';
-import { type QemuImgOptions, runQemuImg } from '@qmpkit/machine';
+import { type Machine, type QemuImgOptions, runQemuImg } from '@qmpkit/machine';
 import { TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import type { CrashScenario } from '../../machine/src/crash.test-support.js';
+import { backupFull, backupIncremental } from './backup.js';
+import { pullBackupFull, pullBackupIncremental } from './pull.js';
 
 /** Size of each test disk: small, and large enough for the tests' writes at 1 and 3 MiB. */
 export const DISK_SIZE = 4 * MiB;
@@ -51,3 +54,59 @@ export async function diskVmConfig(
     devices: ids.map((id, i) => ({ driver: 'ide-hd', id, drive: `${id}-fmt`, bus: `ide.${i}` })),
   };
 }
+
+/** This file, for `startCrashChild(…, name, BACKUP_SCENARIOS)`. */
+export const BACKUP_SCENARIOS: string = import.meta.filename;
+
+/**
+ * A VM with one disk `disk0` under `dir`, a full backup into `<dir>/backup`, then two runs of
+ * 64 KiB written (at 1 MiB, 0x42 and 3 MiB, 0x43), so the incremental has two extents.
+ */
+async function fullThenTwoWrites(
+  m: Machine,
+  full: (dir: string) => Promise<unknown>,
+  backups: string,
+): Promise<void> {
+  await m.qmp.hmp('qemu-io -d disk0 "write -P 0x41 0 256k"');
+  await full(backups);
+  await m.qmp.hmp('qemu-io -d disk0 "write -P 0x42 1M 64k"');
+  await m.qmp.hmp('qemu-io -d disk0 "write -P 0x43 3M 64k"');
+  await m.qmp.hmp('qemu-io -d disk0 "flush"');
+}
+
+/**
+ * Backup scenarios of machine's crash child (`crash-child.test-support.ts`), each on one
+ * qcow2 disk `disk0` after a full backup into `<dir>/backup` and two writes:
+ * - `push` (for `push-crash.qemu.test.ts`): an incremental push whose job may copy 1 byte per
+ *   second: QEMU's rate limit lets the first run through and then holds the job for hours,
+ *   so it is running when the child is ready (QEMU, the targets, the job and the new
+ *   checkpoint bitmap live on after the kill);
+ * - `pull` (for `pull-crash.qemu.test.ts`): an incremental pull, ready (and held inside the
+ *   backup) once the first extent is read (QEMU, its export, fleecing nodes and jobs live on).
+ */
+export const crashScenarios: Record<'push' | 'pull', CrashScenario> = {
+  push: {
+    config: (dir) => diskVmConfig(dir, ['disk0']),
+    async run(m, dir, ready) {
+      const backups = path.join(dir, 'backup');
+      await fullThenTwoWrites(m, (d) => backupFull(m, { dir: d }), backups);
+      await backupIncremental(m, { dir: backups, speed: 1, onJobs: ready });
+    },
+  },
+  pull: {
+    config: (dir) => diskVmConfig(dir, ['disk0']),
+    async run(m, dir, ready) {
+      const backups = path.join(dir, 'backup');
+      await fullThenTwoWrites(m, (d) => pullBackupFull(m, { dir: d }), backups);
+      await pullBackupIncremental(m, {
+        dir: backups,
+        onPhase: async (p) => {
+          if (p.phase !== 'extent') return;
+          ready();
+          // Held inside the pull until the test kills the child.
+          await new Promise(() => {});
+        },
+      });
+    },
+  },
+};
