@@ -9,12 +9,19 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { MiB, toJSON } from '@qmpkit/devices';
 import { createQcow2Guest, parseCounterLine } from '@qmpkit/testguest';
 import { pidfileQemus, waitForPidGone } from '@qmpkit/testguest/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli as run } from '../cli.test-support.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
+import {
+  QEMU_BINARY,
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  startVm,
+  testVmConfig,
+} from '../qemu.test-support.js';
 import type { StatusResult } from '../vm/protocol.js';
 
 const suite = qemuSuite({ prefix: 'qmpkit-vm-clone-' });
@@ -44,28 +51,21 @@ describe.skipIf(skipQemu)(`qmpkit vm clone (real QEMU, tcg)${SKIP_REASON}`, () =
 
   beforeAll(async () => {
     await createQcow2Guest(path.join(work, 'guest.qcow2'), { intervalMs: 20 });
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2', 'memory-backend': 'ram0' },
-      memory: { size: 16 * MiB },
-      objects: [
-        {
-          'qom-type': 'memory-backend-file',
-          id: 'ram0',
-          size: 16 * MiB,
-          'mem-path': path.join(work, 'vm.ram'),
-          share: true,
-        },
-      ],
-      chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-      blockdevs: [
-        { driver: 'file', 'node-name': 'disk0-file', filename: 'guest.qcow2' },
-        { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-      ],
-      devices: [
-        { driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 },
-        { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-      ],
-    };
+    const vm = testVmConfig(
+      { memoryMiB: 16 },
+      {
+        machine: { type: 'pc-i440fx-7.2', 'memory-backend': 'ram0' },
+        objects: [
+          {
+            'qom-type': 'memory-backend-file',
+            id: 'ram0',
+            size: 16 * MiB,
+            'mem-path': path.join(work, 'vm.ram'),
+            share: true,
+          },
+        ],
+      },
+    );
     config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
   });
