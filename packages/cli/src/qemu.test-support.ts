@@ -152,6 +152,12 @@ export function testVmConfig(
   const node = boot?.endsWith('.raw') ? 'boot' : 'disk0';
   const disks = options.disks ?? [];
   const first = boot === null ? 0 : 1;
+  const devices: NonNullable<VmConfig['devices']>[number][] = [];
+  if (boot !== null)
+    devices.push({ driver: 'ide-hd', id: 'boot0', drive: node, bus: 'ide.0', bootindex: 0 });
+  for (const [i, d] of disks.entries())
+    devices.push({ driver: 'ide-hd', id: d, drive: d, bus: `ide.${first + i}` });
+  if (serial) devices.push({ driver: 'isa-serial', id: 'com1', chardev: 'ser0' });
   return {
     machine: { type: 'pc-i440fx-7.2' },
     memory: { size: (options.memoryMiB ?? 32) * MiB },
@@ -170,13 +176,7 @@ export function testVmConfig(
         { driver: 'qcow2' as const, 'node-name': d, file: `${d}-file` },
       ]),
     ],
-    devices: [
-      ...(boot === null
-        ? []
-        : [{ driver: 'ide-hd', id: 'boot0', drive: node, bus: 'ide.0', bootindex: 0 }]),
-      ...disks.map((d, i) => ({ driver: 'ide-hd', id: d, drive: d, bus: `ide.${first + i}` })),
-      ...(serial ? [{ driver: 'isa-serial', id: 'com1', chardev: 'ser0' }] : []),
-    ],
+    devices,
     ...overrides,
   };
 }
