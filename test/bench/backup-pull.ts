@@ -19,7 +19,7 @@
 // (`tcp: { tls }`, the reader's and our client's reads over TLS), beside the unix socket ones
 // in the same run; the ratios TLS / unix are printed.
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -32,9 +32,10 @@ import {
   pullBackupIncremental,
 } from '@qmpkit/backup';
 import { type AccelConfig, MiB } from '@qmpkit/devices';
-import { launch, runQemuImg } from '@qmpkit/machine';
+import { runQemuImg } from '@qmpkit/machine';
 import { freeLoopbackPort } from '@qmpkit/testguest/test-support';
 import { makeTlsDirs } from '../../packages/machine/src/tls.test-support.js';
+import { launchFilledDisk } from './guest-config.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,7 +47,7 @@ const { values } = parseArgs({
 const sizeMiB = Number(values.size);
 const changedPercent = Number(values.changed);
 const accel = values.accel.split(',').filter((a) => a !== '') as AccelConfig[];
-const exec = promisify(execFile);
+const _exec = promisify(execFile);
 
 /** Our client alone: every byte of the export, 1 MiB requests, 8 in flight, data dropped. */
 async function readAll(
@@ -76,26 +77,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 const dir = await mkdtemp(join(tmpdir(), 'qmpkit-bench-pull-'));
 try {
-  const image = join(dir, 'disk0.qcow2');
-  await runQemuImg(['create', '-q', '-f', 'qcow2', image, `${sizeMiB}M`]);
-  await exec('qemu-io', ['-f', 'qcow2', image, '-c', `write -P 0x5a 0 ${sizeMiB}M`]);
-  // On disk before anything is timed (see bench/backup.ts).
-  const fh = await open(image, 'r+');
-  await fh.sync();
-  await fh.close();
-  const vm = await launch(
-    {
-      machine: { type: 'pc-i440fx-7.2' },
-      accel,
-      memory: { size: 32 * MiB },
-      blockdevs: [
-        { driver: 'file', 'node-name': 'disk0-file', filename: image },
-        { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-      ],
-      devices: [{ driver: 'ide-hd', id: 'disk0', drive: 'disk0', bus: 'ide.0' }],
-    },
-    { runDirParent: dir },
-  );
+  const { vm } = await launchFilledDisk(dir, sizeMiB, accel);
   const rows: string[] = [];
   let n = 0;
   /** Runs the baselines on the open export and times our reader after them. */

@@ -13,13 +13,14 @@
 // target node does when it is deleted) and `cp --sparse=always` (no sync). The page cache is
 // not dropped (that needs root): all three may read from it.
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { backupFull, backupIncremental } from '@qmpkit/backup';
 import { type AccelConfig, MiB } from '@qmpkit/devices';
-import { launch, runQemuImg } from '@qmpkit/machine';
+import { runQemuImg } from '@qmpkit/machine';
+import { launchFilledDisk } from './guest-config.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,28 +44,7 @@ const mibps = (bytes: number, ms: number) => `${(bytes / MiB / (ms / 1000)).toFi
 
 const dir = await mkdtemp(join(tmpdir(), 'qmpkit-bench-backup-'));
 try {
-  const image = join(dir, 'disk0.qcow2');
-  await runQemuImg(['create', '-q', '-f', 'qcow2', image, `${sizeMiB}M`]);
-  await exec('qemu-io', ['-f', 'qcow2', image, '-c', `write -P 0x5a 0 ${sizeMiB}M`]);
-  // On disk before anything is timed: otherwise the first copy competes with the kernel's
-  // writeback of the 1 GiB qemu-io just wrote, and whichever runs first looks several times
-  // slower than it is.
-  const fh = await open(image, 'r+');
-  await fh.sync();
-  await fh.close();
-  const vm = await launch(
-    {
-      machine: { type: 'pc-i440fx-7.2' },
-      accel,
-      memory: { size: 32 * MiB },
-      blockdevs: [
-        { driver: 'file', 'node-name': 'disk0-file', filename: image },
-        { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-      ],
-      devices: [{ driver: 'ide-hd', id: 'disk0', drive: 'disk0', bus: 'ide.0' }],
-    },
-    { runDirParent: dir },
-  );
+  const { vm, image } = await launchFilledDisk(dir, sizeMiB, accel);
   try {
     const backups = join(dir, 'backups');
     let full: Awaited<ReturnType<typeof backupFull>> | undefined;

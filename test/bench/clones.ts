@@ -31,6 +31,7 @@ import {
   type QemuBinary,
 } from '@qmpkit/testguest/test-support';
 import { COUNTER, FILLED } from './filled-guest.js';
+import { guestConfig } from './guest-config.js';
 
 const { values } = parseArgs({
   options: {
@@ -89,15 +90,13 @@ interface Row {
   file: number;
 }
 
-async function guestConfig(dir: string, name: string, mib: number): Promise<VmConfig> {
+async function sharedRamGuest(dir: string, name: string, mib: number): Promise<VmConfig> {
   const image = await createQcow2Guest(join(dir, `${name}.qcow2`), {
     fillRam: true,
     intervalMs: 20,
   });
-  return {
+  return guestConfig(image, ['tcg'], mib, {
     machine: { type: 'pc-i440fx-7.2', 'memory-backend': 'ram0' },
-    accel: ['tcg'],
-    memory: { size: mib * MiB },
     objects: [
       {
         'qom-type': 'memory-backend-file',
@@ -107,16 +106,7 @@ async function guestConfig(dir: string, name: string, mib: number): Promise<VmCo
         share: true,
       },
     ],
-    chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-    blockdevs: [
-      { driver: 'file', 'node-name': 'disk0-file', filename: image },
-      { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-    ],
-    devices: [
-      { driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 },
-      { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-    ],
-  };
+  });
 }
 
 /** N cold boots of `config`, each on its own overlay and RAM file; ms until all count. */
@@ -207,7 +197,7 @@ for (const binary of binaries) {
   for (const { mib, counts } of cases) {
     const tmp = privateTempDir('qmpkit-bench-clones-');
     try {
-      const config = await guestConfig(tmp.dir, 'tpl', mib);
+      const config = await sharedRamGuest(tmp.dir, 'tpl', mib);
       const template = await launch(config, {
         ...launchQemu(binary),
         consoles: ['ser0'],

@@ -6,9 +6,10 @@ import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
-import { type AccelConfig, MiB, type VmConfig } from '@qmpkit/devices';
+import { type AccelConfig, MiB } from '@qmpkit/devices';
 import { launch, type Machine } from '@qmpkit/machine';
 import { createQcow2Guest } from '@qmpkit/testguest';
+import { guestConfig } from './guest-config.js';
 
 export const FILLED = /F=([0-9A-F]{8})\r\n/;
 export const COUNTER = /C=([0-9A-F]{8})\r\n/;
@@ -26,20 +27,8 @@ export async function bootFilled(
     fillRam: true,
     intervalMs: 20,
   });
-  const config: VmConfig = {
-    machine: { type: 'pc-i440fx-7.2' },
-    accel: [...accel],
-    memory: { size: mib * MiB },
-    chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-    blockdevs: [
-      { driver: 'file', 'node-name': 'disk0-file', filename: image },
-      { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-    ],
-    devices: [
-      { driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 },
-      { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-    ],
-  };
+  const config = guestConfig(image, accel, mib);
+
   const m = await launch(config, {
     ...qemu,
     consoles: ['ser0'],

@@ -19,9 +19,10 @@ import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type AccelConfig, MiB, toArgv, type VmConfig } from '@qmpkit/devices';
+import { type AccelConfig, toArgv } from '@qmpkit/devices';
 import { launch } from '@qmpkit/machine';
 import { writeGuestImage } from '@qmpkit/testguest';
+import { guestConfig } from './guest-config.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,20 +42,8 @@ function median(xs: readonly number[]): number {
 const dir = await mkdtemp(join(tmpdir(), 'qmpkit-bench-machine-'));
 try {
   const image = await writeGuestImage(join(dir, 'guest.raw'));
-  const config: VmConfig = {
-    machine: { type: 'pc-i440fx-7.2' },
-    accel,
-    memory: { size: 32 * MiB },
-    chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-    blockdevs: [
-      { driver: 'file', 'node-name': 'boot-file', filename: image },
-      { driver: 'raw', 'node-name': 'boot', file: 'boot-file' },
-    ],
-    devices: [
-      { driver: 'ide-hd', id: 'boot0', drive: 'boot', bus: 'ide.0', bootindex: 0 },
-      { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-    ],
-  };
+  const config = guestConfig(image, accel, 32);
+
   const bareArgs = toArgv(config);
   let accelUsed = { machine: '', bare: '' };
 

@@ -19,9 +19,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type AccelConfig, MiB, type VmConfig } from '@qmpkit/devices';
+import type { AccelConfig, VmConfig } from '@qmpkit/devices';
 import { launch, type Machine, migrate } from '@qmpkit/machine';
 import { writeGuestImage } from '@qmpkit/testguest';
+import { guestConfig } from './guest-config.js';
 
 const { values } = parseArgs({
   options: {
@@ -64,20 +65,8 @@ async function guest(memMiB: number): Promise<{ m: Machine; config: VmConfig }> 
     intervalMs: values.dirty ? 0 : 20,
     ...(values.dirty ? { dirtyRam: true } : { fillRam: true }),
   });
-  const config: VmConfig = {
-    machine: { type: 'pc-i440fx-7.2' },
-    accel,
-    memory: { size: memMiB * MiB },
-    chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-    blockdevs: [
-      { driver: 'file', 'node-name': 'boot-file', filename: image },
-      { driver: 'raw', 'node-name': 'boot', file: 'boot-file' },
-    ],
-    devices: [
-      { driver: 'ide-hd', id: 'boot0', drive: 'boot', bus: 'ide.0', bootindex: 0 },
-      { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-    ],
-  };
+  const config = guestConfig(image, accel, memMiB);
+
   const m = await launch(config, {
     consoles: ['ser0'],
     runDir: join(dir, `src-${n}`),

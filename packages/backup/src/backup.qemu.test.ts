@@ -16,11 +16,12 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { MiB, type VmConfig } from '@qmpkit/devices';
+import { MiB } from '@qmpkit/devices';
 import { launch, type Machine, runQemuImg as runImg } from '@qmpkit/machine';
-import { launchQemu, qemuSuite, TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { backupFull, backupIncremental } from './backup.js';
+import { DISK_SIZE, diskVmConfig } from './qemu.test-support.js';
 import { restore } from './restore.js';
 import { readManifest } from './store.js';
 
@@ -28,7 +29,7 @@ const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-backup-test-' });
 /** The qemu-img of the binary under test, for the tests and for the code under test. */
 const IMG = { qemuImg: suite.binary.img };
 const runQemuImg = (args: readonly string[]) => runImg(args, IMG);
-const SIZE = 4 * MiB;
+const SIZE = DISK_SIZE;
 const KiB = 1024;
 const CLUSTER = 64 * KiB;
 const DISKS = ['disk0', 'disk1'] as const;
@@ -68,23 +69,7 @@ function sha256(data: Buffer): string {
 }
 
 async function twoDiskVm(name: string): Promise<{ m: Machine; disks: Disks }> {
-  const files = DISKS.map((d) => path.join(suite.dir, `${name}-${d}.qcow2`));
-  for (const f of files) await runQemuImg(['create', '-q', '-f', 'qcow2', f, String(SIZE)]);
-  const config: VmConfig = {
-    machine: { type: 'pc-i440fx-7.2' },
-    accel: [...TEST_ACCEL],
-    memory: { size: 32 * MiB },
-    blockdevs: DISKS.flatMap((d, i) => [
-      { driver: 'file' as const, 'node-name': `${d}-file`, filename: files[i] ?? '' },
-      { driver: 'qcow2' as const, 'node-name': `${d}-fmt`, file: `${d}-file` },
-    ]),
-    devices: DISKS.map((d, i) => ({
-      driver: 'ide-hd',
-      id: d,
-      drive: `${d}-fmt`,
-      bus: `ide.${i}`,
-    })),
-  };
+  const config = await diskVmConfig(suite.dir, DISKS, { name, img: IMG });
   const m = suite.adopt(
     await launch(config, { ...launchQemu(suite.binary), runDirParent: suite.dir }),
   );

@@ -1,6 +1,6 @@
 /**
  * Our own process killed in the middle of a pull backup (a real SIGKILL of a child process
- * that holds the machine, see `pull-crash-child.test-support.ts`), while QEMU with the export,
+ * that holds the machine, scenario `pull` of `qemu.test-support.ts`), while QEMU with the export,
  * fleecing nodes, jobs and the new checkpoint bitmap lives on. Two ways it goes on:
  * - the relaunch ends the QEMU that lived on (`Machine.relaunch` sends SIGTERM first): QEMU
  *   stores the bitmaps, the next run merges the interrupted checkpoint back, and the next
@@ -15,11 +15,12 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { Machine, type Machine as MachineType } from '@qmpkit/machine';
-import { qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
+import { qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
+import { startCrashChild } from '../../machine/src/crash.test-support.js';
 import { pullBackupIncremental } from './pull.js';
+import { BACKUP_SCENARIOS } from './qemu.test-support.js';
 import { restore } from './restore.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-pull-crash-' });
@@ -29,25 +30,10 @@ const quiet = { warn: () => {} };
 
 /** Starts the child, waits for its line (it is then inside the incremental), kills it. */
 async function crashMidPull(dir: string): Promise<{ stateFile: string; qemuPid: number }> {
-  const c = spawnNodeChild(path.join(import.meta.dirname, 'pull-crash-child.test-support.ts'), [
-    dir,
-  ]);
-  let stderr = '';
-  c.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exit = new Promise((resolve) => c.once('exit', (code, signal) => resolve(signal ?? code)));
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: c.stdout }).once('line', resolve);
-    c.once('exit', (code, signal) =>
-      reject(new Error(`child ended (${signal ?? code}) before it said anything:\n${stderr}`)),
-    );
-  });
-  const info = JSON.parse(line) as { stateFile: string; qemuPid: number };
-  suite.trackPid(info.qemuPid);
-  c.kill('SIGKILL');
-  expect(await exit).toBe('SIGKILL');
-  return info;
+  const c = await startCrashChild(suite, dir, 'pull', BACKUP_SCENARIOS);
+  c.child.kill('SIGKILL');
+  expect(await c.exit).toBe('SIGKILL');
+  return { stateFile: c.stateFile, qemuPid: c.qemuPid };
 }
 
 function alive(pid: number): boolean {

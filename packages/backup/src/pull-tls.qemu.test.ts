@@ -16,22 +16,18 @@ import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { MiB } from '@qmpkit/devices';
-import { launch, type Machine, runQemuImg } from '@qmpkit/machine';
-import {
-  freeLoopbackPort,
-  launchQemu,
-  qemuSuite,
-  TEST_ACCEL,
-} from '@qmpkit/testguest/test-support';
+import { launch, type Machine } from '@qmpkit/machine';
+import { freeLoopbackPort, launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { makeTlsDirs } from '../../machine/src/tls.test-support.js';
 import { NbdClient } from './nbd/client.js';
 import { pullBackupFull, pullBackupIncremental } from './pull.js';
+import { DISK_SIZE, diskVmConfig } from './qemu.test-support.js';
 import { restore } from './restore.js';
 import { readManifest } from './store.js';
 
 const suite = qemuSuite({ kill: 'all', prefix: 'qmpkit-pull-tls-test-' });
-const SIZE = 4 * MiB;
+const SIZE = DISK_SIZE;
 const KiB = 1024;
 
 interface Shared {
@@ -46,23 +42,8 @@ let shared: Promise<Shared> | undefined;
 /** The file's one VM and certificates, made by the first test that needs them. */
 function setup(): Promise<Shared> {
   shared ??= (async () => {
-    const image = path.join(suite.dir, 'disk0.qcow2');
-    await runQemuImg(['create', '-q', '-f', 'qcow2', image, String(SIZE)]);
-    const m = suite.adopt(
-      await launch(
-        {
-          machine: { type: 'pc-i440fx-7.2' },
-          accel: [...TEST_ACCEL],
-          memory: { size: 32 * MiB },
-          blockdevs: [
-            { driver: 'file', 'node-name': 'disk0-file', filename: image },
-            { driver: 'qcow2', 'node-name': 'disk0-fmt', file: 'disk0-file' },
-          ],
-          devices: [{ driver: 'ide-hd', id: 'disk0', drive: 'disk0-fmt', bus: 'ide.0' }],
-        },
-        { ...launchQemu(), runDirParent: suite.dir },
-      ),
-    );
+    const config = await diskVmConfig(suite.dir, ['disk0']);
+    const m = suite.adopt(await launch(config, { ...launchQemu(), runDirParent: suite.dir }));
     const { good, wrongCa } = await makeTlsDirs(path.join(suite.dir, 'certs'));
     return { m, good, wrongCa, bytes: Buffer.alloc(SIZE) };
   })();

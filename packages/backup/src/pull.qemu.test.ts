@@ -12,16 +12,17 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MiB, type VmConfig } from '@qmpkit/devices';
+import { MiB } from '@qmpkit/devices';
 import { launch, type Machine, runQemuImg } from '@qmpkit/machine';
-import { launchQemu, qemuSuite, TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
 import { pullBackupFull, pullBackupIncremental } from './pull.js';
+import { DISK_SIZE, diskImage, diskVmConfig } from './qemu.test-support.js';
 import { restore } from './restore.js';
 import { readManifest } from './store.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-pull-test-' });
-const SIZE = 4 * MiB;
+const SIZE = DISK_SIZE;
 const KiB = 1024;
 const CLUSTER = 64 * KiB;
 const DISKS = ['disk0', 'disk1'] as const;
@@ -55,24 +56,12 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-function diskFiles(name: string): string[] {
-  return DISKS.map((d) => path.join(suite.dir, `${name}-${d}.qcow2`));
+function _diskFiles(name: string): string[] {
+  return DISKS.map((d) => diskImage(suite.dir, d, name));
 }
 
 async function startVm(name: string, create: boolean): Promise<Machine> {
-  const files = diskFiles(name);
-  if (create)
-    for (const f of files) await runQemuImg(['create', '-q', '-f', 'qcow2', f, String(SIZE)]);
-  const config: VmConfig = {
-    machine: { type: 'pc-i440fx-7.2' },
-    accel: [...TEST_ACCEL],
-    memory: { size: 32 * MiB },
-    blockdevs: DISKS.flatMap((d, i) => [
-      { driver: 'file' as const, 'node-name': `${d}-file`, filename: files[i] ?? '' },
-      { driver: 'qcow2' as const, 'node-name': `${d}-fmt`, file: `${d}-file` },
-    ]),
-    devices: DISKS.map((d, i) => ({ driver: 'ide-hd', id: d, drive: `${d}-fmt`, bus: `ide.${i}` })),
-  };
+  const config = await diskVmConfig(suite.dir, DISKS, { name, create });
   return suite.adopt(await launch(config, { ...launchQemu(), runDirParent: suite.dir }));
 }
 

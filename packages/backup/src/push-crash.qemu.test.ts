@@ -20,18 +20,19 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { MiB } from '@qmpkit/devices';
-import { launch, Machine, type Machine as MachineType, runQemuImg } from '@qmpkit/machine';
-import { launchQemu, qemuSuite, spawnNodeChild, TEST_ACCEL } from '@qmpkit/testguest/test-support';
+import { launch, Machine, type Machine as MachineType } from '@qmpkit/machine';
+import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
+import { startCrashChild } from '../../machine/src/crash.test-support.js';
 import { backupFull, backupIncremental } from './backup.js';
+import { BACKUP_SCENARIOS, DISK_SIZE, diskVmConfig } from './qemu.test-support.js';
 import { restore } from './restore.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-push-crash-' });
 const IMG = { qemuImg: suite.binary.img };
 const KiB = 1024;
-const SIZE = 4 * MiB;
+const SIZE = DISK_SIZE;
 const quiet = { warn: () => {} };
 
 function sha256(data: Buffer): string {
@@ -105,31 +106,13 @@ async function gone(pid: number): Promise<void> {
 }
 
 async function vm(name: string, disks: readonly string[]): Promise<MachineType> {
-  const images = disks.map((d) => path.join(suite.dir, `${name}-${d}.qcow2`));
-  for (const f of images) await runQemuImg(['create', '-q', '-f', 'qcow2', f, String(SIZE)], IMG);
+  const config = await diskVmConfig(suite.dir, disks, { name, img: IMG });
   return suite.adopt(
-    await launch(
-      {
-        machine: { type: 'pc-i440fx-7.2' },
-        accel: [...TEST_ACCEL],
-        memory: { size: 32 * MiB },
-        blockdevs: disks.flatMap((d, i) => [
-          { driver: 'file' as const, 'node-name': `${d}-file`, filename: images[i] ?? '' },
-          { driver: 'qcow2' as const, 'node-name': `${d}-fmt`, file: `${d}-file` },
-        ]),
-        devices: disks.map((d, i) => ({
-          driver: 'ide-hd',
-          id: d,
-          drive: `${d}-fmt`,
-          bus: `ide.${i}`,
-        })),
-      },
-      {
-        ...launchQemu(suite.binary),
-        runDir: path.join(suite.dir, `${name}-run`),
-        logger: quiet,
-      },
-    ),
+    await launch(config, {
+      ...launchQemu(suite.binary),
+      runDir: path.join(suite.dir, `${name}-run`),
+      logger: quiet,
+    }),
   );
 }
 
@@ -137,24 +120,12 @@ describe('push backup cut short', () => {
   it('our process killed mid-job, QEMU ended cleanly after: the next incremental repairs from the pending record and is exact', async () => {
     const dir = path.join(suite.dir, 'child');
     mkdirSync(dir, { mode: 0o700 });
-    const c = spawnNodeChild(path.join(import.meta.dirname, 'push-crash-child.test-support.ts'), [
-      dir,
-    ]);
-    let stderr = '';
-    c.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exit = new Promise((resolve) =>
-      c.once('exit', (code, signal) => resolve(signal ?? code)),
-    );
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: c.stdout }).once('line', resolve);
-      c.once('exit', (code, signal) =>
-        reject(new Error(`child ended (${signal ?? code}) before it said anything:\n${stderr}`)),
-      );
-    });
-    const { stateFile, qemuPid } = JSON.parse(line) as { stateFile: string; qemuPid: number };
-    suite.trackPid(qemuPid);
+    const {
+      child: c,
+      exit,
+      stateFile,
+      qemuPid,
+    } = await startCrashChild(suite, dir, 'push', BACKUP_SCENARIOS);
     c.kill('SIGKILL');
     expect(await exit).toBe('SIGKILL');
     const backups = path.join(dir, 'backup');

@@ -6,6 +6,7 @@
  */
 
 import path from 'node:path';
+import { MiB, type VmConfig } from '@qmpkit/devices';
 import {
   QEMU as BINARY,
   killQemu,
@@ -121,4 +122,61 @@ export async function startVm(
   suite.trackPid(status.pid);
   suite.trackPid(status.qemu.pid);
   return status;
+}
+
+export interface TestVmOptions {
+  /**
+   * The test guest's boot image, relative to the configuration file (or absolute), on
+   * `ide.0`: raw when it ends in `.raw` (nodes `boot-file`, `boot`), else qcow2 (nodes
+   * `disk0-file`, `disk0`); device `boot0`. `null`: no boot disk. Default `guest.qcow2`.
+   */
+  readonly boot?: string | null;
+  /** COM1 on a null chardev `ser0` (to be a console). Default: with a boot image. */
+  readonly serial?: boolean;
+  /** qcow2 data disks `<id>.qcow2` (node `<id>` over `<id>-file`, device `<id>`) on the next IDE buses. */
+  readonly disks?: readonly string[];
+  /** Default 32. */
+  readonly memoryMiB?: number;
+}
+
+/**
+ * The VM configuration the CLI tests start (`vm.json`): `pc-i440fx-7.2` and the parts
+ * `options` choose; `overrides` replace whole members (e.g. `machine`, `objects`, `blockdevs`).
+ */
+export function testVmConfig(
+  options: TestVmOptions = {},
+  overrides: Partial<VmConfig> = {},
+): VmConfig {
+  const boot = options.boot === undefined ? 'guest.qcow2' : options.boot;
+  const serial = options.serial ?? boot !== null;
+  const node = boot?.endsWith('.raw') ? 'boot' : 'disk0';
+  const disks = options.disks ?? [];
+  const first = boot === null ? 0 : 1;
+  const devices: NonNullable<VmConfig['devices']>[number][] = [];
+  if (boot !== null)
+    devices.push({ driver: 'ide-hd', id: 'boot0', drive: node, bus: 'ide.0', bootindex: 0 });
+  for (const [i, d] of disks.entries())
+    devices.push({ driver: 'ide-hd', id: d, drive: d, bus: `ide.${first + i}` });
+  if (serial) devices.push({ driver: 'isa-serial', id: 'com1', chardev: 'ser0' });
+  return {
+    machine: { type: 'pc-i440fx-7.2' },
+    memory: { size: (options.memoryMiB ?? 32) * MiB },
+    ...(serial ? { chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }] } : {}),
+    blockdevs: [
+      ...(boot === null
+        ? []
+        : [
+            { driver: 'file' as const, 'node-name': `${node}-file`, filename: boot },
+            boot.endsWith('.raw')
+              ? { driver: 'raw' as const, 'node-name': node, file: `${node}-file` }
+              : { driver: 'qcow2' as const, 'node-name': node, file: `${node}-file` },
+          ]),
+      ...disks.flatMap((d) => [
+        { driver: 'file' as const, 'node-name': `${d}-file`, filename: `${d}.qcow2` },
+        { driver: 'qcow2' as const, 'node-name': d, file: `${d}-file` },
+      ]),
+    ],
+    devices,
+    ...overrides,
+  };
 }

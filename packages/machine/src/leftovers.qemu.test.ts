@@ -8,10 +8,10 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { runQemuImg } from '@qmpkit/testguest';
 import { launchQemu, qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
+import { firstLine, startCrashChild } from './crash.test-support.js';
 import { isRunDirLockedError } from './errors.js';
 import { launch, Machine } from './machine.js';
 import { processAlive } from './proc.js';
@@ -29,24 +29,6 @@ const quiet = { warn: () => {} };
 
 function child(script: string, args: string[]) {
   return spawnNodeChild(path.join(import.meta.dirname, script), [...args]);
-}
-
-/** The first JSON line a child prints, and its exit. */
-async function firstLine<T>(
-  c: ReturnType<typeof child>,
-): Promise<{ line: T; exit: Promise<unknown> }> {
-  let stderr = '';
-  c.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exit = new Promise((resolve) => c.once('exit', (code, signal) => resolve(signal ?? code)));
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: c.stdout as NodeJS.ReadableStream }).once('line', resolve);
-    c.once('exit', (code, signal) =>
-      reject(new Error(`child ended (${signal ?? code}) before it said anything:\n${stderr}`)),
-    );
-  });
-  return { line: JSON.parse(line) as T, exit };
 }
 
 /** Makes one leaked cluster in a fresh qcow2 image: data written, then its L2 entry cleared. */
@@ -95,9 +77,7 @@ describe('a launch killed after the spawn', () => {
   it('ends a leftover QEMU with SIGTERM first, so its persistent dirty bitmaps reach the image', async () => {
     const dir = path.join(suite.dir, 'orphan-bitmap');
     mkdirSync(dir, { mode: 0o700 });
-    const c = child('crash-child.test-support.ts', [dir, 'bitmap']);
-    const { line, exit } = await firstLine<{ qemuPid: number; stateFile: string }>(c);
-    suite.trackPid(line.qemuPid);
+    const { child: c, exit, ...line } = await startCrashChild(suite, dir, 'bitmap');
     c.kill('SIGKILL');
     expect(await exit).toBe('SIGKILL');
     expect(processAlive(line.qemuPid)).toBe(true);
@@ -126,9 +106,7 @@ describe('one manager per run directory', () => {
   it('refuses a second manager with the holder pid, also another process; force takes over', async () => {
     const dir = path.join(suite.dir, 'lock');
     mkdirSync(dir, { mode: 0o700 });
-    const c = child('crash-child.test-support.ts', [dir]);
-    const { line, exit } = await firstLine<{ stateFile: string; qemuPid: number }>(c);
-    suite.trackPid(line.qemuPid);
+    const { child: c, exit, ...line } = await startCrashChild(suite, dir, 'nic');
     const config = await guestConfig(suite.dir, { name: 'lock2' });
     // Launching into the same run directory and relaunching its state both name the holder.
     const e1 = await launch(config, {

@@ -4,11 +4,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { isConfigValidationError, MiB, type VmConfig } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/testguest';
-import { launchQemu, qemuSuite, spawnNodeChild } from '@qmpkit/testguest/test-support';
+import { launchQemu, qemuSuite } from '@qmpkit/testguest/test-support';
 import { describe, expect, it } from 'vitest';
+import { startCrashChild } from './crash.test-support.js';
 import { isRunDirLockedError, isStateFileError } from './errors.js';
 import { launch, Machine } from './machine.js';
 import { processAlive } from './proc.js';
@@ -177,18 +177,9 @@ describe('crash recovery', () => {
     const dir = path.join(suite.dir, 'orphan');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(dir, { mode: 0o700 });
-    const child = spawnNodeChild(path.join(import.meta.dirname, 'crash-child.test-support.ts'), [
-      dir,
-    ]);
-    child.stderr.pipe(process.stderr);
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout }).once('line', resolve);
-      child.once('exit', (code) => reject(new Error(`child exited ${code}`)));
-    });
-    const { stateFile, qemuPid } = JSON.parse(line) as { stateFile: string; qemuPid: number };
-    const childExit = new Promise((resolve) => child.once('exit', resolve));
+    const { child, exit, stateFile, qemuPid } = await startCrashChild(suite, dir, 'nic');
     child.kill('SIGKILL');
-    await childExit;
+    await exit;
     // QEMU outlives its parent (its monitor and consoles are gone with it).
     expect(processAlive(qemuPid)).toBe(true);
     const before = await readState(stateFile);

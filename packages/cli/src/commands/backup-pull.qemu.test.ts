@@ -11,14 +11,14 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { MiB, toJSON } from '@qmpkit/devices';
 import { runQemuImg } from '@qmpkit/machine';
 import { freeLoopbackPort } from '@qmpkit/testguest/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTlsDirs } from '../../../machine/src/tls.test-support.js';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
+import { qemuSuite, SKIP_REASON, skipQemu, startVm, testVmConfig } from '../qemu.test-support.js';
 import type { BackupSummary } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
@@ -49,15 +49,7 @@ describe.skipIf(skipQemu)(`qmpkit backup --pull (real QEMU, tcg)${SKIP_REASON}`,
         `write -P 0x${(0x61 + i).toString(16)} ${i * MiB} 1M`,
       ]);
     }
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2' },
-      memory: { size: 32 * MiB },
-      blockdevs: disks.flatMap((d) => [
-        { driver: 'file' as const, 'node-name': `${d}-file`, filename: `${d}.qcow2` },
-        { driver: 'qcow2' as const, 'node-name': d, file: `${d}-file` },
-      ]),
-      devices: disks.map((d, i) => ({ driver: 'ide-hd', id: d, drive: d, bus: `ide.${i}` })),
-    };
+    const vm = testVmConfig({ boot: null, disks });
     const config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
     await startVm(suite, dir, config);

@@ -11,12 +11,19 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { MiB, toJSON } from '@qmpkit/devices';
 import { runQemuImg as runImg } from '@qmpkit/machine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
+import {
+  QEMU_BINARY,
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  startVm,
+  testVmConfig,
+} from '../qemu.test-support.js';
 import { ControlClient } from '../vm/client.js';
 import type { BackupSummary } from '../vm/protocol.js';
 
@@ -66,15 +73,7 @@ describe.skipIf(skipQemu)(`qmpkit backup (real QEMU, tcg)${SKIP_REASON}`, () => 
         `write -P 0x${(0x51 + i).toString(16)} ${i * MiB} 1M`,
       ]);
     }
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2' },
-      memory: { size: 32 * MiB },
-      blockdevs: disks.flatMap((d) => [
-        { driver: 'file' as const, 'node-name': `${d}-file`, filename: `${d}.qcow2` },
-        { driver: 'qcow2' as const, 'node-name': d, file: `${d}-file` },
-      ]),
-      devices: disks.map((d, i) => ({ driver: 'ide-hd', id: d, drive: d, bus: `ide.${i}` })),
-    };
+    const vm = testVmConfig({ boot: null, disks });
     config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
     await startVm(suite, dir, config);

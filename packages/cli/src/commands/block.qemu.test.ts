@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { MiB, toJSON } from '@qmpkit/devices';
 import {
   chainJobOnStoppedVm,
   isRunDirLockedError,
@@ -25,7 +25,14 @@ import { REPO_CACHE_DIR } from '@qmpkit/testguest/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
+import {
+  QEMU_BINARY,
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  startVm,
+  testVmConfig,
+} from '../qemu.test-support.js';
 import { ControlClient } from '../vm/client.js';
 import { vmPaths } from '../vm/paths.js';
 import type { BlockSummary } from '../vm/protocol.js';
@@ -123,19 +130,20 @@ describe.skipIf(skipQemu)(`qmpkit block (real QEMU, tcg)${SKIP_REASON}`, () => {
       ]);
       expected.fill(p, offset, offset + length);
     }
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2' },
-      memory: { size: 16 * MiB },
-      blockdevs: [
-        { driver: 'file', 'node-name': 'base-file', filename: base },
-        { driver: 'qcow2', 'node-name': 'base', file: 'base-file' },
-        { driver: 'file', 'node-name': 'mid-file', filename: mid },
-        { driver: 'qcow2', 'node-name': 'mid', file: 'mid-file', backing: 'base' },
-        { driver: 'file', 'node-name': 'top-file', filename: top },
-        { driver: 'qcow2', 'node-name': 'top', file: 'top-file', backing: 'mid' },
-      ],
-      devices: [{ driver: 'ide-hd', id: 'disk0', drive: 'top', bus: 'ide.0' }],
-    };
+    const vm = testVmConfig(
+      { boot: null, memoryMiB: 16 },
+      {
+        blockdevs: [
+          { driver: 'file', 'node-name': 'base-file', filename: base },
+          { driver: 'qcow2', 'node-name': 'base', file: 'base-file' },
+          { driver: 'file', 'node-name': 'mid-file', filename: mid },
+          { driver: 'qcow2', 'node-name': 'mid', file: 'mid-file', backing: 'base' },
+          { driver: 'file', 'node-name': 'top-file', filename: top },
+          { driver: 'qcow2', 'node-name': 'top', file: 'top-file', backing: 'mid' },
+        ],
+        devices: [{ driver: 'ide-hd', id: 'disk0', drive: 'top', bus: 'ide.0' }],
+      },
+    );
     config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
     await start(config);

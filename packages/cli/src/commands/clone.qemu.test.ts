@@ -9,12 +9,19 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { MiB, toJSON } from '@qmpkit/devices';
 import { createQcow2Guest, parseCounterLine } from '@qmpkit/testguest';
 import { pidfileQemus, waitForPidGone } from '@qmpkit/testguest/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli as run } from '../cli.test-support.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
+import { cliRunner, runCli as run } from '../cli.test-support.js';
+import {
+  QEMU_BINARY,
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  startVm,
+  testVmConfig,
+} from '../qemu.test-support.js';
 import type { StatusResult } from '../vm/protocol.js';
 
 const suite = qemuSuite({ prefix: 'qmpkit-vm-clone-' });
@@ -37,6 +44,50 @@ function counters(text: string): number[] {
     .filter((n): n is number => n !== undefined);
 }
 
+/**
+ * A `--qemu` for the partial-failure test: a fixed POSIX sh script (its inputs come through
+ * the environment and its arguments, never into its text) that exits 1 with a message when an
+ * argument names `$QMPKIT_TEST_REFUSE`, else logs `<pid> <args>` to `$QMPKIT_TEST_LOG` and
+ * execs the QEMU under test (`$QMPKIT_TEST_QEMU_REAL`, with `-L $QMPKIT_TEST_QEMU_DATA` when
+ * set) under the same pid.
+ */
+function writeRefusingQemu(dir: string): string {
+  const file = path.join(dir, 'refusing-qemu');
+  writeFileSync(
+    file,
+    [
+      '#!/bin/sh',
+      'for a in "$@"; do',
+      '  case "$a" in',
+      '    *"$QMPKIT_TEST_REFUSE"*) echo "refusing-qemu: this clone is refused by the test" >&2; exit 1 ;;',
+      '  esac',
+      'done',
+      'echo "$$ $*" >> "$QMPKIT_TEST_LOG"',
+      'if [ -n "$QMPKIT_TEST_QEMU_DATA" ]; then',
+      '  exec "$QMPKIT_TEST_QEMU_REAL" -L "$QMPKIT_TEST_QEMU_DATA" "$@"',
+      'fi',
+      'exec "$QMPKIT_TEST_QEMU_REAL" "$@"',
+      '',
+    ].join('\n'),
+    { mode: 0o700 },
+  );
+  return file;
+}
+
+/** Pids of the processes whose command line names `text` (a leaked supervisor or QEMU). */
+function processesNaming(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) pids.push(Number(entry));
+    } catch {
+      // Ended while we looked: not a leak.
+    }
+  }
+  return pids;
+}
+
 describe.skipIf(skipQemu)(`qmpkit vm clone (real QEMU, tcg)${SKIP_REASON}`, () => {
   const work = suite.dir;
   const dir = path.join(work, 'vm');
@@ -44,28 +95,21 @@ describe.skipIf(skipQemu)(`qmpkit vm clone (real QEMU, tcg)${SKIP_REASON}`, () =
 
   beforeAll(async () => {
     await createQcow2Guest(path.join(work, 'guest.qcow2'), { intervalMs: 20 });
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2', 'memory-backend': 'ram0' },
-      memory: { size: 16 * MiB },
-      objects: [
-        {
-          'qom-type': 'memory-backend-file',
-          id: 'ram0',
-          size: 16 * MiB,
-          'mem-path': path.join(work, 'vm.ram'),
-          share: true,
-        },
-      ],
-      chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-      blockdevs: [
-        { driver: 'file', 'node-name': 'disk0-file', filename: 'guest.qcow2' },
-        { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-      ],
-      devices: [
-        { driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 },
-        { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-      ],
-    };
+    const vm = testVmConfig(
+      { memoryMiB: 16 },
+      {
+        machine: { type: 'pc-i440fx-7.2', 'memory-backend': 'ram0' },
+        objects: [
+          {
+            'qom-type': 'memory-backend-file',
+            id: 'ram0',
+            size: 16 * MiB,
+            'mem-path': path.join(work, 'vm.ram'),
+            share: true,
+          },
+        ],
+      },
+    );
     config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
   });
@@ -189,8 +233,71 @@ describe.skipIf(skipQemu)(`qmpkit vm clone (real QEMU, tcg)${SKIP_REASON}`, () =
     );
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/did not start: .*no-such-qemu/);
-    expect(r.err).toMatch(/every clone directory removed/);
+    expect(r.err).toMatch(
+      /\nqmpkit: vm clone .*: no clone of this call had started; every clone directory removed\n$/,
+    );
     expect(existsSync(into)).toBe(false);
     expect(pidfileQemus(work)).toEqual([]);
   }, 120_000);
+  it('one clone of three does not start: the two started are stopped, every directory removed, the report says so; nothing left', async () => {
+    // Clone 3's QEMU refuses (its command line names its directory); 1 and 2 start first or
+    // beside it, whatever the concurrency: the queue hands them out before clone 3.
+    const into = path.join(work, 'partial');
+    const refused = path.join(into, 'tpl1-3');
+    const log = path.join(work, 'partial-qemu.log');
+    writeFileSync(log, '');
+    const runWith = cliRunner({
+      ...QEMU_BINARY.env,
+      QMPKIT_TEST_QEMU_REAL: QEMU_BINARY.system,
+      // The data dir of an unpacked QEMU (10.0): its `-L` (none for the system's).
+      QMPKIT_TEST_QEMU_DATA: QEMU_BINARY.baseArgs.includes('-L')
+        ? QEMU_BINARY.baseArgs[QEMU_BINARY.baseArgs.indexOf('-L') + 1]
+        : '',
+      QMPKIT_TEST_REFUSE: `${refused}/`,
+      QMPKIT_TEST_LOG: log,
+    });
+    const r = await runWith(
+      'vm',
+      'clone',
+      dir,
+      '--count',
+      '3',
+      '--snapshot',
+      'tpl1',
+      '--into',
+      into,
+      '--qemu',
+      writeRefusingQemu(work),
+    );
+    expect(r.out).toBe('');
+    // The reason (with QEMU's stderr), then the outcome on a line of its own.
+    const [reason, outcome, ...rest] = r.err.split(/\n(?=qmpkit: )/);
+    expect(reason).toMatch(
+      new RegExp(
+        `^qmpkit: vm clone ${dir}: clone ${refused} did not start: [\\s\\S]*refused by the test$`,
+      ),
+    );
+    expect(outcome).toBe(
+      `qmpkit: vm clone ${dir}: the 2 clones started by this call (tpl1-1, tpl1-2) were stopped; every clone directory removed\n`,
+    );
+    expect(rest).toEqual([]);
+    expect(r.code).toBe(2);
+    // Checked at once: the CLI waits for the stopped clones' supervisors to exit before it
+    // reports (before it did, both still ran here, their directories removed under them).
+    expect(processesNaming(into)).toEqual([]);
+    // The two clones' QEMUs did start (the wrapper ran them), and have ended.
+    const launched = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(into))
+      .map((l) => ({
+        pid: Number(l.split(' ')[0]),
+        clone: /\/(tpl1-\d)\//.exec(l)?.[1],
+      }));
+    expect(launched.map((l) => l.clone).sort()).toEqual(['tpl1-1', 'tpl1-2']);
+    for (const { pid } of launched)
+      expect(await waitForPidGone(pid, 30_000), `clone QEMU ${pid} ended`).toBe(true);
+    // No directory and no QEMU of the call is left.
+    expect(existsSync(into)).toBe(false);
+    expect(pidfileQemus(work)).toEqual([]);
+  }, 180_000);
 });

@@ -6,13 +6,19 @@
  */
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { toJSON } from '@qmpkit/devices';
 import { readState } from '@qmpkit/machine';
 import { writeGuestImage } from '@qmpkit/testguest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import {
+  QEMU_BINARY,
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  testVmConfig,
+} from '../qemu.test-support.js';
 import type { MigrateSummary, StatusResult } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
@@ -33,19 +39,7 @@ describe.skipIf(skipQemu)(`qmpkit vm migrate (real QEMU, tcg)${SKIP_REASON}`, ()
 
   beforeAll(async () => {
     await writeGuestImage(path.join(work, 'guest.raw'), { intervalMs: 20 });
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2' },
-      memory: { size: 32 * MiB },
-      chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-      blockdevs: [
-        { driver: 'file', 'node-name': 'boot-file', filename: 'guest.raw' },
-        { driver: 'raw', 'node-name': 'boot', file: 'boot-file' },
-      ],
-      devices: [
-        { driver: 'ide-hd', id: 'boot0', drive: 'boot', bus: 'ide.0', bootindex: 0 },
-        { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-      ],
-    };
+    const vm = testVmConfig({ boot: 'guest.raw' });
     config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
   });

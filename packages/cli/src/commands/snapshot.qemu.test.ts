@@ -8,13 +8,19 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { toJSON } from '@qmpkit/devices';
 import { readState } from '@qmpkit/machine';
 import { createQcow2Guest } from '@qmpkit/testguest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RecordingIo, recordingIo, runCli } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import {
+  QEMU_BINARY,
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  testVmConfig,
+} from '../qemu.test-support.js';
 
 import type { ListResult, StatusResult } from '../vm/protocol.js';
 import { cliEntry } from '../vm/spawn.js';
@@ -55,20 +61,8 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
   beforeAll(async () => {
     // 64 MiB, every page filled: a save streams ~64 MiB, long enough to interrupt.
     await createQcow2Guest(path.join(work, 'guest.qcow2'), { intervalMs: 50, fillRam: true });
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2' },
-      memory: { size: 64 * MiB },
-      chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-      blockdevs: [
-        // Relative to the configuration file's directory.
-        { driver: 'file', 'node-name': 'disk0-file', filename: 'guest.qcow2' },
-        { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-      ],
-      devices: [
-        { driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 },
-        { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-      ],
-    };
+    // The disk's file name is relative to the configuration file's directory.
+    const vm = testVmConfig({ memoryMiB: 64 });
     config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
   });
@@ -339,11 +333,12 @@ describe.skipIf(skipQemu)(`qmpkit vm + qmpkit snapshot (real QEMU, tcg)${SKIP_RE
 
   it("vm start with a configuration QEMU refuses: exit 2 with QEMU's own error", async () => {
     const bad = path.join(work, 'bad.json');
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2' },
-      memory: { size: 16 * MiB },
-      blockdevs: [{ driver: 'file', 'node-name': 'f', filename: path.join(work, 'missing.img') }],
-    };
+    const vm = testVmConfig(
+      { boot: null, memoryMiB: 16 },
+      {
+        blockdevs: [{ driver: 'file', 'node-name': 'f', filename: path.join(work, 'missing.img') }],
+      },
+    );
     writeFileSync(bad, toJSON(vm));
     const start = await run(
       'vm',

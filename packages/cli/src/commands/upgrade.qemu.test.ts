@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { toJSON } from '@qmpkit/devices';
 import { createQcow2Guest } from '@qmpkit/testguest';
 import {
   QEMU_10,
@@ -18,6 +18,7 @@ import {
 } from '@qmpkit/testguest/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cliRunner } from '../cli.test-support.js';
+import { testVmConfig } from '../qemu.test-support.js';
 import type { StatusResult } from '../vm/protocol.js';
 
 // Release names (`10.0`) are looked up in the repository's cache, as `qmpkit qemu fetch` fills it.
@@ -45,19 +46,7 @@ describe.skipIf(skip !== undefined)(
 
     beforeAll(async () => {
       await createQcow2Guest(path.join(suite.dir, 'guest.qcow2'), { intervalMs: 50 });
-      const vm: VmConfig = {
-        machine: { type: 'pc-i440fx-7.2' },
-        memory: { size: 16 * MiB },
-        chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-        blockdevs: [
-          { driver: 'file', 'node-name': 'disk0-file', filename: 'guest.qcow2' },
-          { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-        ],
-        devices: [
-          { driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 },
-          { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-        ],
-      };
+      const vm = testVmConfig({ memoryMiB: 16 });
       config = path.join(suite.dir, 'vm.json');
       writeFileSync(config, toJSON(vm));
       const start = await run(

@@ -5,12 +5,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MiB, toJSON } from '@qmpkit/devices';
+import { toJSON } from '@qmpkit/devices';
 import { writeGuestImage } from '@qmpkit/testguest';
 import { describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { qemuSuite } from '../qemu.test-support.js';
+import { qemuSuite, testVmConfig } from '../qemu.test-support.js';
 
 const suite = qemuSuite({ prefix: 'qmpkit-cli-torture-' });
 
@@ -24,23 +24,7 @@ describe('qmpkit vm torture', () => {
   it('2 cycles of the test guest: exact, exit 0', async () => {
     const image = await writeGuestImage(path.join(suite.dir, 'guest.raw'), { intervalMs: 20 });
     const file = path.join(suite.dir, 'vm.json');
-    writeFileSync(
-      file,
-      toJSON({
-        machine: { type: 'pc-i440fx-7.2' },
-        accel: ['tcg'],
-        memory: { size: 32 * MiB },
-        chardevs: [{ id: 'ser0', backend: { type: 'null', data: {} } }],
-        blockdevs: [
-          { driver: 'file', 'node-name': 'boot-file', filename: image },
-          { driver: 'raw', 'node-name': 'boot', file: 'boot-file' },
-        ],
-        devices: [
-          { driver: 'ide-hd', id: 'boot0', drive: 'boot', bus: 'ide.0', bootindex: 0 },
-          { driver: 'isa-serial', id: 'com1', chardev: 'ser0' },
-        ],
-      }),
-    );
+    writeFileSync(file, toJSON(testVmConfig({ boot: image }, { accel: ['tcg'] })));
     const result = await run('vm', 'torture', file, '--cycles', '2', '--counter', 'ser0', '--json');
     expect(result.err).toBe('');
     expect(result.code).toBe(0);

@@ -504,13 +504,18 @@ async function runClone(
     off();
   }
   if (failure !== undefined || interrupted) {
-    await Promise.all(running.map((r) => stopClone(r.dir)));
+    await Promise.all(running.map((r) => stopClone(r.dir, r.status.pid)));
     await set.discard();
     const why = interrupted
       ? 'interrupted'
       : `clone ${failure?.dir} did not start: ${describeError(failure?.error)}`;
+    // The outcome on a line of its own (the reason may end in QEMU's stderr), naming the
+    // clones that had started, so a reader sees at once that nothing of the call is left.
+    const stopped = running
+      .map((r) => path.basename(r.dir))
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
     io.stderr.write(
-      `qmpkit: vm clone ${vmDir}: ${why}; the ${running.length} clone${running.length === 1 ? '' : 's'} started by this call ${running.length === 1 ? 'was' : 'were'} stopped and every clone directory removed\n`,
+      `qmpkit: vm clone ${vmDir}: ${why}\nqmpkit: vm clone ${vmDir}: ${stopped.length === 0 ? 'no clone of this call had started' : `the ${stopped.length} clone${stopped.length === 1 ? '' : 's'} started by this call (${stopped.join(', ')}) ${stopped.length === 1 ? 'was' : 'were'} stopped`}; every clone directory removed\n`,
     );
     return interrupted ? EXIT_INTERRUPTED : 2;
   }
@@ -536,12 +541,39 @@ async function runClone(
   return 0;
 }
 
-/** Stops a clone this call started (it is removed next, so its outcome only goes to its log). */
-async function stopClone(dir: string): Promise<void> {
+/**
+ * Stops a clone this call started (it is removed next, so its outcome only goes to its log)
+ * and waits until its supervisor has exited: it answers `stop` once QEMU has ended and only
+ * then closes its socket and exits, and its directory must not be removed under it nor the
+ * report say "stopped" while it still runs. Bounded: a supervisor that has not exited 10 s
+ * after its answer is killed (its QEMU has ended by then).
+ */
+async function stopClone(dir: string, supervisorPid: number): Promise<void> {
   try {
     await withClient(dir, (client) => client.call('stop', {}));
   } catch {
     // Its supervisor ended already (it stops QEMU with itself); nothing else can be done here.
+  }
+  const deadline = Date.now() + 10_000;
+  while (pidExists(supervisorPid)) {
+    if (Date.now() > deadline) {
+      try {
+        process.kill(supervisorPid, 'SIGKILL');
+      } catch {
+        // It exited in the meantime.
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Whether a process `pid` exists (signal 0: checked, not sent). */
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

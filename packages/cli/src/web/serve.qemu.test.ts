@@ -8,13 +8,19 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MiB, toJSON, type VmConfig } from '@qmpkit/devices';
+import { toJSON } from '@qmpkit/devices';
 import { createQcow2Guest } from '@qmpkit/testguest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { type RecordingIo, recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import {
+  QEMU_BINARY,
+  qemuSuite,
+  SKIP_REASON,
+  skipQemu,
+  testVmConfig,
+} from '../qemu.test-support.js';
 import type {
   BlockGraph,
   LoadSummary,
@@ -100,15 +106,7 @@ describe.skipIf(skipQemu)(`qmpkit serve (real VM)${SKIP_REASON}`, () => {
 
   beforeAll(async () => {
     await createQcow2Guest(path.join(work, 'guest.qcow2'), { intervalMs: 50 });
-    const vm: VmConfig = {
-      machine: { type: 'pc-i440fx-7.2' },
-      memory: { size: 32 * MiB },
-      blockdevs: [
-        { driver: 'file', 'node-name': 'disk0-file', filename: 'guest.qcow2' },
-        { driver: 'qcow2', 'node-name': 'disk0', file: 'disk0-file' },
-      ],
-      devices: [{ driver: 'ide-hd', id: 'boot0', drive: 'disk0', bus: 'ide.0', bootindex: 0 }],
-    };
+    const vm = testVmConfig({ serial: false });
     const config = path.join(work, 'vm.json');
     writeFileSync(config, toJSON(vm));
     const startIo = recordingIo({ PATH: process.env.PATH });
