@@ -26,13 +26,13 @@ import {
   type ReportedBitmap,
   selectDisks,
 } from './chain.js';
-import type { BackupHost, BackupQmp } from './host.js';
 import {
   BackupChainError,
   BackupFailedError,
   type ChainProblem,
   CheckpointExistsError,
 } from './errors.js';
+import type { BackupHost, BackupQmp } from './host.js';
 import {
   type BackupManifest,
   type BackupPoint,

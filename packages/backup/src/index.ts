@@ -35,6 +35,7 @@ export {
   RestoreTargetError,
   StorageDaemonExitError,
 } from './errors.js';
+export type { BackupHost, BackupQmp } from './host.js';
 export type { NbdConnectOptions, NbdExtent, NbdTlsOptions } from './nbd/client.js';
 export { NbdClient } from './nbd/client.js';
 export {
@@ -49,7 +50,6 @@ export type { PullOptions, PullPhase, PullResult, PullTcp, PullTls } from './pul
 export { pullBackupFull, pullBackupIncremental } from './pull.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';
 export { listBackups, restore } from './restore.js';
-export type { BackupHost, BackupQmp } from './host.js';
 export type { StoppedBackupOptions, StoppedBackupResult } from './stopped.js';
 export { backupStoppedVm } from './stopped.js';
 export type { BackupManifest, BackupPoint, DiskPoint } from './store.js';

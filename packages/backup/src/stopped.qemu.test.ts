@@ -30,8 +30,8 @@ import { assert, describe, expect, it } from 'vitest';
 import { backupFull, backupIncremental } from './backup.js';
 import { isBackupFailedError } from './errors.js';
 import { restore } from './restore.js';
-import { readManifest } from './store.js';
 import { backupStoppedVm } from './stopped.js';
+import { readManifest } from './store.js';
 
 const suite = qemuSuite({ kill: 'each', prefix: 'qmpkit-backup-stopped-' });
 const IMG = { qemuImg: suite.binary.img };

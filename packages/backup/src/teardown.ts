@@ -13,8 +13,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type BlockJob, writeFileAtomic } from '@qmpkit/machine';
-import type { BackupQmp } from './host.js';
 import type { ReportedBitmap } from './chain.js';
+import type { BackupQmp } from './host.js';
 import type { BackupManifest } from './store.js';
 
 /** Everything a backup added: removed in this order (exports before the server, etc.). */

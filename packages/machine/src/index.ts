@@ -143,6 +143,8 @@ export type {
   SwitchoverContext,
 } from './live-migration.js';
 export { DEFAULT_MIGRATION_DEADLINES, guestDifferences, migrate } from './live-migration.js';
+export type { RunDirLock } from './lock.js';
+export { acquireRunDirLock, LOCK_FILE } from './lock.js';
 export type {
   ExitInfo,
   HotplugOptions,
@@ -157,8 +159,6 @@ export type {
   RestartOptions,
   StopOptions,
 } from './machine.js';
-export type { RunDirLock } from './lock.js';
-export { acquireRunDirLock, LOCK_FILE } from './lock.js';
 export { DEFAULT_QMP_CHARDEV, launch, Machine } from './machine.js';
 export type { MachineTypeInfo } from './machine-type.js';
 export { machineTypes, parseMachineHelp, resolveMachineType } from './machine-type.js';
