@@ -38,6 +38,7 @@ export {
 export type { BackupHost, BackupQmp } from './host.js';
 export type { NbdConnectOptions, NbdExtent, NbdTlsOptions } from './nbd/client.js';
 export { NbdClient } from './nbd/client.js';
+export type { NbdTlsFailure } from './nbd/errors.js';
 export {
   isNbdProtocolError,
   isNbdServerError,
