@@ -12,7 +12,6 @@ import {
   type BlockJob,
   type BlockJobOutcome,
   type Machine,
-  type MachineQmp,
   runQemuImg,
   watchBlockJobs,
 } from '@qmpkit/machine';
@@ -33,6 +32,7 @@ import {
   type ChainProblem,
   CheckpointExistsError,
 } from './errors.js';
+import type { BackupHost, BackupQmp } from './host.js';
 import {
   type BackupManifest,
   type BackupPoint,
@@ -115,12 +115,12 @@ export function backupIncremental(
   return runBackup(machine, options, 'incremental');
 }
 
-async function bitmapsByNode(qmp: MachineQmp): Promise<Map<string, ReportedBitmap[]>> {
+async function bitmapsByNode(qmp: BackupQmp): Promise<Map<string, ReportedBitmap[]>> {
   const nodes = await qmp.execute('query-named-block-nodes', { flat: true });
   return new Map(nodes.map((n) => [n['node-name'] ?? '', n['dirty-bitmaps'] ?? []]));
 }
 
-export async function virtualSizes(qmp: MachineQmp): Promise<Map<string, number>> {
+export async function virtualSizes(qmp: BackupQmp): Promise<Map<string, number>> {
   const nodes = await qmp.execute('query-named-block-nodes', { flat: true });
   return new Map(nodes.map((n) => [n['node-name'] ?? '', n.image['virtual-size']]));
 }
@@ -141,7 +141,7 @@ export interface PreparedBackup {
 
 /** Reads the manifest and the disks' bitmaps; refuses (typed) what cannot be backed up. */
 export async function prepareBackup(
-  machine: Machine,
+  machine: BackupHost,
   options: IncrementalOptions,
   asked: 'full' | 'incremental',
 ): Promise<PreparedBackup> {
@@ -189,8 +189,8 @@ export async function prepareBackup(
   return { manifest, disks, kind, repaired, id, checkpoint, last, since, stale, interrupted };
 }
 
-async function runBackup(
-  machine: Machine,
+export async function runBackup(
+  machine: BackupHost,
   options: IncrementalOptions,
   asked: 'full' | 'incremental',
 ): Promise<BackupResult> {
@@ -334,14 +334,14 @@ export function pendingOf(prep: PreparedBackup, mode: 'push' | 'pull', startedAt
 }
 
 export async function transaction(
-  qmp: MachineQmp,
+  qmp: BackupQmp,
   actions: readonly TransactionAction[],
 ): Promise<void> {
   if (actions.length > 0) await qmp.execute('transaction', { actions: [...actions] });
 }
 
 /** Puts the checkpoint chain back after a failed backup whose transaction had run. */
-export async function undo(qmp: MachineQmp, plan: BackupPlan): Promise<void> {
+export async function undo(qmp: BackupQmp, plan: BackupPlan): Promise<void> {
   // Merge and enable first (one transaction, so no write falls between), then drop the new.
   const restore = plan.onFailure.filter((a) => a.type !== 'block-dirty-bitmap-remove');
   const remove = plan.onFailure.filter((a) => a.type === 'block-dirty-bitmap-remove');

@@ -130,6 +130,34 @@ export function isBackupFailedError(value: unknown): value is BackupFailedError 
   return hasName(value, 'BackupFailedError');
 }
 
+/**
+ * The `qemu-storage-daemon` that ran a stopped VM's backup did not end cleanly after it (a
+ * leftover of a good backup: the point is complete, but the new checkpoint's bitmap may not
+ * have reached the qcow2 files; the next incremental's chain check says so if it did not).
+ */
+export class StorageDaemonExitError extends Error {
+  override readonly name = 'StorageDaemonExitError' as const;
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** The tail of the daemon's standard error. */
+  readonly stderr: string;
+  constructor(
+    exit: { readonly code: number | null; readonly signal: string | null },
+    stderr: string,
+  ) {
+    super(
+      `qemu-storage-daemon ended with ${exit.signal ?? `exit code ${exit.code}`} after the backup${stderr.trim() === '' ? '' : `: ${stderr.trim()}`}`,
+    );
+    this.code = exit.code;
+    this.signal = exit.signal;
+    this.stderr = stderr;
+  }
+}
+
+export function isStorageDaemonExitError(value: unknown): value is StorageDaemonExitError {
+  return hasName(value, 'StorageDaemonExitError');
+}
+
 /** The backup directory's manifest is unreadable or not ours, or a point does not exist. */
 export class BackupStoreError extends Error {
   override readonly name = 'BackupStoreError' as const;

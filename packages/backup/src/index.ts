@@ -7,6 +7,8 @@
  * - `pullBackupFull` / `pullBackupIncremental`: pull mode — the disks at one instant exported
  *   over NBD (fleecing, with the checkpoint bitmap), only the dirty extents read; on a unix
  *   socket in the run dir, or on TCP (`tcp`) under TLS.
+ * - `backupStoppedVm({ kind, stateFile, runDir, dir })`: the same push backup of a VM that is
+ *   not running, on its images opened by `qemu-storage-daemon`, under the VM's lock.
  * - `restore({ from, to, point? })`, `listBackups(dir)`.
  * - Pure parts: `selectDisks`, `checkChain`, `planBackup` (testable without QEMU).
  */
@@ -28,11 +30,15 @@ export {
   isCheckpointExistsError,
   isPullExportError,
   isRestoreTargetError,
+  isStorageDaemonExitError,
   PullExportError,
   RestoreTargetError,
+  StorageDaemonExitError,
 } from './errors.js';
+export type { BackupHost, BackupQmp } from './host.js';
 export type { NbdConnectOptions, NbdExtent, NbdTlsOptions } from './nbd/client.js';
 export { NbdClient } from './nbd/client.js';
+export type { NbdTlsFailure } from './nbd/errors.js';
 export {
   isNbdProtocolError,
   isNbdServerError,
@@ -45,5 +51,7 @@ export type { PullOptions, PullPhase, PullResult, PullTcp, PullTls } from './pul
 export { pullBackupFull, pullBackupIncremental } from './pull.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';
 export { listBackups, restore } from './restore.js';
+export type { StoppedBackupOptions, StoppedBackupResult } from './stopped.js';
+export { backupStoppedVm } from './stopped.js';
 export type { BackupManifest, BackupPoint, DiskPoint } from './store.js';
 export type { InterruptedBackup } from './teardown.js';

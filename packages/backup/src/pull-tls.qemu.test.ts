@@ -1,10 +1,13 @@
 /**
  * Pull-mode backup exported on loopback TCP under TLS, against the QEMU under test (7.2 and
  * 10.0), in one booted VM with one disk: a full (read by `qemu-img convert` over TLS) and two
- * incrementals (read by our client after `NBD_OPT_STARTTLS`), each restored and compared by
- * SHA-256; a plaintext client against the TLS export is refused; bad inputs leave the VM as
+ * incrementals (read by our client after `NBD_OPT_STARTTLS`), and one with `verifyPeer: false`
+ * read without a client certificate and checked against the name `localhost`, each restored
+ * and compared by SHA-256; a plaintext client against the TLS export is refused, and so are
+ * readers whose client certificate QEMU refuses (another CA's, none) — typed as that, not as
+ * a protocol error; bad inputs leave the VM as
  * it was (nodes, exports, jobs, QOM objects): a TLS directory missing a file, a reader that
- * trusts the wrong CA, a port in use, a non-loopback host, TCP without TLS (refused; when
+ * trusts the wrong CA, a name the server's certificate does not carry, a port in use, a non-loopback host, TCP without TLS (refused; when
  * asked for, a reader that wants TLS is refused by QEMU's answer to STARTTLS); a backup whose
  * process stopped while exported leaves a TLS object and a TCP server that the next backup
  * of the directory removes.
@@ -87,6 +90,30 @@ function settle<T>(p: Promise<T>): Promise<unknown> {
   );
 }
 
+/**
+ * Two readers QEMU's export must refuse after the handshake: one whose client certificate is
+ * signed by another CA (it trusts the right CA for the server's), and one with none.
+ */
+async function badClients(s: Shared, port: number): Promise<unknown[]> {
+  const ca = await readFile(path.join(s.good, 'ca-cert.pem'));
+  const foreign = {
+    cert: await readFile(path.join(s.wrongCa, 'client-cert.pem')),
+    key: await readFile(path.join(s.wrongCa, 'client-key.pem')),
+  };
+  const out: unknown[] = [];
+  for (const own of [foreign, {}])
+    out.push(
+      await settle(
+        NbdClient.connect({
+          tcp: { host: '127.0.0.1', port },
+          exportName: 'disk0',
+          tls: { ca, hostname: '127.0.0.1', ...own },
+        }),
+      ),
+    );
+  return out;
+}
+
 describe('pull-mode backup over TCP with TLS', () => {
   it('a full and 2 incrementals over TLS restore exactly; a plaintext client is refused by the TLS export', async () => {
     const s = await setup();
@@ -117,18 +144,51 @@ describe('pull-mode backup over TCP with TLS', () => {
     expect(await state(s.m)).toEqual(before);
 
     const expected = [{ id: full.point.id, sha: shaFull }];
+    let refusedClients: unknown[] = [];
     for (const [pattern, offset, length] of [
       [0x12, 2 * MiB, 128 * KiB],
       [0x13, 64 * KiB, 64 * KiB],
     ] as const) {
       await write(s, pattern, offset, length);
       const sha = sha256(s.bytes);
-      const inc = await pullBackupIncremental(s.m, { dir, tcp });
+      const inc = await pullBackupIncremental(s.m, {
+        dir,
+        tcp,
+        // Readers that trust QEMU's certificate but whose own QEMU refuses (one signed by
+        // another CA, and none at all): our side finishes the TLS 1.3 handshake first, then
+        // QEMU drops the connection; typed as the refused client certificate.
+        onPhase: async (p) => {
+          if (p.phase === 'exported' && pattern === 0x12)
+            refusedClients = await badClients(s, port);
+        },
+      });
       expect(inc.point.kind).toBe('incremental');
       expect(inc.bytesRead).toEqual({ disk0: length });
       expected.push({ id: inc.point.id, sha });
       expect(await state(s.m)).toEqual(before);
     }
+    for (const refused of refusedClients)
+      expect(refused).toMatchObject({
+        name: 'NbdTlsError',
+        reason: 'client-certificate-refused',
+        message: expect.stringMatching(/closed the connection right after the TLS handshake/),
+      });
+    expect(refusedClients.map((e) => (e as Error).message)).toEqual([
+      expect.stringContaining('refused our client certificate'),
+      expect.stringContaining('without a client certificate'),
+    ]);
+
+    // QEMU not asking for a client certificate (`verifyPeer: false`), and the reader checking
+    // the server's certificate against a name it carries (`hostname`, not the address): a
+    // reader with no certificate of its own reads the incremental.
+    await write(s, 0x14, 3 * MiB, 64 * KiB);
+    const open = await pullBackupIncremental(s.m, {
+      dir,
+      tcp: { port, tls: { dir: s.good, verifyPeer: false, hostname: 'localhost' } },
+    });
+    expect(open.bytesRead).toEqual({ disk0: 64 * KiB });
+    expected.push({ id: open.point.id, sha: sha256(s.bytes) });
+    expect(await state(s.m)).toEqual(before);
     for (const e of expected) expect(await restoredSha(dir, e.id)).toBe(e.sha);
   });
 
@@ -186,6 +246,20 @@ describe('pull-mode backup over TCP with TLS', () => {
       name: 'BackupFailedError',
       chainIntact: true,
       cause: { name: 'NbdTlsError', reason: 'certificate' },
+    });
+    await unchanged();
+
+    // The reader checks the server's certificate against a name it does not carry.
+    const otherName = await settle(
+      pullBackupIncremental(s.m, {
+        dir,
+        tcp: { port, tls: { dir: s.good, hostname: 'other.example' } },
+      }),
+    );
+    expect(otherName).toMatchObject({
+      name: 'BackupFailedError',
+      chainIntact: true,
+      cause: { name: 'NbdTlsError', reason: 'certificate', code: 'ERR_TLS_CERT_ALTNAME_INVALID' },
     });
     await unchanged();
 

@@ -12,8 +12,9 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { type BlockJob, type MachineQmp, writeFileAtomic } from '@qmpkit/machine';
+import { type BlockJob, writeFileAtomic } from '@qmpkit/machine';
 import type { ReportedBitmap } from './chain.js';
+import type { BackupQmp } from './host.js';
 import type { BackupManifest } from './store.js';
 
 /** Everything a backup added: removed in this order (exports before the server, etc.). */
@@ -44,7 +45,7 @@ export function emptyDebris(): Debris {
  * step that fails does not keep the others from running.
  */
 export async function tearDown(
-  qmp: MachineQmp,
+  qmp: BackupQmp,
   debris: Debris,
   options: { readonly files: boolean } = { files: true },
 ): Promise<unknown[]> {
@@ -83,7 +84,7 @@ export async function tearDown(
 }
 
 /** Deletes an export and waits until QEMU has let go of it (clients may still be closing). */
-export async function deleteExport(qmp: MachineQmp, id: string): Promise<void> {
+export async function deleteExport(qmp: BackupQmp, id: string): Promise<void> {
   let off = () => {};
   const gone = new Promise<void>((resolve) => {
     off = qmp.on('BLOCK_EXPORT_DELETED', (event) => {
@@ -100,7 +101,7 @@ export async function deleteExport(qmp: MachineQmp, id: string): Promise<void> {
 }
 
 /** Cancels a job we only know by id (its handle died with its process), then dismisses it. */
-async function endJob(qmp: MachineQmp, id: string): Promise<void> {
+async function endJob(qmp: BackupQmp, id: string): Promise<void> {
   let off = () => {};
   const concluded = new Promise<void>((resolve) => {
     off = qmp.on('JOB_STATUS_CHANGE', (event) => {
@@ -126,7 +127,7 @@ async function endJob(qmp: MachineQmp, id: string): Promise<void> {
  * they are gone), jobs by id, files. Also what a backup of the same point id left without a
  * record (the names are fixed by point id and device).
  */
-export async function removeNamed(qmp: MachineQmp, named: Debris): Promise<unknown[]> {
+export async function removeNamed(qmp: BackupQmp, named: Debris): Promise<unknown[]> {
   const nodes = new Set(
     (await qmp.execute('query-named-block-nodes', { flat: true })).map((n) => n['node-name']),
   );
@@ -222,7 +223,7 @@ export interface InterruptedBackup {
  * checkpoint chain back where the bitmaps allow it (`InterruptedBackup.chain`).
  */
 export async function repairInterrupted(
-  qmp: MachineQmp,
+  qmp: BackupQmp,
   dir: string,
   manifest: BackupManifest,
 ): Promise<InterruptedBackup | undefined> {

@@ -143,6 +143,8 @@ export type {
   SwitchoverContext,
 } from './live-migration.js';
 export { DEFAULT_MIGRATION_DEADLINES, guestDifferences, migrate } from './live-migration.js';
+export type { RunDirLock } from './lock.js';
+export { acquireRunDirLock, LOCK_FILE } from './lock.js';
 export type {
   ExitInfo,
   HotplugOptions,

@@ -33,7 +33,7 @@ import {
   replyHeaderRest,
   TFLAG,
 } from './codec.js';
-import { NbdProtocolError, NbdServerError, NbdTlsError } from './errors.js';
+import { isNbdProtocolError, NbdProtocolError, NbdServerError, NbdTlsError } from './errors.js';
 
 export interface NbdConnectOptions {
   /** Unix socket path of the server (or `tcp`). */
@@ -184,7 +184,13 @@ export class NbdClient {
       }
 
       io.write(encodeOption(OPT.STRUCTURED_REPLY));
-      await expectAck(io, OPT.STRUCTURED_REPLY, 'structured replies');
+      try {
+        await expectAck(io, OPT.STRUCTURED_REPLY, 'structured replies');
+      } catch (error) {
+        throw options.tls !== undefined && io.received === 0 && isNbdProtocolError(error)
+          ? clientCertificateRefused(where, options.tls, error)
+          : error;
+      }
 
       const contexts = new Map<string, number>();
       const wanted = options.metaContexts ?? [];
@@ -376,7 +382,10 @@ class SocketIo {
   #failure: Error | undefined;
   closed = false;
 
+  /** Bytes the peer has sent on this (possibly TLS) stream so far. */
+  received = 0;
   readonly #onData = (chunk: Buffer) => {
+    this.received += chunk.length;
     this.#queue.push(chunk);
     this.#wake();
   };
@@ -544,6 +553,30 @@ function tlsFailure(e: Error, hostname: string): NbdTlsError {
     `the TLS handshake with the NBD server failed: ${e.message}`,
     text === undefined ? {} : { code: text },
     { cause: e },
+  );
+}
+
+/**
+ * The server ended a TLS connection before it sent a single byte over it: under TLS 1.3 our
+ * handshake completes before the server has looked at our certificate, and QEMU checks the
+ * client certificate (CA, authz) only after its handshake, then drops the connection without
+ * an answer. Nothing else makes QEMU drop a client at that point (it answers every option,
+ * refusals included), so the refusal is named as what it is.
+ */
+function clientCertificateRefused(
+  where: string,
+  tls: NbdTlsOptions,
+  cause: NbdProtocolError,
+): NbdTlsError {
+  const which =
+    tls.cert === undefined
+      ? 'it refused us without a client certificate (it verifies peers: give client-cert.pem and client-key.pem)'
+      : 'it refused our client certificate (it must be signed by the CA the server trusts, and allowed by its authz)';
+  return new NbdTlsError(
+    'client-certificate-refused',
+    `the NBD server at ${where} closed the connection right after the TLS handshake, before answering anything: ${which}`,
+    {},
+    { cause },
   );
 }
 

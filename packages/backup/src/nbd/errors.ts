@@ -29,21 +29,30 @@ export function isNbdServerError(value: unknown): value is NbdServerError {
   return hasName(value, 'NbdServerError');
 }
 
+export type NbdTlsFailure =
+  | 'starttls-refused'
+  | 'certificate'
+  | 'handshake'
+  | 'client-certificate-refused';
+
 /**
  * The TLS upgrade of an NBD connection failed; the client never falls back to plaintext.
  * `starttls-refused`: the server answered `NBD_OPT_STARTTLS` with an error (`errno`, its
  * message); `certificate`: the server's certificate did not verify against the CA or the
  * hostname (`code` is Node's, e.g. `UNABLE_TO_VERIFY_LEAF_SIGNATURE`,
  * `ERR_TLS_CERT_ALTNAME_INVALID`); `handshake`: the handshake failed otherwise (the server
- * refused our client certificate, closed the connection, no common protocol).
+ * closed the connection during it, no common protocol); `client-certificate-refused`: the
+ * handshake completed on our side, then the server dropped the connection before answering
+ * anything — QEMU checks the client certificate only after its own handshake, so under TLS
+ * 1.3 that is how it refuses our certificate (or our lack of one).
  */
 export class NbdTlsError extends Error {
   override readonly name = 'NbdTlsError' as const;
-  readonly reason: 'starttls-refused' | 'certificate' | 'handshake';
+  readonly reason: NbdTlsFailure;
   readonly code: string | undefined;
   readonly errno: number | undefined;
   constructor(
-    reason: 'starttls-refused' | 'certificate' | 'handshake',
+    reason: NbdTlsFailure,
     message: string,
     details: { readonly code?: string; readonly errno?: number } = {},
     options?: ErrorOptions,

@@ -3,7 +3,8 @@
  * 7.2 and 10.0) under a `qmpkit vm start` supervisor: the supervisor exports the disks over
  * NBD and reads them; a full and two empty incrementals (the second would meet any socket,
  * export or node the first left; it exports on loopback TCP under TLS, `--nbd-port` and
- * `--nbd-tls-dir`); the refusals of TCP without TLS and of `--nbd-*` without its base; the
+ * `--nbd-tls-dir`); `--nbd-tls-hostname` with a name the server's certificate does not carry
+ * (refused, typed) and with one it carries (read); the refusals of TCP without TLS and of `--nbd-*` without its base; the
  * restore equal to the disks (`qemu-img compare`).
  * One VM for the file.
  */
@@ -123,6 +124,35 @@ describe.skipIf(skipQemu)(`qmpkit backup --pull (real QEMU, tcg)${SKIP_REASON}`,
     expect(again.err).not.toMatch(/qmpkit:/);
     expect(again.code).toBe(0);
     expect(again.out).toMatch(/^incremental backup 0003 /);
+
+    // --nbd-tls-hostname: the name the server's certificate must carry instead of the
+    // address. One it does not carry fails typed (nothing kept); `localhost`, which it
+    // carries, reads the next point.
+    const tlsPull = (hostname: string) =>
+      run(
+        'backup',
+        'incremental',
+        '--pull',
+        '--nbd-port',
+        String(port),
+        '--nbd-tls-dir',
+        good,
+        '--nbd-tls-hostname',
+        hostname,
+        '--dir',
+        dir,
+        '--to',
+        backups,
+      );
+    const otherName = await tlsPull('other.example');
+    expect(otherName.code).toBe(1);
+    expect(otherName.err).toMatch(
+      /certificate was refused \(ERR_TLS_CERT_ALTNAME_INVALID\): .*name other\.example/,
+    );
+    const named = await tlsPull('localhost');
+    expect(named.err).not.toMatch(/qmpkit:/);
+    expect(named.code).toBe(0);
+    expect(named.out).toMatch(/^incremental backup 0004 /);
 
     const stop = await run('vm', 'stop', '--dir', dir);
     expect(stop.code).toBe(0);

@@ -3,7 +3,8 @@
  * supervisor: full and
  * incremental through the supervisor, the chain refused before a full, list and restore
  * without a VM, a restore equal to the disks (`qemu-img compare`), and a refused restore into
- * a non-empty directory. No guest runs; the disks hold patterns written with the `qemu-io`
+ * a non-empty directory; after `vm stop`, an incremental through qemu-storage-daemon that
+ * continues the chain (a write made while stopped is in it, exact). No guest runs; the disks hold patterns written with the `qemu-io`
  * tool before the VM starts. One VM for the file.
  */
 import { execFile } from 'node:child_process';
@@ -214,5 +215,55 @@ describe.skipIf(skipQemu)(`qmpkit backup (real QEMU, tcg)${SKIP_REASON}`, () => 
     const again = await run('backup', 'restore', '--from', backups, '--to', to);
     expect(again.code).toBe(2);
     expect(again.err).toMatch(/is not empty \(disk0\.raw, disk1\.raw\)/);
+  });
+
+  it('stopped VM: an incremental through qemu-storage-daemon continues the chain, exact; --pull is refused', async () => {
+    // The VM was stopped by the test before. Pull mode needs its supervisor: refused, exit 2.
+    const pull = await run('backup', 'incremental', '--dir', dir, '--to', backups, '--pull');
+    expect(pull.code).toBe(2);
+    expect(pull.err).toMatch(/--pull needs the running VM/);
+    // Written while the VM is stopped, by the qemu-io tool: the checkpoint bitmap QEMU stored
+    // in the qcow2 file is loaded by qemu-io too and records the write.
+    await promisify(execFile)(QEMU_BINARY.io, [
+      '-f',
+      'qcow2',
+      path.join(work, 'disk0.qcow2'),
+      '-c',
+      'write -P 0x77 2M 64k',
+    ]);
+    const inc = await run('backup', 'incremental', '--dir', dir, '--to', backups, '--json');
+    expect(inc.err).not.toMatch(/qmpkit: backup/);
+    expect(inc.code).toBe(0);
+    const summary = JSON.parse(inc.out) as BackupSummary;
+    expect(summary).toMatchObject({ kind: 'incremental', point: '0003', repaired: null });
+    expect(summary.disks.map((d) => [d.device, d.copied])).toEqual([
+      ['disk0', 64 * 1024],
+      ['disk1', 0],
+    ]);
+    const v = QEMU_BINARY.version;
+    expect(summary.daemon?.version).toMatch(new RegExp(`^${v?.major}\\.${v?.minor}\\.`));
+    const to = path.join(work, 'restored-stopped');
+    const restored = await run(
+      'backup',
+      'restore',
+      '--from',
+      backups,
+      '--to',
+      to,
+      '--format',
+      'raw',
+    );
+    expect(restored.code).toBe(0);
+    expect(restored.out).toMatch(/^restored point 0003 \(incremental\)$/m);
+    for (const d of disks)
+      await runQemuImg([
+        'compare',
+        '-f',
+        'raw',
+        '-F',
+        'qcow2',
+        path.join(to, `${d}.raw`),
+        path.join(work, `${d}.qcow2`),
+      ]);
   });
 });

@@ -1,16 +1,32 @@
 /**
  * `qmpkit backup full|incremental|list|restore`: backups of a VM started with `qmpkit vm
  * start`. `full` and `incremental` go through the VM's supervisor (it owns QMP) and show the
- * jobs' progress on stderr; Ctrl-C aborts (nothing is kept, the chain is put back). `list` and
- * `restore` read the backup directory itself and need no running VM.
+ * jobs' progress on stderr; Ctrl-C aborts (nothing is kept, the chain is put back). On a
+ * stopped VM (no supervisor answers) they run the same push backup on its images through
+ * `qemu-storage-daemon` under the VM directory's lock, continuing the same checkpoint chain.
+ * `list` and `restore` read the backup directory itself and need no running VM.
  */
 import path from 'node:path';
-import { isRestoreTargetError, listBackups, restore } from '@qmpkit/backup';
+import {
+  backupStoppedVm,
+  isRestoreTargetError,
+  listBackups,
+  restore,
+  type StoppedBackupResult,
+} from '@qmpkit/backup';
+import type { BlockJob } from '@qmpkit/machine';
+import {
+  isRunDirLockedError,
+  isStorageDaemonError,
+  isStorageDaemonVersionError,
+} from '@qmpkit/machine';
 import { Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
+import { isCliConnectError } from '../errors.js';
 import { formatJson } from '../format.js';
 import { ControlClient } from '../vm/client.js';
-import type { BackupParams } from '../vm/protocol.js';
+import { vmPaths } from '../vm/paths.js';
+import type { BackupParams, BackupSummary } from '../vm/protocol.js';
 import type { CliCommand, CommandContext } from './command.js';
 import { collect, positiveInt } from './command.js';
 import { EXIT_INTERRUPTED, progressView, reportFailure } from './snapshot.js';
@@ -28,6 +44,7 @@ interface RunFlags {
   nbdTlsHostname?: string;
   nbdAllowRemote?: boolean;
   nbdPlaintext?: boolean;
+  storageDaemon?: string;
 }
 
 /** `--pull` on TCP: the export's port and host, TLS, and the two explicit opt-outs. */
@@ -102,10 +119,17 @@ export const backupCommand: CliCommand = {
         context.exit(await runBackup(context, flags, 'incremental'));
       });
 
-    // The TCP/TLS options of `--pull`, on both verbs.
+    // The TCP/TLS options of `--pull`, and the daemon of a stopped VM, on both verbs.
     for (const verb of backup.commands)
-      if (verb.name() === 'full' || verb.name() === 'incremental')
+      if (verb.name() === 'full' || verb.name() === 'incremental') {
         for (const option of nbdOptions()) verb.addOption(option);
+        verb.addOption(
+          new Option(
+            '--storage-daemon <qemu-storage-daemon>',
+            "stopped VM: the daemon to run (a path, or a release fetched with `qmpkit qemu fetch`; default: the one of the VM's QEMU release)",
+          ),
+        );
+      }
 
     backup
       .command('list')
@@ -184,7 +208,14 @@ async function runBackup(
   }
   if (tcp !== undefined) Object.assign(params, { tcp });
   const label = `${kind} backup${flags.pull === true ? ' (pull)' : ''}`;
-  const client = await ControlClient.connect(flags.dir);
+  let client: ControlClient;
+  try {
+    client = await ControlClient.connect(flags.dir);
+  } catch (error) {
+    // No supervisor: the VM is stopped (or managed elsewhere, which the lock tells).
+    if (!isCliConnectError(error)) throw error;
+    return backupStopped(context, flags, kind, to);
+  }
   const view = progressView(io, label);
   let interrupted = false;
   const request = client.request('backup', params, { onProgress: (p) => view.update(p) });
@@ -200,21 +231,7 @@ async function runBackup(
   try {
     const result = await request.result;
     view.finish();
-    // On stderr in both modes: the repair happened whatever the output format.
-    const cut = result.interrupted;
-    if (cut !== null)
-      io.stderr.write(
-        `qmpkit: backup ${cut.id} (${cut.mode}) of process ${cut.pid} had been interrupted; its leftovers were removed (checkpoint chain: ${cut.chain})\n`,
-      );
-    if (flags.json === true) io.stdout.write(`${formatJson(result, false)}\n`);
-    else {
-      const disks = result.disks.map((d) => `${d.device} ${bytes(d.copied)}`).join(', ');
-      io.stdout.write(
-        `${result.kind} backup ${result.point} in ${ms(result.totalMs)}: ${disks} copied\n`,
-      );
-      if (result.repaired !== null)
-        io.stderr.write(`qmpkit: a full backup was taken instead: ${result.repaired.join('; ')}\n`);
-    }
+    printSummary(context, flags, result);
     return 0;
   } catch (error) {
     view.stop();
@@ -223,6 +240,140 @@ async function runBackup(
   } finally {
     unsubscribe();
     client.close();
+  }
+}
+
+function printSummary(context: CommandContext, flags: RunFlags, result: BackupSummary): void {
+  const { io } = context;
+  // On stderr in both modes: the repair happened whatever the output format.
+  const cut = result.interrupted;
+  if (cut !== null)
+    io.stderr.write(
+      `qmpkit: backup ${cut.id} (${cut.mode}) of process ${cut.pid} had been interrupted; its leftovers were removed (checkpoint chain: ${cut.chain})\n`,
+    );
+  if (flags.json === true) io.stdout.write(`${formatJson(result, false)}\n`);
+  else {
+    const disks = result.disks.map((d) => `${d.device} ${bytes(d.copied)}`).join(', ');
+    const daemon = result.daemon === undefined ? '' : ` (stopped VM, ${result.daemon.path})`;
+    io.stdout.write(
+      `${result.kind} backup ${result.point} in ${ms(result.totalMs)}: ${disks} copied${daemon}\n`,
+    );
+    if (result.repaired !== null)
+      io.stderr.write(`qmpkit: a full backup was taken instead: ${result.repaired.join('; ')}\n`);
+  }
+}
+
+/**
+ * A push backup of a stopped VM through `qemu-storage-daemon` (`backupStoppedVm`): the same
+ * progress, output and Ctrl-C as through the supervisor. Refusals before anything ran (a VM
+ * another process manages, no daemon of its QEMU, `--pull`) exit 2.
+ */
+async function backupStopped(
+  context: CommandContext,
+  flags: RunFlags,
+  kind: 'full' | 'incremental',
+  to: string,
+): Promise<number> {
+  const { io } = context;
+  if (flags.pull === true) {
+    io.stderr.write(
+      'qmpkit: backup --pull needs the running VM (its supervisor exports the disks); the VM is not running: leave out --pull to back it up with qemu-storage-daemon\n',
+    );
+    return 2;
+  }
+  const label = `${kind} backup (stopped VM)`;
+  const view = progressView(io, label);
+  const done = new Map<string, { offset: number; len: number }>();
+  const report = () => {
+    let bytesDone = 0;
+    let total = 0;
+    for (const d of done.values()) {
+      bytesDone += d.offset;
+      total += d.len;
+    }
+    view.update({
+      phase: 'backup',
+      bytes: bytesDone,
+      totalBytes: total,
+      percent: total > 0 ? (100 * bytesDone) / total : undefined,
+    });
+  };
+  const abort = new AbortController();
+  const unsubscribe = io.onInterrupt(() => {
+    if (abort.signal.aborted) return;
+    view.stop();
+    io.stderr.write(`qmpkit: interrupted: aborting the ${label}\n`);
+    abort.abort(new Error('interrupted'));
+  });
+  const paths = vmPaths(flags.dir);
+  const started = performance.now();
+  try {
+    const result: StoppedBackupResult = await backupStoppedVm({
+      kind,
+      dir: to,
+      stateFile: paths.stateFile,
+      runDir: paths.runDir,
+      signal: abort.signal,
+      ...(flags.disk !== undefined ? { disks: flags.disk } : {}),
+      ...(flags.ifBroken !== undefined ? { ifBroken: flags.ifBroken } : {}),
+      ...(flags.storageDaemon !== undefined ? { storageDaemon: flags.storageDaemon } : {}),
+      logger: {
+        warn: (message) => io.stderr.write(`qmpkit: backup ${kind}: warning: ${message}\n`),
+      },
+      onJobs: (jobs: readonly { device: string; job: BlockJob }[]) => {
+        for (const { device, job } of jobs)
+          void (async () => {
+            for await (const u of job.progress({ intervalMs: 500 })) {
+              if (u.kind !== 'progress') continue;
+              done.set(device, { offset: u.offset, len: u.len });
+              report();
+            }
+          })().catch(() => undefined); // progress is a courtesy: the backup's result says how it ended
+      },
+    });
+    view.finish();
+    for (const l of result.leftovers)
+      io.stderr.write(
+        `qmpkit: backup ${kind}: warning: ${l instanceof Error ? l.message : String(l)}\n`,
+      );
+    printSummary(context, flags, {
+      kind: result.point.kind,
+      point: result.point.id,
+      checkpoint: result.point.checkpoint,
+      to,
+      totalMs: performance.now() - started,
+      disks: result.point.disks.map((d) => ({
+        device: d.device,
+        copied: d.copied,
+        virtualSize: d.virtualSize,
+      })),
+      repaired: result.repaired?.map((p) => p.detail) ?? null,
+      interrupted:
+        result.interrupted === undefined
+          ? null
+          : {
+              id: result.interrupted.id,
+              mode: result.interrupted.mode,
+              pid: result.interrupted.pid,
+              chain: result.interrupted.chain,
+            },
+      daemon: result.daemon,
+    });
+    return 0;
+  } catch (error) {
+    view.stop();
+    const name = error instanceof Error ? error.name : 'Error';
+    const message = error instanceof Error ? error.message : String(error);
+    io.stderr.write(`qmpkit: backup ${kind} to ${to} (stopped VM): ${name}: ${message}\n`);
+    if (abort.signal.aborted) return EXIT_INTERRUPTED;
+    const refused =
+      isRunDirLockedError(error) ||
+      isStorageDaemonVersionError(error) ||
+      (isStorageDaemonError(error) &&
+        (error.reason === 'not-found' || error.reason === 'bad-binary'));
+    return refused ? 2 : 1;
+  } finally {
+    unsubscribe();
   }
 }
 

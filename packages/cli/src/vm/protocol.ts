@@ -84,6 +84,8 @@ export interface BackupSummary {
     readonly pid: number;
     readonly chain: 'merged' | 'dropped' | 'untouched';
   } | null;
+  /** Set when a stopped VM was backed up through this `qemu-storage-daemon` (CLI only). */
+  readonly daemon?: { readonly path: string; readonly version: string };
 }
 
 /** `block`: chain maintenance of one disk (see `@qmpkit/machine`'s `ChainJobRequest`). */
