@@ -24,6 +24,7 @@ import { Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
 import { isCliConnectError } from '../errors.js';
 import { formatJson } from '../format.js';
+import { backupSummary } from '../vm/backup-summary.js';
 import { ControlClient } from '../vm/client.js';
 import { vmPaths } from '../vm/paths.js';
 import type { BackupParams, BackupSummary } from '../vm/protocol.js';
@@ -337,26 +338,7 @@ async function backupStopped(
         `qmpkit: backup ${kind}: warning: ${l instanceof Error ? l.message : String(l)}\n`,
       );
     printSummary(context, flags, {
-      kind: result.point.kind,
-      point: result.point.id,
-      checkpoint: result.point.checkpoint,
-      to,
-      totalMs: performance.now() - started,
-      disks: result.point.disks.map((d) => ({
-        device: d.device,
-        copied: d.copied,
-        virtualSize: d.virtualSize,
-      })),
-      repaired: result.repaired?.map((p) => p.detail) ?? null,
-      interrupted:
-        result.interrupted === undefined
-          ? null
-          : {
-              id: result.interrupted.id,
-              mode: result.interrupted.mode,
-              pid: result.interrupted.pid,
-              chain: result.interrupted.chain,
-            },
+      ...backupSummary(result, to, performance.now() - started),
       daemon: result.daemon,
     });
     return 0;

@@ -43,6 +43,7 @@ import {
   type StrategyKind,
   startPreparedClone,
 } from '@qmpkit/snapshots';
+import { backupSummary } from './backup-summary.js';
 import { readVmConfig } from './config.js';
 import { checkSocketPath, ensurePrivateDir, type VmPaths, vmPaths } from './paths.js';
 import {
@@ -703,28 +704,7 @@ class Supervisor {
         : params.kind === 'full'
           ? await backupFull(this.#machine, push)
           : await backupIncremental(this.#machine, { ...push, ...ifBroken });
-    return {
-      kind: result.point.kind,
-      point: result.point.id,
-      checkpoint: result.point.checkpoint,
-      to: params.to,
-      totalMs: performance.now() - started,
-      disks: result.point.disks.map((d) => ({
-        device: d.device,
-        copied: d.copied,
-        virtualSize: d.virtualSize,
-      })),
-      repaired: result.repaired?.map((p) => p.detail) ?? null,
-      interrupted:
-        result.interrupted === undefined
-          ? null
-          : {
-              id: result.interrupted.id,
-              mode: result.interrupted.mode,
-              pid: result.interrupted.pid,
-              chain: result.interrupted.chain,
-            },
-    };
+    return backupSummary(result, params.to, performance.now() - started);
   }
 
   async #exclusive<P extends { readonly name: string }, T>(
