@@ -12,13 +12,7 @@ import { writeGuestImage } from '@qmpkit/testguest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import {
-  QEMU_BINARY,
-  qemuSuite,
-  SKIP_REASON,
-  skipQemu,
-  testVmConfig,
-} from '../qemu.test-support.js';
+import { qemuSuite, SKIP_REASON, skipQemu, startVm, testVmConfig } from '../qemu.test-support.js';
 import type { MigrateSummary, StatusResult } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
@@ -45,23 +39,7 @@ describe.skipIf(skipQemu)(`qmpkit vm migrate (real QEMU, tcg)${SKIP_REASON}`, ()
   });
 
   it('moves the VM; the supervisor serves it from --to; the old dir says where it went', async () => {
-    const start = await run(
-      'vm',
-      'start',
-      config,
-      '--dir',
-      from,
-      '--accel',
-      'tcg',
-      '--qemu',
-      QEMU_BINARY.system,
-    );
-    expect(start.code).toBe(0);
-    const before = JSON.parse(
-      (await run('vm', 'status', '--dir', from, '--json')).out,
-    ) as StatusResult;
-    suite.trackPid(before.pid);
-    suite.trackPid(before.qemu.pid);
+    const before = await startVm(suite, from, config);
 
     // Bad targets first: refused, the VM runs on where it is.
     const here = await run('vm', 'migrate', '--dir', from, '--to', from);

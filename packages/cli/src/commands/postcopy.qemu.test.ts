@@ -18,7 +18,7 @@ import { writeGuestImage } from '@qmpkit/testguest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli.test-support.js';
 import { main } from '../main.js';
-import { QEMU_BINARY, qemuSuite, SKIP_REASON, skipQemu } from '../qemu.test-support.js';
+import { qemuSuite, SKIP_REASON, skipQemu, startVm } from '../qemu.test-support.js';
 import type { MigrateSummary, PostcopyPauseResult, StatusResult } from '../vm/protocol.js';
 
 const ENV = { PATH: process.env.PATH };
@@ -57,23 +57,7 @@ describe.skipIf(skipQemu)(`qmpkit vm postcopy pause|recover (real QEMU, tcg)${SK
   it('pause cuts a post-copy stream (both QEMUs kept), recover resumes it; refused without one', async () => {
     const from = path.join(work, 'a');
     const to = path.join(work, 'b');
-    const start = await run(
-      'vm',
-      'start',
-      config,
-      '--dir',
-      from,
-      '--accel',
-      'tcg',
-      '--qemu',
-      QEMU_BINARY.system,
-    );
-    expect(start.code).toBe(0);
-    const before = JSON.parse(
-      (await run('vm', 'status', '--dir', from, '--json')).out,
-    ) as StatusResult;
-    suite.trackPid(before.pid);
-    suite.trackPid(before.qemu.pid);
+    const before = await startVm(suite, from, config);
 
     // No migration: both verbs are refused with the typed error, the VM runs on.
     const noPause = await run('vm', 'postcopy', 'pause', '--dir', from);
