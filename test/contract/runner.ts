@@ -144,6 +144,13 @@ export type Step =
        * work that waits for I/O threads (a block job on image files), so their order varies.
        */
       readonly unordered?: boolean;
+      /**
+       * Sends the command again until its reply contains this substring, and records only the
+       * last exchange: for a state QEMU reaches on its own, after the previous step's reply,
+       * with no event to wait for (e.g. `migrate` without the events capability fails its
+       * connect in a thread of its own). Any line besides the reply fails the step.
+       */
+      readonly repeatUntil?: string;
     }
   | {
       /** Exact bytes (nothing appended). */
@@ -548,9 +555,28 @@ async function converse(
               .join(String(ctx.state.get('port')))}\n`
           : step.raw.split('$DIR').join(dir);
       const label = 'send' in step ? step.send : `raw ${JSON.stringify(step.raw)}`;
-      const start = wire.lines.length;
+      let start = wire.lines.length;
       wire.write(text);
       await waitFor(wire, start, step.until ?? [], step.replies ?? ('send' in step ? 1 : 0));
+      if ('send' in step && step.repeatUntil !== undefined) {
+        const wanted = step.repeatUntil;
+        const end = Date.now() + timeout;
+        for (;;) {
+          const got = wire.lines.slice(start);
+          if (got.some((l) => !isReply(l)))
+            throw new ContractSetupError(
+              `repeatUntil step ${label} got more than its reply: ${got.join(' | ')}`,
+            );
+          if (got.some((l) => l.includes(wanted)) || wire.closed || Date.now() > end) break;
+          // Forget this exchange: the transcript shows one send and its last reply.
+          wire.lines.splice(start, got.length);
+          // Pacing only (not a condition): do not flood a busy QEMU's monitor.
+          await new Promise((r) => setTimeout(r, 20));
+          start = wire.lines.length;
+          wire.write(text);
+          await waitFor(wire, start, [], 1);
+        }
+      }
       if (step.settle) await new Promise((r) => setTimeout(r, step.settle));
       take(wire, `${prefix}${label}`, 'send' in step && step.replyLast === true);
       const last = transcript.at(-1);

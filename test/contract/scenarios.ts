@@ -873,8 +873,10 @@ export const scenarios: Scenario[] = [
       NEGOTIATE,
       { send: exec('stop'), until: ['STOP'] },
       { send: exec('migrate', { uri: 'unix:$DIR/nobody.sock' }) },
-      { run: () => new Promise((r) => setTimeout(r, 300)) },
-      { send: exec('query-migrate') },
+      // QEMU connects in a thread of its own (qio_channel_socket_connect_async) and fails the
+      // migration when that task's callback runs in the main loop, after `migrate` replied; with
+      // no events to wait for, ask until it has (a fixed 300 ms sleep lost on a loaded machine).
+      { send: exec('query-migrate'), repeatUntil: '"status": "failed"' },
       {
         send: exec('migrate-set-capabilities', {
           capabilities: [{ capability: 'events', state: true }],
@@ -917,9 +919,11 @@ export const scenarios: Scenario[] = [
       { send: exec('migrate-incoming', { uri: 'unix:$DIR/in.sock' }), until: ['"setup"'] },
       { send: exec('query-migrate') },
       { run: (ctx) => feedStream(ctx.binary, path.join(ctx.dir, 'in.sock')) },
-      // Let the destination read the whole stream before asking (QEMU reads it in its main loop).
-      { run: () => new Promise((r) => setTimeout(r, 200)) },
-      { send: exec('query-status'), until: ['"completed"'] },
+      // QEMU loads the stream in a coroutine of its main loop and sends `completed` after it
+      // started the VM (RESUME first): wait for the event itself before asking (a fixed 200 ms
+      // sleep let query-status race the load on a loaded machine).
+      { await: ['RESUME', '"completed"'] },
+      { send: exec('query-status') },
       { send: exec('query-migrate') },
       { send: exec('migrate-incoming', { uri: 'unix:$DIR/in2.sock' }) },
     ],
@@ -1323,18 +1327,25 @@ function readPort(ctx: StepContext): void {
 function startSink(dir: string, state: Map<string, unknown>): Promise<void> {
   const file = path.join(dir, 'mig.sock');
   const chunks: Buffer[] = [];
-  const done = new Promise<Buffer>((resolve) => {
-    const server = net.createServer((socket) => {
-      socket.on('data', (d: Buffer) => chunks.push(d));
-      socket.on('end', () => {
-        server.close();
-        resolve(Buffer.concat(chunks));
-      });
+  let received: (data: Buffer) => void = () => {};
+  state.set(
+    'stream',
+    new Promise<Buffer>((resolve) => {
+      received = resolve;
+    }),
+  );
+  const server = net.createServer((socket) => {
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('end', () => {
+      server.close();
+      received(Buffer.concat(chunks));
     });
-    server.listen(file);
   });
-  state.set('stream', done);
-  return new Promise((r) => setTimeout(r, 20));
+  // Ready once the socket accepts connections (a fixed 20 ms sleep raced the bind under load).
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(file, resolve);
+  });
 }
 
 async function waitStream(state: Map<string, unknown>): Promise<Buffer> {

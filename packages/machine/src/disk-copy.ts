@@ -513,7 +513,7 @@ export async function checkExportSizes(
 
 /** Every mirror's progress, from `query-block-jobs`. */
 export async function mirrorProgress(
-  source: Machine,
+  source: MirrorSource,
   disks: readonly MirroredDisk[],
 ): Promise<DiskProgress[]> {
   const jobs = await source.qmp.execute('query-block-jobs');
@@ -523,15 +523,21 @@ export async function mirrorProgress(
   });
 }
 
+/** What `untilMirrorsReady` uses of the source: its block jobs and its end (a `Machine`). */
+export interface MirrorSource {
+  readonly qmp: Pick<Machine['qmp'], 'execute'>;
+  readonly exited: Promise<ExitInfo>;
+}
+
 /**
  * Waits until every mirror is `ready`, reporting each mirror's progress every `interval` ms.
  * Throws `disk-copy` when a mirror fails (e.g. the NBD server went away), `source-exited`,
  * whatever `checkAbort` throws, or `timeout` past the phase's hard deadline.
  */
 export async function untilMirrorsReady(options: {
-  readonly source: Machine;
+  readonly source: MirrorSource;
   readonly disks: readonly MirroredDisk[];
-  readonly jobs: readonly BlockJob[];
+  readonly jobs: readonly Pick<BlockJob, 'ready'>[];
   readonly signal: AbortSignal;
   readonly checkAbort: () => void;
   readonly interval: number;
@@ -594,10 +600,15 @@ export async function untilMirrorsReady(options: {
           { cause: e },
         );
       }
+      // Read before sampling: QEMU sets a job's status to ready before it emits the event, so a
+      // query sent after the event was seen answers ready. Checked after the sample instead, the
+      // ready event could arrive in the same read as a reply that still said not ready, and the
+      // last sample reported would show a mirror that never became ready.
+      const readyBeforeSample = state.ready;
       // Progress is for display: a sample the busy monitor did not answer is skipped.
       const progress = await mirrorProgress(source, disks).catch(() => undefined);
       if (progress !== undefined) options.onProgress(progress, Math.round(clock.elapsed));
-      if (state.ready) return;
+      if (readyBeforeSample) return;
       clock.check('mirroring', options.deadline, options.logger, progress, 'the disk copy');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, options.interval);
