@@ -133,6 +133,28 @@ async function deadPort(): Promise<number> {
   return address.port;
 }
 
+/** The target's run state, disks' I/O status, migration state and stderr, for a failure message. */
+async function diagnose(t: Machine): Promise<string> {
+  const ask = async (what: () => Promise<unknown>) => {
+    try {
+      return JSON.stringify(await what());
+    } catch (e) {
+      return `(${String(e)})`;
+    }
+  };
+  const status = await ask(() => t.qmp.execute('query-status'));
+  const blocks = await ask(async () =>
+    (await t.qmp.execute('query-block')).map((b) => ({
+      device: b.device,
+      qdev: b.qdev,
+      io: b['io-status'],
+      locked: b.locked,
+    })),
+  );
+  const migrate = await ask(() => t.qmp.execute('query-migrate'));
+  return `status ${status}; block ${blocks}; migrate ${migrate}; stderr ${JSON.stringify(t.stderr())}`;
+}
+
 async function moveWithDisks(tlsDir?: string): Promise<void> {
   const { m, config, image } = await source();
   // A counter line the source prints itself, so the continuity check spans both QEMUs.
@@ -204,7 +226,15 @@ async function moveWithDisks(tlsDir?: string): Promise<void> {
   expect(beforeNodes.nodes).toEqual(['boot-file:file', 'boot:qcow2']);
   // One counter across both QEMUs: no gap, no repeat.
   const sourceText = before + m.console('ser0').read();
-  const seen = await t.console('ser0').expect(/(C=[0-9A-F]{8}\r\n[\s\S]*){3}/, { timeout: 30_000 });
+  const seen = await t
+    .console('ser0')
+    .expect(/(C=[0-9A-F]{8}\r\n[\s\S]*){3}/, { timeout: 30_000 })
+    .catch(async (error: unknown) => {
+      // Seen once on 10.0 (stop 16): the target ran but printed nothing. Say what it was doing.
+      throw new Error(`the received guest printed no counter: ${await diagnose(t)}`, {
+        cause: error,
+      });
+    });
   const all = counters(sourceText + seen.before + seen.match);
   const first = all[0] ?? 0;
   expect(all.length).toBeGreaterThan(3);
