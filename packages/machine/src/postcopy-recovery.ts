@@ -47,7 +47,7 @@ export interface RecoveryEvents {
 }
 
 const DEFAULT_ATTEMPTS = 3;
-const DEFAULT_ATTEMPT_TIMEOUT = 60_000;
+export const DEFAULT_ATTEMPT_TIMEOUT = 60_000;
 
 /** The statement the errors and docs make about a paused post-copy. */
 export function whoHoldsTheTruth(target: Machine): string {
@@ -193,7 +193,7 @@ function freePort(host: string): Promise<number> {
  * `query-migrate` afterwards: the port is picked here first (free a moment ago; a taker in
  * between makes this attempt fail and the next one picks again).
  */
-async function listenAgain(target: Machine, where: MigrationTransport): Promise<string> {
+export async function listenAgain(target: Machine, where: MigrationTransport): Promise<string> {
   let uri: string;
   if (where.type === 'unix')
     uri = `unix:${where.path ?? path.join(target.runDir, 'migration-recover.sock')}`;
@@ -214,7 +214,10 @@ async function listenAgain(target: Machine, where: MigrationTransport): Promise<
  * is raced too (it answers at once when the main loop is free, e.g. the break is older than the
  * event listener) but never awaited alone: see `listenAgain`.
  */
-async function untilTargetPaused(target: Machine, timeout: number): Promise<string | undefined> {
+export async function untilTargetPaused(
+  target: Machine,
+  timeout: number,
+): Promise<string | undefined> {
   let off = () => {};
   let timer: NodeJS.Timeout | undefined;
   const event = new Promise<string | undefined>((resolve) => {

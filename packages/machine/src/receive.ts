@@ -44,6 +44,7 @@ import {
   requirePostcopy,
   TLS_OBJECT_ID,
 } from './migration-transport.js';
+import { DEFAULT_ATTEMPT_TIMEOUT, listenAgain, untilTargetPaused } from './postcopy-recovery.js';
 
 export interface ReceiveOptions
   extends Pick<
@@ -132,10 +133,12 @@ export interface IncomingMigration {
   /** Gives up waiting: kills the QEMU and removes its files (`done` rejects with `aborted`). */
   cancel(reason?: unknown): Promise<void>;
   /**
-   * Post-copy recovery, receiving side: waits until this QEMU reports `postcopy-paused` (the
-   * link broke after the switch; this side holds the guest, which waits for its missing
-   * pages), then listens again (`migrate-recover`, default: the first address' host, any port)
-   * and returns the address for the source's resume (`migrateTo`'s `onPostcopyPaused`).
+   * Post-copy recovery, receiving side: once this QEMU is in `postcopy-paused` (the link broke
+   * after the switch; this side holds the guest, which waits for its missing pages), listens
+   * again (`migrate-recover` out of band, default: the first address' host, a free port) and
+   * returns the address for the source's resume (`migrateTo`'s `onPostcopyPaused`). Only
+   * out-of-band commands reach the paused QEMU: its main loop may be blocked on a missing page.
+   * Throws `timeout` when it does not reach `postcopy-paused` within 60 s, `target-exited`.
    */
   recover(listen?: string): Promise<string>;
 }
@@ -338,9 +341,31 @@ export async function receiveMigration(
           : address.type === 'tcp'
             ? { ...address, port: 0 }
             : { type: 'unix' as const, path: `${address.path}.recover` };
-      await untilStatus(machine, 'postcopy-paused');
-      await machine.qmp.execute('migrate-recover', { uri: addressUri(again) });
-      return listeningUri(machine, again);
+      // Out of band only (see listenAgain): the paused guest's main loop can be blocked on a page
+      // the source has not sent, and every in-band command then waits for this very recovery.
+      // Refused while this QEMU has not noticed the break yet; tried again once it has.
+      try {
+        return await listenAgain(machine, again);
+      } catch (error) {
+        if (machine.status !== 'running')
+          throw new LiveMigrationError(
+            'target-exited',
+            'recovering',
+            'the receiving QEMU exited while post-copy was paused: the guest is lost',
+            { stderr: machine.stderr() },
+            { cause: error },
+          );
+        const paused = await untilTargetPaused(machine, DEFAULT_ATTEMPT_TIMEOUT);
+        if (paused === undefined)
+          throw new LiveMigrationError(
+            machine.status !== 'running' ? 'target-exited' : 'timeout',
+            'recovering',
+            `the receiving QEMU did not reach postcopy-paused within ${DEFAULT_ATTEMPT_TIMEOUT} ms`,
+            { stderr: machine.stderr() },
+            { cause: error },
+          );
+        return listenAgain(machine, again);
+      }
     },
     cancel: async (reason?: unknown) => {
       cancel.abort(reason);
@@ -370,30 +395,6 @@ async function listeningUri(machine: Machine, address: ReturnType<typeof parseMi
       'the target listens on TCP but query-migrate names no inet address',
     );
   return addressUri({ type: 'tcp', host: address.host, port: Number(inet.port) });
-}
-
-/** Resolves once `query-migrate` on `machine` reports `status` (checked on each MIGRATION event). */
-async function untilStatus(machine: Machine, status: string): Promise<void> {
-  let wake: () => void = () => {};
-  const off = machine.qmp.on('MIGRATION', () => wake());
-  try {
-    for (;;) {
-      const next = Promise.race([
-        new Promise<void>((resolve) => {
-          wake = resolve;
-        }),
-        machine.exited.then(() => undefined),
-      ]);
-      if ((await machine.qmp.execute('query-migrate')).status === status) return;
-      if (machine.status !== 'running')
-        throw new LiveMigrationError('target-exited', 'switchover', 'the receiving QEMU is gone', {
-          stderr: machine.stderr(),
-        });
-      await next;
-    }
-  } finally {
-    off();
-  }
 }
 
 /**
