@@ -11,14 +11,7 @@
  * refused with `RunDirLockedError` instead of finding its disks locked, and a VM another
  * process manages is refused the same way before anything is opened.
  */
-import {
-  acquireRunDirLock,
-  daemonForVm,
-  launchStorageDaemon,
-  readState,
-  type StorageDaemon,
-  stateQemu,
-} from '@qmpkit/machine';
+import { withStoppedVm } from '@qmpkit/machine';
 import type { Logger } from '@qmpkit/transport';
 import { type BackupResult, type IncrementalOptions, runBackup } from './backup.js';
 import { StorageDaemonExitError } from './errors.js';
@@ -53,40 +46,20 @@ export interface StoppedBackupResult extends BackupResult {
  * refusals and failures are those of `backupFull` / `backupIncremental`.
  */
 export async function backupStoppedVm(options: StoppedBackupOptions): Promise<StoppedBackupResult> {
-  const lock = await acquireRunDirLock(options.runDir);
-  let daemon: StorageDaemon | undefined;
-  try {
-    const state = await readState(options.stateFile);
-    const binary = await daemonForVm(stateQemu(state), {
-      ...(options.storageDaemon === undefined ? {} : { explicit: options.storageDaemon }),
-      ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
-      ...(options.env === undefined ? {} : { env: options.env }),
-      ...(options.logger === undefined ? {} : { logger: options.logger }),
-    });
-    daemon = await launchStorageDaemon({
-      qemu: binary,
-      ...(options.env === undefined ? {} : { env: options.env }),
-      runDirParent: options.runDir,
-      blockdevs: state.config.blockdevs ?? [],
-    });
+  return withStoppedVm(options, async (state, open) => {
+    const { daemon, binary } = await open();
     const result = await runBackup(
       { qmp: daemon.qmp, config: state.config },
       options,
       options.kind,
     );
-    // The new checkpoint's bitmap reaches the qcow2 files when the daemon closes them.
+    // The new checkpoint's bitmap reaches the qcow2 files when the daemon closes them (after a
+    // failure too withStoppedVm quits it, never kills: see there).
     const exit = await daemon.quit();
     const leftovers =
       exit.code === 0
         ? result.leftovers
         : [...result.leftovers, new StorageDaemonExitError(exit, daemon.stderr)];
     return { ...result, leftovers, daemon: { path: binary.path, version: binary.version } };
-  } finally {
-    // After a failure too the daemon quits, never a kill: a killed daemon leaves every
-    // persistent bitmap marked in use in the qcow2 files, which the next start reads as
-    // inconsistent, and the whole chain would need a new full backup. (`quit` kills only a
-    // daemon that does not exit by itself.)
-    if (daemon !== undefined && daemon.status === 'running') await daemon.quit();
-    await lock.release();
-  }
+  });
 }

@@ -22,11 +22,10 @@ import {
 import type { Logger } from '@qmpkit/transport';
 import { type BlockJob, type BlockJobHost, commit, mirror, stream } from './block-jobs.js';
 import { ChainJobError } from './errors.js';
-import { acquireRunDirLock } from './lock.js';
 import { runQemuImg } from './qemu-img.js';
-import { readState, stateDocument, writeState } from './state.js';
-import { launchStorageDaemon, type StorageDaemon } from './storage-daemon.js';
-import { daemonForVm, stateQemu } from './storage-daemon-binary.js';
+import { stateDocument, writeState } from './state.js';
+import { withStoppedVm } from './stopped-vm.js';
+import type { StorageDaemon } from './storage-daemon.js';
 
 export type ChainOperation = 'commit' | 'stream' | 'mirror';
 
@@ -320,39 +319,26 @@ export interface StoppedVmChainOptions {
  * (images flushed and closed) and only then writes the state file with the new chain.
  */
 export async function chainJobOnStoppedVm(options: StoppedVmChainOptions): Promise<ChainJobResult> {
-  const lock = await acquireRunDirLock(options.runDir);
-  let daemon: StorageDaemon | undefined;
-  try {
-    const state = await readState(options.stateFile);
-    const plan = planChainJob(state.config, options.request);
-    const binary = await daemonForVm(stateQemu(state), {
-      ...(options.qemu === undefined ? {} : { explicit: options.qemu }),
-      ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
-      ...(options.env === undefined ? {} : { env: options.env }),
-      ...(options.logger === undefined ? {} : { logger: options.logger }),
-    });
-    daemon = await launchStorageDaemon({
-      qemu: binary,
-      ...(options.env === undefined ? {} : { env: options.env }),
-      runDirParent: options.runDir,
-      blockdevs: state.config.blockdevs ?? [],
-    });
-    const host = new DaemonChainHost(daemon, state.config);
-    const result = await runChainJob(host, plan, {
-      ...(options.request.speed === undefined ? {} : { speed: options.request.speed }),
-      ...(options.onJob === undefined ? {} : { onJob: options.onJob }),
-    });
-    const exit = await daemon.quit();
-    if (exit.code !== 0)
-      throw new ChainJobError(
-        'daemon-failed',
-        `qemu-storage-daemon ended with ${exit.signal ?? `exit code ${exit.code}`} after the job; the state file was not changed`,
-        { disks: [plan.disk], chain: plan.chain },
-      );
-    await writeState(options.stateFile, stateDocument(host.config, state.launch, state.runtime));
-    return { ...result, daemon: { path: binary.path, version: binary.version } };
-  } finally {
-    if (daemon !== undefined && daemon.status === 'running') await daemon.kill();
-    await lock.release();
-  }
+  const { qemu, ...rest } = options;
+  return withStoppedVm(
+    { ...rest, ...(qemu === undefined ? {} : { storageDaemon: qemu }) },
+    async (state, open) => {
+      const plan = planChainJob(state.config, options.request);
+      const { daemon, binary } = await open();
+      const host = new DaemonChainHost(daemon, state.config);
+      const result = await runChainJob(host, plan, {
+        ...(options.request.speed === undefined ? {} : { speed: options.request.speed }),
+        ...(options.onJob === undefined ? {} : { onJob: options.onJob }),
+      });
+      const exit = await daemon.quit();
+      if (exit.code !== 0)
+        throw new ChainJobError(
+          'daemon-failed',
+          `qemu-storage-daemon ended with ${exit.signal ?? `exit code ${exit.code}`} after the job; the state file was not changed`,
+          { disks: [plan.disk], chain: plan.chain },
+        );
+      await writeState(options.stateFile, stateDocument(host.config, state.launch, state.runtime));
+      return { ...result, daemon: { path: binary.path, version: binary.version } };
+    },
+  );
 }

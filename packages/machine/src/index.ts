@@ -222,6 +222,8 @@ export {
   STATE_VERSIONS_READ,
   writeFileAtomic,
 } from './state.js';
+export type { StoppedVmDaemon, StoppedVmOptions } from './stopped-vm.js';
+export { withStoppedVm } from './stopped-vm.js';
 export type {
   StorageDaemonNbdServer,
   StorageDaemonOptions,

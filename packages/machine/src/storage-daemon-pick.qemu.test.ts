@@ -92,6 +92,29 @@ describe(`qemu-storage-daemon picked for a stopped VM on ${suite.binary.id}`, ()
     });
   });
 
+  it('a chain job that fails on a stopped VM quits the daemon: a persistent bitmap stays consistent', async () => {
+    // A killed daemon leaves the bitmaps it loaded flagged in-use (inconsistent at the next
+    // open); withStoppedVm quits it after a failure too.
+    const bm = await stoppedVm('bm', launchQemu());
+    const top = path.join(suite.dir, 'bm-top.qcow2');
+    await runQemuImg(['bitmap', '--add', top, 'b0']);
+    const error = await chainJobOnStoppedVm({
+      ...bm,
+      request: { op: 'stream' },
+      cacheDir: REPO_CACHE_DIR,
+      onJob: () => {
+        throw new Error('stopped by the test');
+      },
+    }).catch((e: unknown) => e);
+    expect(String(error)).toMatch(/stopped by the test/);
+    const info = JSON.parse((await runQemuImg(['info', '--output=json', top])).stdout) as {
+      'format-specific': { data: { bitmaps?: { name: string; flags: string[] }[] } };
+    };
+    expect(info['format-specific'].data.bitmaps).toEqual([
+      { name: 'b0', flags: ['auto'], granularity: expect.any(Number) },
+    ]);
+  });
+
   it("without --storage-daemon the job runs on the daemon of the VM's QEMU release", async () => {
     const state = await readState(vm.stateFile);
     expect(state.launch.binary?.path).toBe(systemPath);
