@@ -24,7 +24,7 @@ import { Option } from 'commander';
 import { bytes, ms } from '../demo/report.js';
 import { isCliConnectError } from '../errors.js';
 import { formatJson } from '../format.js';
-import { backupSummary } from '../vm/backup-summary.js';
+import { backupSummary, summedProgress } from '../vm/backup-summary.js';
 import { ControlClient } from '../vm/client.js';
 import { vmPaths } from '../vm/paths.js';
 import type { BackupParams, BackupSummary } from '../vm/protocol.js';
@@ -285,20 +285,7 @@ async function backupStopped(
   const label = `${kind} backup (stopped VM)`;
   const view = progressView(io, label);
   const done = new Map<string, { offset: number; len: number }>();
-  const report = () => {
-    let bytesDone = 0;
-    let total = 0;
-    for (const d of done.values()) {
-      bytesDone += d.offset;
-      total += d.len;
-    }
-    view.update({
-      phase: 'backup',
-      bytes: bytesDone,
-      totalBytes: total,
-      percent: total > 0 ? (100 * bytesDone) / total : undefined,
-    });
-  };
+  const report = () => view.update({ phase: 'backup', ...summedProgress(done) });
   const abort = new AbortController();
   const unsubscribe = io.onInterrupt(() => {
     if (abort.signal.aborted) return;

@@ -26,3 +26,18 @@ export function backupSummary(result: BackupResult, to: string, totalMs: number)
           },
   };
 }
+
+/** Per-disk job progress (`offset` of `len`), summed over the disks, as a progress line shows it. */
+export function summedProgress(done: ReadonlyMap<string, { offset: number; len: number }>): {
+  bytes: number;
+  totalBytes: number;
+  percent: number | undefined;
+} {
+  let bytes = 0;
+  let totalBytes = 0;
+  for (const d of done.values()) {
+    bytes += d.offset;
+    totalBytes += d.len;
+  }
+  return { bytes, totalBytes, percent: totalBytes > 0 ? (100 * bytes) / totalBytes : undefined };
+}

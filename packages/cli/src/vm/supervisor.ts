@@ -43,7 +43,7 @@ import {
   type StrategyKind,
   startPreparedClone,
 } from '@qmpkit/snapshots';
-import { backupSummary } from './backup-summary.js';
+import { backupSummary, summedProgress } from './backup-summary.js';
 import { readVmConfig } from './config.js';
 import { checkSocketPath, ensurePrivateDir, type VmPaths, vmPaths } from './paths.js';
 import {
@@ -647,24 +647,15 @@ class Supervisor {
   ): Promise<Methods['backup']['result']> {
     const started = performance.now();
     const done = new Map<string, { offset: number; len: number }>();
-    const report = () => {
-      let bytes = 0;
-      let totalBytes = 0;
-      for (const p of done.values()) {
-        bytes += p.offset;
-        totalBytes += p.len;
-      }
+    const report = () =>
       connection.send({
         id,
         progress: {
           phase: 'backup',
-          bytes,
-          totalBytes,
-          percent: totalBytes > 0 ? (100 * bytes) / totalBytes : undefined,
+          ...summedProgress(done),
           elapsedMs: performance.now() - started,
         },
       });
-    };
     const options = {
       dir: params.to,
       signal,
