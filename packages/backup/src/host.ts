@@ -7,16 +7,9 @@
  * runner's `BlockJobQmp` does.
  */
 import type { VmConfig } from '@qmpkit/devices';
-import type { BlockJobQmp } from '@qmpkit/machine';
+import type { BlockJobQmp, CommandExec } from '@qmpkit/machine';
 import type { Commands, Events } from '@qmpkit/qapi';
-import type {
-  ArgsOf,
-  DataOf,
-  ExecuteRest,
-  HasSubject,
-  ReturnOf,
-  SchemaQuery,
-} from '@qmpkit/transport';
+import type { DataOf, HasSubject, SchemaQuery } from '@qmpkit/transport';
 
 /** The commands a push backup, its tear-down and the repair of an interrupted one send. */
 export type BackupCommand =
@@ -34,10 +27,7 @@ export type BackupCommand =
   | 'job-cancel'
   | 'job-dismiss';
 
-type Exec<K extends BackupCommand> = (
-  command: K,
-  ...rest: ExecuteRest<ArgsOf<Commands, K>>
-) => Promise<ReturnOf<Commands, K>>;
+type Exec<K extends BackupCommand> = CommandExec<K>;
 
 /** The part of a typed client a push backup uses (a `Machine`'s and a daemon's both fit). */
 export interface BackupQmp extends Omit<BlockJobQmp, 'execute' | 'on'> {

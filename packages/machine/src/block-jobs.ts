@@ -53,10 +53,12 @@ export type BlockJobCommand =
   | 'block-job-cancel'
   | 'block-job-set-speed';
 
-type Exec<K extends BlockJobCommand> = (
+/** One command's typed `execute` signature; intersections of these describe a narrowed client. */
+export type CommandExec<K extends keyof Commands & string> = (
   command: K,
   ...rest: ExecuteRest<ArgsOf<Commands, K>>
 ) => Promise<ReturnOf<Commands, K>>;
+type Exec<K extends BlockJobCommand> = CommandExec<K>;
 
 /**
  * The part of a typed client the runner uses: these commands and `JOB_STATUS_CHANGE`. A

@@ -33,6 +33,7 @@ export type {
   BlockJobQmp,
   BlockJobType,
   BlockJobUpdate,
+  CommandExec,
   CommitOptions,
   MirrorOptions,
   StreamOptions,
