@@ -513,7 +513,7 @@ export async function checkExportSizes(
 
 /** Every mirror's progress, from `query-block-jobs`. */
 export async function mirrorProgress(
-  source: MirrorSource,
+  source: Machine,
   disks: readonly MirroredDisk[],
 ): Promise<DiskProgress[]> {
   const jobs = await source.qmp.execute('query-block-jobs');
@@ -523,21 +523,15 @@ export async function mirrorProgress(
   });
 }
 
-/** What `untilMirrorsReady` uses of the source: its block jobs and its end (a `Machine`). */
-export interface MirrorSource {
-  readonly qmp: Pick<Machine['qmp'], 'execute'>;
-  readonly exited: Promise<ExitInfo>;
-}
-
 /**
  * Waits until every mirror is `ready`, reporting each mirror's progress every `interval` ms.
  * Throws `disk-copy` when a mirror fails (e.g. the NBD server went away), `source-exited`,
  * whatever `checkAbort` throws, or `timeout` past the phase's hard deadline.
  */
 export async function untilMirrorsReady(options: {
-  readonly source: MirrorSource;
+  readonly source: Machine;
   readonly disks: readonly MirroredDisk[];
-  readonly jobs: readonly Pick<BlockJob, 'ready'>[];
+  readonly jobs: readonly BlockJob[];
   readonly signal: AbortSignal;
   readonly checkAbort: () => void;
   readonly interval: number;
