@@ -361,8 +361,11 @@ export async function removeMade(made: readonly string[]): Promise<void> {
   for (const p of [...made].reverse()) await rm(p, { recursive: true, force: true });
 }
 
-/** A free TCP port on `host` (NBD has no query for the port of a server started on port 0). */
-async function freePort(host: string): Promise<number> {
+/**
+ * A free TCP port on `host`, the kernel's pick, released at once (NBD has no query for the port
+ * of a server started on port 0; a paused post-copy target must not be asked in band).
+ */
+export async function freePort(host: string): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

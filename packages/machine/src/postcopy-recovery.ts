@@ -14,12 +14,13 @@
  * last one the caller gets `postcopy-paused` with both QEMUs alive and the state files saying
  * so (a relaunch of either is refused), and can try again with `recoverPostcopy()`.
  */
-import net from 'node:net';
 import path from 'node:path';
+import { freePort } from './disk-copy.js';
 import { isLiveMigrationError, LiveMigrationError } from './errors.js';
 import type { MigrationTransport } from './live-migration.js';
 import type { Machine } from './machine.js';
 import { busy } from './migration-run.js';
+import { addressUri } from './migration-transport.js';
 import type { MigrationPhase } from './state.js';
 
 export interface PostcopyRecoveryOptions {
@@ -167,22 +168,6 @@ function defaultListen(
   return { type: 'tcp', host: transport.host ?? '127.0.0.1', port: 0 };
 }
 
-/** A TCP port nobody listens on at `host` now (the kernel's pick, released at once). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 /**
  * `migrate-recover` on the target, out of band; returns the URI the source resumes to.
  *
@@ -196,12 +181,14 @@ function freePort(host: string): Promise<number> {
 export async function listenAgain(target: Machine, where: MigrationTransport): Promise<string> {
   let uri: string;
   if (where.type === 'unix')
-    uri = `unix:${where.path ?? path.join(target.runDir, 'migration-recover.sock')}`;
+    uri = addressUri({
+      type: 'unix',
+      path: where.path ?? path.join(target.runDir, 'migration-recover.sock'),
+    });
   else {
     const host = where.host ?? '127.0.0.1';
-    const bracketed = host.includes(':') ? `[${host}]` : host;
     const port = where.port === undefined || where.port === 0 ? await freePort(host) : where.port;
-    uri = `tcp:${bracketed}:${port}`;
+    uri = addressUri({ type: 'tcp', host, port });
   }
   await target.qmp.executeOob('migrate-recover', { uri });
   return uri;
