@@ -29,6 +29,7 @@ import {
   type MigrationTransport,
   migrate,
   migrateTo,
+  parseMigrationAddress,
   planChainJob,
   readState,
   receiveMigration,
@@ -1498,11 +1499,16 @@ function listenTransport(address: string): MigrationTransport {
       throw new ProtocolError('params.listen: unix: needs an absolute path');
     return { type: 'unix', path: socket };
   }
-  const m = /^tcp:(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address);
-  const port = Number(m?.[3]);
-  if (m === null || !(port >= 0 && port <= 65535))
+  const tcp = (() => {
+    try {
+      return parseMigrationAddress(address);
+    } catch {
+      return undefined;
+    }
+  })();
+  if (tcp?.type !== 'tcp')
     throw new ProtocolError('params.listen: tcp:HOST:PORT (port 0: any free one)');
-  return { type: 'tcp', host: m[1] ?? m[2] ?? '127.0.0.1', port };
+  return tcp;
 }
 
 /**
